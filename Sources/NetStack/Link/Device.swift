@@ -1,0 +1,28 @@
+/// A link: something that receives and transmits Ethernet frames in batches.
+///
+/// Frames live in the device's `pool`. Received frames are handed over as owned
+/// buffers; transmitted frames are consumed. Implementations: `TAPDevice`
+/// (io_uring over a Linux TAP), `MemoryLink` (two stacks in one process), and
+/// middleware wrapping any device (`PcapWriter`, `FaultInjector`).
+///
+/// Devices are driven by one event loop thread and are not thread-safe.
+public protocol Device: AnyObject {
+    /// The pool every frame of this device lives in.
+    var pool: PacketPool { get }
+    /// The largest IP packet the link carries (the Ethernet payload), 1500 for Ethernet.
+    var mtu: Int { get }
+    /// Hands up to `limit` frames that have arrived to `handler`, without blocking.
+    /// Returns the number delivered.
+    func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int
+    /// Takes `frame` (a whole Ethernet frame) and queues it for sending.
+    func transmit(_ frame: consuming PacketBuffer)
+    /// Pushes queued frames out (one batched submission on io_uring devices).
+    func flush()
+    /// Sleeps until frames may have arrived or `timeout` has passed. Devices with
+    /// nothing to wait on (in-memory links) return at once.
+    func wait(timeout: Duration)
+}
+
+extension Device {
+    public func wait(timeout: Duration) {}
+}

@@ -1,0 +1,1 @@
+// Services that run on the stack.

@@ -118,20 +118,24 @@ public final class PacketPool {
 ///
 /// Valid bytes are `start ..< start + length` of the slot; the space before
 /// `start` is headroom for prepending headers.
+@frozen
 public struct PacketBuffer: ~Copyable {
     @usableFromInline let state: UnsafeMutablePointer<PoolState>
     /// The slot index in its pool (the io_uring buffer id).
     public let slot: UInt32
     @usableFromInline var start: Int
+    @usableFromInline var _length: Int
+
     /// Number of valid bytes.
-    public private(set) var length: Int
+    @inlinable
+    public var length: Int { _length }
 
     @inlinable
     init(state: UnsafeMutablePointer<PoolState>, slot: UInt32, length: Int) {
         self.state = state
         self.slot = slot
         self.start = 0
-        self.length = length
+        self._length = length
     }
 
     deinit { state.pointee.push(slot) }
@@ -148,7 +152,7 @@ public struct PacketBuffer: ~Copyable {
     @inlinable
     public mutating func setLength(_ n: Int) {
         precondition(n >= 0 && n <= capacity, "length beyond slot")
-        length = n
+        _length = n
     }
 
     /// Drops `n` bytes from the front (stripping a header).
@@ -156,7 +160,7 @@ public struct PacketBuffer: ~Copyable {
     public mutating func trimFront(_ n: Int) {
         precondition(n >= 0 && n <= length)
         start += n
-        length -= n
+        _length -= n
     }
 
     /// Moves the frame start `n` bytes earlier (prepending a header into headroom).
@@ -164,7 +168,7 @@ public struct PacketBuffer: ~Copyable {
     public mutating func extendFront(_ n: Int) {
         precondition(n >= 0 && n <= start)
         start -= n
-        length += n
+        _length += n
     }
 
     /// Reserves `n` bytes of headroom in an empty buffer.

@@ -58,7 +58,7 @@ extension UnsafeMutableRawBufferPointer {
 
     /// The bytes `range`, rebased to start at zero. No copy.
     @inlinable @inline(__always)
-    func slice(_ range: Range<Int>) -> UnsafeMutableRawBufferPointer {
+    public func slice(_ range: Range<Int>) -> UnsafeMutableRawBufferPointer {
         assert(range.lowerBound >= 0 && range.upperBound <= count)
         return UnsafeMutableRawBufferPointer(rebasing: self[range])
     }

@@ -44,6 +44,21 @@ public struct IPv4Packet {
         bytes = buffer.slice(0..<total)
     }
 
+    /// Validates the start of a datagram quoted in an ICMP error (RFC 792): the
+    /// header must be whole, but its total length describes the original
+    /// datagram, so `payload` is whatever of it follows in `buffer`.
+    @inlinable
+    public init(validatingQuoted buffer: UnsafeMutableRawBufferPointer) throws(WireError) {
+        guard buffer.count >= Self.minimumHeaderLength else { throw .truncated }
+        let b0 = buffer.u8(0)
+        guard b0 >> 4 == 4 else { throw .unsupported }
+        let headerLength = Int(b0 & 0x0f) * 4
+        guard headerLength >= Self.minimumHeaderLength else { throw .badLength }
+        guard headerLength <= buffer.count else { throw .truncated }
+        guard Int(buffer.be16(2)) >= headerLength else { throw .badLength }
+        bytes = buffer
+    }
+
     @inlinable public var headerLength: Int { Int(bytes.u8(0) & 0x0f) * 4 }
     @inlinable public var dscpECN: UInt8 {
         get { bytes.u8(1) }

@@ -208,3 +208,81 @@ public struct PacketBuffer: ~Copyable {
         return s
     }
 }
+
+/// A buffer set aside in a queue (waiting for ARP, in flight on a memory link,
+/// held back by a fault injector). Copyable so it can live in plain arrays, so
+/// only queue types in this module handle it, each resuming it exactly once.
+@usableFromInline
+struct ParkedPacket {
+    @usableFromInline var slot: UInt32
+    @usableFromInline var start: Int32
+    @usableFromInline var length: Int32
+
+    @inlinable init(slot: UInt32, start: Int, length: Int) {
+        self.slot = slot
+        self.start = Int32(start)
+        self.length = Int32(length)
+    }
+}
+
+extension PacketBuffer {
+    /// Parks the buffer: ownership moves to the returned token.
+    @inlinable
+    consuming func park() -> ParkedPacket {
+        let p = ParkedPacket(slot: slot, start: start, length: _length)
+        discard self
+        return p
+    }
+}
+
+extension PacketPool {
+    /// Resumes ownership of a parked buffer.
+    @inlinable
+    func resume(_ p: ParkedPacket) -> PacketBuffer {
+        var b = PacketBuffer(state: state, slot: p.slot, length: 0)
+        b.start = Int(p.start)
+        b._length = Int(p.length)
+        return b
+    }
+}
+
+/// A bounded FIFO of packets, preallocated: pushing and popping never allocate.
+/// Whatever is still queued returns to the pool when the queue is dropped.
+public final class PacketQueue {
+    let pool: PacketPool
+    var ring: UnsafeMutablePointer<ParkedPacket>
+    public let capacity: Int
+    var head = 0
+    public private(set) var count = 0
+
+    public init(pool: PacketPool, capacity: Int) {
+        precondition(capacity > 0)
+        self.pool = pool
+        self.capacity = capacity
+        ring = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        while let b = popFirst() { _ = consume b }
+        ring.deallocate()
+    }
+
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { count == capacity }
+
+    /// Appends `packet`, or hands it back when the queue is full.
+    public func append(_ packet: consuming PacketBuffer) -> PacketBuffer? {
+        guard count < capacity else { return packet }
+        ring[(head + count) % capacity] = packet.park()
+        count += 1
+        return nil
+    }
+
+    public func popFirst() -> PacketBuffer? {
+        guard count > 0 else { return nil }
+        let p = ring[head]
+        head = (head + 1) % capacity
+        count -= 1
+        return pool.resume(p)
+    }
+}

@@ -1,0 +1,145 @@
+import NetStackWire
+
+/// The neighbour table: IPv4 next hops to Ethernet addresses (RFC 826, RFC
+/// 1122 2.3.2.1), and the frames waiting for an answer.
+///
+/// Entries expire after `lifetime`, so a host that changed its MAC is
+/// re-resolved. An unresolved next hop is asked for at most `maxRequests`
+/// times, `retryInterval` apart; after that its waiting frames are dropped.
+/// Both the table and the waiting queue are bounded.
+struct ARPCache {
+    struct Entry {
+        /// Nil while the request is outstanding.
+        var mac: MACAddress?
+        /// When a resolved entry stops being trusted.
+        var expires: Instant
+        /// Requests sent for a pending entry.
+        var requestsSent: Int
+        /// When a pending entry asks again (or gives up).
+        var nextRequest: Instant
+    }
+
+    /// A frame parked until its next hop resolves.
+    struct Waiting {
+        var packet: ParkedPacket
+        var nextHop: IPv4Address
+    }
+
+    let capacity: Int
+    let lifetime: Duration
+    let retryInterval: Duration
+    let maxRequests: Int
+    let maxWaiting: Int
+    private(set) var entries: [IPv4Address: Entry]
+    /// In arrival order, so frames to one next hop leave in the order they were sent.
+    private(set) var waiting: [Waiting]
+
+    init(capacity: Int, lifetime: Duration, retryInterval: Duration, maxRequests: Int, maxWaiting: Int) {
+        self.capacity = capacity
+        self.lifetime = lifetime
+        self.retryInterval = retryInterval
+        self.maxRequests = maxRequests
+        self.maxWaiting = maxWaiting
+        entries = Dictionary(minimumCapacity: capacity)
+        waiting = []
+        waiting.reserveCapacity(maxWaiting)
+    }
+
+    /// The address for `ip` if resolved and fresh.
+    func lookup(_ ip: IPv4Address, now: Instant) -> MACAddress? {
+        guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
+        return mac
+    }
+
+    var resolvedCount: Int { entries.values.count(where: { $0.mac != nil }) }
+
+    /// Records `ip` at `mac`. RFC 826's merge: an existing entry is always
+    /// refreshed; a new one is made only when `create` (we were the target,
+    /// or we asked). Returns true if the table now holds the mapping.
+    @discardableResult
+    mutating func update(_ ip: IPv4Address, mac: MACAddress, now: Instant, create: Bool) -> Bool {
+        if entries[ip] == nil {
+            guard create else { return false }
+            if entries.count >= capacity { evictOne(now: now) }
+        }
+        entries[ip] = Entry(mac: mac, expires: now + lifetime, requestsSent: 0, nextRequest: now)
+        return true
+    }
+
+    /// Makes room: the stalest resolved entry goes first, pending ones only if none are resolved.
+    private mutating func evictOne(now: Instant) {
+        let victim = entries.min { a, b in
+            switch (a.value.mac, b.value.mac) {
+            case (.some, nil): true
+            case (nil, .some): false
+            default: a.value.expires < b.value.expires
+            }
+        }
+        if let v = victim { entries[v.key] = nil }
+    }
+
+    /// Decides whether a request for `ip` should go out now, recording it if so.
+    /// Makes a pending entry if there is none.
+    mutating func shouldRequest(_ ip: IPv4Address, now: Instant) -> Bool {
+        if var e = entries[ip], e.mac == nil || now >= e.expires {
+            if e.mac != nil { e = Entry(mac: nil, expires: now, requestsSent: 0, nextRequest: now) }
+            guard now >= e.nextRequest, e.requestsSent < maxRequests else {
+                entries[ip] = e
+                return false
+            }
+            e.requestsSent += 1
+            e.nextRequest = now + retryInterval
+            entries[ip] = e
+            return true
+        }
+        if entries[ip] != nil { return false }
+        if entries.count >= capacity { evictOne(now: now) }
+        entries[ip] = Entry(mac: nil, expires: now, requestsSent: 1, nextRequest: now + retryInterval)
+        return true
+    }
+
+    /// Parks a frame for `nextHop`. Returns the frame back when the queue is full.
+    mutating func enqueue(_ packet: consuming PacketBuffer, nextHop: IPv4Address) -> PacketBuffer? {
+        guard waiting.count < maxWaiting else { return packet }
+        waiting.append(Waiting(packet: packet.park(), nextHop: nextHop))
+        return nil
+    }
+
+    /// Removes and returns, in order, the frames waiting for `nextHop`.
+    mutating func takeWaiting(for nextHop: IPv4Address, into out: inout [ParkedPacket]) {
+        out.removeAll(keepingCapacity: true)
+        var kept = 0
+        for i in waiting.indices {
+            if waiting[i].nextHop == nextHop {
+                out.append(waiting[i].packet)
+            } else {
+                waiting[kept] = waiting[i]
+                kept += 1
+            }
+        }
+        waiting.removeLast(waiting.count - kept)
+    }
+
+    /// Next hops whose requests are due to be repeated, and next hops that have
+    /// used up their requests (their entries are removed; the caller drops
+    /// their frames).
+    mutating func due(now: Instant, retry: inout [IPv4Address], failed: inout [IPv4Address]) {
+        retry.removeAll(keepingCapacity: true)
+        failed.removeAll(keepingCapacity: true)
+        for (ip, var e) in entries where e.mac == nil && now >= e.nextRequest {
+            if e.requestsSent >= maxRequests {
+                failed.append(ip)
+            } else {
+                e.requestsSent += 1
+                e.nextRequest = now + retryInterval
+                entries[ip] = e
+                retry.append(ip)
+            }
+        }
+        for ip in failed { entries[ip] = nil }
+        // Expired resolved entries are forgotten; the next send re-resolves.
+        for (ip, e) in entries where e.mac != nil && now >= e.expires + lifetime { entries[ip] = nil }
+    }
+
+    var waitingCount: Int { waiting.count }
+}

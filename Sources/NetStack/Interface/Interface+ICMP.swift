@@ -1,0 +1,119 @@
+import NetStackWire
+
+extension Interface {
+    /// RFC 792 / RFC 1122 3.2.2: answer echo requests; other messages are counted.
+    func receiveICMP(_ d: ReceivedDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
+        counters.icmpIn &+= 1
+        let icmp: ICMPv4Packet
+        do { icmp = try ICMPv4Packet(validating: d.payload) } catch { return .drop(.icmpTruncated) }
+        guard icmp.checksumIsValid else { return .drop(.icmpBadChecksum) }
+        guard icmp.type == ICMPv4Message.echoRequestType, icmp.code == 0 else { return .drop(.icmpUnhandledType) }
+        counters.icmpEchoRequestsIn &+= 1
+        // Linux's default (icmp_echo_ignore_broadcasts): broadcast pings are a smurf amplifier.
+        guard !d.toBroadcast else { return .drop(.icmpIgnoredBroadcastEcho) }
+        counters.icmpEchoRepliesOut &+= 1
+
+        if d.inFrame && d.header.count == IPv4Repr.headerLength {
+            return echoInPlace(eth: eth, icmp: icmp, ipHeader: d.header)
+        }
+        // Reassembled, or with IP options: build the reply afresh (fragmenting it as needed).
+        var header = (UInt64(0))
+        let identifier = icmp.echoIdentifier, sequence = icmp.echoSequence
+        let data = UnsafeRawBufferPointer(icmp.data)
+        withUnsafeMutableBytes(of: &header) { h in
+            h.storeBytes(of: ICMPv4Message.echoReplyType, toByteOffset: 0, as: UInt8.self)
+            h.storeBytes(of: identifier.bigEndian, toByteOffset: 4, as: UInt16.self)
+            h.storeBytes(of: sequence.bigEndian, toByteOffset: 6, as: UInt16.self)
+            var c = InternetChecksum()
+            c.add(UnsafeRawBufferPointer(h))
+            c.add(data)
+            h.storeBytes(of: c.value.bigEndian, toByteOffset: 2, as: UInt16.self)
+        }
+        withUnsafeBytes(of: &header) { h in
+            _ = sendIPv4(to: d.source, protocol: .icmp, transportHeader: h, payload: data, now: now)
+        }
+        return .done
+    }
+
+    /// The echo fast path: the request becomes the reply in the buffer it came
+    /// in. Swapping the IP addresses leaves the header sum unchanged; the TTL
+    /// and the ICMP type change, and RFC 1624 patches both checksums.
+    @inline(__always)
+    func echoInPlace(eth: EthernetFrame, icmp: ICMPv4Packet, ipHeader: UnsafeMutableRawBufferPointer) -> Verdict {
+        let ip = IPv4Packet(uncheckedHeader: eth.payload)
+        let src = ip.source
+        ip.source = ip.destination
+        ip.destination = src
+        let oldTTLWord = UInt16(ip.timeToLive) << 8 | UInt16(ip.protocol.rawValue)
+        ip.timeToLive = configuration.timeToLive
+        let newTTLWord = UInt16(ip.timeToLive) << 8 | UInt16(ip.protocol.rawValue)
+        ip.headerChecksum = InternetChecksum.update(ip.headerChecksum, old: oldTTLWord, new: newTTLWord)
+
+        let oldTypeWord = UInt16(icmp.type) << 8 | UInt16(icmp.code)
+        icmp.type = ICMPv4Message.echoReplyType
+        icmp.checksum = InternetChecksum.update(icmp.checksum, old: oldTypeWord, new: UInt16(icmp.code))
+
+        eth.destination = eth.source
+        eth.source = configuration.macAddress
+        return .transmit(length: EthernetFrame.headerLength + ip.totalLength)
+    }
+
+    /// Sends an ICMP error about a received datagram, unless RFC 1122 3.2.2
+    /// forbids it: never about ICMP errors, broadcasts, non-initial fragments,
+    /// or from a non-unicast source. Rate limited (RFC 1812 4.3.2.8).
+    func sendICMPError(_ message: ICMPv4Message, for d: ReceivedDatagram, now: Instant) {
+        guard !d.toBroadcast else { return }
+        if d.proto == .icmp, let first = d.payload.first,
+           first != ICMPv4Message.echoRequestType && first != ICMPv4Message.echoReplyType { return }
+        // The original header plus the first 8 bytes of its payload (RFC 792).
+        let quoted = UnsafeMutableRawBufferPointer(start: d.header.baseAddress,
+                                                   count: d.header.count + min(8, d.payload.count))
+        if d.inFrame {
+            sendICMPError(message, about: quoted, now: now)
+        } else {
+            // Reassembled: the header and payload are not contiguous.
+            var scratch = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
+                           UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &scratch) { s in
+                let n = d.header.count + min(8, d.payload.count)
+                s.copyMemory(from: UnsafeRawBufferPointer(d.header))
+                UnsafeMutableRawBufferPointer(rebasing: s[d.header.count..<n])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: d.payload[0..<(n - d.header.count)]))
+                sendICMPError(message, about: UnsafeMutableRawBufferPointer(rebasing: s[0..<n]), now: now)
+            }
+        }
+    }
+
+    /// Sends an ICMP error quoting `original` (an IP header and up to 8 bytes).
+    func sendICMPError(_ message: ICMPv4Message, about original: UnsafeMutableRawBufferPointer, now: Instant) {
+        guard let ip = try? IPv4Packet(validatingQuoted: original) else { return }
+        let src = ip.source
+        guard !src.isUnspecified, !src.isBroadcast, !src.isMulticast, ip.fragmentOffset == 0 else { return }
+        guard icmpErrorBucket.take(now: now) else {
+            counters.drops.record(.icmpErrorRateLimited)
+            return
+        }
+        var header = UInt64(0)
+        withUnsafeMutableBytes(of: &header) { h in
+            let repr = ICMPv4Repr(message: message, dataLength: 0)
+            repr.emit(into: h)
+            // emit summed the header alone; add the quoted bytes.
+            var c = InternetChecksum()
+            h.storeBytes(of: UInt16(0), toByteOffset: 2, as: UInt16.self)
+            c.add(UnsafeRawBufferPointer(h))
+            c.add(UnsafeRawBufferPointer(original))
+            h.storeBytes(of: c.value.bigEndian, toByteOffset: 2, as: UInt16.self)
+        }
+        counters.icmpErrorsOut &+= 1
+        withUnsafeBytes(of: &header) { h in
+            _ = sendIPv4(to: src, protocol: .icmp, transportHeader: h, payload: UnsafeRawBufferPointer(original), now: now)
+        }
+    }
+}
+
+extension IPv4Packet {
+    /// For a packet that already validated.
+    init(uncheckedHeader bytes: UnsafeMutableRawBufferPointer) {
+        try! self.init(validating: bytes)
+    }
+}

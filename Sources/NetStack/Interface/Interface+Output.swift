@@ -1,0 +1,111 @@
+import NetStackWire
+
+extension Interface {
+    /// Sends an IPv4 datagram whose payload is `transportHeader` followed by
+    /// `payload` (two pieces, so callers need not make them contiguous). The
+    /// bytes are copied once, into pool slots; a datagram larger than the MTU is
+    /// cut into fragments whose payloads are multiples of 8 bytes (RFC 791 3.2).
+    /// Returns false if anything was dropped; the reason is counted.
+    @discardableResult
+    public func sendIPv4(to destination: IPv4Address, protocol proto: IPProtocol,
+                         transportHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                         now: Instant, dontFragment: Bool = false) -> Bool {
+        let total = transportHeader.count + payload.count
+        let headerLength = IPv4Repr.headerLength
+        guard headerLength + total <= 0xffff else {
+            counters.drops.record(.tooLargeToSend)
+            return false
+        }
+        guard let nextHop = route(destination) else {
+            counters.drops.record(.noRoute)
+            return false
+        }
+        let maxPayload = device.mtu - headerLength
+        let fragmentPayload = maxPayload & ~7
+        if total > maxPayload && dontFragment {
+            counters.drops.record(.tooLargeToSend)
+            return false
+        }
+        let identification = nextIdentification
+        nextIdentification &+= 1
+        counters.ipv4Out &+= 1
+
+        var offset = 0
+        repeat {
+            let chunk = total - offset <= maxPayload ? total - offset : fragmentPayload
+            let more = offset + chunk < total
+            guard var frame = device.pool.allocate() else {
+                counters.drops.record(.poolExhausted)
+                return false
+            }
+            let frameLength = EthernetFrame.headerLength + headerLength + chunk
+            guard frameLength <= frame.capacity else {
+                counters.drops.record(.tooLargeToSend)
+                return false
+            }
+            frame.setLength(frameLength)
+            frame.withBytes { bytes in
+                let ipBytes = bytes.slice(EthernetFrame.headerLength..<frameLength)
+                IPv4Repr(source: address, destination: destination, protocol: proto, payloadLength: chunk,
+                         timeToLive: configuration.timeToLive, identification: identification,
+                         dontFragment: dontFragment, moreFragments: more, fragmentOffset: offset)
+                    .emit(into: ipBytes)
+                copyGathered(transportHeader, payload, range: offset..<(offset + chunk),
+                             into: ipBytes.slice(headerLength..<ipBytes.count))
+            }
+            if offset > 0 || more { counters.fragmentsOut &+= 1 }
+            sendFrame(frame, etherType: .ipv4, nextHop: nextHop, now: now)
+            offset += chunk
+        } while offset < total
+        return true
+    }
+
+    /// The next hop for `destination`: itself when on our subnet (or broadcast),
+    /// else the gateway.
+    func route(_ destination: IPv4Address) -> IPv4Address? {
+        if destination.isBroadcast || configuration.address.contains(destination) { return destination }
+        return configuration.gateway
+    }
+
+    /// Fills in the Ethernet header and sends `frame` to `nextHop`, or parks it
+    /// and asks ARP when the next hop is not yet resolved.
+    func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address, now: Instant) {
+        let mac: MACAddress?
+        if nextHop.isBroadcast || nextHop == configuration.address.directedBroadcast {
+            mac = .broadcast
+        } else {
+            mac = arp.lookup(nextHop, now: now)
+        }
+        frame.withBytes { bytes in
+            EthernetRepr(destination: mac ?? .zero, source: configuration.macAddress, etherType: etherType)
+                .emit(into: bytes)
+        }
+        if mac != nil {
+            transmit(frame)
+            return
+        }
+        if arp.shouldRequest(nextHop, now: now) { sendARPRequest(for: nextHop) }
+        if let refused = arp.enqueue(frame, nextHop: nextHop) {
+            _ = consume refused
+            counters.drops.record(.arpQueueFull)
+        }
+    }
+}
+
+/// Copies bytes `range` of the concatenation `a + b` into `out`.
+@inline(__always)
+func copyGathered(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, range: Range<Int>,
+                  into out: UnsafeMutableRawBufferPointer) {
+    var written = 0
+    if range.lowerBound < a.count {
+        let end = min(range.upperBound, a.count)
+        let n = end - range.lowerBound
+        out.baseAddress!.copyMemory(from: a.baseAddress! + range.lowerBound, byteCount: n)
+        written = n
+    }
+    let bStart = max(range.lowerBound, a.count) - a.count
+    let bEnd = range.upperBound - a.count
+    if bEnd > bStart {
+        (out.baseAddress! + written).copyMemory(from: b.baseAddress! + bStart, byteCount: bEnd - bStart)
+    }
+}

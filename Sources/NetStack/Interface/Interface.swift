@@ -1,0 +1,154 @@
+import Logging
+import NetStackWire
+
+/// One Ethernet interface of the stack: ARP, IPv4 (with reassembly and
+/// fragmentation), ICMP and UDP over a device.
+///
+/// Generic over the device so that the receive path is specialised and
+/// inlined end to end. Owned by one event loop; not thread-safe. Time comes
+/// in as an argument (`now`), never from a global clock.
+public final class Interface<D: Device> {
+    public let device: D
+    public let configuration: InterfaceConfiguration
+    public internal(set) var counters = InterfaceCounters()
+    var logger: Logger
+
+    var arp: ARPCache
+    let reassembler: IPv4Reassembler
+    var udpSockets: [UInt16: UDPHandler] = [:]
+    var icmpErrorBucket: TokenBucket
+    var nextIdentification: UInt16
+    /// Scratch for ARP bookkeeping, kept to avoid allocating per call.
+    var scratchParked: [ParkedPacket] = []
+    var scratchRetry: [IPv4Address] = []
+    var scratchFailed: [IPv4Address] = []
+
+    public var macAddress: MACAddress { configuration.macAddress }
+    public var address: IPv4Address { configuration.address.address }
+
+    public init(device: D, configuration: InterfaceConfiguration, now: Instant,
+                logger: Logger = Logger(label: "netstack.interface")) {
+        self.device = device
+        self.configuration = configuration
+        self.logger = logger
+        arp = ARPCache(capacity: configuration.arpCacheCapacity, lifetime: configuration.arpLifetime,
+                       retryInterval: configuration.arpRetryInterval, maxRequests: configuration.arpMaxRequests,
+                       maxWaiting: configuration.arpMaxWaiting)
+        reassembler = IPv4Reassembler(maxDatagrams: configuration.reassemblyMaxDatagrams,
+                                      timeout: configuration.reassemblyTimeout)
+        icmpErrorBucket = TokenBucket(ratePerSecond: configuration.icmpErrorsPerSecond,
+                                      burst: configuration.icmpErrorBurst, now: now)
+        // Start identifications from the clock so a restarted stack does not
+        // reuse the identifiers of datagrams still in a peer's reassembly queue.
+        nextIdentification = UInt16(truncatingIfNeeded: now.nanoseconds >> 10)
+        scratchParked.reserveCapacity(configuration.arpMaxWaiting)
+    }
+
+    deinit {
+        // Frames still waiting for ARP go back to the pool.
+        var parked: [ParkedPacket] = []
+        for w in arp.waiting { parked.append(w.packet) }
+        for p in parked { _ = device.pool.resume(p) }
+    }
+
+    // MARK: Driving
+
+    /// Receives and processes up to `limit` frames, then flushes what they caused
+    /// to be sent. Returns the number of frames received.
+    @discardableResult
+    public func poll(now: Instant, limit: Int = 64) -> Int {
+        let n = device.receive(limit: limit) { frame in
+            self.receive(frame, now: now)
+        }
+        device.flush()
+        return n
+    }
+
+    /// Runs timers: ARP retries and give-ups, reassembly timeouts.
+    public func tick(now: Instant) {
+        arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
+        for ip in scratchRetry { sendARPRequest(for: ip) }
+        for ip in scratchFailed {
+            arp.takeWaiting(for: ip, into: &scratchParked)
+            for p in scratchParked {
+                _ = device.pool.resume(p)
+                counters.drops.record(.arpResolutionFailed)
+            }
+            logger.debug("ARP resolution failed", metadata: ["next-hop": "\(ip)"])
+        }
+        reassembler.expire(now: now) { firstBytes in
+            counters.drops.record(.reassemblyTimeout)
+            // RFC 792: time exceeded, code 1, only if fragment zero arrived.
+            if firstBytes.count > 0 {
+                sendICMPError(.timeExceeded(code: 1), about: firstBytes, now: now)
+            }
+        }
+        device.flush()
+    }
+
+    /// The next time `tick` has work, so the loop can sleep until then.
+    public var nextTimerDeadline: Instant? {
+        var d = reassembler.nextDeadline
+        for e in arp.entries.values where e.mac == nil {
+            d = min(d ?? e.nextRequest, e.nextRequest)
+        }
+        return d
+    }
+
+    /// Announces our address with a gratuitous ARP (RFC 5227 2.3 announcement),
+    /// so neighbours with a stale entry update it.
+    public func announce() {
+        sendARP(operation: .request, targetMAC: .zero, targetIP: address, destination: .broadcast)
+        device.flush()
+    }
+
+    // MARK: Receive
+
+    /// Processes one received Ethernet frame. The frame is consumed: it is
+    /// either transmitted again (an answer built in place) or returned to the pool.
+    public func receive(_ frame: consuming PacketBuffer, now: Instant) {
+        counters.framesIn &+= 1
+        counters.bytesIn &+= UInt64(frame.length)
+        let verdict = frame.withBytes { bytes in self.classify(bytes, now: now) }
+        switch verdict {
+        case .done:
+            break
+        case .drop(let reason):
+            counters.drops.record(reason)
+        case .transmit(let length):
+            frame.setLength(length)
+            transmit(frame)
+        }
+    }
+
+    /// What became of a received frame.
+    enum Verdict {
+        case done
+        case drop(DropReason)
+        /// An answer was written in place; send the first `length` bytes.
+        case transmit(length: Int)
+    }
+
+    @inline(__always)
+    func classify(_ bytes: UnsafeMutableRawBufferPointer, now: Instant) -> Verdict {
+        let eth: EthernetFrame
+        do { eth = try EthernetFrame(validating: bytes) } catch { return .drop(.ethernetTruncated) }
+        let dst = eth.destination
+        guard dst == configuration.macAddress || dst.isBroadcast else { return .drop(.notOurMAC) }
+        switch eth.etherType {
+        case .ipv4: return receiveIPv4(eth, now: now)
+        case .arp: return receiveARP(eth, now: now)
+        default: return .drop(.unsupportedEtherType)
+        }
+    }
+
+    // MARK: Transmit
+
+    /// Sends a whole Ethernet frame.
+    @inline(__always)
+    func transmit(_ frame: consuming PacketBuffer) {
+        counters.framesOut &+= 1
+        counters.bytesOut &+= UInt64(frame.length)
+        device.transmit(frame)
+    }
+}

@@ -1,0 +1,41 @@
+import NetStackWire
+
+/// How an interface is set up: its addresses and the bounds and timeouts of
+/// its tables. Defaults follow the RFCs and Linux where the RFCs leave a choice.
+public struct InterfaceConfiguration: Sendable {
+    public var macAddress: MACAddress
+    /// The stack's address and its subnet (`10.0.0.2/24`).
+    public var address: IPv4CIDR
+    /// Where packets outside the subnet go; nil means they are dropped (`no-route`).
+    public var gateway: IPv4Address?
+
+    /// How long a resolved ARP entry is trusted (Linux: 30 s base reachable time).
+    public var arpLifetime: Duration = .seconds(60)
+    /// Time between ARP requests for an unresolved next hop (RFC 1122 2.3.2.1: at most one per second).
+    public var arpRetryInterval: Duration = .seconds(1)
+    public var arpMaxRequests = 3
+    public var arpCacheCapacity = 256
+    /// Frames waiting for ARP replies, across all next hops.
+    public var arpMaxWaiting = 64
+
+    public var reassemblyTimeout: Duration = .seconds(30)
+    public var reassemblyMaxDatagrams = 16
+
+    /// ICMP error token bucket (RFC 1812 4.3.2.8): sustained rate and burst.
+    public var icmpErrorsPerSecond = 100
+    public var icmpErrorBurst = 20
+
+    public var timeToLive: UInt8 = 64
+
+    public init(macAddress: MACAddress, address: IPv4CIDR, gateway: IPv4Address? = nil) {
+        self.macAddress = macAddress
+        self.address = address
+        self.gateway = gateway
+    }
+
+    /// A locally administered unicast MAC derived from the IPv4 address (02:00:a:b:c:d).
+    public static func defaultMAC(for ip: IPv4Address) -> MACAddress {
+        let v = ip.value
+        return MACAddress(0x02, 0x00, UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff))
+    }
+}

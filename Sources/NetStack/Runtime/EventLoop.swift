@@ -1,0 +1,53 @@
+import Synchronization
+
+/// The loop that drives one interface: receive a batch, process it, run due
+/// timers, flush transmissions, then sleep in the device until frames arrive or
+/// the next timer is due. Everything runs on the calling thread.
+public final class EventLoop<D: Device> {
+    public let interface: Interface<D>
+    public let clock: any NetClock
+    /// Longest sleep, so that `stop()` from a signal handler is noticed promptly.
+    public var maximumSleep: Duration = .milliseconds(50)
+    /// How often the interface's timers run when nothing else is due.
+    public var tickInterval: Duration = .milliseconds(100)
+    /// Work run on each turn of the loop (applications driving themselves).
+    public var onTurn: [(Instant) -> Void] = []
+    private let stopRequested = Atomic<Bool>(false)
+    private var nextTick: Instant
+
+    public init(interface: Interface<D>, clock: any NetClock) {
+        self.interface = interface
+        self.clock = clock
+        nextTick = clock.now
+    }
+
+    /// Asks the loop to return from `run`. Safe from any thread.
+    public func stop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// Runs until `stop()` or until `until` returns true (checked once per turn).
+    public func run(until done: () -> Bool = { false }) {
+        while !stopRequested.load(ordering: .relaxed) && !done() {
+            runOnce()
+        }
+    }
+
+    /// One turn: drain received frames, run timers and per-turn work, then sleep
+    /// if nothing arrived.
+    public func runOnce() {
+        var now = clock.now
+        let received = interface.poll(now: now)
+        if now >= nextTick {
+            interface.tick(now: now)
+            nextTick = now + tickInterval
+        }
+        for work in onTurn { work(now) }
+        interface.device.flush()
+        if received == 0 {
+            now = clock.now
+            var deadline = nextTick
+            if let t = interface.nextTimerDeadline, t < deadline { deadline = t }
+            let sleep = deadline > now ? min(deadline - now, maximumSleep) : .zero
+            if sleep > .zero { interface.device.wait(timeout: sleep) }
+        }
+    }
+}

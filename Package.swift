@@ -39,6 +39,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetStackWireTests", dependencies: ["NetStackWire"]),
-        .testTarget(name: "NetStackTests", dependencies: ["NetStack", "NetStackWire", "NetStackApps"]),
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
+        .testTarget(
+            name: "NetStackTests",
+            dependencies: ["NetStack", "NetStackWire", "NetStackApps", "AllocationCounter"]
+        ),
     ]
 )

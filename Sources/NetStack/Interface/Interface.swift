@@ -15,7 +15,7 @@ public final class Interface<D: Device> {
 
     var arp: ARPCache
     let reassembler: IPv4Reassembler
-    var udpSockets: [UInt16: UDPHandler] = [:]
+    var udpSockets: [UInt16: UDPBinding] = [:]
     var icmpErrorBucket: TokenBucket
     var nextIdentification: UInt16
     /// Scratch for ARP bookkeeping, kept to avoid allocating per call.

@@ -15,6 +15,13 @@ public struct UDPEndpoint: Hashable, Sendable, CustomStringConvertible {
 /// The payload is borrowed: it is valid only during the call.
 public typealias UDPHandler = (_ from: UDPEndpoint, _ payload: UnsafeRawBufferPointer) -> Void
 
+/// A bound port. A class, because taking a closure out of a dictionary
+/// directly allocates a reabstraction thunk per lookup; a reference does not.
+final class UDPBinding {
+    let handler: UDPHandler
+    init(_ handler: @escaping UDPHandler) { self.handler = handler }
+}
+
 public enum UDPBindError: Error, Equatable {
     case portInUse(UInt16)
     case portZero
@@ -26,7 +33,7 @@ extension Interface {
     public func bindUDP(port: UInt16, _ handler: @escaping UDPHandler) throws(UDPBindError) {
         guard port != 0 else { throw .portZero }
         guard udpSockets[port] == nil else { throw .portInUse(port) }
-        udpSockets[port] = handler
+        udpSockets[port] = UDPBinding(handler)
     }
 
     public func unbindUDP(port: UInt16) { udpSockets[port] = nil }
@@ -73,11 +80,11 @@ extension Interface {
         guard udp.length == d.payload.count else { return .drop(.udpBadLength) }
         guard udp.checksumIsValid(source: d.source, destination: d.destination) else { return .drop(.udpBadChecksum) }
         counters.udpIn &+= 1
-        guard let handler = udpSockets[udp.destinationPort] else {
+        guard let binding = udpSockets[udp.destinationPort] else {
             sendICMPError(.destinationUnreachable(.port), for: d, now: now)
             return .drop(.udpNoSocket)
         }
-        handler(UDPEndpoint(address: d.source, port: udp.sourcePort), UnsafeRawBufferPointer(udp.payload))
+        binding.handler(UDPEndpoint(address: d.source, port: udp.sourcePort), UnsafeRawBufferPointer(udp.payload))
         return .done
     }
 }

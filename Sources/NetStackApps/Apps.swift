@@ -1,1 +1,0 @@
-// Services that run on the stack.

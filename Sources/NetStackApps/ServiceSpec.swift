@@ -1,0 +1,64 @@
+import NetStack
+
+/// A service named on the command line, as in `--serve echo:7,discard:9`.
+public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: String, CaseIterable, Sendable {
+        case echo
+    }
+
+    public var kind: Kind
+    public var port: UInt16
+
+    public init(kind: Kind, port: UInt16) {
+        self.kind = kind
+        self.port = port
+    }
+
+    /// Parses one `name:port` item; the port defaults to the service's well-known one.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let kind = Kind(rawValue: String(parts[0])) else { return nil }
+        if parts.count == 2 {
+            guard let p = UInt16(parts[1]), p != 0 else { return nil }
+            port = p
+        } else {
+            port = kind.defaultPort
+        }
+        self.kind = kind
+    }
+
+    /// Parses a comma-separated list; nil names the first bad item.
+    public static func parseList(_ text: String) -> Result<[ServiceSpec], ServiceSpecError> {
+        var out: [ServiceSpec] = []
+        for item in text.split(separator: ",") {
+            guard let s = ServiceSpec(item) else { return .failure(ServiceSpecError(item: String(item))) }
+            out.append(s)
+        }
+        return .success(out)
+    }
+
+    /// Starts the service on `interface`.
+    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock) throws(UDPBindError) {
+        switch kind {
+        case .echo: try UDPEchoService.install(on: interface, port: port, clock: clock)
+        }
+    }
+
+    public var description: String { "\(kind.rawValue):\(port)" }
+}
+
+public struct ServiceSpecError: Error, CustomStringConvertible {
+    public var item: String
+    public var description: String {
+        "bad service '\(item)': expected NAME[:PORT] with NAME one of "
+            + ServiceSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+    }
+}
+
+extension ServiceSpec.Kind {
+    public var defaultPort: UInt16 {
+        switch self {
+        case .echo: 7
+        }
+    }
+}

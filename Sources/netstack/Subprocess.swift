@@ -1,0 +1,29 @@
+import Foundation
+
+/// Small helpers for running the kernel-side tools that `demo` drives.
+enum Shell {
+    /// Runs a command to completion, returning its exit status and combined output.
+    @discardableResult
+    static func run(_ arguments: [String], timeout: TimeInterval = 30) -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        do { try p.run() } catch { return (127, "cannot run \(arguments[0]): \(error)") }
+        // The child is killed if it outlives the timeout, which ends the read below.
+        let pid = p.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        watchdog.cancel()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// This executable's path, to start the stack as a child.
+    static var selfPath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}

@@ -1,0 +1,135 @@
+import AllocationCounter
+import Testing
+@testable import NetStack
+import NetStackApps
+import NetStackWire
+
+/// Steady-state receive, ICMP echo and UDP echo must not touch the heap: the
+/// design promise is zero allocations per packet. Counted by an interposed
+/// malloc (Tests/AllocationCounter) on this thread only.
+@Suite(.serialized) struct AllocationTests {
+    static let stackIP = IPv4Address(10, 0, 0, 2)
+    static let peerIP = IPv4Address(10, 0, 0, 1)
+    static let peerMAC = MACAddress(0x02, 0, 0, 0, 0, 0x01)
+
+    /// A stack on one end of a memory link, and the raw far end a test drives.
+    final class Rig {
+        let pool = PacketPool(slotCount: 256)
+        let clock = VirtualClock()
+        let stackEnd: MemoryLink
+        let peerEnd: MemoryLink
+        let interface: Interface<MemoryLink>
+
+        init() throws {
+            (stackEnd, peerEnd) = MemoryLink.pair(pool: pool)
+            interface = Interface(device: stackEnd,
+                                  configuration: InterfaceConfiguration(
+                                    macAddress: InterfaceConfiguration.defaultMAC(for: AllocationTests.stackIP),
+                                    address: IPv4CIDR(address: AllocationTests.stackIP, prefixLength: 24)),
+                                  now: clock.now)
+            try UDPEchoService.install(on: interface, port: 7, clock: clock)
+        }
+
+        /// Sends a frame from the peer: `ipPayload` bytes after a 20-byte IPv4 header.
+        func inject(proto: IPProtocol, payloadLength: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) {
+            var frame = pool.allocate()!
+            let length = 14 + 20 + payloadLength
+            frame.setLength(length)
+            let mac = interface.macAddress
+            frame.withBytes { b in
+                EthernetRepr(destination: mac, source: AllocationTests.peerMAC, etherType: .ipv4).emit(into: b)
+                let ip = b.slice(14..<length)
+                IPv4Repr(source: AllocationTests.peerIP, destination: AllocationTests.stackIP, protocol: proto,
+                         payloadLength: payloadLength).emit(into: ip)
+                fill(ip.slice(20..<ip.count))
+            }
+            peerEnd.transmit(frame)
+        }
+
+        func echoRequest(sequence: UInt16, dataLength: Int) {
+            inject(proto: .icmp, payloadLength: 8 + dataLength) { icmp in
+                for i in 0..<dataLength { icmp[8 + i] = UInt8(truncatingIfNeeded: i) }
+                ICMPv4Repr(message: .echoRequest(identifier: 0x1234, sequence: sequence), dataLength: dataLength)
+                    .emit(into: icmp)
+            }
+        }
+
+        func udpDatagram(port: UInt16, payloadLength: Int) {
+            inject(proto: .udp, payloadLength: 8 + payloadLength) { udp in
+                for i in 0..<payloadLength { udp[8 + i] = UInt8(truncatingIfNeeded: i &* 7) }
+                UDPRepr(sourcePort: 40000, destinationPort: port, payloadLength: payloadLength)
+                    .emit(into: udp, source: AllocationTests.peerIP, destination: AllocationTests.stackIP)
+            }
+        }
+
+        /// Takes what the stack sent, returning how many frames.
+        func drain() -> Int { peerEnd.receive(limit: .max) { _ in } }
+
+        /// Teaches the stack the peer's MAC, as the kernel's ARP request would.
+        func resolvePeer() {
+            interface.arp.update(AllocationTests.peerIP, mac: AllocationTests.peerMAC, now: clock.now, create: true)
+        }
+    }
+
+    @Test func icmpEchoAllocatesNothingPerPacket() throws {
+        let rig = try Rig()
+        rig.resolvePeer()
+        for s in 0..<64 { rig.echoRequest(sequence: UInt16(s), dataLength: 56); rig.interface.poll(now: rig.clock.now); _ = rig.drain() }
+
+        let packets = 1000
+        var replies = 0
+        allocation_counter_start()
+        for s in 0..<packets {
+            rig.echoRequest(sequence: UInt16(truncatingIfNeeded: s), dataLength: 56)
+            rig.interface.poll(now: rig.clock.now)
+            replies += rig.drain()
+        }
+        let allocations = allocation_counter_stop()
+        #expect(replies == packets)
+        #expect(allocations == 0, "\(allocations) allocations for \(packets) echo requests")
+        #expect(rig.pool.freeCount == rig.pool.slotCount)
+    }
+
+    @Test func udpEchoAllocatesNothingPerPacket() throws {
+        let rig = try Rig()
+        rig.resolvePeer()
+        for _ in 0..<64 { rig.udpDatagram(port: 7, payloadLength: 512); rig.interface.poll(now: rig.clock.now); _ = rig.drain() }
+
+        let packets = 1000
+        var replies = 0
+        allocation_counter_start()
+        for _ in 0..<packets {
+            rig.udpDatagram(port: 7, payloadLength: 512)
+            rig.interface.poll(now: rig.clock.now)
+            replies += rig.drain()
+        }
+        let allocations = allocation_counter_stop()
+        #expect(replies == packets)
+        #expect(allocations == 0, "\(allocations) allocations for \(packets) UDP echoes")
+        #expect(rig.interface.counters.udpIn == 64 + UInt64(packets))
+    }
+
+    @Test func droppingGarbageAllocatesNothing() throws {
+        let rig = try Rig()
+        for _ in 0..<16 { rig.udpDatagram(port: 7, payloadLength: 8); rig.interface.poll(now: rig.clock.now); _ = rig.drain() }
+        allocation_counter_start()
+        for i in 0..<1000 {
+            // A lying IPv4 total length, then a bad ICMP checksum.
+            rig.inject(proto: .icmp, payloadLength: 16) { icmp in icmp[2] = UInt8(truncatingIfNeeded: i) }
+            rig.interface.poll(now: rig.clock.now)
+        }
+        let allocations = allocation_counter_stop()
+        #expect(allocations == 0)
+        #expect(rig.interface.counters.drops[.icmpBadChecksum] == 1000)
+    }
+
+    /// The counter itself must see allocations, or the tests above prove nothing.
+    @Test func counterSeesAllocations() {
+        allocation_counter_start()
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+        let n = allocation_counter_stop()
+        p.deallocate()
+        #expect(n >= 1)
+    }
+}
+

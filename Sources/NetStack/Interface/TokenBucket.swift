@@ -19,7 +19,9 @@ struct TokenBucket {
         let earned = Int(elapsed * Int64(ratePerSecond) / 1_000_000_000)
         if earned > 0 {
             tokens = min(burst, tokens + earned)
-            lastRefill = now
+            // Advance by the time the earned tokens account for, keeping the remainder.
+            lastRefill = tokens == burst
+                ? now : Instant(nanoseconds: lastRefill.nanoseconds + Int64(earned) * 1_000_000_000 / Int64(ratePerSecond))
         }
         guard tokens > 0 else { return false }
         tokens -= 1

@@ -1,11 +1,111 @@
 #ifndef CURING_H
 #define CURING_H
 // liburing and the Linux headers NetStack needs, plus small helpers for what
-// Swift cannot import (function-like macros, variadic ioctl, static inline gaps).
+// Swift cannot import: function-like macros (IOSQE_*, TUNSETIFF's _IOW), the
+// ifreq/sockaddr unions behind interface ioctls, and liburing 2.3's gaps
+// (io_uring_setup_buf_ring, the multishot read) that kernel 6.x supports.
 #include <features.h>
+// The kernel's uapi header first: swift-system's CSystem module includes it too,
+// and liburing's bundled copy (same include guard) would otherwise define
+// io_uring_sqe a second, conflicting time in the same Swift module.
+#include <linux/io_uring.h>
 #include <liburing.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+
+// MARK: io_uring constants (macros of the form (1U << BIT) do not import)
+
+static const uint8_t CURING_IOSQE_FIXED_FILE = IOSQE_FIXED_FILE;
+static const uint8_t CURING_IOSQE_IO_DRAIN = IOSQE_IO_DRAIN;
+static const uint8_t CURING_IOSQE_IO_LINK = IOSQE_IO_LINK;
+static const uint8_t CURING_IOSQE_IO_HARDLINK = IOSQE_IO_HARDLINK;
+static const uint8_t CURING_IOSQE_ASYNC = IOSQE_ASYNC;
+static const uint8_t CURING_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
+static const uint8_t CURING_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
+
+static const uint32_t CURING_CQE_F_BUFFER = IORING_CQE_F_BUFFER;
+static const uint32_t CURING_CQE_F_MORE = IORING_CQE_F_MORE;
+static const uint32_t CURING_CQE_BUFFER_SHIFT = IORING_CQE_BUFFER_SHIFT;
+
+static const uint32_t CURING_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
+static const uint32_t CURING_ASYNC_CANCEL_FD = IORING_ASYNC_CANCEL_FD;
+static const uint32_t CURING_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
+
+/// IORING_OP_READ_MULTISHOT (kernel 6.7); liburing 2.3's enum stops before it.
+static const uint8_t CURING_OP_READ_MULTISHOT = 49;
+
+// MARK: TUN/TAP constants
+
+static const unsigned long CURING_TUNSETIFF = TUNSETIFF;
+static const unsigned long CURING_TUNSETPERSIST = TUNSETPERSIST;
+static const unsigned long CURING_TUNSETOFFLOAD = TUNSETOFFLOAD;
+static const unsigned long CURING_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
+static const short CURING_IFF_TAP = IFF_TAP;
+static const short CURING_IFF_TUN = IFF_TUN;
+static const short CURING_IFF_NO_PI = IFF_NO_PI;
+static const short CURING_IFF_VNET_HDR = IFF_VNET_HDR;
+
+// MARK: io_uring helpers
+
+/// Whether the running kernel supports opcode `op` (io_uring_get_probe_ring).
+bool curing_opcode_supported(struct io_uring *ring, int op);
+
+/// Maps and registers a provided-buffer ring of `entries` (a power of two) for
+/// group `bgid`: io_uring_setup_buf_ring, which liburing 2.3 lacks. Returns the
+/// ring, or NULL with `*err` set to a negative errno.
+struct io_uring_buf_ring *curing_setup_buf_ring(struct io_uring *ring, unsigned entries,
+                                                unsigned short bgid, int *err);
+
+/// Unregisters and unmaps a ring made by curing_setup_buf_ring.
+int curing_free_buf_ring(struct io_uring *ring, struct io_uring_buf_ring *br,
+                         unsigned entries, unsigned short bgid);
+
+/// One read that keeps completing, each time into a buffer picked from group
+/// `bgid`, until it fails or the group runs dry (IORING_OP_READ_MULTISHOT).
+static inline void curing_prep_read_multishot(struct io_uring_sqe *sqe, int fd,
+                                              unsigned short bgid) {
+    io_uring_prep_rw(CURING_OP_READ_MULTISHOT, sqe, fd, NULL, 0, 0);
+    sqe->buf_group = bgid;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+}
+
+/// A single read of up to `len` bytes into a buffer picked from group `bgid`.
+static inline void curing_prep_read_select(struct io_uring_sqe *sqe, int fd,
+                                           unsigned len, unsigned short bgid) {
+    io_uring_prep_rw(IORING_OP_READ, sqe, fd, NULL, len, 0);
+    sqe->buf_group = bgid;
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+}
+
+// MARK: Interface helpers (ifreq and sockaddr unions). Return 0 or -errno.
+
+/// TUNSETIFF on an open /dev/net/tun: attaches `fd` to interface `name` (which
+/// may be a pattern such as "tap%d") with `flags`; the kernel's chosen name is
+/// copied to `actual_name` (IFNAMSIZ bytes).
+int curing_tun_set_iff(int fd, const char *name, short flags, char *actual_name);
+
+/// SIOCSIFADDR: sets the interface's IPv4 address (host byte order).
+int curing_if_set_address(int sock, const char *name, uint32_t address);
+
+/// SIOCSIFNETMASK: sets the interface's IPv4 netmask (host byte order).
+int curing_if_set_netmask(int sock, const char *name, uint32_t netmask);
+
+/// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP | IFF_RUNNING added.
+int curing_if_up(int sock, const char *name);
+
+/// SIOCGIFHWADDR: copies the 6-byte Ethernet address to `mac`.
+int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]);
+
+
+// MARK: Namespaces (glibc declares setns only under _GNU_SOURCE, which Swift's
+// Glibc module does not see)
+
+/// setns(fd, CLONE_NEWNET): moves the calling thread into the network namespace
+/// open at `fd` (e.g. /var/run/netns/NAME), so a TAP it then creates lives there.
+/// Returns 0 or -errno.
+int curing_enter_net_namespace(int fd);
 
 #endif

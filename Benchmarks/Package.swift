@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+// Micro-benchmarks for NetStack (package-benchmark). A separate package so the
+// root package's own release build stays fast: package-benchmark and its
+// dependencies add about a minute to a clean build.
+//
+//   cd Benchmarks && swift package --disable-sandbox benchmark
+//
+// See README.md for what each suite measures and how to read the tables.
+import PackageDescription
+
+let package = Package(
+    name: "NetStackBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "NetStack", path: ".."),
+        // Without the traits argument resolution fails on Linux with Swift 6.3: the
+        // default traits pull in swift-runtime-interposer, which is not mirrored here.
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1",
+                 traits: ["MallocInterposer"]),
+    ],
+    targets: []
+)
+
+/// One executable per suite, under Benchmarks/<Name>/<Name>.swift, as the
+/// benchmark plugin expects.
+func benchmark(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [.product(name: "Benchmark", package: "package-benchmark")] + dependencies,
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+    )
+}
+
+package.targets += [
+    benchmark("Checksum", [.product(name: "NetStackWire", package: "NetStack")]),
+    benchmark("Parse", [.product(name: "NetStackWire", package: "NetStack")]),
+    benchmark("Interface", [
+        .product(name: "NetStack", package: "NetStack"),
+        .product(name: "NetStackApps", package: "NetStack"),
+        .product(name: "NetStackWire", package: "NetStack"),
+    ]),
+]

@@ -1,0 +1,511 @@
+import CURing
+import NetStackWire
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a `TAPDevice` could not be made.
+public enum TAPError: Error, Equatable, CustomStringConvertible {
+    /// The interface name is empty, longer than 15 bytes, or contains `/` or NUL.
+    case invalidName(String)
+    /// A parameter the device cannot work with (pool too small, slots too small...).
+    case invalidConfiguration(String)
+    /// A system call failed: which step, and the errno it returned.
+    case systemCall(Operation, Errno)
+
+    /// The step of setting up a TAP device that failed.
+    public enum Operation: String, Sendable {
+        case openTun = "open /dev/net/tun"
+        case createInterface = "ioctl TUNSETIFF"
+        case controlSocket = "socket(AF_INET, SOCK_DGRAM)"
+        case setAddress = "ioctl SIOCSIFADDR"
+        case setNetmask = "ioctl SIOCSIFNETMASK"
+        case bringUp = "ioctl SIOCSIFFLAGS (IFF_UP)"
+        case ringSetup = "io_uring_queue_init"
+        case bufferRing = "io_uring_register_buf_ring"
+        case submit = "io_uring_submit"
+    }
+
+    public var description: String {
+        switch self {
+        case .invalidName(let name):
+            return "invalid TAP interface name \"\(name)\" (1 to 15 bytes, no '/')"
+        case .invalidConfiguration(let why):
+            return "invalid TAP configuration: \(why)"
+        case .systemCall(let op, let errno):
+            return "TAP setup: \(op.rawValue) failed: \(errno)"
+        }
+    }
+}
+
+/// A Linux TAP interface driven through io_uring: Ethernet frames in and out of
+/// `pool` slots without copies.
+///
+/// Receive lends pool slots to the kernel through a provided-buffer ring (buffer
+/// id = slot index) and keeps one multishot read on the TAP, so each arriving
+/// frame completes into a slot in order and costs no system call. Kernels without
+/// `IORING_OP_READ_MULTISHOT` get several outstanding buffer-select reads instead.
+/// Transmit writes the frame's own slot (a fixed-buffer write when the pool is
+/// registered) and returns the slot to the pool on completion.
+///
+/// The interface exists while the device is open: `close()` (or deinit) cancels
+/// all I/O, gives every lent slot back to the pool and closes the descriptor, and
+/// the kernel removes the interface. Like every `Device`, it is owned by one
+/// thread and not thread-safe; `receive` is not reentrant.
+public final class TAPDevice: Device {
+    /// How the device reads frames.
+    public enum ReceiveMode: Sendable {
+        /// One multishot read when the kernel supports it, else buffer-select reads.
+        case automatic
+        /// Always several outstanding single reads with buffer selection (the fallback).
+        case bufferSelect
+    }
+
+    public let pool: PacketPool
+    public let mtu = 1500
+    /// The interface name the kernel gave (as asked, or filled in from a `%d` pattern).
+    public private(set) var name: String
+    /// The host side's Ethernet address (SIOCGIFHWADDR), nil if it could not be read.
+    public private(set) var hostMAC: MACAddress?
+
+    /// Whether receive runs on one multishot read (else buffer-select reads).
+    public private(set) var usingMultishot = false
+    /// Whether writes use the pool's registered region (`IORING_OP_WRITE_FIXED`).
+    public private(set) var usingFixedBuffers = false
+    /// Frames handed to `receive`'s handler.
+    public private(set) var rxFrames = 0
+    /// Reads re-issued after the previous one ended (multishot termination or a
+    /// completed single read).
+    public private(set) var rxRearms = 0
+    /// Times the kernel found no buffer to read into (the pool ran short).
+    public private(set) var rxNoBuffers = 0
+    /// Failed reads and completions that made no sense (unknown buffer id).
+    public private(set) var rxErrors = 0
+    /// Frames whose write completed in full.
+    public private(set) var txFrames = 0
+    /// Writes that failed or wrote fewer bytes than the frame.
+    public private(set) var txErrors = 0
+    /// Frames dropped before reaching the kernel (closed device, full ring).
+    public private(set) var txDropped = 0
+
+    // MARK: State (unsafe memory fenced inside this class)
+
+    private var fd: CInt = -1
+    private let ring: UnsafeMutablePointer<io_uring>
+    private var ringReady = false
+    private var bufferRing: UnsafeMutablePointer<io_uring_buf_ring>?
+    private let bufferRingEntries: UInt32
+    private let bufferGroup: UInt16 = 0
+    /// Per pool slot: what this device has done with it (`SlotState`).
+    private let slotStates: UnsafeMutablePointer<UInt8>
+    /// Scratch for `io_uring_peek_batch_cqe`, so draining allocates nothing.
+    private let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    private static let completionBatch = 64
+
+    /// How many slots to keep lent to the kernel for receive.
+    private let receiveTarget: Int
+    /// Slots currently in the buffer ring (lent, not yet completed).
+    private var lentCount = 0
+    private var multishotArmed = false
+    private var outstandingReads = 0
+    private var outstandingWrites = 0
+    private var readsEverArmed = false
+    private var consecutiveReadErrors = 0
+    private var receiving = false
+    private var closing = false
+    /// close() was called from inside a receive handler; done when receive returns.
+    private var closeRequested = false
+
+    /// Single reads kept outstanding in buffer-select mode.
+    private static let selectReadDepth = 8
+    /// Stop re-arming after this many failed reads in a row (a dead descriptor
+    /// would otherwise spin the loop).
+    private static let maxConsecutiveReadErrors = 64
+
+    private enum SlotState: UInt8 {
+        case notHeld = 0, inBufferRing = 1, writing = 2
+    }
+
+    /// What a completion belongs to, in the top byte of its user_data.
+    private enum Tag: UInt64 {
+        case multishotRead = 1, singleRead = 2, write = 3, cancel = 4
+    }
+
+    /// Creates the TAP interface `name` (non-persistent: it disappears when the
+    /// device closes) and starts receiving.
+    ///
+    /// - Parameters:
+    ///   - name: interface name, at most 15 bytes; `tap%d` lets the kernel number it.
+    ///   - hostAddress: if given, the host side gets this address and netmask and is
+    ///     brought up (ioctls on an AF_INET socket, in the caller's network namespace).
+    ///   - pool: where frames live; it must outlive the device. Its region is
+    ///     registered with io_uring for fixed-buffer writes.
+    ///   - ringEntries: submission queue size (rounded up to a power of two).
+    ///   - receiveBuffers: slots kept lent to the kernel for receive.
+    ///   - receiveMode: `.bufferSelect` forces the fallback reads.
+    public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
+                ringEntries: Int = 256, receiveBuffers: Int = 128,
+                receiveMode: ReceiveMode = .automatic) throws(TAPError) {
+        guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ),
+              !name.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") }) else {
+            throw .invalidName(name)
+        }
+        guard pool.slotSize >= mtu + 14 else {
+            throw .invalidConfiguration("pool slots of \(pool.slotSize) bytes cannot hold a \(mtu + 14)-byte frame")
+        }
+        guard (1...32768).contains(receiveBuffers), receiveBuffers <= pool.freeCount else {
+            throw .invalidConfiguration("receiveBuffers \(receiveBuffers) must be 1...32768 and at most the pool's \(pool.freeCount) free slots")
+        }
+        guard (2...32768).contains(ringEntries) else {
+            throw .invalidConfiguration("ringEntries \(ringEntries) must be 2...32768")
+        }
+        self.pool = pool
+        self.name = name
+        receiveTarget = receiveBuffers
+        var entries: UInt32 = 1
+        while entries < UInt32(receiveBuffers) { entries <<= 1 }
+        bufferRingEntries = entries
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        slotStates = .allocate(capacity: pool.slotCount)
+        slotStates.initialize(repeating: SlotState.notHeld.rawValue, count: pool.slotCount)
+        completions = .allocate(capacity: Self.completionBatch)
+        completions.initialize(repeating: nil, count: Self.completionBatch)
+
+        // From here on a throw runs deinit, and close() undoes whatever was done.
+        try openInterface(hostAddress: hostAddress)
+        try setUpRing(entries: UInt32(ringEntries), receiveMode: receiveMode)
+        replenish()
+        armReads()
+        let ret = io_uring_submit(ring)
+        if ret < 0 { throw .systemCall(.submit, Errno(rawValue: -ret)) }
+    }
+
+    deinit {
+        close()
+        slotStates.deallocate()
+        completions.deallocate()
+        ring.deallocate()
+    }
+
+    // MARK: Device
+
+    public func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int {
+        guard ringReady, !closing, !receiving, limit > 0 else { return 0 }
+        receiving = true
+        defer {
+            receiving = false
+            if closeRequested { close() }
+        }
+        var delivered = 0
+        batches: while delivered < limit {
+            let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.completionBatch)))
+            if count == 0 { break }
+            var used = 0
+            while used < count {
+                guard let cqe = completions[used] else { used += 1; continue }
+                // Copy out first: the entry is the kernel's once the CQ head moves.
+                let userData = cqe.pointee.user_data, res = cqe.pointee.res, flags = cqe.pointee.flags
+                used += 1
+                if let slot = complete(userData: userData, res: res, flags: flags) {
+                    rxFrames += 1
+                    handler(pool.adopt(slot: slot, length: Int(res)))
+                    delivered += 1
+                    if delivered == limit || closing { break }
+                }
+            }
+            io_uring_cq_advance(ring, UInt32(used))
+            if used < count || closing { break batches }
+        }
+        if !closing {
+            replenish()
+            if armReads() { _ = io_uring_submit(ring) }
+        }
+        return delivered
+    }
+
+    /// Queues a write of `frame`, which must come from `pool`; `flush()` submits it.
+    public func transmit(_ frame: consuming PacketBuffer) {
+        let length = frame.length
+        let address = frame.baseAddress
+        guard ringReady, !closing, length > 0, length < 1 << 24, let sqe = nextSQE() else {
+            txDropped += 1
+            return  // `frame` goes out of scope: its slot returns to the pool.
+        }
+        let slot = frame.releaseSlot()
+        if usingFixedBuffers {
+            io_uring_prep_write_fixed(sqe, fd, address, UInt32(length), 0, 0)
+        } else {
+            io_uring_prep_write(sqe, fd, address, UInt32(length), 0)
+        }
+        io_uring_sqe_set_data64(sqe, Self.userData(.write, slot: slot, length: length))
+        slotStates[Int(slot)] = SlotState.writing.rawValue
+        outstandingWrites += 1
+    }
+
+    public func flush() {
+        guard ringReady, io_uring_sq_ready(ring) > 0 else { return }
+        _ = io_uring_submit(ring)
+    }
+
+    public func wait(timeout: Duration) {
+        guard ringReady, !closing else { return }
+        if !receiving {
+            replenish()  // slots freed since the last receive may let a stalled read go on
+            armReads()
+        }
+        let ns = max(0, timeout.nanoseconds)
+        var ts = __kernel_timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        // Returns at once if completions are waiting; -ETIME on timeout.
+        _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+    }
+
+    /// Cancels all I/O, waits (bounded) for the kernel to let go of every lent
+    /// slot, returns them to the pool, and closes the ring and the TAP (which the
+    /// kernel then removes). Idempotent; deinit calls it.
+    ///
+    /// Slots whose I/O the kernel has not finished within two seconds are left
+    /// out of the pool rather than reused under the kernel's feet. Called from a
+    /// receive handler, it takes effect when `receive` returns.
+    public func close() {
+        if receiving {
+            closeRequested = true
+            closing = true
+            return
+        }
+        closeRequested = false
+        if ringReady {
+            closing = true
+            if let sqe = nextSQE() {
+                io_uring_prep_cancel_fd(sqe, fd, CURING_ASYNC_CANCEL_ALL)
+                io_uring_sqe_set_data64(sqe, Self.userData(.cancel, slot: 0, length: 0))
+            }
+            _ = io_uring_submit(ring)
+            let deadline = Self.monotonicNanoseconds() + 2_000_000_000
+            while multishotArmed || outstandingReads > 0 || outstandingWrites > 0 {
+                drainWithoutDelivering()
+                if !(multishotArmed || outstandingReads > 0 || outstandingWrites > 0) { break }
+                if Self.monotonicNanoseconds() > deadline { break }
+                var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                var cqe: UnsafeMutablePointer<io_uring_cqe>?
+                _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            }
+            let readsDone = !multishotArmed && outstandingReads == 0
+            if let br = bufferRing {
+                _ = curing_free_buf_ring(ring, br, bufferRingEntries, bufferGroup)
+                bufferRing = nil
+            }
+            // With no read left, nothing can pick buffers: the ring's slots are ours again.
+            if readsDone {
+                for slot in 0..<pool.slotCount where slotStates[slot] == SlotState.inBufferRing.rawValue {
+                    slotStates[slot] = SlotState.notHeld.rawValue
+                    pool.returnSlot(UInt32(slot))
+                }
+                lentCount = 0
+            }
+            io_uring_queue_exit(ring)
+            ringReady = false
+        }
+        if fd >= 0 {
+            _ = Glibc.close(fd)
+            fd = -1
+        }
+    }
+
+    // MARK: Setup
+
+    /// Opens /dev/net/tun, creates the interface, and configures the host side.
+    private func openInterface(hostAddress: IPv4CIDR?) throws(TAPError) {
+        fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        if fd < 0 { throw .systemCall(.openTun, Errno(rawValue: errno)) }
+        var actual = [CChar](repeating: 0, count: Int(IFNAMSIZ))
+        let ret = curing_tun_set_iff(fd, name, CURING_IFF_TAP | CURING_IFF_NO_PI, &actual)
+        if ret < 0 { throw .systemCall(.createInterface, Errno(rawValue: -ret)) }
+        name = String(decoding: actual.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+
+        let sock = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if sock < 0 { throw .systemCall(.controlSocket, Errno(rawValue: errno)) }
+        defer { _ = Glibc.close(sock) }
+        if let cidr = hostAddress {
+            var r = curing_if_set_address(sock, name, cidr.address.value)
+            if r < 0 { throw .systemCall(.setAddress, Errno(rawValue: -r)) }
+            r = curing_if_set_netmask(sock, name, cidr.netmask)
+            if r < 0 { throw .systemCall(.setNetmask, Errno(rawValue: -r)) }
+            r = curing_if_up(sock, name)
+            if r < 0 { throw .systemCall(.bringUp, Errno(rawValue: -r)) }
+        }
+        var mac: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        let got = withUnsafeMutableBytes(of: &mac) { raw in
+            curing_if_hwaddr(sock, name, raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        hostMAC = got == 0 ? MACAddress(mac.0, mac.1, mac.2, mac.3, mac.4, mac.5) : nil
+    }
+
+    /// Makes the ring, registers the pool and the provided-buffer ring, and picks
+    /// the receive mode.
+    private func setUpRing(entries: UInt32, receiveMode: ReceiveMode) throws(TAPError) {
+        let ret = io_uring_queue_init(entries, ring, 0)
+        if ret < 0 { throw .systemCall(.ringSetup, Errno(rawValue: -ret)) }
+        ringReady = true
+
+        // One iovec over the whole pool: any slot address is a valid fixed buffer 0.
+        // Registration can fail (memlock limits, regions over 1 GiB); plain writes then.
+        var iov = iovec(iov_base: pool.region.baseAddress, iov_len: pool.region.count)
+        usingFixedBuffers = io_uring_register_buffers(ring, &iov, 1) == 0
+
+        var err: CInt = 0
+        guard let br = curing_setup_buf_ring(ring, bufferRingEntries, bufferGroup, &err) else {
+            throw .systemCall(.bufferRing, Errno(rawValue: -err))
+        }
+        bufferRing = br
+        usingMultishot = receiveMode == .automatic
+            && curing_opcode_supported(ring, CInt(CURING_OP_READ_MULTISHOT))
+    }
+
+    // MARK: Completions
+
+    /// Settles one completion. Returns the slot of a received frame for the
+    /// caller to deliver (its length is `res`); everything else is handled here.
+    private func complete(userData: UInt64, res: Int32, flags: UInt32) -> UInt32? {
+        switch Tag(rawValue: userData >> 56) {
+        case .multishotRead?:
+            if flags & CURING_CQE_F_MORE == 0 { multishotArmed = false }
+            return completeRead(res: res, flags: flags, multishot: true)
+        case .singleRead?:
+            outstandingReads -= 1
+            return completeRead(res: res, flags: flags, multishot: false)
+        case .write?:
+            let slot = UInt32(truncatingIfNeeded: userData)
+            let expected = Int32(truncatingIfNeeded: (userData >> 32) & 0xff_ffff)
+            guard Int(slot) < pool.slotCount, slotStates[Int(slot)] == SlotState.writing.rawValue else {
+                txErrors += 1
+                return nil
+            }
+            slotStates[Int(slot)] = SlotState.notHeld.rawValue
+            outstandingWrites -= 1
+            pool.returnSlot(slot)
+            if res == expected { txFrames += 1 } else { txErrors += 1 }
+            return nil
+        case .cancel?, nil:
+            return nil
+        }
+    }
+
+    private func completeRead(res: Int32, flags: UInt32, multishot: Bool) -> UInt32? {
+        var slot: UInt32?
+        if flags & CURING_CQE_F_BUFFER != 0 {
+            let bid = Int(flags >> CURING_CQE_BUFFER_SHIFT)
+            if bid < pool.slotCount, slotStates[bid] == SlotState.inBufferRing.rawValue {
+                slotStates[bid] = SlotState.notHeld.rawValue
+                lentCount -= 1
+                slot = UInt32(bid)
+            } else {
+                rxErrors += 1
+                return nil
+            }
+        }
+        if res > 0, let s = slot {
+            consecutiveReadErrors = 0
+            return s
+        }
+        if let s = slot { pool.returnSlot(s) }  // an empty read: nothing to deliver
+        switch -res {
+        case 0, ECANCELED:
+            break
+        case ENOBUFS:
+            rxNoBuffers += 1  // replenish() and armReads() follow in receive()
+        case EINVAL where multishot && rxFrames == 0:
+            usingMultishot = false  // the probe lied or the file refuses multishot reads
+        default:
+            rxErrors += 1
+            consecutiveReadErrors += 1
+        }
+        return nil
+    }
+
+    /// Used by close(): settles completions, handing received slots straight back.
+    private func drainWithoutDelivering() {
+        while true {
+            let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.completionBatch)))
+            if count == 0 { return }
+            for i in 0..<count {
+                guard let cqe = completions[i] else { continue }
+                if let slot = complete(userData: cqe.pointee.user_data, res: cqe.pointee.res,
+                                       flags: cqe.pointee.flags) {
+                    pool.returnSlot(slot)
+                }
+            }
+            io_uring_cq_advance(ring, UInt32(count))
+        }
+    }
+
+    // MARK: Receive buffers and reads
+
+    /// Tops the provided-buffer ring up to `receiveTarget` slots from the pool,
+    /// published to the kernel with one tail update.
+    private func replenish() {
+        guard let br = bufferRing else { return }
+        let mask = io_uring_buf_ring_mask(bufferRingEntries)
+        let length = UInt32(pool.slotSize)
+        var added: Int32 = 0
+        while lentCount < receiveTarget, let slot = pool.lendSlot() {
+            io_uring_buf_ring_add(br, pool.address(ofSlot: slot), length, UInt16(slot), mask, added)
+            slotStates[Int(slot)] = SlotState.inBufferRing.rawValue
+            lentCount += 1
+            added += 1
+        }
+        if added > 0 { io_uring_buf_ring_advance(br, added) }
+    }
+
+    /// Queues reads until the configured number is outstanding. Waits while the
+    /// ring has no buffers (a read would only fail with ENOBUFS) or reads keep
+    /// failing. Returns whether anything was queued.
+    @discardableResult
+    private func armReads() -> Bool {
+        guard !closing, lentCount > 0, consecutiveReadErrors < Self.maxConsecutiveReadErrors else {
+            return false
+        }
+        var queued = 0
+        if usingMultishot {
+            if !multishotArmed, let sqe = nextSQE() {
+                curing_prep_read_multishot(sqe, fd, bufferGroup)
+                io_uring_sqe_set_data64(sqe, Self.userData(.multishotRead, slot: 0, length: 0))
+                multishotArmed = true
+                queued = 1
+            }
+        } else {
+            // No more reads than lent buffers: the extra ones could only fail with ENOBUFS.
+            while outstandingReads < min(Self.selectReadDepth, lentCount), let sqe = nextSQE() {
+                curing_prep_read_select(sqe, fd, UInt32(pool.slotSize), bufferGroup)
+                io_uring_sqe_set_data64(sqe, Self.userData(.singleRead, slot: 0, length: 0))
+                outstandingReads += 1
+                queued += 1
+            }
+        }
+        if readsEverArmed { rxRearms += queued }
+        if queued > 0 { readsEverArmed = true }
+        return queued > 0
+    }
+
+    // MARK: Helpers
+
+    /// The next free SQE, submitting queued ones first if the queue is full.
+    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
+        if let sqe = io_uring_get_sqe(ring) { return sqe }
+        _ = io_uring_submit(ring)
+        return io_uring_get_sqe(ring)
+    }
+
+    /// Tag in bits 56..63, frame length in 32..55, slot in 0..31.
+    private static func userData(_ tag: Tag, slot: UInt32, length: Int) -> UInt64 {
+        tag.rawValue << 56 | UInt64(length & 0xff_ffff) << 32 | UInt64(slot)
+    }
+
+    private static func monotonicNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}

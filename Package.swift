@@ -38,7 +38,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NetStackWireTests", dependencies: ["NetStackWire"]),
+        .testTarget(name: "NetStackWireTests", dependencies: ["NetStackWire"], exclude: ["Captures"]),
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "NetStackTests",

@@ -13,9 +13,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "NetStack", path: ".."),
-        // Without the traits argument resolution fails on Linux with Swift 6.3: the
-        // default traits pull in swift-runtime-interposer, which is not mirrored here.
-        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1",
+        // The traits argument is required: the default traits add RuntimeInterposer,
+        // whose swift-runtime-interposer dependency is not in the package mirror, so
+        // resolution fails without it. MallocInterposer is what counts mallocs.
+        // (The package's old URL, .../package-benchmark, works too but warns.)
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1",
                  traits: ["MallocInterposer"]),
     ],
     targets: []
@@ -26,9 +28,9 @@ let package = Package(
 func benchmark(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
     .executableTarget(
         name: name,
-        dependencies: [.product(name: "Benchmark", package: "package-benchmark")] + dependencies,
+        dependencies: [.product(name: "Benchmark", package: "benchmark")] + dependencies,
         path: "Benchmarks/\(name)",
-        plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )
 }
 

@@ -9,13 +9,15 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     public static let broadcast = MACAddress(0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
     public static let zero = MACAddress(0, 0, 0, 0, 0, 0)
 
-    /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated).
+    /// Parses `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`: six pairs of hex
+    /// digits and one kind of separator.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        let separator: Character = text.contains("-") ? "-" : ":"
+        let parts = text.split(separator: separator, omittingEmptySubsequences: false)
         guard parts.count == 6 else { return nil }
         var out = [UInt8]()
         for p in parts {
-            guard p.count == 2, let v = UInt8(p, radix: 16) else { return nil }
+            guard p.count == 2, p.allSatisfy(\.isHexDigit), let v = UInt8(p, radix: 16) else { return nil }
             out.append(v)
         }
         self.init(out[0], out[1], out[2], out[3], out[4], out[5])
@@ -58,7 +60,7 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
         guard parts.count == 4 else { return nil }
         var v: UInt32 = 0
         for p in parts {
-            guard !p.isEmpty, p.count <= 3, let o = UInt8(p) else { return nil }
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy(\.isASCIIDigit), let o = UInt8(p) else { return nil }
             v = v << 8 | UInt32(o)
         }
         value = v
@@ -92,9 +94,9 @@ public struct IPv4CIDR: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `a.b.c.d/n`.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/")
-        guard parts.count == 2, let a = IPv4Address(parts[0]), let n = Int(parts[1]),
-              (0...32).contains(n) else { return nil }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = IPv4Address(parts[0]), (1...2).contains(parts[1].count),
+              parts[1].allSatisfy(\.isASCIIDigit), let n = Int(parts[1]), (0...32).contains(n) else { return nil }
         self.init(address: a, prefixLength: n)
     }
 
@@ -107,4 +109,9 @@ public struct IPv4CIDR: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(address)/\(prefixLength)" }
+}
+
+extension Character {
+    /// 0-9 only (`isNumber` also accepts other scripts' digits).
+    var isASCIIDigit: Bool { isASCII && isWholeNumber }
 }

@@ -160,8 +160,10 @@ public struct IPv4Repr: Equatable, Sendable {
     /// Writes a 20-byte header with its checksum at the start of `bytes`.
     @inlinable
     public func emit(into bytes: UnsafeMutableRawBufferPointer) {
-        precondition(bytes.count >= Self.headerLength && fragmentOffset % 8 == 0
-                     && Self.headerLength + payloadLength <= 0xffff)
+        precondition(bytes.count >= Self.headerLength, "buffer shorter than the header")
+        precondition((0...0xfff8).contains(fragmentOffset) && fragmentOffset % 8 == 0,
+                     "fragment offset must be a multiple of 8 that fits 13 bits")
+        precondition(payloadLength >= 0 && Self.headerLength + payloadLength <= 0xffff, "payload length out of range")
         bytes.setU8(0, 0x45)
         bytes.setU8(1, dscpECN)
         bytes.setBE16(2, UInt16(Self.headerLength + payloadLength))

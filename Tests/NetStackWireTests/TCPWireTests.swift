@@ -19,8 +19,6 @@ private func emitOptions(_ options: TCPOptions) -> [UInt8] {
     return Array(out[0..<n])
 }
 
-private func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
-
 /// A deterministic generator (SplitMix64) so fuzz failures reproduce.
 private struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
@@ -31,20 +29,6 @@ private struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
     }
-}
-
-/// The Internet checksum the slow, obvious way: 16-bit big-endian words, end-around carry.
-private func referenceChecksum(_ data: [UInt8]) -> UInt16 {
-    var sum: UInt32 = 0
-    var i = 0
-    while i < data.count {
-        let hi = UInt32(data[i]) << 8
-        let lo = i + 1 < data.count ? UInt32(data[i + 1]) : 0
-        sum += hi | lo
-        sum = (sum & 0xffff) + (sum >> 16)
-        i += 2
-    }
-    return ~UInt16(sum)
 }
 
 private func pseudoHeader(_ s: IPv4Address, _ d: IPv4Address, length: Int) -> [UInt8] {

@@ -121,8 +121,8 @@ struct ARPCache {
     }
 
     /// Next hops whose requests are due to be repeated, and next hops that have
-    /// used up their requests (their entries are removed; the caller drops
-    /// their frames).
+    /// used up their requests or whose entry was evicted while frames waited
+    /// (their entries are removed; the caller drops their frames).
     mutating func due(now: Instant, retry: inout [IPv4Address], failed: inout [IPv4Address]) {
         retry.removeAll(keepingCapacity: true)
         failed.removeAll(keepingCapacity: true)
@@ -137,6 +137,8 @@ struct ARPCache {
             }
         }
         for ip in failed { entries[ip] = nil }
+        // Frames whose pending entry was evicted to make room have nobody asking for them.
+        for w in waiting where entries[w.nextHop] == nil && !failed.contains(w.nextHop) { failed.append(w.nextHop) }
         // Expired resolved entries are forgotten; the next send re-resolves.
         for (ip, e) in entries where e.mac != nil && now >= e.expires + lifetime { entries[ip] = nil }
     }

@@ -83,7 +83,8 @@ final class IPv4Reassembler {
         guard end <= Self.maxPayload else { return .dropped(.fragmentTooLarge) }
 
         guard let index = slot(for: key, now: now) else { return .dropped(.reassemblyNoSpace) }
-        var e = entries[index]!
+        // Taken out while it changes, so its range list is not copied on write.
+        var e = entries[index].take()!
 
         if let total = e.totalLength, end > total || (last && end != total) {
             discard(index)

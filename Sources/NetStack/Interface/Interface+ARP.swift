@@ -16,10 +16,10 @@ extension Interface {
         case .reply: counters.arpRepliesIn &+= 1
         default: return .drop(.arpUnsupported)
         }
-        // A sender claiming a group MAC, our MAC, or a broadcast/unspecified
-        // address would poison the table.
+        // A sender claiming a group MAC, our MAC, a broadcast/multicast address,
+        // or our own address (a conflict, RFC 5227 2.4) would poison the table.
         guard !senderMAC.isMulticast, senderMAC != configuration.macAddress,
-              !senderIP.isBroadcast, !senderIP.isMulticast else { return .drop(.arpBadSender) }
+              !senderIP.isBroadcast, !senderIP.isMulticast, senderIP != address else { return .drop(.arpBadSender) }
 
         let forUs = packet.targetProtocolAddress == address
         // A probe (sender 0.0.0.0, RFC 5227) must not enter the table.

@@ -84,11 +84,14 @@ extension Interface {
         }
     }
 
-    /// Sends an ICMP error quoting `original` (an IP header and up to 8 bytes).
+    /// Sends an ICMP error quoting `original` (an IP header and up to 8 bytes),
+    /// unless the original went to a broadcast or multicast address (RFC 1122
+    /// 3.2.2; the reassembly timer reaches here without `sendICMPError(_:for:)`).
     func sendICMPError(_ message: ICMPv4Message, about original: UnsafeMutableRawBufferPointer, now: Instant) {
         guard let ip = try? IPv4Packet(validatingQuoted: original) else { return }
-        let src = ip.source
+        let src = ip.source, dst = ip.destination
         guard !src.isUnspecified, !src.isBroadcast, !src.isMulticast, ip.fragmentOffset == 0 else { return }
+        guard !dst.isBroadcast, !dst.isMulticast, dst != configuration.address.directedBroadcast else { return }
         guard icmpErrorBucket.take(now: now) else {
             counters.drops.record(.icmpErrorRateLimited)
             return

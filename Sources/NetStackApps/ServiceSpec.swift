@@ -3,7 +3,12 @@ import NetStack
 /// A service named on the command line, as in `--serve echo:7,discard:9`.
 public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, CaseIterable, Sendable {
+        /// RFC 862, on UDP and TCP.
         case echo
+        /// RFC 863, TCP.
+        case discard
+        /// RFC 864, TCP.
+        case chargen
     }
 
     public var kind: Kind
@@ -38,9 +43,15 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Starts the service on `interface`.
-    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock) throws(UDPBindError) {
+    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock) throws {
         switch kind {
-        case .echo: try UDPEchoService.install(on: interface, port: port, clock: clock)
+        case .echo:
+            try UDPEchoService.install(on: interface, port: port, clock: clock)
+            try TCPEchoService.install(on: interface, port: port)
+        case .discard:
+            try TCPDiscardService.install(on: interface, port: port)
+        case .chargen:
+            try TCPChargenService.install(on: interface, port: port)
         }
     }
 
@@ -59,6 +70,8 @@ extension ServiceSpec.Kind {
     public var defaultPort: UInt16 {
         switch self {
         case .echo: 7
+        case .discard: 9
+        case .chargen: 19
         }
     }
 }

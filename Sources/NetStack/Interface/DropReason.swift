@@ -37,6 +37,23 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case udpBadLength
     case udpBadChecksum
     case udpNoSocket
+    // TCP
+    case tcpTruncated
+    case tcpBadChecksum
+    case tcpBadOption
+    case tcpNoConnection
+    case tcpOutOfWindow
+    case tcpPAWS
+    case tcpBadAck
+    case tcpAckUnsent
+    case tcpBadReset
+    case tcpNoSyn
+    case tcpNoAck
+    case tcpResetInTimeWait
+    case tcpSynQueueFull
+    case tcpAcceptQueueFull
+    case tcpChallengeAckRateLimited
+    case tcpBroadcast
     // Output
     case noRoute
     case arpQueueFull
@@ -78,6 +95,22 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .udpBadLength: "udp-bad-length"
         case .udpBadChecksum: "udp-bad-checksum"
         case .udpNoSocket: "udp-no-socket"
+        case .tcpTruncated: "tcp-truncated"
+        case .tcpBadChecksum: "tcp-bad-checksum"
+        case .tcpBadOption: "tcp-bad-option"
+        case .tcpNoConnection: "tcp-no-connection"
+        case .tcpOutOfWindow: "tcp-out-of-window"
+        case .tcpPAWS: "tcp-paws"
+        case .tcpBadAck: "tcp-bad-ack"
+        case .tcpAckUnsent: "tcp-ack-of-unsent-data"
+        case .tcpBadReset: "tcp-bad-reset"
+        case .tcpNoSyn: "tcp-no-syn"
+        case .tcpNoAck: "tcp-no-ack"
+        case .tcpResetInTimeWait: "tcp-reset-in-time-wait"
+        case .tcpSynQueueFull: "tcp-syn-queue-full"
+        case .tcpAcceptQueueFull: "tcp-accept-queue-full"
+        case .tcpChallengeAckRateLimited: "tcp-challenge-ack-rate-limited"
+        case .tcpBroadcast: "tcp-broadcast"
         case .noRoute: "no-route"
         case .arpQueueFull: "arp-queue-full"
         case .arpResolutionFailed: "arp-resolution-failed"
@@ -153,6 +186,16 @@ public struct InterfaceCounters: Sendable {
     public var icmpIn: UInt64 = 0
     public var udpIn: UInt64 = 0
     public var udpOut: UInt64 = 0
+    public var tcpSegmentsIn: UInt64 = 0
+    public var tcpSegmentsOut: UInt64 = 0
+    public var tcpActiveOpens: UInt64 = 0
+    public var tcpPassiveOpens: UInt64 = 0
+    public var tcpConnectionsClosed: UInt64 = 0
+    public var tcpConnectionsReset: UInt64 = 0
+    public var tcpConnectionsTimedOut: UInt64 = 0
+    public var tcpRetransmissions: UInt64 = 0
+    public var tcpResetsSent: UInt64 = 0
+    public var tcpChallengeAcks: UInt64 = 0
     public var drops = DropCounters()
 
     public init() {}
@@ -167,7 +210,13 @@ public struct InterfaceCounters: Sendable {
             ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
             ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),
             ("icmp-echo-replies-out", icmpEchoRepliesOut), ("icmp-errors-out", icmpErrorsOut),
-            ("udp-in", udpIn), ("udp-out", udpOut), ("drops", drops.total),
+            ("udp-in", udpIn), ("udp-out", udpOut),
+            ("tcp-segments-in", tcpSegmentsIn), ("tcp-segments-out", tcpSegmentsOut),
+            ("tcp-active-opens", tcpActiveOpens), ("tcp-passive-opens", tcpPassiveOpens),
+            ("tcp-connections-closed", tcpConnectionsClosed), ("tcp-connections-reset", tcpConnectionsReset),
+            ("tcp-connections-timed-out", tcpConnectionsTimedOut), ("tcp-retransmissions", tcpRetransmissions),
+            ("tcp-resets-sent", tcpResetsSent), ("tcp-challenge-acks", tcpChallengeAcks),
+            ("drops", drops.total),
         ]
         for (reason, n) in drops.nonZero { r.append(("drop." + reason.description, n)) }
         return r

@@ -64,6 +64,8 @@ extension Interface {
             return receiveICMP(d, eth: eth, now: now)
         case .udp:
             return receiveUDP(d, now: now)
+        case .tcp:
+            return receiveTCP(d, now: now)
         default:
             // RFC 1122 3.2.2.1: protocol unreachable for a transport we do not run.
             sendICMPError(.destinationUnreachable(.protocol), for: d, now: now)

@@ -16,6 +16,7 @@ public final class Interface<D: Device> {
     var arp: ARPCache
     let reassembler: IPv4Reassembler
     var udpSockets: [UInt16: UDPBinding] = [:]
+    let tcp: TCPTable
     var icmpErrorBucket: TokenBucket
     var nextIdentification: UInt16
     /// Scratch for ARP bookkeeping, kept to avoid allocating per call.
@@ -42,6 +43,7 @@ public final class Interface<D: Device> {
         // reuse the identifiers of datagrams still in a peer's reassembly queue.
         nextIdentification = UInt16(truncatingIfNeeded: now.nanoseconds >> 10)
         scratchParked.reserveCapacity(configuration.arpMaxWaiting)
+        tcp = TCPTable(now: now, isn: .random())
     }
 
     deinit {
@@ -64,8 +66,9 @@ public final class Interface<D: Device> {
         return n
     }
 
-    /// Runs timers: ARP retries and give-ups, reassembly timeouts.
+    /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
     public func tick(now: Instant) {
+        tickTCP(now: now)
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
         for ip in scratchFailed {
@@ -89,6 +92,7 @@ public final class Interface<D: Device> {
     /// The next time `tick` has work, so the loop can sleep until then.
     public var nextTimerDeadline: Instant? {
         var d = reassembler.nextDeadline
+        if let t = tcp.wheel.nextDeadline { d = min(d ?? t, t) }
         for e in arp.entries.values where e.mac == nil {
             d = min(d ?? e.nextRequest, e.nextRequest)
         }

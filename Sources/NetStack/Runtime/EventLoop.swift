@@ -36,7 +36,7 @@ public final class EventLoop<D: Device> {
     public func runOnce() {
         var now = clock.now
         let received = interface.poll(now: now)
-        if now >= nextTick {
+        if now >= nextTick || interface.nextTimerDeadline.map({ now >= $0 }) == true {
             interface.tick(now: now)
             nextTick = now + tickInterval
         }

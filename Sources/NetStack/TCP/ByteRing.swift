@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A byte ring buffer: the memory behind a TCP connection's send and receive
+/// buffers.
+///
+/// One allocation, made at `init` and freed at `deinit`; nothing after that touches
+/// the heap, because the stack promises zero allocations per packet (see
+/// DESIGN.md). The capacity is a power of two so that positions wrap with a mask
+/// instead of a division.
+///
+/// The ring holds `count` readable bytes starting at the front. The rest of the
+/// storage (`freeSpace` bytes past the readable end) can be written in two ways:
+///
+/// - `append(_:)` copies bytes to the readable end and makes them readable at once
+///   (the application writing into the send buffer; in-order segment text).
+/// - `write(_:at:)` copies bytes to `offset` bytes past the readable end *without*
+///   making them readable, and `commit(_:)` later makes a prefix readable. This is
+///   how the receiver stores out-of-order segment text in place (RFC 9293
+///   3.10.7.4: "segments with higher beginning sequence numbers SHOULD be held for
+///   later processing"), so no segment is ever copied twice. Which ranges past the
+///   end actually hold data is not the ring's business: an `Assembler` tracks it.
+///
+/// Bytes written past the end stay where they are while the front is consumed: the
+/// position of "offset k past the end" depends only on where the end is, and only
+/// `append` and `commit` move the end. An `append` overwrites what was written at
+/// offsets below the appended length, and moves later offsets down by that length.
+///
+/// Readers get at the bytes without a copy through `peek`, which returns the range
+/// as at most two pieces (the second one non-empty only when the range wraps the end
+/// of the storage), so TCP output copies payload straight from the ring into a
+/// packet slot and retransmission rebuilds from the same bytes until they are
+/// acknowledged (`consume`).
+///
+/// Not thread-safe: like everything else in a stack, it belongs to one event loop.
+final class ByteRing {
+    /// The storage size in bytes: the requested capacity rounded up to a power of two.
+    let capacity: Int
+    /// `capacity - 1`; positions are reduced modulo the capacity by masking with this.
+    private let mask: Int
+    private let storage: UnsafeMutableRawPointer
+    /// Storage index of the first readable byte, always in `0..<capacity`.
+    private var head: Int = 0
+    /// Readable bytes, from `head`.
+    private(set) var count: Int = 0
+
+    /// Makes a ring of at least `capacity` bytes (rounded up to a power of two).
+    init(capacity: Int) {
+        precondition(capacity > 0, "ByteRing capacity must be positive")
+        precondition(capacity <= 1 << (Int.bitWidth - 2), "ByteRing capacity too large")
+        let rounded = capacity == 1 ? 1 : 1 << (Int.bitWidth - (capacity - 1).leadingZeroBitCount)
+        self.capacity = rounded
+        mask = rounded - 1
+        // Cache-line aligned so copies out of the ring start on a line boundary.
+        storage = .allocate(byteCount: rounded, alignment: 64)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Bytes that can still be appended (or written past the readable end).
+    var freeSpace: Int { capacity - count }
+
+    var isEmpty: Bool { count == 0 }
+
+    var isFull: Bool { count == capacity }
+
+    // MARK: Writing
+
+    /// Copies in as many of `bytes` as fit, makes them readable, and returns how many.
+    @discardableResult
+    func append(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let n = min(bytes.count, freeSpace)
+        guard n > 0 else { return 0 }
+        copyIn(bytes.baseAddress!, count: n, at: (head &+ count) & mask)
+        count += n
+        return n
+    }
+
+    /// Copies `bytes` to `offset` bytes past the readable end (storage position
+    /// `count + offset`) without making them readable, for segment text that
+    /// arrived ahead of a gap. Clips to the free space; returns how many bytes were
+    /// written, 0 if `offset >= freeSpace`. Make them readable with `commit(_:)`
+    /// once everything before them has arrived.
+    @discardableResult
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        precondition(offset >= 0, "ByteRing.write: negative offset")
+        let room = freeSpace - offset
+        guard room > 0 else { return 0 }
+        let n = min(bytes.count, room)
+        guard n > 0 else { return 0 }
+        copyIn(bytes.baseAddress!, count: n, at: (head &+ count &+ offset) & mask)
+        return n
+    }
+
+    /// Makes the next `n` bytes past the readable end readable. They must have been
+    /// written with `write(_:at:)` (offsets `0..<n`); the ring does not check.
+    func commit(_ n: Int) {
+        precondition(n >= 0 && n <= freeSpace, "ByteRing.commit: \(n) bytes exceed the free space")
+        count += n
+    }
+
+    // MARK: Reading
+
+    /// The readable bytes `[offset, offset + n)` as up to two pieces, in order; the
+    /// second is empty unless the range wraps the end of the storage. Nothing is
+    /// consumed. The pointers are valid until the ring is next written or consumed.
+    func peek(from offset: Int, count n: Int) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
+        precondition(offset >= 0 && n >= 0 && offset + n <= count,
+                     "ByteRing.peek: [\(offset), \(offset + n)) outside the \(count) readable bytes")
+        let start = (head &+ offset) & mask
+        let first = min(n, capacity - start)
+        // The empty second piece still has a base address, so callers may copy from
+        // it unconditionally.
+        return (UnsafeRawBufferPointer(start: storage + start, count: first),
+                UnsafeRawBufferPointer(start: storage, count: n - first))
+    }
+
+    /// Drops `n` bytes from the front (acknowledged send data; data the application
+    /// has read).
+    func consume(_ n: Int) {
+        precondition(n >= 0 && n <= count, "ByteRing.consume: \(n) bytes but only \(count) readable")
+        // The storage index of the end (head + count) does not move, so bytes
+        // written past the end stay at their offsets.
+        head = (head &+ n) & mask
+        count -= n
+    }
+
+    /// Copies readable bytes into `buffer` (as many as fit), consumes them, and
+    /// returns how many.
+    @discardableResult
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(buffer.count, count)
+        guard n > 0 else { return 0 }
+        let (a, b) = peek(from: 0, count: n)
+        let destination = buffer.baseAddress!
+        memcpy(destination, a.baseAddress!, a.count)
+        if b.count > 0 { memcpy(destination + a.count, b.baseAddress!, b.count) }
+        consume(n)
+        return n
+    }
+
+    // MARK: Private
+
+    /// Copies `n` bytes (n <= capacity) to storage index `index`, wrapping.
+    private func copyIn(_ source: UnsafeRawPointer, count n: Int, at index: Int) {
+        let first = min(n, capacity - index)
+        memcpy(storage + index, source, first)
+        if n > first { memcpy(storage, source + first, n - first) }
+    }
+}

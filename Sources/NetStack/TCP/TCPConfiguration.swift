@@ -1,0 +1,44 @@
+/// Per-connection TCP settings. Defaults follow the RFCs, and Linux where the
+/// RFCs leave a range.
+public struct TCPConfiguration: Sendable {
+    /// Send and receive ring sizes. The receive ring bounds the advertised window.
+    public var sendBufferSize = 256 * 1024
+    public var receiveBufferSize = 256 * 1024
+    /// RFC 7323: window scaling and timestamps, offered on SYN and used if the peer agrees.
+    public var windowScaling = true
+    public var timestamps = true
+    /// RFC 2018: offer SACK-permitted.
+    public var sackPermitted = true
+    /// Disables Nagle's algorithm (RFC 9293 3.7.4), as TCP_NODELAY does.
+    public var noDelay = false
+    /// RFC 9293 3.8.6.3: a delayed ACK waits less than 0.5 s; Linux's floor is 40 ms.
+    public var delayedAckTimeout: Duration = .milliseconds(40)
+    /// Maximum segment lifetime; TIME-WAIT lasts 2 MSL (Linux: 60 s in all).
+    public var msl: Duration = .seconds(30)
+    /// RFC 6298 RTO bounds. The minimum is Linux's 200 ms, not the RFC's 1 s.
+    public var initialRTO: Duration = .seconds(1)
+    public var minimumRTO: Duration = .milliseconds(200)
+    public var maximumRTO: Duration = .seconds(60)
+    /// Retransmissions of one segment before the connection fails (RFC 9293 3.8.3 R2; Linux tcp_retries2 = 15).
+    public var maxRetransmissions = 15
+    /// SYN retransmissions before an active open fails (Linux tcp_syn_retries = 6).
+    public var maxSynRetransmissions = 6
+    /// RFC 1122 4.2.3.6 keepalive; off unless set.
+    public var keepalive: Keepalive?
+    /// How long an orphaned connection may wait in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    public var finWait2Timeout: Duration = .seconds(60)
+
+    public struct Keepalive: Sendable {
+        public var idle: Duration
+        public var interval: Duration
+        public var probes: Int
+        /// RFC 1122's defaults: two hours idle, then probes.
+        public init(idle: Duration = .seconds(7200), interval: Duration = .seconds(75), probes: Int = 9) {
+            self.idle = idle
+            self.interval = interval
+            self.probes = probes
+        }
+    }
+
+    public init() {}
+}

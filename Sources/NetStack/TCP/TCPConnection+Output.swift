@@ -1,0 +1,176 @@
+import NetStackWire
+
+extension TCPConnection {
+    /// Emits what the connection has to send now, in order: a reset, a SYN or
+    /// SYN-ACK, a fast retransmission, new data and FIN as the windows allow,
+    /// a probe, or a bare ACK. `emit` gets the header and the payload as up to
+    /// two pieces of the send ring (it wraps).
+    func dispatch(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        if sendResetNow {
+            sendResetNow = false
+            emit(header(seq: sndNxt, flags: [.rst, .ack], payloadLength: 0, now: now), empty, empty)
+            return
+        }
+        var sent = false
+        switch state {
+        case .closed, .listen:
+            return
+        case .synSent, .synReceived:
+            if sndNxt == iss {
+                let flags: TCPFlags = state == .synSent ? [.syn] : [.syn, .ack]
+                emit(header(seq: iss, flags: flags, payloadLength: 0, now: now), empty, empty)
+                sndNxt = iss + 1
+                if sndMax < sndNxt { sndMax = sndNxt }
+                if retransmissions == 0 && rttProbe == nil { rttProbe = (iss, now) }
+                if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
+                sent = true
+            }
+        default:
+            if let seq = retransmitNext {
+                retransmitNext = nil
+                if seq >= sndUna && seq < sndMax {
+                    emitSegment(at: seq, maxLength: sendMSS, now: now, emit: emit)
+                    segmentsRetransmitted &+= 1
+                    sent = true
+                }
+            }
+            while sendNewSegment(now: now, emit: emit) { sent = true }
+            armPersistIfStalled(now: now)
+        }
+        if probeNow {
+            probeNow = false
+            // A window probe or keepalive: one old sequence number, which the
+            // peer must answer with an ACK showing its window (RFC 9293 3.8.6.1, RFC 1122 4.2.3.6).
+            emit(header(seq: sndUna - 1, flags: .ack, payloadLength: 0, now: now), empty, empty)
+            sent = true
+        }
+        let ackDue = ackNow || (delayedAckDeadline.map { now >= $0 } ?? false)
+        if !sent && ackDue && state != .synSent {
+            emit(header(seq: sndNxt, flags: .ack, payloadLength: 0, now: now), empty, empty)
+        }
+    }
+
+    /// Sends the next new segment if the windows, Nagle and sender SWS
+    /// avoidance allow it (RFC 9293 3.7.4 and 3.8.6.2.1). Returns true if it sent.
+    private func sendNewSegment(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
+        let offset = sndNxt - sendBufferSeq
+        // Past the end means the FIN is already out.
+        guard offset >= 0, offset <= sendBuffer.count else { return false }
+        let unsent = sendBuffer.count - offset
+        let inFlight = sndNxt - sndUna
+        let window = min(sndWnd, congestion.congestionWindow)
+        let usable = max(window - inFlight, 0)
+        let length = min(unsent, sendMSS, usable)
+        if length < sendMSS {
+            if length < unsent {
+                // The window, not the data, limits this segment. Sender SWS
+                // avoidance: wait until at least half the largest window the
+                // peer offered can go at once.
+                guard length > 0, length >= maxSndWnd / 2 else { return false }
+            } else if length == 0 {
+                // Nothing left but, perhaps, the FIN.
+                let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
+                guard finUnsent else { return false }
+            } else if !finQueued && !configuration.noDelay && inFlight > 0 {
+                // Nagle: while anything is unacknowledged, small segments wait
+                // to be coalesced; a closing connection flushes.
+                return false
+            }
+        }
+        emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit)
+        return true
+    }
+
+    /// Emits the data (and FIN, if it falls at the end) starting at `seq`.
+    func emitSegment(at seq: SequenceNumber, maxLength: Int, now: Instant,
+                     emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        let offset = seq - sendBufferSeq
+        let available = max(sendBuffer.count - offset, 0)
+        let length = max(min(available, maxLength), 0)
+        var flags: TCPFlags = .ack
+        let end = seq + length
+        if let f = finSeq, end == f { flags.insert(.fin) }
+        if length > 0 && length == available { flags.insert(.psh) }
+        let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
+            : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+        emit(header(seq: seq, flags: flags, payloadLength: length, now: now), a, b)
+        let next = end + (flags.contains(.fin) ? 1 : 0)
+        let isNew = next > sndMax
+        if seq == sndNxt { sndNxt = next }
+        if isNew {
+            if sndMax < next { sndMax = next }
+            bytesSent &+= UInt64(length)
+            if rttProbe == nil && !timestampsEnabled && length > 0 { rttProbe = (seq, now) }
+        } else if rttProbe != nil {
+            rttProbe = nil  // Karn: a retransmission spoils the timing.
+        }
+        if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
+    }
+
+    /// With data waiting, nothing in flight and a zero window, only a probe can
+    /// learn that the window opened (RFC 9293 3.8.6.1).
+    private func armPersistIfStalled(now: Instant) {
+        let unsent = sendBuffer.count - (sndNxt - sendBufferSeq)
+        if sndWnd == 0 && unsent > 0 && sndNxt == sndUna && persistDeadline == nil {
+            persistDeadline = now + persistInterval
+        }
+    }
+
+    var persistInterval: Duration {
+        let base = rtt.rto.nanoseconds
+        let backedOff = base << min(persistBackoff, 16)
+        return .nanoseconds(min(backedOff, configuration.maximumRTO.nanoseconds))
+    }
+
+    /// A header for a segment we send, with the options its kind carries, and the ACK and window filled in.
+    func header(seq: SequenceNumber, flags: TCPFlags, payloadLength: Int, now: Instant) -> TCPRepr {
+        var options = TCPOptions()
+        var window: UInt16
+        if flags.contains(.syn) {
+            // Options go on the SYN only if offered to us, when answering (RFC 7323 1.3, RFC 2018 2).
+            let answering = flags.contains(.ack)
+            options.mss = UInt16(clamping: localMSS)
+            if configuration.windowScaling && (!answering || sndScale > 0 || rcvScale > 0) {
+                options.windowScale = rcvScale
+            }
+            options.sackPermitted = configuration.sackPermitted && (!answering || sackEnabled)
+            if configuration.timestamps && (!answering || timestampsEnabled) {
+                options.timestamps = (timestampNow(now), answering ? tsRecent : 0)
+            }
+            window = UInt16(clamping: receiveWindow)
+            rcvAdvertisedEdge = rcvNxt + Int(window)
+        } else {
+            if timestampsEnabled { options.timestamps = (timestampNow(now), tsRecent) }
+            window = advertisedWindowField()
+        }
+        var repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq,
+                           ack: flags.contains(.ack) ? rcvNxt : nil, flags: flags, window: window,
+                           options: options, payloadLength: payloadLength)
+        if flags.contains(.rst) && !state.isSynchronized && !flags.contains(.ack) { repr.ack = nil }
+        if flags.contains(.ack) {
+            ackNow = false
+            delayedAckDeadline = nil
+            unackedBytes = 0
+        }
+        return repr
+    }
+
+    /// The window field for a non-SYN segment: our free space, scaled, with
+    /// receiver SWS avoidance (RFC 9293 3.8.6.2.2): the right edge only moves
+    /// when it can move by min(buffer/2, MSS), and never moves left.
+    private func advertisedWindowField() -> UInt16 {
+        let free = receiveWindow
+        let edge = rcvNxt + free
+        var window: Int
+        if edge - rcvAdvertisedEdge >= min(receiveBuffer.capacity / 2, localMSS) || rcvAdvertisedEdge < rcvNxt {
+            window = free
+        } else {
+            window = max(rcvAdvertisedEdge - rcvNxt, 0)
+        }
+        let field = min(window >> Int(rcvScale), 0xffff)
+        let advertisedEdge = rcvNxt + (field << Int(rcvScale))
+        if advertisedEdge > rcvAdvertisedEdge { rcvAdvertisedEdge = advertisedEdge }
+        return UInt16(field)
+    }
+}

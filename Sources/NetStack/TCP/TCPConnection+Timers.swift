@@ -1,0 +1,72 @@
+extension TCPConnection {
+    /// The earliest time `handleTimers` has work.
+    var nextDeadline: Instant? {
+        var d: Instant? = nil
+        for t in [retransmitDeadline, delayedAckDeadline, persistDeadline, keepaliveDeadline,
+                  timeWaitDeadline, finWait2Deadline] {
+            if let t, d == nil || t < d! { d = t }
+        }
+        return d
+    }
+
+    /// Runs the timers that are due. Sending is left to `dispatch`.
+    func handleTimers(now: Instant) {
+        if let d = timeWaitDeadline, now >= d {
+            enterClosed(error: nil)
+            return
+        }
+        if let d = finWait2Deadline, now >= d {
+            enterClosed(error: nil)
+            return
+        }
+        if let d = retransmitDeadline, now >= d {
+            retransmitTimeout(now: now)
+            if state == .closed { return }
+        }
+        if let d = delayedAckDeadline, now >= d {
+            ackNow = true
+            delayedAckDeadline = nil
+        }
+        if let d = persistDeadline, now >= d {
+            probeNow = true
+            persistBackoff += 1
+            persistDeadline = sndWnd == 0 ? now + persistInterval : nil
+        }
+        if let d = keepaliveDeadline, now >= d, let k = configuration.keepalive {
+            if keepaliveProbesSent >= k.probes {
+                sendResetNow = true
+                enterClosed(error: .timedOut)
+                return
+            }
+            keepaliveProbesSent += 1
+            probeNow = true
+            keepaliveDeadline = now + k.interval
+        }
+    }
+
+    /// RFC 6298 5.4-5.7: retransmit the earliest unacknowledged segment, back
+    /// off, and collapse the congestion window (RFC 5681 3.1). Gives up after
+    /// the configured number of tries (RFC 9293 3.8.3, R2).
+    private func retransmitTimeout(now: Instant) {
+        let limit = state == .synSent || state == .synReceived
+            ? configuration.maxSynRetransmissions : configuration.maxRetransmissions
+        guard retransmissions < limit else {
+            if state.isSynchronized { sendResetNow = true }
+            enterClosed(error: .timedOut)
+            return
+        }
+        retransmissions += 1
+        rtt.backOff()
+        if state.isSynchronized {
+            congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS)
+        }
+        // Go back: everything from SND.UNA is sent again as the window allows.
+        sndNxt = sndUna
+        recoveryPoint = nil
+        retransmitNext = nil
+        duplicateAcks = 0
+        rttProbe = nil
+        segmentsRetransmitted &+= 1
+        retransmitDeadline = now + rtt.rto
+    }
+}

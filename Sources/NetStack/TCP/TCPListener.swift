@@ -1,0 +1,53 @@
+/// A passive open on one port (RFC 9293 3.10.1, "LISTEN").
+///
+/// Both queues are bounded, as in Linux: at most `synBacklog` half-open
+/// connections (SYN-RECEIVED), beyond which new SYNs are dropped (the client
+/// retries); and at most `backlog` established connections waiting for
+/// `accept()`, beyond which the handshake's final ACK is dropped, leaving the
+/// connection half-open until the client's retransmission finds room.
+public final class TCPListener {
+    public let port: UInt16
+    public let backlog: Int
+    public let synBacklog: Int
+    let configuration: TCPConfiguration
+    var halfOpen = 0
+    private var ready: [TCPConnection] = []
+    private var readyHead = 0
+    /// Called for each connection that completes its handshake. When set,
+    /// connections go straight to it instead of the accept queue.
+    public var onAccept: ((TCPConnection) -> Void)?
+    public internal(set) var isClosed = false
+
+    init(port: UInt16, backlog: Int, synBacklog: Int, configuration: TCPConfiguration) {
+        self.port = port
+        self.backlog = backlog
+        self.synBacklog = synBacklog
+        self.configuration = configuration
+    }
+
+    /// Connections waiting to be accepted.
+    public var pendingCount: Int { ready.count - readyHead }
+
+    /// Takes the oldest established connection, if any.
+    public func accept() -> TCPConnection? {
+        guard readyHead < ready.count else { return nil }
+        let c = ready[readyHead]
+        readyHead += 1
+        if readyHead == ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyHead = 0
+        }
+        return c
+    }
+
+    var canAcceptMore: Bool { onAccept != nil || pendingCount < backlog }
+
+    /// A handshake finished.
+    func established(_ c: TCPConnection) {
+        if let onAccept {
+            onAccept(c)
+        } else {
+            ready.append(c)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import NetStack
+
+/// The TCP halves of the classic test services: Echo (RFC 862), Discard
+/// (RFC 863) and Character Generator (RFC 864). They run on the event loop
+/// through connection callbacks; each moves as many bytes as the rings allow
+/// and waits for the next callback when they are full.
+public enum TCPEchoService {
+    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 7) throws(TCPListenError) {
+        let listener = try interface.listenTCP(port: port)
+        listener.onAccept = { connection in
+            connection.onReadable = { c in echo(c) }
+            connection.onWritable = { c in echo(c) }
+        }
+    }
+
+    /// Moves received bytes into the send ring; closes once the peer has
+    /// closed and everything has been echoed.
+    static func echo(_ c: TCPConnection) {
+        while c.readableBytes > 0 {
+            let moved = c.peek { a, b in
+                let first = c.write(a)
+                return first < a.count ? first : first + c.write(b)
+            }
+            guard moved > 0 else { break }
+            c.skip(moved)
+        }
+        if c.isReadClosed && c.readableBytes == 0 { c.close() }
+    }
+}
+
+public enum TCPDiscardService {
+    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 9) throws(TCPListenError) {
+        let listener = try interface.listenTCP(port: port)
+        listener.onAccept = { connection in
+            connection.onReadable = { c in
+                c.skip(c.readableBytes)
+                if c.isReadClosed { c.close() }
+            }
+        }
+    }
+}
+
+public enum TCPChargenService {
+    /// RFC 864's suggested pattern: 72-character lines of the 95 printable
+    /// ASCII characters, each line starting one character later.
+    static let pattern: [UInt8] = {
+        var out: [UInt8] = []
+        for line in 0..<95 {
+            for i in 0..<72 { out.append(UInt8(32 + (line + i) % 95)) }
+            out.append(13)
+            out.append(10)
+        }
+        return out
+    }()
+
+    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 19) throws(TCPListenError) {
+        let listener = try interface.listenTCP(port: port)
+        listener.onAccept = { connection in
+            var offset = 0
+            let fill: (TCPConnection) -> Void = { c in
+                pattern.withUnsafeBytes { p in
+                    while c.writableBytes > 0 {
+                        let n = c.write(UnsafeRawBufferPointer(rebasing: p[offset...]))
+                        guard n > 0 else { break }
+                        offset = (offset + n) % p.count
+                    }
+                }
+            }
+            connection.onWritable = fill
+            connection.onReadable = { c in
+                c.skip(c.readableBytes)
+                if c.isReadClosed { c.close() }
+            }
+            fill(connection)
+        }
+    }
+}

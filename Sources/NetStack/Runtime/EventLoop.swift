@@ -6,6 +6,8 @@ import Synchronization
 public final class EventLoop<D: Device> {
     public let interface: Interface<D>
     public let clock: any NetClock
+    /// Runs async application code on this loop (see `TCPStream`).
+    public let executor = LoopExecutor()
     /// Longest sleep, so that `stop()` from a signal handler is noticed promptly.
     public var maximumSleep: Duration = .milliseconds(50)
     /// How often the interface's timers run when nothing else is due.
@@ -41,8 +43,9 @@ public final class EventLoop<D: Device> {
             nextTick = now + tickInterval
         }
         for work in onTurn { work(now) }
+        let ranJobs = executor.runPending()
         interface.device.flush()
-        if received == 0 {
+        if received == 0 && ranJobs == 0 && !executor.hasPendingJobs {
             now = clock.now
             var deadline = nextTick
             if let t = interface.nextTimerDeadline, t < deadline { deadline = t }

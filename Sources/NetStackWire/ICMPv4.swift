@@ -101,7 +101,7 @@ public struct ICMPv4Repr: Equatable, Sendable {
     /// Writes the 8-byte header at the start of `bytes` and, since the data
     /// must already be in place after it, the checksum over `length` bytes.
     public func emit(into bytes: UnsafeMutableRawBufferPointer) {
-        precondition(bytes.count >= length)
+        precondition(dataLength >= 0 && bytes.count >= length, "data length out of range")
         let type: UInt8, code: UInt8, rest: UInt32
         switch message {
         case let .echoReply(id, seq):

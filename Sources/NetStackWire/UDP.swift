@@ -80,7 +80,7 @@ public struct UDPRepr: Equatable, Sendable {
     /// Writes the header at the start of `bytes`; the payload must already be in
     /// place after it, since the checksum covers it.
     public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
-        precondition(bytes.count >= length && length <= 0xffff)
+        precondition(payloadLength >= 0 && bytes.count >= length && length <= 0xffff, "payload length out of range")
         bytes.setBE16(0, sourcePort)
         bytes.setBE16(2, destinationPort)
         bytes.setBE16(4, UInt16(length))

@@ -343,6 +343,10 @@ private func dissectAll(_ name: String) throws -> [Dissection] {
             let udp = try UDPDatagram(validating: inner.payload)
             #expect(udp.sourcePort == 40000 && udp.destinationPort == 9)
             #expect(udp.checksumIsValid(source: inner.source, destination: inner.destination))
+            // The quoted-header view reads it the same way.
+            let q = try IPv4Packet(validatingQuoted: buf)
+            #expect(IPv4Repr(parsing: q) == IPv4Repr(parsing: inner))
+            #expect(q.payload.array == inner.payload.array)
         }
     }
 }

@@ -3,7 +3,7 @@ import Testing
 
 /// How many times each view accepted a buffer, to show the fuzzer reaches every layer.
 private struct Reached {
-    var ethernet = 0, arp = 0, ipv4 = 0, icmp = 0, udp = 0
+    var ethernet = 0, arp = 0, ipv4 = 0, quoted = 0, icmp = 0, udp = 0, tcp = 0
 }
 
 /// Feeds `buf` to every view; for each one that accepts it, reads every
@@ -63,6 +63,22 @@ private func exercise(_ buf: UnsafeMutableRawBufferPointer, depth: Int, _ reache
         if depth > 0 { exercise(p.payload, depth: depth - 1, &reached) }
     }
 
+    if let p = try? IPv4Packet(validatingQuoted: buf) {
+        reached.quoted += 1
+        let hl = p.headerLength
+        #expect(hl >= 20 && hl <= 60 && hl <= buf.count && p.totalLength >= hl)
+        #expect(p.bytes.count == buf.count && buf.contains(p.bytes))
+        #expect(p.header.count == hl && buf.contains(p.header))
+        #expect(p.options.count == hl - 20 && buf.contains(p.options))
+        #expect(p.payload.count == buf.count - hl && buf.contains(p.payload))
+        _ = (p.dscpECN, p.identification, p.dontFragment, p.moreFragments, p.fragmentOffset, p.isFragment,
+             p.timeToLive, p.protocol, p.headerChecksum, p.source, p.destination, IPv4Repr(parsing: p))
+        #expect(p.checksumIsValid == (referenceSum(p.header.array) == 0xffff))
+    } else {
+        // Whatever the ordinary view accepts, the quoted one accepts too.
+        #expect((try? IPv4Packet(validating: buf)) == nil)
+    }
+
     if let p = try? ICMPv4Packet(validating: buf) {
         reached.icmp += 1
         #expect(p.data.count == buf.count - 8 && buf.contains(p.data))
@@ -78,6 +94,21 @@ private func exercise(_ buf: UnsafeMutableRawBufferPointer, depth: Int, _ reache
             return ICMPv4Repr(parsing: q)
         }
         #expect(again == repr)
+    }
+
+    if let t = try? TCPSegment(validating: buf) {
+        reached.tcp += 1
+        let hl = t.headerLength
+        #expect(hl >= 20 && hl <= 60 && hl <= buf.count && t.dataOffset * 4 == hl)
+        #expect(t.header.count == hl && buf.contains(t.header))
+        #expect(t.options.count == hl - 20 && buf.contains(t.options))
+        #expect(t.payload.count == buf.count - hl && buf.contains(t.payload))
+        _ = (t.sourcePort, t.destinationPort, t.sequenceNumber, t.acknowledgmentNumber, t.flags.description,
+             t.window, t.checksum, t.urgentPointer)
+        #expect(t.checksumIsValid(source: none, destination: none)
+                == (referenceSum(pseudoHeader(source: none, destination: none, protocol: 6, length: buf.count)
+                                 + buf.array) == 0xffff))
+        _ = try? TCPRepr(parsing: t)  // options may be refused; it must not crash
     }
 
     if let d = try? UDPDatagram(validating: buf) {
@@ -135,7 +166,7 @@ private func fuzz(_ bytes: [UInt8], skew: Int, _ reached: inout Reached) {
             }
             fuzz(bytes, skew: Int.random(in: 0...7, using: &rng), &reached)
         }
-        #expect(reached.ethernet > 0 && reached.arp > 0 && reached.ipv4 > 0 && reached.icmp > 0 && reached.udp > 0,
+        #expect(reached.ethernet > 0 && reached.arp > 0 && reached.ipv4 > 0 && reached.quoted > 0 && reached.icmp > 0 && reached.udp > 0 && reached.tcp > 0,
                 "\(reached)")
     }
 
@@ -181,7 +212,7 @@ private func fuzz(_ bytes: [UInt8], skew: Int, _ reached: inout Reached) {
             }
             fuzz(f, skew: Int.random(in: 0...7, using: &rng), &reached)
         }
-        #expect(reached.ethernet > 0 && reached.arp > 0 && reached.ipv4 > 0 && reached.icmp > 0 && reached.udp > 0,
+        #expect(reached.ethernet > 0 && reached.arp > 0 && reached.ipv4 > 0 && reached.quoted > 0 && reached.icmp > 0 && reached.udp > 0 && reached.tcp > 0,
                 "\(reached)")
     }
 }

@@ -281,6 +281,49 @@ func ipv4Packet(options: [UInt8] = [], payload: [UInt8], flags: UInt16 = 0x4000,
         }
     }
 
+    /// An ICMP error quotes the original header and only the first 8 bytes
+    /// of its data (RFC 792), so the quoted total length exceeds the bytes.
+    @Test func quotedHeaderOfALongerDatagram() throws {
+        let original = ipv4Packet(payload: be16(40000) + be16(9) + be16(1008) + [0xab, 0xcd]
+                                  + [UInt8](repeating: 0x61, count: 1000))
+        let quote = Array(original[0..<28])
+        #expect(wireError(quote, as: IPv4Packet.self) == .truncated)  // the ordinary view refuses it
+        var bytes = quote
+        try bytes.withUnsafeMutableBytes { buf in
+            let p = try IPv4Packet(validatingQuoted: buf)
+            #expect(p.totalLength == 1028)
+            #expect(p.headerLength == 20)
+            #expect(p.bytes.count == 28)
+            #expect(p.source == Capture.ipA && p.destination == Capture.ipB && p.protocol == .udp)
+            #expect(p.checksumIsValid)
+            #expect(p.payload.array == hex("9c40 0009 03f0 abcd"))
+            #expect(IPv4Repr(parsing: p).payloadLength == 1008)
+        }
+        // With options, the payload still starts after them.
+        var withOptions = Array(ipv4Packet(options: [0x94, 0x04, 0x00, 0x00], payload: [UInt8](repeating: 7, count: 100))[0..<32])
+        try withOptions.withUnsafeMutableBytes { buf in
+            let p = try IPv4Packet(validatingQuoted: buf)
+            #expect(p.options.array == [0x94, 0x04, 0x00, 0x00])
+            #expect(p.payload.array == [UInt8](repeating: 7, count: 8))
+        }
+    }
+
+    @Test func quotedHeaderIsStillValidated() {
+        let quote = Array(ipv4Packet(options: [0x94, 0x04, 0x00, 0x00], payload: [UInt8](repeating: 0, count: 100))[0..<32])
+        for n in 0..<20 {
+            #expect(wireError(Array(quote[0..<n]), as: QuotedIPv4.self) == .truncated, "length \(n)")
+        }
+        // The header itself must be whole: IHL 6 needs 24 bytes.
+        #expect(wireError(Array(quote[0..<23]), as: QuotedIPv4.self) == .truncated)
+        #expect(wireError(Array(quote[0..<24]), as: QuotedIPv4.self) == nil)
+        var v6 = quote; v6[0] = 0x66
+        #expect(wireError(v6, as: QuotedIPv4.self) == .unsupported)
+        var ihl4 = quote; ihl4[0] = 0x44
+        #expect(wireError(ihl4, as: QuotedIPv4.self) == .badLength)
+        var total = quote; total.replaceSubrange(2..<4, with: be16(23))
+        #expect(wireError(total, as: QuotedIPv4.self) == .badLength)
+    }
+
     @Test func protocolDescriptions() {
         #expect(IPProtocol.icmp.description == "ICMP")
         #expect(IPProtocol.tcp.description == "TCP")

@@ -77,6 +77,14 @@ extension IPv4Packet: ValidatingView {}
 extension ICMPv4Packet: ValidatingView {}
 extension UDPDatagram: ValidatingView {}
 
+/// `IPv4Packet(validatingQuoted:)`, the header quoted in an ICMP error, as a view of its own.
+struct QuotedIPv4: ValidatingView {
+    let packet: IPv4Packet
+    init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
+        packet = try IPv4Packet(validatingQuoted: bytes)
+    }
+}
+
 /// The error `V(validating:)` throws for `bytes`, or nil if it accepts them.
 func wireError<V: ValidatingView>(_ bytes: [UInt8], as _: V.Type) -> WireError? {
     var copy = bytes

@@ -133,3 +133,58 @@ import NetStackWire
     }
 }
 
+
+extension AllocationTests {
+    /// Bulk TCP between two stacks: once the connection is up, moving data
+    /// (segments out, ACKs back, rings filled and drained, timers re-armed)
+    /// allocates nothing.
+    @Test func bulkTCPTransferAllocatesNothingPerSegment() throws {
+        let pool = PacketPool(slotCount: 1024)
+        let clock = VirtualClock()
+        let (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 512)
+        func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
+            let ip = IPv4Address(10, 0, 0, last)
+            return Interface(device: link,
+                             configuration: InterfaceConfiguration(
+                                macAddress: InterfaceConfiguration.defaultMAC(for: ip),
+                                address: IPv4CIDR(address: ip, prefixLength: 24)),
+                             now: clock.now)
+        }
+        let a = iface(linkA, 1), b = iface(linkB, 2)
+        let listener = try b.listenTCP(port: 9)
+        var received = 0
+        listener.onAccept = { c in
+            c.onReadable = { c in received += c.skip(c.readableBytes) }
+        }
+        let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)
+        let sender = try a.connectTCP(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let fill: (TCPConnection) -> Void = { c in
+            chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
+        }
+        sender.onWritable = fill
+
+        func turn() {
+            a.poll(now: clock.now, limit: 256)
+            b.poll(now: clock.now, limit: 256)
+            a.tick(now: clock.now)
+            b.tick(now: clock.now)
+            clock.advance(by: .microseconds(20))
+        }
+        // Handshake, then fill the pipe and let every table and ring reach its working size.
+        for _ in 0..<50 { turn() }
+        #expect(sender.state == .established)
+        fill(sender)
+        a.flushTCP(sender, now: clock.now)
+        while received < 4 << 20 { turn() }
+
+        let segmentsBefore = a.counters.tcpSegmentsOut
+        let receivedBefore = received
+        allocation_counter_start()
+        for _ in 0..<2000 { turn() }
+        let allocations = allocation_counter_stop()
+        let segments = a.counters.tcpSegmentsOut - segmentsBefore
+        #expect(received - receivedBefore > 16 << 20, "the transfer kept moving")
+        #expect(segments > 10_000)
+        #expect(allocations == 0, "\(allocations) allocations over \(segments) segments")
+    }
+}

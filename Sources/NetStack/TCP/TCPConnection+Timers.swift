@@ -1,12 +1,16 @@
 extension TCPConnection {
     /// The earliest time `handleTimers` has work.
+    /// Computed on every segment, so without building a collection (that allocates).
     var nextDeadline: Instant? {
-        var d: Instant? = nil
-        for t in [retransmitDeadline, delayedAckDeadline, persistDeadline, keepaliveDeadline,
-                  timeWaitDeadline, finWait2Deadline] {
-            if let t, d == nil || t < d! { d = t }
-        }
-        return d
+        earliest(earliest(earliest(retransmitDeadline, delayedAckDeadline), earliest(persistDeadline, keepaliveDeadline)),
+                 earliest(timeWaitDeadline, finWait2Deadline))
+    }
+
+    @inline(__always)
+    private func earliest(_ a: Instant?, _ b: Instant?) -> Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     /// Runs the timers that are due. Sending is left to `dispatch`.

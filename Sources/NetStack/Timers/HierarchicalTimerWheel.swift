@@ -207,7 +207,9 @@ public final class HierarchicalTimerWheel {
     /// sit in a higher level it is the earlier boundary at which their slot
     /// cascades (an `advance` then moves them down and fires nothing, and
     /// `nextDeadline` becomes more precise). It is never later than the moment the
-    /// earliest timer becomes due. O(levels).
+    /// earliest timer becomes due, i.e. its deadline rounded up to the tick; it may
+    /// be up to one tick after the deadline itself, because `advance` cannot fire
+    /// the timer before that boundary (waking earlier would only spin). O(levels).
     public var nextDeadline: Instant? {
         let s = state
         if s.pointee.count == 0 { return nil }
@@ -287,18 +289,20 @@ public final class HierarchicalTimerWheel {
     /// tick, those whose deadline rounded up to the tick is at or before `now`.
     /// A `now` earlier than the wheel's time counts as the wheel's time.
     /// Cost: O(timers fired + timers cascaded + occupied slots passed), whatever
-    /// the span.
-    public func advance(to now: Instant, fire: (TimerHandle, Payload) -> Void) {
+    /// the span. Returns how many timers fired.
+    @discardableResult
+    public func advance(to now: Instant, fire: (TimerHandle, Payload) -> Void) -> Int {
         let s = state
         precondition(!s.pointee.advancing, "HierarchicalTimerWheel.advance called from a timer callback")
         s.pointee.advancing = true
         defer { s.pointee.advancing = false }
 
         let target = max(now.nanoseconds, s.pointee.now)
+        var fired = 0
         if s.pointee.nodes[Int(pendingList)].next != pendingList {
             splice(pendingList, into: firingList)
             s.pointee.pendingEarliest = .max
-            fireAll(fire)
+            fired += fireAll(fire)
         }
         let lastTick = (target &- origin.nanoseconds) / tickNanos
         while s.pointee.count > 0 {
@@ -316,11 +320,12 @@ public final class HierarchicalTimerWheel {
             let slot = Int32(t & 63)
             if occupied[0] & (1 << UInt64(slot)) != 0 {
                 splice(slot, into: firingList)
-                fireAll(fire)
+                fired += fireAll(fire)
             }
         }
         if s.pointee.nextTick <= lastTick { s.pointee.nextTick = lastTick + 1 }
         s.pointee.now = target
+        return fired
     }
 
     // MARK: - Internals
@@ -407,13 +412,15 @@ public final class HierarchicalTimerWheel {
     /// Fires and frees every node on the firing list. Re-reads the node array on
     /// each step: a callback may arm timers and so grow it.
     @inline(__always)
-    private func fireAll(_ fire: (TimerHandle, Payload) -> Void) {
+    private func fireAll(_ fire: (TimerHandle, Payload) -> Void) -> Int {
         let s = state
         let f = Int(firingList)
+        var fired = 0
         while true {
             let nodes = s.pointee.nodes
             let i = nodes[f].next
-            if i == firingList { return }
+            if i == firingList { return fired }
+            fired += 1
             let next = nodes[Int(i)].next
             nodes[f].next = next
             nodes[Int(next)].prev = firingList

@@ -37,6 +37,10 @@ func benchmark(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 package.targets += [
     benchmark("Checksum", [.product(name: "NetStackWire", package: "NetStack")]),
     benchmark("Parse", [.product(name: "NetStackWire", package: "NetStack")]),
+    benchmark("TCPTransfer", [
+        .product(name: "NetStack", package: "NetStack"),
+        .product(name: "NetStackWire", package: "NetStack"),
+    ]),
     benchmark("Interface", [
         .product(name: "NetStack", package: "NetStack"),
         .product(name: "NetStackApps", package: "NetStack"),

@@ -27,11 +27,11 @@ struct Demo: ParsableCommand {
         }
         Shell.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
 
-        section("Starting: netstack up --tap tap0 --host 10.0.0.1/24 --address \(stackIP) --serve echo:7")
+        section("Starting: netstack up --tap tap0 --host 10.0.0.1/24 --address \(stackIP) --serve \(Self.services)")
         let stack = Process()
         stack.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         stack.arguments = ["ip", "netns", "exec", ns, Shell.selfPath, "up", "--tap", "tap0",
-                           "--host", "10.0.0.1/24", "--address", stackIP, "--serve", "echo:7"]
+                           "--host", "10.0.0.1/24", "--address", stackIP, "--serve", Self.services]
         let out = Pipe()
         stack.standardOutput = out
         try stack.run()
@@ -59,6 +59,16 @@ struct Demo: ParsableCommand {
         print(udp.output.trimmingCharacters(in: .newlines))
         if udp.status != 0 { failures += 1 }
 
+        section("TCP echo with nc: printf 'hello over TCP' | nc -N \(stackIP) 7")
+        let nc = Shell.run(["ip", "netns", "exec", ns, "sh", "-c", "printf 'hello over TCP' | nc -N -w 5 \(stackIP) 7"])
+        print("  sent 'hello over TCP', got back '\(nc.output)'")
+        if nc.output != "hello over TCP" { failures += 1 }
+
+        section("TCP echo of 1 MiB from Python, sending and receiving at once, compared by SHA-256")
+        let tcp = Shell.run(["ip", "netns", "exec", ns, "python3", "-c", Self.tcpProbe, stackIP])
+        print(tcp.output.trimmingCharacters(in: .newlines))
+        if tcp.status != 0 { failures += 1 }
+
         section("Stopping the stack (SIGINT); its counters:")
         kill(stack.processIdentifier, SIGINT)
         // `ip netns exec` execs the stack, so the signal reaches it directly.
@@ -71,6 +81,30 @@ struct Demo: ParsableCommand {
     private func section(_ title: String) {
         print("\n== \(title)")
     }
+
+    static let services = "echo:7,discard:9,chargen:19"
+
+    /// Kernel-side TCP client: 1 MiB through the stack's echo service.
+    static let tcpProbe = #"""
+import hashlib, os, socket, sys, threading, time
+ip = sys.argv[1]
+data = os.urandom(1 << 20)
+s = socket.create_connection((ip, 7), timeout=10)
+got = bytearray()
+def reader():
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        got.extend(b)
+t = threading.Thread(target=reader); t.start()
+start = time.time()
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+t.join(20)
+same = hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+print(f"  {len(data)} bytes sent, {len(got)} received in {time.time() - start:.2f} s, identical: {same}")
+s.close()
+sys.exit(0 if same else 1)
+"""#
 
     /// Kernel-side UDP client: echoes through the stack and checks the bytes,
     /// then shows ICMP port unreachable as a refused connection.

@@ -52,6 +52,17 @@ public struct InternetChecksum: Sendable {
         add(UInt16(truncatingIfNeeded: length))
     }
 
+    /// The sum over the IPv4 pseudo-header and a whole TCP or UDP segment
+    /// (RFC 768, RFC 9293 3.1), whose length is the segment's byte count.
+    @inlinable
+    public static func overTransport(_ segment: UnsafeMutableRawBufferPointer, source: IPv4Address,
+                                     destination: IPv4Address, protocol proto: IPProtocol) -> InternetChecksum {
+        var c = InternetChecksum()
+        c.addPseudoHeader(source: source, destination: destination, protocol: proto.rawValue, length: segment.count)
+        c.add(segment)
+        return c
+    }
+
     /// The one's-complement sum so far, folded to 16 bits (not complemented).
     @inlinable
     public var sum: UInt16 { Self.fold(accumulator) }

@@ -32,16 +32,24 @@ public struct IPv4Packet {
 
     @inlinable
     public init(validating buffer: UnsafeMutableRawBufferPointer) throws(WireError) {
+        let headerLength = try Self.checkHeader(buffer)
+        let total = Int(buffer.be16(2))
+        guard total >= headerLength else { throw .badLength }
+        guard total <= buffer.count else { throw .truncated }
+        bytes = buffer.slice(0..<total)
+    }
+
+    /// The checks both initialisers share: version, and an IHL that covers the
+    /// fixed header and fits the buffer. Returns the header length.
+    @inlinable
+    static func checkHeader(_ buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
         guard buffer.count >= Self.minimumHeaderLength else { throw .truncated }
         let b0 = buffer.u8(0)
         guard b0 >> 4 == 4 else { throw .unsupported }
         let headerLength = Int(b0 & 0x0f) * 4
         guard headerLength >= Self.minimumHeaderLength else { throw .badLength }
         guard headerLength <= buffer.count else { throw .truncated }
-        let total = Int(buffer.be16(2))
-        guard total >= headerLength else { throw .badLength }
-        guard total <= buffer.count else { throw .truncated }
-        bytes = buffer.slice(0..<total)
+        return headerLength
     }
 
     /// Validates the start of a datagram quoted in an ICMP error (RFC 792): the
@@ -49,12 +57,7 @@ public struct IPv4Packet {
     /// datagram, so `payload` is whatever of it follows in `buffer`.
     @inlinable
     public init(validatingQuoted buffer: UnsafeMutableRawBufferPointer) throws(WireError) {
-        guard buffer.count >= Self.minimumHeaderLength else { throw .truncated }
-        let b0 = buffer.u8(0)
-        guard b0 >> 4 == 4 else { throw .unsupported }
-        let headerLength = Int(b0 & 0x0f) * 4
-        guard headerLength >= Self.minimumHeaderLength else { throw .badLength }
-        guard headerLength <= buffer.count else { throw .truncated }
+        let headerLength = try Self.checkHeader(buffer)
         guard Int(buffer.be16(2)) >= headerLength else { throw .badLength }
         bytes = buffer
     }

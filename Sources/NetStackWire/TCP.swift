@@ -98,22 +98,14 @@ public struct TCPSegment {
     /// length is the segment's byte count), header and payload verifies.
     @inlinable
     public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
-        var c = InternetChecksum()
-        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp.rawValue,
-                          length: bytes.count)
-        c.add(bytes)
-        return c.verifies
+        InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .tcp).verifies
     }
 
     /// Computes the checksum over pseudo-header, header and payload.
     @inlinable
     public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
         checksum = 0
-        var c = InternetChecksum()
-        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp.rawValue,
-                          length: bytes.count)
-        c.add(bytes)
-        checksum = c.value
+        checksum = InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .tcp).value
     }
 }
 

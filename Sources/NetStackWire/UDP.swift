@@ -37,11 +37,7 @@ public struct UDPDatagram {
     @inlinable
     public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
         if checksum == 0 { return true }
-        var c = InternetChecksum()
-        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp.rawValue,
-                          length: bytes.count)
-        c.add(bytes)
-        return c.verifies
+        return InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .udp).verifies
     }
 
     /// Computes the checksum over pseudo-header, header and payload. A computed
@@ -49,11 +45,7 @@ public struct UDPDatagram {
     @inlinable
     public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
         checksum = 0
-        var c = InternetChecksum()
-        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp.rawValue,
-                          length: bytes.count)
-        c.add(bytes)
-        let v = c.value
+        let v = InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .udp).value
         checksum = v == 0 ? 0xffff : v
     }
 }

@@ -10,6 +10,8 @@ protocol CongestionControl {
     mutating func onAck(ackedBytes: Int, mss: Int)
     /// Fast retransmit on the third duplicate ACK (RFC 5681 3.2 step 2).
     mutating func onFastRetransmit(flightSize: Int, mss: Int)
+    /// A partial ACK during loss recovery (RFC 6582 3.2 step 4).
+    mutating func onPartialAck(ackedBytes: Int, mss: Int)
     /// Loss recovery ended with a full ACK (RFC 6582 3.2 step 3).
     mutating func onRecoveryEnd(flightSize: Int, mss: Int)
     /// The retransmission timer fired (RFC 5681 3.1 equation 4).
@@ -50,9 +52,15 @@ struct NewReno: CongestionControl {
         congestionWindow = slowStartThreshold + 3 * mss
     }
 
+    mutating func onPartialAck(ackedBytes: Int, mss: Int) {
+        // RFC 6582 3.2 step 4: deflate by the new data acknowledged, adding back
+        // one SMSS if at least that much was, so about ssthresh stays in flight.
+        congestionWindow = max(congestionWindow - ackedBytes + (ackedBytes >= mss ? mss : 0), mss)
+    }
+
     mutating func onRecoveryEnd(flightSize: Int, mss: Int) {
-        // RFC 6582 3.2 step 3: deflate to min(ssthresh, FlightSize + SMSS).
-        congestionWindow = min(slowStartThreshold, flightSize + mss)
+        // RFC 6582 3.2 step 3 (1): deflate to min(ssthresh, max(FlightSize, SMSS) + SMSS).
+        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
         bytesAcked = 0
     }
 

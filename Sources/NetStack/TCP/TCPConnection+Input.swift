@@ -13,19 +13,22 @@ enum TCPInputResult: Equatable {
 extension TCPConnection {
     /// Segment arrival (RFC 9293 3.10.7). `payload` is the segment's text.
     func process(_ seg: TCPRepr, payload: UnsafeRawBufferPointer, now: Instant) -> TCPInputResult {
+        let result: TCPInputResult
         switch state {
         case .closed, .listen:
             return .dropped(.tcpNoConnection)
         case .synSent:
-            return processInSynSent(seg, now: now)
+            result = processInSynSent(seg, now: now)
         default:
-            let result = processSynchronized(seg, payload: payload, now: now)
-            if state != .closed, let k = configuration.keepalive, state.isSynchronized {
-                keepaliveDeadline = now + k.idle
-                keepaliveProbesSent = 0
-            }
-            return result
+            result = processSynchronized(seg, payload: payload, now: now)
         }
+        // Anything heard from the peer restarts the keepalive idle time (an
+        // active open's too, from the SYN-ACK on).
+        if state != .closed, let k = configuration.keepalive, state.isSynchronized {
+            keepaliveDeadline = now + k.idle
+            keepaliveProbesSent = 0
+        }
+        return result
     }
 
     // MARK: SYN-SENT (RFC 9293 3.10.7.3)
@@ -55,7 +58,11 @@ extension TCPConnection {
             sendBufferSeq = ack
             retransmitDeadline = nil
             // Karn: a retransmitted SYN gives no sample.
-            if let probe = rttProbe, retransmissions == 0 { rtt.sample(now - probe.sentAt) }
+            if let probe = rttProbe, retransmissions == 0 {
+                rtt.sample(now - probe.sentAt)
+            } else if retransmissions > 0 {
+                restartRTOAfterSynTimeout()
+            }
             rttProbe = nil
             retransmissions = 0
             // The window in a SYN is never scaled (RFC 7323 2.2).
@@ -91,7 +98,15 @@ extension TCPConnection {
 
     // MARK: Synchronized states (RFC 9293 3.10.7.4)
 
-    private func processSynchronized(_ seg: TCPRepr, payload: UnsafeRawBufferPointer, now: Instant) -> TCPInputResult {
+    private func processSynchronized(_ segment: TCPRepr, payload: UnsafeRawBufferPointer, now: Instant) -> TCPInputResult {
+        var seg = segment
+        // Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK repeats
+        // the SYN we already hold. Trim it, as 3.10.7.4 allows ("trimming off any
+        // portions that lie outside the window (including SYN and FIN)"), and take the ACK.
+        if state == .synReceived, activeOpen, seg.flags.contains([.syn, .ack]), seg.seq == irs {
+            seg.flags.remove(.syn)
+            seg.seq = irs + 1
+        }
         let flags = seg.flags
         // A retransmitted SYN while our SYN-ACK is unanswered: send the SYN-ACK again.
         if state == .synReceived, flags.contains(.syn), !flags.contains(.ack), seg.seq == irs {
@@ -110,6 +125,22 @@ extension TCPConnection {
         let segLength = payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
         guard isAcceptable(seq: seg.seq, length: segLength) else {
             if !flags.contains(.rst) { ackNow = true }
+            // RFC 9293 3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN (ending
+            // just before RCV.NXT) is acknowledged and restarts the 2 MSL timeout.
+            if state == .timeWait, flags.contains(.fin), seg.seq + segLength == rcvNxt {
+                timeWaitDeadline = now + configuration.msl + configuration.msl
+            }
+            // RFC 9293 3.10.7.4 first: with a zero window "special allowance should
+            // be made to accept valid ACKs": a segment at RCV.NXT keeps its ACK,
+            // trimmed of its text and FIN.
+            if seg.seq == rcvNxt, segLength > 0, flags.contains(.ack), !flags.contains(.syn),
+               rcvAdvertisedEdge - rcvNxt <= 0 {
+                var trimmed = seg
+                trimmed.flags.remove(.fin)
+                trimmed.payloadLength = 0
+                _ = processSynchronized(trimmed, payload: UnsafeRawBufferPointer(start: nil, count: 0), now: now)
+                ackNow = true
+            }
             return .dropped(.tcpOutOfWindow)
         }
 
@@ -145,6 +176,7 @@ extension TCPConnection {
         guard flags.contains(.ack), let ack = seg.ack else { return .dropped(.tcpNoAck) }
         if state == .synReceived {
             guard sndUna < ack, ack <= sndMax else { return .reset(seq: ack) }
+            if retransmissions > 0 { restartRTOAfterSynTimeout() }
             state = .established
             updateWindow(Int(seg.window) << Int(sndScale), seq: seg.seq, ack: ack)
         }
@@ -199,9 +231,12 @@ extension TCPConnection {
         return .accepted
     }
 
-    /// RFC 9293 3.10.7.4's four cases of segment acceptability.
+    /// RFC 9293 3.10.7.4's four cases of segment acceptability. RCV.WND is the
+    /// window last advertised (RFC 5961 3.2's "current receive window"), which
+    /// may be less than the free space (a SYN's window is unscaled; receiver SWS
+    /// avoidance holds the right edge).
     func isAcceptable(seq: SequenceNumber, length: Int) -> Bool {
-        let window = receiveWindow
+        let window = max(rcvAdvertisedEdge - rcvNxt, 0)
         if length == 0 {
             return window == 0 ? seq == rcvNxt : seq.isInWindow(start: rcvNxt, size: window)
         }
@@ -254,6 +289,7 @@ extension TCPConnection {
             } else {
                 // RFC 6582 3.2 step 4: a partial ACK; the next hole is lost too.
                 retransmitNext = sndUna
+                congestion.onPartialAck(ackedBytes: dataAcked, mss: sendMSS)
             }
         } else {
             congestion.onAck(ackedBytes: dataAcked, mss: sendMSS)
@@ -304,7 +340,8 @@ extension TCPConnection {
         } else {
             // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-sized segment.
             unackedBytes += ready
-            if unackedBytes >= 2 * localMSS {
+            // A full-sized segment is the MSS both sides agreed, less options (sendMSS).
+            if unackedBytes >= 2 * sendMSS {
                 ackNow = true
             } else if delayedAckDeadline == nil {
                 delayedAckDeadline = now + configuration.delayedAckTimeout
@@ -333,6 +370,14 @@ extension TCPConnection {
             break
         }
         onReadable?(self)
+    }
+
+    /// RFC 6298 5.7: the SYN (or SYN-ACK) timed out and gave no RTT sample, so
+    /// RTO restarts at 3 seconds once the handshake is done.
+    func restartRTOAfterSynTimeout() {
+        guard !rtt.hasSample, rtt.rto < .seconds(3) else { return }
+        rtt = RTTEstimator(initialRTO: .seconds(3), minimumRTO: configuration.minimumRTO,
+                           maximumRTO: configuration.maximumRTO)
     }
 
     /// TIME-WAIT lasts 2 MSL (RFC 9293 3.6.1), during which only ACKs of retransmitted FINs go out.

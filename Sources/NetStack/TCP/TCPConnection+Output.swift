@@ -27,6 +27,13 @@ extension TCPConnection {
                 sent = true
             }
         default:
+            if sndNxt == iss {
+                // Closed in SYN-RECEIVED (RFC 9293 3.10.4) and the SYN-ACK timed
+                // out: the retransmission from SND.UNA starts with it.
+                emit(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, now: now), empty, empty)
+                sndNxt = iss + 1
+                sent = true
+            }
             if let seq = retransmitNext {
                 retransmitNext = nil
                 if seq >= sndUna && seq < sndMax {
@@ -36,6 +43,7 @@ extension TCPConnection {
                 }
             }
             while sendNewSegment(now: now, emit: emit) { sent = true }
+            sendSmallSegment = false
             armPersistIfStalled(now: now)
         }
         if probeNow {
@@ -67,7 +75,7 @@ extension TCPConnection {
                 // The window, not the data, limits this segment. Sender SWS
                 // avoidance: wait until at least half the largest window the
                 // peer offered can go at once.
-                guard length > 0, length >= maxSndWnd / 2 else { return false }
+                guard length > 0, length >= maxSndWnd / 2 || sendSmallSegment else { return false }
             } else if length == 0 {
                 // Nothing left but, perhaps, the FIN.
                 let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
@@ -108,11 +116,13 @@ extension TCPConnection {
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
     }
 
-    /// With data waiting, nothing in flight and a zero window, only a probe can
-    /// learn that the window opened (RFC 9293 3.8.6.1).
+    /// With data waiting and nothing in flight, only the window holds the data
+    /// back: a zero window needs probes (RFC 9293 3.8.6.1), one too small for
+    /// sender SWS avoidance the override timeout (3.8.6.2.1). Otherwise no ACK
+    /// would ever come to move things on if a window update is lost.
     private func armPersistIfStalled(now: Instant) {
         let unsent = sendBuffer.count - (sndNxt - sendBufferSeq)
-        if sndWnd == 0 && unsent > 0 && sndNxt == sndUna && persistDeadline == nil {
+        if unsent > 0 && sndNxt == sndUna && persistDeadline == nil {
             persistDeadline = now + persistInterval
         }
     }
@@ -158,12 +168,12 @@ extension TCPConnection {
 
     /// The window field for a non-SYN segment: our free space, scaled, with
     /// receiver SWS avoidance (RFC 9293 3.8.6.2.2): the right edge only moves
-    /// when it can move by min(buffer/2, MSS), and never moves left.
+    /// when it can move by min(buffer/2, Eff.snd.MSS), and never moves left.
     private func advertisedWindowField() -> UInt16 {
         let free = receiveWindow
         let edge = rcvNxt + free
         var window: Int
-        if edge - rcvAdvertisedEdge >= min(receiveBuffer.capacity / 2, localMSS) || rcvAdvertisedEdge < rcvNxt {
+        if edge - rcvAdvertisedEdge >= min(receiveBuffer.capacity / 2, sendMSS) || rcvAdvertisedEdge < rcvNxt {
             window = free
         } else {
             window = max(rcvAdvertisedEdge - rcvNxt, 0)

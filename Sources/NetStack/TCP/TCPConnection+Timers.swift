@@ -32,7 +32,7 @@ extension TCPConnection {
             delayedAckDeadline = nil
         }
         if let d = persistDeadline, now >= d {
-            probeNow = true
+            if sndWnd == 0 { probeNow = true } else { sendSmallSegment = true }
             persistBackoff += 1
             persistDeadline = sndWnd == 0 ? now + persistInterval : nil
         }

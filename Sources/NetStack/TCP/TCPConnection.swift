@@ -118,6 +118,9 @@ public final class TCPConnection {
     var finWait2Deadline: Instant?
     /// A window probe or keepalive is due: a segment with seq SND.UNA-1.
     var probeNow = false
+    /// The persist timer fired on a window too small for sender SWS avoidance:
+    /// send what fits anyway (RFC 9293 3.8.6.2.1's override timeout).
+    var sendSmallSegment = false
 
     // MARK: Statistics
     public internal(set) var segmentsRetransmitted: UInt64 = 0
@@ -273,12 +276,13 @@ public final class TCPConnection {
     var receiveWindow: Int { receiveBuffer.freeSpace }
 
     /// After the application reads: if the window grew by enough, tell the
-    /// peer (receiver SWS avoidance, RFC 9293 3.8.6.2.2: by min(buffer/2, MSS)).
+    /// peer (receiver SWS avoidance, RFC 9293 3.8.6.2.2: by min(buffer/2,
+    /// Eff.snd.MSS), the MSS less options as RFC 1122 4.2.2.6 and RFC 6691 count it).
     func windowMayHaveOpened() {
         guard state.isSynchronized else { return }
         let newEdge = rcvNxt + receiveWindow
         let growth = newEdge - rcvAdvertisedEdge
-        if growth >= min(receiveBuffer.capacity / 2, localMSS) {
+        if growth >= min(receiveBuffer.capacity / 2, sendMSS) {
             ackNow = true
         }
     }

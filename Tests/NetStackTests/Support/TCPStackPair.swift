@@ -1,0 +1,144 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// Two interfaces joined by a `MemoryLink` on one `VirtualClock`, for TCP
+/// between two copies of the stack. ARP runs for real; ISNs come from fixed
+/// secrets so a run replays exactly.
+final class TCPStackPair {
+    static let ipA = IPv4Address(10, 0, 0, 1)
+    static let ipB = IPv4Address(10, 0, 0, 2)
+
+    let pool: PacketPool
+    let clock = VirtualClock()
+    let linkA: MemoryLink
+    let linkB: MemoryLink
+    let a: Interface<MemoryLink>
+    let b: Interface<MemoryLink>
+    var now: Instant { clock.now }
+
+    init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500) {
+        pool = PacketPool(slotCount: slotCount)
+        (linkA, linkB) = MemoryLink.pair(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
+        a = Interface(device: linkA,
+                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
+                                                            address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
+                      now: clock.now)
+        b = Interface(device: linkB,
+                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
+                                                            address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
+                      now: clock.now)
+        a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
+        b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
+    }
+
+    /// Frames waiting on either side of the link.
+    var framesInTransit: Int { linkA.pending + linkB.pending }
+
+    /// Runs both stacks until `done` holds: each round polls both sides, lets
+    /// `app` move data, and moves time `step` on; when the link is empty and
+    /// the applications did nothing, time jumps to the next timer instead.
+    /// Returns false (and records an issue) if `maxRounds` pass first.
+    @discardableResult
+    func run(step: Duration = .microseconds(20), maxRounds: Int = 5_000_000, until done: () -> Bool,
+             app: () -> Bool = { false }, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        for _ in 0..<maxRounds {
+            if done() { return true }
+            let received = a.poll(now: now, limit: .max) + b.poll(now: now, limit: .max)
+            let moved = app()
+            if received == 0 && !moved && framesInTransit == 0 {
+                // Idle: jump to the next timer.
+                let next = [a.nextTimerDeadline, b.nextTimerDeadline].compactMap { $0 }.min()
+                clock.set(max(next ?? now + step, now + step))
+            } else {
+                clock.advance(by: step)
+            }
+            a.tick(now: now)
+            b.tick(now: now)
+        }
+        Issue.record("the stacks did not finish within \(maxRounds) rounds", sourceLocation: sourceLocation)
+        return false
+    }
+}
+
+/// FNV-1a, 64-bit (Fowler, Noll, Vo): a simple streaming hash to compare what
+/// was sent with what arrived.
+struct FNV1a {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        var h = value
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            h = (h ^ UInt64(p[i])) &* 0x0000_0100_0000_01b3
+            i += 1
+        }
+        value = h
+    }
+}
+
+/// One direction of a bulk transfer: the writing end produces `length` bytes
+/// of a seeded pseudo-random block (prime length, so segment and ring
+/// boundaries never line up with its repeats) and hashes what the connection
+/// took; the reading end hashes what it reads.
+final class BulkTransfer {
+    static let blockLength = 65521
+    let block: [UInt8]
+    let length: Int
+    private(set) var written = 0
+    private(set) var read = 0
+    var sentHash = FNV1a()
+    var receivedHash = FNV1a()
+    private var scratch = [UInt8](repeating: 0, count: 256 * 1024)
+    private(set) var writeClosed = false
+
+    init(length: Int, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        block = (0..<Self.blockLength).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        self.length = length
+    }
+
+    var allWritten: Bool { written == length }
+
+    /// Writes what `sender` takes; shuts its sending side once everything is in
+    /// and the connection is synchronized.
+    /// Returns true if anything moved.
+    func pump(into sender: TCPConnection) -> Bool {
+        var moved = false
+        while written < length {
+            let offset = written % Self.blockLength
+            let n = min(Self.blockLength - offset, length - written)
+            let w = block.withUnsafeBytes { all in
+                let piece = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + n)])
+                let w = sender.write(piece)
+                sentHash.add(UnsafeRawBufferPointer(rebasing: piece[0..<w]))
+                return w
+            }
+            written += w
+            moved = moved || w > 0
+            if w < n { break }
+        }
+        // Not before the handshake: CLOSE in SYN-SENT deletes the connection (RFC 9293 3.10.4).
+        if written == length && !writeClosed && sender.state.isSynchronized {
+            sender.shutdownWrite()
+            writeClosed = true
+            moved = true
+        }
+        return moved
+    }
+
+    /// Reads everything `receiver` has. Returns true if anything moved.
+    func drain(from receiver: TCPConnection) -> Bool {
+        var moved = false
+        while receiver.readableBytes > 0 {
+            let n = scratch.withUnsafeMutableBytes { receiver.read(into: $0) }
+            scratch.withUnsafeBytes { receivedHash.add(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            read += n
+            moved = true
+        }
+        return moved
+    }
+}

@@ -1,0 +1,269 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// TCP through an `Interface` over a `MemoryLink`, the test playing the peer
+/// with hand-built frames: listeners and their queues, resets for segments
+/// nobody owns (RFC 9293 3.10.7.1-2), the RFC 5961 challenge-ACK limit, and
+/// connections leaving the table.
+@Suite struct TCPInterfaceTests {
+    let peerISS = SequenceNumber(1_000_000)
+
+    func harness() -> PeerHarness {
+        let p = PeerHarness()
+        p.resolvePeer()
+        return p
+    }
+
+    // MARK: Listeners
+
+    @Test func listenerAnswersSynAndHandsOverTheEstablishedConnection() throws {
+        let p = harness()
+        let l = try p.interface.listenTCP(port: 80)
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: peerISS,
+                                              options: TCPOptions(mss: 1460)))
+        #expect(synAck.count == 1)
+        let s = try #require(synAck.first)
+        #expect(s.flags == [.syn, .ack])
+        #expect(s.sourcePort == 80 && s.destinationPort == 40000)
+        #expect(s.ack == peerISS + 1)
+        #expect(s.mss == 1460)
+        let c = try #require(p.tcpConnection(peerPort: 40000))
+        #expect(c.state == .synReceived)
+        #expect(l.pendingCount == 0)
+        #expect(p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)).isEmpty)
+        #expect(c.state == .established)
+        #expect(l.pendingCount == 1)
+        #expect(l.accept() === c)
+        #expect(p.counters.tcpPassiveOpens == 1)
+    }
+
+    @Test func secondListenerOnAPortIsRefused() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80)
+        #expect(throws: TCPListenError.portInUse(80)) { try p.interface.listenTCP(port: 80) }
+    }
+
+    @Test func fullAcceptQueueDropsTheFinalAck() throws {
+        let p = harness()
+        let l = try p.interface.listenTCP(port: 80, backlog: 1)
+        #expect(p.peerConnect(to: 80, sourcePort: 40000, peerISS: peerISS) != nil)
+        #expect(l.pendingCount == 1)
+        // A second client: its SYN is answered, but its final ACK finds the queue full.
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
+                                              options: TCPOptions(mss: 1460)))
+        let s = try #require(synAck.first)
+        let ack = p.tcpFrame(.ack, sourcePort: 40001, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
+        #expect(p.exchangeTCP(ack).isEmpty)
+        #expect(p.drops(.tcpAcceptQueueFull) == 1)
+        #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived)
+        #expect(l.pendingCount == 1)
+        // Once the application accepts, the retransmitted SYN-ACK draws the ACK again, and it fits.
+        _ = l.accept()
+        let again = p.advanceTCP(by: .seconds(1))
+        #expect(again.count == 1)
+        #expect(again.first?.flags == [.syn, .ack])
+        #expect(p.exchangeTCP(ack).isEmpty)
+        #expect(p.tcpConnection(peerPort: 40001)?.state == .established)
+        #expect(l.pendingCount == 1)
+    }
+
+    @Test func fullSynQueueDropsNewSyns() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80, synBacklog: 1)
+        let first = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40000, destinationPort: 80, seq: peerISS,
+                                             options: TCPOptions(mss: 1460)))
+        #expect(first.count == 1)
+        let syn2 = p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
+                              options: TCPOptions(mss: 1460))
+        #expect(p.exchangeTCP(syn2).isEmpty)
+        #expect(p.drops(.tcpSynQueueFull) == 1)
+        #expect(p.tcpConnection(peerPort: 40001) == nil)
+        // The first handshake completes and frees the slot; the client's retried SYN now gets in.
+        let s = try #require(first.first)
+        _ = p.exchangeTCP(p.tcpFrame(.ack, sourcePort: 40000, destinationPort: 80, seq: peerISS + 1,
+                                     ack: s.seq + 1))
+        let retry = p.exchangeTCP(syn2)
+        #expect(retry.count == 1)
+        #expect(retry.first?.flags == [.syn, .ack])
+    }
+
+    @Test func ackToAListenerIsAnsweredWithReset() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80)
+        let out = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: peerISS, ack: SequenceNumber(4242)))
+        // RFC 9293 3.10.7.2: any acknowledgment is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>.
+        #expect(out.count == 1)
+        #expect(out.first?.flags == .rst)
+        #expect(out.first?.seq == SequenceNumber(4242))
+        #expect(p.interface.tcpConnections.isEmpty)
+    }
+
+    @Test func rstToAListenerIsIgnored() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80)
+        #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS)).isEmpty)
+    }
+
+    // MARK: Segments nobody owns (RFC 9293 3.10.7.1)
+
+    @Test func synToAClosedPortIsAnsweredWithResetAck() {
+        let p = harness()
+        let out = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 81, seq: peerISS))
+        // ACK bit off: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; the SYN counts one.
+        #expect(out.count == 1)
+        let r = out.first
+        #expect(r?.flags == [.rst, .ack])
+        #expect(r?.seq == SequenceNumber(0))
+        #expect(r?.ack == peerISS + 1)
+        #expect(r?.sourcePort == 81 && r?.destinationPort == 40000)
+        #expect(r?.payload.isEmpty == true)
+        #expect(p.drops(.tcpNoConnection) == 1)
+        #expect(p.counters.tcpResetsSent == 1)
+    }
+
+    @Test func segmentWithoutAckToAClosedPortCountsDataAndFin() {
+        let p = harness()
+        let out = p.exchangeTCP(p.tcpFrame([.fin, .psh], destinationPort: 81, seq: peerISS, payload: testBytes(10)))
+        #expect(out.count == 1)
+        #expect(out.first?.flags == [.rst, .ack])
+        #expect(out.first?.seq == SequenceNumber(0))
+        // SEG.LEN = 10 bytes of data + 1 for the FIN.
+        #expect(out.first?.ack == peerISS + 11)
+    }
+
+    @Test func segmentWithAckToAClosedPortIsAnsweredWithResetAtSegAck() {
+        let p = harness()
+        let out = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 81, seq: peerISS, ack: SequenceNumber(777_777),
+                                           payload: testBytes(10)))
+        // ACK bit on: <SEQ=SEG.ACK><CTL=RST>.
+        #expect(out.count == 1)
+        #expect(out.first?.flags == .rst)
+        #expect(out.first?.seq == SequenceNumber(777_777))
+        #expect(out.first?.ack == nil)
+    }
+
+    @Test func resetToAClosedPortIsNotAnswered() {
+        let p = harness()
+        #expect(p.exchangeTCP(p.tcpFrame([.rst, .ack], destinationPort: 81, seq: peerISS,
+                                         ack: SequenceNumber(1))).isEmpty)
+    }
+
+    // MARK: Active opens
+
+    @Test func badAckInSynSentIsAnsweredWithResetAtSegAck() throws {
+        let p = harness()
+        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let syn = try #require(p.tcpOnly(p.sent()).first)
+        #expect(syn.flags == .syn)
+        let out = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
+                                           seq: peerISS, ack: syn.seq + 100))
+        // RFC 9293 3.10.7.3: SEG.ACK > SND.NXT: <SEQ=SEG.ACK><CTL=RST>; stay in SYN-SENT.
+        #expect(out.count == 1)
+        #expect(out.first?.flags == .rst)
+        #expect(out.first?.seq == syn.seq + 100)
+        #expect(c.state == .synSent)
+    }
+
+    @Test func resetAnsweringOurSynRefusesAndRetiresTheConnection() throws {
+        let p = harness()
+        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let syn = try #require(p.tcpOnly(p.sent()).first)
+        #expect(p.exchangeTCP(p.tcpFrame([.rst, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
+                                         seq: SequenceNumber(0), ack: syn.seq + 1)).isEmpty)
+        #expect(c.state == .closed)
+        #expect(c.error == .connectionRefused)
+        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(p.counters.tcpConnectionsReset == 1)
+    }
+
+    @Test func activeOpenCompletesThroughTheInterface() throws {
+        let p = harness()
+        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let syn = try #require(p.tcpOnly(p.sent()).first)
+        let out = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
+                                           seq: peerISS, ack: syn.seq + 1, options: TCPOptions(mss: 1460)))
+        #expect(c.state == .established)
+        #expect(out.count == 1)
+        #expect(out.first?.flags == .ack)
+        #expect(out.first?.seq == syn.seq + 1)
+        #expect(out.first?.ack == peerISS + 1)
+        #expect(p.counters.tcpActiveOpens == 1)
+    }
+
+    // MARK: RFC 5961 challenge ACKs
+
+    @Test func challengeAcksAreRateLimited() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80)
+        let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
+        let burst = p.interface.tcp.challengeAcks.burst
+        // In-window RSTs that miss RCV.NXT by one, all at the same instant.
+        var acks = 0
+        for _ in 0..<(burst + 5) {
+            let out = p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 2))
+            for s in out {
+                #expect(s.flags == .ack)
+                #expect(s.seq == iss + 1 && s.ack == peerISS + 1)
+            }
+            acks += out.count
+        }
+        // RFC 5961 7: the challenge ACKs are throttled; the excess is counted.
+        #expect(acks == burst)
+        #expect(p.counters.tcpChallengeAcks == UInt64(burst))
+        #expect(p.drops(.tcpChallengeAckRateLimited) == 5)
+        #expect(p.tcpConnection(peerPort: 40000)?.state == .established)
+        // Tokens come back with time.
+        _ = p.advance(by: .milliseconds(10))
+        #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 2)).count == 1)
+    }
+
+    // MARK: Leaving the table
+
+    @Test func timeWaitExpiryRemovesTheConnectionFromTheTable() throws {
+        let p = harness()
+        var config = TCPConfiguration()
+        config.msl = .seconds(1)
+        let l = try p.interface.listenTCP(port: 80, configuration: config)
+        let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
+        let c = try #require(l.accept())
+        c.close()
+        p.interface.flushTCP(c, now: p.now)
+        let fin = p.tcpOnly(p.sent())
+        #expect(fin.count == 1 && fin.first?.flags == [.fin, .ack])
+        let ack = p.exchangeTCP(p.tcpFrame([.fin, .ack], destinationPort: 80, seq: peerISS + 1, ack: iss + 2))
+        #expect(ack.count == 1 && ack.first?.ack == peerISS + 2)
+        #expect(c.state == .timeWait)
+        #expect(p.interface.tcpConnections.count == 1)
+        // 2 MSL = 2 s.
+        _ = p.advance(by: .milliseconds(1999))
+        #expect(p.interface.tcpConnections.count == 1)
+        _ = p.advance(by: .milliseconds(1))
+        #expect(c.state == .closed)
+        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(p.counters.tcpConnectionsClosed == 1)
+        // The port is free again: a segment for the old connection now meets a reset.
+        let late = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 2, ack: iss + 2))
+        #expect(late.first?.flags == .rst)
+    }
+
+    @Test func resetByThePeerRemovesTheConnection() throws {
+        let p = harness()
+        _ = try p.interface.listenTCP(port: 80)
+        _ = try #require(p.peerConnect(to: 80, peerISS: peerISS))
+        #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 1)).isEmpty)
+        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(p.counters.tcpConnectionsReset == 1)
+    }
+
+    @Test func resetOfAHalfOpenConnectionFreesItsSynQueueSlot() throws {
+        let p = harness()
+        let l = try p.interface.listenTCP(port: 80, synBacklog: 1)
+        _ = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: peerISS, options: TCPOptions(mss: 1460)))
+        #expect(l.halfOpen == 1)
+        #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 1)).isEmpty)
+        #expect(l.halfOpen == 0)
+        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(l.pendingCount == 0)
+    }
+}

@@ -231,6 +231,29 @@ import NetStackWire
         #expect(out.first?.ack == peerISS + 2)
     }
 
+    /// An application that closes when it has read the last bytes must see
+    /// the FIN that came in the same segment first: a passive close
+    /// (CLOSE-WAIT -> LAST-ACK), not our FIN racing it into CLOSING.
+    @Test func closingFromTheReadCallbackOnDataWithFinIsAPassiveClose() {
+        let h = TCPHarness.established()
+        // Like an HTTP client that knows the body length: it closes once it has 100 bytes.
+        var read = 0
+        var finSeenAtClose = false
+        h.connection.onReadable = { c in
+            read += c.skip(c.readableBytes)
+            if read == 100 && c.state == .established || c.state == .closeWait {
+                finSeenAtClose = c.receivedFin
+                c.close()
+            }
+        }
+        h.receive([.fin, .ack, .psh], ack: iss + 1, payload: testBytes(100))
+        #expect(finSeenAtClose)
+        #expect(h.connection.state == .lastAck)
+        let out = h.drain()
+        #expect(out.last?.flags.contains(.fin) == true)
+        #expect(out.last?.ack == peerISS + 1 + 100 + 1)
+    }
+
     @Test func closeInCloseWaitSendsFinAndEntersLastAck() {
         let h = TCPHarness.inState(.closeWait)
         h.close()

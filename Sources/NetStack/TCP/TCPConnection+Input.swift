@@ -28,7 +28,22 @@ extension TCPConnection {
             keepaliveDeadline = now + k.idle
             keepaliveProbesSent = 0
         }
+        notifyApplication()
         return result
+    }
+
+    /// Tells the application about new data or room once the whole segment is
+    /// processed, so a callback that closes sees the segment's FIN already
+    /// taken (else our FIN would race it into CLOSING instead of LAST-ACK).
+    private func notifyApplication() {
+        if pendingWritable {
+            pendingWritable = false
+            onWritable?(self)
+        }
+        if pendingReadable {
+            pendingReadable = false
+            onReadable?(self)
+        }
     }
 
     // MARK: SYN-SENT (RFC 9293 3.10.7.3)
@@ -296,7 +311,7 @@ extension TCPConnection {
         }
         duplicateAcks = 0
         retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
-        if dataAcked > 0 { onWritable?(self) }
+        if dataAcked > 0 { pendingWritable = true }
     }
 
     /// RFC 5681 3.2: the third duplicate ACK triggers fast retransmit and recovery.
@@ -348,7 +363,7 @@ extension TCPConnection {
             }
         }
         if let f = pendingFinSeq, f == rcvNxt { receiveFin(now: now) }
-        if ready > 0 { onReadable?(self) }
+        if ready > 0 { pendingReadable = true }
     }
 
     /// The peer's FIN is in order: no more data will come.
@@ -369,7 +384,7 @@ extension TCPConnection {
         default:
             break
         }
-        onReadable?(self)
+        pendingReadable = true
     }
 
     /// RFC 6298 5.7: the SYN (or SYN-ACK) timed out and gave no RTT sample, so

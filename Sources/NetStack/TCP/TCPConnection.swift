@@ -134,6 +134,9 @@ public final class TCPConnection {
     public var onWritable: ((TCPConnection) -> Void)?
     /// The state changed (from the given state).
     public var onStateChange: ((TCPConnection, TCPState) -> Void)?
+    /// Events raised while a segment is processed, delivered when it is done.
+    var pendingReadable = false
+    var pendingWritable = false
 
     /// The application gave up the connection (closed it); when it reaches CLOSED nobody holds it.
     var orphaned = false

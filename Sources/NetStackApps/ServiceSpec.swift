@@ -9,6 +9,8 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         case discard
         /// RFC 864, TCP.
         case chargen
+        /// HTTP/1.1 (RFC 9112): `/bytes/N` and, with a root directory, files.
+        case http
     }
 
     public var kind: Kind
@@ -42,8 +44,11 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         return .success(out)
     }
 
-    /// Starts the service on `interface`.
-    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock) throws {
+    /// Starts the service on `interface`. Returns something that reports the
+    /// service's own counters, for those that keep any.
+    @discardableResult
+    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock,
+                                   options: ServiceOptions = ServiceOptions()) throws -> ServiceCounters? {
         switch kind {
         case .echo:
             try UDPEchoService.install(on: interface, port: port, clock: clock)
@@ -52,10 +57,32 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
             try TCPDiscardService.install(on: interface, port: port)
         case .chargen:
             try TCPChargenService.install(on: interface, port: port)
+        case .http:
+            let server = try HTTPServer.install(on: interface, port: port,
+                                                configuration: HTTPServer.Configuration(root: options.root))
+            return ServiceCounters { server.counters.report }
         }
+        return nil
     }
 
     public var description: String { "\(kind.rawValue):\(port)" }
+}
+
+/// Settings for the services started from the command line. (TCP settings
+/// come from the interface's `defaultTCPConfiguration`.)
+public struct ServiceOptions: Sendable {
+    /// The HTTP service's document root (`--root`); nil serves only `/bytes/N`.
+    public var root: String?
+
+    public init(root: String? = nil) {
+        self.root = root
+    }
+}
+
+/// A running service's counters, as (name, value) pairs.
+public struct ServiceCounters {
+    public let report: () -> [(String, UInt64)]
+    public init(_ report: @escaping () -> [(String, UInt64)]) { self.report = report }
 }
 
 public struct ServiceSpecError: Error, CustomStringConvertible {
@@ -72,6 +99,7 @@ extension ServiceSpec.Kind {
         case .echo: 7
         case .discard: 9
         case .chargen: 19
+        case .http: 80
         }
     }
 }

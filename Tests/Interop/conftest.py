@@ -41,15 +41,19 @@ class Stack:
     """`netstack up` running in a namespace. `stop()` sends SIGINT and returns
     the exit code and the counters it printed."""
 
-    def __init__(self, ns, *extra):
+    def __init__(self, ns, *extra, stderr_path=None):
         self.ns = ns
+        self.stderr_path = stderr_path
+        self._stderr_file = open(stderr_path, "w") if stderr_path else None
         self.proc = ns.popen(NETSTACK, "up", "--tap", "tap0", "--host", f"{HOST_IP}/24",
                              "--address", STACK_IP, *extra,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE,
+                             stderr=self._stderr_file if self._stderr_file else subprocess.PIPE, text=True)
         self.ready = self._readline(timeout=20)
         if not self.ready.startswith("ready "):
             self.proc.kill()
-            raise RuntimeError(f"stack did not come up: {self.ready!r} {self.proc.stderr.read()}")
+            err = self.proc.stderr.read() if self.proc.stderr else open(stderr_path).read()
+            raise RuntimeError(f"stack did not come up: {self.ready!r} {err}")
         self.counters = None
         self.returncode = None
 
@@ -61,6 +65,9 @@ class Stack:
         if self.returncode is None:
             self.proc.send_signal(signal.SIGINT)
             out, err = self.proc.communicate(timeout=20)
+            if self._stderr_file:
+                self._stderr_file.close()
+                err = open(self.stderr_path).read()
             self.stderr = err
             self.returncode = self.proc.returncode
             self.counters = {}
@@ -69,6 +76,13 @@ class Stack:
                 if len(parts) == 2 and parts[1].isdigit():
                     self.counters[parts[0]] = int(parts[1])
         return self.returncode, self.counters
+
+    def latest_stats(self):
+        """The counters of the last `stats` line (needs `--stats` and `stderr_path`)."""
+        lines = [l for l in open(self.stderr_path).read().splitlines() if l.startswith("stats ")]
+        if not lines:
+            return {}
+        return {k: int(v) for k, v in (item.split("=", 1) for item in lines[-1].split()[1:])}
 
 
 def _skip_reason():

@@ -1,11 +1,15 @@
 """Kernel-side peer programs, run inside a test's namespace with
 `ip netns exec NS python3 peer.py COMMAND ...`. Each prints one JSON line."""
+import base64
+import hashlib
 import json
 import os
 import random
 import socket
 import struct
 import sys
+import threading
+import time
 
 
 def udp_echo(ip, port, sizes):
@@ -88,6 +92,131 @@ def malformed(ifname, dst_mac, count_each, seed):
     return {"sent": kinds}
 
 
+def tcp_echo(ip, port, nbytes, seed):
+    """Sends `nbytes` of seeded random data to the echo service from one
+    thread while another reads the echo back; both directions run at once,
+    so neither side's buffers have to hold the whole transfer."""
+    data = random.Random(seed).randbytes(nbytes)
+    s = socket.create_connection((ip, port), timeout=10)
+    errors = []
+
+    def send():
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(f"send: {e}")
+
+    start = time.monotonic()
+    t = threading.Thread(target=send)
+    t.start()
+    back = bytearray()
+    try:
+        while len(back) <= nbytes:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            back += chunk
+    except OSError as e:
+        errors.append(f"recv: {e}")
+    t.join(30)
+    seconds = time.monotonic() - start
+    s.close()
+    return {"sent": nbytes, "received": len(back), "equal": bytes(back) == data,
+            "sha256_sent": hashlib.sha256(data).hexdigest(),
+            "sha256_received": hashlib.sha256(back).hexdigest(), "seconds": seconds, "errors": errors}
+
+
+def tcp_echo_many(ip, port, count, size, seed):
+    """`count` sequential connections: each sends `size` bytes, reads them
+    back, and closes first (so the kernel ends in TIME-WAIT, the stack in
+    LAST-ACK until our final ACK)."""
+    rng = random.Random(seed)
+    bad = []
+    start = time.monotonic()
+    for i in range(count):
+        data = rng.randbytes(size)
+        try:
+            s = socket.create_connection((ip, port), timeout=5)
+            s.sendall(data)
+            back = bytearray()
+            while len(back) < size:
+                chunk = s.recv(size - len(back))
+                if not chunk:
+                    break
+                back += chunk
+            s.close()
+            if bytes(back) != data:
+                bad.append(i)
+        except OSError as e:
+            bad.append(f"{i}: {e}")
+    return {"connections": count, "bad": bad, "seconds": time.monotonic() - start}
+
+
+def raw(ip, port, request_b64, timeout):
+    """Sends raw bytes and collects everything that comes back until the
+    peer closes or `timeout` seconds pass without data."""
+    s = socket.create_connection((ip, port), timeout=5)
+    s.sendall(base64.b64decode(request_b64))
+    s.settimeout(float(timeout))
+    back = bytearray()
+    closed = False
+    reset = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(1 << 16)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            reset = True
+            break
+        if not chunk:
+            closed = True
+            break
+        back += chunk
+    s.close()
+    return {"response_b64": base64.b64encode(bytes(back)).decode(), "closed": closed, "reset": reset}
+
+
+def chunked_server(ip, port, nbytes, seed, ready_file):
+    """Serves one GET with a chunked body of `nbytes` seeded random bytes in
+    chunks of varying sizes (with an extension and a trailer), then exits."""
+    data = random.Random(seed).randbytes(nbytes)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ip, port))
+    ls.listen(1)
+    ls.settimeout(30)
+    open(ready_file, "w").write("ready\n")
+    c, _ = ls.accept()
+    c.settimeout(10)
+    req = b""
+    while b"\r\n\r\n" not in req:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        req += chunk
+    out = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"]
+    rng = random.Random(seed + 1)
+    i = 0
+    while i < len(data):
+        n = min(rng.choice([1, 7, 100, 1000, 4096, 16384, 65536]), len(data) - i)
+        ext = b";name=value" if rng.random() < 0.2 else b""
+        out.append(b"%x%s\r\n" % (n, ext) + data[i:i + n] + b"\r\n")
+        i += n
+    out.append(b"0\r\nX-Trailer: yes\r\n\r\n")
+    c.sendall(b"".join(out))
+    # Wait for the client to close first: it has read everything by then.
+    try:
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+    c.close()
+    return {"request_line": req.split(b"\r\n")[0].decode(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "udp-echo":
@@ -97,6 +226,14 @@ if __name__ == "__main__":
         out = closed_port(sys.argv[2], int(sys.argv[3]))
     elif cmd == "malformed":
         out = malformed(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "tcp-echo":
+        out = tcp_echo(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "tcp-echo-many":
+        out = tcp_echo_many(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    elif cmd == "raw":
+        out = raw(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif cmd == "chunked-server":
+        out = chunked_server(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     else:
         sys.exit(f"unknown command {cmd}")
     print(json.dumps(out))

@@ -69,6 +69,20 @@ struct Demo: ParsableCommand {
         print(tcp.output.trimmingCharacters(in: .newlines))
         if tcp.status != 0 { failures += 1 }
 
+        section("HTTP: curl http://\(stackIP)/bytes/1048576 (byte i is i % 251), checked byte by byte")
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("netstack-demo-\(getpid()).bin").path
+        defer { try? FileManager.default.removeItem(atPath: body) }
+        let curl = Shell.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", body, "-w",
+                              "%{http_code} %{size_download} %{time_total}", "http://\(stackIP)/bytes/1048576"])
+        let fields = curl.output.split(separator: " ")
+        let exact = Self.isBytesPattern(atPath: body, count: 1 << 20)
+        if fields.count == 3 {
+            print("  HTTP \(fields[0]), \(fields[1]) bytes in \(fields[2]) s, every byte as expected: \(exact)")
+        } else {
+            print("  curl failed: \(curl.output)")
+        }
+        if curl.status != 0 || !exact { failures += 1 }
+
         section("Stopping the stack (SIGINT); its counters:")
         kill(stack.processIdentifier, SIGINT)
         // `ip netns exec` execs the stack, so the signal reaches it directly.
@@ -82,7 +96,18 @@ struct Demo: ParsableCommand {
         print("\n== \(title)")
     }
 
-    static let services = "echo:7,discard:9,chargen:19"
+    /// True if the file holds exactly `count` bytes with byte i == i % 251.
+    static func isBytesPattern(atPath path: String, count: Int) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path), data.count == count else { return false }
+        var i = 0
+        for b in data {
+            if b != UInt8(i % 251) { return false }
+            i += 1
+        }
+        return true
+    }
+
+    static let services = "echo:7,discard:9,chargen:19,http:80"
 
     /// Kernel-side TCP client: 1 MiB through the stack's echo service.
     static let tcpProbe = #"""

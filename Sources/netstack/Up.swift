@@ -14,10 +14,16 @@ struct Up: ParsableCommand {
         discussion: """
             Prints 'ready NAME IP MAC' once the stack answers, and its counters on exit.
             Example: netstack up --tap tap0 --host 10.0.0.1/24 --address 10.0.0.2 --serve echo:7
+            With any fault option the device is wrapped in a FaultInjector, between the stack and the
+            TAP (and the --pcap capture, which so shows the wire: frames as sent after the faults, as
+            received before them); the exit counters and --stats then include fault.rx.* and fault.tx.*.
+            Example: netstack up ... --loss 0.05 --tx-reorder 0.1 --seed 7
             """
     )
 
     @OptionGroup var link: LinkOptions
+
+    @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
     @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT].")
     var serve: String?
@@ -45,6 +51,7 @@ struct Up: ParsableCommand {
         var options: ServiceOptions
         var tcp: TCPConfiguration
         var logLevel: Logger.Level
+        var faults: FaultOptions.Settings?
     }
 
     func validate() throws {
@@ -76,13 +83,14 @@ struct Up: ParsableCommand {
             tcp.msl = .nanoseconds(Int64(msl * 1e9))
         }
         let level = try LinkOptions.logLevel(logLevel)
-        return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level)
+        return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
+                        faults: try faults.settings())
     }
 
     func run() throws {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
-        try runOnTAP(link: s.link, pcap: pcap, Body(up: self, settings: s))
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, Body(up: self, settings: s))
     }
 
     private struct Body: StackBody {
@@ -120,7 +128,7 @@ struct Up: ParsableCommand {
                 guard now >= nextStats else { return }
                 nextStats = now + .seconds(1)
                 let report = interface.counters.report + Self.tcpTableReport(interface)
-                    + serviceCounters.flatMap { $0.report() }
+                    + serviceCounters.flatMap { $0.report() } + Self.faultReport(device)
                 let line = report.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 Console.error("stats \(line)")
             }
@@ -128,9 +136,14 @@ struct Up: ParsableCommand {
         loop.run(until: { stopRequested.load(ordering: .relaxed) })
 
         for (name, value) in interface.counters.report + Self.tcpTableReport(interface)
-            + serviceCounters.flatMap({ $0.report() }) {
+            + serviceCounters.flatMap({ $0.report() }) + Self.faultReport(device) {
             Console.line("\(name) \(value)")
         }
+    }
+
+    /// The fault injector's counters, when the device is one.
+    static func faultReport<D: Device>(_ device: D) -> [(String, UInt64)] {
+        (device as? any FaultReporting)?.faultReport ?? []
     }
 
     /// Connections still in the TCP table, in all and in the states worth watching.
@@ -213,9 +226,15 @@ protocol StackBody {
     func run<D: Device>(on device: D, clock: MonotonicClock) throws
 }
 
-/// Opens the TAP (and, with `pcap`, a capture around it), installs the stop
-/// signal handlers, and runs `body` on it; the TAP disappears when it returns.
-func runOnTAP(link: LinkOptions.Settings, pcap: String?, slotCount: Int = 4096, _ body: some StackBody) throws {
+/// Opens the TAP (and, with `pcap`, a capture around it; with `faults`, a
+/// fault injector around that), installs the stop signal handlers, and runs
+/// `body` on it; the TAP disappears when it returns.
+///
+/// The order is stack -> FaultInjector -> PcapWriter -> TAP: the capture
+/// records the wire, so it shows transmitted frames after the faults (no lost
+/// ones, the duplicates, the corrupted bytes) and received frames before them.
+func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Settings? = nil, slotCount: Int = 4096,
+              _ body: some StackBody) throws {
     let pool = PacketPool(slotCount: slotCount)
     let clock = MonotonicClock()
     let device: TAPDevice
@@ -234,8 +253,93 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, slotCount: Int = 4096, 
             throw ExitCode(1)
         }
         defer { writer.close() }
-        try body.run(on: writer, clock: clock)
+        try run(body, on: writer, faults: faults, clock: clock)
+    } else {
+        try run(body, on: device, faults: faults, clock: clock)
+    }
+}
+
+/// Runs `body` on `device`, inside a `FaultInjector` when `faults` says so.
+private func run<D: Device>(_ body: some StackBody, on device: D, faults: FaultOptions.Settings?,
+                            clock: MonotonicClock) throws {
+    if let faults {
+        let injector = FaultInjector(wrapping: device, receive: faults.receive, transmit: faults.transmit,
+                                     seed: faults.seed, clock: clock)
+        try body.run(on: injector, clock: clock)
     } else {
         try body.run(on: device, clock: clock)
+    }
+}
+
+/// Something whose fault counters `netstack up` prints.
+protocol FaultReporting: AnyObject {
+    var faultReport: [(String, UInt64)] { get }
+}
+
+extension FaultInjector: FaultReporting {
+    var faultReport: [(String, UInt64)] { report }
+}
+
+/// `--loss P --reorder P --duplicate P --corrupt P --seed N`, each direction
+/// overridable with `--rx-...`/`--tx-...`.
+struct FaultOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Drop frames with probability P, both directions.", valueName: "P"))
+    var loss: Double?
+    @Option(help: ArgumentHelp("Hold frames back (overtaken by --reorder-depth later ones) with probability P, both directions.", valueName: "P"))
+    var reorder: Double?
+    @Option(help: ArgumentHelp("Deliver frames twice with probability P, both directions.", valueName: "P"))
+    var duplicate: Double?
+    @Option(help: ArgumentHelp("Flip 1-3 bits of a frame's IPv4 datagram with probability P, both directions.", valueName: "P"))
+    var corrupt: Double?
+    @Option(help: ArgumentHelp("Received frames only; overrides --loss.", valueName: "P")) var rxLoss: Double?
+    @Option(help: ArgumentHelp("Transmitted frames only; overrides --loss.", valueName: "P")) var txLoss: Double?
+    @Option(help: ArgumentHelp("Received frames only; overrides --reorder.", valueName: "P")) var rxReorder: Double?
+    @Option(help: ArgumentHelp("Transmitted frames only; overrides --reorder.", valueName: "P")) var txReorder: Double?
+    @Option(help: ArgumentHelp("Received frames only; overrides --duplicate.", valueName: "P")) var rxDuplicate: Double?
+    @Option(help: ArgumentHelp("Transmitted frames only; overrides --duplicate.", valueName: "P")) var txDuplicate: Double?
+    @Option(help: ArgumentHelp("Received frames only; overrides --corrupt.", valueName: "P")) var rxCorrupt: Double?
+    @Option(help: ArgumentHelp("Transmitted frames only; overrides --corrupt.", valueName: "P")) var txCorrupt: Double?
+    @Option(help: ArgumentHelp("A held frame is released after this many later frames (default 3).", valueName: "N"))
+    var reorderDepth: Int?
+    @Option(help: ArgumentHelp("Seed for the fault injector's PRNG (default 1): the same seed replays the same faults for the same traffic.", valueName: "N"))
+    var seed: UInt64?
+
+    struct Settings {
+        var receive: FaultProfile
+        var transmit: FaultProfile
+        var seed: UInt64
+    }
+
+    /// The profiles, or nil when no fault option was given.
+    func settings() throws -> Settings? {
+        func probability(_ value: Double?, _ name: String) throws -> Double? {
+            guard let value else { return nil }
+            guard value.isFinite, value >= 0, value <= 1 else {
+                throw ValidationError("--\(name) \(value): expected a probability from 0 to 1")
+            }
+            return value
+        }
+        let both = (loss: try probability(loss, "loss"), reorder: try probability(reorder, "reorder"),
+                    duplicate: try probability(duplicate, "duplicate"), corrupt: try probability(corrupt, "corrupt"))
+        let rx = (loss: try probability(rxLoss, "rx-loss"), reorder: try probability(rxReorder, "rx-reorder"),
+                  duplicate: try probability(rxDuplicate, "rx-duplicate"),
+                  corrupt: try probability(rxCorrupt, "rx-corrupt"))
+        let tx = (loss: try probability(txLoss, "tx-loss"), reorder: try probability(txReorder, "tx-reorder"),
+                  duplicate: try probability(txDuplicate, "tx-duplicate"),
+                  corrupt: try probability(txCorrupt, "tx-corrupt"))
+        if let reorderDepth, reorderDepth < 1 || reorderDepth > 1000 {
+            throw ValidationError("--reorder-depth \(reorderDepth): expected 1 to 1000 frames")
+        }
+        let given: [Double?] = [both.loss, both.reorder, both.duplicate, both.corrupt, rx.loss, rx.reorder,
+                                rx.duplicate, rx.corrupt, tx.loss, tx.reorder, tx.duplicate, tx.corrupt]
+        guard given.contains(where: { $0 != nil }) || seed != nil || reorderDepth != nil else { return nil }
+        let depth = reorderDepth ?? 3
+        let receive = FaultProfile(loss: rx.loss ?? both.loss ?? 0, reorder: rx.reorder ?? both.reorder ?? 0,
+                                   duplicate: rx.duplicate ?? both.duplicate ?? 0,
+                                   corrupt: rx.corrupt ?? both.corrupt ?? 0, reorderDepth: depth)
+        let transmit = FaultProfile(loss: tx.loss ?? both.loss ?? 0, reorder: tx.reorder ?? both.reorder ?? 0,
+                                    duplicate: tx.duplicate ?? both.duplicate ?? 0,
+                                    corrupt: tx.corrupt ?? both.corrupt ?? 0, reorderDepth: depth)
+        return Settings(receive: receive, transmit: transmit, seed: seed ?? 1)
     }
 }

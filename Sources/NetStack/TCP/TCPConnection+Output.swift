@@ -55,7 +55,11 @@ extension TCPConnection {
         }
         let ackDue = ackNow || (delayedAckDeadline.map { now >= $0 } ?? false)
         if !sent && ackDue && state != .synSent {
-            emit(header(seq: sndNxt, flags: .ack, payloadLength: 0, now: now), empty, empty)
+            // A bare ACK carries SND.MAX, not SND.NXT: after a timeout rewinds
+            // SND.NXT, a lower number would fall left of the peer's window and
+            // the ACK would be dropped as unacceptable, stalling both ends when
+            // both are retransmitting (BSD's tcp_output does the same).
+            emit(header(seq: sndMax, flags: .ack, payloadLength: 0, now: now), empty, empty)
         }
     }
 

@@ -1,0 +1,179 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// Two stacks over a `MemoryLink` with a `FaultInjector` in front of each, on
+/// one virtual clock: like `TCPStackPair`, but held frames count as in
+/// transit and idle time jumps to the next timer or held-frame release.
+final class FaultyStackPair {
+    let pool: PacketPool
+    let clock = VirtualClock()
+    let linkA: MemoryLink
+    let linkB: MemoryLink
+    let faultsA: FaultInjector<MemoryLink>
+    let faultsB: FaultInjector<MemoryLink>
+    let a: Interface<FaultInjector<MemoryLink>>
+    let b: Interface<FaultInjector<MemoryLink>>
+    var now: Instant { clock.now }
+
+    init(aReceive: FaultProfile = .none, aTransmit: FaultProfile = .none, bReceive: FaultProfile = .none,
+         bTransmit: FaultProfile = .none, seed: UInt64) {
+        pool = PacketPool(slotCount: 4096)
+        (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 2048)
+        faultsA = FaultInjector(wrapping: linkA, receive: aReceive, transmit: aTransmit, seed: seed, clock: clock)
+        faultsB = FaultInjector(wrapping: linkB, receive: bReceive, transmit: bTransmit, seed: ~seed, clock: clock)
+        a = Interface(device: faultsA,
+                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: TCPStackPair.ipA),
+                                                            address: IPv4CIDR(address: TCPStackPair.ipA, prefixLength: 24)),
+                      now: clock.now)
+        b = Interface(device: faultsB,
+                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: TCPStackPair.ipB),
+                                                            address: IPv4CIDR(address: TCPStackPair.ipB, prefixLength: 24)),
+                      now: clock.now)
+        a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
+        b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
+    }
+
+    var framesOnTheLink: Int { linkA.pending + linkB.pending }
+
+    /// As `TCPStackPair.run`; when nothing moved and only held frames remain,
+    /// time jumps to whichever comes first, a timer or a held frame's release.
+    @discardableResult
+    func run(step: Duration = .microseconds(20), maxRounds: Int = 5_000_000, until done: () -> Bool,
+             app: () -> Bool = { false }, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        for _ in 0..<maxRounds {
+            if done() { return true }
+            let received = a.poll(now: now, limit: .max) + b.poll(now: now, limit: .max)
+            let moved = app()
+            if received == 0 && !moved && framesOnTheLink == 0 {
+                let next = [a.nextTimerDeadline, b.nextTimerDeadline, faultsA.nextReleaseDeadline,
+                            faultsB.nextReleaseDeadline].compactMap { $0 }.min()
+                clock.set(max(next ?? now + step, now + step))
+            } else {
+                clock.advance(by: step)
+            }
+            a.tick(now: now)
+            b.tick(now: now)
+        }
+        Issue.record("the stacks did not finish within \(maxRounds) rounds", sourceLocation: sourceLocation)
+        return false
+    }
+
+    /// `size` bytes each way, both sides closing after writing. Returns the
+    /// two transfers (A to B, B to A) and the virtual time taken.
+    func bulkBothWays(size: Int, dataSeed: UInt64) throws -> (BulkTransfer, BulkTransfer, Duration, Bool) {
+        let port: UInt16 = 5001
+        let listener = try b.listenTCP(port: port)
+        let start = now
+        let client = try a.connectTCP(to: TCPStackPair.ipB, port: port, now: now)
+        var server: TCPConnection?
+        let aToB = BulkTransfer(length: size, seed: dataSeed)
+        let bToA = BulkTransfer(length: size, seed: dataSeed &+ 1)
+        let finished = run(maxRounds: 2_000_000, until: {
+            aToB.read == size && bToA.read == size && client.isReadClosed && server?.isReadClosed == true
+        }, app: {
+            if server == nil { server = listener.accept() }
+            var moved = aToB.pump(into: client)
+            moved = bToA.drain(from: client) || moved
+            a.flushTCP(client, now: now)
+            if let s = server {
+                moved = bToA.pump(into: s) || moved
+                moved = aToB.drain(from: s) || moved
+                b.flushTCP(s, now: now)
+            }
+            return moved
+        })
+        #expect(client.error == nil && server?.error == nil)
+        return (aToB, bToA, now - start, finished)
+    }
+}
+
+/// TCP between two stacks through injected loss, reordering, duplication and
+/// corruption: 1 MiB each way must arrive byte-exact (hashed) within a bounded
+/// virtual time, for several seeds each.
+@Suite struct TCPUnderFaultsTests {
+    static let size = 1 << 20
+    /// Virtual time a 1 MiB exchange may take under these faults. The passing
+    /// runs take 0.3 ms (duplication) to 6 s (10% loss); this leaves room for RTO backoff.
+    static let deadline: Duration = .seconds(60)
+
+    func check(_ pair: FaultyStackPair, seed: UInt64, _ what: String,
+               sourceLocation: SourceLocation = #_sourceLocation) throws -> Duration {
+        let (aToB, bToA, took, finished) = try pair.bulkBothWays(size: Self.size, dataSeed: seed)
+        #expect(finished, "\(what) seed \(seed)", sourceLocation: sourceLocation)
+        #expect(aToB.read == Self.size && bToA.read == Self.size, "\(what) seed \(seed)",
+                sourceLocation: sourceLocation)
+        #expect(aToB.receivedHash.value == aToB.sentHash.value, "\(what) seed \(seed): A to B corrupted",
+                sourceLocation: sourceLocation)
+        #expect(bToA.receivedHash.value == bToA.sentHash.value, "\(what) seed \(seed): B to A corrupted",
+                sourceLocation: sourceLocation)
+        #expect(took < Self.deadline, "\(what) seed \(seed) took \(took) virtual", sourceLocation: sourceLocation)
+        // Let what is still on the link or held arrive, so the counters settle.
+        pair.faultsA.releaseHeld()
+        pair.faultsB.releaseHeld()
+        pair.run(until: { pair.framesOnTheLink == 0 && pair.faultsA.framesHeld == 0 && pair.faultsB.framesHeld == 0 })
+        return took
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
+    func tenPercentLossBothWays(seed: UInt64) throws {
+        try tenPercentLoss(seed: seed)
+    }
+
+    func tenPercentLoss(seed: UInt64) throws {
+        let loss = FaultProfile(loss: 0.1)
+        let pair = FaultyStackPair(aReceive: loss, aTransmit: loss, seed: seed)
+        _ = try check(pair, seed: seed, "10% loss")
+        #expect(pair.faultsA.receiveCounters.dropped > 50 && pair.faultsA.transmitCounters.dropped > 50)
+        #expect(pair.a.counters.tcpRetransmissions > 0 && pair.b.counters.tcpRetransmissions > 0)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func tenPercentReorderingBothWays(seed: UInt64) throws {
+        let reorder = FaultProfile(reorder: 0.1)
+        let pair = FaultyStackPair(aReceive: reorder, aTransmit: reorder, seed: seed)
+        _ = try check(pair, seed: seed, "10% reordering")
+        #expect(pair.faultsA.receiveCounters.reordered > 50 && pair.faultsA.transmitCounters.reordered > 50)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func fivePercentDuplicationBothWays(seed: UInt64) throws {
+        let duplicate = FaultProfile(duplicate: 0.05)
+        let pair = FaultyStackPair(aReceive: duplicate, aTransmit: duplicate, seed: seed)
+        _ = try check(pair, seed: seed, "5% duplication")
+        #expect(pair.faultsA.receiveCounters.duplicated > 20 && pair.faultsA.transmitCounters.duplicated > 20)
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func twoPercentCorruptionBothWays(seed: UInt64) throws {
+        let corrupt = FaultProfile(corrupt: 0.02)
+        let pair = FaultyStackPair(aReceive: corrupt, aTransmit: corrupt, seed: seed)
+        _ = try check(pair, seed: seed, "2% corruption")
+        let corrupted = pair.faultsA.receiveCounters.corrupted + pair.faultsA.transmitCounters.corrupted
+        #expect(corrupted > 20)
+        // Every corrupted frame was caught and dropped by the receiving stack.
+        let dropsA = pair.a.counters.drops, dropsB = pair.b.counters.drops
+        func damaged(_ d: DropCounters) -> UInt64 {
+            d[.ipv4BadChecksum] + d[.tcpBadChecksum] + d[.ipv4BadVersion] + d[.ipv4BadLength] + d[.ipv4Truncated]
+                + d[.tcpTruncated]
+        }
+        #expect(damaged(dropsA) == pair.faultsA.receiveCounters.corrupted)
+        #expect(damaged(dropsB) == pair.faultsA.transmitCounters.corrupted)
+    }
+
+    /// Everything at once, on both ends, each direction different.
+    @Test(arguments: [7, 8, 9, 10] as [UInt64])
+    func aMixOfEverythingOnBothEnds(seed: UInt64) throws {
+        try mixOfEverything(seed: seed)
+    }
+
+    func mixOfEverything(seed: UInt64) throws {
+        let pair = FaultyStackPair(
+            aReceive: FaultProfile(loss: 0.03, reorder: 0.05, duplicate: 0.02, corrupt: 0.01),
+            aTransmit: FaultProfile(loss: 0.02, reorder: 0.03, duplicate: 0.01, corrupt: 0.01, reorderDepth: 5),
+            bReceive: FaultProfile(loss: 0.01, reorder: 0.02, corrupt: 0.005),
+            bTransmit: FaultProfile(loss: 0.02, duplicate: 0.03, corrupt: 0.01, reorderDepth: 2),
+            seed: seed)
+        _ = try check(pair, seed: seed, "mixed faults")
+    }
+}

@@ -3,61 +3,24 @@ import Testing
 import NetStackWire
 
 /// Two stacks over a `MemoryLink` with a `FaultInjector` in front of each, on
-/// one virtual clock: like `TCPStackPair`, but held frames count as in
-/// transit and idle time jumps to the next timer or held-frame release.
-final class FaultyStackPair {
-    let pool: PacketPool
-    let clock = VirtualClock()
-    let linkA: MemoryLink
-    let linkB: MemoryLink
-    let faultsA: FaultInjector<MemoryLink>
-    let faultsB: FaultInjector<MemoryLink>
-    let a: Interface<FaultInjector<MemoryLink>>
-    let b: Interface<FaultInjector<MemoryLink>>
-    var now: Instant { clock.now }
+/// one virtual clock; idle time jumps to the next timer or held-frame release.
+typealias FaultyStackPair = StackPair<FaultInjector<MemoryLink>>
 
-    init(aReceive: FaultProfile = .none, aTransmit: FaultProfile = .none, bReceive: FaultProfile = .none,
-         bTransmit: FaultProfile = .none, seed: UInt64) {
-        pool = PacketPool(slotCount: 4096)
-        (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 2048)
-        faultsA = FaultInjector(wrapping: linkA, receive: aReceive, transmit: aTransmit, seed: seed, clock: clock)
-        faultsB = FaultInjector(wrapping: linkB, receive: bReceive, transmit: bTransmit, seed: ~seed, clock: clock)
-        a = Interface(device: faultsA,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: TCPStackPair.ipA),
-                                                            address: IPv4CIDR(address: TCPStackPair.ipA, prefixLength: 24)),
-                      now: clock.now)
-        b = Interface(device: faultsB,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: TCPStackPair.ipB),
-                                                            address: IPv4CIDR(address: TCPStackPair.ipB, prefixLength: 24)),
-                      now: clock.now)
-        a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
-        b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
-    }
-
-    var framesOnTheLink: Int { linkA.pending + linkB.pending }
-
-    /// As `TCPStackPair.run`; when nothing moved and only held frames remain,
-    /// time jumps to whichever comes first, a timer or a held frame's release.
-    @discardableResult
-    func run(step: Duration = .microseconds(20), maxRounds: Int = 5_000_000, until done: () -> Bool,
-             app: () -> Bool = { false }, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
-        for _ in 0..<maxRounds {
-            if done() { return true }
-            let received = a.poll(now: now, limit: .max) + b.poll(now: now, limit: .max)
-            let moved = app()
-            if received == 0 && !moved && framesOnTheLink == 0 {
-                let next = [a.nextTimerDeadline, b.nextTimerDeadline, faultsA.nextReleaseDeadline,
-                            faultsB.nextReleaseDeadline].compactMap { $0 }.min()
-                clock.set(max(next ?? now + step, now + step))
-            } else {
-                clock.advance(by: step)
-            }
-            a.tick(now: now)
-            b.tick(now: now)
+extension StackPair where D == FaultInjector<MemoryLink> {
+    convenience init(aReceive: FaultProfile = .none, aTransmit: FaultProfile = .none, bReceive: FaultProfile = .none,
+                     bTransmit: FaultProfile = .none, seed: UInt64) {
+        self.init(wrap: { link, isA, clock in
+            FaultInjector(wrapping: link, receive: isA ? aReceive : bReceive, transmit: isA ? aTransmit : bTransmit,
+                          seed: isA ? seed : ~seed, clock: clock)
+        })
+        otherDeadline = { [unowned self] in
+            [faultsA.nextReleaseDeadline, faultsB.nextReleaseDeadline].compactMap { $0 }.min()
         }
-        Issue.record("the stacks did not finish within \(maxRounds) rounds", sourceLocation: sourceLocation)
-        return false
     }
+
+    var faultsA: FaultInjector<MemoryLink> { a.device }
+    var faultsB: FaultInjector<MemoryLink> { b.device }
+    var framesOnTheLink: Int { framesInTransit }
 
     /// `size` bytes each way, both sides closing after writing. Returns the
     /// two transfers (A to B, B to A) and the virtual time taken.

@@ -4,27 +4,35 @@ import NetStackWire
 
 /// Two interfaces joined by a `MemoryLink` on one `VirtualClock`, for TCP
 /// between two copies of the stack. ARP runs for real; ISNs come from fixed
-/// secrets so a run replays exactly.
-final class TCPStackPair {
-    static let ipA = IPv4Address(10, 0, 0, 1)
-    static let ipB = IPv4Address(10, 0, 0, 2)
+/// secrets so a run replays exactly. Generic over the device each stack sees,
+/// so middleware (a `FaultInjector`) can sit between a stack and the link.
+typealias TCPStackPair = StackPair<MemoryLink>
+
+final class StackPair<D: Device> {
+    static var ipA: IPv4Address { IPv4Address(10, 0, 0, 1) }
+    static var ipB: IPv4Address { IPv4Address(10, 0, 0, 2) }
 
     let pool: PacketPool
     let clock = VirtualClock()
     let linkA: MemoryLink
     let linkB: MemoryLink
-    let a: Interface<MemoryLink>
-    let b: Interface<MemoryLink>
+    let a: Interface<D>
+    let b: Interface<D>
+    /// A deadline besides the stacks' timers that idle time must not jump past
+    /// (a fault injector releasing a held frame).
+    var otherDeadline: () -> Instant? = { nil }
     var now: Instant { clock.now }
 
-    init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500) {
+    /// `wrap` makes each stack's device from its end of the link (true for A).
+    init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500,
+         wrap: (MemoryLink, _ isA: Bool, VirtualClock) -> D) {
         pool = PacketPool(slotCount: slotCount)
         (linkA, linkB) = MemoryLink.pair(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
-        a = Interface(device: linkA,
+        a = Interface(device: wrap(linkA, true, clock),
                       configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
                                                             address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
                       now: clock.now)
-        b = Interface(device: linkB,
+        b = Interface(device: wrap(linkB, false, clock),
                       configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
                                                             address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
                       now: clock.now)
@@ -48,7 +56,7 @@ final class TCPStackPair {
             let moved = app()
             if received == 0 && !moved && framesInTransit == 0 {
                 // Idle: jump to the next timer.
-                let next = [a.nextTimerDeadline, b.nextTimerDeadline].compactMap { $0 }.min()
+                let next = [a.nextTimerDeadline, b.nextTimerDeadline, otherDeadline()].compactMap { $0 }.min()
                 clock.set(max(next ?? now + step, now + step))
             } else {
                 clock.advance(by: step)
@@ -58,6 +66,12 @@ final class TCPStackPair {
         }
         Issue.record("the stacks did not finish within \(maxRounds) rounds", sourceLocation: sourceLocation)
         return false
+    }
+}
+
+extension StackPair where D == MemoryLink {
+    convenience init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500) {
+        self.init(slotCount: slotCount, queueCapacity: queueCapacity, mtu: mtu, wrap: { link, _, _ in link })
     }
 }
 

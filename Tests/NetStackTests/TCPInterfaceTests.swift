@@ -267,3 +267,28 @@ import NetStackWire
         #expect(l.pendingCount == 0)
     }
 }
+
+extension TCPInterfaceTests {
+    /// Data riding on the handshake's final ACK arrives before `onAccept` has
+    /// run; the application still hears about it once it is listening.
+    @Test func dataOnTheFinalAckReachesTheAcceptedConnection() throws {
+        let peer = PeerHarness()
+        peer.resolvePeer()
+        let listener = try peer.interface.listenTCP(port: 8080)
+        var heard: [UInt8] = []
+        listener.onAccept = { c in
+            c.onReadable = { c in
+                var buffer = [UInt8](repeating: 0, count: 64)
+                let n = buffer.withUnsafeMutableBytes { c.read(into: $0) }
+                heard += buffer[0..<n]
+            }
+        }
+        let peerISS = SequenceNumber(5000)
+        let synAck = peer.exchangeTCP(peer.tcpFrame(.syn, destinationPort: 8080, seq: peerISS,
+                                                    options: TCPOptions(mss: 1460)))
+        let iss = try #require(synAck.first?.seq)
+        _ = peer.exchangeTCP(peer.tcpFrame([.ack, .psh], destinationPort: 8080, seq: peerISS + 1, ack: iss + 1,
+                                           payload: Array("hello".utf8)))
+        #expect(heard == Array("hello".utf8))
+    }
+}

@@ -155,6 +155,9 @@ extension Interface {
             c.listener = nil
             l.halfOpen -= 1
             l.established(c)
+            // Data (or a FIN) that came with the handshake's last ACK was
+            // announced before the application could listen for it.
+            if c.readableBytes > 0 || c.receivedFin { c.onReadable?(c) }
         }
         let retransmittedBefore = c.segmentsRetransmitted
         c.dispatch(now: now) { repr, a, b in

@@ -11,6 +11,8 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         case chargen
         /// HTTP/1.1 (RFC 9112): `/bytes/N` and, with a root directory, files.
         case http
+        /// iperf3's server (TCP tests; see IPerf3Server).
+        case iperf3
     }
 
     public var kind: Kind
@@ -61,6 +63,9 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
             let server = try HTTPServer.install(on: interface, port: port,
                                                 configuration: HTTPServer.Configuration(root: options.root))
             return ServiceCounters { server.counters.report }
+        case .iperf3:
+            let server = try IPerf3Server.install(on: interface, port: port, clock: clock)
+            return ServiceCounters { server.counters.report }
         }
         return nil
     }
@@ -100,6 +105,7 @@ extension ServiceSpec.Kind {
         case .discard: 9
         case .chargen: 19
         case .http: 80
+        case .iperf3: 5201
         }
     }
 }

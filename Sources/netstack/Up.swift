@@ -25,7 +25,7 @@ struct Up: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
-    @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT].")
+    @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].")
     var serve: String?
 
     @Option(help: ArgumentHelp("Directory whose files the http service serves (besides /bytes/N).", valueName: "DIR"))

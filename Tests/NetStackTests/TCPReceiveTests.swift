@@ -356,3 +356,38 @@ import NetStackWire
         #expect(h.drain().first?.options.mss == 1400)
     }
 }
+
+/// RFC 2018: the SACK receiver reports the out-of-order queue in its ACKs.
+extension TCPReceiveTests {
+    @Test func outOfOrderDataIsReportedInSackBlocksMostRecentFirst() {
+        let h = TCPHarness.established()
+        h.receive(.ack, seq: peerISS + 101, payload: testBytes(100))
+        let first = h.drain()
+        #expect(first.last.map { Array($0.options.sackBlocks.map { [$0.left, $0.right] }) }
+                == [[peerISS + 101, peerISS + 201]])
+        h.receive(.ack, seq: peerISS + 301, payload: testBytes(100))
+        let second = h.drain()
+        // RFC 2018 4: the first block holds the most recently received segment.
+        #expect(second.last.map { Array($0.options.sackBlocks.map { [$0.left, $0.right] }) }
+                == [[peerISS + 301, peerISS + 401], [peerISS + 101, peerISS + 201]])
+        #expect(second.last?.ack == peerISS + 1)
+    }
+
+    @Test func sackBlocksGoAwayOnceTheGapsFill() {
+        let h = TCPHarness.established()
+        h.receive(.ack, seq: peerISS + 101, payload: testBytes(100))
+        _ = h.drain()
+        h.receive(.ack, seq: peerISS + 1, payload: testBytes(100))
+        let out = h.drain()
+        #expect(out.last?.ack == peerISS + 201)
+        #expect(out.last?.options.sackBlocks.isEmpty == true)
+    }
+
+    @Test func noSackBlocksWhenThePeerDidNotPermitSack() {
+        var syn = TCPHarness.linuxSynOptions()
+        syn.sackPermitted = false
+        let h = TCPHarness.established(synOptions: syn)
+        h.receive(.ack, seq: peerISS + 101, payload: testBytes(100))
+        #expect(h.drain().last?.options.sackBlocks.isEmpty == true)
+    }
+}

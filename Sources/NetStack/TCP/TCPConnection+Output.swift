@@ -156,6 +156,7 @@ extension TCPConnection {
             rcvAdvertisedEdge = rcvNxt + Int(window)
         } else {
             if timestampsEnabled { options.timestamps = (timestampNow(now), tsRecent) }
+            if sackEnabled && !reassembly.isEmpty { options.sackBlocks = sackBlocks() }
             window = advertisedWindowField()
         }
         var repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq,
@@ -168,6 +169,21 @@ extension TCPConnection {
             unackedBytes = 0
         }
         return repr
+    }
+
+    /// RFC 2018 4: SACK blocks describing the out-of-order queue, the block
+    /// holding the most recently received segment first, then the others from
+    /// the left. The option emitter keeps as many as fit beside timestamps.
+    private func sackBlocks() -> TCPSACKBlocks {
+        var blocks = TCPSACKBlocks()
+        let recent = reassembly.mostRecent
+        if let r = recent { blocks.append((rcvNxt + r.start, rcvNxt + r.end)) }
+        for i in 0..<reassembly.rangeCount where !blocks.isFull {
+            let r = reassembly.ranges[i]
+            if let m = recent, m.start == r.start { continue }
+            blocks.append((rcvNxt + r.start, rcvNxt + r.end))
+        }
+        return blocks
     }
 
     /// The window field for a non-SYN segment: our free space, scaled, with

@@ -23,9 +23,7 @@ import NetStackWire
         init() throws {
             (stackEnd, peerEnd) = MemoryLink.pair(pool: pool)
             interface = Interface(device: stackEnd,
-                                  configuration: InterfaceConfiguration(
-                                    macAddress: InterfaceConfiguration.defaultMAC(for: AllocationTests.stackIP),
-                                    address: IPv4CIDR(address: AllocationTests.stackIP, prefixLength: 24)),
+                                  configuration: InterfaceConfiguration(address: IPv4CIDR(address: AllocationTests.stackIP, prefixLength: 24)),
                                   now: clock.now)
             try UDPEchoService.install(on: interface, port: 7, clock: clock)
         }
@@ -145,9 +143,7 @@ extension AllocationTests {
         func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
             let ip = IPv4Address(10, 0, 0, last)
             return Interface(device: link,
-                             configuration: InterfaceConfiguration(
-                                macAddress: InterfaceConfiguration.defaultMAC(for: ip),
-                                address: IPv4CIDR(address: ip, prefixLength: 24)),
+                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
                              now: clock.now)
         }
         let a = iface(linkA, 1), b = iface(linkB, 2)

@@ -8,30 +8,22 @@ import NetStackWire
 /// Two stacks on a `MemoryLink` with a virtual clock: B runs the HTTP server,
 /// A is the client (`HTTPGet`, or a raw connection the test drives).
 final class HTTPRig {
-    static let ipA = IPv4Address(10, 0, 0, 1)
-    static let ipB = IPv4Address(10, 0, 0, 2)
+    static var ipA: IPv4Address { TCPStackPair.ipA }
+    static var ipB: IPv4Address { TCPStackPair.ipB }
 
-    let pool = PacketPool(slotCount: 2048)
-    let clock = VirtualClock()
-    let a: Interface<MemoryLink>
-    let b: Interface<MemoryLink>
+    let stacks = TCPStackPair(slotCount: 2048, queueCapacity: 1024)
+    var pool: PacketPool { stacks.pool }
+    var clock: VirtualClock { stacks.clock }
+    var a: Interface<MemoryLink> { stacks.a }
+    var b: Interface<MemoryLink> { stacks.b }
     let server: HTTPServer
     /// Work run on every turn, as `EventLoop.onTurn`.
     var onTurn: [(Instant) -> Void] = []
 
     init(root: String? = nil) throws {
-        let (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 1024)
-        a = Interface(device: linkA,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
-                                                            address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
-                      now: clock.now)
-        b = Interface(device: linkB,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
-                                                            address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
-                      now: clock.now)
         var tcp = TCPConfiguration()
         tcp.msl = .seconds(1)
-        server = try HTTPServer.install(on: b, port: 80, configuration: HTTPServer.Configuration(root: root, tcp: tcp))
+        server = try HTTPServer.install(on: stacks.b, port: 80, configuration: HTTPServer.Configuration(root: root, tcp: tcp))
     }
 
     /// Runs both stacks until `done` or `limit` of virtual time; time moves 1 ms

@@ -181,13 +181,14 @@ import NetStackWire
 
 /// Two stacks on a `MemoryLink` with a virtual clock; B runs the iperf3 server.
 final class IPerf3Rig {
-    static let ipA = IPv4Address(10, 0, 0, 1)
-    static let ipB = IPv4Address(10, 0, 0, 2)
+    static var ipA: IPv4Address { TCPStackPair.ipA }
+    static var ipB: IPv4Address { TCPStackPair.ipB }
 
-    let pool = PacketPool(slotCount: 2048)
-    let clock = VirtualClock()
-    let a: Interface<MemoryLink>
-    let b: Interface<MemoryLink>
+    let stacks = TCPStackPair(slotCount: 2048, queueCapacity: 1024)
+    var pool: PacketPool { stacks.pool }
+    var clock: VirtualClock { stacks.clock }
+    var a: Interface<MemoryLink> { stacks.a }
+    var b: Interface<MemoryLink> { stacks.b }
     let server: IPerf3Server
     /// Work run on every turn (the scripted client's writers).
     var onTurn: [() -> Void] = []
@@ -195,19 +196,10 @@ final class IPerf3Rig {
     var countingB: ((UInt64) -> Void)?
 
     init() throws {
-        let (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 1024)
-        a = Interface(device: linkA,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
-                                                            address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
-                      now: clock.now)
-        b = Interface(device: linkB,
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
-                                                            address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
-                      now: clock.now)
         var tcp = TCPConfiguration()
         tcp.msl = .seconds(1)
-        b.defaultTCPConfiguration = tcp
-        server = try IPerf3Server.install(on: b, port: 5201, clock: clock)
+        stacks.b.defaultTCPConfiguration = tcp
+        server = try IPerf3Server.install(on: stacks.b, port: 5201, clock: stacks.clock)
     }
 
     /// Runs both stacks until `done` or `limit` of virtual time; time moves

@@ -18,12 +18,10 @@ final class TwoStacks {
     init(mtu: Int = 1500) throws {
         let (linkA, linkB) = MemoryLink.pair(pool: pool, mtu: mtu)
         a = Interface(device: RecordingDevice(linkA),
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
-                                                            address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
+                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
                       now: clock.now)
         b = Interface(device: RecordingDevice(linkB),
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
-                                                            address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
+                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
                       now: clock.now)
         // B runs the UDP echo (RFC 862); A listens on 5000.
         try b.bindUDP(port: 7) { [unowned self] from, payload in

@@ -17,9 +17,7 @@ import NetStackWire
             func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
                 let ip = IPv4Address(10, 0, 0, last)
                 return Interface(device: link,
-                                 configuration: InterfaceConfiguration(
-                                    macAddress: InterfaceConfiguration.defaultMAC(for: ip),
-                                    address: IPv4CIDR(address: ip, prefixLength: 24)),
+                                 configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
                                  now: clock.now)
             }
             client = EventLoop(interface: iface(a, 1), clock: clock)

@@ -50,8 +50,7 @@ final class EchoRig {
         (stackEnd, peerEnd) = MemoryLink.pair(pool: pool)
         interface = Interface(
             device: stackEnd,
-            configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: stackIP),
-                                                  address: IPv4CIDR(address: stackIP, prefixLength: 24)),
+            configuration: InterfaceConfiguration(address: IPv4CIDR(address: stackIP, prefixLength: 24)),
             now: clock.now)
         try UDPEchoService.install(on: interface, port: echoPort, clock: clock)
         template = Self.makeFrame(request, stackMAC: interface.macAddress)

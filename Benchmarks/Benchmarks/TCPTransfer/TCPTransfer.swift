@@ -25,9 +25,7 @@ final class TransferRig {
         func iface(_ link: MemoryLink, _ last: UInt8, _ now: Instant) -> Interface<MemoryLink> {
             let ip = IPv4Address(10, 0, 0, last)
             return Interface(device: link,
-                             configuration: InterfaceConfiguration(
-                                macAddress: InterfaceConfiguration.defaultMAC(for: ip),
-                                address: IPv4CIDR(address: ip, prefixLength: 24)),
+                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
                              now: now)
         }
         a = iface(linkA, 1, clock.now)

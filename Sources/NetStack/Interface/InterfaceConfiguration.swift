@@ -33,6 +33,11 @@ public struct InterfaceConfiguration: Sendable {
         self.gateway = gateway
     }
 
+    /// The configuration with the default MAC for `address` (see `defaultMAC(for:)`).
+    public init(address: IPv4CIDR, gateway: IPv4Address? = nil) {
+        self.init(macAddress: Self.defaultMAC(for: address.address), address: address, gateway: gateway)
+    }
+
     /// A locally administered unicast MAC derived from the IPv4 address (02:00:a:b:c:d).
     public static func defaultMAC(for ip: IPv4Address) -> MACAddress {
         let v = ip.value

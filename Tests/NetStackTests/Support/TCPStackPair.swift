@@ -29,12 +29,10 @@ final class StackPair<D: Device> {
         pool = PacketPool(slotCount: slotCount)
         (linkA, linkB) = MemoryLink.pair(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
         a = Interface(device: wrap(linkA, true, clock),
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipA),
-                                                            address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
+                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
                       now: clock.now)
         b = Interface(device: wrap(linkB, false, clock),
-                      configuration: InterfaceConfiguration(macAddress: InterfaceConfiguration.defaultMAC(for: Self.ipB),
-                                                            address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
+                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
                       now: clock.now)
         a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
         b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))

@@ -256,12 +256,12 @@ import NetStackWire
         h.receive(.ack, ack: iss + 1)
         let out = h.drain()
         // RFC 5681 3.2 step 2-3: retransmit the lost segment;
-        // ssthresh = max(FlightSize / 2, 2 * SMSS) = 7300, cwnd = ssthresh + 3 * SMSS = 11680.
+        // ssthresh = max(FlightSize / 2, 2 * SMSS) = 7300, cwnd = ssthresh, inflated by 3 * SMSS = 11680.
         #expect(out.count == 1)
         #expect(out.first?.seq == iss + 1)
         #expect(out.first?.payload.count == 1460)
         #expect(h.connection.congestion.slowStartThreshold == 7300)
-        #expect(h.connection.congestion.congestionWindow == 11680)
+        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 11680)
         #expect(h.connection.segmentsRetransmitted == 1)
     }
 
@@ -273,7 +273,7 @@ import NetStackWire
         _ = h.drain()
         h.receive(.ack, ack: iss + 1)
         // RFC 5681 3.2 step 4: cwnd += SMSS per further duplicate.
-        #expect(h.connection.congestion.congestionWindow == 11680 + 1460)
+        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 11680 + 1460)
     }
 
     @Test func fullAckEndsRecoveryAndDeflatesTheWindow() {
@@ -285,7 +285,7 @@ import NetStackWire
         h.receive(.ack, ack: iss + 1 + 10 * 1460)
         // RFC 6582 3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
         // with nothing outstanding: min(7300, 1460 + 1460).
-        #expect(h.connection.congestion.congestionWindow == 2920)
+        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 2920)
         #expect(h.connection.congestion.slowStartThreshold == 7300)
     }
 
@@ -296,7 +296,7 @@ import NetStackWire
         // Segments 1 and 3 are lost.
         for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
         #expect(h.drain().first?.seq == iss + 1)
-        let cwnd = h.connection.congestion.congestionWindow
+        let cwnd = h.connection.congestion.congestionWindow + h.connection.recoveryInflation
         // The retransmission fills the first hole; the ACK stops at the second.
         h.receive(.ack, ack: iss + 1 + 2 * 1460)
         let out = h.drain()
@@ -304,7 +304,7 @@ import NetStackWire
         // and deflate cwnd by the new data acknowledged, adding back one SMSS.
         #expect(out.first?.seq == iss + 1 + 2 * 1460)
         #expect(out.first?.payload.count == 1460)
-        #expect(h.connection.congestion.congestionWindow == cwnd - 2 * 1460 + 1460)
+        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == cwnd - 2 * 1460 + 1460)
         #expect(h.connection.recoveryPoint == iss + 1 + 10 * 1460)
     }
 

@@ -1,75 +1,108 @@
-/// The congestion controller's view of a connection's sending (RFC 5681).
-/// Loss *detection* (dup ACKs, timeouts, later SACK and RACK) lives in the
-/// connection; this seam only answers "how much may be in flight", so other
-/// algorithms plug in beside NewReno.
+import NetStackWire
+
+/// The congestion controller's seam (RFC 5681 3, RFC 9438 4): it owns cwnd and
+/// ssthresh and nothing else. Loss *detection* and *recovery* (duplicate ACKs,
+/// the SACK scoreboard, RACK-TLP, what to retransmit and when) live in the
+/// connection; the controller only hears the events below and answers "how
+/// much may be in flight". gVisor's netstack draws the same line.
+///
+/// Implementations are value types behind `CongestionController`, an enum, so
+/// the connection calls them without an existential on the hot path.
 protocol CongestionControl {
-    /// Bytes that may be outstanding.
+    /// Bytes that may be outstanding outside loss recovery; during recovery the
+    /// loss recovery compares its pipe estimate with it (RFC 6675 5).
     var congestionWindow: Int { get }
     var slowStartThreshold: Int { get }
-    /// New data was cumulatively acknowledged.
-    mutating func onAck(ackedBytes: Int, mss: Int)
-    /// Fast retransmit on the third duplicate ACK (RFC 5681 3.2 step 2).
-    mutating func onFastRetransmit(flightSize: Int, mss: Int)
-    /// A partial ACK during loss recovery (RFC 6582 3.2 step 4).
-    mutating func onPartialAck(ackedBytes: Int, mss: Int)
-    /// Loss recovery ended with a full ACK (RFC 6582 3.2 step 3).
-    mutating func onRecoveryEnd(flightSize: Int, mss: Int)
-    /// The retransmission timer fired (RFC 5681 3.1 equation 4).
-    mutating func onRetransmitTimeout(flightSize: Int, mss: Int)
+    /// An ACK delivered new data (cumulatively or by SACK) outside loss recovery.
+    mutating func onAck(_ sample: AckSample)
+    /// Loss was detected and recovery begins (RFC 5681 3.2 step 2, RFC 6675 5
+    /// step 4.2, RFC 9438 4.6): reduce ssthresh and cwnd once per episode.
+    mutating func onCongestionEvent(flightSize: Int, mss: Int, now: Instant)
+    /// Loss recovery ended: everything outstanding at its start was acknowledged.
+    mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant)
+    /// The retransmission timer fired (RFC 5681 3.1 equation 4, RFC 9438 4.8).
+    mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant)
 }
 
-/// Slow start and congestion avoidance with NewReno's fast recovery
-/// (RFC 5681, RFC 6582).
-struct NewReno: CongestionControl {
-    private(set) var congestionWindow: Int
-    private(set) var slowStartThreshold: Int
-    /// Bytes acknowledged since cwnd last grew in congestion avoidance.
-    private var bytesAcked = 0
+/// What one acknowledgment tells the congestion controller.
+struct AckSample {
+    /// Bytes newly delivered by this ACK: cumulatively acknowledged plus newly SACKed.
+    var deliveredBytes: Int
+    /// The sender's maximum segment size.
+    var mss: Int
+    var now: Instant
+    /// The round-trip sample this ACK gave, if any (Karn's rule applied).
+    var rtt: Duration?
+    /// The smallest RTT seen on the connection, if any.
+    var minRTT: Duration?
+    /// The new SND.UNA and the highest sequence sent, for round counting (RFC 9406 4.2).
+    var ack: SequenceNumber
+    var sndMax: SequenceNumber
+    /// Bytes outstanding before this ACK.
+    var priorFlightSize: Int
+    /// The window limited the sender (RFC 7661): growing cwnd while the
+    /// application is the limit would let cwnd outrun what was ever used.
+    var windowLimited: Bool
+}
 
-    /// RFC 5681 3.1 equation 1 (IW); RFC 6928's 10 segments is Linux's default.
-    init(mss: Int, initialWindowSegments: Int = 10) {
-        congestionWindow = initialWindowSegments * mss
-        slowStartThreshold = Int(Int32.max)
-    }
+/// The algorithms a connection may use, by the names `--cc` takes.
+public enum CongestionAlgorithm: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// RFC 5681 slow start and congestion avoidance, with RFC 6582 NewReno recovery.
+    case newReno = "newreno"
 
-    mutating func onAck(ackedBytes: Int, mss: Int) {
-        if congestionWindow < slowStartThreshold {
-            // Slow start, with RFC 3465's limit of L = 2 SMSS per ACK.
-            congestionWindow += min(ackedBytes, 2 * mss)
-        } else {
-            // Congestion avoidance: one SMSS per window acknowledged (RFC 5681 3.1, RFC 3465 2.1).
-            bytesAcked += ackedBytes
-            if bytesAcked >= congestionWindow {
-                bytesAcked -= congestionWindow
-                congestionWindow += mss
-            }
+    public var description: String { rawValue }
+}
+
+/// The controller a connection runs: one case per algorithm, so calls are
+/// switched, not dispatched through an existential.
+enum CongestionController: CongestionControl {
+    case newReno(NewReno)
+
+    init(_ algorithm: CongestionAlgorithm, mss: Int) {
+        switch algorithm {
+        case .newReno: self = .newReno(NewReno(mss: mss))
         }
     }
 
-    mutating func onFastRetransmit(flightSize: Int, mss: Int) {
-        // RFC 5681 3.2 step 2 and 3: halve, then inflate by the three segments that left.
-        slowStartThreshold = max(flightSize / 2, 2 * mss)
-        congestionWindow = slowStartThreshold + 3 * mss
+    var algorithm: CongestionAlgorithm {
+        switch self {
+        case .newReno: .newReno
+        }
     }
 
-    mutating func onPartialAck(ackedBytes: Int, mss: Int) {
-        // RFC 6582 3.2 step 4: deflate by the new data acknowledged, adding back
-        // one SMSS if at least that much was, so about ssthresh stays in flight.
-        congestionWindow = max(congestionWindow - ackedBytes + (ackedBytes >= mss ? mss : 0), mss)
+    var congestionWindow: Int {
+        switch self {
+        case .newReno(let c): c.congestionWindow
+        }
     }
 
-    mutating func onRecoveryEnd(flightSize: Int, mss: Int) {
-        // RFC 6582 3.2 step 3 (1): deflate to min(ssthresh, max(FlightSize, SMSS) + SMSS).
-        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
-        bytesAcked = 0
+    var slowStartThreshold: Int {
+        switch self {
+        case .newReno(let c): c.slowStartThreshold
+        }
     }
 
-    mutating func onRetransmitTimeout(flightSize: Int, mss: Int) {
-        slowStartThreshold = max(flightSize / 2, 2 * mss)
-        congestionWindow = mss
-        bytesAcked = 0
+    mutating func onAck(_ sample: AckSample) {
+        switch self {
+        case .newReno(var c): c.onAck(sample); self = .newReno(c)
+        }
     }
 
-    /// RFC 5681 3.2 step 4: each further duplicate ACK means a segment left the network.
-    mutating func inflate(mss: Int) { congestionWindow += mss }
+    mutating func onCongestionEvent(flightSize: Int, mss: Int, now: Instant) {
+        switch self {
+        case .newReno(var c): c.onCongestionEvent(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        }
+    }
+
+    mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant) {
+        switch self {
+        case .newReno(var c): c.onRecoveryEnd(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        }
+    }
+
+    mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant) {
+        switch self {
+        case .newReno(var c): c.onRetransmitTimeout(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        }
+    }
 }

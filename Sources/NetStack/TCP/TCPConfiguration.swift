@@ -9,6 +9,12 @@ public struct TCPConfiguration: Sendable {
     public var timestamps = true
     /// RFC 2018: offer SACK-permitted.
     public var sackPermitted = true
+    /// The congestion controller new connections run (`--cc`).
+    public var congestionControl: CongestionAlgorithm = .newReno
+    /// RFC 8985 RACK-TLP: time-based loss detection and tail loss probes, used
+    /// when the peer permitted SACK. Off, SACK recovery marks losses by RFC
+    /// 6675's DupThresh rule alone.
+    public var rackTLP = true
     /// Disables Nagle's algorithm (RFC 9293 3.7.4), as TCP_NODELAY does.
     public var noDelay = false
     /// RFC 9293 3.8.6.3: a delayed ACK waits less than 0.5 s; Linux's floor is 40 ms.

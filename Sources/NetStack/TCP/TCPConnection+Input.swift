@@ -108,7 +108,7 @@ extension TCPConnection {
         sackEnabled = configuration.sackPermitted && options.sackPermitted
         // RFC 6691: the MSS excludes options, so room for timestamps comes off it.
         sendMSS = max(64, min(peerMSS, localMSS) - (timestampsEnabled ? 12 : 0))
-        congestion = NewReno(mss: sendMSS)
+        congestion = CongestionController(configuration.congestionControl, mss: sendMSS)
     }
 
     // MARK: Synchronized states (RFC 9293 3.10.7.4)
@@ -206,7 +206,7 @@ extension TCPConnection {
             acknowledge(ack, seg: seg, now: now)
         } else if ack == sndUna, payload.isEmpty, !flags.contains(.fin),
                   Int(seg.window) << Int(sndScale) == sndWnd, sndMax > sndUna {
-            duplicateAck()
+            duplicateAck(now: now)
         }
         if sndWl1 < seg.seq || (sndWl1 == seg.seq && sndWl2 <= ack) {
             updateWindow(Int(seg.window) << Int(sndScale), seq: seg.seq, ack: ack)
@@ -280,6 +280,7 @@ extension TCPConnection {
     /// New data acknowledged: free the send ring, take an RTT sample, grow the
     /// congestion window, and restart or stop the retransmission timer (RFC 6298 5.2, 5.3).
     private func acknowledge(_ ack: SequenceNumber, seg: TCPRepr, now: Instant) {
+        let priorFlight = flightSize
         let dataAcked = min(max(ack - sendBufferSeq, 0), sendBuffer.count)
         if dataAcked > 0 {
             sendBuffer.consume(dataAcked)
@@ -300,14 +301,17 @@ extension TCPConnection {
         if let recover = recoveryPoint {
             if ack >= recover {
                 recoveryPoint = nil
-                congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS)
+                recoveryInflation = 0
+                congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
             } else {
                 // RFC 6582 3.2 step 4: a partial ACK; the next hole is lost too.
+                // Deflate by the data acknowledged, adding back one SMSS.
                 retransmitNext = sndUna
-                congestion.onPartialAck(ackedBytes: dataAcked, mss: sendMSS)
+                recoveryInflation -= dataAcked - (dataAcked >= sendMSS ? sendMSS : 0)
             }
         } else {
-            congestion.onAck(ackedBytes: dataAcked, mss: sendMSS)
+            congestion.onAck(AckSample(deliveredBytes: dataAcked, mss: sendMSS, now: now, rtt: nil, minRTT: nil,
+                                       ack: ack, sndMax: sndMax, priorFlightSize: priorFlight, windowLimited: true))
         }
         duplicateAcks = 0
         retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
@@ -315,15 +319,16 @@ extension TCPConnection {
     }
 
     /// RFC 5681 3.2: the third duplicate ACK triggers fast retransmit and recovery.
-    private func duplicateAck() {
+    private func duplicateAck(now: Instant) {
         duplicateAcks += 1
         if duplicateAcks == 3 && recoveryPoint == nil {
             recoveryPoint = sndMax
-            congestion.onFastRetransmit(flightSize: flightSize, mss: sendMSS)
+            congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
+            recoveryInflation = 3 * sendMSS
             retransmitNext = sndUna
             rttProbe = nil
         } else if duplicateAcks > 3 && recoveryPoint != nil {
-            congestion.inflate(mss: sendMSS)
+            recoveryInflation += sendMSS
         }
     }
 

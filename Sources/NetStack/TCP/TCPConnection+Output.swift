@@ -71,7 +71,7 @@ extension TCPConnection {
         guard offset >= 0, offset <= sendBuffer.count else { return false }
         let unsent = sendBuffer.count - offset
         let inFlight = sndNxt - sndUna
-        let window = min(sndWnd, congestion.congestionWindow)
+        let window = min(sndWnd, max(congestion.congestionWindow + recoveryInflation, sendMSS))
         let usable = max(window - inFlight, 0)
         let length = min(unsent, sendMSS, usable)
         if length < sendMSS {

@@ -62,11 +62,12 @@ extension TCPConnection {
         retransmissions += 1
         rtt.backOff()
         if state.isSynchronized {
-            congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS)
+            congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS, now: now)
         }
         // Go back: everything from SND.UNA is sent again as the window allows.
         sndNxt = sndUna
         recoveryPoint = nil
+        recoveryInflation = 0
         retransmitNext = nil
         duplicateAcks = 0
         rttProbe = nil

@@ -97,7 +97,10 @@ public final class TCPConnection {
 
     // MARK: Retransmission and congestion
     var rtt: RTTEstimator
-    var congestion: NewReno
+    var congestion: CongestionController
+    /// NewReno's window inflation during fast recovery (RFC 6582 3.2 steps 2-4):
+    /// each duplicate ACK means a segment left the network, so one more may go.
+    var recoveryInflation = 0
     /// Timing of one segment when timestamps are off (Karn's algorithm: never a retransmitted one).
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
     var retransmissions = 0
@@ -167,7 +170,7 @@ public final class TCPConnection {
         receiveBuffer = ByteRing(capacity: configuration.receiveBufferSize)
         rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
                            maximumRTO: configuration.maximumRTO)
-        congestion = NewReno(mss: sendMSS)
+        congestion = CongestionController(configuration.congestionControl, mss: sendMSS)
         state = .closed
         // The scale we would use: the smallest that fits the receive ring in 16 bits (RFC 7323 2.3).
         var scale: UInt8 = 0

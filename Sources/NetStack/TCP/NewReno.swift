@@ -1,0 +1,51 @@
+/// Slow start and congestion avoidance (RFC 5681 3.1), halving on loss. The
+/// window inflation of NewReno's fast recovery (RFC 6582 3.2) is the loss
+/// recovery's business, not this type's: it counts the duplicate ACKs that
+/// let it send during recovery, against the cwnd set here.
+struct NewReno: CongestionControl {
+    private(set) var congestionWindow: Int
+    private(set) var slowStartThreshold: Int
+    /// Bytes acknowledged since cwnd last grew in congestion avoidance.
+    private var bytesAcked = 0
+
+    /// RFC 5681 3.1 equation 1 (IW); RFC 6928's 10 segments is Linux's default.
+    init(mss: Int, initialWindowSegments: Int = 10) {
+        congestionWindow = initialWindowSegments * mss
+        slowStartThreshold = Int(Int32.max)
+    }
+
+    mutating func onAck(_ sample: AckSample) {
+        guard sample.windowLimited else { return }
+        if congestionWindow < slowStartThreshold {
+            // Slow start, with RFC 3465's limit of L = 2 SMSS per ACK.
+            congestionWindow += min(sample.deliveredBytes, 2 * sample.mss)
+        } else {
+            // Congestion avoidance: one SMSS per window acknowledged (RFC 5681 3.1, RFC 3465 2.1).
+            bytesAcked += sample.deliveredBytes
+            if bytesAcked >= congestionWindow {
+                bytesAcked -= congestionWindow
+                congestionWindow += sample.mss
+            }
+        }
+    }
+
+    mutating func onCongestionEvent(flightSize: Int, mss: Int, now: Instant) {
+        // RFC 5681 3.2 step 2 (equation 4), and RFC 6675 5 step 4.2: cwnd = ssthresh.
+        slowStartThreshold = max(flightSize / 2, 2 * mss)
+        congestionWindow = slowStartThreshold
+        bytesAcked = 0
+    }
+
+    mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant) {
+        // RFC 6582 3.2 step 3 (1): min(ssthresh, max(FlightSize, SMSS) + SMSS),
+        // so a recovery that left little in flight does not end in a burst.
+        congestionWindow = min(slowStartThreshold, max(flightSize, mss) + mss)
+        bytesAcked = 0
+    }
+
+    mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant) {
+        slowStartThreshold = max(flightSize / 2, 2 * mss)
+        congestionWindow = mss
+        bytesAcked = 0
+    }
+}

@@ -17,6 +17,8 @@ import NetStackWire
     /// Established with a 100 ms handshake RTT and no timestamps.
     func plainConnection(_ configure: (inout TCPConfiguration) -> Void = { _ in }) -> TCPHarness {
         var config = TCPConfiguration()
+        // The window arithmetic below is NewReno's (RFC 5681, RFC 6582).
+        config.congestionControl = .newReno
         configure(&config)
         return TCPHarness.established(configuration: config, synOptions: Self.plainPeer, rtt: .milliseconds(100))
     }
@@ -255,25 +257,48 @@ import NetStackWire
         #expect(h.drain().isEmpty)
         h.receive(.ack, ack: iss + 1)
         let out = h.drain()
-        // RFC 5681 3.2 step 2-3: retransmit the lost segment;
-        // ssthresh = max(FlightSize / 2, 2 * SMSS) = 7300, cwnd = ssthresh, inflated by 3 * SMSS = 11680.
+        // RFC 5681 3.2 step 2: retransmit the lost segment;
+        // ssthresh = max(FlightSize / 2, 2 * SMSS) = 7300, and cwnd = ssthresh.
         #expect(out.count == 1)
         #expect(out.first?.seq == iss + 1)
         #expect(out.first?.payload.count == 1460)
         #expect(h.connection.congestion.slowStartThreshold == 7300)
-        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 11680)
+        #expect(h.connection.congestion.congestionWindow == 7300)
+        #expect(h.connection.lossState == .recovery)
         #expect(h.connection.segmentsRetransmitted == 1)
     }
 
-    @Test func furtherDuplicateAcksInflateTheWindow() {
+    @Test func firstTwoDuplicateAcksEachReleaseANewSegment() {
         let h = plainConnection()
-        h.write(testBytes(10 * 1460))
-        _ = h.drain()
-        for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
-        _ = h.drain()
+        h.write(testBytes(20 * 1460))
+        #expect(h.drain().count == 10)
+        // RFC 3042 limited transmit: each of the first two duplicate ACKs says a
+        // segment left the network, so one new segment may take its place.
         h.receive(.ack, ack: iss + 1)
-        // RFC 5681 3.2 step 4: cwnd += SMSS per further duplicate.
-        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 11680 + 1460)
+        #expect(h.drain().map(\.seq) == [iss + 1 + 10 * 1460])
+        h.receive(.ack, ack: iss + 1)
+        #expect(h.drain().map(\.seq) == [iss + 1 + 11 * 1460])
+        #expect(h.connection.segmentsRetransmitted == 0)
+    }
+
+    @Test func furtherDuplicateAcksReleaseNewDataInProportion() {
+        let h = plainConnection()
+        h.write(testBytes(20 * 1460))
+        #expect(h.drain().count == 10)
+        for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
+        // Two limited-transmit segments, then the fast retransmit.
+        #expect(h.drain().map(\.seq) == [iss + 1 + 10 * 1460, iss + 1 + 11 * 1460, iss + 1])
+        // RFC 6937 3: each further duplicate ACK stands for one segment
+        // delivered, and PRR sends ssthresh / RecoverFS = 1/2 of what is
+        // delivered: six duplicate ACKs let three new segments out, never two at once.
+        var sent: [SequenceNumber] = []
+        for k in 1...6 {
+            h.receive(.ack, ack: iss + 1)
+            let out = h.drain()
+            #expect(out.count <= 1, "duplicate ACK \(3 + k)")
+            sent += out.map(\.seq)
+        }
+        #expect(sent == [iss + 1 + 12 * 1460, iss + 1 + 13 * 1460, iss + 1 + 14 * 1460])
     }
 
     @Test func fullAckEndsRecoveryAndDeflatesTheWindow() {
@@ -285,8 +310,9 @@ import NetStackWire
         h.receive(.ack, ack: iss + 1 + 10 * 1460)
         // RFC 6582 3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
         // with nothing outstanding: min(7300, 1460 + 1460).
-        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == 2920)
+        #expect(h.connection.congestion.congestionWindow == 2920)
         #expect(h.connection.congestion.slowStartThreshold == 7300)
+        #expect(h.connection.lossState == .open)
     }
 
     @Test func partialAckRetransmitsTheNextHole() {
@@ -296,16 +322,30 @@ import NetStackWire
         // Segments 1 and 3 are lost.
         for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
         #expect(h.drain().first?.seq == iss + 1)
-        let cwnd = h.connection.congestion.congestionWindow + h.connection.recoveryInflation
         // The retransmission fills the first hole; the ACK stops at the second.
         h.receive(.ack, ack: iss + 1 + 2 * 1460)
         let out = h.drain()
-        // RFC 6582 3.2 step 4: retransmit the first unacknowledged segment at once,
-        // and deflate cwnd by the new data acknowledged, adding back one SMSS.
+        // RFC 6582 3.2 step 4: retransmit the first unacknowledged segment at
+        // once, and stay in recovery with cwnd at ssthresh.
         #expect(out.first?.seq == iss + 1 + 2 * 1460)
         #expect(out.first?.payload.count == 1460)
-        #expect(h.connection.congestion.congestionWindow + h.connection.recoveryInflation == cwnd - 2 * 1460 + 1460)
+        #expect(h.connection.congestion.congestionWindow == 7300)
         #expect(h.connection.recoveryPoint == iss + 1 + 10 * 1460)
+        #expect(h.connection.lossState == .recovery)
+    }
+
+    @Test func duplicateAcksThatDoNotCoverRecoverStartNoSecondRecovery() {
+        let h = plainConnection()
+        h.write(testBytes(10 * 1460))
+        _ = h.drain()
+        // A timeout sends everything again; recover = SND.MAX - 1 then.
+        let resent = h.advance(by: .milliseconds(300))
+        #expect(resent.first?.seq == iss + 1)
+        // Duplicate ACKs for data sent before the timeout (the first copies
+        // arriving) must not start fast recovery (RFC 6582 3.2 step 1).
+        for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
+        #expect(h.connection.lossState == .timeout)
+        #expect(h.connection.fastRecoveries == 0)
     }
 
     @Test func duplicateAcksWithDataOrAWindowChangeDoNotCount() {

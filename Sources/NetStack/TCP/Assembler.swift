@@ -94,6 +94,13 @@ struct Assembler {
         mostRecentIndex.map { storage[$0] }
     }
 
+    /// Whether every byte of `[offset, offset + length)` is already held: a
+    /// duplicate, which D-SACK reports (RFC 2883 4).
+    func contains(offset: Int, length: Int) -> Bool {
+        guard length > 0 else { return false }
+        return storage.contains { $0.start <= offset && offset + length <= $0.end }
+    }
+
     /// Records that `[offset, offset + length)` has arrived, merging it with any
     /// range it overlaps or touches. Returns false, changing nothing, if the bytes
     /// would need more than `maxRanges` disjoint ranges. An empty range is accepted

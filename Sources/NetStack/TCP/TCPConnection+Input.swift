@@ -140,6 +140,10 @@ extension TCPConnection {
         let segLength = payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
         guard isAcceptable(seq: seg.seq, length: segLength) else {
             if !flags.contains(.rst) { ackNow = true }
+            // RFC 2883 4: text wholly below RCV.NXT is a duplicate; report it.
+            if !payload.isEmpty, !flags.contains(.rst), seg.seq + payload.count <= rcvNxt {
+                reportDuplicate(seg.seq, seg.seq + payload.count)
+            }
             // RFC 9293 3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN (ending
             // just before RCV.NXT) is acknowledged and restarts the 2 MSL timeout.
             if state == .timeWait, flags.contains(.fin), seg.seq + segLength == rcvNxt {
@@ -202,12 +206,9 @@ extension TCPConnection {
         }
         if sndUna - ack > maxSndWnd { return .challengeAck }
 
-        if ack > sndUna {
-            acknowledge(ack, seg: seg, now: now)
-        } else if ack == sndUna, payload.isEmpty, !flags.contains(.fin),
-                  Int(seg.window) << Int(sndScale) == sndWnd, sndMax > sndUna {
-            duplicateAck(now: now)
-        }
+        let isDuplicate = ack == sndUna && payload.isEmpty && !flags.contains(.fin)
+            && Int(seg.window) << Int(sndScale) == sndWnd && sndMax > sndUna
+        processAck(seg, ack: ack, isDuplicate: isDuplicate, now: now)
         if sndWl1 < seg.seq || (sndWl1 == seg.seq && sndWl2 <= ack) {
             updateWindow(Int(seg.window) << Int(sndScale), seq: seg.seq, ack: ack)
         }
@@ -277,72 +278,22 @@ extension TCPConnection {
         }
     }
 
-    /// New data acknowledged: free the send ring, take an RTT sample, grow the
-    /// congestion window, and restart or stop the retransmission timer (RFC 6298 5.2, 5.3).
-    private func acknowledge(_ ack: SequenceNumber, seg: TCPRepr, now: Instant) {
-        let priorFlight = flightSize
-        let dataAcked = min(max(ack - sendBufferSeq, 0), sendBuffer.count)
-        if dataAcked > 0 {
-            sendBuffer.consume(dataAcked)
-            sendBufferSeq = sendBufferSeq + dataAcked
-        }
-        sndUna = ack
-        if sndNxt < sndUna { sndNxt = sndUna }
-        retransmissions = 0
-
-        if timestampsEnabled, let echo = seg.options.timestamps?.echoReply, echo != 0 {
-            let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
-            if elapsedMs >= 0 { rtt.sample(.milliseconds(elapsedMs)) }
-        } else if let probe = rttProbe, ack > probe.seq {
-            rtt.sample(now - probe.sentAt)
-            rttProbe = nil
-        }
-
-        if let recover = recoveryPoint {
-            if ack >= recover {
-                recoveryPoint = nil
-                recoveryInflation = 0
-                congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
-            } else {
-                // RFC 6582 3.2 step 4: a partial ACK; the next hole is lost too.
-                // Deflate by the data acknowledged, adding back one SMSS.
-                retransmitNext = sndUna
-                recoveryInflation -= dataAcked - (dataAcked >= sendMSS ? sendMSS : 0)
-            }
-        } else {
-            congestion.onAck(AckSample(deliveredBytes: dataAcked, mss: sendMSS, now: now, rtt: nil, minRTT: nil,
-                                       ack: ack, sndMax: sndMax, priorFlightSize: priorFlight, windowLimited: true))
-        }
-        duplicateAcks = 0
-        retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
-        if dataAcked > 0 { pendingWritable = true }
-    }
-
-    /// RFC 5681 3.2: the third duplicate ACK triggers fast retransmit and recovery.
-    private func duplicateAck(now: Instant) {
-        duplicateAcks += 1
-        if duplicateAcks == 3 && recoveryPoint == nil {
-            recoveryPoint = sndMax
-            congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
-            recoveryInflation = 3 * sendMSS
-            retransmitNext = sndUna
-            rttProbe = nil
-        } else if duplicateAcks > 3 && recoveryPoint != nil {
-            recoveryInflation += sendMSS
-        }
-    }
-
     /// Places text in the receive ring at its offset; in-order bytes become
     /// readable at once, later ones wait in the reassembly queue.
     private func receiveText(seq: SequenceNumber, _ payload: UnsafeRawBufferPointer, now: Instant) {
         var data = payload
         var offset = seq - rcvNxt
         if offset < 0 {
+            // RFC 2883 4: the part below RCV.NXT arrived before; report it.
+            reportDuplicate(seq, seq + min(-offset, data.count))
             guard -offset < data.count else { return }
             data = UnsafeRawBufferPointer(rebasing: data[(-offset)...])
             offset = 0
         }
         let hadGap = !reassembly.isEmpty
+        if offset > 0, reassembly.contains(offset: offset, length: data.count) {
+            reportDuplicate(rcvNxt + offset, rcvNxt + offset + data.count)
+        }
         let written = receiveBuffer.write(data, at: offset)
         guard written > 0, reassembly.add(offset: offset, length: written) else {
             ackNow = true
@@ -369,6 +320,13 @@ extension TCPConnection {
         }
         if let f = pendingFinSeq, f == rcvNxt { receiveFin(now: now) }
         if ready > 0 { pendingReadable = true }
+    }
+
+    /// Remembers a duplicate for the next ACK's D-SACK block (RFC 2883), if SACK was agreed.
+    private func reportDuplicate(_ left: SequenceNumber, _ right: SequenceNumber) {
+        guard sackEnabled, left < right else { return }
+        duplicateToReport = (left, right)
+        ackNow = true
     }
 
     /// The peer's FIN is in order: no more data will come.

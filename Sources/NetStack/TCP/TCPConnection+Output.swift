@@ -34,15 +34,17 @@ extension TCPConnection {
                 sndNxt = iss + 1
                 sent = true
             }
-            if let seq = retransmitNext {
-                retransmitNext = nil
-                if seq >= sndUna && seq < sndMax {
-                    emitSegment(at: seq, maxLength: sendMSS, now: now, emit: emit)
-                    segmentsRetransmitted &+= 1
-                    sent = true
-                }
+            if lossProbeDue {
+                lossProbeDue = false
+                if sendLossProbe(now: now, emit: emit) { sent = true }
             }
-            while sendNewSegment(now: now, emit: emit) { sent = true }
+            if retransmitLost(now: now, emit: emit) { sent = true }
+            var sentNew = false
+            while sendNewSegment(now: now, emit: emit) { sentNew = true }
+            if sentNew {
+                sent = true
+                armLossProbe(now: now)
+            }
             sendSmallSegment = false
             armPersistIfStalled(now: now)
         }
@@ -67,12 +69,12 @@ extension TCPConnection {
     /// avoidance allow it (RFC 9293 3.7.4 and 3.8.6.2.1). Returns true if it sent.
     private func sendNewSegment(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
         let offset = sndNxt - sendBufferSeq
-        // Past the end means the FIN is already out.
-        guard offset >= 0, offset <= sendBuffer.count else { return false }
+        // Past the end means the FIN is already out; a full scoreboard waits for ACKs.
+        guard offset >= 0, offset <= sendBuffer.count, !scoreboard.isFull else { return false }
         let unsent = sendBuffer.count - offset
         let inFlight = sndNxt - sndUna
-        let window = min(sndWnd, max(congestion.congestionWindow + recoveryInflation, sendMSS))
-        let usable = max(window - inFlight, 0)
+        // The peer's window bounds the sequence space; congestion control the pipe.
+        let usable = max(min(sndWnd - inFlight, congestionAllowance), 0)
         let length = min(unsent, sendMSS, usable)
         if length < sendMSS {
             if length < unsent {
@@ -91,6 +93,7 @@ extension TCPConnection {
             }
         }
         emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit)
+        spendAllowance(length)
         return true
     }
 
@@ -111,7 +114,9 @@ extension TCPConnection {
         let isNew = next > sndMax
         if seq == sndNxt { sndNxt = next }
         if isNew {
-            if sndMax < next { sndMax = next }
+            // The scoreboard holds every segment in flight (the SYN apart).
+            scoreboard.append(start: max(seq, sndMax), end: next, now: now)
+            sndMax = next
             bytesSent &+= UInt64(length)
             if rttProbe == nil && !timestampsEnabled && length > 0 { rttProbe = (seq, now) }
         } else if rttProbe != nil {
@@ -156,7 +161,10 @@ extension TCPConnection {
             rcvAdvertisedEdge = rcvNxt + Int(window)
         } else {
             if timestampsEnabled { options.timestamps = (timestampNow(now), tsRecent) }
-            if sackEnabled && !reassembly.isEmpty { options.sackBlocks = sackBlocks() }
+            if sackEnabled && (!reassembly.isEmpty || duplicateToReport != nil) {
+                options.sackBlocks = sackBlocks()
+                duplicateToReport = nil
+            }
             window = advertisedWindowField()
         }
         var repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq,
@@ -173,14 +181,28 @@ extension TCPConnection {
 
     /// RFC 2018 4: SACK blocks describing the out-of-order queue, the block
     /// holding the most recently received segment first, then the others from
-    /// the left. The option emitter keeps as many as fit beside timestamps.
+    /// the left. A duplicate to report goes before them all, followed by the
+    /// block that holds it, if any (RFC 2883 4). The option emitter keeps as
+    /// many as fit beside timestamps.
     private func sackBlocks() -> TCPSACKBlocks {
         var blocks = TCPSACKBlocks()
+        var containing: (start: Int, end: Int)?
+        if let d = duplicateToReport {
+            blocks.append(d)
+            let offset = d.left - rcvNxt
+            for r in reassembly.ranges where r.start <= offset && d.right - rcvNxt <= r.end {
+                containing = r
+                blocks.append((rcvNxt + r.start, rcvNxt + r.end))
+            }
+        }
         let recent = reassembly.mostRecent
-        if let r = recent { blocks.append((rcvNxt + r.start, rcvNxt + r.end)) }
+        if let r = recent, r.start != containing?.start, !blocks.isFull {
+            blocks.append((rcvNxt + r.start, rcvNxt + r.end))
+        }
         for i in 0..<reassembly.rangeCount where !blocks.isFull {
             let r = reassembly.ranges[i]
             if let m = recent, m.start == r.start { continue }
+            if let c = containing, c.start == r.start { continue }
             blocks.append((rcvNxt + r.start, rcvNxt + r.end))
         }
         return blocks

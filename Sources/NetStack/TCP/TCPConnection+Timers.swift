@@ -3,7 +3,7 @@ extension TCPConnection {
     /// Computed on every segment, so without building a collection (that allocates).
     var nextDeadline: Instant? {
         earliest(earliest(earliest(retransmitDeadline, delayedAckDeadline), earliest(persistDeadline, keepaliveDeadline)),
-                 earliest(timeWaitDeadline, finWait2Deadline))
+                 earliest(earliest(timeWaitDeadline, finWait2Deadline), earliest(reorderDeadline, lossProbeDeadline)))
     }
 
     @inline(__always)
@@ -27,6 +27,8 @@ extension TCPConnection {
             retransmitTimeout(now: now)
             if state == .closed { return }
         }
+        if let d = reorderDeadline, now >= d { reorderTimerFired(now: now) }
+        if let d = lossProbeDeadline, now >= d { lossProbeTimerFired() }
         if let d = delayedAckDeadline, now >= d {
             ackNow = true
             delayedAckDeadline = nil
@@ -61,17 +63,14 @@ extension TCPConnection {
         }
         retransmissions += 1
         rtt.backOff()
-        if state.isSynchronized {
-            congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS, now: now)
-        }
-        // Go back: everything from SND.UNA is sent again as the window allows.
-        sndNxt = sndUna
-        recoveryPoint = nil
-        recoveryInflation = 0
-        retransmitNext = nil
-        duplicateAcks = 0
         rttProbe = nil
-        segmentsRetransmitted &+= 1
+        if sndUna == iss {
+            // The SYN (or SYN-ACK) itself is unacknowledged: send it again from the start.
+            sndNxt = sndUna
+            segmentsRetransmitted &+= 1
+        } else {
+            lossOnTimeout(now: now)
+        }
         retransmitDeadline = now + rtt.rto
     }
 }

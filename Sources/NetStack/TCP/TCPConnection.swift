@@ -97,18 +97,39 @@ public final class TCPConnection {
 
     // MARK: Retransmission and congestion
     var rtt: RTTEstimator
+    /// The smallest RTT measured, in nanoseconds (RACK's reordering window, CUBIC, HyStart++).
+    var minRTTNs: Int64?
     var congestion: CongestionController
-    /// NewReno's window inflation during fast recovery (RFC 6582 3.2 steps 2-4):
-    /// each duplicate ACK means a segment left the network, so one more may go.
-    var recoveryInflation = 0
     /// Timing of one segment when timestamps are off (Karn's algorithm: never a retransmitted one).
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
     var retransmissions = 0
-    var duplicateAcks = 0
-    /// RFC 6582's `recover`: loss recovery lasts until this is acknowledged.
+
+    // MARK: Loss recovery (TCPConnection+Recovery.swift)
+    /// Every segment in flight, with what the SACK blocks and loss detection said of it.
+    var scoreboard: RetransmitQueue
+    var rack = RACK()
+    var lossState = LossState.open
+    /// RFC 6675's RecoveryPoint (and RFC 6582's `recover` while recovering):
+    /// recovery, or the go-back after a timeout, lasts until this is acknowledged.
     var recoveryPoint: SequenceNumber?
-    /// Sequence of a segment to retransmit before new data (fast retransmit).
-    var retransmitNext: SequenceNumber?
+    /// RFC 6582's `recover` after recovery: duplicate ACKs that do not cover it
+    /// start no new fast retransmit (3.2 step 1).
+    var recover: SequenceNumber
+    /// Sending during recovery (RFC 6937).
+    var prr = ProportionalRateReduction(flightSize: 1)
+    /// Without SACK: duplicate ACKs in a row, and the bytes they stand for as
+    /// delivered (Linux's "reno SACKs"), which leave the pipe.
+    var duplicateAcks = 0
+    var renoDeliveredBytes = 0
+    /// RACK's reordering timer (RFC 8985 6.3).
+    var reorderDeadline: Instant?
+    /// The tail loss probe's timer (RFC 8985 7.2) and the probe waiting to go.
+    var lossProbeDeadline: Instant?
+    var lossProbeDue = false
+    /// The probe in flight: TLP.end_seq and whether it was a retransmission (RFC 8985 7.4).
+    var lossProbe: (endSeq: SequenceNumber, retransmission: Bool)?
+    /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 4).
+    var duplicateToReport: (left: SequenceNumber, right: SequenceNumber)?
 
     // MARK: Timers (deadlines; the interface keeps one wheel timer at the earliest)
     var retransmitDeadline: Instant?
@@ -127,6 +148,9 @@ public final class TCPConnection {
 
     // MARK: Statistics
     public internal(set) var segmentsRetransmitted: UInt64 = 0
+    /// Loss episodes: fast recoveries entered, and tail loss probes sent.
+    public internal(set) var fastRecoveries: UInt64 = 0
+    public internal(set) var lossProbesSent: UInt64 = 0
     public internal(set) var bytesSent: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
 
@@ -162,11 +186,14 @@ public final class TCPConnection {
         sndNxt = iss
         sndMax = iss
         sendBufferSeq = iss + 1
+        recover = iss
         self.localMSS = localMSS
         // RFC 9293 3.7.1: without an MSS option, assume 536.
         sendMSS = min(536, localMSS)
         tsOffset = iss.rawValue &* 2_654_435_761
         sendBuffer = ByteRing(capacity: configuration.sendBufferSize)
+        // One record per segment in flight: a full ring of 512-byte segments fits.
+        scoreboard = RetransmitQueue(capacity: max(64, configuration.sendBufferSize / 512))
         receiveBuffer = ByteRing(capacity: configuration.receiveBufferSize)
         rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
                            maximumRTO: configuration.maximumRTO)
@@ -263,6 +290,8 @@ public final class TCPConnection {
     func enterClosed(error: TCPError?) {
         if let error, self.error == nil { self.error = error }
         retransmitDeadline = nil
+        reorderDeadline = nil
+        lossProbeDeadline = nil
         delayedAckDeadline = nil
         persistDeadline = nil
         keepaliveDeadline = nil

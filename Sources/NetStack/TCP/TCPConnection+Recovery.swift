@@ -1,0 +1,350 @@
+import NetStackWire
+
+/// Where the sender stands in loss recovery (Linux's Open, Recovery and Loss states).
+enum LossState: Equatable {
+    /// Nothing known lost: congestion control's window governs sending.
+    case open
+    /// Fast recovery (RFC 6675 5, RFC 6582): lost segments are resent first,
+    /// paced by PRR, until everything outstanding at the start is acknowledged.
+    case recovery
+    /// After a retransmission timeout: everything unSACKed is resent in slow
+    /// start (RFC 5681 3.1, RFC 6675 5.1), until the same point.
+    case timeout
+}
+
+/// Sender-side loss detection and recovery: the SACK scoreboard (RFC 6675),
+/// RACK-TLP (RFC 8985), NewReno's duplicate ACKs when the peer has no SACK
+/// (RFC 6582), and PRR (RFC 6937) pacing sends while recovering. Congestion
+/// control hears only its events (`CongestionControl`).
+extension TCPConnection {
+    /// Bytes the network is believed to hold (RFC 6675 SetPipe); without SACK,
+    /// duplicate ACKs stand in for SACKed segments.
+    var pipe: Int { max(scoreboard.pipe(outstanding: flightSize) - renoDeliveredBytes, 0) }
+
+    /// How many more bytes congestion control lets out now: PRR's quota while
+    /// recovering, otherwise cwnd less the pipe.
+    var congestionAllowance: Int {
+        lossState == .recovery ? prr.quota : congestion.congestionWindow - pipe
+    }
+
+    /// Counts bytes sent against the allowance (the pipe counts itself).
+    func spendAllowance(_ bytes: Int) {
+        if lossState == .recovery { prr.didSend(bytes) }
+    }
+
+    // MARK: ACK processing
+
+    /// The ACK field of an acceptable segment (RFC 9293 3.10.7.4 fifth) and its
+    /// SACK blocks. `isDuplicate` is RFC 5681 2's duplicate ACK: no data, the
+    /// same ACK and window, and data outstanding.
+    func processAck(_ seg: TCPRepr, ack: SequenceNumber, isDuplicate: Bool, now: Instant) {
+        let priorUna = sndUna
+        let priorFlight = flightSize
+        let priorPipe = pipe
+        var delivered = 0
+        var rttSample: Duration?
+        if ack > sndUna {
+            (delivered, rttSample) = advanceUnacknowledged(to: ack, seg: seg, now: now)
+        }
+        var sawDuplicateReport = false
+        if sackEnabled, !seg.options.sackBlocks.isEmpty {
+            let blocks = seg.options.sackBlocks
+            let (sacked, dsack) = takeSACKBlocks(blocks, ack: ack, now: now)
+            delivered += sacked
+            sawDuplicateReport = dsack
+        }
+        // What PRR counts as delivered: without SACK a duplicate ACK stands for one segment.
+        var recoveryDelivered = delivered
+        if !sackEnabled {
+            recoveryDelivered += countDuplicateAcks(ack: ack, priorUna: priorUna, isDuplicate: isDuplicate)
+        }
+
+        detectLosses(now: now, delivered: delivered > 0 || sawDuplicateReport)
+        let endedRecovery = lossState == .recovery && recoveryPoint.map { ack >= $0 } == true
+        if let point = recoveryPoint, lossState != .open, ack >= point {
+            exitRecovery(now: now)
+        }
+        if lossState == .open && scoreboard.lostBytes > 0 {
+            enterRecovery(now: now)
+        }
+        if lossState == .recovery {
+            prr.onAck(deliveredBytes: recoveryDelivered, pipe: pipe, ssthresh: congestion.slowStartThreshold,
+                      mss: sendMSS)
+        } else if delivered > 0 && !endedRecovery {
+            // (The ACK that ends recovery set cwnd itself, RFC 6582 3.2 step 3.)
+            let cwnd = congestion.congestionWindow
+            let limited = cwnd < congestion.slowStartThreshold
+                ? 2 * priorPipe >= cwnd : priorPipe + 3 * sendMSS >= cwnd
+            congestion.onAck(AckSample(deliveredBytes: delivered, mss: sendMSS, now: now, rtt: rttSample,
+                                       minRTT: minRTTNs.map { .nanoseconds($0) }, ack: sndUna, sndMax: sndMax,
+                                       priorFlightSize: priorFlight, windowLimited: limited))
+        }
+        settleLossProbe(ack: ack, priorUna: priorUna, sawDuplicateReport: sawDuplicateReport,
+                        newlySACKed: delivered > 0 && ack == priorUna, now: now)
+        if ack > priorUna {
+            // RFC 8985 7.2: an ACK of new data reschedules the probe.
+            lossProbeDeadline = nil
+            armLossProbe(now: now)
+        }
+    }
+
+    /// New data cumulatively acknowledged: free the send ring and the
+    /// scoreboard, feed RACK, take an RTT sample, and restart or stop the
+    /// retransmission timer (RFC 6298 5.2, 5.3). Returns the data bytes newly
+    /// delivered (not SACKed before) and the RTT sample, if any.
+    private func advanceUnacknowledged(to ack: SequenceNumber, seg: TCPRepr, now: Instant) -> (Int, Duration?) {
+        let dataAcked = min(max(ack - sendBufferSeq, 0), sendBuffer.count)
+        if dataAcked > 0 {
+            sendBuffer.consume(dataAcked)
+            sendBufferSeq = sendBufferSeq + dataAcked
+        }
+        let minRTT = minRTTNs
+        let delivered = scoreboard.acknowledge(upTo: ack) { record in
+            rack.delivered(record, now: now, minRTTNs: minRTT)
+        }
+        sndUna = ack
+        if sndNxt < sndUna { sndNxt = sndUna }
+        retransmissions = 0
+
+        var sample: Duration?
+        if timestampsEnabled, let echo = seg.options.timestamps?.echoReply, echo != 0 {
+            let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
+            if elapsedMs >= 0 { sample = .milliseconds(elapsedMs) }
+        } else if let probe = rttProbe, ack > probe.seq {
+            sample = now - probe.sentAt
+            rttProbe = nil
+        }
+        if let sample {
+            rtt.sample(sample)
+            let ns = sample.nanoseconds
+            if minRTTNs.map({ ns < $0 }) ?? true { minRTTNs = ns }
+        }
+        retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
+        if dataAcked > 0 { pendingWritable = true }
+        return (delivered, sample)
+    }
+
+    /// Marks what the SACK blocks cover (RFC 6675 4 Update). A first block
+    /// below the cumulative ACK, or inside the second block, is a D-SACK (RFC
+    /// 2883 4): a duplicate arrived, so a retransmission was spurious. Returns
+    /// the bytes newly SACKed and whether a D-SACK came.
+    private func takeSACKBlocks(_ blocks: TCPSACKBlocks, ack: SequenceNumber, now: Instant) -> (Int, Bool) {
+        var dsack = false
+        if let first = blocks.first {
+            if first.right <= ack {
+                dsack = true
+            } else if blocks.count > 1, blocks[1].left <= first.left, first.right <= blocks[1].right {
+                dsack = true
+            }
+        }
+        if dsack { rack.dsackReceived(ack: ack, sndMax: sndMax) }
+        var newly = 0
+        let minRTT = minRTTNs
+        for (i, block) in blocks.enumerated() where !(dsack && i == 0) {
+            // Only blocks within what is outstanding mean anything (RFC 6675 4).
+            guard block.left < block.right, block.left >= sndUna, block.right <= sndMax else { continue }
+            newly += scoreboard.sack(block.left, block.right) { record in
+                rack.delivered(record, now: now, minRTTNs: minRTT)
+            }
+        }
+        return (newly, dsack)
+    }
+
+    /// Without SACK (RFC 6582): duplicate ACKs count towards DupThresh and each
+    /// stands for one segment that left the network; a partial ACK in recovery
+    /// means the next segment is lost too (3.2 step 4). Returns the bytes the
+    /// duplicate ACK stands for.
+    private func countDuplicateAcks(ack: SequenceNumber, priorUna: SequenceNumber, isDuplicate: Bool) -> Int {
+        if ack > priorUna {
+            let acked = ack - priorUna
+            duplicateAcks = 0
+            if lossState == .recovery, let point = recoveryPoint, ack < point {
+                renoDeliveredBytes = max(renoDeliveredBytes - acked, 0)
+                if !scoreboard.isEmpty { scoreboard.markLost(at: 0) }
+            } else {
+                renoDeliveredBytes = 0
+            }
+            return 0
+        }
+        guard isDuplicate else { return 0 }
+        duplicateAcks += 1
+        // At most everything but the first segment can have arrived.
+        let firstLength = scoreboard.head?.length ?? 0
+        let room = max(flightSize - firstLength - renoDeliveredBytes, 0)
+        let credited = min(sendMSS, room)
+        renoDeliveredBytes += credited
+        // RFC 5681 3.2 with RFC 6582 3.2 step 2: the third duplicate ACK, if it
+        // covers more than `recover`, means the first segment is lost.
+        if duplicateAcks == 3, lossState == .open, ack > recover, !scoreboard.isEmpty {
+            scoreboard.markLost(at: 0)
+        }
+        return credited
+    }
+
+    /// With SACK: RACK (RFC 8985 6.2) when on, else RFC 6675's DupThresh rule.
+    private func detectLosses(now: Instant, delivered: Bool) {
+        guard sackEnabled else { return }
+        if configuration.rackTLP {
+            if delivered { runRACK(now: now) }
+        } else {
+            scoreboard.markLostByDupThresh(mss: sendMSS)
+        }
+    }
+
+    /// RACK's loss detection, arming the reordering timer for segments not yet
+    /// overdue (RFC 8985 6.2 step 5, 6.3).
+    func runRACK(now: Instant) {
+        let window = rack.reorderingWindow(inRecovery: lossState != .open, sackedSegments: scoreboard.sackedSegments,
+                                           minRTTNs: minRTTNs, srttNs: rtt.srtt?.nanoseconds)
+        let wait = rack.detectLoss(in: &scoreboard, now: now, reorderingWindowNs: window)
+        reorderDeadline = wait.map { now + $0 }
+    }
+
+    /// Loss detected: cut the window once for this episode and start PRR
+    /// (RFC 6675 5 step 4, RFC 6937 3).
+    private func enterRecovery(now: Instant) {
+        lossState = .recovery
+        recoveryPoint = sndMax
+        recover = sndMax - 1
+        congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
+        prr = ProportionalRateReduction(flightSize: flightSize)
+        fastRecoveries &+= 1
+        rttProbe = nil
+        lossProbeDeadline = nil
+        lossProbe = nil
+    }
+
+    /// Everything outstanding when recovery began is acknowledged (RFC 6582 3.2 step 3).
+    private func exitRecovery(now: Instant) {
+        if lossState == .recovery {
+            congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
+            rack.recoveryEnded()
+        }
+        lossState = .open
+        recoveryPoint = nil
+        renoDeliveredBytes = 0
+        duplicateAcks = 0
+    }
+
+    // MARK: Tail loss probe (RFC 8985 7)
+
+    /// Schedules a probe timeout after sending or an ACK of new data, while no
+    /// loss is being repaired (7.2): PTO = 2 SRTT, plus the peer's worst-case
+    /// delayed ACK when one segment is out, and never past the RTO.
+    func armLossProbe(now: Instant) {
+        guard configuration.rackTLP, sackEnabled, lossState == .open, lossProbe == nil, lossProbeDeadline == nil,
+              state.isSynchronized, sndMax > sndUna else { return }
+        // Linux's 10 ms floor keeps a sub-millisecond SRTT from probing every turn.
+        var pto: Duration = rtt.srtt.map { max($0 * 2, .milliseconds(10)) } ?? .seconds(1)
+        if flightSize <= sendMSS { pto += .milliseconds(200) }
+        if let rto = retransmitDeadline, now + pto > rto { pto = rto - now }
+        lossProbeDeadline = now + pto
+    }
+
+    /// The probe timer fired (7.3): one segment goes, whatever cwnd says.
+    func lossProbeTimerFired() {
+        lossProbeDeadline = nil
+        if lossState == .open, lossProbe == nil, sndMax > sndUna { lossProbeDue = true }
+    }
+
+    /// Sends the probe (7.3): new data if the receive window allows, else the
+    /// last segment again. Returns true if it sent.
+    func sendLossProbe(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
+        let unsent = sendBuffer.count - (sndNxt - sendBufferSeq)
+        let length = min(unsent, sendMSS)
+        if length > 0, sndWnd - (sndNxt - sndUna) >= length, !scoreboard.isFull {
+            emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit)
+            lossProbe = (sndMax, false)
+        } else if let i = scoreboard.lastUnsacked {
+            let r = scoreboard.records[i]
+            emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
+            scoreboard.retransmitted(at: i, now: now)
+            segmentsRetransmitted &+= 1
+            lossProbe = (sndMax, true)
+        } else {
+            return false
+        }
+        lossProbesSent &+= 1
+        retransmitDeadline = now + rtt.rto
+        return true
+    }
+
+    /// Whether a probe repaired a loss (7.4): a retransmitted probe answered
+    /// without a D-SACK, by an ACK beyond it, means the original was lost, and
+    /// congestion control must hear of it; a D-SACK or a bare duplicate ACK
+    /// means both copies arrived.
+    private func settleLossProbe(ack: SequenceNumber, priorUna: SequenceNumber, sawDuplicateReport: Bool,
+                                 newlySACKed: Bool, now: Instant) {
+        guard let probe = lossProbe else { return }
+        if !probe.retransmission {
+            if ack >= probe.endSeq { lossProbe = nil }
+        } else if sawDuplicateReport {
+            lossProbe = nil
+        } else if ack > probe.endSeq {
+            lossProbe = nil
+            if lossState == .open {
+                congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
+                congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
+            }
+        } else if ack == priorUna, !newlySACKed, ack == probe.endSeq {
+            lossProbe = nil
+        }
+    }
+
+    // MARK: Timeouts
+
+    /// The retransmission timer fired on data: every segment not SACKed is
+    /// lost, and slow start resends them (RFC 5681 3.1, RFC 6675 5.1). SACK
+    /// marks are kept, as Linux keeps them, unless the first segment is marked:
+    /// then the receiver reneged on its SACKs (RFC 2018 8).
+    func lossOnTimeout(now: Instant) {
+        congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS, now: now)
+        if scoreboard.head?.marks.contains(.sacked) == true { scoreboard.forgetSACKs() }
+        scoreboard.markAllLost()
+        lossState = .timeout
+        recoveryPoint = sndMax
+        recover = sndMax - 1
+        renoDeliveredBytes = 0
+        duplicateAcks = 0
+        lossProbe = nil
+        lossProbeDeadline = nil
+        lossProbeDue = false
+        reorderDeadline = nil
+    }
+
+    /// RACK's reordering timer fired (RFC 8985 6.3): look again, and start
+    /// recovery if something is now overdue.
+    func reorderTimerFired(now: Instant) {
+        reorderDeadline = nil
+        runRACK(now: now)
+        if lossState == .open && scoreboard.lostBytes > 0 {
+            enterRecovery(now: now)
+            prr.onAck(deliveredBytes: 0, pipe: pipe, ssthresh: congestion.slowStartThreshold, mss: sendMSS)
+        }
+    }
+
+    // MARK: Sending
+
+    /// Retransmits lost segments, first to last, while the allowance lasts
+    /// (RFC 6675 4 NextSeg (1)). Only the first may lie beyond the peer's
+    /// window (Linux's rule: a shrunk window still gets its head probed).
+    /// Returns true if it sent.
+    func retransmitLost(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard scoreboard.lostBytes > scoreboard.retransmittedBytes else { return false }
+        var sent = false
+        var i = 0
+        while i < scoreboard.count, congestionAllowance > 0 {
+            if scoreboard.isLostAndDue(i) {
+                let r = scoreboard.records[i]
+                guard r.start == sndUna || r.start - sndUna < sndWnd else { break }
+                emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
+                scoreboard.retransmitted(at: i, now: now)
+                spendAllowance(r.length)
+                segmentsRetransmitted &+= 1
+                sent = true
+            }
+            i += 1
+        }
+        return sent
+    }
+}

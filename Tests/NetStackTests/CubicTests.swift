@@ -318,6 +318,7 @@ import Glibc
     // MARK: The seam
 
     @Test func cubicIsTheDefaultAndTheControllerRunsIt() {
+        #expect(TCPConfiguration().congestionControl == .cubic)
         #expect(CongestionAlgorithm(rawValue: "cubic") == .cubic)
         var controller = CongestionController(.cubic, mss: Self.mss)
         #expect(controller.algorithm == .cubic)

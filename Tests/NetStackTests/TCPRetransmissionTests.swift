@@ -220,6 +220,7 @@ import NetStackWire
     }
 
     // MARK: Congestion control (RFC 5681)
+    // The tests that check ssthresh and cwnd values run NewReno: CUBIC's own are in CubicTests.
 
     @Test func initialWindowIsTenSegments() {
         let h = plainConnection()
@@ -246,7 +247,7 @@ import NetStackWire
     }
 
     @Test func thirdDuplicateAckTriggersFastRetransmit() {
-        let h = plainConnection()
+        let h = plainConnection { $0.congestionControl = .newReno }
         h.write(testBytes(10 * 1460))
         #expect(h.drain().count == 10)
         // The first segment is lost; each later arrival produces a duplicate ACK.
@@ -266,7 +267,7 @@ import NetStackWire
     }
 
     @Test func furtherDuplicateAcksInflateTheWindow() {
-        let h = plainConnection()
+        let h = plainConnection { $0.congestionControl = .newReno }
         h.write(testBytes(10 * 1460))
         _ = h.drain()
         for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
@@ -277,7 +278,7 @@ import NetStackWire
     }
 
     @Test func fullAckEndsRecoveryAndDeflatesTheWindow() {
-        let h = plainConnection()
+        let h = plainConnection { $0.congestionControl = .newReno }
         h.write(testBytes(10 * 1460))
         _ = h.drain()
         for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
@@ -321,7 +322,7 @@ import NetStackWire
     }
 
     @Test func retransmissionTimeoutCollapsesTheWindowToOneSegment() {
-        let h = plainConnection()
+        let h = plainConnection { $0.congestionControl = .newReno }
         h.write(testBytes(5 * 1460))
         #expect(h.drain().count == 5)
         let out = h.advance(by: .milliseconds(300))

@@ -133,7 +133,8 @@ public enum IPerf3 {
         public var cpuUtilSystem: Double = 0
         /// 1 when this side sent and counts retransmissions, -1 when it did not send.
         public var senderHasRetransmits: Int = -1
-        public var congestionUsed: String? = "newreno"
+        /// The sender's congestion controller, by its Linux name (the server fills in its own).
+        public var congestionUsed: String? = "cubic"
         public var streams: [StreamResult] = []
 
         public init() {}

@@ -364,6 +364,7 @@ final class IPerf3Session {
             r.cpuUtilTotal = r.cpuUtilUser + r.cpuUtilSystem
         }
         r.senderHasRetransmits = parameters.reverse ? 1 : -1
+        r.congestionUsed = (streams.first?.connection ?? control).congestionAlgorithm.rawValue
         r.streams = streams.map { s in
             IPerf3.StreamResult(id: s.id, bytes: s.bytes,
                                 retransmits: parameters.reverse ? Int64(s.connection.segmentsRetransmitted) : -1,

@@ -26,6 +26,8 @@ struct Get: ParsableCommand {
 
     @OptionGroup var link: LinkOptions
 
+    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the body to FILE (default: stdout).", valueName: "FILE"))
     var output: String?
 
@@ -99,6 +101,9 @@ struct Get: ParsableCommand {
     func fetch<D: Device>(on device: D, settings s: Settings, fd: Int32, clock: MonotonicClock) throws {
         let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
                                   logger: Logger(label: "netstack"))
+        var tcp = TCPConfiguration()
+        tcpOptions.apply(to: &tcp)
+        interface.defaultTCPConfiguration = tcp
         let loop = EventLoop(interface: interface, clock: clock)
         loop.maximumSleep = .milliseconds(10)
         let start = clock.now

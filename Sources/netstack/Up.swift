@@ -25,6 +25,8 @@ struct Up: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
+    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+
     @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].")
     var serve: String?
 
@@ -76,6 +78,7 @@ struct Up: ParsableCommand {
             options.root = root
         }
         var tcp = TCPConfiguration()
+        tcpOptions.apply(to: &tcp)
         if let msl {
             guard msl.isFinite, msl > 0, msl <= 3600 else {
                 throw ValidationError("--msl \(msl): expected seconds in (0, 3600]")

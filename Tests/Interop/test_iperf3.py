@@ -81,6 +81,20 @@ def test_reverse(ns, server):
     assert counters["iperf3-bytes-sent"] >= sent
 
 
+@pytest.mark.parametrize("cc", [None, "newreno", "cubic"], ids=["default", "newreno", "cubic"])
+def test_reports_the_congestion_control_it_ran(ns, tmp_path, cc):
+    """`--cc` (default cubic) is what the server's results name; with -R the
+    stack sends, and iperf3 shows it as the sender's congestion control."""
+    s = Stack(ns, "--serve", "iperf3", "--msl", "1", *(["--cc", cc] if cc else []),
+              stderr_path=str(tmp_path / "stack.err"))
+    try:
+        code, out = iperf3(ns, "-t", 1, "-R")
+        end = check_completed(code, out)
+        assert end["sender_tcp_congestion"] == (cc or "cubic")
+    finally:
+        s.stop()
+
+
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 def test_parallel(ns, server, reverse):
     args = ["-t", 2, "-P", 4] + (["-R"] if reverse else [])

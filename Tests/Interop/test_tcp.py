@@ -103,6 +103,23 @@ def test_one_mebibyte_echoes_back_identical(ns, stack):
     assert counters["tcp-connections-reset"] == 0
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("no_sack", [False, True], ids=["sack", "no-sack"])
+def test_no_sack_leaves_sack_permitted_off_the_syn_ack(ns, tmp_path, no_sack):
+    """`--no-sack`: the stack's SYN-ACK carries no SACK-permitted option
+    (RFC 2018), though the kernel's SYN offers it; data still flows."""
+    capture = str(tmp_path / "wire.pcap")
+    s = Stack(ns, "--serve", "echo:7", "--pcap", capture, *(["--no-sack"] if no_sack else []))
+    out = peer(ns, "tcp-echo", STACK_IP, 7, 100_000, 7)
+    assert out["equal"]
+    s.stop()
+    rows = run("tshark", "-r", capture, "-Y", "tcp.flags.syn == 1", "-T", "fields", "-e", "ip.src",
+               "-e", "tcp.options.sack_perm").stdout.splitlines()
+    offered = {src: bool(perm) for src, perm in (r.split("\t") for r in rows)}
+    assert offered[HOST_IP]
+    assert offered[STACK_IP] != no_sack
+
+
 def test_two_hundred_sequential_connections_close_cleanly(ns, web):
     out = peer(ns, "tcp-echo-many", STACK_IP, 7, 200, 1000, 7, timeout=300)
     assert out["bad"] == []

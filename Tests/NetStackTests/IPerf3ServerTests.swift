@@ -95,6 +95,8 @@ import NetStackWire
             #expect(bytes.reduce(0, +) <= client.sent.reduce(0, +))
             #expect((results["sender_has_retransmits"] as? NSNumber)?.intValue == -1)
         }
+        // The server's congestion control, by its Linux name: the stack's default.
+        #expect(results["congestion_used"] as? String == "cubic")
         let end = try #require((streams[0]["end_time"] as? NSNumber)?.doubleValue)
         // From TEST_RUNNING to TEST_END on the server's clock: the 60 ms, plus the
         // scripted client's turns before its TEST_END leaves.
@@ -107,6 +109,12 @@ import NetStackWire
         let again = try rig.client()
         _ = try again.runTest(parallel: 1, reverse: !reverse, duration: .milliseconds(100))
         #expect(rig.run { rig.server.counters.completed == 2 })
+    }
+
+    @Test func reportsTheCongestionControlItsStreamsRan() throws {
+        let rig = try IPerf3Rig { $0.congestionControl = .newReno }
+        let results = try rig.client().runTest(parallel: 1, reverse: true, duration: .milliseconds(30))
+        #expect(results["congestion_used"] as? String == "newreno")
     }
 
     @Test func aSecondClientIsDeniedWhileATestRuns() throws {
@@ -195,9 +203,10 @@ final class IPerf3Rig {
     /// When set, receives the allocations made while B runs, turn by turn.
     var countingB: ((UInt64) -> Void)?
 
-    init() throws {
+    init(configure: (inout TCPConfiguration) -> Void = { _ in }) throws {
         var tcp = TCPConfiguration()
         tcp.msl = .seconds(1)
+        configure(&tcp)
         stacks.b.defaultTCPConfiguration = tcp
         server = try IPerf3Server.install(on: stacks.b, port: 5201, clock: stacks.clock)
     }

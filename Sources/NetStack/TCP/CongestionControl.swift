@@ -35,6 +35,9 @@ struct AckSample {
     var rtt: Duration?
     /// The smallest RTT seen on the connection, if any.
     var minRTT: Duration?
+    /// SRTT (RFC 6298), if measured: CUBIC looks one smoothed RTT ahead
+    /// (RFC 9438 4.2). Defaulted, so a caller that does not know it may omit it.
+    var smoothedRTT: Duration? = nil
     /// The new SND.UNA and the highest sequence sent, for round counting (RFC 9406 4.2).
     var ack: SequenceNumber
     var sndMax: SequenceNumber
@@ -49,6 +52,8 @@ struct AckSample {
 public enum CongestionAlgorithm: String, Sendable, CaseIterable, CustomStringConvertible {
     /// RFC 5681 slow start and congestion avoidance, with RFC 6582 NewReno recovery.
     case newReno = "newreno"
+    /// RFC 9438 CUBIC, with HyStart++ (RFC 9406) in the initial slow start; Linux's default.
+    case cubic
 
     public var description: String { rawValue }
 }
@@ -57,52 +62,67 @@ public enum CongestionAlgorithm: String, Sendable, CaseIterable, CustomStringCon
 /// switched, not dispatched through an existential.
 enum CongestionController: CongestionControl {
     case newReno(NewReno)
+    case cubic(Cubic)
 
     init(_ algorithm: CongestionAlgorithm, mss: Int) {
         switch algorithm {
         case .newReno: self = .newReno(NewReno(mss: mss))
+        case .cubic: self = .cubic(Cubic(mss: mss))
         }
     }
 
     var algorithm: CongestionAlgorithm {
         switch self {
         case .newReno: .newReno
+        case .cubic: .cubic
         }
     }
 
     var congestionWindow: Int {
         switch self {
         case .newReno(let c): c.congestionWindow
+        case .cubic(let c): c.congestionWindow
         }
     }
 
     var slowStartThreshold: Int {
         switch self {
         case .newReno(let c): c.slowStartThreshold
+        case .cubic(let c): c.slowStartThreshold
         }
     }
 
     mutating func onAck(_ sample: AckSample) {
         switch self {
         case .newReno(var c): c.onAck(sample); self = .newReno(c)
+        case .cubic(var c): c.onAck(sample); self = .cubic(c)
         }
     }
 
     mutating func onCongestionEvent(flightSize: Int, mss: Int, now: Instant) {
         switch self {
         case .newReno(var c): c.onCongestionEvent(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        case .cubic(var c): c.onCongestionEvent(flightSize: flightSize, mss: mss, now: now); self = .cubic(c)
         }
     }
 
     mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant) {
         switch self {
         case .newReno(var c): c.onRecoveryEnd(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        case .cubic(var c): c.onRecoveryEnd(flightSize: flightSize, mss: mss, now: now); self = .cubic(c)
         }
     }
 
     mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant) {
         switch self {
         case .newReno(var c): c.onRetransmitTimeout(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
+        case .cubic(var c): c.onRetransmitTimeout(flightSize: flightSize, mss: mss, now: now); self = .cubic(c)
         }
     }
+}
+
+extension TCPConnection {
+    /// The congestion controller this connection runs, as `--cc` names it
+    /// (what iperf3 reports as `congestion_used`).
+    public var congestionAlgorithm: CongestionAlgorithm { congestion.algorithm }
 }

@@ -7,19 +7,36 @@ struct NewReno: CongestionControl {
     private(set) var slowStartThreshold: Int
     /// Bytes acknowledged since cwnd last grew in congestion avoidance.
     private var bytesAcked = 0
+    /// HyStart++ (RFC 9406) in the initial slow start, when asked for.
+    private(set) var hyStart: HyStartPlusPlus?
 
     /// RFC 5681 3.1 equation 1 (IW); RFC 6928's 10 segments is Linux's default.
-    init(mss: Int, initialWindowSegments: Int = 10) {
+    /// `hyStart` adds HyStart++ to the initial slow start (off: plain RFC 5681).
+    init(mss: Int, initialWindowSegments: Int = 10, hyStart: Bool = false) {
         congestionWindow = initialWindowSegments * mss
         slowStartThreshold = Int(Int32.max)
+        self.hyStart = hyStart ? HyStartPlusPlus() : nil
     }
 
     mutating func onAck(_ sample: AckSample) {
-        guard sample.windowLimited else { return }
         if congestionWindow < slowStartThreshold {
             // Slow start, with RFC 3465's limit of L = 2 SMSS per ACK.
-            congestionWindow += min(sample.deliveredBytes, 2 * sample.mss)
+            var growth = min(sample.deliveredBytes, 2 * sample.mss)
+            if var h = hyStart, h.isActive {
+                let step = h.onAck(growth: growth, rtt: sample.rtt, ack: sample.ack, sndMax: sample.sndMax)
+                hyStart = h
+                growth = step.growth
+                if step.enterCongestionAvoidance {
+                    // RFC 9406 4.2: CSS ran its rounds; congestion avoidance from here.
+                    if sample.windowLimited { congestionWindow += growth }
+                    slowStartThreshold = congestionWindow
+                    return
+                }
+            }
+            guard sample.windowLimited else { return }
+            congestionWindow += growth
         } else {
+            guard sample.windowLimited else { return }
             // Congestion avoidance: one SMSS per window acknowledged (RFC 5681 3.1, RFC 3465 2.1).
             bytesAcked += sample.deliveredBytes
             if bytesAcked >= congestionWindow {
@@ -34,6 +51,7 @@ struct NewReno: CongestionControl {
         slowStartThreshold = max(flightSize / 2, 2 * mss)
         congestionWindow = slowStartThreshold
         bytesAcked = 0
+        hyStart?.finish()
     }
 
     mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant) {
@@ -47,5 +65,6 @@ struct NewReno: CongestionControl {
         slowStartThreshold = max(flightSize / 2, 2 * mss)
         congestionWindow = mss
         bytesAcked = 0
+        hyStart?.finish()
     }
 }

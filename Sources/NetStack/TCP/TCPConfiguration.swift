@@ -9,8 +9,8 @@ public struct TCPConfiguration: Sendable {
     public var timestamps = true
     /// RFC 2018: offer SACK-permitted.
     public var sackPermitted = true
-    /// The congestion controller new connections run (`--cc`).
-    public var congestionControl: CongestionAlgorithm = .newReno
+    /// The congestion controller new connections run (`--cc`): CUBIC, as Linux.
+    public var congestionControl: CongestionAlgorithm = .cubic
     /// RFC 8985 RACK-TLP: time-based loss detection and tail loss probes, used
     /// when the peer permitted SACK. Off, SACK recovery marks losses by RFC
     /// 6675's DupThresh rule alone.

@@ -76,8 +76,9 @@ extension TCPConnection {
             let limited = cwnd < congestion.slowStartThreshold
                 ? 2 * priorPipe >= cwnd : priorPipe + 3 * sendMSS >= cwnd
             congestion.onAck(AckSample(deliveredBytes: delivered, mss: sendMSS, now: now, rtt: rttSample,
-                                       minRTT: minRTTNs.map { .nanoseconds($0) }, ack: sndUna, sndMax: sndMax,
-                                       priorFlightSize: priorFlight, windowLimited: limited))
+                                       minRTT: minRTTNs.map { .nanoseconds($0) }, smoothedRTT: rtt.srtt,
+                                       ack: sndUna, sndMax: sndMax, priorFlightSize: priorFlight,
+                                       windowLimited: limited))
         }
         settleLossProbe(ack: ack, priorUna: priorUna, sawDuplicateReport: sawDuplicateReport,
                         newlySACKed: delivered > 0 && ack == priorUna, now: now)

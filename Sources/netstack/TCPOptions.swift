@@ -1,0 +1,24 @@
+import ArgumentParser
+import NetStack
+
+/// `--cc`, `--no-sack`, `--no-rack`: the TCP behaviour `up` and `get` let you
+/// change, applied over the stack's defaults.
+struct TCPOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Congestion control for TCP connections (default: cubic).", valueName: "ALGORITHM"))
+    var cc: CongestionAlgorithm?
+
+    @Flag(help: "Do not offer SACK (RFC 2018) on TCP connections.")
+    var noSack = false
+
+    @Flag(help: "Turn RACK-TLP (RFC 8985) off: SACK recovery marks losses by RFC 6675's duplicate threshold alone.")
+    var noRack = false
+
+    func apply(to tcp: inout TCPConfiguration) {
+        if let cc { tcp.congestionControl = cc }
+        if noSack { tcp.sackPermitted = false }
+        if noRack { tcp.rackTLP = false }
+    }
+}
+
+/// Parsed from its name, listed from its cases in `--help`.
+extension CongestionAlgorithm: ExpressibleByArgument {}

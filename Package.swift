@@ -44,7 +44,8 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "NetStackTests",
-            dependencies: ["NetStack", "NetStackWire", "NetStackApps", "AllocationCounter"]
+            dependencies: ["NetStack", "NetStackWire", "NetStackApps", "AllocationCounter"],
+            exclude: ["Snapshots"]
         ),
     ]
 )

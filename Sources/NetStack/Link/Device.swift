@@ -3,7 +3,7 @@
 /// Frames live in the device's `pool`. Received frames are handed over as owned
 /// buffers; transmitted frames are consumed. Implementations: `TAPDevice`
 /// (io_uring over a Linux TAP), `MemoryLink` (two stacks in one process), and
-/// middleware wrapping any device (`PcapWriter`, `FaultInjector`).
+/// middleware wrapping any device (`PcapWriter`, `FaultInjector`, `LinkEmulator`).
 ///
 /// Devices are driven by one event loop thread and are not thread-safe.
 public protocol Device: AnyObject {

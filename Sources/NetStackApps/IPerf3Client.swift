@@ -28,6 +28,9 @@ public final class IPerf3Client {
         public var parallel = 1
         /// The block size announced to the server (-l): its write size in reverse mode.
         public var length = 128 * 1024
+        /// The data streams' send and receive ring sizes (-w), instead of the
+        /// interface's default; only our side's (the server keeps its own).
+        public var window: Int?
         /// Reporting interval (-i).
         public var interval: Duration = .seconds(1)
         /// The longest wait for the server outside the timed test.
@@ -198,13 +201,17 @@ public final class IPerf3Client {
     public func start<D: Device>(on interface: Interface<D>, now: Instant) throws(TCPConnectError) {
         streamConfiguration = interface.defaultTCPConfiguration
         congestionAlgorithm = streamConfiguration.congestionControl
+        var controlConfiguration = streamConfiguration
+        if let window = options.window {
+            streamConfiguration.sendBufferSize = window
+            streamConfiguration.receiveBufferSize = window
+        }
         let server = options.server, port = options.port
         connect = { [unowned interface, clock] configuration throws(TCPConnectError) in
             try interface.connectTCP(to: server, port: port, configuration: configuration, now: clock.now)
         }
         flush = { [unowned interface, clock] c in interface.flushTCP(c, now: clock.now) }
         // State bytes must not wait behind Nagle (iperf3 sets TCP_NODELAY on it too).
-        var controlConfiguration = streamConfiguration
         controlConfiguration.noDelay = true
         let c = try interface.connectTCP(to: server, port: port, configuration: controlConfiguration, now: now)
         control = c

@@ -188,7 +188,7 @@ public enum IPerf3Report {
             timestamp: JSON.Timestamp(time: formatter.string(from: context.time),
                                       timesecs: Int(context.time.timeIntervalSince1970)),
             connectingTo: JSON.ConnectingTo(host: context.host, port: Int(client.options.port)),
-            cookie: client.cookieText, tcpMssDefault: client.controlMSS ?? 0,
+            cookie: client.cookieText, tcpMssDefault: client.controlMSS ?? 0, sockBufsize: client.options.window ?? 0,
             testStart: JSON.TestStart(numStreams: client.options.parallel, blksize: client.options.length,
                                       duration: client.parameters.time, reverse: reverse ? 1 : 0))
         let intervals = client.intervals.map { i in
@@ -309,7 +309,7 @@ public enum IPerf3Report {
             var cookie: String
             var tcpMssDefault: Int
             var targetBitrate = 0
-            var sockBufsize = 0
+            var sockBufsize: Int
             var testStart: TestStart
         }
 

@@ -46,6 +46,11 @@ struct IPerf: ParsableCommand {
                                valueName: "LEN"))
     var length: String = "128K"
 
+    @Option(name: [.customShort("w"), .customLong("window")],
+            help: ArgumentHelp("The stack's send and receive ring per data stream (default: the stack's 256K; rounded up to a power of two).",
+                               valueName: "SIZE"))
+    var window: String?
+
     @Option(name: [.customShort("i"), .customLong("interval")],
             help: ArgumentHelp("Seconds between interval reports.", valueName: "S"))
     var interval: Double = 1
@@ -102,6 +107,13 @@ struct IPerf: ParsableCommand {
         guard let len = Self.size(length), (1...(1 << 20)).contains(len) else {
             throw ValidationError("-l '\(length)': expected a block size from 1 byte to 1M")
         }
+        var windowSize: Int?
+        if let window {
+            guard let w = Self.size(window), (4096...(256 << 20)).contains(w) else {
+                throw ValidationError("-w '\(window)': expected a size from 4K to 256M")
+            }
+            windowSize = w
+        }
         guard interval.isFinite, interval >= 0.1, interval <= 60 else {
             throw ValidationError("-i \(interval): expected 0.1 to 60 seconds")
         }
@@ -111,6 +123,7 @@ struct IPerf: ParsableCommand {
         options.reverse = reverse
         options.parallel = parallel
         options.length = len
+        options.window = windowSize
         options.interval = .nanoseconds(Int64(interval * 1e9))
         return Settings(link: linkSettings, options: options, logLevel: try LinkOptions.logLevel(logLevel))
     }

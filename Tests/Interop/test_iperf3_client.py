@@ -142,7 +142,7 @@ def test_parallel_streams(ns, server, reverse):
 
 
 def test_text_with_parallel_streams_sums(ns, server):
-    r = iperf(ns, "-c", HOST_IP, "-t", 1, "-P", 3, "-R", "-l", "64K")
+    r = iperf(ns, "-c", HOST_IP, "-t", 1, "-P", 3, "-R", "-l", "64K", "-w", "1M")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[1] == f"Reverse mode, remote host {HOST_IP} is sending"
@@ -184,6 +184,7 @@ def test_a_busy_server_turns_us_away(ns, server):
     (["-c", HOST_IP, "-P", "0"], "-P"),
     (["-c", HOST_IP, "-l", "2M"], "-l"),
     (["-c", HOST_IP, "-p", "70000"], "-p"),
+    (["-c", HOST_IP, "-w", "1K"], "-w"),
     (["-c", STACK_IP], "-c"),
 ])
 def test_bad_flags_exit_2(args, message):

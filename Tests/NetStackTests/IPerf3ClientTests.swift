@@ -160,6 +160,25 @@ import NetStackWire
         #expect(end["sender_tcp_congestion"] as? String == "newreno")
     }
 
+    @Test func theWindowSizesTheDataStreamsRings() throws {
+        let rig = try IPerf3Rig()
+        var o = Self.options(parallel: 2)
+        o.window = 64 * 1024
+        let client = IPerf3Client(options: o, clock: rig.clock)
+        try Self.start(client, on: rig)
+        #expect(rig.run { client.isFinished })
+        #expect(client.succeeded)
+        #expect(client.streams.map { $0.connection.sendBuffer.capacity } == [65536, 65536])
+        #expect(client.streams.map { $0.connection.receiveBuffer.capacity } == [65536, 65536])
+        #expect(client.control?.sendBuffer.capacity == TCPConfiguration().sendBufferSize)
+        // Less in flight: the server saw all but at most a send and a receive ring per stream.
+        let summary = try #require(IPerf3Summary(client: client))
+        #expect(summary.sent.bytes - summary.received.bytes <= 2 * 65536 * 2)
+        let json = IPerf3Report.json(client: client, context: IPerf3Report.Context(host: "10.0.0.2"))
+        let d = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((d["start"] as? [String: Any])?["sock_bufsize"] as? Int == 65536)
+    }
+
     // MARK: Failures
 
     @Test func aBusyServerTurnsTheSecondClientAway() throws {

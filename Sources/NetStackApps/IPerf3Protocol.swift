@@ -106,6 +106,23 @@ public enum IPerf3 {
             clientVersion = d["client_version"] as? String
             if !tcp && !udp && !sctp { tcp = true }
         }
+
+        /// The JSON a client sends (iperf_api.c, send_parameters): only what
+        /// these parameters cover, with iperf3's defaults for pacing.
+        public func json() -> [UInt8] {
+            var d: [String: Any] = [
+                "omit": omit, "time": time, "num": NSNumber(value: bytes), "blockcount": NSNumber(value: blockCount),
+                "parallel": parallel, "len": length, "pacing_timer": 1000,
+            ]
+            if tcp { d["tcp"] = true }
+            if udp { d["udp"] = true }
+            if sctp { d["sctp"] = true }
+            if reverse { d["reverse"] = true }
+            if bidirectional { d["bidirectional"] = true }
+            if let clientVersion { d["client_version"] = clientVersion }
+            let data = (try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys])) ?? Data("{}".utf8)
+            return [UInt8](data)
+        }
     }
 
     /// One stream's line in the results.
@@ -175,6 +192,34 @@ public enum IPerf3 {
                                     retransmits: (s["retransmits"] as? NSNumber)?.int64Value ?? -1,
                                     startTime: double(s["start_time"]) ?? 0, endTime: double(s["end_time"]) ?? 0)
             }
+        }
+    }
+
+    /// A session cookie as iperf3's make_cookie draws it: 36 characters from a
+    /// 32-letter alphabet, then a NUL.
+    public static func makeCookie(using rng: inout some RandomNumberGenerator) -> [UInt8] {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+        return (0..<(cookieSize - 1)).map { _ in alphabet[Int(rng.next(upperBound: UInt32(alphabet.count)))] } + [0]
+    }
+
+    /// The process's CPU time, for the results' cpu_util fields (iperf3's cpu_util).
+    public struct CPUTime: Sendable {
+        public var user: Double
+        public var system: Double
+
+        public static func now() -> CPUTime {
+            var u = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &u)
+            func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+            return CPUTime(user: seconds(u.ru_utime), system: seconds(u.ru_stime))
+        }
+
+        /// Percentages of `elapsed` wall-clock seconds spent since `start`.
+        public func utilization(since start: CPUTime, elapsed: Double) -> (total: Double, user: Double, system: Double) {
+            guard elapsed > 0 else { return (0, 0, 0) }
+            let user = 100 * (self.user - start.user) / elapsed
+            let system = 100 * (self.system - start.system) / elapsed
+            return (user + system, user, system)
         }
     }
 

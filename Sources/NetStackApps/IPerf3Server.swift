@@ -45,11 +45,19 @@ public final class IPerf3Server {
     let flush: (TCPConnection) -> Void
     /// The test in progress, if any.
     var test: IPerf3Session?
+    /// The results the last client sent in EXCHANGE_RESULTS (its view of the test).
+    public internal(set) var lastClientResults: IPerf3.Results?
 
     public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 5201,
                                           clock: any NetClock) throws -> IPerf3Server {
         _ = Self.pattern.count
-        let listener = try interface.listenTCP(port: port)
+        // iperf3 sets TCP_NODELAY on the control connection: otherwise TEST_START
+        // waits for the ACK of CREATE_STREAMS, which the client delays (40 ms),
+        // and a reverse test's data starts that much before the client's clock.
+        // Data streams share the port; bulk data fills whole segments anyway.
+        var configuration = interface.defaultTCPConfiguration
+        configuration.noDelay = true
+        let listener = try interface.listenTCP(port: port, configuration: configuration)
         let server = IPerf3Server(listener: listener, clock: clock) { [unowned interface] c in
             interface.flushTCP(c, now: clock.now)
         }
@@ -188,7 +196,8 @@ final class IPerf3Session {
             return true
         case .results:
             guard let json = takeJSON() else { return false }
-            guard (try? IPerf3.Results(json: json)) != nil else { return fail(.receiveResults) }
+            guard let peer = try? IPerf3.Results(json: json) else { return fail(.receiveResults) }
+            server.lastClientResults = peer
             send(IPerf3.frame(results().json()))
             send(.displayResults)
             phase = .awaitingDone

@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NetStack
+import NetStackApps
+import NetStackWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `netstack iperf -c HOST`: an iperf3 client on the stack, on its own TAP.
+struct IPerf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "iperf",
+        abstract: "Create a TAP device and run an iperf3 TCP test through the stack against an iperf3 server.",
+        discussion: """
+            Speaks iperf3's protocol (3.x) as the client: the stack opens the control
+            connection and the data streams itself, prints per-interval and final
+            figures as iperf3 does (or its JSON with -J), and exits 0 when the test
+            completed, 1 when it did not, 2 for bad flags.
+            Example: netstack iperf -c 10.0.0.1 -t 5 -R --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
+            """
+    )
+
+    @Option(name: [.customShort("c"), .customLong("client")],
+            help: ArgumentHelp("The server's IPv4 address (no names are resolved).", valueName: "HOST"))
+    var client: String
+
+    @Option(name: [.customShort("p"), .customLong("port")], help: "The server's port.")
+    var port: Int = 5201
+
+    @Option(name: [.customShort("t"), .customLong("time")], help: ArgumentHelp("Seconds to transmit for.", valueName: "S"))
+    var time: Int = 10
+
+    @Flag(name: [.customShort("R"), .customLong("reverse")], help: "Reverse mode: the server sends, the stack receives.")
+    var reverse = false
+
+    @Option(name: [.customShort("P"), .customLong("parallel")], help: ArgumentHelp("Parallel data streams.", valueName: "N"))
+    var parallel: Int = 1
+
+    @Flag(name: [.customShort("J"), .customLong("json")], help: "Print iperf3's JSON result instead of text.")
+    var json = false
+
+    @Option(name: [.customShort("l"), .customLong("length")],
+            help: ArgumentHelp("Block size: the server's write size in reverse mode (K and M suffixes are 1024-based).",
+                               valueName: "LEN"))
+    var length: String = "128K"
+
+    @Option(name: [.customShort("w"), .customLong("window")],
+            help: ArgumentHelp("The stack's send and receive ring per data stream (default: the stack's 256K; rounded up to a power of two).",
+                               valueName: "SIZE"))
+    var window: String?
+
+    @Option(name: [.customShort("i"), .customLong("interval")],
+            help: ArgumentHelp("Seconds between interval reports.", valueName: "S"))
+    var interval: Double = 1
+
+    @OptionGroup var link: LinkOptions
+
+    @Option(help: "Write every frame in and out to this pcap file.")
+    var pcap: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    struct Settings {
+        var link: LinkOptions.Settings
+        var options: IPerf3Client.Options
+        var logLevel: Logger.Level
+    }
+
+    func validate() throws {
+        _ = try settings()
+    }
+
+    /// iperf3's size syntax: a number with an optional K, M or G (powers of 1024).
+    static func size(_ text: String) -> Int? {
+        guard let last = text.last else { return nil }
+        let multiplier: Int
+        var digits = Substring(text)
+        switch last {
+        case "k", "K": multiplier = 1 << 10
+        case "m", "M": multiplier = 1 << 20
+        case "g", "G": multiplier = 1 << 30
+        default: multiplier = 1
+        }
+        if multiplier != 1 { digits = digits.dropLast() }
+        guard let n = Int(digits), n >= 0 else { return nil }
+        let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
+    }
+
+    func settings() throws -> Settings {
+        let linkSettings = try link.settings()
+        guard let server = IPv4Address(client) else {
+            throw ValidationError("-c '\(client)': expected an IPv4 address such as 10.0.0.1")
+        }
+        guard !server.isUnspecified, !server.isBroadcast, !server.isMulticast,
+              server != linkSettings.interface.address.address,
+              server != linkSettings.interface.address.directedBroadcast else {
+            throw ValidationError("-c \(server): cannot be connected to from \(linkSettings.interface.address.address)")
+        }
+        guard (1...65535).contains(port) else { throw ValidationError("-p \(port): expected a port from 1 to 65535") }
+        guard (1...86400).contains(time) else { throw ValidationError("-t \(time): expected 1 to 86400 seconds") }
+        guard (1...128).contains(parallel) else { throw ValidationError("-P \(parallel): expected 1 to 128 streams") }
+        // iperf3's MAX_BLOCKSIZE for TCP is 1 MiB.
+        guard let len = Self.size(length), (1...(1 << 20)).contains(len) else {
+            throw ValidationError("-l '\(length)': expected a block size from 1 byte to 1M")
+        }
+        var windowSize: Int?
+        if let window {
+            guard let w = Self.size(window), (4096...(256 << 20)).contains(w) else {
+                throw ValidationError("-w '\(window)': expected a size from 4K to 256M")
+            }
+            windowSize = w
+        }
+        guard interval.isFinite, interval >= 0.1, interval <= 60 else {
+            throw ValidationError("-i \(interval): expected 0.1 to 60 seconds")
+        }
+        var options = IPerf3Client.Options(server: server)
+        options.port = UInt16(port)
+        options.duration = .seconds(time)
+        options.reverse = reverse
+        options.parallel = parallel
+        options.length = len
+        options.window = windowSize
+        options.interval = .nanoseconds(Int64(interval * 1e9))
+        return Settings(link: linkSettings, options: options, logLevel: try LinkOptions.logLevel(logLevel))
+    }
+
+    func run() throws {
+        let s = try settings()
+        LinkOptions.bootstrapLogging(level: s.logLevel)
+        signal(SIGPIPE, SIG_IGN)
+        try runOnTAP(link: s.link, pcap: pcap, Body(command: self, settings: s))
+    }
+
+    private struct Body: StackBody {
+        let command: IPerf
+        let settings: Settings
+        func run<D: Device>(on device: D, clock: MonotonicClock) throws {
+            try command.test(on: device, settings: settings, clock: clock)
+        }
+    }
+
+    func test<D: Device>(on device: D, settings s: Settings, clock: MonotonicClock) throws {
+        let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
+                                  logger: Logger(label: "netstack"))
+        let loop = EventLoop(interface: interface, clock: clock)
+        // Intervals and the test's end are timed from the loop's turns.
+        loop.maximumSleep = .milliseconds(5)
+        var context = IPerf3Report.Context(host: client)
+        context.systemInfo = Self.systemInfo()
+
+        // Let the kernel's side settle and hear our gratuitous ARP before the SYN goes out.
+        interface.announce()
+        let settle = clock.now + .milliseconds(20)
+        loop.run(until: { clock.now >= settle || stopRequested.load(ordering: .relaxed) })
+
+        let iperf = IPerf3Client(options: s.options, clock: clock)
+        if !json {
+            for line in IPerf3Report.connecting(host: client, port: s.options.port, reverse: reverse) {
+                Console.line(line)
+            }
+            iperf.onEvent = { event in
+                switch event {
+                case .streamConnected(let stream): Console.line(IPerf3Report.connected(stream))
+                case .started: Console.line(IPerf3Report.intervalHeader(reverse: s.options.reverse))
+                case .interval(let i):
+                    for line in IPerf3Report.intervalLines(i, reverse: s.options.reverse, first: i.start == 0) {
+                        Console.line(line)
+                    }
+                case .finished: break
+                }
+            }
+        }
+        context.time = Date()
+        do {
+            try iperf.start(on: interface, now: clock.now)
+        } catch {
+            report(iperf, context: context, failure: "unable to connect to server: \(error)")
+            throw ExitCode(1)
+        }
+        loop.onTurn.append { now in iperf.turn(now: now) }
+        loop.run(until: {
+            iperf.phase == .done || iperf.phase == .failed || stopRequested.load(ordering: .relaxed)
+        })
+        if iperf.phase != .done && iperf.phase != .failed {
+            iperf.abort(reason: "interrupt - the client has terminated")
+        }
+        // Our FINs (or resets) out and answered, within reason.
+        let linger = clock.now + .seconds(2)
+        loop.run(until: { iperf.isFinished || clock.now >= linger })
+        report(iperf, context: context, failure: iperf.failure)
+        if !iperf.succeeded { throw ExitCode(1) }
+    }
+
+    func report(_ iperf: IPerf3Client, context: IPerf3Report.Context, failure: String?) {
+        if json {
+            Console.line(IPerf3Report.json(client: iperf, context: context, error: failure))
+            return
+        }
+        if let failure {
+            Console.error("netstack iperf: error - \(failure)")
+        } else if let summary = IPerf3Summary(client: iperf) {
+            for line in IPerf3Report.summaryLines(summary) { Console.line(line) }
+        }
+    }
+
+    /// uname's fields, as iperf3's system_info.
+    static func systemInfo() -> String {
+        var u = utsname()
+        guard uname(&u) == 0 else { return "" }
+        func field<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return [field(u.sysname), field(u.nodename), field(u.release), field(u.version), field(u.machine)]
+            .joined(separator: " ")
+    }
+}

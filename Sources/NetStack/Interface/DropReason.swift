@@ -194,6 +194,10 @@ public struct InterfaceCounters: Sendable {
     public var tcpConnectionsReset: UInt64 = 0
     public var tcpConnectionsTimedOut: UInt64 = 0
     public var tcpRetransmissions: UInt64 = 0
+    /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
+    public var tcpFastRecoveries: UInt64 = 0
+    public var tcpLossProbes: UInt64 = 0
+    public var tcpTimeouts: UInt64 = 0
     public var tcpResetsSent: UInt64 = 0
     public var tcpChallengeAcks: UInt64 = 0
     public var drops = DropCounters()
@@ -215,6 +219,8 @@ public struct InterfaceCounters: Sendable {
             ("tcp-active-opens", tcpActiveOpens), ("tcp-passive-opens", tcpPassiveOpens),
             ("tcp-connections-closed", tcpConnectionsClosed), ("tcp-connections-reset", tcpConnectionsReset),
             ("tcp-connections-timed-out", tcpConnectionsTimedOut), ("tcp-retransmissions", tcpRetransmissions),
+            ("tcp-fast-recoveries", tcpFastRecoveries), ("tcp-loss-probes", tcpLossProbes),
+            ("tcp-timeouts", tcpTimeouts),
             ("tcp-resets-sent", tcpResetsSent), ("tcp-challenge-acks", tcpChallengeAcks),
             ("drops", drops.total),
         ]

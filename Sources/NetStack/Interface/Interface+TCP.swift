@@ -159,11 +159,17 @@ extension Interface {
             // announced before the application could listen for it.
             if c.readableBytes > 0 || c.receivedFin { c.onReadable?(c) }
         }
-        let retransmittedBefore = c.segmentsRetransmitted
         c.dispatch(now: now) { repr, a, b in
             emitTCP(repr, from: c.tuple, payload: a, b, now: now)
         }
-        counters.tcpRetransmissions &+= c.segmentsRetransmitted &- retransmittedBefore
+        // The connection's own tallies grow on input, timers and output alike;
+        // the interface adds what is new since it last looked.
+        let r = c.reportedTallies
+        counters.tcpRetransmissions &+= c.segmentsRetransmitted &- r.retransmitted
+        counters.tcpFastRecoveries &+= c.fastRecoveries &- r.recoveries
+        counters.tcpLossProbes &+= c.lossProbesSent &- r.probes
+        counters.tcpTimeouts &+= c.retransmissionTimeouts &- r.timeouts
+        c.reportedTallies = (c.segmentsRetransmitted, c.fastRecoveries, c.lossProbesSent, c.retransmissionTimeouts)
         if c.state == .closed {
             retire(c)
             return

@@ -62,6 +62,7 @@ extension TCPConnection {
             return
         }
         retransmissions += 1
+        retransmissionTimeouts &+= 1
         rtt.backOff()
         rttProbe = nil
         if sndUna == iss {

@@ -151,6 +151,9 @@ public final class TCPConnection {
     /// Loss episodes: fast recoveries entered, and tail loss probes sent.
     public internal(set) var fastRecoveries: UInt64 = 0
     public internal(set) var lossProbesSent: UInt64 = 0
+    public internal(set) var retransmissionTimeouts: UInt64 = 0
+    /// The tallies above as the interface last added them to its counters.
+    var reportedTallies: (retransmitted: UInt64, recoveries: UInt64, probes: UInt64, timeouts: UInt64) = (0, 0, 0, 0)
     public internal(set) var bytesSent: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
 

@@ -21,7 +21,7 @@
 //
 // scalingFactor .kilo: wall clock reads as ns per operation. Steady state
 // allocates nothing (the node array is sized up front), so mallocCountTotal
-// is gated at 0, and wall clock at twice the recorded p90, by the
+// is gated at 0, and wall clock at three times the recorded p90, by the
 // Thresholds/TimerWheel.*.p90.json files.
 
 import Benchmark
@@ -83,9 +83,10 @@ let benchmarks: @Sendable () -> Void = {
         thresholds: [
             // No allocation per timer: arming uses preallocated nodes.
             .mallocCountTotal: .init(absolute: [.p0: 0, .p50: 0, .p90: 0]),
-            // Fails above twice the recorded p90 (O(1) turned into O(n)), not on
-            // noise; a 100% relative tolerance can never report an "improvement".
-            .wallClock: .init(relative: [.p90: 100]),
+            // Fails above three times the recorded p90 (O(1) turned into O(n)), not
+            // on noise, which has moved p90 by up to 1.8x here; a relative tolerance
+            // of 100% or more can never report an "improvement".
+            .wallClock: .init(relative: [.p90: 200]),
             .throughput: .init(),
         ]
     )

@@ -41,6 +41,7 @@ package.targets += [
         .product(name: "NetStack", package: "NetStack"),
         .product(name: "NetStackWire", package: "NetStack"),
     ]),
+    benchmark("TimerWheel", [.product(name: "NetStack", package: "NetStack")]),
     benchmark("Interface", [
         .product(name: "NetStack", package: "NetStack"),
         .product(name: "NetStackApps", package: "NetStack"),

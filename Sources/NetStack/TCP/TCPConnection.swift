@@ -316,11 +316,18 @@ public final class TCPConnection {
     /// After the application reads: if the window grew by enough, tell the
     /// peer (receiver SWS avoidance, RFC 9293 3.8.6.2.2: by min(buffer/2,
     /// Eff.snd.MSS), the MSS less options as RFC 1122 4.2.2.6 and RFC 6691 count it).
+    /// The update goes at once only when the window left to the peer has
+    /// fallen to half the ring or less and would at least double, as Linux
+    /// decides (`tcp_cleanup_rbuf`); otherwise the next ACK carries it, so a
+    /// reader keeping up does not turn every segment into its own ACK and
+    /// delayed ACKs still cover two segments (RFC 5681 4.2).
     func windowMayHaveOpened() {
         guard state.isSynchronized else { return }
+        let current = max(rcvAdvertisedEdge - rcvNxt, 0)
         let newEdge = rcvNxt + receiveWindow
         let growth = newEdge - rcvAdvertisedEdge
-        if growth >= min(receiveBuffer.capacity / 2, sendMSS) {
+        guard growth >= min(receiveBuffer.capacity / 2, sendMSS) else { return }
+        if 2 * current <= receiveBuffer.capacity && receiveWindow >= 2 * current {
             ackNow = true
         }
     }

@@ -12,10 +12,16 @@ enum Shell {
         p.standardOutput = pipe
         p.standardError = pipe
         do { try p.run() } catch { return (127, "cannot run \(arguments[0]): \(error)") }
-        // The child is killed if it outlives the timeout, which ends the read below.
+        // The child is killed if it outlives the timeout or a stop is
+        // requested (SIGINT to `bench`), which ends the read below.
         let pid = p.processIdentifier
-        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        let deadline = DispatchTime.now() + timeout
+        let watchdog = DispatchSource.makeTimerSource(queue: .global())
+        watchdog.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
+        watchdog.setEventHandler {
+            if DispatchTime.now() >= deadline || stopRequested.load(ordering: .relaxed) { kill(pid, SIGKILL) }
+        }
+        watchdog.resume()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         watchdog.cancel()

@@ -198,4 +198,12 @@ func sampleReport(cpu: String = "Test CPU", failures: [String] = []) -> BenchRep
         #expect(BenchHTML.niceStep(4_750) == 5_000)
         #expect(BenchHTML.niceStep(0.013) == 0.02)
     }
+
+    @Test func labelsCarryTheStepsDecimals() {
+        #expect(BenchHTML.tickLabel(0, step: 5) == "0")
+        #expect(BenchHTML.tickLabel(20_000, step: 20_000) == "20,000")
+        #expect(BenchHTML.tickLabel(1.5, step: 0.5) == "1.5")
+        #expect(BenchHTML.tickLabel(0, step: 0.5) == "0.0")
+        #expect(BenchHTML.tickLabel(0.04, step: 0.02) == "0.04")
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `netstack bench --report FILE.html`: one self-contained page (inline CSS
 /// and SVG, no scripts, nothing fetched) with a bar chart per scenario (the
 /// median as the bar, min–max as a whisker, both systems on one axis from
@@ -69,7 +71,7 @@ public enum BenchHTML {
         while tick <= axisTop * 1.0001 {
             let ty = fmt(y(tick))
             svg += "<line x1=\"\(left)\" y1=\"\(ty)\" x2=\"\(fmt(width - right))\" y2=\"\(ty)\" stroke=\"#e5e5e5\"/>\n"
-            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(tick) + 4))\" text-anchor=\"end\">\(escape(BenchFormat.number(tick)))</text>\n"
+            svg += "<text x=\"\(fmt(left - 6))\" y=\"\(fmt(y(tick) + 4))\" text-anchor=\"end\">\(escape(tickLabel(tick, step: step)))</text>\n"
             tick += step
         }
         svg += "<line x1=\"\(left)\" y1=\"\(fmt(y(0)))\" x2=\"\(fmt(width - right))\" y2=\"\(fmt(y(0)))\" stroke=\"#888\"/>\n"
@@ -116,6 +118,18 @@ public enum BenchHTML {
         while power > raw { power /= 10 }
         for m in [1.0, 2.0, 5.0, 10.0] where m * power >= raw { return m * power }
         return 10 * power
+    }
+
+    /// An axis label with as many decimals as the step needs: 0, 5, 10 or 0, 0.5, 1.0.
+    static func tickLabel(_ value: Double, step: Double) -> String {
+        if step >= 1 { return BenchFormat.grouped(Int64(value.rounded())) }
+        var decimals = 0
+        var scaled = step
+        while scaled < 1 && decimals < 6 {
+            scaled *= 10
+            decimals += 1
+        }
+        return String(format: "%.\(decimals)f", value)
     }
 
     static func fmt(_ x: Double) -> String {

@@ -82,12 +82,13 @@ struct Bench: ParsableCommand {
             let runner = BenchRunner(scenarios: scenarios, rounds: plannedRounds,
                                      timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
             outcome = try runner.run(in: lab)
-        } catch is BenchInterrupted {
-            lab.cleanUp()
-            Console.error("\nnetstack bench: interrupted; namespaces removed")
-            throw ExitCode(130)
         } catch {
             lab.cleanUp()
+            // A stop kills the step under way, whatever error that step then reports.
+            if error is BenchInterrupted || stopRequested.load(ordering: .relaxed) {
+                Console.error("\nnetstack bench: interrupted; namespaces removed")
+                throw ExitCode(130)
+            }
             Console.error("netstack bench: \(error)")
             throw ExitCode(1)
         }

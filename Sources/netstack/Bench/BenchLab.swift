@@ -23,7 +23,15 @@ final class BenchLab {
     let binary: String
     private let logDirectory: String
     private(set) var namespaces: [String] = []
-    private var servers: [(label: String, process: Process, log: String)] = []
+    private var servers: [Server] = []
+
+    private struct Server {
+        var label: String
+        /// The system whose measurements need it.
+        var system: BenchSystem
+        var process: Process
+        var log: String
+    }
 
     var kernelPeer: String { name + "-kp" }
     var kernelServer: String { name + "-ks" }
@@ -63,12 +71,12 @@ final class BenchLab {
             try sh(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"])
         }
 
-        try start("kernel iperf3 server", in: kernelServer,
+        try start("kernel iperf3 server", for: .kernel, in: kernelServer,
                   ["iperf3", "-s", "-B", Self.serverIP, "-p", String(Self.iperf3Port)])
-        try start("kernel echo server", in: kernelServer,
+        try start("kernel echo server", for: .kernel, in: kernelServer,
                   [binary, "bench-peer", "echo-server", "--host", Self.serverIP, "--port", String(Self.echoPort),
                    "--lifetime", "86400"])
-        let stack = try start("netstack", in: netstackPeer,
+        let stack = try start("netstack", for: .netstack, in: netstackPeer,
                               [binary, "up", "--tap", "tapb\(pid)", "--host", "\(Self.peerIP)/24",
                                "--address", Self.serverIP, "--log-level", "warning",
                                "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"])
@@ -82,9 +90,10 @@ final class BenchLab {
         }
     }
 
-    /// Throws if a server has exited: every later measurement on it would fail.
-    func checkServers() throws {
-        for s in servers where !s.process.isRunning {
+    /// Throws if a server `system`'s measurements need (or any, for nil) has
+    /// exited: every later measurement on it would fail.
+    func checkServers(for system: BenchSystem? = nil) throws {
+        for s in servers where !s.process.isRunning && (system == nil || s.system == system) {
             throw BenchError("\(s.label) exited (status \(s.process.terminationStatus)): \(Self.tail(s.log))")
         }
     }
@@ -100,14 +109,14 @@ final class BenchLab {
             s.process.waitUntilExit()
         }
         servers = []
-        for ns in namespaces.reversed() { Shell.run(["ip", "netns", "del", ns]) }
+        for ns in namespaces.reversed() { Shell.run(["ip", "netns", "del", ns], interruptible: false) }
         namespaces = []
         try? FileManager.default.removeItem(atPath: logDirectory)
     }
 
     @discardableResult
-    private func start(_ label: String, in ns: String, _ arguments: [String]) throws
-        -> (label: String, process: Process, log: String) {
+    private func start(_ label: String, for system: BenchSystem, in ns: String, _ arguments: [String]) throws
+        -> Server {
         let log = logDirectory + "/" + label.replacingOccurrences(of: " ", with: "-") + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let out = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
@@ -119,7 +128,7 @@ final class BenchLab {
         p.standardError = out
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let server = (label, p, log)
+        let server = Server(label: label, system: system, process: p, log: log)
         servers.append(server)
         return server
     }
@@ -154,7 +163,7 @@ final class BenchLab {
             guard let ns = line.split(separator: " ").first, ns.hasPrefix(prefix) else { continue }
             let pidText = ns.dropFirst(prefix.count).prefix { $0.isNumber }
             guard let pid = Int32(pidText), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            Shell.run(["ip", "netns", "del", String(ns)])
+            Shell.run(["ip", "netns", "del", String(ns)], interruptible: false)
         }
     }
 }

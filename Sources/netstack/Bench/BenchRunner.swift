@@ -29,7 +29,7 @@ struct BenchRunner {
                     let label = "round \(round)/\(rounds) \(scenario.rawValue) \(system.rawValue)"
                     progress.update("[\(done + 1)/\(total)] \(label) ...")
                     do {
-                        if system == .netstack || scenario == .memoryBulk { try lab.checkServers() }
+                        if scenario != .memoryBulk { try lab.checkServers(for: system) }
                         let sample = try scenario.measure(on: system, in: lab, timing: timing)
                         if stopRequested.load(ordering: .relaxed) { throw BenchInterrupted() }
                         samples[scenario, default: [:]][system, default: []].append(sample)

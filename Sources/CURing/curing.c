@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 bool curing_opcode_supported(struct io_uring *ring, int op) {
     struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
@@ -100,4 +101,31 @@ int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]) {
 
 int curing_enter_net_namespace(int fd) {
     return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+}
+
+int curing_udp_echo_batch(int fd, uint8_t *buffers, unsigned size, unsigned count) {
+    enum { most = 64 };
+    struct mmsghdr messages[most];
+    struct iovec slots[most];
+    struct sockaddr_in senders[most];
+    if (count > most) count = most;
+    memset(messages, 0, sizeof(messages[0]) * count);
+    for (unsigned i = 0; i < count; i++) {
+        slots[i].iov_base = buffers + (size_t)i * size;
+        slots[i].iov_len = size;
+        messages[i].msg_hdr.msg_iov = &slots[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &senders[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(senders[i]);
+    }
+    int n = recvmmsg(fd, messages, count, MSG_WAITFORONE, NULL);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) slots[i].iov_len = messages[i].msg_len;
+    // A datagram the kernel refuses to send is dropped, as a lost one would be.
+    for (int sent = 0; sent < n;) {
+        int k = sendmmsg(fd, messages + sent, (unsigned)(n - sent), 0);
+        if (k <= 0) break;
+        sent += k;
+    }
+    return n;
 }

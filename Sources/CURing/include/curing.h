@@ -108,4 +108,13 @@ int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]);
 /// Returns 0 or -errno.
 int curing_enter_net_namespace(int fd);
 
+// MARK: Batched datagrams (recvmmsg and sendmmsg are _GNU_SOURCE as well)
+
+/// Receives up to `count` (at most 64) datagrams on the UDP socket `fd`, each
+/// into its own `size`-byte slot of `buffers`, and sends each straight back to
+/// its sender: one recvmmsg and one sendmmsg per batch, for `netstack bench`'s
+/// kernel echo server. Blocks for the first datagram (up to the socket's
+/// receive timeout). Returns how many arrived, or -errno.
+int curing_udp_echo_batch(int fd, uint8_t *buffers, unsigned size, unsigned count);
+
 #endif

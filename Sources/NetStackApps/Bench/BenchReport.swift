@@ -1,0 +1,114 @@
+import Foundation
+
+/// Which TCP/IP stack a figure belongs to: the Linux kernel's, or this one.
+public enum BenchSystem: String, Codable, CaseIterable, Sendable {
+    case kernel
+    case netstack
+}
+
+/// A median with its range and unit.
+public struct BenchFigure: Codable, Equatable, Sendable {
+    public var value: Double
+    public var unit: String
+    public var min: Double
+    public var max: Double
+
+    public init(unit: String, summary: BenchSummary) {
+        value = summary.median
+        self.unit = unit
+        min = summary.min
+        max = summary.max
+    }
+}
+
+/// One scenario measured on one system over all rounds. `value` is the
+/// median; `samples` keeps every round, so a reader can check the summary.
+public struct BenchResult: Codable, Equatable, Sendable {
+    public var scenario: String
+    public var system: BenchSystem
+    public var value: Double
+    public var unit: String
+    public var min: Double
+    public var max: Double
+    public var samples: [Double]
+    /// A second figure from the same rounds (memory-bulk's packets per second).
+    public var secondary: BenchFigure?
+
+    public init(scenario: String, system: BenchSystem, unit: String, summary: BenchSummary,
+                secondary: BenchFigure? = nil) {
+        self.scenario = scenario
+        self.system = system
+        value = summary.median
+        self.unit = unit
+        min = summary.min
+        max = summary.max
+        samples = summary.samples
+        self.secondary = secondary
+    }
+}
+
+/// What the figures were measured on: they mean little without it.
+public struct BenchMachine: Codable, Equatable, Sendable {
+    public var cpu: String
+    public var cores: Int
+    public var kernel: String
+    public var swift: String
+    /// ISO 8601, UTC.
+    public var date: String
+    /// "release" or "debug": debug figures say only that the path works.
+    public var build: String
+
+    public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String) {
+        self.cpu = cpu
+        self.cores = cores
+        self.kernel = kernel
+        self.swift = swift
+        self.date = date
+        self.build = build
+    }
+}
+
+/// Everything one `netstack bench` run found: what `--json` writes and
+/// `--report` draws.
+public struct BenchReport: Codable, Equatable, Sendable {
+    public var results: [BenchResult]
+    public var machine: BenchMachine
+    public var rounds: Int
+    /// Measurement length asked for, in seconds (iperf3 rounds it up to whole seconds).
+    public var duration: Double
+    /// Rounds that produced no figure, one line each, so a gap is explained.
+    public var failures: [String]
+
+    public init(results: [BenchResult], machine: BenchMachine, rounds: Int, duration: Double,
+                failures: [String] = []) {
+        self.results = results
+        self.machine = machine
+        self.rounds = rounds
+        self.duration = duration
+        self.failures = failures
+    }
+
+    /// Scenario names in the order first measured.
+    public var scenarios: [String] {
+        var seen: [String] = []
+        for r in results where !seen.contains(r.scenario) { seen.append(r.scenario) }
+        return seen
+    }
+
+    public func result(_ scenario: String, _ system: BenchSystem) -> BenchResult? {
+        results.first { $0.scenario == scenario && $0.system == system }
+    }
+
+    /// Netstack's median over the kernel's, when both were measured.
+    public func ratio(_ scenario: String) -> Double? {
+        guard let k = result(scenario, .kernel), let n = result(scenario, .netstack), k.value > 0 else { return nil }
+        return n.value / k.value
+    }
+
+    /// Pretty-printed, keys sorted, so two runs diff cleanly.
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import NetStackApps
+
+/// `netstack bench`: netstack against the Linux kernel's TCP/IP stack, in one
+/// run, on the same machine, so the ratio means something even on a noisy one.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure netstack against the kernel's TCP/IP stack, side by side.",
+        discussion: """
+            Makes its own network namespaces (deleted afterwards, also on error or SIGINT) and measures each \
+            scenario on the kernel (two namespaces joined by a veth pair) and on netstack (`netstack up` on a \
+            TAP, the kernel as its peer), alternating the two round by round. Needs root and iperf3.
+
+            bulk-rx: one TCP stream, iperf3 sends to the system under test (Gbit/s). \
+            bulk-tx: iperf3 -R, the system under test sends (Gbit/s). \
+            tcp-rr: 1-byte request/response transactions on one TCP connection (per second). \
+            udp-pps: 64-byte UDP datagrams echoed, 32 in flight (per second). \
+            memory-bulk: one TCP stream inside one process, two netstacks over a MemoryLink against two \
+            kernel sockets over loopback (Gbit/s; netstack's packets per second besides).
+
+            Prints the median and range (min–max) of the rounds per system, and netstack/kernel. \
+            Figures are only worth comparing from a release build (swift build -c release).
+            """
+    )
+
+    @Flag(help: "A short run, under a minute: 3 rounds of 0.5 s (iperf3: 1 s).")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Write the results as JSON.", valueName: "FILE"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Write a self-contained HTML report (bar charts and the table).", valueName: "FILE.html"))
+    var report: String?
+
+    @Option(help: "Rounds per scenario and system (default 5; 3 with --quick).")
+    var rounds: Int?
+
+    @Option(help: ArgumentHelp("Seconds per measurement (default 5; 0.5 with --quick). iperf3 rounds it to whole seconds, at least 1.",
+                               valueName: "S"))
+    var duration: Double?
+
+    @Option(parsing: .upToNextOption,
+            help: ArgumentHelp("Scenarios to run (default all).", valueName: "NAME"))
+    var scenario: [BenchScenario] = []
+
+    var plannedRounds: Int { rounds ?? (quick ? 3 : 5) }
+    var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
+    var plannedScenarios: [BenchScenario] {
+        scenario.isEmpty ? BenchScenario.allCases : BenchScenario.allCases.filter(scenario.contains)
+    }
+
+    func validate() throws {
+        guard (1...100).contains(plannedRounds) else { throw ValidationError("--rounds \(plannedRounds): expected 1 to 100") }
+        guard plannedDuration.isFinite, plannedDuration >= 0.1, plannedDuration <= 600 else {
+            throw ValidationError("--duration \(plannedDuration): expected 0.1 to 600 seconds")
+        }
+    }
+
+    func run() throws {
+        guard geteuid() == 0 else {
+            Console.error("netstack bench needs root: it creates network namespaces, a veth pair and a TAP device.")
+            throw ExitCode(1)
+        }
+        let scenarios = plannedScenarios
+        if scenarios.contains(where: \.usesIPerf3) && Shell.run(["iperf3", "--version"]).status != 0 {
+            Console.error("netstack bench: bulk-rx and bulk-tx need iperf3 (apt-get install iperf3)")
+            throw ExitCode(1)
+        }
+        installStopSignalHandlers(restart: true)
+        let machine = MachineInfo.collect()
+        if machine.build == "debug" {
+            Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
+        }
+
+        let lab = BenchLab(binary: Shell.selfPath)
+        defer { lab.cleanUp() }
+        let outcome: BenchRunner.Outcome
+        do {
+            Console.error("netstack bench: setting up namespaces \(lab.name)-{kp,ks,np}")
+            try lab.setUp()
+            let runner = BenchRunner(scenarios: scenarios, rounds: plannedRounds,
+                                     timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
+            outcome = try runner.run(in: lab)
+        } catch {
+            lab.cleanUp()
+            // A stop kills the step under way, whatever error that step then reports.
+            if error is BenchInterrupted || stopRequested.load(ordering: .relaxed) {
+                Console.error("\nnetstack bench: interrupted; namespaces removed")
+                throw ExitCode(130)
+            }
+            Console.error("netstack bench: \(error)")
+            throw ExitCode(1)
+        }
+        lab.cleanUp()
+
+        let result = BenchReport(results: outcome.results, machine: machine, rounds: plannedRounds,
+                                 duration: plannedDuration, failures: outcome.failures)
+        Console.line(BenchTable.render(result))
+        Console.line("\(machine.cpu), \(machine.cores) cores, \(machine.kernel), \(machine.swift), \(machine.build) build, \(machine.date)")
+        if let json {
+            try write(try result.json(), to: json)
+        }
+        if let report {
+            try write(BenchHTML.render(result), to: report)
+        }
+        let missing = scenarios.count * BenchSystem.allCases.count - outcome.results.count
+        if missing > 0 {
+            Console.error("netstack bench: \(missing) figure(s) missing: every round failed (see above)")
+            throw ExitCode(1)
+        }
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        do {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            Console.error("netstack bench: cannot write \(path): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

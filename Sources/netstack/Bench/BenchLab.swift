@@ -1,0 +1,178 @@
+import Foundation
+import NetStackApps
+
+/// The network namespaces `netstack bench` measures in, and the servers in them.
+///
+/// Kernel system: namespaces `…-kp` (peer, 10.0.0.1) and `…-ks` (server,
+/// 10.0.0.2) joined by a veth pair, kernel TCP at both ends with the offloads
+/// the kernel gives a veth; `iperf3 -s` and the kernel echo server run in `…-ks`.
+/// Netstack system: namespace `…-np`, where `netstack up` owns a TAP whose
+/// host side (10.0.0.1) is the peer, serving iperf3 and echo at 10.0.0.2.
+/// So on both systems the peer reaches the system under test at 10.0.0.2 and
+/// runs the same clients. Names carry the pid and a random tag, so parallel
+/// runs never collide; `cleanUp` stops every server and deletes every
+/// namespace, and the command calls it on success, error and SIGINT alike.
+final class BenchLab {
+    static let serverIP = "10.0.0.2"
+    static let peerIP = "10.0.0.1"
+    static let iperf3Port: UInt16 = 5201
+    static let echoPort: UInt16 = 7
+    static let prefix = "nsbench-"
+
+    let name: String
+    let binary: String
+    private let logDirectory: String
+    private(set) var namespaces: [String] = []
+    private var servers: [Server] = []
+
+    private struct Server {
+        var label: String
+        /// The system whose measurements need it.
+        var system: BenchSystem
+        var process: Process
+        var log: String
+    }
+
+    var kernelPeer: String { name + "-kp" }
+    var kernelServer: String { name + "-ks" }
+    var netstackPeer: String { name + "-np" }
+
+    init(binary: String) {
+        let pid = getpid()
+        name = Self.prefix + "\(pid)-" + String(UInt32.random(in: 0..<0x10000), radix: 16)
+        self.binary = binary
+        logDirectory = NSTemporaryDirectory() + name
+    }
+
+    /// The namespace whose kernel drives the load against `system`.
+    func peer(_ system: BenchSystem) -> String {
+        system == .kernel ? kernelPeer : netstackPeer
+    }
+
+    /// `arguments` run in the peer namespace of `system`.
+    func inPeer(_ system: BenchSystem, _ arguments: [String]) -> [String] {
+        ["ip", "netns", "exec", peer(system)] + arguments
+    }
+
+    func setUp() throws {
+        Self.removeStale()
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        for ns in [kernelPeer, kernelServer, netstackPeer] {
+            try sh(["ip", "netns", "add", ns])
+            namespaces.append(ns)
+            try sh(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+        }
+        let pid = getpid()
+        let (vethPeer, vethServer) = ("vb\(pid)p", "vb\(pid)s")
+        try sh(["ip", "link", "add", vethPeer, "netns", kernelPeer, "type", "veth",
+                "peer", "name", vethServer, "netns", kernelServer])
+        for (ns, dev, ip) in [(kernelPeer, vethPeer, Self.peerIP), (kernelServer, vethServer, Self.serverIP)] {
+            try sh(["ip", "netns", "exec", ns, "ip", "addr", "add", "\(ip)/24", "dev", dev])
+            try sh(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"])
+        }
+
+        try start("kernel iperf3 server", for: .kernel, in: kernelServer,
+                  ["iperf3", "-s", "-B", Self.serverIP, "-p", String(Self.iperf3Port)])
+        try start("kernel echo server", for: .kernel, in: kernelServer,
+                  [binary, "bench-peer", "echo-server", "--host", Self.serverIP, "--port", String(Self.echoPort),
+                   "--lifetime", "86400"])
+        let stack = try start("netstack", for: .netstack, in: netstackPeer,
+                              [binary, "up", "--tap", "tapb\(pid)", "--host", "\(Self.peerIP)/24",
+                               "--address", Self.serverIP, "--log-level", "warning",
+                               "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"])
+        try waitUntil("netstack to print 'ready'", timeout: 30) {
+            (try? String(contentsOfFile: stack.log, encoding: .utf8))?.contains("ready ") == true
+        }
+        try waitUntil("the kernel servers to listen", timeout: 15) {
+            let listening = Shell.run(["ip", "netns", "exec", kernelServer, "ss", "-Hltun"]).output
+            return listening.contains("\(Self.serverIP):\(Self.iperf3Port)")
+                && listening.components(separatedBy: "\(Self.serverIP):\(Self.echoPort) ").count == 3
+        }
+    }
+
+    /// Throws if a server `system`'s measurements need (or any, for nil) has
+    /// exited: every later measurement on it would fail.
+    func checkServers(for system: BenchSystem? = nil) throws {
+        for s in servers where !s.process.isRunning && (system == nil || s.system == system) {
+            throw BenchError("\(s.label) exited (status \(s.process.terminationStatus)): \(Self.tail(s.log))")
+        }
+    }
+
+    /// Stops the servers (SIGTERM, then SIGKILL after 3 s) and deletes the
+    /// namespaces. Safe to call more than once.
+    func cleanUp() {
+        for s in servers where s.process.isRunning { kill(s.process.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(3)
+        while servers.contains(where: { $0.process.isRunning }) && Date() < deadline { usleep(20_000) }
+        for s in servers where s.process.isRunning {
+            kill(s.process.processIdentifier, SIGKILL)
+            s.process.waitUntilExit()
+        }
+        servers = []
+        for ns in namespaces.reversed() { Shell.run(["ip", "netns", "del", ns], interruptible: false) }
+        namespaces = []
+        try? FileManager.default.removeItem(atPath: logDirectory)
+    }
+
+    @discardableResult
+    private func start(_ label: String, for system: BenchSystem, in ns: String, _ arguments: [String]) throws
+        -> Server {
+        let log = logDirectory + "/" + label.replacingOccurrences(of: " ", with: "-") + ".log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // `ip netns exec` execs the command, so the pid is the server's own.
+        p.arguments = ["ip", "netns", "exec", ns] + arguments
+        p.standardOutput = out
+        p.standardError = out
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let server = Server(label: label, system: system, process: p, log: log)
+        servers.append(server)
+        return server
+    }
+
+    private func waitUntil(_ what: String, timeout: TimeInterval, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition() {
+            if stopRequested.load(ordering: .relaxed) { throw BenchInterrupted() }
+            try checkServers()
+            guard Date() < deadline else { throw BenchError("timed out waiting for \(what)") }
+            usleep(50_000)
+        }
+    }
+
+    private func sh(_ arguments: [String]) throws {
+        let r = Shell.run(arguments)
+        guard r.status == 0 else {
+            throw BenchError("\(arguments.joined(separator: " ")): \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    static func tail(_ path: String, lines: Int = 5) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: " / ")
+    }
+
+    /// Deletes namespaces left by a bench that was killed outright (SIGKILL
+    /// cannot be caught): ours are named `nsbench-PID-…`, and only those whose
+    /// process no longer exists are removed.
+    static func removeStale() {
+        for line in Shell.run(["ip", "netns", "list"]).output.split(separator: "\n") {
+            guard let ns = line.split(separator: " ").first, ns.hasPrefix(prefix) else { continue }
+            let pidText = ns.dropFirst(prefix.count).prefix { $0.isNumber }
+            guard let pid = Int32(pidText), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            Shell.run(["ip", "netns", "del", String(ns)], interruptible: false)
+        }
+    }
+}
+
+/// A bench failure, said plainly.
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// SIGINT or SIGTERM arrived: stop measuring, clean up, exit.
+struct BenchInterrupted: Error {}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import NetStackApps
+
+/// What `netstack bench` measures, each on both systems.
+enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
+    /// One TCP stream, the peer sends to the system under test (`iperf3 -c`).
+    case bulkRX = "bulk-rx"
+    /// One TCP stream, the system under test sends (`iperf3 -c -R`).
+    case bulkTX = "bulk-tx"
+    /// 1-byte request/response transactions on one TCP connection.
+    case tcpRR = "tcp-rr"
+    /// 64-byte UDP datagrams echoed, 32 in flight.
+    case udpPPS = "udp-pps"
+    /// One TCP stream inside one process: two netstacks over a MemoryLink
+    /// against two kernel sockets over loopback.
+    case memoryBulk = "memory-bulk"
+
+    var unit: String {
+        switch self {
+        case .bulkRX, .bulkTX, .memoryBulk: "Gbit/s"
+        case .tcpRR: "transactions/s"
+        case .udpPPS: "datagrams/s"
+        }
+    }
+
+    /// The unit of the secondary figure, for the scenarios that have one.
+    var secondaryUnit: String? { self == .memoryBulk ? "packets/s" : nil }
+
+    var usesIPerf3: Bool { self == .bulkRX || self == .bulkTX }
+
+    /// One round's figures.
+    struct Sample {
+        var value: Double
+        var secondary: Double?
+    }
+
+    /// How long each round runs.
+    struct Timing {
+        /// Seconds per tcp-rr, udp-pps and memory-bulk round.
+        var seconds: Double
+        /// Whole seconds per iperf3 round (`iperf3 -t` takes an integer).
+        var bulkSeconds: Int {
+            max(1, Int(seconds.rounded()))
+        }
+    }
+
+    /// Measures one round on `system`, from its peer namespace.
+    func measure(on system: BenchSystem, in lab: BenchLab, timing: Timing) throws -> Sample {
+        let host = BenchLab.serverIP
+        let seconds = String(timing.seconds)
+        switch self {
+        case .bulkRX, .bulkTX:
+            var arguments = ["iperf3", "-c", host, "-p", String(BenchLab.iperf3Port), "-t", String(timing.bulkSeconds),
+                             "-J", "--connect-timeout", "3000"]
+            if self == .bulkTX { arguments.append("-R") }
+            let r = Shell.run(lab.inPeer(system, arguments), timeout: Double(timing.bulkSeconds) + 20)
+            return Sample(value: try Self.iperf3ReceivedBitsPerSecond(r.output) / 1e9)
+        case .tcpRR:
+            return try peer(lab, system, ["tcp-rr", "--host", host, "--port", String(BenchLab.echoPort),
+                                          "--duration", seconds], timing)
+        case .udpPPS:
+            return try peer(lab, system, ["udp-pps", "--host", host, "--port", String(BenchLab.echoPort),
+                                          "--duration", seconds, "--window", "32", "--size", "64"], timing)
+        case .memoryBulk:
+            return try peer(lab, system, ["memory-bulk", "--system", system.rawValue, "--duration", seconds], timing)
+        }
+    }
+
+    /// Runs `bench-peer ARGUMENTS` in the peer namespace and reads its result line.
+    private func peer(_ lab: BenchLab, _ system: BenchSystem, _ arguments: [String], _ timing: Timing) throws -> Sample {
+        let r = Shell.run(lab.inPeer(system, [lab.binary, "bench-peer"] + arguments), timeout: timing.seconds + 20)
+        guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
+            throw BenchError("bench-peer \(arguments[0]) failed (status \(r.status)): "
+                             + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return Sample(value: value, secondary: fields["packets"])
+    }
+
+    /// The `result key=value ...` line that `bench-peer` prints.
+    static func resultFields(_ output: String) -> [String: Double]? {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("result ") }) else { return nil }
+        var fields: [String: Double] = [:]
+        for item in line.split(separator: " ").dropFirst() {
+            let pair = item.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, let v = Double(pair[1]) { fields[String(pair[0])] = v }
+        }
+        return fields
+    }
+
+    /// The receiver's rate from `iperf3 -J`: `end.sum_received.bits_per_second`
+    /// (on the server for a forward test, on the client with `-R`), so bytes
+    /// still in flight when the sender stops are not counted as delivered.
+    static func iperf3ReceivedBitsPerSecond(_ output: String) throws -> Double {
+        guard let open = output.firstIndex(of: "{"), let close = output.lastIndex(of: "}"),
+              let object = try? JSONSerialization.jsonObject(with: Data(output[open...close].utf8)) as? [String: Any]
+        else {
+            throw BenchError("iperf3 printed no JSON: " + output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let error = object["error"] as? String { throw BenchError("iperf3: \(error)") }
+        guard let end = object["end"] as? [String: Any], let sum = end["sum_received"] as? [String: Any],
+              let bps = (sum["bits_per_second"] as? NSNumber)?.doubleValue, bps > 0 else {
+            throw BenchError("iperf3 JSON has no end.sum_received.bits_per_second")
+        }
+        return bps
+    }
+}

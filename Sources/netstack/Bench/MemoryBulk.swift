@@ -1,0 +1,141 @@
+import NetStack
+import NetStackWire
+// Observed: once one file of this module imports CURing, SOCK_STREAM and
+// MSG_NOSIGNAL resolve only in files that import it as well.
+import CURing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The memory-bulk scenario: one TCP stream inside one process, so only the
+/// stacks' own work is timed: no TAP, no NIC, no context switch.
+///
+/// netstack: two interfaces joined by a `MemoryLink` (the pattern of
+/// Benchmarks/TCPTransfer), driven in one thread on the real monotonic clock
+/// (so timers see real time), wall time measured. Kernel: two TCP sockets
+/// over loopback, also driven by one thread, so both systems do the whole
+/// transfer, both ends, on one core.
+enum MemoryBulk {
+    struct Outcome {
+        var bitsPerSecond: Double
+        /// netstack: TCP segments the receiving stack took in, per second.
+        var packetsPerSecond: Double?
+    }
+
+    struct Stalled: Error, CustomStringConvertible {
+        var what: String
+        var description: String { "memory-bulk: \(what)" }
+    }
+
+    static func netstack(duration: Double) throws -> Outcome {
+        let pool = PacketPool(slotCount: 4096)
+        let (linkA, linkB) = MemoryLink.pair(pool: pool, queueCapacity: 1024)
+        let clock = MonotonicClock()
+        func interface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
+            Interface(device: link,
+                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: IPv4Address(10, 0, 0, last),
+                                                                             prefixLength: 24)),
+                      now: clock.now)
+        }
+        let a = interface(linkA, 1)
+        let b = interface(linkB, 2)
+        var received = 0
+        let listener = try b.listenTCP(port: 9)
+        listener.onAccept = { c in
+            c.onReadable = { c in received += c.skip(c.readableBytes) }
+        }
+        let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)
+        func fill(_ c: TCPConnection) {
+            chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
+        }
+        let sender = try a.connectTCP(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        sender.onWritable = { c in fill(c) }
+        func turn() -> Double {
+            let now = clock.now
+            a.poll(now: now, limit: 256)
+            b.poll(now: now, limit: 256)
+            a.tick(now: now)
+            b.tick(now: now)
+            return Double(now.nanoseconds) / 1e9
+        }
+        var now = turn()
+        let handshakeDeadline = now + 2
+        while sender.state != .established && now < handshakeDeadline { now = turn() }
+        guard sender.state == .established else { throw Stalled(what: "the handshake did not complete") }
+        fill(sender)
+        a.flushTCP(sender, now: clock.now)
+        // Warm up past slow start and cold caches before timing.
+        let warmUntil = now + min(1, duration / 4)
+        while now < warmUntil && received < 8 << 20 { now = turn() }
+
+        let startBytes = received
+        let startSegments = b.counters.tcpSegmentsIn
+        let start = now
+        let end = start + duration
+        var lastProgress = (bytes: received, at: now)
+        while now < end {
+            now = turn()
+            if received != lastProgress.bytes {
+                lastProgress = (received, now)
+            } else if now - lastProgress.at > 2 {
+                throw Stalled(what: "no bytes moved for 2 s")
+            }
+        }
+        let seconds = now - start
+        return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / seconds,
+                       packetsPerSecond: Double(b.counters.tcpSegmentsIn - startSegments) / seconds)
+    }
+
+    static func kernelLoopback(duration: Double) throws -> Outcome {
+        let listener = try KernelSocket.make(SOCK_STREAM)
+        defer { close(listener) }
+        try KernelSocket.bind(listener, try KernelSocket.address("127.0.0.1", 0))
+        guard listen(listener, 1) == 0 else { throw SocketError("listen") }
+        let client = try KernelSocket.make(SOCK_STREAM)
+        defer { close(client) }
+        try KernelSocket.setTimeouts(client, seconds: 2)
+        try KernelSocket.connect(client, try KernelSocket.localAddress(listener))
+        let server = KernelSocket.accept(listener)
+        guard server >= 0 else { throw SocketError("accept") }
+        defer { close(server) }
+        try KernelSocket.setNonBlocking(client)
+        try KernelSocket.setNonBlocking(server)
+
+        let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)
+        var sink = [UInt8](repeating: 0, count: 256 * 1024)
+        var received = 0
+        /// Sends until the socket buffer is full, then reads until it is empty.
+        func turn() throws {
+            for _ in 0..<64 {
+                let n = send(client, chunk, chunk.count, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                    throw SocketError("send")
+                }
+            }
+            for _ in 0..<64 {
+                let n = recv(server, &sink, sink.count, 0)
+                if n < 0 {
+                    if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                    throw SocketError("recv")
+                }
+                if n == 0 { throw Stalled(what: "loopback connection closed") }
+                received += n
+            }
+        }
+        var now = KernelSocket.now()
+        let warmUntil = now + min(1, duration / 4)
+        while now < warmUntil && received < 8 << 20 {
+            try turn()
+            now = KernelSocket.now()
+        }
+        let startBytes = received
+        let start = now
+        let end = start + duration
+        while now < end {
+            try turn()
+            now = KernelSocket.now()
+        }
+        return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / (now - start), packetsPerSecond: nil)
+    }
+}

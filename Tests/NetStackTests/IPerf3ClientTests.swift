@@ -66,7 +66,7 @@ import NetStackWire
         let received = try #require(rig.server.lastClientResults)
         #expect(received.streams == local.streams)
         #expect(received.senderHasRetransmits == local.senderHasRetransmits)
-        #expect(received.congestionUsed == "newreno")
+        #expect(received.congestionUsed == TCPConfiguration().congestionControl.rawValue)
         for s in remote.streams { #expect(abs(s.endTime - elapsed) < 0.001, "server: \(s.endTime) s, we: \(elapsed) s") }
         #expect(local.streams.map(\.id) == ids)
         #expect(remote.streams.map(\.id) == ids)
@@ -157,7 +157,7 @@ import NetStackWire
         let streams = try #require(end["streams"] as? [[String: Any]])
         #expect(streams.count == 2)
         #expect((streams[0]["sender"] as? [String: Any])?["max_snd_cwnd"] as? Int ?? 0 > 0)
-        #expect(end["sender_tcp_congestion"] as? String == "newreno")
+        #expect(end["sender_tcp_congestion"] as? String == TCPConfiguration().congestionControl.rawValue)
     }
 
     @Test func theWindowSizesTheDataStreamsRings() throws {

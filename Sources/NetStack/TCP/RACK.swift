@@ -9,6 +9,11 @@ struct RACK {
     /// RACK.xmit_ts and RACK.end_seq: the most recently sent segment delivered so far.
     private(set) var xmitTime: Instant?
     private(set) var endSeq = SequenceNumber(0)
+    /// That segment's transmission order, which orders sends within one instant.
+    private(set) var xmitOrder: UInt64 = 0
+    /// The smallest RTT RACK measured from segments sent once, in nanoseconds:
+    /// timed from the scoreboard, finer than millisecond timestamps.
+    private(set) var minRTTNs: Int64?
     /// RACK.rtt: the round trip of that segment, in nanoseconds.
     private(set) var rttNs: Int64 = 0
     /// The highest end sequence delivered (RACK.fack), for reordering detection.
@@ -27,12 +32,20 @@ struct RACK {
     static let windowPersistRecoveries = 16
 
     /// RFC 8985 6.2 steps 2 and 3, for one segment an ACK newly delivered
-    /// (cumulatively or by SACK).
-    mutating func delivered(_ record: TransmitRecord, now: Instant, minRTTNs: Int64?) {
+    /// (cumulatively or by SACK). `echoPredatesSend`: the ACK's timestamp echo
+    /// is older than the segment's last transmission, so an earlier copy was
+    /// what arrived.
+    mutating func delivered(_ record: TransmitRecord, now: Instant, echoPredatesSend: Bool = false) {
         let rtt = now.nanoseconds - record.sentAt.nanoseconds
-        // Step 2: an ACK for a retransmitted segment sooner than any round trip
-        // seen was for the original transmission; its timing says nothing.
-        if record.marks.contains(.everRetransmitted), let m = minRTTNs, rtt < m { return }
+        if record.marks.contains(.everRetransmitted) {
+            // Step 2: an ACK for a retransmitted segment that predates the
+            // retransmission, or comes sooner than any round trip seen, was
+            // for the original; its timing says nothing.
+            if echoPredatesSend { return }
+            if let m = minRTTNs, rtt < m { return }
+        } else if minRTTNs.map({ rtt < $0 }) ?? true {
+            minRTTNs = rtt
+        }
         if let f = fack {
             // Step 3: delivered below a segment already delivered, and never retransmitted: reordering.
             if record.end < f && !record.marks.contains(.everRetransmitted) { reorderingSeen = true }
@@ -40,17 +53,12 @@ struct RACK {
         } else {
             fack = record.end
         }
-        if sentAfter(record.sentAt, record.end, than: xmitTime, endSeq) {
+        if xmitTime == nil || record.order > xmitOrder {
             xmitTime = record.sentAt
+            xmitOrder = record.order
             endSeq = record.end
             rttNs = rtt
         }
-    }
-
-    /// RACK_sent_after: later in time, or at the same time and later in sequence.
-    private func sentAfter(_ t1: Instant, _ s1: SequenceNumber, than t2: Instant?, _ s2: SequenceNumber) -> Bool {
-        guard let t2 else { return true }
-        return t1 > t2 || (t1 == t2 && s1 > s2)
     }
 
     /// A D-SACK arrived (6.2 step 4): a retransmission was spurious, so widen
@@ -73,9 +81,10 @@ struct RACK {
     /// been seen and DupThresh would already have fired (in recovery, or with
     /// three segments SACKed); else a quarter of the minimum RTT per
     /// multiplier, bounded by SRTT.
-    func reorderingWindow(inRecovery: Bool, sackedSegments: Int, minRTTNs: Int64?, srttNs: Int64?) -> Int64 {
+    func reorderingWindow(inRecovery: Bool, sackedSegments: Int, srttNs: Int64?) -> Int64 {
         if !reorderingSeen && (inRecovery || sackedSegments >= 3) { return 0 }
         guard let m = minRTTNs else { return 0 }
+        let srttNs = srttNs.map { max($0, m) }
         let window = Int64(windowMultiplier) * m / 4
         return srttNs.map { min(window, $0) } ?? window
     }
@@ -84,13 +93,14 @@ struct RACK {
     /// whose reordering window has passed. Returns how long until the next
     /// such segment would expire, for the reordering timer, or nil.
     func detectLoss(in queue: inout RetransmitQueue, now: Instant, reorderingWindowNs: Int64) -> Duration? {
-        guard let xmitTime else { return nil }
+        guard xmitTime != nil else { return nil }
         var timeout: Int64 = 0
         queue.forEachUnsacked { q, i in
             let r = q.records[i]
             // Already judged lost and not resent: nothing new to learn (the RFC's INFINITE_TS).
             guard !q.isLostAndDue(i) else { return }
-            guard sentAfter(xmitTime, endSeq, than: r.sentAt, r.end) else { return }
+            // RACK_sent_after, by transmission order (the RFC orders by time, then sequence).
+            guard xmitOrder > r.order else { return }
             let remaining = r.sentAt.nanoseconds + rttNs + reorderingWindowNs - now.nanoseconds
             if remaining <= 0 {
                 q.markLost(at: i)

@@ -8,6 +8,11 @@ struct TransmitRecord {
     var end: SequenceNumber
     /// When it was last (re)transmitted, for RACK (RFC 8985 6.1).
     var sentAt: Instant
+    /// The order of that transmission among all of the connection's: segments
+    /// sent in the same loop turn share `sentAt`, and RACK must still tell
+    /// which went first (a retransmission is "sent after" the originals of
+    /// higher sequence numbers that preceded it).
+    var order: UInt64
     var marks: Marks
 
     var length: Int { end - start }
@@ -44,6 +49,8 @@ struct RetransmitQueue {
     private(set) var retransmittedBytes = 0
     /// The highest SACKed sequence number (RFC 6675's HighSACK end; RACK.fack).
     private(set) var highestSACKed: SequenceNumber?
+    /// Numbers transmissions (`TransmitRecord.order`).
+    private var transmissions: UInt64 = 0
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -67,7 +74,8 @@ struct RetransmitQueue {
 
     /// A new segment went out.
     mutating func append(start: SequenceNumber, end: SequenceNumber, now: Instant) {
-        records.append(TransmitRecord(start: start, end: end, sentAt: now, marks: []))
+        transmissions &+= 1
+        records.append(TransmitRecord(start: start, end: end, sentAt: now, order: transmissions, marks: []))
     }
 
     /// A record was sent again (a retransmission on loss or a probe).
@@ -78,6 +86,8 @@ struct RetransmitQueue {
         }
         r.marks.insert([.retransmitted, .everRetransmitted])
         r.sentAt = now
+        transmissions &+= 1
+        r.order = transmissions
         records[index] = r
     }
 

@@ -49,7 +49,7 @@ extension TCPConnection {
         var sawDuplicateReport = false
         if sackEnabled, !seg.options.sackBlocks.isEmpty {
             let blocks = seg.options.sackBlocks
-            let (sacked, dsack) = takeSACKBlocks(blocks, ack: ack, now: now)
+            let (sacked, dsack) = takeSACKBlocks(blocks, seg: seg, ack: ack, now: now)
             delivered += sacked
             sawDuplicateReport = dsack
         }
@@ -99,9 +99,9 @@ extension TCPConnection {
             sendBuffer.consume(dataAcked)
             sendBufferSeq = sendBufferSeq + dataAcked
         }
-        let minRTT = minRTTNs
+        let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
         let delivered = scoreboard.acknowledge(upTo: ack) { record in
-            rack.delivered(record, now: now, minRTTNs: minRTT)
+            rack.delivered(record, now: now, echoPredatesSend: echoPredates(echo, record))
         }
         sndUna = ack
         if sndNxt < sndUna { sndNxt = sndUna }
@@ -115,10 +115,13 @@ extension TCPConnection {
             sample = now - probe.sentAt
             rttProbe = nil
         }
-        if let sample {
-            rtt.sample(sample)
-            let ns = sample.nanoseconds
-            if minRTTNs.map({ ns < $0 }) ?? true { minRTTNs = ns }
+        if let sample { rtt.sample(sample) }
+        // The minimum RTT comes from RACK's per-segment timing (nanoseconds)
+        // when it has one: millisecond timestamps would floor it at 0.
+        if let m = rack.minRTTNs {
+            minRTTNs = m
+        } else if let ns = sample?.nanoseconds, minRTTNs.map({ ns < $0 }) ?? true {
+            minRTTNs = ns
         }
         retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
         if dataAcked > 0 { pendingWritable = true }
@@ -129,7 +132,7 @@ extension TCPConnection {
     /// below the cumulative ACK, or inside the second block, is a D-SACK (RFC
     /// 2883 4): a duplicate arrived, so a retransmission was spurious. Returns
     /// the bytes newly SACKed and whether a D-SACK came.
-    private func takeSACKBlocks(_ blocks: TCPSACKBlocks, ack: SequenceNumber, now: Instant) -> (Int, Bool) {
+    private func takeSACKBlocks(_ blocks: TCPSACKBlocks, seg: TCPRepr, ack: SequenceNumber, now: Instant) -> (Int, Bool) {
         var dsack = false
         if let first = blocks.first {
             if first.right <= ack {
@@ -140,15 +143,22 @@ extension TCPConnection {
         }
         if dsack { rack.dsackReceived(ack: ack, sndMax: sndMax) }
         var newly = 0
-        let minRTT = minRTTNs
+        let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
         for (i, block) in blocks.enumerated() where !(dsack && i == 0) {
             // Only blocks within what is outstanding mean anything (RFC 6675 4).
             guard block.left < block.right, block.left >= sndUna, block.right <= sndMax else { continue }
             newly += scoreboard.sack(block.left, block.right) { record in
-                rack.delivered(record, now: now, minRTTNs: minRTT)
+                rack.delivered(record, now: now, echoPredatesSend: echoPredates(echo, record))
             }
         }
         return (newly, dsack)
+    }
+
+    /// RFC 8985 6.2 step 2's timestamp test: the echo is older than the
+    /// segment's last transmission, so the ACK was for an earlier copy.
+    private func echoPredates(_ echo: UInt32?, _ record: TransmitRecord) -> Bool {
+        guard let echo, echo != 0, record.marks.contains(.everRetransmitted) else { return false }
+        return Int32(bitPattern: echo &- timestampNow(record.sentAt)) < 0
     }
 
     /// Without SACK (RFC 6582): duplicate ACKs count towards DupThresh and each
@@ -196,7 +206,7 @@ extension TCPConnection {
     /// overdue (RFC 8985 6.2 step 5, 6.3).
     func runRACK(now: Instant) {
         let window = rack.reorderingWindow(inRecovery: lossState != .open, sackedSegments: scoreboard.sackedSegments,
-                                           minRTTNs: minRTTNs, srttNs: rtt.srtt?.nanoseconds)
+                                           srttNs: rtt.srtt?.nanoseconds)
         let wait = rack.detectLoss(in: &scoreboard, now: now, reorderingWindowNs: window)
         reorderDeadline = wait.map { now + $0 }
     }

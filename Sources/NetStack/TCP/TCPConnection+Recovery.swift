@@ -258,23 +258,22 @@ extension TCPConnection {
         if lossState == .open, lossProbe == nil, sndMax > sndUna { lossProbeDue = true }
     }
 
-    /// Sends the probe (7.3): new data if the receive window allows, else the
-    /// last segment again. Returns true if it sent.
+    /// Sends the probe (7.3): the last segment again. Returns true if it sent.
+    ///
+    /// Deviation: RFC 8985 prefers a new segment when the window allows. A
+    /// lone new segment, though, is what a receiver's delayed ACK holds (40 ms
+    /// on Linux), while a duplicate is acknowledged at once, with a D-SACK
+    /// (RFC 2883), which also tells us nothing was lost. Measured against the
+    /// kernel (64 MiB from the HTTP service, 1% loss both ways, release build):
+    /// 2.0 s with new-data probes, 0.8 s with these; most probes there follow
+    /// a lost ACK at the end of a flight.
     func sendLossProbe(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
-        let unsent = sendBuffer.count - (sndNxt - sendBufferSeq)
-        let length = min(unsent, sendMSS)
-        if length > 0, sndWnd - (sndNxt - sndUna) >= length, !scoreboard.isFull {
-            emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit)
-            lossProbe = (sndMax, false)
-        } else if let i = scoreboard.lastUnsacked {
-            let r = scoreboard.records[i]
-            emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
-            scoreboard.retransmitted(at: i, now: now)
-            segmentsRetransmitted &+= 1
-            lossProbe = (sndMax, true)
-        } else {
-            return false
-        }
+        guard let i = scoreboard.lastUnsacked else { return false }
+        let r = scoreboard.records[i]
+        emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
+        scoreboard.retransmitted(at: i, now: now)
+        segmentsRetransmitted &+= 1
+        lossProbe = (sndMax, true)
         lossProbesSent &+= 1
         retransmitDeadline = now + rtt.rto
         return true

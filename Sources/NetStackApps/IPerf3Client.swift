@@ -495,15 +495,7 @@ public final class IPerf3Client {
     func fill(_ s: Stream) {
         guard phase == .running else { return }
         let c = s.connection
-        var total = 0
-        IPerf3Server.pattern.withUnsafeBytes { p in
-            while c.writableBytes > 0 {
-                let n = c.write(UnsafeRawBufferPointer(rebasing: p[s.patternOffset...]))
-                guard n > 0 else { break }
-                total += n
-                s.patternOffset = (s.patternOffset + n) % p.count
-            }
-        }
+        let total = IPerf3Server.writePattern(to: c, offset: &s.patternOffset)
         s.bytes &+= UInt64(total)
     }
 

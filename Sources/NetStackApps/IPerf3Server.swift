@@ -36,6 +36,22 @@ public final class IPerf3Server {
     /// What reverse mode sends: a fixed buffer, written again and again.
     static let pattern: [UInt8] = (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
 
+    /// Queues as much of the pattern as `c`'s send ring takes, from `offset`
+    /// on (moved past what was queued). Returns the bytes queued. Client and
+    /// server both send this way.
+    static func writePattern(to c: TCPConnection, offset: inout Int) -> Int {
+        var total = 0
+        pattern.withUnsafeBytes { p in
+            while c.writableBytes > 0 {
+                let n = c.write(UnsafeRawBufferPointer(rebasing: p[offset...]))
+                guard n > 0 else { break }
+                total += n
+                offset = (offset + n) % p.count
+            }
+        }
+        return total
+    }
+
     public let listener: TCPListener
     let clock: any NetClock
     public internal(set) var counters = Counters()
@@ -337,15 +353,7 @@ final class IPerf3Session {
     func fill(_ s: Stream) {
         guard phase == .running else { return }
         let c = s.connection
-        var total = 0
-        IPerf3Server.pattern.withUnsafeBytes { p in
-            while c.writableBytes > 0 {
-                let n = c.write(UnsafeRawBufferPointer(rebasing: p[s.patternOffset...]))
-                guard n > 0 else { break }
-                total += n
-                s.patternOffset = (s.patternOffset + n) % p.count
-            }
-        }
+        let total = IPerf3Server.writePattern(to: c, offset: &s.patternOffset)
         s.bytes &+= UInt64(total)
         server.counters.bytesSent &+= UInt64(total)
     }

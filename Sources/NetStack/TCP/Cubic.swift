@@ -26,8 +26,6 @@ struct Cubic: CongestionControl {
     /// α_cubic = 3 (1 - β) / (1 + β) (RFC 9438 4.3): the additive increase that
     /// gives the same average window as Reno's AIMD(1, 0.5).
     static let alpha = 3 * (1 - beta) / (1 + beta)
-    /// RFC 3465's L: slow start grows by at most this many SMSS per ACK.
-    static let slowStartLimit = 2
 
     private(set) var congestionWindow: Int
     private(set) var slowStartThreshold: Int
@@ -95,25 +93,12 @@ struct Cubic: CongestionControl {
         episodeOpen = false
     }
 
-    /// RFC 5681 3.1 with L = 2 SMSS (RFC 3465), through HyStart++ while it runs.
+    /// RFC 5681 3.1 with L = 2 SMSS (RFC 3465), through HyStart++ while it
+    /// runs; when it ends slow start, the next ACK starts the curve with
+    /// W_max undefined (RFC 9438 4.10).
     private mutating func slowStart(_ sample: AckSample) {
-        var growth = min(sample.deliveredBytes, Self.slowStartLimit * sample.mss)
-        if var h = hyStart, h.isActive {
-            let step = h.onAck(growth: growth, rtt: sample.rtt, ack: sample.ack, sndMax: sample.sndMax)
-            hyStart = h
-            growth = step.growth
-            // RFC 9406 4.2: CSS ran its rounds; ssthresh = cwnd, and the next
-            // ACK starts the curve with W_max undefined (RFC 9438 4.10).
-            if step.enterCongestionAvoidance {
-                if sample.windowLimited { congestionWindow += growth }
-                slowStartThreshold = congestionWindow
-                return
-            }
-        }
-        // Growing a window the sender does not fill would let it outrun what
-        // was ever used (RFC 7661, RFC 9438 5.8).
-        guard sample.windowLimited else { return }
-        congestionWindow += growth
+        HyStartPlusPlus.slowStart(sample, congestionWindow: &congestionWindow,
+                                  slowStartThreshold: &slowStartThreshold, hyStart: &hyStart)
     }
 
     /// RFC 9438 4.2-4.5: move cwnd toward W_cubic one RTT ahead, but never

@@ -131,3 +131,27 @@ struct HyStartPlusPlus {
         windowEnd = sndMax
     }
 }
+
+extension HyStartPlusPlus {
+    /// One ACK of slow start, shared by the controllers: RFC 5681 3.1 with
+    /// RFC 3465's L = 2 SMSS, through HyStart++ while it runs. Growth waits
+    /// for a sender that fills its window (RFC 7661, RFC 9438 5.8). When
+    /// HyStart++'s conservative phase has run its rounds, ssthresh becomes
+    /// cwnd and congestion avoidance follows (RFC 9406 4.2).
+    static func slowStart(_ sample: AckSample, congestionWindow: inout Int, slowStartThreshold: inout Int,
+                          hyStart: inout HyStartPlusPlus?) {
+        var growth = min(sample.deliveredBytes, 2 * sample.mss)
+        if var h = hyStart, h.isActive {
+            let step = h.onAck(growth: growth, rtt: sample.rtt, ack: sample.ack, sndMax: sample.sndMax)
+            hyStart = h
+            growth = step.growth
+            if step.enterCongestionAvoidance {
+                if sample.windowLimited { congestionWindow += growth }
+                slowStartThreshold = congestionWindow
+                return
+            }
+        }
+        guard sample.windowLimited else { return }
+        congestionWindow += growth
+    }
+}

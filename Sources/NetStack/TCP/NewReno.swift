@@ -20,21 +20,8 @@ struct NewReno: CongestionControl {
 
     mutating func onAck(_ sample: AckSample) {
         if congestionWindow < slowStartThreshold {
-            // Slow start, with RFC 3465's limit of L = 2 SMSS per ACK.
-            var growth = min(sample.deliveredBytes, 2 * sample.mss)
-            if var h = hyStart, h.isActive {
-                let step = h.onAck(growth: growth, rtt: sample.rtt, ack: sample.ack, sndMax: sample.sndMax)
-                hyStart = h
-                growth = step.growth
-                if step.enterCongestionAvoidance {
-                    // RFC 9406 4.2: CSS ran its rounds; congestion avoidance from here.
-                    if sample.windowLimited { congestionWindow += growth }
-                    slowStartThreshold = congestionWindow
-                    return
-                }
-            }
-            guard sample.windowLimited else { return }
-            congestionWindow += growth
+            HyStartPlusPlus.slowStart(sample, congestionWindow: &congestionWindow,
+                                      slowStartThreshold: &slowStartThreshold, hyStart: &hyStart)
         } else {
             guard sample.windowLimited else { return }
             // Congestion avoidance: one SMSS per window acknowledged (RFC 5681 3.1, RFC 3465 2.1).

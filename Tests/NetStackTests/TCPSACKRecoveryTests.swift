@@ -120,6 +120,24 @@ import NetStackWire
         #expect(h.connection.lossState == .open)
     }
 
+    @Test func sackedSegmentsDoNotGrowTheWindowBeforeLossIsDetected() {
+        let h = connection()
+        h.write(testBytes(30 * Self.mss))
+        #expect(indices(h.drain()) == Array(0..<10))
+        h.advance(by: Self.rtt)
+        let cwnd = h.connection.congestion.congestionWindow
+        #expect(cwnd == 10 * Self.mss)
+        // Segment 0 is missing; 1 and 2 arrive. RFC 5681 3.1 grows cwnd only
+        // on ACKs that cumulatively acknowledge new data (as Linux), so each
+        // SACKed segment lets exactly one new segment take its place in the pipe.
+        h.sack(seg(0), [(seg(1), seg(2))])
+        #expect(indices(h.drain()) == [10])
+        h.sack(seg(0), [(seg(1), seg(3))])
+        #expect(indices(h.drain()) == [11])
+        #expect(h.connection.congestion.congestionWindow == cwnd)
+        #expect(h.connection.lossState == .open)
+    }
+
     // MARK: (b) The window cut and PRR
 
     /// Ten segments out, then five ACKs of two segments each at one RTT:

@@ -70,8 +70,10 @@ extension TCPConnection {
         if lossState == .recovery {
             prr.onAck(deliveredBytes: recoveryDelivered, pipe: pipe, ssthresh: congestion.slowStartThreshold,
                       mss: sendMSS)
-        } else if delivered > 0 && !endedRecovery {
-            // (The ACK that ends recovery set cwnd itself, RFC 6582 3.2 step 3.)
+        } else if delivered > 0 && ack > priorUna && !endedRecovery {
+            // Only an ACK that moves SND.UNA grows cwnd (RFC 5681 3.1, as
+            // Linux's tcp_may_raise_cwnd): SACKs alone mean a hole, maybe a
+            // loss. (The ACK that ends recovery set cwnd itself, RFC 6582 3.2 step 3.)
             let cwnd = congestion.congestionWindow
             let limited = cwnd < congestion.slowStartThreshold
                 ? 2 * priorPipe >= cwnd : priorPipe + 3 * sendMSS >= cwnd

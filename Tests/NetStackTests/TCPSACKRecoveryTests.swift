@@ -310,6 +310,21 @@ import NetStackWire
         #expect(h.connection.lossProbe?.retransmission == false)
     }
 
+    @Test func theProbeTimerRestartsWhenNewDataGoesOut() {
+        let h = connection()
+        let t0 = h.now
+        h.write(testBytes(2 * Self.mss))
+        h.advance(by: .milliseconds(50))
+        h.write(testBytes(2 * Self.mss, seed: 1))
+        #expect(indices(h.drain()) == [2, 3])
+        // RFC 8985 7.2: the PTO restarts after new data is sent, so the probe
+        // comes 2 SRTT after segment 3, not 150 ms after it.
+        #expect(h.advance(by: .milliseconds(199)).isEmpty)
+        let out = h.advance(by: .milliseconds(1))
+        #expect(indices(out) == [3])
+        #expect(out.first?.time == t0 + .milliseconds(250))
+    }
+
     @Test func aProbeThatRepairedALossCutsTheWindowOnce() {
         let h = connection()
         h.write(testBytes(5 * Self.mss))

@@ -165,6 +165,8 @@ import NetStackWire
         var q = queue(6)
         var rack = RACK()
         let now = t0 + .milliseconds(100)
+        sack(1, in: &q, rack: &rack, at: now)
+        #expect(rack.fack == seg(2))
         sack(4, in: &q, rack: &rack, at: now)
         #expect(rack.fack == seg(5))
         #expect(!rack.reorderingSeen)

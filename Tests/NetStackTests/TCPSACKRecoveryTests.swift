@@ -437,34 +437,39 @@ import NetStackWire
         let t0 = h.now
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
-        // 1, 3, 5 and 7 arrive; the rest is lost.
+        // 1, 3, 5, 7 and 9 arrive; the rest is lost.
         var peer = Receiver()
-        var beforeTimeout: [Int] = []
-        for i in [1, 3, 5, 7] {
+        var beforeTimeout: [SentSegment] = []
+        for i in [1, 3, 5, 7, 9] {
             peer.receive(i)
             ack(h, peer)
-            beforeTimeout += indices(h.drain())
+            beforeTimeout += h.drain()
         }
-        // Recovery resends 0, 2, 4 and 6 (8 and 9 were sent after 7: no evidence yet).
-        #expect(beforeTimeout == [0, 2, 4, 6])
+        // Recovery resends every hole, in order, as PRR allows.
+        #expect(indices(beforeTimeout) == [0, 2, 4, 6, 8])
         // Those are lost too, and nothing more comes: the RTO fires at 300 ms.
-        let first = h.advance(to: t0 + .milliseconds(300))
+        var sent = h.advance(to: t0 + .milliseconds(300))
+        #expect(sent.first?.time == t0 + .milliseconds(300))
         #expect(h.connection.lossState == .timeout)
         #expect(h.connection.congestion.congestionWindow == Self.mss)
         // The SACK marks stand (the first segment was not SACKed): every hole is
-        // resent in slow start, and no SACKed segment ever is.
-        var afterTimeout = indices(first)
-        var pending = afterTimeout
+        // resent in slow start, and no SACKed segment ever is, although the
+        // peer's three blocks no longer mention segment 3 once the ACK passes 2.
+        var pending = indices(sent)
         while !pending.isEmpty {
             h.advance(by: Self.rtt)
             for i in pending {
                 peer.receive(i)
                 ack(h, peer)
             }
-            pending = indices(h.drain())
-            afterTimeout += pending
+            let out = h.drain()
+            sent += out
+            pending = indices(out)
         }
-        #expect(afterTimeout == [0, 2, 4, 6, 8, 9])
+        #expect(indices(sent) == [0, 2, 4, 6, 8])
+        for s in beforeTimeout + sent {
+            #expect(s.payload == payload(data, (s.seq - seg(0)) / Self.mss))
+        }
         #expect(h.connection.sndUna == seg(10))
         #expect(h.connection.lossState == .open)
         #expect(h.connection.scoreboard.isEmpty)

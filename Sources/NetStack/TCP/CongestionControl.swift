@@ -13,7 +13,8 @@ protocol CongestionControl {
     /// loss recovery compares its pipe estimate with it (RFC 6675 5).
     var congestionWindow: Int { get }
     var slowStartThreshold: Int { get }
-    /// An ACK delivered new data (cumulatively or by SACK) outside loss recovery.
+    /// An ACK acknowledged new data cumulatively outside loss recovery (what it
+    /// SACKed besides counts in `deliveredBytes`).
     mutating func onAck(_ sample: AckSample)
     /// Loss was detected and recovery begins (RFC 5681 3.2 step 2, RFC 6675 5
     /// step 4.2, RFC 9438 4.6): reduce ssthresh and cwnd once per episode.

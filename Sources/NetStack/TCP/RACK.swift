@@ -32,17 +32,19 @@ struct RACK {
     static let windowPersistRecoveries = 16
 
     /// RFC 8985 6.2 steps 2 and 3, for one segment an ACK newly delivered
-    /// (cumulatively or by SACK). `echoPredatesSend`: the ACK's timestamp echo
-    /// is older than the segment's last transmission, so an earlier copy was
-    /// what arrived.
-    mutating func delivered(_ record: TransmitRecord, now: Instant, echoPredatesSend: Bool = false) {
+    /// (cumulatively or by SACK). `minRTTNs` is the connection's minimum RTT
+    /// (this type's own when nil); `echoPredatesSend`: the ACK's timestamp
+    /// echo is older than the segment's last transmission, so an earlier copy
+    /// was what arrived.
+    mutating func delivered(_ record: TransmitRecord, now: Instant, minRTTNs connectionMin: Int64?,
+                            echoPredatesSend: Bool = false) {
         let rtt = now.nanoseconds - record.sentAt.nanoseconds
         if record.marks.contains(.everRetransmitted) {
             // Step 2: an ACK for a retransmitted segment that predates the
             // retransmission, or comes sooner than any round trip seen, was
             // for the original; its timing says nothing.
             if echoPredatesSend { return }
-            if let m = minRTTNs, rtt < m { return }
+            if let m = connectionMin ?? minRTTNs, rtt < m { return }
         } else if minRTTNs.map({ rtt < $0 }) ?? true {
             minRTTNs = rtt
         }
@@ -81,7 +83,7 @@ struct RACK {
     /// been seen and DupThresh would already have fired (in recovery, or with
     /// three segments SACKed); else a quarter of the minimum RTT per
     /// multiplier, bounded by SRTT.
-    func reorderingWindow(inRecovery: Bool, sackedSegments: Int, srttNs: Int64?) -> Int64 {
+    func reorderingWindow(inRecovery: Bool, sackedSegments: Int, minRTTNs: Int64?, srttNs: Int64?) -> Int64 {
         if !reorderingSeen && (inRecovery || sackedSegments >= 3) { return 0 }
         guard let m = minRTTNs else { return 0 }
         let srttNs = srttNs.map { max($0, m) }

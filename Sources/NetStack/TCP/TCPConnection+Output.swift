@@ -43,6 +43,9 @@ extension TCPConnection {
             while sendNewSegment(now: now, emit: emit) { sentNew = true }
             if sentNew {
                 sent = true
+                // RFC 8985 7.2: the probe timer restarts whenever new data goes
+                // out, so a probe never chases a segment sent just before it.
+                lossProbeDeadline = nil
                 armLossProbe(now: now)
             }
             sendSmallSegment = false

@@ -70,8 +70,10 @@ extension TCPConnection {
         if lossState == .recovery {
             prr.onAck(deliveredBytes: recoveryDelivered, pipe: pipe, ssthresh: congestion.slowStartThreshold,
                       mss: sendMSS)
-        } else if delivered > 0 && !endedRecovery {
-            // (The ACK that ends recovery set cwnd itself, RFC 6582 3.2 step 3.)
+        } else if delivered > 0 && ack > priorUna && !endedRecovery {
+            // Only an ACK that moves SND.UNA grows cwnd (RFC 5681 3.1, as
+            // Linux's tcp_may_raise_cwnd): SACKs alone mean a hole, maybe a
+            // loss. (The ACK that ends recovery set cwnd itself, RFC 6582 3.2 step 3.)
             let cwnd = congestion.congestionWindow
             let limited = cwnd < congestion.slowStartThreshold
                 ? 2 * priorPipe >= cwnd : priorPipe + 3 * sendMSS >= cwnd
@@ -100,8 +102,9 @@ extension TCPConnection {
             sendBufferSeq = sendBufferSeq + dataAcked
         }
         let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
+        let minRTT = minRTTNs
         let delivered = scoreboard.acknowledge(upTo: ack) { record in
-            rack.delivered(record, now: now, echoPredatesSend: echoPredates(echo, record))
+            rack.delivered(record, now: now, minRTTNs: minRTT, echoPredatesSend: echoPredates(echo, record))
         }
         sndUna = ack
         if sndNxt < sndUna { sndNxt = sndUna }
@@ -144,11 +147,12 @@ extension TCPConnection {
         if dsack { rack.dsackReceived(ack: ack, sndMax: sndMax) }
         var newly = 0
         let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
+        let minRTT = minRTTNs
         for (i, block) in blocks.enumerated() where !(dsack && i == 0) {
             // Only blocks within what is outstanding mean anything (RFC 6675 4).
             guard block.left < block.right, block.left >= sndUna, block.right <= sndMax else { continue }
             newly += scoreboard.sack(block.left, block.right) { record in
-                rack.delivered(record, now: now, echoPredatesSend: echoPredates(echo, record))
+                rack.delivered(record, now: now, minRTTNs: minRTT, echoPredatesSend: echoPredates(echo, record))
             }
         }
         return (newly, dsack)
@@ -205,8 +209,9 @@ extension TCPConnection {
     /// RACK's loss detection, arming the reordering timer for segments not yet
     /// overdue (RFC 8985 6.2 step 5, 6.3).
     func runRACK(now: Instant) {
+        if let m = rack.minRTTNs, minRTTNs.map({ m < $0 }) ?? true { minRTTNs = m }
         let window = rack.reorderingWindow(inRecovery: lossState != .open, sackedSegments: scoreboard.sackedSegments,
-                                           srttNs: rtt.srtt?.nanoseconds)
+                                           minRTTNs: minRTTNs, srttNs: rtt.srtt?.nanoseconds)
         let wait = rack.detectLoss(in: &scoreboard, now: now, reorderingWindowNs: window)
         reorderDeadline = wait.map { now + $0 }
     }

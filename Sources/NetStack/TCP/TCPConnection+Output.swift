@@ -118,7 +118,15 @@ extension TCPConnection {
         if seq == sndNxt { sndNxt = next }
         if isNew {
             // The scoreboard holds every segment in flight (the SYN apart).
-            scoreboard.append(start: max(seq, sndMax), end: next, now: now)
+            // A FIN gets its own record: SACK blocks cover data only, so the
+            // data before it can be SACKed while the FIN is still due.
+            let start = max(seq, sndMax)
+            if flags.contains(.fin) && end > start {
+                scoreboard.append(start: start, end: end, now: now)
+                scoreboard.append(start: end, end: next, now: now)
+            } else {
+                scoreboard.append(start: start, end: next, now: now)
+            }
             sndMax = next
             bytesSent &+= UInt64(length)
             if rttProbe == nil && !timestampsEnabled && length > 0 { rttProbe = (seq, now) }

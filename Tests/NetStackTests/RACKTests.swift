@@ -26,6 +26,7 @@ import NetStackWire
 
     /// SACKs segment `i` at `now`, feeding RACK as the connection does.
     func sack(_ i: Int, in q: inout RetransmitQueue, rack: inout RACK, at now: Instant) {
+        rack.beginAck()
         q.sack(seg(i), seg(i + 1)) { rack.delivered($0, now: now, minRTTNs: Self.minRTT) }
     }
 
@@ -105,6 +106,7 @@ import NetStackWire
         // A new segment sent after the retransmission is delivered, and the
         // retransmission is not: after RACK.rtt it is lost too.
         q.append(start: seg(6), end: seg(7), now: t0 + .milliseconds(200))
+        rack.beginAck()
         q.sack(seg(6), seg(7)) { rack.delivered($0, now: t0 + .milliseconds(300), minRTTNs: Self.minRTT) }
         #expect(rack.rttNs == Self.minRTT)
         // 0 was resent at 150 ms: 150 + 100 = 250 ms has passed.
@@ -120,10 +122,12 @@ import NetStackWire
         q.retransmitted(at: 0, now: t0 + .milliseconds(200))
         // Acknowledged 10 ms after the retransmission, less than any round trip
         // seen: it was the original that arrived (6.2 step 2). It does not move RACK.
+        rack.beginAck()
         q.acknowledge(upTo: seg(1)) { rack.delivered($0, now: t0 + .milliseconds(210), minRTTNs: Self.minRTT) }
         #expect(rack.xmitTime == nil)
         #expect(rack.fack == nil)
         // A delivery a round trip after it is believed.
+        rack.beginAck()
         q.acknowledge(upTo: seg(2)) { rack.delivered($0, now: t0 + .milliseconds(220), minRTTNs: Self.minRTT) }
         #expect(rack.xmitTime == t0)
         #expect(rack.rttNs == Duration.milliseconds(220).nanoseconds)

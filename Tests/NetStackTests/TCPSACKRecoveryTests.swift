@@ -379,6 +379,28 @@ import NetStackWire
         #expect(h.connection.congestion.slowStartThreshold == Int(Int32.max))
     }
 
+    @Test func inRecoveryWithEverythingLostResentAProbeReplacesTheTimeout() {
+        let h = connection()
+        h.write(testBytes(10 * Self.mss))
+        _ = h.drain()
+        h.advance(by: Self.rtt)
+        // 0 and 5 are lost; the ACK SACKs the rest, RACK marks both, both go again.
+        h.sack(seg(0), [(seg(6), seg(10)), (seg(1), seg(5))])
+        #expect(indices(h.drain()) == [0, 5])
+        #expect(h.connection.lossState == .recovery)
+        // The partial ACK for 0 arrives; the one for 5 is lost. Nothing is due,
+        // so a probe of the last unSACKed segment goes at 2 SRTT, before the
+        // RTO (a deviation from RFC 8985 7.2: see probeMayGo).
+        h.sack(seg(5), [(seg(6), seg(10))])
+        #expect(h.drain().isEmpty)
+        let rtoAt = h.connection.retransmitDeadline
+        let out = h.advance(by: .milliseconds(250))
+        #expect(indices(out) == [5])
+        #expect(h.connection.lossProbesSent == 1)
+        #expect(out.first.map { s in rtoAt.map { s.time < $0 } ?? false } == true)
+        #expect(h.connection.lossState == .recovery)
+    }
+
     @Test func noProbeDuringRecovery() {
         let h = connection()
         h.write(testBytes(10 * Self.mss))

@@ -18,6 +18,8 @@ struct RACK {
     private(set) var rttNs: Int64 = 0
     /// The highest end sequence delivered (RACK.fack), for reordering detection.
     private(set) var fack: SequenceNumber?
+    /// RACK.fack as it stood before the ACK being processed (`beginAck`).
+    private var fackBeforeAck: SequenceNumber?
     /// RACK.reordering_seen (6.2 step 3).
     private(set) var reorderingSeen = false
     /// RACK.reo_wnd_mult and its persistence across recoveries (6.2 step 4).
@@ -48,13 +50,13 @@ struct RACK {
         } else if minRTTNs.map({ rtt < $0 }) ?? true {
             minRTTNs = rtt
         }
-        if let f = fack {
-            // Step 3: delivered below a segment already delivered, and never retransmitted: reordering.
-            if record.end < f && !record.marks.contains(.everRetransmitted) { reorderingSeen = true }
-            if record.end > f { fack = record.end }
-        } else {
-            fack = record.end
+        // Step 3: delivered below a segment delivered by an earlier ACK, and
+        // never retransmitted: reordering. (One ACK's SACK blocks come most
+        // recent first, so its own deliveries are not compared with each other.)
+        if let f = fackBeforeAck, record.end < f, !record.marks.contains(.everRetransmitted) {
+            reorderingSeen = true
         }
+        if fack.map({ record.end > $0 }) ?? true { fack = record.end }
         if xmitTime == nil || record.order > xmitOrder {
             xmitTime = record.sentAt
             xmitOrder = record.order
@@ -62,6 +64,9 @@ struct RACK {
             rttNs = rtt
         }
     }
+
+    /// An ACK arrives: its deliveries are compared with what earlier ACKs delivered.
+    mutating func beginAck() { fackBeforeAck = fack }
 
     /// A D-SACK arrived (6.2 step 4): a retransmission was spurious, so widen
     /// the window, at most once per round trip.

@@ -40,6 +40,7 @@ extension TCPConnection {
     func processAck(_ seg: TCPRepr, ack: SequenceNumber, isDuplicate: Bool, now: Instant) {
         let priorUna = sndUna
         let priorFlight = flightSize
+        rack.beginAck()
         let priorPipe = pipe
         var delivered = 0
         var rttSample: Duration?
@@ -252,11 +253,11 @@ extension TCPConnection {
 
     // MARK: Tail loss probe (RFC 8985 7)
 
-    /// Schedules a probe timeout after sending or an ACK of new data, while no
-    /// loss is being repaired (7.2): PTO = 2 SRTT, plus the peer's worst-case
-    /// delayed ACK when one segment is out, and never past the RTO.
+    /// Schedules a probe timeout after sending or an ACK of new data, when
+    /// `probeMayGo` (7.2): PTO = 2 SRTT (10 ms at least), plus the peer's
+    /// worst-case delayed ACK when one segment is out, and never past the RTO.
     func armLossProbe(now: Instant) {
-        guard configuration.rackTLP, sackEnabled, lossState == .open, lossProbe == nil, lossProbeDeadline == nil,
+        guard configuration.rackTLP, sackEnabled, probeMayGo, lossProbe == nil, lossProbeDeadline == nil,
               state.isSynchronized, sndMax > sndUna else { return }
         // Linux's 10 ms floor keeps a sub-millisecond SRTT from probing every turn.
         var pto: Duration = rtt.srtt.map { max($0 * 2, .milliseconds(10)) } ?? .seconds(1)
@@ -265,10 +266,24 @@ extension TCPConnection {
         lossProbeDeadline = now + pto
     }
 
+    /// Whether a tail loss probe may be scheduled: when no loss is being
+    /// repaired (RFC 8985 7.2), and also, a deviation, in fast recovery once
+    /// every segment known lost has been resent. Then only ACKs move the
+    /// sender on, and if the last of them is lost RFC 8985 waits for the RTO:
+    /// 200 ms at least here (Linux's floor), on a path whose round trip is a
+    /// tenth of a millisecond. A probe of the last segment draws an ACK whose
+    /// SACK blocks let RACK go on. Against the kernel (64 MiB from the HTTP
+    /// service, 1% loss both ways, release build) this took the download
+    /// from 0.8-2.0 s with one to three timeouts to 0.3-0.9 s with zero to
+    /// two; probing with a segment still due did worse (3-5 timeouts).
+    var probeMayGo: Bool {
+        lossState == .open || (lossState == .recovery && scoreboard.lostBytes <= scoreboard.retransmittedBytes)
+    }
+
     /// The probe timer fired (7.3): one segment goes, whatever cwnd says.
     func lossProbeTimerFired() {
         lossProbeDeadline = nil
-        if lossState == .open, lossProbe == nil, sndMax > sndUna { lossProbeDue = true }
+        if probeMayGo, lossProbe == nil, sndMax > sndUna { lossProbeDue = true }
     }
 
     /// Sends the probe (7.3): the last segment again. Returns true if it sent.

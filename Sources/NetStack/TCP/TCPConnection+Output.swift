@@ -38,7 +38,11 @@ extension TCPConnection {
                 lossProbeDue = false
                 if sendLossProbe(now: now, emit: emit) { sent = true }
             }
-            if retransmitLost(now: now, emit: emit) { sent = true }
+            if retransmitLost(now: now, emit: emit) {
+                sent = true
+                // Recovery's last resends may be all that is left to draw an ACK.
+                armLossProbe(now: now)
+            }
             var sentNew = false
             while sendNewSegment(now: now, emit: emit) { sentNew = true }
             if sentNew {

@@ -167,10 +167,11 @@ struct RetransmitQueue {
         return m.contains(.lost) && !m.contains(.sacked) && !m.contains(.retransmitted)
     }
 
-    /// RFC 6675 4 NextSeg (1): the first record lost and not yet retransmitted.
-    func nextLost() -> Int? {
+    /// RFC 6675 4 NextSeg (1): the first record lost and not yet
+    /// retransmitted, from index `start` on.
+    func nextLost(from start: Int = 0) -> Int? {
         guard lostBytes > retransmittedBytes else { return nil }
-        var i = 0
+        var i = start
         while i < records.count {
             if isLostAndDue(i) { return i }
             i += 1

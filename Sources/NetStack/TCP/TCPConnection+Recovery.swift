@@ -44,13 +44,13 @@ extension TCPConnection {
         let priorPipe = pipe
         var delivered = 0
         var rttSample: Duration?
+        let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
         if ack > sndUna {
-            (delivered, rttSample) = advanceUnacknowledged(to: ack, seg: seg, now: now)
+            (delivered, rttSample) = advanceUnacknowledged(to: ack, echo: echo, now: now)
         }
         var sawDuplicateReport = false
         if sackEnabled, !seg.options.sackBlocks.isEmpty {
-            let blocks = seg.options.sackBlocks
-            let (sacked, dsack) = takeSACKBlocks(blocks, seg: seg, ack: ack, now: now)
+            let (sacked, dsack) = takeSACKBlocks(seg.options.sackBlocks, ack: ack, echo: echo, now: now)
             delivered += sacked
             sawDuplicateReport = dsack
         }
@@ -61,8 +61,9 @@ extension TCPConnection {
         }
 
         detectLosses(now: now, delivered: delivered > 0 || sawDuplicateReport)
-        let endedRecovery = lossState == .recovery && recoveryPoint.map { ack >= $0 } == true
+        var endedRecovery = false
         if let point = recoveryPoint, lossState != .open, ack >= point {
+            endedRecovery = lossState == .recovery
             exitRecovery(now: now)
         }
         if lossState == .open && scoreboard.lostBytes > 0 {
@@ -96,13 +97,13 @@ extension TCPConnection {
     /// scoreboard, feed RACK, take an RTT sample, and restart or stop the
     /// retransmission timer (RFC 6298 5.2, 5.3). Returns the data bytes newly
     /// delivered (not SACKed before) and the RTT sample, if any.
-    private func advanceUnacknowledged(to ack: SequenceNumber, seg: TCPRepr, now: Instant) -> (Int, Duration?) {
+    /// `echo` is the ACK's timestamp echo, when timestamps are on.
+    private func advanceUnacknowledged(to ack: SequenceNumber, echo: UInt32?, now: Instant) -> (Int, Duration?) {
         let dataAcked = min(max(ack - sendBufferSeq, 0), sendBuffer.count)
         if dataAcked > 0 {
             sendBuffer.consume(dataAcked)
             sendBufferSeq = sendBufferSeq + dataAcked
         }
-        let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
         let minRTT = minRTTNs
         let delivered = scoreboard.acknowledge(upTo: ack) { record in
             rack.delivered(record, now: now, minRTTNs: minRTT, echoPredatesSend: echoPredates(echo, record))
@@ -112,20 +113,17 @@ extension TCPConnection {
         retransmissions = 0
 
         var sample: Duration?
-        if timestampsEnabled, let echo = seg.options.timestamps?.echoReply, echo != 0 {
+        if let echo, echo != 0 {
             let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
             if elapsedMs >= 0 { sample = .milliseconds(elapsedMs) }
         } else if let probe = rttProbe, ack > probe.seq {
             sample = now - probe.sentAt
             rttProbe = nil
         }
-        if let sample { rtt.sample(sample) }
-        // The minimum RTT comes from RACK's per-segment timing (nanoseconds)
-        // when it has one: millisecond timestamps would floor it at 0.
-        if let m = rack.minRTTNs {
-            minRTTNs = m
-        } else if let ns = sample?.nanoseconds, minRTTNs.map({ ns < $0 }) ?? true {
-            minRTTNs = ns
+        if let sample {
+            rtt.sample(sample)
+            let ns = sample.nanoseconds
+            if sampledMinRTTNs.map({ ns < $0 }) ?? true { sampledMinRTTNs = ns }
         }
         retransmitDeadline = sndUna == sndMax ? nil : now + rtt.rto
         if dataAcked > 0 { pendingWritable = true }
@@ -136,7 +134,7 @@ extension TCPConnection {
     /// below the cumulative ACK, or inside the second block, is a D-SACK (RFC
     /// 2883 4): a duplicate arrived, so a retransmission was spurious. Returns
     /// the bytes newly SACKed and whether a D-SACK came.
-    private func takeSACKBlocks(_ blocks: TCPSACKBlocks, seg: TCPRepr, ack: SequenceNumber, now: Instant) -> (Int, Bool) {
+    private func takeSACKBlocks(_ blocks: TCPSACKBlocks, ack: SequenceNumber, echo: UInt32?, now: Instant) -> (Int, Bool) {
         var dsack = false
         if let first = blocks.first {
             if first.right <= ack {
@@ -147,7 +145,6 @@ extension TCPConnection {
         }
         if dsack { rack.dsackReceived(ack: ack, sndMax: sndMax) }
         var newly = 0
-        let echo = timestampsEnabled ? seg.options.timestamps?.echoReply : nil
         let minRTT = minRTTNs
         for (i, block) in blocks.enumerated() where !(dsack && i == 0) {
             // Only blocks within what is outstanding mean anything (RFC 6675 4).
@@ -218,7 +215,6 @@ extension TCPConnection {
     /// RACK's loss detection, arming the reordering timer for segments not yet
     /// overdue (RFC 8985 6.2 step 5, 6.3).
     func runRACK(now: Instant) {
-        if let m = rack.minRTTNs, minRTTNs.map({ m < $0 }) ?? true { minRTTNs = m }
         let window = rack.reorderingWindow(inRecovery: lossState != .open, sackedSegments: scoreboard.sackedSegments,
                                            minRTTNs: minRTTNs, srttNs: rtt.srtt?.nanoseconds)
         let wait = rack.detectLoss(in: &scoreboard, now: now, reorderingWindowNs: window)
@@ -368,20 +364,17 @@ extension TCPConnection {
     /// window (Linux's rule: a shrunk window still gets its head probed).
     /// Returns true if it sent.
     func retransmitLost(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
-        guard scoreboard.lostBytes > scoreboard.retransmittedBytes else { return false }
         var sent = false
-        var i = 0
-        while i < scoreboard.count, congestionAllowance > 0 {
-            if scoreboard.isLostAndDue(i) {
-                let r = scoreboard.records[i]
-                guard r.start == sndUna || r.start - sndUna < sndWnd else { break }
-                emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
-                scoreboard.retransmitted(at: i, now: now)
-                spendAllowance(r.length)
-                segmentsRetransmitted &+= 1
-                sent = true
-            }
-            i += 1
+        var from = 0
+        while congestionAllowance > 0, let i = scoreboard.nextLost(from: from) {
+            let r = scoreboard.records[i]
+            guard r.start == sndUna || r.start - sndUna < sndWnd else { break }
+            emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
+            scoreboard.retransmitted(at: i, now: now)
+            spendAllowance(r.length)
+            segmentsRetransmitted &+= 1
+            sent = true
+            from = i + 1
         }
         return sent
     }

@@ -97,8 +97,11 @@ public final class TCPConnection {
 
     // MARK: Retransmission and congestion
     var rtt: RTTEstimator
-    /// The smallest RTT measured, in nanoseconds (RACK's reordering window, CUBIC, HyStart++).
-    var minRTTNs: Int64?
+    /// The smallest RTT from RTT samples (timestamps or a timed segment), in nanoseconds.
+    var sampledMinRTTNs: Int64?
+    /// The smallest RTT measured, in nanoseconds (RACK's reordering window, CUBIC, HyStart++):
+    /// RACK's per-segment timing when it has one, since millisecond timestamps would floor it at 0.
+    var minRTTNs: Int64? { rack.minRTTNs ?? sampledMinRTTNs }
     var congestion: CongestionController
     /// Timing of one segment when timestamps are off (Karn's algorithm: never a retransmitted one).
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?

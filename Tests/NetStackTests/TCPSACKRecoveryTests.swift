@@ -280,17 +280,18 @@ import NetStackWire
         h.write(data)
         let t0 = h.now
         #expect(indices(h.drain()) == Array(0..<5))
-        // No ACK comes. PTO = 2 SRTT = 200 ms, before the RTO at 300 ms.
-        #expect(h.advance(by: .milliseconds(199)).isEmpty)
+        // No ACK comes. PTO = 2 SRTT + 2 ms (Linux's floor with more than
+        // one segment out) = 202 ms, before the RTO at 300 ms.
+        #expect(h.advance(by: .milliseconds(201)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         // No new data to send: the last segment goes again (RFC 8985 7.3).
         #expect(indices(out) == [4])
         #expect(out.first?.payload == payload(data, 4))
-        #expect(out.first?.time == t0 + .milliseconds(200))
+        #expect(out.first?.time == t0 + .milliseconds(202))
         #expect(h.connection.lossProbesSent == 1)
         #expect(h.connection.lossState == .open)
         // The RTO is re-armed from the probe (7.3), and no second probe follows.
-        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(500))
+        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(502))
         #expect(h.advance(by: .milliseconds(299)).isEmpty)
         let rto = h.advance(by: .milliseconds(1))
         #expect(indices(rto) == [0])
@@ -303,7 +304,7 @@ import NetStackWire
         h.write(data)
         // cwnd holds ten.
         #expect(indices(h.drain()) == Array(0..<10))
-        let out = h.advance(by: .milliseconds(200))
+        let out = h.advance(by: .milliseconds(202))
         // A deliberate deviation from RFC 8985 7.3 (see sendLossProbe): the
         // last segment again, which a receiver answers at once, rather than a
         // new one its delayed ACK would hold.
@@ -321,18 +322,18 @@ import NetStackWire
         h.write(testBytes(2 * Self.mss, seed: 1))
         #expect(indices(h.drain()) == [2, 3])
         // RFC 8985 7.2: the PTO restarts after new data is sent, so the probe
-        // comes 2 SRTT after segment 3, not 150 ms after it.
-        #expect(h.advance(by: .milliseconds(199)).isEmpty)
+        // comes 2 SRTT + 2 ms after segment 3, not 152 ms after it.
+        #expect(h.advance(by: .milliseconds(201)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [3])
-        #expect(out.first?.time == t0 + .milliseconds(250))
+        #expect(out.first?.time == t0 + .milliseconds(252))
     }
 
     @Test func aProbeThatRepairedALossCutsTheWindowOnce() {
         let h = connection()
         h.write(testBytes(5 * Self.mss))
         _ = h.drain()
-        let probe = h.advance(by: .milliseconds(200))
+        let probe = h.advance(by: .milliseconds(202))
         #expect(indices(probe) == [4])
         // More data follows the probe.
         h.write(testBytes(Self.mss, seed: 1))
@@ -362,7 +363,7 @@ import NetStackWire
         let h = connection()
         h.write(testBytes(5 * Self.mss))
         _ = h.drain()
-        #expect(indices(h.advance(by: .milliseconds(200))) == [4])
+        #expect(indices(h.advance(by: .milliseconds(202))) == [4])
         h.advance(by: Self.rtt)
         // Everything had arrived (the ACKs were lost): the probe is a
         // duplicate, and the peer says so (RFC 2883, RFC 8985 7.4.1).
@@ -401,17 +402,22 @@ import NetStackWire
         #expect(h.connection.lossState == .recovery)
     }
 
-    @Test func noProbeDuringRecovery() {
-        let h = connection()
+    @Test func resendingTheHeadRestartsTheRetransmissionTimer() {
+        // RACK-TLP off: no probe, so only the timer can follow the resend.
+        let h = connection { $0.rackTLP = false }
         h.write(testBytes(10 * Self.mss))
         _ = h.drain()
         h.advance(by: Self.rtt)
+        // DupThresh: three segments SACKed above 0 mark it lost (RFC 6675 4).
         h.sack(seg(0), [(seg(1), seg(4))])
         #expect(indices(h.drain()) == [0])
-        // Nothing more comes: the RTO (300 ms after the first send), not a probe, fires.
-        let out = h.advance(by: .milliseconds(200))
+        // Resending the head restarted the timer, as Linux does: 300 ms from
+        // the resend, not from the first send 100 ms before it.
+        let resent = h.now
+        #expect(h.connection.retransmitDeadline == resent + .milliseconds(300))
+        #expect(h.advance(by: .milliseconds(299)).isEmpty)
+        let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [0])
-        #expect(out.first?.time == h.now)
         #expect(h.connection.lossProbesSent == 0)
         #expect(h.connection.lossState == .timeout)
     }
@@ -459,7 +465,6 @@ import NetStackWire
         let h = connection()
         let data = testBytes(10 * Self.mss)
         h.write(data)
-        let t0 = h.now
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
         // 1, 3, 5, 7 and 9 arrive; the rest is lost.
@@ -472,9 +477,15 @@ import NetStackWire
         }
         // Recovery resends every hole, in order, as PRR allows.
         #expect(indices(beforeTimeout) == [0, 2, 4, 6, 8])
-        // Those are lost too, and nothing more comes: the RTO fires at 300 ms.
-        var sent = h.advance(to: t0 + .milliseconds(300))
-        #expect(sent.first?.time == t0 + .milliseconds(300))
+        // Those are lost too, and nothing more comes. Everything known lost
+        // has been resent, so a probe of the last hole goes 2 SRTT + 2 ms
+        // later (see probeMayGo); it is lost as well, and the RTO, restarted
+        // by the probe (RFC 8985 7.3), fires 300 ms after it.
+        let resent = h.now
+        let probe = h.advance(by: .milliseconds(202))
+        #expect(indices(probe) == [8])
+        var sent = h.advance(to: resent + .milliseconds(502))
+        #expect(sent.first?.time == resent + .milliseconds(502))
         #expect(h.connection.lossState == .timeout)
         #expect(h.connection.congestion.congestionWindow == Self.mss)
         // The SACK marks stand (the first segment was not SACKed): every hole is
@@ -492,7 +503,7 @@ import NetStackWire
             pending = indices(out)
         }
         #expect(indices(sent) == [0, 2, 4, 6, 8])
-        for s in beforeTimeout + sent {
+        for s in beforeTimeout + probe + sent {
             #expect(s.payload == payload(data, (s.seq - seg(0)) / Self.mss))
         }
         #expect(h.connection.sndUna == seg(10))

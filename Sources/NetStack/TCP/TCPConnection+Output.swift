@@ -133,9 +133,6 @@ extension TCPConnection {
             }
             sndMax = next
             bytesSent &+= UInt64(length)
-            if rttProbe == nil && !timestampsEnabled && length > 0 { rttProbe = (seq, now) }
-        } else if rttProbe != nil {
-            rttProbe = nil  // Karn: a retransmission spoils the timing.
         }
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
     }

@@ -105,21 +105,36 @@ extension TCPConnection {
             sendBufferSeq = sendBufferSeq + dataAcked
         }
         let minRTT = minRTTNs
+        // The RTT sample is timed from the oldest segment this ACK covers,
+        // unless any it covers was retransmitted (Karn, RFC 6298 3).
+        var oldestSentAt: Instant?
+        var retransmittedAcked = false
         let delivered = scoreboard.acknowledge(upTo: ack) { record in
+            if record.marks.contains(.everRetransmitted) {
+                retransmittedAcked = true
+            } else if oldestSentAt == nil {
+                oldestSentAt = record.sentAt
+            }
             rack.delivered(record, now: now, minRTTNs: minRTT, echoPredatesSend: echoPredates(echo, record))
         }
         sndUna = ack
         if sndNxt < sndUna { sndNxt = sndUna }
         retransmissions = 0
 
+        // Send times first, as Linux's seq_rtt_us: they are exact to the
+        // clock, where RFC 7323 timestamps tick in milliseconds and would
+        // read a 0.1 ms path as 0 or 1 ms. The echo, unambiguous even for a
+        // retransmission (RFC 7323 4), times what Karn leaves out.
         var sample: Duration?
-        if let echo, echo != 0 {
+        if let oldestSentAt, !retransmittedAcked {
+            sample = now - oldestSentAt
+        } else if let echo, echo != 0 {
             let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
             if elapsedMs >= 0 { sample = .milliseconds(elapsedMs) }
         } else if let probe = rttProbe, ack > probe.seq {
-            sample = now - probe.sentAt
-            rttProbe = nil
+            sample = now - probe.sentAt  // the SYN, which has no record
         }
+        if ack > (rttProbe?.seq ?? ack) { rttProbe = nil }
         if let sample {
             rtt.sample(sample)
             let ns = sample.nanoseconds
@@ -230,7 +245,6 @@ extension TCPConnection {
         congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
         prr = ProportionalRateReduction(flightSize: flightSize)
         fastRecoveries &+= 1
-        rttProbe = nil
         lossProbeDeadline = nil
         lossProbe = nil
     }
@@ -249,15 +263,28 @@ extension TCPConnection {
 
     // MARK: Tail loss probe (RFC 8985 7)
 
+    /// RFC 8985 7.2's WCDelAckT: the longest a receiver is taken to delay an
+    /// ACK when one segment is out (the RFC's and Linux's 200 ms).
+    static var worstCaseDelayedAck: Duration { .milliseconds(200) }
+    /// Linux's TCP_TIMEOUT_MIN_US: the least a probe waits beyond 2 SRTT.
+    static var probeTimeoutFloor: Duration { .milliseconds(2) }
+
     /// Schedules a probe timeout after sending or an ACK of new data, when
-    /// `probeMayGo` (7.2): PTO = 2 SRTT (10 ms at least), plus the peer's
-    /// worst-case delayed ACK when one segment is out, and never past the RTO.
+    /// `probeMayGo` (7.2): PTO = 2 SRTT plus the peer's worst-case delayed ACK
+    /// (WCDelAckT) when one segment is out, and never past the RTO.
+    ///
+    /// With more than one segment out, Linux adds 2 ms (TCP_TIMEOUT_MIN_US)
+    /// instead, and so does this: the receiver then owes an ACK at once
+    /// (RFC 9293 3.8.6.3, every second full segment), and a sub-millisecond
+    /// SRTT must not probe every turn. (A 10 ms floor here left 64 MiB at 1%
+    /// loss idle for 9 probes of 10 ms, a quarter of its 0.35 s.)
     func armLossProbe(now: Instant) {
         guard configuration.rackTLP, sackEnabled, probeMayGo, lossProbe == nil, lossProbeDeadline == nil,
               state.isSynchronized, sndMax > sndUna else { return }
-        // Linux's 10 ms floor keeps a sub-millisecond SRTT from probing every turn.
-        var pto: Duration = rtt.srtt.map { max($0 * 2, .milliseconds(10)) } ?? .seconds(1)
-        if flightSize <= sendMSS { pto += .milliseconds(200) }
+        var pto: Duration = .seconds(1)
+        if let srtt = rtt.srtt {
+            pto = srtt * 2 + (flightSize <= sendMSS ? Self.worstCaseDelayedAck : Self.probeTimeoutFloor)
+        }
         if let rto = retransmitDeadline, now + pto > rto { pto = rto - now }
         lossProbeDeadline = now + pto
     }
@@ -362,6 +389,10 @@ extension TCPConnection {
     /// Retransmits lost segments, first to last, while the allowance lasts
     /// (RFC 6675 4 NextSeg (1)). Only the first may lie beyond the peer's
     /// window (Linux's rule: a shrunk window still gets its head probed).
+    /// Resending the head restarts the retransmission timer, as Linux's
+    /// tcp_xmit_retransmit_queue does: timed from the last cumulative ACK, it
+    /// would expire before the resent head's ACK could return whenever
+    /// recovery began later than RTO minus one RTT after that ACK.
     /// Returns true if it sent.
     func retransmitLost(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
         var sent = false
@@ -370,6 +401,7 @@ extension TCPConnection {
             let r = scoreboard.records[i]
             guard r.start == sndUna || r.start - sndUna < sndWnd else { break }
             emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
+            if r.start == sndUna { retransmitDeadline = now + rtt.rto }
             scoreboard.retransmitted(at: i, now: now)
             spendAllowance(r.length)
             segmentsRetransmitted &+= 1

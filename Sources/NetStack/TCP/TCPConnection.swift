@@ -97,13 +97,14 @@ public final class TCPConnection {
 
     // MARK: Retransmission and congestion
     var rtt: RTTEstimator
-    /// The smallest RTT from RTT samples (timestamps or a timed segment), in nanoseconds.
+    /// The smallest RTT from RTT samples (send times, else timestamps), in nanoseconds.
     var sampledMinRTTNs: Int64?
     /// The smallest RTT measured, in nanoseconds (RACK's reordering window, CUBIC, HyStart++):
     /// RACK's per-segment timing when it has one, since millisecond timestamps would floor it at 0.
     var minRTTNs: Int64? { rack.minRTTNs ?? sampledMinRTTNs }
     var congestion: CongestionController
-    /// Timing of one segment when timestamps are off (Karn's algorithm: never a retransmitted one).
+    /// Timing of the SYN (Karn's algorithm: never a retransmitted one); data
+    /// is timed from the scoreboard's send times.
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
     var retransmissions = 0
 

@@ -229,8 +229,11 @@ struct RetransmitQueue {
     }
 
     /// The last record not SACKed: what a tail loss probe resends (RFC 8985 7.3).
-    var lastUnsacked: Int? {
-        var i = records.count - 1
+    var lastUnsacked: Int? { lastUnsacked(before: records.count) }
+
+    /// The last record not SACKed below index `end`.
+    func lastUnsacked(before end: Int) -> Int? {
+        var i = min(end, records.count) - 1
         while i >= 0 {
             if !records[i].marks.contains(.sacked) { return i }
             i -= 1

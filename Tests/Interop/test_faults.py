@@ -144,8 +144,9 @@ def test_sack_recovery_outpaces_recovery_without_it_under_one_percent_loss(ns, t
     """16 MiB from the HTTP server under 1% loss both ways, with SACK and
     with `--no-sack` (NewReno's one repair per round trip), alternating so
     the machine's drift cancels; medians of three. SACK recovery must be at
-    least twice as fast (a release build measures 8-11 times: see
-    Scripts/loss-goodput, which also compares each with the loss-free rate)."""
+    least twice as fast (a debug build measures 3-6 times, a release build
+    about 25: see Scripts/loss-goodput, which also compares each with the
+    loss-free rate)."""
     with_sack, without = [], []
     for seed in (1, 2, 3, 4, 5):
         with_sack.append(download_seconds(ns, tmp_path, "--loss", "0.01", "--seed", str(seed), size=16 << 20))
@@ -156,3 +157,22 @@ def test_sack_recovery_outpaces_recovery_without_it_under_one_percent_loss(ns, t
     speedup = without[2] / with_sack[2]
     print(f"16 MiB at 1% loss: SACK {with_sack} s, no SACK {without} s, speed-up {speedup:.1f}")
     assert speedup >= 2, f"SACK recovery is only {speedup:.1f} times as fast"
+
+
+def test_one_percent_loss_keeps_half_the_loss_free_goodput(ns, tmp_path):
+    """The issue's bar: 64 MiB from the HTTP server with 1% loss both ways
+    keeps at least half the goodput of the same download without loss,
+    default settings (CUBIC, SACK, RACK-TLP), alternating rounds, medians of
+    three. Seeds 1-3: with some seeds (8, for one) the SYN-ACK is the frame
+    dropped, and the kernel's 1 s SYN timer, not recovery, sets the time.
+    A debug build measures 0.6-0.8; Scripts/loss-goodput gives the release
+    build's figures (0.6 at the last count)."""
+    clean, lossy = [], []
+    for seed in (1, 2, 3):
+        clean.append(download_seconds(ns, tmp_path))
+        lossy.append(download_seconds(ns, tmp_path, "--loss", "0.01", "--seed", str(seed)))
+    clean.sort()
+    lossy.sort()
+    share = clean[1] / lossy[1]
+    print(f"64 MiB: loss-free {clean} s, 1% loss {lossy} s, goodput kept {share:.2f}")
+    assert share >= 0.5, f"1% loss keeps only {share:.2f} of the loss-free goodput"

@@ -89,6 +89,24 @@ import NetStackWire
         #expect(out.first.map { $0.time - t } == .milliseconds(300))
     }
 
+    @Test func dataIsTimedFromItsSendTimeNotFromMillisecondTimestamps() {
+        // Timestamps are on, and their clock ticks in milliseconds; the path's
+        // round trip is 300 µs. The handshake's sample is exact (the SYN-ACK's
+        // timing), and so is the data's: taken from when the segment was sent,
+        // as Linux does, not from the echo, which would read 0 ms.
+        let h = TCPHarness.established(synOptions: TCPHarness.linuxSynOptions(timestamps: true),
+                                       rtt: .microseconds(300))
+        #expect(h.connection.timestampsEnabled)
+        #expect(h.connection.rtt.srtt == .microseconds(300))
+        for _ in 0..<3 {
+            h.write(testBytes(100))
+            _ = h.drain()
+            h.advance(by: .microseconds(300))
+            h.receive(.ack, ack: h.connection.sndMax)
+            #expect(h.connection.rtt.srtt == .microseconds(300))
+        }
+    }
+
     @Test func laterSamplesAreSmoothed() {
         let h = plainConnection()
         h.write(testBytes(100))

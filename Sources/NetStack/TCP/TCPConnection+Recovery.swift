@@ -124,16 +124,17 @@ extension TCPConnection {
 
         // Send times first, as Linux's seq_rtt_us: they are exact to the
         // clock, where RFC 7323 timestamps tick in milliseconds and would
-        // read a 0.1 ms path as 0 or 1 ms. The echo, unambiguous even for a
-        // retransmission (RFC 7323 4), times what Karn leaves out.
+        // read a 0.1 ms path as 0 or 1 ms. The SYN has no record but is timed
+        // the same way. The echo, unambiguous even for a retransmission
+        // (RFC 7323 4), times what Karn leaves out.
         var sample: Duration?
         if let oldestSentAt, !retransmittedAcked {
             sample = now - oldestSentAt
+        } else if let probe = rttProbe, ack > probe.seq {
+            sample = now - probe.sentAt
         } else if let echo, echo != 0 {
             let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
             if elapsedMs >= 0 { sample = .milliseconds(elapsedMs) }
-        } else if let probe = rttProbe, ack > probe.seq {
-            sample = now - probe.sentAt  // the SYN, which has no record
         }
         if ack > (rttProbe?.seq ?? ack) { rttProbe = nil }
         if let sample {

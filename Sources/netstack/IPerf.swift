@@ -19,6 +19,9 @@ struct IPerf: ParsableCommand {
             figures as iperf3 does (or its JSON with -J), and exits 0 when the test
             completed, 1 when it did not, 2 for bad flags.
             Example: netstack iperf -c 10.0.0.1 -t 5 -R --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
+            The fault and TCP options are `netstack up`'s: with a fault option the stack's frames
+            pass a seeded FaultInjector, and its counters go to stderr at the end.
+            Example: netstack iperf -c 10.0.0.1 --loss 0.01 --seed 3 --cc newreno ...
             """
     )
 
@@ -57,6 +60,10 @@ struct IPerf: ParsableCommand {
 
     @OptionGroup var link: LinkOptions
 
+    @OptionGroup(title: "Fault injection") var faults: FaultOptions
+
+    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+
     @Option(help: "Write every frame in and out to this pcap file.")
     var pcap: String?
 
@@ -67,6 +74,7 @@ struct IPerf: ParsableCommand {
         var link: LinkOptions.Settings
         var options: IPerf3Client.Options
         var logLevel: Logger.Level
+        var faults: FaultOptions.Settings?
     }
 
     func validate() throws {
@@ -125,14 +133,15 @@ struct IPerf: ParsableCommand {
         options.length = len
         options.window = windowSize
         options.interval = .nanoseconds(Int64(interval * 1e9))
-        return Settings(link: linkSettings, options: options, logLevel: try LinkOptions.logLevel(logLevel))
+        return Settings(link: linkSettings, options: options, logLevel: try LinkOptions.logLevel(logLevel),
+                        faults: try faults.settings())
     }
 
     func run() throws {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
         signal(SIGPIPE, SIG_IGN)
-        try runOnTAP(link: s.link, pcap: pcap, Body(command: self, settings: s))
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, Body(command: self, settings: s))
     }
 
     private struct Body: StackBody {
@@ -146,6 +155,10 @@ struct IPerf: ParsableCommand {
     func test<D: Device>(on device: D, settings s: Settings, clock: MonotonicClock) throws {
         let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
                                   logger: Logger(label: "netstack"))
+        var tcp = TCPConfiguration()
+        tcpOptions.apply(to: &tcp)
+        interface.defaultTCPConfiguration = tcp
+        defer { Self.reportFaults(of: device) }
         let loop = EventLoop(interface: interface, clock: clock)
         // Intervals and the test's end are timed from the loop's turns.
         loop.maximumSleep = .milliseconds(5)
@@ -205,6 +218,13 @@ struct IPerf: ParsableCommand {
         } else if let summary = IPerf3Summary(client: iperf) {
             for line in IPerf3Report.summaryLines(summary) { Console.line(line) }
         }
+    }
+
+    /// What a FaultInjector did, to stderr (stdout stays iperf3's, JSON included).
+    static func reportFaults<D: Device>(of device: D) {
+        let report = Up.faultReport(device)
+        guard !report.isEmpty else { return }
+        Console.error("netstack iperf: " + report.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
     }
 
     /// uname's fields, as iperf3's system_info.

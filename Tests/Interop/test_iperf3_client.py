@@ -104,6 +104,28 @@ def test_forward_json_agrees_with_the_server(ns, server):
           f"{gbits(end['sum_received']):.2f} Gbit/s received")
 
 
+def test_forward_under_one_percent_loss_with_newreno(ns, server):
+    """The fault and TCP options of `netstack up` work here too: 1% loss both
+    ways through the stack's FaultInjector, NewReno instead of CUBIC. Every
+    byte the server counted is one we sent; our retransmissions show in the
+    JSON, the injector's counters on stderr."""
+    r = iperf(ns, "-c", HOST_IP, "-J", "-t", 2, "--loss", "0.01", "--seed", 1, "--cc", "newreno")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0, (out.get("error"), r.stderr)
+    theirs = server.result()
+    assert "error" not in theirs, theirs["error"]
+    end = out["end"]
+    received = end["sum_received"]["bytes"]
+    assert received > 0 and received == theirs["end"]["sum_received"]["bytes"]
+    assert end["sum_sent"]["retransmits"] > 0
+    assert end["sender_tcp_congestion"] == "newreno"
+    faults = dict(item.split("=") for item in r.stderr.split("netstack iperf: ", 1)[1].split())
+    assert int(faults["fault.tx.dropped"]) > 0 and int(faults["fault.rx.dropped"]) > 0, r.stderr
+    assert end["sum_sent"]["retransmits"] >= int(faults["fault.tx.dropped"]) // 2
+    print(f"\n  1% loss, NewReno: {gbits(end['sum_received']):.2f} Gbit/s, "
+          f"{end['sum_sent']['retransmits']} retransmitted, {faults['fault.tx.dropped']} dropped")
+
+
 def test_reverse_json_agrees_with_the_server(ns, server):
     out = iperf_json(ns, "-t", 2, "-R")
     theirs = server.result()

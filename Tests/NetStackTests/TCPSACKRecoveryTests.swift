@@ -314,7 +314,7 @@ import NetStackWire
         #expect(indices(out) == [8, 9])
         #expect(out.map(\.payload) == [payload(data, 8), payload(data, 9)])
         #expect(h.connection.segmentsRetransmitted == 2)
-        #expect(h.connection.lossProbe?.retransmission == true)
+        #expect(h.connection.lossProbe == LossProbe(endSeq: seg(10), firstStart: seg(8), lastStart: seg(9)))
     }
 
     @Test func theProbeTimerRestartsWhenNewDataGoesOut() {

@@ -12,6 +12,19 @@ enum LossState: Equatable {
     case timeout
 }
 
+/// A tail loss probe in flight (RFC 8985 7.4). Probes here always resend
+/// (see `sendLossProbe`): the last unSACKed segment, and the one before it.
+struct LossProbe: Equatable {
+    /// TLP.end_seq: SND.NXT when the probe went.
+    var endSeq: SequenceNumber
+    /// Where the first resent segment begins: D-SACKs from here to `endSeq`
+    /// answer the probe, not reordering.
+    var firstStart: SequenceNumber
+    /// Where the last resent segment begins: a D-SACK of it shows the probe
+    /// was not needed.
+    var lastStart: SequenceNumber
+}
+
 /// Sender-side loss detection and recovery: the SACK scoreboard (RFC 6675),
 /// RACK-TLP (RFC 8985), NewReno's duplicate ACKs when the peer has no SACK
 /// (RFC 6582), and PRR (RFC 6937) pacing sends while recovering. Congestion
@@ -282,10 +295,11 @@ extension TCPConnection {
     /// (WCDelAckT) when one segment is out, and never past the RTO.
     ///
     /// With more than one segment out, Linux adds 2 ms (TCP_TIMEOUT_MIN_US)
-    /// instead, and so does this: the receiver then owes an ACK at once
-    /// (RFC 9293 3.8.6.3, every second full segment), and a sub-millisecond
-    /// SRTT must not probe every turn. (A 10 ms floor here left 64 MiB at 1%
-    /// loss idle for 9 probes of 10 ms, a quarter of its 0.35 s.)
+    /// instead, and so does this: time for a receiver's prompt ACK of the
+    /// flight's last segments (the kernel's came 0.05-2 ms after them here),
+    /// and a sub-millisecond SRTT does not probe every turn. (A 10 ms floor
+    /// left 64 MiB at 1% loss idle for 9 probes of 10 ms, a quarter of its
+    /// 0.35 s.)
     func armLossProbe(now: Instant) {
         guard configuration.rackTLP, sackEnabled, probeMayGo, lossProbe == nil, lossProbeDeadline == nil,
               state.isSynchronized, sndMax > sndUna else { return }
@@ -343,7 +357,7 @@ extension TCPConnection {
             resendForProbe(at: before, now: now, emit: emit)
         }
         resendForProbe(at: last, now: now, emit: emit)
-        lossProbe = (sndMax, true, firstStart, lastStart)
+        lossProbe = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart)
         lossProbesSent &+= 1
         retransmitDeadline = now + rtt.rto
         return true
@@ -357,17 +371,15 @@ extension TCPConnection {
         segmentsRetransmitted &+= 1
     }
 
-    /// Whether a probe repaired a loss (7.4): a retransmitted probe answered
-    /// without a D-SACK, by an ACK beyond it, means the original was lost, and
+    /// Whether a probe repaired a loss (7.4): a probe answered without a
+    /// D-SACK, by an ACK beyond it, means the original was lost, and
     /// congestion control must hear of it; a D-SACK of its last segment or a
     /// bare duplicate ACK means both copies arrived.
     private func settleLossProbe(ack: SequenceNumber, priorUna: SequenceNumber,
                                  duplicateReport: (left: SequenceNumber, right: SequenceNumber)?,
                                  newlySACKed: Bool, now: Instant) {
         guard let probe = lossProbe else { return }
-        if !probe.retransmission {
-            if ack >= probe.endSeq { lossProbe = nil }
-        } else if let d = duplicateReport, d.right > probe.lastStart {
+        if let d = duplicateReport, d.right > probe.lastStart {
             lossProbe = nil
         } else if ack > probe.endSeq {
             lossProbe = nil

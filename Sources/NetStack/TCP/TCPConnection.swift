@@ -130,11 +130,8 @@ public final class TCPConnection {
     /// The tail loss probe's timer (RFC 8985 7.2) and the probe waiting to go.
     var lossProbeDeadline: Instant?
     var lossProbeDue = false
-    /// The probe in flight: TLP.end_seq and whether it was a retransmission
-    /// (RFC 8985 7.4); where the segments it resent begin, and where the last
-    /// of them does: a D-SACK of that one shows the probe was not needed.
-    var lossProbe: (endSeq: SequenceNumber, retransmission: Bool, firstStart: SequenceNumber,
-                    lastStart: SequenceNumber)?
+    /// The probe in flight (RFC 8985 7.4), until an ACK settles it.
+    var lossProbe: LossProbe?
     /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 4).
     var duplicateToReport: (left: SequenceNumber, right: SequenceNumber)?
 

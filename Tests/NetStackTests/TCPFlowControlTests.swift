@@ -253,6 +253,20 @@ import NetStackWire
         #expect(h.drain().map(\.payload.count) == [1460])
     }
 
+    @Test func theTailOfABulkWriteGoesWithoutWaitingForAnACK() {
+        // Minshall's variant (Linux's tcp_nagle_check): only an unacknowledged
+        // small segment holds the next one back, so a write's last partial
+        // segment follows its full ones at once...
+        let h = plainConnection()
+        h.write(testBytes(3 * 1460 + 700))
+        #expect(h.drain().map(\.payload.count) == [1460, 1460, 1460, 700])
+        // ...and the next small write waits for that partial one's ACK.
+        h.write(testBytes(100, seed: 1))
+        #expect(h.drain().isEmpty)
+        h.receive(.ack, ack: iss + 1 + 3 * 1460 + 700)
+        #expect(h.drain().map(\.payload.count) == [100])
+    }
+
     @Test func noDelaySendsEverySmallWriteAtOnce() {
         let h = plainConnection { $0.noDelay = true }
         h.write(testBytes(100))

@@ -539,9 +539,15 @@ import NetStackWire
         // are lost; the SACKed 1-3 cannot be, and are not resent.
         let meanwhile = indices(h.drain())
         #expect(!meanwhile.isEmpty && meanwhile.allSatisfy { $0 >= 4 })
-        // The RTO fires with a SACKed segment at SND.UNA: the marks are
-        // forgotten, and segment 1 is resent first.
-        let out = h.advance(by: .milliseconds(300))
+        // Nothing more comes. First a probe resends the next two of them,
+        // which PRR held back (see probeMayGo), 2 SRTT + 2 ms later...
+        let probe = h.advance(by: .milliseconds(202))
+        let next = (meanwhile.max() ?? 0) + 1
+        #expect(indices(probe) == [next, next + 1])
+        // ...then the RTO, restarted by it, fires with a SACKed segment at
+        // SND.UNA: the marks are forgotten, and segment 1 is resent first.
+        #expect(h.advance(by: .milliseconds(299)).isEmpty)
+        let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [1])
         #expect(h.connection.scoreboard.sackedBytes == 0)
         h.advance(by: Self.rtt)

@@ -72,6 +72,13 @@ extension TCPConnection {
         }
     }
 
+    /// Whether the last small (less than one MSS) data segment sent is still
+    /// unacknowledged, Minshall's test (Linux's tcp_minshall_check).
+    var smallSegmentUnacknowledged: Bool {
+        guard let end = smallSegmentEnd else { return false }
+        return end > sndUna && end <= sndNxt
+    }
+
     /// Sends the next new segment if the windows, Nagle and sender SWS
     /// avoidance allow it (RFC 9293 3.7.4 and 3.8.6.2.1). Returns true if it sent.
     private func sendNewSegment(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
@@ -93,9 +100,14 @@ extension TCPConnection {
                 // Nothing left but, perhaps, the FIN.
                 let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
                 guard finUnsent else { return false }
-            } else if !finQueued && !configuration.noDelay && inFlight > 0 {
-                // Nagle: while anything is unacknowledged, small segments wait
-                // to be coalesced; a closing connection flushes.
+            } else if !finQueued && !configuration.noDelay && inFlight > 0 && smallSegmentUnacknowledged {
+                // Nagle (RFC 9293 3.7.4) in Minshall's variant, as Linux's
+                // tcp_nagle_check: a small segment waits to be coalesced only
+                // while an earlier small one is unacknowledged. The last part
+                // of a transfer then goes at once instead of waiting out the
+                // (delayed) ACK of the full segment before it, alone in flight,
+                // which a loss turned into a 200 ms wait (RFC 8985 7.2's
+                // WCDelAckT). A closing connection flushes.
                 return false
             }
         }
@@ -119,6 +131,7 @@ extension TCPConnection {
         emit(header(seq: seq, flags: flags, payloadLength: length, now: now), a, b)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
+        if isNew && length > 0 && length < sendMSS { smallSegmentEnd = end }
         if seq == sndNxt { sndNxt = next }
         if isNew {
             // The scoreboard holds every segment in flight (the SYN apart).

@@ -107,6 +107,8 @@ public final class TCPConnection {
     /// is timed from the scoreboard's send times.
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
     var retransmissions = 0
+    /// Where the last small data segment sent ends (Nagle, Minshall's variant).
+    var smallSegmentEnd: SequenceNumber?
 
     // MARK: Loss recovery (TCPConnection+Recovery.swift)
     /// Every segment in flight, with what the SACK blocks and loss detection said of it.

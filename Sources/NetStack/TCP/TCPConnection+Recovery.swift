@@ -324,13 +324,13 @@ extension TCPConnection {
     /// two; the rest were stalls with a resend still held back by PRR.
     var probeMayGo: Bool { lossState != .timeout }
 
-    /// The probe timer fired (7.3): one segment goes, whatever cwnd says.
+    /// The probe timer fired (7.3): the probe goes, whatever cwnd says.
     func lossProbeTimerFired() {
         lossProbeDeadline = nil
         if probeMayGo, lossProbe == nil, sndMax > sndUna { lossProbeDue = true }
     }
 
-    /// Sends the probe (7.3): the last segment again. Returns true if it sent.
+    /// Sends the probe (7.3): the last segments again. Returns true if it sent.
     ///
     /// Deviation: RFC 8985 prefers a new segment when the window allows. A
     /// lone new segment, though, is what a receiver's delayed ACK holds (40 ms

@@ -17,6 +17,8 @@ PARTS = [
      r"tun_chr_write_iter_\[k\]"),
     ("  of which the peer's TCP (tcp_v4_rcv: its input, ACK processing, and what it sends then)",
      r"tun_chr_write_iter_\[k\].*tcp_v4_rcv_\[k\]"),
+    ("  of which waking the receiving application (sock_def_readable: a sleeping reader costs an IPI)",
+     r"tun_chr_write_iter_\[k\].*sock_def_readable_\[k\]"),
     ("TAP reads (tun_chr_read_iter): each frame copied into a pool slot",
      r"tun_chr_read_iter_\[k\]"),
     ("Sleeping and waking (schedule / finish_task_switch)", r"(^|;)(schedule|finish_task_switch[^;]*)_\[k\]"),

@@ -101,9 +101,7 @@ struct Get: ParsableCommand {
     func fetch<D: Device>(on device: D, settings s: Settings, fd: Int32, clock: MonotonicClock) throws {
         let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
                                   logger: Logger(label: "netstack"))
-        var tcp = TCPConfiguration()
-        tcpOptions.apply(to: &tcp)
-        interface.defaultTCPConfiguration = tcp
+        interface.defaultTCPConfiguration = tcpOptions.configuration
         let loop = EventLoop(interface: interface, clock: clock)
         loop.maximumSleep = .milliseconds(10)
         let start = clock.now

@@ -155,9 +155,7 @@ struct IPerf: ParsableCommand {
     func test<D: Device>(on device: D, settings s: Settings, clock: MonotonicClock) throws {
         let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
                                   logger: Logger(label: "netstack"))
-        var tcp = TCPConfiguration()
-        tcpOptions.apply(to: &tcp)
-        interface.defaultTCPConfiguration = tcp
+        interface.defaultTCPConfiguration = tcpOptions.configuration
         defer { Self.reportFaults(of: device) }
         let loop = EventLoop(interface: interface, clock: clock)
         // Intervals and the test's end are timed from the loop's turns.

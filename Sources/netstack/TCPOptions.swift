@@ -13,6 +13,13 @@ struct TCPOptions: ParsableArguments {
     @Flag(help: "Turn RACK-TLP (RFC 8985) off: SACK recovery marks losses by RFC 6675's duplicate threshold alone.")
     var noRack = false
 
+    /// The stack's defaults with these options applied.
+    var configuration: TCPConfiguration {
+        var tcp = TCPConfiguration()
+        apply(to: &tcp)
+        return tcp
+    }
+
     func apply(to tcp: inout TCPConfiguration) {
         if let cc { tcp.congestionControl = cc }
         if noSack { tcp.sackPermitted = false }

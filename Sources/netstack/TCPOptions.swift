@@ -1,7 +1,7 @@
 import ArgumentParser
 import NetStack
 
-/// `--cc`, `--no-sack`, `--no-rack`: the TCP behaviour `up` and `get` let you
+/// `--cc`, `--no-sack`, `--no-rack`: the TCP behaviour `up`, `get` and `iperf` let you
 /// change, applied over the stack's defaults.
 struct TCPOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Congestion control for TCP connections (default: cubic).", valueName: "ALGORITHM"))
@@ -16,14 +16,10 @@ struct TCPOptions: ParsableArguments {
     /// The stack's defaults with these options applied.
     var configuration: TCPConfiguration {
         var tcp = TCPConfiguration()
-        apply(to: &tcp)
-        return tcp
-    }
-
-    func apply(to tcp: inout TCPConfiguration) {
         if let cc { tcp.congestionControl = cc }
         if noSack { tcp.sackPermitted = false }
         if noRack { tcp.rackTLP = false }
+        return tcp
     }
 }
 

@@ -77,8 +77,7 @@ struct Up: ParsableCommand {
             }
             options.root = root
         }
-        var tcp = TCPConfiguration()
-        tcpOptions.apply(to: &tcp)
+        var tcp = tcpOptions.configuration
         if let msl {
             guard msl.isFinite, msl > 0, msl <= 3600 else {
                 throw ValidationError("--msl \(msl): expected seconds in (0, 3600]")

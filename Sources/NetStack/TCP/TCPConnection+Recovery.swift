@@ -67,14 +67,13 @@ extension TCPConnection {
             delivered += sacked
             duplicateReport = dsack
         }
-        let sawDuplicateReport = duplicateReport != nil
         // What PRR counts as delivered: without SACK a duplicate ACK stands for one segment.
         var recoveryDelivered = delivered
         if !sackEnabled {
             recoveryDelivered += countDuplicateAcks(ack: ack, priorUna: priorUna, isDuplicate: isDuplicate)
         }
 
-        detectLosses(now: now, delivered: delivered > 0 || sawDuplicateReport)
+        detectLosses(now: now, delivered: delivered > 0 || duplicateReport != nil)
         var endedRecovery = false
         if let point = recoveryPoint, lossState != .open, ack >= point {
             endedRecovery = lossState == .recovery
@@ -149,7 +148,7 @@ extension TCPConnection {
             let elapsedMs = Int64(Int32(bitPattern: timestampNow(now) &- echo))
             if elapsedMs >= 0 { sample = .milliseconds(elapsedMs) }
         }
-        if ack > (rttProbe?.seq ?? ack) { rttProbe = nil }
+        if let probe = rttProbe, ack > probe.seq { rttProbe = nil }
         if let sample {
             rtt.sample(sample)
             let ns = sample.nanoseconds

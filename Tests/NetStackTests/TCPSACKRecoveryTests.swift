@@ -280,21 +280,22 @@ import NetStackWire
         h.write(data)
         let t0 = h.now
         #expect(indices(h.drain()) == Array(0..<5))
-        // No ACK comes. PTO = 2 SRTT + 2 ms (Linux's floor with more than
-        // one segment out) = 202 ms, before the RTO at 300 ms.
-        #expect(h.advance(by: .milliseconds(201)).isEmpty)
+        // No ACK comes. PTO = 2 SRTT = 200 ms with more than one segment
+        // out (RFC 8985 7.2; not Linux's 2 ms more, see armLossProbe),
+        // before the RTO at 300 ms.
+        #expect(h.advance(by: .milliseconds(199)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         // No new data to send: the last segment goes again (RFC 8985 7.3),
         // and the one before it (a deviation, see sendLossProbe), so that
         // one lost frame cannot leave the sender waiting for the RTO.
         #expect(indices(out) == [3, 4])
         #expect(out.map(\.payload) == [payload(data, 3), payload(data, 4)])
-        #expect(out.allSatisfy { $0.time == t0 + .milliseconds(202) })
+        #expect(out.allSatisfy { $0.time == t0 + .milliseconds(200) })
         #expect(h.connection.lossProbesSent == 1)
         #expect(h.connection.segmentsRetransmitted == 2)
         #expect(h.connection.lossState == .open)
         // The RTO is re-armed from the probe (7.3), and no second probe follows.
-        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(502))
+        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(500))
         #expect(h.advance(by: .milliseconds(299)).isEmpty)
         let rto = h.advance(by: .milliseconds(1))
         #expect(indices(rto) == [0])
@@ -307,7 +308,7 @@ import NetStackWire
         h.write(data)
         // cwnd holds ten.
         #expect(indices(h.drain()) == Array(0..<10))
-        let out = h.advance(by: .milliseconds(202))
+        let out = h.advance(by: .milliseconds(200))
         // A deliberate deviation from RFC 8985 7.3 (see sendLossProbe): the
         // last segments again, which a receiver answers at once, rather than
         // a new one its delayed ACK would hold.
@@ -325,18 +326,18 @@ import NetStackWire
         h.write(testBytes(2 * Self.mss, seed: 1))
         #expect(indices(h.drain()) == [2, 3])
         // RFC 8985 7.2: the PTO restarts after new data is sent, so the probe
-        // comes 2 SRTT + 2 ms after segment 3, not 152 ms after it.
-        #expect(h.advance(by: .milliseconds(201)).isEmpty)
+        // comes 2 SRTT after segment 3, not 152 ms after it.
+        #expect(h.advance(by: .milliseconds(199)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [2, 3])
-        #expect(out.first?.time == t0 + .milliseconds(252))
+        #expect(out.first?.time == t0 + .milliseconds(250))
     }
 
     @Test func aProbeThatRepairedALossCutsTheWindowOnce() {
         let h = connection()
         h.write(testBytes(5 * Self.mss))
         _ = h.drain()
-        let probe = h.advance(by: .milliseconds(202))
+        let probe = h.advance(by: .milliseconds(200))
         #expect(indices(probe) == [3, 4])
         // More data follows the probe.
         h.write(testBytes(Self.mss, seed: 1))
@@ -367,7 +368,7 @@ import NetStackWire
         let h = connection()
         h.write(testBytes(5 * Self.mss))
         _ = h.drain()
-        #expect(indices(h.advance(by: .milliseconds(202))) == [3, 4])
+        #expect(indices(h.advance(by: .milliseconds(200))) == [3, 4])
         h.advance(by: Self.rtt)
         // Everything had arrived (the ACKs were lost): both copies are
         // duplicates, and the peer says so, one ACK each (RFC 2883). A D-SACK
@@ -487,14 +488,14 @@ import NetStackWire
         // Recovery resends every hole, in order, as PRR allows.
         #expect(indices(beforeTimeout) == [0, 2, 4, 6, 8])
         // Those are lost too, and nothing more comes. Everything known lost
-        // has been resent, so a probe of the last two holes goes 2 SRTT + 2 ms
+        // has been resent, so a probe of the last two holes goes 2 SRTT
         // later (see probeMayGo); it is lost as well, and the RTO, restarted
         // by the probe (RFC 8985 7.3), fires 300 ms after it.
         let resent = h.now
-        let probe = h.advance(by: .milliseconds(202))
+        let probe = h.advance(by: .milliseconds(200))
         #expect(indices(probe) == [6, 8])
-        var sent = h.advance(to: resent + .milliseconds(502))
-        #expect(sent.first?.time == resent + .milliseconds(502))
+        var sent = h.advance(to: resent + .milliseconds(500))
+        #expect(sent.first?.time == resent + .milliseconds(500))
         #expect(h.connection.lossState == .timeout)
         #expect(h.connection.congestion.congestionWindow == Self.mss)
         // The SACK marks stand (the first segment was not SACKed): every hole is
@@ -540,8 +541,8 @@ import NetStackWire
         let meanwhile = indices(h.drain())
         #expect(!meanwhile.isEmpty && meanwhile.allSatisfy { $0 >= 4 })
         // Nothing more comes. First a probe resends the next two of them,
-        // which PRR held back (see probeMayGo), 2 SRTT + 2 ms later...
-        let probe = h.advance(by: .milliseconds(202))
+        // which PRR held back (see probeMayGo), 2 SRTT later...
+        let probe = h.advance(by: .milliseconds(200))
         let next = (meanwhile.max() ?? 0) + 1
         #expect(indices(probe) == [next, next + 1])
         // ...then the RTO, restarted by it, fires with a SACKed segment at

@@ -198,6 +198,8 @@ public struct InterfaceCounters: Sendable {
     public var tcpFastRecoveries: UInt64 = 0
     public var tcpLossProbes: UInt64 = 0
     public var tcpTimeouts: UInt64 = 0
+    /// Fast recoveries proved spurious by D-SACKs, their window cut undone.
+    public var tcpRecoveriesUndone: UInt64 = 0
     public var tcpResetsSent: UInt64 = 0
     public var tcpChallengeAcks: UInt64 = 0
     public var drops = DropCounters()
@@ -220,7 +222,7 @@ public struct InterfaceCounters: Sendable {
             ("tcp-connections-closed", tcpConnectionsClosed), ("tcp-connections-reset", tcpConnectionsReset),
             ("tcp-connections-timed-out", tcpConnectionsTimedOut), ("tcp-retransmissions", tcpRetransmissions),
             ("tcp-fast-recoveries", tcpFastRecoveries), ("tcp-loss-probes", tcpLossProbes),
-            ("tcp-timeouts", tcpTimeouts),
+            ("tcp-timeouts", tcpTimeouts), ("tcp-recoveries-undone", tcpRecoveriesUndone),
             ("tcp-resets-sent", tcpResetsSent), ("tcp-challenge-acks", tcpChallengeAcks),
             ("drops", drops.total),
         ]

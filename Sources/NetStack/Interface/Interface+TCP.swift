@@ -169,7 +169,9 @@ extension Interface {
         counters.tcpFastRecoveries &+= c.fastRecoveries &- r.recoveries
         counters.tcpLossProbes &+= c.lossProbesSent &- r.probes
         counters.tcpTimeouts &+= c.retransmissionTimeouts &- r.timeouts
-        c.reportedTallies = (c.segmentsRetransmitted, c.fastRecoveries, c.lossProbesSent, c.retransmissionTimeouts)
+        counters.tcpRecoveriesUndone &+= c.recoveriesUndone &- r.undone
+        c.reportedTallies = (c.segmentsRetransmitted, c.fastRecoveries, c.lossProbesSent, c.retransmissionTimeouts,
+                             c.recoveriesUndone)
         if c.state == .closed {
             retire(c)
             return

@@ -23,6 +23,11 @@ protocol CongestionControl {
     mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant)
     /// The retransmission timer fired (RFC 5681 3.1 equation 4, RFC 9438 4.8).
     mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant)
+    /// The last congestion event proved spurious (every resend D-SACKed,
+    /// RFC 3708): go back to the state saved before it, if cwnd is still
+    /// below what it was then (RFC 9438 4.9). After a timeout there is
+    /// nothing saved, and this does nothing.
+    mutating func onSpuriousCongestionEvent()
 }
 
 /// What one acknowledgment tells the congestion controller.
@@ -118,6 +123,13 @@ enum CongestionController: CongestionControl {
         switch self {
         case .newReno(var c): c.onRetransmitTimeout(flightSize: flightSize, mss: mss, now: now); self = .newReno(c)
         case .cubic(var c): c.onRetransmitTimeout(flightSize: flightSize, mss: mss, now: now); self = .cubic(c)
+        }
+    }
+
+    mutating func onSpuriousCongestionEvent() {
+        switch self {
+        case .newReno(var c): c.onSpuriousCongestionEvent(); self = .newReno(c)
+        case .cubic(var c): c.onSpuriousCongestionEvent(); self = .cubic(c)
         }
     }
 }

@@ -59,6 +59,22 @@ struct Cubic: CongestionControl {
     /// a timeout during recovery).
     private var episodeOpen = false
     private(set) var hyStart: HyStartPlusPlus?
+    /// The state the last congestion event changed, as it was before it
+    /// (RFC 9438 4.9's prior_cwnd, prior_ssthresh, prior_W_max, prior_K,
+    /// prior_epoch_start and prior_W_est, with what else the curve needs),
+    /// kept in case the event proves spurious.
+    private var beforeLastEvent: Snapshot?
+
+    private struct Snapshot {
+        var congestionWindow: Int
+        var slowStartThreshold: Int
+        var wMax: Double?
+        var cwndPrior: Double?
+        var epochStart: Instant?
+        var cwndEpoch: Double
+        var k: Double
+        var wEst: Double
+    }
 
     /// RFC 6928's 10-segment initial window, as NewReno; `hyStart` runs the
     /// initial slow start under HyStart++.
@@ -183,8 +199,32 @@ struct Cubic: CongestionControl {
             congestionWindow = min(congestionWindow, slowStartThreshold)
             return
         }
+        beforeLastEvent = Snapshot(congestionWindow: congestionWindow, slowStartThreshold: slowStartThreshold,
+                                   wMax: wMax, cwndPrior: cwndPrior, epochStart: epochStart,
+                                   cwndEpoch: cwndEpoch, k: k, wEst: wEst)
         reduce(mss: mss)
         congestionWindow = slowStartThreshold
+    }
+
+    /// RFC 9438 4.9: restore the state from before the event if cwnd has
+    /// not since grown past it ("in rare cases", when the news comes late,
+    /// the current values stand). Time spent in the spurious recovery stays
+    /// in t, as the RFC restores epoch_start as it was.
+    mutating func onSpuriousCongestionEvent() {
+        guard let prior = beforeLastEvent else { return }
+        beforeLastEvent = nil
+        guard congestionWindow < prior.congestionWindow else { return }
+        congestionWindow = prior.congestionWindow
+        slowStartThreshold = prior.slowStartThreshold
+        wMax = prior.wMax
+        cwndPrior = prior.cwndPrior
+        epochStart = prior.epochStart
+        cwndEpoch = prior.cwndEpoch
+        k = prior.k
+        wEst = prior.wEst
+        appLimitedSince = nil
+        fraction = 0
+        episodeOpen = false
     }
 
     mutating func onRecoveryEnd(flightSize: Int, mss: Int, now: Instant) {
@@ -198,6 +238,7 @@ struct Cubic: CongestionControl {
     /// RFC 9438 4.8: cwnd collapses as Reno's (RFC 5681 3.1: one SMSS) but
     /// ssthresh is set with β; the next stage starts its curve afresh.
     mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant) {
+        beforeLastEvent = nil
         if !episodeOpen { reduce(mss: mss) }
         wMax = nil
         epochStart = nil

@@ -9,6 +9,9 @@ struct NewReno: CongestionControl {
     private var bytesAcked = 0
     /// HyStart++ (RFC 9406) in the initial slow start, when asked for.
     private(set) var hyStart: HyStartPlusPlus?
+    /// cwnd and ssthresh before the last congestion event, kept in case it
+    /// proves spurious (RFC 4015's response: restore them).
+    private var beforeLastEvent: (congestionWindow: Int, slowStartThreshold: Int)?
 
     /// RFC 5681 3.1 equation 1 (IW); RFC 6928's 10 segments is Linux's default.
     /// `hyStart` adds HyStart++ to the initial slow start (off: plain RFC 5681).
@@ -35,6 +38,7 @@ struct NewReno: CongestionControl {
 
     mutating func onCongestionEvent(flightSize: Int, mss: Int, now: Instant) {
         // RFC 5681 3.2 step 2 (equation 4), and RFC 6675 5 step 4.2: cwnd = ssthresh.
+        beforeLastEvent = (congestionWindow, slowStartThreshold)
         slowStartThreshold = max(flightSize / 2, 2 * mss)
         congestionWindow = slowStartThreshold
         bytesAcked = 0
@@ -49,9 +53,19 @@ struct NewReno: CongestionControl {
     }
 
     mutating func onRetransmitTimeout(flightSize: Int, mss: Int, now: Instant) {
+        beforeLastEvent = nil
         slowStartThreshold = max(flightSize / 2, 2 * mss)
         congestionWindow = mss
         bytesAcked = 0
         hyStart?.finish()
+    }
+
+    mutating func onSpuriousCongestionEvent() {
+        guard let prior = beforeLastEvent else { return }
+        beforeLastEvent = nil
+        guard congestionWindow < prior.congestionWindow else { return }
+        congestionWindow = prior.congestionWindow
+        slowStartThreshold = prior.slowStartThreshold
+        bytesAcked = 0
     }
 }

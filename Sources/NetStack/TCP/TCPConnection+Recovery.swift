@@ -97,6 +97,7 @@ extension TCPConnection {
                                        ack: sndUna, sndMax: sndMax, priorFlightSize: priorFlight,
                                        windowLimited: limited))
         }
+        if let d = duplicateReport { checkSpuriousRecovery(duplicate: d) }
         settleLossProbe(ack: ack, priorUna: priorUna, duplicateReport: duplicateReport,
                         newlySACKed: delivered > 0 && ack == priorUna, now: now)
         if ack > priorUna {
@@ -264,6 +265,7 @@ extension TCPConnection {
         recover = sndMax - 1
         congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
         prr = ProportionalRateReduction(flightSize: flightSize)
+        spuriousCheck = SpuriousRecoveryCheck(start: sndUna)
         fastRecoveries &+= 1
         lossProbeDeadline = nil
         lossProbe = nil
@@ -271,14 +273,41 @@ extension TCPConnection {
 
     /// Everything outstanding when recovery began is acknowledged (RFC 6582 3.2 step 3).
     private func exitRecovery(now: Instant) {
-        if lossState == .recovery {
+        let endedFastRecovery = lossState == .recovery
+        if endedFastRecovery {
             congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
             rack.recoveryEnded()
+            spuriousCheck?.recoveryEnded(sndMax: sndMax)
         }
         lossState = .open
         recoveryPoint = nil
         renoDeliveredBytes = 0
         duplicateAcks = 0
+        if endedFastRecovery { undoRecoveryIfSpurious() }
+    }
+
+    // MARK: Spurious recovery (RFC 3708, RFC 9438 4.9)
+
+    /// Counts a D-SACK towards proving the last fast recovery spurious, and
+    /// undoes its window cut once every resend is accounted for. A D-SACK
+    /// answering a loss probe sent since the recovery ended is the probe's.
+    private func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber)) {
+        guard var check = spuriousCheck else { return }
+        if check.end != nil, let probe = lossProbe, d.right > probe.firstStart { return }
+        check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
+        spuriousCheck = check
+        if lossState == .open { undoRecoveryIfSpurious() }
+    }
+
+    /// Reordering, not loss, made the last fast recovery: the receiver had
+    /// every segment it resent. Congestion control goes back to where it was
+    /// (Linux's tcp_try_undo_dsack); RACK has already widened its
+    /// reordering window for the D-SACKs (RFC 8985 6.2 step 4).
+    private func undoRecoveryIfSpurious() {
+        guard let check = spuriousCheck, check.provedSpurious else { return }
+        spuriousCheck = nil
+        congestion.onSpuriousCongestionEvent()
+        recoveriesUndone &+= 1
     }
 
     // MARK: Tail loss probe (RFC 8985 7)
@@ -383,6 +412,7 @@ extension TCPConnection {
         emitSegment(at: r.start, maxLength: r.length, now: now, emit: emit)
         scoreboard.retransmitted(at: i, now: now)
         segmentsRetransmitted &+= 1
+        if lossState == .recovery { spuriousCheck?.didResend() }
     }
 
     /// Whether a probe repaired a loss (7.4): a probe answered without a
@@ -400,6 +430,8 @@ extension TCPConnection {
             if lossState == .open {
                 congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
                 congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
+                // A new loss episode: the last recovery can no longer be undone.
+                spuriousCheck = nil
             }
         } else if ack == priorUna, !newlySACKed, ack == probe.endSeq {
             lossProbe = nil
@@ -414,6 +446,7 @@ extension TCPConnection {
     /// then the receiver reneged on its SACKs (RFC 2018 8).
     func lossOnTimeout(now: Instant) {
         congestion.onRetransmitTimeout(flightSize: flightSize, mss: sendMSS, now: now)
+        spuriousCheck = nil
         if scoreboard.head?.marks.contains(.sacked) == true { scoreboard.forgetSACKs() }
         scoreboard.markAllLost()
         lossState = .timeout
@@ -459,6 +492,7 @@ extension TCPConnection {
             scoreboard.retransmitted(at: i, now: now)
             spendAllowance(r.length)
             segmentsRetransmitted &+= 1
+            if lossState == .recovery { spuriousCheck?.didResend() }
             sent = true
             from = i + 1
         }

@@ -134,6 +134,9 @@ public final class TCPConnection {
     var lossProbeDue = false
     /// The probe in flight (RFC 8985 7.4), until an ACK settles it.
     var lossProbe: LossProbe?
+    /// The last fast recovery, until D-SACKs prove it spurious or another
+    /// loss episode begins (RFC 3708).
+    var spuriousCheck: SpuriousRecoveryCheck?
     /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 4).
     var duplicateToReport: (left: SequenceNumber, right: SequenceNumber)?
 
@@ -158,8 +161,11 @@ public final class TCPConnection {
     public internal(set) var fastRecoveries: UInt64 = 0
     public internal(set) var lossProbesSent: UInt64 = 0
     public internal(set) var retransmissionTimeouts: UInt64 = 0
+    /// Fast recoveries whose window cut was undone: every resend was D-SACKed.
+    public internal(set) var recoveriesUndone: UInt64 = 0
     /// The tallies above as the interface last added them to its counters.
-    var reportedTallies: (retransmitted: UInt64, recoveries: UInt64, probes: UInt64, timeouts: UInt64) = (0, 0, 0, 0)
+    var reportedTallies: (retransmitted: UInt64, recoveries: UInt64, probes: UInt64, timeouts: UInt64,
+                          undone: UInt64) = (0, 0, 0, 0, 0)
     public internal(set) var bytesSent: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
 

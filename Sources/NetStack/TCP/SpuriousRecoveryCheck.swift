@@ -1,0 +1,50 @@
+import NetStackWire
+
+/// Whether a fast recovery was spurious, by RFC 3708's D-SACK test: the
+/// receiver reported every segment resent during it as a duplicate, so the
+/// originals had arrived (reordered or delayed, not lost), and the window
+/// cut for it is undone (RFC 9438 4.9). Linux keeps the same count in
+/// `undo_marker` and `undo_retrans`.
+///
+/// Resends are counted while the recovery lasts. D-SACKs count from its
+/// start (SND.UNA then) up to SND.MAX, which stops moving for this purpose
+/// when it ends: what is sent afterwards, a loss probe above all, cannot
+/// vouch for it. A duplicate the network made (not a resend) reads the same
+/// to the receiver; Linux takes that risk too, and it needs a duplicate of
+/// exactly the data being recovered.
+struct SpuriousRecoveryCheck: Equatable {
+    /// SND.UNA when recovery began: nothing below it was resent in it.
+    let start: SequenceNumber
+    /// SND.MAX when recovery ended; nil while it lasts.
+    private(set) var end: SequenceNumber?
+    /// Segments resent during the recovery.
+    private(set) var resent = 0
+    /// Segments in its range D-SACKed since it began.
+    private(set) var reportedDuplicate = 0
+
+    init(start: SequenceNumber) {
+        self.start = start
+    }
+
+    /// A segment went again while recovering.
+    mutating func didResend() {
+        if end == nil { resent += 1 }
+    }
+
+    mutating func recoveryEnded(sndMax: SequenceNumber) {
+        if end == nil { end = sndMax }
+    }
+
+    /// A D-SACK reported [left, right) received twice (RFC 2883): it counts
+    /// for the segments it covers, when they lie within the recovery's range.
+    mutating func duplicateReported(left: SequenceNumber, right: SequenceNumber, sndMax: SequenceNumber, mss: Int) {
+        guard mss > 0, left < right, left >= start, right <= (end ?? sndMax) else { return }
+        reportedDuplicate += (right - left + mss - 1) / mss
+    }
+
+    /// The recovery is over, it resent something, and every resend has come
+    /// back reported as a duplicate.
+    var provedSpurious: Bool {
+        end != nil && resent > 0 && reportedDuplicate >= resent
+    }
+}

@@ -200,18 +200,25 @@ import NetStackWire
 
     // MARK: (c) The end of recovery
 
-    @Test func aPartialAckKeepsRecoveryAndTheFullAckEndsIt() {
+    /// Ten segments out, and 0 and 5 missing at the peer while 1-4 and 6
+    /// arrive: recovery resends both.
+    func zeroAndFiveResent() -> TCPHarness {
         let h = connection()
         h.write(testBytes(10 * Self.mss))
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
-        // 0 and 5 are lost.
         h.sack(seg(0), [(seg(1), seg(2))])
         h.sack(seg(0), [(seg(1), seg(3))])
         h.sack(seg(0), [(seg(1), seg(4))])
         h.sack(seg(0), [(seg(1), seg(5))])
         h.sack(seg(0), [(seg(6), seg(7)), (seg(1), seg(5))])
         #expect(indices(h.drain()) == [0, 5])
+        return h
+    }
+
+    @Test func aPartialAckKeepsRecoveryAndTheFullAckEndsIt() {
+        // 0 and 5 are lost.
+        let h = zeroAndFiveResent()
         for k in 8...10 { h.sack(seg(0), [(seg(6), seg(k)), (seg(1), seg(5))]) }
         #expect(h.connection.recoveryPoint == seg(10))
         let ssthresh = h.connection.congestion.slowStartThreshold

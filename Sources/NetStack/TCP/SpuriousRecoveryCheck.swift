@@ -12,7 +12,7 @@ import NetStackWire
 /// vouch for it. A duplicate the network made (not a resend) reads the same
 /// to the receiver; Linux takes that risk too, and it needs a duplicate of
 /// exactly the data being recovered.
-struct SpuriousRecoveryCheck: Equatable {
+struct SpuriousRecoveryCheck {
     /// SND.UNA when recovery began: nothing below it was resent in it.
     let start: SequenceNumber
     /// SND.MAX when recovery ended; nil while it lasts.
@@ -46,5 +46,29 @@ struct SpuriousRecoveryCheck: Equatable {
     /// back reported as a duplicate.
     var provedSpurious: Bool {
         end != nil && resent > 0 && reportedDuplicate >= resent
+    }
+}
+
+extension TCPConnection {
+    /// Counts a D-SACK towards proving the last fast recovery spurious, and
+    /// undoes its window cut once every resend is accounted for. A D-SACK
+    /// answering a loss probe sent since the recovery ended is the probe's.
+    func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber)) {
+        guard var check = spuriousCheck else { return }
+        if check.end != nil, let probe = lossProbe, d.right > probe.firstStart { return }
+        check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
+        spuriousCheck = check
+        if lossState == .open { undoRecoveryIfSpurious() }
+    }
+
+    /// Reordering, not loss, made the last fast recovery: the receiver had
+    /// every segment it resent. Congestion control goes back to where it was
+    /// (Linux's tcp_try_undo_dsack); RACK has already widened its
+    /// reordering window for the D-SACKs (RFC 8985 6.2 step 4).
+    func undoRecoveryIfSpurious() {
+        guard let check = spuriousCheck, check.provedSpurious else { return }
+        spuriousCheck = nil
+        congestion.onSpuriousCongestionEvent()
+        recoveriesUndone &+= 1
     }
 }

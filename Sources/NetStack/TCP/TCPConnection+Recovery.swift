@@ -286,30 +286,6 @@ extension TCPConnection {
         if endedFastRecovery { undoRecoveryIfSpurious() }
     }
 
-    // MARK: Spurious recovery (RFC 3708, RFC 9438 4.9)
-
-    /// Counts a D-SACK towards proving the last fast recovery spurious, and
-    /// undoes its window cut once every resend is accounted for. A D-SACK
-    /// answering a loss probe sent since the recovery ended is the probe's.
-    private func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber)) {
-        guard var check = spuriousCheck else { return }
-        if check.end != nil, let probe = lossProbe, d.right > probe.firstStart { return }
-        check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
-        spuriousCheck = check
-        if lossState == .open { undoRecoveryIfSpurious() }
-    }
-
-    /// Reordering, not loss, made the last fast recovery: the receiver had
-    /// every segment it resent. Congestion control goes back to where it was
-    /// (Linux's tcp_try_undo_dsack); RACK has already widened its
-    /// reordering window for the D-SACKs (RFC 8985 6.2 step 4).
-    private func undoRecoveryIfSpurious() {
-        guard let check = spuriousCheck, check.provedSpurious else { return }
-        spuriousCheck = nil
-        congestion.onSpuriousCongestionEvent()
-        recoveriesUndone &+= 1
-    }
-
     // MARK: Tail loss probe (RFC 8985 7)
 
     /// RFC 8985 7.2's WCDelAckT: the longest a receiver is taken to delay an

@@ -189,4 +189,31 @@ extension TCPSACKRecoveryTests {
         #expect(h.connection.congestion.congestionWindow < 15 * Self.mss)
         #expect(h.connection.lossState == .open)
     }
+
+    @Test func aProbeAfterTheRecoveryCannotVouchForIt() {
+        let h = connection()
+        h.write(testBytes(35 * Self.mss))
+        #expect(indices(h.drain()) == Array(0..<10))
+        h.advance(by: Self.rtt)
+        for k in 1...5 { h.sack(seg(2 * k)) }
+        #expect(indices(h.drain()) == Array(10..<30))
+        h.advance(by: Self.rtt)
+        // 10 is lost: recovery resends it, and PRR lets 30-34 out meanwhile.
+        h.sack(seg(10), [(seg(11), seg(14))])
+        for k in 1...6 { h.sack(seg(10), [(seg(11), seg(14 + k))]) }
+        #expect(indices(h.drain()) == [10] + Array(30..<35))
+        // The resend arrives: recovery ends, with 30-34, sent during it, still out.
+        h.sack(seg(30))
+        #expect(h.connection.lossState == .open)
+        let cutWindow = h.connection.congestion.congestionWindow
+        // Their ACK is lost; the probe resends 33 and 34, and the answer
+        // D-SACKs both: the probe's business, not the recovery's, whose one
+        // resend was needed.
+        let probe = h.advance(by: .milliseconds(200))
+        #expect(indices(probe) == [33, 34])
+        h.sack(seg(35), [(seg(33), seg(35))])
+        #expect(h.connection.lossProbe == nil)
+        #expect(h.connection.recoveriesUndone == 0)
+        #expect(h.connection.congestion.congestionWindow <= cutWindow + Self.mss)
+    }
 }

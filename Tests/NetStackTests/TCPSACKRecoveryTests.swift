@@ -309,6 +309,25 @@ import NetStackWire
         #expect(h.connection.lossProbesSent == 1)
     }
 
+    @Test func withOneSegmentOutTheProbeGoesInsteadOfTheTimeout() {
+        let h = connection()
+        let t0 = h.now
+        h.write(testBytes(Self.mss))
+        #expect(indices(h.drain()) == [0])
+        // PTO = 2 SRTT + WCDelAckT = 400 ms, capped at the RTO, 300 ms
+        // (RFC 8985 7.2). The probe timer stands in for the RTO, so at 300 ms
+        // the probe goes, and the window is not collapsed by a timeout.
+        #expect(h.advance(by: .milliseconds(299)).isEmpty)
+        let out = h.advance(by: .milliseconds(1))
+        #expect(indices(out) == [0])
+        #expect(h.connection.lossProbesSent == 1)
+        #expect(h.connection.retransmissionTimeouts == 0)
+        #expect(h.connection.lossState == .open)
+        #expect(h.connection.congestion.congestionWindow == 10 * Self.mss)
+        // The probe arms the RTO again (7.3).
+        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(600))
+    }
+
     @Test func aProbeResendsOldSegmentsEvenWithNewDataWaiting() {
         let h = connection()
         let data = testBytes(12 * Self.mss)

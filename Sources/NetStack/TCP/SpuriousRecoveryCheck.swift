@@ -55,7 +55,7 @@ extension TCPConnection {
     /// answering a loss probe sent since the recovery ended is the probe's.
     func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber)) {
         guard var check = spuriousCheck else { return }
-        if check.end != nil, let probe = lossProbe, d.right > probe.firstStart { return }
+        if check.end != nil, lossProbe?.resent(d) == true { return }
         check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
         spuriousCheck = check
         if lossState == .open { undoRecoveryIfSpurious() }

@@ -23,6 +23,12 @@ struct LossProbe: Equatable {
     /// Where the last resent segment begins: a D-SACK of it shows the probe
     /// was not needed.
     var lastStart: SequenceNumber
+
+    /// Whether a D-SACK reports data the probe resent: it answers the probe,
+    /// and says nothing of reordering or of an earlier recovery.
+    func resent(_ d: (left: SequenceNumber, right: SequenceNumber)) -> Bool {
+        d.left >= firstStart && d.right <= endSeq
+    }
 }
 
 /// Sender-side loss detection and recovery: the SACK scoreboard (RFC 6675),
@@ -177,7 +183,7 @@ extension TCPConnection {
         // A D-SACK answering a loss probe says nothing about reordering: the
         // probe was the timer's doing, not RACK's (Linux's tcp_dsack_seen).
         if dsack, let first = blocks.first,
-           !(lossProbe.map { first.left >= $0.firstStart && first.right <= $0.endSeq } ?? false) {
+           !(lossProbe?.resent((left: first.left, right: first.right)) ?? false) {
             rack.dsackReceived(ack: ack, sndMax: sndMax)
         }
         var newly = 0
@@ -306,9 +312,12 @@ extension TCPConnection {
     /// kept the sender idle, 25-30 ms of a 0.27 s download. Without it the
     /// download went from 2.42 to 2.69 Gbit/s (medians of four seeds), with
     /// no more probes than before.
+    ///
+    /// Not before our SYN is acknowledged (a connection closed in
+    /// SYN-RECEIVED): only the RTO resends from the SYN.
     func armLossProbe(now: Instant) {
         guard configuration.rackTLP, sackEnabled, probeMayGo, lossProbe == nil, lossProbeDeadline == nil,
-              state.isSynchronized, sndMax > sndUna else { return }
+              state.isSynchronized, sndUna > iss, sndMax > sndUna else { return }
         var pto: Duration = .seconds(1)
         if let srtt = rtt.srtt {
             pto = srtt * 2 + (flightSize <= sendMSS ? Self.worstCaseDelayedAck : .zero)

@@ -23,12 +23,18 @@ extension TCPConnection {
             enterClosed(error: nil)
             return
         }
+        if let d = lossProbeDeadline, now >= d {
+            lossProbeTimerFired()
+            // RFC 8985 7.2-7.3: the probe timer stands in for the RTO, never
+            // later than it (PTO = min(PTO, RTO)), so when both are due the
+            // probe goes and the RTO is armed again from now.
+            if lossProbeDue { retransmitDeadline = now + rtt.rto }
+        }
         if let d = retransmitDeadline, now >= d {
             retransmitTimeout(now: now)
             if state == .closed { return }
         }
         if let d = reorderDeadline, now >= d { reorderTimerFired(now: now) }
-        if let d = lossProbeDeadline, now >= d { lossProbeTimerFired() }
         if let d = delayedAckDeadline, now >= d {
             ackNow = true
             delayedAckDeadline = nil

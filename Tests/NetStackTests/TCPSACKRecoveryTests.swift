@@ -142,10 +142,11 @@ import NetStackWire
 
     /// Ten segments out, then five ACKs of two segments each at one RTT:
     /// slow start takes cwnd to 20 segments (RFC 5681 3.1 with L = 2 SMSS)
-    /// and segments 10-29 are in flight, all sent at the same instant.
-    func twentyInFlight(_ algorithm: CongestionAlgorithm) -> TCPHarness {
+    /// and segments 10-29 are in flight, all sent at the same instant. The
+    /// application wrote `written` segments in all.
+    func twentyInFlight(_ algorithm: CongestionAlgorithm, written: Int = 60) -> TCPHarness {
         let h = connection { $0.congestionControl = algorithm }
-        h.write(testBytes(60 * Self.mss))
+        h.write(testBytes(written * Self.mss))
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
         for k in 1...5 { h.sack(seg(2 * k)) }

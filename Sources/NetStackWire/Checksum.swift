@@ -52,11 +52,44 @@ public struct InternetChecksum: Sendable {
         add(UInt16(truncatingIfNeeded: length))
     }
 
-    /// The sum over the IPv4 pseudo-header and a whole TCP or UDP segment
-    /// (RFC 768, RFC 9293 3.1), whose length is the segment's byte count.
     @inlinable
-    public static func overTransport(_ segment: UnsafeMutableRawBufferPointer, source: IPv4Address,
-                                     destination: IPv4Address, protocol proto: IPProtocol) -> InternetChecksum {
+    mutating func add64(_ v: UInt64) {
+        add(UInt32(truncatingIfNeeded: v >> 32))
+        add(UInt32(truncatingIfNeeded: v))
+    }
+
+    /// Adds the IPv6 pseudo-header (RFC 8200 8.1): both addresses, the 32-bit
+    /// upper-layer length and the next-header value.
+    @inlinable
+    public mutating func addPseudoHeader(source: IPv6Address, destination: IPv6Address,
+                                         protocol proto: UInt8, length: Int) {
+        add64(source.high)
+        add64(source.low)
+        add64(destination.high)
+        add64(destination.low)
+        add(UInt32(truncatingIfNeeded: length))
+        add(UInt16(proto))
+    }
+
+    /// Adds the pseudo-header of either family; the addresses are of one family.
+    @inlinable
+    public mutating func addPseudoHeader(source: IPAddress, destination: IPAddress,
+                                         protocol proto: UInt8, length: Int) {
+        switch (source, destination) {
+        case (.v4(let s), .v4(let d)):
+            addPseudoHeader(source: s, destination: d, protocol: proto, length: length)
+        case (.v6(let s), .v6(let d)):
+            addPseudoHeader(source: s, destination: d, protocol: proto, length: length)
+        default:
+            preconditionFailure("pseudo-header over addresses of two families")
+        }
+    }
+
+    /// The sum over the pseudo-header and a whole TCP or UDP segment
+    /// (RFC 768, RFC 9293 3.1, RFC 8200 8.1), whose length is the segment's byte count.
+    @inlinable
+    public static func overTransport(_ segment: UnsafeMutableRawBufferPointer, source: IPAddress,
+                                     destination: IPAddress, protocol proto: IPProtocol) -> InternetChecksum {
         var c = InternetChecksum()
         c.addPseudoHeader(source: source, destination: destination, protocol: proto.rawValue, length: segment.count)
         c.add(segment)

@@ -102,6 +102,24 @@ public struct ICMPv4Repr: Equatable, Sendable {
     /// must already be in place after it, the checksum over `length` bytes.
     public func emit(into bytes: UnsafeMutableRawBufferPointer) {
         precondition(dataLength >= 0 && bytes.count >= length, "data length out of range")
+        emitFields(into: bytes)
+        let packet = ICMPv4Packet(unchecked: bytes.slice(0..<length))
+        packet.fillChecksum()
+    }
+
+    /// Writes the 8-byte header into `header` with the checksum over it and
+    /// `data`, which lies elsewhere (a datagram sent in pieces, fragmented by IP).
+    public func emitHeader(into header: UnsafeMutableRawBufferPointer, data: UnsafeRawBufferPointer) {
+        precondition(header.count >= ICMPv4Packet.headerLength && data.count == dataLength, "lengths disagree")
+        emitFields(into: header)
+        header.setBE16(2, 0)
+        var c = InternetChecksum()
+        c.add(UnsafeRawBufferPointer(header.slice(0..<ICMPv4Packet.headerLength)))
+        c.add(data)
+        header.setBE16(2, c.value)
+    }
+
+    private func emitFields(into bytes: UnsafeMutableRawBufferPointer) {
         let type: UInt8, code: UInt8, rest: UInt32
         switch message {
         case let .echoReply(id, seq):
@@ -118,8 +136,6 @@ public struct ICMPv4Repr: Equatable, Sendable {
         bytes.setU8(0, type)
         bytes.setU8(1, code)
         bytes.setBE32(4, rest)
-        let packet = ICMPv4Packet(unchecked: bytes.slice(0..<length))
-        packet.fillChecksum()
     }
 }
 

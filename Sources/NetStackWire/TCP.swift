@@ -97,13 +97,13 @@ public struct TCPSegment {
     /// True if the checksum over the IPv4 pseudo-header (RFC 9293 3.1, whose TCP
     /// length is the segment's byte count), header and payload verifies.
     @inlinable
-    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
+    public func checksumIsValid(source: IPAddress, destination: IPAddress) -> Bool {
         InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .tcp).verifies
     }
 
     /// Computes the checksum over pseudo-header, header and payload.
     @inlinable
-    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
+    public func fillChecksum(source: IPAddress, destination: IPAddress) {
         checksum = 0
         checksum = InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .tcp).value
     }
@@ -164,7 +164,7 @@ public struct TCPRepr: Equatable, Sendable {
     /// Writes the header and options at the start of `bytes` and, since the
     /// payload must already be in place after them, the checksum over `length` bytes.
     @inlinable
-    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress) {
         let headerLength = self.headerLength
         precondition(bytes.count >= headerLength + payloadLength)
         bytes.setBE16(0, sourcePort)
@@ -185,4 +185,26 @@ public struct TCPRepr: Equatable, Sendable {
 
 extension TCPSegment {
     @inlinable init(unchecked bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+}
+
+extension TCPSegment {
+    /// `checksumIsValid` over IPv4 addresses.
+    @inlinable
+    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
+        checksumIsValid(source: .v4(source), destination: .v4(destination))
+    }
+
+    /// `fillChecksum` over IPv4 addresses.
+    @inlinable
+    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
+        fillChecksum(source: .v4(source), destination: .v4(destination))
+    }
+}
+
+extension TCPRepr {
+    /// `emit` over IPv4 addresses.
+    @inlinable
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+        emit(into: bytes, source: .v4(source), destination: .v4(destination))
+    }
 }

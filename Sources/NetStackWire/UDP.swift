@@ -33,17 +33,18 @@ public struct UDPDatagram {
     }
     @inlinable public var payload: UnsafeMutableRawBufferPointer { bytes.slice(Self.headerLength..<bytes.count) }
 
-    /// RFC 768: a zero checksum means the sender computed none, which IPv4 accepts.
+    /// RFC 768: a zero checksum means the sender computed none, which IPv4
+    /// accepts and IPv6 does not (RFC 8200 8.1).
     @inlinable
-    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
-        if checksum == 0 { return true }
+    public func checksumIsValid(source: IPAddress, destination: IPAddress) -> Bool {
+        if checksum == 0 { return source.ipv4 != nil }
         return InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .udp).verifies
     }
 
     /// Computes the checksum over pseudo-header, header and payload. A computed
     /// zero is sent as all ones, since zero means "no checksum" (RFC 768).
     @inlinable
-    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
+    public func fillChecksum(source: IPAddress, destination: IPAddress) {
         checksum = 0
         let v = InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .udp).value
         checksum = v == 0 ? 0xffff : v
@@ -71,7 +72,7 @@ public struct UDPRepr: Equatable, Sendable {
 
     /// Writes the header at the start of `bytes`; the payload must already be in
     /// place after it, since the checksum covers it.
-    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress) {
         precondition(payloadLength >= 0 && bytes.count >= length && length <= 0xffff, "payload length out of range")
         bytes.setBE16(0, sourcePort)
         bytes.setBE16(2, destinationPort)
@@ -81,6 +82,49 @@ public struct UDPRepr: Equatable, Sendable {
     }
 }
 
+extension UDPRepr {
+    /// Writes the 8-byte header into `header` with the checksum over the
+    /// pseudo-header, itself and `payload`, which lies elsewhere (a datagram
+    /// sent in pieces, fragmented by IP).
+    public func emitHeader(into header: UnsafeMutableRawBufferPointer, payload: UnsafeRawBufferPointer,
+                           source: IPAddress, destination: IPAddress) {
+        precondition(header.count >= Self.headerLength && payload.count == payloadLength && length <= 0xffff,
+                     "lengths disagree")
+        header.setBE16(0, sourcePort)
+        header.setBE16(2, destinationPort)
+        header.setBE16(4, UInt16(length))
+        header.setBE16(6, 0)
+        var c = InternetChecksum()
+        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.udp.rawValue, length: length)
+        c.add(UnsafeRawBufferPointer(header.slice(0..<Self.headerLength)))
+        c.add(payload)
+        let v = c.value
+        // RFC 768: a computed zero goes out as all ones.
+        header.setBE16(6, v == 0 ? 0xffff : v)
+    }
+}
+
 extension UDPDatagram {
     @inlinable init(unchecked bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+}
+
+extension UDPDatagram {
+    /// `checksumIsValid` over IPv4 addresses.
+    @inlinable
+    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
+        checksumIsValid(source: .v4(source), destination: .v4(destination))
+    }
+
+    /// `fillChecksum` over IPv4 addresses.
+    @inlinable
+    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
+        fillChecksum(source: .v4(source), destination: .v4(destination))
+    }
+}
+
+extension UDPRepr {
+    /// `emit` over IPv4 addresses.
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+        emit(into: bytes, source: .v4(source), destination: .v4(destination))
+    }
 }

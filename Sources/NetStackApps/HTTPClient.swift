@@ -442,11 +442,10 @@ public final class HTTPGet {
     /// Opens the connection and queues the request; it leaves once the handshake completes.
     /// Call `turn(now:)` on every turn of the loop (`EventLoop.onTurn`): the
     /// connection is closed from there, not from inside a receive callback.
-    public func start<D: Device>(on interface: Interface<D>, configuration: TCPConfiguration? = nil,
-                                 now: Instant) throws(TCPConnectError) {
-        let c = try interface.connectTCP(to: url.address, port: url.port, configuration: configuration, now: now)
+    public func start(on stack: Stack, configuration: TCPConfiguration? = nil) throws(TCPConnectError) {
+        let c = try stack.connect(to: .v4(url.address), port: url.port, configuration: configuration)
         connection = c
-        flush = { [unowned interface] c, now in interface.flushTCP(c, now: now) }
+        flush = { [unowned stack] c, now in stack.tcp.flush(c, now: now) }
         c.onReadable = { [unowned self] c in self.readable(c) }
         c.onStateChange = { [unowned self] c, _ in
             if c.state == .closed { self.connectionClosed(c) }
@@ -454,7 +453,7 @@ public final class HTTPGet {
         let request = requestBytes
         let n = request.withUnsafeBytes { c.write($0) }
         precondition(n == request.count, "the request does not fit an empty send ring")
-        interface.flushTCP(c, now: now)
+        stack.tcp.flush(c, now: stack.clock.now)
     }
 
     /// Closes the connection once the response is complete. Run from the loop

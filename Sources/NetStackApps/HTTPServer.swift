@@ -85,13 +85,13 @@ public final class HTTPServer {
     let pathScratch: UnsafeMutableRawBufferPointer
     let resolvedScratch: UnsafeMutableRawBufferPointer
 
-    /// Listens on `port` of `interface` and serves every connection it accepts.
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 80,
-                                          configuration: Configuration = Configuration()) throws -> HTTPServer {
+    /// Listens on `port` of `stack` and serves every connection it accepts.
+    public static func install(on stack: Stack, port: UInt16 = 80,
+                               configuration: Configuration = Configuration()) throws -> HTTPServer {
         let root = try configuration.root.map(Self.resolveRoot)
         // Build the pattern now, not in the first request's callback.
         _ = Self.pattern.count
-        let listener = try interface.listenTCP(port: port, configuration: configuration.tcp)
+        let listener = try stack.listen(port: port, configuration: configuration.tcp)
         let server = HTTPServer(listener: listener, configuration: configuration, root: root)
         listener.onAccept = { connection in server.accept(connection) }
         return server

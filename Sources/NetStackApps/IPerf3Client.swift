@@ -198,8 +198,9 @@ public final class IPerf3Client {
 
     /// Opens the control connection and queues the cookie. Call `turn(now:)`
     /// on every turn of the loop from then on.
-    public func start<D: Device>(on interface: Interface<D>, now: Instant) throws(TCPConnectError) {
-        streamConfiguration = interface.defaultTCPConfiguration
+    public func start(on stack: Stack) throws(TCPConnectError) {
+        let now = stack.clock.now
+        streamConfiguration = stack.tcp.defaultConfiguration
         congestionAlgorithm = streamConfiguration.congestionControl
         var controlConfiguration = streamConfiguration
         if let window = options.window {
@@ -207,13 +208,13 @@ public final class IPerf3Client {
             streamConfiguration.receiveBufferSize = window
         }
         let server = options.server, port = options.port
-        connect = { [unowned interface, clock] configuration throws(TCPConnectError) in
-            try interface.connectTCP(to: server, port: port, configuration: configuration, now: clock.now)
+        connect = { [unowned stack] configuration throws(TCPConnectError) in
+            try stack.connect(to: .v4(server), port: port, configuration: configuration)
         }
-        flush = { [unowned interface, clock] c in interface.flushTCP(c, now: clock.now) }
+        flush = { [unowned stack] c in stack.tcp.flush(c, now: stack.clock.now) }
         // State bytes must not wait behind Nagle (iperf3 sets TCP_NODELAY on it too).
         controlConfiguration.noDelay = true
-        let c = try interface.connectTCP(to: server, port: port, configuration: controlConfiguration, now: now)
+        let c = try stack.connect(to: .v4(server), port: port, configuration: controlConfiguration)
         control = c
         phaseEnteredAt = now
         c.onReadable = { [unowned self] c in self.controlReadable(c) }
@@ -223,7 +224,7 @@ public final class IPerf3Client {
             if c.state == .closed { self.controlClosed(c) }
         }
         send(cookie)
-        interface.flushTCP(c, now: now)
+        stack.tcp.flush(c, now: now)
     }
 
     // MARK: The loop's turn

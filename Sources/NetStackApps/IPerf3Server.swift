@@ -64,18 +64,17 @@ public final class IPerf3Server {
     /// The results the last client sent in EXCHANGE_RESULTS (its view of the test).
     public internal(set) var lastClientResults: IPerf3.Results?
 
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 5201,
-                                          clock: any NetClock) throws -> IPerf3Server {
+    public static func install(on stack: Stack, port: UInt16 = 5201) throws -> IPerf3Server {
         _ = Self.pattern.count
         // iperf3 sets TCP_NODELAY on the control connection: otherwise TEST_START
         // waits for the ACK of CREATE_STREAMS, which the client delays (40 ms),
         // and a reverse test's data starts that much before the client's clock.
         // Data streams share the port; bulk data fills whole segments anyway.
-        var configuration = interface.defaultTCPConfiguration
+        var configuration = stack.tcp.defaultConfiguration
         configuration.noDelay = true
-        let listener = try interface.listenTCP(port: port, configuration: configuration)
-        let server = IPerf3Server(listener: listener, clock: clock) { [unowned interface] c in
-            interface.flushTCP(c, now: clock.now)
+        let listener = try stack.listen(port: port, configuration: configuration)
+        let server = IPerf3Server(listener: listener, clock: stack.clock) { [unowned stack] c in
+            stack.tcp.flush(c, now: stack.clock.now)
         }
         listener.onAccept = { c in server.accept(c) }
         return server

@@ -46,25 +46,24 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         return .success(out)
     }
 
-    /// Starts the service on `interface`. Returns something that reports the
+    /// Starts the service on `stack`. Returns something that reports the
     /// service's own counters, for those that keep any.
     @discardableResult
-    public func install<D: Device>(on interface: Interface<D>, clock: any NetClock,
-                                   options: ServiceOptions = ServiceOptions()) throws -> ServiceCounters? {
+    public func install(on stack: Stack, options: ServiceOptions = ServiceOptions()) throws -> ServiceCounters? {
         switch kind {
         case .echo:
-            try UDPEchoService.install(on: interface, port: port, clock: clock)
-            try TCPEchoService.install(on: interface, port: port)
+            try UDPEchoService.install(on: stack, port: port)
+            try TCPEchoService.install(on: stack, port: port)
         case .discard:
-            try TCPDiscardService.install(on: interface, port: port)
+            try TCPDiscardService.install(on: stack, port: port)
         case .chargen:
-            try TCPChargenService.install(on: interface, port: port)
+            try TCPChargenService.install(on: stack, port: port)
         case .http:
-            let server = try HTTPServer.install(on: interface, port: port,
+            let server = try HTTPServer.install(on: stack, port: port,
                                                 configuration: HTTPServer.Configuration(root: options.root))
             return ServiceCounters { server.counters.report }
         case .iperf3:
-            let server = try IPerf3Server.install(on: interface, port: port, clock: clock)
+            let server = try IPerf3Server.install(on: stack, port: port)
             return ServiceCounters { server.counters.report }
         }
         return nil
@@ -74,7 +73,7 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Settings for the services started from the command line. (TCP settings
-/// come from the interface's `defaultTCPConfiguration`.)
+/// come from the stack's `tcp.defaultConfiguration`.)
 public struct ServiceOptions: Sendable {
     /// The HTTP service's document root (`--root`); nil serves only `/bytes/N`.
     public var root: String?

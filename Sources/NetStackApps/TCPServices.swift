@@ -5,8 +5,8 @@ import NetStack
 /// through connection callbacks; each moves as many bytes as the rings allow
 /// and waits for the next callback when they are full.
 public enum TCPEchoService {
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 7) throws(TCPListenError) {
-        let listener = try interface.listenTCP(port: port)
+    public static func install(on stack: Stack, port: UInt16 = 7) throws(TCPListenError) {
+        let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
             connection.onReadable = { c in echo(c) }
             connection.onWritable = { c in echo(c) }
@@ -29,8 +29,8 @@ public enum TCPEchoService {
 }
 
 public enum TCPDiscardService {
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 9) throws(TCPListenError) {
-        let listener = try interface.listenTCP(port: port)
+    public static func install(on stack: Stack, port: UInt16 = 9) throws(TCPListenError) {
+        let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
             connection.onReadable = { c in
                 c.skip(c.readableBytes)
@@ -53,8 +53,8 @@ public enum TCPChargenService {
         return out
     }()
 
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = 19) throws(TCPListenError) {
-        let listener = try interface.listenTCP(port: port)
+    public static func install(on stack: Stack, port: UInt16 = 19) throws(TCPListenError) {
+        let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
             var offset = 0
             let fill: (TCPConnection) -> Void = { c in

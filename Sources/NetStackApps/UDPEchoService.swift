@@ -6,10 +6,17 @@ import NetStackWire
 public enum UDPEchoService {
     public static let defaultPort: UInt16 = 7
 
-    public static func install<D: Device>(on interface: Interface<D>, port: UInt16 = defaultPort,
-                                          clock: any NetClock) throws(UDPBindError) {
-        try interface.bindUDP(port: port) { [unowned interface] from, payload in
-            interface.sendUDP(from: port, to: from, payload: payload, now: clock.now)
+    /// Binds `port` on `stack` and echoes what arrives; returns the socket.
+    @discardableResult
+    public static func install(on stack: Stack, port: UInt16 = defaultPort) throws(UDPBindError) -> UDPSocket {
+        let socket = try stack.bind(udpPort: port)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(65536)
+        socket.onReadable = { socket in
+            while let from = socket.receive(into: &buffer) {
+                socket.send(buffer, to: from)
+            }
         }
+        return socket
     }
 }

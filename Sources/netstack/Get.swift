@@ -86,36 +86,26 @@ struct Get: ParsableCommand {
             fd = 1
         }
         defer { if fd != 1 { Glibc.close(fd) } }
-        try runOnTAP(link: s.link, pcap: pcap, slotCount: 2048, Body(get: self, settings: s, fd: fd))
-    }
-
-    private struct Body: StackBody {
-        let get: Get
-        let settings: Settings
-        let fd: Int32
-        func run<D: Device>(on device: D, clock: MonotonicClock) throws {
-            try get.fetch(on: device, settings: settings, fd: fd, clock: clock)
+        try runOnTAP(link: s.link, pcap: pcap, slotCount: 2048, tcp: tcpOptions.configuration) { loop, _ in
+            try fetch(on: loop, settings: s, fd: fd)
         }
     }
 
-    func fetch<D: Device>(on device: D, settings s: Settings, fd: Int32, clock: MonotonicClock) throws {
-        let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
-                                  logger: Logger(label: "netstack"))
-        interface.defaultTCPConfiguration = tcpOptions.configuration
-        let loop = EventLoop(interface: interface, clock: clock)
+    func fetch(on loop: any StackLoop, settings s: Settings, fd: Int32) throws {
+        let clock = loop.clock
         loop.maximumSleep = .milliseconds(10)
         let start = clock.now
         let deadline = start + .nanoseconds(Int64(timeout * 1e9))
 
         // Let the kernel's side settle (the TAP was just brought up and addressed) and
         // hear our gratuitous ARP before the SYN goes out; ARP for the peer is automatic.
-        interface.announce()
+        loop.announce()
         let settle = clock.now + .milliseconds(20)
         loop.run(until: { clock.now >= settle || stopRequested.load(ordering: .relaxed) })
 
         let get = HTTPGet(url: s.url) { bytes in Self.writeAll(fd, bytes) }
         do {
-            try get.start(on: interface, now: clock.now)
+            try get.start(on: loop.stack)
         } catch {
             Console.error("netstack get: cannot connect to \(s.url.address):\(s.url.port): \(error)")
             throw ExitCode(1)

@@ -141,30 +141,21 @@ struct IPerf: ParsableCommand {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
         signal(SIGPIPE, SIG_IGN)
-        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, Body(command: self, settings: s))
-    }
-
-    private struct Body: StackBody {
-        let command: IPerf
-        let settings: Settings
-        func run<D: Device>(on device: D, clock: MonotonicClock) throws {
-            try command.test(on: device, settings: settings, clock: clock)
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: tcpOptions.configuration) { loop, faultReport in
+            defer { Self.reportFaults(faultReport()) }
+            try test(on: loop, settings: s)
         }
     }
 
-    func test<D: Device>(on device: D, settings s: Settings, clock: MonotonicClock) throws {
-        let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
-                                  logger: Logger(label: "netstack"))
-        interface.defaultTCPConfiguration = tcpOptions.configuration
-        defer { Self.reportFaults(of: device) }
-        let loop = EventLoop(interface: interface, clock: clock)
+    func test(on loop: any StackLoop, settings s: Settings) throws {
+        let clock = loop.clock
         // Intervals and the test's end are timed from the loop's turns.
         loop.maximumSleep = .milliseconds(5)
         var context = IPerf3Report.Context(host: client)
         context.systemInfo = Self.systemInfo()
 
         // Let the kernel's side settle and hear our gratuitous ARP before the SYN goes out.
-        interface.announce()
+        loop.announce()
         let settle = clock.now + .milliseconds(20)
         loop.run(until: { clock.now >= settle || stopRequested.load(ordering: .relaxed) })
 
@@ -187,7 +178,7 @@ struct IPerf: ParsableCommand {
         }
         context.time = Date()
         do {
-            try iperf.start(on: interface, now: clock.now)
+            try iperf.start(on: loop.stack)
         } catch {
             report(iperf, context: context, failure: "unable to connect to server: \(error)")
             throw ExitCode(1)
@@ -219,8 +210,7 @@ struct IPerf: ParsableCommand {
     }
 
     /// What a FaultInjector did, to stderr (stdout stays iperf3's, JSON included).
-    static func reportFaults<D: Device>(of device: D) {
-        let report = Up.faultReport(device)
+    static func reportFaults(_ report: [(String, UInt64)]) {
         guard !report.isEmpty else { return }
         Console.error("netstack iperf: " + report.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
     }

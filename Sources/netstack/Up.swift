@@ -92,27 +92,18 @@ struct Up: ParsableCommand {
     func run() throws {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
-        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, Body(up: self, settings: s))
-    }
-
-    private struct Body: StackBody {
-        let up: Up
-        let settings: Settings
-        func run<D: Device>(on device: D, clock: MonotonicClock) throws {
-            try up.serve(on: device, settings: settings, clock: clock)
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: s.tcp) { loop, faultReport in
+            try serve(on: loop, settings: s, faultReport: faultReport)
         }
     }
 
-    /// Runs the stack on `device` until a stop signal. Generic, so the loop is
-    /// specialised for the device in use.
-    func serve<D: Device>(on device: D, settings s: Settings, clock: MonotonicClock) throws {
-        let interface = Interface(device: device, configuration: s.link.interface, now: clock.now,
-                                  logger: Logger(label: "netstack"))
-        interface.defaultTCPConfiguration = s.tcp
+    /// Runs the stack's services until a stop signal.
+    func serve(on loop: any StackLoop, settings s: Settings, faultReport: @escaping () -> [(String, UInt64)]) throws {
+        let stack = loop.stack
         var serviceCounters: [ServiceCounters] = []
         for service in s.services {
             do {
-                if let c = try service.install(on: interface, clock: clock, options: s.options) {
+                if let c = try service.install(on: stack, options: s.options) {
                     serviceCounters.append(c)
                 }
             } catch {
@@ -120,41 +111,25 @@ struct Up: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        let loop = EventLoop(interface: interface, clock: clock)
-        interface.announce()
-        Console.line("ready \(link.tap) \(interface.address) \(interface.macAddress)")
+        let clock = loop.clock
+        loop.announce()
+        Console.line("ready \(link.tap) \(stack.address) \(s.link.interface.macAddress)")
 
         var nextStats = clock.now + .seconds(1)
         if stats {
             loop.onTurn.append { now in
                 guard now >= nextStats else { return }
                 nextStats = now + .seconds(1)
-                let report = interface.counters.report + Self.tcpTableReport(interface)
-                    + serviceCounters.flatMap { $0.report() } + Self.faultReport(device)
+                let report = stack.counterReport + serviceCounters.flatMap { $0.report() } + faultReport()
                 let line = report.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 Console.error("stats \(line)")
             }
         }
         loop.run(until: { stopRequested.load(ordering: .relaxed) })
 
-        for (name, value) in interface.counters.report + Self.tcpTableReport(interface)
-            + serviceCounters.flatMap({ $0.report() }) + Self.faultReport(device) {
+        for (name, value) in stack.counterReport + serviceCounters.flatMap({ $0.report() }) + faultReport() {
             Console.line("\(name) \(value)")
         }
-    }
-
-    /// The fault injector's counters, when the device is one.
-    static func faultReport<D: Device>(_ device: D) -> [(String, UInt64)] {
-        (device as? any FaultReporting)?.faultReport ?? []
-    }
-
-    /// Connections still in the TCP table, in all and in the states worth watching.
-    static func tcpTableReport<D: Device>(_ interface: Interface<D>) -> [(String, UInt64)] {
-        let connections = interface.tcpConnections
-        func count(_ state: TCPState) -> UInt64 { UInt64(connections.lazy.filter { $0.state == state }.count) }
-        return [("tcp-connections-in-table", UInt64(connections.count)),
-                ("tcp-in-time-wait", count(.timeWait)), ("tcp-in-close-wait", count(.closeWait)),
-                ("tcp-in-fin-wait-2", count(.finWait2)), ("tcp-in-last-ack", count(.lastAck))]
     }
 }
 
@@ -222,21 +197,18 @@ struct LinkOptions: ParsableArguments {
     }
 }
 
-/// Something to run on a freshly opened device. A protocol rather than a
-/// closure so the body stays generic over the device type (the pcap wrapper or not).
-protocol StackBody {
-    func run<D: Device>(on device: D, clock: MonotonicClock) throws
-}
-
 /// Opens the TAP (and, with `pcap`, a capture around it; with `faults`, a
-/// fault injector around that), installs the stop signal handlers, and runs
-/// `body` on it; the TAP disappears when it returns.
+/// fault injector around that), builds the stack on it with `tcp` as its TCP
+/// defaults, installs the stop signal handlers, and runs `body` with the
+/// stack's loop and a report of the injected faults; the TAP disappears when
+/// it returns.
 ///
 /// The order is stack -> FaultInjector -> PcapWriter -> TAP: the capture
 /// records the wire, so it shows transmitted frames after the faults (no lost
 /// ones, the duplicates, the corrupted bytes) and received frames before them.
 func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Settings? = nil, slotCount: Int = 4096,
-              _ body: some StackBody) throws {
+              tcp: TCPConfiguration,
+              _ body: (any StackLoop, _ faultReport: @escaping () -> [(String, UInt64)]) throws -> Void) throws {
     let pool = PacketPool(slotCount: slotCount)
     let clock = MonotonicClock()
     let device: TAPDevice
@@ -255,31 +227,30 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Se
             throw ExitCode(1)
         }
         defer { writer.close() }
-        try run(body, on: writer, faults: faults, clock: clock)
+        try run(on: writer, link: link, faults: faults, tcp: tcp, clock: clock, body)
     } else {
-        try run(body, on: device, faults: faults, clock: clock)
+        try run(on: device, link: link, faults: faults, tcp: tcp, clock: clock, body)
     }
 }
 
-/// Runs `body` on `device`, inside a `FaultInjector` when `faults` says so.
-private func run<D: Device>(_ body: some StackBody, on device: D, faults: FaultOptions.Settings?,
-                            clock: MonotonicClock) throws {
+/// Builds the stack on `device`, inside a `FaultInjector` when `faults` says
+/// so, and runs `body`. Generic, so the loop is specialised for the device.
+private func run<D: Device>(on device: D, link: LinkOptions.Settings, faults: FaultOptions.Settings?,
+                            tcp: TCPConfiguration, clock: MonotonicClock,
+                            _ body: (any StackLoop, _ faultReport: @escaping () -> [(String, UInt64)]) throws -> Void) throws {
+    func start<E: Device>(_ device: E, faultReport: @escaping () -> [(String, UInt64)]) throws {
+        let interface = Interface(device: device, configuration: link.interface, now: clock.now,
+                                  logger: Logger(label: "netstack"))
+        interface.tcp.defaultConfiguration = tcp
+        try body(EventLoop(interface: interface, clock: clock), faultReport)
+    }
     if let faults {
         let injector = FaultInjector(wrapping: device, receive: faults.receive, transmit: faults.transmit,
                                      seed: faults.seed, clock: clock)
-        try body.run(on: injector, clock: clock)
+        try start(injector, faultReport: { injector.report })
     } else {
-        try body.run(on: device, clock: clock)
+        try start(device, faultReport: { [] })
     }
-}
-
-/// Something whose fault counters `netstack up` prints.
-protocol FaultReporting: AnyObject {
-    var faultReport: [(String, UInt64)] { get }
-}
-
-extension FaultInjector: FaultReporting {
-    var faultReport: [(String, UInt64)] { report }
 }
 
 /// `--loss P --reorder P --duplicate P --corrupt P --seed N`, each direction

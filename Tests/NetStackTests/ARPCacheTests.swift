@@ -189,7 +189,7 @@ import NetStackWire
         // RFC 826: not for us and no entry -> no entry made.
         #expect(h.interface.arp.entries[H.peerIP] == nil)
         // So sending to the peer now has to ask.
-        _ = h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: UnsafeRawBufferPointer(start: nil, count: 0), now: h.now)
+        _ = h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: UnsafeRawBufferPointer(start: nil, count: 0), now: h.now)
         let sent = h.sent()
         #expect(sent.count == 1)
         Self.expectRequest(sent.first, for: H.peerIP)
@@ -207,7 +207,7 @@ import NetStackWire
         _ = h.advance(by: .seconds(50))
         let payload: [UInt8] = [1, 2, 3]
         payload.withUnsafeBytes { p in
-            _ = h.interface.sendUDP(from: 5000, to: UDPEndpoint(address: H.peerIP, port: 6000), payload: p, now: h.now)
+            _ = h.interface.udp.send(from: 5000, to: UDPEndpoint(address: H.peerIP, port: 6000), payload: p, now: h.now)
         }
         let out = h.sent()
         #expect(out.count == 1)
@@ -268,7 +268,7 @@ import NetStackWire
         #expect(h.interface.nextTimerDeadline == nil)
         let start = h.now
         _ = [UInt8(1)].withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
         }
         #expect(h.interface.nextTimerDeadline == start + .seconds(1))
         _ = h.advance(by: .seconds(1))
@@ -304,7 +304,7 @@ import NetStackWire
         let payload: [UInt8] = [0xab]
         func send() {
             payload.withUnsafeBytes { p in
-                _ = h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 9), payload: p, now: h.now)
+                _ = h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 9), payload: p, now: h.now)
             }
         }
         _ = h.advance(by: .milliseconds(29_999))
@@ -329,7 +329,7 @@ import NetStackWire
         for i in 0..<3 {
             let payload = [UInt8(i), UInt8(i), UInt8(i)]
             let ok = payload.withUnsafeBytes { p in
-                h.interface.sendUDP(from: 1000, to: UDPEndpoint(address: H.peerIP, port: 2000), payload: p, now: h.now)
+                h.interface.udp.send(from: 1000, to: UDPEndpoint(address: H.peerIP, port: 2000), payload: p, now: h.now)
             }
             #expect(ok)
         }
@@ -351,7 +351,7 @@ import NetStackWire
         #expect(h.interface.arp.waitingCount == 0)
         #expect(h.pool.freeCount == h.pool.slotCount)
         // Resolved now: the next datagram goes straight out.
-        _ = h.interface.sendUDP(from: 1000, to: UDPEndpoint(address: H.peerIP, port: 2000),
+        _ = h.interface.udp.send(from: 1000, to: UDPEndpoint(address: H.peerIP, port: 2000),
                                 payload: UnsafeRawBufferPointer(start: nil, count: 0), now: h.now)
         #expect(h.sent().count == 1)
         #expect(h.counters.arpRequestsOut == 1)
@@ -364,7 +364,7 @@ import NetStackWire
         }
         for _ in 0..<4 {
             _ = [UInt8](repeating: 7, count: 100).withUnsafeBytes { p in
-                h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
+                h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
             }
         }
         var requests = h.sent()
@@ -393,7 +393,7 @@ import NetStackWire
         let h = PeerHarness { $0.arpMaxWaiting = 4 }
         for i in 0..<6 {
             _ = [UInt8(i)].withUnsafeBytes { p in
-                h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+                h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
             }
         }
         #expect(h.sent().count == 1)
@@ -409,10 +409,10 @@ import NetStackWire
     @Test func frameOfAnEvictedPendingNeighbourIsDroppedNotStranded() {
         let h = PeerHarness { $0.arpCacheCapacity = 1 }
         _ = [UInt8(1)].withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
         }
         _ = [UInt8(2)].withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.otherIP, port: 2), payload: p, now: h.now)
         }
         #expect(h.sent().count == 2)
         for _ in 0..<5 { _ = h.advance(by: .seconds(1)) }
@@ -425,7 +425,7 @@ import NetStackWire
         let gateway = IPv4Address(10, 0, 0, 254)
         let h = PeerHarness { $0.gateway = gateway }
         _ = [UInt8(1)].withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: IPv4Address(192, 0, 2, 1), port: 2), payload: p,
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: IPv4Address(192, 0, 2, 1), port: 2), payload: p,
                                 now: h.now)
         }
         let out = h.sent()
@@ -439,7 +439,7 @@ import NetStackWire
         // Without a gateway an off-subnet destination is refused and counted.
         let lone = PeerHarness()
         let ok = [UInt8(1)].withUnsafeBytes { p in
-            lone.interface.sendUDP(from: 1, to: UDPEndpoint(address: IPv4Address(192, 0, 2, 1), port: 2), payload: p,
+            lone.interface.udp.send(from: 1, to: UDPEndpoint(address: IPv4Address(192, 0, 2, 1), port: 2), payload: p,
                                    now: lone.now)
         }
         #expect(!ok)
@@ -452,7 +452,7 @@ import NetStackWire
         let h = PeerHarness()
         for dst in [IPv4Address.broadcast, IPv4Address(10, 0, 0, 255)] {
             _ = [UInt8(1)].withUnsafeBytes { p in
-                h.interface.sendUDP(from: 68, to: UDPEndpoint(address: dst, port: 67), payload: p, now: h.now)
+                h.interface.udp.send(from: 68, to: UDPEndpoint(address: dst, port: 67), payload: p, now: h.now)
             }
             let out = h.sent()
             #expect(out.count == 1)
@@ -484,7 +484,7 @@ import NetStackWire
         // Hold every slot: sendUDP can take none, and says so.
         guard let x = h.pool.allocate(), let y = h.pool.allocate() else { Issue.record("allocate"); return }
         let ok = [UInt8(1)].withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
         }
         #expect(!ok)
         #expect(h.drops(.poolExhausted) == 1)

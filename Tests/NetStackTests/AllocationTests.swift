@@ -25,7 +25,7 @@ import NetStackWire
             interface = Interface(device: stackEnd,
                                   configuration: InterfaceConfiguration(address: IPv4CIDR(address: AllocationTests.stackIP, prefixLength: 24)),
                                   now: clock.now)
-            try UDPEchoService.install(on: interface, port: 7, clock: clock)
+            try UDPEchoService.install(on: Stack(interface: interface, clock: clock), port: 7)
         }
 
         /// Sends a frame from the peer: `ipPayload` bytes after a 20-byte IPv4 header.
@@ -104,7 +104,7 @@ import NetStackWire
         let allocations = allocation_counter_stop()
         #expect(replies == packets)
         #expect(allocations == 0, "\(allocations) allocations for \(packets) UDP echoes")
-        #expect(rig.interface.counters.udpIn == 64 + UInt64(packets))
+        #expect(rig.interface.udp.counters.datagramsIn == 64 + UInt64(packets))
     }
 
     @Test func droppingGarbageAllocatesNothing() throws {
@@ -147,13 +147,13 @@ extension AllocationTests {
                              now: clock.now)
         }
         let a = iface(linkA, 1), b = iface(linkB, 2)
-        let listener = try b.listenTCP(port: 9)
+        let listener = try b.tcp.listen(port: 9)
         var received = 0
         listener.onAccept = { c in
             c.onReadable = { c in received += c.skip(c.readableBytes) }
         }
         let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)
-        let sender = try a.connectTCP(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let sender = try a.tcp.connect(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
         let fill: (TCPConnection) -> Void = { c in
             chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
         }
@@ -170,15 +170,15 @@ extension AllocationTests {
         for _ in 0..<50 { turn() }
         #expect(sender.state == .established)
         fill(sender)
-        a.flushTCP(sender, now: clock.now)
+        a.tcp.flush(sender, now: clock.now)
         while received < 4 << 20 { turn() }
 
-        let segmentsBefore = a.counters.tcpSegmentsOut
+        let segmentsBefore = a.tcp.counters.segmentsOut
         let receivedBefore = received
         allocation_counter_start()
         for _ in 0..<2000 { turn() }
         let allocations = allocation_counter_stop()
-        let segments = a.counters.tcpSegmentsOut - segmentsBefore
+        let segments = a.tcp.counters.segmentsOut - segmentsBefore
         #expect(received - receivedBefore > 16 << 20, "the transfer kept moving")
         #expect(segments > 10_000)
         #expect(allocations == 0, "\(allocations) allocations over \(segments) segments")

@@ -342,11 +342,11 @@ import Glibc
         let pair = FaultyStackPair(aReceive: loss, aTransmit: loss, seed: seed)
         var tcp = TCPConfiguration()
         tcp.congestionControl = .cubic
-        pair.a.defaultTCPConfiguration = tcp
-        pair.b.defaultTCPConfiguration = tcp
+        pair.a.tcp.defaultConfiguration = tcp
+        pair.b.tcp.defaultConfiguration = tcp
 
-        let listener = try pair.b.listenTCP(port: 5001)
-        let client = try pair.a.connectTCP(to: FaultyStackPair.ipB, port: 5001, now: pair.now)
+        let listener = try pair.b.tcp.listen(port: 5001)
+        let client = try pair.a.tcp.connect(to: FaultyStackPair.ipB, port: 5001, now: pair.now)
         var server: TCPConnection?
         let transfer = BulkTransfer(length: Self.size, seed: seed)
         /// Whether CUBIC cut the window and then grew it in congestion avoidance.
@@ -358,10 +358,10 @@ import Glibc
         }, app: {
             if server == nil { server = listener.accept() }
             var moved = transfer.pump(into: client)
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             if let s = server {
                 moved = transfer.drain(from: s) || moved
-                pair.b.flushTCP(s, now: pair.now)
+                pair.b.tcp.flush(s, now: pair.now)
             }
             if case .cubic(let c) = client.congestion {
                 if c.wMax != nil { reduced = true }
@@ -379,7 +379,7 @@ import Glibc
         #expect(server?.congestionAlgorithm == .cubic)
         #expect(client.error == nil && server?.error == nil)
         #expect(pair.faultsA.transmitCounters.dropped > 20)
-        #expect(pair.a.counters.tcpRetransmissions > 0)
+        #expect(pair.a.tcp.counters.retransmissions > 0)
         #expect(reduced && grewAfterReduction)
         #expect(pair.now - start < .seconds(60), "took \(pair.now - start) virtual")
     }

@@ -23,7 +23,7 @@ final class HTTPRig {
     init(root: String? = nil) throws {
         var tcp = TCPConfiguration()
         tcp.msl = .seconds(1)
-        server = try HTTPServer.install(on: stacks.b, port: 80, configuration: HTTPServer.Configuration(root: root, tcp: tcp))
+        server = try HTTPServer.install(on: stacks.stackB, port: 80, configuration: HTTPServer.Configuration(root: root, tcp: tcp))
     }
 
     /// Runs both stacks until `done` or `limit` of virtual time; time moves 1 ms
@@ -58,14 +58,14 @@ final class HTTPRig {
     }
 
     func connect() throws -> RawClient {
-        RawClient(try a.connectTCP(to: Self.ipB, port: 80, now: clock.now))
+        RawClient(try a.tcp.connect(to: Self.ipB, port: 80, now: clock.now))
     }
 
     func send(_ client: RawClient, _ text: String) {
         let bytes = Array(text.utf8)
         let n = bytes.withUnsafeBytes { client.connection.write($0) }
         precondition(n == bytes.count)
-        a.flushTCP(client.connection, now: clock.now)
+        a.tcp.flush(client.connection, now: clock.now)
     }
 
     static func pattern(_ n: Int) -> [UInt8] { (0..<n).map { UInt8($0 % 251) } }
@@ -102,7 +102,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
             body.append(contentsOf: bytes)
             return true
         }
-        try get.start(on: rig.a, now: rig.clock.now)
+        try get.start(on: rig.stacks.stackA)
         rig.onTurn.append { get.turn(now: $0) }
         #expect(rig.run { get.isFinished })
         #expect(get.failure == nil)
@@ -110,10 +110,10 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         #expect(body == HTTPRig.pattern(300_000))
         #expect(get.parser.headers.contains { $0.name == "Server" && $0.value == "netstack" })
         // The client asked to close: the server closes first and sits in TIME-WAIT for 2 MSL.
-        #expect(rig.b.tcpConnections.first?.state == .timeWait)
-        let emptied = rig.run { rig.b.tcpConnections.isEmpty && rig.a.tcpConnections.isEmpty }
-        #expect(emptied, "\(rig.a.tcpConnections.map(\.state)) \(rig.b.tcpConnections.map(\.state)) at \(rig.clock.now)")
-        #expect(rig.b.counters.tcpConnectionsClosed == 1 && rig.b.counters.tcpConnectionsReset == 0)
+        #expect(rig.b.tcp.allConnections.first?.state == .timeWait)
+        let emptied = rig.run { rig.b.tcp.allConnections.isEmpty && rig.a.tcp.allConnections.isEmpty }
+        #expect(emptied, "\(rig.a.tcp.allConnections.map(\.state)) \(rig.b.tcp.allConnections.map(\.state)) at \(rig.clock.now)")
+        #expect(rig.b.tcp.counters.connectionsClosed == 1 && rig.b.tcp.counters.connectionsReset == 0)
         #expect(rig.server.counters.responses2xx == 1 && rig.server.counters.bodyBytes == 300_000)
     }
 
@@ -127,7 +127,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
             count += bytes.count
             return true
         }
-        try get.start(on: rig.a, now: rig.clock.now)
+        try get.start(on: rig.stacks.stackA)
         rig.onTurn.append { get.turn(now: $0) }
         #expect(rig.run(limit: .seconds(120)) { get.isFinished })
         #expect(get.succeeded && count == n && ok)
@@ -199,11 +199,11 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         // (RFC 9293 3.10.4: CLOSE in SYN-SENT deletes the connection, so wait for the handshake.)
         #expect(rig.run { client.connection.state == .established })
         client.connection.shutdownWrite()
-        rig.a.flushTCP(client.connection, now: rig.clock.now)
+        rig.a.tcp.flush(client.connection, now: rig.clock.now)
         #expect(rig.run { client.connection.receivedFin })
         #expect(splitResponses(client.received).map(\.body) == [HTTPRig.pattern(5), HTTPRig.pattern(6)])
-        #expect(rig.run { rig.b.tcpConnections.isEmpty })
-        #expect(rig.b.counters.tcpConnectionsReset == 0)
+        #expect(rig.run { rig.b.tcp.allConnections.isEmpty })
+        #expect(rig.b.tcp.counters.connectionsReset == 0)
     }
 
     @Test func filesUnderTheRoot() throws {
@@ -242,7 +242,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         let request = Array("GET /bytes/1000 HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
         let http = try Self.serverAllocations(port: 80, request: request, responseLength: 1000 + 90) { _ in }
         let echo = try Self.serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
-            try TCPEchoService.install(on: rig.b, port: 7)
+            try TCPEchoService.install(on: rig.stacks.stackB, port: 7)
         }
         #if DEBUG
         #expect(http.allocations <= echo.allocations + 8 * UInt64(http.requests),
@@ -259,7 +259,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
                                   install: (HTTPRig) throws -> Void) throws -> (allocations: UInt64, requests: Int, served: Int) {
         let rig = try HTTPRig()
         try install(rig)
-        let c = try rig.a.connectTCP(to: HTTPRig.ipB, port: port, now: rig.clock.now)
+        let c = try rig.a.tcp.connect(to: HTTPRig.ipB, port: port, now: rig.clock.now)
         let sink = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
         defer { sink.deallocate() }
         var got = 0
@@ -269,7 +269,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         func exchange(counting: Bool) {
             let before = got
             _ = request.withUnsafeBytes { c.write($0) }
-            rig.a.flushTCP(c, now: rig.clock.now)
+            rig.a.tcp.flush(c, now: rig.clock.now)
             for _ in 0..<100_000 {
                 let n1 = rig.a.poll(now: rig.clock.now)
                 rig.a.tick(now: rig.clock.now)

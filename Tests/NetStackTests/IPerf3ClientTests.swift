@@ -26,7 +26,7 @@ import NetStackWire
 
     /// Starts `client` on stack A and drives it from the rig's turns.
     static func start(_ client: IPerf3Client, on rig: IPerf3Rig) throws {
-        try client.start(on: rig.a, now: rig.clock.now)
+        try client.start(on: rig.stacks.stackA)
         rig.onTurn.append { [unowned client, unowned rig] in client.turn(now: rig.clock.now) }
     }
 
@@ -103,10 +103,10 @@ import NetStackWire
         #expect(rig.server.counters.tests == 1)
         // Every connection ends cleanly: none reset, none left open on either side.
         #expect(rig.run {
-            (rig.a.tcpConnections + rig.b.tcpConnections).allSatisfy { $0.state == .timeWait }
+            (rig.a.tcp.allConnections + rig.b.tcp.allConnections).allSatisfy { $0.state == .timeWait }
         })
-        #expect(rig.a.counters.tcpConnectionsReset == 0)
-        #expect(rig.b.counters.tcpConnectionsReset == 0)
+        #expect(rig.a.tcp.counters.connectionsReset == 0)
+        #expect(rig.b.tcp.counters.connectionsReset == 0)
 
         // The server is free for the next test.
         let again = IPerf3Client(options: Self.options(parallel: 1, reverse: !reverse), clock: rig.clock)
@@ -216,12 +216,12 @@ import NetStackWire
         #expect(rig.run { client.isFinished && rig.server.test == nil })
         #expect(client.failure == "interrupted")
         #expect(rig.server.counters.aborted == 1)
-        #expect(rig.run { rig.a.tcpConnections.isEmpty })
+        #expect(rig.run { rig.a.tcp.allConnections.isEmpty })
     }
 
     /// A server that answers the cookie with `reply` and then says nothing more.
     static func scriptedServer(on rig: IPerf3Rig, port: UInt16, reply: [UInt8]) throws -> TCPListener {
-        let listener = try rig.b.listenTCP(port: port)
+        let listener = try rig.b.tcp.listen(port: port)
         listener.onAccept = { c in
             var replied = false
             c.onReadable = { c in
@@ -273,7 +273,7 @@ import NetStackWire
         o.duration = .milliseconds(100)
         o.interval = .seconds(1)
         let client = IPerf3Client(options: o, clock: rig.clock)
-        try client.start(on: rig.a, now: rig.clock.now)
+        try client.start(on: rig.stacks.stackA)
         var allocations: UInt64 = 0
         var counting = false
         let clock = rig.clock

@@ -101,7 +101,7 @@ import NetStackWire
         // From TEST_RUNNING to TEST_END on the server's clock: the 60 ms, plus the
         // scripted client's turns before its TEST_END leaves.
         #expect(end >= 0.06 && end < 0.3, "\(end)")
-        #expect(rig.run { rig.server.test == nil && rig.b.tcpConnections.allSatisfy { $0.state != .established } })
+        #expect(rig.run { rig.server.test == nil && rig.b.tcp.allConnections.allSatisfy { $0.state != .established } })
         #expect(rig.server.counters.completed == 1)
         #expect(rig.server.counters.aborted == 0)
 
@@ -207,8 +207,8 @@ final class IPerf3Rig {
         var tcp = TCPConfiguration()
         tcp.msl = .seconds(1)
         configure(&tcp)
-        stacks.b.defaultTCPConfiguration = tcp
-        server = try IPerf3Server.install(on: stacks.b, port: 5201, clock: stacks.clock)
+        stacks.b.tcp.defaultConfiguration = tcp
+        server = try IPerf3Server.install(on: stacks.stackB, port: 5201)
     }
 
     /// Runs both stacks until `done` or `limit` of virtual time; time moves
@@ -247,7 +247,7 @@ final class IPerf3ScriptedClient {
 
     init(rig: IPerf3Rig) throws {
         self.rig = rig
-        control = try rig.a.connectTCP(to: IPerf3Rig.ipB, port: 5201, now: rig.clock.now)
+        control = try rig.a.tcp.connect(to: IPerf3Rig.ipB, port: 5201, now: rig.clock.now)
         cookie = Array(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").utf8.prefix(32))
             + Array("abcd".utf8) + [0]
         control.onReadable = { [unowned self] c in
@@ -259,7 +259,7 @@ final class IPerf3ScriptedClient {
     func write(_ c: TCPConnection, _ bytes: [UInt8]) {
         let n = bytes.withUnsafeBytes { c.write($0) }
         precondition(n == bytes.count)
-        rig.a.flushTCP(c, now: rig.clock.now)
+        rig.a.tcp.flush(c, now: rig.clock.now)
     }
 
     func sendCookie() { write(control, cookie) }
@@ -281,7 +281,7 @@ final class IPerf3ScriptedClient {
             + (reverse ? #""reverse":true,"# : "") + #""len":16384,"pacing_timer":1000,"client_version":"3.12"}"#)
         try expect([.createStreams])
         for i in 0..<parallel {
-            let s = try rig.a.connectTCP(to: IPerf3Rig.ipB, port: 5201, now: rig.clock.now)
+            let s = try rig.a.tcp.connect(to: IPerf3Rig.ipB, port: 5201, now: rig.clock.now)
             streams.append(s)
             sent.append(0)
             received.append(0)
@@ -297,7 +297,7 @@ final class IPerf3ScriptedClient {
                 for (i, s) in self.streams.enumerated() {
                     let n = Self.block.withUnsafeBytes { s.write($0) }
                     self.sent[i] += UInt64(n)
-                    if n > 0 { self.rig.a.flushTCP(s, now: self.rig.clock.now) }
+                    if n > 0 { self.rig.a.tcp.flush(s, now: self.rig.clock.now) }
                 }
             }
         }

@@ -185,13 +185,13 @@ extension Array where Element == UInt8 {
     @Test func boundHandlerGetsPayloadAndEndpoint() throws {
         let h = PeerHarness()
         let got = Box<[(UDPEndpoint, [UInt8])]>([])
-        try h.interface.bindUDP(port: 5353) { from, payload in got.value.append((from, [UInt8](payload))) }
+        try h.interface.udp.bind(port: 5353) { from, payload in got.value.append((from, [UInt8](payload))) }
         let payload = Array("hello, stack".utf8)
         #expect(h.exchange(h.udpFrame(sourcePort: 41000, destinationPort: 5353, payload: payload)).isEmpty)
         #expect(got.value.count == 1)
         #expect(got.value.first?.0 == UDPEndpoint(address: H.peerIP, port: 41000))
         #expect(got.value.first?.1 == payload)
-        #expect(h.counters.udpIn == 1)
+        #expect(h.udp.counters.datagramsIn == 1)
         // Padding after a short datagram is not payload.
         let padded = h.udpFrame(sourcePort: 41000, destinationPort: 5353, payload: [0x42]) + [UInt8](repeating: 0xee, count: 17)
         _ = h.exchange(padded)
@@ -200,11 +200,11 @@ extension Array where Element == UInt8 {
 
     @Test func bindingRules() throws {
         let h = PeerHarness()
-        #expect(throws: UDPBindError.portZero) { try h.interface.bindUDP(port: 0) { _, _ in } }
-        try h.interface.bindUDP(port: 53) { _, _ in }
-        #expect(throws: UDPBindError.portInUse(53)) { try h.interface.bindUDP(port: 53) { _, _ in } }
-        h.interface.unbindUDP(port: 53)
-        try h.interface.bindUDP(port: 53) { _, _ in }
+        #expect(throws: UDPBindError.portZero) { try h.interface.udp.bind(port: 0) { _, _ in } }
+        try h.interface.udp.bind(port: 53) { _, _ in }
+        #expect(throws: UDPBindError.portInUse(53)) { try h.interface.udp.bind(port: 53) { _, _ in } }
+        h.interface.udp.unbind(port: 53)
+        try h.interface.udp.bind(port: 53) { _, _ in }
     }
 
     @Test func replyViaSendUDPHasAValidChecksum() throws {
@@ -225,7 +225,7 @@ extension Array where Element == UInt8 {
         #expect(udp.checksum != 0)
         #expect(udp.checksumVerifies)
         #expect(udp.payload == payload)
-        #expect(h.counters.udpOut == 1)
+        #expect(h.udp.counters.datagramsOut == 1)
     }
 
     /// RFC 768: a checksum that computes to zero is sent as all ones.
@@ -240,7 +240,7 @@ extension Array where Element == UInt8 {
                                       + header + payload)
         payload.replaceSubrange(4..<6, with: be16(~s))
         payload.withUnsafeBytes { p in
-            _ = h.interface.sendUDP(from: 1111, to: UDPEndpoint(address: H.peerIP, port: 2222), payload: p, now: h.now)
+            _ = h.interface.udp.send(from: 1111, to: UDPEndpoint(address: H.peerIP, port: 2222), payload: p, now: h.now)
         }
         let out = h.sent()
         guard let udp = out.first?.ipv4?.udp else { Issue.record("nothing sent"); return }
@@ -248,7 +248,7 @@ extension Array where Element == UInt8 {
         #expect(udp.checksumVerifies)
         // And the receive side accepts such a datagram.
         let got = Box<[[UInt8]]>([])
-        try h.interface.bindUDP(port: 2222) { _, p in got.value.append([UInt8](p)) }
+        try h.interface.udp.bind(port: 2222) { _, p in got.value.append([UInt8](p)) }
         // A 2-byte payload chosen so the sum is all ones, sent with the field 0xffff.
         var zeroing: [UInt8] = [0, 0]
         let u = ReferenceChecksum.sum(ReferenceChecksum.pseudoHeader(source: H.peerIP, destination: H.stackIP,
@@ -259,7 +259,7 @@ extension Array where Element == UInt8 {
         _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(source: H.peerIP, destination: H.stackIP, protocol: .udp,
                                                    payload: inbound)))
         #expect(got.value == [zeroing])
-        #expect(h.drops(.udpBadChecksum) == 0)
+        #expect(h.drops(UDPDropReason.badChecksum) == 0)
     }
 
     @Test func datagramsOfEverySizeUpTo3000RoundTrip() throws {
@@ -285,7 +285,7 @@ extension Array where Element == UInt8 {
             #expect(udpReply.checksumVerifies, "size \(size)")
             if udpReply.payload != payload { Issue.record("size \(size): payload differs") }
         }
-        #expect(h.counters.udpIn == 3000 && h.counters.udpOut == 3000)
+        #expect(h.udp.counters.datagramsIn == 3000 && h.udp.counters.datagramsOut == 3000)
         #expect(h.counters.drops.total == 0)
         #expect(h.pool.freeCount == h.pool.slotCount)
     }
@@ -295,7 +295,7 @@ extension Array where Element == UInt8 {
         h.resolvePeer()
         let frame = h.udpFrame(sourcePort: 40404, destinationPort: 9, payload: FrameBuilder.pattern(50))
         let out = h.exchange(frame)
-        #expect(h.drops(.udpNoSocket) == 1)
+        #expect(h.drops(UDPDropReason.noSocket) == 1)
         #expect(out.count == 1)
         guard let ip = out.first?.ipv4, let icmp = ip.icmp else { Issue.record("no ICMP"); return }
         #expect(out.first?.ethernetDestination == H.peerMAC)
@@ -334,14 +334,14 @@ extension Array where Element == UInt8 {
                              h.udpFrame(destinationPort: 9, payload: [1], to: IPv4Address(10, 0, 0, 255),
                                         ethernetDestination: .broadcast))
         #expect(out.isEmpty)
-        #expect(h.drops(.udpNoSocket) == 2)
+        #expect(h.drops(UDPDropReason.noSocket) == 2)
         #expect(h.counters.icmpErrorsOut == 0)
     }
 
     @Test func broadcastDatagramsAreDeliveredToBoundPorts() throws {
         let h = PeerHarness()
         let got = Box<Int>(0)
-        try h.interface.bindUDP(port: 67) { _, _ in got.value += 1 }
+        try h.interface.udp.bind(port: 67) { _, _ in got.value += 1 }
         _ = h.exchange(h.udpFrame(destinationPort: 67, payload: [1], to: .broadcast, ethernetDestination: .broadcast))
         #expect(got.value == 1)
     }
@@ -349,7 +349,7 @@ extension Array where Element == UInt8 {
     @Test func zeroChecksumIsAccepted() throws {
         let h = PeerHarness()
         let got = Box<[[UInt8]]>([])
-        try h.interface.bindUDP(port: 4000) { _, p in got.value.append([UInt8](p)) }
+        try h.interface.udp.bind(port: 4000) { _, p in got.value.append([UInt8](p)) }
         var udp = FrameBuilder.udp(sourcePort: 1, destinationPort: 4000, payload: [9, 9, 9], source: H.peerIP,
                                    destination: H.stackIP)
         udp[6] = 0; udp[7] = 0  // RFC 768: no checksum computed
@@ -362,7 +362,7 @@ extension Array where Element == UInt8 {
         let h = PeerHarness()
         h.resolvePeer()
         let got = Box<Int>(0)
-        try h.interface.bindUDP(port: 4000) { _, _ in got.value += 1 }
+        try h.interface.udp.bind(port: 4000) { _, _ in got.value += 1 }
         var udp = FrameBuilder.udp(sourcePort: 1, destinationPort: 4000, payload: [9, 9, 9], source: H.peerIP,
                                    destination: H.stackIP)
         udp[8] ^= 0x80
@@ -376,8 +376,8 @@ extension Array where Element == UInt8 {
                                                          payload: closed)))
         #expect(out.isEmpty)
         #expect(got.value == 0)
-        #expect(h.drops(.udpBadChecksum) == 2)
-        #expect(h.counters.udpIn == 0)
+        #expect(h.drops(UDPDropReason.badChecksum) == 2)
+        #expect(h.udp.counters.datagramsIn == 0)
     }
 
     @Test func icmpErrorsAreRateLimited() {
@@ -388,7 +388,7 @@ extension Array where Element == UInt8 {
         #expect(out.count == 20)
         #expect(out.allSatisfy { $0.ipv4?.icmp?.type == 3 })
         #expect(h.drops(.icmpErrorRateLimited) == 5)
-        #expect(h.drops(.udpNoSocket) == 25)
+        #expect(h.drops(UDPDropReason.noSocket) == 25)
         // At 100 a second, 10 ms earns one more; 5 ms earns none.
         h.clock.advance(by: .milliseconds(5))
         #expect(h.exchange(frames[0], frames[1]).isEmpty)
@@ -405,15 +405,15 @@ extension Array where Element == UInt8 {
         h.resolvePeer()
         let tooBig = [UInt8](repeating: 1, count: 65_508)
         let refused = tooBig.withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
         }
         #expect(!refused)
-        #expect(h.drops(.tooLargeToSend) == 1)
+        #expect(h.drops(DropReason.tooLargeToSend) == 1)
         #expect(h.sent().isEmpty)
         // 65507 bytes of payload: a 65535-byte IP datagram in 45 fragments.
         let largest = FrameBuilder.pattern(65_507)
         let ok = largest.withUnsafeBytes { p in
-            h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+            h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
         }
         #expect(ok)
         let packets = h.sent().compactMap(\.ipv4)
@@ -431,7 +431,7 @@ extension Array where Element == UInt8 {
         for (size, expected) in [(978, [986]), (979, [984, 3]), (3000, [984, 984, 984, 56])] {
             let payload = FrameBuilder.pattern(size)
             _ = payload.withUnsafeBytes { p in
-                h.interface.sendUDP(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
+                h.interface.udp.send(from: 1, to: UDPEndpoint(address: H.peerIP, port: 2), payload: p, now: h.now)
             }
             let packets = h.sent().compactMap(\.ipv4)
             #expect(packets.map(\.payload.count) == expected, "size \(size)")
@@ -451,10 +451,11 @@ extension Array where Element == UInt8 {
 
     /// Reasons that describe a received frame (as opposed to output trouble,
     /// which the same counters also hold).
-    static let inputReasons: [DropReason] = DropReason.allCases.filter {
+    /// The names of every reason a received frame can be dropped for.
+    static let inputReasons: [String] = DropReason.allCases.filter {
         ![.noRoute, .arpQueueFull, .arpResolutionFailed, .poolExhausted, .tooLargeToSend, .icmpErrorRateLimited,
           .linkQueueFull, .injectedLoss, .reassemblyTimeout].contains($0)
-    }
+    }.map(\.description) + UDPDropReason.allCases.filter { $0 != .tooLargeToSend }.map(\.description)
 
     enum Kind: CaseIterable {
         case randomBytes, randomIPv4Payload, randomARPPayload, mutatedUDP
@@ -462,8 +463,19 @@ extension Array where Element == UInt8 {
              ipv4IHLPastEnd, ipv4BadChecksum, ipv4Version6, ipv4ShortHeader, udpLongLength, udpLengthBelowHeader,
              udpShortLength, udpShortHeader, notForUs, broadcastSource, icmpShort
 
-        /// The reason a crafted frame must be dropped with; nil for random kinds.
-        var reason: DropReason? {
+        /// The reason a crafted frame must be dropped with, as `--stats` names it; nil for random kinds.
+        var reason: String? { dropReason.map(\.description) ?? udpDropReason.map(\.description) }
+
+        var udpDropReason: UDPDropReason? {
+            switch self {
+            // RFC 768: the length field covers header and data; longer than what IP carried is truncation.
+            case .udpLongLength, .udpShortHeader: .truncated
+            case .udpLengthBelowHeader, .udpShortLength: .badLength
+            default: nil
+            }
+        }
+
+        var dropReason: DropReason? {
             switch self {
             case .randomBytes, .randomIPv4Payload, .randomARPPayload, .mutatedUDP: nil
             case .shortEthernet: .ethernetTruncated
@@ -473,9 +485,7 @@ extension Array where Element == UInt8 {
             case .ipv4TotalBelowHeader, .ipv4SmallIHL: .ipv4BadLength
             case .ipv4BadChecksum: .ipv4BadChecksum
             case .ipv4Version6: .ipv4BadVersion
-            // RFC 768: the length field covers header and data; longer than what IP carried is truncation.
-            case .udpLongLength, .udpShortHeader: .udpTruncated
-            case .udpLengthBelowHeader, .udpShortLength: .udpBadLength
+            case .udpLongLength, .udpShortHeader, .udpLengthBelowHeader, .udpShortLength: nil
             case .notForUs: .ipv4NotForUs
             case .broadcastSource: .ipv4BadSource
             case .icmpShort: .icmpTruncated
@@ -594,10 +604,11 @@ extension Array where Element == UInt8 {
         let h = PeerHarness(slotCount: 1024)
         h.resolvePeer()
         let delivered = Box<UInt64>(0)
-        try h.interface.bindUDP(port: 7777) { _, _ in delivered.value += 1 }
+        try h.interface.udp.bind(port: 7777) { _, _ in delivered.value += 1 }
         let before = h.counters
+        let dropsBefore = h.allDrops
         var rng = SplitMix64(seed: seed)
-        var expected: [DropReason: UInt64] = [:]
+        var expected: [String: UInt64] = [:]
         var made: [Kind: Int] = [:]
         let total = 2000
         var injected = 0
@@ -613,24 +624,25 @@ extension Array where Element == UInt8 {
             _ = h.sent()
         }
         let c = h.counters
+        let drops = h.allDrops
         #expect(c.framesIn - before.framesIn == UInt64(total))
         #expect(made.count == Kind.allCases.count, "every kind was tried")
         // Each crafted kind lands on its own reason. Random frames may add to the
         // same reasons, so the crafted counts are lower bounds there, and exact
         // where random input cannot reach (checked below for a few).
         for (reason, n) in expected {
-            #expect(c.drops[reason] - before.drops[reason] >= n, "\(reason): \(c.drops[reason]) < \(n)")
+            #expect(drops[reason] - dropsBefore[reason] >= n, "\(reason): \(drops[reason]) < \(n)")
         }
         // Reasons that only a well-formed IPv4 header with a correct checksum can
         // reach: random bytes practically never get there, and a mutation of the
         // header breaks its checksum. (Not so the EtherType: mutations hit it.)
-        for reason in [DropReason.ipv4BadSource, .ipv4NotForUs, .icmpTruncated] {
-            #expect(c.drops[reason] - before.drops[reason] == expected[reason] ?? 0, "\(reason)")
+        for reason in [DropReason.ipv4BadSource, .ipv4NotForUs, .icmpTruncated].map(\.description) {
+            #expect(drops[reason] - dropsBefore[reason] == expected[reason] ?? 0, "\(reason)")
         }
         // Every frame was dropped exactly once or delivered to the bound port.
-        let inputDrops = dropCount(c, Self.inputReasons) - dropCount(before, Self.inputReasons)
+        let inputDrops = drops.sum(Self.inputReasons) - dropsBefore.sum(Self.inputReasons)
         #expect(inputDrops + delivered.value == UInt64(total),
-                "drops \(inputDrops) + delivered \(delivered.value) != \(total): \(c.drops.nonZero)")
+                "drops \(inputDrops) + delivered \(delivered.value) != \(total): \(drops)")
 
         // Still alive: a ping is answered.
         let out = h.exchange(h.echoRequestFrame(sequence: 99, data: [1, 2, 3, 4]))
@@ -648,7 +660,7 @@ extension Array where Element == UInt8 {
         let h = PeerHarness()
         h.resolvePeer()
         var rng = SplitMix64(seed: 99)
-        let before = h.counters.drops
+        let before = h.allDrops
         for _ in 0..<20 {
             h.inject(Self.make(kind, h, &rng))
         }
@@ -656,8 +668,9 @@ extension Array where Element == UInt8 {
         let out = h.sent()
         #expect(out.isEmpty, "\(kind) provoked \(out)")
         guard let reason = kind.reason else { return }
-        #expect(h.counters.drops[reason] - before[reason] == 20, "\(kind): \(h.counters.drops.nonZero)")
-        #expect(h.counters.drops.total - before.total == 20, "\(kind): \(h.counters.drops.nonZero)")
+        let after = h.allDrops
+        #expect(after[reason] - before[reason] == 20, "\(kind): \(after)")
+        #expect(after.total - before.total == 20, "\(kind): \(after)")
         #expect(h.pool.freeCount == h.pool.slotCount)
     }
 }

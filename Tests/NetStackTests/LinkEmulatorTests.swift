@@ -295,9 +295,9 @@ import NetStackWire
         // Resolve ARP beforehand: only TCP crosses the link below.
         pair.a.arp.update(TCPStackPair.ipB, mac: pair.b.macAddress, now: pair.now, create: true)
         pair.b.arp.update(TCPStackPair.ipA, mac: pair.a.macAddress, now: pair.now, create: true)
-        let listener = try pair.b.listenTCP(port: 80)
+        let listener = try pair.b.tcp.listen(port: 80)
         let start = pair.now
-        let client = try pair.a.connectTCP(to: TCPStackPair.ipB, port: 80, now: pair.now)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 80, now: pair.now)
         let synLength = pair.a.counters.bytesOut
         var established: Instant?
         let outcome = pair.runEvents(until: { established != nil }, deadline: start + .seconds(1), app: {

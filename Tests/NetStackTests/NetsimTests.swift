@@ -96,23 +96,23 @@ extension StackPair where D == LinkEmulator<FaultInjector<MemoryLink>> {
         config.sendBufferSize = buffer
         config.receiveBufferSize = buffer
         table.configure(&config)
-        pair.a.defaultTCPConfiguration = config
-        pair.b.defaultTCPConfiguration = config
+        pair.a.tcp.defaultConfiguration = config
+        pair.b.tcp.defaultConfiguration = config
 
         let port: UInt16 = 5001
-        let listener = try pair.b.listenTCP(port: port)
+        let listener = try pair.b.tcp.listen(port: port)
         let start = pair.now
-        let client = try pair.a.connectTCP(to: NetsimPair.ipB, port: port, now: pair.now)
+        let client = try pair.a.tcp.connect(to: NetsimPair.ipB, port: port, now: pair.now)
         var server: TCPConnection?
         let transfer = BulkTransfer(length: transferSize, seed: dataSeed)
         let outcome = pair.runEvents(until: { transfer.read == transferSize }, deadline: start + cellDeadline,
                                      maxRounds: maxRounds, app: {
             if server == nil { server = listener.accept() }
             var moved = transfer.pump(into: client)
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             if let s = server {
                 moved = transfer.drain(from: s) || moved
-                pair.b.flushTCP(s, now: pair.now)
+                pair.b.tcp.flush(s, now: pair.now)
             }
             return moved
         })

@@ -279,7 +279,7 @@ enum Reassembled: Equatable, CustomStringConvertible {
         -> (PeerHarness, Box<[[UInt8]]>) {
         let h = PeerHarness(configure: configure)
         let got = Box<[[UInt8]]>([])
-        try! h.interface.bindUDP(port: 9000) { _, payload in got.value.append([UInt8](payload)) }
+        try! h.interface.udp.bind(port: 9000) { _, payload in got.value.append([UInt8](payload)) }
         return (h, got)
     }
 
@@ -300,7 +300,7 @@ enum Reassembled: Equatable, CustomStringConvertible {
         #expect(got.value == [payload])
         #expect(h.counters.fragmentsIn == 3)
         #expect(h.counters.datagramsReassembled == 1)
-        #expect(h.counters.udpIn == 1)
+        #expect(h.udp.counters.datagramsIn == 1)
         #expect(h.counters.drops.total == 0)
         #expect(h.pool.freeCount == h.pool.slotCount)
     }

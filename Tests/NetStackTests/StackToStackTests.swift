@@ -24,10 +24,10 @@ final class TwoStacks {
                       configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
                       now: clock.now)
         // B runs the UDP echo (RFC 862); A listens on 5000.
-        try b.bindUDP(port: 7) { [unowned self] from, payload in
-            self.b.sendUDP(from: 7, to: from, payload: payload, now: self.clock.now)
+        try b.udp.bind(port: 7) { [unowned self] from, payload in
+            self.b.udp.send(from: 7, to: from, payload: payload, now: self.clock.now)
         }
-        try a.bindUDP(port: 5000) { [unowned self] from, payload in
+        try a.udp.bind(port: 5000) { [unowned self] from, payload in
             self.receivedByA.append((from, [UInt8](payload)))
         }
     }
@@ -45,7 +45,7 @@ final class TwoStacks {
 
     func sendFromA(_ payload: [UInt8]) -> Bool {
         payload.withUnsafeBytes { p in
-            a.sendUDP(from: 5000, to: UDPEndpoint(address: Self.ipB, port: 7), payload: p, now: clock.now)
+            a.udp.send(from: 5000, to: UDPEndpoint(address: Self.ipB, port: 7), payload: p, now: clock.now)
         }
     }
 

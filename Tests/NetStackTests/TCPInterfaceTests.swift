@@ -19,7 +19,7 @@ import NetStackWire
 
     @Test func listenerAnswersSynAndHandsOverTheEstablishedConnection() throws {
         let p = harness()
-        let l = try p.interface.listenTCP(port: 80)
+        let l = try p.interface.tcp.listen(port: 80)
         let synAck = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: peerISS,
                                               options: TCPOptions(mss: 1460)))
         #expect(synAck.count == 1)
@@ -35,18 +35,18 @@ import NetStackWire
         #expect(c.state == .established)
         #expect(l.pendingCount == 1)
         #expect(l.accept() === c)
-        #expect(p.counters.tcpPassiveOpens == 1)
+        #expect(p.tcp.counters.passiveOpens == 1)
     }
 
     @Test func secondListenerOnAPortIsRefused() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80)
-        #expect(throws: TCPListenError.portInUse(80)) { try p.interface.listenTCP(port: 80) }
+        _ = try p.interface.tcp.listen(port: 80)
+        #expect(throws: TCPListenError.portInUse(80)) { try p.interface.tcp.listen(port: 80) }
     }
 
     @Test func fullAcceptQueueDropsTheFinalAck() throws {
         let p = harness()
-        let l = try p.interface.listenTCP(port: 80, backlog: 1)
+        let l = try p.interface.tcp.listen(port: 80, backlog: 1)
         #expect(p.peerConnect(to: 80, sourcePort: 40000, peerISS: peerISS) != nil)
         #expect(l.pendingCount == 1)
         // A second client: its SYN is answered, but its final ACK finds the queue full.
@@ -70,7 +70,7 @@ import NetStackWire
 
     @Test func fullSynQueueDropsNewSyns() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80, synBacklog: 1)
+        _ = try p.interface.tcp.listen(port: 80, synBacklog: 1)
         let first = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40000, destinationPort: 80, seq: peerISS,
                                              options: TCPOptions(mss: 1460)))
         #expect(first.count == 1)
@@ -90,18 +90,18 @@ import NetStackWire
 
     @Test func ackToAListenerIsAnsweredWithReset() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80)
+        _ = try p.interface.tcp.listen(port: 80)
         let out = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: peerISS, ack: SequenceNumber(4242)))
         // RFC 9293 3.10.7.2: any acknowledgment is bad in LISTEN: <SEQ=SEG.ACK><CTL=RST>.
         #expect(out.count == 1)
         #expect(out.first?.flags == .rst)
         #expect(out.first?.seq == SequenceNumber(4242))
-        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(p.interface.tcp.allConnections.isEmpty)
     }
 
     @Test func rstToAListenerIsIgnored() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80)
+        _ = try p.interface.tcp.listen(port: 80)
         #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS)).isEmpty)
     }
 
@@ -119,7 +119,7 @@ import NetStackWire
         #expect(r?.sourcePort == 81 && r?.destinationPort == 40000)
         #expect(r?.payload.isEmpty == true)
         #expect(p.drops(.tcpNoConnection) == 1)
-        #expect(p.counters.tcpResetsSent == 1)
+        #expect(p.tcp.counters.resetsSent == 1)
     }
 
     @Test func segmentWithoutAckToAClosedPortCountsDataAndFin() {
@@ -153,7 +153,7 @@ import NetStackWire
 
     @Test func badAckInSynSentIsAnsweredWithResetAtSegAck() throws {
         let p = harness()
-        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let c = try p.interface.tcp.connect(to: PeerHarness.peerIP, port: 5000, now: p.now)
         let syn = try #require(p.tcpOnly(p.sent()).first)
         #expect(syn.flags == .syn)
         let out = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
@@ -167,19 +167,19 @@ import NetStackWire
 
     @Test func resetAnsweringOurSynRefusesAndRetiresTheConnection() throws {
         let p = harness()
-        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let c = try p.interface.tcp.connect(to: PeerHarness.peerIP, port: 5000, now: p.now)
         let syn = try #require(p.tcpOnly(p.sent()).first)
         #expect(p.exchangeTCP(p.tcpFrame([.rst, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
                                          seq: SequenceNumber(0), ack: syn.seq + 1)).isEmpty)
         #expect(c.state == .closed)
         #expect(c.error == .connectionRefused)
-        #expect(p.interface.tcpConnections.isEmpty)
-        #expect(p.counters.tcpConnectionsReset == 1)
+        #expect(p.interface.tcp.allConnections.isEmpty)
+        #expect(p.tcp.counters.connectionsReset == 1)
     }
 
     @Test func activeOpenCompletesThroughTheInterface() throws {
         let p = harness()
-        let c = try p.interface.connectTCP(to: PeerHarness.peerIP, port: 5000, now: p.now)
+        let c = try p.interface.tcp.connect(to: PeerHarness.peerIP, port: 5000, now: p.now)
         let syn = try #require(p.tcpOnly(p.sent()).first)
         let out = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: c.tuple.localPort,
                                            seq: peerISS, ack: syn.seq + 1, options: TCPOptions(mss: 1460)))
@@ -188,14 +188,14 @@ import NetStackWire
         #expect(out.first?.flags == .ack)
         #expect(out.first?.seq == syn.seq + 1)
         #expect(out.first?.ack == peerISS + 1)
-        #expect(p.counters.tcpActiveOpens == 1)
+        #expect(p.tcp.counters.activeOpens == 1)
     }
 
     // MARK: RFC 5961 challenge ACKs
 
     @Test func challengeAcksAreRateLimited() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80)
+        _ = try p.interface.tcp.listen(port: 80)
         let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
         let burst = p.interface.tcp.challengeAcks.burst
         // In-window RSTs that miss RCV.NXT by one, all at the same instant.
@@ -210,7 +210,7 @@ import NetStackWire
         }
         // RFC 5961 7: the challenge ACKs are throttled; the excess is counted.
         #expect(acks == burst)
-        #expect(p.counters.tcpChallengeAcks == UInt64(burst))
+        #expect(p.tcp.counters.challengeAcks == UInt64(burst))
         #expect(p.drops(.tcpChallengeAckRateLimited) == 5)
         #expect(p.tcpConnection(peerPort: 40000)?.state == .established)
         // Tokens come back with time.
@@ -224,24 +224,24 @@ import NetStackWire
         let p = harness()
         var config = TCPConfiguration()
         config.msl = .seconds(1)
-        let l = try p.interface.listenTCP(port: 80, configuration: config)
+        let l = try p.interface.tcp.listen(port: 80, configuration: config)
         let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
         let c = try #require(l.accept())
         c.close()
-        p.interface.flushTCP(c, now: p.now)
+        p.interface.tcp.flush(c, now: p.now)
         let fin = p.tcpOnly(p.sent())
         #expect(fin.count == 1 && fin.first?.flags == [.fin, .ack])
         let ack = p.exchangeTCP(p.tcpFrame([.fin, .ack], destinationPort: 80, seq: peerISS + 1, ack: iss + 2))
         #expect(ack.count == 1 && ack.first?.ack == peerISS + 2)
         #expect(c.state == .timeWait)
-        #expect(p.interface.tcpConnections.count == 1)
+        #expect(p.interface.tcp.allConnections.count == 1)
         // 2 MSL = 2 s.
         _ = p.advance(by: .milliseconds(1999))
-        #expect(p.interface.tcpConnections.count == 1)
+        #expect(p.interface.tcp.allConnections.count == 1)
         _ = p.advance(by: .milliseconds(1))
         #expect(c.state == .closed)
-        #expect(p.interface.tcpConnections.isEmpty)
-        #expect(p.counters.tcpConnectionsClosed == 1)
+        #expect(p.interface.tcp.allConnections.isEmpty)
+        #expect(p.tcp.counters.connectionsClosed == 1)
         // The port is free again: a segment for the old connection now meets a reset.
         let late = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 2, ack: iss + 2))
         #expect(late.first?.flags == .rst)
@@ -249,21 +249,21 @@ import NetStackWire
 
     @Test func resetByThePeerRemovesTheConnection() throws {
         let p = harness()
-        _ = try p.interface.listenTCP(port: 80)
+        _ = try p.interface.tcp.listen(port: 80)
         _ = try #require(p.peerConnect(to: 80, peerISS: peerISS))
         #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 1)).isEmpty)
-        #expect(p.interface.tcpConnections.isEmpty)
-        #expect(p.counters.tcpConnectionsReset == 1)
+        #expect(p.interface.tcp.allConnections.isEmpty)
+        #expect(p.tcp.counters.connectionsReset == 1)
     }
 
     @Test func resetOfAHalfOpenConnectionFreesItsSynQueueSlot() throws {
         let p = harness()
-        let l = try p.interface.listenTCP(port: 80, synBacklog: 1)
+        let l = try p.interface.tcp.listen(port: 80, synBacklog: 1)
         _ = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: peerISS, options: TCPOptions(mss: 1460)))
         #expect(l.halfOpen == 1)
         #expect(p.exchangeTCP(p.tcpFrame(.rst, destinationPort: 80, seq: peerISS + 1)).isEmpty)
         #expect(l.halfOpen == 0)
-        #expect(p.interface.tcpConnections.isEmpty)
+        #expect(p.interface.tcp.allConnections.isEmpty)
         #expect(l.pendingCount == 0)
     }
 }
@@ -274,7 +274,7 @@ extension TCPInterfaceTests {
     @Test func dataOnTheFinalAckReachesTheAcceptedConnection() throws {
         let peer = PeerHarness()
         peer.resolvePeer()
-        let listener = try peer.interface.listenTCP(port: 8080)
+        let listener = try peer.interface.tcp.listen(port: 8080)
         var heard: [UInt8] = []
         listener.onAccept = { c in
             c.onReadable = { c in

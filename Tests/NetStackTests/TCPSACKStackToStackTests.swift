@@ -66,15 +66,15 @@ final class WireLog<D: Device>: Device {
     func noSACKedByteIsSentAgain(loss: Double, seed: UInt64) throws {
         let pair = Self.pair(loss: loss, seed: seed)
         let size = 2 << 20
-        let listener = try pair.b.listenTCP(port: 5001)
-        let client = try pair.a.connectTCP(to: Pair.ipB, port: 5001, now: pair.now)
+        let listener = try pair.b.tcp.listen(port: 5001)
+        let client = try pair.a.tcp.connect(to: Pair.ipB, port: 5001, now: pair.now)
         var server: TCPConnection?
         let transfer = BulkTransfer(length: size, seed: seed)
         let finished = pair.run(maxRounds: 2_000_000, until: { transfer.read == size && server?.isReadClosed == true },
                                 app: {
             if server == nil { server = listener.accept() }
             var moved = transfer.pump(into: client)
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             if let s = server { moved = transfer.drain(from: s) || moved }
             return moved
         })

@@ -9,8 +9,8 @@ import NetStackWire
 
     @Test func sixteenMebibytesEachWayArriveIntact() throws {
         let pair = TCPStackPair()
-        let listener = try pair.b.listenTCP(port: Self.port)
-        let client = try pair.a.connectTCP(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
+        let listener = try pair.b.tcp.listen(port: Self.port)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
         var server: TCPConnection?
         let size = 16 * 1024 * 1024
         let aToB = BulkTransfer(length: size, seed: 1)
@@ -22,11 +22,11 @@ import NetStackWire
             if server == nil { server = listener.accept() }
             var moved = aToB.pump(into: client)
             moved = bToA.drain(from: client) || moved
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             if let s = server {
                 moved = bToA.pump(into: s) || moved
                 moved = aToB.drain(from: s) || moved
-                pair.b.flushTCP(s, now: pair.now)
+                pair.b.tcp.flush(s, now: pair.now)
             }
             return moved
         })
@@ -37,13 +37,13 @@ import NetStackWire
         #expect(bToA.receivedHash.value == bToA.sentHash.value)
         #expect(aToB.sentHash.value != bToA.sentHash.value)
         // A lossless link: nothing needed resending, nothing was refused.
-        #expect(pair.a.counters.tcpRetransmissions == 0)
-        #expect(pair.b.counters.tcpRetransmissions == 0)
+        #expect(pair.a.tcp.counters.retransmissions == 0)
+        #expect(pair.b.tcp.counters.retransmissions == 0)
         #expect(pair.linkA.droppedForQueueFull == 0 && pair.linkB.droppedForQueueFull == 0)
         #expect(client.bytesSent == UInt64(size) && client.bytesReceived == UInt64(size))
 
         // Both closed their sending sides; after 2 MSL both tables are empty.
-        pair.run(until: { pair.a.tcpConnections.isEmpty && pair.b.tcpConnections.isEmpty })
+        pair.run(until: { pair.a.tcp.allConnections.isEmpty && pair.b.tcp.allConnections.isEmpty })
         #expect(client.state == .closed && server?.state == .closed)
         #expect(client.error == nil && server?.error == nil)
     }
@@ -52,8 +52,8 @@ import NetStackWire
         let pair = TCPStackPair()
         var config = TCPConfiguration()
         config.receiveBufferSize = 16 * 1024
-        let listener = try pair.b.listenTCP(port: Self.port, configuration: config)
-        let client = try pair.a.connectTCP(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
+        let listener = try pair.b.tcp.listen(port: Self.port, configuration: config)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
         var server: TCPConnection?
         let size = 256 * 1024
         let transfer = BulkTransfer(length: size, seed: 3)
@@ -63,12 +63,12 @@ import NetStackWire
         let finished = pair.run(until: { transfer.read == size && server?.isReadClosed == true }, app: {
             if server == nil { server = listener.accept() }
             var moved = transfer.pump(into: client)
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             if client.sndWnd == 0 && client.state.isSynchronized { sawZeroWindow = true }
             // The reader wakes up only every 500 ms.
             if let s = server, pair.now >= nextRead {
                 moved = transfer.drain(from: s) || moved
-                pair.b.flushTCP(s, now: pair.now)
+                pair.b.tcp.flush(s, now: pair.now)
                 nextRead = pair.now + .milliseconds(500)
             }
             return moved

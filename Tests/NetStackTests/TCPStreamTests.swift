@@ -53,7 +53,7 @@ import NetStackWire
         let result = Result()
         var rng = SystemRandomNumberGenerator()
         let data = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let acceptor = try pair.server.acceptor(port: 7)
+        let acceptor = try pair.server.stack.acceptor(port: 7)
 
         Task(executorPreference: pair.server.executor) {
             let s = await acceptor.accept()
@@ -69,7 +69,7 @@ import NetStackWire
         }
         Task(executorPreference: pair.client.executor) {
             do {
-                let s = try await pair.client.connect(to: IPv4Address(10, 0, 0, 2), port: 7)
+                let s = try await pair.client.stack.connect(to: .v4(IPv4Address(10, 0, 0, 2)), port: 7)
                 // Write and read at once: the rings hold less than a mebibyte.
                 let writer = Task(executorPreference: pair.client.executor) {
                     try await s.write(data)
@@ -98,7 +98,7 @@ import NetStackWire
         let result = Result()
         Task(executorPreference: pair.client.executor) {
             do {
-                _ = try await pair.client.connect(to: IPv4Address(10, 0, 0, 2), port: 9)
+                _ = try await pair.client.stack.connect(to: .v4(IPv4Address(10, 0, 0, 2)), port: 9)
             } catch { result.error = error }
             result.clientDone = true
         }

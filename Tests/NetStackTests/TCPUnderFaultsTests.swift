@@ -26,9 +26,9 @@ extension StackPair where D == FaultInjector<MemoryLink> {
     /// two transfers (A to B, B to A) and the virtual time taken.
     func bulkBothWays(size: Int, dataSeed: UInt64) throws -> (BulkTransfer, BulkTransfer, Duration, Bool) {
         let port: UInt16 = 5001
-        let listener = try b.listenTCP(port: port)
+        let listener = try b.tcp.listen(port: port)
         let start = now
-        let client = try a.connectTCP(to: TCPStackPair.ipB, port: port, now: now)
+        let client = try a.tcp.connect(to: TCPStackPair.ipB, port: port, now: now)
         var server: TCPConnection?
         let aToB = BulkTransfer(length: size, seed: dataSeed)
         let bToA = BulkTransfer(length: size, seed: dataSeed &+ 1)
@@ -38,15 +38,15 @@ extension StackPair where D == FaultInjector<MemoryLink> {
             if server == nil { server = listener.accept() }
             var moved = aToB.pump(into: client)
             moved = bToA.drain(from: client) || moved
-            a.flushTCP(client, now: now)
+            a.tcp.flush(client, now: now)
             if let s = server {
                 moved = bToA.pump(into: s) || moved
                 moved = aToB.drain(from: s) || moved
-                b.flushTCP(s, now: now)
+                b.tcp.flush(s, now: now)
             }
             return moved
         })
-        #expect(client.error == nil && server?.error == nil)
+        #expect(client.error == nil && server?.error == nil, "client \(String(describing: client.error)) \(client.state), server \(String(describing: server?.error)) \(String(describing: server?.state)) a:\(DropSnapshot(a)) b:\(DropSnapshot(b)) a:\(a.counters.report) b:\(b.counters.report)")
         return (aToB, bToA, now - start, finished)
     }
 }
@@ -88,7 +88,7 @@ extension StackPair where D == FaultInjector<MemoryLink> {
         let pair = FaultyStackPair(aReceive: loss, aTransmit: loss, seed: seed)
         _ = try check(pair, seed: seed, "10% loss")
         #expect(pair.faultsA.receiveCounters.dropped > 50 && pair.faultsA.transmitCounters.dropped > 50)
-        #expect(pair.a.counters.tcpRetransmissions > 0 && pair.b.counters.tcpRetransmissions > 0)
+        #expect(pair.a.tcp.counters.retransmissions > 0 && pair.b.tcp.counters.retransmissions > 0)
     }
 
     @Test(arguments: [1, 2, 3] as [UInt64])
@@ -115,10 +115,10 @@ extension StackPair where D == FaultInjector<MemoryLink> {
         let corrupted = pair.faultsA.receiveCounters.corrupted + pair.faultsA.transmitCounters.corrupted
         #expect(corrupted > 20)
         // Every corrupted frame was caught and dropped by the receiving stack.
-        let dropsA = pair.a.counters.drops, dropsB = pair.b.counters.drops
-        func damaged(_ d: DropCounters) -> UInt64 {
-            d[.ipv4BadChecksum] + d[.tcpBadChecksum] + d[.ipv4BadVersion] + d[.ipv4BadLength] + d[.ipv4Truncated]
-                + d[.tcpTruncated]
+        let dropsA = DropSnapshot(pair.a), dropsB = DropSnapshot(pair.b)
+        func damaged(_ d: DropSnapshot) -> UInt64 {
+            d.sum(["ipv4-bad-checksum", "tcp-bad-checksum", "ipv4-bad-version", "ipv4-bad-length", "ipv4-truncated",
+                   "tcp-truncated"])
         }
         #expect(damaged(dropsA) == pair.faultsA.receiveCounters.corrupted)
         #expect(damaged(dropsB) == pair.faultsA.transmitCounters.corrupted)

@@ -2,21 +2,24 @@ import NetStackWire
 
 /// An async face over a `TCPConnection` for applications that prefer
 /// `await` to callbacks. Every method must run on the loop's executor (start
-/// tasks with `Task(executorPreference: loop.executor)`); the stream suspends
-/// a task until the connection has data, room, or reaches the state asked for.
+/// tasks with `Task(executorPreference: stack.executor)`), which debug builds
+/// check; the stream suspends a task until the connection has data, room, or
+/// reaches the state asked for. What it writes leaves in the same loop turn.
 ///
-/// A stream takes over its connection's callbacks.
+/// A stream takes over its connection's callbacks. `@unchecked Sendable` so a
+/// task may carry it; the loop-thread check is what keeps that honest.
 public final class TCPStream: @unchecked Sendable {
     public let connection: TCPConnection
-    /// Lets the stack send what was just written (the interface's `flushTCP`).
-    private let flush: (TCPConnection) -> Void
+    private unowned let tcp: TCPLayer
+    private let executor: LoopExecutor
     private var readWaiter: CheckedContinuation<Void, Never>?
     private var writeWaiter: CheckedContinuation<Void, Never>?
     private var stateWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(_ connection: TCPConnection, flush: @escaping (TCPConnection) -> Void) {
+    init(_ connection: TCPConnection, tcp: TCPLayer, executor: LoopExecutor) {
         self.connection = connection
-        self.flush = flush
+        self.tcp = tcp
+        self.executor = executor
         connection.onReadable = { [unowned self] _ in resume(&readWaiter) }
         connection.onWritable = { [unowned self] _ in resume(&writeWaiter) }
         connection.onStateChange = { [unowned self] _, _ in
@@ -26,6 +29,17 @@ public final class TCPStream: @unchecked Sendable {
             stateWaiters.removeAll()
             for w in waiters { w.resume() }
         }
+    }
+
+    /// Lets the loop send what the connection now has queued.
+    private func flush(_ c: TCPConnection) {
+        tcp.requestService(c)
+    }
+
+    /// Debug builds stop a stream used off its loop's thread.
+    @inline(__always)
+    private func checkLoop() {
+        assert(executor.isOnLoopThread, "TCPStream used off its event loop's thread")
     }
 
     private func resume(_ waiter: inout CheckedContinuation<Void, Never>?) {
@@ -40,6 +54,7 @@ public final class TCPStream: @unchecked Sendable {
 
     /// Waits until bytes can be read; false at the end of the stream.
     private func waitReadable() async throws(TCPError) -> Bool {
+        checkLoop()
         while connection.readableBytes == 0 {
             if let e = connection.error { throw e }
             if connection.isReadClosed { return false }
@@ -50,6 +65,7 @@ public final class TCPStream: @unchecked Sendable {
 
     /// Waits until the send ring has room.
     private func waitWritable() async throws(TCPError) {
+        checkLoop()
         while connection.writableBytes == 0 {
             if let e = connection.error { throw e }
             guard connection.state.acceptsWrites else { throw .aborted }
@@ -90,12 +106,14 @@ public final class TCPStream: @unchecked Sendable {
 
     /// Sends FIN after the queued data; reading continues until the peer closes.
     public func shutdownWrite() {
+        checkLoop()
         connection.shutdownWrite()
         flush(connection)
     }
 
     /// Closes and waits until our FIN is acknowledged (TIME-WAIT or CLOSED), or the connection fails.
     public func close() async {
+        checkLoop()
         connection.close()
         flush(connection)
         await waitUntil { $0 == .closed || $0 == .timeWait || $0 == .finWait2 }
@@ -132,29 +150,5 @@ public final class TCPAcceptor: @unchecked Sendable {
     public func accept() async -> TCPStream {
         while ready.isEmpty { await withCheckedContinuation { waiter = $0 } }
         return makeStream(ready.removeFirst())
-    }
-}
-
-extension EventLoop {
-    /// Listens on `port`, accepting with `await`.
-    public func acceptor(port: UInt16, backlog: Int = 128,
-                         configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPAcceptor {
-        let l = try interface.listenTCP(port: port, backlog: backlog, configuration: configuration)
-        return TCPAcceptor(l) { [unowned self] c in stream(for: c) }
-    }
-
-    /// Opens a connection and waits for the handshake. Throws `TCPError.connectionRefused`
-    /// or `.timedOut` if it fails, `TCPConnectError` if it cannot start.
-    public func connect(to address: IPv4Address, port: UInt16,
-                        configuration: TCPConfiguration? = nil) async throws -> TCPStream {
-        let c = try interface.connectTCP(to: address, port: port, configuration: configuration, now: clock.now)
-        let s = stream(for: c)
-        await s.waitUntil { $0 != .synSent && $0 != .synReceived }
-        if let e = c.error { throw e }
-        return s
-    }
-
-    func stream(for c: TCPConnection) -> TCPStream {
-        TCPStream(c) { [unowned self] c in interface.flushTCP(c, now: clock.now) }
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A byte ring buffer: the memory behind a TCP connection's send and receive
-/// buffers.
+/// buffers, and a UDP socket's receive queue.
 ///
 /// One allocation, made at `init` and freed at `deinit`; nothing after that touches
 /// the heap, because the stack promises zero allocations per packet (see

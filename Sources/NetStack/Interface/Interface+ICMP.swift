@@ -1,13 +1,21 @@
 import NetStackWire
 
 extension Interface {
-    /// RFC 792 / RFC 1122 3.2.2: answer echo requests; other messages are counted.
-    func receiveICMP(_ d: ReceivedDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
+    /// RFC 792 / RFC 1122 3.2.2: answer echo requests, hand errors about what
+    /// we sent to the transport that sent it; other messages are counted.
+    func receiveICMP(_ d: IPDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
         counters.icmpIn &+= 1
         let icmp: ICMPv4Packet
         do { icmp = try ICMPv4Packet(validating: d.payload) } catch { return .drop(.icmpTruncated) }
         guard icmp.checksumIsValid else { return .drop(.icmpBadChecksum) }
-        guard icmp.type == ICMPv4Message.echoRequestType, icmp.code == 0 else { return .drop(.icmpUnhandledType) }
+        switch (icmp.type, icmp.code) {
+        case (ICMPv4Message.echoRequestType, 0):
+            break
+        case (ICMPv4Message.destinationUnreachableType, _), (ICMPv4Message.timeExceededType, _):
+            return receiveICMPError(icmp)
+        default:
+            return .drop(.icmpUnhandledType)
+        }
         counters.icmpEchoRequestsIn &+= 1
         // Linux's default (icmp_echo_ignore_broadcasts): broadcast pings are a smurf amplifier.
         guard !d.toBroadcast else { return .drop(.icmpIgnoredBroadcastEcho) }
@@ -17,21 +25,39 @@ extension Interface {
             return echoInPlace(eth: eth, icmp: icmp, ipHeader: d.header)
         }
         // Reassembled, or with IP options: build the reply afresh (fragmenting it as needed).
-        var header = (UInt64(0))
-        let identifier = icmp.echoIdentifier, sequence = icmp.echoSequence
+        var header = UInt64(0)
         let data = UnsafeRawBufferPointer(icmp.data)
         withUnsafeMutableBytes(of: &header) { h in
-            h.storeBytes(of: ICMPv4Message.echoReplyType, toByteOffset: 0, as: UInt8.self)
-            h.storeBytes(of: identifier.bigEndian, toByteOffset: 4, as: UInt16.self)
-            h.storeBytes(of: sequence.bigEndian, toByteOffset: 6, as: UInt16.self)
-            var c = InternetChecksum()
-            c.add(UnsafeRawBufferPointer(h))
-            c.add(data)
-            h.storeBytes(of: c.value.bigEndian, toByteOffset: 2, as: UInt16.self)
+            ICMPv4Repr(message: .echoReply(identifier: icmp.echoIdentifier, sequence: icmp.echoSequence),
+                       dataLength: data.count)
+                .emitHeader(into: h, data: data)
         }
+        guard case .v4(let peer) = d.source else { return .done }
         withUnsafeBytes(of: &header) { h in
-            _ = sendIPv4(to: d.source, protocol: .icmp, transportHeader: h, payload: data, now: now)
+            _ = sendIPv4(to: peer, protocol: .icmp, transportHeader: h, payload: data, now: now)
         }
+        return .done
+    }
+
+    /// An error quoting a datagram we sent (RFC 1122 3.2.2.1, 4.1.3.3): to the
+    /// transport that sent it, which knows the socket by the quoted ports.
+    private func receiveICMPError(_ icmp: ICMPv4Packet) -> Verdict {
+        guard let quoted = try? IPv4Packet(validatingQuoted: icmp.data),
+              quoted.source == address, icmp.data.count >= quoted.headerLength + 8
+        else { return .drop(.icmpBadQuote) }
+        let kind: IPErrorKind
+        switch ICMPv4Repr(parsing: icmp).message {
+        case .destinationUnreachable(.fragmentationNeeded, let mtu): kind = .packetTooBig(mtu: Int(mtu))
+        case .destinationUnreachable(let code, _): kind = .unreachable(code: code.rawValue)
+        case .timeExceeded: kind = .timeExceeded
+        default: kind = .unreachable(code: icmp.code)
+        }
+        counters.icmpErrorsIn &+= 1
+        let report = IPErrorReport(kind: kind, source: .v4(quoted.source), destination: .v4(quoted.destination),
+                                   proto: quoted.protocol,
+                                   quotedTransport: UnsafeRawBufferPointer(icmp.data.slice(
+                                       quoted.headerLength..<icmp.data.count)))
+        if quoted.protocol == .udp { udp.receiveError(report) }
         return .done
     }
 
@@ -61,7 +87,7 @@ extension Interface {
     /// Sends an ICMP error about a received datagram, unless RFC 1122 3.2.2
     /// forbids it: never about ICMP errors, broadcasts, non-initial fragments,
     /// or from a non-unicast source. Rate limited (RFC 1812 4.3.2.8).
-    func sendICMPError(_ message: ICMPv4Message, for d: ReceivedDatagram, now: Instant) {
+    func sendICMPError(_ message: ICMPv4Message, for d: IPDatagram, now: Instant) {
         guard !d.toBroadcast else { return }
         if d.proto == .icmp, let first = d.payload.first,
            first != ICMPv4Message.echoRequestType && first != ICMPv4Message.echoReplyType { return }
@@ -97,19 +123,13 @@ extension Interface {
             return
         }
         var header = UInt64(0)
+        let data = UnsafeRawBufferPointer(original)
         withUnsafeMutableBytes(of: &header) { h in
-            let repr = ICMPv4Repr(message: message, dataLength: 0)
-            repr.emit(into: h)
-            // emit summed the header alone; add the quoted bytes.
-            var c = InternetChecksum()
-            h.storeBytes(of: UInt16(0), toByteOffset: 2, as: UInt16.self)
-            c.add(UnsafeRawBufferPointer(h))
-            c.add(UnsafeRawBufferPointer(original))
-            h.storeBytes(of: c.value.bigEndian, toByteOffset: 2, as: UInt16.self)
+            ICMPv4Repr(message: message, dataLength: data.count).emitHeader(into: h, data: data)
         }
         counters.icmpErrorsOut &+= 1
         withUnsafeBytes(of: &header) { h in
-            _ = sendIPv4(to: src, protocol: .icmp, transportHeader: h, payload: UnsafeRawBufferPointer(original), now: now)
+            _ = sendIPv4(to: src, protocol: .icmp, transportHeader: h, payload: data, now: now)
         }
     }
 }

@@ -1,21 +1,5 @@
 import NetStackWire
 
-/// An IPv4 datagram handed to the transport layer: from a single frame, or
-/// put back together by the reassembler.
-struct ReceivedDatagram {
-    var source: IPv4Address
-    var destination: IPv4Address
-    var proto: IPProtocol
-    /// The IP header as received (of the first fragment, if reassembled), for ICMP errors.
-    var header: UnsafeMutableRawBufferPointer
-    var payload: UnsafeMutableRawBufferPointer
-    /// Sent to a broadcast address: no ICMP errors or echo replies go back (RFC 1122 3.2.2).
-    var toBroadcast: Bool
-    /// Whether `header` and `payload` are in the received frame, so an answer
-    /// may be built in place.
-    var inFrame: Bool
-}
-
 extension Interface {
     /// RFC 791 3.2 and RFC 1122 3.2.1: validate, then deliver locally. The stack
     /// is a host, so it never forwards.
@@ -43,29 +27,33 @@ extension Interface {
             case .complete(let index):
                 counters.datagramsReassembled &+= 1
                 let verdict = reassembler.withDatagram(index) { key, header, payload in
-                    deliver(ReceivedDatagram(source: key.source, destination: key.destination,
-                                             proto: IPProtocol(rawValue: key.proto), header: header,
-                                             payload: payload, toBroadcast: toBroadcast, inFrame: false),
+                    deliver(IPDatagram(source: .v4(key.source), destination: .v4(key.destination),
+                                       proto: IPProtocol(rawValue: key.proto), payload: payload,
+                                       checksum: .unverified, toBroadcast: toBroadcast, header: header,
+                                       inFrame: false),
                             eth: eth, now: now)
                 }
                 reassembler.release(index)
                 return verdict
             }
         }
-        return deliver(ReceivedDatagram(source: src, destination: dst, proto: ip.protocol, header: ip.header,
-                                        payload: ip.payload, toBroadcast: toBroadcast, inFrame: true),
+        return deliver(IPDatagram(source: .v4(src), destination: .v4(dst), proto: ip.protocol, payload: ip.payload,
+                                  checksum: .unverified, toBroadcast: toBroadcast, header: ip.header, inFrame: true),
                        eth: eth, now: now)
     }
 
+    /// Hands a datagram for us to ICMP or to its transport.
     @inline(__always)
-    func deliver(_ d: ReceivedDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
+    func deliver(_ d: IPDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
         switch d.proto {
         case .icmp:
             return receiveICMP(d, eth: eth, now: now)
         case .udp:
-            return receiveUDP(d, now: now)
+            udp.receive(d, via: self, now: now)
+            return .done
         case .tcp:
-            return receiveTCP(d, now: now)
+            tcp.receive(d, via: self, now: now)
+            return .done
         default:
             // RFC 1122 3.2.2.1: protocol unreachable for a transport we do not run.
             sendICMPError(.destinationUnreachable(.protocol), for: d, now: now)

@@ -60,6 +60,42 @@ extension Interface {
         return true
     }
 
+    /// Sends one unfragmented IPv4 datagram (DF set) of `length` transport
+    /// bytes, which `write` fills in place after the Ethernet and IP headers;
+    /// then the IP header goes in front. One pool slot, no copy.
+    @inline(__always)
+    func sendIPv4(from source: IPv4Address, to destination: IPv4Address, protocol proto: IPProtocol, length: Int,
+                  now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+        guard let nextHop = route(destination) else {
+            counters.drops.record(.noRoute)
+            return false
+        }
+        guard var frame = device.pool.allocate() else {
+            counters.drops.record(.poolExhausted)
+            return false
+        }
+        let ipLength = IPv4Repr.headerLength + length
+        let frameLength = EthernetFrame.headerLength + ipLength
+        guard ipLength <= device.mtu, frameLength <= frame.capacity else {
+            counters.drops.record(.tooLargeToSend)
+            return false
+        }
+        frame.setLength(frameLength)
+        let identification = nextIdentification
+        nextIdentification &+= 1
+        frame.withBytes { bytes in
+            let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
+            write(ip.slice(IPv4Repr.headerLength..<ipLength))
+            // DF: what is sized to the MTU is never fragmented (RFC 1191).
+            IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
+                     timeToLive: configuration.timeToLive, identification: identification, dontFragment: true)
+                .emit(into: ip)
+        }
+        counters.ipv4Out &+= 1
+        sendFrame(frame, etherType: .ipv4, nextHop: nextHop, now: now)
+        return true
+    }
+
     /// The next hop for `destination`: itself when on our subnet (or broadcast),
     /// else the gateway.
     func route(_ destination: IPv4Address) -> IPv4Address? {

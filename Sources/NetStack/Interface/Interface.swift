@@ -1,8 +1,10 @@
 import Logging
 import NetStackWire
 
-/// One Ethernet interface of the stack: ARP, IPv4 (with reassembly and
-/// fragmentation), ICMP and UDP over a device.
+/// One Ethernet interface of the stack: the link and IP: Ethernet, ARP, IPv4
+/// (with reassembly and fragmentation) and ICMP over a device. It hands
+/// datagrams up to the transports, `tcp` and `udp`, through the IP boundary
+/// (`IPDatagram` up, `IPOutput` down); their state is theirs.
 ///
 /// Generic over the device so that the receive path is specialised and
 /// inlined end to end. Owned by one event loop; not thread-safe. Time comes
@@ -15,8 +17,9 @@ public final class Interface<D: Device> {
 
     var arp: ARPCache
     let reassembler: IPv4Reassembler
-    var udpSockets: [UInt16: UDPBinding] = [:]
-    let tcp: TCPTable
+    /// The transports, which IP demultiplexes to by protocol number.
+    public let tcp: TCPLayer
+    public let udp: UDPLayer
     var icmpErrorBucket: TokenBucket
     var nextIdentification: UInt16
     /// Scratch for ARP bookkeeping, kept to avoid allocating per call.
@@ -43,7 +46,10 @@ public final class Interface<D: Device> {
         // reuse the identifiers of datagrams still in a peer's reassembly queue.
         nextIdentification = UInt16(truncatingIfNeeded: now.nanoseconds >> 10)
         scratchParked.reserveCapacity(configuration.arpMaxWaiting)
-        tcp = TCPTable(now: now, isn: .random())
+        tcp = TCPLayer(now: now, logger: logger)
+        udp = UDPLayer(now: now)
+        tcp.ip = self
+        udp.ip = self
     }
 
     deinit {
@@ -55,20 +61,32 @@ public final class Interface<D: Device> {
 
     // MARK: Driving
 
-    /// Receives and processes up to `limit` frames, then flushes what they caused
-    /// to be sent. Returns the number of frames received.
+    /// Receives and processes up to `limit` frames, services connections whose
+    /// applications queued output, then flushes what all that caused to be
+    /// sent. Returns the number of frames received.
     @discardableResult
     public func poll(now: Instant, limit: Int = 64) -> Int {
+        udp.latestNow = now
         let n = device.receive(limit: limit) { frame in
             self.receive(frame, now: now)
         }
+        tcp.servicePending(via: self, now: now)
         device.flush()
         return n
     }
 
+    /// Sends what applications queued since the last poll (writes, closes),
+    /// without receiving.
+    public func flushPending(now: Instant) {
+        udp.latestNow = now
+        tcp.servicePending(via: self, now: now)
+        device.flush()
+    }
+
     /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
     public func tick(now: Instant) {
-        tickTCP(now: now)
+        udp.latestNow = now
+        tcp.tick(via: self, now: now)
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
         for ip in scratchFailed {
@@ -92,7 +110,7 @@ public final class Interface<D: Device> {
     /// The next time `tick` has work, so the loop can sleep until then.
     public var nextTimerDeadline: Instant? {
         var d = reassembler.nextDeadline
-        if let t = tcp.wheel.nextDeadline { d = min(d ?? t, t) }
+        if let t = tcp.nextDeadline { d = min(d ?? t, t) }
         for e in arp.entries.values where e.mac == nil {
             d = min(d ?? e.nextRequest, e.nextRequest)
         }

@@ -1,13 +1,16 @@
 import Synchronization
 
 /// The loop that drives one interface: receive a batch, process it, run due
-/// timers, flush transmissions, then sleep in the device until frames arrive or
-/// the next timer is due. Everything runs on the calling thread.
+/// timers and application work, send what applications queued, flush
+/// transmissions, then sleep in the device until frames arrive or the next
+/// timer is due. Everything runs on the calling thread.
 public final class EventLoop<D: Device> {
     public let interface: Interface<D>
     public let clock: any NetClock
+    /// The stack as applications see it, not generic over the device.
+    public let stack: Stack
     /// Runs async application code on this loop (see `TCPStream`).
-    public let executor = LoopExecutor()
+    public var executor: LoopExecutor { stack.executor }
     /// Longest sleep, so that `stop()` from a signal handler is noticed promptly.
     public var maximumSleep: Duration = .milliseconds(50)
     /// How often the interface's timers run when nothing else is due.
@@ -20,6 +23,7 @@ public final class EventLoop<D: Device> {
     public init(interface: Interface<D>, clock: any NetClock) {
         self.interface = interface
         self.clock = clock
+        stack = Stack(interface: interface, clock: clock)
         nextTick = clock.now
     }
 
@@ -33,9 +37,10 @@ public final class EventLoop<D: Device> {
         }
     }
 
-    /// One turn: drain received frames, run timers and per-turn work, then sleep
-    /// if nothing arrived.
+    /// One turn: drain received frames, run timers and per-turn work, send
+    /// what that work queued, then sleep if nothing arrived.
     public func runOnce() {
+        executor.enterLoopThread()
         var now = clock.now
         let received = interface.poll(now: now)
         if now >= nextTick || interface.nextTimerDeadline.map({ now >= $0 }) == true {
@@ -44,7 +49,7 @@ public final class EventLoop<D: Device> {
         }
         for work in onTurn { work(now) }
         let ranJobs = executor.runPending()
-        interface.device.flush()
+        interface.flushPending(now: now)
         if received == 0 && ranJobs == 0 && !executor.hasPendingJobs {
             now = clock.now
             var deadline = nextTick
@@ -53,4 +58,22 @@ public final class EventLoop<D: Device> {
             if sleep > .zero { interface.device.wait(timeout: sleep) }
         }
     }
+}
+
+/// An event loop seen without its device type: what the CLI and applications
+/// drive. The loop's own turn stays specialised for its device.
+public protocol StackLoop: AnyObject {
+    var stack: Stack { get }
+    var clock: any NetClock { get }
+    var onTurn: [(Instant) -> Void] { get set }
+    var maximumSleep: Duration { get set }
+    func run(until done: () -> Bool)
+    func runOnce()
+    func stop()
+    /// Announces the stack's address to the link (a gratuitous ARP).
+    func announce()
+}
+
+extension EventLoop: StackLoop {
+    public func announce() { interface.announce() }
 }

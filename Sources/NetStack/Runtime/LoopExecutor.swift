@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Runs Swift concurrency jobs on the event loop's thread, so async
@@ -12,7 +15,23 @@ public final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     /// Swapped with `pending` on each drain, so draining does not allocate.
     private var draining: [UnownedJob] = []
 
+    /// The thread the loop last turned on, for debug checks that the stack is
+    /// used from its loop (written and read on that thread only).
+    private var loopThread: pthread_t?
+
     public init() {}
+
+    /// Called by the loop at each turn.
+    func enterLoopThread() {
+        loopThread = pthread_self()
+    }
+
+    /// True on the thread the loop runs on (and before it first turned, when
+    /// applications set themselves up).
+    public var isOnLoopThread: Bool {
+        guard let loopThread else { return true }
+        return pthread_equal(loopThread, pthread_self()) != 0
+    }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)

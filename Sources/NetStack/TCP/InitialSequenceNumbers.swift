@@ -1,3 +1,5 @@
+import NetStackWire
+
 /// Initial send sequence numbers, chosen as RFC 6528 (and RFC 9293 3.4.1) says:
 ///
 ///     ISN = M + F(localip, localport, remoteip, remoteport, secretkey)
@@ -33,23 +35,43 @@ struct InitialSequenceNumbers: Sendable {
         return InitialSequenceNumbers(secret: (generator.next(), generator.next()))
     }
 
-    /// The ISN for a connection from `localAddress:localPort` to
+    /// The ISN for the connection `tuple`, opened at `now`: the 4-tuple of
+    /// either family is the hash's message (addresses and ports in network order).
+    func next(for tuple: TCPFourTuple, now: Instant) -> UInt32 {
+        let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4000)
+        var message: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+        let hash = withUnsafeMutableBytes(of: &message) { bytes in
+            var offset = Self.put(tuple.localAddress, into: bytes, at: 0)
+            bytes.storeBytes(of: tuple.localPort.bigEndian, toByteOffset: offset, as: UInt16.self)
+            offset = Self.put(tuple.remoteAddress, into: bytes, at: offset + 2)
+            bytes.storeBytes(of: tuple.remotePort.bigEndian, toByteOffset: offset, as: UInt16.self)
+            offset += 2
+            return Self.sipHash24(key: secret, message: UnsafeRawBufferPointer(rebasing: bytes[0 ..< offset]))
+        }
+        return m &+ UInt32(truncatingIfNeeded: hash)
+    }
+
+    /// Stores `address` in network order at `offset`; returns the offset after it.
+    @inline(__always)
+    private static func put(_ address: IPAddress, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        switch address {
+        case .v4(let a):
+            bytes.storeBytes(of: a.value.bigEndian, toByteOffset: offset, as: UInt32.self)
+            return offset + 4
+        case .v6(let a):
+            bytes.storeBytes(of: a.high.bigEndian, toByteOffset: offset, as: UInt64.self)
+            bytes.storeBytes(of: a.low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
+            return offset + 16
+        }
+    }
+
+    /// The ISN for an IPv4 connection from `localAddress:localPort` to
     /// `remoteAddress:remotePort` (addresses as host-order integers, 10.0.0.1 =
     /// 0x0a000001), opened at `now`.
     func next(localAddress: UInt32, localPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
               now: Instant) -> UInt32 {
-        // M: the 4-microsecond timer, wrapping (RFC 6528 section 3).
-        let m = UInt32(truncatingIfNeeded: now.nanoseconds / 4000)
-        // The tuple as 12 bytes in network order, as it appears on the wire.
-        var message: (UInt64, UInt64) = (0, 0)
-        let hash = withUnsafeMutableBytes(of: &message) { bytes in
-            bytes.storeBytes(of: localAddress.bigEndian, toByteOffset: 0, as: UInt32.self)
-            bytes.storeBytes(of: localPort.bigEndian, toByteOffset: 4, as: UInt16.self)
-            bytes.storeBytes(of: remoteAddress.bigEndian, toByteOffset: 6, as: UInt32.self)
-            bytes.storeBytes(of: remotePort.bigEndian, toByteOffset: 10, as: UInt16.self)
-            return Self.sipHash24(key: secret, message: UnsafeRawBufferPointer(rebasing: bytes[0 ..< 12]))
-        }
-        return m &+ UInt32(truncatingIfNeeded: hash)
+        next(for: TCPFourTuple(localAddress: .v4(IPv4Address(localAddress)), localPort: localPort,
+                               remoteAddress: .v4(IPv4Address(remoteAddress)), remotePort: remotePort), now: now)
     }
 
     // MARK: SipHash-2-4

@@ -111,24 +111,33 @@ extension TCPConnection {
                 return false
             }
         }
-        emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit)
-        spendAllowance(length)
+        spendAllowance(emitSegment(at: sndNxt, maxLength: length, now: now, emit: emit))
         return true
     }
 
     /// Emits the data (and FIN, if it falls at the end) starting at `seq`.
+    /// Returns the bytes of data sent: fewer than `maxLength` when SACK
+    /// blocks ride on the segment, since the MSS counts every option (RFC 6691).
+    @discardableResult
     func emitSegment(at seq: SequenceNumber, maxLength: Int, now: Instant,
-                     emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+                     emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Int {
         let offset = seq - sendBufferSeq
         let available = max(sendBuffer.count - offset, 0)
-        let length = max(min(available, maxLength), 0)
+        var length = max(min(available, maxLength), 0)
+        var repr = header(seq: seq, flags: .ack, payloadLength: length, now: now)
+        // The segment fits what the peer and our MTU take: sendMSS already
+        // allows for timestamps; anything more comes off the data.
+        let room = sendMSS + TCPSegment.minimumHeaderLength + (timestampsEnabled ? 12 : 0) - repr.headerLength
+        if length > room { length = max(room, 0) }
+        repr.payloadLength = length
         var flags: TCPFlags = .ack
         let end = seq + length
         if let f = finSeq, end == f { flags.insert(.fin) }
         if length > 0 && length == available { flags.insert(.psh) }
+        repr.flags = flags
         let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
             : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
-        emit(header(seq: seq, flags: flags, payloadLength: length, now: now), a, b)
+        emit(repr, a, b)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
         if isNew && length > 0 && length < sendMSS { smallSegmentEnd = end }
@@ -148,6 +157,7 @@ extension TCPConnection {
             bytesSent &+= UInt64(length)
         }
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
+        return length
     }
 
     /// With data waiting and nothing in flight, only the window holds the data

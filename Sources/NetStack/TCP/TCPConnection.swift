@@ -1,23 +1,6 @@
 import Logging
 import NetStackWire
 
-/// A connection's two ends.
-public struct TCPFourTuple: Hashable, Sendable, CustomStringConvertible {
-    public var localAddress: IPv4Address
-    public var localPort: UInt16
-    public var remoteAddress: IPv4Address
-    public var remotePort: UInt16
-
-    public init(localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) {
-        self.localAddress = localAddress
-        self.localPort = localPort
-        self.remoteAddress = remoteAddress
-        self.remotePort = remotePort
-    }
-
-    public var description: String { "\(localAddress):\(localPort)<->\(remoteAddress):\(remotePort)" }
-}
-
 /// One TCP connection: the transmission control block (RFC 9293 3.3.1), its
 /// send and receive rings, and the state machine.
 ///

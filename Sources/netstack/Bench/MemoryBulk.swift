@@ -40,7 +40,7 @@ enum MemoryBulk {
         let a = interface(linkA, 1)
         let b = interface(linkB, 2)
         var received = 0
-        let listener = try b.listenTCP(port: 9)
+        let listener = try b.tcp.listen(port: 9)
         listener.onAccept = { c in
             c.onReadable = { c in received += c.skip(c.readableBytes) }
         }
@@ -48,7 +48,7 @@ enum MemoryBulk {
         func fill(_ c: TCPConnection) {
             chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
         }
-        let sender = try a.connectTCP(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let sender = try a.tcp.connect(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
         sender.onWritable = { c in fill(c) }
         func turn() -> Double {
             let now = clock.now
@@ -63,13 +63,13 @@ enum MemoryBulk {
         while sender.state != .established && now < handshakeDeadline { now = turn() }
         guard sender.state == .established else { throw Stalled(what: "the handshake did not complete") }
         fill(sender)
-        a.flushTCP(sender, now: clock.now)
+        a.tcp.flush(sender, now: clock.now)
         // Warm up past slow start and cold caches before timing.
         let warmUntil = now + min(1, duration / 4)
         while now < warmUntil && received < 8 << 20 { now = turn() }
 
         let startBytes = received
-        let startSegments = b.counters.tcpSegmentsIn
+        let startSegments = b.tcp.counters.segmentsIn
         let start = now
         let end = start + duration
         var lastProgress = (bytes: received, at: now)
@@ -83,7 +83,7 @@ enum MemoryBulk {
         }
         let seconds = now - start
         return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / seconds,
-                       packetsPerSecond: Double(b.counters.tcpSegmentsIn - startSegments) / seconds)
+                       packetsPerSecond: Double(b.tcp.counters.segmentsIn - startSegments) / seconds)
     }
 
     static func kernelLoopback(duration: Double) throws -> Outcome {

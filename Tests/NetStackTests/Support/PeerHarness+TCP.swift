@@ -126,6 +126,6 @@ extension PeerHarness {
 
     /// The stack's connection to the peer's `port`, if it is in the table.
     func tcpConnection(peerPort: UInt16) -> TCPConnection? {
-        interface.tcpConnections.first { $0.tuple.remotePort == peerPort }
+        interface.tcp.allConnections.first { $0.tuple.remotePort == peerPort }
     }
 }

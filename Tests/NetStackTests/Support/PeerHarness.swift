@@ -26,7 +26,13 @@ final class PeerHarness {
     var peerMAC: MACAddress { Self.peerMAC }
     var now: Instant { clock.now }
     var counters: InterfaceCounters { interface.counters }
-    func drops(_ reason: DropReason) -> UInt64 { interface.counters.drops[reason] }
+    var tcp: TCPLayer { interface.tcp }
+    var udp: UDPLayer { interface.udp }
+    /// Drops of a link, IP or TCP reason, wherever counted.
+    func drops(_ reason: DropReason) -> UInt64 { interface.counters.drops[reason] + interface.tcp.counters.drops[reason] }
+    func drops(_ reason: UDPDropReason) -> UInt64 { interface.udp.counters.drops[reason] }
+    /// Every layer's drops, by the name `--stats` prints.
+    var allDrops: DropSnapshot { DropSnapshot(interface) }
 
     init(slotCount: Int = 1024, mtu: Int = 1500, queueCapacity: Int = 1024,
          configure: (inout InterfaceConfiguration) -> Void = { _ in }) {
@@ -150,13 +156,24 @@ final class PeerHarness {
 
     /// Installs a UDP echo (RFC 862) on `port`, answering from the same port.
     func installEcho(port: UInt16) throws {
-        try interface.bindUDP(port: port) { [unowned self] from, payload in
-            self.interface.sendUDP(from: port, to: from, payload: payload, now: self.clock.now)
+        try interface.udp.bind(port: port) { [unowned self] from, payload in
+            self.interface.udp.send(from: port, to: from, payload: payload, now: self.clock.now)
         }
     }
 }
 
-/// Sums the drop counters of the given reasons.
-func dropCount(_ c: InterfaceCounters, _ reasons: [DropReason]) -> UInt64 {
-    reasons.reduce(0) { $0 + c.drops[$1] }
+/// Every layer's drop counts by name (`udp-bad-checksum`), as `--stats` prints them.
+struct DropSnapshot: CustomStringConvertible {
+    var counts: [String: UInt64] = [:]
+
+    init<D: Device>(_ interface: Interface<D>) {
+        for (r, n) in interface.counters.drops.nonZero { counts[r.description, default: 0] += n }
+        for (r, n) in interface.tcp.counters.drops.nonZero { counts[r.description, default: 0] += n }
+        for (r, n) in interface.udp.counters.drops.nonZero { counts[r.description, default: 0] += n }
+    }
+
+    subscript(name: String) -> UInt64 { counts[name] ?? 0 }
+    var total: UInt64 { counts.values.reduce(0, +) }
+    func sum(_ names: some Sequence<String>) -> UInt64 { names.reduce(0) { $0 + self[$1] } }
+    var description: String { counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
 }

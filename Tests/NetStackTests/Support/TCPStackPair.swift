@@ -18,6 +18,9 @@ final class StackPair<D: Device> {
     let linkB: MemoryLink
     let a: Interface<D>
     let b: Interface<D>
+    /// The applications' handles on each stack.
+    let stackA: Stack
+    let stackB: Stack
     /// A deadline besides the stacks' timers that idle time must not jump past
     /// (a fault injector releasing a held frame).
     var otherDeadline: () -> Instant? = { nil }
@@ -34,6 +37,8 @@ final class StackPair<D: Device> {
         b = Interface(device: wrap(linkB, false, clock),
                       configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
                       now: clock.now)
+        stackA = Stack(interface: a, clock: clock)
+        stackB = Stack(interface: b, clock: clock)
         a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
         b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
     }

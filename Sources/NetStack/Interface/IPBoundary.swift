@@ -1,0 +1,76 @@
+import NetStackWire
+
+// The one place where transports (TCP/, UDP/) meet IP. Nothing here names a
+// family: IPv4 today, IPv6 behind the same boundary.
+
+/// Whether a transport still has to verify its checksum.
+public enum ChecksumStatus: Sendable {
+    /// Check it: nothing has.
+    case unverified
+    /// The device verified it (receive checksum offload).
+    case verified
+}
+
+/// A datagram IP hands up to a transport: from one frame, or put back
+/// together by reassembly. The payload is borrowed for the call only.
+public struct IPDatagram {
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var proto: IPProtocol
+    /// The transport's bytes (header and data).
+    public var payload: UnsafeMutableRawBufferPointer
+    public var checksum: ChecksumStatus
+    /// Sent to a broadcast or multicast address: a transport must not answer
+    /// it with a RST, nor IP with an ICMP error (RFC 1122 3.2.2, 4.2.3.10).
+    public var toBroadcast: Bool
+    /// IP's own: the header as received (of the first fragment if reassembled),
+    /// quoted by ICMP errors; and whether header and payload lie in the
+    /// received frame, so an answer may be built in place.
+    var header: UnsafeMutableRawBufferPointer
+    var inFrame: Bool
+}
+
+/// Why a datagram the stack sent did not arrive, as an ICMP error said
+/// (RFC 1122 3.2.2.1, 4.1.3.3; RFC 4443 3 once IPv6 lands).
+public enum IPErrorKind: Equatable, Sendable {
+    /// Destination unreachable with its code (port unreachable is 3 for IPv4).
+    case unreachable(code: UInt8)
+    /// The datagram needed fragmenting and could not be (RFC 1191): the next hop's MTU.
+    case packetTooBig(mtu: Int)
+    case timeExceeded
+    case parameterProblem
+}
+
+/// An ICMP error about a datagram we sent, handed to the transport that sent
+/// it: the quoted addresses and the first bytes of its transport header.
+public struct IPErrorReport {
+    public var kind: IPErrorKind
+    /// The source and destination of the datagram we sent.
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var proto: IPProtocol
+    /// At least the first 8 bytes of the transport header we sent (RFC 792).
+    public var quotedTransport: UnsafeRawBufferPointer
+}
+
+/// What a transport sends through: IP's output, whatever the family and the
+/// device. Transports are generic over it, so the hot path is specialised.
+public protocol IPOutput: AnyObject {
+    /// Our address to use towards `destination`, or nil when nothing routes there.
+    func sourceAddress(towards destination: IPAddress) -> IPAddress?
+    /// The largest transport segment (header and data) one unfragmented IP
+    /// packet to `destination` carries: the MTU less the IP header.
+    func maximumSegmentLength(towards destination: IPAddress) -> Int
+    /// Sends one unfragmented datagram of `length` transport bytes, which
+    /// `write` fills in place behind the reserved IP and link headroom. False
+    /// if it was dropped (no route, no buffer, too large); IP counts why.
+    func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
+              now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
+    /// Sends `header` followed by `payload` as one datagram, fragmented when it
+    /// exceeds the MTU (UDP, ICMP). False if it was dropped; IP counts why.
+    func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,
+              payload: UnsafeRawBufferPointer, now: Instant) -> Bool
+    /// Answers `datagram` with port unreachable, unless the rules for ICMP
+    /// errors forbid it (RFC 1122 3.2.2; rate limited).
+    func reportPortUnreachable(_ datagram: IPDatagram, now: Instant)
+}

@@ -1,0 +1,41 @@
+/// What an interface (link, ARP, IP, ICMP) has done, for `--stats` and tests.
+public struct InterfaceCounters: Sendable {
+    public var framesIn: UInt64 = 0
+    public var framesOut: UInt64 = 0
+    public var bytesIn: UInt64 = 0
+    public var bytesOut: UInt64 = 0
+    public var arpRequestsIn: UInt64 = 0
+    public var arpRepliesIn: UInt64 = 0
+    public var arpRequestsOut: UInt64 = 0
+    public var arpRepliesOut: UInt64 = 0
+    public var ipv4In: UInt64 = 0
+    public var ipv4Out: UInt64 = 0
+    public var fragmentsIn: UInt64 = 0
+    public var datagramsReassembled: UInt64 = 0
+    public var fragmentsOut: UInt64 = 0
+    public var icmpEchoRequestsIn: UInt64 = 0
+    public var icmpEchoRepliesOut: UInt64 = 0
+    public var icmpErrorsOut: UInt64 = 0
+    public var icmpIn: UInt64 = 0
+    /// ICMP errors about datagrams we sent, handed to their transport.
+    public var icmpErrorsIn: UInt64 = 0
+    public var drops = DropCounters<DropReason>()
+
+    public init() {}
+
+    /// Name/value pairs for printing, drops last and only where non-zero.
+    public var report: [(String, UInt64)] {
+        let r: [(String, UInt64)] = [
+            ("frames-in", framesIn), ("frames-out", framesOut), ("bytes-in", bytesIn), ("bytes-out", bytesOut),
+            ("arp-requests-in", arpRequestsIn), ("arp-replies-in", arpRepliesIn),
+            ("arp-requests-out", arpRequestsOut), ("arp-replies-out", arpRepliesOut),
+            ("ipv4-in", ipv4In), ("ipv4-out", ipv4Out), ("fragments-in", fragmentsIn),
+            ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
+            ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),
+            ("icmp-echo-replies-out", icmpEchoRepliesOut), ("icmp-errors-out", icmpErrorsOut),
+            ("icmp-errors-in", icmpErrorsIn),
+            ("drops", drops.total),
+        ]
+        return r + drops.report
+    }
+}

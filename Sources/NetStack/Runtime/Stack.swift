@@ -1,0 +1,77 @@
+import NetStackWire
+
+/// The whole stack as applications see it: TCP, UDP, the clock and the loop's
+/// executor, and the counters of every layer. Not generic over the device, so
+/// applications and the CLI hold a `Stack` and never thread a device type through.
+///
+/// Made by `EventLoop` (`loop.stack`), or over a bare interface in tests.
+/// Everything runs on the loop's thread.
+public final class Stack {
+    public let tcp: TCPLayer
+    public let udp: UDPLayer
+    public let clock: any NetClock
+    /// Runs async application code on the loop (see `TCPStream`).
+    public let executor: LoopExecutor
+    /// The stack's own address.
+    public let address: IPAddress
+    private let interfaceReport: () -> [(String, UInt64)]
+
+    public init<D: Device>(interface: Interface<D>, clock: any NetClock, executor: LoopExecutor = LoopExecutor()) {
+        tcp = interface.tcp
+        udp = interface.udp
+        self.clock = clock
+        self.executor = executor
+        address = .v4(interface.address)
+        interfaceReport = { interface.counters.report }
+    }
+
+    /// Every layer's counters as name/value pairs (`netstack up --stats`):
+    /// link and IP, then TCP (with its table) and UDP.
+    public var counterReport: [(String, UInt64)] {
+        interfaceReport() + tcp.counters.report + tcp.tableReport + udp.counters.report
+    }
+
+    // MARK: TCP
+
+    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
+    public func listen(port: UInt16, backlog: Int = 128,
+                       configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
+        try tcp.listen(port: port, backlog: backlog, configuration: configuration)
+    }
+
+    /// Opens a connection; the SYN goes out at once.
+    public func connect(to address: IPAddress, port: UInt16,
+                        configuration: TCPConfiguration? = nil) throws(TCPConnectError) -> TCPConnection {
+        try tcp.connect(to: address, port: port, configuration: configuration, now: clock.now)
+    }
+
+    /// Listens on `port`, accepting with `await`.
+    public func acceptor(port: UInt16, backlog: Int = 128,
+                         configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPAcceptor {
+        let l = try tcp.listen(port: port, backlog: backlog, configuration: configuration)
+        return TCPAcceptor(l) { [unowned self] c in stream(for: c) }
+    }
+
+    /// Opens a connection and waits for the handshake. Throws `TCPError.connectionRefused`
+    /// or `.timedOut` if it fails, `TCPConnectError` if it cannot start.
+    public func connect(to address: IPAddress, port: UInt16,
+                        configuration: TCPConfiguration? = nil) async throws -> TCPStream {
+        let c = try tcp.connect(to: address, port: port, configuration: configuration, now: clock.now)
+        let s = stream(for: c)
+        await s.waitUntil { $0 != .synSent && $0 != .synReceived }
+        if let e = c.error { throw e }
+        return s
+    }
+
+    /// The async face over `c`; it takes over the connection's callbacks.
+    public func stream(for c: TCPConnection) -> TCPStream {
+        TCPStream(c, tcp: tcp, executor: executor)
+    }
+
+    // MARK: UDP
+
+    /// Binds a UDP port.
+    public func bind(udpPort port: UInt16, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+        try udp.bind(port: port, receiveCapacity: receiveCapacity)
+    }
+}

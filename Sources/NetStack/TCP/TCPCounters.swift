@@ -1,0 +1,44 @@
+/// What TCP has done, for `--stats` and tests.
+public struct TCPCounters: Sendable {
+    public var segmentsIn: UInt64 = 0
+    public var segmentsOut: UInt64 = 0
+    public var activeOpens: UInt64 = 0
+    public var passiveOpens: UInt64 = 0
+    public var connectionsClosed: UInt64 = 0
+    public var connectionsReset: UInt64 = 0
+    public var connectionsTimedOut: UInt64 = 0
+    public var resetsSent: UInt64 = 0
+    public var challengeAcks: UInt64 = 0
+    /// Segments sent again, summed over connections.
+    public var retransmissions: UInt64 = 0
+    /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
+    public var fastRecoveries: UInt64 = 0
+    public var lossProbes: UInt64 = 0
+    public var timeouts: UInt64 = 0
+    /// Fast recoveries proved spurious by D-SACKs, their window cut undone (RFC 3708).
+    public var recoveriesUndone: UInt64 = 0
+    public var drops = DropCounters<DropReason>()
+
+    public init() {}
+
+    /// Adds what one connection counted itself.
+    mutating func add(tallies c: TCPConnection) {
+        retransmissions &+= c.segmentsRetransmitted
+        fastRecoveries &+= c.fastRecoveries
+        lossProbes &+= c.lossProbesSent
+        timeouts &+= c.retransmissionTimeouts
+        recoveriesUndone &+= c.recoveriesUndone
+    }
+
+    /// Name/value pairs for printing, drops last and only where non-zero.
+    public var report: [(String, UInt64)] {
+        [("tcp-segments-in", segmentsIn), ("tcp-segments-out", segmentsOut),
+         ("tcp-active-opens", activeOpens), ("tcp-passive-opens", passiveOpens),
+         ("tcp-connections-closed", connectionsClosed), ("tcp-connections-reset", connectionsReset),
+         ("tcp-connections-timed-out", connectionsTimedOut), ("tcp-retransmissions", retransmissions),
+         ("tcp-fast-recoveries", fastRecoveries), ("tcp-loss-probes", lossProbes),
+         ("tcp-timeouts", timeouts), ("tcp-recoveries-undone", recoveriesUndone),
+         ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
+         ("tcp-drops", drops.total)] + drops.report
+    }
+}

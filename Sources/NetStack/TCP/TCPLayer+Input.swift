@@ -1,0 +1,82 @@
+import NetStackWire
+
+extension TCPLayer {
+    /// RFC 9293 3.10.7: check the segment, find its connection, listener, or
+    /// nobody (answered with RST), and let the connection process it.
+    func receive<IP: IPOutput>(_ d: IPDatagram, via ip: IP, now: Instant) {
+        guard !d.toBroadcast else { return kept.drops.record(.tcpBroadcast) }
+        let segment: TCPSegment
+        do { segment = try TCPSegment(validating: d.payload) } catch { return kept.drops.record(.tcpTruncated) }
+        guard d.checksum == .verified || segment.checksumIsValid(source: d.source, destination: d.destination) else {
+            return kept.drops.record(.tcpBadChecksum)
+        }
+        let repr: TCPRepr
+        do { repr = try TCPRepr(parsing: segment) } catch { return kept.drops.record(.tcpBadOption) }
+        kept.segmentsIn &+= 1
+        let payload = UnsafeRawBufferPointer(segment.payload)
+        let tuple = TCPFourTuple(localAddress: d.destination, localPort: repr.destinationPort,
+                                 remoteAddress: d.source, remotePort: repr.sourcePort)
+
+        if let c = connections[tuple] {
+            // Linux's behaviour with a full accept queue: ignore the final ACK of
+            // the handshake; the client's retransmission will try again.
+            if c.state == .synReceived, repr.flags.contains(.ack), !repr.flags.contains(.rst),
+               let l = c.listener, !l.canAcceptMore {
+                return kept.drops.record(.tcpAcceptQueueFull)
+            }
+            switch c.process(repr, payload: payload, now: now) {
+            case .accepted:
+                break
+            case .dropped(let reason):
+                kept.drops.record(reason)
+            case .reset(let seq):
+                sendReset(to: tuple, seq: seq, ack: nil, via: ip, now: now)
+            case .challengeAck:
+                // RFC 5961 7: the answer is rate limited.
+                if challengeAcks.take(now: now) {
+                    c.ackNow = true
+                    kept.challengeAcks &+= 1
+                } else {
+                    kept.drops.record(.tcpChallengeAckRateLimited)
+                }
+            }
+            service(c, via: ip, now: now)
+            return
+        }
+        if let l = listeners[repr.destinationPort], !l.isClosed {
+            return listenerReceive(l, repr, tuple: tuple, via: ip, now: now)
+        }
+        closedReceive(repr, tuple: tuple, via: ip, now: now)
+    }
+
+    /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED.
+    private func listenerReceive<IP: IPOutput>(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP,
+                                               now: Instant) {
+        // RFC 9293 3.10.7.2: a RST to a listener is ignored.
+        if seg.flags.contains(.rst) { return kept.drops.record(.tcpNoConnection) }
+        if seg.flags.contains(.ack) {
+            sendReset(to: tuple, seq: seg.ack ?? SequenceNumber(0), ack: nil, via: ip, now: now)
+            return kept.drops.record(.tcpNoConnection)
+        }
+        guard seg.flags.contains(.syn) else { return kept.drops.record(.tcpNoSyn) }
+        guard l.halfOpen < l.synBacklog else { return kept.drops.record(.tcpSynQueueFull) }
+        let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
+                               segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
+        c.listener = l
+        l.halfOpen += 1
+        c.acceptSYN(seg)
+        kept.passiveOpens &+= 1
+        service(c, via: ip, now: now)
+    }
+
+    /// RFC 9293 3.10.7.1, CLOSED: everything but a RST is answered with a RST.
+    private func closedReceive<IP: IPOutput>(_ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP, now: Instant) {
+        defer { kept.drops.record(.tcpNoConnection) }
+        guard !seg.flags.contains(.rst) else { return }
+        if let ack = seg.ack, seg.flags.contains(.ack) {
+            sendReset(to: tuple, seq: ack, ack: nil, via: ip, now: now)
+        } else {
+            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, via: ip, now: now)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import NetStackWire
+
+extension TCPLayer {
+    /// Lets `c` send, keeps its wheel timer at its next deadline, and retires it once CLOSED.
+    func service<IP: IPOutput>(_ c: TCPConnection, via ip: IP, now: Instant) {
+        // A finished handshake goes to the application first, so what it
+        // writes on accept leaves in this same dispatch.
+        if let l = c.listener, c.state.isSynchronized {
+            c.listener = nil
+            l.halfOpen -= 1
+            l.established(c)
+            // Data (or a FIN) that came with the handshake's last ACK was
+            // announced before the application could listen for it.
+            if c.readableBytes > 0 || c.receivedFin { c.onReadable?(c) }
+        }
+        c.dispatch(now: now) { repr, a, b in
+            emit(repr, from: c.tuple, payload: a, b, via: ip, now: now)
+        }
+        if c.state == .closed {
+            retire(c)
+            return
+        }
+        syncTimer(c)
+    }
+
+    /// Services the connections queued by their applications since the last call.
+    func servicePending<IP: IPOutput>(via ip: IP, now: Instant) {
+        var i = 0
+        // Servicing may queue more (a callback writing to another connection).
+        while i < pending.count {
+            let c = pending[i]
+            i += 1
+            if connections[c.tuple] === c { service(c, via: ip, now: now) }
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Fires due connection timers.
+    func tick<IP: IPOutput>(via ip: IP, now: Instant) {
+        wheel.advance(to: now) { _, id in
+            guard let c = byTimerID[id] else { return }
+            c.armedDeadline = nil
+            c.timerHandle = nil
+            c.handleTimers(now: now)
+            service(c, via: ip, now: now)
+        }
+    }
+
+    /// Builds one segment behind IP's headroom: the payload pieces copied
+    /// once, then the header from `repr` and the checksum over the segment in place.
+    func emit<IP: IPOutput>(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
+                            _ b: UnsafeRawBufferPointer, via ip: IP, now: Instant) {
+        let length = repr.headerLength + a.count + b.count
+        let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
+                           now: now) { segment in
+            let dataStart = repr.headerLength
+            if a.count > 0 {
+                segment.baseAddress!.advanced(by: dataStart).copyMemory(from: a.baseAddress!, byteCount: a.count)
+            }
+            if b.count > 0 {
+                segment.baseAddress!.advanced(by: dataStart + a.count)
+                    .copyMemory(from: b.baseAddress!, byteCount: b.count)
+            }
+            repr.emit(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
+        }
+        guard sent else { return }
+        kept.segmentsOut &+= 1
+        if repr.flags.contains(.rst) { kept.resetsSent &+= 1 }
+    }
+
+    /// Sends a reset not tied to a connection (RFC 9293 3.10.7.1).
+    func sendReset<IP: IPOutput>(to tuple: TCPFourTuple, seq: SequenceNumber, ack: SequenceNumber?, via ip: IP,
+                                 now: Instant) {
+        let repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq, ack: ack,
+                           flags: ack == nil ? .rst : [.rst, .ack], window: 0, options: TCPOptions(),
+                           payloadLength: 0)
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        emit(repr, from: tuple, payload: empty, empty, via: ip, now: now)
+    }
+}

@@ -1,0 +1,184 @@
+import Logging
+import NetStackWire
+
+/// TCP for one interface: the connection table, listeners, the LISTEN and
+/// CLOSED steps of segment arrival, each connection's lifecycle, one timer per
+/// connection on a wheel, and TCP's counters and drop reasons.
+///
+/// IP reaches it through `receive(_:via:now:)`; it reaches IP through the
+/// `IPOutput` it is handed (generic, so the hot path is specialised). Not
+/// generic over the device. Owned by one event loop; not thread-safe.
+public final class TCPLayer {
+    var connections: [TCPFourTuple: TCPConnection] = [:]
+    /// Connections by timer id, so a fired wheel timer finds its connection.
+    var byTimerID: [UInt64: TCPConnection] = [:]
+    var nextTimerID: UInt64 = 1
+    var listeners: [UInt16: TCPListener] = [:]
+    var isn: InitialSequenceNumbers
+    let wheel: HierarchicalTimerWheel
+    /// RFC 5961 7: challenge ACKs are rate limited stack-wide (Linux: 1000/s).
+    var challengeAcks: TokenBucket
+    /// RFC 6056: ephemeral ports from the IANA dynamic range.
+    var nextEphemeralPort: UInt16
+    /// Connections whose application queued output or closed since they were
+    /// last serviced; the loop services them before it sleeps.
+    var pending: [TCPConnection] = []
+    /// IP, for what applications start (an active open, a flush); the hot
+    /// path is handed its output directly.
+    weak var ip: (any IPOutput)?
+    var logger: Logger
+
+    /// What TCP has done, including what its live connections count.
+    public var counters: TCPCounters {
+        var c = kept
+        for connection in connections.values { c.add(tallies: connection) }
+        return c
+    }
+    /// The layer's own counts, and the tallies of connections already retired.
+    var kept = TCPCounters()
+
+    /// The settings new connections get unless `listen`/`connect` pass their own.
+    public var defaultConfiguration = TCPConfiguration()
+
+    init(now: Instant, isn: InitialSequenceNumbers = .random(), logger: Logger) {
+        self.isn = isn
+        self.logger = logger
+        wheel = HierarchicalTimerWheel(start: now)
+        challengeAcks = TokenBucket(ratePerSecond: 1000, burst: 100, now: now)
+        nextEphemeralPort = 49152 + UInt16(truncatingIfNeeded: now.nanoseconds >> 12) % 16384
+        pending.reserveCapacity(64)
+    }
+
+    // MARK: Application entry points
+
+    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
+    public func listen(port: UInt16, backlog: Int = 128, synBacklog: Int = 256,
+                       configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
+        guard port != 0 else { throw .portZero }
+        guard listeners[port] == nil else { throw .portInUse(port) }
+        let l = TCPListener(port: port, backlog: backlog, synBacklog: synBacklog,
+                            configuration: configuration ?? defaultConfiguration)
+        listeners[port] = l
+        return l
+    }
+
+    /// Stops listening. Established connections from it are not affected.
+    public func close(_ listener: TCPListener) {
+        listener.isClosed = true
+        if listeners[listener.port] === listener { listeners[listener.port] = nil }
+    }
+
+    /// Opens a connection (RFC 9293 3.10.1 active OPEN): the SYN goes out at once.
+    public func connect(to address: IPAddress, port: UInt16, configuration: TCPConfiguration? = nil,
+                        now: Instant) throws(TCPConnectError) -> TCPConnection {
+        guard let ip, let local = ip.sourceAddress(towards: address) else { throw .noRoute }
+        guard let localPort = ephemeralPort(local: local, remote: address, remotePort: port) else {
+            throw .noEphemeralPort
+        }
+        let tuple = TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address, remotePort: port)
+        let c = makeConnection(tuple: tuple, configuration: configuration ?? defaultConfiguration,
+                               activeOpen: true, segmentLimit: ip.maximumSegmentLength(towards: address), now: now)
+        c.state = .synSent
+        kept.activeOpens &+= 1
+        service(c, via: ip, now: now)
+        return c
+    }
+
+    /// Opens an IPv4 connection.
+    public func connect(to address: IPv4Address, port: UInt16, configuration: TCPConfiguration? = nil,
+                        now: Instant) throws(TCPConnectError) -> TCPConnection {
+        try connect(to: .v4(address), port: port, configuration: configuration, now: now)
+    }
+
+    /// Sends what the application queued on `c` now, rather than when the loop
+    /// services it before sleeping.
+    public func flush(_ c: TCPConnection, now: Instant) {
+        guard let ip, connections[c.tuple] === c else { return }
+        service(c, via: ip, now: now)
+    }
+
+    /// Queues `c` to be serviced in this loop turn (after a write or close).
+    func requestService(_ c: TCPConnection) {
+        pending.append(c)
+    }
+
+    /// The connections in the table, for tests and statistics.
+    public var allConnections: [TCPConnection] { Array(connections.values) }
+
+    /// Connections still in the table, in all and in the states worth watching, for `--stats`.
+    public var tableReport: [(String, UInt64)] {
+        func count(_ state: TCPState) -> UInt64 { UInt64(connections.values.lazy.filter { $0.state == state }.count) }
+        return [("tcp-connections-in-table", UInt64(connections.count)),
+                ("tcp-in-time-wait", count(.timeWait)), ("tcp-in-close-wait", count(.closeWait)),
+                ("tcp-in-fin-wait-2", count(.finWait2)), ("tcp-in-last-ack", count(.lastAck))]
+    }
+
+    // MARK: Table
+
+    func makeConnection(tuple: TCPFourTuple, configuration: TCPConfiguration, activeOpen: Bool,
+                        segmentLimit: Int, now: Instant) -> TCPConnection {
+        let iss = SequenceNumber(isn.next(for: tuple, now: now))
+        // RFC 9293 3.7.1: the MSS we announce is what one IP packet carries, less TCP's header.
+        let mss = segmentLimit - TCPSegment.minimumHeaderLength
+        let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
+                              activeOpen: activeOpen, now: now, logger: logger)
+        c.timerID = nextTimerID
+        nextTimerID += 1
+        connections[c.tuple] = c
+        byTimerID[c.timerID] = c
+        return c
+    }
+
+    /// A free local port for an active open to `remote`.
+    func ephemeralPort(local: IPAddress, remote: IPAddress, remotePort: UInt16) -> UInt16? {
+        for _ in 0..<16384 {
+            let p = nextEphemeralPort
+            nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
+            let t = TCPFourTuple(localAddress: local, localPort: p, remoteAddress: remote, remotePort: remotePort)
+            if connections[t] == nil && listeners[p] == nil { return p }
+        }
+        return nil
+    }
+
+    /// Takes `c` out of the table and its timer off the wheel, keeping its tallies.
+    func retire(_ c: TCPConnection) {
+        guard connections[c.tuple] === c else { return }
+        connections[c.tuple] = nil
+        byTimerID[c.timerID] = nil
+        if let h = c.timerHandle { _ = wheel.cancel(h) }
+        c.timerHandle = nil
+        c.armedDeadline = nil
+        if let l = c.listener {
+            l.halfOpen -= 1
+            c.listener = nil
+        }
+        kept.add(tallies: c)
+        switch c.error {
+        case .connectionReset?, .connectionRefused?: kept.connectionsReset &+= 1
+        case .timedOut?: kept.connectionsTimedOut &+= 1
+        default: kept.connectionsClosed &+= 1
+        }
+    }
+
+    /// Keeps one wheel timer per connection at its earliest deadline.
+    func syncTimer(_ c: TCPConnection) {
+        let deadline = c.nextDeadline
+        guard deadline != c.armedDeadline else { return }
+        if let h = c.timerHandle { _ = wheel.cancel(h) }
+        c.timerHandle = deadline.map { wheel.arm(at: $0, payload: c.timerID) }
+        c.armedDeadline = deadline
+    }
+
+    /// The next time `tick` has work.
+    var nextDeadline: Instant? { wheel.nextDeadline }
+}
+
+public enum TCPListenError: Error, Equatable {
+    case portInUse(UInt16)
+    case portZero
+}
+
+public enum TCPConnectError: Error, Equatable {
+    case noEphemeralPort
+    case noRoute
+}

@@ -1,0 +1,102 @@
+import NetStackWire
+
+/// UDP for one interface (RFC 768, RFC 1122 4.1): sockets by port, checks,
+/// demultiplexing, port unreachable for closed ports, ICMP errors handed to
+/// the socket that sent, and UDP's counters. Not generic over the device.
+public final class UDPLayer {
+    var sockets: [UInt16: UDPSocket] = [:]
+    public internal(set) var counters = UDPCounters()
+    /// IP, for what sockets send.
+    weak var ip: (any IPOutput)?
+    /// The time of the loop's latest turn, which the interface keeps current,
+    /// for what sockets send between turns.
+    var latestNow: Instant
+
+    init(now: Instant) {
+        latestNow = now
+    }
+
+    /// Binds `port`. RFC 768 demultiplexes on the destination port only: one socket per port.
+    public func bind(port: UInt16, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+        guard port != 0 else { throw .portZero }
+        guard sockets[port] == nil else { throw .portInUse(port) }
+        let s = UDPSocket(port: port, receiveCapacity: receiveCapacity, layer: self)
+        sockets[port] = s
+        return s
+    }
+
+    func unbind(_ socket: UDPSocket) {
+        if sockets[socket.port] === socket { sockets[socket.port] = nil }
+        socket.closed()
+    }
+
+    /// Sends one datagram from `sourcePort`, fragmenting it at the IP layer if
+    /// it exceeds the MTU. False if it was dropped; the reason is counted.
+    @discardableResult
+    func send(from sourcePort: UInt16, to destination: UDPEndpoint, payload: UnsafeRawBufferPointer,
+              now: Instant? = nil) -> Bool {
+        guard let ip else { return false }
+        let now = now ?? latestNow
+        guard let source = ip.sourceAddress(towards: destination.address) else {
+            // IP counts no-route when it is asked to send; ask it.
+            return ip.send(to: destination.address, protocol: .udp, header: UnsafeRawBufferPointer(start: nil, count: 0),
+                           payload: payload, now: now)
+        }
+        let length = UDPDatagram.headerLength + payload.count
+        guard length <= 0xffff else {
+            counters.drops.record(.tooLargeToSend)
+            return false
+        }
+        var header = UInt64(0)
+        withUnsafeMutableBytes(of: &header) { h in
+            UDPRepr(sourcePort: sourcePort, destinationPort: destination.port, payloadLength: payload.count)
+                .emitHeader(into: h, payload: payload, source: source, destination: destination.address)
+        }
+        let sent = withUnsafeBytes(of: &header) { h in
+            ip.send(to: destination.address, protocol: .udp, header: h, payload: payload, now: now)
+        }
+        if sent { counters.datagramsOut &+= 1 }
+        return sent
+    }
+
+    /// RFC 768 / RFC 1122 4.1.3: check, demultiplex on the destination port,
+    /// and answer a closed port with ICMP port unreachable.
+    func receive<IP: IPOutput>(_ d: IPDatagram, via ip: IP, now: Instant) {
+        let udp: UDPDatagram
+        do { udp = try UDPDatagram(validating: d.payload) } catch {
+            return counters.drops.record(error == .truncated ? .truncated : .badLength)
+        }
+        // The UDP length must agree with what IP carried (RFC 1122 4.1.3.4 says
+        // the IP length rules; a shorter UDP length means trailing junk).
+        guard udp.length == d.payload.count else { return counters.drops.record(.badLength) }
+        guard d.checksum == .verified || udp.checksumIsValid(source: d.source, destination: d.destination) else {
+            return counters.drops.record(.badChecksum)
+        }
+        counters.datagramsIn &+= 1
+        guard let socket = sockets[udp.destinationPort] else {
+            ip.reportPortUnreachable(d, now: now)
+            return counters.drops.record(.noSocket)
+        }
+        let from = UDPEndpoint(address: d.source, port: udp.sourcePort)
+        if !socket.enqueue(UnsafeRawBufferPointer(udp.payload), from: from) {
+            counters.drops.record(.receiveQueueFull)
+        }
+    }
+
+    /// An ICMP error about a datagram we sent: to the socket on its source port.
+    func receiveError(_ report: IPErrorReport) {
+        guard report.quotedTransport.count >= 4 else { return }
+        let q = report.quotedTransport
+        let sourcePort = UInt16(q[0]) << 8 | UInt16(q[1])
+        let destinationPort = UInt16(q[2]) << 8 | UInt16(q[3])
+        guard let socket = sockets[sourcePort] else { return }
+        counters.errorsIn &+= 1
+        socket.enqueue(UDPSocketError(kind: report.kind,
+                                      destination: UDPEndpoint(address: report.destination, port: destinationPort)))
+    }
+}
+
+public enum UDPBindError: Error, Equatable {
+    case portInUse(UInt16)
+    case portZero
+}

@@ -1,0 +1,105 @@
+import DequeModule
+import NetStackWire
+
+/// An ICMP error about a datagram this socket sent (RFC 1122 4.1.3.3: UDP
+/// passes them up to the application).
+public struct UDPSocketError: Equatable, Sendable {
+    public var kind: IPErrorKind
+    /// Where the datagram that drew the error was going.
+    public var destination: UDPEndpoint
+}
+
+/// A bound UDP port (RFC 768): a bounded queue of received datagrams, the
+/// errors ICMP reported about what it sent, and sending.
+///
+/// Datagrams are copied once into the socket's ring when they arrive; one that
+/// does not fit is dropped (`udp-receive-queue-full`), as a kernel socket drops
+/// past its receive buffer. Runs on the loop; callbacks are called there.
+public final class UDPSocket {
+    public let port: UInt16
+    /// Bytes of payload the queue holds at most.
+    public var receiveCapacity: Int { ring.capacity }
+    /// Called when a datagram or an error arrives.
+    public var onReadable: ((UDPSocket) -> Void)?
+    public internal(set) var isClosed = false
+
+    unowned let layer: UDPLayer
+    private let ring: ByteRing
+    private var datagrams: Deque<(from: UDPEndpoint, length: Int)>
+    private var errorQueue: Deque<UDPSocketError>
+    static let maximumQueuedErrors = 16
+    /// Also bounds empty datagrams, which take no bytes.
+    static let maximumQueuedDatagrams = 4096
+
+    init(port: UInt16, receiveCapacity: Int, layer: UDPLayer) {
+        self.port = port
+        self.layer = layer
+        ring = ByteRing(capacity: receiveCapacity)
+        datagrams = Deque(minimumCapacity: 64)
+        errorQueue = Deque(minimumCapacity: Self.maximumQueuedErrors)
+    }
+
+    /// Datagrams waiting to be received.
+    public var pendingDatagrams: Int { datagrams.count }
+    /// The size of the next datagram, if one is waiting.
+    public var nextDatagramLength: Int? { datagrams.first?.length }
+
+    /// Takes the next datagram: its payload replaces `buffer`'s contents (no
+    /// allocation once `buffer` has the capacity). Nil when none is waiting.
+    public func receive(into buffer: inout [UInt8]) -> UDPEndpoint? {
+        guard let (from, length) = datagrams.popFirst() else { return nil }
+        let (a, b) = ring.peek(from: 0, count: length)
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: a)
+        buffer.append(contentsOf: b)
+        ring.consume(length)
+        return from
+    }
+
+    /// Takes the next error ICMP reported, oldest first.
+    public func nextError() -> UDPSocketError? { errorQueue.popFirst() }
+
+    /// Sends one datagram to `destination`, fragmented by IP beyond the MTU.
+    /// False if it was dropped; the reason is counted.
+    @discardableResult
+    public func send(_ payload: Span<UInt8>, to destination: UDPEndpoint) -> Bool {
+        guard !isClosed else { return false }
+        return payload.withUnsafeBytes { layer.send(from: port, to: destination, payload: $0) }
+    }
+
+    /// Sends one datagram from an array.
+    @discardableResult
+    public func send(_ payload: [UInt8], to destination: UDPEndpoint) -> Bool {
+        send(payload.span, to: destination)
+    }
+
+    /// Unbinds the port; what is queued is dropped.
+    public func close() {
+        guard !isClosed else { return }
+        layer.unbind(self)
+    }
+
+    // MARK: From the layer
+
+    /// Queues a received datagram; false if it does not fit.
+    func enqueue(_ payload: UnsafeRawBufferPointer, from: UDPEndpoint) -> Bool {
+        guard payload.count <= ring.freeSpace, datagrams.count < Self.maximumQueuedDatagrams else { return false }
+        _ = ring.append(payload)
+        datagrams.append((from, payload.count))
+        onReadable?(self)
+        return true
+    }
+
+    /// Queues an error; the oldest gives way when the queue is full.
+    func enqueue(_ error: UDPSocketError) {
+        if errorQueue.count == Self.maximumQueuedErrors { _ = errorQueue.popFirst() }
+        errorQueue.append(error)
+        onReadable?(self)
+    }
+
+    func closed() {
+        isClosed = true
+        datagrams.removeAll()
+        ring.consume(ring.count)
+    }
+}

@@ -175,7 +175,11 @@ public final class FaultInjector<Inner: Device>: Device {
     /// The wrapped device.
     public let inner: Inner
     public var pool: PacketPool { inner.pool }
-    public var mtu: Int { inner.mtu }
+    /// The inner device's, narrowed to wire frames (`DeviceCapabilities.wireFrames`):
+    /// loss, reordering and the size limit act on frames as they cross the
+    /// wire, and corruption is caught only if the stack computes and checks
+    /// every checksum itself.
+    public let capabilities: DeviceCapabilities
 
     private let clock: any NetClock
     private let rx: FaultLane
@@ -195,6 +199,7 @@ public final class FaultInjector<Inner: Device>: Device {
         precondition(receive.isValid && transmit.isValid, "FaultProfile out of range")
         precondition(holdCapacity > 0)
         self.inner = inner
+        capabilities = inner.capabilities.wireFrames
         self.clock = clock
         rx = FaultLane(profile: receive, seed: seed &* 2, pool: inner.pool, clock: clock, capacity: holdCapacity)
         tx = FaultLane(profile: transmit, seed: seed &* 2 &+ 1, pool: inner.pool, clock: clock,

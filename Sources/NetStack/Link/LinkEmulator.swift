@@ -91,7 +91,9 @@ public final class LinkEmulator<Inner: Device>: Device {
     /// The wrapped device.
     public let inner: Inner
     public var pool: PacketPool { inner.pool }
-    public var mtu: Int { inner.mtu }
+    /// The inner device's: the emulator delays and drops whole buffers but
+    /// never changes their bytes.
+    public var capabilities: DeviceCapabilities { inner.capabilities }
 
     private let clock: any NetClock
     private let rx: LinkLane

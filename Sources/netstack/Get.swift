@@ -26,7 +26,7 @@ struct Get: ParsableCommand {
 
     @OptionGroup var link: LinkOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the body to FILE (default: stdout).", valueName: "FILE"))
     var output: String?

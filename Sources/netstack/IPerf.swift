@@ -62,7 +62,7 @@ struct IPerf: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
     @Option(help: "Write every frame in and out to this pcap file.")
     var pcap: String?

@@ -25,7 +25,7 @@ struct Up: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
     @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].")
     var serve: String?

@@ -6,7 +6,13 @@ import Foundation
 /// with it, printing what it saw. Needs root (namespaces and TAP devices).
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the stack in a private network namespace and talk to it with the kernel's tools."
+        abstract: "Demonstrate the stack in a private network namespace.",
+        discussion: """
+            Makes its own network namespace, runs `netstack up` on a TAP device inside \
+            it, and has the kernel ping the stack, echo UDP and TCP through it (nc, \
+            Python) and curl its HTTP server, printing what each saw. Needs root; the \
+            namespace is deleted at the end.
+            """
     )
 
     func run() throws {

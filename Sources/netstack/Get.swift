@@ -10,13 +10,17 @@ import Glibc
 /// `netstack get`: fetch one http:// URL through the stack, on its own TAP.
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a TAP device, fetch an http:// URL through the stack, and write the body out.",
+        abstract: "Fetch an http:// URL through the stack on a TAP.",
         discussion: """
-            The stack opens the TCP connection itself (the kernel is only the peer), sends
-            GET with Connection: close, decodes Content-Length, chunked or read-until-close
-            bodies, and closes cleanly before exiting. Exit status: 0 for a complete 2xx
-            response, 1 for other statuses or errors, 2 for bad flags.
-            Example: netstack get http://10.0.0.1:8000/file -o out --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
+            Creates a TAP device, and the stack opens the TCP connection itself (the \
+            kernel is only the peer), sends GET with Connection: close, decodes \
+            Content-Length, chunked or read-until-close bodies, writes the body out, and \
+            closes cleanly before exiting. Exit status: 0 for a complete 2xx response, 1 \
+            for other statuses or errors, 2 for bad flags.
+
+            Example:
+              netstack get http://10.0.0.1:8000/file -o out \\
+                  --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
             """
     )
 
@@ -26,7 +30,7 @@ struct Get: ParsableCommand {
 
     @OptionGroup var link: LinkOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write the body to FILE (default: stdout).", valueName: "FILE"))
     var output: String?
@@ -37,10 +41,10 @@ struct Get: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print the status line and header fields to stderr.")
     var verbose = false
 
-    @Option(help: "Write every frame in and out to this pcap file.")
+    @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "warning"
 
     struct Settings {

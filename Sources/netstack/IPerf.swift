@@ -12,16 +12,26 @@ import Glibc
 struct IPerf: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iperf",
-        abstract: "Create a TAP device and run an iperf3 TCP test through the stack against an iperf3 server.",
+        abstract: "Run an iperf3 TCP test through the stack on a TAP.",
+        usage: """
+            netstack iperf -c <HOST> [<options>]
+            --tap <NAME> --host <CIDR> --address <IP>
+            """,
         discussion: """
-            Speaks iperf3's protocol (3.x) as the client: the stack opens the control
-            connection and the data streams itself, prints per-interval and final
-            figures as iperf3 does (or its JSON with -J), and exits 0 when the test
-            completed, 1 when it did not, 2 for bad flags.
-            Example: netstack iperf -c 10.0.0.1 -t 5 -R --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
-            The fault and TCP options are `netstack up`'s: with a fault option the stack's frames
-            pass a seeded FaultInjector, and its counters go to stderr at the end.
-            Example: netstack iperf -c 10.0.0.1 --loss 0.01 --seed 3 --cc newreno ...
+            Creates a TAP device and speaks iperf3's protocol (3.x) as the client \
+            against an iperf3 server: the stack opens the control connection and the \
+            data streams itself, prints per-interval and final figures as iperf3 does \
+            (or its JSON with -J), and exits 0 when the test completed, 1 when it did \
+            not, 2 for bad flags.
+
+            The fault and TCP options are `netstack up`'s: with a fault option the \
+            stack's frames pass a seeded FaultInjector, and its counters go to stderr \
+            at the end.
+
+            Examples:
+              netstack iperf -c 10.0.0.1 -t 5 -R \\
+                  --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
+              netstack iperf -c 10.0.0.1 --loss 0.01 --seed 3 --cc newreno ...
             """
     )
 
@@ -29,7 +39,7 @@ struct IPerf: ParsableCommand {
             help: ArgumentHelp("The server's IPv4 address (no names are resolved).", valueName: "HOST"))
     var client: String
 
-    @Option(name: [.customShort("p"), .customLong("port")], help: "The server's port.")
+    @Option(name: [.customShort("p"), .customLong("port")], help: ArgumentHelp("The server's port.", valueName: "PORT"))
     var port: Int = 5201
 
     @Option(name: [.customShort("t"), .customLong("time")], help: ArgumentHelp("Seconds to transmit for.", valueName: "S"))
@@ -50,7 +60,7 @@ struct IPerf: ParsableCommand {
     var length: String = "128K"
 
     @Option(name: [.customShort("w"), .customLong("window")],
-            help: ArgumentHelp("The stack's send and receive ring per data stream (default: the stack's 256K; rounded up to a power of two).",
+            help: ArgumentHelp("The stack's send and receive ring per data stream, rounded up to a power of two (default: the stack's 256K).",
                                valueName: "SIZE"))
     var window: String?
 
@@ -62,12 +72,12 @@ struct IPerf: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
-    @Option(help: "Write every frame in and out to this pcap file.")
+    @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "warning"
 
     struct Settings {

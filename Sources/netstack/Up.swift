@@ -10,14 +10,20 @@ import Glibc
 /// `netstack up`: bring the stack up on a new TAP device and serve until a signal.
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a TAP device and run the stack on it until SIGINT or SIGTERM.",
+        abstract: "Run the stack on a TAP until SIGINT or SIGTERM.",
         discussion: """
-            Prints 'ready NAME IP MAC' once the stack answers, and its counters on exit.
-            Example: netstack up --tap tap0 --host 10.0.0.1/24 --address 10.0.0.2 --serve echo:7
-            With any fault option the device is wrapped in a FaultInjector, between the stack and the
-            TAP (and the --pcap capture, which so shows the wire: frames as sent after the faults, as
-            received before them); the exit counters and --stats then include fault.rx.* and fault.tx.*.
-            Example: netstack up ... --loss 0.05 --tx-reorder 0.1 --seed 7
+            Creates the TAP device NAME, gives the kernel's side CIDR, runs the stack at \
+            IP, prints 'ready NAME IP MAC' once the stack answers, and its counters on \
+            exit.
+
+            With any fault option the device is wrapped in a FaultInjector, between the \
+            stack and the TAP (and the --pcap capture, which so shows the wire: frames as \
+            sent after the faults, as received before them); the exit counters and \
+            --stats then include fault.rx.* and fault.tx.*.
+
+            Examples:
+              netstack up --tap tap0 --host 10.0.0.1/24 --address 10.0.0.2 --serve echo:7
+              netstack up ... --loss 0.05 --tx-reorder 0.1 --seed 7
             """
     )
 
@@ -25,9 +31,10 @@ struct Up: ParsableCommand {
 
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
-    @OptionGroup(title: "TCP") var tcpOptions: TCPOptions
+    @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
-    @Option(help: "Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].")
+    @Option(help: ArgumentHelp("Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].",
+                               valueName: "LIST"))
     var serve: String?
 
     @Option(help: ArgumentHelp("Directory whose files the http service serves (besides /bytes/N).", valueName: "DIR"))
@@ -37,13 +44,13 @@ struct Up: ParsableCommand {
                                valueName: "SECONDS", visibility: .hidden))
     var msl: Double?
 
-    @Option(help: "Write every frame in and out to this pcap file.")
+    @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
 
     @Flag(help: "Print the counters to stderr every second while running.")
     var stats = false
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
     /// The parsed, checked form of the options.
@@ -135,16 +142,16 @@ struct Up: ParsableCommand {
 
 /// The options that put a stack on a new TAP device, shared by `up` and `get`.
 struct LinkOptions: ParsableArguments {
-    @Option(help: "Name of the TAP device to create.")
+    @Option(help: ArgumentHelp("Name of the TAP device to create.", valueName: "NAME"))
     var tap: String
 
-    @Option(help: "Address and prefix for the kernel's side of the TAP (e.g. 10.0.0.1/24).")
+    @Option(help: ArgumentHelp("Address and prefix for the kernel's side of the TAP (e.g. 10.0.0.1/24).", valueName: "CIDR"))
     var host: String
 
-    @Option(help: "The stack's IPv4 address (e.g. 10.0.0.2).")
+    @Option(help: ArgumentHelp("The stack's IPv4 address (e.g. 10.0.0.2).", valueName: "IP"))
     var address: String
 
-    @Option(help: "The stack's MAC address (default: 02:00 followed by the IPv4 address).")
+    @Option(help: ArgumentHelp("The stack's MAC address (default: 02:00 followed by the IPv4 address).", valueName: "MAC"))
     var mac: String?
 
     struct Settings {
@@ -274,7 +281,7 @@ struct FaultOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Transmitted frames only; overrides --corrupt.", valueName: "P")) var txCorrupt: Double?
     @Option(help: ArgumentHelp("A held frame is released after this many later frames (default 3).", valueName: "N"))
     var reorderDepth: Int?
-    @Option(help: ArgumentHelp("Seed for the fault injector's PRNG (default 1): the same seed replays the same faults for the same traffic.", valueName: "N"))
+    @Option(help: ArgumentHelp("Seed for the fault injector's PRNG (default 1): a seed replays its faults for the same traffic.", valueName: "N"))
     var seed: UInt64?
 
     struct Settings {

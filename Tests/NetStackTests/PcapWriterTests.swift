@@ -7,12 +7,15 @@ import Testing
 /// exercising middleware without I/O.
 final class ScriptedDevice: Device {
     let pool: PacketPool
-    let mtu = 1500
+    let capabilities: DeviceCapabilities
     var incoming: [[UInt8]] = []
     var transmitted: [[UInt8]] = []
     var flushes = 0
 
-    init(pool: PacketPool) { self.pool = pool }
+    init(pool: PacketPool, capabilities: DeviceCapabilities = .ethernet()) {
+        self.pool = pool
+        self.capabilities = capabilities
+    }
 
     func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int {
         var delivered = 0

@@ -9,8 +9,10 @@
 public protocol Device: AnyObject {
     /// The pool every frame of this device lives in.
     var pool: PacketPool { get }
-    /// The largest IP packet the link carries (the Ethernet payload), 1500 for Ethernet.
-    var mtu: Int { get }
+    /// What the device carries and which checksums it takes over. Constant
+    /// while the device is open. Middleware reports its inner device's, or
+    /// narrows them (`DeviceCapabilities.wireFrames`) when it needs wire frames.
+    var capabilities: DeviceCapabilities { get }
     /// Hands up to `limit` frames that have arrived to `handler`, without blocking.
     /// Returns the number delivered.
     func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int
@@ -25,4 +27,9 @@ public protocol Device: AnyObject {
 
 extension Device {
     public func wait(timeout: Duration) {}
+
+    /// The largest IP packet one frame carries (the Ethernet payload), 1500 for
+    /// Ethernet: `capabilities.mtu`.
+    @inlinable
+    public var mtu: Int { capabilities.mtu }
 }

@@ -4,7 +4,7 @@
 /// is judged in this order: too large (`maxFrameSize`), over the rate
 /// (`rateLimitBitsPerSecond`), lost (`loss`), corrupted (`corrupt`), duplicated
 /// (`duplicate`), held back (`reorder`). A dropped frame goes no further.
-public struct FaultProfile: Sendable, Equatable {
+public struct FaultProfile: Sendable, Equatable, MiddlewareProfile {
     /// Probability that a frame is dropped.
     public var loss: Double
     /// Probability that a frame is held back and overtaken by later ones.
@@ -173,13 +173,17 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
 /// allows them out.
 public final class FaultInjector<Inner: Device>: Device {
     /// The wrapped device.
-    public let inner: Inner
+    public var inner: Inner { duplex.inner }
     public var pool: PacketPool { inner.pool }
-    public var mtu: Int { inner.mtu }
+    /// The inner device's, narrowed to wire frames (`DeviceCapabilities.wireFrames`):
+    /// loss, reordering and the size limit act on frames as they cross the
+    /// wire, and corruption is caught only if the stack computes and checks
+    /// every checksum itself.
+    public let capabilities: DeviceCapabilities
 
-    private let clock: any NetClock
-    private let rx: FaultLane
-    private let tx: FaultLane
+    private let duplex: DuplexMiddleware<Inner, FaultLane>
+    private var rx: FaultLane { duplex.rx }
+    private var tx: FaultLane { duplex.tx }
     /// Received frames that have passed the faults and wait for `receive`'s limit.
     private let ready: PacketQueue
 
@@ -192,13 +196,13 @@ public final class FaultInjector<Inner: Device>: Device {
     ///   - holdCapacity: frames each direction can hold back at once.
     public init(wrapping inner: Inner, receive: FaultProfile = .none, transmit: FaultProfile = .none,
                 seed: UInt64, clock: any NetClock, holdCapacity: Int = 64) {
-        precondition(receive.isValid && transmit.isValid, "FaultProfile out of range")
         precondition(holdCapacity > 0)
-        self.inner = inner
-        self.clock = clock
-        rx = FaultLane(profile: receive, seed: seed &* 2, pool: inner.pool, clock: clock, capacity: holdCapacity)
-        tx = FaultLane(profile: transmit, seed: seed &* 2 &+ 1, pool: inner.pool, clock: clock,
-                       capacity: holdCapacity)
+        capabilities = inner.capabilities.wireFrames
+        duplex = DuplexMiddleware(
+            inner: inner, clock: clock,
+            rx: FaultLane(profile: receive, seed: seed &* 2, pool: inner.pool, clock: clock, capacity: holdCapacity),
+            tx: FaultLane(profile: transmit, seed: seed &* 2 &+ 1, pool: inner.pool, clock: clock,
+                          capacity: holdCapacity))
         ready = PacketQueue(pool: inner.pool, capacity: holdCapacity + 128)
     }
 
@@ -209,23 +213,18 @@ public final class FaultInjector<Inner: Device>: Device {
                   holdCapacity: holdCapacity)
     }
 
-    deinit {
-        rx.discardHeld()
-        tx.discardHeld()
-    }
-
     // MARK: Profiles and counters
 
     /// Faults applied to received frames. Changes apply to the next frame.
     public var receiveProfile: FaultProfile {
-        get { rx.profile }
-        set { precondition(newValue.isValid, "FaultProfile out of range"); rx.profile = newValue }
+        get { duplex.receiveProfile }
+        set { duplex.receiveProfile = newValue }
     }
 
     /// Faults applied to transmitted frames. Changes apply to the next frame.
     public var transmitProfile: FaultProfile {
-        get { tx.profile }
-        set { precondition(newValue.isValid, "FaultProfile out of range"); tx.profile = newValue }
+        get { duplex.transmitProfile }
+        set { duplex.transmitProfile = newValue }
     }
 
     /// What was done to received frames.
@@ -235,29 +234,18 @@ public final class FaultInjector<Inner: Device>: Device {
 
     /// Frames inside the injector: held back either way, or received and not yet
     /// handed up. A test driver should count these as in transit.
-    public var framesHeld: Int { rx.count + tx.count + ready.count }
+    public var framesHeld: Int { duplex.framesInside + ready.count }
 
     /// When the oldest held frame is released by time, if any is held.
-    public var nextReleaseDeadline: Instant? {
-        switch (rx.nextDeadline, tx.nextDeadline) {
-        case (nil, nil): nil
-        case (let a?, nil): a
-        case (nil, let b?): b
-        case (let a?, let b?): min(a, b)
-        }
-    }
+    public var nextReleaseDeadline: Instant? { duplex.nextDeadline }
 
     /// Name/value pairs for printing: `fault.rx.dropped` and so on.
     public var report: [(String, UInt64)] {
-        var r: [(String, UInt64)] = []
-        for (direction, c) in [("rx", rx.counters), ("tx", tx.counters)] {
-            r += [("fault.\(direction).frames", c.frames), ("fault.\(direction).dropped", c.dropped),
-                  ("fault.\(direction).reordered", c.reordered), ("fault.\(direction).duplicated", c.duplicated),
-                  ("fault.\(direction).corrupted", c.corrupted),
-                  ("fault.\(direction).rate-limited", c.rateLimited),
-                  ("fault.\(direction).too-large", c.tooLarge)]
+        duplex.report("fault") { c in
+            [("frames", c.frames), ("dropped", c.dropped), ("reordered", c.reordered),
+             ("duplicated", c.duplicated), ("corrupted", c.corrupted), ("rate-limited", c.rateLimited),
+             ("too-large", c.tooLarge)]
         }
-        return r
     }
 
     /// Releases every held frame now: transmitted ones to `inner` (then flushes),
@@ -281,7 +269,7 @@ public final class FaultInjector<Inner: Device>: Device {
             if delivered >= limit { break }
             // `ready` is empty here, so it has room for everything held.
             if rx.count > 0 {
-                rx.releaseDue(now: clock.now) { enqueueReady($0) }
+                rx.releaseDue(now: duplex.clock.now) { enqueueReady($0) }
                 if !ready.isEmpty { continue }
             }
             // Each frame taken from `inner` yields at most two (itself and a
@@ -298,25 +286,17 @@ public final class FaultInjector<Inner: Device>: Device {
     }
 
     public func transmit(_ frame: consuming PacketBuffer) {
-        if tx.count > 0 { tx.releaseDue(now: clock.now) { inner.transmit($0) } }
+        duplex.transmitDue()
         tx.process(frame) { inner.transmit($0) }
     }
 
-    public func flush() {
-        if tx.count > 0 { tx.releaseDue(now: clock.now) { inner.transmit($0) } }
-        inner.flush()
-    }
+    public func flush() { duplex.flush() }
 
-    /// Sleeps in `inner`, but no longer than until the next held frame is due.
+    /// Sleeps in `inner`, but no longer than until the next held frame is due,
+    /// and not at all while received frames wait to be handed up.
     public func wait(timeout: Duration) {
         guard ready.isEmpty else { return }
-        if let deadline = nextReleaseDeadline {
-            let now = clock.now
-            guard deadline > now else { return }
-            inner.wait(timeout: min(timeout, deadline - now))
-        } else {
-            inner.wait(timeout: timeout)
-        }
+        duplex.wait(timeout: timeout)
     }
 
     private func enqueueReady(_ frame: consuming PacketBuffer) {
@@ -330,7 +310,7 @@ public final class FaultInjector<Inner: Device>: Device {
 
 /// One direction of a `FaultInjector`: its profile, PRNG, counters, held frames
 /// and token bucket.
-final class FaultLane {
+final class FaultLane: MiddlewareLane {
     struct Held {
         var packet: ParkedPacket
         /// Released once `arrivals` reaches this.

@@ -2,7 +2,7 @@
 /// serializes frames at `bitsPerSecond` behind a drop-tail queue of
 /// `queueLimitBytes`, then a wire that takes `delay` to cross. The netem
 /// (`delay`, `rate`, `limit`) and ns-2 `DropTail` model.
-public struct LinkProfile: Sendable, Equatable {
+public struct LinkProfile: Sendable, Equatable, MiddlewareProfile {
     /// One-way propagation delay, added after serialization.
     public var delay: Duration
     /// The bottleneck's rate. A frame of n bytes (the whole Ethernet frame as
@@ -89,13 +89,15 @@ public struct LinkCounters: Sendable, Equatable {
 /// in order when due.
 public final class LinkEmulator<Inner: Device>: Device {
     /// The wrapped device.
-    public let inner: Inner
+    public var inner: Inner { duplex.inner }
     public var pool: PacketPool { inner.pool }
-    public var mtu: Int { inner.mtu }
+    /// The inner device's: the emulator delays and drops whole buffers but
+    /// never changes their bytes.
+    public var capabilities: DeviceCapabilities { inner.capabilities }
 
-    private let clock: any NetClock
-    private let rx: LinkLane
-    private let tx: LinkLane
+    private let duplex: DuplexMiddleware<Inner, LinkLane>
+    private var rx: LinkLane { duplex.rx }
+    private var tx: LinkLane { duplex.tx }
 
     /// - Parameters:
     ///   - inner: the device to wrap.
@@ -106,12 +108,10 @@ public final class LinkEmulator<Inner: Device>: Device {
     ///     beyond it frames are dropped and counted as `overflowDrops`.
     public init(wrapping inner: Inner, receive: LinkProfile = .none, transmit: LinkProfile = .none,
                 clock: any NetClock, capacity: Int = 1024) {
-        precondition(receive.isValid && transmit.isValid, "LinkProfile out of range")
         precondition(capacity > 0)
-        self.inner = inner
-        self.clock = clock
-        rx = LinkLane(profile: receive, pool: inner.pool, capacity: capacity)
-        tx = LinkLane(profile: transmit, pool: inner.pool, capacity: capacity)
+        duplex = DuplexMiddleware(inner: inner, clock: clock,
+                                  rx: LinkLane(profile: receive, pool: inner.pool, capacity: capacity),
+                                  tx: LinkLane(profile: transmit, pool: inner.pool, capacity: capacity))
     }
 
     /// The same link both ways.
@@ -120,23 +120,18 @@ public final class LinkEmulator<Inner: Device>: Device {
         self.init(wrapping: inner, receive: profile, transmit: profile, clock: clock, capacity: capacity)
     }
 
-    deinit {
-        rx.discardAll()
-        tx.discardAll()
-    }
-
     // MARK: Profiles and counters
 
     /// The receive direction's link. Changes apply to frames entering from now on.
     public var receiveProfile: LinkProfile {
-        get { rx.profile }
-        set { precondition(newValue.isValid, "LinkProfile out of range"); rx.profile = newValue }
+        get { duplex.receiveProfile }
+        set { duplex.receiveProfile = newValue }
     }
 
     /// The transmit direction's link. Changes apply to frames entering from now on.
     public var transmitProfile: LinkProfile {
-        get { tx.profile }
-        set { precondition(newValue.isValid, "LinkProfile out of range"); tx.profile = newValue }
+        get { duplex.transmitProfile }
+        set { duplex.transmitProfile = newValue }
     }
 
     public var receiveCounters: LinkCounters { rx.counters }
@@ -144,35 +139,24 @@ public final class LinkEmulator<Inner: Device>: Device {
 
     /// Frames inside the emulator either way (queued or on the wire). A test
     /// driver should count these as in transit.
-    public var framesHeld: Int { rx.count + tx.count }
+    public var framesHeld: Int { duplex.framesInside }
 
     /// When the next frame comes out of either direction, if any is inside.
-    public var nextReleaseDeadline: Instant? {
-        switch (rx.nextDeadline, tx.nextDeadline) {
-        case (nil, nil): nil
-        case (let a?, nil): a
-        case (nil, let b?): b
-        case (let a?, let b?): min(a, b)
-        }
-    }
+    public var nextReleaseDeadline: Instant? { duplex.nextDeadline }
 
     /// Name/value pairs for printing: `link.tx.queue-drops` and so on.
     public var report: [(String, UInt64)] {
-        var r: [(String, UInt64)] = []
-        for (direction, c) in [("rx", rx.counters), ("tx", tx.counters)] {
-            r += [("link.\(direction).frames", c.frames), ("link.\(direction).bytes", c.bytes),
-                  ("link.\(direction).delivered", c.delivered), ("link.\(direction).queue-drops", c.queueDrops),
-                  ("link.\(direction).overflow-drops", c.overflowDrops),
-                  ("link.\(direction).peak-queue-bytes", UInt64(c.peakQueueBytes))]
+        duplex.report("link") { c in
+            [("frames", c.frames), ("bytes", c.bytes), ("delivered", c.delivered), ("queue-drops", c.queueDrops),
+             ("overflow-drops", c.overflowDrops), ("peak-queue-bytes", UInt64(c.peakQueueBytes))]
         }
-        return r
     }
 
     // MARK: Device
 
     public func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int {
         guard limit > 0 else { return 0 }
-        let now = clock.now
+        let now = duplex.clock.now
         // Stamp everything that has arrived (as far as the ring has room), so
         // frames are timed from when they came, not from when they were asked for.
         if rx.free > 0 {
@@ -182,31 +166,20 @@ public final class LinkEmulator<Inner: Device>: Device {
     }
 
     public func transmit(_ frame: consuming PacketBuffer) {
-        let now = clock.now
+        let now = duplex.clock.now
         tx.enter(frame, now: now)
-        _ = tx.release(now: now, limit: .max) { inner.transmit($0) }
+        duplex.transmitDue(now: now)
     }
 
-    public func flush() {
-        if tx.count > 0 { _ = tx.release(now: clock.now, limit: .max) { inner.transmit($0) } }
-        inner.flush()
-    }
+    public func flush() { duplex.flush() }
 
     /// Sleeps in `inner`, but no longer than until the next frame is due.
-    public func wait(timeout: Duration) {
-        if let deadline = nextReleaseDeadline {
-            let now = clock.now
-            guard deadline > now else { return }
-            inner.wait(timeout: min(timeout, deadline - now))
-        } else {
-            inner.wait(timeout: timeout)
-        }
-    }
+    public func wait(timeout: Duration) { duplex.wait(timeout: timeout) }
 }
 
 /// One direction of a `LinkEmulator`: a ring of frames in entry order, each
 /// stamped with when it starts serialization and when it is delivered.
-final class LinkLane {
+final class LinkLane: MiddlewareLane {
     struct Entry {
         var packet: ParkedPacket
         /// When the bottleneck starts sending it; until then it waits in the queue.
@@ -239,7 +212,10 @@ final class LinkLane {
         ring = .allocate(capacity: capacity)
     }
 
-    deinit { ring.deallocate() }
+    deinit {
+        discardAll()
+        ring.deallocate()
+    }
 
     var count: Int { tail - head }
     var free: Int { capacity - count }
@@ -293,6 +269,11 @@ final class LinkLane {
             n += 1
         }
         return n
+    }
+
+    /// Hands over, in order, every frame whose delivery time has come.
+    func releaseDue(now: Instant, _ deliver: (consuming PacketBuffer) -> Void) {
+        _ = release(now: now, limit: .max, deliver)
     }
 
     /// Moves frames whose serialization has started out of the waiting count.

@@ -3,23 +3,31 @@
 /// over its slot, without a copy. For stack-to-stack tests and benchmarks.
 public final class MemoryLink: Device {
     public let pool: PacketPool
-    public let mtu: Int
+    /// One frame per buffer, every checksum left to the stacks.
+    public let capabilities: DeviceCapabilities
     /// Frames on their way to this end.
     let inbound: PacketQueue
     /// The other end; unowned because the pair owns each other's inbound queues.
     unowned(unsafe) var peer: MemoryLink!
     public private(set) var droppedForQueueFull: UInt64 = 0
 
-    init(pool: PacketPool, mtu: Int, queueCapacity: Int) {
+    init(pool: PacketPool, capabilities: DeviceCapabilities, queueCapacity: Int) {
         self.pool = pool
-        self.mtu = mtu
+        self.capabilities = capabilities
         inbound = PacketQueue(pool: pool, capacity: queueCapacity)
     }
 
     /// Makes a connected pair. Keep both ends alive while either is used.
     public static func pair(pool: PacketPool, mtu: Int = 1500, queueCapacity: Int = 256) -> (MemoryLink, MemoryLink) {
-        let a = MemoryLink(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
-        let b = MemoryLink(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
+        pair(pool: pool, capabilities: .ethernet(mtu: mtu), queueCapacity: queueCapacity)
+    }
+
+    /// Makes a connected pair whose ends both report `capabilities`.
+    public static func pair(pool: PacketPool, capabilities: DeviceCapabilities,
+                            queueCapacity: Int = 256) -> (MemoryLink, MemoryLink) {
+        precondition(capabilities.isValid, "DeviceCapabilities out of range")
+        let a = MemoryLink(pool: pool, capabilities: capabilities, queueCapacity: queueCapacity)
+        let b = MemoryLink(pool: pool, capabilities: capabilities, queueCapacity: queueCapacity)
         a.peer = b
         b.peer = a
         return (a, b)

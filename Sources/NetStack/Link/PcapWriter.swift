@@ -15,7 +15,8 @@ public final class PcapWriter<Inner: Device>: Device {
     /// The wrapped device.
     public let inner: Inner
     public var pool: PacketPool { inner.pool }
-    public var mtu: Int { inner.mtu }
+    /// The inner device's: the capture records whatever crosses it.
+    public var capabilities: DeviceCapabilities { inner.capabilities }
 
     /// Bytes of each frame kept; longer frames are cut (the record keeps the true length).
     public let snapLength: Int

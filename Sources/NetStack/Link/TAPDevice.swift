@@ -63,7 +63,9 @@ public final class TAPDevice: Device {
     }
 
     public let pool: PacketPool
-    public let mtu = 1500
+    /// One Ethernet frame per buffer and no checksum offload: without the
+    /// virtio-net header the kernel hands over and expects finished frames.
+    public let capabilities = DeviceCapabilities.ethernet(mtu: 1500)
     /// The interface name the kernel gave (as asked, or filled in from a `%d` pattern).
     public private(set) var name: String
     /// The host side's Ethernet address (SIOCGIFHWADDR), nil if it could not be read.
@@ -151,8 +153,9 @@ public final class TAPDevice: Device {
               !name.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") }) else {
             throw .invalidName(name)
         }
-        guard pool.slotSize >= mtu + 14 else {
-            throw .invalidConfiguration("pool slots of \(pool.slotSize) bytes cannot hold a \(mtu + 14)-byte frame")
+        let frameSize = capabilities.maxReceiveSegment + 14
+        guard pool.slotSize >= frameSize else {
+            throw .invalidConfiguration("pool slots of \(pool.slotSize) bytes cannot hold a \(frameSize)-byte frame")
         }
         guard (1...32768).contains(receiveBuffers), receiveBuffers <= pool.freeCount else {
             throw .invalidConfiguration("receiveBuffers \(receiveBuffers) must be 1...32768 and at most the pool's \(pool.freeCount) free slots")

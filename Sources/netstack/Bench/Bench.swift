@@ -6,21 +6,30 @@ import NetStackApps
 /// run, on the same machine, so the ratio means something even on a noisy one.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure netstack against the kernel's TCP/IP stack, side by side.",
+        abstract: "Measure netstack against the kernel's TCP/IP stack.",
+        usage: """
+            netstack bench [--quick] [--rounds <N>] [--duration <S>]
+            [--scenario <NAME> ...] [--json <FILE>] [--report <FILE.html>]
+            """,
         discussion: """
-            Makes its own network namespaces (deleted afterwards, also on error or SIGINT) and measures each \
-            scenario on the kernel (two namespaces joined by a veth pair) and on netstack (`netstack up` on a \
-            TAP, the kernel as its peer), alternating the two round by round. Needs root and iperf3.
+            Makes its own network namespaces (deleted afterwards, also on error or \
+            SIGINT) and measures each scenario on the kernel (two namespaces joined by a \
+            veth pair) and on netstack (`netstack up` on a TAP, the kernel as its peer), \
+            side by side, alternating the two round by round. Needs root and iperf3.
 
-            bulk-rx: one TCP stream, iperf3 sends to the system under test (Gbit/s). \
-            bulk-tx: iperf3 -R, the system under test sends (Gbit/s). \
-            tcp-rr: 1-byte request/response transactions on one TCP connection (per second). \
-            udp-pps: 64-byte UDP datagrams echoed, 32 in flight (per second). \
-            memory-bulk: one TCP stream inside one process, two netstacks over a MemoryLink against two \
-            kernel sockets over loopback (Gbit/s; netstack's packets per second besides).
+            Scenarios:
+              bulk-rx      one TCP stream, iperf3 sends to the system under test (Gbit/s)
+              bulk-tx      iperf3 -R: the system under test sends (Gbit/s)
+              tcp-rr       1-byte request/response transactions on one TCP connection
+                           (per second)
+              udp-pps      64-byte UDP datagrams echoed, 32 in flight (per second)
+              memory-bulk  one TCP stream inside one process: two netstacks over a
+                           MemoryLink against two kernel sockets over loopback (Gbit/s;
+                           netstack's packets per second besides)
 
-            Prints the median and range (min–max) of the rounds per system, and netstack/kernel. \
-            Figures are only worth comparing from a release build (swift build -c release).
+            Prints the median and range (min–max) of the rounds per system, and \
+            netstack/kernel, and says where it wrote --json and --report. Compare \
+            figures only from a release build: swift build -c release.
             """
     )
 
@@ -33,10 +42,10 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Write a self-contained HTML report (bar charts and the table).", valueName: "FILE.html"))
     var report: String?
 
-    @Option(help: "Rounds per scenario and system (default 5; 3 with --quick).")
+    @Option(help: ArgumentHelp("Rounds per scenario and system (default 5; 3 with --quick).", valueName: "N"))
     var rounds: Int?
 
-    @Option(help: ArgumentHelp("Seconds per measurement (default 5; 0.5 with --quick). iperf3 rounds it to whole seconds, at least 1.",
+    @Option(help: ArgumentHelp("Seconds per measurement (default 5; 0.5 with --quick); iperf3 runs whole seconds, at least one.",
                                valueName: "S"))
     var duration: Double?
 
@@ -100,9 +109,11 @@ struct Bench: ParsableCommand {
         Console.line("\(machine.cpu), \(machine.cores) cores, \(machine.kernel), \(machine.swift), \(machine.build) build, \(machine.date)")
         if let json {
             try write(try result.json(), to: json)
+            Console.error("netstack bench: wrote the results as JSON to \(json)")
         }
         if let report {
             try write(BenchHTML.render(result), to: report)
+            Console.error("netstack bench: wrote the HTML report to \(report)")
         }
         let missing = scenarios.count * BenchSystem.allCases.count - outcome.results.count
         if missing > 0 {

@@ -20,7 +20,8 @@ struct BenchPeer: ParsableCommand {
 
     struct EchoServer: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "echo-server", abstract: "Kernel TCP and UDP echo server (RFC 862).")
+            commandName: "echo-server", abstract: "Kernel TCP and UDP echo server (RFC 862).",
+            usage: "netstack bench-peer echo-server --host <host> [<options>]")
         @Option var host: String
         @Option var port: UInt16 = 7
         @Option(help: "Exit after this many seconds even if not stopped.") var lifetime: Double = 3600
@@ -32,7 +33,8 @@ struct BenchPeer: ParsableCommand {
 
     struct TCPRR: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "tcp-rr", abstract: "1-byte request/response transactions on one TCP connection.")
+            commandName: "tcp-rr", abstract: "1-byte request/response transactions on one TCP connection.",
+            usage: "netstack bench-peer tcp-rr [<options>]\n--host <host> --duration <duration>")
         @Option var host: String
         @Option var port: UInt16 = 7
         @Option var duration: Double
@@ -46,7 +48,8 @@ struct BenchPeer: ParsableCommand {
 
     struct UDPPPS: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "udp-pps", abstract: "UDP datagrams echoed per second, a bounded window in flight.")
+            commandName: "udp-pps", abstract: "UDP datagrams echoed per second, a bounded window in flight.",
+            usage: "netstack bench-peer udp-pps [<options>]\n--host <host> --duration <duration>")
         @Option var host: String
         @Option var port: UInt16 = 7
         @Option var duration: Double

@@ -10,7 +10,7 @@ final class RecordingDevice<D: Device>: Device {
     init(_ inner: D) { self.inner = inner }
 
     var pool: PacketPool { inner.pool }
-    var mtu: Int { inner.mtu }
+    var capabilities: DeviceCapabilities { inner.capabilities }
 
     func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int {
         inner.receive(limit: limit) { frame in

@@ -1,9 +1,10 @@
 import ArgumentParser
 import NetStack
 
-/// `--cc`, `--no-sack`, `--no-rack`: the TCP behaviour `up`, `get` and `iperf` let you
-/// change, applied over the stack's defaults.
-struct TCPOptions: ParsableArguments {
+/// The options group `up`, `get` and `iperf` share for tuning TCP (`--cc`,
+/// `--no-sack`, `--no-rack`), applied over the stack's defaults. Not to be
+/// confused with NetStackWire's `TCPOptions`, the options in a TCP header.
+struct TCPTuning: ParsableArguments {
     @Option(help: ArgumentHelp("Congestion control for TCP connections (default: cubic).", valueName: "ALGORITHM"))
     var cc: CongestionAlgorithm?
 

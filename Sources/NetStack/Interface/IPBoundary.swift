@@ -56,6 +56,8 @@ public struct IPErrorReport {
 /// What a transport sends through: IP's output, whatever the family and the
 /// device. Transports are generic over it, so the hot path is specialised.
 public protocol IPOutput: AnyObject {
+    /// What the device under IP can do: segment sizes, checksum offload.
+    var capabilities: DeviceCapabilities { get }
     /// Our address to use towards `destination`, or nil when nothing routes there.
     func sourceAddress(towards destination: IPAddress) -> IPAddress?
     /// The largest transport segment (header and data) one unfragmented IP

@@ -2,6 +2,8 @@ import NetStackWire
 
 /// IP's face to the transports: IPv4 today; IPv6 joins behind the same calls.
 extension Interface: IPOutput {
+    public var capabilities: DeviceCapabilities { device.capabilities }
+
     public func sourceAddress(towards destination: IPAddress) -> IPAddress? {
         guard case .v4(let d) = destination, route(d) != nil else { return nil }
         return .v4(address)

@@ -1,13 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// HTTP/1.1 message syntax (RFC 9112), parsed in place from borrowed bytes.
 ///
-/// Nothing here allocates: a request head is read from a buffer the caller
-/// owns, and the parsed value refers back to it by offsets. The server copies
-/// the head out of the connection's receive ring into one scratch buffer per
-/// server, parses it there, and drops it once the response is chosen.
+/// Nothing here allocates: a request head is read from a span of bytes the
+/// caller owns, and the parsed value refers back to it by offsets. The server
+/// copies the head out of the connection's receive ring into one scratch
+/// buffer per server, parses it there, and drops it once the response is
+/// chosen. The response parser (`HTTPResponseParser`) shares the ASCII helpers.
 
 enum ASCII {
     static let tab: UInt8 = 9
@@ -49,22 +46,25 @@ enum ASCII {
     }
 
     /// Case-insensitive comparison of `bytes` with a lower-case ASCII literal.
-    static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-        guard bytes.count == literal.utf8CodeUnitCount else { return false }
-        let l = literal.utf8Start
-        for i in 0..<bytes.count where lower(bytes[i]) != l[i] { return false }
+    static func equalsLowercase(_ bytes: Span<UInt8>, _ literal: String) -> Bool {
+        guard bytes.count == literal.utf8.count else { return false }
+        var i = 0
+        for l in literal.utf8 {
+            if lower(bytes[i]) != l { return false }
+            i += 1
+        }
         return true
     }
 
-    /// Exact comparison of `bytes[from...]` prefix with a literal.
-    static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString, at from: Int = 0,
+    /// Whether `bytes[from...]` starts with a literal.
+    static func hasPrefix(_ bytes: Span<UInt8>, _ literal: String, at from: Int = 0,
                           caseInsensitive: Bool = false) -> Bool {
-        let n = literal.utf8CodeUnitCount
-        guard bytes.count - from >= n else { return false }
-        let l = literal.utf8Start
-        for i in 0..<n {
-            let b = caseInsensitive ? lower(bytes[from + i]) : bytes[from + i]
-            if b != l[i] { return false }
+        guard bytes.count - from >= literal.utf8.count else { return false }
+        var i = from
+        for l in literal.utf8 {
+            let b = caseInsensitive ? lower(bytes[i]) : bytes[i]
+            if b != l { return false }
+            i += 1
         }
         return true
     }
@@ -119,16 +119,15 @@ public enum HTTPRequestParser {
     /// Finds the blank line that ends a message head (RFC 9112 2.1). Accepts
     /// CRLF or a bare LF as line terminator (RFC 9112 2.2). Returns the head's
     /// length including the blank line, or nil if it has not all arrived.
-    public static func headLength(in bytes: UnsafeRawBufferPointer) -> Int? {
+    public static func headLength(in bytes: Span<UInt8>) -> Int? {
         let n = bytes.count
-        guard n > 0, let base = bytes.baseAddress else { return nil }
-        var i = 0
-        while i < n {
-            guard let p = memchr(base + i, Int32(ASCII.lf), n - i) else { return nil }
-            let lf = base.distance(to: UnsafeRawPointer(p))
-            if lf + 1 < n && bytes[lf + 1] == ASCII.lf { return lf + 2 }
-            if lf + 2 < n && bytes[lf + 1] == ASCII.cr && bytes[lf + 2] == ASCII.lf { return lf + 3 }
-            i = lf + 1
+        var lf = 0
+        while lf < n {
+            if bytes[lf] == ASCII.lf {
+                if lf + 1 < n && bytes[lf + 1] == ASCII.lf { return lf + 2 }
+                if lf + 2 < n && bytes[lf + 1] == ASCII.cr && bytes[lf + 2] == ASCII.lf { return lf + 3 }
+            }
+            lf += 1
         }
         return nil
     }
@@ -136,7 +135,7 @@ public enum HTTPRequestParser {
     /// Number of empty lines (CRLF or LF) at the front, which a server ignores
     /// before a request line (RFC 9112 2.2). Returns nil if it ends mid-line
     /// (a lone CR), as more may follow.
-    public static func leadingEmptyLines(in bytes: UnsafeRawBufferPointer) -> Int? {
+    public static func leadingEmptyLines(in bytes: Span<UInt8>) -> Int? {
         var i = 0
         while i < bytes.count {
             if bytes[i] == ASCII.lf {
@@ -153,9 +152,9 @@ public enum HTTPRequestParser {
     }
 
     /// Parses a whole head (as measured by `headLength`).
-    public static func parse(_ head: UnsafeRawBufferPointer) throws(HTTPRequestError) -> HTTPRequestHead {
-        var lines = LineIterator(bytes: head)
-        guard let requestLine = try lines.next() else { throw .malformed }
+    public static func parse(_ head: Span<UInt8>) throws(HTTPRequestError) -> HTTPRequestHead {
+        var lines = LineIterator()
+        guard let requestLine = try lines.next(in: head) else { throw .malformed }
         var request = try parseRequestLine(head, requestLine)
 
         var hostCount = 0
@@ -163,7 +162,7 @@ public enum HTTPRequestParser {
         var close = false
         var keepAliveToken = false
         var transferEncoding = false
-        while let line = try lines.next() {
+        while let line = try lines.next(in: head) {
             if line.isEmpty { break }
             // RFC 9112 5.2: obsolete line folding is rejected.
             if head[line.lowerBound] == ASCII.space || head[line.lowerBound] == ASCII.tab { throw .malformed }
@@ -174,7 +173,7 @@ public enum HTTPRequestParser {
                 colon += 1
             }
             guard colon < line.upperBound, colon > line.lowerBound else { throw .malformed }
-            let name = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
+            let name = head.extracting(line.lowerBound..<colon)
             var vs = colon + 1
             var ve = line.upperBound
             while vs < ve && (head[vs] == ASCII.space || head[vs] == ASCII.tab) { vs += 1 }
@@ -184,7 +183,7 @@ public enum HTTPRequestParser {
                 // RFC 9110 5.5: field values are VCHAR, obs-text, SP and HTAB; no CTLs.
                 if (b < 0x20 && b != ASCII.tab) || b == 0x7f { throw .malformed }
             }
-            let value = UnsafeRawBufferPointer(rebasing: head[vs..<ve])
+            let value = head.extracting(vs..<ve)
             if ASCII.equalsLowercase(name, "host") {
                 hostCount += 1
             } else if ASCII.equalsLowercase(name, "content-length") {
@@ -217,7 +216,7 @@ public enum HTTPRequestParser {
     }
 
     /// `method SP request-target SP HTTP-version` (RFC 9112 3).
-    private static func parseRequestLine(_ head: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPRequestError) -> HTTPRequestHead {
+    private static func parseRequestLine(_ head: Span<UInt8>, _ line: Range<Int>) throws(HTTPRequestError) -> HTTPRequestHead {
         var i = line.lowerBound
         while i < line.upperBound && ASCII.isTokenChar(head[i]) { i += 1 }
         let methodRange = line.lowerBound..<i
@@ -230,13 +229,13 @@ public enum HTTPRequestParser {
         guard !target.isEmpty, i < line.upperBound, head[i] == ASCII.space else { throw .malformed }
         i += 1
         // HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 2.3).
-        guard line.upperBound - i == 8, ASCII.hasPrefix(UnsafeRawBufferPointer(rebasing: head[i..<line.upperBound]), "HTTP/"),
+        guard line.upperBound - i == 8, ASCII.hasPrefix(head, "HTTP/", at: i),
               ASCII.isDigit(head[i + 5]), head[i + 6] == ASCII.dot, ASCII.isDigit(head[i + 7]) else {
             throw .malformed
         }
         let version = HTTPVersion(major: Int(head[i + 5] - ASCII.zero), minor: Int(head[i + 7] - ASCII.zero))
         guard version.major == 1 else { throw version.major == 0 ? .malformed : .versionNotSupported }
-        let methodBytes = UnsafeRawBufferPointer(rebasing: head[methodRange])
+        let methodBytes = head.extracting(methodRange)
         // Methods are case-sensitive (RFC 9110 9.1).
         let method: HTTPMethod = ASCII.hasPrefix(methodBytes, "GET") && methodBytes.count == 3 ? .get
             : ASCII.hasPrefix(methodBytes, "HEAD") && methodBytes.count == 4 ? .head : .other
@@ -245,13 +244,14 @@ public enum HTTPRequestParser {
     }
 
     /// `1*DIGIT`, also as a list of one repeated value ("5, 5"), bounded well below overflow.
-    static func parseContentLength(_ value: UnsafeRawBufferPointer) throws(HTTPRequestError) -> Int {
+    static func parseContentLength(_ value: Span<UInt8>) throws(HTTPRequestError) -> Int {
         var result: Int? = nil
         var failed = false
         forEachToken(value) { token in
             guard !failed else { return }
             var n = 0
-            for b in token {
+            for i in token.indices {
+                let b = token[i]
                 guard ASCII.isDigit(b), n < (1 << 52) else { failed = true; return }
                 n = n * 10 + Int(b - ASCII.zero)
             }
@@ -263,7 +263,7 @@ public enum HTTPRequestParser {
     }
 
     /// Calls `body` with each comma-separated element of a list value, trimmed of whitespace.
-    static func forEachToken(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    static func forEachToken(_ value: Span<UInt8>, _ body: (Span<UInt8>) -> Void) {
         var start = 0
         var i = 0
         while i <= value.count {
@@ -272,7 +272,7 @@ public enum HTTPRequestParser {
                 var e = i
                 while s < e && (value[s] == ASCII.space || value[s] == ASCII.tab) { s += 1 }
                 while e > s && (value[e - 1] == ASCII.space || value[e - 1] == ASCII.tab) { e -= 1 }
-                if e > s { body(UnsafeRawBufferPointer(rebasing: value[s..<e])) }
+                if e > s { body(value.extracting(s..<e)) }
                 start = i + 1
             }
             i += 1
@@ -282,9 +282,9 @@ public enum HTTPRequestParser {
     /// The path of a request target: origin-form as is, absolute-form
     /// ("http://host/path") from its path on (RFC 9112 3.2.2), without the
     /// query. Nil for other forms.
-    public static func path(ofTarget target: UnsafeRawBufferPointer) -> Range<Int>? {
+    public static func path(ofTarget target: Span<UInt8>) -> Range<Int>? {
         var start = 0
-        if target.first != ASCII.slash {
+        if target.isEmpty || target[0] != ASCII.slash {
             let scheme: Int
             if ASCII.hasPrefix(target, "http://", caseInsensitive: true) {
                 scheme = 7
@@ -309,12 +309,13 @@ public enum HTTPRequestParser {
 
     /// Whether `path` is `/bytes/N`, and N if it is a decimal in 0...limit.
     /// Returns `.some(nil)` for `/bytes/` followed by anything else.
-    static func bytesRoute(_ path: UnsafeRawBufferPointer, limit: UInt64) -> UInt64?? {
+    static func bytesRoute(_ path: Span<UInt8>, limit: UInt64) -> UInt64?? {
         guard ASCII.hasPrefix(path, "/bytes/") else { return nil }
-        let digits = UnsafeRawBufferPointer(rebasing: path[7...])
+        let digits = path.extracting(7...)
         guard !digits.isEmpty, digits.count <= 20 else { return .some(nil) }
         var n: UInt64 = 0
-        for b in digits {
+        for i in digits.indices {
+            let b = digits[i]
             guard ASCII.isDigit(b) else { return .some(nil) }
             let (m, o1) = n.multipliedReportingOverflow(by: 10)
             let (s, o2) = m.addingReportingOverflow(UInt64(b - ASCII.zero))
@@ -327,11 +328,11 @@ public enum HTTPRequestParser {
 
 /// Splits a head into lines: LF-terminated, with a CR before the LF dropped.
 /// A CR anywhere else is an error (RFC 9112 2.2).
+/// Keeps only its position: the bytes are lent to each call.
 struct LineIterator {
-    let bytes: UnsafeRawBufferPointer
     var position = 0
 
-    mutating func next() throws(HTTPRequestError) -> Range<Int>? {
+    mutating func next(in bytes: Span<UInt8>) throws(HTTPRequestError) -> Range<Int>? {
         guard position < bytes.count else { return nil }
         var i = position
         while i < bytes.count && bytes[i] != ASCII.lf {
@@ -345,62 +346,5 @@ struct LineIterator {
         let line = position..<end
         position = i + 1
         return line
-    }
-}
-
-/// Builds bytes into a caller's buffer without allocating: status lines,
-/// header fields, decimal numbers. Overflow is recorded, not trapped.
-struct ByteWriter {
-    let base: UnsafeMutableRawPointer
-    let capacity: Int
-    private(set) var count = 0
-    private(set) var overflowed = false
-
-    init(_ buffer: UnsafeMutableRawBufferPointer) {
-        base = buffer.baseAddress!
-        capacity = buffer.count
-    }
-
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
-
-    /// Drops everything after the first `n` bytes.
-    mutating func truncate(to n: Int) {
-        precondition(n >= 0 && n <= count)
-        count = n
-    }
-
-    mutating func append(_ s: StaticString) {
-        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
-
-    mutating func append(_ b: UnsafeRawBufferPointer) {
-        guard b.count > 0 else { return }
-        guard count + b.count <= capacity else { overflowed = true; return }
-        (base + count).copyMemory(from: b.baseAddress!, byteCount: b.count)
-        count += b.count
-    }
-
-    mutating func append(byte: UInt8) {
-        guard count < capacity else { overflowed = true; return }
-        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
-        count += 1
-    }
-
-    mutating func append(decimal value: UInt64) {
-        // 24 bytes on the stack hold the 20 digits of UInt64.max.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var n = 0
-        var v = value
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d.storeBytes(of: UInt8(v % 10) + ASCII.zero, toByteOffset: n, as: UInt8.self)
-                v /= 10
-                n += 1
-            } while v > 0
-            while n > 0 {
-                n -= 1
-                append(byte: d[n])
-            }
-        }
     }
 }

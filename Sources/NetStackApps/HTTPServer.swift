@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NetStack
 
 /// An HTTP/1.1 origin server (RFC 9110, RFC 9112) running on the stack's event
@@ -22,8 +19,9 @@ import NetStack
 /// - With a root directory, other paths are files under it: percent-decoded,
 ///   normalised (`.` and `..` resolved; climbing above the root is 403), then
 ///   resolved with realpath(3) so a symbolic link cannot lead outside the root
-///   (403). Directories serve their index.html. The length comes from fstat(2)
-///   and the file is read(2) in chunks into the send ring as it drains.
+///   (403). Directories serve their index.html. Files are opened through
+///   NetStack's `FileLookup`: the length comes from fstat(2) and the file is
+///   read in chunks (`FileSource`) into the send ring as it drains.
 /// - Everything else is 404.
 ///
 /// Per connection the server allocates one small session object and its
@@ -78,42 +76,50 @@ public final class HTTPServer {
     /// The root after realpath(3), without a trailing slash (empty for "/").
     let root: [UInt8]?
 
-    // Scratch shared by all sessions: the loop runs one callback at a time.
-    let headScratch: UnsafeMutableRawBufferPointer
-    let responseScratch: UnsafeMutableRawBufferPointer
-    let fileScratch: UnsafeMutableRawBufferPointer
-    let pathScratch: UnsafeMutableRawBufferPointer
-    let resolvedScratch: UnsafeMutableRawBufferPointer
+    // Scratch shared by all sessions: the loop runs one callback at a time. Each
+    // buffer's capacity is reserved here; using it allocates nothing. A user
+    // that needs a span of one moves it into a local and back (`withScratch`).
+    /// Largest request head copied out of a receive ring.
+    let headLimit: Int
+    /// Bytes read from a file per read(2).
+    let fileChunk: Int
+    var headScratch: [UInt8]
+    var responseHead: ByteWriter
+    var fileScratch: [UInt8]
+    /// The request path mapped under the root, as it is normalised.
+    var pathWriter: ByteWriter
+    /// realpath(3) of `pathWriter`'s path.
+    var resolved: [UInt8]
+    let lookup: FileLookup
 
     /// Listens on `port` of `stack` and serves every connection it accepts.
     public static func install(on stack: Stack, port: UInt16 = 80,
                                configuration: Configuration = Configuration()) throws -> HTTPServer {
-        let root = try configuration.root.map(Self.resolveRoot)
+        let lookup = FileLookup()
+        let root = try configuration.root.map { try Self.resolveRoot($0, lookup: lookup) }
         // Build the pattern now, not in the first request's callback.
         _ = Self.pattern.count
         let listener = try stack.listen(port: port, configuration: configuration.tcp)
-        let server = HTTPServer(listener: listener, configuration: configuration, root: root)
+        let server = HTTPServer(listener: listener, configuration: configuration, root: root, lookup: lookup)
         listener.onAccept = { connection in server.accept(connection) }
         return server
     }
 
-    init(listener: TCPListener, configuration: Configuration, root: [UInt8]?) {
+    init(listener: TCPListener, configuration: Configuration, root: [UInt8]?, lookup: FileLookup = FileLookup()) {
         self.listener = listener
         self.configuration = configuration
         self.root = root
-        headScratch = .allocate(byteCount: max(configuration.maxHeaderBytes, 64), alignment: 64)
-        responseScratch = .allocate(byteCount: Self.responseHeadCapacity, alignment: 64)
-        fileScratch = .allocate(byteCount: max(configuration.fileChunkSize, 512), alignment: 64)
-        pathScratch = .allocate(byteCount: Int(PATH_MAX) + 64, alignment: 8)
-        resolvedScratch = .allocate(byteCount: Int(PATH_MAX) + 64, alignment: 8)
-    }
-
-    deinit {
-        headScratch.deallocate()
-        responseScratch.deallocate()
-        fileScratch.deallocate()
-        pathScratch.deallocate()
-        resolvedScratch.deallocate()
+        self.lookup = lookup
+        headLimit = max(configuration.maxHeaderBytes, 64)
+        fileChunk = max(configuration.fileChunkSize, 512)
+        headScratch = []
+        headScratch.reserveCapacity(headLimit)
+        responseHead = ByteWriter(capacity: Self.responseHeadCapacity)
+        fileScratch = []
+        fileScratch.reserveCapacity(fileChunk)
+        pathWriter = ByteWriter(capacity: lookup.maxPathLength)
+        resolved = []
+        resolved.reserveCapacity(lookup.maxPathLength + 1)
     }
 
     public enum RootError: Error, CustomStringConvertible {
@@ -126,18 +132,19 @@ public final class HTTPServer {
     }
 
     /// realpath(3) of the root, which must be a directory.
-    static func resolveRoot(_ path: String) throws -> [UInt8] {
-        guard let resolved = realpath(path, nil) else {
-            throw RootError.unusable(path: path, reason: String(cString: strerror(errno)))
+    static func resolveRoot(_ path: String, lookup: FileLookup) throws -> [UInt8] {
+        let bytes = Array(path.utf8)
+        var resolved: [UInt8] = []
+        do {
+            try lookup.realPath(bytes.span, into: &resolved)
+        } catch {
+            throw RootError.unusable(path: path, reason: error.description)
         }
-        defer { free(resolved) }
-        var st = stat()
-        guard stat(resolved, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+        guard (try? lookup.kind(of: resolved.span)) == .directory else {
             throw RootError.unusable(path: path, reason: "not a directory")
         }
-        var bytes = Array(UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)))
-        if bytes == [ASCII.slash] { bytes = [] }
-        return bytes
+        if resolved == [ASCII.slash] { resolved = [] }
+        return resolved
     }
 
     func accept(_ connection: TCPConnection) {
@@ -158,7 +165,7 @@ public final class HTTPServer {
         case ok, badRequest, forbidden, notFound, methodNotAllowed, headersTooLarge, notImplemented,
              versionNotSupported
 
-        var line: StaticString {
+        var line: String {
             switch self {
             case .ok: "HTTP/1.1 200 OK\r\n"
             case .badRequest: "HTTP/1.1 400 Bad Request\r\n"
@@ -194,47 +201,54 @@ public final class HTTPServer {
         }
     }
 
-    /// Writes a response head into `responseScratch` and returns it.
-    func responseHead(_ status: Status, contentType: StaticString, length: UInt64, close: Bool,
-                      http10: Bool) -> UnsafeRawBufferPointer {
-        var w = ByteWriter(responseScratch)
-        w.append(status.line)
-        w.append("Server: netstack\r\nContent-Type: ")
-        w.append(contentType)
-        w.append("\r\nContent-Length: ")
-        w.append(decimal: length)
-        w.append("\r\n")
-        if status == .methodNotAllowed { w.append("Allow: GET, HEAD\r\n") }
+    /// Builds a response head in `responseHead` and queues it on `c`. Returns
+    /// false if it did not all fit.
+    func writeResponseHead(_ status: Status, contentType: String, length: UInt64, close: Bool,
+                           http10: Bool, to c: TCPConnection) -> Bool {
+        responseHead.reset()
+        responseHead.append(status.line)
+        responseHead.append("Server: netstack\r\nContent-Type: ")
+        responseHead.append(contentType)
+        responseHead.append("\r\nContent-Length: ")
+        responseHead.append(decimal: length)
+        responseHead.append("\r\n")
+        if status == .methodNotAllowed { responseHead.append("Allow: GET, HEAD\r\n") }
         if close {
-            w.append("Connection: close\r\n")
+            responseHead.append("Connection: close\r\n")
         } else if http10 {
-            w.append("Connection: keep-alive\r\n")
+            responseHead.append("Connection: keep-alive\r\n")
         }
-        w.append("\r\n")
-        precondition(!w.overflowed, "response head larger than its scratch")
-        return w.bytes
+        responseHead.append("\r\n")
+        precondition(!responseHead.overflowed, "response head larger than its scratch")
+        return c.write(responseHead.bytes) == responseHead.count
     }
 
     // MARK: Files
 
-    enum FileLookup {
-        case found(fd: Int32, size: UInt64, contentType: StaticString)
+    enum FileAnswer {
+        case found(FileSource, contentType: String)
         case refused(Status)
     }
 
     /// Maps a request path to a file under the root and opens it.
-    func openFile(_ path: UnsafeRawBufferPointer) -> FileLookup {
+    func openFile(_ path: Span<UInt8>) -> FileAnswer {
         guard let root else { return .refused(.notFound) }
-        var w = ByteWriter(pathScratch)
-        root.withUnsafeBytes { w.append($0) }
-        let rootLength = w.count
+        return Self.openFile(path, root: root, lookup: lookup, writer: &pathWriter, resolved: &resolved)
+    }
+
+    /// `openFile` with the server's path buffers lent to it.
+    private static func openFile(_ path: Span<UInt8>, root: [UInt8], lookup: FileLookup, writer pathWriter: inout ByteWriter,
+                                 resolved: inout [UInt8]) -> FileAnswer {
+        pathWriter.reset()
+        pathWriter.append(root)
+        let rootLength = pathWriter.count
         // Percent-decode and normalise segment by segment (RFC 3986 5.2.4 on the decoded path).
         var i = 0
         while i < path.count {
             guard path[i] == ASCII.slash else { return .refused(.badRequest) }
             i += 1
-            let segmentStart = w.count
-            w.append(byte: ASCII.slash)
+            let segmentStart = pathWriter.count
+            pathWriter.append(byte: ASCII.slash)
             while i < path.count && path[i] != ASCII.slash {
                 var b = path[i]
                 if b == ASCII.percent {
@@ -246,55 +260,52 @@ public final class HTTPServer {
                     if b == ASCII.slash { return .refused(.notFound) }
                     if b == 0 { return .refused(.badRequest) }
                 }
-                w.append(byte: b)
+                pathWriter.append(byte: b)
                 i += 1
             }
-            if w.overflowed { return .refused(.notFound) }
-            let segment = UnsafeRawBufferPointer(start: w.base + segmentStart + 1, count: w.count - segmentStart - 1)
-            if segment.isEmpty || (segment.count == 1 && segment[0] == ASCII.dot) {
-                w.truncate(to: segmentStart)
-            } else if segment.count == 2 && segment[0] == ASCII.dot && segment[1] == ASCII.dot {
-                w.truncate(to: segmentStart)
-                guard w.count > rootLength else { return .refused(.forbidden) }
-                var p = w.count - 1
-                while p > rootLength && w.base.load(fromByteOffset: p, as: UInt8.self) != ASCII.slash { p -= 1 }
-                w.truncate(to: p)
+            if pathWriter.overflowed { return .refused(.notFound) }
+            // Indexed, not sliced: a live slice would make truncating copy the buffer.
+            let segmentLength = pathWriter.count - segmentStart - 1
+            let dots = segmentLength <= 2 && segmentLength > 0 && pathWriter.bytes[segmentStart + 1] == ASCII.dot
+                && pathWriter.bytes[segmentStart + segmentLength] == ASCII.dot
+            if segmentLength == 0 || (segmentLength == 1 && dots) {
+                pathWriter.truncate(to: segmentStart)
+            } else if segmentLength == 2 && dots {
+                pathWriter.truncate(to: segmentStart)
+                guard pathWriter.count > rootLength else { return .refused(.forbidden) }
+                var p = pathWriter.count - 1
+                while p > rootLength && pathWriter.bytes[p] != ASCII.slash { p -= 1 }
+                pathWriter.truncate(to: p)
             }
         }
         for attempt in 0..<2 {
-            if attempt == 1 { w.append("/index.html") }
-            w.append(byte: 0)
-            guard !w.overflowed else { return .refused(.notFound) }
-            let resolved = resolvedScratch.baseAddress!.assumingMemoryBound(to: CChar.self)
-            guard realpath(pathScratch.baseAddress!.assumingMemoryBound(to: CChar.self), resolved) != nil else {
-                return .refused(errno == EACCES ? .forbidden : .notFound)
+            if attempt == 1 { pathWriter.append("/index.html") }
+            guard !pathWriter.overflowed else { return .refused(.notFound) }
+            do {
+                try lookup.realPath(pathWriter.bytes.span, into: &resolved)
+            } catch {
+                return .refused(error.isPermissionDenied ? .forbidden : .notFound)
             }
             // The resolved path must still be the root or below it.
-            let length = strlen(resolved)
-            let r = UnsafeRawBufferPointer(start: resolved, count: length)
-            let under = root.withUnsafeBytes { rootBytes in
-                length >= rootBytes.count && (rootBytes.isEmpty || memcmp(r.baseAddress!, rootBytes.baseAddress!, rootBytes.count) == 0)
-                    && (length == rootBytes.count || r[rootBytes.count] == ASCII.slash)
-            }
+            let under = resolved.count >= root.count && resolved[..<root.count] == root[...]
+                && (resolved.count == root.count || resolved[root.count] == ASCII.slash)
             guard under else { return .refused(.forbidden) }
-            // O_NONBLOCK so a FIFO cannot block the loop in open(2); fstat then refuses it.
-            let fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-            guard fd >= 0 else { return .refused(errno == EACCES ? .forbidden : .notFound) }
-            var st = stat()
-            guard fstat(fd, &st) == 0 else {
-                Glibc.close(fd)
-                return .refused(.notFound)
+            let file: FileSource
+            do {
+                file = try lookup.open(resolved.span)
+            } catch {
+                return .refused(error.isPermissionDenied ? .forbidden : .notFound)
             }
-            switch st.st_mode & S_IFMT {
-            case S_IFREG:
-                return .found(fd: fd, size: UInt64(st.st_size), contentType: Self.contentType(of: r))
-            case S_IFDIR:
-                Glibc.close(fd)
+            switch file.kind {
+            case .regular:
+                return .found(file, contentType: contentType(of: resolved.span))
+            case .directory:
+                file.close()
                 // Serve the directory's index.html, from the resolved directory.
-                w = ByteWriter(pathScratch)
-                w.append(r)
-            default:
-                Glibc.close(fd)
+                pathWriter.reset()
+                pathWriter.append(resolved)
+            case .other:
+                file.close()
                 return .refused(.notFound)
             }
         }
@@ -302,7 +313,7 @@ public final class HTTPServer {
     }
 
     /// A media type from the file name's extension.
-    static func contentType(of path: UnsafeRawBufferPointer) -> StaticString {
+    static func contentType(of path: Span<UInt8>) -> String {
         var dot = path.count
         var i = path.count
         while i > 0 {
@@ -311,7 +322,7 @@ public final class HTTPServer {
             if path[i] == ASCII.dot { dot = i; break }
         }
         guard dot < path.count else { return "application/octet-stream" }
-        let ext = UnsafeRawBufferPointer(rebasing: path[(dot + 1)...])
+        let ext = path.extracting((dot + 1)...)
         if ASCII.equalsLowercase(ext, "html") || ASCII.equalsLowercase(ext, "htm") { return "text/html; charset=utf-8" }
         if ASCII.equalsLowercase(ext, "txt") || ASCII.equalsLowercase(ext, "md") { return "text/plain; charset=utf-8" }
         if ASCII.equalsLowercase(ext, "css") { return "text/css" }
@@ -335,7 +346,7 @@ final class HTTPSession {
     enum Body {
         case none
         case pattern(offset: UInt64, remaining: UInt64)
-        case file(fd: Int32, remaining: UInt64)
+        case file(FileSource, remaining: UInt64)
     }
 
     var body = Body.none
@@ -352,7 +363,7 @@ final class HTTPSession {
 
     /// Closes the file being sent, if any.
     func release() {
-        if case .file(let fd, _) = body { Glibc.close(fd) }
+        if case .file(let file, _) = body { file.close() }
         body = .none
     }
 
@@ -413,18 +424,20 @@ final class HTTPSession {
     /// Parses the next request head in the receive ring and answers it.
     /// Returns false if the head is incomplete (wait for more) or the connection is closing.
     private func takeRequest(_ c: TCPConnection) -> Bool {
-        let scratch = server.headScratch
-        let limit = scratch.count
-        var available = copyHead(c, into: scratch, limit: limit)
+        // The server's head scratch, moved here while the head is parsed and answered.
+        var scratch = server.headScratch
+        server.headScratch = []
+        defer { server.headScratch = scratch }
+        let limit = server.headLimit
+        var available = copyHead(c, into: &scratch, limit: limit)
         // RFC 9112 2.2: empty lines before a request line are ignored.
-        let headRaw = UnsafeRawBufferPointer(rebasing: scratch[0..<available])
-        guard let blank = HTTPRequestParser.leadingEmptyLines(in: headRaw) else { return false }
+        guard let blank = HTTPRequestParser.leadingEmptyLines(in: scratch.span) else { return false }
         if blank > 0 {
             c.skip(blank)
-            available = copyHead(c, into: scratch, limit: limit)
+            available = copyHead(c, into: &scratch, limit: limit)
             if available == 0 { return false }
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: scratch[0..<available])
+        let bytes = scratch.span
         guard let headLength = HTTPRequestParser.headLength(in: bytes) else {
             if available >= limit {
                 respond(.headersTooLarge, close: true, http10: false, sendBody: true, c)
@@ -435,7 +448,7 @@ final class HTTPSession {
             return false
         }
         server.counters.requests &+= 1
-        let head = UnsafeRawBufferPointer(rebasing: bytes[0..<headLength])
+        let head = bytes.extracting(0..<headLength)
         let request: HTTPRequestHead
         do {
             request = try HTTPRequestParser.parse(head)
@@ -454,18 +467,14 @@ final class HTTPSession {
         return !closing
     }
 
-    /// Copies up to `limit` bytes from the front of the receive ring.
-    private func copyHead(_ c: TCPConnection, into scratch: UnsafeMutableRawBufferPointer, limit: Int) -> Int {
-        c.peek { a, b in
-            let n1 = min(a.count, limit)
-            if n1 > 0 { scratch.baseAddress!.copyMemory(from: a.baseAddress!, byteCount: n1) }
-            let n2 = min(b.count, limit - n1)
-            if n2 > 0 { (scratch.baseAddress! + n1).copyMemory(from: b.baseAddress!, byteCount: n2) }
-            return n1 + n2
-        }
+    /// Replaces `scratch` with up to `limit` bytes from the front of the receive ring.
+    private func copyHead(_ c: TCPConnection, into scratch: inout [UInt8], limit: Int) -> Int {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(addingCapacity: limit) { output in _ = c.peek(into: &output) }
+        return scratch.count
     }
 
-    private func answer(_ request: HTTPRequestHead, in head: UnsafeRawBufferPointer, _ c: TCPConnection) {
+    private func answer(_ request: HTTPRequestHead, in head: Span<UInt8>, _ c: TCPConnection) {
         requestBodyRemaining = request.contentLength
         let close = !request.keepAlive
         let http10 = request.version.minor == 0
@@ -474,12 +483,12 @@ final class HTTPSession {
             respond(.methodNotAllowed, close: close, http10: http10, sendBody: true, c)
             return
         }
-        let target = UnsafeRawBufferPointer(rebasing: head[request.target])
+        let target = head.extracting(request.target)
         guard let pathRange = HTTPRequestParser.path(ofTarget: target) else {
             respond(.badRequest, close: true, http10: http10, sendBody: sendBody, c)
             return
         }
-        let path = UnsafeRawBufferPointer(rebasing: target[pathRange])
+        let path = target.extracting(pathRange)
         if let route = HTTPRequestParser.bytesRoute(path, limit: HTTPServer.maxPatternLength) {
             guard let n = route else {
                 respond(.notFound, close: close, http10: http10, sendBody: sendBody, c)
@@ -492,24 +501,23 @@ final class HTTPSession {
         switch server.openFile(path) {
         case .refused(let status):
             respond(status, close: close, http10: http10, sendBody: sendBody, c)
-        case .found(let fd, let size, let contentType):
-            start(.ok, contentType: contentType, length: size, close: close, http10: http10, c)
-            if sendBody && size > 0 {
-                body = .file(fd: fd, remaining: size)
+        case .found(let file, let contentType):
+            start(.ok, contentType: contentType, length: file.size, close: close, http10: http10, c)
+            if sendBody && file.size > 0 {
+                body = .file(file, remaining: file.size)
             } else {
-                Glibc.close(fd)
+                file.close()
             }
         }
     }
 
     /// Queues a response head.
-    private func start(_ status: HTTPServer.Status, contentType: StaticString, length: UInt64, close: Bool,
+    private func start(_ status: HTTPServer.Status, contentType: String, length: UInt64, close: Bool,
                        http10: Bool, _ c: TCPConnection) {
         server.count(status)
         closeAfterResponse = close
-        let head = server.responseHead(status, contentType: contentType, length: length, close: close, http10: http10)
-        let n = c.write(head)
-        if n != head.count {
+        if !server.writeResponseHead(status, contentType: contentType, length: length, close: close, http10: http10,
+                                     to: c) {
             // drive() waited for room, so this means the connection can no longer send.
             closeAfterResponse = true
         }
@@ -521,7 +529,7 @@ final class HTTPSession {
         start(status, contentType: "text/plain; charset=utf-8", length: UInt64(text.utf8CodeUnitCount),
               close: close, http10: http10, c)
         if sendBody {
-            let n = c.write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            let n = c.write(text)
             server.counters.bodyBytes &+= UInt64(n)
         }
         if close { closeNow(c) }
@@ -533,31 +541,33 @@ final class HTTPSession {
         case .none:
             return
         case .pattern(var offset, var remaining):
-            HTTPServer.pattern.withUnsafeBytes { p in
-                // Bounded by the ring: each pass fills it or finishes the body.
-                for _ in 0..<64 {
-                    guard remaining > 0 else { break }
-                    let space = c.writableBytes
-                    guard space > 0 else { break }
-                    let start = Int(offset % 251)
-                    let n = min(Int(clamping: remaining), space, p.count - start)
-                    let written = c.write(UnsafeRawBufferPointer(rebasing: p[start..<(start + n)]))
-                    guard written > 0 else { break }
-                    offset += UInt64(written)
-                    remaining -= UInt64(written)
-                    server.counters.bodyBytes &+= UInt64(written)
-                }
-            }
-            body = remaining == 0 ? .none : .pattern(offset: offset, remaining: remaining)
-        case .file(let fd, var remaining):
-            let scratch = server.fileScratch
+            let p = HTTPServer.pattern.span
+            // Bounded by the ring: each pass fills it or finishes the body.
             for _ in 0..<64 {
                 guard remaining > 0 else { break }
                 let space = c.writableBytes
                 guard space > 0 else { break }
-                let want = min(Int(clamping: remaining), space, scratch.count)
-                let got = read(fd, scratch.baseAddress!, want)
-                if got < 0 && errno == EINTR { continue }
+                let start = Int(offset % 251)
+                let n = min(Int(clamping: remaining), space, p.count - start)
+                let written = c.write(p.extracting(start..<(start + n)))
+                guard written > 0 else { break }
+                offset += UInt64(written)
+                remaining -= UInt64(written)
+                server.counters.bodyBytes &+= UInt64(written)
+            }
+            body = remaining == 0 ? .none : .pattern(offset: offset, remaining: remaining)
+        case .file(let file, var remaining):
+            // The server's file scratch, moved here while chunks pass through it.
+            var scratch = server.fileScratch
+            server.fileScratch = []
+            defer { server.fileScratch = scratch }
+            for _ in 0..<64 {
+                guard remaining > 0 else { break }
+                let space = c.writableBytes
+                guard space > 0 else { break }
+                let want = min(Int(clamping: remaining), space, server.fileChunk)
+                scratch.removeAll(keepingCapacity: true)
+                let got = (try? file.read(appendingTo: &scratch, maxLength: want)) ?? 0
                 guard got > 0 else {
                     // The file shrank or failed under us: the promised length cannot be
                     // kept, so the client must not mistake what it got for the whole.
@@ -567,7 +577,7 @@ final class HTTPSession {
                     c.abort()
                     return
                 }
-                let written = c.write(UnsafeRawBufferPointer(rebasing: scratch[0..<got]))
+                let written = c.write(scratch)
                 server.counters.bodyBytes &+= UInt64(written)
                 remaining -= UInt64(got)
                 if written != got {
@@ -579,10 +589,10 @@ final class HTTPSession {
                 }
             }
             if remaining == 0 {
-                Glibc.close(fd)
+                file.close()
                 body = .none
             } else {
-                body = .file(fd: fd, remaining: remaining)
+                body = .file(file, remaining: remaining)
             }
         }
     }

@@ -289,8 +289,7 @@ public final class IPerf3Client {
     public func abort(reason: String) {
         guard phase != .done && phase != .failed else { return }
         if let control, control.state == .established {
-            var b = IPerf3.State.clientTerminate.byte
-            _ = withUnsafeBytes(of: &b) { control.write($0) }
+            _ = control.write(byte: IPerf3.State.clientTerminate.byte)
             flush?(control)
         }
         fail(reason)
@@ -321,7 +320,7 @@ public final class IPerf3Client {
 
     func writeOutbox(_ c: TCPConnection) {
         guard !outbox.isEmpty else { return }
-        let n = outbox.withUnsafeBytes { c.write($0) }
+        let n = c.write(outbox)
         outbox.removeFirst(n)
     }
 
@@ -330,13 +329,7 @@ public final class IPerf3Client {
             c.skip(c.readableBytes)
             return
         }
-        if c.readableBytes > 0 {
-            let n = c.readableBytes
-            let start = inbox.count
-            inbox += repeatElement(0, count: n)
-            let got = inbox.withUnsafeMutableBytes { c.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
-            inbox.removeLast(n - got)
-        }
+        c.read(appendingTo: &inbox)
         while phase != .failed, step() {}
         if c.isReadClosed && phase != .done && phase != .failed {
             fail("the server closed the control connection (\(phase))")
@@ -462,7 +455,7 @@ public final class IPerf3Client {
         }
         let s = Stream(id: IPerf3.streamID(index: streams.count), connection: c)
         streams.append(s)
-        let n = cookie.withUnsafeBytes { c.write($0) }
+        let n = c.write(cookie)
         precondition(n == cookie.count, "the cookie does not fit an empty send ring")
         c.onStateChange = { [unowned self] c, _ in self.streamStateChanged(s) }
         if options.reverse {

@@ -41,13 +41,12 @@ public final class IPerf3Server {
     /// server both send this way.
     static func writePattern(to c: TCPConnection, offset: inout Int) -> Int {
         var total = 0
-        pattern.withUnsafeBytes { p in
-            while c.writableBytes > 0 {
-                let n = c.write(UnsafeRawBufferPointer(rebasing: p[offset...]))
-                guard n > 0 else { break }
-                total += n
-                offset = (offset + n) % p.count
-            }
+        let p = pattern.span
+        while c.writableBytes > 0 {
+            let n = c.write(p.extracting(offset...))
+            guard n > 0 else { break }
+            total += n
+            offset = (offset + n) % p.count
         }
         return total
     }
@@ -103,8 +102,7 @@ public final class IPerf3Server {
     /// ACCESS_DENIED, then close, without reading (iperf_server_api.c, iperf_accept).
     func deny(_ c: TCPConnection) {
         counters.denied &+= 1
-        var b = IPerf3.State.accessDenied.byte
-        _ = withUnsafeBytes(of: &b) { c.write($0) }
+        _ = c.write(byte: IPerf3.State.accessDenied.byte)
         IPerf3Session.release(c)
     }
 
@@ -169,19 +167,13 @@ final class IPerf3Session {
 
     func flush(_ c: TCPConnection) {
         guard !outbox.isEmpty else { return }
-        let n = outbox.withUnsafeBytes { c.write($0) }
+        let n = c.write(outbox)
         outbox.removeFirst(n)
     }
 
     func controlReadable(_ c: TCPConnection) {
         guard phase != .done else { return }
-        if c.readableBytes > 0 {
-            let n = c.readableBytes
-            let start = inbox.count
-            inbox += repeatElement(0, count: n)
-            let got = inbox.withUnsafeMutableBytes { c.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
-            inbox.removeLast(n - got)
-        }
+        c.read(appendingTo: &inbox)
         while phase != .done, step() {}
         if phase != .done && (c.isReadClosed || c.state == .closed) { end(completed: false) }
     }
@@ -284,10 +276,7 @@ final class IPerf3Session {
         let c = s.connection
         let want = IPerf3.cookieSize - s.cookie.count
         if want > 0 && c.readableBytes > 0 {
-            withUnsafeTemporaryAllocation(byteCount: IPerf3.cookieSize, alignment: 1) { buf in
-                let n = c.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[..<want]))
-                s.cookie += buf[..<n]
-            }
+            c.read(appendingTo: &s.cookie, maxLength: want)
         }
         if s.cookie.count == IPerf3.cookieSize {
             candidates.removeAll { $0 === s }

@@ -17,7 +17,7 @@ public enum TCPEchoService {
     /// closed and everything has been echoed.
     static func echo(_ c: TCPConnection) {
         while c.readableBytes > 0 {
-            let moved = c.peek { a, b in
+            let moved = c.peek { (a: Span<UInt8>, b: Span<UInt8>) in
                 let first = c.write(a)
                 return first < a.count ? first : first + c.write(b)
             }
@@ -58,12 +58,11 @@ public enum TCPChargenService {
         listener.onAccept = { connection in
             var offset = 0
             let fill: (TCPConnection) -> Void = { c in
-                pattern.withUnsafeBytes { p in
-                    while c.writableBytes > 0 {
-                        let n = c.write(UnsafeRawBufferPointer(rebasing: p[offset...]))
-                        guard n > 0 else { break }
-                        offset = (offset + n) % p.count
-                    }
+                let p = pattern.span
+                while c.writableBytes > 0 {
+                    let n = c.write(p.extracting(offset...))
+                    guard n > 0 else { break }
+                    offset = (offset + n) % p.count
                 }
             }
             connection.onWritable = fill

@@ -107,7 +107,7 @@ struct Get: ParsableCommand {
         let settle = clock.now + .milliseconds(20)
         loop.run(until: { clock.now >= settle || stopRequested.load(ordering: .relaxed) })
 
-        let get = HTTPGet(url: s.url) { bytes in Self.writeAll(fd, bytes) }
+        let get = HTTPGet(url: s.url) { body in body.withUnsafeBytes { Self.writeAll(fd, $0) } }
         do {
             try get.start(on: loop.stack)
         } catch {

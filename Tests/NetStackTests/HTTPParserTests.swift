@@ -7,8 +7,7 @@ import NetStackWire
 @Suite struct HTTPRequestParserTests {
     func parse(_ text: String) throws(HTTPRequestError) -> (HTTPRequestHead, [UInt8]) {
         let bytes = Array(text.utf8)
-        let result = bytes.withUnsafeBytes { b in Result { () throws(HTTPRequestError) in try HTTPRequestParser.parse(b) } }
-        return (try result.get(), bytes)
+        return (try HTTPRequestParser.parse(bytes.span), bytes)
     }
 
     func error(_ text: String) -> HTTPRequestError? {
@@ -16,7 +15,13 @@ import NetStackWire
     }
 
     func headLength(_ text: String) -> Int? {
-        Array(text.utf8).withUnsafeBytes { HTTPRequestParser.headLength(in: $0) }
+        let bytes = Array(text.utf8)
+        return HTTPRequestParser.headLength(in: bytes.span)
+    }
+
+    func leadingEmptyLines(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        return HTTPRequestParser.leadingEmptyLines(in: bytes.span)
     }
 
     @Test func simpleGet() throws {
@@ -58,10 +63,10 @@ import NetStackWire
     }
 
     @Test func leadingEmptyLines() {
-        #expect(Array("\r\n\r\nGET".utf8).withUnsafeBytes { HTTPRequestParser.leadingEmptyLines(in: $0) } == 4)
-        #expect(Array("\nGET".utf8).withUnsafeBytes { HTTPRequestParser.leadingEmptyLines(in: $0) } == 1)
-        #expect(Array("\r".utf8).withUnsafeBytes { HTTPRequestParser.leadingEmptyLines(in: $0) } == nil)
-        #expect(Array("GET".utf8).withUnsafeBytes { HTTPRequestParser.leadingEmptyLines(in: $0) } == 0)
+        #expect(leadingEmptyLines("\r\n\r\nGET") == 4)
+        #expect(leadingEmptyLines("\nGET") == 1)
+        #expect(leadingEmptyLines("\r") == nil)
+        #expect(leadingEmptyLines("GET") == 0)
     }
 
     @Test func contentLength() throws {
@@ -110,9 +115,7 @@ import NetStackWire
 
     func path(_ target: String) -> String? {
         let bytes = Array(target.utf8)
-        return bytes.withUnsafeBytes { b in
-            HTTPRequestParser.path(ofTarget: b).map { String(decoding: b[$0], as: UTF8.self) }
-        }
+        return HTTPRequestParser.path(ofTarget: bytes.span).map { String(decoding: bytes[$0], as: UTF8.self) }
     }
 
     @Test func targetForms() {
@@ -127,7 +130,8 @@ import NetStackWire
 
     @Test func bytesRoute() {
         func route(_ p: String) -> UInt64?? {
-            Array(p.utf8).withUnsafeBytes { HTTPRequestParser.bytesRoute($0, limit: 1 << 40) }
+            let bytes = Array(p.utf8)
+            return HTTPRequestParser.bytesRoute(bytes.span, limit: 1 << 40)
         }
         #expect(route("/bytes/0") == .some(0))
         #expect(route("/bytes/1048576") == .some(1_048_576))
@@ -141,9 +145,7 @@ import NetStackWire
     }
 
     @Test func byteWriterWritesDecimalsAndStopsAtCapacity() {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
-        defer { buffer.deallocate() }
-        var w = ByteWriter(buffer)
+        var w = ByteWriter(capacity: 32)
         w.append("n=")
         w.append(decimal: 0)
         w.append(byte: 32)
@@ -165,10 +167,10 @@ import NetStackWire
         var i = 0
         while i < text.count {
             let n = min(step, text.count - i)
-            let result = text[i..<(i + n)].withUnsafeBytes { b in
-                Result { () throws(HTTPResponseError) in try p.feed(b) { body.append(contentsOf: $0) } }
+            let piece = Array(text[i..<(i + n)])
+            let used = try p.feed(piece.span) { bytes in
+                for j in bytes.indices { body.append(bytes[j]) }
             }
-            let used = try result.get()
             if used < n { break }
             i += n
         }

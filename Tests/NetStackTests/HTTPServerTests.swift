@@ -99,7 +99,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         let rig = try HTTPRig()
         var body: [UInt8] = []
         let get = HTTPGet(url: HTTPURL(address: HTTPRig.ipB, port: 80, target: "/bytes/300000")) { bytes in
-            body.append(contentsOf: bytes)
+            for i in bytes.indices { body.append(bytes[i]) }
             return true
         }
         try get.start(on: rig.stacks.stackA)
@@ -123,7 +123,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         var ok = true
         let n = 8 << 20
         let get = HTTPGet(url: HTTPURL(address: HTTPRig.ipB, target: "/bytes/\(n)")) { bytes in
-            for (i, b) in bytes.enumerated() where b != UInt8((count + i) % 251) { ok = false; break }
+            for i in bytes.indices where bytes[i] != UInt8((count + i) % 251) { ok = false; break }
             count += bytes.count
             return true
         }
@@ -253,11 +253,32 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         #expect(http.served == http.requests)
     }
 
+    /// The same for a file: the path is normalised and resolved in the
+    /// server's buffers, and the file streams through its chunk buffer.
+    @Test func keepAliveFileRequestsDoNotAllocatePerRequest() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("netstack-http-alloc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(HTTPRig.pattern(1000)).write(to: dir.appendingPathComponent("sub/f.bin"))
+        let request = Array("GET /sub/../sub/f.bin HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
+        let http = try Self.serverAllocations(port: 80, request: request, responseLength: 1000 + 90, root: dir.path) { _ in }
+        let echo = try Self.serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
+            try TCPEchoService.install(on: rig.b, port: 7)
+        }
+        #if DEBUG
+        #expect(http.allocations <= echo.allocations + 8 * UInt64(http.requests),
+                "http \(http.allocations), echo \(echo.allocations) for \(http.requests) exchanges")
+        #else
+        #expect(http.allocations == 0, "\(http.allocations) allocations in \(http.requests) requests")
+        #endif
+        #expect(http.served == http.requests)
+    }
+
     /// Mallocs made while the server side (stack B) processes `requests`
     /// request/response exchanges on one warm connection.
-    static func serverAllocations(port: UInt16, request: [UInt8], responseLength: Int,
+    static func serverAllocations(port: UInt16, request: [UInt8], responseLength: Int, root: String? = nil,
                                   install: (HTTPRig) throws -> Void) throws -> (allocations: UInt64, requests: Int, served: Int) {
-        let rig = try HTTPRig()
+        let rig = try HTTPRig(root: root)
         try install(rig)
         let c = try rig.a.tcp.connect(to: HTTPRig.ipB, port: port, now: rig.clock.now)
         let sink = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)

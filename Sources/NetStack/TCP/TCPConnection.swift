@@ -258,14 +258,16 @@ public final class TCPConnection {
         receiver.windowMayHaveOpened(mss: sender.sendMSS)
     }
 
-    /// Adds what the sender did to the connection's tallies.
+    /// Adds what the sender did to the connection's tallies, touching only
+    /// those that changed (each is a checked class-property access).
+    @inline(__always)
     func record(_ events: TCPSendEvents) {
-        segmentsRetransmitted &+= events.retransmitted
-        fastRecoveries &+= events.fastRecoveries
-        lossProbesSent &+= events.lossProbes
-        recoveriesUndone &+= events.recoveriesUndone
-        bytesSent &+= events.bytesSent
+        if events.bytesSent != 0 { bytesSent &+= events.bytesSent }
         if events.dataAcked { pendingWritable = true }
+        if events.retransmitted != 0 { segmentsRetransmitted &+= events.retransmitted }
+        if events.fastRecoveries != 0 { fastRecoveries &+= events.fastRecoveries }
+        if events.lossProbes != 0 { lossProbesSent &+= events.lossProbes }
+        if events.recoveriesUndone != 0 { recoveriesUndone &+= events.recoveriesUndone }
     }
 
     /// Tail loss probes are on for this connection now (RFC 8985 7.2).

@@ -66,6 +66,27 @@ extension TCPSender {
         }
     }
 
+    /// The peer's SYN-ACK acknowledged our SYN (RFC 9293 3.10.7.3).
+    mutating func synAcknowledged(ack: SequenceNumber, now: Instant) {
+        sndUna = ack
+        sendBufferSeq = ack
+        retransmitDeadline = nil
+        // Karn: a retransmitted SYN gives no sample.
+        if let probe = rttProbe, retransmissions == 0 {
+            rtt.sample(now - probe.sentAt)
+        } else if retransmissions > 0 {
+            restartRTOAfterSynTimeout()
+        }
+        rttProbe = nil
+        retransmissions = 0
+    }
+
+    /// RFC 6298 5.7: the SYN timed out and gave no sample, so RTO restarts at 3 s.
+    mutating func restartRTOAfterSynTimeout() {
+        guard !rtt.hasSample, rtt.rto < .seconds(3) else { return }
+        rtt = RTTEstimator(initialRTO: .seconds(3), minimumRTO: minimumRTO, maximumRTO: maximumRTO)
+    }
+
     /// New data cumulatively acknowledged: free the send ring and the
     /// scoreboard, feed RACK, take an RTT sample, and restart or stop the
     /// RTO (RFC 6298 5.2, 5.3). Returns the data bytes newly delivered (not

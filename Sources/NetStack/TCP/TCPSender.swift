@@ -158,27 +158,6 @@ struct TCPSender {
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
     }
 
-    /// The peer's SYN-ACK acknowledged our SYN (RFC 9293 3.10.7.3).
-    mutating func synAcknowledged(ack: SequenceNumber, now: Instant) {
-        sndUna = ack
-        sendBufferSeq = ack
-        retransmitDeadline = nil
-        // Karn: a retransmitted SYN gives no sample.
-        if let probe = rttProbe, retransmissions == 0 {
-            rtt.sample(now - probe.sentAt)
-        } else if retransmissions > 0 {
-            restartRTOAfterSynTimeout()
-        }
-        rttProbe = nil
-        retransmissions = 0
-    }
-
-    /// RFC 6298 5.7: the SYN timed out and gave no sample, so RTO restarts at 3 s.
-    mutating func restartRTOAfterSynTimeout() {
-        guard !rtt.hasSample, rtt.rto < .seconds(3) else { return }
-        rtt = RTTEstimator(initialRTO: .seconds(3), minimumRTO: minimumRTO, maximumRTO: maximumRTO)
-    }
-
     // MARK: Output
 
     /// Sends what the sender has, in order: a due loss probe, lost segments,
@@ -270,33 +249,6 @@ struct TCPSender {
             events.bytesSent &+= UInt64(length)
         }
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
-    }
-
-    // MARK: Persist timer
-
-    /// Data waits, nothing is in flight: only the window holds it back, so
-    /// arm the persist timer (RFC 9293 3.8.6.1, 3.8.6.2.1).
-    private mutating func armPersistIfStalled(now: Instant) {
-        let unsent = sendBuffer.count - (sndNxt - sendBufferSeq)
-        if unsent > 0 && sndNxt == sndUna && persistDeadline == nil {
-            persistDeadline = now + persistInterval
-        }
-    }
-
-    var persistInterval: Duration {
-        let base = rtt.rto.nanoseconds
-        let backedOff = base << min(persistBackoff, 16)
-        return .nanoseconds(min(backedOff, maximumRTO.nanoseconds))
-    }
-
-    /// The persist timer fired: a zero window is probed (RFC 9293 3.8.6.1),
-    /// a small one gets what fits (3.8.6.2.1). Returns true for a window probe.
-    mutating func persistTimerFired(now: Instant) -> Bool {
-        let probe = sndWnd == 0
-        if !probe { sendSmallSegment = true }
-        persistBackoff += 1
-        persistDeadline = probe ? now + persistInterval : nil
-        return probe
     }
 
     /// The connection closed or entered TIME-WAIT: the sender's timers stop.

@@ -363,7 +363,7 @@ import Glibc
                 moved = transfer.drain(from: s) || moved
                 pair.b.tcp.flush(s, now: pair.now)
             }
-            if case .cubic(let c) = client.congestion {
+            if case .cubic(let c) = client.sender.congestion {
                 if c.wMax != nil { reduced = true }
                 if reduced && c.epochStart != nil && c.congestionWindow > lastWindow && lastWindow > 0 {
                     grewAfterReduction = true

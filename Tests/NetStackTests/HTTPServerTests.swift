@@ -263,7 +263,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         let request = Array("GET /sub/../sub/f.bin HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
         let http = try Self.serverAllocations(port: 80, request: request, responseLength: 1000 + 90, root: dir.path) { _ in }
         let echo = try Self.serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
-            try TCPEchoService.install(on: rig.b, port: 7)
+            try TCPEchoService.install(on: rig.stacks.stackB, port: 7)
         }
         #if DEBUG
         #expect(http.allocations <= echo.allocations + 8 * UInt64(http.requests),

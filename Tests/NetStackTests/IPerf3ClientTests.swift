@@ -168,9 +168,9 @@ import NetStackWire
         try Self.start(client, on: rig)
         #expect(rig.run { client.isFinished })
         #expect(client.succeeded)
-        #expect(client.streams.map { $0.connection.sendBuffer.capacity } == [65536, 65536])
-        #expect(client.streams.map { $0.connection.receiveBuffer.capacity } == [65536, 65536])
-        #expect(client.control?.sendBuffer.capacity == TCPConfiguration().sendBufferSize)
+        #expect(client.streams.map { $0.connection.sender.sendBuffer.capacity } == [65536, 65536])
+        #expect(client.streams.map { $0.connection.receiver.receiveBuffer.capacity } == [65536, 65536])
+        #expect(client.control?.sender.sendBuffer.capacity == TCPConfiguration().sendBufferSize)
         // Less in flight: the server saw all but at most a send and a receive ring per stream.
         let summary = try #require(IPerf3Summary(client: client))
         #expect(summary.sent.bytes - summary.received.bytes <= 2 * 65536 * 2)

@@ -129,46 +129,46 @@ extension TCPSACKRecoveryTests {
 
     @Test func aRecoveryForAReorderedSegmentIsUndoneByTheDSACKOfItsResend() {
         let h = twentyInFlight(.cubic)
-        let ssthresh = h.connection.congestion.slowStartThreshold
+        let ssthresh = h.connection.sender.congestion.slowStartThreshold
         // Segment 10 is held back in the network: 11-13 arrive first, and
         // recovery resends it, cutting cwnd from 20 segments to 14.
         h.sack(seg(10), [(seg(11), seg(14))])
         #expect(indices(h.drain()) == [10, 30])
-        #expect(h.connection.congestion.congestionWindow == 14 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 14 * Self.mss)
         // The original arrives with the rest: the ACK passes the recovery
         // point and recovery ends, still at 14: nothing shows yet that the
         // resend was not needed.
         h.sack(seg(30))
-        #expect(h.connection.lossState == .open)
-        #expect(h.connection.congestion.congestionWindow == 14 * Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .open)
+        #expect(h.connection.sender.congestion.congestionWindow == 14 * Self.mss)
         #expect(h.connection.recoveriesUndone == 0)
         #expect(indices(h.drain()) == Array(31..<44))
         // The resend arrives, a duplicate: the D-SACK proves the recovery
         // spurious, and cwnd and ssthresh are what they were before it.
         h.sack(seg(30), [(seg(10), seg(11))])
         #expect(h.connection.recoveriesUndone == 1)
-        #expect(h.connection.congestion.congestionWindow == 20 * Self.mss)
-        #expect(h.connection.congestion.slowStartThreshold == ssthresh)
+        #expect(h.connection.sender.congestion.congestionWindow == 20 * Self.mss)
+        #expect(h.connection.sender.congestion.slowStartThreshold == ssthresh)
         #expect(h.connection.fastRecoveries == 1)
         // And the restored window is used at once.
         #expect(indices(h.drain()) == Array(44..<50))
-        #expect(h.connection.flightSize == 20 * Self.mss)
+        #expect(h.connection.sender.flightSize == 20 * Self.mss)
     }
 
     @Test func aRecoveryIsUndoneOnlyWhenEveryResendCameBackDuplicated() {
         // 0 and 5 are held back, not lost; both are resent.
         let h = zeroAndFiveResent()
-        #expect(h.connection.congestion.congestionWindow == 7 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 7 * Self.mss)
         h.sack(seg(10))
-        #expect(h.connection.lossState == .open)
-        let cutWindow = h.connection.congestion.congestionWindow
+        #expect(h.connection.sender.recovery.lossState == .open)
+        let cutWindow = h.connection.sender.congestion.congestionWindow
         // Only the resend of 0 is reported twice: 5's resend may have been needed.
         h.sack(seg(10), [(seg(0), seg(1))])
         #expect(h.connection.recoveriesUndone == 0)
-        #expect(h.connection.congestion.congestionWindow == cutWindow)
+        #expect(h.connection.sender.congestion.congestionWindow == cutWindow)
         h.sack(seg(10), [(seg(5), seg(6))])
         #expect(h.connection.recoveriesUndone == 1)
-        #expect(h.connection.congestion.congestionWindow == 10 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 10 * Self.mss)
     }
 
     @Test func aRecoveryThatRepairedALossIsNotUndone() {
@@ -177,17 +177,17 @@ extension TCPSACKRecoveryTests {
         #expect(indices(h.drain()) == [10, 30])
         // The resend arrives, and the ACK passes the recovery point: no D-SACK.
         h.sack(seg(30))
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.recovery.lossState == .open)
         #expect(indices(h.drain()) == Array(31..<44))
         // A duplicate the network made of an older segment says nothing
         // about this recovery, nor does one of data sent after it.
         h.sack(seg(30), [(seg(9), seg(10))])
-        #expect(h.connection.congestion.congestionWindow == 14 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 14 * Self.mss)
         h.sack(seg(36), [(seg(35), seg(36))])
         #expect(h.connection.recoveriesUndone == 0)
         // (Five segments acknowledged grow it a little, in congestion avoidance.)
-        #expect(h.connection.congestion.congestionWindow < 15 * Self.mss)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.congestion.congestionWindow < 15 * Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .open)
     }
 
     @Test func aProbeAfterTheRecoveryCannotVouchForIt() {
@@ -199,16 +199,16 @@ extension TCPSACKRecoveryTests {
         #expect(indices(h.drain()) == [10] + Array(30..<35))
         // The resend arrives: recovery ends, with 30-34, sent during it, still out.
         h.sack(seg(30))
-        #expect(h.connection.lossState == .open)
-        let cutWindow = h.connection.congestion.congestionWindow
+        #expect(h.connection.sender.recovery.lossState == .open)
+        let cutWindow = h.connection.sender.congestion.congestionWindow
         // Their ACK is lost; the probe resends 33 and 34, and the answer
         // D-SACKs both: the probe's business, not the recovery's, whose one
         // resend was needed.
         let probe = h.advance(by: .milliseconds(200))
         #expect(indices(probe) == [33, 34])
         h.sack(seg(35), [(seg(33), seg(35))])
-        #expect(h.connection.lossProbe == nil)
+        #expect(h.connection.sender.tlp.inFlight == nil)
         #expect(h.connection.recoveriesUndone == 0)
-        #expect(h.connection.congestion.congestionWindow <= cutWindow + Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow <= cutWindow + Self.mss)
     }
 }

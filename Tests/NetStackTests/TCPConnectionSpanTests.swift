@@ -12,8 +12,8 @@ import NetStackWire
     /// A connected pair: the client on A, the accepted server connection on B.
     static func connected(_ pair: TCPStackPair, configuration: TCPConfiguration? = nil) throws
         -> (client: TCPConnection, server: TCPConnection) {
-        let listener = try pair.b.listenTCP(port: port, configuration: configuration)
-        let client = try pair.a.connectTCP(to: TCPStackPair.ipB, port: port, configuration: configuration,
+        let listener = try pair.b.tcp.listen(port: port, configuration: configuration)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: port, configuration: configuration,
                                            now: pair.now)
         var server: TCPConnection?
         pair.run(until: { server != nil && client.state == .established }, app: {
@@ -60,7 +60,7 @@ import NetStackWire
                 if expected.count == 7 + payload.count { stage = 3 }
                 moved = moved || n > 0
             }
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             // The reader looks at the bytes where they lie, then consumes them.
             let n = server.peek { (a: Span<UInt8>, b: Span<UInt8>) -> Int in
                 if !b.isEmpty { sawTwoPieces = true }
@@ -69,7 +69,7 @@ import NetStackWire
                 return a.count + b.count
             }
             server.skip(n)
-            pair.b.flushTCP(server, now: pair.now)
+            pair.b.tcp.flush(server, now: pair.now)
             return moved || n > 0
         })
         #expect(received == expected)
@@ -82,7 +82,7 @@ import NetStackWire
         let (client, server) = try Self.connected(pair)
         let payload = Self.bytes(3000, seed: 7)
         #expect(client.write(payload) == payload.count)
-        pair.a.flushTCP(client, now: pair.now)
+        pair.a.tcp.flush(client, now: pair.now)
         pair.run(until: { server.readableBytes == payload.count })
 
         // peek(into:) copies without consuming.
@@ -121,7 +121,7 @@ import NetStackWire
         pair.run(until: { server.readableBytes == payload.count }, app: {
             let n = client.write(payload.span.extracting(sent...))
             sent += n
-            pair.a.flushTCP(client, now: pair.now)
+            pair.a.tcp.flush(client, now: pair.now)
             return n > 0
         })
         var buffer: [UInt8] = []

@@ -25,7 +25,7 @@ import NetStackWire
         h.receive(.ack)
         h.write(testBytes(1000))
         #expect(h.drain().isEmpty)
-        #expect(h.connection.sndNxt == iss + 1)
+        #expect(h.connection.sender.sndNxt == iss + 1)
     }
 
     @Test func zeroWindowIsProbedWithBackoff() {
@@ -115,11 +115,11 @@ import NetStackWire
         h.write(testBytes(300))
         _ = h.drain()
         h.receive(.ack, ack: iss + 201, window: 10)
-        #expect(h.connection.sndWnd == 10 << 7)
+        #expect(h.connection.sender.sndWnd == 10 << 7)
         // Reordered: an older ACK with the same SEG.SEQ. RFC 9293 3.10.7.4 fifth:
         // update only if SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK).
         h.receive(.ack, ack: iss + 101, window: 60000)
-        #expect(h.connection.sndWnd == 10 << 7)
+        #expect(h.connection.sender.sndWnd == 10 << 7)
     }
 
     // MARK: Our window
@@ -206,7 +206,7 @@ import NetStackWire
         let r = h.receive(.ack, ack: iss + 101, payload: [0x42])
         #expect(r == .dropped(.tcpOutOfWindow))
         // RFC 9293 3.10.7.4: the text is not acceptable, but the ACK is processed.
-        #expect(h.connection.sndUna == iss + 101)
+        #expect(h.connection.sender.sndUna == iss + 101)
         #expect(h.connection.readableBytes == 4096)
         let out = h.drain()
         #expect(out.count == 1)

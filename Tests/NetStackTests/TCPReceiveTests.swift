@@ -108,7 +108,7 @@ import NetStackWire
         let out = h.drain()
         #expect(out.map(\.seq) == [SequenceNumber(0xffff_fc01), SequenceNumber(0xffff_fc01) + 1460])
         h.receive(.ack, ack: SequenceNumber(0xffff_fc01) + 2920)
-        #expect(h.connection.sndUna == SequenceNumber(2920 - 0x3ff))
+        #expect(h.connection.sender.sndUna == SequenceNumber(2920 - 0x3ff))
         #expect(h.connection.writableBytes == 256 * 1024)
     }
 
@@ -280,9 +280,9 @@ import NetStackWire
                   options: TCPOptions(mss: 1460, windowScale: 7))
         #expect(h.connection.state == .established)
         // The SYN-ACK's window is not scaled; later ones are, by the peer's shift.
-        #expect(h.connection.sndWnd == 100)
+        #expect(h.connection.sender.sndWnd == 100)
         h.receive(.ack, window: 100)
-        #expect(h.connection.sndWnd == 100 << 7)
+        #expect(h.connection.sender.sndWnd == 100 << 7)
         h.receive(.ack, payload: testBytes(10))
         let out = h.drain() + h.advance(by: .milliseconds(100))
         // Our windows are shifted by our scale: (256 KiB - 10) >> 3.
@@ -294,9 +294,9 @@ import NetStackWire
         let synAck = h.drain()
         #expect(synAck.first?.options.windowScale == 3)
         #expect(synAck.first?.window == 65535)
-        #expect(h.connection.sndWnd == 200)
+        #expect(h.connection.sender.sndWnd == 200)
         h.receive(.ack, ack: iss + 1, window: 200)
-        #expect(h.connection.sndWnd == 200 << 7)
+        #expect(h.connection.sender.sndWnd == 200 << 7)
     }
 
     @Test func noWindowScaleWhenThePassivePeerDoesNotOfferIt() {
@@ -306,7 +306,7 @@ import NetStackWire
         #expect(synAck.first?.options.windowScale == nil)
         h.receive(.ack, ack: iss + 1, window: 1000)
         // Neither direction is scaled.
-        #expect(h.connection.sndWnd == 1000)
+        #expect(h.connection.sender.sndWnd == 1000)
         h.receive(.ack, payload: testBytes(10))
         let out = h.advance(by: .milliseconds(100))
         #expect(out.last?.window == 65535)
@@ -319,7 +319,7 @@ import NetStackWire
         #expect(h.connection.state == .established)
         h.receive(.ack, window: 1000)
         // RFC 7323 2.2: without the option in both SYNs, both shifts are zero.
-        #expect(h.connection.sndWnd == 1000)
+        #expect(h.connection.sender.sndWnd == 1000)
         h.receive(.ack, payload: testBytes(10))
         let out = h.advance(by: .milliseconds(100))
         #expect(out.last?.window == 65535)

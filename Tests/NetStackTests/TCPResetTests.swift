@@ -104,7 +104,7 @@ import NetStackWire
     func rstInWindowButNotExactEarnsAChallengeAck(_ state: TCPState) {
         let h = TCPHarness.inState(state)
         let rcvNxt = h.connection.rcvNxt
-        let sndNxt = h.connection.sndNxt
+        let sndNxt = h.connection.sender.sndNxt
         let r = h.receive(.rst, seq: rcvNxt + 1)
         #expect(r == .challengeAck)
         #expect(h.connection.state == state)
@@ -177,7 +177,7 @@ import NetStackWire
         #expect(out.first?.isPureAck == true)
         #expect(out.first?.ack == peerISS + 1)
         // The data was not acknowledged either: SND.UNA has not moved.
-        #expect(h.connection.sndUna == iss + 1)
+        #expect(h.connection.sender.sndUna == iss + 1)
     }
 
     @Test func ackBelowTheAcceptableRangeEarnsAChallengeAck() {
@@ -189,7 +189,7 @@ import NetStackWire
             h.receive(.ack, ack: iss + 1 + 1000 * (k + 1))
         }
         _ = h.drain()
-        #expect(h.connection.sndUna == iss + 3001)
+        #expect(h.connection.sender.sndUna == iss + 3001)
         // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         let old = h.receive(.ack, ack: iss + 3001 - 1001)
         #expect(old == .challengeAck)

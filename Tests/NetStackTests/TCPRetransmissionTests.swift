@@ -97,13 +97,13 @@ import NetStackWire
         let h = TCPHarness.established(synOptions: TCPHarness.linuxSynOptions(timestamps: true),
                                        rtt: .microseconds(300))
         #expect(h.connection.timestampsEnabled)
-        #expect(h.connection.rtt.srtt == .microseconds(300))
+        #expect(h.connection.sender.rtt.srtt == .microseconds(300))
         for _ in 0..<3 {
             h.write(testBytes(100))
             _ = h.drain()
             h.advance(by: .microseconds(300))
-            h.receive(.ack, ack: h.connection.sndMax)
-            #expect(h.connection.rtt.srtt == .microseconds(300))
+            h.receive(.ack, ack: h.connection.sender.sndMax)
+            #expect(h.connection.sender.rtt.srtt == .microseconds(300))
         }
     }
 
@@ -247,7 +247,7 @@ import NetStackWire
         let out = h.drain()
         // RFC 6928 (and Linux): IW = 10 segments.
         #expect(out.count == 10)
-        #expect(h.connection.congestion.congestionWindow == 10 * 1460)
+        #expect(h.connection.sender.congestion.congestionWindow == 10 * 1460)
     }
 
     @Test func slowStartGrowsOneSegmentPerAck() {
@@ -258,7 +258,7 @@ import NetStackWire
         // one segment lets two more out.
         for k in 1...4 {
             h.receive(.ack, ack: iss + 1 + k * 1460)
-            #expect(h.connection.congestion.congestionWindow == (10 + k) * 1460)
+            #expect(h.connection.sender.congestion.congestionWindow == (10 + k) * 1460)
             let out = h.drain()
             #expect(out.count == 2)
             #expect(out.first?.seq == iss + 1 + (10 + 2 * (k - 1)) * 1460)
@@ -280,9 +280,9 @@ import NetStackWire
         #expect(out.count == 1)
         #expect(out.first?.seq == iss + 1)
         #expect(out.first?.payload.count == 1460)
-        #expect(h.connection.congestion.slowStartThreshold == 7300)
-        #expect(h.connection.congestion.congestionWindow == 7300)
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.congestion.slowStartThreshold == 7300)
+        #expect(h.connection.sender.congestion.congestionWindow == 7300)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         #expect(h.connection.segmentsRetransmitted == 1)
     }
 
@@ -328,9 +328,9 @@ import NetStackWire
         h.receive(.ack, ack: iss + 1 + 10 * 1460)
         // RFC 6582 3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
         // with nothing outstanding: min(7300, 1460 + 1460).
-        #expect(h.connection.congestion.congestionWindow == 2920)
-        #expect(h.connection.congestion.slowStartThreshold == 7300)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.congestion.congestionWindow == 2920)
+        #expect(h.connection.sender.congestion.slowStartThreshold == 7300)
+        #expect(h.connection.sender.recovery.lossState == .open)
     }
 
     @Test func partialAckRetransmitsTheNextHole() {
@@ -347,9 +347,9 @@ import NetStackWire
         // once, and stay in recovery with cwnd at ssthresh.
         #expect(out.first?.seq == iss + 1 + 2 * 1460)
         #expect(out.first?.payload.count == 1460)
-        #expect(h.connection.congestion.congestionWindow == 7300)
-        #expect(h.connection.recoveryPoint == iss + 1 + 10 * 1460)
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.congestion.congestionWindow == 7300)
+        #expect(h.connection.sender.recovery.recoveryPoint == iss + 1 + 10 * 1460)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
     }
 
     @Test func duplicateAcksThatDoNotCoverRecoverStartNoSecondRecovery() {
@@ -362,7 +362,7 @@ import NetStackWire
         // Duplicate ACKs for data sent before the timeout (the first copies
         // arriving) must not start fast recovery (RFC 6582 3.2 step 1).
         for _ in 0..<3 { h.receive(.ack, ack: iss + 1) }
-        #expect(h.connection.lossState == .timeout)
+        #expect(h.connection.sender.recovery.lossState == .timeout)
         #expect(h.connection.fastRecoveries == 0)
     }
 
@@ -384,8 +384,8 @@ import NetStackWire
         #expect(h.drain().count == 5)
         let out = h.advance(by: .milliseconds(300))
         // RFC 5681 3.1: ssthresh = max(FlightSize / 2, 2 * SMSS) = 3650; cwnd = LW = 1 SMSS.
-        #expect(h.connection.congestion.congestionWindow == 1460)
-        #expect(h.connection.congestion.slowStartThreshold == 3650)
+        #expect(h.connection.sender.congestion.congestionWindow == 1460)
+        #expect(h.connection.sender.congestion.slowStartThreshold == 3650)
         #expect(out.count == 1)
         #expect(out.first?.seq == iss + 1)
         #expect(out.first?.payload.count == 1460)

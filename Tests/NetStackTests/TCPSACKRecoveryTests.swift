@@ -51,7 +51,7 @@ import NetStackWire
     @Test func afterThreeSACKsOnlyTheLostSegmentIsResent() {
         // With timestamps, as Linux: 1448-byte segments.
         let h = connection(timestamps: true)
-        let mss = h.connection.sendMSS
+        let mss = h.connection.sender.sendMSS
         #expect(mss == 1448)
         let data = testBytes(10 * mss)
         h.write(data)
@@ -62,20 +62,20 @@ import NetStackWire
         h.sack(seg(0, mss: mss), [(seg(1, mss: mss), seg(3, mss: mss))])
         // One or two SACKed segments could be reordering: nothing yet.
         #expect(h.drain().isEmpty)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.recovery.lossState == .open)
         h.sack(seg(0, mss: mss), [(seg(1, mss: mss), seg(4, mss: mss))])
         let out = h.drain()
         // Three SACKed segments above it: segment 0 is lost (RACK's window is
         // zero once DupThresh would fire), and it alone is resent.
         #expect(indices(out, mss: mss) == [0])
         #expect(out.first?.payload == payload(data, 0, mss: mss))
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         #expect(h.connection.fastRecoveries == 1)
         // The rest of the flight arrives: nothing more is sent, SACKed or not.
         for k in 5...10 { h.sack(seg(0, mss: mss), [(seg(1, mss: mss), seg(k, mss: mss))]) }
         #expect(h.drain().isEmpty)
         #expect(h.connection.segmentsRetransmitted == 1)
-        #expect(h.connection.scoreboard.sackedSegments == 9)
+        #expect(h.connection.sender.scoreboard.sackedSegments == 9)
     }
 
     @Test func eachHoleIsResentOnceInOrderAndNoSackedByte() {
@@ -115,9 +115,9 @@ import NetStackWire
         h.sack(seg(10))
         #expect(h.drain().allSatisfy { $0.payload.isEmpty })
         #expect(h.connection.segmentsRetransmitted == 3)
-        #expect(h.connection.sndUna == seg(10))
-        #expect(h.connection.scoreboard.isEmpty)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.sndUna == seg(10))
+        #expect(h.connection.sender.scoreboard.isEmpty)
+        #expect(h.connection.sender.recovery.lossState == .open)
     }
 
     @Test func sackedSegmentsDoNotGrowTheWindowBeforeLossIsDetected() {
@@ -125,7 +125,7 @@ import NetStackWire
         h.write(testBytes(30 * Self.mss))
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
-        let cwnd = h.connection.congestion.congestionWindow
+        let cwnd = h.connection.sender.congestion.congestionWindow
         #expect(cwnd == 10 * Self.mss)
         // Segment 0 is missing; 1 and 2 arrive. RFC 5681 3.1 grows cwnd only
         // on ACKs that cumulatively acknowledge new data (as Linux), so each
@@ -134,8 +134,8 @@ import NetStackWire
         #expect(indices(h.drain()) == [10])
         h.sack(seg(0), [(seg(1), seg(3))])
         #expect(indices(h.drain()) == [11])
-        #expect(h.connection.congestion.congestionWindow == cwnd)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.congestion.congestionWindow == cwnd)
+        #expect(h.connection.sender.recovery.lossState == .open)
     }
 
     // MARK: (b) The window cut and PRR
@@ -151,8 +151,8 @@ import NetStackWire
         h.advance(by: Self.rtt)
         for k in 1...5 { h.sack(seg(2 * k)) }
         #expect(indices(h.drain()) == Array(10..<30))
-        #expect(h.connection.congestion.congestionWindow == 20 * Self.mss)
-        #expect(h.connection.flightSize == 20 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 20 * Self.mss)
+        #expect(h.connection.sender.flightSize == 20 * Self.mss)
         h.advance(by: Self.rtt)
         return h
     }
@@ -162,9 +162,9 @@ import NetStackWire
         // Segment 10 is lost; an ACK SACKs 11-13.
         h.sack(seg(10), [(seg(11), seg(14))])
         // RFC 9438 4.6: ssthresh = cwnd * 0.7 = 14 segments, and cwnd = ssthresh.
-        #expect(h.connection.congestion.slowStartThreshold == 20 * Self.mss * 7 / 10)
-        #expect(h.connection.congestion.congestionWindow == 14 * Self.mss)
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.congestion.slowStartThreshold == 20 * Self.mss * 7 / 10)
+        #expect(h.connection.sender.congestion.congestionWindow == 14 * Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         // PRR (RFC 6937 3) with RecoverFS = 20 segments and pipe above
         // ssthresh: sndcnt = CEIL(prr_delivered * 14 / 20) - prr_out, so 0.7
         // of what is delivered goes out: 3 delivered, 2.1 may go: the
@@ -182,8 +182,8 @@ import NetStackWire
         let h = twentyInFlight(.newReno)
         h.sack(seg(10), [(seg(11), seg(14))])
         // RFC 5681 3.2 (4): ssthresh = FlightSize / 2 = 10 segments; cwnd = ssthresh (RFC 6675 5 4.2).
-        #expect(h.connection.congestion.slowStartThreshold == 10 * Self.mss)
-        #expect(h.connection.congestion.congestionWindow == 10 * Self.mss)
+        #expect(h.connection.sender.congestion.slowStartThreshold == 10 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 10 * Self.mss)
         // ssthresh / RecoverFS = 1/2. Three delivered: 1.5 segments allowed,
         // the retransmission; half a segment waits (sender SWS avoidance).
         var sent = [indices(h.drain())]
@@ -195,8 +195,8 @@ import NetStackWire
         // per two delivered. Then pipe reaches ssthresh and PRR's slow-start
         // reduction bound holds it there: one for one.
         #expect(sent == [[10], [30], [], [31], [], [32], [], [33], [], [34], [], [35], [], [], [36], [37], [38]])
-        #expect(h.connection.pipe == 10 * Self.mss)
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.pipe == 10 * Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
     }
 
     // MARK: (c) The end of recovery
@@ -221,20 +221,20 @@ import NetStackWire
         // 0 and 5 are lost.
         let h = zeroAndFiveResent()
         for k in 8...10 { h.sack(seg(0), [(seg(6), seg(k)), (seg(1), seg(5))]) }
-        #expect(h.connection.recoveryPoint == seg(10))
-        let ssthresh = h.connection.congestion.slowStartThreshold
+        #expect(h.connection.sender.recovery.recoveryPoint == seg(10))
+        let ssthresh = h.connection.sender.congestion.slowStartThreshold
         h.advance(by: Self.rtt)
         // The retransmission of 0 arrives: a partial ACK (below RecoveryPoint).
         h.sack(seg(5), [(seg(6), seg(10))])
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         #expect(h.drain().allSatisfy { $0.payload.isEmpty })
         // The retransmission of 5 arrives: RecoveryPoint is acknowledged (RFC 6675 5).
         h.sack(seg(10))
-        #expect(h.connection.lossState == .open)
-        #expect(h.connection.recoveryPoint == nil)
+        #expect(h.connection.sender.recovery.lossState == .open)
+        #expect(h.connection.sender.recovery.recoveryPoint == nil)
         // CUBIC leaves recovery at ssthresh (RFC 9438 4.6); nothing was cut twice.
-        #expect(h.connection.congestion.slowStartThreshold == ssthresh)
-        #expect(h.connection.congestion.congestionWindow == ssthresh)
+        #expect(h.connection.sender.congestion.slowStartThreshold == ssthresh)
+        #expect(h.connection.sender.congestion.congestionWindow == ssthresh)
         #expect(h.connection.fastRecoveries == 1)
         #expect(h.connection.segmentsRetransmitted == 2)
     }
@@ -248,12 +248,12 @@ import NetStackWire
         // The retransmission of 10 and new segments 30-35 arrive: the ACK
         // passes RecoveryPoint (segment 30), and three segments are still out.
         h.sack(seg(36))
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.recovery.lossState == .open)
         // RFC 6582 3.2 step 3 (1): cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS)
         // = min(10, 3 + 1) segments, so one new segment goes, not seven.
-        #expect(h.connection.congestion.congestionWindow == 4 * Self.mss)
+        #expect(h.connection.sender.congestion.congestionWindow == 4 * Self.mss)
         #expect(indices(h.drain()) == [39])
-        #expect(h.connection.flightSize == 4 * Self.mss)
+        #expect(h.connection.sender.flightSize == 4 * Self.mss)
     }
 
     // MARK: (d) RACK's reordering timer
@@ -270,13 +270,13 @@ import NetStackWire
         #expect(h.drain().isEmpty)
         // Segment 0 was sent with 1 and 2 and has not arrived: lost once
         // RACK.rtt + reo_wnd = 100 + 25 ms have passed since it was sent.
-        #expect(h.connection.reorderDeadline == ackTime + .milliseconds(25))
+        #expect(h.connection.sender.reorderDeadline == ackTime + .milliseconds(25))
         #expect(h.advance(by: .milliseconds(24)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [0])
         #expect(out.first?.payload == payload(data, 0))
         #expect(out.first?.time == ackTime + .milliseconds(25))
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         #expect(h.connection.lossProbesSent == 0)
     }
 
@@ -301,9 +301,9 @@ import NetStackWire
         #expect(out.allSatisfy { $0.time == t0 + .milliseconds(200) })
         #expect(h.connection.lossProbesSent == 1)
         #expect(h.connection.segmentsRetransmitted == 2)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.recovery.lossState == .open)
         // The RTO is re-armed from the probe (7.3), and no second probe follows.
-        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(500))
+        #expect(h.connection.sender.retransmitDeadline == t0 + .milliseconds(500))
         #expect(h.advance(by: .milliseconds(299)).isEmpty)
         let rto = h.advance(by: .milliseconds(1))
         #expect(indices(rto) == [0])
@@ -323,10 +323,10 @@ import NetStackWire
         #expect(indices(out) == [0])
         #expect(h.connection.lossProbesSent == 1)
         #expect(h.connection.retransmissionTimeouts == 0)
-        #expect(h.connection.lossState == .open)
-        #expect(h.connection.congestion.congestionWindow == 10 * Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .open)
+        #expect(h.connection.sender.congestion.congestionWindow == 10 * Self.mss)
         // The probe arms the RTO again (7.3).
-        #expect(h.connection.retransmitDeadline == t0 + .milliseconds(600))
+        #expect(h.connection.sender.retransmitDeadline == t0 + .milliseconds(600))
     }
 
     @Test func aProbeResendsOldSegmentsEvenWithNewDataWaiting() {
@@ -342,7 +342,7 @@ import NetStackWire
         #expect(indices(out) == [8, 9])
         #expect(out.map(\.payload) == [payload(data, 8), payload(data, 9)])
         #expect(h.connection.segmentsRetransmitted == 2)
-        #expect(h.connection.lossProbe == LossProbe(endSeq: seg(10), firstStart: seg(8), lastStart: seg(9)))
+        #expect(h.connection.sender.tlp.inFlight == LossProbe(endSeq: seg(10), firstStart: seg(8), lastStart: seg(9)))
     }
 
     @Test func theProbeTimerRestartsWhenNewDataGoesOut() {
@@ -377,18 +377,18 @@ import NetStackWire
         // segments), then CUBIC cut to 0.7.
         h.sack(seg(6), [(seg(3), seg(4))])
         let cut = 12 * Self.mss * 7 / 10
-        #expect(h.connection.congestion.slowStartThreshold == cut)
-        #expect(h.connection.congestion.congestionWindow == cut)
-        #expect(h.connection.lossProbe == nil)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.congestion.slowStartThreshold == cut)
+        #expect(h.connection.sender.congestion.congestionWindow == cut)
+        #expect(h.connection.sender.tlp.inFlight == nil)
+        #expect(h.connection.sender.recovery.lossState == .open)
         #expect(h.connection.fastRecoveries == 0)
         // Later ACKs cut nothing more.
         h.write(testBytes(2 * Self.mss, seed: 2))
         #expect(indices(h.drain()) == [6, 7])
         h.advance(by: Self.rtt)
         h.sack(seg(8))
-        #expect(h.connection.congestion.slowStartThreshold == cut)
-        #expect(h.connection.congestion.congestionWindow >= cut)
+        #expect(h.connection.sender.congestion.slowStartThreshold == cut)
+        #expect(h.connection.sender.congestion.congestionWindow >= cut)
     }
 
     @Test func aProbeAnsweredWithADSACKCutsNothing() {
@@ -401,20 +401,20 @@ import NetStackWire
         // duplicates, and the peer says so, one ACK each (RFC 2883). A D-SACK
         // of the earlier copy alone proves nothing about the last segment...
         h.sack(seg(5), [(seg(3), seg(4))])
-        #expect(h.connection.lossProbe != nil)
+        #expect(h.connection.sender.tlp.inFlight != nil)
         // ...that of the last one settles the probe as unneeded (RFC 8985 7.4.1).
         h.sack(seg(5), [(seg(4), seg(5))])
-        #expect(h.connection.lossProbe == nil)
-        #expect(h.connection.congestion.slowStartThreshold == Int(Int32.max))
-        #expect(h.connection.congestion.congestionWindow == 12 * Self.mss)
+        #expect(h.connection.sender.tlp.inFlight == nil)
+        #expect(h.connection.sender.congestion.slowStartThreshold == Int(Int32.max))
+        #expect(h.connection.sender.congestion.congestionWindow == 12 * Self.mss)
         // Duplicates a probe drew say nothing about reordering: RACK's window
         // stays (Linux's rule; RFC 8985 6.2 step 4 would widen it for any D-SACK).
-        #expect(h.connection.rack.windowMultiplier == 1)
+        #expect(h.connection.sender.rack.windowMultiplier == 1)
         h.write(testBytes(2 * Self.mss, seed: 1))
         _ = h.drain()
         h.advance(by: Self.rtt)
         h.sack(seg(7))
-        #expect(h.connection.congestion.slowStartThreshold == Int(Int32.max))
+        #expect(h.connection.sender.congestion.slowStartThreshold == Int(Int32.max))
     }
 
     @Test func inRecoveryWithEverythingLostResentAProbeReplacesTheTimeout() {
@@ -425,18 +425,18 @@ import NetStackWire
         // 0 and 5 are lost; the ACK SACKs the rest, RACK marks both, both go again.
         h.sack(seg(0), [(seg(6), seg(10)), (seg(1), seg(5))])
         #expect(indices(h.drain()) == [0, 5])
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
         // The partial ACK for 0 arrives; the one for 5 is lost. Nothing is due,
         // so a probe of the last unSACKed segment goes at 2 SRTT, before the
         // RTO (a deviation from RFC 8985 7.2: see probeMayGo).
         h.sack(seg(5), [(seg(6), seg(10))])
         #expect(h.drain().isEmpty)
-        let rtoAt = h.connection.retransmitDeadline
+        let rtoAt = h.connection.sender.retransmitDeadline
         let out = h.advance(by: .milliseconds(250))
         #expect(indices(out) == [5])
         #expect(h.connection.lossProbesSent == 1)
         #expect(out.first.map { s in rtoAt.map { s.time < $0 } ?? false } == true)
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
     }
 
     @Test func resendingTheHeadRestartsTheRetransmissionTimer() {
@@ -451,12 +451,12 @@ import NetStackWire
         // Resending the head restarted the timer, as Linux does: 300 ms from
         // the resend, not from the first send 100 ms before it.
         let resent = h.now
-        #expect(h.connection.retransmitDeadline == resent + .milliseconds(300))
+        #expect(h.connection.sender.retransmitDeadline == resent + .milliseconds(300))
         #expect(h.advance(by: .milliseconds(299)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [0])
         #expect(h.connection.lossProbesSent == 0)
-        #expect(h.connection.lossState == .timeout)
+        #expect(h.connection.sender.recovery.lossState == .timeout)
     }
 
     // MARK: (f) Timeouts with SACKed data
@@ -523,8 +523,8 @@ import NetStackWire
         #expect(indices(probe) == [6, 8])
         var sent = h.advance(to: resent + .milliseconds(500))
         #expect(sent.first?.time == resent + .milliseconds(500))
-        #expect(h.connection.lossState == .timeout)
-        #expect(h.connection.congestion.congestionWindow == Self.mss)
+        #expect(h.connection.sender.recovery.lossState == .timeout)
+        #expect(h.connection.sender.congestion.congestionWindow == Self.mss)
         // The SACK marks stand (the first segment was not SACKed): every hole is
         // resent in slow start, and no SACKed segment ever is, although the
         // peer's three blocks no longer mention segment 3 once the ACK passes 2.
@@ -543,9 +543,9 @@ import NetStackWire
         for s in beforeTimeout + probe + sent {
             #expect(s.payload == payload(data, (s.seq - seg(0)) / Self.mss))
         }
-        #expect(h.connection.sndUna == seg(10))
-        #expect(h.connection.lossState == .open)
-        #expect(h.connection.scoreboard.isEmpty)
+        #expect(h.connection.sender.sndUna == seg(10))
+        #expect(h.connection.sender.recovery.lossState == .open)
+        #expect(h.connection.sender.scoreboard.isEmpty)
     }
 
     @Test func aTimeoutWithTheFirstSegmentSACKedForgetsTheSACKs() {
@@ -562,7 +562,7 @@ import NetStackWire
         // out-of-order 1-3 it SACKed (reneging, RFC 2018 8): the ACK stops
         // at 1 and carries no SACK.
         h.sack(seg(1))
-        #expect(h.connection.scoreboard.head?.marks.contains(.sacked) == true)
+        #expect(h.connection.sender.scoreboard.head?.marks.contains(.sacked) == true)
         // RACK: 4-9 were sent before the retransmission that arrived, so they
         // are lost; the SACKed 1-3 cannot be, and are not resent.
         let meanwhile = indices(h.drain())
@@ -577,7 +577,7 @@ import NetStackWire
         #expect(h.advance(by: .milliseconds(299)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [1])
-        #expect(h.connection.scoreboard.sackedBytes == 0)
+        #expect(h.connection.sender.scoreboard.sackedBytes == 0)
         h.advance(by: Self.rtt)
         h.sack(seg(2))
         #expect(indices(h.drain()) == [2, 3])
@@ -595,15 +595,15 @@ import NetStackWire
         h.sack(seg(0), [(seg(1), seg(3))])
         // Two SACKed segments: 2 SMSS, not more than (DupThresh - 1) SMSS.
         // No reordering timer and no probe: nothing for 150 ms.
-        #expect(h.connection.reorderDeadline == nil)
-        #expect(h.connection.lossProbeDeadline == nil)
+        #expect(h.connection.sender.reorderDeadline == nil)
+        #expect(h.connection.sender.tlp.deadline == nil)
         #expect(h.advance(by: .milliseconds(150)).isEmpty)
-        #expect(h.connection.lossState == .open)
+        #expect(h.connection.sender.recovery.lossState == .open)
         h.sack(seg(0), [(seg(1), seg(4))])
         let out = h.drain()
         #expect(indices(out) == [0])
         #expect(out.first?.payload == payload(data, 0))
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
     }
 
     @Test func withoutRACKATailLossWaitsForTheRTO() {
@@ -614,7 +614,7 @@ import NetStackWire
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [0])
         #expect(h.connection.lossProbesSent == 0)
-        #expect(h.connection.lossState == .timeout)
+        #expect(h.connection.sender.recovery.lossState == .timeout)
     }
 
     // MARK: (h) D-SACK reports (RFC 2883 4)
@@ -708,22 +708,22 @@ import NetStackWire
         // Segment 0 arrived twice (the network duplicated it): the ACK for 0
         // carries a D-SACK below the cumulative ACK.
         h.sack(seg(1), [(seg(0), seg(1))])
-        #expect(h.connection.rack.windowMultiplier == 2)
-        #expect(h.connection.scoreboard.sackedBytes == 0)
+        #expect(h.connection.sender.rack.windowMultiplier == 2)
+        #expect(h.connection.sender.scoreboard.sackedBytes == 0)
         #expect(h.drain().isEmpty)
         // A D-SACK inside the second block (4.1.2): only the second block is news.
         h.sack(seg(1), [(seg(3), seg(4)), (seg(3), seg(5))])
-        #expect(h.connection.scoreboard.sackedSegments == 2)
-        #expect(h.connection.scoreboard.sackedBytes == 2 * Self.mss)
+        #expect(h.connection.sender.scoreboard.sackedSegments == 2)
+        #expect(h.connection.sender.scoreboard.sackedBytes == 2 * Self.mss)
         // Same round trip: the multiplier rises once.
-        #expect(h.connection.rack.windowMultiplier == 2)
+        #expect(h.connection.sender.rack.windowMultiplier == 2)
         // With two segments SACKed and the window doubled, 1 and 2 are lost
         // after RACK.rtt + 2 * min RTT / 4 = 150 ms from sending, not 125.
         // PRR lets the first go at once (RFC 6937's fast retransmit).
-        #expect(h.connection.reorderDeadline == h.now + .milliseconds(50))
+        #expect(h.connection.sender.reorderDeadline == h.now + .milliseconds(50))
         #expect(h.advance(by: .milliseconds(49)).isEmpty)
         #expect(indices(h.advance(by: .milliseconds(1))) == [1])
-        #expect(h.connection.lossState == .recovery)
+        #expect(h.connection.sender.recovery.lossState == .recovery)
     }
 
     @Test func aDSACKInALaterRoundRaisesTheMultiplierAgain() {
@@ -732,18 +732,18 @@ import NetStackWire
         #expect(indices(h.drain()) == Array(0..<10))
         h.advance(by: Self.rtt)
         h.sack(seg(1), [(seg(0), seg(1))])
-        #expect(h.connection.rack.windowMultiplier == 2)
+        #expect(h.connection.sender.rack.windowMultiplier == 2)
         h.sack(seg(2), [(seg(1), seg(2))])
-        #expect(h.connection.rack.windowMultiplier == 2)
+        #expect(h.connection.sender.rack.windowMultiplier == 2)
         // Once SND.UNA passes what was outstanding at the first D-SACK (segment
         // 10), another D-SACK counts; this one lies inside the second block (4.1.2).
         h.sack(seg(10))
         #expect(indices(h.drain()) == Array(10..<20))
         h.advance(by: Self.rtt)
         h.sack(seg(10), [(seg(12), seg(13)), (seg(12), seg(14))])
-        #expect(h.connection.rack.windowMultiplier == 3)
+        #expect(h.connection.sender.rack.windowMultiplier == 3)
         // Only the second block is news.
-        #expect(h.connection.scoreboard.sackedSegments == 2)
+        #expect(h.connection.sender.scoreboard.sackedSegments == 2)
     }
 }
 

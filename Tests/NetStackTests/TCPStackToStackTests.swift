@@ -64,7 +64,7 @@ import NetStackWire
             if server == nil { server = listener.accept() }
             var moved = transfer.pump(into: client)
             pair.a.tcp.flush(client, now: pair.now)
-            if client.sndWnd == 0 && client.state.isSynchronized { sawZeroWindow = true }
+            if client.sender.sndWnd == 0 && client.state.isSynchronized { sawZeroWindow = true }
             // The reader wakes up only every 500 ms.
             if let s = server, pair.now >= nextRead {
                 moved = transfer.drain(from: s) || moved

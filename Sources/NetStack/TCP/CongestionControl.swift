@@ -2,12 +2,12 @@ import NetStackWire
 
 /// The congestion controller's seam (RFC 5681 3, RFC 9438 4): it owns cwnd and
 /// ssthresh and nothing else. Loss *detection* and *recovery* (duplicate ACKs,
-/// the SACK scoreboard, RACK-TLP, what to retransmit and when) live in the
-/// connection; the controller only hears the events below and answers "how
-/// much may be in flight". gVisor's netstack draws the same line.
+/// the SACK scoreboard, RACK-TLP, what to retransmit and when) live beside
+/// the sender (`TCPSender`); the controller only hears the events below and
+/// answers "how much may be in flight". gVisor's netstack draws the same line.
 ///
 /// Implementations are value types behind `CongestionController`, an enum, so
-/// the connection calls them without an existential on the hot path.
+/// the sender calls them without an existential on the hot path.
 protocol CongestionControl {
     /// Bytes that may be outstanding outside loss recovery; during recovery the
     /// loss recovery compares its pipe estimate with it (RFC 6675 5).

@@ -49,26 +49,25 @@ struct SpuriousRecoveryCheck {
     }
 }
 
-extension TCPConnection {
+extension TCPSender {
     /// Counts a D-SACK towards proving the last fast recovery spurious, and
     /// undoes its window cut once every resend is accounted for. A D-SACK
     /// answering a loss probe sent since the recovery ended is the probe's.
-    func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber)) {
-        guard var check = spuriousCheck else { return }
-        if check.end != nil, lossProbe?.resent(d) == true { return }
+    mutating func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber),
+                                        events: inout TCPSendEvents) {
+        guard var check = recovery.spuriousCheck else { return }
+        if check.end != nil, tlp.inFlight?.resent(d) == true { return }
         check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
-        spuriousCheck = check
-        if lossState == .open { undoRecoveryIfSpurious() }
+        recovery.spuriousCheck = check
+        if recovery.lossState == .open { undoRecoveryIfSpurious(events: &events) }
     }
 
-    /// Reordering, not loss, made the last fast recovery: the receiver had
-    /// every segment it resent. Congestion control goes back to where it was
-    /// (Linux's tcp_try_undo_dsack); RACK has already widened its
-    /// reordering window for the D-SACKs (RFC 8985 6.2 step 4).
-    func undoRecoveryIfSpurious() {
-        guard let check = spuriousCheck, check.provedSpurious else { return }
-        spuriousCheck = nil
+    /// Reordering, not loss, made the last fast recovery: congestion control
+    /// goes back to where it was (Linux's tcp_try_undo_dsack, RFC 9438 4.9).
+    mutating func undoRecoveryIfSpurious(events: inout TCPSendEvents) {
+        guard let check = recovery.spuriousCheck, check.provedSpurious else { return }
+        recovery.spuriousCheck = nil
         congestion.onSpuriousCongestionEvent()
-        recoveriesUndone &+= 1
+        events.recoveriesUndone &+= 1
     }
 }

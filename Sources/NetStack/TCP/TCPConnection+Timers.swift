@@ -2,8 +2,10 @@ extension TCPConnection {
     /// The earliest time `handleTimers` has work.
     /// Computed on every segment, so without building a collection (that allocates).
     var nextDeadline: Instant? {
-        earliest(earliest(earliest(retransmitDeadline, delayedAckDeadline), earliest(persistDeadline, keepaliveDeadline)),
-                 earliest(earliest(timeWaitDeadline, finWait2Deadline), earliest(reorderDeadline, lossProbeDeadline)))
+        earliest(earliest(earliest(sender.retransmitDeadline, receiver.delayedAckDeadline),
+                          earliest(sender.persistDeadline, keepaliveDeadline)),
+                 earliest(earliest(timeWaitDeadline, finWait2Deadline),
+                          earliest(sender.reorderDeadline, sender.tlp.deadline)))
     }
 
     @inline(__always)
@@ -23,26 +25,24 @@ extension TCPConnection {
             enterClosed(error: nil)
             return
         }
-        if let d = lossProbeDeadline, now >= d {
-            lossProbeTimerFired()
-            // RFC 8985 7.2-7.3: the probe timer stands in for the RTO, never
-            // later than it (PTO = min(PTO, RTO)), so when both are due the
-            // probe goes and the RTO is armed again from now.
-            if lossProbeDue { retransmitDeadline = now + rtt.rto }
+        if let d = sender.tlp.deadline, now >= d {
+            sender.lossProbeTimerFired()
+            // RFC 8985 7.2-7.3: the probe timer stands in for the RTO (PTO =
+            // min(PTO, RTO)): when both are due the probe goes and the RTO is re-armed.
+            if sender.tlp.due { sender.retransmitDeadline = now + sender.rtt.rto }
         }
-        if let d = retransmitDeadline, now >= d {
+        if let d = sender.retransmitDeadline, now >= d {
             retransmitTimeout(now: now)
             if state == .closed { return }
         }
-        if let d = reorderDeadline, now >= d { reorderTimerFired(now: now) }
-        if let d = delayedAckDeadline, now >= d {
-            ackNow = true
-            delayedAckDeadline = nil
+        if let d = sender.reorderDeadline, now >= d {
+            var events = TCPSendEvents()
+            sender.reorderTimerFired(now: now, events: &events)
+            record(events)
         }
-        if let d = persistDeadline, now >= d {
-            if sndWnd == 0 { probeNow = true } else { sendSmallSegment = true }
-            persistBackoff += 1
-            persistDeadline = sndWnd == 0 ? now + persistInterval : nil
+        if let d = receiver.delayedAckDeadline, now >= d { receiver.delayedAckTimerFired() }
+        if let d = sender.persistDeadline, now >= d {
+            if sender.persistTimerFired(now: now) { probeNow = true }
         }
         if let d = keepaliveDeadline, now >= d, let k = configuration.keepalive {
             if keepaliveProbesSent >= k.probes {
@@ -56,28 +56,19 @@ extension TCPConnection {
         }
     }
 
-    /// RFC 6298 5.4-5.7: retransmit the earliest unacknowledged segment, back
-    /// off, and collapse the congestion window (RFC 5681 3.1). Gives up after
-    /// the configured number of tries (RFC 9293 3.8.3, R2).
+    /// The RTO fired (RFC 6298 5.4-5.7): the sender resends, unless the
+    /// connection has run out of tries (RFC 9293 3.8.3, R2).
     private func retransmitTimeout(now: Instant) {
         let limit = state == .synSent || state == .synReceived
             ? configuration.maxSynRetransmissions : configuration.maxRetransmissions
-        guard retransmissions < limit else {
+        guard sender.retransmissions < limit else {
             if state.isSynchronized { sendResetNow = true }
             enterClosed(error: .timedOut)
             return
         }
-        retransmissions += 1
         retransmissionTimeouts &+= 1
-        rtt.backOff()
-        rttProbe = nil
-        if sndUna == iss {
-            // The SYN (or SYN-ACK) itself is unacknowledged: send it again from the start.
-            sndNxt = sndUna
-            segmentsRetransmitted &+= 1
-        } else {
-            lossOnTimeout(now: now)
-        }
-        retransmitDeadline = now + rtt.rto
+        var events = TCPSendEvents()
+        sender.retransmitTimeout(now: now, events: &events)
+        record(events)
     }
 }

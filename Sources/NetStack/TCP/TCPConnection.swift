@@ -1,13 +1,12 @@
 import Logging
 import NetStackWire
 
-/// One TCP connection: the transmission control block (RFC 9293 3.3.1), its
-/// send and receive rings, and the state machine.
+/// One TCP connection (RFC 9293 3.3.1's TCB): the state machine, gluing a
+/// `TCPSender` and a `TCPReceiver`, which own their halves of the state.
 ///
 /// The connection does no I/O. The interface hands it segments (`process`),
-/// asks it what to send (`dispatch`) and runs its timers (`handleTimers`).
-/// That keeps every transition testable with crafted segments on a virtual
-/// clock, the way smoltcp tests its sockets. Input is in
+/// asks it what to send (`dispatch`) and runs its timers (`handleTimers`), so
+/// every transition is testable on a virtual clock. Input is in
 /// TCPConnection+Input.swift, output in +Output.swift, timers in +Timers.swift.
 public final class TCPConnection {
     public let tuple: TCPFourTuple
@@ -26,28 +25,12 @@ public final class TCPConnection {
     /// Opened by us (connect) rather than from a listener.
     let activeOpen: Bool
 
-    // MARK: Send sequence space (RFC 9293 3.3.1)
-    var iss: SequenceNumber
-    var sndUna: SequenceNumber
-    var sndNxt: SequenceNumber
-    /// The highest sequence sent; sndNxt rewinds to sndUna after a timeout, sndMax does not.
-    var sndMax: SequenceNumber
-    /// The peer's window, in bytes (already scaled).
-    var sndWnd = 0
-    var sndWl1 = SequenceNumber(0)
-    var sndWl2 = SequenceNumber(0)
-    /// Largest window the peer has offered, for RFC 5961 5.2's ACK check and sender SWS avoidance.
-    var maxSndWnd = 0
-
-    // MARK: Receive sequence space
-    var irs = SequenceNumber(0)
-    var rcvNxt = SequenceNumber(0)
-    /// The right edge we last advertised; never moves left (RFC 9293 3.8.6.2.2).
-    var rcvAdvertisedEdge = SequenceNumber(0)
+    /// The sending half, with loss recovery beside it (TCPSender.swift).
+    var sender: TCPSender
+    /// The receiving half (TCPReceiver.swift).
+    var receiver: TCPReceiver
 
     // MARK: Negotiated options
-    /// Payload bytes per segment, after options (RFC 9293 3.7.1, RFC 6691).
-    var sendMSS: Int
     /// What we announce: our MTU less IP and TCP headers.
     let localMSS: Int
     var sndScale: UInt8 = 0
@@ -59,84 +42,13 @@ public final class TCPConnection {
     /// Keeps our timestamps from revealing uptime (RFC 7323 5.4 / 7.1).
     let tsOffset: UInt32
 
-    // MARK: Buffers
-    let sendBuffer: ByteRing
-    /// Sequence number of the first byte in `sendBuffer`.
-    var sendBufferSeq: SequenceNumber
-    /// The application closed its sending side; a FIN follows the data.
-    var finQueued = false
-    let receiveBuffer: ByteRing
-    var reassembly = Assembler()
-    /// A FIN that arrived ahead of missing data, processed once the gap fills.
-    var pendingFinSeq: SequenceNumber?
-    /// The peer's FIN was received: no more data will come.
-    public internal(set) var receivedFin = false
-
-    // MARK: Acknowledgment
-    /// An ACK must go out now (out-of-order data, a window update, a probe answer).
-    var ackNow = false
-    /// Bytes received since the last ACK we sent, for "ACK every second full segment".
-    var unackedBytes = 0
-
-    // MARK: Retransmission and congestion
-    var rtt: RTTEstimator
-    /// The smallest RTT from RTT samples (send times, else timestamps), in nanoseconds.
-    var sampledMinRTTNs: Int64?
-    /// The smallest RTT measured, in nanoseconds (RACK's reordering window, CUBIC, HyStart++):
-    /// RACK's per-segment timing when it has one, since millisecond timestamps would floor it at 0.
-    var minRTTNs: Int64? { rack.minRTTNs ?? sampledMinRTTNs }
-    var congestion: CongestionController
-    /// Timing of the SYN (Karn's algorithm: never a retransmitted one); data
-    /// is timed from the scoreboard's send times.
-    var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
-    var retransmissions = 0
-    /// Where the last small data segment sent ends (Nagle, Minshall's variant).
-    var smallSegmentEnd: SequenceNumber?
-
-    // MARK: Loss recovery (TCPConnection+Recovery.swift)
-    /// Every segment in flight, with what the SACK blocks and loss detection said of it.
-    var scoreboard: RetransmitQueue
-    var rack = RACK()
-    var lossState = LossState.open
-    /// RFC 6675's RecoveryPoint (and RFC 6582's `recover` while recovering):
-    /// recovery, or the go-back after a timeout, lasts until this is acknowledged.
-    var recoveryPoint: SequenceNumber?
-    /// RFC 6582's `recover` after recovery: duplicate ACKs that do not cover it
-    /// start no new fast retransmit (3.2 step 1).
-    var recover: SequenceNumber
-    /// Sending during recovery (RFC 6937).
-    var prr = ProportionalRateReduction(flightSize: 1)
-    /// Without SACK: duplicate ACKs in a row, and the bytes they stand for as
-    /// delivered (Linux's "reno SACKs"), which leave the pipe.
-    var duplicateAcks = 0
-    var renoDeliveredBytes = 0
-    /// RACK's reordering timer (RFC 8985 6.3).
-    var reorderDeadline: Instant?
-    /// The tail loss probe's timer (RFC 8985 7.2) and the probe waiting to go.
-    var lossProbeDeadline: Instant?
-    var lossProbeDue = false
-    /// The probe in flight (RFC 8985 7.4), until an ACK settles it.
-    var lossProbe: LossProbe?
-    /// The last fast recovery, until D-SACKs prove it spurious or another
-    /// loss episode begins (RFC 3708).
-    var spuriousCheck: SpuriousRecoveryCheck?
-    /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 4).
-    var duplicateToReport: (left: SequenceNumber, right: SequenceNumber)?
-
     // MARK: Timers (deadlines; the interface keeps one wheel timer at the earliest)
-    var retransmitDeadline: Instant?
-    var delayedAckDeadline: Instant?
-    var persistDeadline: Instant?
-    var persistBackoff = 0
     var keepaliveDeadline: Instant?
     var keepaliveProbesSent = 0
     var timeWaitDeadline: Instant?
     var finWait2Deadline: Instant?
     /// A window probe or keepalive is due: a segment with seq SND.UNA-1.
     var probeNow = false
-    /// The persist timer fired on a window too small for sender SWS avoidance:
-    /// send what fits anyway (RFC 9293 3.8.6.2.1's override timeout).
-    var sendSmallSegment = false
 
     // MARK: Statistics
     public internal(set) var segmentsRetransmitted: UInt64 = 0
@@ -178,47 +90,38 @@ public final class TCPConnection {
         self.tuple = tuple
         self.configuration = configuration
         self.logger = logger
-        self.iss = iss
         self.activeOpen = activeOpen
-        sndUna = iss
-        sndNxt = iss
-        sndMax = iss
-        sendBufferSeq = iss + 1
-        recover = iss
         self.localMSS = localMSS
         // RFC 9293 3.7.1: without an MSS option, assume 536.
-        sendMSS = min(536, localMSS)
+        sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration)
+        receiver = TCPReceiver(configuration: configuration)
         tsOffset = iss.rawValue &* 2_654_435_761
-        sendBuffer = ByteRing(capacity: configuration.sendBufferSize)
-        // One record per segment in flight: a full ring of 512-byte segments fits.
-        scoreboard = RetransmitQueue(capacity: max(64, configuration.sendBufferSize / 512))
-        receiveBuffer = ByteRing(capacity: configuration.receiveBufferSize)
-        rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
-                           maximumRTO: configuration.maximumRTO)
-        congestion = CongestionController(configuration.congestionControl, mss: sendMSS)
         state = .closed
         // The scale we would use: the smallest that fits the receive ring in 16 bits (RFC 7323 2.3).
         var scale: UInt8 = 0
-        while scale < 14 && (receiveBuffer.capacity >> Int(scale)) > 0xffff { scale += 1 }
+        while scale < 14 && (receiver.receiveBuffer.capacity >> Int(scale)) > 0xffff { scale += 1 }
         rcvScale = configuration.windowScaling ? scale : 0
     }
 
     // MARK: Application interface
 
     /// Bytes waiting to be read.
-    public var readableBytes: Int { receiveBuffer.count }
+    public var readableBytes: Int { receiver.receiveBuffer.count }
 
     /// Free space in the send ring.
     public var writableBytes: Int {
-        state.acceptsWrites && !finQueued ? sendBuffer.freeSpace : 0
+        state.acceptsWrites && !sender.finQueued ? sender.sendBuffer.freeSpace : 0
     }
 
+    /// The peer's FIN was received: no more data will come.
+    public var receivedFin: Bool { receiver.receivedFin }
+
     /// True once the peer's FIN has been received and every byte before it read.
-    public var isReadClosed: Bool { (receivedFin && receiveBuffer.count == 0) || state == .closed }
+    public var isReadClosed: Bool { (receivedFin && receiver.receiveBuffer.count == 0) || state == .closed }
 
     /// Copies received bytes out. Returns 0 when nothing is waiting (see `isReadClosed`).
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let n = receiveBuffer.read(into: buffer)
+        let n = receiver.receiveBuffer.read(into: buffer)
         if n > 0 { windowMayHaveOpened() }
         return n
     }
@@ -226,22 +129,23 @@ public final class TCPConnection {
     /// Drops up to `n` received bytes without copying them (the discard service).
     @discardableResult
     public func skip(_ n: Int) -> Int {
-        let k = min(n, receiveBuffer.count)
-        receiveBuffer.consume(k)
+        let k = min(n, receiver.receiveBuffer.count)
+        receiver.receiveBuffer.consume(k)
         if k > 0 { windowMayHaveOpened() }
         return k
     }
 
     /// Calls `body` with up to two pieces of the received bytes, without consuming them.
     public func peek<R>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) -> R {
-        let (a, b) = receiveBuffer.peek(from: 0, count: receiveBuffer.count)
+        let ring = receiver.receiveBuffer
+        let (a, b) = ring.peek(from: 0, count: ring.count)
         return body(a, b)
     }
 
     /// Queues bytes to send; returns how many fit in the send ring.
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard state.acceptsWrites, !finQueued else { return 0 }
-        return sendBuffer.append(bytes)
+        guard state.acceptsWrites, !sender.finQueued else { return 0 }
+        return sender.sendBuffer.append(bytes)
     }
 
     /// Closes our sending side: a FIN follows the queued data (RFC 9293 3.10.4).
@@ -251,10 +155,10 @@ public final class TCPConnection {
         case .closed, .listen, .synSent:
             state = .closed
         case .synReceived, .established:
-            finQueued = true
+            sender.finQueued = true
             state = .finWait1
         case .closeWait:
-            finQueued = true
+            sender.finQueued = true
             state = .lastAck
         default:
             break
@@ -265,7 +169,7 @@ public final class TCPConnection {
     /// be silently lost, so the connection is reset instead (RFC 2525 2.17, as Linux does).
     public func close() {
         orphaned = true
-        if receiveBuffer.count > 0 && state.isSynchronized {
+        if receiver.receiveBuffer.count > 0 && state.isSynchronized {
             abort()
             return
         }
@@ -282,16 +186,47 @@ public final class TCPConnection {
     /// Set by `abort`: the next dispatch emits one RST.
     var sendResetNow = false
 
+    // MARK: Entry points kept for the interface (forwarding to the halves)
+
+    var iss: SequenceNumber { sender.iss }
+    var irs: SequenceNumber {
+        get { receiver.irs }
+        set { receiver.irs = newValue }
+    }
+    var rcvNxt: SequenceNumber {
+        get { receiver.rcvNxt }
+        set { receiver.rcvNxt = newValue }
+    }
+    var rcvAdvertisedEdge: SequenceNumber {
+        get { receiver.rcvAdvertisedEdge }
+        set { receiver.rcvAdvertisedEdge = newValue }
+    }
+    var ackNow: Bool {
+        get { receiver.ackNow }
+        set { receiver.ackNow = newValue }
+    }
+    /// Set by `negotiate`.
+    var sendMSS: Int {
+        get { sender.sendMSS }
+        set { sender.sendMSS = newValue }
+    }
+    var congestion: CongestionController {
+        get { sender.congestion }
+        set { sender.congestion = newValue }
+    }
+
+    /// RFC 9293 3.10.7.4 "SND.WND <- SEG.WND", with the WL1/WL2 guard against old segments.
+    func updateWindow(_ window: Int, seq: SequenceNumber, ack: SequenceNumber) {
+        sender.updateWindow(window, seq: seq, ack: ack)
+    }
+
     // MARK: Shared helpers
 
     /// Moves to CLOSED, cancelling every timer.
     func enterClosed(error: TCPError?) {
         if let error, self.error == nil { self.error = error }
-        retransmitDeadline = nil
-        reorderDeadline = nil
-        lossProbeDeadline = nil
-        delayedAckDeadline = nil
-        persistDeadline = nil
+        sender.cancelTimers()
+        receiver.delayedAckDeadline = nil
         keepaliveDeadline = nil
         timeWaitDeadline = nil
         finWait2Deadline = nil
@@ -299,31 +234,30 @@ public final class TCPConnection {
         onReadable?(self)
     }
 
-    /// Bytes sent but not yet acknowledged (SYN and FIN count one each).
-    var flightSize: Int { sndMax - sndUna }
-
-    /// Sequence number of our FIN, once queued.
-    var finSeq: SequenceNumber? { finQueued ? sendBufferSeq + sendBuffer.count : nil }
-
-    /// The window we may advertise: the receive ring's free space, right edge never moving left.
-    var receiveWindow: Int { receiveBuffer.freeSpace }
-
-    /// After the application reads: if the window grew by enough, tell the
-    /// peer (receiver SWS avoidance, RFC 9293 3.8.6.2.2: by min(buffer/2,
-    /// Eff.snd.MSS), the MSS less options as RFC 1122 4.2.2.6 and RFC 6691 count it).
-    /// The update goes at once only when the window left to the peer has
-    /// fallen to half the ring or less and would at least double, as Linux
-    /// decides (`tcp_cleanup_rbuf`); otherwise the next ACK carries it, so a
-    /// reader keeping up does not turn every segment into its own ACK and
-    /// delayed ACKs still cover two segments (RFC 5681 4.2).
+    /// After the application reads: tell the peer if the window opened enough
+    /// (receiver SWS avoidance, `TCPReceiver.windowMayHaveOpened`).
     func windowMayHaveOpened() {
         guard state.isSynchronized else { return }
-        let current = max(rcvAdvertisedEdge - rcvNxt, 0)
-        let newEdge = rcvNxt + receiveWindow
-        let growth = newEdge - rcvAdvertisedEdge
-        guard growth >= min(receiveBuffer.capacity / 2, sendMSS) else { return }
-        if 2 * current <= receiveBuffer.capacity && receiveWindow >= 2 * current {
-            ackNow = true
-        }
+        receiver.windowMayHaveOpened(mss: sender.sendMSS)
+    }
+
+    /// Adds what the sender did to the connection's tallies, touching only
+    /// those that changed (each is a checked class-property access).
+    @inline(__always)
+    func record(_ events: TCPSendEvents) {
+        if events.bytesSent != 0 { bytesSent &+= events.bytesSent }
+        if events.dataAcked { pendingWritable = true }
+        if events.retransmitted != 0 { segmentsRetransmitted &+= events.retransmitted }
+        if events.fastRecoveries != 0 { fastRecoveries &+= events.fastRecoveries }
+        if events.lossProbes != 0 { lossProbesSent &+= events.lossProbes }
+        if events.recoveriesUndone != 0 { recoveriesUndone &+= events.recoveriesUndone }
+    }
+
+    /// Tail loss probes are on for this connection now (RFC 8985 7.2).
+    var mayProbe: Bool { configuration.rackTLP && sackEnabled && state.isSynchronized }
+
+    /// Our timestamp clock: milliseconds, offset per connection (RFC 7323 5.4).
+    func timestampNow(_ now: Instant) -> UInt32 {
+        TCPSender.timestamp(now, offset: tsOffset)
     }
 }

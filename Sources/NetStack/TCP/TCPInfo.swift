@@ -19,8 +19,10 @@ public struct TCPInfo: Sendable, Equatable {
 extension TCPConnection {
     /// The sender's state now: cheap, no allocation.
     public var info: TCPInfo {
-        TCPInfo(congestionWindow: congestion.congestionWindow, slowStartThreshold: congestion.slowStartThreshold,
-                sendWindow: sndWnd, sendMSS: sendMSS, smoothedRTT: rtt.srtt, rttVariation: rtt.rttvar,
-                segmentsRetransmitted: segmentsRetransmitted, congestionAlgorithm: congestion.algorithm)
+        TCPInfo(congestionWindow: sender.congestion.congestionWindow,
+                slowStartThreshold: sender.congestion.slowStartThreshold,
+                sendWindow: sender.sndWnd, sendMSS: sender.sendMSS, smoothedRTT: sender.rtt.srtt,
+                rttVariation: sender.rtt.rttvar, segmentsRetransmitted: segmentsRetransmitted,
+                congestionAlgorithm: sender.congestion.algorithm)
     }
 }

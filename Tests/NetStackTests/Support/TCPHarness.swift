@@ -212,7 +212,7 @@ final class TCPHarness {
         let result = payload.withUnsafeBytes { p in connection.process(repr, payload: p, now: now) }
         switch result {
         case .challengeAck:
-            connection.ackNow = true
+            connection.receiver.ackNow = true
         case .reset(let rstSeq):
             let rst = TCPRepr(sourcePort: Self.localPort, destinationPort: Self.remotePort, seq: rstSeq,
                               flags: .rst, window: 0)

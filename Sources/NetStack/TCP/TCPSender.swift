@@ -1,0 +1,266 @@
+import NetStackWire
+
+/// Hands one segment to the connection to be framed and sent: its sequence
+/// number, flags, and payload as up to two pieces of the send ring.
+typealias TCPSegmentSink = (SequenceNumber, TCPFlags, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+
+/// What one call into the sender did that the connection tallies or tells
+/// the application (the tallies stay declared on `TCPConnection`).
+struct TCPSendEvents {
+    var retransmitted: UInt64 = 0
+    var fastRecoveries: UInt64 = 0
+    var lossProbes: UInt64 = 0
+    var recoveriesUndone: UInt64 = 0
+    /// New payload bytes sent.
+    var bytesSent: UInt64 = 0
+    /// Data was acknowledged: the send ring has room.
+    var dataAcked = false
+}
+
+/// The sending half of a connection (RFC 9293 3.3.1's send sequence space):
+/// the send ring, the peer's window, RTT estimation (RFC 6298), the
+/// congestion controller, Nagle, and the segments in flight. Loss recovery
+/// sits beside it, in the types it holds (`TCPLossRecovery`, `RACK`,
+/// `TailLossProbe`, `DuplicateAckCounter`, `SpuriousRecoveryCheck`), with
+/// their logic in TCPSender+*.swift and their own files.
+///
+/// A struct held inline by `TCPConnection`: one exclusive access to the
+/// connection's `sender` covers a whole ACK or output pass.
+struct TCPSender {
+    // MARK: Send sequence space (RFC 9293 3.3.1)
+    let iss: SequenceNumber
+    var sndUna: SequenceNumber
+    var sndNxt: SequenceNumber
+    /// The highest sequence sent; sndNxt rewinds to sndUna after a timeout, sndMax does not.
+    var sndMax: SequenceNumber
+    /// The peer's window, in bytes (already scaled).
+    var sndWnd = 0
+    var sndWl1 = SequenceNumber(0)
+    var sndWl2 = SequenceNumber(0)
+    /// Largest window the peer has offered (RFC 5961 5.2, RFC 9293 3.8.6.2.1).
+    var maxSndWnd = 0
+    /// Payload bytes per segment, after options (RFC 9293 3.7.1, RFC 6691).
+    var sendMSS: Int
+    /// Option bytes beyond timestamps that this output pass's segments carry
+    /// (SACK blocks), taken off each segment's data (RFC 6691).
+    var optionReserve = 0
+
+    // MARK: Send ring
+    let sendBuffer: ByteRing
+    /// Sequence number of the first byte in `sendBuffer`.
+    var sendBufferSeq: SequenceNumber
+    /// The application closed its sending side; a FIN follows the data.
+    var finQueued = false
+
+    // MARK: RTT and congestion
+    var rtt: RTTEstimator
+    /// The smallest RTT from RTT samples (send times, else timestamps), in nanoseconds.
+    var sampledMinRTTNs: Int64?
+    var congestion: CongestionController
+    /// Timing of the SYN (Karn's algorithm, RFC 6298 3); data is timed from the scoreboard.
+    var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
+    /// Timeouts in a row of the same segment (RFC 9293 3.8.3 R2).
+    var retransmissions = 0
+    /// Where the last small data segment sent ends (Nagle, Minshall's variant).
+    var smallSegmentEnd: SequenceNumber?
+
+    // MARK: Loss recovery (beside the sender, in their own types)
+    /// Every segment in flight, with what SACK blocks and loss detection said of it (RFC 6675).
+    var scoreboard: RetransmitQueue
+    var recovery = TCPLossRecovery()
+    /// NewReno's duplicate ACKs, without SACK (RFC 6582).
+    var duplicateAcks = DuplicateAckCounter()
+    var rack = RACK()
+    /// RACK's reordering timer (RFC 8985 6.3).
+    var reorderDeadline: Instant?
+    var tlp = TailLossProbe()
+
+    // MARK: Timers
+    var retransmitDeadline: Instant?
+    var persistDeadline: Instant?
+    var persistBackoff = 0
+    /// The persist timer fired on a window too small for sender SWS
+    /// avoidance: send what fits anyway (RFC 9293 3.8.6.2.1's override).
+    var sendSmallSegment = false
+
+    // MARK: Settings
+    let noDelay: Bool
+    let rackTLP: Bool
+    let minimumRTO: Duration
+    let maximumRTO: Duration
+
+    init(iss: SequenceNumber, mss: Int, configuration: TCPConfiguration) {
+        self.iss = iss
+        sndUna = iss
+        sndNxt = iss
+        sndMax = iss
+        sendBufferSeq = iss + 1
+        sendMSS = mss
+        sendBuffer = ByteRing(capacity: configuration.sendBufferSize)
+        // One record per segment in flight: a full ring of 512-byte segments fits.
+        scoreboard = RetransmitQueue(capacity: max(64, configuration.sendBufferSize / 512))
+        rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
+                           maximumRTO: configuration.maximumRTO)
+        congestion = CongestionController(configuration.congestionControl, mss: mss)
+        recovery.recover = iss
+        noDelay = configuration.noDelay
+        rackTLP = configuration.rackTLP
+        minimumRTO = configuration.minimumRTO
+        maximumRTO = configuration.maximumRTO
+    }
+
+    // MARK: Derived state
+
+    /// Bytes sent but not yet acknowledged (SYN and FIN count one each).
+    var flightSize: Int { sndMax - sndUna }
+
+    /// Sequence number of our FIN, once queued.
+    var finSeq: SequenceNumber? { finQueued ? sendBufferSeq + sendBuffer.count : nil }
+
+    var finAcknowledged: Bool {
+        guard let f = finSeq else { return false }
+        return sndUna > f
+    }
+
+    /// The smallest RTT measured, in nanoseconds: RACK's per-segment timing
+    /// when it has one, else the sampled minimum.
+    var minRTTNs: Int64? { rack.minRTTNs ?? sampledMinRTTNs }
+
+    /// Minshall's test (Linux's tcp_minshall_check): the last small segment sent is unacknowledged.
+    var smallSegmentUnacknowledged: Bool {
+        guard let end = smallSegmentEnd else { return false }
+        return end > sndUna && end <= sndNxt
+    }
+
+    // MARK: Window
+
+    /// RFC 9293 3.10.7.4 "SND.WND <- SEG.WND"; the caller applies the WL1/WL2 guard.
+    mutating func updateWindow(_ window: Int, seq: SequenceNumber, ack: SequenceNumber) {
+        sndWnd = window
+        sndWl1 = seq
+        sndWl2 = ack
+        maxSndWnd = max(maxSndWnd, window)
+        if window > 0 {
+            persistDeadline = nil
+            persistBackoff = 0
+        }
+    }
+
+    /// Whether a segment's window update is newer than the last (RFC 9293 3.10.7.4).
+    func windowUpdateIsNewer(seq: SequenceNumber, ack: SequenceNumber) -> Bool {
+        sndWl1 < seq || (sndWl1 == seq && sndWl2 <= ack)
+    }
+
+    // MARK: Handshake
+
+    /// Our SYN was sent: time it (unless resent, RFC 6298 3) and arm the RTO.
+    mutating func synSent(now: Instant) {
+        sndNxt = iss + 1
+        if sndMax < sndNxt { sndMax = sndNxt }
+        if retransmissions == 0 && rttProbe == nil { rttProbe = (iss, now) }
+        if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
+    }
+
+    // MARK: Output
+
+    /// Sends what the sender has, in order: a due loss probe, lost segments,
+    /// then new data and FIN as the windows allow. `mayProbe`: tail loss
+    /// probes are on for this connection now. Returns true if it sent.
+    mutating func transmit(now: Instant, mayProbe: Bool, events: inout TCPSendEvents,
+                           emit: TCPSegmentSink) -> Bool {
+        var sent = false
+        if tlp.due {
+            tlp.due = false
+            if sendLossProbe(now: now, events: &events, emit: emit) { sent = true }
+        }
+        if retransmitLost(now: now, events: &events, emit: emit) {
+            sent = true
+            // Recovery's last resends may be all that is left to draw an ACK.
+            armLossProbe(now: now, mayProbe: mayProbe)
+        }
+        var sentNew = false
+        while sendNewSegment(now: now, events: &events, emit: emit) { sentNew = true }
+        if sentNew {
+            sent = true
+            // RFC 8985 7.2: new data restarts the probe timer.
+            tlp.deadline = nil
+            armLossProbe(now: now, mayProbe: mayProbe)
+        }
+        sendSmallSegment = false
+        armPersistIfStalled(now: now)
+        return sent
+    }
+
+    /// Sends the next new segment if the windows, Nagle (RFC 9293 3.7.4, in
+    /// Minshall's variant) and sender SWS avoidance (3.8.6.2.1) allow it.
+    private mutating func sendNewSegment(now: Instant, events: inout TCPSendEvents, emit: TCPSegmentSink) -> Bool {
+        let offset = sndNxt - sendBufferSeq
+        // Past the end means the FIN is already out; a full scoreboard waits for ACKs.
+        guard offset >= 0, offset <= sendBuffer.count, !scoreboard.isFull else { return false }
+        let unsent = sendBuffer.count - offset
+        let inFlight = sndNxt - sndUna
+        // The peer's window bounds the sequence space; congestion control the pipe.
+        let usable = max(min(sndWnd - inFlight, congestionAllowance), 0)
+        let length = min(unsent, sendMSS, usable)
+        if length < sendMSS {
+            if length < unsent {
+                // Window-limited: sender SWS avoidance waits for half the largest window offered.
+                guard length > 0, length >= maxSndWnd / 2 || sendSmallSegment else { return false }
+            } else if length == 0 {
+                // Nothing left but, perhaps, the FIN.
+                let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
+                guard finUnsent else { return false }
+            } else if !finQueued && !noDelay && inFlight > 0 && smallSegmentUnacknowledged {
+                // Nagle, Minshall's variant (Linux's tcp_nagle_check); a closing connection flushes.
+                return false
+            }
+        }
+        spendAllowance(emitSegment(at: sndNxt, maxLength: length, now: now, events: &events, emit: emit))
+        return true
+    }
+
+    /// Emits the data (and FIN, if it falls at the end) starting at `seq`,
+    /// recording new segments on the scoreboard and arming the RTO. Returns
+    /// the bytes of data sent, less than `maxLength` when options take room.
+    @discardableResult
+    mutating func emitSegment(at seq: SequenceNumber, maxLength: Int, now: Instant, events: inout TCPSendEvents,
+                              emit: TCPSegmentSink) -> Int {
+        let offset = seq - sendBufferSeq
+        let available = max(sendBuffer.count - offset, 0)
+        let length = max(min(available, maxLength, sendMSS - optionReserve), 0)
+        var flags: TCPFlags = .ack
+        let end = seq + length
+        if let f = finSeq, end == f { flags.insert(.fin) }
+        if length > 0 && length == available { flags.insert(.psh) }
+        let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
+            : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+        emit(seq, flags, a, b)
+        let next = end + (flags.contains(.fin) ? 1 : 0)
+        let isNew = next > sndMax
+        if isNew && length > 0 && length < sendMSS - optionReserve { smallSegmentEnd = end }
+        if seq == sndNxt { sndNxt = next }
+        if isNew {
+            // Every segment in flight has a record (the SYN apart); a FIN its
+            // own, since SACK blocks cover data only.
+            let start = max(seq, sndMax)
+            if flags.contains(.fin) && end > start {
+                scoreboard.append(start: start, end: end, now: now)
+                scoreboard.append(start: end, end: next, now: now)
+            } else {
+                scoreboard.append(start: start, end: next, now: now)
+            }
+            sndMax = next
+            events.bytesSent &+= UInt64(length)
+        }
+        if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
+        return length
+    }
+
+    /// The connection closed or entered TIME-WAIT: the sender's timers stop.
+    mutating func cancelTimers() {
+        retransmitDeadline = nil
+        reorderDeadline = nil
+        tlp.deadline = nil
+        persistDeadline = nil
+    }
+}

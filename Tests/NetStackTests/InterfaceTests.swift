@@ -456,6 +456,7 @@ extension Array where Element == UInt8 {
         ![.noRoute, .arpQueueFull, .arpResolutionFailed, .poolExhausted, .tooLargeToSend, .icmpErrorRateLimited,
           .linkQueueFull, .injectedLoss, .reassemblyTimeout].contains($0)
     }.map(\.description) + UDPDropReason.allCases.filter { $0 != .tooLargeToSend }.map(\.description)
+        + TCPDropReason.allCases.map(\.description)
 
     enum Kind: CaseIterable {
         case randomBytes, randomIPv4Payload, randomARPPayload, mutatedUDP

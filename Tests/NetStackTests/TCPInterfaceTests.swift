@@ -55,7 +55,7 @@ import NetStackWire
         let s = try #require(synAck.first)
         let ack = p.tcpFrame(.ack, sourcePort: 40001, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
         #expect(p.exchangeTCP(ack).isEmpty)
-        #expect(p.drops(.tcpAcceptQueueFull) == 1)
+        #expect(p.drops(.acceptQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived)
         #expect(l.pendingCount == 1)
         // Once the application accepts, the retransmitted SYN-ACK draws the ACK again, and it fits.
@@ -77,7 +77,7 @@ import NetStackWire
         let syn2 = p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
                               options: TCPOptions(mss: 1460))
         #expect(p.exchangeTCP(syn2).isEmpty)
-        #expect(p.drops(.tcpSynQueueFull) == 1)
+        #expect(p.drops(.synQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001) == nil)
         // The first handshake completes and frees the slot; the client's retried SYN now gets in.
         let s = try #require(first.first)
@@ -118,7 +118,7 @@ import NetStackWire
         #expect(r?.ack == peerISS + 1)
         #expect(r?.sourcePort == 81 && r?.destinationPort == 40000)
         #expect(r?.payload.isEmpty == true)
-        #expect(p.drops(.tcpNoConnection) == 1)
+        #expect(p.drops(.noConnection) == 1)
         #expect(p.tcp.counters.resetsSent == 1)
     }
 
@@ -211,7 +211,7 @@ import NetStackWire
         // RFC 5961 7: the challenge ACKs are throttled; the excess is counted.
         #expect(acks == burst)
         #expect(p.tcp.counters.challengeAcks == UInt64(burst))
-        #expect(p.drops(.tcpChallengeAckRateLimited) == 5)
+        #expect(p.drops(.challengeAckRateLimited) == 5)
         #expect(p.tcpConnection(peerPort: 40000)?.state == .established)
         // Tokens come back with time.
         _ = p.advance(by: .milliseconds(10))

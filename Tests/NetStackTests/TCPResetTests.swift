@@ -24,7 +24,7 @@ import NetStackWire
         let h = TCPHarness.activeOpen()
         _ = h.drain()
         let r = h.receive(.rst, seq: peerISS)
-        #expect(r == .dropped(.tcpBadReset))
+        #expect(r == .dropped(.badReset))
         #expect(h.connection.state == .synSent)
         #expect(h.drain().isEmpty)
     }
@@ -34,7 +34,7 @@ import NetStackWire
         _ = h.drain()
         // "If the RST bit is set [and the ACK is unacceptable], discard the segment and return."
         let r = h.receive([.rst, .ack], seq: SequenceNumber(0), ack: iss + 5)
-        #expect(r == .dropped(.tcpBadAck))
+        #expect(r == .dropped(.badAck))
         #expect(h.connection.state == .synSent)
         #expect(h.drain().isEmpty)
     }
@@ -121,9 +121,9 @@ import NetStackWire
         let h = TCPHarness.inState(state)
         let beyond = h.connection.rcvNxt + (h.connection.advertisedWindow + 10)
         let r = h.receive(.rst, seq: beyond)
-        #expect(r == .dropped(.tcpOutOfWindow))
+        #expect(r == .dropped(.outOfWindow))
         let before = h.receive(.rst, seq: h.connection.rcvNxt - 1)
-        #expect(before == .dropped(.tcpOutOfWindow))
+        #expect(before == .dropped(.outOfWindow))
         #expect(h.connection.state == state)
         #expect(h.drain().isEmpty)
     }
@@ -142,7 +142,7 @@ import NetStackWire
         let h = TCPHarness.inState(.timeWait)
         let r = h.receive(.rst, seq: h.connection.rcvNxt)
         // RFC 1337: ignoring RST in TIME-WAIT prevents TIME-WAIT assassination.
-        #expect(r == .dropped(.tcpResetInTimeWait))
+        #expect(r == .dropped(.resetInTimeWait))
         #expect(h.connection.state == .timeWait)
     }
 
@@ -170,7 +170,7 @@ import NetStackWire
         _ = h.drain()
         // RFC 9293 3.10.7.4 fifth: SEG.ACK > SND.NXT: send an ACK, drop the segment.
         let r = h.receive(.ack, ack: iss + 11 + 1000, payload: testBytes(20))
-        #expect(r == .dropped(.tcpAckUnsent))
+        #expect(r == .dropped(.ackUnsent))
         #expect(h.connection.readableBytes == 0)
         let out = h.drain()
         #expect(out.count == 1)

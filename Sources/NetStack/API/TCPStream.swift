@@ -10,15 +10,13 @@ import NetStackWire
 /// task may carry it; the loop-thread check is what keeps that honest.
 public final class TCPStream: @unchecked Sendable {
     public let connection: TCPConnection
-    private unowned let tcp: TCPLayer
     private let executor: LoopExecutor
     private var readWaiter: CheckedContinuation<Void, Never>?
     private var writeWaiter: CheckedContinuation<Void, Never>?
     private var stateWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(_ connection: TCPConnection, tcp: TCPLayer, executor: LoopExecutor) {
+    init(_ connection: TCPConnection, executor: LoopExecutor) {
         self.connection = connection
-        self.tcp = tcp
         self.executor = executor
         connection.onReadable = { [unowned self] _ in resume(&readWaiter) }
         connection.onWritable = { [unowned self] _ in resume(&writeWaiter) }
@@ -29,11 +27,6 @@ public final class TCPStream: @unchecked Sendable {
             stateWaiters.removeAll()
             for w in waiters { w.resume() }
         }
-    }
-
-    /// Lets the loop send what the connection now has queued.
-    private func flush(_ c: TCPConnection) {
-        tcp.requestService(c)
     }
 
     /// Debug builds stop a stream used off its loop's thread.
@@ -79,7 +72,6 @@ public final class TCPStream: @unchecked Sendable {
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws(TCPError) -> Int {
         guard try await waitReadable() else { return 0 }
         let n = connection.read(into: buffer)
-        flush(connection)  // a window update may be due
         return n
     }
 
@@ -90,7 +82,6 @@ public final class TCPStream: @unchecked Sendable {
         let out = [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
             count = connection.read(into: UnsafeMutableRawBufferPointer(buffer))
         }
-        flush(connection)
         return out
     }
 
@@ -100,7 +91,6 @@ public final class TCPStream: @unchecked Sendable {
         while offset < bytes.count {
             try await waitWritable()
             offset += bytes.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
-            flush(connection)
         }
     }
 
@@ -108,14 +98,12 @@ public final class TCPStream: @unchecked Sendable {
     public func shutdownWrite() {
         checkLoop()
         connection.shutdownWrite()
-        flush(connection)
     }
 
     /// Closes and waits until our FIN is acknowledged (TIME-WAIT or CLOSED), or the connection fails.
     public func close() async {
         checkLoop()
         connection.close()
-        flush(connection)
         await waitUntil { $0 == .closed || $0 == .timeWait || $0 == .finWait2 }
     }
 

@@ -34,23 +34,6 @@ public enum DropReason: Int, DropReasonSet {
     case icmpIgnoredBroadcastEcho
     /// An error whose quoted datagram is cut short or was not sent by us.
     case icmpBadQuote
-    // TCP
-    case tcpTruncated
-    case tcpBadChecksum
-    case tcpBadOption
-    case tcpNoConnection
-    case tcpOutOfWindow
-    case tcpPAWS
-    case tcpBadAck
-    case tcpAckUnsent
-    case tcpBadReset
-    case tcpNoSyn
-    case tcpNoAck
-    case tcpResetInTimeWait
-    case tcpSynQueueFull
-    case tcpAcceptQueueFull
-    case tcpChallengeAckRateLimited
-    case tcpBroadcast
     // Output
     case noRoute
     case arpQueueFull
@@ -89,22 +72,6 @@ public enum DropReason: Int, DropReasonSet {
         case .icmpUnhandledType: "icmp-unhandled-type"
         case .icmpIgnoredBroadcastEcho: "icmp-ignored-broadcast-echo"
         case .icmpBadQuote: "icmp-bad-quote"
-        case .tcpTruncated: "tcp-truncated"
-        case .tcpBadChecksum: "tcp-bad-checksum"
-        case .tcpBadOption: "tcp-bad-option"
-        case .tcpNoConnection: "tcp-no-connection"
-        case .tcpOutOfWindow: "tcp-out-of-window"
-        case .tcpPAWS: "tcp-paws"
-        case .tcpBadAck: "tcp-bad-ack"
-        case .tcpAckUnsent: "tcp-ack-of-unsent-data"
-        case .tcpBadReset: "tcp-bad-reset"
-        case .tcpNoSyn: "tcp-no-syn"
-        case .tcpNoAck: "tcp-no-ack"
-        case .tcpResetInTimeWait: "tcp-reset-in-time-wait"
-        case .tcpSynQueueFull: "tcp-syn-queue-full"
-        case .tcpAcceptQueueFull: "tcp-accept-queue-full"
-        case .tcpChallengeAckRateLimited: "tcp-challenge-ack-rate-limited"
-        case .tcpBroadcast: "tcp-broadcast"
         case .noRoute: "no-route"
         case .arpQueueFull: "arp-queue-full"
         case .arpResolutionFailed: "arp-resolution-failed"

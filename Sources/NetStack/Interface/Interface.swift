@@ -48,8 +48,8 @@ public final class Interface<D: Device> {
         scratchParked.reserveCapacity(configuration.arpMaxWaiting)
         tcp = TCPLayer(now: now, logger: logger)
         udp = UDPLayer(now: now)
-        tcp.ip = self
-        udp.ip = self
+        tcp.attach(to: self)
+        udp.attach(to: self)
     }
 
     deinit {
@@ -66,7 +66,7 @@ public final class Interface<D: Device> {
     /// sent. Returns the number of frames received.
     @discardableResult
     public func poll(now: Instant, limit: Int = 64) -> Int {
-        udp.latestNow = now
+        udp.advance(to: now)
         let n = device.receive(limit: limit) { frame in
             self.receive(frame, now: now)
         }
@@ -78,14 +78,14 @@ public final class Interface<D: Device> {
     /// Sends what applications queued since the last poll (writes, closes),
     /// without receiving.
     public func flushPending(now: Instant) {
-        udp.latestNow = now
+        udp.advance(to: now)
         tcp.servicePending(via: self, now: now)
         device.flush()
     }
 
     /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
     public func tick(now: Instant) {
-        udp.latestNow = now
+        udp.advance(to: now)
         tcp.tick(via: self, now: now)
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }

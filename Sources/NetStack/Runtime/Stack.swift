@@ -65,7 +65,7 @@ public final class Stack {
 
     /// The async face over `c`; it takes over the connection's callbacks.
     public func stream(for c: TCPConnection) -> TCPStream {
-        TCPStream(c, tcp: tcp, executor: executor)
+        TCPStream(c, executor: executor)
     }
 
     // MARK: UDP

@@ -3,7 +3,7 @@ import NetStackWire
 /// What the interface should do after a segment was processed.
 enum TCPInputResult: Equatable {
     case accepted
-    case dropped(DropReason)
+    case dropped(TCPDropReason)
     /// Send this reset (RFC 9293 3.10.7.3 and 3.10.7.4: an ACK for something never sent).
     case reset(seq: SequenceNumber)
     /// RFC 5961: answer with a challenge ACK if the rate limit allows.
@@ -16,7 +16,7 @@ extension TCPConnection {
         let result: TCPInputResult
         switch state {
         case .closed, .listen:
-            return .dropped(.tcpNoConnection)
+            return .dropped(.noConnection)
         case .synSent:
             result = processInSynSent(seg, now: now)
         default:
@@ -53,17 +53,17 @@ extension TCPConnection {
         // First: an ACK must acknowledge our SYN.
         if flags.contains(.ack) {
             guard let ack = seg.ack, ack > iss, ack <= sender.sndMax else {
-                return flags.contains(.rst) ? .dropped(.tcpBadAck) : .reset(seq: seg.ack ?? SequenceNumber(0))
+                return flags.contains(.rst) ? .dropped(.badAck) : .reset(seq: seg.ack ?? SequenceNumber(0))
             }
         }
         // Second: a RST is believed only with an acceptable ACK.
         if flags.contains(.rst) {
-            guard flags.contains(.ack) else { return .dropped(.tcpBadReset) }
+            guard flags.contains(.ack) else { return .dropped(.badReset) }
             enterClosed(error: .connectionRefused)
             return .accepted
         }
         // Fourth: the SYN.
-        guard flags.contains(.syn) else { return .dropped(.tcpNoSyn) }
+        guard flags.contains(.syn) else { return .dropped(.noSyn) }
         receiver.synchronize(irs: seg.seq)
         negotiate(seg.options)
         if let ack = seg.ack, flags.contains(.ack) {
@@ -121,7 +121,7 @@ extension TCPConnection {
         if timestampsEnabled, !flags.contains(.rst), let ts = seg.options.timestamps,
            Int32(bitPattern: ts.value &- tsRecent) < 0 {
             receiver.ackNow = true
-            return .dropped(.tcpPAWS)
+            return .dropped(.paws)
         }
 
         // First: is the segment in the window?
@@ -148,7 +148,7 @@ extension TCPConnection {
                 _ = processSynchronized(trimmed, payload: UnsafeRawBufferPointer(start: nil, count: 0), now: now)
                 receiver.ackNow = true
             }
-            return .dropped(.tcpOutOfWindow)
+            return .dropped(.outOfWindow)
         }
 
         // RFC 7323 4.3: remember the timestamp of the segment at the left window edge.
@@ -169,7 +169,7 @@ extension TCPConnection {
                 enterClosed(error: nil)
             case .timeWait:
                 // RFC 1337: ignoring RST in TIME-WAIT defeats TIME-WAIT assassination.
-                return .dropped(.tcpResetInTimeWait)
+                return .dropped(.resetInTimeWait)
             default:
                 break
             }
@@ -180,7 +180,7 @@ extension TCPConnection {
         if flags.contains(.syn) { return .challengeAck }
 
         // Fifth: the ACK field.
-        guard flags.contains(.ack), let ack = seg.ack else { return .dropped(.tcpNoAck) }
+        guard flags.contains(.ack), let ack = seg.ack else { return .dropped(.noAck) }
         if state == .synReceived {
             guard sender.sndUna < ack, ack <= sender.sndMax else { return .reset(seq: ack) }
             if sender.retransmissions > 0 { sender.restartRTOAfterSynTimeout() }
@@ -190,7 +190,7 @@ extension TCPConnection {
         // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         if ack > sender.sndMax {
             receiver.ackNow = true
-            return .dropped(.tcpAckUnsent)
+            return .dropped(.ackUnsent)
         }
         if sender.sndUna - ack > sender.maxSndWnd { return .challengeAck }
 

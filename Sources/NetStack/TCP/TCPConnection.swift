@@ -80,10 +80,21 @@ public final class TCPConnection {
     /// Passive opens remember their listener until the handshake completes.
     weak var listener: TCPListener?
 
-    // MARK: Bookkeeping of the interface's timer wheel
-    var timerID: UInt64 = 0
-    var timerHandle: TimerHandle?
-    var armedDeadline: Instant?
+    /// The layer that sends for this connection: told when the application
+    /// queued output, closed, or opened the window, so it goes in this loop turn.
+    weak var serviceQueue: TCPLayer?
+    /// Queued on `serviceQueue` and not yet serviced.
+    var awaitingService = false
+
+    /// Asks the layer to service this connection before the loop sleeps.
+    func requestService() {
+        guard !awaitingService, let queue = serviceQueue else { return }
+        awaitingService = true
+        queue.pending.append(self)
+    }
+
+    /// The layer's wheel timer for this connection, which only the layer touches.
+    var wheelTimer = TCPLayer.WheelTimer()
 
     init(tuple: TCPFourTuple, configuration: TCPConfiguration, iss: SequenceNumber, localMSS: Int,
          activeOpen: Bool, now: Instant, logger: Logger) {
@@ -122,7 +133,7 @@ public final class TCPConnection {
     /// Copies received bytes out. Returns 0 when nothing is waiting (see `isReadClosed`).
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let n = receiver.receiveBuffer.read(into: buffer)
-        if n > 0 { windowMayHaveOpened() }
+        if n > 0 { readerMadeRoom() }
         return n
     }
 
@@ -131,7 +142,7 @@ public final class TCPConnection {
     public func skip(_ n: Int) -> Int {
         let k = min(n, receiver.receiveBuffer.count)
         receiver.receiveBuffer.consume(k)
-        if k > 0 { windowMayHaveOpened() }
+        if k > 0 { readerMadeRoom() }
         return k
     }
 
@@ -145,12 +156,21 @@ public final class TCPConnection {
     /// Queues bytes to send; returns how many fit in the send ring.
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard state.acceptsWrites, !sender.finQueued else { return 0 }
-        return sender.sendBuffer.append(bytes)
+        let n = sender.sendBuffer.append(bytes)
+        if n > 0 { requestService() }
+        return n
+    }
+
+    /// The application read: a window update may be due (sent in this turn).
+    private func readerMadeRoom() {
+        windowMayHaveOpened()
+        if receiver.ackNow { requestService() }
     }
 
     /// Closes our sending side: a FIN follows the queued data (RFC 9293 3.10.4).
     /// Reading may continue until the peer closes too.
     public func shutdownWrite() {
+        requestService()
         switch state {
         case .closed, .listen, .synSent:
             state = .closed
@@ -178,6 +198,7 @@ public final class TCPConnection {
 
     /// Resets the connection: an RST goes to the peer if it is synchronized (RFC 9293 3.10.5).
     public func abort() {
+        requestService()
         orphaned = true
         if state.isSynchronized || state == .synReceived { sendResetNow = true }
         enterClosed(error: .aborted)

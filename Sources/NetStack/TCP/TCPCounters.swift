@@ -17,7 +17,7 @@ public struct TCPCounters: Sendable {
     public var timeouts: UInt64 = 0
     /// Fast recoveries proved spurious by D-SACKs, their window cut undone (RFC 3708).
     public var recoveriesUndone: UInt64 = 0
-    public var drops = DropCounters<DropReason>()
+    public var drops = DropCounters<TCPDropReason>()
 
     public init() {}
 

@@ -4,14 +4,14 @@ extension TCPLayer {
     /// RFC 9293 3.10.7: check the segment, find its connection, listener, or
     /// nobody (answered with RST), and let the connection process it.
     func receive<IP: IPOutput>(_ d: IPDatagram, via ip: IP, now: Instant) {
-        guard !d.toBroadcast else { return kept.drops.record(.tcpBroadcast) }
+        guard !d.toBroadcast else { return kept.drops.record(.broadcast) }
         let segment: TCPSegment
-        do { segment = try TCPSegment(validating: d.payload) } catch { return kept.drops.record(.tcpTruncated) }
+        do { segment = try TCPSegment(validating: d.payload) } catch { return kept.drops.record(.truncated) }
         guard d.checksum == .verified || segment.checksumIsValid(source: d.source, destination: d.destination) else {
-            return kept.drops.record(.tcpBadChecksum)
+            return kept.drops.record(.badChecksum)
         }
         let repr: TCPRepr
-        do { repr = try TCPRepr(parsing: segment) } catch { return kept.drops.record(.tcpBadOption) }
+        do { repr = try TCPRepr(parsing: segment) } catch { return kept.drops.record(.badOption) }
         kept.segmentsIn &+= 1
         let payload = UnsafeRawBufferPointer(segment.payload)
         let tuple = TCPFourTuple(localAddress: d.destination, localPort: repr.destinationPort,
@@ -22,7 +22,7 @@ extension TCPLayer {
             // the handshake; the client's retransmission will try again.
             if c.state == .synReceived, repr.flags.contains(.ack), !repr.flags.contains(.rst),
                let l = c.listener, !l.canAcceptMore {
-                return kept.drops.record(.tcpAcceptQueueFull)
+                return kept.drops.record(.acceptQueueFull)
             }
             switch c.process(repr, payload: payload, now: now) {
             case .accepted:
@@ -37,7 +37,7 @@ extension TCPLayer {
                     c.ackNow = true
                     kept.challengeAcks &+= 1
                 } else {
-                    kept.drops.record(.tcpChallengeAckRateLimited)
+                    kept.drops.record(.challengeAckRateLimited)
                 }
             }
             service(c, via: ip, now: now)
@@ -53,13 +53,13 @@ extension TCPLayer {
     private func listenerReceive<IP: IPOutput>(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP,
                                                now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
-        if seg.flags.contains(.rst) { return kept.drops.record(.tcpNoConnection) }
+        if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
         if seg.flags.contains(.ack) {
             sendReset(to: tuple, seq: seg.ack ?? SequenceNumber(0), ack: nil, via: ip, now: now)
-            return kept.drops.record(.tcpNoConnection)
+            return kept.drops.record(.noConnection)
         }
-        guard seg.flags.contains(.syn) else { return kept.drops.record(.tcpNoSyn) }
-        guard l.halfOpen < l.synBacklog else { return kept.drops.record(.tcpSynQueueFull) }
+        guard seg.flags.contains(.syn) else { return kept.drops.record(.noSyn) }
+        guard l.halfOpen < l.synBacklog else { return kept.drops.record(.synQueueFull) }
         let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
                                segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
         c.listener = l
@@ -71,7 +71,7 @@ extension TCPLayer {
 
     /// RFC 9293 3.10.7.1, CLOSED: everything but a RST is answered with a RST.
     private func closedReceive<IP: IPOutput>(_ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP, now: Instant) {
-        defer { kept.drops.record(.tcpNoConnection) }
+        defer { kept.drops.record(.noConnection) }
         guard !seg.flags.contains(.rst) else { return }
         if let ack = seg.ack, seg.flags.contains(.ack) {
             sendReset(to: tuple, seq: ack, ack: nil, via: ip, now: now)

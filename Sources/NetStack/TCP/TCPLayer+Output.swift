@@ -30,6 +30,7 @@ extension TCPLayer {
         while i < pending.count {
             let c = pending[i]
             i += 1
+            c.awaitingService = false
             if connections[c.tuple] === c { service(c, via: ip, now: now) }
         }
         pending.removeAll(keepingCapacity: true)
@@ -39,8 +40,8 @@ extension TCPLayer {
     func tick<IP: IPOutput>(via ip: IP, now: Instant) {
         wheel.advance(to: now) { _, id in
             guard let c = byTimerID[id] else { return }
-            c.armedDeadline = nil
-            c.timerHandle = nil
+            c.wheelTimer.deadline = nil
+            c.wheelTimer.handle = nil
             c.handleTimers(now: now)
             service(c, via: ip, now: now)
         }

@@ -49,6 +49,9 @@ public final class TCPLayer {
         pending.reserveCapacity(64)
     }
 
+    /// Sends what applications start through `ip` from now on.
+    func attach(to ip: some IPOutput) { self.ip = ip }
+
     // MARK: Application entry points
 
     /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
@@ -97,10 +100,6 @@ public final class TCPLayer {
         service(c, via: ip, now: now)
     }
 
-    /// Queues `c` to be serviced in this loop turn (after a write or close).
-    func requestService(_ c: TCPConnection) {
-        pending.append(c)
-    }
 
     /// The connections in the table, for tests and statistics.
     public var allConnections: [TCPConnection] { Array(connections.values) }
@@ -122,10 +121,11 @@ public final class TCPLayer {
         let mss = segmentLimit - TCPSegment.minimumHeaderLength
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
                               activeOpen: activeOpen, now: now, logger: logger)
-        c.timerID = nextTimerID
+        c.serviceQueue = self
+        c.wheelTimer.id = nextTimerID
         nextTimerID += 1
         connections[c.tuple] = c
-        byTimerID[c.timerID] = c
+        byTimerID[c.wheelTimer.id] = c
         return c
     }
 
@@ -144,10 +144,10 @@ public final class TCPLayer {
     func retire(_ c: TCPConnection) {
         guard connections[c.tuple] === c else { return }
         connections[c.tuple] = nil
-        byTimerID[c.timerID] = nil
-        if let h = c.timerHandle { _ = wheel.cancel(h) }
-        c.timerHandle = nil
-        c.armedDeadline = nil
+        byTimerID[c.wheelTimer.id] = nil
+        if let h = c.wheelTimer.handle { _ = wheel.cancel(h) }
+        c.wheelTimer.handle = nil
+        c.wheelTimer.deadline = nil
         if let l = c.listener {
             l.halfOpen -= 1
             c.listener = nil
@@ -163,14 +163,27 @@ public final class TCPLayer {
     /// Keeps one wheel timer per connection at its earliest deadline.
     func syncTimer(_ c: TCPConnection) {
         let deadline = c.nextDeadline
-        guard deadline != c.armedDeadline else { return }
-        if let h = c.timerHandle { _ = wheel.cancel(h) }
-        c.timerHandle = deadline.map { wheel.arm(at: $0, payload: c.timerID) }
-        c.armedDeadline = deadline
+        guard deadline != c.wheelTimer.deadline else { return }
+        if let h = c.wheelTimer.handle { _ = wheel.cancel(h) }
+        c.wheelTimer.handle = deadline.map { wheel.arm(at: $0, payload: c.wheelTimer.id) }
+        c.wheelTimer.deadline = deadline
     }
 
     /// The next time `tick` has work.
     var nextDeadline: Instant? { wheel.nextDeadline }
+}
+
+extension TCPLayer {
+    /// One connection's timer on the layer's wheel, at its earliest deadline.
+    /// Carried by the connection so a lookup is not needed per service; only
+    /// the layer reads or writes it.
+    struct WheelTimer {
+        /// The wheel's payload: how a fired timer finds its connection.
+        var id: UInt64 = 0
+        var handle: TimerHandle?
+        /// The deadline `handle` is armed for.
+        var deadline: Instant?
+    }
 }
 
 public enum TCPListenError: Error, Equatable {

@@ -16,6 +16,12 @@ public final class UDPLayer {
         latestNow = now
     }
 
+    /// Sends through `ip` from now on.
+    func attach(to ip: some IPOutput) { self.ip = ip }
+
+    /// The loop turned at `now`.
+    func advance(to now: Instant) { latestNow = now }
+
     /// Binds `port`. RFC 768 demultiplexes on the destination port only: one socket per port.
     public func bind(port: UInt16, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
         guard port != 0 else { throw .portZero }

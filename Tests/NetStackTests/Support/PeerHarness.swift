@@ -28,8 +28,8 @@ final class PeerHarness {
     var counters: InterfaceCounters { interface.counters }
     var tcp: TCPLayer { interface.tcp }
     var udp: UDPLayer { interface.udp }
-    /// Drops of a link, IP or TCP reason, wherever counted.
-    func drops(_ reason: DropReason) -> UInt64 { interface.counters.drops[reason] + interface.tcp.counters.drops[reason] }
+    func drops(_ reason: DropReason) -> UInt64 { interface.counters.drops[reason] }
+    func drops(_ reason: TCPDropReason) -> UInt64 { interface.tcp.counters.drops[reason] }
     func drops(_ reason: UDPDropReason) -> UInt64 { interface.udp.counters.drops[reason] }
     /// Every layer's drops, by the name `--stats` prints.
     var allDrops: DropSnapshot { DropSnapshot(interface) }

@@ -1,0 +1,91 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// The UDP socket object: a bounded receive queue and the ICMP errors about
+/// what it sent (RFC 1122 4.1.3.3).
+@Suite struct UDPSocketTests {
+    typealias H = PeerHarness
+
+    @Test func datagramsQueueInOrderWithTheirSenders() throws {
+        let h = PeerHarness()
+        let socket = try h.interface.udp.bind(port: 9000)
+        for i in 0..<3 {
+            _ = h.exchange(h.udpFrame(sourcePort: 40000 + UInt16(i), destinationPort: 9000,
+                                      payload: [UInt8](repeating: UInt8(i), count: 100 + i)))
+        }
+        #expect(socket.pendingDatagrams == 3)
+        var buffer: [UInt8] = []
+        for i in 0..<3 {
+            let from = socket.receive(into: &buffer)
+            #expect(from == UDPEndpoint(address: H.peerIP, port: 40000 + UInt16(i)))
+            #expect(buffer == [UInt8](repeating: UInt8(i), count: 100 + i))
+        }
+        #expect(socket.receive(into: &buffer) == nil)
+    }
+
+    @Test func aFullQueueDropsAndCounts() throws {
+        let h = PeerHarness()
+        let socket = try h.interface.udp.bind(port: 9000, receiveCapacity: 4096)
+        let payload = [UInt8](repeating: 7, count: 1000)
+        for _ in 0..<6 { _ = h.exchange(h.udpFrame(destinationPort: 9000, payload: payload)) }
+        // 4096 bytes hold four datagrams of 1000; the other two are dropped, not queued in part.
+        #expect(socket.pendingDatagrams == 4)
+        #expect(h.drops(UDPDropReason.receiveQueueFull) == 2)
+        var buffer: [UInt8] = []
+        _ = socket.receive(into: &buffer)
+        _ = h.exchange(h.udpFrame(destinationPort: 9000, payload: payload))
+        #expect(socket.pendingDatagrams == 4, "room again after a read")
+        #expect(buffer == payload)
+    }
+
+    @Test func portUnreachableAboutWhatItSentReachesTheSocket() throws {
+        let h = PeerHarness()
+        h.resolvePeer()
+        let socket = try h.interface.udp.bind(port: 5000)
+        var woken = 0
+        socket.onReadable = { _ in woken += 1 }
+        #expect(socket.send(Array("query".utf8), to: UDPEndpoint(address: H.peerIP, port: 53)))
+        h.poll()
+        let sent = try #require(h.sent().first?.ipv4)
+        #expect(sent.protocolNumber == IPProtocol.udp.rawValue)
+        // The peer answers: port unreachable, quoting the IP header and 8 bytes.
+        var icmp: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + sent.header + Array(sent.payload.prefix(8))
+        let sum = icmp.withUnsafeBytes { InternetChecksum.compute($0) }
+        icmp[2] = UInt8(sum >> 8)
+        icmp[3] = UInt8(sum & 0xff)
+        _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(source: H.peerIP, destination: H.stackIP, protocol: .icmp,
+                                                   payload: icmp)))
+        #expect(woken == 1)
+        let error = try #require(socket.nextError())
+        #expect(error == UDPSocketError(kind: .unreachable(code: 3), destination: UDPEndpoint(address: H.peerIP, port: 53)))
+        #expect(socket.nextError() == nil)
+        #expect(h.udp.counters.errorsIn == 1)
+        #expect(h.counters.icmpErrorsIn == 1)
+    }
+
+    @Test func anErrorAboutSomeoneElsesDatagramIsDropped() throws {
+        let h = PeerHarness()
+        let socket = try h.interface.udp.bind(port: 5000)
+        // Quoting a datagram from 10.0.0.3, not from us.
+        let quoted = FrameBuilder.ipv4(source: H.otherIP, destination: H.peerIP, protocol: .udp,
+                                       payload: [0x13, 0x88, 0, 53, 0, 8, 0, 0])
+        var icmp: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + quoted
+        let sum = icmp.withUnsafeBytes { InternetChecksum.compute($0) }
+        icmp[2] = UInt8(sum >> 8)
+        icmp[3] = UInt8(sum & 0xff)
+        _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(source: H.peerIP, destination: H.stackIP, protocol: .icmp,
+                                                   payload: icmp)))
+        #expect(socket.nextError() == nil)
+        #expect(h.drops(DropReason.icmpBadQuote) == 1)
+    }
+
+    @Test func aClosedSocketFreesItsPort() throws {
+        let h = PeerHarness()
+        let socket = try h.interface.udp.bind(port: 9000)
+        #expect(throws: UDPBindError.portInUse(9000)) { _ = try h.interface.udp.bind(port: 9000) }
+        socket.close()
+        #expect(!socket.send([1], to: UDPEndpoint(address: H.peerIP, port: 1)))
+        _ = try h.interface.udp.bind(port: 9000)
+    }
+}

@@ -6,7 +6,7 @@
 // - ICMP echo is answered in the slot it arrived in (swapped addresses,
 //   checksums patched incrementally).
 // - UDP echo runs UDPEchoService (RFC 862): the datagram is delivered to the
-//   port-7 handler, which sends it back through sendUDP (a fresh slot, full
+//   port-7 socket, whose reader sends it back (a fresh slot, full
 //   checksum, ARP cache lookup).
 //
 // One scaled iteration (scalingFactor .kilo) is one request answered, so wall
@@ -52,7 +52,7 @@ final class EchoRig {
             device: stackEnd,
             configuration: InterfaceConfiguration(address: IPv4CIDR(address: stackIP, prefixLength: 24)),
             now: clock.now)
-        try UDPEchoService.install(on: interface, port: echoPort, clock: clock)
+        try UDPEchoService.install(on: Stack(interface: interface, clock: clock), port: echoPort)
         template = Self.makeFrame(request, stackMAC: interface.macAddress)
         try learnPeer()
         try checkOneEcho(request)

@@ -43,8 +43,8 @@ final class TransferRig {
         }
         a = iface(linkA, 1, clock.now)
         b = iface(linkB, 2, clock.now)
-        let listener = try b.listenTCP(port: 9)
-        sender = try a.connectTCP(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let listener = try b.tcp.listen(port: 9)
+        sender = try a.tcp.connect(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
         listener.onAccept = { [unowned self] c in
             c.onReadable = { [unowned self] c in received += c.skip(c.readableBytes) }
         }
@@ -52,7 +52,7 @@ final class TransferRig {
         for _ in 0..<50 { turn() }
         guard sender.state == .established else { throw RigError.handshakeFailed }
         fill(sender)
-        a.flushTCP(sender, now: clock.now)
+        a.tcp.flush(sender, now: clock.now)
         move(bytes: 8 << 20)
     }
 
@@ -154,10 +154,10 @@ let benchmarks: @Sendable () -> Void = {
     } setup: {
         let rig = try TransferRig()
         // One scaled iteration is meant to be one full segment: check it.
-        let segments = rig.b.counters.tcpSegmentsIn
+        let segments = rig.b.tcp.counters.segmentsIn
         let before = rig.received
         rig.move(bytes: 4 << 20)
-        let perSegment = (rig.received - before) / max(1, Int(rig.b.counters.tcpSegmentsIn - segments))
+        let perSegment = (rig.received - before) / max(1, Int(rig.b.tcp.counters.segmentsIn - segments))
         guard perSegment > segmentPayload * 98 / 100, perSegment <= segmentPayload else { throw TransferRig.RigError.unexpectedSegmentSize(perSegment) }
         return rig
     }

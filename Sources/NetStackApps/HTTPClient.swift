@@ -153,7 +153,8 @@ public final class HTTPGet {
         }
         c.skip(n)
         if failure != nil {
-            c.abort()
+            // Closing raises one more readable callback, which finds the connection closed.
+            if c.state != .closed { c.abort() }
             return
         }
         if c.state == .closed { return }

@@ -117,6 +117,22 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         #expect(rig.server.counters.responses2xx == 1 && rig.server.counters.bodyBytes == 300_000)
     }
 
+    /// A refused connection and an abort end the fetch with a failure, once:
+    /// closing raises a last readable callback, which must not abort again.
+    @Test func aRefusedOrAbortedGetFailsOnce() throws {
+        let rig = try HTTPRig()
+        let refused = HTTPGet(url: HTTPURL(address: HTTPRig.ipB, port: 81, target: "/")) { _ in true }
+        try refused.start(on: rig.stacks.stackA)
+        rig.onTurn.append { refused.turn(now: $0) }
+        #expect(rig.run { refused.isFinished })
+        #expect(refused.failure == "connection refused")
+        let aborted = HTTPGet(url: HTTPURL(address: HTTPRig.ipB, port: 80, target: "/bytes/1000000")) { _ in true }
+        try aborted.start(on: rig.stacks.stackA)
+        aborted.abort(reason: "interrupted")
+        #expect(aborted.connection?.state == .closed)
+        #expect(aborted.failure == "interrupted")
+    }
+
     @Test func largeBodiesStreamThroughTheSendRing() throws {
         let rig = try HTTPRig()
         var count = 0

@@ -330,9 +330,8 @@ final class FaultLane: MiddlewareLane {
     private(set) var count = 0
     /// Frames that have entered this direction.
     private var arrivals: UInt64 = 0
-    /// Rate limit: bits available, and when they were last topped up.
-    private var tokens: Double = 0
-    private var lastRefill: Instant?
+    /// The policer (tokens are bits), made when first needed and again if the profile's rate changes.
+    private var policer: TokenBucket?
 
     init(profile: FaultProfile, seed: UInt64, pool: PacketPool, clock: any NetClock, capacity: Int) {
         self.profile = profile
@@ -428,17 +427,11 @@ final class FaultLane: MiddlewareLane {
 
     private func takeTokens(bits: Int, rate: Int) -> Bool {
         let now = clock.now
-        let burst = Double(profile.rateLimitBurstBytes * 8)
-        if let last = lastRefill {
-            let elapsed = Double((now - last).nanoseconds) / 1e9
-            tokens = min(burst, tokens + elapsed * Double(rate))
-        } else {
-            tokens = burst
+        let burst = profile.rateLimitBurstBytes * 8
+        if policer?.ratePerSecond != rate || policer?.burst != burst {
+            policer = TokenBucket(ratePerSecond: rate, burst: burst, now: now)
         }
-        lastRefill = now
-        guard tokens >= Double(bits) else { return false }
-        tokens -= Double(bits)
-        return true
+        return policer!.take(bits, now: now)
     }
 
     /// Flips 1 to 3 distinct bits of one 16-bit word of the IPv4 datagram in

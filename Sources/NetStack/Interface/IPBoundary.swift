@@ -54,7 +54,7 @@ public struct IPErrorReport {
 }
 
 /// What a transport sends through: IP's output, whatever the family and the
-/// device. Transports are generic over it, so the hot path is specialised.
+/// device. Each transport holds the one its interface attached.
 public protocol IPOutput: AnyObject {
     /// What the device under IP can do: segment sizes, checksum offload.
     var capabilities: DeviceCapabilities { get }

@@ -49,10 +49,10 @@ extension Interface {
         case .icmp:
             return receiveICMP(d, eth: eth, now: now)
         case .udp:
-            udp.receive(d, via: self, now: now)
+            udp.receive(d, now: now)
             return .done
         case .tcp:
-            tcp.receive(d, via: self, now: now)
+            tcp.receive(d, now: now)
             return .done
         default:
             // RFC 1122 3.2.2.1: protocol unreachable for a transport we do not run.

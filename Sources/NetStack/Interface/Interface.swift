@@ -70,7 +70,7 @@ public final class Interface<D: Device> {
         let n = device.receive(limit: limit) { frame in
             self.receive(frame, now: now)
         }
-        tcp.servicePending(via: self, now: now)
+        tcp.servicePending(now: now)
         device.flush()
         return n
     }
@@ -79,14 +79,14 @@ public final class Interface<D: Device> {
     /// without receiving.
     public func flushPending(now: Instant) {
         udp.advance(to: now)
-        tcp.servicePending(via: self, now: now)
+        tcp.servicePending(now: now)
         device.flush()
     }
 
     /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
     public func tick(now: Instant) {
         udp.advance(to: now)
-        tcp.tick(via: self, now: now)
+        tcp.tick(now: now)
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
         for ip in scratchFailed {

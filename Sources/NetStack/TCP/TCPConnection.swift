@@ -82,7 +82,10 @@ public final class TCPConnection {
 
     /// The layer that sends for this connection: told when the application
     /// queued output, closed, or opened the window, so it goes in this loop turn.
-    weak var serviceQueue: TCPLayer?
+    /// Not weak: a weak reference gives the layer a side table, and every
+    /// retain of it then takes the runtime's slow path. The layer outlives
+    /// its connections' use (applications reach them through the stack).
+    unowned(unsafe) var serviceQueue: TCPLayer?
     /// Queued on `serviceQueue` and not yet serviced.
     var awaitingService = false
 

@@ -3,7 +3,7 @@ import NetStackWire
 extension TCPLayer {
     /// RFC 9293 3.10.7: check the segment, find its connection, listener, or
     /// nobody (answered with RST), and let the connection process it.
-    func receive<IP: IPOutput>(_ d: IPDatagram, via ip: IP, now: Instant) {
+    func receive(_ d: IPDatagram, now: Instant) {
         guard !d.toBroadcast else { return kept.drops.record(.broadcast) }
         let segment: TCPSegment
         do { segment = try TCPSegment(validating: d.payload) } catch { return kept.drops.record(.truncated) }
@@ -30,7 +30,7 @@ extension TCPLayer {
             case .dropped(let reason):
                 kept.drops.record(reason)
             case .reset(let seq):
-                sendReset(to: tuple, seq: seq, ack: nil, via: ip, now: now)
+                sendReset(to: tuple, seq: seq, ack: nil, now: now)
             case .challengeAck:
                 // RFC 5961 7: the answer is rate limited.
                 if challengeAcks.take(now: now) {
@@ -40,22 +40,22 @@ extension TCPLayer {
                     kept.drops.record(.challengeAckRateLimited)
                 }
             }
-            service(c, via: ip, now: now)
+            service(c, now: now)
             return
         }
         if let l = listeners[repr.destinationPort], !l.isClosed {
-            return listenerReceive(l, repr, tuple: tuple, via: ip, now: now)
+            return listenerReceive(l, repr, tuple: tuple, now: now)
         }
-        closedReceive(repr, tuple: tuple, via: ip, now: now)
+        closedReceive(repr, tuple: tuple, now: now)
     }
 
     /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED.
-    private func listenerReceive<IP: IPOutput>(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP,
+    private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple,
                                                now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
         if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
         if seg.flags.contains(.ack) {
-            sendReset(to: tuple, seq: seg.ack ?? SequenceNumber(0), ack: nil, via: ip, now: now)
+            sendReset(to: tuple, seq: seg.ack ?? SequenceNumber(0), ack: nil, now: now)
             return kept.drops.record(.noConnection)
         }
         guard seg.flags.contains(.syn) else { return kept.drops.record(.noSyn) }
@@ -66,17 +66,17 @@ extension TCPLayer {
         l.halfOpen += 1
         c.acceptSYN(seg)
         kept.passiveOpens &+= 1
-        service(c, via: ip, now: now)
+        service(c, now: now)
     }
 
     /// RFC 9293 3.10.7.1, CLOSED: everything but a RST is answered with a RST.
-    private func closedReceive<IP: IPOutput>(_ seg: TCPRepr, tuple: TCPFourTuple, via ip: IP, now: Instant) {
+    private func closedReceive(_ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         defer { kept.drops.record(.noConnection) }
         guard !seg.flags.contains(.rst) else { return }
         if let ack = seg.ack, seg.flags.contains(.ack) {
-            sendReset(to: tuple, seq: ack, ack: nil, via: ip, now: now)
+            sendReset(to: tuple, seq: ack, ack: nil, now: now)
         } else {
-            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, via: ip, now: now)
+            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, now: now)
         }
     }
 }

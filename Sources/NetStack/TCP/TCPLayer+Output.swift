@@ -2,7 +2,7 @@ import NetStackWire
 
 extension TCPLayer {
     /// Lets `c` send, keeps its wheel timer at its next deadline, and retires it once CLOSED.
-    func service<IP: IPOutput>(_ c: TCPConnection, via ip: IP, now: Instant) {
+    func service(_ c: TCPConnection, now: Instant) {
         // A finished handshake goes to the application first, so what it
         // writes on accept leaves in this same dispatch.
         if let l = c.listener, c.state.isSynchronized {
@@ -13,8 +13,11 @@ extension TCPLayer {
             // announced before the application could listen for it.
             if c.readableBytes > 0 || c.receivedFin { c.onReadable?(c) }
         }
+        // IP is taken out of its unowned reference once per service, not per segment.
+        unowned(unsafe) let ip: any IPOutput = self.ip
+        let tuple = c.tuple
         c.dispatch(now: now) { repr, a, b in
-            emit(repr, from: c.tuple, payload: a, b, via: ip, now: now)
+            emit(repr, from: tuple, payload: a, b, via: ip, now: now)
         }
         if c.state == .closed {
             retire(c)
@@ -24,33 +27,33 @@ extension TCPLayer {
     }
 
     /// Services the connections queued by their applications since the last call.
-    func servicePending<IP: IPOutput>(via ip: IP, now: Instant) {
+    func servicePending(now: Instant) {
         var i = 0
         // Servicing may queue more (a callback writing to another connection).
         while i < pending.count {
             let c = pending[i]
             i += 1
             c.awaitingService = false
-            if connections[c.tuple] === c { service(c, via: ip, now: now) }
+            if connections[c.tuple] === c { service(c, now: now) }
         }
         pending.removeAll(keepingCapacity: true)
     }
 
     /// Fires due connection timers.
-    func tick<IP: IPOutput>(via ip: IP, now: Instant) {
+    func tick(now: Instant) {
         wheel.advance(to: now) { _, id in
             guard let c = byTimerID[id] else { return }
             c.wheelTimer.deadline = nil
             c.wheelTimer.handle = nil
             c.handleTimers(now: now)
-            service(c, via: ip, now: now)
+            service(c, now: now)
         }
     }
 
     /// Builds one segment behind IP's headroom: the payload pieces copied
     /// once, then the header from `repr` and the checksum over the segment in place.
-    func emit<IP: IPOutput>(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
-                            _ b: UnsafeRawBufferPointer, via ip: IP, now: Instant) {
+    func emit(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
+              _ b: UnsafeRawBufferPointer, via ip: any IPOutput, now: Instant) {
         let length = repr.headerLength + a.count + b.count
         let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
                            now: now) { segment in
@@ -70,8 +73,7 @@ extension TCPLayer {
     }
 
     /// Sends a reset not tied to a connection (RFC 9293 3.10.7.1).
-    func sendReset<IP: IPOutput>(to tuple: TCPFourTuple, seq: SequenceNumber, ack: SequenceNumber?, via ip: IP,
-                                 now: Instant) {
+    func sendReset(to tuple: TCPFourTuple, seq: SequenceNumber, ack: SequenceNumber?, now: Instant) {
         let repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq, ack: ack,
                            flags: ack == nil ? .rst : [.rst, .ack], window: 0, options: TCPOptions(),
                            payloadLength: 0)

@@ -23,9 +23,13 @@ public final class TCPLayer {
     /// Connections whose application queued output or closed since they were
     /// last serviced; the loop services them before it sleeps.
     var pending: [TCPConnection] = []
-    /// IP, for what applications start (an active open, a flush); the hot
-    /// path is handed its output directly.
-    weak var ip: (any IPOutput)?
+    /// IP, attached by the interface that owns this layer. A stored
+    /// existential rather than a generic parameter: the device type is not
+    /// known here, and an unspecialised generic call instantiates
+    /// `Interface<D>`'s conformance on every segment, which costs more than
+    /// the dynamic dispatch. Unowned: the interface owns the layer, and
+    /// `Stack` keeps the interface alive while applications hold the layer.
+    private(set) unowned(unsafe) var ip: (any IPOutput)!
     var logger: Logger
 
     /// What TCP has done, including what its live connections count.
@@ -83,7 +87,7 @@ public final class TCPLayer {
                                activeOpen: true, segmentLimit: ip.maximumSegmentLength(towards: address), now: now)
         c.state = .synSent
         kept.activeOpens &+= 1
-        service(c, via: ip, now: now)
+        service(c, now: now)
         return c
     }
 
@@ -97,7 +101,7 @@ public final class TCPLayer {
     /// services it before sleeping.
     public func flush(_ c: TCPConnection, now: Instant) {
         guard let ip, connections[c.tuple] === c else { return }
-        service(c, via: ip, now: now)
+        service(c, now: now)
     }
 
 

@@ -6,8 +6,8 @@ import NetStackWire
 public final class UDPLayer {
     var sockets: [UInt16: UDPSocket] = [:]
     public internal(set) var counters = UDPCounters()
-    /// IP, for what sockets send.
-    weak var ip: (any IPOutput)?
+    /// IP, attached by the interface that owns this layer (see `TCPLayer.ip`).
+    private(set) unowned(unsafe) var ip: (any IPOutput)!
     /// The time of the loop's latest turn, which the interface keeps current,
     /// for what sockets send between turns.
     var latestNow: Instant
@@ -67,7 +67,7 @@ public final class UDPLayer {
 
     /// RFC 768 / RFC 1122 4.1.3: check, demultiplex on the destination port,
     /// and answer a closed port with ICMP port unreachable.
-    func receive<IP: IPOutput>(_ d: IPDatagram, via ip: IP, now: Instant) {
+    func receive(_ d: IPDatagram, now: Instant) {
         let udp: UDPDatagram
         do { udp = try UDPDatagram(validating: d.payload) } catch {
             return counters.drops.record(error == .truncated ? .truncated : .badLength)

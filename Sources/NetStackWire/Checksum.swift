@@ -183,3 +183,37 @@ public struct InternetChecksum: Sendable {
         return update(c, old: UInt16(truncatingIfNeeded: old), new: UInt16(truncatingIfNeeded: new))
     }
 }
+
+/// A transport whose checksum covers the IP pseudo-header (TCP, UDP): the
+/// checks take either family's addresses, with IPv4 conveniences given once here.
+public protocol PseudoHeaderChecksummed {
+    func checksumIsValid(source: IPAddress, destination: IPAddress) -> Bool
+    func fillChecksum(source: IPAddress, destination: IPAddress)
+}
+
+extension PseudoHeaderChecksummed {
+    /// `checksumIsValid` over IPv4 addresses.
+    @inlinable
+    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
+        checksumIsValid(source: .v4(source), destination: .v4(destination))
+    }
+
+    /// `fillChecksum` over IPv4 addresses.
+    @inlinable
+    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
+        fillChecksum(source: .v4(source), destination: .v4(destination))
+    }
+}
+
+/// A transport header value that emits itself with the pseudo-header checksum.
+public protocol PseudoHeaderEmitting {
+    func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress)
+}
+
+extension PseudoHeaderEmitting {
+    /// `emit` over IPv4 addresses.
+    @inlinable
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
+        emit(into: bytes, source: .v4(source), destination: .v4(destination))
+    }
+}

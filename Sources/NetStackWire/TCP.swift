@@ -187,24 +187,6 @@ extension TCPSegment {
     @inlinable init(unchecked bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
 }
 
-extension TCPSegment {
-    /// `checksumIsValid` over IPv4 addresses.
-    @inlinable
-    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
-        checksumIsValid(source: .v4(source), destination: .v4(destination))
-    }
+extension TCPSegment: PseudoHeaderChecksummed {}
 
-    /// `fillChecksum` over IPv4 addresses.
-    @inlinable
-    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
-        fillChecksum(source: .v4(source), destination: .v4(destination))
-    }
-}
-
-extension TCPRepr {
-    /// `emit` over IPv4 addresses.
-    @inlinable
-    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
-        emit(into: bytes, source: .v4(source), destination: .v4(destination))
-    }
-}
+extension TCPRepr: PseudoHeaderEmitting {}

@@ -108,23 +108,6 @@ extension UDPDatagram {
     @inlinable init(unchecked bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
 }
 
-extension UDPDatagram {
-    /// `checksumIsValid` over IPv4 addresses.
-    @inlinable
-    public func checksumIsValid(source: IPv4Address, destination: IPv4Address) -> Bool {
-        checksumIsValid(source: .v4(source), destination: .v4(destination))
-    }
+extension UDPDatagram: PseudoHeaderChecksummed {}
 
-    /// `fillChecksum` over IPv4 addresses.
-    @inlinable
-    public func fillChecksum(source: IPv4Address, destination: IPv4Address) {
-        fillChecksum(source: .v4(source), destination: .v4(destination))
-    }
-}
-
-extension UDPRepr {
-    /// `emit` over IPv4 addresses.
-    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv4Address, destination: IPv4Address) {
-        emit(into: bytes, source: .v4(source), destination: .v4(destination))
-    }
-}
+extension UDPRepr: PseudoHeaderEmitting {}

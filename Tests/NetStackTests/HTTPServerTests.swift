@@ -256,17 +256,7 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
     /// so there only a loose bound holds, against the TCP echo service as baseline).
     @Test func keepAliveRequestsDoNotAllocatePerRequest() throws {
         let request = Array("GET /bytes/1000 HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
-        let http = try Self.serverAllocations(port: 80, request: request, responseLength: 1000 + 90) { _ in }
-        let echo = try Self.serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
-            try TCPEchoService.install(on: rig.stacks.stackB, port: 7)
-        }
-        #if DEBUG
-        #expect(http.allocations <= echo.allocations + 8 * UInt64(http.requests),
-                "http \(http.allocations), echo \(echo.allocations) for \(http.requests) exchanges")
-        #else
-        #expect(http.allocations == 0, "\(http.allocations) allocations in \(http.requests) requests")
-        #endif
-        #expect(http.served == http.requests)
+        try Self.expectNoAllocationsPerRequest(request, responseLength: 1000 + 90)
     }
 
     /// The same for a file: the path is normalised and resolved in the
@@ -277,17 +267,27 @@ func splitResponses(_ data: [UInt8], heads: Set<Int> = []) -> [(status: String, 
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(HTTPRig.pattern(1000)).write(to: dir.appendingPathComponent("sub/f.bin"))
         let request = Array("GET /sub/../sub/f.bin HTTP/1.1\r\nHost: b\r\n\r\n".utf8)
-        let http = try Self.serverAllocations(port: 80, request: request, responseLength: 1000 + 90, root: dir.path) { _ in }
-        let echo = try Self.serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
+        try Self.expectNoAllocationsPerRequest(request, responseLength: 1000 + 90, root: dir.path)
+    }
+
+    /// Serves `request` over and over on one warm connection and expects no
+    /// allocation per exchange in release builds; debug builds, against the
+    /// TCP echo service as a baseline, a loose bound.
+    static func expectNoAllocationsPerRequest(_ request: [UInt8], responseLength: Int, root: String? = nil,
+                                              sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let http = try serverAllocations(port: 80, request: request, responseLength: responseLength, root: root) { _ in }
+        let echo = try serverAllocations(port: 7, request: request, responseLength: request.count) { rig in
             try TCPEchoService.install(on: rig.stacks.stackB, port: 7)
         }
         #if DEBUG
         #expect(http.allocations <= echo.allocations + 8 * UInt64(http.requests),
-                "http \(http.allocations), echo \(echo.allocations) for \(http.requests) exchanges")
+                "http \(http.allocations), echo \(echo.allocations) for \(http.requests) exchanges",
+                sourceLocation: sourceLocation)
         #else
-        #expect(http.allocations == 0, "\(http.allocations) allocations in \(http.requests) requests")
+        #expect(http.allocations == 0, "\(http.allocations) allocations in \(http.requests) requests",
+                sourceLocation: sourceLocation)
         #endif
-        #expect(http.served == http.requests)
+        #expect(http.served == http.requests, sourceLocation: sourceLocation)
     }
 
     /// Mallocs made while the server side (stack B) processes `requests`

@@ -38,7 +38,6 @@ public enum IPErrorKind: Equatable, Sendable {
     /// The datagram needed fragmenting and could not be (RFC 1191): the next hop's MTU.
     case packetTooBig(mtu: Int)
     case timeExceeded
-    case parameterProblem
 }
 
 /// An ICMP error about a datagram we sent, handed to the transport that sent

@@ -34,27 +34,14 @@ extension Interface {
         repeat {
             let chunk = total - offset <= maxPayload ? total - offset : fragmentPayload
             let more = offset + chunk < total
-            guard var frame = device.pool.allocate() else {
-                counters.drops.record(.poolExhausted)
-                return false
+            let repr = IPv4Repr(source: address, destination: destination, protocol: proto, payloadLength: chunk,
+                                timeToLive: configuration.timeToLive, identification: identification,
+                                dontFragment: dontFragment, moreFragments: more, fragmentOffset: offset)
+            let sent = sendPacket(repr, nextHop: nextHop, now: now) { ipPayload in
+                copyGathered(transportHeader, payload, range: offset..<(offset + chunk), into: ipPayload)
             }
-            let frameLength = EthernetFrame.headerLength + headerLength + chunk
-            guard frameLength <= frame.capacity else {
-                counters.drops.record(.tooLargeToSend)
-                return false
-            }
-            frame.setLength(frameLength)
-            frame.withBytes { bytes in
-                let ipBytes = bytes.slice(EthernetFrame.headerLength..<frameLength)
-                IPv4Repr(source: address, destination: destination, protocol: proto, payloadLength: chunk,
-                         timeToLive: configuration.timeToLive, identification: identification,
-                         dontFragment: dontFragment, moreFragments: more, fragmentOffset: offset)
-                    .emit(into: ipBytes)
-                copyGathered(transportHeader, payload, range: offset..<(offset + chunk),
-                             into: ipBytes.slice(headerLength..<ipBytes.count))
-            }
+            guard sent else { return false }
             if offset > 0 || more { counters.fragmentsOut &+= 1 }
-            sendFrame(frame, etherType: .ipv4, nextHop: nextHop, now: now)
             offset += chunk
         } while offset < total
         return true
@@ -70,28 +57,42 @@ extension Interface {
             counters.drops.record(.noRoute)
             return false
         }
+        guard IPv4Repr.headerLength + length <= device.mtu else {
+            counters.drops.record(.tooLargeToSend)
+            return false
+        }
+        // DF: what is sized to the MTU is never fragmented (RFC 1191).
+        let repr = IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
+                            timeToLive: configuration.timeToLive, identification: nextIdentification,
+                            dontFragment: true)
+        guard sendPacket(repr, nextHop: nextHop, now: now, write) else { return false }
+        nextIdentification &+= 1
+        counters.ipv4Out &+= 1
+        return true
+    }
+
+    /// Builds one IPv4 packet in a pool slot, `repr`'s header and then the
+    /// `repr.payloadLength` bytes that `write` fills in place, and sends it to
+    /// `nextHop`. False if no slot was free or the packet does not fit one;
+    /// the reason is counted.
+    @inline(__always)
+    private func sendPacket(_ repr: IPv4Repr, nextHop: IPv4Address, now: Instant,
+                            _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard var frame = device.pool.allocate() else {
             counters.drops.record(.poolExhausted)
             return false
         }
-        let ipLength = IPv4Repr.headerLength + length
-        let frameLength = EthernetFrame.headerLength + ipLength
-        guard ipLength <= device.mtu, frameLength <= frame.capacity else {
+        let frameLength = EthernetFrame.headerLength + IPv4Repr.headerLength + repr.payloadLength
+        guard frameLength <= frame.capacity else {
             counters.drops.record(.tooLargeToSend)
             return false
         }
         frame.setLength(frameLength)
-        let identification = nextIdentification
-        nextIdentification &+= 1
         frame.withBytes { bytes in
             let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
-            write(ip.slice(IPv4Repr.headerLength..<ipLength))
-            // DF: what is sized to the MTU is never fragmented (RFC 1191).
-            IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
-                     timeToLive: configuration.timeToLive, identification: identification, dontFragment: true)
-                .emit(into: ip)
+            write(ip.slice(IPv4Repr.headerLength..<ip.count))
+            repr.emit(into: ip)
         }
-        counters.ipv4Out &+= 1
         sendFrame(frame, etherType: .ipv4, nextHop: nextHop, now: now)
         return true
     }

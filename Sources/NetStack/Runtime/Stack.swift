@@ -56,7 +56,7 @@ public final class Stack {
     /// or `.timedOut` if it fails, `TCPConnectError` if it cannot start.
     public func connect(to address: IPAddress, port: UInt16,
                         configuration: TCPConfiguration? = nil) async throws -> TCPStream {
-        let c = try tcp.connect(to: address, port: port, configuration: configuration, now: clock.now)
+        let c: TCPConnection = try connect(to: address, port: port, configuration: configuration)
         let s = stream(for: c)
         await s.waitUntil { $0 != .synSent && $0 != .synReceived }
         if let e = c.error { throw e }

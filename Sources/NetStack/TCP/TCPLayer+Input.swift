@@ -50,8 +50,7 @@ extension TCPLayer {
     }
 
     /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED.
-    private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple,
-                                               now: Instant) {
+    private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
         if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
         if seg.flags.contains(.ack) {

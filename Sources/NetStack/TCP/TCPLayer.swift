@@ -5,9 +5,9 @@ import NetStackWire
 /// CLOSED steps of segment arrival, each connection's lifecycle, one timer per
 /// connection on a wheel, and TCP's counters and drop reasons.
 ///
-/// IP reaches it through `receive(_:via:now:)`; it reaches IP through the
-/// `IPOutput` it is handed (generic, so the hot path is specialised). Not
-/// generic over the device. Owned by one event loop; not thread-safe.
+/// IP reaches it through `receive(_:now:)`; it reaches IP through the
+/// `IPOutput` its interface attached. Not generic over the device. Owned by
+/// one event loop; not thread-safe.
 public final class TCPLayer {
     var connections: [TCPFourTuple: TCPConnection] = [:]
     /// Connections by timer id, so a fired wheel timer finds its connection.
@@ -100,10 +100,9 @@ public final class TCPLayer {
     /// Sends what the application queued on `c` now, rather than when the loop
     /// services it before sleeping.
     public func flush(_ c: TCPConnection, now: Instant) {
-        guard let ip, connections[c.tuple] === c else { return }
+        guard ip != nil, connections[c.tuple] === c else { return }
         service(c, now: now)
     }
-
 
     /// The connections in the table, for tests and statistics.
     public var allConnections: [TCPConnection] { Array(connections.values) }

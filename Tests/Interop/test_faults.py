@@ -144,23 +144,35 @@ def download_seconds(ns, tmp_path, *flags, size=64 << 20):
     return float(seconds)
 
 
-def test_sack_recovery_outpaces_recovery_without_it_under_one_percent_loss(ns, tmp_path):
-    """16 MiB from the HTTP server under 1% loss both ways, with SACK and
-    with `--no-sack` (NewReno's one repair per round trip), alternating so
-    the machine's drift cancels; medians of five seeds. SACK recovery must
-    be at least twice as fast (a debug build measures 2.5-7 times, a release build
-    about 25: see Scripts/loss-goodput, which also compares each with the
-    loss-free rate)."""
-    with_sack, without = [], []
-    for seed in (1, 2, 3, 4, 5):
-        with_sack.append(download_seconds(ns, tmp_path, "--loss", "0.01", "--seed", str(seed), size=16 << 20))
-        without.append(download_seconds(ns, tmp_path, "--loss", "0.01", "--seed", str(seed), "--no-sack",
-                                        size=16 << 20))
-    with_sack.sort()
-    without.sort()
-    speedup = without[2] / with_sack[2]
-    print(f"16 MiB at 1% loss: SACK {with_sack} s, no SACK {without} s, speed-up {speedup:.1f}")
-    assert speedup >= 2, f"SACK recovery is only {speedup:.1f} times as fast"
+def test_sack_resends_only_what_was_lost_and_newreno_more(ns, tmp_path):
+    """8 MiB from the HTTP server with 3% of the stack's frames lost, once
+    with SACK and once with `--no-sack`. With SACK (RFC 6675) the kernel's
+    blocks tell the stack exactly which segments are missing: it resends
+    each lost frame once and nothing else, and never waits for a timeout.
+    Without SACK, NewReno (RFC 6582) learns of one hole per round trip,
+    falls back on the retransmission timer when a window loses several,
+    and then resends data the kernel already holds. (Scripts/loss-goodput
+    measures what this is worth in goodput; the timed comparison this test
+    replaced was at the mercy of the machine's load.)"""
+    seen = {}
+    for mode, flags in (("sack", []), ("newreno", ["--no-sack"])):
+        stack = Stack(ns, "--serve", "http", "--tx-loss", "0.03", "--seed", "5", *flags)
+        try:
+            body = tmp_path / "body"
+            r = ns.exec("curl", "-s", "-o", str(body), "-w", "%{http_code}", f"http://{STACK_IP}/bytes/{8 << 20}",
+                        timeout=120)
+        finally:
+            _, counters = stack.stop()
+        assert r.stdout == "200" and body.stat().st_size == 8 << 20
+        seen[mode] = {k: counters[k] for k in ("fault.tx.dropped", "tcp-retransmissions", "tcp-timeouts")}
+        print(mode, seen[mode])
+    sack, newreno = seen["sack"], seen["newreno"]
+    assert sack["fault.tx.dropped"] > 50, sack
+    # Each lost frame resent once (a resent frame may itself be lost: a little slack).
+    assert sack["fault.tx.dropped"] <= sack["tcp-retransmissions"] <= sack["fault.tx.dropped"] * 1.05 + 2, sack
+    assert sack["tcp-timeouts"] == 0, sack
+    needless = {m: v["tcp-retransmissions"] - v["fault.tx.dropped"] for m, v in seen.items()}
+    assert newreno["tcp-timeouts"] > 0 and needless["newreno"] > needless["sack"] + 20, seen
 
 
 def test_one_percent_loss_keeps_half_the_loss_free_goodput(ns, tmp_path):

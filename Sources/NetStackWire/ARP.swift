@@ -1,9 +1,9 @@
 /// ARP operation codes (RFC 826; IANA "ARP Operation Codes").
 public struct ARPOperation: RawRepresentable, Hashable, Sendable {
     public var rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
-    public static let request = ARPOperation(rawValue: 1)
-    public static let reply = ARPOperation(rawValue: 2)
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public static var request: ARPOperation { ARPOperation(rawValue: 1) }
+    @inlinable public static var reply: ARPOperation { ARPOperation(rawValue: 2) }
 }
 
 /// A view of an ARP packet for IPv4 over Ethernet (RFC 826), the only kind a

@@ -1,11 +1,11 @@
 /// The EtherType field of an Ethernet II frame (IEEE 802.3 clause 3.2.6).
 public struct EtherType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
 
-    public static let ipv4 = EtherType(rawValue: 0x0800)
-    public static let arp = EtherType(rawValue: 0x0806)
-    public static let ipv6 = EtherType(rawValue: 0x86dd)
+    @inlinable public static var ipv4: EtherType { EtherType(rawValue: 0x0800) }
+    @inlinable public static var arp: EtherType { EtherType(rawValue: 0x0806) }
+    @inlinable public static var ipv6: EtherType { EtherType(rawValue: 0x86dd) }
 
     public var description: String {
         switch self {

@@ -1,10 +1,10 @@
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 public struct IPProtocol: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let icmp = IPProtocol(rawValue: 1)
-    public static let tcp = IPProtocol(rawValue: 6)
-    public static let udp = IPProtocol(rawValue: 17)
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public static var icmp: IPProtocol { IPProtocol(rawValue: 1) }
+    @inlinable public static var tcp: IPProtocol { IPProtocol(rawValue: 6) }
+    @inlinable public static var udp: IPProtocol { IPProtocol(rawValue: 17) }
 
     public var description: String {
         switch self {

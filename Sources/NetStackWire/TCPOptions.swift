@@ -4,19 +4,19 @@ public struct TCPOptionKind: RawRepresentable, Hashable, Sendable {
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// RFC 9293 3.2: ends the list; what follows is padding.
-    public static let endOfList = TCPOptionKind(rawValue: 0)
+    @inlinable public static var endOfList: TCPOptionKind { TCPOptionKind(rawValue: 0) }
     /// RFC 9293 3.2: one byte, used to align the next option.
-    public static let noOperation = TCPOptionKind(rawValue: 1)
+    @inlinable public static var noOperation: TCPOptionKind { TCPOptionKind(rawValue: 1) }
     /// RFC 9293 3.2 and 3.7.1, length 4.
-    public static let maximumSegmentSize = TCPOptionKind(rawValue: 2)
+    @inlinable public static var maximumSegmentSize: TCPOptionKind { TCPOptionKind(rawValue: 2) }
     /// RFC 7323 2.2, length 3.
-    public static let windowScale = TCPOptionKind(rawValue: 3)
+    @inlinable public static var windowScale: TCPOptionKind { TCPOptionKind(rawValue: 3) }
     /// RFC 2018 2, length 2.
-    public static let sackPermitted = TCPOptionKind(rawValue: 4)
+    @inlinable public static var sackPermitted: TCPOptionKind { TCPOptionKind(rawValue: 4) }
     /// RFC 2018 3, length 2 + 8n.
-    public static let sack = TCPOptionKind(rawValue: 5)
+    @inlinable public static var sack: TCPOptionKind { TCPOptionKind(rawValue: 5) }
     /// RFC 7323 3.2, length 10.
-    public static let timestamps = TCPOptionKind(rawValue: 8)
+    @inlinable public static var timestamps: TCPOptionKind { TCPOptionKind(rawValue: 8) }
 }
 
 /// Up to four SACK blocks (RFC 2018 section 3), held inline: a count and a

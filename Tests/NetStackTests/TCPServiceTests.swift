@@ -37,4 +37,38 @@ import NetStackWire
         pair.b.poll(now: pair.now)
         #expect(server?.state == .closeWait)
     }
+
+    @Test func aWriteAnsweredByAnArrivingSegmentIsNotServicedTwice() throws {
+        let (pair, client, server) = try Self.established()
+        // The server answers inside its readable callback, as an echo
+        // service does: the arrival's own service sends the answer, and the
+        // queued request is then moot.
+        server?.onReadable = { c in
+            var got: [UInt8] = []
+            c.read(appendingTo: &got)
+            _ = c.write(got)
+        }
+        #expect(client.write(Array("ping".utf8)) == 4)
+        pair.a.poll(now: pair.now)
+        let before = pair.b.tcp.counters.segmentsOut
+        pair.b.poll(now: pair.now)
+        #expect(pair.b.tcp.counters.segmentsOut == before + 1)
+        #expect(pair.b.tcp.pending.isEmpty)
+        pair.a.poll(now: pair.now)
+        var echoed: [UInt8] = []
+        client.read(appendingTo: &echoed)
+        #expect(echoed == Array("ping".utf8))
+    }
+
+    @Test func aRetiredConnectionAsksForNothing() throws {
+        let (pair, client, _) = try Self.established()
+        client.abort()
+        pair.a.flushPending(now: pair.now)
+        #expect(client.state == .closed)
+        let before = pair.a.tcp.counters.segmentsOut
+        _ = client.write(Array("too late".utf8))
+        #expect(pair.a.tcp.pending.isEmpty)
+        pair.a.flushPending(now: pair.now)
+        #expect(pair.a.tcp.counters.segmentsOut == before)
+    }
 }

@@ -143,14 +143,6 @@ public final class Interface<D: Device> {
         }
     }
 
-    /// What became of a received frame.
-    enum Verdict {
-        case done
-        case drop(DropReason)
-        /// An answer was written in place; send the first `length` bytes.
-        case transmit(length: Int)
-    }
-
     @inline(__always)
     func classify(_ bytes: UnsafeMutableRawBufferPointer, now: Instant) -> Verdict {
         let eth: EthernetFrame
@@ -173,4 +165,14 @@ public final class Interface<D: Device> {
         counters.bytesOut &+= UInt64(frame.length)
         device.transmit(frame)
     }
+}
+
+/// What became of a received frame. Outside `Interface`: nested in the
+/// generic class it was a generic type, whose metadata the unspecialised
+/// receive path looked up in the runtime's cache for every frame.
+enum Verdict {
+    case done
+    case drop(DropReason)
+    /// An answer was written in place; send the first `length` bytes.
+    case transmit(length: Int)
 }

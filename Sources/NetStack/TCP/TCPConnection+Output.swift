@@ -1,16 +1,35 @@
 import NetStackWire
 
+/// Where a connection's framed segments go: the layer's path to IP, or a
+/// test's outbox. The payload comes as up to two pieces of the send ring (it wraps).
+protocol TCPSegmentOutput {
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer)
+}
+
+/// Frames the sender's segments with the connection's header and hands them
+/// on. It holds the connection unowned: it lives only within `dispatch`.
+private struct HeaderFraming<Output: TCPSegmentOutput>: TCPSegmentSink {
+    unowned(unsafe) let connection: TCPConnection
+    let output: Output
+    let mss: Int
+    let now: Instant
+
+    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+        let repr = connection.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now)
+        output.send(repr, payload: a, b)
+    }
+}
+
 extension TCPConnection {
-    /// Emits what the connection has to send now, in order: a reset, a SYN or
+    /// Sends what the connection has to send now, in order: a reset, a SYN or
     /// SYN-ACK, a fast retransmission, new data and FIN as the windows allow,
-    /// a probe, or a bare ACK. `emit` gets the header and the payload as up to
-    /// two pieces of the send ring (it wraps).
-    func dispatch(now: Instant, emit: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+    /// a probe, or a bare ACK.
+    func dispatch(now: Instant, to output: some TCPSegmentOutput) {
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         let mss = sender.sendMSS
         if sendResetNow {
             sendResetNow = false
-            emit(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), empty, empty)
+            output.send(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty)
             return
         }
         var sent = false
@@ -20,7 +39,7 @@ extension TCPConnection {
         case .synSent, .synReceived:
             if sender.sndNxt == iss {
                 let flags: TCPFlags = state == .synSent ? [.syn] : [.syn, .ack]
-                emit(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), empty, empty)
+                output.send(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
                 sender.synSent(now: now)
                 sent = true
             }
@@ -28,7 +47,7 @@ extension TCPConnection {
             if sender.sndNxt == iss {
                 // Closed in SYN-RECEIVED (RFC 9293 3.10.4) and the SYN-ACK timed
                 // out: the retransmission from SND.UNA starts with it.
-                emit(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), empty, empty)
+                output.send(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty)
                 sender.sndNxt = iss + 1
                 sent = true
             }
@@ -37,9 +56,8 @@ extension TCPConnection {
             // RFC 6691: the MSS counts every option. sendMSS allows for
             // timestamps; SACK blocks riding on data take the most they may.
             sender.optionReserve = sackEnabled && receiver.hasSACKInformation ? (timestampsEnabled ? 28 : 36) : 0
-            if sender.transmit(now: now, mayProbe: mayProbe, events: &events, emit: { seq, flags, a, b in
-                emit(self.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now), a, b)
-            }) {
+            let framing = HeaderFraming(connection: self, output: output, mss: mss, now: now)
+            if sender.transmit(now: now, mayProbe: mayProbe, events: &events, sink: framing) {
                 sent = true
             }
             record(events)
@@ -48,14 +66,14 @@ extension TCPConnection {
             probeNow = false
             // A window probe or keepalive: one old sequence number, which the
             // peer must answer with an ACK showing its window (RFC 9293 3.8.6.1, RFC 1122 4.2.3.6).
-            emit(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), empty, empty)
+            output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
             sent = true
         }
         let ackDue = receiver.ackNow || (receiver.delayedAckDeadline.map { now >= $0 } ?? false)
         if !sent && ackDue && state != .synSent {
             // A bare ACK carries SND.MAX, not SND.NXT, so that it stays in the
             // peer's window after a timeout rewinds SND.NXT (as BSD's tcp_output).
-            emit(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), empty, empty)
+            output.send(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
         }
     }
 

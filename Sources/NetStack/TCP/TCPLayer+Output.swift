@@ -1,5 +1,20 @@
 import NetStackWire
 
+/// A connection's way out during one service: its segments, checksummed,
+/// behind IP's headroom. Holds the layer and IP unowned, as plain pointers:
+/// it lives only within `service`, and retaining them cost a retain and a
+/// release per segment.
+struct TCPSegmentPath: TCPSegmentOutput {
+    unowned(unsafe) let layer: TCPLayer
+    unowned(unsafe) let ip: any IPOutput
+    let tuple: TCPFourTuple
+    let now: Instant
+
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+        layer.emit(repr, from: tuple, payload: a, b, via: ip, now: now)
+    }
+}
+
 extension TCPLayer {
     /// Lets `c` send, keeps its wheel timer at its next deadline, and retires it once CLOSED.
     func service(_ c: TCPConnection, now: Instant) {
@@ -13,12 +28,9 @@ extension TCPLayer {
             // announced before the application could listen for it.
             if c.readableBytes > 0 || c.receivedFin { c.onReadable?(c) }
         }
-        // IP is taken out of its unowned reference once per service, not per segment.
-        unowned(unsafe) let ip: any IPOutput = self.ip
-        let tuple = c.tuple
-        c.dispatch(now: now) { repr, a, b in
-            emit(repr, from: tuple, payload: a, b, via: ip, now: now)
-        }
+        // This dispatch covers what the application asked for: its queue entry is moot.
+        c.awaitingService = false
+        c.dispatch(now: now, to: TCPSegmentPath(layer: self, ip: ip, tuple: c.tuple, now: now))
         if c.state == .closed {
             retire(c)
             return
@@ -26,17 +38,14 @@ extension TCPLayer {
         syncTimer(c)
     }
 
-    /// Services the connections queued by their applications since the last call.
+    /// Services the connections queued by their applications since the last
+    /// call, unless serviced since (a segment's arrival) or retired.
     func servicePending(now: Instant) {
-        var i = 0
         // Servicing may queue more (a callback writing to another connection).
-        while i < pending.count {
-            let c = pending[i]
-            i += 1
-            c.awaitingService = false
-            if connections[c.tuple] === c { service(c, now: now) }
+        while let c = pending.popFirst() {
+            guard c.awaitingService, c.serviceQueue != nil else { continue }
+            service(c, now: now)
         }
-        pending.removeAll(keepingCapacity: true)
     }
 
     /// Fires due connection timers.

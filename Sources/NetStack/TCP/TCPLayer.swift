@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import NetStackWire
 
@@ -21,8 +22,9 @@ public final class TCPLayer {
     /// RFC 6056: ephemeral ports from the IANA dynamic range.
     var nextEphemeralPort: UInt16
     /// Connections whose application queued output or closed since they were
-    /// last serviced; the loop services them before it sleeps.
-    var pending: [TCPConnection] = []
+    /// last serviced; the loop services them before it sleeps. A deque: an
+    /// array emptied after each poll cost a generic `replaceSubrange` per poll.
+    var pending = Deque<TCPConnection>()
     /// IP, attached by the interface that owns this layer. A stored
     /// existential rather than a generic parameter: the device type is not
     /// known here, and an unspecialised generic call instantiates
@@ -147,6 +149,8 @@ public final class TCPLayer {
     func retire(_ c: TCPConnection) {
         guard connections[c.tuple] === c else { return }
         connections[c.tuple] = nil
+        // Nothing it asks for now can be sent: the layer no longer knows it.
+        c.serviceQueue = nil
         byTimerID[c.wheelTimer.id] = nil
         if let h = c.wheelTimer.handle { _ = wheel.cancel(h) }
         c.wheelTimer.handle = nil

@@ -7,13 +7,13 @@ extension TCPSender {
     /// (RFC 6675 4 NextSeg (1)). Only the first may lie beyond the peer's
     /// window; resending the head restarts the RTO (as Linux's
     /// tcp_xmit_retransmit_queue). Returns true if it sent.
-    mutating func retransmitLost(now: Instant, events: inout TCPSendEvents, emit: TCPSegmentSink) -> Bool {
+    mutating func retransmitLost(now: Instant, events: inout TCPSendEvents, sink: some TCPSegmentSink) -> Bool {
         var sent = false
         var from = 0
         while congestionAllowance > 0, let i = scoreboard.nextLost(from: from) {
             let r = scoreboard.records[i]
             guard r.start == sndUna || r.start - sndUna < sndWnd else { break }
-            emitSegment(at: r.start, maxLength: r.length, now: now, events: &events, emit: emit)
+            emitSegment(at: r.start, maxLength: r.length, now: now, events: &events, sink: sink)
             if r.start == sndUna { retransmitDeadline = now + rtt.rto }
             scoreboard.retransmitted(at: i, now: now)
             spendAllowance(r.length)
@@ -26,9 +26,9 @@ extension TCPSender {
     }
 
     /// Resends the segment of scoreboard record `i` (a loss probe's copy).
-    mutating func resend(at i: Int, now: Instant, events: inout TCPSendEvents, emit: TCPSegmentSink) {
+    mutating func resend(at i: Int, now: Instant, events: inout TCPSendEvents, sink: some TCPSegmentSink) {
         let r = scoreboard.records[i]
-        emitSegment(at: r.start, maxLength: r.length, now: now, events: &events, emit: emit)
+        emitSegment(at: r.start, maxLength: r.length, now: now, events: &events, sink: sink)
         scoreboard.retransmitted(at: i, now: now)
         events.retransmitted &+= 1
         if recovery.lossState == .recovery { recovery.spuriousCheck?.didResend() }

@@ -1,8 +1,12 @@
 import NetStackWire
 
-/// Hands one segment to the connection to be framed and sent: its sequence
-/// number, flags, and payload as up to two pieces of the send ring.
-typealias TCPSegmentSink = (SequenceNumber, TCPFlags, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+/// Takes one segment the sender decided to send, for the connection to frame
+/// and send: its sequence number, flags, and payload as up to two pieces of
+/// the send ring. A protocol the sender is generic over, not a closure: a
+/// closure's context retained the connection and the layer for every segment.
+protocol TCPSegmentSink {
+    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer)
+}
 
 /// What one call into the sender did that the connection tallies or tells
 /// the application (the tallies stay declared on `TCPConnection`).
@@ -167,19 +171,19 @@ struct TCPSender {
     /// then new data and FIN as the windows allow. `mayProbe`: tail loss
     /// probes are on for this connection now. Returns true if it sent.
     mutating func transmit(now: Instant, mayProbe: Bool, events: inout TCPSendEvents,
-                           emit: TCPSegmentSink) -> Bool {
+                           sink: some TCPSegmentSink) -> Bool {
         var sent = false
         if tlp.due {
             tlp.due = false
-            if sendLossProbe(now: now, events: &events, emit: emit) { sent = true }
+            if sendLossProbe(now: now, events: &events, sink: sink) { sent = true }
         }
-        if retransmitLost(now: now, events: &events, emit: emit) {
+        if retransmitLost(now: now, events: &events, sink: sink) {
             sent = true
             // Recovery's last resends may be all that is left to draw an ACK.
             armLossProbe(now: now, mayProbe: mayProbe)
         }
         var sentNew = false
-        while sendNewSegment(now: now, events: &events, emit: emit) { sentNew = true }
+        while sendNewSegment(now: now, events: &events, sink: sink) { sentNew = true }
         if sentNew {
             sent = true
             // RFC 8985 7.2: new data restarts the probe timer.
@@ -193,7 +197,7 @@ struct TCPSender {
 
     /// Sends the next new segment if the windows, Nagle (RFC 9293 3.7.4, in
     /// Minshall's variant) and sender SWS avoidance (3.8.6.2.1) allow it.
-    private mutating func sendNewSegment(now: Instant, events: inout TCPSendEvents, emit: TCPSegmentSink) -> Bool {
+    private mutating func sendNewSegment(now: Instant, events: inout TCPSendEvents, sink: some TCPSegmentSink) -> Bool {
         let offset = sndNxt - sendBufferSeq
         // Past the end means the FIN is already out; a full scoreboard waits for ACKs.
         guard offset >= 0, offset <= sendBuffer.count, !scoreboard.isFull else { return false }
@@ -215,7 +219,7 @@ struct TCPSender {
                 return false
             }
         }
-        spendAllowance(emitSegment(at: sndNxt, maxLength: length, now: now, events: &events, emit: emit))
+        spendAllowance(emitSegment(at: sndNxt, maxLength: length, now: now, events: &events, sink: sink))
         return true
     }
 
@@ -224,7 +228,7 @@ struct TCPSender {
     /// the bytes of data sent, less than `maxLength` when options take room.
     @discardableResult
     mutating func emitSegment(at seq: SequenceNumber, maxLength: Int, now: Instant, events: inout TCPSendEvents,
-                              emit: TCPSegmentSink) -> Int {
+                              sink: some TCPSegmentSink) -> Int {
         let offset = seq - sendBufferSeq
         let available = max(sendBuffer.count - offset, 0)
         let length = max(min(available, maxLength, sendMSS - optionReserve), 0)
@@ -234,7 +238,7 @@ struct TCPSender {
         if length > 0 && length == available { flags.insert(.psh) }
         let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
             : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
-        emit(seq, flags, a, b)
+        sink.emit(seq: seq, flags: flags, a, b)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
         if isNew && length > 0 && length < sendMSS - optionReserve { smallSegmentEnd = end }

@@ -65,7 +65,7 @@ extension TCPSender {
     /// segment and the one before it rather than new data (RFC 9002 6.2.4
     /// sends two probes too), or in fast recovery the first two resends due.
     /// Returns true if it sent.
-    mutating func sendLossProbe(now: Instant, events: inout TCPSendEvents, emit: TCPSegmentSink) -> Bool {
+    mutating func sendLossProbe(now: Instant, events: inout TCPSendEvents, sink: some TCPSegmentSink) -> Bool {
         let first: Int
         var second: Int?
         if recovery.lossState == .recovery, let due = scoreboard.nextLost() {
@@ -82,8 +82,8 @@ extension TCPSender {
         }
         let firstStart = scoreboard.records[first].start
         let lastStart = second.map { scoreboard.records[$0].start } ?? firstStart
-        resend(at: first, now: now, events: &events, emit: emit)
-        if let second { resend(at: second, now: now, events: &events, emit: emit) }
+        resend(at: first, now: now, events: &events, sink: sink)
+        if let second { resend(at: second, now: now, events: &events, sink: sink) }
         tlp.inFlight = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart)
         events.lossProbes &+= 1
         retransmitDeadline = now + rtt.rto

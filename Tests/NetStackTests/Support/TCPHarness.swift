@@ -263,11 +263,19 @@ final class TCPHarness {
     /// Lets the connection send what it has, into the outbox.
     func dispatch() {
         let t = now
-        connection.dispatch(now: t) { repr, a, b in
+        connection.dispatch(now: t, to: Outbox { [self] repr, a, b in
             let seg = SentSegment(repr: repr, payload: [UInt8](a) + [UInt8](b), time: t)
             if seg.segmentLength > 0, seg.seq + seg.segmentLength > stackNext { stackNext = seg.seq + seg.segmentLength }
             if let ts = repr.options.timestamps { lastStackTSval = ts.value }
             outbox.append(seg)
+        })
+    }
+
+    /// Collects what the connection sends, in place of the layer's path to IP.
+    private struct Outbox: TCPSegmentOutput {
+        let body: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+        func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+            body(repr, a, b)
         }
     }
 

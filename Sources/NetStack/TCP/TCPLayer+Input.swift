@@ -17,7 +17,7 @@ extension TCPLayer {
         let tuple = TCPFourTuple(localAddress: d.destination, localPort: repr.destinationPort,
                                  remoteAddress: d.source, remotePort: repr.sourcePort)
 
-        if let c = connections[tuple] {
+        if let c = connection(for: tuple) {
             // Linux's behaviour with a full accept queue: ignore the final ACK of
             // the handshake; the client's retransmission will try again.
             if c.state == .synReceived, repr.flags.contains(.ack), !repr.flags.contains(.rst),

@@ -11,6 +11,11 @@ import NetStackWire
 /// one event loop; not thread-safe.
 public final class TCPLayer {
     var connections: [TCPFourTuple: TCPConnection] = [:]
+    /// The connection the latest segment belonged to. Bulk transfers and
+    /// request/response traffic hit it almost always, and skip hashing the
+    /// tuple (a one-entry cache in front of the table). Unowned: retiring a
+    /// connection clears it, and the table keeps it alive until then.
+    private unowned(unsafe) var latest: TCPConnection?
     /// Connections by timer id, so a fired wheel timer finds its connection.
     var byTimerID: [UInt64: TCPConnection] = [:]
     var nextTimerID: UInt64 = 1
@@ -119,6 +124,15 @@ public final class TCPLayer {
 
     // MARK: Table
 
+    /// The connection for `tuple`, from the one-entry cache or the table.
+    @inline(__always)
+    func connection(for tuple: TCPFourTuple) -> TCPConnection? {
+        if let c = latest, c.tuple == tuple { return c }
+        guard let c = connections[tuple] else { return nil }
+        latest = c
+        return c
+    }
+
     func makeConnection(tuple: TCPFourTuple, configuration: TCPConfiguration, activeOpen: Bool,
                         segmentLimit: Int, now: Instant) -> TCPConnection {
         let iss = SequenceNumber(isn.next(for: tuple, now: now))
@@ -149,6 +163,7 @@ public final class TCPLayer {
     func retire(_ c: TCPConnection) {
         guard connections[c.tuple] === c else { return }
         connections[c.tuple] = nil
+        if latest === c { latest = nil }
         // Nothing it asks for now can be sent: the layer no longer knows it.
         c.serviceQueue = nil
         byTimerID[c.wheelTimer.id] = nil

@@ -64,6 +64,13 @@ int curing_tun_set_iff(int fd, const char *name, short flags, char *actual_name)
     return 0;
 }
 
+int curing_tun_set_offload(int fd, int header_size, unsigned offloads) {
+    if (ioctl(fd, TUNSETVNETHDRSZ, &header_size) < 0) return -errno;
+    // The offload flags are passed by value, not by pointer.
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0) return -errno;
+    return 0;
+}
+
 static int set_ipv4(int sock, const char *name, unsigned long request, uint32_t value) {
     struct ifreq ifr;
     set_name(&ifr, name);

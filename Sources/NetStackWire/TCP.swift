@@ -35,6 +35,8 @@ public struct TCPSegment {
     public let bytes: UnsafeMutableRawBufferPointer
 
     public static var minimumHeaderLength: Int { 20 }
+    /// Where the checksum field lies in the header.
+    public static var checksumOffset: Int { 16 }
     /// A data offset of 15 words.
     public static var maximumHeaderLength: Int { 60 }
 
@@ -107,6 +109,18 @@ public struct TCPSegment {
         checksum = 0
         checksum = InternetChecksum.overTransport(bytes, source: source, destination: destination, protocol: .tcp).value
     }
+
+    /// Leaves the checksum for a device to complete (checksum offload,
+    /// Linux's CHECKSUM_PARTIAL): the field holds the folded sum of the
+    /// pseudo-header alone, not complemented, whose length is the whole
+    /// segment's even when the device will cut it into several (TSO).
+    @inlinable
+    public func fillPartialChecksum(source: IPAddress, destination: IPAddress) {
+        var c = InternetChecksum()
+        c.addPseudoHeader(source: source, destination: destination, protocol: IPProtocol.tcp.rawValue,
+                          length: bytes.count)
+        checksum = c.sum
+    }
 }
 
 /// A TCP header as a plain value, options parsed. The short names are RFC 9293
@@ -165,6 +179,20 @@ public struct TCPRepr: Equatable, Sendable {
     /// payload must already be in place after them, the checksum over `length` bytes.
     @inlinable
     public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPAddress, destination: IPAddress) {
+        emitHeader(into: bytes).fillChecksum(source: source, destination: destination)
+    }
+
+    /// Writes the header and options and leaves the checksum for the device
+    /// to complete (`TCPSegment.fillPartialChecksum`).
+    @inlinable
+    public func emitLeavingChecksum(into bytes: UnsafeMutableRawBufferPointer, source: IPAddress,
+                                    destination: IPAddress) {
+        emitHeader(into: bytes).fillPartialChecksum(source: source, destination: destination)
+    }
+
+    /// Writes the header and options; returns the segment they head.
+    @inlinable
+    func emitHeader(into bytes: UnsafeMutableRawBufferPointer) -> TCPSegment {
         let headerLength = self.headerLength
         precondition(bytes.count >= headerLength + payloadLength)
         bytes.setBE16(0, sourcePort)
@@ -178,8 +206,7 @@ public struct TCPRepr: Equatable, Sendable {
         bytes.setBE16(18, urgentPointer)
         let written = options.emit(into: bytes.slice(TCPSegment.minimumHeaderLength..<headerLength))
         assert(TCPSegment.minimumHeaderLength + written == headerLength)
-        TCPSegment(unchecked: bytes.slice(0..<headerLength + payloadLength))
-            .fillChecksum(source: source, destination: destination)
+        return TCPSegment(unchecked: bytes.slice(0..<headerLength + payloadLength))
     }
 }
 

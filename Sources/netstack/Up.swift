@@ -154,10 +154,20 @@ struct LinkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The stack's MAC address (default: 02:00 followed by the IPv4 address).", valueName: "MAC"))
     var mac: String?
 
+    @Option(help: ArgumentHelp("Checksum offload and TCP segments up to 64 KiB both ways through the TAP's virtio-net header: on or off (default on; off when the kernel refuses, or with fault injection).",
+                               valueName: "on|off"))
+    var offload: Switch = .on
+
+    /// `on` or `off`.
+    enum Switch: String, ExpressibleByArgument, CaseIterable {
+        case on, off
+    }
+
     struct Settings {
         var tap: String
         var hostCIDR: IPv4CIDR
         var interface: InterfaceConfiguration
+        var offload: Bool
     }
 
     func settings() throws -> Settings {
@@ -185,7 +195,7 @@ struct LinkOptions: ParsableArguments {
             macAddress: macAddress,
             address: IPv4CIDR(address: ip, prefixLength: hostCIDR.prefixLength),
             gateway: hostCIDR.address)
-        return Settings(tap: tap, hostCIDR: hostCIDR, interface: config)
+        return Settings(tap: tap, hostCIDR: hostCIDR, interface: config, offload: offload == .on)
     }
 
     static func logLevel(_ text: String) throws -> Logger.Level {
@@ -213,14 +223,27 @@ struct LinkOptions: ParsableArguments {
 /// The order is stack -> FaultInjector -> PcapWriter -> TAP: the capture
 /// records the wire, so it shows transmitted frames after the faults (no lost
 /// ones, the duplicates, the corrupted bytes) and received frames before them.
+///
+/// Offloads are off under fault injection: the injector loses, reorders and
+/// damages whole wire frames, and a 64 KiB segment is dozens of them.
 func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Settings? = nil, slotCount: Int = 4096,
               tcp: TCPConfiguration,
               _ body: (any StackLoop, _ faultReport: @escaping () -> [(String, UInt64)]) throws -> Void) throws {
-    let pool = PacketPool(slotCount: slotCount)
     let clock = MonotonicClock()
+    func open(offload: Bool) throws(TAPError) -> TAPDevice {
+        // 64 KiB slots for offload segments: fewer of them, for the same order of memory.
+        let pool = offload ? PacketPool(slotCount: min(slotCount, 1024), slotSize: TAPDevice.offloadSlotSize)
+            : PacketPool(slotCount: slotCount)
+        return try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, pool: pool, offload: offload)
+    }
     let device: TAPDevice
     do {
-        device = try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, pool: pool)
+        do {
+            device = try open(offload: link.offload && faults == nil)
+        } catch .systemCall(.setOffload, let errno) {
+            Console.error("netstack: the kernel refused offloads (\(errno)); running without")
+            device = try open(offload: false)
+        }
     } catch {
         Console.error("netstack: \(error)")
         throw ExitCode(1)

@@ -47,6 +47,8 @@ static const short CURING_IFF_TAP = IFF_TAP;
 static const short CURING_IFF_TUN = IFF_TUN;
 static const short CURING_IFF_NO_PI = IFF_NO_PI;
 static const short CURING_IFF_VNET_HDR = IFF_VNET_HDR;
+static const unsigned CURING_TUN_F_CSUM = TUN_F_CSUM;
+static const unsigned CURING_TUN_F_TSO4 = TUN_F_TSO4;
 
 // MARK: io_uring helpers
 
@@ -86,6 +88,11 @@ static inline void curing_prep_read_select(struct io_uring_sqe *sqe, int fd,
 /// may be a pattern such as "tap%d") with `flags`; the kernel's chosen name is
 /// copied to `actual_name` (IFNAMSIZ bytes).
 int curing_tun_set_iff(int fd, const char *name, short flags, char *actual_name);
+
+/// TUNSETVNETHDRSZ then TUNSETOFFLOAD on a TAP opened with IFF_VNET_HDR: every
+/// frame read or written then starts with a `virtio_net_hdr` of `header_size`
+/// bytes, and the kernel may hand over what `offloads` (TUN_F_*) allow.
+int curing_tun_set_offload(int fd, int header_size, unsigned offloads);
 
 /// SIOCSIFADDR: sets the interface's IPv4 address (host byte order).
 int curing_if_set_address(int sock, const char *name, uint32_t address);

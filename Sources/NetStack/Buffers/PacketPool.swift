@@ -104,6 +104,19 @@ public final class PacketPool {
         return PacketBuffer(state: state, slot: slot, length: length)
     }
 
+    /// Wraps a lent slot that the kernel has filled with `length` bytes, the
+    /// first `headerLength` of them a device header already read (the frame
+    /// starts after it, which leaves it as headroom), and what the device did.
+    @inlinable
+    public func adopt(slot: UInt32, length: Int, headerLength: Int, offload: PacketOffload) -> PacketBuffer {
+        precondition(Int(slot) < state.pointee.slotCount && length <= state.pointee.slotSize
+                     && headerLength <= length)
+        var b = PacketBuffer(state: state, slot: slot, length: length - headerLength)
+        b.start = headerLength
+        b.offload = offload
+        return b
+    }
+
     /// The address of a slot, for devices that hand slots to the kernel.
     @inlinable
     public func address(ofSlot slot: UInt32) -> UnsafeMutableRawPointer {
@@ -125,6 +138,8 @@ public struct PacketBuffer: ~Copyable {
     public let slot: UInt32
     @usableFromInline var start: Int
     @usableFromInline var _length: Int
+    /// What the device did for this packet (receive) or is asked to do (transmit).
+    public var offload: PacketOffload
 
     /// Number of valid bytes.
     @inlinable
@@ -136,6 +151,7 @@ public struct PacketBuffer: ~Copyable {
         self.slot = slot
         self.start = 0
         self._length = length
+        self.offload = .none
     }
 
     deinit { state.pointee.push(slot) }
@@ -217,11 +233,13 @@ struct ParkedPacket {
     @usableFromInline var slot: UInt32
     @usableFromInline var start: Int32
     @usableFromInline var length: Int32
+    @usableFromInline var offload: PacketOffload
 
-    @inlinable init(slot: UInt32, start: Int, length: Int) {
+    @inlinable init(slot: UInt32, start: Int, length: Int, offload: PacketOffload) {
         self.slot = slot
         self.start = Int32(start)
         self.length = Int32(length)
+        self.offload = offload
     }
 }
 
@@ -229,7 +247,7 @@ extension PacketBuffer {
     /// Parks the buffer: ownership moves to the returned token.
     @inlinable
     consuming func park() -> ParkedPacket {
-        let p = ParkedPacket(slot: slot, start: start, length: _length)
+        let p = ParkedPacket(slot: slot, start: start, length: _length, offload: offload)
         discard self
         return p
     }
@@ -242,6 +260,7 @@ extension PacketPool {
         var b = PacketBuffer(state: state, slot: p.slot, length: 0)
         b.start = Int(p.start)
         b._length = Int(p.length)
+        b.offload = p.offload
         return b
     }
 }

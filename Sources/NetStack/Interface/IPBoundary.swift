@@ -52,6 +52,27 @@ public struct IPErrorReport {
     public var quotedTransport: UnsafeRawBufferPointer
 }
 
+/// What a transport leaves to the device for one segment it sends in place,
+/// within what `IPOutput.capabilities` allow.
+public struct TransportOffload: Sendable, Equatable {
+    /// Where the checksum field lies in the transport header, when it holds
+    /// only the pseudo-header sum for the device to complete; nil when the
+    /// transport computed it.
+    public var partialChecksumAt: Int?
+    /// TSO: the payload bytes per frame the device cuts the segment into,
+    /// which may then be up to `maxTransmitSegment` long; 0 when the segment
+    /// is one frame and fits the MTU.
+    public var segmentSize: Int
+
+    public init(partialChecksumAt: Int? = nil, segmentSize: Int = 0) {
+        self.partialChecksumAt = partialChecksumAt
+        self.segmentSize = segmentSize
+    }
+
+    /// The transport finished the segment itself, and it fits one frame.
+    public static var none: TransportOffload { TransportOffload() }
+}
+
 /// What a transport sends through: IP's output, whatever the family and the
 /// device. Each transport holds the one its interface attached.
 public protocol IPOutput: AnyObject {
@@ -63,10 +84,11 @@ public protocol IPOutput: AnyObject {
     /// packet to `destination` carries: the MTU less the IP header.
     func maximumSegmentLength(towards destination: IPAddress) -> Int
     /// Sends one unfragmented datagram of `length` transport bytes, which
-    /// `write` fills in place behind the reserved IP and link headroom. False
-    /// if it was dropped (no route, no buffer, too large); IP counts why.
+    /// `write` fills in place behind the reserved IP and link headroom, and
+    /// leaves to the device what `offload` says. False if it was dropped (no
+    /// route, no buffer, too large); IP counts why.
     func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-              now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
+              offload: TransportOffload, now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
     /// Sends `header` followed by `payload` as one datagram, fragmented when it
     /// exceeds the MTU (UDP, ICMP). False if it was dropped; IP counts why.
     func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,

@@ -65,6 +65,7 @@ extension Interface {
             counters.drops.record(.poolExhausted)
             return
         }
+        frame.reserveHeadroom(link.headroom)
         let length = EthernetFrame.headerLength + ARPPacket.length
         frame.setLength(length)
         frame.withBytes { bytes in

@@ -15,12 +15,13 @@ extension Interface: IPOutput {
 
     @inline(__always)
     public func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-                     now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+                     offload: TransportOffload, now: Instant,
+                     _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard case .v4(let s) = source, case .v4(let d) = destination else {
             counters.drops.record(.noRoute)
             return false
         }
-        return sendIPv4(from: s, to: d, protocol: proto, length: length, now: now, write)
+        return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, now: now, write)
     }
 
     public func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,

@@ -4,7 +4,8 @@ extension Interface {
     /// RFC 791 3.2 and RFC 1122 3.2.1: validate, then deliver locally. The stack
     /// is a host, so it never forwards.
     @inline(__always)
-    func receiveIPv4(_ eth: EthernetFrame, now: Instant) -> Verdict {
+    /// `checksumTrusted`: the device vouched for the transport checksum.
+    func receiveIPv4(_ eth: EthernetFrame, checksumTrusted: Bool, now: Instant) -> Verdict {
         let ip: IPv4Packet
         do { ip = try IPv4Packet(validating: eth.payload) } catch { return .drop(DropReason(ipv4: error)) }
         guard ip.checksumIsValid else { return .drop(.ipv4BadChecksum) }
@@ -38,7 +39,7 @@ extension Interface {
             }
         }
         return deliver(IPDatagram(source: .v4(src), destination: .v4(dst), proto: ip.protocol, payload: ip.payload,
-                                  checksum: .unverified, toBroadcast: toBroadcast, header: ip.header, inFrame: true),
+                                  checksum: checksumTrusted ? .verified : .unverified, toBroadcast: toBroadcast, header: ip.header, inFrame: true),
                        eth: eth, now: now)
     }
 

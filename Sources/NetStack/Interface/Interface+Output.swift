@@ -49,15 +49,19 @@ extension Interface {
 
     /// Sends one unfragmented IPv4 datagram (DF set) of `length` transport
     /// bytes, which `write` fills in place after the Ethernet and IP headers;
-    /// then the IP header goes in front. One pool slot, no copy.
+    /// then the IP header goes in front. One pool slot, no copy. With TSO
+    /// (`offload.segmentSize`) the datagram may be as long as the device
+    /// takes, and the device cuts it into frames.
     @inline(__always)
     func sendIPv4(from source: IPv4Address, to destination: IPv4Address, protocol proto: IPProtocol, length: Int,
-                  now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+                  offload: TransportOffload = .none, now: Instant,
+                  _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard let nextHop = route(destination) else {
             counters.drops.record(.noRoute)
             return false
         }
-        guard IPv4Repr.headerLength + length <= device.mtu else {
+        let limit = offload.segmentSize > 0 ? link.maxTransmitSegment : link.mtu
+        guard IPv4Repr.headerLength + length <= limit else {
             counters.drops.record(.tooLargeToSend)
             return false
         }
@@ -65,7 +69,12 @@ extension Interface {
         let repr = IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
                             timeToLive: configuration.timeToLive, identification: nextIdentification,
                             dontFragment: true)
-        guard sendPacket(repr, nextHop: nextHop, now: now, write) else { return false }
+        let transportStart = EthernetFrame.headerLength + IPv4Repr.headerLength
+        let packetOffload = PacketOffload(
+            checksumStart: offload.partialChecksumAt == nil ? 0 : UInt16(transportStart),
+            checksumOffset: UInt16(offload.partialChecksumAt ?? 0),
+            segmentSize: UInt16(clamping: offload.segmentSize))
+        guard sendPacket(repr, nextHop: nextHop, offload: packetOffload, now: now, write) else { return false }
         nextIdentification &+= 1
         counters.ipv4Out &+= 1
         return true
@@ -76,12 +85,14 @@ extension Interface {
     /// `nextHop`. False if no slot was free or the packet does not fit one;
     /// the reason is counted.
     @inline(__always)
-    private func sendPacket(_ repr: IPv4Repr, nextHop: IPv4Address, now: Instant,
+    private func sendPacket(_ repr: IPv4Repr, nextHop: IPv4Address, offload: PacketOffload = .none, now: Instant,
                             _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard var frame = device.pool.allocate() else {
             counters.drops.record(.poolExhausted)
             return false
         }
+        frame.reserveHeadroom(link.headroom)
+        frame.offload = offload
         let frameLength = EthernetFrame.headerLength + IPv4Repr.headerLength + repr.payloadLength
         guard frameLength <= frame.capacity else {
             counters.drops.record(.tooLargeToSend)

@@ -22,6 +22,8 @@ public final class Interface<D: Device> {
     public let udp: UDPLayer
     var icmpErrorBucket: TokenBucket
     var nextIdentification: UInt16
+    /// The device's capabilities, read once (they do not change while it is open).
+    let link: DeviceCapabilities
     /// Scratch for ARP bookkeeping, kept to avoid allocating per call.
     var scratchParked: [ParkedPacket] = []
     var scratchRetry: [IPv4Address] = []
@@ -35,6 +37,7 @@ public final class Interface<D: Device> {
         self.device = device
         self.configuration = configuration
         self.logger = logger
+        link = device.capabilities
         arp = ARPCache(capacity: configuration.arpCacheCapacity, lifetime: configuration.arpLifetime,
                        retryInterval: configuration.arpRetryInterval, maxRequests: configuration.arpMaxRequests,
                        maxWaiting: configuration.arpMaxWaiting)
@@ -131,7 +134,8 @@ public final class Interface<D: Device> {
     public func receive(_ frame: consuming PacketBuffer, now: Instant) {
         counters.framesIn &+= 1
         counters.bytesIn &+= UInt64(frame.length)
-        let verdict = frame.withBytes { bytes in self.classify(bytes, now: now) }
+        let trusted = frame.offload.checksumVerified
+        let verdict = frame.withBytes { bytes in self.classify(bytes, checksumTrusted: trusted, now: now) }
         switch verdict {
         case .done:
             break
@@ -139,18 +143,19 @@ public final class Interface<D: Device> {
             counters.drops.record(reason)
         case .transmit(let length):
             frame.setLength(length)
+            frame.offload = .none
             transmit(frame)
         }
     }
 
     @inline(__always)
-    func classify(_ bytes: UnsafeMutableRawBufferPointer, now: Instant) -> Verdict {
+    func classify(_ bytes: UnsafeMutableRawBufferPointer, checksumTrusted: Bool, now: Instant) -> Verdict {
         let eth: EthernetFrame
         do { eth = try EthernetFrame(validating: bytes) } catch { return .drop(.ethernetTruncated) }
         let dst = eth.destination
         guard dst == configuration.macAddress || dst.isBroadcast else { return .drop(.notOurMAC) }
         switch eth.etherType {
-        case .ipv4: return receiveIPv4(eth, now: now)
+        case .ipv4: return receiveIPv4(eth, checksumTrusted: checksumTrusted, now: now)
         case .arp: return receiveARP(eth, now: now)
         default: return .drop(.unsupportedEtherType)
         }

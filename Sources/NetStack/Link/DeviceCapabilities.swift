@@ -19,18 +19,24 @@ public struct DeviceCapabilities: Sendable, Equatable {
     public var maxReceiveSegment: Int
     /// Which checksums the device completes on transmit and has verified on receive.
     public var checksum: ChecksumCapabilities
+    /// Bytes the device needs free in front of each frame it transmits, for
+    /// a header of its own (a TAP's virtio-net header): the stack builds
+    /// frames that far into their slots.
+    public var headroom: Int
 
     /// - Parameters:
     ///   - mtu: the largest IP packet one frame carries.
     ///   - maxTransmitSegment: the largest IP packet accepted to transmit; `mtu` if nil.
     ///   - maxReceiveSegment: the largest IP packet handed over on receive; `mtu` if nil.
     ///   - checksum: the checksum offloads; none by default.
+    ///   - headroom: bytes the device writes in front of each transmitted frame.
     public init(mtu: Int, maxTransmitSegment: Int? = nil, maxReceiveSegment: Int? = nil,
-                checksum: ChecksumCapabilities = .none) {
+                checksum: ChecksumCapabilities = .none, headroom: Int = 0) {
         self.mtu = mtu
         self.maxTransmitSegment = maxTransmitSegment ?? mtu
         self.maxReceiveSegment = maxReceiveSegment ?? mtu
         self.checksum = checksum
+        self.headroom = headroom
     }
 
     /// An Ethernet link that sends and receives one frame per buffer and leaves
@@ -42,15 +48,19 @@ public struct DeviceCapabilities: Sendable, Equatable {
     /// Whether the segment limits are no smaller than the MTU and the MTU is at
     /// least IPv4's minimum of 68 bytes (RFC 791).
     public var isValid: Bool {
-        mtu >= 68 && maxTransmitSegment >= mtu && maxReceiveSegment >= mtu
+        mtu >= 68 && maxTransmitSegment >= mtu && maxReceiveSegment >= mtu && maxTransmitSegment <= 65535
+            && headroom >= 0
     }
+
+    /// Whether the device cuts TCP segments larger than the MTU into frames (TSO).
+    public var segmentsTCP: Bool { maxTransmitSegment > mtu }
 
     /// These capabilities for middleware that must see every frame as it is on
     /// the wire (whole frames with final checksums), such as one that damages
     /// bytes and counts on the checksums to catch it: transmit segments no
     /// larger than the MTU, and no checksum offload either way, so the stack
     /// computes and verifies every checksum itself. Received segments stay as
-    /// the device delivers them.
+    /// the device delivers them; the headroom stays the inner device's.
     public var wireFrames: DeviceCapabilities {
         var c = self
         c.maxTransmitSegment = mtu

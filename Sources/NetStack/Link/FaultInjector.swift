@@ -403,12 +403,15 @@ final class FaultLane: MiddlewareLane {
         }
         if rCorrupt < profile.corrupt, frame.withBytes({ Self.corrupt($0, detail: detail) }) {
             counters.corrupted &+= 1
+            // What the device vouched for is damaged now: the stack must check it.
+            frame.offload.checksumVerified = false
         }
         let hold = rReorder < profile.reorder && count < capacity
         if rDuplicate < profile.duplicate, var copy = pool.allocate() {
             copy.reserveHeadroom(frame.headroom)
             copy.setLength(frame.length)
             copy.baseAddress.copyMemory(from: frame.baseAddress, byteCount: frame.length)
+            copy.offload = frame.offload
             counters.duplicated &+= 1
             if hold { park(frame) } else { emit(frame) }
             emit(copy)

@@ -1,9 +1,15 @@
 /// Two devices joined back to back in one process: what one transmits, the
 /// other receives. Both ends share one pool, so a frame crosses by handing
 /// over its slot, without a copy. For stack-to-stack tests and benchmarks.
+///
+/// With offloading capabilities it behaves as the kernel's loopback does:
+/// segments up to `maxTransmitSegment` cross whole (the far end receives
+/// them as one, as after GRO), and a checksum left partial is never
+/// completed but trusted on arrival, since the bytes never left memory.
 public final class MemoryLink: Device {
     public let pool: PacketPool
-    /// One frame per buffer, every checksum left to the stacks.
+    /// What both ends report: by default one frame per buffer and every
+    /// checksum left to the stacks.
     public let capabilities: DeviceCapabilities
     /// Frames on their way to this end.
     let inbound: PacketQueue
@@ -44,6 +50,9 @@ public final class MemoryLink: Device {
 
     /// Tail-drops when the peer's queue is full, as a real NIC ring would.
     public func transmit(_ frame: consuming PacketBuffer) {
+        if frame.offload.checksumPartial {
+            frame.offload = PacketOffload(checksumVerified: true, segmentSize: frame.offload.segmentSize)
+        }
         if let refused = peer.inbound.append(frame) {
             _ = consume refused
             droppedForQueueFull &+= 1

@@ -44,10 +44,10 @@ public final class PcapWriter<Inner: Device>: Device {
     ///   - path: the capture file.
     ///   - clock: timestamps; its nanoseconds are written as seconds since the epoch,
     ///     so pass a wall clock if the capture should show real dates.
-    ///   - snapLength: bytes kept per frame (at most 65535 here).
+    ///   - snapLength: bytes kept per frame (at most 262144, tcpdump's default, so 64 KiB offload segments fit whole).
     ///   - bufferSize: bytes buffered before a write; raised to fit one whole record.
     public init(wrapping inner: Inner, path: FilePath, clock: any NetClock,
-                snapLength: Int = 65535, bufferSize: Int = 1 << 18) throws(Errno) {
+                snapLength: Int = 262_144, bufferSize: Int = 1 << 18) throws(Errno) {
         do {
             file = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                            permissions: [.ownerReadWrite, .groupRead, .otherRead])
@@ -56,7 +56,7 @@ public final class PcapWriter<Inner: Device>: Device {
         }
         self.inner = inner
         self.clock = clock
-        self.snapLength = min(max(snapLength, 1), 65535)
+        self.snapLength = min(max(snapLength, 1), 262_144)
         let capacity = max(bufferSize, Self.globalHeaderSize + Self.recordHeaderSize + self.snapLength)
         buffer = .allocate(byteCount: capacity, alignment: 8)
         put32(Self.magicNanoseconds)
@@ -70,7 +70,7 @@ public final class PcapWriter<Inner: Device>: Device {
 
     /// Creates (or truncates) the capture file at `path`; see `init(wrapping:path:clock:snapLength:bufferSize:)`.
     public convenience init(wrapping inner: Inner, path: String, clock: any NetClock,
-                            snapLength: Int = 65535, bufferSize: Int = 1 << 18) throws(Errno) {
+                            snapLength: Int = 262_144, bufferSize: Int = 1 << 18) throws(Errno) {
         try self.init(wrapping: inner, path: FilePath(path), clock: clock, snapLength: snapLength,
                       bufferSize: bufferSize)
     }

@@ -18,6 +18,7 @@ public enum TAPError: Error, Equatable, CustomStringConvertible {
     public enum Operation: String, Sendable {
         case openTun = "open /dev/net/tun"
         case createInterface = "ioctl TUNSETIFF"
+        case setOffload = "ioctl TUNSETVNETHDRSZ/TUNSETOFFLOAD"
         case controlSocket = "socket(AF_INET, SOCK_DGRAM)"
         case setAddress = "ioctl SIOCSIFADDR"
         case setNetmask = "ioctl SIOCSIFNETMASK"
@@ -63,9 +64,20 @@ public final class TAPDevice: Device {
     }
 
     public let pool: PacketPool
-    /// One Ethernet frame per buffer and no checksum offload: without the
-    /// virtio-net header the kernel hands over and expects finished frames.
-    public let capabilities = DeviceCapabilities.ethernet(mtu: 1500)
+    /// Without offloads, one Ethernet frame per buffer and no checksum
+    /// offload: the kernel hands over and expects finished frames. With them
+    /// (`offloads`), segments up to 64 KiB each way, TCP and UDP checksums
+    /// left to the kernel and trusted from it, and a virtio-net header in
+    /// front of every frame.
+    public let capabilities: DeviceCapabilities
+    /// Whether frames carry a virtio-net header and the kernel segments and
+    /// coalesces TCP (TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 took).
+    public private(set) var offloads = false
+    /// Whether every frame read and written starts with a virtio-net header (IFF_VNET_HDR).
+    private let vnetHeader: Bool
+    /// The smallest pool slot that holds a received 64 KiB segment behind its
+    /// Ethernet and virtio-net headers (a multiple of 64, as pools want).
+    public static let offloadSlotSize = 65600
     /// The interface name the kernel gave (as asked, or filled in from a `%d` pattern).
     public private(set) var name: String
     /// The host side's Ethernet address (SIOCGIFHWADDR), nil if it could not be read.
@@ -146,14 +158,24 @@ public final class TAPDevice: Device {
     ///   - ringEntries: submission queue size (rounded up to a power of two).
     ///   - receiveBuffers: slots kept lent to the kernel for receive.
     ///   - receiveMode: `.bufferSelect` forces the fallback reads.
+    ///   - offload: ask the kernel for checksum offload and TCP segmentation
+    ///     both ways through the virtio-net header; needs pool slots of at
+    ///     least `offloadSlotSize`. Without kernel support the device runs
+    ///     without (`offloads` says which).
     public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
                 ringEntries: Int = 256, receiveBuffers: Int = 128,
-                receiveMode: ReceiveMode = .automatic) throws(TAPError) {
+                receiveMode: ReceiveMode = .automatic, offload: Bool = false) throws(TAPError) {
         guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ),
               !name.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") }) else {
             throw .invalidName(name)
         }
-        let frameSize = capabilities.maxReceiveSegment + 14
+        vnetHeader = offload
+        capabilities = offload
+            ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
+                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both),
+                                 headroom: VirtioNetHeader.length)
+            : .ethernet(mtu: 1500)
+        let frameSize = capabilities.maxReceiveSegment + 14 + (offload ? VirtioNetHeader.length : 0)
         guard pool.slotSize >= frameSize else {
             throw .invalidConfiguration("pool slots of \(pool.slotSize) bytes cannot hold a \(frameSize)-byte frame")
         }
@@ -212,8 +234,14 @@ public final class TAPDevice: Device {
                 let userData = cqe.pointee.user_data, res = cqe.pointee.res, flags = cqe.pointee.flags
                 used += 1
                 if let slot = complete(userData: userData, res: res, flags: flags) {
+                    guard let offload = receivedOffload(slot: slot, length: Int(res)) else {
+                        rxErrors += 1
+                        pool.returnSlot(slot)
+                        continue
+                    }
                     rxFrames += 1
-                    handler(pool.adopt(slot: slot, length: Int(res)))
+                    let header = vnetHeader ? VirtioNetHeader.length : 0
+                    handler(pool.adopt(slot: slot, length: Int(res), headerLength: header, offload: offload))
                     delivered += 1
                     if delivered == limit || closing { break }
                 }
@@ -228,8 +256,53 @@ public final class TAPDevice: Device {
         return delivered
     }
 
+    /// What the kernel's virtio-net header in front of a received frame says,
+    /// or `.none` without one; nil for a frame too short to hold it.
+    private func receivedOffload(slot: UInt32, length: Int) -> PacketOffload? {
+        guard vnetHeader else { return PacketOffload.none }
+        guard length >= VirtioNetHeader.length + 14,
+              let header = try? VirtioNetHeader(parsing: UnsafeRawBufferPointer(
+                start: pool.address(ofSlot: slot), count: VirtioNetHeader.length)) else { return nil }
+        return PacketOffload(checksumVerified: header.checksumTrusted,
+                             segmentSize: header.gsoType == .none ? 0 : header.segmentSize)
+    }
+
+    /// The virtio-net header that asks the kernel to finish `frame` as its
+    /// offload says: complete the transport checksum, and cut a TCP segment
+    /// longer than one frame into `segmentSize` pieces. All zero for a
+    /// finished frame.
+    private static func transmitHeader(for frame: borrowing PacketBuffer, mtu: Int) -> VirtioNetHeader {
+        let o = frame.offload
+        var h = VirtioNetHeader()
+        if o.checksumPartial {
+            h.flags = VirtioNetHeader.needsChecksum
+            h.checksumStart = o.checksumStart
+            h.checksumOffset = o.checksumOffset
+        }
+        if o.segmentSize > 0 && frame.length > 14 + mtu {
+            h.gsoType = .tcpv4
+            h.segmentSize = o.segmentSize
+            // Ethernet, IP and TCP headers: the TCP data offset is the top nibble of byte 12.
+            h.headerLength = frame.withBytes { bytes in
+                let start = Int(o.checksumStart)
+                guard start + 13 <= bytes.count else { return UInt16(start) }
+                return UInt16(start + Int(bytes[start + 12] >> 4) * 4)
+            }
+        }
+        return h
+    }
+
     /// Queues a write of `frame`, which must come from `pool`; `flush()` submits it.
     public func transmit(_ frame: consuming PacketBuffer) {
+        if vnetHeader {
+            guard frame.headroom >= VirtioNetHeader.length else {
+                txDropped += 1
+                return
+            }
+            let header = Self.transmitHeader(for: frame, mtu: capabilities.mtu)
+            frame.extendFront(VirtioNetHeader.length)
+            frame.withBytes { header.emit(into: $0) }
+        }
         let length = frame.length
         let address = frame.baseAddress
         guard ringReady, !closing, length > 0, length < 1 << 24, let sqe = nextSQE() else {
@@ -324,8 +397,14 @@ public final class TAPDevice: Device {
         fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if fd < 0 { throw .systemCall(.openTun, Errno(rawValue: errno)) }
         var actual = [CChar](repeating: 0, count: Int(IFNAMSIZ))
-        let ret = curing_tun_set_iff(fd, name, CURING_IFF_TAP | CURING_IFF_NO_PI, &actual)
+        let flags = CURING_IFF_TAP | CURING_IFF_NO_PI | (vnetHeader ? CURING_IFF_VNET_HDR : 0)
+        let ret = curing_tun_set_iff(fd, name, flags, &actual)
         if ret < 0 { throw .systemCall(.createInterface, Errno(rawValue: -ret)) }
+        if vnetHeader {
+            let r = curing_tun_set_offload(fd, CInt(VirtioNetHeader.length), CURING_TUN_F_CSUM | CURING_TUN_F_TSO4)
+            if r < 0 { throw .systemCall(.setOffload, Errno(rawValue: -r)) }
+            offloads = true
+        }
         name = String(decoding: actual.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 
         let sock = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -62,6 +62,8 @@ struct RetransmitQueue {
     /// generic default is unspecialised in debug builds and allocates.
     var head: TransmitRecord? { records.isEmpty ? nil : records[0] }
     var isFull: Bool { records.count >= capacity }
+    /// How many more records fit.
+    var room: Int { capacity - records.count }
     var count: Int { records.count }
     /// How many records are SACKed (RACK compares it with DupThresh).
     private(set) var sackedSegments = 0

@@ -3,7 +3,8 @@ import NetStackWire
 /// Where a connection's framed segments go: the layer's path to IP, or a
 /// test's outbox. The payload comes as up to two pieces of the send ring (it wraps).
 protocol TCPSegmentOutput {
-    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer)
+    /// `segmentSize`: payload bytes per frame when the segment is several (TSO); 0 otherwise.
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int)
 }
 
 /// Frames the sender's segments with the connection's header and hands them
@@ -14,9 +15,10 @@ private struct HeaderFraming<Output: TCPSegmentOutput>: TCPSegmentSink {
     let mss: Int
     let now: Instant
 
-    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
+              segmentSize: Int) {
         let repr = connection.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now)
-        output.send(repr, payload: a, b)
+        output.send(repr, payload: a, b, segmentSize: segmentSize)
     }
 }
 
@@ -29,7 +31,7 @@ extension TCPConnection {
         let mss = sender.sendMSS
         if sendResetNow {
             sendResetNow = false
-            output.send(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty)
+            output.send(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
             return
         }
         var sent = false
@@ -39,7 +41,7 @@ extension TCPConnection {
         case .synSent, .synReceived:
             if sender.sndNxt == iss {
                 let flags: TCPFlags = state == .synSent ? [.syn] : [.syn, .ack]
-                output.send(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
+                output.send(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
                 sender.synSent(now: now)
                 sent = true
             }
@@ -47,7 +49,7 @@ extension TCPConnection {
             if sender.sndNxt == iss {
                 // Closed in SYN-RECEIVED (RFC 9293 3.10.4) and the SYN-ACK timed
                 // out: the retransmission from SND.UNA starts with it.
-                output.send(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty)
+                output.send(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
                 sender.sndNxt = iss + 1
                 sent = true
             }
@@ -66,14 +68,14 @@ extension TCPConnection {
             probeNow = false
             // A window probe or keepalive: one old sequence number, which the
             // peer must answer with an ACK showing its window (RFC 9293 3.8.6.1, RFC 1122 4.2.3.6).
-            output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
+            output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
             sent = true
         }
         let ackDue = receiver.ackNow || (receiver.delayedAckDeadline.map { now >= $0 } ?? false)
         if !sent && ackDue && state != .synSent {
             // A bare ACK carries SND.MAX, not SND.NXT, so that it stays in the
             // peer's window after a timeout rewinds SND.NXT (as BSD's tcp_output).
-            output.send(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty)
+            output.send(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
         }
     }
 

@@ -10,8 +10,8 @@ struct TCPSegmentPath: TCPSegmentOutput {
     let tuple: TCPFourTuple
     let now: Instant
 
-    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
-        layer.emit(repr, from: tuple, payload: a, b, via: ip, now: now)
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int) {
+        layer.emit(repr, from: tuple, payload: a, b, segmentSize: segmentSize, via: ip, now: now)
     }
 }
 
@@ -60,12 +60,18 @@ extension TCPLayer {
     }
 
     /// Builds one segment behind IP's headroom: the payload pieces copied
-    /// once, then the header from `repr` and the checksum over the segment in place.
+    /// once, then the header from `repr` and the checksum over the segment in
+    /// place, or only the pseudo-header's when the device completes it.
+    /// `segmentSize`: the device cuts the segment into frames of this much
+    /// payload (TSO); 0 for one frame.
     func emit(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
-              _ b: UnsafeRawBufferPointer, via ip: any IPOutput, now: Instant) {
+              _ b: UnsafeRawBufferPointer, segmentSize: Int = 0, via ip: any IPOutput, now: Instant) {
         let length = repr.headerLength + a.count + b.count
+        let partial = checksumOffload
+        let offload = TransportOffload(partialChecksumAt: partial ? TCPSegment.checksumOffset : nil,
+                                       segmentSize: segmentSize)
         let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
-                           now: now) { segment in
+                           offload: offload, now: now) { segment in
             let dataStart = repr.headerLength
             if a.count > 0 {
                 segment.baseAddress!.advanced(by: dataStart).copyMemory(from: a.baseAddress!, byteCount: a.count)
@@ -74,7 +80,11 @@ extension TCPLayer {
                 segment.baseAddress!.advanced(by: dataStart + a.count)
                     .copyMemory(from: b.baseAddress!, byteCount: b.count)
             }
-            repr.emit(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
+            if partial {
+                repr.emitLeavingChecksum(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
+            } else {
+                repr.emit(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
+            }
         }
         guard sent else { return }
         kept.segmentsOut &+= 1

@@ -61,7 +61,18 @@ public final class TCPLayer {
     }
 
     /// Sends what applications start through `ip` from now on.
-    func attach(to ip: some IPOutput) { self.ip = ip }
+    func attach(to ip: some IPOutput) {
+        self.ip = ip
+        let link = ip.capabilities
+        checksumOffload = link.checksum.tcp.contains(.transmit)
+        // The largest TCP payload one IPv4 packet takes behind the longest TCP header.
+        offloadLimit = link.segmentsTCP ? link.maxTransmitSegment - IPv4Repr.headerLength - 60 : 0
+    }
+
+    /// The device completes TCP checksums (`ChecksumOffload.transmit`), read once at attach.
+    private(set) var checksumOffload = false
+    /// The most data one segment takes when the device segments TCP (TSO); 0 without.
+    private(set) var offloadLimit = 0
 
     // MARK: Application entry points
 
@@ -141,6 +152,7 @@ public final class TCPLayer {
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
                               activeOpen: activeOpen, now: now, logger: logger)
         c.serviceQueue = self
+        c.sender.offloadLimit = offloadLimit
         c.wheelTimer.id = nextTimerID
         nextTimerID += 1
         connections[c.tuple] = c

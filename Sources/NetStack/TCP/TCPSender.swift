@@ -5,7 +5,10 @@ import NetStackWire
 /// the send ring. A protocol the sender is generic over, not a closure: a
 /// closure's context retained the connection and the layer for every segment.
 protocol TCPSegmentSink {
-    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer)
+    /// `segmentSize`: for a segment longer than one (TSO), the payload bytes
+    /// per frame the device cuts it into; 0 otherwise.
+    func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
+              segmentSize: Int)
 }
 
 /// What one call into the sender did that the connection tallies or tells
@@ -67,6 +70,9 @@ struct TCPSender {
     var retransmissions = 0
     /// Where the last small data segment sent ends (Nagle, Minshall's variant).
     var smallSegmentEnd: SequenceNumber?
+    /// The most data one segment may carry when the device segments TCP
+    /// (TSO); 0 when every segment must fit one frame.
+    var offloadLimit = 0
 
     // MARK: Loss recovery (beside the sender, in their own types)
     /// Every segment in flight, with what SACK blocks and loss detection said of it (RFC 6675).
@@ -205,6 +211,19 @@ struct TCPSender {
         let inFlight = sndNxt - sndUna
         // The peer's window bounds the sequence space; congestion control the pipe.
         let usable = max(min(sndWnd - inFlight, congestionAllowance), 0)
+        let perSegment = sendMSS - optionReserve
+        if offloadLimit > 0 {
+            // TSO: whole segments as one, no more than a quarter of the
+            // congestion window (so ACKs keep clocking, as Linux's
+            // tcp_tso_autosize) and what the scoreboard has records for.
+            let goal = min(offloadLimit, max(2 * perSegment, congestion.congestionWindow / 4))
+            let segments = min(min(unsent, usable, goal) / perSegment, scoreboard.room - 1)
+            if segments >= 2 {
+                spendAllowance(emitSegment(at: sndNxt, maxLength: segments * perSegment, offload: true, now: now,
+                                           events: &events, sink: sink))
+                return true
+            }
+        }
         let length = min(unsent, sendMSS, usable)
         if length < sendMSS {
             if length < unsent {
@@ -226,19 +245,22 @@ struct TCPSender {
     /// Emits the data (and FIN, if it falls at the end) starting at `seq`,
     /// recording new segments on the scoreboard and arming the RTO. Returns
     /// the bytes of data sent, less than `maxLength` when options take room.
+    /// With `offload`, the segment may be several (TSO): `maxLength` bytes,
+    /// each `sendMSS - optionReserve` long on the wire, with a record each.
     @discardableResult
-    mutating func emitSegment(at seq: SequenceNumber, maxLength: Int, now: Instant, events: inout TCPSendEvents,
-                              sink: some TCPSegmentSink) -> Int {
+    mutating func emitSegment(at seq: SequenceNumber, maxLength: Int, offload: Bool = false, now: Instant,
+                              events: inout TCPSendEvents, sink: some TCPSegmentSink) -> Int {
         let offset = seq - sendBufferSeq
         let available = max(sendBuffer.count - offset, 0)
-        let length = max(min(available, maxLength, sendMSS - optionReserve), 0)
+        let perSegment = sendMSS - optionReserve
+        let length = max(min(available, maxLength, offload ? maxLength : perSegment), 0)
         var flags: TCPFlags = .ack
         let end = seq + length
         if let f = finSeq, end == f { flags.insert(.fin) }
         if length > 0 && length == available { flags.insert(.psh) }
         let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
             : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
-        sink.emit(seq: seq, flags: flags, a, b)
+        sink.emit(seq: seq, flags: flags, a, b, segmentSize: length > perSegment ? perSegment : 0)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
         if isNew && length > 0 && length < sendMSS - optionReserve { smallSegmentEnd = end }
@@ -246,7 +268,14 @@ struct TCPSender {
         if isNew {
             // Every segment in flight has a record (the SYN apart); a FIN its
             // own, since SACK blocks cover data only.
-            let start = max(seq, sndMax)
+            // One record per segment on the wire, so SACK, RACK and the
+            // undo work per MSS when the device cut the segment (as Linux
+            // keeps tcp_skb_pcount).
+            var start = max(seq, sndMax)
+            while end - start > perSegment {
+                scoreboard.append(start: start, end: start + perSegment, now: now)
+                start = start + perSegment
+            }
             if flags.contains(.fin) && end > start {
                 scoreboard.append(start: start, end: end, now: now)
                 scoreboard.append(start: end, end: next, now: now)

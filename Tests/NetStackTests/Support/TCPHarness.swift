@@ -274,7 +274,8 @@ final class TCPHarness {
     /// Collects what the connection sends, in place of the layer's path to IP.
     private struct Outbox: TCPSegmentOutput {
         let body: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
-        func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) {
+        func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
+                  segmentSize: Int) {
             body(repr, a, b)
         }
     }

@@ -27,10 +27,14 @@ final class StackPair<D: Device> {
     var now: Instant { clock.now }
 
     /// `wrap` makes each stack's device from its end of the link (true for A).
-    init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500,
+    /// `capabilities`, when given, replace the plain Ethernet link of `mtu`
+    /// (offloads: give slots that hold the largest segment, `slotSize`).
+    init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
+         mtu: Int = 1500, capabilities: DeviceCapabilities? = nil,
          wrap: (MemoryLink, _ isA: Bool, VirtualClock) -> D) {
-        pool = PacketPool(slotCount: slotCount)
-        (linkA, linkB) = MemoryLink.pair(pool: pool, mtu: mtu, queueCapacity: queueCapacity)
+        pool = PacketPool(slotCount: slotCount, slotSize: slotSize)
+        (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities ?? .ethernet(mtu: mtu),
+                                         queueCapacity: queueCapacity)
         a = Interface(device: wrap(linkA, true, clock),
                       configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
                       now: clock.now)
@@ -73,8 +77,10 @@ final class StackPair<D: Device> {
 }
 
 extension StackPair where D == MemoryLink {
-    convenience init(slotCount: Int = 4096, queueCapacity: Int = 2048, mtu: Int = 1500) {
-        self.init(slotCount: slotCount, queueCapacity: queueCapacity, mtu: mtu, wrap: { link, _, _ in link })
+    convenience init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
+                     mtu: Int = 1500, capabilities: DeviceCapabilities? = nil) {
+        self.init(slotCount: slotCount, slotSize: slotSize, queueCapacity: queueCapacity, mtu: mtu,
+                  capabilities: capabilities, wrap: { link, _, _ in link })
     }
 }
 

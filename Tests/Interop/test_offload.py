@@ -1,0 +1,60 @@
+"""Offloads through the TAP's virtio-net header (`--offload on|off`): with
+them, TCP crosses the TAP in segments longer than one Ethernet frame both
+ways (the kernel's GSO towards the stack, the stack's TSO towards the
+kernel); without them, never. Read off a capture on the TAP taken by the
+kernel's side, while the real iperf3 pushes data each way."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import STACK_IP, Stack
+
+
+def tcp_frame_lengths(ns, pcap, *flags):
+    """Runs `netstack up --serve iperf3 --offload FLAG`, captures on tap0
+    while iperf3 sends for a second each way, and returns the lengths of the
+    TCP frames the stack sent and received, and the iperf3 results."""
+    stack = Stack(ns, "--serve", "iperf3", *flags)
+    # Headers only (-s): frame.len keeps each frame's length on the wire.
+    capture = ns.popen("tshark", "-q", "-i", "tap0", "-f", "tcp", "-s", "96", "-w", str(pcap),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = []
+    try:
+        time.sleep(1.5)  # tshark up
+        for extra in ([], ["-R"]):
+            r = ns.exec("iperf3", "-c", STACK_IP, "-J", "-t", "1", *extra, timeout=60, check=False)
+            results.append(json.loads(r.stdout))
+        time.sleep(0.5)
+    finally:
+        capture.terminate()
+        capture.wait(timeout=20)
+        stack.stop()
+    out = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "ip.src", "-e", "frame.len"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    sent, received = [], []
+    for line in out.splitlines():
+        src, length = line.split("\t")
+        (sent if src == STACK_IP else received).append(int(length))
+    return sent, received, results
+
+
+def test_segments_longer_than_a_frame_cross_the_tap_both_ways_with_offloads(ns, tmp_path):
+    sent, received, results = tcp_frame_lengths(ns, tmp_path / "on.pcap", "--offload", "on")
+    for r in results:
+        assert "error" not in r, r
+        assert r["end"]["sum_received"]["bytes"] > 0, r
+    assert len(sent) > 100 and len(received) > 100
+    assert max(sent) > 1514, f"the stack sent no frame longer than 1514 bytes (longest {max(sent)})"
+    assert max(received) > 1514, f"the kernel sent no frame longer than 1514 bytes (longest {max(received)})"
+    assert max(sent + received) <= 65535 + 14
+
+
+def test_without_offloads_no_frame_is_longer_than_ethernet_allows(ns, tmp_path):
+    sent, received, results = tcp_frame_lengths(ns, tmp_path / "off.pcap", "--offload", "off")
+    for r in results:
+        assert "error" not in r, r
+        assert r["end"]["sum_received"]["bytes"] > 0, r
+    assert len(sent) > 100 and len(received) > 100
+    assert max(sent + received) <= 1514, max(sent + received)

@@ -28,8 +28,11 @@ struct Bench: ParsableCommand {
                            netstack's packets per second besides)
 
             Prints the median and range (min–max) of the rounds per system, and \
-            netstack/kernel, and says where it wrote --json and --report. Compare \
-            figures only from a release build: swift build -c release.
+            netstack/kernel, and says where it wrote --json and --report. Besides each \
+            figure, its CPU cost: the whole machine's busy CPU time (/proc/stat) over the \
+            measured interval, as CPU-seconds per GB (bulk; lower is better) or \
+            transactions/datagrams per CPU-second. Compare figures only from a release \
+            build: swift build -c release.
             """
     )
 

@@ -66,7 +66,7 @@ def test_quick_run_reports_every_scenario_on_both_systems(tmp_path):
     assert secondary["value"] > 0
     machine = report["machine"]
     assert machine["cores"] >= 1
-    for key in ["cpu", "kernel", "swift", "date"]:
+    for key in ["cpu", "kernel", "swift", "date", "tcpCongestionControl"]:
         assert machine[key], key
 
     # The table on stdout: a row per scenario, with both systems' medians
@@ -80,6 +80,7 @@ def test_quick_run_reports_every_scenario_on_both_systems(tmp_path):
         assert "failed" not in rows[scenario]
     cpu_rows = [line for line in stdout.splitlines() if line.startswith("| ") and "CPU-s" in line]
     assert len(cpu_rows) == len(SCENARIOS), stdout
+    assert "kernel TCP congestion control: " in stdout
 
     html = out_html.read_text()
     assert html.count("<svg ") == len(SCENARIOS)

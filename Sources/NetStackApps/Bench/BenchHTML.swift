@@ -42,6 +42,7 @@ public enum BenchHTML {
         html += "<h2>Machine</h2>\n<ul>\n"
         for (name, value) in [("CPU", m.cpu), ("cores", String(m.cores)), ("kernel", m.kernel), ("Swift", m.swift),
                               ("build", m.build), ("date", m.date),
+                              ("kernel TCP congestion control", m.tcpCongestionControl ?? "unknown"),
                               ("rounds", String(report.rounds)), ("duration", "\(BenchFormat.number(report.duration)) s")] {
             html += "<li>\(escape(name)): \(escape(value))</li>\n"
         }

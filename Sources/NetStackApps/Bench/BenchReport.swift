@@ -61,14 +61,26 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var date: String
     /// "release" or "debug": debug figures say only that the path works.
     public var build: String
+    /// The kernel's TCP congestion control (`net.ipv4.tcp_congestion_control`)
+    /// in the bench's namespaces, which the kernel's bulk figures depend on:
+    /// one name when they agree, else each namespace's; nil if unread.
+    public var tcpCongestionControl: String?
 
-    public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String) {
+    public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
+                tcpCongestionControl: String? = nil) {
         self.cpu = cpu
         self.cores = cores
         self.kernel = kernel
         self.swift = swift
         self.date = date
         self.build = build
+        self.tcpCongestionControl = tcpCongestionControl
+    }
+
+    /// The line under the table.
+    public var summary: String {
+        "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
+            + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
     }
 }
 

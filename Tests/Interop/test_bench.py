@@ -57,20 +57,30 @@ def test_quick_run_reports_every_scenario_on_both_systems(tmp_path):
             assert r["min"] <= r["value"] <= r["max"], r
             assert len(r["samples"]) >= 1
             assert r["unit"]
+            # What the rounds cost in CPU (the machine's, from /proc/stat).
+            e = r["efficiency"]
+            assert e["unit"] and e["value"] > 0 and e["min"] <= e["value"] <= e["max"], e
     # netstack's packets per second in memory-bulk, besides its Gbit/s.
     secondary = results[("memory-bulk", "netstack")]["secondary"]
     assert secondary["unit"] == "packets/s" and secondary["min"] <= secondary["value"] <= secondary["max"]
     assert secondary["value"] > 0
     machine = report["machine"]
     assert machine["cores"] >= 1
-    for key in ["cpu", "kernel", "swift", "date"]:
+    for key in ["cpu", "kernel", "swift", "date", "tcpCongestionControl"]:
         assert machine[key], key
 
-    # The table on stdout: a row per scenario, with both systems' medians.
-    rows = {line.split("|")[1].strip(): line for line in stdout.splitlines() if line.startswith("| ")}
+    # The table on stdout: a row per scenario, with both systems' medians
+    # (its first row; a CPU row follows it).
+    rows = {}
+    for line in stdout.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split("|")[1].strip(), line)
     for scenario in SCENARIOS:
         assert scenario in rows, stdout
         assert "failed" not in rows[scenario]
+    cpu_rows = [line for line in stdout.splitlines() if line.startswith("| ") and "CPU-s" in line]
+    assert len(cpu_rows) == len(SCENARIOS), stdout
+    assert "kernel TCP congestion control: " in stdout
 
     html = out_html.read_text()
     assert html.count("<svg ") == len(SCENARIOS)

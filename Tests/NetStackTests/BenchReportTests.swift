@@ -109,8 +109,25 @@ func sampleReport(cpu: String = "Test CPU", failures: [String] = []) -> BenchRep
         #expect(json["rounds"] as? Int == 3)
     }
 
+    @Test func machineNamesTheKernelsCongestionControl() throws {
+        var report = sampleReport()
+        report.machine.tcpCongestionControl = "cubic"
+        let machine = try #require(try parsed(report)["machine"] as? [String: Any])
+        #expect(machine["tcpCongestionControl"] as? String == "cubic")
+        #expect(report.machine.summary
+            == "Test CPU, 2 cores, Linux 6.18, Swift version 6.3.1, release build, 2026-01-02T03:04:05Z, "
+            + "kernel TCP congestion control: cubic")
+        #expect(BenchHTML.render(report).contains("<li>kernel TCP congestion control: cubic</li>"))
+        // Unread (or a report from before it was recorded): said, not guessed.
+        #expect(sampleReport().machine.summary.hasSuffix("kernel TCP congestion control: unknown"))
+        let old = try sampleReport().json()
+        #expect(!old.contains("tcpCongestionControl"))
+        #expect(try JSONDecoder().decode(BenchReport.self, from: Data(old.utf8)).machine.tcpCongestionControl == nil)
+    }
+
     @Test func roundTripsThroughDecoding() throws {
-        let report = sampleReport(failures: ["round 2/3 tcp-rr netstack: timed out"])
+        var report = sampleReport(failures: ["round 2/3 tcp-rr netstack: timed out"])
+        report.machine.tcpCongestionControl = "kernel peer: cubic, kernel server: bbr, netstack's peer: cubic"
         let decoded = try JSONDecoder().decode(BenchReport.self, from: Data(try report.json().utf8))
         #expect(decoded == report)
     }

@@ -3,7 +3,7 @@ import Foundation
 /// `netstack bench --report FILE.html`: one self-contained page (inline CSS
 /// and SVG, no scripts, nothing fetched) with a bar chart per scenario (the
 /// median as the bar, min–max as a whisker, both systems on one axis from
-/// zero) and the same table the terminal shows.
+/// zero) and the same table the terminal shows, CPU efficiency rows included.
 public enum BenchHTML {
     static let colors: [BenchSystem: String] = [.kernel: "#4e79a7", .netstack: "#e15759"]
 
@@ -27,7 +27,9 @@ public enum BenchHTML {
             <body>
             <h1>netstack bench</h1>
             <p>Each scenario measured on the Linux kernel's TCP/IP stack and on netstack in the same run,
-            the two alternating round by round. Bars are medians of \(report.rounds) round(s); whiskers span min–max.</p>
+            the two alternating round by round. Bars are medians of \(report.rounds) round(s); whiskers span min–max.
+            The CPU rows of the table divide the whole machine's busy CPU time over each measured interval
+            (/proc/stat: both ends and anything else running) by the bytes or transactions moved in it.</p>
 
             """
         html += "<div class=\"charts\">\n"
@@ -40,6 +42,7 @@ public enum BenchHTML {
         html += "<h2>Machine</h2>\n<ul>\n"
         for (name, value) in [("CPU", m.cpu), ("cores", String(m.cores)), ("kernel", m.kernel), ("Swift", m.swift),
                               ("build", m.build), ("date", m.date),
+                              ("kernel TCP congestion control", m.tcpCongestionControl ?? "unknown"),
                               ("rounds", String(report.rounds)), ("duration", "\(BenchFormat.number(report.duration)) s")] {
             html += "<li>\(escape(name)): \(escape(value))</li>\n"
         }
@@ -95,7 +98,11 @@ public enum BenchHTML {
             svg += "<text x=\"\(fmt(cx))\" y=\"\(fmt(y(r.max) - 6))\" text-anchor=\"middle\">\(escape(BenchFormat.number(r.value)))</text>\n"
         }
         svg += "</svg>\n"
-        svg += "<figcaption>netstack/kernel: \(BenchFormat.ratio(report.ratio(scenario)))</figcaption>\n</figure>\n"
+        var caption = "netstack/kernel: \(BenchFormat.ratio(report.ratio(scenario)))"
+        if let label = results.compactMap({ $0?.efficiency?.label }).first {
+            caption += "; \(label): \(BenchFormat.ratio(report.efficiencyRatio(scenario)))"
+        }
+        svg += "<figcaption>\(escape(caption))</figcaption>\n</figure>\n"
         return svg
     }
 

@@ -33,9 +33,12 @@ public struct BenchResult: Codable, Equatable, Sendable {
     public var samples: [Double]
     /// A second figure from the same rounds (memory-bulk's packets per second).
     public var secondary: BenchFigure?
+    /// The CPU the rounds took (CPU-s/GB or transactions per CPU-second);
+    /// nil in reports from before the bench measured it.
+    public var efficiency: BenchEfficiency?
 
     public init(scenario: String, system: BenchSystem, unit: String, summary: BenchSummary,
-                secondary: BenchFigure? = nil) {
+                secondary: BenchFigure? = nil, efficiency: BenchEfficiency? = nil) {
         self.scenario = scenario
         self.system = system
         value = summary.median
@@ -44,6 +47,7 @@ public struct BenchResult: Codable, Equatable, Sendable {
         max = summary.max
         samples = summary.samples
         self.secondary = secondary
+        self.efficiency = efficiency
     }
 }
 
@@ -57,14 +61,26 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var date: String
     /// "release" or "debug": debug figures say only that the path works.
     public var build: String
+    /// The kernel's TCP congestion control (`net.ipv4.tcp_congestion_control`)
+    /// in the bench's namespaces, which the kernel's bulk figures depend on:
+    /// one name when they agree, else each namespace's; nil if unread.
+    public var tcpCongestionControl: String?
 
-    public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String) {
+    public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
+                tcpCongestionControl: String? = nil) {
         self.cpu = cpu
         self.cores = cores
         self.kernel = kernel
         self.swift = swift
         self.date = date
         self.build = build
+        self.tcpCongestionControl = tcpCongestionControl
+    }
+
+    /// The line under the table.
+    public var summary: String {
+        "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
+            + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
     }
 }
 
@@ -103,6 +119,13 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public func ratio(_ scenario: String) -> Double? {
         guard let k = result(scenario, .kernel), let n = result(scenario, .netstack), k.value > 0 else { return nil }
         return n.value / k.value
+    }
+
+    /// Netstack's median CPU efficiency over the kernel's, when both have one.
+    public func efficiencyRatio(_ scenario: String) -> Double? {
+        guard let k = result(scenario, .kernel)?.efficiency?.value, let n = result(scenario, .netstack)?.efficiency?.value,
+              k > 0 else { return nil }
+        return n / k
     }
 
     /// Pretty-printed, keys sorted, so two runs diff cleanly.

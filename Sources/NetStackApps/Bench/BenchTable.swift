@@ -6,8 +6,10 @@ public enum BenchTable {
                                 "netstack/kernel"]
 
     /// The cells, row by row: each scenario's primary figure, then any
-    /// secondary figure (memory-bulk's packets per second) on a row of its own.
-    /// A system with no figure for a scenario (every round failed) shows "failed".
+    /// secondary figure (memory-bulk's packets per second) and its CPU
+    /// efficiency, each on a row of its own, the unit cell saying which way
+    /// is better. A system with no figure for a scenario (every round failed)
+    /// shows "failed"; one with no CPU reading, "—".
     public static func rows(_ report: BenchReport) -> [[String]] {
         var rows: [[String]] = []
         for scenario in report.scenarios {
@@ -27,6 +29,16 @@ public enum BenchTable {
                 var ratio: Double?
                 if let k = kSecondary, let n = nSecondary, k.value > 0 { ratio = n.value / k.value }
                 rows.append([scenario, unit, cell(kSecondary), cell(nSecondary), BenchFormat.ratio(ratio)])
+            }
+            let kEfficiency = kernel?.efficiency
+            let nEfficiency = netstack?.efficiency
+            if let label = (kEfficiency ?? nEfficiency)?.label {
+                func cell(_ e: BenchEfficiency?) -> String {
+                    guard let e, let value = e.value, let low = e.min, let high = e.max else { return "—" }
+                    return BenchFormat.figure(median: value, min: low, max: high)
+                }
+                rows.append([scenario, label, cell(kEfficiency), cell(nEfficiency),
+                             BenchFormat.ratio(report.efficiencyRatio(scenario))])
             }
         }
         return rows

@@ -28,8 +28,12 @@ struct Bench: ParsableCommand {
                            netstack's packets per second besides)
 
             Prints the median and range (min–max) of the rounds per system, and \
-            netstack/kernel, and says where it wrote --json and --report. Compare \
-            figures only from a release build: swift build -c release.
+            netstack/kernel, and says where it wrote --json and --report. Besides each \
+            figure, its CPU cost: the whole machine's busy CPU time (/proc/stat) over the \
+            measured interval, as CPU-seconds per GB (bulk; lower is better) or \
+            transactions/datagrams per CPU-second. The line under the table names the \
+            kernel's TCP congestion control in the bench's namespaces. Compare figures \
+            only from a release build: swift build -c release.
             """
     )
 
@@ -77,7 +81,7 @@ struct Bench: ParsableCommand {
             throw ExitCode(1)
         }
         installStopSignalHandlers(restart: true)
-        let machine = MachineInfo.collect()
+        var machine = MachineInfo.collect()
         if machine.build == "debug" {
             Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
         }
@@ -88,6 +92,7 @@ struct Bench: ParsableCommand {
         do {
             Console.error("netstack bench: setting up namespaces \(lab.name)-{kp,ks,np}")
             try lab.setUp()
+            machine.tcpCongestionControl = KernelCongestionControl.describe(in: lab)
             let runner = BenchRunner(scenarios: scenarios, rounds: plannedRounds,
                                      timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
             outcome = try runner.run(in: lab)
@@ -106,7 +111,7 @@ struct Bench: ParsableCommand {
         let result = BenchReport(results: outcome.results, machine: machine, rounds: plannedRounds,
                                  duration: plannedDuration, failures: outcome.failures)
         Console.line(BenchTable.render(result))
-        Console.line("\(machine.cpu), \(machine.cores) cores, \(machine.kernel), \(machine.swift), \(machine.build) build, \(machine.date)")
+        Console.line(machine.summary)
         if let json {
             try write(try result.json(), to: json)
             Console.error("netstack bench: wrote the results as JSON to \(json)")

@@ -4,7 +4,9 @@ import ArgumentParser
 /// must run inside a network namespace. The bench re-executes its own binary
 /// with `ip netns exec NS /proc/self/exe bench-peer ...`, so the load
 /// generators and the kernel echo server ship with the tool. Each client
-/// prints one line, `result value=V [key=V ...]`, for the bench to parse.
+/// prints one line, `result value=V [key=V ...]`, for the bench to parse;
+/// `cpu=` is the machine's busy CPU-seconds over the timed loop, left out
+/// when /proc/stat could not be read.
 struct BenchPeer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-peer",
@@ -12,6 +14,11 @@ struct BenchPeer: ParsableCommand {
         shouldDisplay: false,
         subcommands: [EchoServer.self, TCPRR.self, UDPPPS.self, MemoryBulkCommand.self]
     )
+
+    /// Prints the result line with `cpu=` appended when there is a reading.
+    static func report(_ fields: [(String, Double)], cpuSeconds: Double?) {
+        report(fields + (cpuSeconds.map { [("cpu", $0)] } ?? []))
+    }
 
     /// Prints the result line the bench reads.
     static func report(_ fields: [(String, Double)]) {
@@ -42,7 +49,8 @@ struct BenchPeer: ParsableCommand {
 
         func run() throws {
             let o = try LoadGenerator.tcpRR(host: host, port: port, duration: duration, maxTransactions: max)
-            BenchPeer.report([("value", o.rate), ("transactions", Double(o.completed)), ("seconds", o.seconds)])
+            BenchPeer.report([("value", o.rate), ("transactions", Double(o.completed)), ("seconds", o.seconds)],
+                             cpuSeconds: o.cpuSeconds)
         }
     }
 
@@ -67,7 +75,7 @@ struct BenchPeer: ParsableCommand {
             let o = try LoadGenerator.udpPPS(host: host, port: port, duration: duration, window: window, size: size,
                                              maxDatagrams: max, lossTimeout: lossTimeout)
             BenchPeer.report([("value", o.rate), ("echoes", Double(o.completed)), ("lost", Double(o.lost)),
-                              ("seconds", o.seconds)])
+                              ("seconds", o.seconds)], cpuSeconds: o.cpuSeconds)
         }
     }
 
@@ -84,9 +92,9 @@ struct BenchPeer: ParsableCommand {
         func run() throws {
             let o = system == "kernel" ? try MemoryBulk.kernelLoopback(duration: duration)
                                        : try MemoryBulk.netstack(duration: duration)
-            var fields = [("value", o.bitsPerSecond / 1e9)]
+            var fields = [("value", o.bitsPerSecond / 1e9), ("bytes", Double(o.bytes))]
             if let pps = o.packetsPerSecond { fields.append(("packets", pps)) }
-            BenchPeer.report(fields)
+            BenchPeer.report(fields, cpuSeconds: o.cpuSeconds)
         }
     }
 }

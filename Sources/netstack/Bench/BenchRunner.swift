@@ -56,8 +56,15 @@ struct BenchRunner {
                 if let unit = scenario.secondaryUnit, let s = BenchSummary(rows.compactMap(\.secondary)) {
                     secondary = BenchFigure(unit: unit, summary: s)
                 }
+                // Rounds without a CPU reading are left out, as failed rounds are.
+                let efficiencyRounds = rows.compactMap { sample -> (figure: Double, cpuSeconds: Double)? in
+                    guard let cpu = sample.cpuSeconds, let figure = scenario.efficiency(sample) else { return nil }
+                    return (figure, cpu)
+                }
+                let (unit, lowerIsBetter) = scenario.efficiencyUnit
+                let efficiency = BenchEfficiency(unit: unit, lowerIsBetter: lowerIsBetter, rounds: efficiencyRounds)
                 results.append(BenchResult(scenario: scenario.rawValue, system: system, unit: scenario.unit,
-                                           summary: summary, secondary: secondary))
+                                           summary: summary, secondary: secondary, efficiency: efficiency))
             }
         }
         return Outcome(results: results, failures: failures)

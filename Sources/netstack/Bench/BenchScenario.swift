@@ -29,10 +29,33 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     var usesIPerf3: Bool { self == .bulkRX || self == .bulkTX }
 
+    /// The unit of the CPU efficiency figure: CPU-seconds per GB for the
+    /// bulk scenarios, the scenario's own unit per CPU-second otherwise.
+    var efficiencyUnit: (unit: String, lowerIsBetter: Bool) {
+        switch self {
+        case .bulkRX, .bulkTX, .memoryBulk: ("CPU-s/GB", true)
+        case .tcpRR: ("transactions/CPU-s", false)
+        case .udpPPS: ("datagrams/CPU-s", false)
+        }
+    }
+
     /// One round's figures.
     struct Sample {
         var value: Double
         var secondary: Double?
+        /// The machine's busy CPU-seconds over the measured interval, nil
+        /// without a /proc/stat reading.
+        var cpuSeconds: Double?
+        /// What the interval moved: bytes for the bulk scenarios,
+        /// transactions or echoed datagrams otherwise.
+        var work: Double?
+    }
+
+    /// The round's CPU efficiency in `efficiencyUnit`, nil without a reading.
+    func efficiency(_ sample: Sample) -> Double? {
+        efficiencyUnit.lowerIsBetter
+            ? BenchEfficiency.cpuSecondsPerGB(cpuSeconds: sample.cpuSeconds, bytes: sample.work)
+            : BenchEfficiency.perCPUSecond(count: sample.work, cpuSeconds: sample.cpuSeconds)
     }
 
     /// How long each round runs.
@@ -54,8 +77,14 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
             var arguments = ["iperf3", "-c", host, "-p", String(BenchLab.iperf3Port), "-t", String(timing.bulkSeconds),
                              "-J", "--connect-timeout", "3000"]
             if self == .bulkTX { arguments.append("-R") }
+            // The interval is the whole iperf3 run, its connection set-up
+            // and result exchange included: the client's lifetime is all
+            // the bench can bracket from outside.
+            let cpuStart = CPUTime.read()
             let r = Shell.run(lab.inPeer(system, arguments), timeout: Double(timing.bulkSeconds) + 20)
-            return Sample(value: try Self.iperf3ReceivedBitsPerSecond(r.output) / 1e9)
+            let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
+            let received = try Self.iperf3Received(r.output)
+            return Sample(value: received.bitsPerSecond / 1e9, cpuSeconds: cpuSeconds, work: received.bytes)
         case .tcpRR:
             return try peer(lab, system, ["tcp-rr", "--host", host, "--port", String(BenchLab.echoPort),
                                           "--duration", seconds], timing)
@@ -74,7 +103,14 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
             throw BenchError("bench-peer \(arguments[0]) failed (status \(r.status)): "
                              + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return Sample(value: value, secondary: fields["packets"])
+        // bench-peer reads the CPU time around its own measured loop (after
+        // connecting and warming up), and says what the loop moved.
+        let work: String = switch self {
+        case .tcpRR: "transactions"
+        case .udpPPS: "echoes"
+        case .bulkRX, .bulkTX, .memoryBulk: "bytes"
+        }
+        return Sample(value: value, secondary: fields["packets"], cpuSeconds: fields["cpu"], work: fields[work])
     }
 
     /// The `result key=value ...` line that `bench-peer` prints.
@@ -88,10 +124,12 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         return fields
     }
 
-    /// The receiver's rate from `iperf3 -J`: `end.sum_received.bits_per_second`
-    /// (on the server for a forward test, on the client with `-R`), so bytes
-    /// still in flight when the sender stops are not counted as delivered.
-    static func iperf3ReceivedBitsPerSecond(_ output: String) throws -> Double {
+    /// The receiver's rate and byte count from `iperf3 -J`:
+    /// `end.sum_received.bits_per_second` and `.bytes` (on the server for a
+    /// forward test, on the client with `-R`), so bytes still in flight when
+    /// the sender stops are not counted as delivered. The bytes are nil if
+    /// iperf3 left them out; the rate alone is required.
+    static func iperf3Received(_ output: String) throws -> (bitsPerSecond: Double, bytes: Double?) {
         guard let open = output.firstIndex(of: "{"), let close = output.lastIndex(of: "}"),
               let object = try? JSONSerialization.jsonObject(with: Data(output[open...close].utf8)) as? [String: Any]
         else {
@@ -102,6 +140,6 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
               let bps = (sum["bits_per_second"] as? NSNumber)?.doubleValue, bps > 0 else {
             throw BenchError("iperf3 JSON has no end.sum_received.bits_per_second")
         }
-        return bps
+        return (bps, (sum["bytes"] as? NSNumber)?.doubleValue)
     }
 }

@@ -1,6 +1,7 @@
 // Observed: once one file of this module imports CURing, SOCK_STREAM and
 // MSG_NOSIGNAL resolve only in files that import it as well.
 import CURing
+import NetStackApps
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,8 @@ enum LoadGenerator {
         var seconds: Double
         /// udp-pps: datagrams written off as lost after the loss timeout.
         var lost: Int = 0
+        /// The machine's busy CPU-seconds over the timed loop (`CPUTime`).
+        var cpuSeconds: Double?
     }
 
     /// One TCP connection, Nagle off; each transaction writes one byte and
@@ -36,6 +39,7 @@ enum LoadGenerator {
         }
         // The first transaction includes ARP and cold caches; leave it out.
         try transact()
+        let cpuStart = CPUTime.read()
         let start = KernelSocket.now()
         let deadline = start + duration
         var done = 0
@@ -45,9 +49,10 @@ enum LoadGenerator {
             done += 1
             now = KernelSocket.now()
         }
+        let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
         shutdown(fd, Int32(SHUT_WR))
         let seconds = now - start
-        return Outcome(rate: Double(done) / seconds, completed: done, seconds: seconds)
+        return Outcome(rate: Double(done) / seconds, completed: done, seconds: seconds, cpuSeconds: cpuSeconds)
     }
 
     /// Keeps `window` datagrams of `size` bytes in flight to a UDP echo server
@@ -73,6 +78,7 @@ enum LoadGenerator {
         var received = 0
         var lost = 0
 
+        let cpuStart = CPUTime.read()
         let start = KernelSocket.now()
         let deadline = start + duration
         var now = start
@@ -115,7 +121,9 @@ enum LoadGenerator {
             }
             now = KernelSocket.now()
         }
+        let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
         let seconds = now - start
-        return Outcome(rate: Double(received) / seconds, completed: received, seconds: seconds, lost: lost)
+        return Outcome(rate: Double(received) / seconds, completed: received, seconds: seconds, lost: lost,
+                       cpuSeconds: cpuSeconds)
     }
 }

@@ -1,4 +1,5 @@
 import NetStack
+import NetStackApps
 import NetStackWire
 // Observed: once one file of this module imports CURing, SOCK_STREAM and
 // MSG_NOSIGNAL resolve only in files that import it as well.
@@ -20,6 +21,10 @@ enum MemoryBulk {
         var bitsPerSecond: Double
         /// netstack: TCP segments the receiving stack took in, per second.
         var packetsPerSecond: Double?
+        /// Bytes received in the timed interval.
+        var bytes: Int
+        /// The machine's busy CPU-seconds over the timed interval (`CPUTime`).
+        var cpuSeconds: Double?
     }
 
     struct Stalled: Error, CustomStringConvertible {
@@ -68,6 +73,7 @@ enum MemoryBulk {
         let warmUntil = now + min(1, duration / 4)
         while now < warmUntil && received < 8 << 20 { now = turn() }
 
+        let cpuStart = CPUTime.read()
         let startBytes = received
         let startSegments = b.tcp.counters.segmentsIn
         let start = now
@@ -81,9 +87,11 @@ enum MemoryBulk {
                 throw Stalled(what: "no bytes moved for 2 s")
             }
         }
+        let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
         let seconds = now - start
         return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / seconds,
-                       packetsPerSecond: Double(b.tcp.counters.segmentsIn - startSegments) / seconds)
+                       packetsPerSecond: Double(b.tcp.counters.segmentsIn - startSegments) / seconds,
+                       bytes: received - startBytes, cpuSeconds: cpuSeconds)
     }
 
     static func kernelLoopback(duration: Double) throws -> Outcome {
@@ -129,6 +137,7 @@ enum MemoryBulk {
             try turn()
             now = KernelSocket.now()
         }
+        let cpuStart = CPUTime.read()
         let startBytes = received
         let start = now
         let end = start + duration
@@ -136,6 +145,8 @@ enum MemoryBulk {
             try turn()
             now = KernelSocket.now()
         }
-        return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / (now - start), packetsPerSecond: nil)
+        let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
+        return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / (now - start), packetsPerSecond: nil,
+                       bytes: received - startBytes, cpuSeconds: cpuSeconds)
     }
 }

@@ -65,6 +65,8 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     /// in the bench's namespaces, which the kernel's bulk figures depend on:
     /// one name when they agree, else each namespace's; nil if unread.
     public var tcpCongestionControl: String?
+    /// Whether netstack's TAP ran with offloads (`--offload`); nil in reports from before the flag.
+    public var netstackOffload: Bool?
 
     public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
                 tcpCongestionControl: String? = nil) {
@@ -81,6 +83,7 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var summary: String {
         "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
             + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
+            + (netstackOffload.map { ", netstack offloads: \($0 ? "on" : "off")" } ?? "")
     }
 }
 

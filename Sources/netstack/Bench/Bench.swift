@@ -57,6 +57,10 @@ struct Bench: ParsableCommand {
             help: ArgumentHelp("Scenarios to run (default all).", valueName: "NAME"))
     var scenario: [BenchScenario] = []
 
+    @Option(help: ArgumentHelp("netstack's TAP offloads (checksums, 64 KiB segments): on or off (default on).",
+                               valueName: "on|off"))
+    var offload: LinkOptions.Switch = .on
+
     var plannedRounds: Int { rounds ?? (quick ? 3 : 5) }
     var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
     var plannedScenarios: [BenchScenario] {
@@ -86,13 +90,14 @@ struct Bench: ParsableCommand {
             Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
         }
 
-        let lab = BenchLab(binary: Shell.selfPath)
+        let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on)
         defer { lab.cleanUp() }
         let outcome: BenchRunner.Outcome
         do {
             Console.error("netstack bench: setting up namespaces \(lab.name)-{kp,ks,np}")
             try lab.setUp()
             machine.tcpCongestionControl = KernelCongestionControl.describe(in: lab)
+            machine.netstackOffload = offload == .on
             let runner = BenchRunner(scenarios: scenarios, rounds: plannedRounds,
                                      timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
             outcome = try runner.run(in: lab)

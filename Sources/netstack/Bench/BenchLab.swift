@@ -37,7 +37,11 @@ final class BenchLab {
     var kernelServer: String { name + "-ks" }
     var netstackPeer: String { name + "-np" }
 
-    init(binary: String) {
+    /// Whether netstack's TAP runs with offloads (`netstack up --offload`).
+    let offload: Bool
+
+    init(binary: String, offload: Bool = true) {
+        self.offload = offload
         let pid = getpid()
         name = Self.prefix + "\(pid)-" + String(UInt32.random(in: 0..<0x10000), radix: 16)
         self.binary = binary
@@ -78,7 +82,7 @@ final class BenchLab {
                    "--lifetime", "86400"])
         let stack = try start("netstack", for: .netstack, in: netstackPeer,
                               [binary, "up", "--tap", "tapb\(pid)", "--host", "\(Self.peerIP)/24",
-                               "--address", Self.serverIP, "--log-level", "warning",
+                               "--address", Self.serverIP, "--log-level", "warning", "--offload", offload ? "on" : "off",
                                "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"])
         try waitUntil("netstack to print 'ready'", timeout: 30) {
             (try? String(contentsOfFile: stack.log, encoding: .utf8))?.contains("ready ") == true

@@ -84,6 +84,7 @@ struct BenchPeer: ParsableCommand {
             commandName: "memory-bulk", abstract: "One TCP stream inside this process: two netstacks or kernel loopback.")
         @Option var system: String
         @Option var duration: Double
+        @Option var offload: LinkOptions.Switch = .on
 
         func validate() throws {
             guard ["kernel", "netstack"].contains(system) else { throw ValidationError("--system: kernel or netstack") }
@@ -91,7 +92,7 @@ struct BenchPeer: ParsableCommand {
 
         func run() throws {
             let o = system == "kernel" ? try MemoryBulk.kernelLoopback(duration: duration)
-                                       : try MemoryBulk.netstack(duration: duration)
+                                       : try MemoryBulk.netstack(duration: duration, offload: offload == .on)
             var fields = [("value", o.bitsPerSecond / 1e9), ("bytes", Double(o.bytes))]
             if let pps = o.packetsPerSecond { fields.append(("packets", pps)) }
             BenchPeer.report(fields, cpuSeconds: o.cpuSeconds)

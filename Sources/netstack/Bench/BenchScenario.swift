@@ -92,7 +92,8 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
             return try peer(lab, system, ["udp-pps", "--host", host, "--port", String(BenchLab.echoPort),
                                           "--duration", seconds, "--window", "32", "--size", "64"], timing)
         case .memoryBulk:
-            return try peer(lab, system, ["memory-bulk", "--system", system.rawValue, "--duration", seconds], timing)
+            return try peer(lab, system, ["memory-bulk", "--system", system.rawValue, "--duration", seconds,
+                                          "--offload", lab.offload ? "on" : "off"], timing)
         }
     }
 

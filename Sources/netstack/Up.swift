@@ -50,6 +50,10 @@ struct Up: ParsableCommand {
     @Flag(help: "Print the counters to stderr every second while running.")
     var stats = false
 
+    @Option(help: ArgumentHelp("Keep polling the TAP for this many microseconds after the last frame before sleeping (default 0: sleep at once); lower request/response latency for a core.",
+                               valueName: "USEC"))
+    var busyPoll: Int = 0
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -92,6 +96,9 @@ struct Up: ParsableCommand {
             tcp.msl = .nanoseconds(Int64(msl * 1e9))
         }
         let level = try LinkOptions.logLevel(logLevel)
+        guard (0...1_000_000).contains(busyPoll) else {
+            throw ValidationError("--busy-poll \(busyPoll): expected 0 to 1000000 microseconds")
+        }
         return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
                         faults: try faults.settings())
     }
@@ -119,6 +126,7 @@ struct Up: ParsableCommand {
             }
         }
         let clock = loop.clock
+        loop.busyPoll = .microseconds(busyPoll)
         loop.announce()
         Console.line("ready \(link.tap) \(stack.address) \(s.link.interface.macAddress)")
 

@@ -34,6 +34,10 @@ final class ScriptedDevice: Device {
     }
 
     func flush() { flushes += 1 }
+
+    /// Sleeps asked for (`EventLoop`'s idle turns), each with its timeout.
+    var waits: [Duration] = []
+    func wait(timeout: Duration) { waits.append(timeout) }
 }
 
 struct PcapWriterTests {

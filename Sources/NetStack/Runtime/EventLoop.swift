@@ -17,14 +17,22 @@ public final class EventLoop<D: Device> {
     public var tickInterval: Duration = .milliseconds(100)
     /// Work run on each turn of the loop (applications driving themselves).
     public var onTurn: [(Instant) -> Void] = []
+    /// How long the loop keeps polling the device after the last frame or
+    /// job before it sleeps (zero: it sleeps at once). Spinning trades a
+    /// core for latency, as Onload's and DPDK stacks' busy polling does: a
+    /// request that arrives while the loop spins skips the wake-up.
+    public var busyPoll: Duration = .zero
     private let stopRequested = Atomic<Bool>(false)
     private var nextTick: Instant
+    /// When the loop last received a frame or ran a job (for `busyPoll`).
+    private var lastActivity: Instant
 
     public init(interface: Interface<D>, clock: any NetClock) {
         self.interface = interface
         self.clock = clock
         stack = Stack(interface: interface, clock: clock)
         nextTick = clock.now
+        lastActivity = clock.now
     }
 
     /// Asks the loop to return from `run`. Safe from any thread.
@@ -50,8 +58,12 @@ public final class EventLoop<D: Device> {
         for work in onTurn { work(now) }
         let ranJobs = executor.runPending()
         interface.flushPending(now: now)
-        if received == 0 && ranJobs == 0 && !executor.hasPendingJobs {
+        if received > 0 || ranJobs > 0 {
+            lastActivity = now
+        } else if !executor.hasPendingJobs {
             now = clock.now
+            // Busy polling: the next turn looks again without sleeping.
+            if busyPoll > .zero && now - lastActivity < busyPoll { return }
             var deadline = nextTick
             if let t = interface.nextTimerDeadline, t < deadline { deadline = t }
             let sleep = deadline > now ? min(deadline - now, maximumSleep) : .zero
@@ -67,6 +79,7 @@ public protocol StackLoop: AnyObject {
     var clock: any NetClock { get }
     var onTurn: [(Instant) -> Void] { get set }
     var maximumSleep: Duration { get set }
+    var busyPoll: Duration { get set }
     func run(until done: () -> Bool)
     func runOnce()
     func stop()

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import NETSTACK, _skip_reason
 
-SCENARIOS = ["bulk-rx", "bulk-tx", "tcp-rr", "udp-pps", "memory-bulk"]
+SCENARIOS = ["bulk-rx", "bulk-tx", "tcp-rr", "tcp-rr-busy-poll", "udp-pps", "memory-bulk"]
 SYSTEMS = ["kernel", "netstack"]
 
 pytestmark = pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 not installed")

@@ -22,6 +22,8 @@ struct Bench: ParsableCommand {
               bulk-tx      iperf3 -R: the system under test sends (Gbit/s)
               tcp-rr       1-byte request/response transactions on one TCP connection
                            (per second)
+              tcp-rr-busy-poll  the same against a second netstack run with
+                           --busy-poll 50 (it spins after each frame instead of sleeping)
               udp-pps      64-byte UDP datagrams echoed, 32 in flight (per second)
               memory-bulk  one TCP stream inside one process: two netstacks over a
                            MemoryLink against two kernel sockets over loopback (Gbit/s;
@@ -91,10 +93,11 @@ struct Bench: ParsableCommand {
         }
 
         let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on)
+        lab.busyPollStack = scenarios.contains(.tcpRRBusyPoll)
         defer { lab.cleanUp() }
         let outcome: BenchRunner.Outcome
         do {
-            Console.error("netstack bench: setting up namespaces \(lab.name)-{kp,ks,np}")
+            Console.error("netstack bench: setting up namespaces \(lab.name)-{kp,ks,np\(lab.busyPollStack ? ",nb" : "")}")
             try lab.setUp()
             machine.tcpCongestionControl = KernelCongestionControl.describe(in: lab)
             machine.netstackOffload = offload == .on

@@ -7,7 +7,9 @@ import NetStackApps
 /// 10.0.0.2) joined by a veth pair, kernel TCP at both ends with the offloads
 /// the kernel gives a veth; `iperf3 -s` and the kernel echo server run in `…-ks`.
 /// Netstack system: namespace `…-np`, where `netstack up` owns a TAP whose
-/// host side (10.0.0.1) is the peer, serving iperf3 and echo at 10.0.0.2.
+/// host side (10.0.0.1) is the peer, serving iperf3 and echo at 10.0.0.2;
+/// with `busyPollStack`, namespace `…-nb` holds a second one run with
+/// `--busy-poll` for the tcp-rr-busy-poll scenario.
 /// So on both systems the peer reaches the system under test at 10.0.0.2 and
 /// runs the same clients. Names carry the pid and a random tag, so parallel
 /// runs never collide; `cleanUp` stops every server and deletes every
@@ -36,6 +38,11 @@ final class BenchLab {
     var kernelPeer: String { name + "-kp" }
     var kernelServer: String { name + "-ks" }
     var netstackPeer: String { name + "-np" }
+    var busyPollPeer: String { name + "-nb" }
+    /// The busy-polling stack's spin after each frame (`netstack up --busy-poll`).
+    static let busyPollMicroseconds = 50
+    /// Whether `setUp` starts the busy-polling stack.
+    var busyPollStack = false
 
     /// Whether netstack's TAP runs with offloads (`netstack up --offload`).
     let offload: Bool
@@ -53,15 +60,17 @@ final class BenchLab {
         system == .kernel ? kernelPeer : netstackPeer
     }
 
-    /// `arguments` run in the peer namespace of `system`.
-    func inPeer(_ system: BenchSystem, _ arguments: [String]) -> [String] {
-        ["ip", "netns", "exec", peer(system)] + arguments
+    /// `arguments` run in the peer namespace of `system` (of the
+    /// busy-polling stack, for netstack with `busyPoll`).
+    func inPeer(_ system: BenchSystem, busyPoll: Bool = false, _ arguments: [String]) -> [String] {
+        let ns = system == .netstack && busyPoll ? busyPollPeer : peer(system)
+        return ["ip", "netns", "exec", ns] + arguments
     }
 
     func setUp() throws {
         Self.removeStale()
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
-        for ns in [kernelPeer, kernelServer, netstackPeer] {
+        for ns in [kernelPeer, kernelServer, netstackPeer] + (busyPollStack ? [busyPollPeer] : []) {
             try sh(["ip", "netns", "add", ns])
             namespaces.append(ns)
             try sh(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
@@ -80,12 +89,20 @@ final class BenchLab {
         try start("kernel echo server", for: .kernel, in: kernelServer,
                   [binary, "bench-peer", "echo-server", "--host", Self.serverIP, "--port", String(Self.echoPort),
                    "--lifetime", "86400"])
-        let stack = try start("netstack", for: .netstack, in: netstackPeer,
-                              [binary, "up", "--tap", "tapb\(pid)", "--host", "\(Self.peerIP)/24",
-                               "--address", Self.serverIP, "--log-level", "warning", "--offload", offload ? "on" : "off",
-                               "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"])
-        try waitUntil("netstack to print 'ready'", timeout: 30) {
-            (try? String(contentsOfFile: stack.log, encoding: .utf8))?.contains("ready ") == true
+        var stacks = [(label: "netstack", ns: netstackPeer, tap: "tapb\(pid)", extra: [String]())]
+        if busyPollStack {
+            stacks.append(("netstack busy-poll", busyPollPeer, "tapp\(pid)",
+                           ["--busy-poll", String(Self.busyPollMicroseconds)]))
+        }
+        for s in stacks {
+            let stack = try start(s.label, for: .netstack, in: s.ns,
+                                  [binary, "up", "--tap", s.tap, "--host", "\(Self.peerIP)/24",
+                                   "--address", Self.serverIP, "--log-level", "warning",
+                                   "--offload", offload ? "on" : "off",
+                                   "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"] + s.extra)
+            try waitUntil("\(s.label) to print 'ready'", timeout: 30) {
+                (try? String(contentsOfFile: stack.log, encoding: .utf8))?.contains("ready ") == true
+            }
         }
         try waitUntil("the kernel servers to listen", timeout: 15) {
             let listening = Shell.run(["ip", "netns", "exec", kernelServer, "ss", "-Hltun"]).output

@@ -10,6 +10,9 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     case bulkTX = "bulk-tx"
     /// 1-byte request/response transactions on one TCP connection.
     case tcpRR = "tcp-rr"
+    /// tcp-rr against a netstack that busy-polls (`--busy-poll`); the
+    /// kernel as in tcp-rr.
+    case tcpRRBusyPoll = "tcp-rr-busy-poll"
     /// 64-byte UDP datagrams echoed, 32 in flight.
     case udpPPS = "udp-pps"
     /// One TCP stream inside one process: two netstacks over a MemoryLink
@@ -19,7 +22,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     var unit: String {
         switch self {
         case .bulkRX, .bulkTX, .memoryBulk: "Gbit/s"
-        case .tcpRR: "transactions/s"
+        case .tcpRR, .tcpRRBusyPoll: "transactions/s"
         case .udpPPS: "datagrams/s"
         }
     }
@@ -34,7 +37,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     var efficiencyUnit: (unit: String, lowerIsBetter: Bool) {
         switch self {
         case .bulkRX, .bulkTX, .memoryBulk: ("CPU-s/GB", true)
-        case .tcpRR: ("transactions/CPU-s", false)
+        case .tcpRR, .tcpRRBusyPoll: ("transactions/CPU-s", false)
         case .udpPPS: ("datagrams/CPU-s", false)
         }
     }
@@ -85,7 +88,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
             let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
             let received = try Self.iperf3Received(r.output)
             return Sample(value: received.bitsPerSecond / 1e9, cpuSeconds: cpuSeconds, work: received.bytes)
-        case .tcpRR:
+        case .tcpRR, .tcpRRBusyPoll:
             return try peer(lab, system, ["tcp-rr", "--host", host, "--port", String(BenchLab.echoPort),
                                           "--duration", seconds], timing)
         case .udpPPS:
@@ -99,7 +102,8 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     /// Runs `bench-peer ARGUMENTS` in the peer namespace and reads its result line.
     private func peer(_ lab: BenchLab, _ system: BenchSystem, _ arguments: [String], _ timing: Timing) throws -> Sample {
-        let r = Shell.run(lab.inPeer(system, [lab.binary, "bench-peer"] + arguments), timeout: timing.seconds + 20)
+        let r = Shell.run(lab.inPeer(system, busyPoll: self == .tcpRRBusyPoll, [lab.binary, "bench-peer"] + arguments),
+                          timeout: timing.seconds + 20)
         guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
             throw BenchError("bench-peer \(arguments[0]) failed (status \(r.status)): "
                              + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -107,7 +111,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         // bench-peer reads the CPU time around its own measured loop (after
         // connecting and warming up), and says what the loop moved.
         let work: String = switch self {
-        case .tcpRR: "transactions"
+        case .tcpRR, .tcpRRBusyPoll: "transactions"
         case .udpPPS: "echoes"
         case .bulkRX, .bulkTX, .memoryBulk: "bytes"
         }

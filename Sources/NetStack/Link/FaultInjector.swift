@@ -1,3 +1,4 @@
+import NetStackWire
 /// What a `FaultInjector` does to the frames going one way.
 ///
 /// Probabilities are per frame, in `0...1`. Each frame that enters a direction
@@ -73,6 +74,9 @@ public struct FaultCounters: Sendable, Equatable {
     public var duplicated: UInt64 = 0
     /// Frames with bits flipped by `corrupt`.
     public var corrupted: UInt64 = 0
+    /// Wire frames of coalesced segments dropped: not TCP/IPv4, no free
+    /// slot to cut them into, or no room for the pieces.
+    public var segmentationDrops: UInt64 = 0
     /// Dropped by the rate limit.
     public var rateLimited: UInt64 = 0
     /// Dropped for exceeding `maxFrameSize`.
@@ -203,8 +207,15 @@ public final class FaultInjector<Inner: Device>: Device {
             rx: FaultLane(profile: receive, seed: seed &* 2, pool: inner.pool, clock: clock, capacity: holdCapacity),
             tx: FaultLane(profile: transmit, seed: seed &* 2 &+ 1, pool: inner.pool, clock: clock,
                           capacity: holdCapacity))
-        ready = PacketQueue(pool: inner.pool, capacity: holdCapacity + 128)
+        // A frame the device coalesced is cut into up to this many wire
+        // frames, for segments of at least 536 bytes (RFC 9293 3.7.1's default MSS).
+        let inCaps = inner.capabilities
+        piecesPerFrame = inCaps.maxReceiveSegment > inCaps.mtu ? (inCaps.maxReceiveSegment + 535) / 536 : 1
+        ready = PacketQueue(pool: inner.pool, capacity: holdCapacity + max(128, 4 * piecesPerFrame))
     }
+
+    /// The most wire frames one frame from `inner` becomes (1 unless it coalesces).
+    private let piecesPerFrame: Int
 
     /// The same faults both ways.
     public convenience init(wrapping inner: Inner, both profile: FaultProfile, seed: UInt64, clock: any NetClock,
@@ -244,7 +255,7 @@ public final class FaultInjector<Inner: Device>: Device {
         duplex.report("fault") { c in
             [("frames", c.frames), ("dropped", c.dropped), ("reordered", c.reordered),
              ("duplicated", c.duplicated), ("corrupted", c.corrupted), ("rate-limited", c.rateLimited),
-             ("too-large", c.tooLarge)]
+             ("too-large", c.tooLarge), ("segmentation-drops", c.segmentationDrops)]
         }
     }
 
@@ -272,10 +283,10 @@ public final class FaultInjector<Inner: Device>: Device {
                 rx.releaseDue(now: duplex.clock.now) { enqueueReady($0) }
                 if !ready.isEmpty { continue }
             }
-            // Each frame taken from `inner` yields at most two (itself and a
-            // copy), plus whatever held frames it releases: take no more than
-            // `ready` can hold in the worst case.
-            let want = min(limit - delivered, (ready.capacity - rx.count) / 2)
+            // Each frame taken from `inner` yields at most two per wire frame
+            // (itself and a copy), plus whatever held frames it releases:
+            // take no more than `ready` can hold in the worst case.
+            let want = min(limit - delivered, (ready.capacity - rx.count) / (2 * piecesPerFrame))
             guard want > 0 else { break }
             let got = inner.receive(limit: want) { frame in
                 rx.process(frame) { enqueueReady($0) }
@@ -300,10 +311,11 @@ public final class FaultInjector<Inner: Device>: Device {
     }
 
     private func enqueueReady(_ frame: consuming PacketBuffer) {
-        // Cannot fail: `receive` takes from `inner` only what fits.
+        // `receive` takes from `inner` only what fits, unless a coalesced
+        // segment was cut finer than 536-byte pieces: then what overflows is dropped.
         if let refused = ready.append(frame) {
-            assertionFailure("FaultInjector: ready queue overflow")
             _ = consume refused
+            rx.counters.segmentationDrops &+= 1
         }
     }
 }
@@ -371,8 +383,54 @@ final class FaultLane: MiddlewareLane {
     }
 
     /// Judges one frame entering this direction; `emit` receives what goes on,
-    /// in order.
+    /// in order. Faults act on wire frames: a segment the device coalesced
+    /// (the kernel's GSO through a TAP) is cut into its frames first, and a
+    /// checksum left partial is completed, so that loss, reordering and
+    /// corruption keep their meaning and the stack can catch the damage.
     func process(_ frame: consuming PacketBuffer, _ emit: (consuming PacketBuffer) -> Void) {
+        let offload = frame.offload
+        if offload.segmentSize == 0 && !offload.checksumPartial {
+            return judgeWireFrame(frame, emit)
+        }
+        if offload.checksumPartial {
+            _ = frame.withBytes {
+                TCPSegmentation.completeChecksum($0, start: Int(offload.checksumStart),
+                                                 offset: Int(offload.checksumOffset))
+            }
+        }
+        guard offload.segmentSize > 0,
+              let count = frame.withBytes({ bytes -> Int? in
+                  TCPSegmentation.headers(of: UnsafeRawBufferPointer(bytes)).map {
+                      TCPSegmentation.frameCount(payloadLength: bytes.count - $0.length,
+                                                 segmentSize: Int(offload.segmentSize))
+                  }
+              }), count > 1 else {
+            frame.offload = PacketOffload(checksumVerified: offload.checksumVerified)
+            return judgeWireFrame(frame, emit)
+        }
+        for index in 0..<count {
+            guard var wire = pool.allocate() else {
+                counters.segmentationDrops &+= 1
+                return
+            }
+            wire.reserveHeadroom(frame.headroom)
+            let length = frame.withBytes { whole in
+                wire.withCapacity { out in
+                    TCPSegmentation.cut(UnsafeRawBufferPointer(whole), segmentSize: Int(offload.segmentSize),
+                                        index: index, into: out)
+                }
+            }
+            guard let length else {
+                counters.segmentationDrops &+= 1
+                return
+            }
+            wire.setLength(length)
+            // Cut in software with full checksums: the stack checks them.
+            judgeWireFrame(wire, emit)
+        }
+    }
+
+    private func judgeWireFrame(_ frame: consuming PacketBuffer, _ emit: (consuming PacketBuffer) -> Void) {
         arrivals &+= 1
         counters.frames &+= 1
         // Always five draws, so a frame's fate does not depend on the profile

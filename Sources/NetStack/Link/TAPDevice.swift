@@ -263,7 +263,11 @@ public final class TAPDevice: Device {
         guard length >= VirtioNetHeader.length + 14,
               let header = try? VirtioNetHeader(parsing: UnsafeRawBufferPointer(
                 start: pool.address(ofSlot: slot), count: VirtioNetHeader.length)) else { return nil }
+        // A partial checksum's place, so middleware that needs wire frames can complete it.
+        let partial = header.flags & VirtioNetHeader.needsChecksum != 0
         return PacketOffload(checksumVerified: header.checksumTrusted,
+                             checksumStart: partial ? header.checksumStart : 0,
+                             checksumOffset: partial ? header.checksumOffset : 0,
                              segmentSize: header.gsoType == .none ? 0 : header.segmentSize)
     }
 

@@ -97,12 +97,10 @@ def covered(intervals, left, right):
     return any(l <= left and right <= r for l, r in intervals)
 
 
-def test_stack_never_resends_what_the_kernel_sacked(ns, tmp_path):
-    """RFC 6675 on the wire: the stack sends 8 MiB with 3% of its frames lost
-    (its receive side untouched, so every ACK in the capture reached it), and
-    no segment it sends lies within a range the kernel had already SACKed."""
-    pcap = tmp_path / "txloss3.pcap"
-    stack = Stack(ns, "--serve", "http", "--tx-loss", "0.03", "--seed", "5", "--pcap", str(pcap))
+def download_with_tx_loss(ns, tmp_path, *flags):
+    """curl fetches 8 MiB from the stack run with 3% of its transmitted
+    frames lost (seed 5) and `flags`; returns the stack's counters."""
+    stack = Stack(ns, "--serve", "http", "--tx-loss", "0.03", "--seed", "5", *flags)
     try:
         body = tmp_path / "body"
         r = ns.exec("curl", "-s", "-o", str(body), "-w", "%{http_code}", f"http://{STACK_IP}/bytes/{8 << 20}",
@@ -110,6 +108,15 @@ def test_stack_never_resends_what_the_kernel_sacked(ns, tmp_path):
     finally:
         _, counters = stack.stop()
     assert r.stdout == "200" and body.stat().st_size == 8 << 20
+    return counters
+
+
+def test_stack_never_resends_what_the_kernel_sacked(ns, tmp_path):
+    """RFC 6675 on the wire: the stack sends 8 MiB with 3% of its frames lost
+    (its receive side untouched, so every ACK in the capture reached it), and
+    no segment it sends lies within a range the kernel had already SACKed."""
+    pcap = tmp_path / "txloss3.pcap"
+    counters = download_with_tx_loss(ns, tmp_path, "--pcap", str(pcap))
     sacked = []        # blocks the kernel reported, pruned below its cumulative ACK
     resent_sacked = []
     highest = None
@@ -156,14 +163,7 @@ def test_sack_resends_only_what_was_lost_and_newreno_more(ns, tmp_path):
     replaced was at the mercy of the machine's load.)"""
     seen = {}
     for mode, flags in (("sack", []), ("newreno", ["--no-sack"])):
-        stack = Stack(ns, "--serve", "http", "--tx-loss", "0.03", "--seed", "5", *flags)
-        try:
-            body = tmp_path / "body"
-            r = ns.exec("curl", "-s", "-o", str(body), "-w", "%{http_code}", f"http://{STACK_IP}/bytes/{8 << 20}",
-                        timeout=120)
-        finally:
-            _, counters = stack.stop()
-        assert r.stdout == "200" and body.stat().st_size == 8 << 20
+        counters = download_with_tx_loss(ns, tmp_path, *flags)
         seen[mode] = {k: counters[k] for k in ("fault.tx.dropped", "tcp-retransmissions", "tcp-timeouts")}
         print(mode, seen[mode])
     sack, newreno = seen["sack"], seen["newreno"]

@@ -25,17 +25,23 @@ import NetStackWire
         return frame
     }
 
+    /// Sends `bytes` from `far` as one coalesced segment cut at `segmentSize`, its checksum as `offload` says.
+    static func sendCoalesced(_ bytes: [UInt8], from far: MemoryLink, segmentSize: Int, partial: Bool = true) {
+        var whole = far.pool.allocate()!
+        whole.withCapacity { $0.copyBytes(from: bytes) }
+        whole.setLength(bytes.count)
+        whole.offload = partial
+            ? PacketOffload(checksumStart: 34, checksumOffset: 16, segmentSize: UInt16(segmentSize))
+            : PacketOffload(checksumVerified: true, segmentSize: UInt16(segmentSize))
+        far.transmit(whole)
+    }
+
     @Test func coalescedSegmentsAreCutIntoWireFramesBeforeTheFaults() throws {
         let pool = PacketPool(slotCount: 64, slotSize: TAPDevice.offloadSlotSize)
         let (near, far) = MemoryLink.pair(pool: pool, capabilities: TCPSegmentationOffloadTests.offloading)
         // Every frame corrupted: what the injector lets through must fail its checksum.
         let faults = FaultInjector(wrapping: near, receive: FaultProfile(corrupt: 1), seed: 3, clock: VirtualClock())
-        let bytes = Self.coalesced(payloadLength: 5000)
-        var whole = pool.allocate()!
-        whole.withCapacity { $0.copyBytes(from: bytes) }
-        whole.setLength(bytes.count)
-        whole.offload = PacketOffload(checksumStart: 34, checksumOffset: 16, segmentSize: 1448)
-        far.transmit(whole)
+        Self.sendCoalesced(Self.coalesced(payloadLength: 5000), from: far, segmentSize: 1448)
 
         var lengths: [Int] = []
         var trusted = 0
@@ -61,12 +67,7 @@ import NetStackWire
         let pool = PacketPool(slotCount: 64, slotSize: TAPDevice.offloadSlotSize)
         let (near, far) = MemoryLink.pair(pool: pool, capabilities: TCPSegmentationOffloadTests.offloading)
         let faults = FaultInjector(wrapping: near, both: .none, seed: 3, clock: VirtualClock())
-        let bytes = Self.coalesced(payloadLength: 3000)
-        var whole = pool.allocate()!
-        whole.withCapacity { $0.copyBytes(from: bytes) }
-        whole.setLength(bytes.count)
-        whole.offload = PacketOffload(checksumStart: 34, checksumOffset: 16, segmentSize: 1448)
-        far.transmit(whole)
+        Self.sendCoalesced(Self.coalesced(payloadLength: 3000), from: far, segmentSize: 1448)
         var payload: [UInt8] = []
         _ = faults.receive(limit: 16) { frame in
             frame.withBytes { b in
@@ -87,13 +88,7 @@ import NetStackWire
         let bytes = Self.coalesced(payloadLength: 60_000)
         // Three segments: 536-byte pieces (112 each, twice over), then 100-byte
         // pieces (600), finer than the injector is sized for.
-        for size in [536, 536, 100] {
-            var whole = pool.allocate()!
-            whole.withCapacity { $0.copyBytes(from: bytes) }
-            whole.setLength(bytes.count)
-            whole.offload = PacketOffload(checksumVerified: true, segmentSize: UInt16(size))
-            far.transmit(whole)
-        }
+        for size in [536, 536, 100] { Self.sendCoalesced(bytes, from: far, segmentSize: size, partial: false) }
         var delivered = 0
         while faults.receive(limit: 64, { _ in delivered += 1 }) > 0 {}
         let c = faults.receiveCounters

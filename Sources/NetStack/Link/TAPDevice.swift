@@ -50,6 +50,12 @@ public enum TAPError: Error, Equatable, CustomStringConvertible {
 /// Transmit writes the frame's own slot (a fixed-buffer write when the pool is
 /// registered) and returns the slot to the pool on completion.
 ///
+/// With offloads (`IFF_VNET_HDR`, `TUNSETOFFLOAD`), every frame read or
+/// written starts with a `VirtioNetHeader`: the device reads it from the
+/// front of each received slot into the buffer's `PacketOffload` (and hands
+/// up the frame behind it), and writes it from the `PacketOffload` into the
+/// headroom in front of each frame it transmits.
+///
 /// The interface exists while the device is open: `close()` (or deinit) cancels
 /// all I/O, gives every lent slot back to the pool and closes the descriptor, and
 /// the kernel removes the interface. Like every `Device`, it is owned by one
@@ -160,8 +166,9 @@ public final class TAPDevice: Device {
     ///   - receiveMode: `.bufferSelect` forces the fallback reads.
     ///   - offload: ask the kernel for checksum offload and TCP segmentation
     ///     both ways through the virtio-net header; needs pool slots of at
-    ///     least `offloadSlotSize`. Without kernel support the device runs
-    ///     without (`offloads` says which).
+    ///     least `offloadSlotSize`. A kernel that refuses makes this throw
+    ///     `.systemCall(.setOffload, _)`, and the caller may open the device
+    ///     again without.
     public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
                 ringEntries: Int = 256, receiveBuffers: Int = 128,
                 receiveMode: ReceiveMode = .automatic, offload: Bool = false) throws(TAPError) {

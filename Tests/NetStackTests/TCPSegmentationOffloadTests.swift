@@ -97,4 +97,35 @@ import NetStackWire
         #expect(pair.a.tcp.counters.retransmissions > 0)
         #expect(maxResent <= 1448, "a retransmission longer than one frame: \(maxResent)")
     }
+
+    /// The copies counters: today each payload byte is copied twice each
+    /// way inside the stack (application to send ring to frame; frame to
+    /// receive ring to application), with or without offloads, and a resend
+    /// copies again. What the counters say is what `--stats` prints.
+    @Test(arguments: [false, true])
+    func eachPayloadByteIsCopiedTwiceEachWayAndTheCountersSaySo(offload: Bool) throws {
+        let pair = offload
+            ? TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: Self.offloading)
+            : TCPStackPair()
+        let listener = try pair.b.tcp.listen(port: 9)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
+        var server: TCPConnection?
+        let size = 4 << 20
+        let bulk = BulkTransfer(length: size, seed: 5)
+        #expect(pair.run(until: { bulk.read == size }, app: {
+            if server == nil { server = listener.accept() }
+            var moved = bulk.pump(into: client)
+            if let s = server { moved = bulk.drain(from: s) || moved }
+            return moved
+        }))
+        let s = try #require(server)
+        #expect(pair.a.tcp.counters.retransmissions == 0)
+        #expect(client.bytesSent == UInt64(size) && s.bytesReceived == UInt64(size))
+        #expect(client.bytesCopiedSending == 2 * UInt64(size))
+        #expect(s.bytesCopiedReceiving == 2 * UInt64(size))
+        let a = pair.a.tcp.counters, b = pair.b.tcp.counters
+        #expect(a.payloadBytesOut == UInt64(size) && a.payloadBytesCopiedOut == 2 * UInt64(size))
+        #expect(b.payloadBytesIn == UInt64(size) && b.payloadBytesCopiedIn == 2 * UInt64(size))
+        #expect(b.report.contains { $0 == "tcp-payload-bytes-copied-in" && $1 == 2 * UInt64(size) })
+    }
 }

@@ -18,6 +18,8 @@ private struct HeaderFraming<Output: TCPSegmentOutput>: TCPSegmentSink {
     func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
               segmentSize: Int) {
         let repr = connection.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now)
+        // The payload is copied once more, from the send ring into the frame.
+        connection.bytesCopiedSending &+= UInt64(a.count + b.count)
         output.send(repr, payload: a, b, segmentSize: segmentSize)
     }
 }

@@ -63,6 +63,16 @@ public final class TCPConnection {
                           undone: UInt64) = (0, 0, 0, 0, 0)
     public internal(set) var bytesSent: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
+    /// Payload bytes the stack copied sending: the application's writes into
+    /// the send ring, and the ring into outgoing frames (retransmissions
+    /// included). Against `bytesSent`, the copies per byte sent.
+    public internal(set) var bytesCopiedSending: UInt64 = 0
+    /// Payload bytes copied out of the receive ring by `read`.
+    var bytesCopiedReading: UInt64 = 0
+    /// Payload bytes the stack copied receiving: frames into the receive
+    /// ring, and the ring out to the application by `read` (`skip` and
+    /// `peek` copy nothing). Against `bytesReceived`, the copies per byte.
+    public var bytesCopiedReceiving: UInt64 { receiver.bytesCopied &+ bytesCopiedReading }
 
     // MARK: Application callbacks (run on the loop)
     /// New bytes can be read, or the peer closed (read returns 0 then).
@@ -136,7 +146,10 @@ public final class TCPConnection {
     /// Copies received bytes out. Returns 0 when nothing is waiting (see `isReadClosed`).
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let n = receiver.receiveBuffer.read(into: buffer)
-        if n > 0 { readerMadeRoom() }
+        if n > 0 {
+            bytesCopiedReading &+= UInt64(n)
+            readerMadeRoom()
+        }
         return n
     }
 
@@ -160,7 +173,10 @@ public final class TCPConnection {
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard state.acceptsWrites, !sender.finQueued else { return 0 }
         let n = sender.sendBuffer.append(bytes)
-        if n > 0 { requestService() }
+        if n > 0 {
+            bytesCopiedSending &+= UInt64(n)
+            requestService()
+        }
         return n
     }
 

@@ -18,6 +18,13 @@ public struct TCPCounters: Sendable {
     /// Fast recoveries proved spurious by D-SACKs, their window cut undone (RFC 3708).
     public var recoveriesUndone: UInt64 = 0
     public var drops = DropCounters<TCPDropReason>()
+    /// Payload bytes sent and received (made readable), and the bytes the
+    /// stack copied doing so (`TCPConnection.bytesCopiedSending`,
+    /// `bytesCopiedReceiving`): copied over moved is the copies per byte.
+    public var payloadBytesOut: UInt64 = 0
+    public var payloadBytesIn: UInt64 = 0
+    public var payloadBytesCopiedOut: UInt64 = 0
+    public var payloadBytesCopiedIn: UInt64 = 0
 
     public init() {}
 
@@ -28,6 +35,10 @@ public struct TCPCounters: Sendable {
         lossProbes &+= c.lossProbesSent
         timeouts &+= c.retransmissionTimeouts
         recoveriesUndone &+= c.recoveriesUndone
+        payloadBytesOut &+= c.bytesSent
+        payloadBytesIn &+= c.bytesReceived
+        payloadBytesCopiedOut &+= c.bytesCopiedSending
+        payloadBytesCopiedIn &+= c.bytesCopiedReceiving
     }
 
     /// Name/value pairs for printing, drops last and only where non-zero.
@@ -39,6 +50,8 @@ public struct TCPCounters: Sendable {
          ("tcp-fast-recoveries", fastRecoveries), ("tcp-loss-probes", lossProbes),
          ("tcp-timeouts", timeouts), ("tcp-recoveries-undone", recoveriesUndone),
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
+         ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
+         ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),
          ("tcp-drops", drops.total)] + drops.report
     }
 }

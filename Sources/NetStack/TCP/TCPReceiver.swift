@@ -15,6 +15,8 @@ struct TCPReceiver {
     var reassembly = Assembler()
     /// A FIN that arrived ahead of missing data, processed once the gap fills.
     var pendingFinSeq: SequenceNumber?
+    /// Payload bytes copied into the receive ring (the first copy on receive).
+    var bytesCopied: UInt64 = 0
     /// The peer's FIN was received: no more data will come.
     var receivedFin = false
 
@@ -118,6 +120,7 @@ struct TCPReceiver {
             reportDuplicate(rcvNxt + offset, rcvNxt + offset + data.count, sackEnabled: sackEnabled)
         }
         let written = receiveBuffer.write(data, at: offset)
+        if written > 0 { bytesCopied &+= UInt64(written) }
         guard written > 0, reassembly.add(offset: offset, length: written) else {
             ackNow = true
             return (0, false)

@@ -2,7 +2,7 @@ import NetStackWire
 
 /// IP's face to the transports: IPv4 today; IPv6 joins behind the same calls.
 extension Interface: IPOutput {
-    public var capabilities: DeviceCapabilities { device.capabilities }
+    public var capabilities: DeviceCapabilities { link }
 
     public func sourceAddress(towards destination: IPAddress) -> IPAddress? {
         guard case .v4(let d) = destination, route(d) != nil else { return nil }
@@ -10,7 +10,7 @@ extension Interface: IPOutput {
     }
 
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
-        device.mtu - IPv4Repr.headerLength
+        link.mtu - IPv4Repr.headerLength
     }
 
     @inline(__always)

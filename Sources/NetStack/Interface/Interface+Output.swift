@@ -20,7 +20,7 @@ extension Interface {
             counters.drops.record(.noRoute)
             return false
         }
-        let maxPayload = device.mtu - headerLength
+        let maxPayload = link.mtu - headerLength
         let fragmentPayload = maxPayload & ~7
         if total > maxPayload && dontFragment {
             counters.drops.record(.tooLargeToSend)

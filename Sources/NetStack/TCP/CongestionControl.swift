@@ -137,5 +137,5 @@ enum CongestionController: CongestionControl {
 extension TCPConnection {
     /// The congestion controller this connection runs, as `--cc` names it
     /// (what iperf3 reports as `congestion_used`).
-    public var congestionAlgorithm: CongestionAlgorithm { congestion.algorithm }
+    public var congestionAlgorithm: CongestionAlgorithm { sender.congestion.algorithm }
 }

@@ -95,8 +95,8 @@ extension TCPConnection {
         }
         sackEnabled = configuration.sackPermitted && options.sackPermitted
         // RFC 6691: the MSS excludes options, so room for timestamps comes off it.
-        sendMSS = max(64, min(peerMSS, localMSS) - (timestampsEnabled ? 12 : 0))
-        congestion = CongestionController(configuration.congestionControl, mss: sendMSS)
+        sender.sendMSS = max(64, min(peerMSS, localMSS) - (timestampsEnabled ? 12 : 0))
+        sender.congestion = CongestionController(configuration.congestionControl, mss: sender.sendMSS)
     }
 
     // MARK: Synchronized states (RFC 9293 3.10.7.4)

@@ -5,9 +5,9 @@ extension TCPConnection {
     /// sequence number and options, and move to SYN-RECEIVED. The SYN-ACK goes
     /// out on the next dispatch.
     func acceptSYN(_ seg: TCPRepr) {
-        irs = seg.seq
-        rcvNxt = seg.seq + 1
-        rcvAdvertisedEdge = rcvNxt
+        receiver.irs = seg.seq
+        receiver.rcvNxt = seg.seq + 1
+        receiver.rcvAdvertisedEdge = receiver.rcvNxt
         negotiate(seg.options)
         // The window in a SYN is never scaled (RFC 7323 2.2).
         updateWindow(Int(seg.window), seq: seg.seq, ack: iss)

@@ -226,34 +226,17 @@ public final class TCPConnection {
     /// Set by `abort`: the next dispatch emits one RST.
     var sendResetNow = false
 
-    // MARK: Entry points kept for the interface (forwarding to the halves)
+    // MARK: Read-outs of the halves (the layer's challenge ACK, tests)
 
     var iss: SequenceNumber { sender.iss }
-    var irs: SequenceNumber {
-        get { receiver.irs }
-        set { receiver.irs = newValue }
-    }
-    var rcvNxt: SequenceNumber {
-        get { receiver.rcvNxt }
-        set { receiver.rcvNxt = newValue }
-    }
-    var rcvAdvertisedEdge: SequenceNumber {
-        get { receiver.rcvAdvertisedEdge }
-        set { receiver.rcvAdvertisedEdge = newValue }
-    }
+    var irs: SequenceNumber { receiver.irs }
+    var rcvNxt: SequenceNumber { receiver.rcvNxt }
     var ackNow: Bool {
         get { receiver.ackNow }
         set { receiver.ackNow = newValue }
     }
     /// Set by `negotiate`.
-    var sendMSS: Int {
-        get { sender.sendMSS }
-        set { sender.sendMSS = newValue }
-    }
-    var congestion: CongestionController {
-        get { sender.congestion }
-        set { sender.congestion = newValue }
-    }
+    var sendMSS: Int { sender.sendMSS }
 
     /// RFC 9293 3.10.7.4 "SND.WND <- SEG.WND", with the WL1/WL2 guard against old segments.
     func updateWindow(_ window: Int, seq: SequenceNumber, ack: SequenceNumber) {

@@ -118,12 +118,8 @@ final class TCPHarness {
         let c = h.connection
         let syn = TCPRepr(sourcePort: remotePort, destinationPort: localPort, seq: peerISS, flags: .syn,
                           window: synWindow, options: h.stamped(synOptions, flags: .syn))
-        c.irs = syn.seq
-        c.rcvNxt = syn.seq + 1
-        c.rcvAdvertisedEdge = c.rcvNxt
-        c.negotiate(syn.options)
-        c.updateWindow(Int(syn.window), seq: syn.seq, ack: c.iss)
-        c.state = .synReceived
+        // The LISTEN step's own: what TCPLayer does with a SYN for a listener.
+        c.acceptSYN(syn)
         h.peerNext = peerISS + 1
         h.peerTimestamps = syn.options.timestamps != nil && configuration.timestamps
         h.dispatch()
@@ -313,7 +309,7 @@ final class TCPHarness {
 
 extension TCPConnection {
     /// RFC 9293's RCV.WND as last advertised: the right edge less RCV.NXT.
-    var advertisedWindow: Int { rcvAdvertisedEdge - rcvNxt }
+    var advertisedWindow: Int { receiver.rcvAdvertisedEdge - receiver.rcvNxt }
 }
 
 /// Deterministic test bytes.

@@ -97,6 +97,13 @@ public final class HTTPGet {
         let c = try stack.connect(to: .v4(url.address), port: url.port, configuration: configuration)
         connection = c
         flush = { [unowned stack] c, now in stack.tcp.flush(c, now: now) }
+        // The parser reads the bytes in the frame they arrived in while nothing
+        // waits in the receive ring, and from the ring (`readable`) otherwise.
+        c.onReceive = { [unowned self] _, bytes in
+            feed(bytes)
+            if parser.isComplete || failure != nil { closePending = true }
+            return bytes.count
+        }
         c.onReadable = { [unowned self] c in self.readable(c) }
         c.onStateChange = { [unowned self] c, _ in
             if c.state == .closed { self.connectionClosed(c) }
@@ -118,8 +125,12 @@ public final class HTTPGet {
         closed = true
         closePending = false
         if c.state == .closed { return }
-        if c.readableBytes > 0 { c.skip(c.readableBytes) }
-        c.close()
+        if failure != nil {
+            c.abort()
+        } else {
+            if c.readableBytes > 0 { c.skip(c.readableBytes) }
+            c.close()
+        }
         flush?(c, now)
     }
 

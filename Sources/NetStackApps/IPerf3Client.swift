@@ -459,6 +459,10 @@ public final class IPerf3Client {
         precondition(n == cookie.count, "the cookie does not fit an empty send ring")
         c.onStateChange = { [unowned self] c, _ in self.streamStateChanged(s) }
         if options.reverse {
+            c.onReceive = { [unowned self] _, bytes in
+                if phase == .started || phase == .running { s.bytes &+= UInt64(bytes.count) }
+                return bytes.count
+            }
             c.onReadable = { [unowned self] c in self.drain(s) }
         } else {
             c.onReadable = { c in c.skip(c.readableBytes) }
@@ -505,6 +509,7 @@ public final class IPerf3Client {
     func release(_ c: TCPConnection) {
         c.onWritable = nil
         c.onStateChange = nil
+        c.onReceive = nil
         c.onReadable = { c in c.skip(c.readableBytes) }
         c.skip(c.readableBytes)
         if c.state != .closed { c.close() }

@@ -302,6 +302,12 @@ final class IPerf3Session {
             }
             c.onWritable = { [unowned self] c in self.fill(s) }
         } else {
+            // Counted and dropped where they arrived: no copy at all.
+            c.onReceive = { [unowned self] _, bytes in
+                s.bytes &+= UInt64(bytes.count)
+                server.counters.bytesReceived &+= UInt64(bytes.count)
+                return bytes.count
+            }
             c.onReadable = { [unowned self] c in self.drain(s) }
         }
         c.onStateChange = nil
@@ -409,6 +415,7 @@ final class IPerf3Session {
     static func release(_ c: TCPConnection) {
         c.onWritable = nil
         c.onStateChange = nil
+        c.onReceive = nil
         c.onReadable = { c in
             c.skip(c.readableBytes)
             if c.isReadClosed { c.close() }

@@ -8,6 +8,8 @@ public enum TCPEchoService {
     public static func install(on stack: Stack, port: UInt16 = 7) throws(TCPListenError) {
         let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
+            // Straight from the frame into the send ring, while nothing is waiting.
+            connection.onReceive = { c, bytes in c.write(bytes) }
             connection.onReadable = { c in echo(c) }
             connection.onWritable = { c in echo(c) }
         }
@@ -32,6 +34,7 @@ public enum TCPDiscardService {
     public static func install(on stack: Stack, port: UInt16 = 9) throws(TCPListenError) {
         let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
+            connection.onReceive = { _, bytes in bytes.count }
             connection.onReadable = { c in
                 c.skip(c.readableBytes)
                 if c.isReadClosed { c.close() }

@@ -23,6 +23,26 @@ import NetStackWire
         return TCPHarness.established(configuration: config, synOptions: Self.plainPeer, rtt: .milliseconds(100))
     }
 
+    // MARK: What may leave in place
+
+    /// New data may leave as a frame tail read from the send ring in place
+    /// (`FrameTail`): the ring keeps it until the peer acknowledges it, which
+    /// the peer cannot do before it arrives. A resend is copied: an ACK of the
+    /// original may free its bytes before the resend's frame is written.
+    @Test func newDataIsOfferedInPlaceAndResendsAreNot() {
+        let h = plainConnection()
+        _ = h.write([UInt8](repeating: 7, count: 3000))
+        let first = h.drain().filter { !$0.payload.isEmpty }
+        #expect(first.count == 3 && first.allSatisfy(\.inPlace))
+        // RTO = 300 ms: the first segment is resent, copied.
+        let resent = h.advance(by: .milliseconds(300)).filter { !$0.payload.isEmpty }
+        #expect(resent.first?.seq == first.first?.seq)
+        #expect(!resent.isEmpty && resent.allSatisfy { !$0.inPlace })
+        // Bare ACKs carry no payload, and nothing to offer.
+        h.receive(.ack, ack: first[0].seq + 3000)
+        #expect(h.drain().allSatisfy { !$0.inPlace })
+    }
+
     // MARK: RTO (RFC 6298)
 
     @Test func firstRetransmissionOfTheSynIsAfterOneSecond() {

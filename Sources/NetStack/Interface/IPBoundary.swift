@@ -85,10 +85,15 @@ public protocol IPOutput: AnyObject {
     func maximumSegmentLength(towards destination: IPAddress) -> Int
     /// Sends one unfragmented datagram of `length` transport bytes, which
     /// `write` fills in place behind the reserved IP and link headroom, and
-    /// leaves to the device what `offload` says. False if it was dropped (no
-    /// route, no buffer, too large); IP counts why.
+    /// leaves to the device what `offload` says. The last `tail.count` of
+    /// them are `tail`'s, which the device reads where they lie when it can
+    /// (`capabilities.readsTailInPlace`); `write` fills the rest (it gets the
+    /// whole `length`, the tail's room included, but only the rest is sent
+    /// from the slot). False if it
+    /// was dropped (no route, no buffer, too large); IP counts why.
     func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-              offload: TransportOffload, now: Instant, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
+              offload: TransportOffload, tail: FrameTail, now: Instant,
+              _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
     /// Sends `header` followed by `payload` as one datagram, fragmented when it
     /// exceeds the MTU (UDP, ICMP). False if it was dropped; IP counts why.
     func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,

@@ -15,13 +15,14 @@ extension Interface: IPOutput {
 
     @inline(__always)
     public func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-                     offload: TransportOffload, now: Instant,
+                     offload: TransportOffload, tail: FrameTail, now: Instant,
                      _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard case .v4(let s) = source, case .v4(let d) = destination else {
             counters.drops.record(.noRoute)
             return false
         }
-        return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, now: now, write)
+        return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
+                        write)
     }
 
     public func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,

@@ -51,10 +51,11 @@ extension Interface {
     /// bytes, which `write` fills in place after the Ethernet and IP headers;
     /// then the IP header goes in front. One pool slot, no copy. With TSO
     /// (`offload.segmentSize`) the datagram may be as long as the device
-    /// takes, and the device cuts it into frames.
+    /// takes, and the device cuts it into frames. The last `tail.count`
+    /// bytes are `tail`'s, left in place for the device (`FrameTail`).
     @inline(__always)
     func sendIPv4(from source: IPv4Address, to destination: IPv4Address, protocol proto: IPProtocol, length: Int,
-                  offload: TransportOffload = .none, now: Instant,
+                  offload: TransportOffload = .none, tail: FrameTail = .none, now: Instant,
                   _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard let nextHop = route(destination) else {
             counters.drops.record(.noRoute)
@@ -74,7 +75,9 @@ extension Interface {
             checksumStart: offload.partialChecksumAt == nil ? 0 : UInt16(transportStart),
             checksumOffset: UInt16(offload.partialChecksumAt ?? 0),
             segmentSize: UInt16(clamping: offload.segmentSize))
-        guard sendPacket(repr, nextHop: nextHop, offload: packetOffload, now: now, write) else { return false }
+        guard sendPacket(repr, nextHop: nextHop, offload: packetOffload, tail: tail, now: now, write) else {
+            return false
+        }
         nextIdentification &+= 1
         counters.ipv4Out &+= 1
         return true
@@ -82,10 +85,12 @@ extension Interface {
 
     /// Builds one IPv4 packet in a pool slot, `repr`'s header and then the
     /// `repr.payloadLength` bytes that `write` fills in place, and sends it to
-    /// `nextHop`. False if no slot was free or the packet does not fit one;
-    /// the reason is counted.
+    /// `nextHop`. The last `tail.count` of those bytes are `tail`'s, which the
+    /// slot leaves room for but does not hold. False if no slot was free or
+    /// the packet does not fit one; the reason is counted.
     @inline(__always)
-    private func sendPacket(_ repr: IPv4Repr, nextHop: IPv4Address, offload: PacketOffload = .none, now: Instant,
+    private func sendPacket(_ repr: IPv4Repr, nextHop: IPv4Address, offload: PacketOffload = .none,
+                            tail: FrameTail = .none, now: Instant,
                             _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard var frame = device.pool.allocate() else {
             counters.drops.record(.poolExhausted)
@@ -98,13 +103,16 @@ extension Interface {
             counters.drops.record(.tooLargeToSend)
             return false
         }
-        frame.setLength(frameLength)
-        frame.withBytes { bytes in
+        let inSlot = frameLength - tail.count
+        frame.setLength(inSlot)
+        frame.withCapacity { bytes in
             let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
+            // The whole transport span, so a header's checksum knows the length;
+            // the tail's room in the slot is neither written nor sent.
             write(ip.slice(IPv4Repr.headerLength..<ip.count))
             repr.emit(into: ip)
         }
-        sendFrame(frame, etherType: .ipv4, nextHop: nextHop, now: now)
+        sendFrame(frame, etherType: .ipv4, nextHop: nextHop, tail: tail, now: now)
         return true
     }
 
@@ -115,9 +123,11 @@ extension Interface {
         return configuration.gateway
     }
 
-    /// Fills in the Ethernet header and sends `frame` to `nextHop`, or parks it
-    /// and asks ARP when the next hop is not yet resolved.
-    func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address, now: Instant) {
+    /// Fills in the Ethernet header and sends `frame` (and `tail`) to
+    /// `nextHop`, or parks it, tail copied in, and asks ARP when the next hop
+    /// is not yet resolved.
+    func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address,
+                   tail: FrameTail = .none, now: Instant) {
         let mac: MACAddress?
         if nextHop.isBroadcast || nextHop == configuration.address.directedBroadcast {
             mac = .broadcast
@@ -129,9 +139,11 @@ extension Interface {
                 .emit(into: bytes)
         }
         if mac != nil {
-            transmit(frame)
+            transmit(frame, tail: tail)
             return
         }
+        // The tail may change once this turn is over: a waiting frame holds its own copy.
+        frame.append(tail)
         if arp.shouldRequest(nextHop, now: now) { sendARPRequest(for: nextHop) }
         if let refused = arp.enqueue(frame, nextHop: nextHop) {
             _ = consume refused

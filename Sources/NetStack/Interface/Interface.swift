@@ -74,7 +74,7 @@ public final class Interface<D: Device> {
             self.receive(frame, now: now)
         }
         tcp.servicePending(now: now)
-        device.flush()
+        flushDevice()
         return n
     }
 
@@ -83,7 +83,7 @@ public final class Interface<D: Device> {
     public func flushPending(now: Instant) {
         udp.advance(to: now)
         tcp.servicePending(now: now)
-        device.flush()
+        flushDevice()
     }
 
     /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
@@ -107,7 +107,7 @@ public final class Interface<D: Device> {
                 sendICMPError(.timeExceeded(code: 1), about: firstBytes, now: now)
             }
         }
-        device.flush()
+        flushDevice()
     }
 
     /// The next time `tick` has work, so the loop can sleep until then.
@@ -124,7 +124,16 @@ public final class Interface<D: Device> {
     /// so neighbours with a stale entry update it.
     public func announce() {
         sendARP(operation: .request, targetMAC: .zero, targetIP: address, destination: .broadcast)
+        flushDevice()
+    }
+
+    /// Pushes queued frames out. Their tails have been read then, or are
+    /// being read by a write the kernel holds: connections retired before
+    /// now, whose send rings the tails lie in, may go (`TCPLayer.retired`).
+    @inline(__always)
+    func flushDevice() {
         device.flush()
+        tcp.deviceFlushed()
     }
 
     // MARK: Receive
@@ -169,6 +178,18 @@ public final class Interface<D: Device> {
         counters.framesOut &+= 1
         counters.bytesOut &+= UInt64(frame.length)
         device.transmit(frame)
+    }
+
+    /// Sends an Ethernet frame that ends with `tail` (`FrameTail`).
+    @inline(__always)
+    func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
+        counters.framesOut &+= 1
+        counters.bytesOut &+= UInt64(frame.length + tail.count)
+        if tail.isEmpty {
+            device.transmit(frame)
+        } else {
+            device.transmit(frame, tail: tail)
+        }
     }
 }
 

@@ -18,6 +18,11 @@ public protocol Device: AnyObject {
     func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int
     /// Takes `frame` (a whole Ethernet frame) and queues it for sending.
     func transmit(_ frame: consuming PacketBuffer)
+    /// Takes `frame` followed by `tail`, bytes outside the pool that the
+    /// device reads in place if it can (`capabilities.readsTailInPlace`),
+    /// and queues them for sending as one frame. Others copy the tail into
+    /// the frame's slot first (the default).
+    func transmit(_ frame: consuming PacketBuffer, tail: FrameTail)
     /// Pushes queued frames out (one batched submission on io_uring devices).
     func flush()
     /// Sleeps until frames may have arrived or `timeout` has passed. Devices with
@@ -27,6 +32,11 @@ public protocol Device: AnyObject {
 
 extension Device {
     public func wait(timeout: Duration) {}
+
+    public func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
+        frame.append(tail)
+        transmit(frame)
+    }
 
     /// The largest IP packet one frame carries (the Ethernet payload), 1500 for
     /// Ethernet: `capabilities.mtu`.

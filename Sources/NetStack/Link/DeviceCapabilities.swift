@@ -23,6 +23,11 @@ public struct DeviceCapabilities: Sendable, Equatable {
     /// a header of its own (a TAP's virtio-net header): the stack builds
     /// frames that far into their slots.
     public var headroom: Int
+    /// The device sends a frame's tail from where it lies (`FrameTail`, a
+    /// gathered write), so TCP leaves its payload in the send ring instead
+    /// of copying it into the frame's slot. Only with the transport checksum
+    /// left to the device: computing it would read the bytes anyway.
+    public var readsTailInPlace: Bool
 
     /// - Parameters:
     ///   - mtu: the largest IP packet one frame carries.
@@ -30,13 +35,15 @@ public struct DeviceCapabilities: Sendable, Equatable {
     ///   - maxReceiveSegment: the largest IP packet handed over on receive; `mtu` if nil.
     ///   - checksum: the checksum offloads; none by default.
     ///   - headroom: bytes the device writes in front of each transmitted frame.
+    ///   - readsTailInPlace: the device sends frame tails without a copy.
     public init(mtu: Int, maxTransmitSegment: Int? = nil, maxReceiveSegment: Int? = nil,
-                checksum: ChecksumCapabilities = .none, headroom: Int = 0) {
+                checksum: ChecksumCapabilities = .none, headroom: Int = 0, readsTailInPlace: Bool = false) {
         self.mtu = mtu
         self.maxTransmitSegment = maxTransmitSegment ?? mtu
         self.maxReceiveSegment = maxReceiveSegment ?? mtu
         self.checksum = checksum
         self.headroom = headroom
+        self.readsTailInPlace = readsTailInPlace
     }
 
     /// An Ethernet link that sends and receives one frame per buffer and leaves
@@ -61,10 +68,20 @@ public struct DeviceCapabilities: Sendable, Equatable {
     /// larger than the MTU, and no checksum offload either way, so the stack
     /// computes and verifies every checksum itself. Received segments stay as
     /// the device delivers them; the headroom stays the inner device's.
+    /// Tails are copied into the frame, where the middleware can see them.
     public var wireFrames: DeviceCapabilities {
         var c = self
         c.maxTransmitSegment = mtu
         c.checksum = .none
+        c.readsTailInPlace = false
+        return c
+    }
+
+    /// These capabilities for middleware that reads or keeps every byte it
+    /// transmits (a capture, a delay line): frame tails come copied in.
+    public var wholeFrames: DeviceCapabilities {
+        var c = self
+        c.readsTailInPlace = false
         return c
     }
 }

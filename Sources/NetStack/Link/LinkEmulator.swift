@@ -93,7 +93,7 @@ public final class LinkEmulator<Inner: Device>: Device {
     public var pool: PacketPool { inner.pool }
     /// The inner device's: the emulator delays and drops whole buffers but
     /// never changes their bytes.
-    public var capabilities: DeviceCapabilities { inner.capabilities }
+    public var capabilities: DeviceCapabilities { inner.capabilities.wholeFrames }
 
     private let duplex: DuplexMiddleware<Inner, LinkLane>
     private var rx: LinkLane { duplex.rx }

@@ -16,7 +16,7 @@ public final class PcapWriter<Inner: Device>: Device {
     public let inner: Inner
     public var pool: PacketPool { inner.pool }
     /// The inner device's: the capture records whatever crosses it.
-    public var capabilities: DeviceCapabilities { inner.capabilities }
+    public var capabilities: DeviceCapabilities { inner.capabilities.wholeFrames }
 
     /// Bytes of each frame kept; longer frames are cut (the record keeps the true length).
     public let snapLength: Int

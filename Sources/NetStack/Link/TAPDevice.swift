@@ -119,6 +119,10 @@ public final class TAPDevice: Device {
     private let bufferGroup: UInt16 = 0
     /// Per pool slot: what this device has done with it (`SlotState`).
     private let slotStates: UnsafeMutablePointer<UInt8>
+    /// Per pool slot, the three pieces of a gathered write from it (its
+    /// headers and a `FrameTail`'s two), which must outlive the submission;
+    /// allocated with offloads, the only case that gathers.
+    private let writeVectors: UnsafeMutablePointer<iovec>?
     /// Scratch for `io_uring_peek_batch_cqe`, so draining allocates nothing.
     private let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     private static let completionBatch = 64
@@ -192,7 +196,7 @@ public final class TAPDevice: Device {
         capabilities = offload
             ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
                                  checksum: ChecksumCapabilities(tcp: .both, udp: .both),
-                                 headroom: VirtioNetHeader.length)
+                                 headroom: VirtioNetHeader.length, readsTailInPlace: true)
             : .ethernet(mtu: 1500)
         let receiveBuffers = receiveBuffers ?? Self.defaultReceiveBuffers(offload: offload)
         let frameSize = capabilities.maxReceiveSegment + 14 + (offload ? VirtioNetHeader.length : 0)
@@ -216,6 +220,11 @@ public final class TAPDevice: Device {
         slotStates = .allocate(capacity: pool.slotCount)
         slotStates.initialize(repeating: SlotState.notHeld.rawValue, count: pool.slotCount)
         completions = .allocate(capacity: Self.completionBatch)
+        if offload {
+            writeVectors = .allocate(capacity: pool.slotCount * 3)
+        } else {
+            writeVectors = nil
+        }
         completions.initialize(repeating: nil, count: Self.completionBatch)
 
         // From here on a throw runs deinit, and close() undoes whatever was done.
@@ -231,6 +240,7 @@ public final class TAPDevice: Device {
         close()
         slotStates.deallocate()
         completions.deallocate()
+        writeVectors?.deallocate()
         ring.deallocate()
     }
 
@@ -295,7 +305,8 @@ public final class TAPDevice: Device {
     /// offload says: complete the transport checksum, and cut a TCP segment
     /// longer than one frame into `segmentSize` pieces. All zero for a
     /// finished frame.
-    private static func transmitHeader(for frame: borrowing PacketBuffer, mtu: Int) -> VirtioNetHeader {
+    private static func transmitHeader(for frame: borrowing PacketBuffer, frameLength: Int,
+                                       mtu: Int) -> VirtioNetHeader {
         let o = frame.offload
         var h = VirtioNetHeader()
         if o.checksumPartial {
@@ -303,7 +314,7 @@ public final class TAPDevice: Device {
             h.checksumStart = o.checksumStart
             h.checksumOffset = o.checksumOffset
         }
-        if o.segmentSize > 0 && frame.length > 14 + mtu {
+        if o.segmentSize > 0 && frameLength > 14 + mtu {
             h.gsoType = .tcpv4
             h.segmentSize = o.segmentSize
             // Ethernet, IP and TCP headers: the TCP data offset is the top nibble of byte 12.
@@ -318,23 +329,55 @@ public final class TAPDevice: Device {
 
     /// Queues a write of `frame`, which must come from `pool`; `flush()` submits it.
     public func transmit(_ frame: consuming PacketBuffer) {
+        queueWrite(frame, tail: .none)
+    }
+
+    /// Queues one write of `frame` followed by `tail`, read where it lies
+    /// (a gathered write, `IORING_OP_WRITEV`) when the device has offloads;
+    /// else the tail is copied into the frame first.
+    public func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
+        guard vnetHeader else {
+            frame.append(tail)
+            queueWrite(frame, tail: .none)
+            return
+        }
+        queueWrite(frame, tail: tail)
+    }
+
+    private func queueWrite(_ frame: consuming PacketBuffer, tail: FrameTail) {
         if vnetHeader {
             guard frame.headroom >= VirtioNetHeader.length else {
                 txDropped += 1
                 return
             }
-            let header = Self.transmitHeader(for: frame, mtu: capabilities.mtu)
+            let header = Self.transmitHeader(for: frame, frameLength: frame.length + tail.count,
+                                             mtu: capabilities.mtu)
             frame.extendFront(VirtioNetHeader.length)
             frame.withBytes { header.emit(into: $0) }
         }
-        let length = frame.length
+        let length = frame.length + tail.count
         let address = frame.baseAddress
-        guard ringReady, !closing, length > 0, length < 1 << 24, let sqe = nextSQE() else {
+        guard ringReady, !closing, frame.length > 0, length < 1 << 24, let sqe = nextSQE() else {
             txDropped += 1
             return  // `frame` goes out of scope: its slot returns to the pool.
         }
+        let inSlot = frame.length
         let slot = frame.releaseSlot()
-        if usingFixedBuffers {
+        if !tail.isEmpty, let vectors = writeVectors {
+            // The slot's headers, then the tail's pieces: kept per slot until the write completes.
+            let v = vectors + Int(slot) * 3
+            v[0] = iovec(iov_base: address, iov_len: inSlot)
+            var n = 1
+            if let a = tail.first.baseAddress, tail.first.count > 0 {
+                v[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: a), iov_len: tail.first.count)
+                n += 1
+            }
+            if let b = tail.second.baseAddress, tail.second.count > 0 {
+                v[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b), iov_len: tail.second.count)
+                n += 1
+            }
+            io_uring_prep_writev(sqe, fd, v, UInt32(n), 0)
+        } else if usingFixedBuffers {
             io_uring_prep_write_fixed(sqe, fd, address, UInt32(length), 0, 0)
         } else {
             io_uring_prep_write(sqe, fd, address, UInt32(length), 0)

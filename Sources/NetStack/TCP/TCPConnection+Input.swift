@@ -217,7 +217,7 @@ extension TCPConnection {
         // Seventh: the text (the sixth, URG, is not supported).
         if !payload.isEmpty {
             if state.acceptsText {
-                receiveText(seq: seg.seq, payload, now: now)
+                receiveText(seq: seg.seq, payload, carriesFin: flags.contains(.fin), now: now)
             } else {
                 receiver.ackNow = true
             }
@@ -244,8 +244,37 @@ extension TCPConnection {
         record(events)
     }
 
-    /// The text (RFC 9293 3.10.7.4 seventh), handed to the receiver.
-    private func receiveText(seq: SequenceNumber, _ payload: UnsafeRawBufferPointer, now: Instant) {
+    /// The text (RFC 9293 3.10.7.4 seventh): in order and with nothing
+    /// buffered ahead of it, first offered to the application in place
+    /// (`onReceive`); what it does not take goes to the receiver's ring.
+    private func receiveText(seq: SequenceNumber, _ payload: UnsafeRawBufferPointer, carriesFin: Bool,
+                             now: Instant) {
+        if !carriesFin, let handler = receiveHandler, receiver.mayDeliverInPlace(seq: seq) {
+            let taken = offer(payload, to: handler, now: now)
+            // The handler may have aborted the connection.
+            guard state.acceptsText, taken < payload.count else { return }
+            if taken > 0 {
+                receiveBuffered(seq: seq + taken, UnsafeRawBufferPointer(rebasing: payload[taken...]), now: now)
+                return
+            }
+        }
+        receiveBuffered(seq: seq, payload, now: now)
+    }
+
+    /// Hands in-order `payload` to `onReceive`; returns how much it took,
+    /// which is then received.
+    private func offer(_ payload: UnsafeRawBufferPointer,
+                       to handler: (TCPConnection, UnsafeRawBufferPointer) -> Int, now: Instant) -> Int {
+        let taken = min(max(handler(self, payload), 0), payload.count)
+        guard taken > 0, state.acceptsText else { return taken }
+        receiver.deliveredInPlace(taken, mss: sender.sendMSS, now: now)
+        bytesReceived &+= UInt64(taken)
+        bytesDeliveredInPlace &+= UInt64(taken)
+        return taken
+    }
+
+    /// Text for the receive ring: in order, or waiting for a gap to fill.
+    private func receiveBuffered(seq: SequenceNumber, _ payload: UnsafeRawBufferPointer, now: Instant) {
         let (ready, finInOrder) = receiver.receiveText(seq: seq, payload, mss: sender.sendMSS,
                                                        sackEnabled: sackEnabled, now: now)
         if ready > 0 { bytesReceived &+= UInt64(ready) }

@@ -3,8 +3,13 @@ import NetStackWire
 /// Where a connection's framed segments go: the layer's path to IP, or a
 /// test's outbox. The payload comes as up to two pieces of the send ring (it wraps).
 protocol TCPSegmentOutput {
-    /// `segmentSize`: payload bytes per frame when the segment is several (TSO); 0 otherwise.
-    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int)
+    /// `segmentSize`: payload bytes per frame when the segment is several
+    /// (TSO); 0 otherwise. `inPlace`: the payload is data sent for the first
+    /// time, which the ring keeps unchanged until acknowledged, so the device
+    /// may read it there (`FrameTail`). Returns the payload bytes copied.
+    @discardableResult
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int,
+              inPlace: Bool) -> Int
 }
 
 /// Frames the sender's segments with the connection's header and hands them
@@ -16,11 +21,11 @@ private struct HeaderFraming<Output: TCPSegmentOutput>: TCPSegmentSink {
     let now: Instant
 
     func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
-              segmentSize: Int) {
+              segmentSize: Int, firstTransmission: Bool) {
         let repr = connection.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now)
-        // The payload is copied once more, from the send ring into the frame.
-        connection.bytesCopiedSending &+= UInt64(a.count + b.count)
-        output.send(repr, payload: a, b, segmentSize: segmentSize)
+        // Copied from the send ring into the frame, unless the device reads it in place.
+        let copied = output.send(repr, payload: a, b, segmentSize: segmentSize, inPlace: firstTransmission)
+        if copied != 0 { connection.bytesCopiedSending &+= UInt64(copied) }
     }
 }
 
@@ -33,7 +38,7 @@ extension TCPConnection {
         let mss = sender.sendMSS
         if sendResetNow {
             sendResetNow = false
-            output.send(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
+            output.send(header(seq: sender.sndNxt, flags: [.rst, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
             return
         }
         var sent = false
@@ -43,7 +48,7 @@ extension TCPConnection {
         case .synSent, .synReceived:
             if sender.sndNxt == iss {
                 let flags: TCPFlags = state == .synSent ? [.syn] : [.syn, .ack]
-                output.send(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
+                output.send(header(seq: iss, flags: flags, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
                 sender.synSent(now: now)
                 sent = true
             }
@@ -51,7 +56,7 @@ extension TCPConnection {
             if sender.sndNxt == iss {
                 // Closed in SYN-RECEIVED (RFC 9293 3.10.4) and the SYN-ACK timed
                 // out: the retransmission from SND.UNA starts with it.
-                output.send(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
+                output.send(header(seq: iss, flags: [.syn, .ack], payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
                 sender.sndNxt = iss + 1
                 sent = true
             }
@@ -70,14 +75,14 @@ extension TCPConnection {
             probeNow = false
             // A window probe or keepalive: one old sequence number, which the
             // peer must answer with an ACK showing its window (RFC 9293 3.8.6.1, RFC 1122 4.2.3.6).
-            output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
+            output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
             sent = true
         }
         let ackDue = receiver.ackNow || (receiver.delayedAckDeadline.map { now >= $0 } ?? false)
         if !sent && ackDue && state != .synSent {
             // A bare ACK carries SND.MAX, not SND.NXT, so that it stays in the
             // peer's window after a timeout rewinds SND.NXT (as BSD's tcp_output).
-            output.send(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0)
+            output.send(header(seq: sender.sndMax, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
         }
     }
 

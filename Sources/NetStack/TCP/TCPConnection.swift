@@ -74,9 +74,27 @@ public final class TCPConnection {
     /// `peek` copy nothing). Against `bytesReceived`, the copies per byte.
     public var bytesCopiedReceiving: UInt64 { receiver.bytesCopied &+ bytesCopiedReading }
 
+    /// Payload bytes the application took in place (`onReceive`), never
+    /// copied by the stack.
+    public internal(set) var bytesDeliveredInPlace: UInt64 = 0
+
     // MARK: Application callbacks (run on the loop)
     /// New bytes can be read, or the peer closed (read returns 0 then).
     public var onReadable: ((TCPConnection) -> Void)?
+    /// In-order bytes offered in place, in the frame they arrived in, when
+    /// nothing waits to be read ahead of them (lwIP's recv callback, Linux's
+    /// old direct copy to a waiting reader). Returns how many it took, from
+    /// the front; the rest goes to the receive ring and `onReadable` as
+    /// usual. The only copy of the bytes is then the handler's own, or none
+    /// (the discard service counts them). It runs while the segment is being
+    /// processed: it may write, but should leave closing to `onReadable`.
+    public var onReceive: ((TCPConnection, Span<UInt8>) -> Int)? {
+        get { receiveHandler.map { h in { c, bytes in bytes.withUnsafeBytes { h(c, $0) } } } }
+        set { receiveHandler = newValue.map { h in { c, raw in h(c, Span(_unsafeBytes: raw)) } } }
+    }
+    /// `onReceive` as stored: over raw bytes, because reading a stored
+    /// closure that takes a `Span` made a thunk (an allocation) per segment.
+    var receiveHandler: ((TCPConnection, UnsafeRawBufferPointer) -> Int)?
     /// Send buffer space opened up.
     public var onWritable: ((TCPConnection) -> Void)?
     /// The state changed (from the given state).

@@ -10,8 +10,9 @@ struct TCPSegmentPath: TCPSegmentOutput {
     let tuple: TCPFourTuple
     let now: Instant
 
-    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int) {
-        layer.emit(repr, from: tuple, payload: a, b, segmentSize: segmentSize, via: ip, now: now)
+    func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int,
+              inPlace: Bool) -> Int {
+        layer.emit(repr, from: tuple, payload: a, b, segmentSize: segmentSize, inPlace: inPlace, via: ip, now: now)
     }
 }
 
@@ -59,26 +60,32 @@ extension TCPLayer {
         }
     }
 
-    /// Builds one segment behind IP's headroom: the payload pieces copied
-    /// once, then the header from `repr` and the checksum over the segment in
-    /// place, or only the pseudo-header's when the device completes it.
-    /// `segmentSize`: the device cuts the segment into frames of this much
-    /// payload (TSO); 0 for one frame.
+    /// Frames `repr` and its payload, `a` then `b`, and sends them through
+    /// `ip`. With `inPlace` (data sent for the first time, which the ring
+    /// keeps unchanged until it is acknowledged) and a device that reads
+    /// frame tails in place, the payload stays in the ring and the device
+    /// reads it from there; otherwise it is copied into the frame. Returns
+    /// the payload bytes copied.
+    @discardableResult
     func emit(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
-              _ b: UnsafeRawBufferPointer, segmentSize: Int = 0, via ip: any IPOutput, now: Instant) {
+              _ b: UnsafeRawBufferPointer, segmentSize: Int = 0, inPlace: Bool = false, via ip: any IPOutput,
+              now: Instant) -> Int {
         let length = repr.headerLength + a.count + b.count
         let partial = checksumOffload
         let offload = TransportOffload(partialChecksumAt: partial ? TCPSegment.checksumOffset : nil,
                                        segmentSize: segmentSize)
+        let tail = inPlace && sendsDataInPlace ? FrameTail(a, b) : .none
         let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
-                           offload: offload, now: now) { segment in
+                           offload: offload, tail: tail, now: now) { segment in
             let dataStart = repr.headerLength
-            if a.count > 0 {
-                segment.baseAddress!.advanced(by: dataStart).copyMemory(from: a.baseAddress!, byteCount: a.count)
-            }
-            if b.count > 0 {
-                segment.baseAddress!.advanced(by: dataStart + a.count)
-                    .copyMemory(from: b.baseAddress!, byteCount: b.count)
+            if tail.isEmpty {
+                if a.count > 0 {
+                    segment.baseAddress!.advanced(by: dataStart).copyMemory(from: a.baseAddress!, byteCount: a.count)
+                }
+                if b.count > 0 {
+                    segment.baseAddress!.advanced(by: dataStart + a.count)
+                        .copyMemory(from: b.baseAddress!, byteCount: b.count)
+                }
             }
             if partial {
                 repr.emitLeavingChecksum(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
@@ -86,9 +93,10 @@ extension TCPLayer {
                 repr.emit(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
             }
         }
-        guard sent else { return }
+        guard sent else { return 0 }
         kept.segmentsOut &+= 1
         if repr.flags.contains(.rst) { kept.resetsSent &+= 1 }
+        return a.count + b.count - tail.count
     }
 
     /// Sends a reset not tied to a connection (RFC 9293 3.10.7.1).

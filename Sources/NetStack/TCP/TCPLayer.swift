@@ -65,12 +65,20 @@ public final class TCPLayer {
         self.ip = ip
         let link = ip.capabilities
         checksumOffload = link.checksum.tcp.contains(.transmit)
+        sendsDataInPlace = checksumOffload && link.readsTailInPlace
         // The largest TCP payload one IPv4 packet takes behind the longest TCP header.
         offloadLimit = link.segmentsTCP ? link.maxTransmitSegment - IPv4Repr.headerLength - 60 : 0
     }
 
     /// The device completes TCP checksums (`ChecksumOffload.transmit`), read once at attach.
     private(set) var checksumOffload = false
+    /// New data goes out from the send ring in place, as a `FrameTail`: the
+    /// device reads it there and completes the checksum (read once at attach).
+    private(set) var sendsDataInPlace = false
+    /// Connections retired since the device was last flushed, kept so that
+    /// the send rings their queued frames' tails lie in stay allocated until
+    /// the flush (`FrameTail`).
+    private var retired: [TCPConnection] = []
     /// The most data one segment takes when the device segments TCP (TSO); 0 without.
     private(set) var offloadLimit = 0
 
@@ -175,6 +183,7 @@ public final class TCPLayer {
     func retire(_ c: TCPConnection) {
         guard connections[c.tuple] === c else { return }
         connections[c.tuple] = nil
+        if sendsDataInPlace { retired.append(c) }
         if latest === c { latest = nil }
         // Nothing it asks for now can be sent: the layer no longer knows it.
         c.serviceQueue = nil
@@ -192,6 +201,13 @@ public final class TCPLayer {
         case .timedOut?: kept.connectionsTimedOut &+= 1
         default: kept.connectionsClosed &+= 1
         }
+    }
+
+    /// The device has been flushed: frames with tails in retired connections'
+    /// send rings are in the kernel's hands (written, or held by a write
+    /// that completes before the stack may see an answer to it).
+    func deviceFlushed() {
+        if sendsDataInPlace && !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
     }
 
     /// Keeps one wheel timer per connection at its earliest deadline.

@@ -134,16 +134,36 @@ struct TCPReceiver {
             // RFC 5681 4.2: out-of-order data, or data filling a gap, is acknowledged at once.
             ackNow = true
         } else {
-            // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-sized segment.
-            unackedBytes += ready
-            if unackedBytes >= 2 * mss {
-                ackNow = true
-            } else if delayedAckDeadline == nil {
-                delayedAckDeadline = now + delayedAckTimeout
-            }
+            acknowledgeInOrder(ready, mss: mss, now: now)
         }
         let finInOrder = pendingFinSeq.map { $0 == rcvNxt } ?? false
         return (ready, finInOrder)
+    }
+
+    /// Whether in-order text arriving now may go to the application in
+    /// place: nothing waits in the ring or the reassembly queue, and no FIN
+    /// is pending, so these bytes are the next the application would read.
+    func mayDeliverInPlace(seq: SequenceNumber) -> Bool {
+        seq == rcvNxt && receiveBuffer.count == 0 && reassembly.isEmpty && pendingFinSeq == nil
+    }
+
+    /// The application took `n` in-order bytes straight from the segment
+    /// (`TCPConnection.onReceive`): they are received without touching the
+    /// ring, whose free space, the window, stays as it was.
+    mutating func deliveredInPlace(_ n: Int, mss: Int, now: Instant) {
+        rcvNxt = rcvNxt + n
+        acknowledgeInOrder(n, mss: mss, now: now)
+    }
+
+    /// RFC 9293 3.8.6.3 / RFC 5681 4.2: in-order data is acknowledged at
+    /// least every second full-sized segment, else within the delayed-ACK time.
+    private mutating func acknowledgeInOrder(_ n: Int, mss: Int, now: Instant) {
+        unackedBytes += n
+        if unackedBytes >= 2 * mss {
+            ackNow = true
+        } else if delayedAckDeadline == nil {
+            delayedAckDeadline = now + delayedAckTimeout
+        }
     }
 
     /// Remembers a duplicate for the next ACK's D-SACK block (RFC 2883), if SACK was agreed.

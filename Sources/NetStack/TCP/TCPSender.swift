@@ -6,9 +6,11 @@ import NetStackWire
 /// closure's context retained the connection and the layer for every segment.
 protocol TCPSegmentSink {
     /// `segmentSize`: for a segment longer than one (TSO), the payload bytes
-    /// per frame the device cuts it into; 0 otherwise.
+    /// per frame the device cuts it into; 0 otherwise. `firstTransmission`:
+    /// nothing of it was sent before (it starts at or past SND.MAX), so the
+    /// peer cannot acknowledge it, nor the ring free it, before it is sent.
     func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
-              segmentSize: Int)
+              segmentSize: Int, firstTransmission: Bool)
 }
 
 /// What one call into the sender did that the connection tallies or tells
@@ -260,7 +262,8 @@ struct TCPSender {
         if length > 0 && length == available { flags.insert(.psh) }
         let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
             : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
-        sink.emit(seq: seq, flags: flags, a, b, segmentSize: length > perSegment ? perSegment : 0)
+        sink.emit(seq: seq, flags: flags, a, b, segmentSize: length > perSegment ? perSegment : 0,
+                  firstTransmission: seq >= sndMax)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
         if isNew && length > 0 && length < sendMSS - optionReserve { smallSegmentEnd = end }

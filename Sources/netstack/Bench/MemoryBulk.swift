@@ -55,6 +55,10 @@ enum MemoryBulk {
         var received = 0
         let listener = try b.tcp.listen(port: 9)
         listener.onAccept = { c in
+            c.onReceive = { _, bytes in
+                received += bytes.count
+                return bytes.count
+            }
             c.onReadable = { c in received += c.skip(c.readableBytes) }
         }
         let chunk = [UInt8](repeating: 0x5a, count: 64 * 1024)

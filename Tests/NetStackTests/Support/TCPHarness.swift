@@ -9,6 +9,9 @@ struct SentSegment: CustomStringConvertible {
     let repr: TCPRepr
     let payload: [UInt8]
     let time: Instant
+    /// The connection offered the payload in place (`TCPSegmentOutput.send`'s
+    /// `inPlace`): data sent for the first time.
+    var inPlace = false
 
     var seq: SequenceNumber { repr.seq }
     var ack: SequenceNumber? { repr.flags.contains(.ack) ? repr.ack : nil }
@@ -259,8 +262,8 @@ final class TCPHarness {
     /// Lets the connection send what it has, into the outbox.
     func dispatch() {
         let t = now
-        connection.dispatch(now: t, to: Outbox { [self] repr, a, b in
-            let seg = SentSegment(repr: repr, payload: [UInt8](a) + [UInt8](b), time: t)
+        connection.dispatch(now: t, to: Outbox { [self] repr, a, b, inPlace in
+            let seg = SentSegment(repr: repr, payload: [UInt8](a) + [UInt8](b), time: t, inPlace: inPlace)
             if seg.segmentLength > 0, seg.seq + seg.segmentLength > stackNext { stackNext = seg.seq + seg.segmentLength }
             if let ts = repr.options.timestamps { lastStackTSval = ts.value }
             outbox.append(seg)
@@ -269,10 +272,11 @@ final class TCPHarness {
 
     /// Collects what the connection sends, in place of the layer's path to IP.
     private struct Outbox: TCPSegmentOutput {
-        let body: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+        let body: (TCPRepr, UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> Void
         func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
-                  segmentSize: Int) {
-            body(repr, a, b)
+                  segmentSize: Int, inPlace: Bool) -> Int {
+            body(repr, a, b, inPlace)
+            return a.count + b.count
         }
     }
 

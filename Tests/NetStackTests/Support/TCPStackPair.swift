@@ -153,6 +153,14 @@ final class BulkTransfer {
         return moved
     }
 
+    /// Takes bytes handed over in place (`TCPConnection.onReceive`): hashes
+    /// them where they lie. Returns how many it took: all.
+    func take(_ bytes: Span<UInt8>) -> Int {
+        bytes.withUnsafeBytes { receivedHash.add($0) }
+        read += bytes.count
+        return bytes.count
+    }
+
     /// Reads everything `receiver` has. Returns true if anything moved.
     func drain(from receiver: TCPConnection) -> Bool {
         var moved = false

@@ -78,6 +78,8 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var tcpCongestionControl: String?
     /// Whether netstack's TAP ran with offloads (`--offload`); nil in reports from before the flag.
     public var netstackOffload: Bool?
+    /// Which CPUs each side ran on (`--pin`); nil in reports from before the flag.
+    public var pinning: BenchPinning?
 
     public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
                 tcpCongestionControl: String? = nil) {
@@ -95,6 +97,7 @@ public struct BenchMachine: Codable, Equatable, Sendable {
         "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
             + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
             + (netstackOffload.map { ", netstack offloads: \($0 ? "on" : "off")" } ?? "")
+            + (pinning.map { ", \($0.summary)" } ?? "")
     }
 }
 

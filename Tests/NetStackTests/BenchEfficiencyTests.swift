@@ -51,12 +51,13 @@ func sampleReportWithCPU() -> BenchReport {
         let rows = BenchTable.rows(sampleReportWithCPU())
         #expect(rows.count == 5)
         // The existing rows are untouched.
-        #expect(rows[0] == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "9,500 (9,000–9,800)", "0.50"])
-        #expect(rows[1] == ["tcp-rr", "transactions/CPU-s (higher is better)", "11,000 (10,000–12,000)",
-                            "5,500 (5,000–5,600)", "0.50"])
-        #expect(rows[2] == ["memory-bulk", "Gbit/s", "28.0 (26.0–30.0)", "7.50 (7.00–8.00)", "0.27"])
-        #expect(rows[3] == ["memory-bulk", "packets/s", "—", "650,000 (600,000–700,000)", "—"])
-        #expect(rows[4] == ["memory-bulk", "CPU-s/GB (lower is better)", "0.300 (0.250–0.350)", "—", "—"])
+        #expect(rows[0] == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "11%", "9,500 (9,000–9,800)", "8.4%",
+                            "0.50"])
+        #expect(rows[1] == ["tcp-rr", "transactions/CPU-s (higher is better)", "11,000 (10,000–12,000)", "18%",
+                            "5,500 (5,000–5,600)", "11%", "0.50"])
+        #expect(rows[2] == ["memory-bulk", "Gbit/s", "28.0 (26.0–30.0)", "14%", "7.50 (7.00–8.00)", "13%", "0.27"])
+        #expect(rows[3] == ["memory-bulk", "packets/s", "—", "—", "650,000 (600,000–700,000)", "15%", "—"])
+        #expect(rows[4] == ["memory-bulk", "CPU-s/GB (lower is better)", "0.300 (0.250–0.350)", "33%", "—", "—", "—"])
         let lines = BenchTable.render(sampleReportWithCPU()).split(separator: "\n")
         #expect(lines.count == 7)
         #expect(Set(lines.map(\.count)).count == 1, "every line as wide as the header")
@@ -66,7 +67,8 @@ func sampleReportWithCPU() -> BenchReport {
         var report = sampleReportWithCPU()
         report.results.removeAll { $0.scenario == "tcp-rr" && $0.system == .netstack }
         let rows = BenchTable.rows(report)
-        #expect(rows[1] == ["tcp-rr", "transactions/CPU-s (higher is better)", "11,000 (10,000–12,000)", "—", "—"])
+        #expect(rows[1] == ["tcp-rr", "transactions/CPU-s (higher is better)", "11,000 (10,000–12,000)", "18%", "—", "—",
+                            "—"])
     }
 
     @Test func jsonCarriesTheRounds() throws {

@@ -137,15 +137,17 @@ func sampleReport(cpu: String = "Test CPU", failures: [String] = []) -> BenchRep
     @Test func oneRowPerScenarioWithTheRatio() {
         let rows = BenchTable.rows(sampleReport())
         #expect(rows.count == 3)
-        #expect(rows[0] == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "9,500 (9,000–9,800)", "0.50"])
-        #expect(rows[1] == ["memory-bulk", "Gbit/s", "28.0 (26.0–30.0)", "7.50 (7.00–8.00)", "0.27"])
-        #expect(rows[2] == ["memory-bulk", "packets/s", "—", "650,000 (600,000–700,000)", "—"])
+        #expect(rows[0] == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "11%", "9,500 (9,000–9,800)", "8.4%",
+                            "0.50"])
+        #expect(rows[1] == ["memory-bulk", "Gbit/s", "28.0 (26.0–30.0)", "14%", "7.50 (7.00–8.00)", "13%", "0.27"])
+        #expect(rows[2] == ["memory-bulk", "packets/s", "—", "—", "650,000 (600,000–700,000)", "15%", "—"])
     }
 
     @Test func aSystemWithNoFigureShowsFailed() {
         var report = sampleReport()
         report.results.removeAll { $0.scenario == "tcp-rr" && $0.system == .netstack }
-        #expect(BenchTable.rows(report)[0] == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "failed", "—"])
+        #expect(BenchTable.rows(report)[0]
+            == ["tcp-rr", "transactions/s", "19,000 (18,000–20,000)", "11%", "failed", "—", "—"])
     }
 
     @Test func renderedColumnsLineUp() {

@@ -15,6 +15,9 @@ public struct BenchEfficiency: Codable, Equatable, Sendable {
     public var value: Double?
     public var min: Double?
     public var max: Double?
+    /// (max − min) / median (`BenchSpread`); nil without a figure, or in
+    /// reports from before it.
+    public var spread: Double?
     /// The rounds that had a CPU reading, in the order measured.
     public var samples: [Double]
     /// The machine's busy CPU-seconds in each of those rounds.
@@ -31,6 +34,7 @@ public struct BenchEfficiency: Codable, Equatable, Sendable {
         value = summary?.median
         min = summary?.min
         max = summary?.max
+        spread = summary?.spread
     }
 
     /// The table's label for the unit, saying which way is better.

@@ -26,6 +26,13 @@ public enum BenchFormat {
         return String(format: "%.2f", r)
     }
 
+    /// A wall time: "48 s", "3 min 05 s".
+    public static func elapsed(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "—" }
+        let whole = Int(seconds.rounded())
+        return whole < 60 ? "\(whole) s" : String(format: "%d min %02d s", whole / 60, whole % 60)
+    }
+
     static func grouped(_ n: Int64) -> String {
         let digits = String(n.magnitude)
         var out = ""

@@ -8,6 +8,8 @@ public enum BenchHTML {
     static let colors: [BenchSystem: String] = [.kernel: "#4e79a7", .netstack: "#e15759"]
 
     public static func render(_ report: BenchReport) -> String {
+        let rounds = "\(report.rounds) asked for"
+            + (report.scenarioRounds == nil ? "" : "; small-packet scenarios may run more, see under the table")
         var html = """
             <!DOCTYPE html>
             <html lang="en">
@@ -27,7 +29,8 @@ public enum BenchHTML {
             <body>
             <h1>netstack bench</h1>
             <p>Each scenario measured on the Linux kernel's TCP/IP stack and on netstack in the same run,
-            the two alternating round by round. Bars are medians of \(report.rounds) round(s); whiskers span min–max.
+            the two alternating round by round. Bars are medians of the rounds (\(rounds));
+            whiskers span min–max, and the spread columns give (max − min) / median.
             The CPU rows of the table divide the whole machine's busy CPU time over each measured interval
             (/proc/stat: both ends and anything else running) by the bytes or transactions moved in it.</p>
 
@@ -38,6 +41,10 @@ public enum BenchHTML {
         }
         html += "</div>\n"
         html += table(report)
+        let notes = BenchTable.roundNotes(report)
+        if !notes.isEmpty {
+            html += "<ul class=\"rounds\">\n" + notes.map { "<li>\(escape($0))</li>\n" }.joined() + "</ul>\n"
+        }
         let m = report.machine
         html += "<h2>Machine</h2>\n<ul>\n"
         for (name, value) in [("CPU", m.cpu), ("cores", String(m.cores)), ("kernel", m.kernel), ("Swift", m.swift),
@@ -45,6 +52,10 @@ public enum BenchHTML {
                               ("kernel TCP congestion control", m.tcpCongestionControl ?? "unknown"),
                               ("rounds", String(report.rounds)), ("duration", "\(BenchFormat.number(report.duration)) s")] {
             html += "<li>\(escape(name)): \(escape(value))</li>\n"
+        }
+        if let pinning = m.pinning { html += "<li>CPUs: \(escape(pinning.summary))</li>\n" }
+        if let elapsed = report.elapsedSeconds {
+            html += "<li>whole run: \(escape(BenchFormat.elapsed(elapsed)))</li>\n"
         }
         html += "</ul>\n"
         if !report.failures.isEmpty {

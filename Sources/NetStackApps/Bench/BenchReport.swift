@@ -12,12 +12,15 @@ public struct BenchFigure: Codable, Equatable, Sendable {
     public var unit: String
     public var min: Double
     public var max: Double
+    /// (max − min) / median (`BenchSpread`); nil in reports from before it.
+    public var spread: Double?
 
     public init(unit: String, summary: BenchSummary) {
         value = summary.median
         self.unit = unit
         min = summary.min
         max = summary.max
+        spread = summary.spread
     }
 }
 
@@ -31,6 +34,12 @@ public struct BenchResult: Codable, Equatable, Sendable {
     public var min: Double
     public var max: Double
     public var samples: [Double]
+    /// (max − min) / median: how far apart the rounds were (`BenchSpread`);
+    /// nil in reports from before it, or for a median that is not positive.
+    public var spread: Double?
+    /// The width of the median's 90% confidence interval over the median
+    /// (`BenchSpread.ofMedian`): what extra rounds narrow.
+    public var medianSpread: Double?
     /// A second figure from the same rounds (memory-bulk's packets per second).
     public var secondary: BenchFigure?
     /// The CPU the rounds took (CPU-s/GB or transactions per CPU-second);
@@ -46,6 +55,8 @@ public struct BenchResult: Codable, Equatable, Sendable {
         min = summary.min
         max = summary.max
         samples = summary.samples
+        spread = summary.spread
+        medianSpread = BenchSpread.ofMedian(summary.samples)
         self.secondary = secondary
         self.efficiency = efficiency
     }
@@ -67,6 +78,8 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var tcpCongestionControl: String?
     /// Whether netstack's TAP ran with offloads (`--offload`); nil in reports from before the flag.
     public var netstackOffload: Bool?
+    /// Which CPUs each side ran on (`--pin`); nil in reports from before the flag.
+    public var pinning: BenchPinning?
 
     public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
                 tcpCongestionControl: String? = nil) {
@@ -84,6 +97,35 @@ public struct BenchMachine: Codable, Equatable, Sendable {
         "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
             + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
             + (netstackOffload.map { ", netstack offloads: \($0 ? "on" : "off")" } ?? "")
+            + (pinning.map { ", \($0.summary)" } ?? "")
+    }
+}
+
+/// How many rounds one scenario ran, and whether its median ended steady.
+public struct BenchRounds: Codable, Equatable, Sendable {
+    public var scenario: String
+    /// Rounds run, per system, extra rounds included (failed ones too).
+    public var rounds: Int
+    /// Rounds asked for (`--rounds`).
+    public var requested: Int
+    /// The most it could have run: `requested` for a scenario that gets no
+    /// extra rounds.
+    public var maximum: Int
+    /// The median spread the extra rounds aim at (0.1); nil for a scenario
+    /// that gets none.
+    public var limit: Double?
+    /// Whether every system's median spread ended at or under `limit`; nil
+    /// for a scenario that gets no extra rounds.
+    public var steady: Bool?
+
+    public init(scenario: String, rounds: Int, requested: Int, maximum: Int, limit: Double? = nil,
+                steady: Bool? = nil) {
+        self.scenario = scenario
+        self.rounds = rounds
+        self.requested = requested
+        self.maximum = maximum
+        self.limit = limit
+        self.steady = steady
     }
 }
 
@@ -97,14 +139,22 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var duration: Double
     /// Rounds that produced no figure, one line each, so a gap is explained.
     public var failures: [String]
+    /// The rounds each scenario ran, extra ones included; nil in reports
+    /// from before extra rounds.
+    public var scenarioRounds: [BenchRounds]?
+    /// The whole run's wall time, set-up and clean-up included; nil in
+    /// reports from before it was recorded.
+    public var elapsedSeconds: Double?
 
     public init(results: [BenchResult], machine: BenchMachine, rounds: Int, duration: Double,
-                failures: [String] = []) {
+                failures: [String] = [], scenarioRounds: [BenchRounds]? = nil, elapsedSeconds: Double? = nil) {
         self.results = results
         self.machine = machine
         self.rounds = rounds
         self.duration = duration
         self.failures = failures
+        self.scenarioRounds = scenarioRounds
+        self.elapsedSeconds = elapsedSeconds
     }
 
     /// Scenario names in the order first measured.

@@ -22,4 +22,7 @@ public struct BenchSummary: Equatable, Sendable {
         max = sorted[sorted.count - 1]
         self.samples = samples
     }
+
+    /// (max − min) / median (`BenchSpread.of`), nil for a median that is not positive.
+    public var spread: Double? { BenchSpread.of(median: median, min: min, max: max) }
 }

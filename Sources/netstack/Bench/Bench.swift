@@ -8,8 +8,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure netstack against the kernel's TCP/IP stack.",
         usage: """
-            netstack bench [--quick] [--rounds <N>] [--duration <S>]
-            [--scenario <NAME> ...] [--json <FILE>] [--report <FILE.html>]
+            netstack bench [--quick] [--rounds <N>] [--max-rounds <N>] [--duration <S>]
+            [--scenario <NAME> ...] [--pin on|off] [--json <FILE>] [--report <FILE.html>]
             """,
         discussion: """
             Makes its own network namespaces (deleted afterwards, also on error or \
@@ -29,17 +29,38 @@ struct Bench: ParsableCommand {
                            MemoryLink against two kernel sockets over loopback (Gbit/s;
                            netstack's packets per second besides)
 
-            Prints the median and range (min–max) of the rounds per system, and \
-            netstack/kernel, and says where it wrote --json and --report. Besides each \
-            figure, its CPU cost: the whole machine's busy CPU time (/proc/stat) over the \
-            measured interval, as CPU-seconds per GB (bulk; lower is better) or \
-            transactions/datagrams per CPU-second. The line under the table names the \
-            kernel's TCP congestion control in the bench's namespaces. Compare figures \
-            only from a release build: swift build -c release.
+            Prints the median and range (min–max) of the rounds per system, its spread \
+            ((max - min) / median), and netstack/kernel, and says where it wrote --json and \
+            --report. Besides each figure, its CPU cost: the whole machine's busy CPU time \
+            (/proc/stat) over the measured interval, as CPU-seconds per GB (bulk; lower is \
+            better) or transactions/datagrams per CPU-second (tcp-rr, udp-pps; higher is \
+            better).
+
+            Extra rounds: after the rounds asked for, tcp-rr, tcp-rr-busy-poll and udp-pps \
+            run more rounds (both systems, still alternating) while either system's median \
+            is not known to within 10%, up to --max-rounds; the lines under the table say \
+            how many each ran and whether the median got there. The median's spread is the \
+            width of its 90% confidence interval from the rounds' order statistics over the \
+            median (below 8 rounds that is the whole range, with 3 rounds only a 75% \
+            interval); unlike the range, it narrows as rounds are added.
+
+            Pinning (--pin on, the default with two or more CPUs): on both systems the \
+            peer's processes (load generators, iperf3 clients) run on the first CPU the \
+            bench may use and the system under test's (the kernel's echo and iperf3 \
+            servers, netstack up; memory-bulk's one process) on the second, via taskset. \
+            Only processes are pinned: the kernel's softirq work for a packet runs on the \
+            CPU that sent it, so on the kernel system the server's receive path runs on the \
+            peer's CPU (and the peer's on the server's), while netstack's receive path is \
+            its own process. The bench itself, the kernel's own threads and anything else \
+            on the machine are not pinned.
+
+            The lines under the table name the kernel's TCP congestion control in the \
+            bench's namespaces, the pinning, and the whole run's time. Compare figures only \
+            from a release build: swift build -c release.
             """
     )
 
-    @Flag(help: "A short run, under a minute: 3 rounds of 0.5 s (iperf3: 1 s).")
+    @Flag(help: "A short run, about a minute: 3 rounds of 0.5 s (iperf3: 1 s), up to 9 for an unsteady small-packet median.")
     var quick = false
 
     @Option(help: ArgumentHelp("Write the results as JSON.", valueName: "FILE"))
@@ -50,6 +71,14 @@ struct Bench: ParsableCommand {
 
     @Option(help: ArgumentHelp("Rounds per scenario and system (default 5; 3 with --quick).", valueName: "N"))
     var rounds: Int?
+
+    @Option(help: ArgumentHelp("The most rounds tcp-rr, tcp-rr-busy-poll and udp-pps run while their median is unsteady (default 3 × --rounds; --rounds' value: no extra rounds).",
+                               valueName: "N"))
+    var maxRounds: Int?
+
+    @Option(help: ArgumentHelp("Pin the peer to one CPU and the system under test to another, alike for both systems: on or off (default on with 2 or more CPUs).",
+                               valueName: "on|off"))
+    var pin: LinkOptions.Switch?
 
     @Option(help: ArgumentHelp("Seconds per measurement (default 5; 0.5 with --quick); iperf3 runs whole seconds, at least one.",
                                valueName: "S"))
@@ -64,6 +93,7 @@ struct Bench: ParsableCommand {
     var offload: LinkOptions.Switch = .on
 
     var plannedRounds: Int { rounds ?? (quick ? 3 : 5) }
+    var roundPolicy: BenchRoundPolicy { BenchRoundPolicy(requested: plannedRounds, maximum: maxRounds) }
     var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
     var plannedScenarios: [BenchScenario] {
         scenario.isEmpty ? BenchScenario.allCases : BenchScenario.allCases.filter(scenario.contains)
@@ -71,6 +101,9 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(plannedRounds) else { throw ValidationError("--rounds \(plannedRounds): expected 1 to 100") }
+        if let maxRounds, !(plannedRounds...300).contains(maxRounds) {
+            throw ValidationError("--max-rounds \(maxRounds): expected \(plannedRounds) (the rounds asked for) to 300")
+        }
         guard plannedDuration.isFinite, plannedDuration >= 0.1, plannedDuration <= 600 else {
             throw ValidationError("--duration \(plannedDuration): expected 0.1 to 600 seconds")
         }
@@ -86,7 +119,9 @@ struct Bench: ParsableCommand {
             Console.error("netstack bench: bulk-rx and bulk-tx need iperf3 (apt-get install iperf3)")
             throw ExitCode(1)
         }
+        let pinning = try choosePinning()
         installStopSignalHandlers(restart: true)
+        let started = Date()
         var machine = MachineInfo.collect()
         if machine.build == "debug" {
             Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
@@ -94,6 +129,7 @@ struct Bench: ParsableCommand {
 
         let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on)
         lab.busyPollStack = scenarios.contains(.tcpRRBusyPoll)
+        lab.pinning = pinning
         defer { lab.cleanUp() }
         let outcome: BenchRunner.Outcome
         do {
@@ -101,8 +137,20 @@ struct Bench: ParsableCommand {
             try lab.setUp()
             machine.tcpCongestionControl = KernelCongestionControl.describe(in: lab)
             machine.netstackOffload = offload == .on
-            let runner = BenchRunner(scenarios: scenarios, rounds: plannedRounds,
+            machine.pinning = pinning
+            for stray in lab.strayServerThreads() {
+                Console.error("netstack bench: not all on CPU \(CPUList.format(pinning.systemCPUs)): \(stray)")
+            }
+            let runner = BenchRunner(scenarios: scenarios, policy: roundPolicy,
                                      timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
+            Console.error("netstack bench: \(plannedRounds * scenarios.count * BenchSystem.allCases.count) measurements"
+                          + " of \(BenchFormat.number(plannedDuration)) s"
+                          + (scenarios.contains(where: \.usesIPerf3) ? " (iperf3: \(runner.timing.bulkSeconds) s)" : "")
+                          + (runner.maximumMeasurements > plannedRounds * scenarios.count * BenchSystem.allCases.count
+                             ? ", at most \(runner.maximumMeasurements) with extra rounds for unsteady small-packet medians"
+                             : "")
+                          + " (\(BenchFormat.elapsed(runner.maximumMeasuringSeconds)) of measuring at most); "
+                          + pinning.summary)
             outcome = try runner.run(in: lab)
         } catch {
             lab.cleanUp()
@@ -116,10 +164,14 @@ struct Bench: ParsableCommand {
         }
         lab.cleanUp()
 
+        let elapsed = Date().timeIntervalSince(started)
         let result = BenchReport(results: outcome.results, machine: machine, rounds: plannedRounds,
-                                 duration: plannedDuration, failures: outcome.failures)
+                                 duration: plannedDuration, failures: outcome.failures,
+                                 scenarioRounds: outcome.rounds, elapsedSeconds: elapsed)
         Console.line(BenchTable.render(result))
+        for note in BenchTable.roundNotes(result) { Console.line(note) }
         Console.line(machine.summary)
+        Console.line("Whole run: \(BenchFormat.elapsed(elapsed)), set-up and clean-up included.")
         if let json {
             try write(try result.json(), to: json)
             Console.error("netstack bench: wrote the results as JSON to \(json)")
@@ -133,6 +185,29 @@ struct Bench: ParsableCommand {
             Console.error("netstack bench: \(missing) figure(s) missing: every round failed (see above)")
             throw ExitCode(1)
         }
+    }
+
+    /// `--pin`, or on when the bench may use two or more CPUs. Pinning needs
+    /// taskset (util-linux): asked for, its absence is an error; by default,
+    /// a warning and no pinning.
+    private func choosePinning() throws -> BenchPinning {
+        if pin == .off { return .off }
+        let allowed = MachineInfo.allowedCPUs()
+        guard let plan = BenchPinning.plan(allowed: allowed) else {
+            if pin == .on {
+                Console.error("netstack bench: --pin on needs two CPUs; this process may use "
+                              + "\(allowed.isEmpty ? "none" : "only CPU " + CPUList.format(allowed))")
+                throw ExitCode(1)
+            }
+            return .off
+        }
+        guard Shell.run(["taskset", "-c", CPUList.format(plan.peerCPUs), "true"]).status == 0 else {
+            Console.error("netstack bench: pinning needs taskset (apt-get install util-linux)"
+                          + (pin == .on ? "; or --pin off" : "; running unpinned"))
+            if pin == .on { throw ExitCode(1) }
+            return .off
+        }
+        return plan
     }
 
     private func write(_ text: String, to path: String) throws {

@@ -47,6 +47,12 @@ final class BenchLab {
     /// Whether netstack's TAP runs with offloads (`netstack up --offload`).
     let offload: Bool
 
+    /// The CPUs each side runs on (`--pin`): the servers `setUp` starts
+    /// (the kernel's iperf3 and echo servers, `netstack up`) on the system
+    /// under test's, the commands `inPeer` builds on the peer's, through
+    /// `taskset -c`, the same for both systems.
+    var pinning = BenchPinning.off
+
     init(binary: String, offload: Bool = true) {
         self.offload = offload
         let pid = getpid()
@@ -61,10 +67,13 @@ final class BenchLab {
     }
 
     /// `arguments` run in the peer namespace of `system` (of the
-    /// busy-polling stack, for netstack with `busyPoll`).
-    func inPeer(_ system: BenchSystem, busyPoll: Bool = false, _ arguments: [String]) -> [String] {
+    /// busy-polling stack, for netstack with `busyPoll`), pinned to the
+    /// peer's CPUs, or to the system under test's with `onSystemCPUs`
+    /// (memory-bulk, whose one process is both ends of the system under test).
+    func inPeer(_ system: BenchSystem, busyPoll: Bool = false, onSystemCPUs: Bool = false,
+                _ arguments: [String]) -> [String] {
         let ns = system == .netstack && busyPoll ? busyPollPeer : peer(system)
-        return ["ip", "netns", "exec", ns] + arguments
+        return pinning.taskset(peer: !onSystemCPUs) + ["ip", "netns", "exec", ns] + arguments
     }
 
     func setUp() throws {
@@ -111,6 +120,26 @@ final class BenchLab {
         }
     }
 
+    /// The servers whose threads are not all on the system under test's
+    /// CPUs, as "label: thread CPUs" (empty when off, or when all are): a
+    /// check, from `/proc/PID/task/*/status`, that taskset did what was asked.
+    func strayServerThreads() -> [String] {
+        guard pinning.on else { return [] }
+        var stray: [String] = []
+        for s in servers where s.process.isRunning {
+            let pid = s.process.processIdentifier
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            var seen = Set<String>()
+            for tid in tasks {
+                guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8),
+                      let cpus = CPUList.allowed(fromStatus: status), cpus != pinning.systemCPUs else { continue }
+                seen.insert(CPUList.format(cpus))
+            }
+            if !seen.isEmpty { stray.append("\(s.label): " + seen.sorted().joined(separator: " ")) }
+        }
+        return stray
+    }
+
     /// Throws if a server `system`'s measurements need (or any, for nil) has
     /// exited: every later measurement on it would fail.
     func checkServers(for system: BenchSystem? = nil) throws {
@@ -143,8 +172,9 @@ final class BenchLab {
         guard let out = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // `ip netns exec` execs the command, so the pid is the server's own.
-        p.arguments = ["ip", "netns", "exec", ns] + arguments
+        // `taskset` and `ip netns exec` exec the command, so the pid is the
+        // server's own, and the affinity taskset sets is every thread's it starts.
+        p.arguments = pinning.taskset(peer: false) + ["ip", "netns", "exec", ns] + arguments
         p.standardOutput = out
         p.standardError = out
         p.standardInput = FileHandle.nullDevice

@@ -5,35 +5,63 @@ import NetStackApps
 /// of the systems flipping from round to round (kernel first, then netstack
 /// first, ...), so a machine that speeds up or slows down during the run
 /// moves both systems' figures alike and the ratio stays fair.
+///
+/// After the rounds asked for, the small-packet scenarios (`steadied`) whose
+/// median is not yet known to within `BenchSpread.limit` on either system
+/// run more rounds, both systems each time and still alternating, until it
+/// is or until `policy.maximum` rounds; only those scenarios, so the others
+/// keep the rounds asked for, and the run's length stays bounded.
 struct BenchRunner {
     var scenarios: [BenchScenario]
-    var rounds: Int
+    var policy: BenchRoundPolicy
     var timing: BenchScenario.Timing
     var progress: BenchProgress
 
     struct Outcome {
         var results: [BenchResult]
         var failures: [String]
+        var rounds: [BenchRounds]
+    }
+
+    /// The most measurements the run can take: every scenario's rounds asked
+    /// for, and the maximum for the small-packet ones, on both systems.
+    var maximumMeasurements: Int {
+        scenarios.map { $0.steadied ? policy.maximum : policy.requested }.reduce(0, +) * BenchSystem.allCases.count
+    }
+
+    /// The seconds those measurements last at most, their timed intervals
+    /// only (each also spends a fraction of a second starting and connecting).
+    var maximumMeasuringSeconds: Double {
+        scenarios.map { scenario in
+            Double(scenario.steadied ? policy.maximum : policy.requested)
+                * (scenario.usesIPerf3 ? Double(timing.bulkSeconds) : timing.seconds)
+        }.reduce(0, +) * Double(BenchSystem.allCases.count)
     }
 
     func run(in lab: BenchLab) throws -> Outcome {
         var samples: [BenchScenario: [BenchSystem: [BenchScenario.Sample]]] = [:]
+        var roundsRun: [BenchScenario: Int] = [:]
         var failures: [String] = []
-        let total = rounds * scenarios.count * BenchSystem.allCases.count
+        let planned = policy.requested * scenarios.count * BenchSystem.allCases.count
         var done = 0
-        for round in 1...rounds {
+
+        func values(_ scenario: BenchScenario) -> [[Double]] {
+            BenchSystem.allCases.map { (samples[scenario]?[$0] ?? []).map(\.value) }
+        }
+        func measure(round: Int, of total: Int, _ scenarios: [BenchScenario]) throws {
             let order: [BenchSystem] = round % 2 == 1 ? [.kernel, .netstack] : [.netstack, .kernel]
             for scenario in scenarios {
                 for system in order {
                     if stopRequested.load(ordering: .relaxed) { throw BenchInterrupted() }
-                    let label = "round \(round)/\(rounds) \(scenario.rawValue) \(system.rawValue)"
-                    progress.update("[\(done + 1)/\(total)] \(label) ...")
+                    let label = "round \(round)/\(total) \(scenario.rawValue) \(system.rawValue)"
+                    let step = done < planned ? "[\(done + 1)/\(planned)]" : "[extra \(done + 1 - planned)]"
+                    progress.update("\(step) \(label) ...")
                     do {
                         if scenario != .memoryBulk { try lab.checkServers(for: system) }
                         let sample = try scenario.measure(on: system, in: lab, timing: timing)
                         if stopRequested.load(ordering: .relaxed) { throw BenchInterrupted() }
                         samples[scenario, default: [:]][system, default: []].append(sample)
-                        progress.update("[\(done + 1)/\(total)] \(label): \(BenchFormat.number(sample.value)) \(scenario.unit)")
+                        progress.update("\(step) \(label): \(BenchFormat.number(sample.value)) \(scenario.unit)")
                     } catch let error as BenchInterrupted {
                         throw error
                     } catch {
@@ -43,7 +71,27 @@ struct BenchRunner {
                     }
                     done += 1
                 }
+                roundsRun[scenario, default: 0] += 1
             }
+        }
+
+        for round in 1...policy.requested {
+            try measure(round: round, of: policy.requested, scenarios)
+        }
+        var round = policy.requested
+        while true {
+            let unsteady = scenarios.filter {
+                $0.steadied && policy.needsAnotherRound(roundsDone: roundsRun[$0] ?? 0, samples: values($0))
+            }
+            if unsteady.isEmpty { break }
+            round += 1
+            let spreads = unsteady.map { scenario in
+                scenario.rawValue + " " + values(scenario).map { BenchSpread.percent(BenchSpread.ofMedian($0)) }
+                    .joined(separator: "/")
+            }
+            progress.note("round \(round) (of at most \(policy.maximum)) for the median's spread over "
+                          + "\(BenchSpread.percent(policy.limit)), kernel/netstack: \(spreads.joined(separator: ", "))")
+            try measure(round: round, of: policy.maximum, unsteady)
         }
         progress.finish()
 
@@ -67,7 +115,15 @@ struct BenchRunner {
                                            summary: summary, secondary: secondary, efficiency: efficiency))
             }
         }
-        return Outcome(results: results, failures: failures)
+        let rounds = scenarios.map { scenario in
+            scenario.steadied
+                ? BenchRounds(scenario: scenario.rawValue, rounds: roundsRun[scenario] ?? 0, requested: policy.requested,
+                              maximum: policy.maximum, limit: policy.limit,
+                              steady: !values(scenario).contains(where: policy.unsteady))
+                : BenchRounds(scenario: scenario.rawValue, rounds: roundsRun[scenario] ?? 0, requested: policy.requested,
+                              maximum: policy.requested)
+        }
+        return Outcome(results: results, failures: failures, rounds: rounds)
     }
 }
 

@@ -32,6 +32,10 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     var usesIPerf3: Bool { self == .bulkRX || self == .bulkTX }
 
+    /// The small-packet scenarios, whose figures a busy machine moves most:
+    /// they get extra rounds while their medians are unsteady (`BenchRoundPolicy`).
+    var steadied: Bool { self == .tcpRR || self == .tcpRRBusyPoll || self == .udpPPS }
+
     /// The unit of the CPU efficiency figure: CPU-seconds per GB for the
     /// bulk scenarios, the scenario's own unit per CPU-second otherwise.
     var efficiencyUnit: (unit: String, lowerIsBetter: Bool) {
@@ -102,8 +106,9 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     /// Runs `bench-peer ARGUMENTS` in the peer namespace and reads its result line.
     private func peer(_ lab: BenchLab, _ system: BenchSystem, _ arguments: [String], _ timing: Timing) throws -> Sample {
-        let r = Shell.run(lab.inPeer(system, busyPoll: self == .tcpRRBusyPoll, [lab.binary, "bench-peer"] + arguments),
-                          timeout: timing.seconds + 20)
+        let command = lab.inPeer(system, busyPoll: self == .tcpRRBusyPoll, onSystemCPUs: self == .memoryBulk,
+                                 [lab.binary, "bench-peer"] + arguments)
+        let r = Shell.run(command, timeout: timing.seconds + 20)
         guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
             throw BenchError("bench-peer \(arguments[0]) failed (status \(r.status)): "
                              + r.output.trimmingCharacters(in: .whitespacesAndNewlines))

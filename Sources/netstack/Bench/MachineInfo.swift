@@ -9,6 +9,16 @@ enum MachineInfo {
                      swift: swiftVersion(), date: ISO8601DateFormatter().string(from: Date()), build: build)
     }
 
+    /// The CPUs this process may run on (its `Cpus_allowed_list`, which a
+    /// taskset or cpuset around the bench narrows), else every online one.
+    static func allowedCPUs() -> [Int] {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let cpus = CPUList.allowed(fromStatus: status), !cpus.isEmpty {
+            return cpus
+        }
+        return Array(0..<ProcessInfo.processInfo.activeProcessorCount)
+    }
+
     static var build: String {
         #if DEBUG
         "debug"

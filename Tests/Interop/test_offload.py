@@ -55,3 +55,31 @@ def test_segments_longer_than_a_frame_cross_the_tap_both_ways_with_offloads(ns, 
 def test_without_offloads_no_frame_is_longer_than_ethernet_allows(ns, tmp_path):
     sent, received = tcp_frame_lengths(ns, tmp_path / "off.pcap", "--offload", "off")
     assert max(sent + received) <= 1514, max(sent + received)
+
+
+def test_each_payload_byte_is_copied_at_most_once_each_way_with_offloads(ns):
+    """The copies counters of `--stats` (printed again at exit): sending, the
+    application's write into the send ring is the only copy (the TAP reads new
+    data from the ring in place; a resend is copied again); receiving, the
+    iperf3 server takes its data in place and HTTP parses requests in the
+    ring, so at most one copy per byte."""
+    stack = Stack(ns, "--serve", "iperf3,http", "--offload", "on")
+    try:
+        for extra in ([], ["-R"]):
+            r = json.loads(ns.exec("iperf3", "-c", STACK_IP, "-J", "-t", "1", *extra, timeout=60, check=False).stdout)
+            assert "error" not in r, r
+            assert r["end"]["sum_received"]["bytes"] > 100 << 20, r["end"]["sum_received"]
+        got = ns.exec("curl", "-s", "-o", "/dev/null", "-w", "%{size_download}",
+                      f"http://{STACK_IP}/bytes/4194304", timeout=60).stdout
+        assert got == "4194304", got
+    finally:
+        code, c = stack.stop()
+    assert code == 0
+    out, copied_out = c["tcp-payload-bytes-out"], c["tcp-payload-bytes-copied-out"]
+    got_in, copied_in = c["tcp-payload-bytes-in"], c["tcp-payload-bytes-copied-in"]
+    assert out > 100 << 20 and got_in > 100 << 20, c
+    # Resends are copied again: at most one MSS each (TSO resends one frame's worth).
+    resent = c["tcp-retransmissions"] * 1460
+    assert copied_out <= out + resent, f"{copied_out / out:.4f} copies per byte sent"
+    assert copied_out >= out - (1 << 20), "the application's writes into the ring are counted"
+    assert copied_in <= got_in and copied_in < got_in // 10, f"{copied_in / got_in:.4f} copies per byte received"

@@ -55,7 +55,11 @@ public enum TCPSegmentation {
         let seq = UInt32(bigEndian: dst.loadUnaligned(fromByteOffset: tcpStart + 4, as: UInt32.self))
         dst.storeBytes(of: (seq &+ UInt32(offset)).bigEndian, toByteOffset: tcpStart + 4, as: UInt32.self)
         var flags = TCPFlags(rawValue: dst.load(fromByteOffset: tcpStart + 13, as: UInt8.self))
-        if index < count - 1 { flags.subtract([.fin, .psh]) }
+        // One flag at a time: an option-set literal is an array, built per call without optimisation.
+        if index < count - 1 {
+            flags.remove(.fin)
+            flags.remove(.psh)
+        }
         if index > 0 { flags.remove(.cwr) }
         dst.storeBytes(of: flags.rawValue, toByteOffset: tcpStart + 13, as: UInt8.self)
         let segment = UnsafeMutableRawBufferPointer(start: dst + tcpStart, count: length - tcpStart)

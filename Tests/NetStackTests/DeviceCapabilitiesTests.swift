@@ -4,7 +4,8 @@ import SystemPackage
 import Testing
 
 /// `DeviceCapabilities`: its defaults and narrowing, what each device reports,
-/// and that middleware reports its inner device's (or narrows them).
+/// and that middleware reports its inner device's (or narrows them to wire
+/// frames, as `FaultInjector` and `LinkEmulator` do).
 struct DeviceCapabilitiesTests {
     /// A device that segments and checksums for the stack, as a TAP with the
     /// virtio-net header will: 64 KiB segments both ways, every checksum offloaded.
@@ -58,7 +59,7 @@ struct DeviceCapabilitiesTests {
         #expect(c.capabilities == Self.offloading && d.capabilities == Self.offloading)
     }
 
-    @Test func pcapWriterAndLinkEmulatorReportTheirInnerDevicesCapabilities() throws {
+    @Test func pcapWriterReportsItsInnerDevicesCapabilities() throws {
         let pool = PacketPool(slotCount: 4)
         let inner = ScriptedDevice(pool: pool, capabilities: Self.offloading)
         let clock = VirtualClock()
@@ -66,8 +67,19 @@ struct DeviceCapabilitiesTests {
         defer { unlink(path) }
         let capture = try PcapWriter(wrapping: inner, path: FilePath(path), clock: clock)
         #expect(capture.capabilities == Self.offloading)
+        // Whatever wraps the capture sees them, narrowed if it needs wire frames.
         let emulator = LinkEmulator(wrapping: capture, both: LinkProfile(delay: .milliseconds(5)), clock: clock)
-        #expect(emulator.capabilities == Self.offloading && emulator.mtu == 9000)
+        #expect(emulator.capabilities == Self.offloading.wireFrames && emulator.mtu == 9000)
+    }
+
+    @Test func linkEmulatorNarrowsItsInnerDevicesCapabilitiesToWireFrames() {
+        let pool = PacketPool(slotCount: 4)
+        let clock = VirtualClock()
+        let emulator = LinkEmulator(wrapping: ScriptedDevice(pool: pool, capabilities: Self.offloading), both: .none,
+                                    clock: clock)
+        #expect(emulator.capabilities == Self.offloading.wireFrames)
+        let plain = LinkEmulator(wrapping: ScriptedDevice(pool: pool), both: .none, clock: clock)
+        #expect(plain.capabilities == .ethernet())
     }
 
     @Test func faultInjectorNarrowsItsInnerDevicesCapabilitiesToWireFrames() {

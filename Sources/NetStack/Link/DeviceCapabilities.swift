@@ -64,7 +64,8 @@ public struct DeviceCapabilities: Sendable, Equatable {
 
     /// These capabilities for middleware that must see every frame as it is on
     /// the wire (whole frames with final checksums), such as one that damages
-    /// bytes and counts on the checksums to catch it: transmit segments no
+    /// bytes and counts on the checksums to catch it, or one that queues and
+    /// paces frames: transmit segments no
     /// larger than the MTU, and no checksum offload either way, so the stack
     /// computes and verifies every checksum itself. Received segments stay as
     /// the device delivers them; the headroom stays the inner device's.

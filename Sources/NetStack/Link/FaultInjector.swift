@@ -1,4 +1,3 @@
-import NetStackWire
 /// What a `FaultInjector` does to the frames going one way.
 ///
 /// Probabilities are per frame, in `0...1`. Each frame that enters a direction
@@ -74,8 +73,8 @@ public struct FaultCounters: Sendable, Equatable {
     public var duplicated: UInt64 = 0
     /// Frames with bits flipped by `corrupt`.
     public var corrupted: UInt64 = 0
-    /// Wire frames of coalesced segments dropped: not TCP/IPv4, no free
-    /// slot to cut them into, or no room for the pieces.
+    /// Wire frames of coalesced segments dropped: no free slot to cut them
+    /// into, or no room for the pieces among the frames waiting to go up.
     public var segmentationDrops: UInt64 = 0
     /// Dropped by the rate limit.
     public var rateLimited: UInt64 = 0
@@ -207,10 +206,7 @@ public final class FaultInjector<Inner: Device>: Device {
             rx: FaultLane(profile: receive, seed: seed &* 2, pool: inner.pool, clock: clock, capacity: holdCapacity),
             tx: FaultLane(profile: transmit, seed: seed &* 2 &+ 1, pool: inner.pool, clock: clock,
                           capacity: holdCapacity))
-        // A frame the device coalesced is cut into up to this many wire
-        // frames, for segments of at least 536 bytes (RFC 9293 3.7.1's default MSS).
-        let inCaps = inner.capabilities
-        piecesPerFrame = inCaps.maxReceiveSegment > inCaps.mtu ? (inCaps.maxReceiveSegment + 535) / 536 : 1
+        piecesPerFrame = WireFrameCutter.maxPieces(receivingFrom: inner.capabilities)
         ready = PacketQueue(pool: inner.pool, capacity: holdCapacity + max(128, 4 * piecesPerFrame))
     }
 
@@ -335,6 +331,7 @@ final class FaultLane: MiddlewareLane {
     var counters = FaultCounters()
     private var rng: Xoshiro256StarStar
     private let pool: PacketPool
+    private let cutter: WireFrameCutter
     private let clock: any NetClock
     private let held: UnsafeMutablePointer<Held>
     private let capacity: Int
@@ -349,6 +346,7 @@ final class FaultLane: MiddlewareLane {
         self.profile = profile
         rng = Xoshiro256StarStar(seed: seed)
         self.pool = pool
+        cutter = WireFrameCutter(pool: pool)
         self.clock = clock
         self.capacity = capacity
         held = .allocate(capacity: capacity)
@@ -383,51 +381,12 @@ final class FaultLane: MiddlewareLane {
     }
 
     /// Judges one frame entering this direction; `emit` receives what goes on,
-    /// in order. Faults act on wire frames: a segment the device coalesced
-    /// (the kernel's GSO through a TAP) is cut into its frames first, and a
-    /// checksum left partial is completed, so that loss, reordering and
-    /// corruption keep their meaning and the stack can catch the damage.
+    /// in order. Faults act on wire frames (`WireFrameCutter`), so that loss,
+    /// reordering and corruption keep their meaning and the stack can catch
+    /// the damage.
     func process(_ frame: consuming PacketBuffer, _ emit: (consuming PacketBuffer) -> Void) {
-        let offload = frame.offload
-        if offload.segmentSize == 0 && !offload.checksumPartial {
-            return judgeWireFrame(frame, emit)
-        }
-        if offload.checksumPartial {
-            _ = frame.withBytes {
-                TCPSegmentation.completeChecksum($0, start: Int(offload.checksumStart),
-                                                 offset: Int(offload.checksumOffset))
-            }
-        }
-        guard offload.segmentSize > 0,
-              let count = frame.withBytes({ bytes -> Int? in
-                  TCPSegmentation.headers(of: UnsafeRawBufferPointer(bytes)).map {
-                      TCPSegmentation.frameCount(payloadLength: bytes.count - $0.length,
-                                                 segmentSize: Int(offload.segmentSize))
-                  }
-              }), count > 1 else {
-            frame.offload = PacketOffload(checksumVerified: offload.checksumVerified)
-            return judgeWireFrame(frame, emit)
-        }
-        for index in 0..<count {
-            guard var wire = pool.allocate() else {
-                counters.segmentationDrops &+= 1
-                return
-            }
-            wire.reserveHeadroom(frame.headroom)
-            let length = frame.withBytes { whole in
-                wire.withCapacity { out in
-                    TCPSegmentation.cut(UnsafeRawBufferPointer(whole), segmentSize: Int(offload.segmentSize),
-                                        index: index, into: out)
-                }
-            }
-            guard let length else {
-                counters.segmentationDrops &+= 1
-                return
-            }
-            wire.setLength(length)
-            // Cut in software with full checksums: the stack checks them.
-            judgeWireFrame(wire, emit)
-        }
+        let lost = cutter.cut(frame) { judgeWireFrame($0, emit) }
+        counters.segmentationDrops &+= UInt64(lost)
     }
 
     private func judgeWireFrame(_ frame: consuming PacketBuffer, _ emit: (consuming PacketBuffer) -> Void) {

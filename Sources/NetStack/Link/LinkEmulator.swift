@@ -5,9 +5,10 @@
 public struct LinkProfile: Sendable, Equatable, MiddlewareProfile {
     /// One-way propagation delay, added after serialization.
     public var delay: Duration
-    /// The bottleneck's rate. A frame of n bytes (the whole Ethernet frame as
-    /// handed to the device, no preamble or FCS) occupies it for n * 8 / rate
-    /// seconds, rounded up to the nanosecond. Nil: no bottleneck, no queue.
+    /// The bottleneck's rate. A wire frame of n bytes (the whole Ethernet
+    /// frame, no preamble or FCS) occupies it for n * 8 / rate seconds,
+    /// rounded up to the nanosecond; a coalesced segment is paced as the wire
+    /// frames it is cut into. Nil: no bottleneck, no queue.
     public var bitsPerSecond: Int?
     /// The drop-tail limit: bytes that may wait for the bottleneck while it
     /// sends another frame (the frame being sent does not count, as a router's
@@ -43,17 +44,22 @@ public struct LinkProfile: Sendable, Equatable, MiddlewareProfile {
 
 /// What a `LinkEmulator` did to one direction.
 public struct LinkCounters: Sendable, Equatable {
-    /// Frames that entered this direction.
+    /// Wire frames that entered this direction (a coalesced segment counts
+    /// as the frames it was cut into).
     public var frames: UInt64 = 0
-    /// Their bytes (whole Ethernet frames).
+    /// Their bytes (whole Ethernet frames, each with its own headers).
     public var bytes: UInt64 = 0
     /// Frames that came out the far end of the wire.
     public var delivered: UInt64 = 0
     /// Dropped at the tail of a full queue (`queueLimitBytes`).
     public var queueDrops: UInt64 = 0
     /// Dropped because the emulator's ring (`capacity`) was full: the emulator
-    /// was sized too small for the traffic, not a property of the link.
+    /// was sized too small for the traffic, not a property of the link (or a
+    /// coalesced segment was cut finer than into 536-byte frames).
     public var overflowDrops: UInt64 = 0
+    /// Wire frames of coalesced segments lost for want of a free pool slot
+    /// to cut them into (not counted in `frames`).
+    public var segmentationDrops: UInt64 = 0
     /// The most bytes that ever waited for the bottleneck at once.
     public var peakQueueBytes: Int = 0
 
@@ -79,6 +85,14 @@ public struct LinkCounters: Sendable, Equatable {
 /// a virtual clock jumps to `nextReleaseDeadline` and polls there, so delays
 /// are honoured to the nanosecond.
 ///
+/// **Wire frames.** The bottleneck and its queue see frames as they cross
+/// the wire: a segment the device coalesced (the kernel's GSO through a TAP)
+/// is cut into its wire frames, with full checksums, when it enters
+/// (`WireFrameCutter`, shared with `FaultInjector`), and the capabilities
+/// reported up are narrowed so the stack sends wire frames (no TSO). So a
+/// 64 KiB segment takes the bottleneck as its wire frames would, one after
+/// another, and the queue drops the ones that do not fit, not all or none.
+///
 /// **Composition.** `LinkEmulator<FaultInjector<MemoryLink>>` sends a frame
 /// through the queue and then loses it on the wire (the lost frame used the
 /// bottleneck); `FaultInjector<LinkEmulator<MemoryLink>>` loses it before the
@@ -91,9 +105,9 @@ public final class LinkEmulator<Inner: Device>: Device {
     /// The wrapped device.
     public var inner: Inner { duplex.inner }
     public var pool: PacketPool { inner.pool }
-    /// The inner device's: the emulator delays and drops whole buffers but
-    /// never changes their bytes.
-    public var capabilities: DeviceCapabilities { inner.capabilities.wholeFrames }
+    /// The inner device's, narrowed to wire frames (`DeviceCapabilities.wireFrames`):
+    /// the bottleneck serializes and queues frames as they cross the wire.
+    public let capabilities: DeviceCapabilities
 
     private let duplex: DuplexMiddleware<Inner, LinkLane>
     private var rx: LinkLane { duplex.rx }
@@ -104,15 +118,23 @@ public final class LinkEmulator<Inner: Device>: Device {
     ///   - receive: the link frames from `inner` cross before the stack sees them.
     ///   - transmit: the link the stack's frames cross before they reach `inner`.
     ///   - clock: where the time comes from.
-    ///   - capacity: frames each direction can hold (queued plus on the wire);
-    ///     beyond it frames are dropped and counted as `overflowDrops`.
+    ///   - capacity: wire frames each direction can hold (queued plus on the
+    ///     wire); beyond it frames are dropped and counted as `overflowDrops`.
+    ///     The receive side holds at least what one coalesced buffer from
+    ///     `inner` becomes.
     public init(wrapping inner: Inner, receive: LinkProfile = .none, transmit: LinkProfile = .none,
                 clock: any NetClock, capacity: Int = 1024) {
         precondition(capacity > 0)
-        duplex = DuplexMiddleware(inner: inner, clock: clock,
-                                  rx: LinkLane(profile: receive, pool: inner.pool, capacity: capacity),
-                                  tx: LinkLane(profile: transmit, pool: inner.pool, capacity: capacity))
+        capabilities = inner.capabilities.wireFrames
+        piecesPerFrame = WireFrameCutter.maxPieces(receivingFrom: inner.capabilities)
+        duplex = DuplexMiddleware(
+            inner: inner, clock: clock,
+            rx: LinkLane(profile: receive, pool: inner.pool, capacity: max(capacity, piecesPerFrame)),
+            tx: LinkLane(profile: transmit, pool: inner.pool, capacity: capacity))
     }
+
+    /// The most wire frames one buffer from `inner` becomes (1 unless it coalesces).
+    private let piecesPerFrame: Int
 
     /// The same link both ways.
     public convenience init(wrapping inner: Inner, both profile: LinkProfile, clock: any NetClock,
@@ -148,7 +170,8 @@ public final class LinkEmulator<Inner: Device>: Device {
     public var report: [(String, UInt64)] {
         duplex.report("link") { c in
             [("frames", c.frames), ("bytes", c.bytes), ("delivered", c.delivered), ("queue-drops", c.queueDrops),
-             ("overflow-drops", c.overflowDrops), ("peak-queue-bytes", UInt64(c.peakQueueBytes))]
+             ("overflow-drops", c.overflowDrops), ("segmentation-drops", c.segmentationDrops),
+             ("peak-queue-bytes", UInt64(c.peakQueueBytes))]
         }
     }
 
@@ -157,10 +180,12 @@ public final class LinkEmulator<Inner: Device>: Device {
     public func receive(limit: Int, _ handler: (consuming PacketBuffer) -> Void) -> Int {
         guard limit > 0 else { return 0 }
         let now = duplex.clock.now
-        // Stamp everything that has arrived (as far as the ring has room), so
-        // frames are timed from when they came, not from when they were asked for.
-        if rx.free > 0 {
-            _ = inner.receive(limit: rx.free) { rx.enter($0, now: now) }
+        // Stamp everything that has arrived (as far as the ring has room for
+        // its wire frames), so frames are timed from when they came, not from
+        // when they were asked for.
+        let room = rx.free / piecesPerFrame
+        if room > 0 {
+            _ = inner.receive(limit: room) { rx.enter($0, now: now) }
         }
         return rx.release(now: now, limit: limit, handler)
     }
@@ -191,6 +216,7 @@ final class LinkLane: MiddlewareLane {
     var profile: LinkProfile
     var counters = LinkCounters()
     private let pool: PacketPool
+    private let cutter: WireFrameCutter
     private let ring: UnsafeMutablePointer<Entry>
     let capacity: Int
     /// Absolute positions (entries ever appended), so `waitingFrom` can sit between them.
@@ -208,6 +234,7 @@ final class LinkLane: MiddlewareLane {
     init(profile: LinkProfile, pool: PacketPool, capacity: Int) {
         self.profile = profile
         self.pool = pool
+        cutter = WireFrameCutter(pool: pool)
         self.capacity = capacity
         ring = .allocate(capacity: capacity)
     }
@@ -221,9 +248,16 @@ final class LinkLane: MiddlewareLane {
     var free: Int { capacity - count }
     var nextDeadline: Instant? { count > 0 ? Instant(nanoseconds: ring[head % capacity].delivery) : nil }
 
-    /// Takes a frame in at `now`: queues it behind the bottleneck, or drops it
-    /// at the tail when the queue (or the ring) is full.
+    /// Takes a buffer in at `now` as the wire frames it stands for, each
+    /// queued behind the bottleneck in turn.
     func enter(_ frame: consuming PacketBuffer, now: Instant) {
+        let lost = cutter.cut(frame) { enterWireFrame($0, now: now) }
+        counters.segmentationDrops &+= UInt64(lost)
+    }
+
+    /// Queues one wire frame behind the bottleneck, or drops it at the tail
+    /// when the queue (or the ring) is full.
+    private func enterWireFrame(_ frame: consuming PacketBuffer, now: Instant) {
         let length = frame.length
         counters.frames &+= 1
         counters.bytes &+= UInt64(length)

@@ -69,6 +69,8 @@ public final class HTTPServer {
     /// One block of the `/bytes/N` pattern: 256 periods of 251, so any offset
     /// mod 251 starts a run of at least 255 * 251 bytes.
     static let pattern: [UInt8] = (0..<(251 * 256)).map { UInt8($0 % 251) }
+    /// `pattern`, handed to TCP by reference (`SharedBytes`).
+    static let sharedPattern = SharedBytes(pattern)
 
     public let listener: TCPListener
     public let configuration: Configuration
@@ -98,7 +100,7 @@ public final class HTTPServer {
         let lookup = FileLookup()
         let root = try configuration.root.map { try Self.resolveRoot($0, lookup: lookup) }
         // Build the pattern now, not in the first request's callback.
-        _ = Self.pattern.count
+        _ = Self.sharedPattern.count
         let listener = try stack.listen(port: port, configuration: configuration.tcp)
         let server = HTTPServer(listener: listener, configuration: configuration, root: root, lookup: lookup)
         listener.onAccept = { connection in server.accept(connection) }
@@ -541,7 +543,7 @@ final class HTTPSession {
         case .none:
             return
         case .pattern(var offset, var remaining):
-            let p = HTTPServer.pattern.span
+            let p = HTTPServer.sharedPattern
             // Bounded by the ring: each pass fills it or finishes the body.
             for _ in 0..<64 {
                 guard remaining > 0 else { break }
@@ -549,7 +551,8 @@ final class HTTPSession {
                 guard space > 0 else { break }
                 let start = Int(offset % 251)
                 let n = min(Int(clamping: remaining), space, p.count - start)
-                let written = c.write(p.extracting(start..<(start + n)))
+                // By reference: the body is never copied inside the stack.
+                let written = c.write(p, range: start..<(start + n))
                 guard written > 0 else { break }
                 offset += UInt64(written)
                 remaining -= UInt64(written)

@@ -41,15 +41,19 @@ public final class IPerf3Server {
     /// server both send this way.
     static func writePattern(to c: TCPConnection, offset: inout Int) -> Int {
         var total = 0
-        let p = pattern.span
+        let p = sharedPattern
         while c.writableBytes > 0 {
-            let n = c.write(p.extracting(offset...))
+            let n = c.write(p, range: offset..<p.count)
             guard n > 0 else { break }
             total += n
             offset = (offset + n) % p.count
         }
         return total
     }
+
+    /// The pattern, handed to TCP by reference: sending it copies nothing
+    /// (as iperf3 itself sends one buffer over and over).
+    static let sharedPattern = SharedBytes(pattern)
 
     public let listener: TCPListener
     let clock: any NetClock
@@ -64,7 +68,7 @@ public final class IPerf3Server {
     public internal(set) var lastClientResults: IPerf3.Results?
 
     public static func install(on stack: Stack, port: UInt16 = 5201) throws -> IPerf3Server {
-        _ = Self.pattern.count
+        _ = Self.sharedPattern.count
         // iperf3 sets TCP_NODELAY on the control connection: otherwise TEST_START
         // waits for the ACK of CREATE_STREAMS, which the client delays (40 ms),
         // and a reverse test's data starts that much before the client's clock.

@@ -59,10 +59,10 @@ def test_without_offloads_no_frame_is_longer_than_ethernet_allows(ns, tmp_path):
 
 def test_each_payload_byte_is_copied_at_most_once_each_way_with_offloads(ns):
     """The copies counters of `--stats` (printed again at exit): sending, the
-    application's write into the send ring is the only copy (the TAP reads new
-    data from the ring in place; a resend is copied again); receiving, the
-    iperf3 server takes its data in place and HTTP parses requests in the
-    ring, so at most one copy per byte."""
+    iperf3 and HTTP servers hand their pattern to TCP by reference and the TAP
+    reads new data in place, so only resends are copied (at most one copy per
+    byte whatever an application writes by copy); receiving, the iperf3 server
+    takes its data in place and HTTP parses requests in the ring."""
     stack = Stack(ns, "--serve", "iperf3,http", "--offload", "on")
     try:
         for extra in ([], ["-R"]):
@@ -80,6 +80,5 @@ def test_each_payload_byte_is_copied_at_most_once_each_way_with_offloads(ns):
     assert out > 100 << 20 and got_in > 100 << 20, c
     # Resends are copied again: at most one MSS each (TSO resends one frame's worth).
     resent = c["tcp-retransmissions"] * 1460
-    assert copied_out <= out + resent, f"{copied_out / out:.4f} copies per byte sent"
-    assert copied_out >= out - (1 << 20), "the application's writes into the ring are counted"
+    assert copied_out <= resent + (1 << 20), f"{copied_out / out:.4f} copies per byte sent"
     assert copied_in <= got_in and copied_in < got_in // 10, f"{copied_in / got_in:.4f} copies per byte received"

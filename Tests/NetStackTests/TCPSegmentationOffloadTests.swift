@@ -209,4 +209,56 @@ import NetStackWire
         #expect(s.bytesDeliveredInPlace < UInt64(size))
         #expect(!offeredWhileRingHeldBytes)
     }
+
+    /// Bytes written by reference (`SharedBytes`) and sent through a device
+    /// that reads frame tails in place are never copied by the stack, and
+    /// arrive intact; runs written by copy in between keep their order.
+    @Test func sharedBytesAreSentWithoutCopiesAndInterleaveWithCopiedOnes() throws {
+        var capabilities = Self.offloading
+        capabilities.readsTailInPlace = true
+        let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: capabilities)
+        let listener = try pair.b.tcp.listen(port: 9)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
+        var rng = SplitMix64(seed: 3)
+        let page = (0..<100_003).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let shared = SharedBytes(page)
+        // Ten rounds of: the whole page by reference, then 1000 bytes by copy.
+        var expected: [UInt8] = []
+        var plan: [(shared: Bool, bytes: [UInt8])] = []
+        for round in 0..<10 {
+            plan.append((true, page))
+            let copied = [UInt8](repeating: UInt8(round), count: 1000)
+            plan.append((false, copied))
+            expected += page + copied
+        }
+        var step = 0, offset = 0, copiedWritten = 0
+        var received: [UInt8] = []
+        var server: TCPConnection?
+        #expect(pair.run(until: { received.count == expected.count }, app: {
+            if server == nil { server = listener.accept() }
+            var moved = false
+            while step < plan.count {
+                let (byReference, bytes) = plan[step]
+                let n = byReference ? client.write(shared, range: offset..<bytes.count)
+                    : bytes[offset...].withUnsafeBytes { client.write($0) }
+                if !byReference { copiedWritten += n }
+                offset += n
+                moved = moved || n > 0
+                guard offset == bytes.count else { break }
+                step += 1
+                offset = 0
+            }
+            if let s = server, s.readableBytes > 0 {
+                s.read(appendingTo: &received)
+                moved = true
+            }
+            return moved
+        }))
+        #expect(received == expected)
+        #expect(pair.a.tcp.counters.retransmissions == 0)
+        // Only the bytes written by copy were copied (into the ring); the
+        // ring and the shared page both left in place.
+        #expect(client.bytesCopiedSending == UInt64(copiedWritten))
+        #expect(copiedWritten == 10_000)
+    }
 }

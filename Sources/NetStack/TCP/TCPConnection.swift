@@ -198,6 +198,18 @@ public final class TCPConnection {
         return n
     }
 
+    /// Queues `range` of `bytes` by reference (`SharedBytes`): nothing is
+    /// copied, the connection keeps `bytes` until they are acknowledged, and
+    /// the device reads them in place where it can. Returns how many fit in
+    /// the send buffer.
+    public func write(_ bytes: SharedBytes, range: Range<Int>) -> Int {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "range outside the shared bytes")
+        guard state.acceptsWrites, !sender.finQueued else { return 0 }
+        let n = sender.sendBuffer.append(bytes, range: range)
+        if n > 0 { requestService() }
+        return n
+    }
+
     /// The application read: a window update may be due (sent in this turn).
     private func readerMadeRoom() {
         windowMayHaveOpened()

@@ -55,7 +55,7 @@ struct TCPSender {
     var optionReserve = 0
 
     // MARK: Send ring
-    let sendBuffer: ByteRing
+    let sendBuffer: SendBuffer
     /// Sequence number of the first byte in `sendBuffer`.
     var sendBufferSeq: SequenceNumber
     /// The application closed its sending side; a FIN follows the data.
@@ -108,7 +108,7 @@ struct TCPSender {
         sndMax = iss
         sendBufferSeq = iss + 1
         sendMSS = mss
-        sendBuffer = ByteRing(capacity: configuration.sendBufferSize)
+        sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
         // One record per segment in flight: a full ring of 512-byte segments fits.
         scoreboard = RetransmitQueue(capacity: max(64, configuration.sendBufferSize / 512))
         rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,
@@ -255,18 +255,21 @@ struct TCPSender {
         let offset = seq - sendBufferSeq
         let available = max(sendBuffer.count - offset, 0)
         let perSegment = sendMSS - optionReserve
-        let length = max(min(available, maxLength, offload ? maxLength : perSegment), 0)
+        let wanted = max(min(available, maxLength, offload ? maxLength : perSegment), 0)
+        // A segment ends where the buffer's run does (`SendBuffer.peek`).
+        let (a, b) = wanted > 0 ? sendBuffer.peek(from: offset, count: wanted)
+            : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+        let length = a.count + b.count
         var flags: TCPFlags = .ack
         let end = seq + length
         if let f = finSeq, end == f { flags.insert(.fin) }
         if length > 0 && length == available { flags.insert(.psh) }
-        let (a, b) = length > 0 ? sendBuffer.peek(from: offset, count: length)
-            : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
         sink.emit(seq: seq, flags: flags, a, b, segmentSize: length > perSegment ? perSegment : 0,
                   firstTransmission: seq >= sndMax)
         let next = end + (flags.contains(.fin) ? 1 : 0)
         let isNew = next > sndMax
-        if isNew && length > 0 && length < sendMSS - optionReserve { smallSegmentEnd = end }
+        // A segment cut short where a run ends is no small write: Nagle lets the rest follow.
+        if isNew && length > 0 && length < perSegment && length == wanted { smallSegmentEnd = end }
         if seq == sndNxt { sndNxt = next }
         if isNew {
             // Every segment in flight has a record (the SYN apart); a FIN its

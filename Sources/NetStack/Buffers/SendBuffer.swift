@@ -1,0 +1,131 @@
+/// TCP's send buffer: the bytes from SND.UNA on, in order, as a queue of
+/// runs. A run is either bytes the application wrote by copy, which live in
+/// a `ByteRing`, or a range of `SharedBytes` it wrote by reference, which
+/// live where they are. Both count against `capacity`, so the buffer bounds
+/// what is queued however it was written.
+///
+/// `peek` hands out one run's bytes at a time (two pieces when the ring
+/// wraps), so a segment never spans two runs: the sender cuts a segment
+/// short at a run's end, and the next segment starts the next run.
+final class SendBuffer {
+    /// One run of the queue: `length` bytes, from the ring (`shared` nil) or
+    /// from `shared` at `offset`.
+    struct Run {
+        var length: Int
+        var shared: SharedBytes?
+        var offset: Int
+    }
+
+    let capacity: Int
+    private let ring: ByteRing
+    /// The runs, oldest first: a ring of `runCapacity` slots from `firstRun`,
+    /// `runCount` in use, doubled when full (the only allocation after init).
+    private var runs: UnsafeMutablePointer<Run>
+    private var runCapacity = 8
+    private var firstRun = 0
+    private var runCount = 0
+    /// Bytes queued, in every run.
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        ring = ByteRing(capacity: capacity)
+        self.capacity = ring.capacity
+        runs = .allocate(capacity: runCapacity)
+    }
+
+    deinit {
+        for i in 0..<runCount { (runs + (firstRun + i) % runCapacity).deinitialize(count: 1) }
+        runs.deallocate()
+    }
+
+    /// The `i`th run from the oldest.
+    private func run(_ i: Int) -> UnsafeMutablePointer<Run> { runs + (firstRun + i) % runCapacity }
+
+    private func appendRun(_ r: Run) {
+        if runCount == runCapacity {
+            let bigger = UnsafeMutablePointer<Run>.allocate(capacity: runCapacity * 2)
+            for i in 0..<runCount { (bigger + i).moveInitialize(from: run(i), count: 1) }
+            runs.deallocate()
+            runs = bigger
+            firstRun = 0
+            runCapacity *= 2
+        }
+        (runs + (firstRun + runCount) % runCapacity).initialize(to: r)
+        runCount += 1
+    }
+
+    /// Room for more, whichever way it is written.
+    var freeSpace: Int { capacity - count }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Copies `bytes` in; returns how many fit.
+    func append(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let n = ring.append(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, freeSpace)]))
+        guard n > 0 else { return 0 }
+        if runCount > 0, run(runCount - 1).pointee.shared == nil {
+            run(runCount - 1).pointee.length += n
+        } else {
+            appendRun(Run(length: n, shared: nil, offset: 0))
+        }
+        count += n
+        return n
+    }
+
+    /// Queues `range` of `shared` by reference; returns how many bytes fit.
+    func append(_ shared: SharedBytes, range: Range<Int>) -> Int {
+        let n = min(range.count, freeSpace)
+        guard n > 0 else { return 0 }
+        if runCount > 0, run(runCount - 1).pointee.shared === shared,
+           run(runCount - 1).pointee.offset + run(runCount - 1).pointee.length == range.lowerBound {
+            run(runCount - 1).pointee.length += n
+        } else {
+            appendRun(Run(length: n, shared: shared, offset: range.lowerBound))
+        }
+        count += n
+        return n
+    }
+
+    /// Up to `n` bytes from `offset` (from SND.UNA), as far as the run that
+    /// holds `offset` goes: one piece, or two where the ring wraps.
+    func peek(from offset: Int, count n: Int) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
+        var start = 0
+        var ringOffset = 0
+        for i in 0..<runCount {
+            let r = run(i)
+            let length = r.pointee.length
+            if offset < start + length {
+                let within = offset - start
+                let take = min(n, length - within)
+                if let shared = r.pointee.shared {
+                    let base = shared.bytes.baseAddress! + r.pointee.offset + within
+                    return (UnsafeRawBufferPointer(start: base, count: take), UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+                return ring.peek(from: ringOffset + within, count: take)
+            }
+            start += length
+            if r.pointee.shared == nil { ringOffset += length }
+        }
+        return (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Drops the first `n` bytes (acknowledged), releasing the runs they end.
+    func consume(_ n: Int) {
+        var left = min(n, count)
+        count -= left
+        while left > 0, runCount > 0 {
+            let r = run(0)
+            let k = min(left, r.pointee.length)
+            if r.pointee.shared == nil { ring.consume(k) }
+            left -= k
+            if k == r.pointee.length {
+                r.deinitialize(count: 1)
+                firstRun = (firstRun + 1) % runCapacity
+                runCount -= 1
+            } else {
+                r.pointee.length -= k
+                r.pointee.offset += k
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+/// Bytes an application hands to TCP by reference instead of by copy
+/// (`TCPConnection.write(_:range:)`): a static page of a web server, a test
+/// pattern, a file read once. Immutable after `init`; TCP keeps a reference
+/// to them until the peer has acknowledged the bytes sent from them, and the
+/// device reads them in place (`FrameTail`), so sending them copies nothing.
+/// What MSG_ZEROCOPY and sendfile give kernel sockets.
+/// Sendable: nothing changes after `init`.
+public final class SharedBytes: @unchecked Sendable {
+    /// The bytes: one allocation, made and filled at `init`, freed at `deinit`.
+    let bytes: UnsafeRawBufferPointer
+
+    /// A copy of `source`, made once.
+    public init(_ source: some Collection<UInt8>) {
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(source.count, 1), alignment: 64)
+        _ = storage.initializeMemory(as: UInt8.self, from: source)
+        bytes = UnsafeRawBufferPointer(rebasing: storage[0..<source.count])
+    }
+
+    deinit { UnsafeMutableRawBufferPointer(mutating: bytes).deallocate() }
+
+    public var count: Int { bytes.count }
+
+    /// Lends the bytes for the duration of `body`.
+    public func withSpan<R>(_ body: (Span<UInt8>) -> R) -> R {
+        body(Span(_unsafeBytes: bytes))
+    }
+}

@@ -96,12 +96,14 @@ extension TCPSender {
     /// copies arrived.
     mutating func settleLossProbe(ack: SequenceNumber, priorUna: SequenceNumber,
                                   duplicateReport: (left: SequenceNumber, right: SequenceNumber)?,
-                                  newlySACKed: Bool, now: Instant) {
+                                  newlySACKed: Bool, now: Instant, events: inout TCPSendEvents) {
         guard let probe = tlp.inFlight else { return }
         if let d = duplicateReport, d.right > probe.lastStart {
             tlp.inFlight = nil
+            events.lossProbesUnneeded &+= 1
         } else if ack > probe.endSeq {
             tlp.inFlight = nil
+            events.lossProbeRecoveries &+= 1
             if recovery.lossState == .open {
                 congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
                 congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
@@ -110,6 +112,7 @@ extension TCPSender {
             }
         } else if ack == priorUna, !newlySACKed, ack == probe.endSeq {
             tlp.inFlight = nil
+            events.lossProbesUnneeded &+= 1
         }
     }
 }

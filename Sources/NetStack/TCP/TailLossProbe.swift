@@ -11,6 +11,8 @@ struct LossProbe: Equatable {
     /// Where the last resent segment begins: a D-SACK of it shows the probe
     /// was not needed.
     var lastStart: SequenceNumber
+    /// It went during a fast recovery, whose resends it counts among.
+    var duringRecovery = false
 
     /// Whether a D-SACK reports data the probe resent: it answers the probe,
     /// and says nothing of reordering or of an earlier recovery.
@@ -106,7 +108,8 @@ extension TCPSender {
         let lastStart = second.map { scoreboard.records[$0].start } ?? firstStart
         resend(at: first, now: now, events: &events, sink: sink)
         if let second { resend(at: second, now: now, events: &events, sink: sink) }
-        tlp.inFlight = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart)
+        tlp.inFlight = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart,
+                                 duringRecovery: recovery.lossState == .recovery)
         events.lossProbes &+= 1
         retransmitDeadline = now + rtt.rto
         return true

@@ -80,6 +80,9 @@ struct IPerf: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "warning"
 
+    @Flag(help: "Print the stack's counters (as `netstack up` does on exit) to stderr at the end.")
+    var stats = false
+
     struct Settings {
         var link: LinkOptions.Settings
         var options: IPerf3Client.Options
@@ -204,6 +207,9 @@ struct IPerf: ParsableCommand {
         let linger = clock.now + .seconds(2)
         loop.run(until: { iperf.isFinished || clock.now >= linger })
         report(iperf, context: context, failure: iperf.failure)
+        if stats {
+            Console.error("netstack iperf: " + loop.stack.counterReport.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        }
         if !iperf.succeeded { throw ExitCode(1) }
     }
 

@@ -190,6 +190,35 @@ extension TCPSACKRecoveryTests {
         #expect(h.connection.sender.recovery.lossState == .open)
     }
 
+    @Test func aProbeSentDuringTheRecoveryCountsTowardsItsUndo() {
+        // 0 and 5 are held back, not lost; both are resent.
+        let h = zeroAndFiveResent()
+        #expect(h.connection.sender.congestion.congestionWindow == 7 * Self.mss)
+        // The path stalls: no ACK comes. Nothing more is due, so a probe
+        // resends 8 and 9 during the recovery.
+        let probe = h.advance(by: .milliseconds(200))
+        #expect(indices(probe) == [8, 9])
+        #expect(h.connection.sender.recovery.lossState == .recovery)
+        // Then everything arrives: the resends of 0 and 5 fill the holes, 7-9
+        // follow, and the ACK passes the recovery point. The probe's copies
+        // come next, D-SACKed, then the held-back originals of 0 and 5, also
+        // D-SACKed. All four resends of the recovery, the probe's two among
+        // them, were duplicates: it went during the recovery and counts for
+        // it (its D-SACKs are the probe's only for a probe sent after), so
+        // the recovery is undone.
+        h.advance(by: Self.rtt)
+        h.sack(seg(10))
+        #expect(h.connection.sender.recovery.lossState == .open)
+        h.sack(seg(10), [(seg(8), seg(9))])
+        h.sack(seg(10), [(seg(9), seg(10))])
+        #expect(h.connection.lossProbesUnneeded == 1)
+        h.sack(seg(10), [(seg(0), seg(1))])
+        #expect(h.connection.recoveriesUndone == 0)
+        h.sack(seg(10), [(seg(5), seg(6))])
+        #expect(h.connection.recoveriesUndone == 1)
+        #expect(h.connection.sender.congestion.congestionWindow == 10 * Self.mss)
+    }
+
     @Test func aProbeAfterTheRecoveryCannotVouchForIt() {
         // Nothing to send beyond segment 34.
         let h = twentyInFlight(.cubic, written: 35)

@@ -12,7 +12,8 @@ import NetStackWire
 /// segment is the whole 1460-byte MSS and RTT samples come from one timed
 /// segment per round trip: every sample is the 100 ms path RTT. SRTT = min RTT
 /// = 100 ms and RTO = 300 ms (RFC 6298), RACK's reordering window is min RTT /
-/// 4 = 25 ms and the probe timeout 2 SRTT = 200 ms.
+/// 4 = 25 ms and the probe timeout 2 SRTT = 200 ms (2 ms more for each probe
+/// that came back unneeded since the last loss, up to 8 ms).
 @Suite struct TCPSACKRecoveryTests {
     let iss = TCPHarness.defaultISS
     let peerISS = TCPHarness.defaultPeerISS
@@ -289,8 +290,8 @@ import NetStackWire
         let t0 = h.now
         #expect(indices(h.drain()) == Array(0..<5))
         // No ACK comes. PTO = 2 SRTT = 200 ms with more than one segment
-        // out (RFC 8985 7.2; not Linux's 2 ms more, see armLossProbe),
-        // before the RTO at 300 ms.
+        // out (RFC 8985 7.2; not Linux's 2 ms more while no probe has come
+        // back unneeded, see armLossProbe), before the RTO at 300 ms.
         #expect(h.advance(by: .milliseconds(199)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         // No new data to send: the last segment goes again (RFC 8985 7.3),
@@ -353,7 +354,7 @@ import NetStackWire
         h.write(testBytes(2 * Self.mss, seed: 1))
         #expect(indices(h.drain()) == [2, 3])
         // RFC 8985 7.2: the PTO restarts after new data is sent, so the probe
-        // comes 2 SRTT after segment 3, not 152 ms after it.
+        // comes 2 SRTT after segment 3, not 150 ms after it.
         #expect(h.advance(by: .milliseconds(199)).isEmpty)
         let out = h.advance(by: .milliseconds(1))
         #expect(indices(out) == [2, 3])
@@ -382,6 +383,9 @@ import NetStackWire
         #expect(h.connection.sender.tlp.inFlight == nil)
         #expect(h.connection.sender.recovery.lossState == .open)
         #expect(h.connection.fastRecoveries == 0)
+        #expect(h.connection.lossProbeRecoveries == 1)
+        #expect(h.connection.lossProbesUnneeded == 0)
+        #expect(h.connection.duplicateReportsReceived == 1)
         // Later ACKs cut nothing more.
         h.write(testBytes(2 * Self.mss, seed: 2))
         #expect(indices(h.drain()) == [6, 7])
@@ -405,6 +409,9 @@ import NetStackWire
         // ...that of the last one settles the probe as unneeded (RFC 8985 7.4.1).
         h.sack(seg(5), [(seg(4), seg(5))])
         #expect(h.connection.sender.tlp.inFlight == nil)
+        #expect(h.connection.lossProbesUnneeded == 1)
+        #expect(h.connection.lossProbeRecoveries == 0)
+        #expect(h.connection.duplicateReportsReceived == 2)
         #expect(h.connection.sender.congestion.slowStartThreshold == Int(Int32.max))
         #expect(h.connection.sender.congestion.congestionWindow == 12 * Self.mss)
         // Duplicates a probe drew say nothing about reordering: RACK's window
@@ -417,6 +424,77 @@ import NetStackWire
         #expect(h.connection.sender.congestion.slowStartThreshold == Int(Int32.max))
     }
 
+    /// Sends five new segments from `first`, lets the probe go at `pto`
+    /// (expected to the millisecond), and has the peer D-SACK both of its
+    /// copies: everything had arrived, only the ACKs were missing.
+    func unneededProbe(_ h: TCPHarness, first: Int, pto: Duration,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+        h.write(testBytes(5 * Self.mss, seed: UInt8(first)))
+        #expect(indices(h.drain()) == Array(first..<(first + 5)), sourceLocation: sourceLocation)
+        #expect(h.advance(by: pto - .milliseconds(1)).isEmpty, sourceLocation: sourceLocation)
+        #expect(indices(h.advance(by: .milliseconds(1))) == [first + 3, first + 4], sourceLocation: sourceLocation)
+        h.advance(by: Self.rtt)
+        h.sack(seg(first + 5), [(seg(first + 3), seg(first + 4))])
+        h.sack(seg(first + 5), [(seg(first + 4), seg(first + 5))])
+        #expect(h.connection.sender.tlp.inFlight == nil, sourceLocation: sourceLocation)
+    }
+
+    @Test func eachUnneededProbeDelaysTheNextByTwoMillisecondsUpToEight() {
+        let h = connection()
+        // The first probe goes at 2 SRTT. Both of its copies come back
+        // D-SACKed: the receiver had everything, only its ACK was late (a
+        // busy host's receiver holds it until its application reads). Each
+        // such probe adds Linux's 2 ms to the next PTO, up to 8 ms; the
+        // ACKs of resent segments give no RTT sample (Karn), so SRTT stays
+        // 100 ms.
+        for k in 0..<6 {
+            unneededProbe(h, first: 5 * k, pto: .milliseconds(200 + 2 * min(k, 4)))
+            #expect(h.connection.lossProbesUnneeded == UInt64(k + 1))
+            #expect(h.connection.sender.tlp.lateSteps == min(k + 1, 4))
+        }
+        #expect(h.connection.lossProbesSent == 6)
+        #expect(h.connection.sender.congestion.slowStartThreshold == Int(Int32.max))
+        // One segment out: WCDelAckT, not this slack (capped at the RTO, 300 ms).
+        let t = h.now
+        h.write(testBytes(Self.mss, seed: 9))
+        #expect(indices(h.drain()) == [30])
+        #expect(h.connection.sender.tlp.deadline == t + .milliseconds(300))
+    }
+
+    @Test func aDetectedLossPutsTheProbeBackAtTwoSRTT() {
+        let h = connection()
+        unneededProbe(h, first: 0, pto: .milliseconds(200))
+        unneededProbe(h, first: 5, pto: .milliseconds(202))
+        #expect(h.connection.sender.tlp.lateSteps == 2)
+        // A loss: 10 is missing when 11-13 are SACKed, and fast recovery
+        // resends it. Silences may be losses again.
+        h.write(testBytes(5 * Self.mss, seed: 10))
+        #expect(indices(h.drain()) == Array(10..<15))
+        h.advance(by: Self.rtt)
+        h.sack(seg(10), [(seg(11), seg(14))])
+        #expect(indices(h.drain()) == [10])
+        #expect(h.connection.fastRecoveries == 1)
+        #expect(h.connection.sender.tlp.lateSteps == 0)
+        h.advance(by: Self.rtt)
+        h.sack(seg(15))
+        #expect(h.connection.sender.recovery.lossState == .open)
+        // The next probe goes at 2 SRTT again (SRTT still 100 ms: the ACK
+        // that ended recovery covered a resend, and no other gave a sample).
+        unneededProbe(h, first: 15, pto: .milliseconds(200))
+        #expect(h.connection.sender.tlp.lateSteps == 1)
+        // A probe that repaired a loss is a detected loss too.
+        h.write(testBytes(5 * Self.mss, seed: 20))
+        #expect(indices(h.drain()) == Array(20..<25))
+        #expect(h.advance(by: .milliseconds(201)).isEmpty)
+        #expect(indices(h.advance(by: .milliseconds(1))) == [23, 24])
+        h.write(testBytes(Self.mss, seed: 25))
+        #expect(indices(h.drain()) == [25])
+        h.advance(by: Self.rtt)
+        h.sack(seg(26))
+        #expect(h.connection.lossProbeRecoveries == 1)
+        #expect(h.connection.sender.tlp.lateSteps == 0)
+    }
+
     @Test func inRecoveryWithEverythingLostResentAProbeReplacesTheTimeout() {
         let h = connection()
         h.write(testBytes(10 * Self.mss))
@@ -427,8 +505,9 @@ import NetStackWire
         #expect(indices(h.drain()) == [0, 5])
         #expect(h.connection.sender.recovery.lossState == .recovery)
         // The partial ACK for 0 arrives; the one for 5 is lost. Nothing is due,
-        // so a probe of the last unSACKed segment goes at 2 SRTT, before the
-        // RTO (a deviation from RFC 8985 7.2: see probeMayGo).
+        // so a probe of the last unSACKed segment goes at 2 SRTT (no probe
+        // has come back unneeded), before the RTO (a deviation from RFC 8985
+        // 7.2: see probeMayGo).
         h.sack(seg(5), [(seg(6), seg(10))])
         #expect(h.drain().isEmpty)
         let rtoAt = h.connection.sender.retransmitDeadline

@@ -52,11 +52,13 @@ struct SpuriousRecoveryCheck {
 extension TCPSender {
     /// Counts a D-SACK towards proving the last fast recovery spurious, and
     /// undoes its window cut once every resend is accounted for. A D-SACK
-    /// answering a loss probe sent since the recovery ended is the probe's.
+    /// answering a loss probe sent since the recovery ended is the probe's;
+    /// one sent during it counted its resends among the recovery's, and its
+    /// D-SACKs count too.
     mutating func checkSpuriousRecovery(duplicate d: (left: SequenceNumber, right: SequenceNumber),
                                         events: inout TCPSendEvents) {
         guard var check = recovery.spuriousCheck else { return }
-        if check.end != nil, tlp.inFlight?.resent(d) == true { return }
+        if check.end != nil, let probe = tlp.inFlight, !probe.duringRecovery, probe.resent(d) { return }
         check.duplicateReported(left: d.left, right: d.right, sndMax: sndMax, mss: sendMSS)
         recovery.spuriousCheck = check
         if recovery.lossState == .open { undoRecoveryIfSpurious(events: &events) }

@@ -58,9 +58,12 @@ public final class TCPConnection {
     public internal(set) var retransmissionTimeouts: UInt64 = 0
     /// Fast recoveries whose window cut was undone: every resend was D-SACKed.
     public internal(set) var recoveriesUndone: UInt64 = 0
-    /// The tallies above as the interface last added them to its counters.
-    var reportedTallies: (retransmitted: UInt64, recoveries: UInt64, probes: UInt64, timeouts: UInt64,
-                          undone: UInt64) = (0, 0, 0, 0, 0)
+    /// Loss probes that repaired a loss (answered beyond them, without a
+    /// D-SACK), and probes shown unneeded (D-SACKed: both copies arrived).
+    public internal(set) var lossProbeRecoveries: UInt64 = 0
+    public internal(set) var lossProbesUnneeded: UInt64 = 0
+    /// ACKs received that carried a D-SACK (RFC 2883): data received twice.
+    public internal(set) var duplicateReportsReceived: UInt64 = 0
     public internal(set) var bytesSent: UInt64 = 0
     public internal(set) var bytesReceived: UInt64 = 0
     /// Payload bytes the stack copied sending: the application's writes into
@@ -304,6 +307,9 @@ public final class TCPConnection {
         if events.fastRecoveries != 0 { fastRecoveries &+= events.fastRecoveries }
         if events.lossProbes != 0 { lossProbesSent &+= events.lossProbes }
         if events.recoveriesUndone != 0 { recoveriesUndone &+= events.recoveriesUndone }
+        if events.lossProbeRecoveries != 0 { lossProbeRecoveries &+= events.lossProbeRecoveries }
+        if events.lossProbesUnneeded != 0 { lossProbesUnneeded &+= events.lossProbesUnneeded }
+        if events.duplicateReports != 0 { duplicateReportsReceived &+= events.duplicateReports }
     }
 
     /// Tail loss probes are on for this connection now (RFC 8985 7.2).

@@ -17,6 +17,11 @@ public struct TCPCounters: Sendable {
     public var timeouts: UInt64 = 0
     /// Fast recoveries proved spurious by D-SACKs, their window cut undone (RFC 3708).
     public var recoveriesUndone: UInt64 = 0
+    /// Loss probes that repaired a loss, and those D-SACKed (both copies arrived).
+    public var lossProbeRecoveries: UInt64 = 0
+    public var lossProbesUnneeded: UInt64 = 0
+    /// ACKs that carried a D-SACK (RFC 2883): the peer received data twice.
+    public var duplicateReportsIn: UInt64 = 0
     public var drops = DropCounters<TCPDropReason>()
     /// Payload bytes sent and received (made readable), and the bytes the
     /// stack copied doing so (`TCPConnection.bytesCopiedSending`,
@@ -35,6 +40,9 @@ public struct TCPCounters: Sendable {
         lossProbes &+= c.lossProbesSent
         timeouts &+= c.retransmissionTimeouts
         recoveriesUndone &+= c.recoveriesUndone
+        lossProbeRecoveries &+= c.lossProbeRecoveries
+        lossProbesUnneeded &+= c.lossProbesUnneeded
+        duplicateReportsIn &+= c.duplicateReportsReceived
         payloadBytesOut &+= c.bytesSent
         payloadBytesIn &+= c.bytesReceived
         payloadBytesCopiedOut &+= c.bytesCopiedSending
@@ -48,7 +56,9 @@ public struct TCPCounters: Sendable {
          ("tcp-connections-closed", connectionsClosed), ("tcp-connections-reset", connectionsReset),
          ("tcp-connections-timed-out", connectionsTimedOut), ("tcp-retransmissions", retransmissions),
          ("tcp-fast-recoveries", fastRecoveries), ("tcp-loss-probes", lossProbes),
+         ("tcp-loss-probe-recoveries", lossProbeRecoveries), ("tcp-loss-probes-unneeded", lossProbesUnneeded),
          ("tcp-timeouts", timeouts), ("tcp-recoveries-undone", recoveriesUndone),
+         ("tcp-dsacks-in", duplicateReportsIn),
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),

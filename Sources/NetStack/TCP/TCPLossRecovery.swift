@@ -59,6 +59,7 @@ extension TCPSender {
         events.fastRecoveries &+= 1
         tlp.deadline = nil
         tlp.inFlight = nil
+        tlp.lossDetected()
     }
 
     /// Everything outstanding when recovery began is acknowledged (RFC 6582 3.2 step 3).

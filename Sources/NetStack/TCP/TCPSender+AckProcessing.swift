@@ -56,9 +56,12 @@ extension TCPSender {
                                        ack: sndUna, sndMax: sndMax, priorFlightSize: priorFlight,
                                        windowLimited: limited))
         }
-        if let d = duplicateReport { checkSpuriousRecovery(duplicate: d, events: &events) }
+        if let d = duplicateReport {
+            events.duplicateReports &+= 1
+            checkSpuriousRecovery(duplicate: d, events: &events)
+        }
         settleLossProbe(ack: ack, priorUna: priorUna, duplicateReport: duplicateReport,
-                        newlySACKed: delivered > 0 && ack == priorUna, now: now)
+                        newlySACKed: delivered > 0 && ack == priorUna, now: now, events: &events)
         if ack > priorUna {
             // RFC 8985 7.2: an ACK of new data reschedules the probe.
             tlp.deadline = nil

@@ -66,6 +66,7 @@ extension TCPSender {
         tlp.inFlight = nil
         tlp.deadline = nil
         tlp.due = false
+        tlp.lossDetected()
         reorderDeadline = nil
     }
 }

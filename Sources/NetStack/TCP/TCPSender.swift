@@ -19,7 +19,12 @@ struct TCPSendEvents {
     var retransmitted: UInt64 = 0
     var fastRecoveries: UInt64 = 0
     var lossProbes: UInt64 = 0
+    /// Probes settled: one that repaired a loss, one both of whose copies arrived.
+    var lossProbeRecoveries: UInt64 = 0
+    var lossProbesUnneeded: UInt64 = 0
     var recoveriesUndone: UInt64 = 0
+    /// ACKs that carried a D-SACK (RFC 2883).
+    var duplicateReports: UInt64 = 0
     /// New payload bytes sent.
     var bytesSent: UInt64 = 0
     /// Data was acknowledged: the send ring has room.

@@ -11,6 +11,8 @@ struct LossProbe: Equatable {
     /// Where the last resent segment begins: a D-SACK of it shows the probe
     /// was not needed.
     var lastStart: SequenceNumber
+    /// It went during a fast recovery, whose resends it counts among.
+    var duringRecovery = false
 
     /// Whether a D-SACK reports data the probe resent: it answers the probe,
     /// and says nothing of reordering or of an earlier recovery.
@@ -28,24 +30,46 @@ struct TailLossProbe {
     var due = false
     /// The probe in flight, until an ACK settles it (7.4).
     var inFlight: LossProbe?
+    /// Probes that came back unneeded since a loss was last detected, up to
+    /// `maxLateSteps`: each adds `lateStep` to the PTO (see `armLossProbe`).
+    private(set) var lateSteps = 0
 
     /// RFC 8985 7.2's WCDelAckT: the longest a receiver is taken to delay an
     /// ACK when one segment is out (the RFC's and Linux's 200 ms).
     static var worstCaseDelayedAck: Duration { .milliseconds(200) }
+    /// What each unneeded probe adds to the PTO: Linux's TCP_TIMEOUT_MIN_US,
+    /// the 2 ms its tcp_schedule_loss_probe always adds.
+    static var lateStep: Duration { .milliseconds(2) }
+    /// At most 8 ms: two scheduler ticks at HZ=250 (see ARCHITECTURE.md).
+    static let maxLateSteps = 4
+
+    /// What the PTO adds to 2 SRTT with more than one segment out.
+    var lateSlack: Duration { Self.lateStep * lateSteps }
+
+    /// Both copies of a probe arrived: nothing was lost, the ACK was missing
+    /// (late or lost) for longer than the PTO. The next PTOs wait longer.
+    mutating func probeWasUnneeded() { lateSteps = min(lateSteps + 1, Self.maxLateSteps) }
+
+    /// A loss was detected (fast recovery, a probe that repaired one, a
+    /// timeout): silences are losses again, and the PTO goes back to 2 SRTT.
+    mutating func lossDetected() { lateSteps = 0 }
 }
 
 /// Tail loss probes (RFC 8985 7): scheduling, sending, and settling them.
 extension TCPSender {
     /// Schedules a probe timeout after sending or an ACK of new data (7.2):
     /// PTO = 2 SRTT, plus WCDelAckT when one segment is out, never past the
-    /// RTO. `mayProbe`: RACK-TLP and SACK are on and the connection is
-    /// synchronized. Not before our SYN is acknowledged.
+    /// RTO. With more segments out, plus 2 ms for each probe that came back
+    /// unneeded since the last loss, up to 8 ms (a deviation: Linux always
+    /// adds 2 ms, the RFC nothing; see ARCHITECTURE.md). `mayProbe`: RACK-TLP
+    /// and SACK are on and the connection is synchronized. Not before our
+    /// SYN is acknowledged.
     mutating func armLossProbe(now: Instant, mayProbe: Bool) {
         guard mayProbe, probeMayGo, tlp.inFlight == nil, tlp.deadline == nil,
               sndUna > iss, sndMax > sndUna else { return }
         var pto: Duration = .seconds(1)
         if let srtt = rtt.srtt {
-            pto = srtt * 2 + (flightSize <= sendMSS ? TailLossProbe.worstCaseDelayedAck : .zero)
+            pto = srtt * 2 + (flightSize <= sendMSS ? TailLossProbe.worstCaseDelayedAck : tlp.lateSlack)
         }
         if let rto = retransmitDeadline, now + pto > rto { pto = rto - now }
         tlp.deadline = now + pto
@@ -84,7 +108,8 @@ extension TCPSender {
         let lastStart = second.map { scoreboard.records[$0].start } ?? firstStart
         resend(at: first, now: now, events: &events, sink: sink)
         if let second { resend(at: second, now: now, events: &events, sink: sink) }
-        tlp.inFlight = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart)
+        tlp.inFlight = LossProbe(endSeq: sndMax, firstStart: firstStart, lastStart: lastStart,
+                                 duringRecovery: recovery.lossState == .recovery)
         events.lossProbes &+= 1
         retransmitDeadline = now + rtt.rto
         return true
@@ -96,12 +121,16 @@ extension TCPSender {
     /// copies arrived.
     mutating func settleLossProbe(ack: SequenceNumber, priorUna: SequenceNumber,
                                   duplicateReport: (left: SequenceNumber, right: SequenceNumber)?,
-                                  newlySACKed: Bool, now: Instant) {
+                                  newlySACKed: Bool, now: Instant, events: inout TCPSendEvents) {
         guard let probe = tlp.inFlight else { return }
         if let d = duplicateReport, d.right > probe.lastStart {
             tlp.inFlight = nil
+            tlp.probeWasUnneeded()
+            events.lossProbesUnneeded &+= 1
         } else if ack > probe.endSeq {
             tlp.inFlight = nil
+            tlp.lossDetected()
+            events.lossProbeRecoveries &+= 1
             if recovery.lossState == .open {
                 congestion.onCongestionEvent(flightSize: flightSize, mss: sendMSS, now: now)
                 congestion.onRecoveryEnd(flightSize: flightSize, mss: sendMSS, now: now)
@@ -110,6 +139,8 @@ extension TCPSender {
             }
         } else if ack == priorUna, !newlySACKed, ack == probe.endSeq {
             tlp.inFlight = nil
+            tlp.probeWasUnneeded()
+            events.lossProbesUnneeded &+= 1
         }
     }
 }

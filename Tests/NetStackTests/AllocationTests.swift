@@ -194,3 +194,69 @@ extension AllocationTests {
         #expect(allocations == 0, "\(allocations) allocations over \(segments) segments")
     }
 }
+
+extension AllocationTests {
+    /// The copy-once paths allocate nothing per segment either: shared bytes
+    /// written by reference, sent as frame tails the link reads in place, and
+    /// taken by the receiving application in place (`onReceive`).
+    @Test func copyOnceTransferAllocatesNothingPerSegment() throws {
+        let pool = PacketPool(slotCount: 512, slotSize: TAPDevice.offloadSlotSize)
+        let clock = VirtualClock()
+        let capabilities = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
+                                              checksum: ChecksumCapabilities(tcp: .both, udp: .both),
+                                              readsTailInPlace: true)
+        let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 512)
+        func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
+            let ip = IPv4Address(10, 0, 0, last)
+            return Interface(device: link,
+                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
+                             now: clock.now)
+        }
+        let a = iface(linkA, 1), b = iface(linkB, 2)
+        let listener = try b.tcp.listen(port: 9)
+        var received = 0
+        listener.onAccept = { c in
+            c.onReceive = { _, bytes in
+                received += bytes.count
+                return bytes.count
+            }
+            c.onReadable = { c in received += c.skip(c.readableBytes) }
+        }
+        let shared = SharedBytes([UInt8](repeating: 0x5a, count: 96 * 1024))
+        var offset = 0
+        let sender = try a.tcp.connect(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let fill: (TCPConnection) -> Void = { c in
+            while true {
+                let n = c.write(shared, range: offset..<shared.count)
+                guard n > 0 else { break }
+                offset = (offset + n) % shared.count
+            }
+        }
+        sender.onWritable = fill
+        func turn() {
+            a.poll(now: clock.now, limit: 256)
+            b.poll(now: clock.now, limit: 256)
+            a.tick(now: clock.now)
+            b.tick(now: clock.now)
+            clock.advance(by: .microseconds(20))
+        }
+        for _ in 0..<50 { turn() }
+        #expect(sender.state == .established)
+        fill(sender)
+        a.tcp.flush(sender, now: clock.now)
+        while received < 4 << 20 { turn() }
+        // Past the runtime's one-time type metadata for every path taken.
+        for _ in 0..<2000 { turn() }
+
+        let receivedBefore = received
+        let copiedBefore = (a.tcp.counters.payloadBytesCopiedOut, b.tcp.counters.payloadBytesCopiedIn)
+        allocation_counter_start()
+        for _ in 0..<2000 { turn() }
+        let allocations = allocation_counter_stop()
+        #expect(received - receivedBefore > 16 << 20, "the transfer kept moving")
+        #expect(allocations == 0, "\(allocations) allocations")
+        // Nothing was copied by the stacks while measuring.
+        #expect(a.tcp.counters.payloadBytesCopiedOut == copiedBefore.0)
+        #expect(b.tcp.counters.payloadBytesCopiedIn == copiedBefore.1)
+    }
+}

@@ -96,6 +96,13 @@ let segmentPayload = 1448
 /// Payload bits per second delivered while measuring, in Mbit/s.
 let goodput = BenchmarkMetric.custom("Goodput (Mbit/s)", polarity: .prefersLarger, useScalingFactor: false)
 
+/// Payload bytes the stacks copied per thousand payload bytes moved, each
+/// way (`TCPCounters`' copy counters): 1000 is one copy per byte.
+let copiesSent = BenchmarkMetric.custom("Copies sending (per 1000 B)", polarity: .prefersSmaller,
+                                        useScalingFactor: false)
+let copiesReceived = BenchmarkMetric.custom("Copies receiving (per 1000 B)", polarity: .prefersSmaller,
+                                            useScalingFactor: false)
+
 func megabitsPerSecond(bytes: Int, since start: ContinuousClock.Instant) -> Int {
     let elapsed = start.duration(to: .now)
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
@@ -104,7 +111,7 @@ func megabitsPerSecond(bytes: Int, since start: ContinuousClock.Instant) -> Int 
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, goodput],
+        metrics: [.wallClock, .throughput, .mallocCountTotal, goodput, copiesSent, copiesReceived],
         warmupIterations: 3,
         maxDuration: .seconds(5),
         maxIterations: 2000
@@ -114,6 +121,7 @@ let benchmarks: @Sendable () -> Void = {
               configuration: .init(thresholds: [.mallocCountTotal: .init(absolute: [.p0: 0, .p50: 0, .p90: 0])])) { benchmark in
         let rig = try TransferRig()
         let before = rig.received
+        let counters = (rig.a.tcp.counters, rig.b.tcp.counters)
         let start = ContinuousClock.now
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -121,6 +129,11 @@ let benchmarks: @Sendable () -> Void = {
         }
         benchmark.stopMeasurement()
         benchmark.measurement(goodput, megabitsPerSecond(bytes: rig.received - before, since: start))
+        let (a, b) = (rig.a.tcp.counters, rig.b.tcp.counters)
+        let out = max(a.payloadBytesOut - counters.0.payloadBytesOut, 1)
+        let got = max(b.payloadBytesIn - counters.1.payloadBytesIn, 1)
+        benchmark.measurement(copiesSent, Int((a.payloadBytesCopiedOut - counters.0.payloadBytesCopiedOut) * 1000 / out))
+        benchmark.measurement(copiesReceived, Int((b.payloadBytesCopiedIn - counters.1.payloadBytesCopiedIn) * 1000 / got))
         blackHole(rig.received)
     }
 

@@ -11,9 +11,12 @@ public final class SharedBytes: @unchecked Sendable {
 
     /// A copy of `source`, made once.
     public init(_ source: some Collection<UInt8>) {
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(source.count, 1), alignment: 64)
-        _ = storage.initializeMemory(as: UInt8.self, from: source)
-        bytes = UnsafeRawBufferPointer(rebasing: storage[0..<source.count])
+        let count = source.count
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        // One block copy from contiguous storage (an element-wise copy is slow unoptimised).
+        let copied = source.withContiguousStorageIfAvailable { storage.copyMemory(from: UnsafeRawBufferPointer($0)) }
+        if copied == nil { Array(source).withUnsafeBytes { storage.copyMemory(from: $0) } }
+        bytes = UnsafeRawBufferPointer(rebasing: storage[0..<count])
     }
 
     deinit { UnsafeMutableRawBufferPointer(mutating: bytes).deallocate() }

@@ -95,6 +95,10 @@ struct BenchPeer: ParsableCommand {
                                        : try MemoryBulk.netstack(duration: duration, offload: offload == .on)
             var fields = [("value", o.bitsPerSecond / 1e9), ("bytes", Double(o.bytes))]
             if let pps = o.packetsPerSecond { fields.append(("packets", pps)) }
+            if let c = o.copiesPerByte {
+                fields.append(("copies-per-byte-sent", c.sent))
+                fields.append(("copies-per-byte-received", c.received))
+            }
             BenchPeer.report(fields, cpuSeconds: o.cpuSeconds)
         }
     }

@@ -25,6 +25,9 @@ enum MemoryBulk {
         var bytes: Int
         /// The machine's busy CPU-seconds over the timed interval (`CPUTime`).
         var cpuSeconds: Double?
+        /// netstack: payload bytes the stacks copied per payload byte moved,
+        /// sending and receiving (`TCPCounters`' copy counters).
+        var copiesPerByte: (sent: Double, received: Double)?
     }
 
     struct Stalled: Error, CustomStringConvertible {
@@ -88,6 +91,8 @@ enum MemoryBulk {
         let cpuStart = CPUTime.read()
         let startBytes = received
         let startSegments = b.tcp.counters.segmentsIn
+        let startCopies = (a.tcp.counters.payloadBytesCopiedOut, a.tcp.counters.payloadBytesOut,
+                           b.tcp.counters.payloadBytesCopiedIn, b.tcp.counters.payloadBytesIn)
         let start = now
         let end = start + duration
         var lastProgress = (bytes: received, at: now)
@@ -101,9 +106,13 @@ enum MemoryBulk {
         }
         let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
         let seconds = now - start
+        let sent = Double(a.tcp.counters.payloadBytesOut - startCopies.1)
+        let got = Double(b.tcp.counters.payloadBytesIn - startCopies.3)
+        let copies = (sent: Double(a.tcp.counters.payloadBytesCopiedOut - startCopies.0) / max(sent, 1),
+                      received: Double(b.tcp.counters.payloadBytesCopiedIn - startCopies.2) / max(got, 1))
         return Outcome(bitsPerSecond: Double(received - startBytes) * 8 / seconds,
                        packetsPerSecond: Double(b.tcp.counters.segmentsIn - startSegments) / seconds,
-                       bytes: received - startBytes, cpuSeconds: cpuSeconds)
+                       bytes: received - startBytes, cpuSeconds: cpuSeconds, copiesPerByte: copies)
     }
 
     static func kernelLoopback(duration: Double) throws -> Outcome {

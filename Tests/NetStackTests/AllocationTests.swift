@@ -144,19 +144,11 @@ extension AllocationTests {
     func bulkTCPTransferAllocatesNothingPerSegment(offload: Bool) throws {
         let pool = offload ? PacketPool(slotCount: 512, slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: 1024)
-        let clock = VirtualClock()
         let capabilities = offload
             ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
                                  checksum: ChecksumCapabilities(tcp: .both, udp: .both))
             : .ethernet()
-        let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 512)
-        func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
-            let ip = IPv4Address(10, 0, 0, last)
-            return Interface(device: link,
-                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
-                             now: clock.now)
-        }
-        let a = iface(linkA, 1), b = iface(linkB, 2)
+        let (a, b, clock, turn) = Self.memoryPair(pool: pool, capabilities: capabilities)
         let listener = try b.tcp.listen(port: 9)
         var received = 0
         listener.onAccept = { c in
@@ -169,13 +161,6 @@ extension AllocationTests {
         }
         sender.onWritable = fill
 
-        func turn() {
-            a.poll(now: clock.now, limit: 256)
-            b.poll(now: clock.now, limit: 256)
-            a.tick(now: clock.now)
-            b.tick(now: clock.now)
-            clock.advance(by: .microseconds(20))
-        }
         // Handshake, then fill the pipe and let every table and ring reach its working size.
         for _ in 0..<50 { turn() }
         #expect(sender.state == .established)
@@ -201,18 +186,10 @@ extension AllocationTests {
     /// taken by the receiving application in place (`onReceive`).
     @Test func copyOnceTransferAllocatesNothingPerSegment() throws {
         let pool = PacketPool(slotCount: 512, slotSize: TAPDevice.offloadSlotSize)
-        let clock = VirtualClock()
         let capabilities = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
                                               checksum: ChecksumCapabilities(tcp: .both, udp: .both),
                                               readsTailInPlace: true)
-        let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 512)
-        func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
-            let ip = IPv4Address(10, 0, 0, last)
-            return Interface(device: link,
-                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
-                             now: clock.now)
-        }
-        let a = iface(linkA, 1), b = iface(linkB, 2)
+        let (a, b, clock, turn) = Self.memoryPair(pool: pool, capabilities: capabilities)
         let listener = try b.tcp.listen(port: 9)
         var received = 0
         listener.onAccept = { c in
@@ -233,13 +210,6 @@ extension AllocationTests {
             }
         }
         sender.onWritable = fill
-        func turn() {
-            a.poll(now: clock.now, limit: 256)
-            b.poll(now: clock.now, limit: 256)
-            a.tick(now: clock.now)
-            b.tick(now: clock.now)
-            clock.advance(by: .microseconds(20))
-        }
         for _ in 0..<50 { turn() }
         #expect(sender.state == .established)
         fill(sender)
@@ -258,5 +228,30 @@ extension AllocationTests {
         // Nothing was copied by the stacks while measuring.
         #expect(a.tcp.counters.payloadBytesCopiedOut == copiedBefore.0)
         #expect(b.tcp.counters.payloadBytesCopiedIn == copiedBefore.1)
+    }
+}
+
+extension AllocationTests {
+    /// Two stacks, 10.0.0.1 and 10.0.0.2, over a memory link with
+    /// `capabilities`, and a turn of both loops 20 µs apart on a virtual clock.
+    static func memoryPair(pool: PacketPool, capabilities: DeviceCapabilities)
+        -> (Interface<MemoryLink>, Interface<MemoryLink>, VirtualClock, () -> Void) {
+        let clock = VirtualClock()
+        let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 512)
+        func iface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
+            let ip = IPv4Address(10, 0, 0, last)
+            return Interface(device: link,
+                             configuration: InterfaceConfiguration(address: IPv4CIDR(address: ip, prefixLength: 24)),
+                             now: clock.now)
+        }
+        let a = iface(linkA, 1), b = iface(linkB, 2)
+        let turn = {
+            a.poll(now: clock.now, limit: 256)
+            b.poll(now: clock.now, limit: 256)
+            a.tick(now: clock.now)
+            b.tick(now: clock.now)
+            clock.advance(by: .microseconds(20))
+        }
+        return (a, b, clock, turn)
     }
 }

@@ -10,6 +10,10 @@ import NetStackWire
     static let offloading = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
                                                checksum: ChecksumCapabilities(tcp: .both, udp: .both),
                                                headroom: VirtioNetHeader.length)
+    /// `offloading`, and the device reads frame tails in place (`FrameTail`), as the TAP does.
+    static let readingTails = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
+                                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both),
+                                                 headroom: VirtioNetHeader.length, readsTailInPlace: true)
 
     /// Sends `size` bytes from A to B and returns whether all arrived intact.
     static func transfer<D: Device>(_ pair: StackPair<D>, size: Int, seed: UInt64,
@@ -145,9 +149,7 @@ import NetStackWire
     /// application's write into the ring) and, receiving, only what arrived
     /// before the application was there; every byte arrives intact, in order.
     @Test func withFrameTailsAndInPlaceDeliveryEachByteIsCopiedOnceSendingAndNotReceiving() throws {
-        var capabilities = Self.offloading
-        capabilities.readsTailInPlace = true
-        let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: capabilities)
+        let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: Self.readingTails)
         let listener = try pair.b.tcp.listen(port: 9)
         let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
         var server: TCPConnection?
@@ -214,9 +216,7 @@ import NetStackWire
     /// that reads frame tails in place are never copied by the stack, and
     /// arrive intact; runs written by copy in between keep their order.
     @Test func sharedBytesAreSentWithoutCopiesAndInterleaveWithCopiedOnes() throws {
-        var capabilities = Self.offloading
-        capabilities.readsTailInPlace = true
-        let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: capabilities)
+        let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize, capabilities: Self.readingTails)
         let listener = try pair.b.tcp.listen(port: 9)
         let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
         var rng = SplitMix64(seed: 3)

@@ -126,6 +126,7 @@ extension Interface {
     /// Fills in the Ethernet header and sends `frame` (and `tail`) to
     /// `nextHop`, or parks it, tail copied in, and asks ARP when the next hop
     /// is not yet resolved.
+    @inline(__always)
     func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address,
                    tail: FrameTail = .none, now: Instant) {
         let mac: MACAddress?

@@ -44,7 +44,8 @@ struct TailLossProbe {
     static let maxLateSteps = 4
 
     /// What the PTO adds to 2 SRTT with more than one segment out.
-    var lateSlack: Duration { Self.lateStep * lateSteps }
+    /// (Duration arithmetic is 128-bit: skipped in the common case of none.)
+    var lateSlack: Duration { lateSteps == 0 ? .zero : Self.lateStep * lateSteps }
 
     /// Both copies of a probe arrived: nothing was lost, the ACK was missing
     /// (late or lost) for longer than the PTO. The next PTOs wait longer.

@@ -160,13 +160,7 @@ extension AllocationTests {
             chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
         }
         sender.onWritable = fill
-
-        // Handshake, then fill the pipe and let every table and ring reach its working size.
-        for _ in 0..<50 { turn() }
-        #expect(sender.state == .established)
-        fill(sender)
-        a.tcp.flush(sender, now: clock.now)
-        while received < 4 << 20 { turn() }
+        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 4 << 20 })
 
         let segmentsBefore = a.tcp.counters.segmentsOut
         let receivedBefore = received
@@ -210,11 +204,7 @@ extension AllocationTests {
             }
         }
         sender.onWritable = fill
-        for _ in 0..<50 { turn() }
-        #expect(sender.state == .established)
-        fill(sender)
-        a.tcp.flush(sender, now: clock.now)
-        while received < 4 << 20 { turn() }
+        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 4 << 20 })
         // Past the runtime's one-time type metadata for every path taken.
         for _ in 0..<2000 { turn() }
 
@@ -253,5 +243,16 @@ extension AllocationTests {
             clock.advance(by: .microseconds(20))
         }
         return (a, b, clock, turn)
+    }
+
+    /// Handshake, then fill the pipe and turn until `until` holds, so every
+    /// table and ring has reached its working size.
+    static func establishAndFill(_ sender: TCPConnection, on a: Interface<MemoryLink>, clock: VirtualClock,
+                                 fill: (TCPConnection) -> Void, turn: () -> Void, until: () -> Bool) {
+        for _ in 0..<50 { turn() }
+        #expect(sender.state == .established)
+        fill(sender)
+        a.tcp.flush(sender, now: clock.now)
+        while !until() { turn() }
     }
 }

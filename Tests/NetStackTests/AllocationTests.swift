@@ -144,10 +144,7 @@ extension AllocationTests {
     func bulkTCPTransferAllocatesNothingPerSegment(offload: Bool) throws {
         let pool = offload ? PacketPool(slotCount: 512, slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: 1024)
-        let capabilities = offload
-            ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both))
-            : .ethernet()
+        let capabilities: DeviceCapabilities = offload ? .segmenting() : .ethernet()
         let (a, b, clock, turn) = Self.memoryPair(pool: pool, capabilities: capabilities)
         let listener = try b.tcp.listen(port: 9)
         var received = 0
@@ -180,9 +177,7 @@ extension AllocationTests {
     /// taken by the receiving application in place (`onReceive`).
     @Test func copyOnceTransferAllocatesNothingPerSegment() throws {
         let pool = PacketPool(slotCount: 512, slotSize: TAPDevice.offloadSlotSize)
-        let capabilities = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                              checksum: ChecksumCapabilities(tcp: .both, udp: .both),
-                                              readsTailInPlace: true)
+        let capabilities = DeviceCapabilities.segmenting(readsTailInPlace: true)
         let (a, b, clock, turn) = Self.memoryPair(pool: pool, capabilities: capabilities)
         let listener = try b.tcp.listen(port: 9)
         var received = 0

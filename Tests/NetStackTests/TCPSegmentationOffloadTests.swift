@@ -7,13 +7,9 @@ import NetStackWire
 /// segments of many frames leave as one buffer, every byte arrives, and the
 /// scoreboard still keeps one record per frame on the wire.
 @Suite struct TCPSegmentationOffloadTests {
-    static let offloading = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                               checksum: ChecksumCapabilities(tcp: .both, udp: .both),
-                                               headroom: VirtioNetHeader.length)
+    static let offloading = DeviceCapabilities.segmenting(headroom: VirtioNetHeader.length)
     /// `offloading`, and the device reads frame tails in place (`FrameTail`), as the TAP does.
-    static let readingTails = DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both),
-                                                 headroom: VirtioNetHeader.length, readsTailInPlace: true)
+    static let readingTails = DeviceCapabilities.segmenting(headroom: VirtioNetHeader.length, readsTailInPlace: true)
 
     /// Sends `size` bytes from A to B and returns whether all arrived intact.
     static func transfer<D: Device>(_ pair: StackPair<D>, size: Int, seed: UInt64,

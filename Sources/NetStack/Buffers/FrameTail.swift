@@ -30,6 +30,13 @@ public struct FrameTail {
 
     @inlinable
     public var isEmpty: Bool { first.isEmpty && second.isEmpty }
+
+    /// Copies both pieces, in order, to `destination` (`count` bytes).
+    @inlinable
+    public func copy(to destination: UnsafeMutableRawPointer) {
+        if let a = first.baseAddress { destination.copyMemory(from: a, byteCount: first.count) }
+        if let b = second.baseAddress { (destination + first.count).copyMemory(from: b, byteCount: second.count) }
+    }
 }
 
 extension PacketBuffer {
@@ -43,13 +50,6 @@ extension PacketBuffer {
         let at = length
         precondition(at + tail.count <= capacity, "tail beyond slot")
         setLength(at + tail.count)
-        withBytes { bytes in
-            if let a = tail.first.baseAddress {
-                (bytes.baseAddress! + at).copyMemory(from: a, byteCount: tail.first.count)
-            }
-            if let b = tail.second.baseAddress {
-                (bytes.baseAddress! + at + tail.first.count).copyMemory(from: b, byteCount: tail.second.count)
-            }
-        }
+        tail.copy(to: baseAddress + at)
     }
 }

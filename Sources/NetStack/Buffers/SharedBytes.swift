@@ -14,7 +14,7 @@ public final class SharedBytes: @unchecked Sendable {
         let count = source.count
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
         // One block copy from contiguous storage (an element-wise copy is slow unoptimised).
-        let copied = source.withContiguousStorageIfAvailable { storage.copyMemory(from: UnsafeRawBufferPointer($0)) }
+        let copied: Void? = source.withContiguousStorageIfAvailable { storage.copyMemory(from: UnsafeRawBufferPointer($0)) }
         if copied == nil { Array(source).withUnsafeBytes { storage.copyMemory(from: $0) } }
         bytes = UnsafeRawBufferPointer(rebasing: storage[0..<count])
     }
@@ -22,9 +22,4 @@ public final class SharedBytes: @unchecked Sendable {
     deinit { UnsafeMutableRawBufferPointer(mutating: bytes).deallocate() }
 
     public var count: Int { bytes.count }
-
-    /// Lends the bytes for the duration of `body`.
-    public func withSpan<R>(_ body: (Span<UInt8>) -> R) -> R {
-        body(Span(_unsafeBytes: bytes))
-    }
 }

@@ -172,17 +172,9 @@ public final class Interface<D: Device> {
 
     // MARK: Transmit
 
-    /// Sends a whole Ethernet frame.
+    /// Sends an Ethernet frame, whole in its slot or ending with `tail` (`FrameTail`).
     @inline(__always)
-    func transmit(_ frame: consuming PacketBuffer) {
-        counters.framesOut &+= 1
-        counters.bytesOut &+= UInt64(frame.length)
-        device.transmit(frame)
-    }
-
-    /// Sends an Ethernet frame that ends with `tail` (`FrameTail`).
-    @inline(__always)
-    func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
+    func transmit(_ frame: consuming PacketBuffer, tail: FrameTail = .none) {
         counters.framesOut &+= 1
         counters.bytesOut &+= UInt64(frame.length + tail.count)
         if tail.isEmpty {

@@ -52,6 +52,17 @@ public struct DeviceCapabilities: Sendable, Equatable {
         DeviceCapabilities(mtu: mtu)
     }
 
+    /// A link that takes and hands over TCP segments of up to 64 KiB and
+    /// takes over the TCP and UDP checksums both ways: a TAP with the
+    /// virtio-net header (which also needs `headroom` for it and reads frame
+    /// tails in place), or a `MemoryLink` doing as the kernel's loopback does.
+    public static func segmenting(mtu: Int = 1500, headroom: Int = 0,
+                                  readsTailInPlace: Bool = false) -> DeviceCapabilities {
+        DeviceCapabilities(mtu: mtu, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
+                           checksum: ChecksumCapabilities(tcp: .both, udp: .both), headroom: headroom,
+                           readsTailInPlace: readsTailInPlace)
+    }
+
     /// Whether the segment limits are no smaller than the MTU and the MTU is at
     /// least IPv4's minimum of 68 bytes (RFC 791).
     public var isValid: Bool {
@@ -71,10 +82,9 @@ public struct DeviceCapabilities: Sendable, Equatable {
     /// the device delivers them; the headroom stays the inner device's.
     /// Tails are copied into the frame, where the middleware can see them.
     public var wireFrames: DeviceCapabilities {
-        var c = self
+        var c = wholeFrames
         c.maxTransmitSegment = mtu
         c.checksum = .none
-        c.readsTailInPlace = false
         return c
     }
 

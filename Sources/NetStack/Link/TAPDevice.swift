@@ -194,9 +194,7 @@ public final class TAPDevice: Device {
         }
         vnetHeader = offload
         capabilities = offload
-            ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both),
-                                 headroom: VirtioNetHeader.length, readsTailInPlace: true)
+            ? .segmenting(headroom: VirtioNetHeader.length, readsTailInPlace: true)
             : .ethernet(mtu: 1500)
         let receiveBuffers = receiveBuffers ?? Self.defaultReceiveBuffers(offload: offload)
         let frameSize = capabilities.maxReceiveSegment + 14 + (offload ? VirtioNetHeader.length : 0)

@@ -74,19 +74,11 @@ extension TCPLayer {
         let partial = checksumOffload
         let offload = TransportOffload(partialChecksumAt: partial ? TCPSegment.checksumOffset : nil,
                                        segmentSize: segmentSize)
-        let tail = inPlace && sendsDataInPlace ? FrameTail(a, b) : .none
+        let payload = FrameTail(a, b)
+        let tail = inPlace && sendsDataInPlace ? payload : .none
         let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
                            offload: offload, tail: tail, now: now) { segment in
-            let dataStart = repr.headerLength
-            if tail.isEmpty {
-                if a.count > 0 {
-                    segment.baseAddress!.advanced(by: dataStart).copyMemory(from: a.baseAddress!, byteCount: a.count)
-                }
-                if b.count > 0 {
-                    segment.baseAddress!.advanced(by: dataStart + a.count)
-                        .copyMemory(from: b.baseAddress!, byteCount: b.count)
-                }
-            }
+            if tail.isEmpty { payload.copy(to: segment.baseAddress! + repr.headerLength) }
             if partial {
                 repr.emitLeavingChecksum(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)
             } else {

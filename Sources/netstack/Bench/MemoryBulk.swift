@@ -41,10 +41,7 @@ enum MemoryBulk {
     static func netstack(duration: Double, offload: Bool = true) throws -> Outcome {
         let pool = offload ? PacketPool(slotCount: 1024, slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: 4096)
-        let capabilities = offload
-            ? DeviceCapabilities(mtu: 1500, maxTransmitSegment: 65535, maxReceiveSegment: 65535,
-                                 checksum: ChecksumCapabilities(tcp: .both, udp: .both))
-            : .ethernet()
+        let capabilities: DeviceCapabilities = offload ? .segmenting() : .ethernet()
         let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 1024)
         let clock = MonotonicClock()
         func interface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {

@@ -82,3 +82,24 @@ def test_each_payload_byte_is_copied_at_most_once_each_way_with_offloads(ns):
     resent = c["tcp-retransmissions"] * 1460
     assert copied_out <= resent + (1 << 20), f"{copied_out / out:.4f} copies per byte sent"
     assert copied_in <= got_in and copied_in < got_in // 10, f"{copied_in / got_in:.4f} copies per byte received"
+
+
+def test_without_offloads_the_kernels_frames_are_acknowledged_per_batch(ns):
+    """GRO's effect with offloads off: the kernel sends 1514-byte frames, and
+    in-order segments arriving in one receive batch are answered with one ACK
+    (at most 64 KiB apart), so the stack sends far fewer ACKs than one per
+    two segments, and the counter says how many segments waited."""
+    stack = Stack(ns, "--serve", "iperf3", "--offload", "off")
+    try:
+        r = json.loads(ns.exec("iperf3", "-c", STACK_IP, "-J", "-t", "2", timeout=60, check=False).stdout)
+        assert "error" not in r, r
+        received = r["end"]["sum_received"]["bytes"]
+        assert received > 10 << 20, r["end"]["sum_received"]
+    finally:
+        code, c = stack.stop()
+    assert code == 0
+    segments_in, segments_out = c["tcp-segments-in"], c["tcp-segments-out"]
+    assert segments_in > received // 1448, c
+    assert c["tcp-answers-coalesced"] > segments_in // 2, c
+    assert segments_out * 3 < segments_in, f"{segments_out} segments out for {segments_in} in"
+    assert segments_out >= received // 65536, "an ACK covered more than 64 KiB"

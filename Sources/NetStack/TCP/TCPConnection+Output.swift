@@ -78,7 +78,7 @@ extension TCPConnection {
             output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now), payload: empty, empty, segmentSize: 0, inPlace: false)
             sent = true
         }
-        let ackDue = receiver.ackNow || (receiver.delayedAckDeadline.map { now >= $0 } ?? false)
+        let ackDue = receiver.ackNow || receiver.ackForSegments || (receiver.delayedAckDeadline.map { now >= $0 } ?? false)
         if !sent && ackDue && state != .synSent {
             // A bare ACK carries SND.MAX, not SND.NXT, so that it stays in the
             // peer's window after a timeout rewinds SND.NXT (as BSD's tcp_output).

@@ -270,6 +270,13 @@ public final class TCPConnection {
     }
     /// Set by `negotiate`.
     var sendMSS: Int { sender.sendMSS }
+    /// Whether what the segment just processed calls for may wait until the
+    /// rest of the receive batch is processed (`TCPLayer.receive`): an
+    /// established connection whose receiver owes no immediate ACK.
+    var answerMayWait: Bool {
+        listener == nil && (state == .established || state == .closeWait || state == .finWait1
+            || state == .finWait2) && receiver.mayCoalesceAck
+    }
 
     /// RFC 9293 3.10.7.4 "SND.WND <- SEG.WND", with the WL1/WL2 guard against old segments.
     func updateWindow(_ window: Int, seq: SequenceNumber, ack: SequenceNumber) {

@@ -9,6 +9,9 @@ public struct TCPCounters: Sendable {
     public var connectionsTimedOut: UInt64 = 0
     public var resetsSent: UInt64 = 0
     public var challengeAcks: UInt64 = 0
+    /// Segments whose answer waited for the end of their receive batch and
+    /// went out with the rest of it (`TCPLayer.receive`: GRO's effect).
+    public var answersCoalesced: UInt64 = 0
     /// Segments sent again, summed over connections.
     public var retransmissions: UInt64 = 0
     /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
@@ -60,6 +63,7 @@ public struct TCPCounters: Sendable {
          ("tcp-timeouts", timeouts), ("tcp-recoveries-undone", recoveriesUndone),
          ("tcp-dsacks-in", duplicateReportsIn),
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
+         ("tcp-answers-coalesced", answersCoalesced),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),
          ("tcp-drops", drops.total)] + drops.report

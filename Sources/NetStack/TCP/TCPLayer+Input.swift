@@ -26,7 +26,17 @@ extension TCPLayer {
             }
             switch c.process(repr, payload: payload, now: now) {
             case .accepted:
-                break
+                // GRO's effect without merging frames: in-order segments of one
+                // flow arriving in one receive batch are answered once, at the
+                // batch's end (`Interface.poll` services what is queued), with
+                // one ACK, one output pass and one timer update; segments
+                // that need an answer at once (out of order, a FIN, a window
+                // probe) still get it at once, and cover what waited.
+                if c.answerMayWait {
+                    kept.answersCoalesced &+= 1
+                    c.requestService()
+                    return
+                }
             case .dropped(let reason):
                 kept.drops.record(reason)
             case .reset(let seq):

@@ -23,6 +23,10 @@ struct TCPReceiver {
     // MARK: Acknowledgment
     /// An ACK must go out now (out-of-order data, a window update, a probe answer).
     var ackNow = false
+    /// Two full-sized segments of in-order data are unacknowledged (RFC 5681
+    /// 4.2): an ACK is due, but it may wait until the rest of the receive
+    /// batch is processed and then cover it too (`mayCoalesceAnswer`).
+    var ackForSegments = false
     /// Bytes received since the last ACK we sent, for "ACK every second full segment".
     var unackedBytes = 0
     var delayedAckDeadline: Instant?
@@ -160,7 +164,7 @@ struct TCPReceiver {
     private mutating func acknowledgeInOrder(_ n: Int, mss: Int, now: Instant) {
         unackedBytes += n
         if unackedBytes >= 2 * mss {
-            ackNow = true
+            ackForSegments = true
         } else if delayedAckDeadline == nil {
             delayedAckDeadline = now + delayedAckTimeout
         }
@@ -186,9 +190,15 @@ struct TCPReceiver {
     /// An ACK went out: nothing is owed until more arrives.
     mutating func ackSent() {
         ackNow = false
+        ackForSegments = false
         delayedAckDeadline = nil
         unackedBytes = 0
     }
+
+    /// Whether the ACK owed may wait for the end of the receive batch: nothing
+    /// asks for an immediate one, and it would cover less than a 64 KiB
+    /// super-segment, the most Linux's GRO merges into one.
+    var mayCoalesceAck: Bool { !ackNow && unackedBytes < 65_536 }
 
     /// The delayed-ACK timer fired (RFC 9293 3.8.6.3).
     mutating func delayedAckTimerFired() {

@@ -157,7 +157,7 @@ extension AllocationTests {
             chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
         }
         sender.onWritable = fill
-        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 4 << 20 })
+        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 32 << 20 })
 
         let segmentsBefore = a.tcp.counters.segmentsOut
         let receivedBefore = received
@@ -199,7 +199,7 @@ extension AllocationTests {
             }
         }
         sender.onWritable = fill
-        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 4 << 20 })
+        Self.establishAndFill(sender, on: a, clock: clock, fill: fill, turn: turn, until: { received >= 32 << 20 })
         // Past the runtime's one-time type metadata for every path taken.
         for _ in 0..<2000 { turn() }
 

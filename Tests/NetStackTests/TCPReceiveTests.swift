@@ -109,7 +109,7 @@ import NetStackWire
         #expect(out.map(\.seq) == [SequenceNumber(0xffff_fc01), SequenceNumber(0xffff_fc01) + 1460])
         h.receive(.ack, ack: SequenceNumber(0xffff_fc01) + 2920)
         #expect(h.connection.sender.sndUna == SequenceNumber(2920 - 0x3ff))
-        #expect(h.connection.writableBytes == 256 * 1024)
+        #expect(h.connection.writableBytes == TCPConfiguration().sendBufferSize)
     }
 
     // MARK: Reassembly and the ACK policy

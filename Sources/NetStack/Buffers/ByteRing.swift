@@ -5,10 +5,17 @@ import Glibc
 /// A byte ring buffer: the memory behind a TCP connection's send and receive
 /// buffers, and a UDP socket's receive queue.
 ///
-/// One allocation, made at `init` and freed at `deinit`; nothing after that touches
-/// the heap, because the stack promises zero allocations per packet (see
-/// DESIGN.md). The capacity is a power of two so that positions wrap with a mask
-/// instead of a division.
+/// Its storage is allocated on first use and grows on demand, doubling, up
+/// to `capacity`: a connection that never carries data holds no ring memory,
+/// and one that carries little holds little, while a bulk transfer's ring
+/// reaches its working size in a few doublings and then stays there (the
+/// stack promises zero allocations per packet in steady state, DESIGN.md).
+/// Growing copies the bytes once, unwrapped to the front of the new storage,
+/// so every offset from the front keeps its meaning (out-of-order text
+/// written past the end included). Sizes are powers of two so that positions
+/// wrap with a mask instead of a division. Storage replaced by growth is
+/// kept until `releaseReplacedStorage()` when `keepsReplacedStorage` is set:
+/// a device may still be reading frame tails from it (the send buffer).
 ///
 /// The ring holds `count` readable bytes starting at the front. The rest of the
 /// storage (`freeSpace` bytes past the readable end) can be written in two ways:
@@ -35,28 +42,74 @@ import Glibc
 ///
 /// Not thread-safe: like everything else in a stack, it belongs to one event loop.
 final class ByteRing {
-    /// The storage size in bytes: the requested capacity rounded up to a power of two.
+    /// The most bytes the ring holds: the requested capacity rounded up to a power of two.
     let capacity: Int
-    /// `capacity - 1`; positions are reduced modulo the capacity by masking with this.
-    private let mask: Int
-    private let storage: UnsafeMutableRawPointer
-    /// Storage index of the first readable byte, always in `0..<capacity`.
+    /// The first allocation's size (or `capacity`, if smaller).
+    static let initialStorage = 4096
+    /// The storage allocated now, a power of two up to `capacity`; 0 before first use.
+    private(set) var allocatedBytes = 0
+    /// `allocatedBytes - 1`; positions are reduced modulo the storage size by masking with this.
+    private var mask = 0
+    private var storage: UnsafeMutableRawPointer?
+    /// Storage index of the first readable byte, always in `0..<allocatedBytes`.
     private var head: Int = 0
     /// Readable bytes, from `head`.
     private(set) var count: Int = 0
+    /// Whether storage replaced by growth waits for `releaseReplacedStorage()`.
+    let keepsReplacedStorage: Bool
+    private var replaced: [UnsafeMutableRawPointer] = []
 
-    /// Makes a ring of at least `capacity` bytes (rounded up to a power of two).
-    init(capacity: Int) {
+    /// Makes a ring of at least `capacity` bytes (rounded up to a power of two),
+    /// allocating nothing until bytes are written.
+    init(capacity: Int, keepsReplacedStorage: Bool = false) {
         precondition(capacity > 0, "ByteRing capacity must be positive")
         precondition(capacity <= 1 << (Int.bitWidth - 2), "ByteRing capacity too large")
-        let rounded = capacity == 1 ? 1 : 1 << (Int.bitWidth - (capacity - 1).leadingZeroBitCount)
-        self.capacity = rounded
-        mask = rounded - 1
-        // Cache-line aligned so copies out of the ring start on a line boundary.
-        storage = .allocate(byteCount: rounded, alignment: 64)
+        self.capacity = Self.powerOfTwo(atLeast: capacity)
+        self.keepsReplacedStorage = keepsReplacedStorage
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage?.deallocate()
+        releaseReplacedStorage()
+    }
+
+    private static func powerOfTwo(atLeast n: Int) -> Int {
+        n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount)
+    }
+
+    /// Frees the storage growth replaced (once nothing reads frame tails from it).
+    func releaseReplacedStorage() {
+        for p in replaced { p.deallocate() }
+        replaced.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether growth left storage waiting for `releaseReplacedStorage()`.
+    var hasReplacedStorage: Bool { !replaced.isEmpty }
+
+    /// Makes the storage hold at least `end` bytes from the front, growing it
+    /// (a power of two, at most `capacity`) and moving the bytes to its start.
+    @inline(__always)
+    private func reserve(_ end: Int) {
+        if end > allocatedBytes { grow(to: end) }
+    }
+
+    private func grow(to end: Int) {
+        let size = min(capacity, max(Self.powerOfTwo(atLeast: end), min(capacity, Self.initialStorage)))
+        // Cache-line aligned so copies out of the ring start on a line boundary.
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        if let old = storage {
+            // Unwrapped: offset k from the front is at index k, for every k
+            // the old storage held (bytes written past the end included).
+            let first = allocatedBytes - head
+            memcpy(bigger, old + head, first)
+            if head > 0 { memcpy(bigger + first, old, head) }
+            if keepsReplacedStorage { replaced.append(old) } else { old.deallocate() }
+        }
+        storage = bigger
+        allocatedBytes = size
+        mask = size - 1
+        head = 0
+    }
 
     /// Bytes that can still be appended (or written past the readable end).
     var freeSpace: Int { capacity - count }
@@ -72,6 +125,7 @@ final class ByteRing {
     func append(_ bytes: UnsafeRawBufferPointer) -> Int {
         let n = min(bytes.count, freeSpace)
         guard n > 0 else { return 0 }
+        reserve(count + n)
         copyIn(bytes.baseAddress!, count: n, at: (head &+ count) & mask)
         count += n
         return n
@@ -89,6 +143,7 @@ final class ByteRing {
         guard room > 0 else { return 0 }
         let n = min(bytes.count, room)
         guard n > 0 else { return 0 }
+        reserve(count + offset + n)
         copyIn(bytes.baseAddress!, count: n, at: (head &+ count &+ offset) & mask)
         return n
     }
@@ -108,8 +163,11 @@ final class ByteRing {
     func peek(from offset: Int, count n: Int) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
         precondition(offset >= 0 && n >= 0 && offset + n <= count,
                      "ByteRing.peek: [\(offset), \(offset + n)) outside the \(count) readable bytes")
+        guard let storage else {
+            return (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+        }
         let start = (head &+ offset) & mask
-        let first = min(n, capacity - start)
+        let first = min(n, allocatedBytes - start)
         // The empty second piece still has a base address, so callers may copy from
         // it unconditionally.
         return (UnsafeRawBufferPointer(start: storage + start, count: first),
@@ -144,7 +202,8 @@ final class ByteRing {
 
     /// Copies `n` bytes (n <= capacity) to storage index `index`, wrapping.
     private func copyIn(_ source: UnsafeRawPointer, count n: Int, at index: Int) {
-        let first = min(n, capacity - index)
+        let storage = storage.unsafelyUnwrapped
+        let first = min(n, allocatedBytes - index)
         memcpy(storage + index, source, first)
         if n > first { memcpy(storage, source + first, n - first) }
     }

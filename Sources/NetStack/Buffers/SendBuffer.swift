@@ -27,11 +27,23 @@ final class SendBuffer {
     /// Bytes queued, in every run.
     private(set) var count = 0
 
+    /// The ring keeps storage its growth replaced until `releaseReplacedStorage()`:
+    /// a queued frame's tail may still lie in it (`FrameTail`).
     init(capacity: Int) {
-        ring = ByteRing(capacity: capacity)
+        ring = ByteRing(capacity: capacity, keepsReplacedStorage: true)
         self.capacity = ring.capacity
         runs = .allocate(capacity: runCapacity)
     }
+
+    /// Ring storage allocated now (it grows on demand up to `capacity`).
+    var allocatedBytes: Int { ring.allocatedBytes }
+
+    /// Whether growing the ring left old storage for `releaseReplacedStorage()`.
+    var hasReplacedStorage: Bool { ring.hasReplacedStorage }
+
+    /// Frees ring storage replaced by growth: call once the device has sent
+    /// every frame queued before (no tail lies in it any more).
+    func releaseReplacedStorage() { ring.releaseReplacedStorage() }
 
     deinit {
         for i in 0..<runCount { (runs + (firstRun + i) % runCapacity).deinitialize(count: 1) }

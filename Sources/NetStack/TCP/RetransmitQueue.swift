@@ -35,9 +35,10 @@ struct TransmitRecord {
 ///
 /// It keeps the three sums the pipe needs (RFC 6675 4's SetPipe, counted as
 /// Linux counts `packets_out - sacked_out - lost_out + retrans_out`) so the
-/// pipe costs nothing per ACK. Storage is a deque reserved once per
-/// connection; a full queue stops new transmissions rather than growing, so
-/// nothing is allocated per segment.
+/// pipe costs nothing per ACK. Storage is a deque that grows with the
+/// flight up to `capacity` (so allocates only while a connection reaches its
+/// working size); a full queue stops new transmissions rather than growing
+/// past it.
 struct RetransmitQueue {
     private(set) var records: Deque<TransmitRecord>
     let capacity: Int
@@ -54,7 +55,9 @@ struct RetransmitQueue {
 
     init(capacity: Int) {
         self.capacity = capacity
-        records = Deque(minimumCapacity: capacity)
+        // Grown on demand up to `capacity`: a connection that never has
+        // much in flight never holds a large scoreboard.
+        records = Deque(minimumCapacity: min(capacity, 64))
     }
 
     var isEmpty: Bool { records.isEmpty }

@@ -193,10 +193,14 @@ public final class TCPConnection {
     /// Queues bytes to send; returns how many fit in the send ring.
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard state.acceptsWrites, !sender.finQueued else { return 0 }
+        let grewBefore = sender.sendBuffer.hasReplacedStorage
         let n = sender.sendBuffer.append(bytes)
         if n > 0 {
             bytesCopiedSending &+= UInt64(n)
             requestService()
+            if !grewBefore && sender.sendBuffer.hasReplacedStorage {
+                if let layer = serviceQueue { layer.sendBufferGrew(self) } else { sender.sendBuffer.releaseReplacedStorage() }
+            }
         }
         return n
     }

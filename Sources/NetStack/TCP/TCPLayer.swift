@@ -79,6 +79,9 @@ public final class TCPLayer {
     /// the send rings their queued frames' tails lie in stay allocated until
     /// the flush (`FrameTail`).
     private var retired: [TCPConnection] = []
+    /// Connections whose send ring grew since the device was last flushed
+    /// (`sendBufferGrew`): the storage it replaced waits for the flush.
+    private var grownSendBuffers: [TCPConnection] = []
     /// The most data one segment takes when the device segments TCP (TSO); 0 without.
     private(set) var offloadLimit = 0
 
@@ -208,6 +211,16 @@ public final class TCPLayer {
     /// that completes before the stack may see an answer to it).
     func deviceFlushed() {
         if sendsDataInPlace && !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+        if !grownSendBuffers.isEmpty {
+            for c in grownSendBuffers { c.sender.sendBuffer.releaseReplacedStorage() }
+            grownSendBuffers.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// `c`'s send ring grew: its old storage, which frames queued since the
+    /// last flush may still read tails from, goes at the next flush.
+    func sendBufferGrew(_ c: TCPConnection) {
+        grownSendBuffers.append(c)
     }
 
     /// Keeps one wheel timer per connection at its earliest deadline.

@@ -73,6 +73,20 @@ public struct IPv4Address: Hashable, Sendable, Comparable, CustomStringConvertib
     /// 224.0.0.0/4 (RFC 5771).
     public var isMulticast: Bool { value >> 28 == 0xe }
     public var isUnspecified: Bool { value == 0 }
+    /// 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)).
+    public var isLoopback: Bool { value >> 24 == 127 }
+
+    /// Never the source of a datagram that arrives from a network, whoever the
+    /// receiver is (RFC 1122 3.2.1.3, RFC 1812 5.3.7, Linux's martian
+    /// sources): "this network" 0.0.0.0/8 (only a host that does not know its
+    /// address yet sends from it, and it never expects an answer there),
+    /// loopback 127.0.0.0/8, multicast 224.0.0.0/4, and class E 240.0.0.0/4
+    /// with the limited broadcast 255.255.255.255 in it.
+    /// `IPv4CIDR.isMartianSource(_:)` adds what depends on the receiver.
+    public var isNeverASource: Bool {
+        let first = value >> 24
+        return first == 0 || first == 127 || first >= 224
+    }
 
     public var description: String {
         "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
@@ -103,6 +117,21 @@ public struct IPv4CIDR: Hashable, Sendable, CustomStringConvertible {
     public var netmask: UInt32 { prefixLength == 0 ? 0 : ~UInt32(0) << (32 - prefixLength) }
     public var network: IPv4Address { IPv4Address(address.value & netmask) }
     public var directedBroadcast: IPv4Address { IPv4Address(address.value | ~netmask) }
+
+    /// `a` is this subnet's directed broadcast. A /31 (RFC 3021) and a /32
+    /// have none: their all-ones address is a host's.
+    public func isDirectedBroadcast(_ a: IPv4Address) -> Bool {
+        prefixLength <= 30 && a == directedBroadcast
+    }
+
+    /// A datagram from `source` that arrives on an interface with this
+    /// address must be dropped unanswered (RFC 1122 3.2.1.3, RFC 1812 5.3.7):
+    /// a source no host has (`IPv4Address.isNeverASource`), this subnet's
+    /// directed broadcast, or our own address (a datagram that claims to come
+    /// from us came from someone else: the LAND attack).
+    public func isMartianSource(_ source: IPv4Address) -> Bool {
+        source.isNeverASource || source == address || isDirectedBroadcast(source)
+    }
 
     public func contains(_ other: IPv4Address) -> Bool {
         other.value & netmask == address.value & netmask

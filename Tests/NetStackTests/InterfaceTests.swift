@@ -488,7 +488,7 @@ extension Array where Element == UInt8 {
             case .ipv4Version6: .ipv4BadVersion
             case .udpLongLength, .udpShortHeader, .udpLengthBelowHeader, .udpShortLength: nil
             case .notForUs: .ipv4NotForUs
-            case .broadcastSource: .ipv4BadSource
+            case .broadcastSource: .ipv4MartianSource
             case .icmpShort: .icmpTruncated
             }
         }
@@ -637,7 +637,7 @@ extension Array where Element == UInt8 {
         // Reasons that only a well-formed IPv4 header with a correct checksum can
         // reach: random bytes practically never get there, and a mutation of the
         // header breaks its checksum. (Not so the EtherType: mutations hit it.)
-        for reason in [DropReason.ipv4BadSource, .ipv4NotForUs, .icmpTruncated].map(\.description) {
+        for reason in [DropReason.ipv4MartianSource, .ipv4NotForUs, .icmpTruncated].map(\.description) {
             #expect(drops[reason] - dropsBefore[reason] == expected[reason] ?? 0, "\(reason)")
         }
         // Every frame was dropped exactly once or delivered to the bound port.

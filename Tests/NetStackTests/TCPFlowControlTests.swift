@@ -135,7 +135,7 @@ import NetStackWire
         // A BSD-style probe: one byte at RCV.NXT. RFC 9293 3.10.7.4: with RCV.WND = 0
         // no data is acceptable; the answer is an ACK showing the window.
         let r = h.receive(.ack, seq: peerISS + 1 + 4096, ack: iss + 1, payload: [0x42])
-        #expect(r == .dropped(.outOfWindow))
+        #expect(r == .unacceptable(.outOfWindow))
         out = h.drain()
         #expect(out.count == 1)
         #expect(out.first?.ack == peerISS + 1 + 4096)
@@ -204,7 +204,7 @@ import NetStackWire
         #expect(h.connection.advertisedWindow == 0)
         // Its next segment carries a byte (a probe) and the ACK of our data.
         let r = h.receive(.ack, ack: iss + 101, payload: [0x42])
-        #expect(r == .dropped(.outOfWindow))
+        #expect(r == .unacceptable(.outOfWindow))
         // RFC 9293 3.10.7.4: the text is not acceptable, but the ACK is processed.
         #expect(h.connection.sender.sndUna == iss + 101)
         #expect(h.connection.readableBytes == 4096)

@@ -193,11 +193,14 @@ import NetStackWire
 
     // MARK: RFC 5961 challenge ACKs
 
-    @Test func challengeAcksAreRateLimited() throws {
+    @Test func challengeAcksAreRateLimitedStackWide() throws {
         let p = harness()
-        _ = try p.interface.tcp.listen(port: 80)
+        // Without the per-connection limit, so the stack-wide one shows on one connection.
+        var config = TCPConfiguration()
+        config.unacceptableAckInterval = .zero
+        _ = try p.interface.tcp.listen(port: 80, configuration: config)
         let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
-        let burst = p.interface.tcp.challengeAcks.burst
+        let burst = p.interface.tcp.answerLimits.bare.burst
         // In-window RSTs that miss RCV.NXT by one, all at the same instant.
         var acks = 0
         for _ in 0..<(burst + 5) {

@@ -26,7 +26,7 @@ import NetStackWire
         h.advance(by: .milliseconds(200))
         // The same 100 bytes again: every byte lies before RCV.NXT.
         let r = h.receive(.ack, seq: peerISS + 1, payload: testBytes(100))
-        #expect(r == .dropped(.outOfWindow))
+        #expect(r == .unacceptable(.outOfWindow))
         #expect(h.connection.readableBytes == 0)
         // RFC 9293 3.10.7.4 first: an unacceptable segment is answered with an ACK at once.
         let out = h.drain()
@@ -43,7 +43,7 @@ import NetStackWire
         let window = h.connection.advertisedWindow
         #expect(window == 4096)
         let r = h.receive(.ack, seq: peerISS + 1 + window, payload: testBytes(100))
-        #expect(r == .dropped(.outOfWindow))
+        #expect(r == .unacceptable(.outOfWindow))
         #expect(h.connection.readableBytes == 0)
         let out = h.drain()
         #expect(out.count == 1)
@@ -217,7 +217,7 @@ import NetStackWire
         // RFC 7323 5.3 R1: SEG.TSval < TS.Recent: send an ACK and drop the segment.
         let r = h.receive(.ack, rawOptions: TCPOptions(timestamps: (value: recent &- 1000, echoReply: 0)),
                           payload: testBytes(10, seed: 9))
-        #expect(r == .dropped(.paws))
+        #expect(r == .unacceptable(.paws))
         #expect(h.connection.readableBytes == 10)
         let out = h.drain()
         #expect(out.count == 1)

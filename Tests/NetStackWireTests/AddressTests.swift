@@ -78,6 +78,52 @@ import Testing
         }
     }
 
+    /// RFC 1122 3.2.1.3 / RFC 1812 5.3.7: addresses no datagram may come from,
+    /// whoever receives it.
+    @Test func addressesThatAreNeverASource() throws {
+        let never = ["0.0.0.0", "0.1.2.3", "0.255.255.255", "127.0.0.1", "127.255.255.254", "127.0.0.0",
+                     "224.0.0.1", "239.255.255.250", "240.0.0.1", "250.1.2.3", "255.255.255.254",
+                     "255.255.255.255"]
+        for text in never {
+            let a = try #require(IPv4Address(text))
+            #expect(a.isNeverASource, "\(text)")
+        }
+        let fine = ["1.0.0.0", "10.0.0.1", "126.255.255.255", "128.0.0.0", "169.254.1.1", "192.168.1.255",
+                    "223.255.255.255", "100.64.0.1"]
+        for text in fine {
+            let a = try #require(IPv4Address(text))
+            #expect(!a.isNeverASource, "\(text)")
+        }
+        #expect(IPv4Address(127, 0, 0, 1).isLoopback && IPv4Address(127, 9, 9, 9).isLoopback)
+        #expect(!IPv4Address(128, 0, 0, 1).isLoopback && !IPv4Address(126, 0, 0, 1).isLoopback)
+    }
+
+    /// What else an interface must not take a datagram from: its own address
+    /// (LAND) and its subnet's directed broadcast, of which /31 and /32 have none.
+    @Test func martianSourcesOfAnInterface() throws {
+        let c = try #require(IPv4CIDR("10.0.0.2/24"))
+        #expect(c.isMartianSource(IPv4Address(10, 0, 0, 2)), "our own address")
+        #expect(c.isMartianSource(IPv4Address(10, 0, 0, 255)), "the directed broadcast")
+        #expect(c.isMartianSource(.broadcast) && c.isMartianSource(.any))
+        #expect(c.isMartianSource(IPv4Address(127, 0, 0, 1)) && c.isMartianSource(IPv4Address(224, 0, 0, 1)))
+        #expect(c.isMartianSource(IPv4Address(240, 0, 0, 1)))
+        #expect(!c.isMartianSource(IPv4Address(10, 0, 0, 1)))
+        #expect(!c.isMartianSource(IPv4Address(10, 0, 0, 0)), "the network address is Linux's to take too")
+        #expect(!c.isMartianSource(IPv4Address(10, 0, 1, 255)), "another subnet's broadcast is somebody's host")
+        #expect(!c.isMartianSource(IPv4Address(203, 0, 113, 9)))
+        #expect(c.isDirectedBroadcast(IPv4Address(10, 0, 0, 255)) && !c.isDirectedBroadcast(IPv4Address(10, 0, 0, 1)))
+        // RFC 3021: a /31's two addresses are both hosts.
+        let p2p = try #require(IPv4CIDR("10.0.0.2/31"))
+        #expect(!p2p.isDirectedBroadcast(IPv4Address(10, 0, 0, 3)))
+        #expect(!p2p.isMartianSource(IPv4Address(10, 0, 0, 3)))
+        #expect(p2p.isMartianSource(IPv4Address(10, 0, 0, 2)))
+        let host = try #require(IPv4CIDR("10.0.0.2/32"))
+        #expect(!host.isDirectedBroadcast(IPv4Address(10, 0, 0, 2)))
+        #expect(host.isMartianSource(IPv4Address(10, 0, 0, 2)) && !host.isMartianSource(IPv4Address(10, 0, 0, 1)))
+        let wide = try #require(IPv4CIDR("172.16.5.77/20"))
+        #expect(wide.isMartianSource(IPv4Address(172, 16, 15, 255)) && !wide.isMartianSource(IPv4Address(172, 16, 5, 255)))
+    }
+
     /// Text that inet_pton(3) and usual MAC notation reject. The parsers go
     /// through `UInt8.init(_:radix:)`/`Int.init(_:)`, which accept a sign, and
     /// `split`, which drops empty pieces.

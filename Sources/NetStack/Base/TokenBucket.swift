@@ -1,6 +1,7 @@
 /// A token bucket on the stack's clock: `ratePerSecond` tokens accrue up to
 /// `burst`. One type for every rate limit: ICMP errors (RFC 1812 4.3.2.8),
-/// challenge ACKs (RFC 5961 7), and the fault injector's policer (tokens are bits there).
+/// TCP's answers to unacceptable segments and challenge ACKs (RFC 5961 7 and
+/// 10, `TCPAnswerLimits`), and the fault injector's policer (tokens are bits there).
 struct TokenBucket {
     let ratePerSecond: Int
     let burst: Int

@@ -17,7 +17,8 @@ public enum DropReason: Int, DropReasonSet {
     case ipv4BadVersion
     case ipv4BadLength
     case ipv4BadChecksum
-    case ipv4BadSource
+    /// A source no datagram may come from (`IPv4CIDR.isMartianSource`).
+    case ipv4MartianSource
     case ipv4NotForUs
     case ipv4UnsupportedProtocol
     // Reassembly (RFC 791 3.2)
@@ -58,7 +59,7 @@ public enum DropReason: Int, DropReasonSet {
         case .ipv4BadVersion: "ipv4-bad-version"
         case .ipv4BadLength: "ipv4-bad-length"
         case .ipv4BadChecksum: "ipv4-bad-checksum"
-        case .ipv4BadSource: "ipv4-bad-source"
+        case .ipv4MartianSource: "ipv4-martian-source"
         case .ipv4NotForUs: "ipv4-not-for-us"
         case .ipv4UnsupportedProtocol: "ipv4-unsupported-protocol"
         case .fragmentOverlap: "fragment-overlap"

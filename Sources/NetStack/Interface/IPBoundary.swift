@@ -23,6 +23,14 @@ public struct IPDatagram {
     /// Sent to a broadcast or multicast address: a transport must not answer
     /// it with a RST, nor IP with an ICMP error (RFC 1122 3.2.2, 4.2.3.10).
     public var toBroadcast: Bool
+    /// Arrived in a link-layer broadcast or multicast frame (any fragment of
+    /// it, if reassembled), whatever its IP destination: never answered with
+    /// an ICMP error (RFC 1122 3.2.2, RFC 1812 4.3.2.7), and TCP takes only
+    /// what came to it alone (Linux: `PACKET_HOST`). UDP still delivers it.
+    public var linkBroadcast: Bool
+    /// Neither sent to a broadcast or multicast address nor arriving as one:
+    /// the only kind an answer may be sent for.
+    public var isUnicast: Bool { !toBroadcast && !linkBroadcast }
     /// IP's own: the header as received (of the first fragment if reassembled),
     /// quoted by ICMP errors; and whether header and payload lie in the
     /// received frame, so an answer may be built in place.

@@ -46,6 +46,9 @@ final class IPv4Reassembler {
         /// time-exceeded (RFC 792), or empty until offset 0 arrives.
         var firstHeaderLength: Int
         var firstBytesLength: Int
+        /// A fragment came in a link-layer broadcast or multicast frame: the
+        /// datagram is never answered with an ICMP error (RFC 1122 3.2.2).
+        var linkBroadcast = false
     }
 
     let maxDatagrams: Int
@@ -70,8 +73,10 @@ final class IPv4Reassembler {
 
     var inProgress: Int { entries.count(where: { $0 != nil }) }
 
-    /// Adds one fragment. `packet` must be a fragment (`isFragment`) whose header checksum verified.
-    func insert(_ packet: IPv4Packet, now: Instant) -> Outcome {
+    /// Adds one fragment. `packet` must be a fragment (`isFragment`) whose
+    /// header checksum verified; `linkBroadcast`: it came in a link-layer
+    /// broadcast or multicast frame.
+    func insert(_ packet: IPv4Packet, linkBroadcast: Bool = false, now: Instant) -> Outcome {
         let key = Key(source: packet.source, destination: packet.destination,
                       identification: packet.identification, proto: packet.protocol.rawValue)
         let data = packet.payload
@@ -128,6 +133,7 @@ final class IPv4Reassembler {
             e.firstHeaderLength = header.count
             e.firstBytesLength = n
         }
+        if linkBroadcast { e.linkBroadcast = true }
         entries[index] = e
 
         if let total = e.totalLength, e.ranges.count == 1, e.ranges[0] == 0..<total {
@@ -144,15 +150,19 @@ final class IPv4Reassembler {
         return body(e.key, header, payload)
     }
 
+    /// Some fragment of the datagram in slot `index` came in a link-layer broadcast or multicast frame.
+    func arrivedInLinkBroadcast(_ index: Int) -> Bool { entries[index]?.linkBroadcast ?? false }
+
     /// Frees the slot of a completed datagram.
     func release(_ index: Int) { entries[index] = nil }
 
     /// Discards datagrams past their deadline, calling `expired` with the
-    /// first fragment's header and 8 bytes (empty if it never came).
+    /// first fragment's header and 8 bytes (empty if it never came, or if a
+    /// fragment came in a link-layer broadcast: nothing to answer then).
     func expire(now: Instant, _ expired: (UnsafeMutableRawBufferPointer) -> Void) {
         for i in entries.indices {
             guard let e = entries[i], now >= e.deadline else { continue }
-            expired(UnsafeMutableRawBufferPointer(start: firstBytes[i], count: e.firstBytesLength))
+            expired(UnsafeMutableRawBufferPointer(start: firstBytes[i], count: e.linkBroadcast ? 0 : e.firstBytesLength))
             entries[i] = nil
         }
     }

@@ -85,12 +85,12 @@ extension Interface {
     }
 
     /// Sends an ICMP error about a received datagram, unless RFC 1122 3.2.2
-    /// forbids it: never about ICMP errors, broadcasts, non-initial fragments,
-    /// or from a non-unicast source. Rate limited (RFC 1812 4.3.2.8).
+    /// (RFC 1812 4.3.2.7) forbids it: never about ICMP errors, datagrams sent
+    /// to a broadcast or multicast address or arriving in a link-layer
+    /// broadcast or multicast frame, non-initial fragments, or from a
+    /// non-unicast source. Rate limited (RFC 1812 4.3.2.8).
     func sendICMPError(_ message: ICMPv4Message, for d: IPDatagram, now: Instant) {
-        guard !d.toBroadcast else { return }
-        if d.proto == .icmp, let first = d.payload.first,
-           first != ICMPv4Message.echoRequestType && first != ICMPv4Message.echoReplyType { return }
+        guard d.isUnicast else { return }
         // The original header plus the first 8 bytes of its payload (RFC 792).
         let quoted = UnsafeMutableRawBufferPointer(start: d.header.baseAddress,
                                                    count: d.header.count + min(8, d.payload.count))
@@ -111,13 +111,20 @@ extension Interface {
     }
 
     /// Sends an ICMP error quoting `original` (an IP header and up to 8 bytes),
-    /// unless the original went to a broadcast or multicast address (RFC 1122
-    /// 3.2.2; the reassembly timer reaches here without `sendICMPError(_:for:)`).
+    /// unless RFC 1122 3.2.2 forbids it for what the quote shows: a datagram
+    /// to or from a broadcast or multicast address, a non-initial fragment,
+    /// an ICMP error (anything but an echo, to be safe). The reassembly timer
+    /// reaches here without `sendICMPError(_:for:)`.
     func sendICMPError(_ message: ICMPv4Message, about original: UnsafeMutableRawBufferPointer, now: Instant) {
         guard let ip = try? IPv4Packet(validatingQuoted: original) else { return }
         let src = ip.source, dst = ip.destination
         guard !src.isUnspecified, !src.isBroadcast, !src.isMulticast, ip.fragmentOffset == 0 else { return }
-        guard !dst.isBroadcast, !dst.isMulticast, dst != configuration.address.directedBroadcast else { return }
+        if ip.protocol == .icmp {
+            guard original.count > ip.headerLength else { return }
+            let type = original[ip.headerLength]
+            guard type == ICMPv4Message.echoRequestType || type == ICMPv4Message.echoReplyType else { return }
+        }
+        guard !dst.isBroadcast, !dst.isMulticast, !configuration.address.isDirectedBroadcast(dst) else { return }
         guard icmpErrorBucket.take(now: now) else {
             counters.drops.record(.icmpErrorRateLimited)
             return

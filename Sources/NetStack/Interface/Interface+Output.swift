@@ -130,7 +130,7 @@ extension Interface {
     func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address,
                    tail: FrameTail = .none, now: Instant) {
         let mac: MACAddress?
-        if nextHop.isBroadcast || nextHop == configuration.address.directedBroadcast {
+        if nextHop.isBroadcast || configuration.address.isDirectedBroadcast(nextHop) {
             mac = .broadcast
         } else {
             mac = arp.lookup(nextHop, now: now)

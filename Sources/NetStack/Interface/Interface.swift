@@ -164,7 +164,7 @@ public final class Interface<D: Device> {
         let dst = eth.destination
         guard dst == configuration.macAddress || dst.isBroadcast else { return .drop(.notOurMAC) }
         switch eth.etherType {
-        case .ipv4: return receiveIPv4(eth, checksumTrusted: checksumTrusted, now: now)
+        case .ipv4: return receiveIPv4(eth, checksumTrusted: checksumTrusted, linkBroadcast: dst.isMulticast, now: now)
         case .arp: return receiveARP(eth, now: now)
         default: return .drop(.unsupportedEtherType)
         }

@@ -41,6 +41,14 @@ public struct TCPConfiguration: Sendable {
     public var keepalive: Keepalive?
     /// How long an orphaned connection may wait in FIN-WAIT-2 (Linux tcp_fin_timeout).
     public var finWait2Timeout: Duration = .seconds(60)
+    /// At most one ACK per this interval answers segments the connection does
+    /// not accept that occupy no sequence space or carry a SYN (out of window,
+    /// PAWS, an ACK of unsent data, a challenge ACK of RFC 5961), as Linux's
+    /// `tcp_invalid_ratelimit` (500 ms); RFC 5961 10 allows it. Without it an
+    /// ACK flood with random sequence numbers drew one ACK per segment.
+    /// Segments with data or a FIN are not held to it (`TCPAnswerLimits`).
+    /// Zero turns the per-connection limit off (the stack-wide ones remain).
+    public var unacceptableAckInterval: Duration = .milliseconds(500)
 
     public struct Keepalive: Sendable {
         public var idle: Duration

@@ -4,6 +4,9 @@ import NetStackWire
 enum TCPInputResult: Equatable {
     case accepted
     case dropped(TCPDropReason)
+    /// Dropped, counted under the reason, and owed an ACK (RFC 9293
+    /// 3.10.7.4), which the layer sends within its limits (`TCPAnswerLimits`).
+    case unacceptable(TCPDropReason)
     /// Send this reset (RFC 9293 3.10.7.3 and 3.10.7.4: an ACK for something never sent).
     case reset(seq: SequenceNumber)
     /// RFC 5961: answer with a challenge ACK if the rate limit allows.
@@ -62,8 +65,9 @@ extension TCPConnection {
             enterClosed(error: .connectionRefused)
             return .accepted
         }
-        // Fourth: the SYN.
+        // Fourth: the SYN. With a FIN it is no SYN-ACK to take.
         guard flags.contains(.syn) else { return .dropped(.noSyn) }
+        guard !flags.contains(.fin) else { return .dropped(.synWithFin) }
         receiver.synchronize(irs: seg.seq)
         negotiate(seg.options)
         if let ack = seg.ack, flags.contains(.ack) {
@@ -102,6 +106,11 @@ extension TCPConnection {
     // MARK: Synchronized states (RFC 9293 3.10.7.4)
 
     private func processSynchronized(_ segment: TCPRepr, payload: UnsafeRawBufferPointer, now: Instant) -> TCPInputResult {
+        // SYN+FIN while the connection is still opening is neither a SYN to
+        // answer again nor the SYN-ACK of a simultaneous open.
+        if state == .synReceived, segment.flags.contains(.syn), segment.flags.contains(.fin) {
+            return .dropped(.synWithFin)
+        }
         var seg = segment
         // Simultaneous open (RFC 9293 Figure 8, line 6): the peer's SYN-ACK repeats
         // the SYN we already hold. Trim it, as 3.10.7.4 allows ("trimming off any
@@ -120,14 +129,12 @@ extension TCPConnection {
         // PAWS (RFC 7323 5.3): a timestamp older than the last one seen is an old duplicate.
         if timestampsEnabled, !flags.contains(.rst), let ts = seg.options.timestamps,
            Int32(bitPattern: ts.value &- tsRecent) < 0 {
-            receiver.ackNow = true
-            return .dropped(.paws)
+            return .unacceptable(.paws)
         }
 
         // First: is the segment in the window?
         let segLength = payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
         guard receiver.isAcceptable(seq: seg.seq, length: segLength) else {
-            if !flags.contains(.rst) { receiver.ackNow = true }
             // RFC 2883 4: text wholly below RCV.NXT is a duplicate; report it.
             if !payload.isEmpty, !flags.contains(.rst), seg.seq + payload.count <= receiver.rcvNxt {
                 receiver.reportDuplicate(seg.seq, seg.seq + payload.count, sackEnabled: sackEnabled)
@@ -146,9 +153,9 @@ extension TCPConnection {
                 trimmed.flags.remove(.fin)
                 trimmed.payloadLength = 0
                 _ = processSynchronized(trimmed, payload: UnsafeRawBufferPointer(start: nil, count: 0), now: now)
-                receiver.ackNow = true
             }
-            return .dropped(.outOfWindow)
+            // Answered with an ACK, unless it is a RST.
+            return flags.contains(.rst) ? .dropped(.outOfWindow) : .unacceptable(.outOfWindow)
         }
 
         // RFC 7323 4.3: remember the timestamp of the segment at the left window edge.
@@ -189,8 +196,7 @@ extension TCPConnection {
         }
         // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         if ack > sender.sndMax {
-            receiver.ackNow = true
-            return .dropped(.ackUnsent)
+            return .unacceptable(.ackUnsent)
         }
         if sender.sndUna - ack > sender.maxSndWnd { return .challengeAck }
 

@@ -49,6 +49,9 @@ public final class TCPConnection {
     var finWait2Deadline: Instant?
     /// A window probe or keepalive is due: a segment with seq SND.UNA-1.
     var probeNow = false
+    /// When the latest ACK in answer to an unacceptable segment without data
+    /// (or a challenge ACK) went, for the per-connection limit (`TCPAnswerLimits`).
+    var lastUnacceptableAck: Instant?
 
     // MARK: Statistics
     public internal(set) var segmentsRetransmitted: UInt64 = 0

@@ -12,6 +12,11 @@ public struct TCPCounters: Sendable {
     /// Segments whose answer waited for the end of their receive batch and
     /// went out with the rest of it (`TCPLayer.receive`: GRO's effect).
     public var answersCoalesced: UInt64 = 0
+    /// ACKs sent in answer to segments not accepted (out of window, PAWS, an
+    /// ACK of unsent data), and those the limits held back (`TCPAnswerLimits`);
+    /// the segments themselves are counted among the drops.
+    public var unacceptableAcks: UInt64 = 0
+    public var unacceptableAcksRateLimited: UInt64 = 0
     /// Segments sent again, summed over connections.
     public var retransmissions: UInt64 = 0
     /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
@@ -64,6 +69,7 @@ public struct TCPCounters: Sendable {
          ("tcp-dsacks-in", duplicateReportsIn),
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
          ("tcp-answers-coalesced", answersCoalesced),
+         ("tcp-oow-acks", unacceptableAcks), ("tcp-oow-acks-rate-limited", unacceptableAcksRateLimited),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),
          ("tcp-drops", drops.total)] + drops.report

@@ -15,7 +15,15 @@ public enum TCPDropReason: Int, DropReasonSet {
     case synQueueFull
     case acceptQueueFull
     case challengeAckRateLimited
+    /// Sent to a broadcast or multicast address, or in such a link-layer frame (RFC 1122 4.2.3.10).
     case broadcast
+    /// SYN and FIN together (RFC 9293 has no such segment): dropped in LISTEN,
+    /// SYN-SENT and SYN-RECEIVED, never taken as a SYN or a SYN-ACK (Linux
+    /// discards it in LISTEN). In the synchronized states it is a SYN as any
+    /// other there, answered by a rate-limited challenge ACK (RFC 5961 4.2).
+    case synWithFin
+    /// SYN and RST together: dropped in every state.
+    case synWithReset
 
     public var description: String {
         switch self {
@@ -35,6 +43,8 @@ public enum TCPDropReason: Int, DropReasonSet {
         case .acceptQueueFull: "tcp-accept-queue-full"
         case .challengeAckRateLimited: "tcp-challenge-ack-rate-limited"
         case .broadcast: "tcp-broadcast"
+        case .synWithFin: "tcp-syn-fin"
+        case .synWithReset: "tcp-syn-rst"
         }
     }
 }

@@ -4,7 +4,10 @@ extension TCPLayer {
     /// RFC 9293 3.10.7: check the segment, find its connection, listener, or
     /// nobody (answered with RST), and let the connection process it.
     func receive(_ d: IPDatagram, now: Instant) {
-        guard !d.toBroadcast else { return kept.drops.record(.broadcast) }
+        // RFC 1122 4.2.3.10, RFC 9293 3.10.7.2: nothing sent to a broadcast or
+        // multicast address is answered (no RST, no SYN-ACK); nor anything
+        // in such a link-layer frame (Linux takes only PACKET_HOST).
+        guard d.isUnicast else { return kept.drops.record(.broadcast) }
         let segment: TCPSegment
         do { segment = try TCPSegment(validating: d.payload) } catch { return kept.drops.record(.truncated) }
         guard d.checksum == .verified || segment.checksumIsValid(source: d.source, destination: d.destination) else {
@@ -13,6 +16,9 @@ extension TCPLayer {
         let repr: TCPRepr
         do { repr = try TCPRepr(parsing: segment) } catch { return kept.drops.record(.badOption) }
         kept.segmentsIn &+= 1
+        // SYN and RST together: neither a SYN nor a RST to believe, in any state.
+        // (Two `contains` of one flag: an array literal allocates in debug builds, per segment.)
+        if repr.flags.contains(.syn), repr.flags.contains(.rst) { return kept.drops.record(.synWithReset) }
         let payload = UnsafeRawBufferPointer(segment.payload)
         let tuple = TCPFourTuple(localAddress: d.destination, localPort: repr.destinationPort,
                                  remoteAddress: d.source, remotePort: repr.sourcePort)
@@ -39,11 +45,21 @@ extension TCPLayer {
                 }
             case .dropped(let reason):
                 kept.drops.record(reason)
+            case .unacceptable(let reason):
+                kept.drops.record(reason)
+                // RFC 9293 3.10.7.4 asks for an ACK; RFC 5961 10 lets it be limited.
+                if answerLimits.mayAnswer(c, bare: TCPAnswerLimits.isBare(repr, payloadCount: payload.count),
+                                          now: now) {
+                    c.ackNow = true
+                    kept.unacceptableAcks &+= 1
+                } else {
+                    kept.unacceptableAcksRateLimited &+= 1
+                }
             case .reset(let seq):
                 sendReset(to: tuple, seq: seq, ack: nil, now: now)
             case .challengeAck:
-                // RFC 5961 7: the answer is rate limited.
-                if challengeAcks.take(now: now) {
+                // RFC 5961 7: the answer is rate limited, per connection and stack-wide.
+                if answerLimits.mayAnswer(c, bare: true, now: now) {
                     c.ackNow = true
                     kept.challengeAcks &+= 1
                 } else {
@@ -54,6 +70,8 @@ extension TCPLayer {
             return
         }
         if let l = listeners[repr.destinationPort], !l.isClosed {
+            // SYN+FIN is no SYN (Linux discards it in LISTEN).
+            if repr.flags.contains(.syn), repr.flags.contains(.fin) { return kept.drops.record(.synWithFin) }
             return listenerReceive(l, repr, tuple: tuple, now: now)
         }
         closedReceive(repr, tuple: tuple, now: now)

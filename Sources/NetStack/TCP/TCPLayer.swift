@@ -22,8 +22,9 @@ public final class TCPLayer {
     var listeners: [UInt16: TCPListener] = [:]
     var isn: InitialSequenceNumbers
     let wheel: HierarchicalTimerWheel
-    /// RFC 5961 7: challenge ACKs are rate limited stack-wide (Linux: 1000/s).
-    var challengeAcks: TokenBucket
+    /// The limits on ACKs answering segments connections do not accept,
+    /// challenge ACKs among them (RFC 5961 7 and 10).
+    var answerLimits: TCPAnswerLimits
     /// RFC 6056: ephemeral ports from the IANA dynamic range.
     var nextEphemeralPort: UInt16
     /// Connections whose application queued output or closed since they were
@@ -55,7 +56,7 @@ public final class TCPLayer {
         self.isn = isn
         self.logger = logger
         wheel = HierarchicalTimerWheel(start: now)
-        challengeAcks = TokenBucket(ratePerSecond: 1000, burst: 100, now: now)
+        answerLimits = TCPAnswerLimits(now: now)
         nextEphemeralPort = 49152 + UInt16(truncatingIfNeeded: now.nanoseconds >> 12) % 16384
         pending.reserveCapacity(64)
     }

@@ -35,8 +35,8 @@ struct SentSegment: CustomStringConvertible {
 /// Drives one `TCPConnection` directly, smoltcp-style: the test plays the
 /// remote TCP, hands the connection crafted segments (`receive`), and collects
 /// what it sends. After every input, write, read and timer the harness calls
-/// `dispatch`, as `Interface.serviceTCP` does; a `.challengeAck` result is
-/// granted (no rate limit here) and a `.reset(seq:)` result is recorded as the
+/// `dispatch`, as `Interface.serviceTCP` does; a `.challengeAck` or
+/// `.unacceptable` result's ACK is granted (no rate limit here) and a `.reset(seq:)` result is recorded as the
 /// RST segment the interface would send (RFC 9293 3.10.7: `<SEQ=seq><CTL=RST>`).
 ///
 /// Time is a `VirtualClock`; `advance` walks through the connection's deadlines
@@ -210,7 +210,7 @@ final class TCPHarness {
         if seq == nil || (flags.contains(.syn) && segSeq == peerISS) { peerNext = segSeq + repr.segmentLength }
         let result = payload.withUnsafeBytes { p in connection.process(repr, payload: p, now: now) }
         switch result {
-        case .challengeAck:
+        case .challengeAck, .unacceptable:
             connection.receiver.ackNow = true
         case .reset(let rstSeq):
             let rst = TCPRepr(sourcePort: Self.localPort, destinationPort: Self.remotePort, seq: rstSeq,

@@ -53,7 +53,7 @@ struct InitialSequenceNumbers: Sendable {
 
     /// Stores `address` in network order at `offset`; returns the offset after it.
     @inline(__always)
-    private static func put(_ address: IPAddress, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+    static func put(_ address: IPAddress, into bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         switch address {
         case .v4(let a):
             bytes.storeBytes(of: a.value.bigEndian, toByteOffset: offset, as: UInt32.self)

@@ -68,9 +68,11 @@ import NetStackWire
         #expect(l.pendingCount == 1)
     }
 
-    @Test func fullSynQueueDropsNewSyns() throws {
+    @Test func fullSynQueueDropsNewSynsWithoutCookies() throws {
         let p = harness()
-        _ = try p.interface.tcp.listen(port: 80, synBacklog: 1)
+        var config = TCPConfiguration()
+        config.synCookies = .never
+        _ = try p.interface.tcp.listen(port: 80, synBacklog: 1, configuration: config)
         let first = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40000, destinationPort: 80, seq: peerISS,
                                              options: TCPOptions(mss: 1460)))
         #expect(first.count == 1)

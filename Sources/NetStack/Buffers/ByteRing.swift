@@ -64,7 +64,7 @@ final class ByteRing {
     init(capacity: Int, keepsReplacedStorage: Bool = false) {
         precondition(capacity > 0, "ByteRing capacity must be positive")
         precondition(capacity <= 1 << (Int.bitWidth - 2), "ByteRing capacity too large")
-        self.capacity = Self.powerOfTwo(atLeast: capacity)
+        self.capacity = Self.capacity(for: capacity)
         self.keepsReplacedStorage = keepsReplacedStorage
     }
 
@@ -73,8 +73,9 @@ final class ByteRing {
         releaseReplacedStorage()
     }
 
-    private static func powerOfTwo(atLeast n: Int) -> Int {
-        n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount)
+    /// The capacity a ring asked for `requested` bytes gets: the next power of two.
+    static func capacity(for requested: Int) -> Int {
+        requested <= 1 ? 1 : 1 << (Int.bitWidth - (requested - 1).leadingZeroBitCount)
     }
 
     /// Frees the storage growth replaced (once nothing reads frame tails from it).
@@ -94,7 +95,7 @@ final class ByteRing {
     }
 
     private func grow(to end: Int) {
-        let size = min(capacity, max(Self.powerOfTwo(atLeast: end), min(capacity, Self.initialStorage)))
+        let size = min(capacity, max(Self.capacity(for: end), min(capacity, Self.initialStorage)))
         // Cache-line aligned so copies out of the ring start on a line boundary.
         let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         if let old = storage {

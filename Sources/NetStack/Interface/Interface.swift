@@ -99,6 +99,7 @@ public final class Interface<D: Device> {
                 counters.drops.record(.arpResolutionFailed)
             }
             logger.debug("ARP resolution failed", metadata: ["next-hop": "\(ip)"])
+            tcp.neighbourUnreachable(.v4(ip))
         }
         reassembler.expire(now: now) { firstBytes in
             counters.drops.record(.reassemblyTimeout)

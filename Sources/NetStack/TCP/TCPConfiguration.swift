@@ -37,6 +37,14 @@ public struct TCPConfiguration: Sendable {
     public var maxRetransmissions = 15
     /// SYN retransmissions before an active open fails (Linux tcp_syn_retries = 6).
     public var maxSynRetransmissions = 6
+    /// SYN-ACK retransmissions before a passive open is dropped (Linux
+    /// tcp_synack_retries = 5: given up after 63 s), at most
+    /// `maxSynRetransmissions`; fewer while the listener's SYN queue is more
+    /// than half full (`SYNQueue.synAckRetryLimit`).
+    public var maxSynAckRetransmissions = 5
+    /// When a listener answers a SYN with a SYN cookie (RFC 4987 3.6) instead
+    /// of a half-open connection: Linux's tcp_syncookies, default 1.
+    public var synCookies: SYNCookieMode = .onOverflow
     /// RFC 1122 4.2.3.6 keepalive; off unless set.
     public var keepalive: Keepalive?
     /// How long an orphaned connection may wait in FIN-WAIT-2 (Linux tcp_fin_timeout).
@@ -63,4 +71,14 @@ public struct TCPConfiguration: Sendable {
     }
 
     public init() {}
+}
+
+/// Linux's `net.ipv4.tcp_syncookies`.
+public enum SYNCookieMode: Int, Sendable, CaseIterable {
+    /// 0: never; a SYN finding the SYN queue full is dropped.
+    case never = 0
+    /// 1: once the SYN queue is full.
+    case onOverflow = 1
+    /// 2: for every SYN; the listener keeps no half-open connections.
+    case always = 2
 }

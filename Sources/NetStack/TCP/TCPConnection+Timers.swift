@@ -59,16 +59,33 @@ extension TCPConnection {
     /// The RTO fired (RFC 6298 5.4-5.7): the sender resends, unless the
     /// connection has run out of tries (RFC 9293 3.8.3, R2).
     private func retransmitTimeout(now: Instant) {
-        let limit = state == .synSent || state == .synReceived
-            ? configuration.maxSynRetransmissions : configuration.maxRetransmissions
-        guard sender.retransmissions < limit else {
+        guard sender.retransmissions < retransmissionLimit else {
             if state.isSynchronized { sendResetNow = true }
             enterClosed(error: .timedOut)
             return
         }
+        // A half-open entry whose SYN-ACK went unanswered for an RTO is no longer young.
+        if state == .synReceived, let l = listener { l.synQueue.markOld(self) }
         retransmissionTimeouts &+= 1
         var events = TCPSendEvents()
         sender.retransmitTimeout(now: now, events: &events)
         record(events)
+    }
+
+    /// Timeouts of one segment before the connection gives up: SYN and data
+    /// per the configuration; a passive open's SYN-ACK (Linux's
+    /// tcp_synack_retries) fewer while its listener's SYN queue fills.
+    private var retransmissionLimit: Int {
+        switch state {
+        case .synSent:
+            return configuration.maxSynRetransmissions
+        case .synReceived:
+            let limit = min(configuration.maxSynRetransmissions, configuration.maxSynAckRetransmissions)
+            guard !activeOpen else { return configuration.maxSynRetransmissions }
+            guard let l = listener else { return limit }
+            return l.synQueue.synAckRetryLimit(capacity: l.synBacklog, configured: limit)
+        default:
+            return configuration.maxRetransmissions
+        }
     }
 }

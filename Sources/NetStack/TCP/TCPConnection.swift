@@ -113,6 +113,8 @@ public final class TCPConnection {
     var orphaned = false
     /// Passive opens remember their listener until the handshake completes.
     weak var listener: TCPListener?
+    /// Its place in the listener's SYN queue while half-open (`SYNQueue`).
+    var synQueueLink = SYNQueue.Link()
 
     /// The layer that sends for this connection: told when the application
     /// queued output, closed, or opened the window, so it goes in this loop turn.
@@ -143,12 +145,21 @@ public final class TCPConnection {
         // RFC 9293 3.7.1: without an MSS option, assume 536.
         sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration)
         receiver = TCPReceiver(configuration: configuration)
-        tsOffset = iss.rawValue &* 2_654_435_761
+        tsOffset = Self.timestampOffset(iss: iss)
         state = .closed
-        // The scale we would use: the smallest that fits the receive ring in 16 bits (RFC 7323 2.3).
+        rcvScale = configuration.windowScaling ? Self.windowScale(for: receiver.receiveBuffer.capacity) : 0
+    }
+
+    /// The offset of a connection's timestamp clock, from its ISS: a SYN
+    /// cookie's SYN-ACK and the connection its ACK makes agree on it.
+    static func timestampOffset(iss: SequenceNumber) -> UInt32 { iss.rawValue &* 2_654_435_761 }
+
+    /// The window shift we announce: the smallest that fits a receive ring of
+    /// `capacity` in 16 bits (RFC 7323 2.3).
+    static func windowScale(for capacity: Int) -> UInt8 {
         var scale: UInt8 = 0
-        while scale < 14 && (receiver.receiveBuffer.capacity >> Int(scale)) > 0xffff { scale += 1 }
-        rcvScale = configuration.windowScaling ? scale : 0
+        while scale < 14 && (capacity >> Int(scale)) > 0xffff { scale += 1 }
+        return scale
     }
 
     // MARK: Application interface

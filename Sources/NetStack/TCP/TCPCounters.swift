@@ -17,6 +17,17 @@ public struct TCPCounters: Sendable {
     /// the segments themselves are counted among the drops.
     public var unacceptableAcks: UInt64 = 0
     public var unacceptableAcksRateLimited: UInt64 = 0
+    /// SYN cookies (RFC 4987 3.6): SYN-ACKs sent with one, ACKs that
+    /// returned a valid one (a connection, unless the accept queue was full),
+    /// and ACKs checked for one that held none (forged, or expired).
+    public var synCookiesSent: UInt64 = 0
+    public var synCookiesValidated: UInt64 = 0
+    public var synCookiesFailed: UInt64 = 0
+    /// Half-open connections dropped before their time: the oldest, evicted
+    /// by a SYN that found the queue full; and those toward a neighbour that
+    /// never answered ARP.
+    public var synQueueEvicted: UInt64 = 0
+    public var halfOpenUnreachable: UInt64 = 0
     /// Segments sent again, summed over connections.
     public var retransmissions: UInt64 = 0
     /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
@@ -70,6 +81,9 @@ public struct TCPCounters: Sendable {
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
          ("tcp-answers-coalesced", answersCoalesced),
          ("tcp-oow-acks", unacceptableAcks), ("tcp-oow-acks-rate-limited", unacceptableAcksRateLimited),
+         ("tcp-syncookies-sent", synCookiesSent), ("tcp-syncookies-validated", synCookiesValidated),
+         ("tcp-syncookies-failed", synCookiesFailed), ("tcp-syn-queue-evicted", synQueueEvicted),
+         ("tcp-half-open-unreachable", halfOpenUnreachable),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),
          ("tcp-drops", drops.total)] + drops.report

@@ -30,54 +30,67 @@ extension TCPLayer {
                let l = c.listener, !l.canAcceptMore {
                 return kept.drops.record(.acceptQueueFull)
             }
-            switch c.process(repr, payload: payload, now: now) {
-            case .accepted:
-                // GRO's effect without merging frames: in-order segments of one
-                // flow arriving in one receive batch are answered once, at the
-                // batch's end (`Interface.poll` services what is queued), with
-                // one ACK, one output pass and one timer update; segments
-                // that need an answer at once (out of order, a FIN, a window
-                // probe) still get it at once, and cover what waited.
-                if c.answerMayWait {
-                    kept.answersCoalesced &+= 1
-                    c.requestService()
-                    return
-                }
-            case .dropped(let reason):
-                kept.drops.record(reason)
-            case .unacceptable(let reason):
-                kept.drops.record(reason)
-                // RFC 9293 3.10.7.4 asks for an ACK; RFC 5961 10 lets it be limited.
-                if answerLimits.mayAnswer(c, bare: TCPAnswerLimits.isBare(repr, payloadCount: payload.count),
-                                          now: now) {
-                    c.ackNow = true
-                    kept.unacceptableAcks &+= 1
-                } else {
-                    kept.unacceptableAcksRateLimited &+= 1
-                }
-            case .reset(let seq):
-                sendReset(to: tuple, seq: seq, ack: nil, now: now)
-            case .challengeAck:
-                // RFC 5961 7: the answer is rate limited, per connection and stack-wide.
-                if answerLimits.mayAnswer(c, bare: true, now: now) {
-                    c.ackNow = true
-                    kept.challengeAcks &+= 1
-                } else {
-                    kept.drops.record(.challengeAckRateLimited)
-                }
-            }
-            service(c, now: now)
-            return
+            return deliver(repr, payload: payload, to: c, tuple: tuple, now: now)
         }
         if let l = listeners[repr.destinationPort], !l.isClosed {
             // SYN+FIN is no SYN (Linux discards it in LISTEN).
             if repr.flags.contains(.syn), repr.flags.contains(.fin) { return kept.drops.record(.synWithFin) }
+            // RFC 4987 3.6: an ACK matching nothing may return a SYN cookie.
+            if repr.flags.contains(.ack), !repr.flags.contains(.syn), !repr.flags.contains(.rst),
+               receiveCookieACK(l, repr, payload: payload, tuple: tuple, now: now) {
+                return
+            }
             return listenerReceive(l, repr, tuple: tuple, now: now)
         }
         closedReceive(repr, tuple: tuple, now: now)
     }
 
-    /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED.
+    /// Hands a segment to its connection and does what the result asks.
+    @inline(__always)
+    func deliver(_ repr: TCPRepr, payload: UnsafeRawBufferPointer, to c: TCPConnection,
+                 tuple: TCPFourTuple, now: Instant) {
+        switch c.process(repr, payload: payload, now: now) {
+        case .accepted:
+            // GRO's effect without merging frames: in-order segments of one
+            // flow arriving in one receive batch are answered once, at the
+            // batch's end (`Interface.poll` services what is queued), with
+            // one ACK, one output pass and one timer update; segments
+            // that need an answer at once (out of order, a FIN, a window
+            // probe) still get it at once, and cover what waited.
+            if c.answerMayWait {
+                kept.answersCoalesced &+= 1
+                c.requestService()
+                return
+            }
+        case .dropped(let reason):
+            kept.drops.record(reason)
+        case .unacceptable(let reason):
+            kept.drops.record(reason)
+            // RFC 9293 3.10.7.4 asks for an ACK; RFC 5961 10 lets it be limited.
+            if answerLimits.mayAnswer(c, bare: TCPAnswerLimits.isBare(repr, payloadCount: payload.count),
+                                      now: now) {
+                c.ackNow = true
+                kept.unacceptableAcks &+= 1
+            } else {
+                kept.unacceptableAcksRateLimited &+= 1
+            }
+        case .reset(let seq):
+            sendReset(to: tuple, seq: seq, ack: nil, now: now)
+        case .challengeAck:
+            // RFC 5961 7: the answer is rate limited, per connection and stack-wide.
+            if answerLimits.mayAnswer(c, bare: true, now: now) {
+                c.ackNow = true
+                kept.challengeAcks &+= 1
+            } else {
+                kept.drops.record(.challengeAckRateLimited)
+            }
+        }
+        service(c, now: now)
+    }
+
+    /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED,
+    /// or, when the SYN queue is full and nothing old can make room in it, a
+    /// SYN cookie answers it (RFC 4987 3.6).
     private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
         if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
@@ -86,14 +99,32 @@ extension TCPLayer {
             return kept.drops.record(.noConnection)
         }
         guard seg.flags.contains(.syn) else { return kept.drops.record(.noSyn) }
-        guard l.halfOpen < l.synBacklog else { return kept.drops.record(.synQueueFull) }
+        let mode = l.configuration.synCookies
+        if mode == .always { return sendCookieSYNAck(l, seg, tuple: tuple, now: now) }
+        if l.halfOpen >= l.synBacklog && !evictOldHalfOpen(l) {
+            guard mode == .onOverflow else { return kept.drops.record(.synQueueFull) }
+            return sendCookieSYNAck(l, seg, tuple: tuple, now: now)
+        }
         let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
                                segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
         c.listener = l
-        l.halfOpen += 1
+        l.synQueue.append(c)
         c.acceptSYN(seg)
         kept.passiveOpens &+= 1
         service(c, now: now)
+    }
+
+    /// Makes room in `l`'s full SYN queue by dropping its oldest entry, if that
+    /// one is no longer young: its SYN-ACK went unanswered for a whole RTO, so
+    /// its peer is likely spoofed or gone, where the new SYN is as likely real
+    /// (RFC 4987 3.4, "random drop" narrowed to the oldest, as Linux's
+    /// `reqsk_timer_handler` prunes old entries first). Nothing is sent to
+    /// the dropped peer. Returns whether there is room now.
+    private func evictOldHalfOpen(_ l: TCPListener) -> Bool {
+        guard let oldest = l.synQueue.oldest, !oldest.synQueueLink.young else { return false }
+        dropHalfOpen(oldest)
+        kept.synQueueEvicted &+= 1
+        return true
     }
 
     /// RFC 9293 3.10.7.1, CLOSED: everything but a RST is answered with a RST.

@@ -23,7 +23,7 @@ extension TCPLayer {
         // writes on accept leaves in this same dispatch.
         if let l = c.listener, c.state.isSynchronized {
             c.listener = nil
-            l.halfOpen -= 1
+            l.synQueue.remove(c)
             l.established(c)
             // Data (or a FIN) that came with the handshake's last ACK was
             // announced before the application could listen for it.

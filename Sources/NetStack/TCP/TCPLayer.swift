@@ -21,6 +21,8 @@ public final class TCPLayer {
     var nextTimerID: UInt64 = 1
     var listeners: [UInt16: TCPListener] = [:]
     var isn: InitialSequenceNumbers
+    /// The keys of SYN cookies (RFC 4987 3.6), made once per stack.
+    var synCookies: SYNCookies
     let wheel: HierarchicalTimerWheel
     /// The limits on ACKs answering segments connections do not accept,
     /// challenge ACKs among them (RFC 5961 7 and 10).
@@ -52,8 +54,9 @@ public final class TCPLayer {
     /// The settings new connections get unless `listen`/`connect` pass their own.
     public var defaultConfiguration = TCPConfiguration()
 
-    init(now: Instant, isn: InitialSequenceNumbers = .random(), logger: Logger) {
+    init(now: Instant, isn: InitialSequenceNumbers = .random(), synCookies: SYNCookies = .random(), logger: Logger) {
         self.isn = isn
+        self.synCookies = synCookies
         self.logger = logger
         wheel = HierarchicalTimerWheel(start: now)
         answerLimits = TCPAnswerLimits(now: now)
@@ -141,6 +144,7 @@ public final class TCPLayer {
     public var tableReport: [(String, UInt64)] {
         func count(_ state: TCPState) -> UInt64 { UInt64(connections.values.lazy.filter { $0.state == state }.count) }
         return [("tcp-connections-in-table", UInt64(connections.count)),
+                ("tcp-in-syn-received", count(.synReceived)),
                 ("tcp-in-time-wait", count(.timeWait)), ("tcp-in-close-wait", count(.closeWait)),
                 ("tcp-in-fin-wait-2", count(.finWait2)), ("tcp-in-last-ack", count(.lastAck))]
     }
@@ -156,9 +160,10 @@ public final class TCPLayer {
         return c
     }
 
+    /// `iss`: a SYN cookie's; otherwise RFC 6528's for the tuple.
     func makeConnection(tuple: TCPFourTuple, configuration: TCPConfiguration, activeOpen: Bool,
-                        segmentLimit: Int, now: Instant) -> TCPConnection {
-        let iss = SequenceNumber(isn.next(for: tuple, now: now))
+                        segmentLimit: Int, iss: SequenceNumber? = nil, now: Instant) -> TCPConnection {
+        let iss = iss ?? SequenceNumber(isn.next(for: tuple, now: now))
         // RFC 9293 3.7.1: the MSS we announce is what one IP packet carries, less TCP's header.
         let mss = segmentLimit - TCPSegment.minimumHeaderLength
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
@@ -196,14 +201,37 @@ public final class TCPLayer {
         c.wheelTimer.handle = nil
         c.wheelTimer.deadline = nil
         if let l = c.listener {
-            l.halfOpen -= 1
+            l.synQueue.remove(c)
             c.listener = nil
         }
+        // A listener gone before its half-open connections leaves links behind.
+        c.synQueueLink = SYNQueue.Link()
         kept.add(tallies: c)
         switch c.error {
         case .connectionReset?, .connectionRefused?: kept.connectionsReset &+= 1
         case .timedOut?: kept.connectionsTimedOut &+= 1
         default: kept.connectionsClosed &+= 1
+        }
+    }
+
+    /// Drops a half-open connection without a word to its peer (evicted from
+    /// a full SYN queue, or its peer unreachable).
+    func dropHalfOpen(_ c: TCPConnection) {
+        c.enterClosed(error: nil)
+        retire(c)
+    }
+
+    /// ARP gave up on `address` (a neighbour on the link): half-open
+    /// connections toward it are dropped at once rather than holding their
+    /// SYN queue slot through every SYN-ACK retry, as Linux drops a request
+    /// socket on a host unreachable (`tcp_req_err`; its neighbour failure
+    /// reports one, RFC 1122 4.2.3.9). Established ones keep trying.
+    func neighbourUnreachable(_ address: IPAddress) {
+        for l in listeners.values where l.halfOpen > 0 {
+            for c in l.synQueue.entries where c.tuple.remoteAddress == address {
+                dropHalfOpen(c)
+                kept.halfOpenUnreachable &+= 1
+            }
         }
     }
 

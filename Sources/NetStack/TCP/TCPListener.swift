@@ -1,16 +1,27 @@
 /// A passive open on one port (RFC 9293 3.10.1, "LISTEN").
 ///
 /// Both queues are bounded, as in Linux: at most `synBacklog` half-open
-/// connections (SYN-RECEIVED), beyond which new SYNs are dropped (the client
-/// retries); and at most `backlog` established connections waiting for
-/// `accept()`, beyond which the handshake's final ACK is dropped, leaving the
-/// connection half-open until the client's retransmission finds room.
+/// connections (SYN-RECEIVED, the `SYNQueue`), beyond which a new SYN evicts
+/// the oldest entry if its SYN-ACK already went unanswered, or else is
+/// answered with a SYN cookie (`TCPConfiguration.synCookies`, RFC 4987 3.6)
+/// or dropped (the client retries); and at most `backlog` established
+/// connections waiting for `accept()`, beyond which the handshake's final ACK
+/// is dropped, leaving the connection half-open (or the cookie unanswered)
+/// until the client's retransmission finds room.
 public final class TCPListener {
     public let port: UInt16
     public let backlog: Int
     public let synBacklog: Int
     let configuration: TCPConfiguration
-    var halfOpen = 0
+    /// The half-open connections, oldest first.
+    var synQueue = SYNQueue()
+    /// Half-open connections waiting for the handshake's final ACK.
+    public var halfOpen: Int { synQueue.count }
+    /// When this listener last answered a SYN with a cookie: an ACK matching
+    /// nothing is checked as a cookie only within a cookie's lifetime of it
+    /// (Linux's `tcp_synq_no_recent_overflow`), so a blind attacker cannot
+    /// try to guess one while none are in use.
+    var lastCookieSent: Instant?
     private var ready: [TCPConnection] = []
     private var readyHead = 0
     /// Called for each connection that completes its handshake. When set,

@@ -178,6 +178,14 @@ struct TCPSender {
         if retransmitDeadline == nil { retransmitDeadline = now + rtt.rto }
     }
 
+    /// A SYN cookie's ACK acknowledged the SYN-ACK sent without state (RFC
+    /// 4987 3.6): nothing was timed, nothing is left to resend.
+    mutating func cookieAcknowledged() {
+        sndUna = iss + 1
+        sndNxt = sndUna
+        sndMax = sndUna
+    }
+
     // MARK: Output
 
     /// Sends what the sender has, in order: a due loss probe, lost segments,

@@ -52,6 +52,12 @@ struct CapturedTCP: CustomStringConvertible {
 
     var mss: UInt16? { optionList.first { $0.kind == 2 && $0.value.count == 2 }.map { read16($0.value, 0) } }
     var windowScale: UInt8? { optionList.first { $0.kind == 3 && $0.value.count == 1 }?.value[0] }
+    var sackPermitted: Bool { optionList.contains { $0.kind == 4 && $0.value.isEmpty } }
+    /// The SACK option's blocks (RFC 2018 3), left and right edges.
+    var sackBlocks: [(left: UInt32, right: UInt32)] {
+        guard let o = optionList.first(where: { $0.kind == 5 }) else { return [] }
+        return stride(from: 0, to: o.value.count - 7, by: 8).map { (read32(o.value, $0), read32(o.value, $0 + 4)) }
+    }
     var timestamps: (value: UInt32, echoReply: UInt32)? {
         optionList.first { $0.kind == 8 && $0.value.count == 8 }.map { (read32($0.value, 0), read32($0.value, 4)) }
     }

@@ -42,6 +42,8 @@ final class PeerHarness {
                                             address: IPv4CIDR(address: Self.stackIP, prefixLength: 24))
         configure(&config)
         interface = Interface(device: stackEnd, configuration: config, now: clock.now)
+        var rng = Xoshiro256StarStar(seed: 0xc00c1e)
+        interface.tcp.synCookies = SYNCookies(using: &rng)
     }
 
     // MARK: Injecting

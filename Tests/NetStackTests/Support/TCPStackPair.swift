@@ -45,6 +45,9 @@ final class StackPair<D: Device> {
         stackB = Stack(interface: b, clock: clock)
         a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
         b.tcp.isn = InitialSequenceNumbers(secret: (0x1111_2222_3333_4444, 0x5555_6666_7777_8888))
+        var rng = Xoshiro256StarStar(seed: 0x5eed)
+        a.tcp.synCookies = SYNCookies(using: &rng)
+        b.tcp.synCookies = SYNCookies(using: &rng)
     }
 
     /// Frames waiting on either side of the link.

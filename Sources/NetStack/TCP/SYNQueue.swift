@@ -9,8 +9,9 @@
 /// and of dropping the oldest):
 /// - An entry is young until its SYN-ACK is first resent: a real peer answers
 ///   within a round trip, so one that has not for a whole RTO is likely
-///   spoofed. A SYN arriving at a full queue evicts the oldest entry if it is
-///   no longer young (`TCPLayer`), before resorting to a cookie.
+///   spoofed. Without SYN cookies a SYN arriving at a full queue evicts the
+///   oldest entry if it is no longer young (`TCPLayer`); with them the SYN
+///   gets a cookie.
 /// - When more than half full, entries retry their SYN-ACK fewer times, the
 ///   fewer the smaller the young share (`synAckRetryLimit`).
 struct SYNQueue {

@@ -89,8 +89,8 @@ extension TCPLayer {
     }
 
     /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED,
-    /// or, when the SYN queue is full and nothing old can make room in it, a
-    /// SYN cookie answers it (RFC 4987 3.6).
+    /// or, when the SYN queue is full, a SYN cookie answers it (RFC 4987
+    /// 3.6); without cookies the oldest entry makes room if it is old.
     private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
         if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
@@ -101,9 +101,9 @@ extension TCPLayer {
         guard seg.flags.contains(.syn) else { return kept.drops.record(.noSyn) }
         let mode = l.configuration.synCookies
         if mode == .always { return sendCookieSYNAck(l, seg, tuple: tuple, now: now) }
-        if l.halfOpen >= l.synBacklog && !evictOldHalfOpen(l) {
-            guard mode == .onOverflow else { return kept.drops.record(.synQueueFull) }
-            return sendCookieSYNAck(l, seg, tuple: tuple, now: now)
+        if l.halfOpen >= l.synBacklog {
+            if mode == .onOverflow { return sendCookieSYNAck(l, seg, tuple: tuple, now: now) }
+            guard evictOldHalfOpen(l) else { return kept.drops.record(.synQueueFull) }
         }
         let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
                                segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
@@ -114,12 +114,16 @@ extension TCPLayer {
         service(c, now: now)
     }
 
-    /// Makes room in `l`'s full SYN queue by dropping its oldest entry, if that
-    /// one is no longer young: its SYN-ACK went unanswered for a whole RTO, so
-    /// its peer is likely spoofed or gone, where the new SYN is as likely real
-    /// (RFC 4987 3.4, "random drop" narrowed to the oldest, as Linux's
-    /// `reqsk_timer_handler` prunes old entries first). Nothing is sent to
-    /// the dropped peer. Returns whether there is room now.
+    /// Makes room in `l`'s full SYN queue, when cookies are off, by dropping
+    /// its oldest entry if that one is no longer young: its SYN-ACK went
+    /// unanswered for a whole RTO, so its peer is likely spoofed or gone,
+    /// where the new SYN is as likely real (RFC 4987 3.4's "random drop",
+    /// narrowed to the oldest). Nothing is sent to the dropped peer. With
+    /// cookies a full queue answers with them instead and old entries leave
+    /// by their shortened retries (Linux's `reqsk_timer_handler`): an
+    /// evicted entry's peer whose ACK was merely late would be reset, where
+    /// a cookie's peer completes with any later segment. Returns whether
+    /// there is room now.
     private func evictOldHalfOpen(_ l: TCPListener) -> Bool {
         guard let oldest = l.synQueue.oldest, !oldest.synQueueLink.young else { return false }
         dropHalfOpen(oldest)

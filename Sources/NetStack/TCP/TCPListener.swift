@@ -1,10 +1,10 @@
 /// A passive open on one port (RFC 9293 3.10.1, "LISTEN").
 ///
 /// Both queues are bounded, as in Linux: at most `synBacklog` half-open
-/// connections (SYN-RECEIVED, the `SYNQueue`), beyond which a new SYN evicts
-/// the oldest entry if its SYN-ACK already went unanswered, or else is
-/// answered with a SYN cookie (`TCPConfiguration.synCookies`, RFC 4987 3.6)
-/// or dropped (the client retries); and at most `backlog` established
+/// connections (SYN-RECEIVED, the `SYNQueue`), beyond which a new SYN is
+/// answered with a SYN cookie (`TCPConfiguration.synCookies`, RFC 4987 3.6),
+/// or, with cookies off, evicts the oldest entry if its SYN-ACK already went
+/// unanswered, or is dropped (the client retries); and at most `backlog` established
 /// connections waiting for `accept()`, beyond which the handshake's final ACK
 /// is dropped, leaving the connection half-open (or the cookie unanswered)
 /// until the client's retransmission finds room.

@@ -12,6 +12,8 @@ import struct
 import sys
 import time
 
+from peer import checksum  # the Internet checksum (RFC 1071)
+
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
 BROADCAST_MAC = b"\xff" * 6
@@ -25,15 +27,6 @@ def mac_bytes(text):
 
 def host_mac(ifname):
     return mac_bytes(open(f"/sys/class/net/{ifname}/address").read().strip())
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def ipv4(src, dst, proto, payload, ident=0x4242):

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sched.h>
@@ -103,6 +105,22 @@ int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]) {
     set_name(&ifr, name);
     if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0) return -errno;
     memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+int curing_if_driver(int sock, const char *name, char *driver, unsigned size) {
+    if (size == 0) return -EINVAL;
+    struct ifreq ifr;
+    set_name(&ifr, name);
+    struct ethtool_drvinfo info;
+    memset(&info, 0, sizeof info);
+    info.cmd = ETHTOOL_GDRVINFO;
+    ifr.ifr_data = (char *)&info;
+    if (ioctl(sock, SIOCETHTOOL, &ifr) < 0) return -errno;
+    size_t n = strnlen(info.driver, sizeof info.driver);
+    if (n >= size) n = size - 1;
+    memcpy(driver, info.driver, n);
+    driver[n] = 0;
     return 0;
 }
 

@@ -36,11 +36,18 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
-    /// Parses a comma-separated list; nil names the first bad item.
+    /// Parses a comma-separated list, refusing what could not all run: an
+    /// empty list or item, a bad item, and two services on one port (each
+    /// listens on it with TCP, and echo on UDP too).
     public static func parseList(_ text: String) -> Result<[ServiceSpec], ServiceSpecError> {
+        guard !text.allSatisfy(\.isWhitespace) else { return .failure(.empty) }
         var out: [ServiceSpec] = []
-        for item in text.split(separator: ",") {
-            guard let s = ServiceSpec(item) else { return .failure(ServiceSpecError(item: String(item))) }
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !item.isEmpty else { return .failure(.emptyItem(list: text)) }
+            guard let s = ServiceSpec(item) else { return .failure(.badItem(String(item))) }
+            if let other = out.first(where: { $0.port == s.port }) {
+                return .failure(.samePort(other, s))
+            }
             out.append(s)
         }
         return .success(out)
@@ -89,12 +96,31 @@ public struct ServiceCounters {
     public init(_ report: @escaping () -> [(String, UInt64)]) { self.report = report }
 }
 
-public struct ServiceSpecError: Error, CustomStringConvertible {
-    public var item: String
+/// Why a list of services was refused.
+public enum ServiceSpecError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Nothing named at all.
+    case empty
+    /// Two commas in a row, or one at either end.
+    case emptyItem(list: String)
+    /// Not NAME[:PORT] with a known NAME and a port from 1 to 65535.
+    case badItem(String)
+    /// Two services on one port: the second could not listen.
+    case samePort(ServiceSpec, ServiceSpec)
+
     public var description: String {
-        "bad service '\(item)': expected NAME[:PORT] with NAME one of "
-            + ServiceSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        switch self {
+        case .empty:
+            "no service named: expected NAME[:PORT],... with NAME one of \(Self.names)"
+        case .emptyItem(let list):
+            "empty item in '\(list)': expected NAME[:PORT],... with NAME one of \(Self.names)"
+        case .badItem(let item):
+            "bad service '\(item)': expected NAME[:PORT] with NAME one of \(Self.names) and PORT from 1 to 65535"
+        case .samePort(let a, let b):
+            "\(a) and \(b) both want port \(a.port)"
+        }
     }
+
+    static var names: String { ServiceSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 extension ServiceSpec.Kind {

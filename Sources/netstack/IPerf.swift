@@ -154,8 +154,8 @@ struct IPerf: ParsableCommand {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
         signal(SIGPIPE, SIG_IGN)
-        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: tcpOptions.configuration) { loop, faultReport in
-            defer { Self.reportFaults(faultReport()) }
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: tcpOptions.configuration) { loop, tap in
+            defer { Self.reportFaults(tap.faultReport()) }
             try test(on: loop, settings: s)
         }
     }

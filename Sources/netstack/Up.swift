@@ -14,7 +14,8 @@ struct Up: ParsableCommand {
         discussion: """
             Creates the TAP device NAME, gives the kernel's side CIDR, runs the stack at \
             IP, prints 'ready NAME IP MAC' once the stack answers, and its counters on \
-            exit.
+            exit. NAME may hold one %d, which the kernel numbers ('ready' shows the name \
+            it got); a name already in use (a veth, a persistent TAP) is refused.
 
             With any fault option the device is wrapped in a FaultInjector, between the \
             stack and the TAP (and the --pcap capture, which so shows the wire: frames as \
@@ -40,7 +41,8 @@ struct Up: ParsableCommand {
     @Option(help: ArgumentHelp("Directory whose files the http service serves (besides /bytes/N).", valueName: "DIR"))
     var root: String?
 
-    @Option(help: ArgumentHelp("Maximum segment lifetime in seconds for TCP connections (TIME-WAIT lasts twice this; default 30).",
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Maximum segment lifetime in seconds for TCP connections (TIME-WAIT lasts twice this; default 30).",
                                valueName: "SECONDS", visibility: .hidden))
     var msl: Double?
 
@@ -50,7 +52,8 @@ struct Up: ParsableCommand {
     @Flag(help: "Print the counters to stderr every second while running.")
     var stats = false
 
-    @Option(help: ArgumentHelp("Keep polling the TAP for this many microseconds after the last frame before sleeping (default 0: sleep at once); lower request/response latency for a core.",
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Keep polling the TAP for this many microseconds after the last frame before sleeping (default 0: sleep at once); lower request/response latency for a core.",
                                valueName: "USEC"))
     var busyPoll: Int = 0
 
@@ -106,13 +109,14 @@ struct Up: ParsableCommand {
     func run() throws {
         let s = try settings()
         LinkOptions.bootstrapLogging(level: s.logLevel)
-        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: s.tcp) { loop, faultReport in
-            try serve(on: loop, settings: s, faultReport: faultReport)
+        try runOnTAP(link: s.link, pcap: pcap, faults: s.faults, tcp: s.tcp) { loop, tap in
+            try serve(on: loop, settings: s, tap: tap)
         }
     }
 
     /// Runs the stack's services until a stop signal.
-    func serve(on loop: any StackLoop, settings s: Settings, faultReport: @escaping () -> [(String, UInt64)]) throws {
+    func serve(on loop: any StackLoop, settings s: Settings, tap: TAPRun) throws {
+        let faultReport = tap.faultReport
         let stack = loop.stack
         var serviceCounters: [ServiceCounters] = []
         for service in s.services {
@@ -128,7 +132,7 @@ struct Up: ParsableCommand {
         let clock = loop.clock
         loop.busyPoll = .microseconds(busyPoll)
         loop.announce()
-        Console.line("ready \(link.tap) \(stack.address) \(s.link.interface.macAddress)")
+        Console.line("ready \(tap.name) \(stack.address) \(s.link.interface.macAddress)")
 
         var nextStats = clock.now + .seconds(1)
         if stats {
@@ -150,7 +154,7 @@ struct Up: ParsableCommand {
 
 /// The options that put a stack on a new TAP device, shared by `up` and `get`.
 struct LinkOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Name of the TAP device to create.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Name of the TAP device to create (one %d lets the kernel number it); it must not exist yet.", valueName: "NAME"))
     var tap: String
 
     @Option(help: ArgumentHelp("Address and prefix for the kernel's side of the TAP (e.g. 10.0.0.1/24).", valueName: "CIDR"))
@@ -179,8 +183,13 @@ struct LinkOptions: ParsableArguments {
     }
 
     func settings() throws -> Settings {
-        guard !tap.isEmpty, tap.utf8.count < 16, !tap.contains("/") else {
-            throw ValidationError("--tap: interface names are 1 to 15 characters, without '/'")
+        let isPattern: Bool
+        do { isPattern = try InterfaceName.validate(tap) } catch {
+            throw ValidationError("--tap '\(tap)': \(error)")
+        }
+        // Refused here, with the reason, rather than by TUNSETIFF (see TAPError.nameInUse).
+        if !isPattern, let existing = InterfaceName.existing(tap) {
+            throw ValidationError("--tap \(tap): \(existing)")
         }
         guard let hostCIDR = IPv4CIDR(host), hostCIDR.prefixLength > 0, hostCIDR.prefixLength < 31 else {
             throw ValidationError("--host '\(host)': expected an IPv4 address with a prefix, such as 10.0.0.1/24")
@@ -222,11 +231,19 @@ struct LinkOptions: ParsableArguments {
     }
 }
 
+/// What `runOnTAP` hands its body besides the loop.
+struct TAPRun {
+    /// The TAP's name as the kernel gave it (a `%d` numbered).
+    let name: String
+    /// What the fault injector did (empty without one).
+    let faultReport: () -> [(String, UInt64)]
+}
+
 /// Opens the TAP (and, with `pcap`, a capture around it; with `faults`, a
 /// fault injector around that), builds the stack on it with `tcp` as its TCP
 /// defaults, installs the stop signal handlers, and runs `body` with the
-/// stack's loop and a report of the injected faults; the TAP disappears when
-/// it returns.
+/// stack's loop, the TAP's name and a report of the injected faults; the TAP
+/// disappears when it returns.
 ///
 /// The order is stack -> FaultInjector -> PcapWriter -> TAP: the capture
 /// records the wire, so it shows transmitted frames after the faults (no lost
@@ -237,7 +254,7 @@ struct LinkOptions: ParsableArguments {
 /// stack sends to wire frames.
 func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Settings? = nil, slotCount: Int = 4096,
               tcp: TCPConfiguration,
-              _ body: (any StackLoop, _ faultReport: @escaping () -> [(String, UInt64)]) throws -> Void) throws {
+              _ body: (any StackLoop, TAPRun) throws -> Void) throws {
     let clock = MonotonicClock()
     func open(offload: Bool) throws(TAPError) -> TAPDevice {
         // 64 KiB slots for offload segments: fewer of them, for the same order of memory.
@@ -253,6 +270,13 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Se
             Console.error("netstack: the kernel refused offloads (\(errno)); running without")
             device = try open(offload: false)
         }
+    } catch .invalidName(let name) {
+        Console.error("netstack: --tap '\(name)': \(TAPError.invalidName(name))")
+        throw ExitCode(2)
+    } catch .nameInUse(let existing) {
+        // Checked before, but the name can be taken in between.
+        Console.error("netstack: --tap \(existing.name): \(existing)")
+        throw ExitCode(2)
     } catch {
         Console.error("netstack: \(error)")
         throw ExitCode(1)
@@ -266,22 +290,22 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Se
             throw ExitCode(1)
         }
         defer { writer.close() }
-        try run(on: writer, link: link, faults: faults, tcp: tcp, clock: clock, body)
+        try run(on: writer, name: device.name, link: link, faults: faults, tcp: tcp, clock: clock, body)
     } else {
-        try run(on: device, link: link, faults: faults, tcp: tcp, clock: clock, body)
+        try run(on: device, name: device.name, link: link, faults: faults, tcp: tcp, clock: clock, body)
     }
 }
 
 /// Builds the stack on `device`, inside a `FaultInjector` when `faults` says
 /// so, and runs `body`. Generic, so the loop is specialised for the device.
-private func run<D: Device>(on device: D, link: LinkOptions.Settings, faults: FaultOptions.Settings?,
+private func run<D: Device>(on device: D, name: String, link: LinkOptions.Settings, faults: FaultOptions.Settings?,
                             tcp: TCPConfiguration, clock: MonotonicClock,
-                            _ body: (any StackLoop, _ faultReport: @escaping () -> [(String, UInt64)]) throws -> Void) throws {
+                            _ body: (any StackLoop, TAPRun) throws -> Void) throws {
     func start<E: Device>(_ device: E, faultReport: @escaping () -> [(String, UInt64)]) throws {
         let interface = Interface(device: device, configuration: link.interface, now: clock.now,
                                   logger: Logger(label: "netstack"))
         interface.tcp.defaultConfiguration = tcp
-        try body(EventLoop(interface: interface, clock: clock), faultReport)
+        try body(EventLoop(interface: interface, clock: clock), TAPRun(name: name, faultReport: faultReport))
     }
     if let faults {
         let injector = FaultInjector(wrapping: device, receive: faults.receive, transmit: faults.transmit,
@@ -293,27 +317,29 @@ private func run<D: Device>(on device: D, link: LinkOptions.Settings, faults: Fa
 }
 
 /// `--loss P --reorder P --duplicate P --corrupt P --seed N`, each direction
-/// overridable with `--rx-...`/`--tx-...`.
+/// overridable with `--rx-...`/`--tx-...`. Their values are taken even when
+/// they start with '-' (`parsing: .unconditional`), so `--loss -0.1` is
+/// refused as a probability out of range rather than as a missing value.
 struct FaultOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Drop frames with probability P, both directions.", valueName: "P"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Drop frames with probability P, both directions.", valueName: "P"))
     var loss: Double?
-    @Option(help: ArgumentHelp("Hold frames back (overtaken by --reorder-depth later ones) with probability P, both directions.", valueName: "P"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Hold frames back (overtaken by --reorder-depth later ones) with probability P, both directions.", valueName: "P"))
     var reorder: Double?
-    @Option(help: ArgumentHelp("Deliver frames twice with probability P, both directions.", valueName: "P"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Deliver frames twice with probability P, both directions.", valueName: "P"))
     var duplicate: Double?
-    @Option(help: ArgumentHelp("Flip 1-3 bits of a frame's IPv4 datagram with probability P, both directions.", valueName: "P"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Flip 1-3 bits of a frame's IPv4 datagram with probability P, both directions.", valueName: "P"))
     var corrupt: Double?
-    @Option(help: ArgumentHelp("Received frames only; overrides --loss.", valueName: "P")) var rxLoss: Double?
-    @Option(help: ArgumentHelp("Transmitted frames only; overrides --loss.", valueName: "P")) var txLoss: Double?
-    @Option(help: ArgumentHelp("Received frames only; overrides --reorder.", valueName: "P")) var rxReorder: Double?
-    @Option(help: ArgumentHelp("Transmitted frames only; overrides --reorder.", valueName: "P")) var txReorder: Double?
-    @Option(help: ArgumentHelp("Received frames only; overrides --duplicate.", valueName: "P")) var rxDuplicate: Double?
-    @Option(help: ArgumentHelp("Transmitted frames only; overrides --duplicate.", valueName: "P")) var txDuplicate: Double?
-    @Option(help: ArgumentHelp("Received frames only; overrides --corrupt.", valueName: "P")) var rxCorrupt: Double?
-    @Option(help: ArgumentHelp("Transmitted frames only; overrides --corrupt.", valueName: "P")) var txCorrupt: Double?
-    @Option(help: ArgumentHelp("A held frame is released after this many later frames (default 3).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Received frames only; overrides --loss.", valueName: "P")) var rxLoss: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Transmitted frames only; overrides --loss.", valueName: "P")) var txLoss: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Received frames only; overrides --reorder.", valueName: "P")) var rxReorder: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Transmitted frames only; overrides --reorder.", valueName: "P")) var txReorder: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Received frames only; overrides --duplicate.", valueName: "P")) var rxDuplicate: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Transmitted frames only; overrides --duplicate.", valueName: "P")) var txDuplicate: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Received frames only; overrides --corrupt.", valueName: "P")) var rxCorrupt: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Transmitted frames only; overrides --corrupt.", valueName: "P")) var txCorrupt: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("A held frame is released after this many later frames (default 3).", valueName: "N"))
     var reorderDepth: Int?
-    @Option(help: ArgumentHelp("Seed for the fault injector's PRNG (default 1): a seed replays its faults for the same traffic.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed for the fault injector's PRNG (default 1): a seed replays its faults for the same traffic.", valueName: "N"))
     var seed: UInt64?
 
     struct Settings {

@@ -160,12 +160,56 @@ struct TAPDeviceTests {
             do throws(TAPError) { _ = try TAPDevice(name: "lo", pool: pool, receiveBuffers: 16) } catch let e { error = e }
             return (error, pool.freeCount, pool.slotCount)
         }
-        // "lo" exists and is no TAP, so TUNSETIFF refuses to attach to it.
-        guard case .systemCall(.createInterface, _)? = result.error else {
-            Issue.record("expected a TUNSETIFF failure, got \(String(describing: result.error))")
+        // "lo" exists and is no TAP: the name is in use.
+        guard case .nameInUse(let existing)? = result.error else {
+            Issue.record("expected nameInUse, got \(String(describing: result.error))")
             return
         }
+        #expect(existing.name == "lo" && !existing.isTUNTAP)
         #expect(result.free == result.slots)
+    }
+
+    @Test("a name held by a veth or a persistent TAP is refused, and the TAP is left as it was")
+    func namesInUseAreRefused() async throws {
+        let ns = try TAPHarness.Namespace()
+        defer { ns.delete() }
+        #expect(ns.run(["ip", "link", "add", "vx0", "type", "veth", "peer", "name", "vx1"]).status == 0)
+        #expect(ns.run(["ip", "tuntap", "add", "pt0", "mode", "tap"]).status == 0)
+        let result = try await ns.onThread { () throws -> (veth: TAPError?, tap: TAPError?, seen: ExistingInterface?,
+                                                           free: Int, slots: Int) in
+            let pool = PacketPool(slotCount: 64)
+            func attempt(_ name: String) -> TAPError? {
+                do throws(TAPError) {
+                    _ = try TAPDevice(name: name, hostAddress: Self.hostCIDR, pool: pool, receiveBuffers: 16)
+                    return nil
+                } catch { return error }
+            }
+            return (attempt("vx0"), attempt("pt0"), InterfaceName.existing("pt0"), pool.freeCount, pool.slotCount)
+        }
+        guard case .nameInUse(let veth)? = result.veth, case .nameInUse(let tap)? = result.tap else {
+            Issue.record("expected nameInUse twice, got \(String(describing: result.veth)), \(String(describing: result.tap))")
+            return
+        }
+        #expect(veth.driver == "veth" && !veth.isTUNTAP)
+        #expect(tap.isTUNTAP)
+        #expect("\(TAPError.nameInUse(tap))".contains("ip tuntap del pt0 mode tap"))
+        #expect(result.seen?.isTUNTAP == true)
+        #expect(result.free == result.slots)
+        // Not taken over: no address, still down.
+        let shown = ns.run(["ip", "addr", "show", "pt0"]).output
+        #expect(!shown.contains("10.0.0.1") && !shown.contains(",UP"), "\(shown)")
+    }
+
+    @Test("a %d pattern is numbered by the kernel, and the device reports the name it got")
+    func patternsAreNumbered() async throws {
+        let ns = try TAPHarness.Namespace()
+        defer { ns.delete() }
+        let name = try await ns.onThread { () throws -> String in
+            let device = try TAPDevice(name: "ns%d", pool: PacketPool(slotCount: 64), receiveBuffers: 16)
+            defer { device.close() }
+            return device.name
+        }
+        #expect(name == "ns0")
     }
 
     @Test("closing from inside a receive handler takes effect when receive returns")
@@ -216,6 +260,29 @@ struct TAPDeviceArgumentTests {
         }
         #expect(throws: TAPError.invalidName("")) { try TAPDevice(name: "", pool: pool, receiveBuffers: 4) }
         #expect(throws: TAPError.invalidName("a/b")) { try TAPDevice(name: "a/b", pool: pool, receiveBuffers: 4) }
+    }
+
+    @Test(arguments: [
+        ("", InterfaceNameError.empty), ("sixteen-chars-xx", .tooLong(bytes: 16)), (".", .dots), ("..", .dots),
+        ("a b", .forbidden("whitespace")), ("a\tb", .forbidden("whitespace")), ("a/b", .forbidden("'/'")),
+        ("a:b", .forbidden("':'")), ("ns%s", .badPattern), ("n%d%d", .badPattern), ("tap%", .badPattern),
+        ("%%d", .badPattern), ("caf\u{E0}", .forbidden("whitespace")),
+    ])
+    func namesTheKernelRefusesAreRefusedWithTheirReason(name: String, error: InterfaceNameError) {
+        #expect(throws: error) { try InterfaceName.validate(name) }
+        #expect(throws: TAPError.invalidName(name)) {
+            try TAPDevice(name: name, pool: PacketPool(slotCount: 16), receiveBuffers: 4)
+        }
+        #expect("\(TAPError.invalidName(name))".contains("\(error)"))
+    }
+
+    @Test func namesTheKernelTakes() throws {
+        #expect(try InterfaceName.validate("tap0") == false)
+        #expect(try InterfaceName.validate("fifteen-chars-x") == false)
+        #expect(try InterfaceName.validate("tap%d") == true)
+        #expect(try InterfaceName.validate("%d") == true)
+        #expect(try InterfaceName.validate("...") == false)
+        #expect(try InterfaceName.validate("t\u{E9}") == false)
     }
 
     @Test func rejectsMoreReceiveBuffersThanThePoolHolds() {

@@ -47,6 +47,9 @@ static const short CURING_IFF_TAP = IFF_TAP;
 static const short CURING_IFF_TUN = IFF_TUN;
 static const short CURING_IFF_NO_PI = IFF_NO_PI;
 static const short CURING_IFF_VNET_HDR = IFF_VNET_HDR;
+/// Create or fail: TUNSETIFF returns EBUSY if the name is taken, rather than
+/// attaching to an existing persistent TUN/TAP device of that name.
+static const short CURING_IFF_TUN_EXCL = (short)IFF_TUN_EXCL;
 static const unsigned CURING_TUN_F_CSUM = TUN_F_CSUM;
 static const unsigned CURING_TUN_F_TSO4 = TUN_F_TSO4;
 
@@ -105,6 +108,10 @@ int curing_if_up(int sock, const char *name);
 
 /// SIOCGIFHWADDR: copies the 6-byte Ethernet address to `mac`.
 int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]);
+
+/// SIOCETHTOOL ETHTOOL_GDRVINFO: copies the name of the interface's driver
+/// ("tun" for TUN/TAP, "veth", ...) to `driver`, NUL-terminated within `size`.
+int curing_if_driver(int sock, const char *name, char *driver, unsigned size);
 
 
 // MARK: Namespaces (glibc declares setns only under _GNU_SOURCE, which Swift's

@@ -7,8 +7,12 @@ import Glibc
 
 /// Why a `TAPDevice` could not be made.
 public enum TAPError: Error, Equatable, CustomStringConvertible {
-    /// The interface name is empty, longer than 15 bytes, or contains `/` or NUL.
+    /// The kernel would refuse the interface name (`InterfaceName.validate`).
     case invalidName(String)
+    /// An interface of that name exists already: a veth, say, or a
+    /// persistent TAP, which the device does not take over (it would leave
+    /// it changed, with the host address on it, when it closes).
+    case nameInUse(ExistingInterface)
     /// A parameter the device cannot work with (pool too small, slots too small...).
     case invalidConfiguration(String)
     /// A system call failed: which step, and the errno it returned.
@@ -31,7 +35,11 @@ public enum TAPError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidName(let name):
-            return "invalid TAP interface name \"\(name)\" (1 to 15 bytes, no '/')"
+            var reason = ""
+            do { try InterfaceName.validate(name) } catch { reason = ": \(error)" }
+            return "invalid TAP interface name \"\(name)\"\(reason)"
+        case .nameInUse(let existing):
+            return "\(existing)"
         case .invalidConfiguration(let why):
             return "invalid TAP configuration: \(why)"
         case .systemCall(let op, let errno):
@@ -168,10 +176,12 @@ public final class TAPDevice: Device {
     public static func defaultReceiveBuffers(offload: Bool) -> Int { offload ? 16 : 128 }
 
     /// Creates the TAP interface `name` (non-persistent: it disappears when the
-    /// device closes) and starts receiving.
+    /// device closes) and starts receiving. A name already in use, by a veth
+    /// or by a persistent TAP, is refused (`TAPError.nameInUse`), not taken over.
     ///
     /// - Parameters:
-    ///   - name: interface name, at most 15 bytes; `tap%d` lets the kernel number it.
+    ///   - name: interface name, at most 15 bytes; `tap%d` lets the kernel
+    ///     number it (`name` then holds the number it chose).
     ///   - hostAddress: if given, the host side gets this address and netmask and is
     ///     brought up (ioctls on an AF_INET socket, in the caller's network namespace).
     ///   - pool: where frames live; it must outlive the device. Its region is
@@ -188,10 +198,7 @@ public final class TAPDevice: Device {
     public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
                 ringEntries: Int = 256, receiveBuffers: Int? = nil,
                 receiveMode: ReceiveMode = .automatic, offload: Bool = false) throws(TAPError) {
-        guard !name.isEmpty, name.utf8.count < Int(IFNAMSIZ),
-              !name.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") }) else {
-            throw .invalidName(name)
-        }
+        do { try InterfaceName.validate(name) } catch { throw .invalidName(name) }
         vnetHeader = offload
         capabilities = offload
             ? .segmenting(headroom: VirtioNetHeader.length, readsTailInPlace: true)
@@ -462,8 +469,12 @@ public final class TAPDevice: Device {
         fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if fd < 0 { throw .systemCall(.openTun, Errno(rawValue: errno)) }
         var actual = [CChar](repeating: 0, count: Int(IFNAMSIZ))
-        let flags = CURING_IFF_TAP | CURING_IFF_NO_PI | (vnetHeader ? CURING_IFF_VNET_HDR : 0)
+        let flags = CURING_IFF_TAP | CURING_IFF_NO_PI | CURING_IFF_TUN_EXCL | (vnetHeader ? CURING_IFF_VNET_HDR : 0)
         let ret = curing_tun_set_iff(fd, name, flags, &actual)
+        // With IFF_TUN_EXCL, EBUSY means the name is taken, whatever holds it.
+        if ret == -EBUSY {
+            throw .nameInUse(InterfaceName.existing(name) ?? ExistingInterface(name: name, index: 0, driver: nil))
+        }
         if ret < 0 { throw .systemCall(.createInterface, Errno(rawValue: -ret)) }
         if vnetHeader {
             let r = curing_tun_set_offload(fd, CInt(VirtioNetHeader.length), CURING_TUN_F_CSUM | CURING_TUN_F_TSO4)

@@ -28,6 +28,11 @@ struct IPerf: ParsableCommand {
             stack's frames pass a seeded FaultInjector, and its counters go to stderr \
             at the end.
 
+            SIGINT or SIGTERM ends the test as iperf3's client does (CLIENT_TERMINATE, \
+            then its connections are reset); at the end, connections still closing get \
+            up to --shutdown-grace seconds before they are reset, and a second signal \
+            cuts that short.
+
             Examples:
               netstack iperf -c 10.0.0.1 -t 5 -R \\
                   --tap tap1 --host 10.0.0.1/24 --address 10.0.0.2
@@ -74,6 +79,8 @@ struct IPerf: ParsableCommand {
 
     @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
 
+    @OptionGroup(title: "Shutdown") var shutdown: ShutdownOptions
+
     @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
 
@@ -88,6 +95,7 @@ struct IPerf: ParsableCommand {
         var options: IPerf3Client.Options
         var logLevel: Logger.Level
         var faults: FaultOptions.Settings?
+        var grace: Duration
     }
 
     func validate() throws {
@@ -147,7 +155,7 @@ struct IPerf: ParsableCommand {
         options.window = windowSize
         options.interval = .nanoseconds(Int64(interval * 1e9))
         return Settings(link: linkSettings, options: options, logLevel: try LinkOptions.logLevel(logLevel),
-                        faults: try faults.settings())
+                        faults: try faults.settings(), grace: try shutdown.grace())
     }
 
     func run() throws {
@@ -203,9 +211,11 @@ struct IPerf: ParsableCommand {
         if iperf.phase != .done && iperf.phase != .failed {
             iperf.abort(reason: "interrupt - the client has terminated")
         }
-        // Our FINs (or resets) out and answered, within reason.
-        let linger = clock.now + .seconds(2)
-        loop.run(until: { iperf.isFinished || clock.now >= linger })
+        // Our FINs (or resets) out and answered, for up to the grace period
+        // or until a second signal; then whatever is left is reset.
+        let linger = clock.now + s.grace
+        loop.run(until: { iperf.isFinished || clock.now >= linger || immediateStopRequested })
+        resetRemaining(loop)
         report(iperf, context: context, failure: iperf.failure)
         if stats {
             Console.error("netstack iperf: " + loop.stack.counterReport.map { "\($0.0)=\($0.1)" }.joined(separator: " "))

@@ -17,6 +17,11 @@ struct Up: ParsableCommand {
             exit. NAME may hold one %d, which the kernel numbers ('ready' shows the name \
             it got); a name already in use (a veth, a persistent TAP) is refused.
 
+            On SIGTERM or SIGINT the stack stops accepting (new connections are reset), \
+            closes every connection with a FIN after the data it has queued, waits up to \
+            --shutdown-grace seconds for them to finish closing, resets the rest and exits \
+            0; a second signal resets everything at once.
+
             With any fault option the device is wrapped in a FaultInjector, between the \
             stack and the TAP (and the --pcap capture, which so shows the wire: frames as \
             sent after the faults, as received before them); the exit counters and \
@@ -33,6 +38,8 @@ struct Up: ParsableCommand {
     @OptionGroup(title: "Fault injection") var faults: FaultOptions
 
     @OptionGroup(title: "TCP") var tcpOptions: TCPTuning
+
+    @OptionGroup(title: "Shutdown") var shutdown: ShutdownOptions
 
     @Option(help: ArgumentHelp("Services to run, comma separated: echo[:PORT], discard[:PORT], chargen[:PORT], http[:PORT], iperf3[:PORT].",
                                valueName: "LIST"))
@@ -68,6 +75,7 @@ struct Up: ParsableCommand {
         var tcp: TCPConfiguration
         var logLevel: Logger.Level
         var faults: FaultOptions.Settings?
+        var grace: Duration
     }
 
     func validate() throws {
@@ -103,7 +111,7 @@ struct Up: ParsableCommand {
             throw ValidationError("--busy-poll \(busyPoll): expected 0 to 1000000 microseconds")
         }
         return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
-                        faults: try faults.settings())
+                        faults: try faults.settings(), grace: try shutdown.grace())
     }
 
     func run() throws {
@@ -114,7 +122,7 @@ struct Up: ParsableCommand {
         }
     }
 
-    /// Runs the stack's services until a stop signal.
+    /// Runs the stack's services until a stop signal, then shuts down gracefully.
     func serve(on loop: any StackLoop, settings s: Settings, tap: TAPRun) throws {
         let faultReport = tap.faultReport
         let stack = loop.stack
@@ -145,6 +153,15 @@ struct Up: ParsableCommand {
             }
         }
         loop.run(until: { stopRequested.load(ordering: .relaxed) })
+
+        let logger = Logger(label: "netstack")
+        let start = clock.now
+        let outcome = shutDownGracefully(loop, grace: s.grace)
+        let took = (clock.now - start).nanoseconds / 1_000_000
+        if outcome.open > 0 {
+            let why = immediateStopRequested ? " (a second signal)" : outcome.reset > 0 ? " (the grace period ended)" : ""
+            logger.info("stopped after \(took) ms: \(outcome.open) connection(s) were open, \(outcome.reset) reset\(why)")
+        }
 
         for (name, value) in stack.counterReport + serviceCounters.flatMap({ $0.report() }) + faultReport() {
             Console.line("\(name) \(value)")

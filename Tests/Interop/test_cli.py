@@ -25,6 +25,7 @@ def up(*args, ns=None):
     (["--loss", "1.5"], "--loss 1.5: expected a probability from 0 to 1"),
     (["--tx-corrupt", "-1"], "--tx-corrupt -1.0: expected a probability from 0 to 1"),
     (["--reorder-depth", "-3"], "--reorder-depth -3: expected 1 to 1000 frames"),
+    (["--shutdown-grace", "-1"], "--shutdown-grace -1.0: expected seconds from 0 to 3600"),
     (["--serve", "http:80,echo:80"], "--serve: http:80 and echo:80 both want port 80"),
     (["--serve", ""], "--serve: no service named"),
     (["--serve", "echo,,http"], "--serve: empty item in 'echo,,http'"),

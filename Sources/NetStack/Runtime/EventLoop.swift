@@ -85,8 +85,12 @@ public protocol StackLoop: AnyObject {
     func stop()
     /// Announces the stack's address to the link (a gratuitous ARP).
     func announce()
+    /// Sends what applications (or a shutdown) queued now, without
+    /// receiving or sleeping.
+    func flush()
 }
 
 extension EventLoop: StackLoop {
     public func announce() { interface.announce() }
+    public func flush() { interface.flushPending(now: clock.now) }
 }

@@ -68,6 +68,28 @@ public final class Stack {
         TCPStream(c, executor: executor)
     }
 
+    // MARK: Shutdown
+
+    /// Begins a graceful shutdown (`netstack up` on its first SIGTERM or
+    /// SIGINT): TCP stops accepting, a new SYN draws a RST, and every
+    /// connection closes with a FIN after the data it has queued
+    /// (`TCPLayer.closeListeners`, `closeAll`). Drive the loop until
+    /// `openConnectionCount` is 0 or the grace period is over, then `resetAll`.
+    public func beginShutdown() {
+        tcp.closeListeners()
+        tcp.closeAll(now: clock.now)
+    }
+
+    /// TCP connections that still need their peer (all but TIME-WAIT): a
+    /// shutdown is complete at 0.
+    public var openConnectionCount: Int { tcp.openConnectionCount }
+
+    /// Ends a shutdown: resets every TCP connection still open (a RST each,
+    /// sent with the loop's next flush); those in TIME-WAIT stay until the
+    /// stack goes. Returns how many were reset.
+    @discardableResult
+    public func resetAll() -> Int { tcp.abortAll(now: clock.now) }
+
     // MARK: UDP
 
     /// Binds a UDP port.

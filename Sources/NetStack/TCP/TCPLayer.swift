@@ -102,10 +102,18 @@ public final class TCPLayer {
         return l
     }
 
-    /// Stops listening. Established connections from it are not affected.
+    /// Stops listening: a new SYN to the port is answered with a RST. As when
+    /// Linux closes a listening socket (`inet_csk_listen_stop`), the
+    /// listener's handshakes in progress and the connections in its accept
+    /// queue, which no application will ever take, are reset; connections
+    /// already handed to the application are not affected. The RSTs leave
+    /// with the next flush.
     public func close(_ listener: TCPListener) {
         listener.isClosed = true
         if listeners[listener.port] === listener { listeners[listener.port] = nil }
+        for c in listener.takeUnaccepted() { c.abort() }
+        guard listener.halfOpen > 0 else { return }
+        for c in connections.values where c.listener === listener { c.abort() }
     }
 
     /// Opens a connection (RFC 9293 3.10.1 active OPEN): the SYN goes out at once.

@@ -51,6 +51,14 @@ public final class TCPListener {
         return c
     }
 
+    /// Empties the accept queue (the listener is closing).
+    func takeUnaccepted() -> ArraySlice<TCPConnection> {
+        let waiting = ready[readyHead...]
+        ready = []
+        readyHead = 0
+        return waiting
+    }
+
     var canAcceptMore: Bool { onAccept != nil || pendingCount < backlog }
 
     /// A handshake finished.

@@ -85,6 +85,11 @@ public final class HTTPGet {
         self.sink = sink
     }
 
+    deinit {
+        // The connection's callbacks hold the fetch unowned: they must not outlive it.
+        connection?.removeCallbacks()
+    }
+
     /// The request as sent.
     public var requestBytes: [UInt8] {
         Array("GET \(url.target) HTTP/1.1\r\nHost: \(url.authority)\r\nUser-Agent: netstack\r\nAccept: */*\r\nConnection: close\r\n\r\n".utf8)

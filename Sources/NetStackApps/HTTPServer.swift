@@ -26,6 +26,13 @@ import NetStack
 ///
 /// Per connection the server allocates one small session object and its
 /// callbacks; per request nothing.
+///
+/// Ownership: the listener's `onAccept` holds the server, so it serves while
+/// it listens even if nobody else keeps it; `stop()` (or the stack going
+/// away) lets go. The server holds a session per open connection, the
+/// session its connection, the connection's callbacks the session; that
+/// cycle is broken when the connection reaches CLOSED, and by `stop()` and
+/// the server's deinit, so nothing outlives its use.
 public final class HTTPServer {
     public struct Configuration: Sendable {
         /// Directory whose files are served; nil serves only `/bytes/N`.
@@ -75,6 +82,10 @@ public final class HTTPServer {
     public let listener: TCPListener
     public let configuration: Configuration
     public internal(set) var counters = Counters()
+    /// The sessions of the connections being served, so `stop` can close them.
+    var sessions: [ObjectIdentifier: HTTPSession] = [:]
+    /// `stop()` was called.
+    public private(set) var isStopped = false
     /// The root after realpath(3), without a trailing slash (empty for "/").
     let root: [UInt8]?
 
@@ -124,6 +135,26 @@ public final class HTTPServer {
         resolved.reserveCapacity(lookup.maxPathLength + 1)
     }
 
+    deinit {
+        for session in sessions.values { session.detach() }
+    }
+
+    /// Connections being served.
+    public var connectionCount: Int { sessions.count }
+
+    /// Stops serving: the listener closes (a new SYN draws a RST, handshakes
+    /// in progress are reset) and every connection closes with a FIN after
+    /// what it has queued; a response not yet all queued is cut short there
+    /// (its Content-Length tells the client). The server lets go of each
+    /// connection as it reaches CLOSED, and is freed when its owner lets go.
+    public func stop() {
+        guard !isStopped else { return }
+        isStopped = true
+        listener.onAccept = nil
+        listener.close()
+        for session in Array(sessions.values) { session.stop() }
+    }
+
     public enum RootError: Error, CustomStringConvertible {
         case unusable(path: String, reason: String)
         public var description: String {
@@ -151,11 +182,12 @@ public final class HTTPServer {
 
     func accept(_ connection: TCPConnection) {
         counters.connections &+= 1
-        let session = HTTPSession(server: self)
+        let session = HTTPSession(server: self, connection: connection)
+        sessions[ObjectIdentifier(session)] = session
         connection.onReadable = { c in session.drive(c) }
         connection.onWritable = { c in session.drive(c) }
         connection.onStateChange = { c, _ in
-            if c.state == .closed { session.release() }
+            if c.state == .closed { session.finished() }
         }
         // A request may have come with the handshake's last ACK.
         session.drive(connection)
@@ -342,7 +374,11 @@ public final class HTTPServer {
 
 /// One connection's progress through its requests.
 final class HTTPSession {
-    let server: HTTPServer
+    /// Unowned: the server holds its sessions, and detaches them (deinit)
+    /// before it goes.
+    unowned let server: HTTPServer
+    /// The connection served, until it reaches CLOSED.
+    private(set) var connection: TCPConnection?
 
     /// The body of the response being sent.
     enum Body {
@@ -359,9 +395,33 @@ final class HTTPSession {
     /// We closed (or reset) the connection; anything more that arrives is dropped.
     var closing = false
 
-    init(server: HTTPServer) { self.server = server }
+    init(server: HTTPServer, connection: TCPConnection) {
+        self.server = server
+        self.connection = connection
+    }
 
     deinit { release() }
+
+    /// The connection reached CLOSED: the server forgets the session, and
+    /// the connection's callbacks, which hold it, go.
+    func finished() {
+        release()
+        closing = true
+        server.sessions[ObjectIdentifier(self)] = nil
+        detach()
+    }
+
+    /// Lets go of the connection and its callbacks (which hold the session).
+    func detach() {
+        connection?.removeCallbacks()
+        connection = nil
+    }
+
+    /// The server stops: close after what is queued.
+    func stop() {
+        guard let c = connection, !closing else { return }
+        closeNow(c)
+    }
 
     /// Closes the file being sent, if any.
     func release() {

@@ -181,6 +181,12 @@ public final class IPerf3Client {
         phaseEnteredAt = clock.now
     }
 
+    deinit {
+        // The callbacks hold the client unowned, and a data stream's hold the
+        // stream, which holds the connection: none may outlive the client.
+        for c in allConnections { c.removeCallbacks() }
+    }
+
     /// The cookie as text (without its NUL), as iperf3 -J shows it.
     public var cookieText: String { String(decoding: cookie.prefix(IPerf3.cookieSize - 1), as: UTF8.self) }
 
@@ -260,9 +266,13 @@ public final class IPerf3Client {
         case .failed:
             if abortPending {
                 abortPending = false
-                for c in allConnections where c.state != .closed {
-                    c.abort()
-                    flush?(c)
+                for c in allConnections {
+                    if c.state != .closed {
+                        c.abort()
+                        flush?(c)
+                    }
+                    // A stream's callbacks hold the stream, which holds the connection.
+                    c.removeCallbacks()
                 }
             }
         default:

@@ -11,6 +11,13 @@ import NetStack
 /// DISPLAY_RESULTS, IPERF_DONE); it uses Foundation's JSON and may allocate.
 /// The data path does not: received bytes are skipped and counted, and in
 /// reverse mode a fixed pattern buffer is written as the send ring drains.
+///
+/// Ownership: the listener's `onAccept` holds the server while it listens;
+/// `stop()` (or the stack going away) lets go. The test in progress holds
+/// its connections, whose callbacks hold the session unowned and a data
+/// stream strongly; every connection's callbacks are replaced or removed
+/// when the session lets go of it, so no stream and connection keep each
+/// other alive.
 public final class IPerf3Server {
     public struct Counters: Sendable {
         /// Tests that reached TEST_RUNNING.
@@ -66,6 +73,8 @@ public final class IPerf3Server {
     var test: IPerf3Session?
     /// The results the last client sent in EXCHANGE_RESULTS (its view of the test).
     public internal(set) var lastClientResults: IPerf3.Results?
+    /// `stop()` was called.
+    public private(set) var isStopped = false
 
     public static func install(on stack: Stack, port: UInt16 = 5201) throws -> IPerf3Server {
         _ = Self.sharedPattern.count
@@ -87,6 +96,25 @@ public final class IPerf3Server {
         self.listener = listener
         self.clock = clock
         self.flush = flush
+    }
+
+    deinit {
+        // The session's callbacks hold it unowned: they must not outlive it.
+        test?.detach()
+    }
+
+    /// Stops serving: the listener closes (a new SYN draws a RST, handshakes
+    /// in progress are reset), and a test in progress is told
+    /// SERVER_TERMINATE, as `iperf3 -s` tells it on SIGTERM, and ends as
+    /// aborted, its connections closed with a FIN after what they have queued.
+    public func stop() {
+        guard !isStopped else { return }
+        isStopped = true
+        listener.onAccept = nil
+        listener.close()
+        guard let test else { return }
+        test.send(.serverTerminate)
+        test.end(completed: false)
     }
 
     func accept(_ c: TCPConnection) {
@@ -269,9 +297,14 @@ final class IPerf3Session {
     func addCandidate(_ c: TCPConnection) {
         let s = Stream(connection: c)
         candidates.append(s)
+        // The stream holds the connection and these hold the stream: every
+        // way out of `candidates` replaces or removes them (adopt, deny,
+        // release, or here).
         c.onReadable = { [unowned self] c in self.candidateReadable(s) }
         c.onStateChange = { [unowned self] c, _ in
-            if c.state == .closed { self.candidates.removeAll { $0 === s } }
+            guard c.state == .closed else { return }
+            self.candidates.removeAll { $0 === s }
+            c.removeCallbacks()
         }
         if c.readableBytes > 0 { candidateReadable(s) }
     }
@@ -412,6 +445,16 @@ final class IPerf3Session {
         outbox = []
         Self.release(control)
         server.finished(self)
+    }
+
+    /// Lets go of every connection without closing them (the server is
+    /// going away): their callbacks, which hold this session unowned and
+    /// its streams, are removed.
+    func detach() {
+        for s in streams + candidates { s.connection.removeCallbacks() }
+        control.removeCallbacks()
+        streams = []
+        candidates = []
     }
 
     /// Hands a connection back: further input is discarded, our side closes

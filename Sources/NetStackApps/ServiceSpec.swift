@@ -53,10 +53,10 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         return .success(out)
     }
 
-    /// Starts the service on `stack`. Returns something that reports the
-    /// service's own counters, for those that keep any.
+    /// Starts the service on `stack`. Returns, for the services that keep an
+    /// object (http, iperf3), its counters and a way to stop it.
     @discardableResult
-    public func install(on stack: Stack, options: ServiceOptions = ServiceOptions()) throws -> ServiceCounters? {
+    public func install(on stack: Stack, options: ServiceOptions = ServiceOptions()) throws -> RunningService? {
         switch kind {
         case .echo:
             try UDPEchoService.install(on: stack, port: port)
@@ -68,10 +68,10 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         case .http:
             let server = try HTTPServer.install(on: stack, port: port,
                                                 configuration: HTTPServer.Configuration(root: options.root))
-            return ServiceCounters { server.counters.report }
+            return RunningService(report: { server.counters.report }, stop: server.stop)
         case .iperf3:
             let server = try IPerf3Server.install(on: stack, port: port)
-            return ServiceCounters { server.counters.report }
+            return RunningService(report: { server.counters.report }, stop: server.stop)
         }
         return nil
     }
@@ -90,10 +90,15 @@ public struct ServiceOptions: Sendable {
     }
 }
 
-/// A running service's counters, as (name, value) pairs.
-public struct ServiceCounters {
+/// A service started from the command line: its counters, as (name,
+/// value) pairs, and its `stop()` (holding both keeps the server alive).
+public struct RunningService {
     public let report: () -> [(String, UInt64)]
-    public init(_ report: @escaping () -> [(String, UInt64)]) { self.report = report }
+    public let stop: () -> Void
+    public init(report: @escaping () -> [(String, UInt64)], stop: @escaping () -> Void = {}) {
+        self.report = report
+        self.stop = stop
+    }
 }
 
 /// Why a list of services was refused.

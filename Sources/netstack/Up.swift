@@ -126,11 +126,11 @@ struct Up: ParsableCommand {
     func serve(on loop: any StackLoop, settings s: Settings, tap: TAPRun) throws {
         let faultReport = tap.faultReport
         let stack = loop.stack
-        var serviceCounters: [ServiceCounters] = []
+        var running: [RunningService] = []
         for service in s.services {
             do {
-                if let c = try service.install(on: stack, options: s.options) {
-                    serviceCounters.append(c)
+                if let r = try service.install(on: stack, options: s.options) {
+                    running.append(r)
                 }
             } catch {
                 Console.error("netstack: cannot start \(service): \(error)")
@@ -147,7 +147,7 @@ struct Up: ParsableCommand {
             loop.onTurn.append { now in
                 guard now >= nextStats else { return }
                 nextStats = now + .seconds(1)
-                let report = stack.counterReport + serviceCounters.flatMap { $0.report() } + faultReport()
+                let report = stack.counterReport + running.flatMap { $0.report() } + faultReport()
                 let line = report.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 Console.error("stats \(line)")
             }
@@ -156,6 +156,8 @@ struct Up: ParsableCommand {
 
         let logger = Logger(label: "netstack")
         let start = clock.now
+        // The services say goodbye their own way first (iperf3's SERVER_TERMINATE).
+        for r in running { r.stop() }
         let outcome = shutDownGracefully(loop, grace: s.grace)
         let took = (clock.now - start).nanoseconds / 1_000_000
         if outcome.open > 0 {
@@ -163,7 +165,7 @@ struct Up: ParsableCommand {
             logger.info("stopped after \(took) ms: \(outcome.open) connection(s) were open, \(outcome.reset) reset\(why)")
         }
 
-        for (name, value) in stack.counterReport + serviceCounters.flatMap({ $0.report() }) + faultReport() {
+        for (name, value) in stack.counterReport + running.flatMap({ $0.report() }) + faultReport() {
             Console.line("\(name) \(value)")
         }
     }

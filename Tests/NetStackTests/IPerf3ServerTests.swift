@@ -197,7 +197,8 @@ final class IPerf3Rig {
     var clock: VirtualClock { stacks.clock }
     var a: Interface<MemoryLink> { stacks.a }
     var b: Interface<MemoryLink> { stacks.b }
-    let server: IPerf3Server
+    /// Optional so a test can let go of it (and see it freed).
+    var server: IPerf3Server!
     /// Work run on every turn (the scripted client's writers).
     var onTurn: [() -> Void] = []
     /// When set, receives the allocations made while B runs, turn by turn.

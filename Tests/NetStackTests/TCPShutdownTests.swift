@@ -130,12 +130,13 @@ import NetStackWire
         let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
         pair.run(until: { client.state == .established && listener.pendingCount == 1 })
 
-        pair.b.tcp.close(listener)
+        listener.close()
         #expect(listener.isClosed && listener.pendingCount == 0)
         pair.run(until: { client.state == .closed })
         #expect(client.error == .connectionReset)
         #expect(pair.b.tcp.allConnections.isEmpty)
-        // Closing again does nothing.
+        // Closing again, through the listener or the layer, does nothing.
+        listener.close()
         pair.b.tcp.close(listener)
     }
 
@@ -150,7 +151,7 @@ import NetStackWire
         #expect(listener.halfOpen == 1)
         #expect(pair.b.tcp.allConnections.contains { $0.state == .synReceived })
 
-        pair.b.tcp.close(listener)
+        listener.close()
         pair.run(until: { client.state == .closed })
         #expect(client.error == .connectionReset)
         #expect(listener.halfOpen == 0)

@@ -105,6 +105,17 @@ public final class TCPConnection {
     public var onWritable: ((TCPConnection) -> Void)?
     /// The state changed (from the given state).
     public var onStateChange: ((TCPConnection, TCPState) -> Void)?
+    /// Drops every application callback, and with them what they captured:
+    /// how an application lets go of a connection whose callbacks hold an
+    /// object that holds the connection back (a session, a stream), which
+    /// would otherwise keep both alive as a reference cycle.
+    public func removeCallbacks() {
+        onReadable = nil
+        receiveHandler = nil
+        onWritable = nil
+        onStateChange = nil
+    }
+
     /// Events raised while a segment is processed, delivered when it is done.
     var pendingReadable = false
     var pendingWritable = false

@@ -52,4 +52,14 @@ extension TCPLayer {
         }
         return reset
     }
+
+    /// Lets go of the applications' callbacks on whatever is still listening
+    /// or connected when the layer goes away. They often hold an object that
+    /// holds the listener or connection back (a server and its listener, a
+    /// session and its connection): without this, such pairs would outlive
+    /// the stack as reference cycles.
+    func releaseApplications() {
+        for l in listeners.values { l.releaseApplication() }
+        for c in connections.values { c.removeCallbacks() }
+    }
 }

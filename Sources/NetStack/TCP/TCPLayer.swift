@@ -64,6 +64,8 @@ public final class TCPLayer {
         pending.reserveCapacity(64)
     }
 
+    deinit { releaseApplications() }
+
     /// Sends what applications start through `ip` from now on.
     func attach(to ip: some IPOutput) {
         self.ip = ip
@@ -98,6 +100,7 @@ public final class TCPLayer {
         guard listeners[port] == nil else { throw .portInUse(port) }
         let l = TCPListener(port: port, backlog: backlog, synBacklog: synBacklog,
                             configuration: configuration ?? defaultConfiguration)
+        l.layer = self
         listeners[port] = l
         return l
     }
@@ -110,6 +113,7 @@ public final class TCPLayer {
     /// with the next flush.
     public func close(_ listener: TCPListener) {
         listener.isClosed = true
+        listener.layer = nil
         if listeners[listener.port] === listener { listeners[listener.port] = nil }
         for c in listener.takeUnaccepted() { c.abort() }
         guard listener.halfOpen > 0 else { return }

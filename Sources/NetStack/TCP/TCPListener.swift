@@ -28,12 +28,24 @@ public final class TCPListener {
     /// connections go straight to it instead of the accept queue.
     public var onAccept: ((TCPConnection) -> Void)?
     public internal(set) var isClosed = false
+    /// The layer it listens on, so an application can close it through the
+    /// listener alone. Cleared when it closes and when the layer goes away
+    /// (`releaseApplication`), so it never outlives the layer. Not weak: a
+    /// weak reference would give the layer a side table (see `TCPConnection.serviceQueue`).
+    unowned(unsafe) var layer: TCPLayer?
 
     init(port: UInt16, backlog: Int, synBacklog: Int, configuration: TCPConfiguration) {
         self.port = port
         self.backlog = backlog
         self.synBacklog = synBacklog
         self.configuration = configuration
+    }
+
+    /// Stops listening (`TCPLayer.close(_:)`): a new SYN draws a RST, and
+    /// handshakes in progress and connections nobody accepted are reset.
+    /// Nothing happens once closed or once the stack is gone.
+    public func close() {
+        layer?.close(self)
     }
 
     /// Connections waiting to be accepted.
@@ -57,6 +69,15 @@ public final class TCPListener {
         ready = []
         readyHead = 0
         return waiting
+    }
+
+    /// Drops the application's callback and the connections nobody accepted
+    /// (the layer is going away; see `TCPLayer.releaseApplications`).
+    func releaseApplication() {
+        layer = nil
+        onAccept = nil
+        ready = []
+        readyHead = 0
     }
 
     var canAcceptMore: Bool { onAccept != nil || pendingCount < backlog }

@@ -266,7 +266,7 @@ struct TAPDeviceArgumentTests {
         ("", InterfaceNameError.empty), ("sixteen-chars-xx", .tooLong(bytes: 16)), (".", .dots), ("..", .dots),
         ("a b", .forbidden("whitespace")), ("a\tb", .forbidden("whitespace")), ("a/b", .forbidden("'/'")),
         ("a:b", .forbidden("':'")), ("ns%s", .badPattern), ("n%d%d", .badPattern), ("tap%", .badPattern),
-        ("%%d", .badPattern), ("caf\u{E0}", .forbidden("whitespace")),
+        ("%%d", .badPattern), ("caf\u{E0}", .forbidden("byte 0xA0 (in some UTF-8 characters, such as \u{E0}), which the kernel takes for a space")),
     ])
     func namesTheKernelRefusesAreRefusedWithTheirReason(name: String, error: InterfaceNameError) {
         #expect(throws: error) { try InterfaceName.validate(name) }

@@ -26,9 +26,9 @@ public enum InterfaceName {
             case UInt8(ascii: "/"): throw .forbidden("'/'")
             case UInt8(ascii: ":"): throw .forbidden("':'")
             case 0: throw .forbidden("NUL")
-            // The kernel's isspace(), whose table counts 0xA0 too (a byte of
-            // some UTF-8 characters).
-            case 0x09...0x0d, 0x20, 0xa0: throw .forbidden("whitespace")
+            case 0x09...0x0d, 0x20: throw .forbidden("whitespace")
+            // The kernel's isspace() counts 0xA0 too (Latin-1's no-break space).
+            case 0xa0: throw .forbidden("byte 0xA0 (in some UTF-8 characters, such as \u{E0}), which the kernel takes for a space")
             case UInt8(ascii: "%"):
                 guard percent == nil, i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "d") else {
                     throw .badPattern

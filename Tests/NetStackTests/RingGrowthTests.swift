@@ -130,6 +130,43 @@ import NetStackWire
         #expect(c.sender.sendBuffer.allocatedBytes == 0)
     }
 
+    /// A connection that carried data gives its rings' memory back once it
+    /// has been idle through a sweep, and takes it again for more data.
+    @Test func anIdleConnectionGivesItsRingMemoryBack() throws {
+        let h = PeerHarness()
+        h.resolvePeer()
+        let listener = try h.tcp.listen(port: 80)
+        let peerISS = SequenceNumber(1000)
+        let synAck = h.exchangeTCP(h.tcpFrame(.syn, destinationPort: 80, seq: peerISS, options: TCPOptions(mss: 1460)))
+        let iss = try #require(synAck.first?.seq)
+        _ = h.exchangeTCP(h.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 1, ack: iss + 1))
+        let c = try #require(listener.accept())
+        _ = h.exchangeTCP(h.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 1, ack: iss + 1,
+                                     payload: Self.bytes(1000, from: 0)))
+        var got: [UInt8] = []
+        _ = c.read(appendingTo: &got)
+        #expect(got == Self.bytes(1000, from: 0))
+        #expect(Self.bytes(700, from: 5).withUnsafeBytes { c.write($0) } == 700)
+        h.tcp.flush(c, now: h.now)
+        let reply = h.tcpOnly(h.sent())
+        #expect(reply.first?.payload == Self.bytes(700, from: 5))
+        _ = h.exchangeTCP(h.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 1001, ack: iss + 701))
+        #expect(c.receiver.receiveBuffer.allocatedBytes > 0 && c.sender.sendBuffer.allocatedBytes > 0)
+        #expect(c.sender.sendBuffer.isEmpty && c.readableBytes == 0)
+        // Two sweeps without a byte moving: the second gives the memory back.
+        for _ in 0..<2 { _ = h.advanceTCP(by: TCPLayer.idleSweepInterval + .milliseconds(10)) }
+        #expect(c.receiver.receiveBuffer.allocatedBytes == 0)
+        #expect(c.sender.sendBuffer.allocatedBytes == 0)
+        #expect(c.state == .established)
+        // More data: the rings come back, and the bytes are right.
+        _ = h.exchangeTCP(h.tcpFrame(.ack, destinationPort: 80, seq: peerISS + 1001, ack: iss + 701,
+                                     payload: Self.bytes(300, from: 9)))
+        got = []
+        _ = c.read(appendingTo: &got)
+        #expect(got == Self.bytes(300, from: 9))
+        #expect(c.receiver.receiveBuffer.allocatedBytes == ByteRing.initialStorage)
+    }
+
     /// The send ring grows while frames whose tails lie in its old storage
     /// wait for the device's flush: the old storage is kept until the flush,
     /// and the bytes arrive intact.

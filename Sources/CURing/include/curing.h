@@ -11,6 +11,7 @@
 #include <linux/io_uring.h>
 #include <liburing.h>
 #include <linux/if_tun.h>
+#include <malloc.h>  /* malloc_trim: idle TCP rings give memory back (TCPLayer.sweepIdle) */
 #include <net/if.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -78,6 +78,21 @@ final class ByteRing {
         requested <= 1 ? 1 : 1 << (Int.bitWidth - (requested - 1).leadingZeroBitCount)
     }
 
+    /// Gives the storage back while the ring is empty (an idle connection's):
+    /// the next write allocates again. Storage growth replaced is unaffected.
+    /// Returns the bytes released.
+    @discardableResult
+    func releaseStorageIfEmpty() -> Int {
+        guard count == 0, let old = storage else { return 0 }
+        let released = allocatedBytes
+        old.deallocate()
+        storage = nil
+        allocatedBytes = 0
+        mask = 0
+        head = 0
+        return released
+    }
+
     /// Frees the storage growth replaced (once nothing reads frame tails from it).
     func releaseReplacedStorage() {
         for p in replaced { p.deallocate() }
@@ -96,8 +111,11 @@ final class ByteRing {
 
     private func grow(to end: Int) {
         let size = min(capacity, max(Self.capacity(for: end), min(capacity, Self.initialStorage)))
-        // Cache-line aligned so copies out of the ring start on a line boundary.
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        // Page-aligned (cache-line aligned when smaller than a page): copies out
+        // of the ring start on a line boundary, and storage given back when
+        // idle (`releaseStorageIfEmpty`) is whole pages the allocator can
+        // return to the system, not pieces of pages it shares with neighbours.
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: size >= 4096 ? 4096 : 64)
         if let old = storage {
             // Unwrapped: offset k from the front is at index k, for every k
             // the old storage held (bytes written past the end included).

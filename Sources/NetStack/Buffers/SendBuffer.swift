@@ -41,6 +41,15 @@ final class SendBuffer {
     /// Whether growing the ring left old storage for `releaseReplacedStorage()`.
     var hasReplacedStorage: Bool { ring.hasReplacedStorage }
 
+    /// Gives the ring's storage back while nothing is queued. Safe at any
+    /// time: with nothing queued every byte sent was acknowledged, so no
+    /// frame waiting to be sent reads a tail from the ring.
+    /// Returns the bytes released.
+    @discardableResult
+    func releaseStorageIfEmpty() -> Int {
+        count == 0 ? ring.releaseStorageIfEmpty() : 0
+    }
+
     /// Frees ring storage replaced by growth: call once the device has sent
     /// every frame queued before (no tail lies in it any more).
     func releaseReplacedStorage() { ring.releaseReplacedStorage() }

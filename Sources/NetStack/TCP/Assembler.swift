@@ -40,17 +40,22 @@ struct Assembler {
     /// that range is still held.
     private var mostRecentIndex: Int?
 
-    /// Makes an empty assembler that can hold `maxRanges` disjoint ranges. This is
-    /// the only allocation it makes.
+    /// Makes an empty assembler that can hold `maxRanges` disjoint ranges. It
+    /// allocates once, for all of them, when the first range arrives (most
+    /// connections never see data out of order).
     init(maxRanges: Int = 16) {
         precondition(maxRanges > 0, "Assembler needs room for at least one range")
         self.maxRanges = maxRanges
         storage = []
-        storage.reserveCapacity(maxRanges)
     }
 
     /// True when nothing past the receive point is held (no gap to fill).
     var isEmpty: Bool { storage.isEmpty }
+
+    /// Gives the ranges' storage back while none is held (an idle connection).
+    mutating func releaseStorageIfEmpty() {
+        if storage.isEmpty && storage.capacity > 0 { storage = [] }
+    }
 
     /// How many disjoint ranges are held.
     var rangeCount: Int { storage.count }
@@ -171,6 +176,7 @@ struct Assembler {
 
     /// Inserts `range` at `index`, moving the later ranges up. Needs spare capacity.
     private mutating func insert(_ range: (start: Int, end: Int), at index: Int) {
+        if storage.capacity == 0 { storage.reserveCapacity(maxRanges) }
         let count = storage.count
         guard count > 0 else { storage.append(range); return }
         storage.append(storage[count - 1])

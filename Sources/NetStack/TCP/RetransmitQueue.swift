@@ -57,10 +57,15 @@ struct RetransmitQueue {
         self.capacity = capacity
         // Grown on demand up to `capacity`: a connection that never has
         // much in flight never holds a large scoreboard.
-        records = Deque(minimumCapacity: min(capacity, 64))
+        records = Deque()
     }
 
     var isEmpty: Bool { records.isEmpty }
+
+    /// Gives the records' storage back while none is in flight (an idle connection).
+    mutating func releaseStorageIfEmpty() {
+        if records.isEmpty { records = Deque() }
+    }
     /// The first record (at SND.UNA). Indexing, not `Collection.first`: the
     /// generic default is unspecialised in debug builds and allocates.
     var head: TransmitRecord? { records.isEmpty ? nil : records[0] }

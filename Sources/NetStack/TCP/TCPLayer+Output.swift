@@ -1,3 +1,4 @@
+import CURing
 import NetStackWire
 
 /// A connection's way out during one service: its segments, checksummed,
@@ -58,6 +59,22 @@ extension TCPLayer {
             c.handleTimers(now: now)
             service(c, now: now)
         }
+        if now >= nextIdleSweep { sweepIdle(now: now) }
+    }
+
+    /// Every `idleSweepInterval`, connections that moved nothing since the
+    /// previous sweep give back the memory their empty rings hold
+    /// (`TCPConnection.releaseStorageIfIdle`). A sweep over the table rather
+    /// than a timer per connection: nothing is added per segment, and 50,000
+    /// connections take well under a millisecond.
+    func sweepIdle(now: Instant) {
+        nextIdleSweep = now + Self.idleSweepInterval
+        var released = 0
+        for c in connections.values { released += c.releaseStorageIfIdle() }
+        // Freed ring memory stays in the allocator's heap, resident; after a
+        // sweep that freed much of it, hand the free pages back to the system
+        // (glibc's malloc_trim also releases pages inside the heap).
+        if released >= 1 << 20 { _ = malloc_trim(0) }
     }
 
     /// Frames `repr` and its payload, `a` then `b`, and sends them through

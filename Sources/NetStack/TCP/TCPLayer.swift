@@ -59,6 +59,7 @@ public final class TCPLayer {
         self.synCookies = synCookies
         self.logger = logger
         wheel = HierarchicalTimerWheel(start: now)
+        nextIdleSweep = now + Self.idleSweepInterval
         answerLimits = TCPAnswerLimits(now: now)
         nextEphemeralPort = 49152 + UInt16(truncatingIfNeeded: now.nanoseconds >> 12) % 16384
         pending.reserveCapacity(64)
@@ -85,6 +86,10 @@ public final class TCPLayer {
     /// the send rings their queued frames' tails lie in stay allocated until
     /// the flush (`FrameTail`).
     private var retired: [TCPConnection] = []
+    /// How often idle connections give back their rings' memory (`sweepIdle`):
+    /// a connection is idle after moving nothing for one to two intervals.
+    static let idleSweepInterval: Duration = .seconds(5)
+    var nextIdleSweep: Instant
     /// Connections whose send ring grew since the device was last flushed
     /// (`sendBufferGrew`): the storage it replaced waits for the flush.
     private var grownSendBuffers: [TCPConnection] = []

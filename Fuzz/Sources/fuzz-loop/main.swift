@@ -1,0 +1,84 @@
+// The fuzz driver without libFuzzer or sanitizers: the corpus first, then
+// inputs made by a seeded generator (corpus entries mutated, spliced, or
+// random bytes), until a time or frame budget runs out. Same seed, same
+// inputs, so a failure here reproduces with the seed it prints.
+//
+//   fuzz-loop [--seconds S] [--frames N] [--seed N] [--save-failing DIR] [corpus-dir ...]
+import FuzzRig
+import Foundation
+
+var seconds = 20.0
+var frameBudget = Int.max
+var seed: UInt64 = 1
+var corpusDirs: [String] = []
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let a = arguments.next() {
+    switch a {
+    case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
+    case "--frames": frameBudget = Int(arguments.next() ?? "") ?? frameBudget
+    case "--seed": seed = UInt64(arguments.next() ?? "") ?? seed
+    case "--show-setup":
+        for (k, v) in try FuzzDriver.setupReport() { print(k, v) }
+        exit(0)
+    case "-h", "--help":
+        print("usage: fuzz-loop [--seconds S] [--frames N] [--seed N] [corpus-dir ...]")
+        exit(0)
+    default: corpusDirs.append(a)
+    }
+}
+
+/// SplitMix64: small, seeded, good enough to pick mutations.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+}
+
+var corpus: [[UInt8]] = []
+for dir in corpusDirs {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.sorted() ?? []
+    for f in files {
+        if let d = FileManager.default.contents(atPath: dir + "/" + f) { corpus.append([UInt8](d)) }
+    }
+}
+
+var driver = FuzzDriver()
+var rng = SplitMix(state: seed)
+let start = Date()
+@MainActor func run(_ input: [UInt8]) {
+    input.withUnsafeBytes { bytes in driver.run(bytes) }
+}
+for input in corpus { run(input) }
+let corpusInputs = driver.inputs
+while Date().timeIntervalSince(start) < seconds, driver.frames < frameBudget {
+    var input: [UInt8]
+    if !corpus.isEmpty, rng.below(4) != 0 {
+        input = corpus[rng.below(corpus.count)]
+        for _ in 0..<(1 + rng.below(8)) {
+            switch rng.below(5) {
+            case 0, 1: if !input.isEmpty { input[rng.below(input.count)] ^= rng.byte() | 1 }
+            case 2: input.insert(rng.byte(), at: rng.below(input.count + 1))
+            case 3: if !input.isEmpty { input.remove(at: rng.below(input.count)) }
+            default:
+                let other = corpus[rng.below(corpus.count)]
+                let cut = rng.below(input.count + 1), from = rng.below(other.count + 1)
+                input = Array(input[..<cut]) + Array(other[from...])
+            }
+        }
+    } else {
+        input = (0..<(8 + rng.below(512))).map { _ in rng.byte() }
+    }
+    run(input)
+}
+let elapsed = Date().timeIntervalSince(start)
+print("fuzz-loop: seed \(seed), \(driver.inputs) inputs (\(corpusInputs) from the corpus), "
+      + "\(driver.frames) frames in, \(driver.framesOut) frames out, "
+      + String(format: "%.1f s, %.0f frames/s, ", elapsed, Double(driver.frames) / elapsed)
+      + "0 findings (every slot back once after every input)")

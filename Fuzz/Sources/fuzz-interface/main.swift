@@ -20,6 +20,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
+/// libFuzzer counts inputs; this says how many frames they made.
+func report() {
+    print("fuzz-interface: \(driver.inputs) inputs, \(driver.frames) frames in, \(driver.framesOut) frames out")
+}
+atexit(report)
+
 var argc = CommandLine.argc
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
 exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput))

@@ -60,7 +60,10 @@ let corpusInputs = driver.inputs
 while Date().timeIntervalSince(start) < seconds, driver.frames < frameBudget {
     var input: [UInt8]
     if !corpus.isEmpty, rng.below(4) != 0 {
+        // Mostly several corpus programs one after another: more frames per
+        // rig, and each meets the state the ones before it left.
         input = corpus[rng.below(corpus.count)]
+        for _ in 0..<(rng.below(2) == 0 ? 0 : 1 + rng.below(12)) { input += corpus[rng.below(corpus.count)] }
         for _ in 0..<(1 + rng.below(8)) {
             switch rng.below(5) {
             case 0, 1: if !input.isEmpty { input[rng.below(input.count)] ^= rng.byte() | 1 }

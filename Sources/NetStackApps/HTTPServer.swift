@@ -43,6 +43,13 @@ public final class HTTPServer {
         public var fileChunkSize = 64 * 1024
         /// TCP settings of accepted connections (nil: the interface's defaults).
         public var tcp: TCPConfiguration?
+        /// A connection whose client makes no progress for this long is
+        /// closed: between requests with a FIN (a keep-alive connection left
+        /// idle, nginx's `keepalive_timeout`, 75 s there, Apache's 5 s), in
+        /// the middle of a request or response with a RST (a client that stopped
+        /// sending its head or reading the body: nginx's `client_header_timeout`
+        /// and `send_timeout`, 60 s). Nil: never.
+        public var idleTimeout: Duration? = .seconds(60)
 
         public init(root: String? = nil, tcp: TCPConfiguration? = nil) {
             self.root = root
@@ -60,12 +67,14 @@ public final class HTTPServer {
         public var bodyBytes: UInt64 = 0
         /// Files that could not be read to their stat(2) length; the connection was reset.
         public var fileErrors: UInt64 = 0
+        /// Connections closed or reset by `Configuration.idleTimeout`.
+        public var idleTimeouts: UInt64 = 0
 
         public var report: [(String, UInt64)] {
             [("http-connections", connections), ("http-requests", requests),
              ("http-responses-2xx", responses2xx), ("http-responses-4xx", responses4xx),
              ("http-responses-5xx", responses5xx), ("http-body-bytes", bodyBytes),
-             ("http-file-errors", fileErrors)]
+             ("http-file-errors", fileErrors), ("http-idle-timeouts", idleTimeouts)]
         }
     }
 
@@ -188,6 +197,10 @@ public final class HTTPServer {
         connection.onWritable = { c in session.drive(c) }
         connection.onStateChange = { c, _ in
             if c.state == .closed { session.finished() }
+        }
+        if let t = configuration.idleTimeout {
+            connection.onIdle = { c in session.timedOut(c) }
+            connection.idleTimeout = t
         }
         // A request may have come with the handshake's last ACK.
         session.drive(connection)
@@ -472,6 +485,22 @@ final class HTTPSession {
     var isIdle: Bool {
         if case .none = body { return true }
         return false
+    }
+
+    /// The client made no progress for the idle timeout: between requests
+    /// the connection is closed (a FIN: a keep-alive client may simply be
+    /// done); with a request head half received or a response unsent it is
+    /// reset, since a FIN would wait behind data the peer does not take.
+    func timedOut(_ c: TCPConnection) {
+        guard !closing else { return }
+        server.counters.idleTimeouts &+= 1
+        if isIdle && c.readableBytes == 0 && requestBodyRemaining == 0 {
+            closeNow(c)
+        } else {
+            closing = true
+            release()
+            c.abort()
+        }
     }
 
     /// Half-closes after the queued response (a FIN follows it) and drops

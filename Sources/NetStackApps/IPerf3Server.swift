@@ -32,11 +32,14 @@ public final class IPerf3Server {
         public var bytesReceived: UInt64 = 0
         /// Data bytes queued on data streams in reverse mode.
         public var bytesSent: UInt64 = 0
+        /// Tests (or connections not yet in one) aborted because the client
+        /// went silent (`idleTimeout`, `receiveTimeout`).
+        public var timeouts: UInt64 = 0
 
         public var report: [(String, UInt64)] {
             [("iperf3-tests", tests), ("iperf3-completed", completed), ("iperf3-aborted", aborted),
              ("iperf3-denied", denied), ("iperf3-bytes-received", bytesReceived),
-             ("iperf3-bytes-sent", bytesSent)]
+             ("iperf3-bytes-sent", bytesSent), ("iperf3-timeouts", timeouts)]
         }
     }
 
@@ -64,6 +67,20 @@ public final class IPerf3Server {
 
     public let listener: TCPListener
     let clock: any NetClock
+    /// How long the control connection may make no progress outside a
+    /// running test (before TEST_START, awaiting the results or IPERF_DONE),
+    /// and a stream connection before it joins a test; then the test is
+    /// aborted (RSTs) and the server is free for the next client. iperf3's
+    /// `--idle-timeout` (which has no default there: one silent client
+    /// would keep everyone else out for ever).
+    public var idleTimeout: Duration? = IPerf3Server.defaultIdleTimeout
+    /// How long a running test's data stream may make no progress (no data
+    /// received, or in reverse mode none acknowledged) before the test is
+    /// aborted: iperf3's `--rcv-timeout`, whose default is 120 s. The control
+    /// connection is silent while a test runs and is not timed then.
+    public var receiveTimeout: Duration? = IPerf3Server.defaultReceiveTimeout
+    public static let defaultIdleTimeout: Duration? = .seconds(60)
+    public static let defaultReceiveTimeout: Duration? = .seconds(120)
     public internal(set) var counters = Counters()
     /// Lets the stack send what was queued on a connection from another
     /// connection's callback (the interface's `flushTCP`); a connection's own
@@ -76,7 +93,9 @@ public final class IPerf3Server {
     /// `stop()` was called.
     public private(set) var isStopped = false
 
-    public static func install(on stack: Stack, port: UInt16 = 5201) throws -> IPerf3Server {
+    public static func install(on stack: Stack, port: UInt16 = 5201,
+                               idleTimeout: Duration? = defaultIdleTimeout,
+                               receiveTimeout: Duration? = defaultReceiveTimeout) throws -> IPerf3Server {
         _ = Self.sharedPattern.count
         // iperf3 sets TCP_NODELAY on the control connection: otherwise TEST_START
         // waits for the ACK of CREATE_STREAMS, which the client delays (40 ms),
@@ -88,6 +107,8 @@ public final class IPerf3Server {
         let server = IPerf3Server(listener: listener, clock: stack.clock) { [unowned stack] c in
             stack.tcp.flush(c, now: stack.clock.now)
         }
+        server.idleTimeout = idleTimeout
+        server.receiveTimeout = receiveTimeout
         listener.onAccept = { c in server.accept(c) }
         return server
     }
@@ -179,6 +200,16 @@ final class IPerf3Session {
         control.onStateChange = { [unowned self] c, _ in
             if c.state == .closed { self.end(completed: false) }
         }
+        control.onIdle = { [unowned self] _ in self.timedOut() }
+        control.idleTimeout = server.idleTimeout
+    }
+
+    /// A connection of the test went silent past its timeout: the test is
+    /// aborted, every connection reset, and the server freed.
+    func timedOut() {
+        guard phase != .done else { return }
+        server.counters.timeouts &+= 1
+        end(completed: false, reset: true)
     }
 
     /// Once the server holds the session: the cookie may have come with the handshake's last ACK.
@@ -248,6 +279,7 @@ final class IPerf3Session {
             case .testEnd where phase == .running:
                 endedAt = server.clock.now
                 phase = .results
+                control.idleTimeout = server.idleTimeout
                 // As iperf3 -s does: the data streams close now. A reverse-mode
                 // client may be blocked reading a whole block; our FIN ends that.
                 for s in streams {
@@ -300,6 +332,14 @@ final class IPerf3Session {
         // The stream holds the connection and these hold the stream: every
         // way out of `candidates` replaces or removes them (adopt, deny,
         // release, or here).
+        // A stream that never sends its cookie.
+        c.onIdle = { [unowned self] c in
+            self.server.counters.timeouts &+= 1
+            self.candidates.removeAll { $0 === s }
+            Self.detachCallbacks(c)
+            c.abort()
+        }
+        c.idleTimeout = server.idleTimeout
         c.onReadable = { [unowned self] c in self.candidateReadable(s) }
         c.onStateChange = { [unowned self] c, _ in
             guard c.state == .closed else { return }
@@ -348,6 +388,8 @@ final class IPerf3Session {
             c.onReadable = { [unowned self] c in self.drain(s) }
         }
         c.onStateChange = nil
+        c.onIdle = { [unowned self] _ in self.timedOut() }
+        c.idleTimeout = server.receiveTimeout
         if parameters.reverse {
             c.skip(c.readableBytes)
         } else {
@@ -358,6 +400,8 @@ final class IPerf3Session {
             server.counters.tests &+= 1
             getrusage(RUSAGE_SELF.rawValue, &rusageAtStart)
             startedAt = server.clock.now
+            // The control connection stays silent until TEST_END.
+            control.idleTimeout = nil
             send(.testStart)
             send(.testRunning)
             // We are in the last stream's callback: the others need a flush.
@@ -422,7 +466,8 @@ final class IPerf3Session {
     }
 
     /// Ends the test: closes everything and frees the server for the next client.
-    func end(completed: Bool) {
+    /// With `reset`, every connection is aborted rather than closed.
+    func end(completed: Bool, reset: Bool = false) {
         guard phase != .done else { return }
         phase = .done
         if completed {
@@ -434,12 +479,27 @@ final class IPerf3Session {
         streams = []
         candidates = []
         for s in all {
-            Self.release(s.connection)
+            if reset {
+                Self.detachCallbacks(s.connection)
+                s.connection.abort()
+            } else {
+                Self.release(s.connection)
+            }
             server.flush(s.connection)
         }
         control.onReadable = nil
         control.onWritable = nil
         control.onStateChange = nil
+        control.onIdle = nil
+        control.idleTimeout = nil
+        if reset {
+            outbox = []
+            Self.detachCallbacks(control)
+            control.abort()
+            server.flush(control)
+            server.finished(self)
+            return
+        }
         // Whatever is still queued (DISPLAY_RESULTS, an error) goes out before the FIN.
         flush(control)
         outbox = []
@@ -457,9 +517,18 @@ final class IPerf3Session {
         candidates = []
     }
 
+    /// Drops every callback of ours (before an abort, whose callbacks would
+    /// come back into a session that is ending).
+    static func detachCallbacks(_ c: TCPConnection) {
+        c.idleTimeout = nil
+        c.removeCallbacks()
+    }
+
     /// Hands a connection back: further input is discarded, our side closes
     /// once nothing unread is left, and the callbacks hold nothing of ours.
     static func release(_ c: TCPConnection) {
+        c.onIdle = nil
+        c.idleTimeout = nil
         c.onWritable = nil
         c.onStateChange = nil
         c.onReceive = nil

@@ -60,17 +60,23 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
         switch kind {
         case .echo:
             try UDPEchoService.install(on: stack, port: port)
-            try TCPEchoService.install(on: stack, port: port)
+            try TCPEchoService.install(on: stack, port: port,
+                                       idleTimeout: options.idleTimeout(TCPServiceTimeouts.defaultIdleTimeout))
         case .discard:
-            try TCPDiscardService.install(on: stack, port: port)
+            try TCPDiscardService.install(on: stack, port: port,
+                                          idleTimeout: options.idleTimeout(TCPServiceTimeouts.defaultIdleTimeout))
         case .chargen:
-            try TCPChargenService.install(on: stack, port: port)
+            try TCPChargenService.install(on: stack, port: port,
+                                          idleTimeout: options.idleTimeout(TCPServiceTimeouts.defaultIdleTimeout))
         case .http:
-            let server = try HTTPServer.install(on: stack, port: port,
-                                                configuration: HTTPServer.Configuration(root: options.root))
+            var configuration = HTTPServer.Configuration(root: options.root)
+            configuration.idleTimeout = options.idleTimeout(configuration.idleTimeout)
+            let server = try HTTPServer.install(on: stack, port: port, configuration: configuration)
             return RunningService(report: { server.counters.report }, stop: server.stop)
         case .iperf3:
-            let server = try IPerf3Server.install(on: stack, port: port)
+            let server = try IPerf3Server.install(on: stack, port: port,
+                                                  idleTimeout: options.idleTimeout(IPerf3Server.defaultIdleTimeout),
+                                                  receiveTimeout: options.idleTimeout(IPerf3Server.defaultReceiveTimeout))
             return RunningService(report: { server.counters.report }, stop: server.stop)
         }
         return nil
@@ -84,9 +90,19 @@ public struct ServiceSpec: Equatable, Sendable, CustomStringConvertible {
 public struct ServiceOptions: Sendable {
     /// The HTTP service's document root (`--root`); nil serves only `/bytes/N`.
     public var root: String?
+    /// One idle timeout for every service's connections (`--idle-timeout`),
+    /// in place of each service's default; zero turns them off.
+    public var idleTimeoutOverride: Duration?
 
-    public init(root: String? = nil) {
+    public init(root: String? = nil, idleTimeoutOverride: Duration? = nil) {
         self.root = root
+        self.idleTimeoutOverride = idleTimeoutOverride
+    }
+
+    /// The timeout a service with `serviceDefault` runs with.
+    func idleTimeout(_ serviceDefault: Duration?) -> Duration? {
+        guard let o = idleTimeoutOverride else { return serviceDefault }
+        return o == .zero ? nil : o
     }
 }
 

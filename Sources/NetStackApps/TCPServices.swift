@@ -4,10 +4,17 @@ import NetStack
 /// (RFC 863) and Character Generator (RFC 864). They run on the event loop
 /// through connection callbacks; each moves as many bytes as the rings allow
 /// and waits for the next callback when they are full.
+///
+/// A connection whose peer makes no progress for `idleTimeout` (default
+/// `defaultIdleTimeout`; nil: never) is closed: echo and discard with a FIN
+/// (a RST if unread data is left), chargen with a RST, since its FIN would
+/// wait behind a send ring the peer stopped taking.
 public enum TCPEchoService {
-    public static func install(on stack: Stack, port: UInt16 = 7) throws(TCPListenError) {
+    public static func install(on stack: Stack, port: UInt16 = 7,
+                               idleTimeout: Duration? = TCPServiceTimeouts.defaultIdleTimeout) throws(TCPListenError) {
         let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
+            connection.idleTimeout = idleTimeout
             // Straight from the frame into the send ring, while nothing is waiting.
             connection.onReceive = { c, bytes in c.write(bytes) }
             connection.onReadable = { c in echo(c) }
@@ -31,9 +38,11 @@ public enum TCPEchoService {
 }
 
 public enum TCPDiscardService {
-    public static func install(on stack: Stack, port: UInt16 = 9) throws(TCPListenError) {
+    public static func install(on stack: Stack, port: UInt16 = 9,
+                               idleTimeout: Duration? = TCPServiceTimeouts.defaultIdleTimeout) throws(TCPListenError) {
         let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
+            connection.idleTimeout = idleTimeout
             connection.onReceive = { _, bytes in bytes.count }
             connection.onReadable = { c in
                 c.skip(c.readableBytes)
@@ -56,9 +65,12 @@ public enum TCPChargenService {
         return out
     }()
 
-    public static func install(on stack: Stack, port: UInt16 = 19) throws(TCPListenError) {
+    public static func install(on stack: Stack, port: UInt16 = 19,
+                               idleTimeout: Duration? = TCPServiceTimeouts.defaultIdleTimeout) throws(TCPListenError) {
         let listener = try stack.listen(port: port)
         listener.onAccept = { connection in
+            connection.onIdle = { c in c.abort() }
+            connection.idleTimeout = idleTimeout
             var offset = 0
             let fill: (TCPConnection) -> Void = { c in
                 let p = pattern.span
@@ -76,4 +88,12 @@ public enum TCPChargenService {
             fill(connection)
         }
     }
+}
+
+public enum TCPServiceTimeouts {
+    /// Echo, discard and chargen: five minutes without progress. The
+    /// services are for people and test tools, and inetd's had none; long
+    /// enough for a pause at a terminal, short enough that a peer that
+    /// vanished does not hold its connection for ever.
+    public static let defaultIdleTimeout: Duration? = .seconds(300)
 }

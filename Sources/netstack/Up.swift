@@ -49,6 +49,15 @@ struct Up: ParsableCommand {
     var root: String?
 
     @Option(parsing: .unconditional,
+            help: ArgumentHelp("Close a service's connection after this many seconds without progress from its client (default: http 60, iperf3 60 outside a test and 120 for a running test's streams, echo/discard/chargen 300; 0: never).",
+                               valueName: "SECONDS"))
+    var idleTimeout: Double?
+
+    @Option(help: ArgumentHelp("TCP keepalive (RFC 1122 4.2.3.6) on the services' connections: probes after IDLE seconds without a segment, every INTERVAL seconds, the connection reset after COUNT unanswered (defaults as Linux: 7200,75,9).",
+                               valueName: "IDLE[,INTERVAL,COUNT]"))
+    var keepalive: String?
+
+    @Option(parsing: .unconditional,
             help: ArgumentHelp("Maximum segment lifetime in seconds for TCP connections (TIME-WAIT lasts twice this; default 30).",
                                valueName: "SECONDS", visibility: .hidden))
     var msl: Double?
@@ -99,7 +108,19 @@ struct Up: ParsableCommand {
             }
             options.root = root
         }
+        if let idleTimeout {
+            guard idleTimeout.isFinite, idleTimeout >= 0, idleTimeout <= 86400 else {
+                throw ValidationError("--idle-timeout \(idleTimeout): expected seconds in [0, 86400]")
+            }
+            options.idleTimeoutOverride = .nanoseconds(Int64(idleTimeout * 1e9))
+        }
         var tcp = tcpOptions.configuration
+        if let keepalive {
+            guard let k = Self.parseKeepalive(keepalive) else {
+                throw ValidationError("--keepalive '\(keepalive)': expected IDLE[,INTERVAL,COUNT], seconds > 0 and a count of 1 to 127")
+            }
+            tcp.keepalive = k
+        }
         if let msl {
             guard msl.isFinite, msl > 0, msl <= 3600 else {
                 throw ValidationError("--msl \(msl): expected seconds in (0, 3600]")
@@ -112,6 +133,30 @@ struct Up: ParsableCommand {
         }
         return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
                         faults: try faults.settings(), grace: try shutdown.grace())
+    }
+
+    /// `IDLE[,INTERVAL,COUNT]`, as Linux's tcp_keepalive_time, _intvl and
+    /// _probes (whose limits: at most 32767 s, 127 probes); what is left out
+    /// keeps Linux's default.
+    static func parseKeepalive(_ text: String) -> TCPConfiguration.Keepalive? {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard (1...3).contains(parts.count) else { return nil }
+        func seconds(_ s: Substring) -> Duration? {
+            guard let v = Double(s), v.isFinite, v > 0, v <= 32767 else { return nil }
+            return .nanoseconds(Int64(v * 1e9))
+        }
+        var k = TCPConfiguration.Keepalive()
+        guard let idle = seconds(parts[0]) else { return nil }
+        k.idle = idle
+        if parts.count > 1 {
+            guard let interval = seconds(parts[1]) else { return nil }
+            k.interval = interval
+        }
+        if parts.count > 2 {
+            guard let n = Int(parts[2]), (1...127).contains(n) else { return nil }
+            k.probes = n
+        }
+        return k
     }
 
     func run() throws {

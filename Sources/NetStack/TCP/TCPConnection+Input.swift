@@ -23,7 +23,10 @@ extension TCPConnection {
         case .synSent:
             result = processInSynSent(seg, now: now)
         default:
+            // Forward progress (Linux's `dst_confirm`): SND.UNA or RCV.NXT moved.
+            let una = sender.sndUna, nxt = receiver.rcvNxt
             result = processSynchronized(seg, payload: payload, now: now)
+            if sender.sndUna != una || receiver.rcvNxt != nxt { lastProgress = now }
         }
         // Anything heard from the peer restarts the keepalive idle time (an
         // active open's too, from the SYN-ACK on).

@@ -4,7 +4,7 @@ extension TCPConnection {
     var nextDeadline: Instant? {
         earliest(earliest(earliest(sender.retransmitDeadline, receiver.delayedAckDeadline),
                           earliest(sender.persistDeadline, keepaliveDeadline)),
-                 earliest(earliest(timeWaitDeadline, finWait2Deadline),
+                 earliest(earliest(earliest(timeWaitDeadline, finWait2Deadline), idleDeadline),
                           earliest(sender.reorderDeadline, sender.tlp.deadline)))
     }
 
@@ -54,6 +54,24 @@ extension TCPConnection {
             probeNow = true
             keepaliveDeadline = now + k.interval
         }
+        if let d = idleDeadline, now >= d, let t = idleTimeout {
+            idleTimerFired(timeout: t, now: now)
+        }
+    }
+
+    /// The application's idle timeout: pushed on to `lastProgress + timeout`
+    /// if there was progress since it was armed; otherwise `onIdle` runs once
+    /// (or the connection is closed).
+    private func idleTimerFired(timeout: Duration, now: Instant) {
+        let due = lastProgress + timeout
+        if now < due {
+            idleDeadline = due
+            return
+        }
+        idleDeadline = nil
+        guard !idleFired else { return }
+        idleFired = true
+        if let onIdle { onIdle(self) } else { close() }
     }
 
     /// The RTO fired (RFC 6298 5.4-5.7): the sender resends, unless the

@@ -47,6 +47,17 @@ public final class TCPConnection {
     var keepaliveProbesSent = 0
     var timeWaitDeadline: Instant?
     var finWait2Deadline: Instant?
+    /// When the application's idle timeout (`idleTimeout`) is next checked:
+    /// armed at `lastProgress + idleTimeout` and pushed on lazily when it
+    /// finds progress since, so progress costs a timestamp store, not a timer.
+    var idleDeadline: Instant?
+    /// When the peer last proved the connection alive: an ACK that advanced
+    /// SND.UNA or in-order data (Linux's `dst_confirm` signal). The idle
+    /// timeout runs from it and the neighbour entry is confirmed by it.
+    public internal(set) var lastProgress: Instant
+    /// When this connection last confirmed its neighbour to IP
+    /// (`IPOutput.confirmReachable`), at most once per `TCPLayer.neighbourConfirmInterval`.
+    var neighbourConfirmed: Instant
     /// A window probe or keepalive is due: a segment with seq SND.UNA-1.
     var probeNow = false
     /// When the latest ACK in answer to an unacceptable segment without data
@@ -114,8 +125,28 @@ public final class TCPConnection {
         receiveHandler = nil
         onWritable = nil
         onStateChange = nil
+        onIdle = nil
     }
 
+    /// An application's idle timeout: once the peer has made no forward
+    /// progress (`lastProgress`: no new data, no new data acknowledged) for
+    /// this long, `onIdle` runs, or without one the connection is closed
+    /// (a FIN). What a server uses against a peer that vanished or went
+    /// silent (nginx's `keepalive_timeout`/`send_timeout`, iperf3's
+    /// `--rcv-timeout`); nil, the default, never times out. Setting it counts
+    /// from the latest progress; set it again to restart the count.
+    public var idleTimeout: Duration? {
+        didSet {
+            idleDeadline = idleTimeout.map { lastProgress + $0 }
+            idleFired = false
+            requestService()
+        }
+    }
+    /// Runs once when `idleTimeout` passes without progress; the connection
+    /// is the application's to close or abort. Nil: the stack closes it.
+    public var onIdle: ((TCPConnection) -> Void)?
+    /// `onIdle` ran for the current timeout, which waits to be set again.
+    var idleFired = false
     /// Events raised while a segment is processed, delivered when it is done.
     var pendingReadable = false
     var pendingWritable = false
@@ -157,6 +188,8 @@ public final class TCPConnection {
         sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration)
         receiver = TCPReceiver(configuration: configuration)
         tsOffset = Self.timestampOffset(iss: iss)
+        lastProgress = now
+        neighbourConfirmed = now
         state = .closed
         rcvScale = configuration.windowScaling ? Self.windowScale(for: receiver.receiveBuffer.capacity) : 0
     }
@@ -343,6 +376,7 @@ public final class TCPConnection {
         keepaliveDeadline = nil
         timeWaitDeadline = nil
         finWait2Deadline = nil
+        idleDeadline = nil
         state = .closed
         onReadable?(self)
     }

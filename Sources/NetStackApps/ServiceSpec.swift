@@ -155,3 +155,29 @@ extension ServiceSpec.Kind {
         }
     }
 }
+
+extension TCPConfiguration.Keepalive {
+    /// `IDLE[,INTERVAL,COUNT]` (`--keepalive`), seconds and a count, as
+    /// Linux's tcp_keepalive_time, _intvl and _probes and within their limits
+    /// (32767 s, 127 probes); what is left out keeps Linux's default
+    /// (7200 s, 75 s, 9).
+    public init?(spec text: String) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard (1...3).contains(parts.count) else { return nil }
+        func seconds(_ s: Substring) -> Duration? {
+            guard let v = Double(s), v.isFinite, v > 0, v <= 32767 else { return nil }
+            return .nanoseconds(Int64(v * 1e9))
+        }
+        self.init()
+        guard let idle = seconds(parts[0]) else { return nil }
+        self.idle = idle
+        if parts.count > 1 {
+            guard let interval = seconds(parts[1]) else { return nil }
+            self.interval = interval
+        }
+        if parts.count > 2 {
+            guard let n = Int(parts[2]), (1...127).contains(n) else { return nil }
+            probes = n
+        }
+    }
+}

@@ -116,7 +116,7 @@ struct Up: ParsableCommand {
         }
         var tcp = tcpOptions.configuration
         if let keepalive {
-            guard let k = Self.parseKeepalive(keepalive) else {
+            guard let k = TCPConfiguration.Keepalive(spec: keepalive) else {
                 throw ValidationError("--keepalive '\(keepalive)': expected IDLE[,INTERVAL,COUNT], seconds > 0 and a count of 1 to 127")
             }
             tcp.keepalive = k
@@ -133,30 +133,6 @@ struct Up: ParsableCommand {
         }
         return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
                         faults: try faults.settings(), grace: try shutdown.grace())
-    }
-
-    /// `IDLE[,INTERVAL,COUNT]`, as Linux's tcp_keepalive_time, _intvl and
-    /// _probes (whose limits: at most 32767 s, 127 probes); what is left out
-    /// keeps Linux's default.
-    static func parseKeepalive(_ text: String) -> TCPConfiguration.Keepalive? {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        guard (1...3).contains(parts.count) else { return nil }
-        func seconds(_ s: Substring) -> Duration? {
-            guard let v = Double(s), v.isFinite, v > 0, v <= 32767 else { return nil }
-            return .nanoseconds(Int64(v * 1e9))
-        }
-        var k = TCPConfiguration.Keepalive()
-        guard let idle = seconds(parts[0]) else { return nil }
-        k.idle = idle
-        if parts.count > 1 {
-            guard let interval = seconds(parts[1]) else { return nil }
-            k.interval = interval
-        }
-        if parts.count > 2 {
-            guard let n = Int(parts[2]), (1...127).contains(n) else { return nil }
-            k.probes = n
-        }
-        return k
     }
 
     func run() throws {

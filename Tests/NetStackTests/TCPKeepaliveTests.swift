@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+@testable import NetStackApps
 import NetStackWire
 
 /// Keepalive (RFC 1122 4.2.3.6, Linux's tcp_keepalive_* semantics) and the
@@ -99,5 +100,80 @@ import NetStackWire
         h.receive([.fin, .ack], ack: iss + 2, payload: testBytes(5))
         #expect(h.read() == testBytes(5))
         #expect(h.connection.state == .timeWait)
+    }
+
+    // MARK: Peerless connections and orphans
+
+    /// A listener with keepalive on (as `netstack up --keepalive 60,5,4`):
+    /// once the client's host vanishes, the server's ESTABLISHED connection
+    /// probes 4 times, 5 s apart, after 60 s idle, is reset and leaves the
+    /// table at idle + count x interval.
+    @Test func aPeerlessConnectionIsRetiredAfterIdlePlusCountIntervals() throws {
+        let pair = TCPStackPair()
+        var config = TCPConfiguration()
+        config.keepalive = try #require(TCPConfiguration.Keepalive(spec: "60,5,4"))
+        let listener = try pair.b.tcp.listen(port: 7, configuration: config)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 7, now: pair.now)
+        var server: TCPConnection?
+        pair.run(until: { client.state == .established && server != nil },
+                 app: { if server == nil { server = listener.accept() }; return false })
+        let s = try #require(server)
+        // A live but quiet peer answers the probes: still there after three idle periods.
+        pair.run(until: { pair.now >= s.lastProgress + .seconds(200) })
+        #expect(s.state == .established && pair.b.tcp.allConnections.count == 1)
+        let outBefore = pair.b.tcp.counters.segmentsOut
+        // Then the client's host vanishes.
+        let quietSince = pair.now
+        var seen = 0
+        while pair.b.tcp.allConnections.count == 1 && pair.now < quietSince + .seconds(400) {
+            seen += pair.linkA.pending
+            _ = pair.a.device.receive(limit: .max) { _ in }
+            _ = pair.b.poll(now: pair.now)
+            pair.b.tick(now: pair.now)
+            pair.clock.advance(by: .milliseconds(100))
+        }
+        #expect(pair.b.tcp.allConnections.isEmpty)
+        #expect(s.state == .closed && s.error == .timedOut)
+        #expect(pair.b.tcp.counters.connectionsTimedOut == 1)
+        // The last answered probe was at most one idle time before the host
+        // vanished; then 60 s idle, 4 probes 5 s apart, the reset 5 s after the last.
+ #expect(pair.now > quietSince + .seconds(20) && pair.now <= quietSince + .seconds(80) + .milliseconds(100))
+        // Probes and the reset reached the wire (4 probes and a RST, maybe a probe begun before).
+        #expect(pair.b.tcp.counters.segmentsOut - outBefore >= 5)
+        #expect(seen >= 5)
+    }
+
+    @Test func keepaliveSpecsParseAsLinuxNamesThem() {
+        let d = TCPConfiguration.Keepalive(spec: "600")
+        #expect(d?.idle == .seconds(600) && d?.interval == .seconds(75) && d?.probes == 9)
+        let all = TCPConfiguration.Keepalive(spec: "30,2.5,3")
+        #expect(all?.idle == .seconds(30) && all?.interval == .milliseconds(2500) && all?.probes == 3)
+        for bad in ["", "0", "-1", "x", "10,", "10,0", "10,1,0", "10,1,128", "10,1,2,3", "40000", "nan"] {
+            #expect(TCPConfiguration.Keepalive(spec: bad) == nil, "\(bad)")
+        }
+    }
+
+    /// Linux's tcp_orphan_retries: a connection its application closed gives
+    /// up after 8 retransmissions of its data and FIN, not 15.
+    @Test func anOrphanGivesUpAfterFewerRetransmissions() {
+        let h = TCPHarness.established()
+        h.write(testBytes(100))
+        h.close()
+        _ = h.drain()
+        let out = h.advance(by: .seconds(3600))
+        #expect(out.contains { !$0.payload.isEmpty })
+        #expect(h.connection.retransmissionTimeouts == 8)
+        #expect(h.connection.state == .closed && h.connection.error == .timedOut)
+        #expect(out.last?.flags.contains(.rst) == true)
+
+        // Only half-closed, its application still reading: the full 15.
+        let kept = TCPHarness.established()
+        kept.write(testBytes(100))
+        kept.shutdownWrite()
+        _ = kept.drain()
+        let keptOut = kept.advance(by: .seconds(3 * 3600))
+        #expect(keptOut.last?.flags.contains(.rst) == true)
+        #expect(kept.connection.retransmissionTimeouts == 15)
+        #expect(kept.connection.state == .closed)
     }
 }

@@ -35,6 +35,13 @@ public struct TCPConfiguration: Sendable {
     public var maximumRTO: Duration = .seconds(60)
     /// Retransmissions of one segment before the connection fails (RFC 9293 3.8.3 R2; Linux tcp_retries2 = 15).
     public var maxRetransmissions = 15
+    /// Retransmissions of one segment before a connection its application
+    /// closed (an orphan: nobody would hear of its failure) gives up, at most
+    /// `maxRetransmissions`. Linux's tcp_orphan_retries, whose 0 means 8:
+    /// about 100 s of backoff from a 200 ms RTO instead of 15 minutes for
+    /// tcp_retries2, so FINs lost towards a peer that vanished (a close storm
+    /// overflowing the TAP's queue) do not hold connections that long.
+    public var maxOrphanRetransmissions = 8
     /// SYN retransmissions before an active open fails (Linux tcp_syn_retries = 6).
     public var maxSynRetransmissions = 6
     /// SYN-ACK retransmissions before a passive open is dropped (Linux

@@ -91,7 +91,7 @@ extension TCPConnection {
     }
 
     /// Timeouts of one segment before the connection gives up: SYN and data
-    /// per the configuration; a passive open's SYN-ACK (Linux's
+    /// per the configuration, fewer once the application closed it; a passive open's SYN-ACK (Linux's
     /// tcp_synack_retries) fewer while its listener's SYN queue fills.
     private var retransmissionLimit: Int {
         switch state {
@@ -103,7 +103,9 @@ extension TCPConnection {
             guard let l = listener else { return limit }
             return l.synQueue.synAckRetryLimit(capacity: l.synBacklog, configured: limit)
         default:
-            return configuration.maxRetransmissions
+            // Linux's tcp_write_timeout: an orphan (SOCK_DEAD) retries tcp_orphan_retries times.
+            return orphaned ? min(configuration.maxOrphanRetransmissions, configuration.maxRetransmissions)
+                : configuration.maxRetransmissions
         }
     }
 }

@@ -4,7 +4,13 @@ import NetStackWire
 /// 1122 2.3.2.1), and the frames waiting for an answer.
 ///
 /// Entries expire after `lifetime`, so a host that changed its MAC is
-/// re-resolved. An unresolved next hop is asked for at most `maxRequests`
+/// re-resolved; but an entry in use is not left to expire (Linux's NUD,
+/// RFC 4861 7.3's reachability confirmation, for ARP as Linux does it): a
+/// transport's forward progress towards the neighbour confirms it
+/// (`confirm`, as `dst_confirm`/`neigh_confirm`), and a frame sent within
+/// `refreshMargin` of expiry sends a unicast request to the known address
+/// (NUD's PROBE), at most one per `retryInterval`, whose reply renews it;
+/// traffic never waits on resolution. An idle entry still expires. An unresolved next hop is asked for at most `maxRequests`
 /// times, `retryInterval` apart; after that its waiting frames are dropped.
 /// Both the table and the waiting queue are bounded.
 struct ARPCache {
@@ -15,7 +21,8 @@ struct ARPCache {
         var expires: Instant
         /// Requests sent for a pending entry.
         var requestsSent: Int
-        /// When a pending entry asks again (or gives up).
+        /// When a pending entry asks again (or gives up); when a resolved
+        /// entry in use may send its next unicast refresh.
         var nextRequest: Instant
     }
 
@@ -30,6 +37,10 @@ struct ARPCache {
     let retryInterval: Duration
     let maxRequests: Int
     let maxWaiting: Int
+    /// How long before expiry an entry in use is refreshed: a quarter of the
+    /// lifetime, at most 5 s (Linux's delay_first_probe_time), so several
+    /// unicast requests, a `retryInterval` apart, fit before it expires.
+    let refreshMargin: Duration
     private(set) var entries: [IPv4Address: Entry]
     /// In arrival order, so frames to one next hop leave in the order they were sent.
     private(set) var waiting: [Waiting]
@@ -40,6 +51,7 @@ struct ARPCache {
         self.retryInterval = retryInterval
         self.maxRequests = maxRequests
         self.maxWaiting = maxWaiting
+        refreshMargin = min(lifetime / 4, .seconds(5))
         entries = Dictionary(minimumCapacity: capacity)
         waiting = []
         waiting.reserveCapacity(maxWaiting)
@@ -49,6 +61,31 @@ struct ARPCache {
     func lookup(_ ip: IPv4Address, now: Instant) -> MACAddress? {
         guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
         return mac
+    }
+
+    /// `lookup` for a frame about to be sent: sets `refresh` when the entry
+    /// is within `refreshMargin` of expiry and a unicast request to the
+    /// returned address is due (recorded here). Writes the table only then.
+    @inline(__always)
+    mutating func lookup(_ ip: IPv4Address, now: Instant, refresh: inout Bool) -> MACAddress? {
+        guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
+        if now >= e.nextRequest {
+            entries[ip]?.nextRequest = now + retryInterval
+            refresh = true
+        }
+        return mac
+    }
+
+    /// A transport saw forward progress towards `ip`: a resolved entry is
+    /// trusted for another `lifetime` (also just after it expired, while it
+    /// is still kept: the address was proven). Returns true if there was one.
+    @discardableResult
+    mutating func confirm(_ ip: IPv4Address, now: Instant) -> Bool {
+        guard var e = entries[ip], e.mac != nil else { return false }
+        e.expires = now + lifetime
+        e.nextRequest = now + (lifetime - refreshMargin)
+        entries[ip] = e
+        return true
     }
 
     var resolvedCount: Int { entries.values.count(where: { $0.mac != nil }) }
@@ -62,7 +99,8 @@ struct ARPCache {
             guard create else { return false }
             if entries.count >= capacity { evictOne(now: now) }
         }
-        entries[ip] = Entry(mac: mac, expires: now + lifetime, requestsSent: 0, nextRequest: now)
+        entries[ip] = Entry(mac: mac, expires: now + lifetime, requestsSent: 0,
+                            nextRequest: now + (lifetime - refreshMargin))
         return true
     }
 

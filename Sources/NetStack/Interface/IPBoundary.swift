@@ -106,6 +106,12 @@ public protocol IPOutput: AnyObject {
     /// exceeds the MTU (UDP, ICMP). False if it was dropped; IP counts why.
     func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,
               payload: UnsafeRawBufferPointer, now: Instant) -> Bool
+    /// The transport saw forward progress with `address` (RFC 1122 2.3.2.1's
+    /// advice, Linux's `dst_confirm`: an ACK of new data, or new in-order
+    /// data): the neighbour that leads there is reachable, and its link
+    /// address stays trusted without asking. Cheap, but transports call it
+    /// at most about once a second per connection, not per segment.
+    func confirmReachable(_ address: IPAddress, now: Instant)
     /// Answers `datagram` with port unreachable, unless the rules for ICMP
     /// errors forbid it (RFC 1122 3.2.2; rate limited).
     func reportPortUnreachable(_ datagram: IPDatagram, now: Instant)

@@ -34,6 +34,11 @@ extension Interface: IPOutput {
         return sendIPv4(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
     }
 
+    public func confirmReachable(_ address: IPAddress, now: Instant) {
+        guard case .v4(let d) = address, let hop = route(d), !hop.isBroadcast else { return }
+        if arp.confirm(hop, now: now) { counters.arpConfirmations &+= 1 }
+    }
+
     public func reportPortUnreachable(_ datagram: IPDatagram, now: Instant) {
         sendICMPError(.destinationUnreachable(.port), for: datagram, now: now)
     }

@@ -133,7 +133,13 @@ extension Interface {
         if nextHop.isBroadcast || configuration.address.isDirectedBroadcast(nextHop) {
             mac = .broadcast
         } else {
-            mac = arp.lookup(nextHop, now: now)
+            var refresh = false
+            mac = arp.lookup(nextHop, now: now, refresh: &refresh)
+            // In use and close to expiry: ask the neighbour itself, before the frame.
+            if refresh, let m = mac {
+                counters.arpRefreshRequestsOut &+= 1
+                sendARP(operation: .request, targetMAC: .zero, targetIP: nextHop, destination: m)
+            }
         }
         frame.withBytes { bytes in
             EthernetRepr(destination: mac ?? .zero, source: configuration.macAddress, etherType: etherType)

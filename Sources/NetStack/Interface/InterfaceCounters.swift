@@ -8,6 +8,10 @@ public struct InterfaceCounters: Sendable {
     public var arpRepliesIn: UInt64 = 0
     public var arpRequestsOut: UInt64 = 0
     public var arpRepliesOut: UInt64 = 0
+    /// Unicast requests refreshing an entry in use before it expires (of `arpRequestsOut`).
+    public var arpRefreshRequestsOut: UInt64 = 0
+    /// Entries confirmed by a transport's forward progress (`IPOutput.confirmReachable`).
+    public var arpConfirmations: UInt64 = 0
     public var ipv4In: UInt64 = 0
     public var ipv4Out: UInt64 = 0
     public var fragmentsIn: UInt64 = 0
@@ -29,6 +33,7 @@ public struct InterfaceCounters: Sendable {
             ("frames-in", framesIn), ("frames-out", framesOut), ("bytes-in", bytesIn), ("bytes-out", bytesOut),
             ("arp-requests-in", arpRequestsIn), ("arp-replies-in", arpRepliesIn),
             ("arp-requests-out", arpRequestsOut), ("arp-replies-out", arpRepliesOut),
+            ("arp-refresh-requests-out", arpRefreshRequestsOut), ("arp-confirmations", arpConfirmations),
             ("ipv4-in", ipv4In), ("ipv4-out", ipv4Out), ("fragments-in", fragmentsIn),
             ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
             ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),

@@ -49,7 +49,14 @@ extension TCPLayer {
     @inline(__always)
     func deliver(_ repr: TCPRepr, payload: UnsafeRawBufferPointer, to c: TCPConnection,
                  tuple: TCPFourTuple, now: Instant) {
-        switch c.process(repr, payload: payload, now: now) {
+        let result = c.process(repr, payload: payload, now: now)
+        // Forward progress confirms the neighbour (Linux's dst_confirm), at
+        // most once per interval: a comparison per segment, a table write a second.
+        if c.lastProgress == now && now - c.neighbourConfirmed >= Self.neighbourConfirmInterval {
+            c.neighbourConfirmed = now
+            ip.confirmReachable(c.tuple.remoteAddress, now: now)
+        }
+        switch result {
         case .accepted:
             // GRO's effect without merging frames: in-order segments of one
             // flow arriving in one receive batch are answered once, at the

@@ -53,6 +53,9 @@ public final class TCPLayer {
 
     /// The settings new connections get unless `listen`/`connect` pass their own.
     public var defaultConfiguration = TCPConfiguration()
+    /// How often a connection making progress confirms its neighbour to IP
+    /// (`IPOutput.confirmReachable`): far inside any ARP lifetime.
+    static let neighbourConfirmInterval: Duration = .seconds(1)
 
     init(now: Instant, isn: InitialSequenceNumbers = .random(), synCookies: SYNCookies = .random(), logger: Logger) {
         self.isn = isn

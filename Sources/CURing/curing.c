@@ -100,6 +100,20 @@ int curing_if_up(int sock, const char *name) {
     return ioctl(sock, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
 }
 
+int curing_if_set_txqlen(int sock, const char *name, int length) {
+    struct ifreq ifr;
+    set_name(&ifr, name);
+    ifr.ifr_qlen = length;
+    return ioctl(sock, SIOCSIFTXQLEN, &ifr) < 0 ? -errno : 0;
+}
+
+int curing_if_txqlen(int sock, const char *name) {
+    struct ifreq ifr;
+    set_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFTXQLEN, &ifr) < 0) return -errno;
+    return ifr.ifr_qlen;
+}
+
 int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]) {
     struct ifreq ifr;
     set_name(&ifr, name);

@@ -210,6 +210,10 @@ struct LinkOptions: ParsableArguments {
                                valueName: "on|off"))
     var offload: Switch = .on
 
+    @Option(help: ArgumentHelp("The TAP's transmit queue length, the frames the kernel may queue for the stack (default 32768; 0 keeps the kernel's 1000).",
+                               valueName: "FRAMES", visibility: .hidden))
+    var txqueuelen: Int = TAPDevice.defaultTransmitQueueLength
+
     /// `on` or `off`.
     enum Switch: String, ExpressibleByArgument, CaseIterable {
         case on, off
@@ -220,9 +224,13 @@ struct LinkOptions: ParsableArguments {
         var hostCIDR: IPv4CIDR
         var interface: InterfaceConfiguration
         var offload: Bool
+        var transmitQueueLength = TAPDevice.defaultTransmitQueueLength
     }
 
     func settings() throws -> Settings {
+        guard (0...1_000_000).contains(txqueuelen) else {
+            throw ValidationError("--txqueuelen \(txqueuelen): expected 0 to 1000000 frames")
+        }
         let isPattern: Bool
         do { isPattern = try InterfaceName.validate(tap) } catch {
             throw ValidationError("--tap '\(tap)': \(error)")
@@ -252,7 +260,8 @@ struct LinkOptions: ParsableArguments {
             macAddress: macAddress,
             address: IPv4CIDR(address: ip, prefixLength: hostCIDR.prefixLength),
             gateway: hostCIDR.address)
-        return Settings(tap: tap, hostCIDR: hostCIDR, interface: config, offload: offload == .on)
+        return Settings(tap: tap, hostCIDR: hostCIDR, interface: config, offload: offload == .on,
+                        transmitQueueLength: txqueuelen)
     }
 
     static func logLevel(_ text: String) throws -> Logger.Level {
@@ -300,7 +309,8 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Se
         // 64 KiB slots for offload segments: fewer of them, for the same order of memory.
         let pool = offload ? PacketPool(slotCount: min(slotCount, 1024), slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: slotCount)
-        return try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, pool: pool, offload: offload)
+        return try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, pool: pool, offload: offload,
+                             transmitQueueLength: link.transmitQueueLength)
     }
     let device: TAPDevice
     do {

@@ -107,6 +107,13 @@ int curing_if_set_netmask(int sock, const char *name, uint32_t netmask);
 /// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP | IFF_RUNNING added.
 int curing_if_up(int sock, const char *name);
 
+/// SIOCSIFTXQLEN: the interface's transmit queue length (for a TAP, the
+/// frames the kernel may queue towards its reader). Returns 0 or -errno.
+int curing_if_set_txqlen(int sock, const char *name, int length);
+
+/// SIOCGIFTXQLEN: the interface's transmit queue length, or -errno.
+int curing_if_txqlen(int sock, const char *name);
+
 /// SIOCGIFHWADDR: copies the 6-byte Ethernet address to `mac`.
 int curing_if_hwaddr(int sock, const char *name, uint8_t mac[6]);
 

@@ -94,6 +94,8 @@ public final class TAPDevice: Device {
     public static let offloadSlotSize = 65600
     /// The interface name the kernel gave (as asked, or filled in from a `%d` pattern).
     public private(set) var name: String
+    /// The TAP's transmit queue length as the kernel reports it (SIOCGIFTXQLEN), nil if unread.
+    public private(set) var transmitQueueLength: Int?
     /// The host side's Ethernet address (SIOCGIFHWADDR), nil if it could not be read.
     public private(set) var hostMAC: MACAddress?
 
@@ -175,6 +177,15 @@ public final class TAPDevice: Device {
     /// slots waits in the TAP's queue until the next receive, not dropped.
     public static func defaultReceiveBuffers(offload: Bool) -> Int { offload ? 16 : 128 }
 
+    /// The TAP's transmit queue length (`txqueuelen`): the frames the kernel
+    /// may hold for the stack before it drops them. Linux gives a TAP 1000;
+    /// 50,000 connections closed at once overflowed that (207 k frames
+    /// dropped, FINs among them, connections left stranded), where a queue
+    /// of 32768 takes a burst of 20,000 FINs and their ACKs while the loop
+    /// drains it. Small frames cost the kernel little to hold, and bulk
+    /// senders cannot fill it: TCP Small Queues bound each socket's share.
+    public static let defaultTransmitQueueLength = 32768
+
     /// Creates the TAP interface `name` (non-persistent: it disappears when the
     /// device closes) and starts receiving. A name already in use, by a veth
     /// or by a persistent TAP, is refused (`TAPError.nameInUse`), not taken over.
@@ -195,9 +206,12 @@ public final class TAPDevice: Device {
     ///     least `offloadSlotSize`. A kernel that refuses makes this throw
     ///     `.systemCall(.setOffload, _)`, and the caller may open the device
     ///     again without.
+    ///   - transmitQueueLength: the TAP's `txqueuelen`, the kernel's queue
+    ///     towards the stack (`defaultTransmitQueueLength`); 0 keeps the kernel's.
     public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
                 ringEntries: Int = 256, receiveBuffers: Int? = nil,
-                receiveMode: ReceiveMode = .automatic, offload: Bool = false) throws(TAPError) {
+                receiveMode: ReceiveMode = .automatic, offload: Bool = false,
+                transmitQueueLength: Int = TAPDevice.defaultTransmitQueueLength) throws(TAPError) {
         do { try InterfaceName.validate(name) } catch { throw .invalidName(name) }
         vnetHeader = offload
         capabilities = offload
@@ -233,7 +247,7 @@ public final class TAPDevice: Device {
         completions.initialize(repeating: nil, count: Self.completionBatch)
 
         // From here on a throw runs deinit, and close() undoes whatever was done.
-        try openInterface(hostAddress: hostAddress)
+        try openInterface(hostAddress: hostAddress, transmitQueueLength: transmitQueueLength)
         try setUpRing(entries: UInt32(ringEntries), receiveMode: receiveMode)
         replenish()
         armReads()
@@ -465,7 +479,7 @@ public final class TAPDevice: Device {
     // MARK: Setup
 
     /// Opens /dev/net/tun, creates the interface, and configures the host side.
-    private func openInterface(hostAddress: IPv4CIDR?) throws(TAPError) {
+    private func openInterface(hostAddress: IPv4CIDR?, transmitQueueLength: Int) throws(TAPError) {
         fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if fd < 0 { throw .systemCall(.openTun, Errno(rawValue: errno)) }
         var actual = [CChar](repeating: 0, count: Int(IFNAMSIZ))
@@ -494,6 +508,10 @@ public final class TAPDevice: Device {
             r = curing_if_up(sock, name)
             if r < 0 { throw .systemCall(.bringUp, Errno(rawValue: -r)) }
         }
+        // Best effort: a kernel that refuses keeps its own length, read back here.
+        if transmitQueueLength > 0 { _ = curing_if_set_txqlen(sock, name, CInt(clamping: transmitQueueLength)) }
+        let qlen = curing_if_txqlen(sock, name)
+        self.transmitQueueLength = qlen >= 0 ? Int(qlen) : nil
         var mac: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
         let got = withUnsafeMutableBytes(of: &mac) { raw in
             curing_if_hwaddr(sock, name, raw.baseAddress!.assumingMemoryBound(to: UInt8.self))

@@ -249,6 +249,22 @@ struct TAPDeviceTests {
         }
         #expect(multishot)
     }
+
+    @Test("the TAP's transmit queue is raised for a close storm, or left as the kernel made it")
+    func transmitQueueLength() async throws {
+        let ns = try TAPHarness.Namespace()
+        defer { ns.delete() }
+        let lengths = try await ns.onThread { () throws -> (Int?, Int?) in
+            let pool = PacketPool(slotCount: 64)
+            let raised = try TAPDevice(name: "tap0", pool: pool, receiveBuffers: 16).transmitQueueLength
+            let kept = try TAPDevice(name: "tap1", pool: pool, receiveBuffers: 16,
+                                     transmitQueueLength: 0).transmitQueueLength
+            return (raised, kept)
+        }
+        #expect(lengths.0 == TAPDevice.defaultTransmitQueueLength && lengths.0 == 32768)
+        // The kernel's own (1000 for a TAP here).
+        #expect(lengths.1 != nil && lengths.1! < 32768)
+    }
 }
 
 /// Argument checks that need no privileges.

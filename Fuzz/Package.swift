@@ -28,6 +28,6 @@ let package = Package(
         ),
         // No main: libFuzzer supplies it.
         .executableTarget(name: "fuzz-interface", dependencies: ["FuzzRig"]),
-        .executableTarget(name: "fuzz-loop", dependencies: ["FuzzRig"]),
+        .executableTarget(name: "fuzz-loop", dependencies: ["FuzzRig", .product(name: "NetStack", package: "NetStack")]),
     ]
 )

@@ -6,6 +6,7 @@
 //   fuzz-loop [--seconds S] [--frames N] [--seed N] [--save-failing DIR] [corpus-dir ...]
 import FuzzRig
 import Foundation
+import NetStack
 
 var seconds = 20.0
 var frameBudget = Int.max
@@ -27,16 +28,8 @@ while let a = arguments.next() {
     }
 }
 
-/// SplitMix64: small, seeded, good enough to pick mutations.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
+/// The fault injector's seeded generator picks the mutations too.
+extension Xoshiro256StarStar {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
 }
@@ -50,7 +43,7 @@ for dir in corpusDirs {
 }
 
 var driver = FuzzDriver()
-var rng = SplitMix(state: seed)
+var rng = Xoshiro256StarStar(seed: seed)
 let start = Date()
 @MainActor func run(_ input: [UInt8]) {
     input.withUnsafeBytes { bytes in driver.run(bytes) }

@@ -106,3 +106,43 @@ import NetStackWire
         #expect(result.error as? TCPError == .connectionRefused)
     }
 }
+
+/// A stream or acceptor the application drops while its connection or
+/// listener lives on: the stack's callbacks must not call into it.
+@Suite struct DroppedStreamTests {
+    @Test func aDroppedStreamIsNotCalledIntoWhenDataArrives() throws {
+        let pair = TCPStackPair()
+        let listener = try pair.b.tcp.listen(port: 9)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
+        var server: TCPConnection?
+        pair.run(until: { server != nil }, app: {
+            if server == nil { server = listener.accept() }
+            return false
+        })
+        let s = try #require(server)
+        weak var dropped: TCPStream?
+        do {
+            let stream = pair.stackB.stream(for: s)
+            dropped = stream
+        }
+        #expect(dropped == nil, "nothing else holds the stream")
+        // Data, then a FIN, arrive for the connection whose stream is gone.
+        #expect([UInt8](repeating: 7, count: 3000).withUnsafeBytes { client.write($0) } == 3000)
+        client.shutdownWrite()
+        pair.run(until: { s.readableBytes == 3000 && s.receivedFin })
+        #expect(s.state == .closeWait)
+    }
+
+    @Test func aDroppedAcceptorIsNotCalledIntoWhenAConnectionArrives() throws {
+        let pair = TCPStackPair()
+        weak var dropped: TCPAcceptor?
+        do {
+            let acceptor = try pair.stackB.acceptor(port: 9)
+            dropped = acceptor
+        }
+        #expect(dropped == nil)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
+        pair.run(until: { client.state == .established })
+        #expect(client.state == .established)
+    }
+}

@@ -18,9 +18,21 @@ public final class TCPStream: @unchecked Sendable {
     init(_ connection: TCPConnection, executor: LoopExecutor) {
         self.connection = connection
         self.executor = executor
-        connection.onReadable = { [unowned self] _ in resume(&readWaiter) }
-        connection.onWritable = { [unowned self] _ in resume(&writeWaiter) }
-        connection.onStateChange = { [unowned self] _, _ in
+        // Weak, not unowned: an application may drop its stream while the
+        // connection lives on (and another stream may take the connection
+        // over), and a callback into a freed stream would trap. A weak
+        // reference costs the stream a side table, once; streams serve async
+        // applications, not the services' per-segment paths.
+        connection.onReadable = { [weak self] _ in
+            guard let self else { return }
+            resume(&readWaiter)
+        }
+        connection.onWritable = { [weak self] _ in
+            guard let self else { return }
+            resume(&writeWaiter)
+        }
+        connection.onStateChange = { [weak self] _, _ in
+            guard let self else { return }
             resume(&readWaiter)
             resume(&writeWaiter)
             let waiters = stateWaiters
@@ -125,7 +137,9 @@ public final class TCPAcceptor: @unchecked Sendable {
     init(_ listener: TCPListener, makeStream: @escaping (TCPConnection) -> TCPStream) {
         self.listener = listener
         self.makeStream = makeStream
-        listener.onAccept = { [unowned self] c in
+        // Weak: a dropped acceptor must not be called into (see TCPStream).
+        listener.onAccept = { [weak self] c in
+            guard let self else { return }
             ready.append(c)
             if let w = waiter {
                 waiter = nil

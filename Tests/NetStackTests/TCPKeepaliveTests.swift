@@ -177,3 +177,20 @@ import NetStackWire
         #expect(kept.connection.state == .closed)
     }
 }
+
+extension TCPKeepaliveTests {
+    /// Linux's tcp_keepalive_timer: with data in flight the retransmission
+    /// timer watches the peer, so no keepalive probe goes; the RTO's resends
+    /// and its give-up rule take over.
+    @Test func noProbeWhileDataIsInFlight() {
+        let h = TCPHarness.established(configuration: Self.keepaliveConfiguration())
+        h.write(testBytes(100))
+        let first = h.drain()
+        #expect(first.count == 1 && first.first?.payload.count == 100)
+        let out = h.advance(by: .seconds(15))
+        // Only resends of the data (RTO backoff: 1, 2, 4, 8 s), no bare probe at SND.UNA - 1.
+        #expect(!out.isEmpty)
+        #expect(out.allSatisfy { $0.payload.count == 100 && $0.seq == self.iss + 1 }, "\(out)")
+        #expect(h.connection.state == .established)
+    }
+}

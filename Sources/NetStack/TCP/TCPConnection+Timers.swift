@@ -45,14 +45,21 @@ extension TCPConnection {
             if sender.persistTimerFired(now: now) { probeNow = true }
         }
         if let d = keepaliveDeadline, now >= d, let k = configuration.keepalive {
-            if keepaliveProbesSent >= k.probes {
+            if sender.sndMax != sender.sndUna || !sender.sendBuffer.isEmpty {
+                // With data in flight or waiting, the retransmission and
+                // persist timers watch the peer: no probe; look again an idle
+                // time later (Linux's tcp_keepalive_timer).
+                keepaliveDeadline = now + k.idle
+                keepaliveProbesSent = 0
+            } else if keepaliveProbesSent >= k.probes {
                 sendResetNow = true
                 enterClosed(error: .timedOut)
                 return
+            } else {
+                keepaliveProbesSent += 1
+                probeNow = true
+                keepaliveDeadline = now + k.interval
             }
-            keepaliveProbesSent += 1
-            probeNow = true
-            keepaliveDeadline = now + k.interval
         }
         if let d = idleDeadline, now >= d, let t = idleTimeout {
             idleTimerFired(timeout: t, now: now)

@@ -173,13 +173,7 @@ import NetStackWire
     @Test func aSendRingGrowingBeforeTheFlushKeepsQueuedTailsValid() throws {
         let pair = TCPStackPair(slotCount: 512, slotSize: TAPDevice.offloadSlotSize,
                                 capabilities: TCPSegmentationOffloadTests.readingTails)
-        let listener = try pair.b.tcp.listen(port: 9)
-        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
-        var server: TCPConnection?
-        pair.run(until: { server != nil }, app: {
-            if server == nil { server = listener.accept() }
-            return false
-        })
+        let (client, s) = try TCPConnectionSpanTests.connected(pair)
         let data = Self.bytes(200_000, from: 0)
         // 3000 bytes go out as a tail read from the ring's first storage...
         #expect(data.withUnsafeBytes { client.write(UnsafeRawBufferPointer(rebasing: $0[0..<3000])) } == 3000)
@@ -192,7 +186,6 @@ import NetStackWire
         pair.a.flushDevice()
         #expect(!client.sender.sendBuffer.hasReplacedStorage)
         var received: [UInt8] = []
-        let s = try #require(server)
         pair.run(until: { received.count == data.count }, app: {
             let before = received.count
             _ = s.read(appendingTo: &received)

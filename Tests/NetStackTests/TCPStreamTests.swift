@@ -112,14 +112,7 @@ import NetStackWire
 @Suite struct DroppedStreamTests {
     @Test func aDroppedStreamIsNotCalledIntoWhenDataArrives() throws {
         let pair = TCPStackPair()
-        let listener = try pair.b.tcp.listen(port: 9)
-        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 9, now: pair.now)
-        var server: TCPConnection?
-        pair.run(until: { server != nil }, app: {
-            if server == nil { server = listener.accept() }
-            return false
-        })
-        let s = try #require(server)
+        let (client, s) = try TCPConnectionSpanTests.connected(pair)
         weak var dropped: TCPStream?
         do {
             let stream = pair.stackB.stream(for: s)

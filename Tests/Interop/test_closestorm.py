@@ -2,10 +2,14 @@
 closed at once from the kernel. The TAP's transmit queue (the kernel's queue
 towards the stack) is raised at creation (`--txqueuelen`, default 32768), so
 the burst of FINs is not dropped there, and the stack's table empties.
-Measured with the debug build: 15,000 connections closed in 0.1 s, 0 frames
-dropped by the TAP and the table empty; with the kernel's 1000
-(`--txqueuelen 0`) 105,494 dropped (5,000 connections: 15,864), the table
-emptying only through retransmissions."""
+Measured with the release build: 20,000 connections closed in 0.1 s, 0
+frames dropped by the TAP, no retransmission, and the table empty, also with
+two busy loops competing for the machine's two cores; with the kernel's 1000
+(`--txqueuelen 0`) 105,494 dropped at 15,000 connections (5,000: 15,864), the
+table emptying only through retransmissions. The debug build, about ten
+times slower per frame, falls behind such a burst on a loaded machine (its
+resends then fill the queue), which is why the interop suite runs the
+release build."""
 import json
 import os
 import time
@@ -43,10 +47,11 @@ def close_storm(ns, extra, count):
     return qlen, result, stats, dropped, code, counters
 
 
-@pytest.mark.parametrize("count", [2000, 15000])
+@pytest.mark.parametrize("count", [2000, 20000])
 def test_a_close_storm_leaves_no_connection_and_drops_nothing(ns, count):
     qlen, result, stats, dropped, code, counters = close_storm(ns, [], count)
-    print(f"txqueuelen {qlen}, {result}, tap tx_dropped {dropped}, table {stats.get('tcp-connections-in-table')}")
+    print(f"txqueuelen {qlen}, {result}, tap tx_dropped {dropped}, table {stats.get('tcp-connections-in-table')}, "
+          f"retransmissions {counters.get('tcp-retransmissions')}")
     assert qlen == 32768
     assert result["connected"] == count and result["echoed"] == count, result
     assert stats.get("tcp-connections-in-table") == 0, stats

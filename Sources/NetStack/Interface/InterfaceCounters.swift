@@ -23,6 +23,9 @@ public struct InterfaceCounters: Sendable {
     public var icmpIn: UInt64 = 0
     /// ICMP errors about datagrams we sent, handed to their transport.
     public var icmpErrorsIn: UInt64 = 0
+    /// Turns on which due timers waited for a receive backlog to drain
+    /// (`EventLoop.timerDeferralLimit`).
+    public var timersDeferred: UInt64 = 0
     public var drops = DropCounters<DropReason>()
 
     public init() {}
@@ -38,7 +41,7 @@ public struct InterfaceCounters: Sendable {
             ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
             ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),
             ("icmp-echo-replies-out", icmpEchoRepliesOut), ("icmp-errors-out", icmpErrorsOut),
-            ("icmp-errors-in", icmpErrorsIn),
+            ("icmp-errors-in", icmpErrorsIn), ("timers-deferred", timersDeferred),
             ("drops", drops.total),
         ]
         return r + drops.report

@@ -275,7 +275,18 @@ public final class TAPDevice: Device {
         var delivered = 0
         batches: while delivered < limit {
             let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.completionBatch)))
-            if count == 0 { break }
+            if count == 0 {
+                // The reads stopped because every lent slot was filled (16
+                // with offloads): lend the slots delivered so far again and
+                // read on, so a backlog in the TAP's queue is taken a whole
+                // batch per turn rather than one buffer ring's worth.
+                guard !multishotArmed, usingMultishot, !closing else { break }
+                replenish()
+                guard armReads() else { break }
+                _ = io_uring_submit(ring)
+                if io_uring_cq_ready(ring) == 0 { break }
+                continue
+            }
             var used = 0
             while used < count {
                 guard let cqe = completions[used] else { used += 1; continue }

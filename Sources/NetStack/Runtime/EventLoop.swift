@@ -22,10 +22,25 @@ public final class EventLoop<D: Device> {
     /// core for latency, as Onload's and DPDK stacks' busy polling does: a
     /// request that arrives while the loop spins skips the wake-up.
     public var busyPoll: Duration = .zero
+    /// Frames taken from the device per turn.
+    public var receiveBatch = 64
+    /// How long due timers may wait while the device still holds received
+    /// frames. A full batch means more frames are queued, and among them may
+    /// be the ACKs that would cancel a loss probe or retransmission due now:
+    /// firing first sends resends the peer must answer again, which under
+    /// overload (a close storm of thousands of connections, a loop starved of
+    /// CPU) fills the TAP's queue with answers to answers until it drops. So
+    /// a backlog is drained first, as smoltcp drains all ingress before
+    /// egress, but never for longer than this, so that a flood that keeps the
+    /// queue full cannot stop the timers.
+    public var timerDeferralLimit: Duration = .milliseconds(100)
     private let stopRequested = Atomic<Bool>(false)
     private var nextTick: Instant
     /// When the loop last received a frame or ran a job (for `busyPoll`).
     private var lastActivity: Instant
+    /// Since when due timers have waited for a backlog to drain (nil: they
+    /// are not waiting).
+    private var timersDeferredSince: Instant?
 
     public init(interface: Interface<D>, clock: any NetClock) {
         self.interface = interface
@@ -50,10 +65,13 @@ public final class EventLoop<D: Device> {
     public func runOnce() {
         executor.enterLoopThread()
         var now = clock.now
-        let received = interface.poll(now: now)
+        let received = interface.poll(now: now, limit: receiveBatch)
         if now >= nextTick || interface.nextTimerDeadline.map({ now >= $0 }) == true {
-            interface.tick(now: now)
-            nextTick = now + tickInterval
+            if received < receiveBatch || timersMustRun(now: now) {
+                interface.tick(now: now)
+                nextTick = now + tickInterval
+                timersDeferredSince = nil
+            }
         }
         for work in onTurn { work(now) }
         let ranJobs = executor.runPending()
@@ -69,6 +87,19 @@ public final class EventLoop<D: Device> {
             let sleep = deadline > now ? min(deadline - now, maximumSleep) : .zero
             if sleep > .zero { interface.device.wait(timeout: sleep) }
         }
+    }
+}
+
+extension EventLoop {
+    /// Whether due timers have waited for the receive backlog as long as
+    /// `timerDeferralLimit` allows (starting the wait if they had not).
+    private func timersMustRun(now: Instant) -> Bool {
+        guard let since = timersDeferredSince else {
+            timersDeferredSince = now
+            interface.counters.timersDeferred += 1
+            return timerDeferralLimit <= .zero
+        }
+        return now - since >= timerDeferralLimit
     }
 }
 

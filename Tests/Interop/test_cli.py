@@ -29,6 +29,9 @@ def up(*args, ns=None):
     (["--serve", "http:80,echo:80"], "--serve: http:80 and echo:80 both want port 80"),
     (["--serve", ""], "--serve: no service named"),
     (["--serve", "echo,,http"], "--serve: empty item in 'echo,,http'"),
+    (["--memory-limit", "64X"], "--memory-limit '64X': expected a size of at least 1M"),
+    (["--memory-limit", "512K"], "--memory-limit '512K': expected a size of at least 1M"),
+    (["--memory-limit", "-1M"], "--memory-limit '-1M': expected a size of at least 1M"),
 ])
 def test_bad_values_exit_2_with_the_reason(args, message):
     if not os.access(NETSTACK, os.X_OK):

@@ -40,6 +40,10 @@ import Glibc
 /// packet slot and retransmission rebuilds from the same bytes until they are
 /// acknowledged (`consume`).
 ///
+/// With a `MemoryBudget`, storage is charged to it, and the ring grows only
+/// as far as the budget allows: `freeSpace` counts the bytes the ring can
+/// hold now, so a receive window advertised from it shrinks near the limit.
+///
 /// Not thread-safe: like everything else in a stack, it belongs to one event loop.
 final class ByteRing {
     /// The most bytes the ring holds: the requested capacity rounded up to a power of two.
@@ -57,20 +61,48 @@ final class ByteRing {
     private(set) var count: Int = 0
     /// Whether storage replaced by growth waits for `releaseReplacedStorage()`.
     let keepsReplacedStorage: Bool
-    private var replaced: [UnsafeMutableRawPointer] = []
+    private var replaced: [(storage: UnsafeMutableRawPointer, bytes: Int)] = []
+    /// Where storage is charged; nil: nowhere.
+    private let budget: MemoryBudget?
+    /// Storage the owner paid for in advance (a connection's first ring
+    /// allocation, charged when it was admitted): only storage beyond it is
+    /// charged.
+    private let prepaid: Int
+    /// Storage held now: the current storage and replaced storage kept.
+    private var heldBytes = 0
+    /// What this ring has charged to `budget`: `heldBytes` beyond `prepaid`.
+    private var chargedBytes = 0
 
     /// Makes a ring of at least `capacity` bytes (rounded up to a power of two),
-    /// allocating nothing until bytes are written.
-    init(capacity: Int, keepsReplacedStorage: Bool = false) {
+    /// allocating nothing until bytes are written. `prepaid`: storage already
+    /// paid for in `budget`.
+    init(capacity: Int, keepsReplacedStorage: Bool = false, budget: MemoryBudget? = nil, prepaid: Int = 0) {
         precondition(capacity > 0, "ByteRing capacity must be positive")
         precondition(capacity <= 1 << (Int.bitWidth - 2), "ByteRing capacity too large")
         self.capacity = Self.capacity(for: capacity)
         self.keepsReplacedStorage = keepsReplacedStorage
+        self.budget = budget
+        self.prepaid = budget == nil ? 0 : prepaid
     }
 
     deinit {
         storage?.deallocate()
-        releaseReplacedStorage()
+        for r in replaced { r.storage.deallocate() }
+        budget?.release(chargedBytes)
+    }
+
+    /// Storage held changed by `delta`: charges or releases what lies beyond
+    /// `prepaid`.
+    private func held(_ delta: Int) {
+        heldBytes += delta
+        guard let budget else { return }
+        let charge = max(0, heldBytes - prepaid)
+        if charge > chargedBytes {
+            budget.chargeUnconditionally(charge - chargedBytes)
+        } else if charge < chargedBytes {
+            budget.release(chargedBytes - charge)
+        }
+        chargedBytes = charge
     }
 
     /// The capacity a ring asked for `requested` bytes gets: the next power of two.
@@ -86,6 +118,7 @@ final class ByteRing {
         guard count == 0, let old = storage else { return 0 }
         let released = allocatedBytes
         old.deallocate()
+        held(-released)
         storage = nil
         allocatedBytes = 0
         mask = 0
@@ -95,7 +128,10 @@ final class ByteRing {
 
     /// Frees the storage growth replaced (once nothing reads frame tails from it).
     func releaseReplacedStorage() {
-        for p in replaced { p.deallocate() }
+        for r in replaced {
+            r.storage.deallocate()
+            held(-r.bytes)
+        }
         replaced.removeAll(keepingCapacity: true)
     }
 
@@ -122,20 +158,44 @@ final class ByteRing {
             let first = allocatedBytes - head
             memcpy(bigger, old + head, first)
             if head > 0 { memcpy(bigger + first, old, head) }
-            if keepsReplacedStorage { replaced.append(old) } else { old.deallocate() }
+            if keepsReplacedStorage {
+                replaced.append((old, allocatedBytes))
+            } else {
+                old.deallocate()
+                held(-allocatedBytes)
+            }
         }
+        // `freeSpace` let no write past `reachableStorage`, which fits the budget.
+        held(size)
         storage = bigger
         allocatedBytes = size
         mask = size - 1
         head = 0
     }
 
-    /// Bytes that can still be appended (or written past the readable end).
-    var freeSpace: Int { capacity - count }
+    /// Bytes that can still be appended (or written past the readable end):
+    /// up to `capacity`, or as far as the budget lets the storage grow.
+    var freeSpace: Int { reachableStorage - count }
 
     var isEmpty: Bool { count == 0 }
 
-    var isFull: Bool { count == capacity }
+    var isFull: Bool { freeSpace == 0 }
+
+    /// The largest storage the ring may have now: `capacity`, unless a
+    /// budget with a limit stops growth earlier. Growth goes straight to its
+    /// final size (one allocation); the storage it replaces is freed at once
+    /// or, when kept, still held.
+    private var reachableStorage: Int {
+        guard let budget, budget.limit != nil, allocatedBytes < capacity else { return capacity }
+        // Held after growing to `size`: size, plus what is kept. Charged: that
+        // beyond `prepaid`, which may exceed what is charged now by `available`.
+        let stillHeld = keepsReplacedStorage ? heldBytes : heldBytes - allocatedBytes
+        let bound = min(capacity, budget.available + chargedBytes + prepaid - stillHeld)
+        var size = bound < 1 ? 0 : 1 << (Int.bitWidth - 1 - bound.leadingZeroBitCount)
+        if size < min(capacity, Self.initialStorage) { size = 0 }
+        return max(allocatedBytes, size)
+    }
+
 
     // MARK: Writing
 

@@ -29,8 +29,9 @@ final class SendBuffer {
 
     /// The ring keeps storage its growth replaced until `releaseReplacedStorage()`:
     /// a queued frame's tail may still lie in it (`FrameTail`).
-    init(capacity: Int) {
-        ring = ByteRing(capacity: capacity, keepsReplacedStorage: true)
+    init(capacity: Int, budget: MemoryBudget? = nil) {
+        ring = ByteRing(capacity: capacity, keepsReplacedStorage: true, budget: budget,
+                        prepaid: MemoryBudget.prepaidRing)
         self.capacity = ring.capacity
         runs = .allocate(capacity: runCapacity)
     }
@@ -75,8 +76,10 @@ final class SendBuffer {
         runCount += 1
     }
 
-    /// Room for more, whichever way it is written.
-    var freeSpace: Int { capacity - count }
+    /// Room for more, whichever way it is written: what `capacity` leaves,
+    /// and no more than the ring can take now (a memory budget may stop it
+    /// growing; bytes written by reference are held to the same bound).
+    var freeSpace: Int { min(capacity - count, ring.freeSpace) }
 
     var isEmpty: Bool { count == 0 }
 

@@ -49,7 +49,7 @@ public final class Interface<D: Device> {
         // reuse the identifiers of datagrams still in a peer's reassembly queue.
         nextIdentification = UInt16(truncatingIfNeeded: now.nanoseconds >> 10)
         scratchParked.reserveCapacity(configuration.arpMaxWaiting)
-        tcp = TCPLayer(now: now, logger: logger)
+        tcp = TCPLayer(now: now, memory: MemoryBudget(limit: configuration.memoryLimit), logger: logger)
         udp = UDPLayer(now: now)
         tcp.attach(to: self)
         udp.attach(to: self)

@@ -17,6 +17,9 @@ public struct InterfaceConfiguration: Sendable {
     public var arpCacheCapacity = 256
     /// Frames waiting for ARP replies, across all next hops.
     public var arpMaxWaiting = 64
+    /// The most bytes connections and their rings may hold together
+    /// (`MemoryBudget`); nil: no limit.
+    public var memoryLimit: Int?
 
     public var reassemblyTimeout: Duration = .seconds(30)
     public var reassemblyMaxDatagrams = 16

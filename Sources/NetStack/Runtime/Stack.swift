@@ -28,7 +28,7 @@ public final class Stack {
     /// Every layer's counters as name/value pairs (`netstack up --stats`):
     /// link and IP, then TCP (with its table) and UDP.
     public var counterReport: [(String, UInt64)] {
-        interfaceReport() + tcp.counters.report + tcp.tableReport + udp.counters.report
+        interfaceReport() + tcp.counters.report + tcp.tableReport + udp.counters.report + tcp.memory.report
     }
 
     // MARK: TCP

@@ -178,15 +178,15 @@ public final class TCPConnection {
     var wheelTimer = TCPLayer.WheelTimer()
 
     init(tuple: TCPFourTuple, configuration: TCPConfiguration, iss: SequenceNumber, localMSS: Int,
-         activeOpen: Bool, now: Instant, logger: Logger) {
+         activeOpen: Bool, now: Instant, logger: Logger, budget: MemoryBudget? = nil) {
         self.tuple = tuple
         self.configuration = configuration
         self.logger = logger
         self.activeOpen = activeOpen
         self.localMSS = localMSS
         // RFC 9293 3.7.1: without an MSS option, assume 536.
-        sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration)
-        receiver = TCPReceiver(configuration: configuration)
+        sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration, budget: budget)
+        receiver = TCPReceiver(configuration: configuration, budget: budget)
         tsOffset = Self.timestampOffset(iss: iss)
         lastProgress = now
         neighbourConfirmed = now

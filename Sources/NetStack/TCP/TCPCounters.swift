@@ -23,6 +23,9 @@ public struct TCPCounters: Sendable {
     public var synCookiesSent: UInt64 = 0
     public var synCookiesValidated: UInt64 = 0
     public var synCookiesFailed: UInt64 = 0
+    /// New connections refused with a RST (or a `connect` that threw)
+    /// because the memory budget had no room (`--memory-limit`).
+    public var refusedForMemory: UInt64 = 0
     /// Half-open connections dropped before their time: the oldest, evicted
     /// by a SYN that found the queue full; and those toward a neighbour that
     /// never answered ARP.
@@ -82,7 +85,8 @@ public struct TCPCounters: Sendable {
          ("tcp-answers-coalesced", answersCoalesced),
          ("tcp-oow-acks", unacceptableAcks), ("tcp-oow-acks-rate-limited", unacceptableAcksRateLimited),
          ("tcp-syncookies-sent", synCookiesSent), ("tcp-syncookies-validated", synCookiesValidated),
-         ("tcp-syncookies-failed", synCookiesFailed), ("tcp-syn-queue-evicted", synQueueEvicted),
+         ("tcp-syncookies-failed", synCookiesFailed),
+         ("tcp-refused-for-memory", refusedForMemory), ("tcp-syn-queue-evicted", synQueueEvicted),
          ("tcp-half-open-unreachable", halfOpenUnreachable),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),

@@ -112,6 +112,7 @@ extension TCPLayer {
             if mode == .onOverflow { return sendCookieSYNAck(l, seg, tuple: tuple, now: now) }
             guard evictOldHalfOpen(l) else { return kept.drops.record(.synQueueFull) }
         }
+        guard memory.admitsConnection else { return refuseForMemory(seg, tuple: tuple, now: now) }
         let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
                                segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
         c.listener = l
@@ -119,6 +120,18 @@ extension TCPLayer {
         c.acceptSYN(seg)
         kept.passiveOpens &+= 1
         service(c, now: now)
+    }
+
+    /// A new connection the memory budget has no room for is refused as a
+    /// closed port refuses it (RFC 9293 3.10.7.1), so its client fails at
+    /// once rather than retrying into the same shortage.
+    func refuseForMemory(_ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
+        kept.refusedForMemory &+= 1
+        if let ack = seg.ack, seg.flags.contains(.ack) {
+            sendReset(to: tuple, seq: ack, ack: nil, now: now)
+        } else {
+            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, now: now)
+        }
     }
 
     /// Makes room in `l`'s full SYN queue, when cookies are off, by dropping

@@ -68,6 +68,10 @@ extension TCPLayer {
             kept.drops.record(.acceptQueueFull)
             return true
         }
+        guard memory.admitsConnection else {
+            refuseForMemory(seg, tuple: tuple, now: now)
+            return true
+        }
         let c = makeConnection(tuple: tuple, configuration: config, activeOpen: false,
                                segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), iss: ack - 1,
                                now: now)

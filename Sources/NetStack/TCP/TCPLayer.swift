@@ -50,6 +50,8 @@ public final class TCPLayer {
     }
     /// The layer's own counts, and the tallies of connections already retired.
     var kept = TCPCounters()
+    /// What connections and their rings may hold together (`--memory-limit`).
+    public let memory: MemoryBudget
 
     /// The settings new connections get unless `listen`/`connect` pass their own.
     public var defaultConfiguration = TCPConfiguration()
@@ -57,8 +59,10 @@ public final class TCPLayer {
     /// (`IPOutput.confirmReachable`): far inside any ARP lifetime.
     static let neighbourConfirmInterval: Duration = .seconds(1)
 
-    init(now: Instant, isn: InitialSequenceNumbers = .random(), synCookies: SYNCookies = .random(), logger: Logger) {
+    init(now: Instant, isn: InitialSequenceNumbers = .random(), synCookies: SYNCookies = .random(),
+         memory: MemoryBudget = MemoryBudget(), logger: Logger) {
         self.isn = isn
+        self.memory = memory
         self.synCookies = synCookies
         self.logger = logger
         wheel = HierarchicalTimerWheel(start: now)
@@ -135,6 +139,10 @@ public final class TCPLayer {
         guard let localPort = ephemeralPort(local: local, remote: address, remotePort: port) else {
             throw .noEphemeralPort
         }
+        guard memory.admitsConnection else {
+            kept.refusedForMemory &+= 1
+            throw .noMemory
+        }
         let tuple = TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address, remotePort: port)
         let c = makeConnection(tuple: tuple, configuration: configuration ?? defaultConfiguration,
                                activeOpen: true, segmentLimit: ip.maximumSegmentLength(towards: address), now: now)
@@ -187,7 +195,8 @@ public final class TCPLayer {
         // RFC 9293 3.7.1: the MSS we announce is what one IP packet carries, less TCP's header.
         let mss = segmentLimit - TCPSegment.minimumHeaderLength
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
-                              activeOpen: activeOpen, now: now, logger: logger)
+                              activeOpen: activeOpen, now: now, logger: logger, budget: memory)
+        memory.chargeUnconditionally(MemoryBudget.connectionCost)
         c.serviceQueue = self
         c.sender.offloadLimit = offloadLimit
         c.wheelTimer.id = nextTimerID
@@ -212,6 +221,7 @@ public final class TCPLayer {
     func retire(_ c: TCPConnection) {
         guard connections[c.tuple] === c else { return }
         connections[c.tuple] = nil
+        memory.release(MemoryBudget.connectionCost)
         if sendsDataInPlace { retired.append(c) }
         if latest === c { latest = nil }
         // Nothing it asks for now can be sent: the layer no longer knows it.
@@ -306,4 +316,6 @@ public enum TCPListenError: Error, Equatable {
 public enum TCPConnectError: Error, Equatable {
     case noEphemeralPort
     case noRoute
+    /// The memory budget has no room for another connection (`--memory-limit`).
+    case noMemory
 }

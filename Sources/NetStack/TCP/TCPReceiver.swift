@@ -34,8 +34,9 @@ struct TCPReceiver {
     /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 4).
     var duplicateToReport: (left: SequenceNumber, right: SequenceNumber)?
 
-    init(configuration: TCPConfiguration) {
-        receiveBuffer = ByteRing(capacity: configuration.receiveBufferSize)
+    init(configuration: TCPConfiguration, budget: MemoryBudget? = nil) {
+        receiveBuffer = ByteRing(capacity: configuration.receiveBufferSize, budget: budget,
+                                 prepaid: MemoryBudget.prepaidRing)
         delayedAckTimeout = configuration.delayedAckTimeout
     }
 

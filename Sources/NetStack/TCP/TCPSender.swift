@@ -106,14 +106,14 @@ struct TCPSender {
     let minimumRTO: Duration
     let maximumRTO: Duration
 
-    init(iss: SequenceNumber, mss: Int, configuration: TCPConfiguration) {
+    init(iss: SequenceNumber, mss: Int, configuration: TCPConfiguration, budget: MemoryBudget? = nil) {
         self.iss = iss
         sndUna = iss
         sndNxt = iss
         sndMax = iss
         sendBufferSeq = iss + 1
         sendMSS = mss
-        sendBuffer = SendBuffer(capacity: configuration.sendBufferSize)
+        sendBuffer = SendBuffer(capacity: configuration.sendBufferSize, budget: budget)
         // One record per segment in flight: a full ring of 512-byte segments fits.
         scoreboard = RetransmitQueue(capacity: max(64, configuration.sendBufferSize / 512))
         rtt = RTTEstimator(initialRTO: configuration.initialRTO, minimumRTO: configuration.minimumRTO,

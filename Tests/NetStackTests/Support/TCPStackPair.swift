@@ -30,7 +30,7 @@ final class StackPair<D: Device> {
     /// `capabilities`, when given, replace the plain Ethernet link of `mtu`
     /// (offloads: give slots that hold the largest segment, `slotSize`).
     init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
-         mtu: Int = 1500, capabilities: DeviceCapabilities? = nil,
+         mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil,
          wrap: (MemoryLink, _ isA: Bool, VirtualClock) -> D) {
         pool = PacketPool(slotCount: slotCount, slotSize: slotSize)
         (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities ?? .ethernet(mtu: mtu),
@@ -38,9 +38,9 @@ final class StackPair<D: Device> {
         a = Interface(device: wrap(linkA, true, clock),
                       configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
                       now: clock.now)
-        b = Interface(device: wrap(linkB, false, clock),
-                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24)),
-                      now: clock.now)
+        var configurationB = InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24))
+        configurationB.memoryLimit = memoryLimitB
+        b = Interface(device: wrap(linkB, false, clock), configuration: configurationB, now: clock.now)
         stackA = Stack(interface: a, clock: clock)
         stackB = Stack(interface: b, clock: clock)
         a.tcp.isn = InitialSequenceNumbers(secret: (0x0123_4567_89ab_cdef, 0x0fed_cba9_8765_4321))
@@ -81,9 +81,9 @@ final class StackPair<D: Device> {
 
 extension StackPair where D == MemoryLink {
     convenience init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
-                     mtu: Int = 1500, capabilities: DeviceCapabilities? = nil) {
+                     mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil) {
         self.init(slotCount: slotCount, slotSize: slotSize, queueCapacity: queueCapacity, mtu: mtu,
-                  capabilities: capabilities, wrap: { link, _, _ in link })
+                  capabilities: capabilities, memoryLimitB: memoryLimitB, wrap: { link, _, _ in link })
     }
 }
 

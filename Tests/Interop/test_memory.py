@@ -1,0 +1,75 @@
+"""Issue 15's memory: the global budget (`--memory-limit`), past which new
+connections are refused with a RST while those admitted carry on."""
+import json
+import os
+import re
+import subprocess
+import time
+
+from conftest import STACK_IP, Stack
+
+HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holdconns.py")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def stack_pid(stack):
+    # `ip netns exec` execs the stack: the Popen's pid is the stack's.
+    return stack.proc.pid
+
+
+def hold(ns, count, seconds, stack, sample_after):
+    """Holds `count` connections for `seconds`; returns the stack's resident
+    KiB `sample_after` seconds into the hold and the holder's counts."""
+    p = ns.popen("python3", HOLD, STACK_IP, "7", str(count), str(seconds),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("held "), (line, p.stderr.read() if p.poll() is not None else "")
+        time.sleep(sample_after)
+        rss = rss_kib(stack_pid(stack))
+        result = json.loads(p.stdout.readline())
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return int(line.split()[1]), rss, result
+
+
+def test_past_the_memory_limit_new_connections_are_refused_and_the_rest_carry_on(ns):
+    stack = Stack(ns, "--serve", "echo:7", "--memory-limit", "1M")
+    try:
+        # Each connection is charged 10,752 bytes (its control block and a
+        # first 4 KiB ring each way): 97 fit in 1 MiB.
+        held, _, result = hold(ns, 150, 1, stack, sample_after=0)
+        print(result)
+        assert held == 97 and result["refused"] == 53 and result["failed"] == 0, result
+        assert result["alive"] == result["checked"], result
+        # Once they are gone, a client gets in again and moves 1 MiB each way
+        # through rings the budget lets grow.
+        time.sleep(1)
+        payload = bytes(range(256)) * 4096
+        r = ns.exec("python3", "-c", f"""
+import socket, hashlib
+s = socket.create_connection(("{STACK_IP}", 7), timeout=20)
+data = bytes(range(256)) * 4096
+s.sendall(data)
+got = b""
+while len(got) < len(data):
+    chunk = s.recv(65536)
+    if not chunk: break
+    got += chunk
+print(hashlib.sha256(got).hexdigest())
+""", timeout=60)
+        import hashlib
+        assert r.stdout.strip() == hashlib.sha256(payload).hexdigest()
+    finally:
+        code, counters = stack.stop()
+    assert code == 0
+    assert counters.get("tcp-refused-for-memory") == 53
+    assert counters.get("memory-limit") == 1 << 20
+    assert 0 < counters.get("memory-peak") <= 1 << 20
+    assert counters.get("memory-in-use") == 0

@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import NetStack
 import NetStackWire
 
@@ -128,5 +131,50 @@ import NetStackWire
         #expect(ring.capacity == 256 * 1024)
         #expect(ring.allocatedBytes == 64 * 1024)
         #expect(pair.b.tcp.memory.peak <= limit)
+    }
+}
+
+/// `RingPages`: rings' first pages, given back to the system when freed.
+@Suite struct RingPagesTests {
+    /// Whether the page at `p` is resident (mincore).
+    static func isResident(_ p: UnsafeMutableRawPointer) -> Bool {
+        var vector: UInt8 = 0
+        #expect(mincore(p, RingPages.pageSize, &vector) == 0)
+        return vector & 1 != 0
+    }
+
+    @Test func freedPagesAreReusedFirstAndReleasedByTrim() {
+        let pages = RingPages()
+        let a = pages.take(), b = pages.take(), c = pages.take()
+        #expect(pages.chunkCount == 1 && pages.inUse == 3)
+        #expect(Int(bitPattern: a) % RingPages.pageSize == 0)
+        for p in [a, b, c] { p.storeBytes(of: 0x5a5a, as: UInt64.self) }
+        pages.give(b)
+        pages.give(c)
+        #expect(pages.residentFreePages == 2 && Self.isResident(b))
+        // Reused while still resident.
+        let again = pages.take()
+        #expect(again == c)
+        pages.give(again)
+        #expect(pages.trim() == 2 * RingPages.pageSize)
+        #expect(pages.residentFreePages == 0)
+        #expect(!Self.isResident(b) && !Self.isResident(c))
+        #expect(Self.isResident(a))
+        pages.give(a)
+        #expect(pages.inUse == 0 && pages.chunkCount == 1)
+    }
+
+    @Test func aRingWithABudgetTakesItsFirstPageFromRingPages() {
+        let budget = MemoryBudget()
+        let ring = ByteRing(capacity: 64 * 1024, budget: budget)
+        let bytes = [UInt8](repeating: 3, count: 5000)
+        _ = bytes[..<100].withUnsafeBytes { ring.append($0) }
+        #expect(budget.pages.inUse == 1 && ring.allocatedBytes == RingPages.pageSize)
+        // Growing past a page moves to the allocator and gives the page back.
+        _ = bytes.withUnsafeBytes { ring.append($0) }
+        #expect(ring.allocatedBytes == 8192 && budget.pages.inUse == 0 && budget.pages.residentFreePages == 1)
+        var out = [UInt8](repeating: 0, count: 5100)
+        #expect(out.withUnsafeMutableBytes { ring.read(into: $0) } == 5100)
+        #expect(out.allSatisfy { $0 == 3 })
     }
 }

@@ -86,9 +86,24 @@ final class ByteRing {
     }
 
     deinit {
-        storage?.deallocate()
-        for r in replaced { r.storage.deallocate() }
+        if let storage { free(storage, bytes: allocatedBytes) }
+        for r in replaced { free(r.storage, bytes: r.bytes) }
         budget?.release(chargedBytes)
+    }
+
+    /// Storage of one page, for a ring with a budget, comes from the
+    /// budget's `RingPages` (so that an idle connection's gives its memory
+    /// back to the system); the rest from the allocator.
+    private func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        if let budget, bytes == RingPages.pageSize { return budget.pages.take() }
+        // Page-aligned (cache-line aligned when smaller than a page): copies
+        // out of the ring start on a line boundary, and storage given back
+        // is whole pages the allocator can return to the system.
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 4096 ? 4096 : 64)
+    }
+
+    private func free(_ storage: UnsafeMutableRawPointer, bytes: Int) {
+        if let budget, bytes == RingPages.pageSize { budget.pages.give(storage) } else { storage.deallocate() }
     }
 
     /// Storage held changed by `delta`: charges or releases what lies beyond
@@ -117,7 +132,7 @@ final class ByteRing {
     func releaseStorageIfEmpty() -> Int {
         guard count == 0, let old = storage else { return 0 }
         let released = allocatedBytes
-        old.deallocate()
+        free(old, bytes: released)
         held(-released)
         storage = nil
         allocatedBytes = 0
@@ -129,7 +144,7 @@ final class ByteRing {
     /// Frees the storage growth replaced (once nothing reads frame tails from it).
     func releaseReplacedStorage() {
         for r in replaced {
-            r.storage.deallocate()
+            free(r.storage, bytes: r.bytes)
             held(-r.bytes)
         }
         replaced.removeAll(keepingCapacity: true)
@@ -147,11 +162,7 @@ final class ByteRing {
 
     private func grow(to end: Int) {
         let size = min(capacity, max(Self.capacity(for: end), min(capacity, Self.initialStorage)))
-        // Page-aligned (cache-line aligned when smaller than a page): copies out
-        // of the ring start on a line boundary, and storage given back when
-        // idle (`releaseStorageIfEmpty`) is whole pages the allocator can
-        // return to the system, not pieces of pages it shares with neighbours.
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: size >= 4096 ? 4096 : 64)
+        let bigger = allocate(bytes: size)
         if let old = storage {
             // Unwrapped: offset k from the front is at index k, for every k
             // the old storage held (bytes written past the end included).
@@ -161,7 +172,7 @@ final class ByteRing {
             if keepsReplacedStorage {
                 replaced.append((old, allocatedBytes))
             } else {
-                old.deallocate()
+                free(old, bytes: allocatedBytes)
                 held(-allocatedBytes)
             }
         }

@@ -23,6 +23,8 @@ public final class MemoryBudget {
     public private(set) var used = 0
     /// The most bytes ever charged at once.
     public private(set) var peak = 0
+    /// Where rings' first pages live (`RingPages`).
+    public let pages = RingPages()
     /// A connection's control block: about what one idle connection holds
     /// resident without its rings (measured: 5,000 idle connections held
     /// 2.5 KB each, `Tests/Interop/test_memory.py`).

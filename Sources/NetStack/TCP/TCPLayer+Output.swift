@@ -71,8 +71,11 @@ extension TCPLayer {
         nextIdleSweep = now + Self.idleSweepInterval
         var released = 0
         for c in connections.values { released += c.releaseStorageIfIdle() }
-        // Freed ring memory stays in the allocator's heap, resident; after a
-        // sweep that freed much of it, hand the free pages back to the system
+        // Rings' first pages given back since the last sweep (idle ones, and
+        // those of connections gone) go back to the system.
+        released -= memory.pages.trim()
+        // Larger ring storage freed stays in the allocator's heap, resident;
+        // after a sweep that freed much of it, hand the free pages back
         // (glibc's malloc_trim also releases pages inside the heap).
         if released >= 1 << 20 { _ = malloc_trim(0) }
     }

@@ -9,6 +9,8 @@ import NetStack
 /// timer runs out, the rig goes, and every pool slot must be back exactly once.
 public struct FuzzDriver {
     public private(set) var inputs = 0
+    /// Rigs set up and wound down (one per `run`).
+    public private(set) var rigs = 0
     public private(set) var frames = 0
     public private(set) var framesOut = 0
     /// At most this many frames per input, so one input stays fast.
@@ -18,26 +20,38 @@ public struct FuzzDriver {
 
     /// Runs one input; traps (a finding) if a slot is lost or returned twice.
     public mutating func run(_ data: UnsafeRawBufferPointer) {
+        run(programs: [data])
+    }
+
+    /// Runs several inputs one after another against one rig, each read
+    /// from its start (so one program's mutations do not shift how the next
+    /// is read), then checks the slots once: setting a rig up and winding it
+    /// down costs more than a hundred frames, and each program meets the
+    /// state the ones before it left.
+    public mutating func run(programs: [UnsafeRawBufferPointer]) {
         let pool = PacketPool(slotCount: 512)
         do {
             var rig: Rig? = try Rig(pool: pool)
             weak let interface = rig!.interface
-            var input = InputReader(data)
-            var n = 0
-            while !input.isEmpty, n < maxFramesPerInput {
-                step(rig!, &input)
-                n += 1
+            for data in programs {
+                var input = InputReader(data)
+                var n = 0
+                while !input.isEmpty, n < maxFramesPerInput {
+                    step(rig!, &input)
+                    n += 1
+                }
+                frames += n
             }
             rig!.windDown()
             framesOut += rig!.framesOut
-            frames += n
             rig = nil
             precondition(interface == nil, "the interface outlived its rig (a reference cycle)")
         } catch {
             fatalError("the rig could not be set up: \(error)")
         }
         Self.checkEverySlotBackOnce(pool)
-        inputs += 1
+        inputs += programs.count
+        rigs += 1
     }
 
     /// Takes every free slot: there must be `slotCount` of them, all different.

@@ -28,6 +28,19 @@ while let a = arguments.next() {
     }
 }
 
+/// Lends every array's bytes at once.
+@MainActor func withUnsafeBytesOfAll(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> Void) {
+    var buffers: [UnsafeRawBufferPointer] = []
+    func nest(_ i: Int) {
+        guard i < arrays.count else { return body(buffers) }
+        arrays[i].withUnsafeBytes { b in
+            buffers.append(b)
+            nest(i + 1)
+        }
+    }
+    nest(0)
+}
+
 /// The fault injector's seeded generator picks the mutations too.
 extension Xoshiro256StarStar {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
@@ -50,31 +63,37 @@ let start = Date()
 }
 for input in corpus { run(input) }
 let corpusInputs = driver.inputs
-while Date().timeIntervalSince(start) < seconds, driver.frames < frameBudget {
-    var input: [UInt8]
-    if !corpus.isEmpty, rng.below(4) != 0 {
-        // Mostly several corpus programs one after another: more frames per
-        // rig, and each meets the state the ones before it left.
-        input = corpus[rng.below(corpus.count)]
-        for _ in 0..<(rng.below(2) == 0 ? 0 : 1 + rng.below(12)) { input += corpus[rng.below(corpus.count)] }
-        for _ in 0..<(1 + rng.below(8)) {
-            switch rng.below(5) {
-            case 0, 1: if !input.isEmpty { input[rng.below(input.count)] ^= rng.byte() | 1 }
-            case 2: input.insert(rng.byte(), at: rng.below(input.count + 1))
-            case 3: if !input.isEmpty { input.remove(at: rng.below(input.count)) }
-            default:
-                let other = corpus[rng.below(corpus.count)]
-                let cut = rng.below(input.count + 1), from = rng.below(other.count + 1)
-                input = Array(input[..<cut]) + Array(other[from...])
-            }
+/// A corpus program with a few mutations: bytes flipped, inserted or
+/// removed, another program's tail spliced in.
+@MainActor func mutated() -> [UInt8] {
+    var input = corpus[rng.below(corpus.count)]
+    for _ in 0..<(1 + rng.below(8)) {
+        switch rng.below(5) {
+        case 0, 1: if !input.isEmpty { input[rng.below(input.count)] ^= rng.byte() | 1 }
+        case 2: input.insert(rng.byte(), at: rng.below(input.count + 1))
+        case 3: if !input.isEmpty { input.remove(at: rng.below(input.count)) }
+        default:
+            let other = corpus[rng.below(corpus.count)]
+            let cut = rng.below(input.count + 1), from = rng.below(other.count + 1)
+            input = Array(input[..<cut]) + Array(other[from...])
         }
-    } else {
-        input = (0..<(8 + rng.below(512))).map { _ in rng.byte() }
     }
-    run(input)
+    return input
+}
+while Date().timeIntervalSince(start) < seconds, driver.frames < frameBudget {
+    // Mostly many mutated corpus programs against one rig; sometimes random bytes.
+    var programs: [[UInt8]] = []
+    for _ in 0..<(1 + rng.below(64)) {
+        if !corpus.isEmpty, rng.below(8) != 0 {
+            programs.append(mutated())
+        } else {
+            programs.append((0..<(8 + rng.below(512))).map { _ in rng.byte() })
+        }
+    }
+    withUnsafeBytesOfAll(programs) { driver.run(programs: $0) }
 }
 let elapsed = Date().timeIntervalSince(start)
-print("fuzz-loop: seed \(seed), \(driver.inputs) inputs (\(corpusInputs) from the corpus), "
+print("fuzz-loop: seed \(seed), \(driver.inputs) inputs (\(corpusInputs) from the corpus) on \(driver.rigs) rigs, "
       + "\(driver.frames) frames in, \(driver.framesOut) frames out, "
       + String(format: "%.1f s, %.0f frames/s, ", elapsed, Double(driver.frames) / elapsed)
       + "0 findings (every slot back once after every input)")

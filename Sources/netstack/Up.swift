@@ -62,7 +62,8 @@ struct Up: ParsableCommand {
                                valueName: "SECONDS", visibility: .hidden))
     var msl: Double?
 
-    @Option(help: ArgumentHelp("The most memory TCP connections and their buffers may hold together, in bytes or with K, M or G (binary): near it windows shrink, at it new connections are refused with a RST (default: no limit).",
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("The most memory TCP connections and their buffers may hold together, in bytes or with K, M or G (binary): near it windows shrink, at it new connections are refused with a RST (default: no limit).",
                                valueName: "SIZE"))
     var memoryLimit: String?
 

@@ -115,16 +115,8 @@ import NetStackWire
         let pair = TCPStackPair(memoryLimitB: limit)
         let listener = try pair.b.tcp.listen(port: Self.port)
         let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: Self.port, now: pair.now)
-        var server: TCPConnection?
-        let size = 4 * 1024 * 1024
-        let transfer = BulkTransfer(length: size, seed: 15)
-        let finished = pair.run(until: { transfer.read == size }, app: {
-            if server == nil { server = listener.accept() }
-            var moved = transfer.pump(into: client)
-            pair.a.tcp.flush(client, now: pair.now)
-            if let s = server { moved = transfer.drain(from: s) || moved }
-            return moved
-        })
+        let transfer = BulkTransfer(length: 4 * 1024 * 1024, seed: 15)
+        let (finished, server) = pair.sendOneWay(transfer, from: client, to: listener)
         #expect(finished)
         #expect(transfer.receivedHash.value == transfer.sentHash.value)
         let ring = try #require(server).receiver.receiveBuffer

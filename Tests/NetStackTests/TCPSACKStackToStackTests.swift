@@ -68,16 +68,9 @@ final class WireLog<D: Device>: Device {
         let size = 2 << 20
         let listener = try pair.b.tcp.listen(port: 5001)
         let client = try pair.a.tcp.connect(to: Pair.ipB, port: 5001, now: pair.now)
-        var server: TCPConnection?
         let transfer = BulkTransfer(length: size, seed: seed)
-        let finished = pair.run(maxRounds: 2_000_000, until: { transfer.read == size && server?.isReadClosed == true },
-                                app: {
-            if server == nil { server = listener.accept() }
-            var moved = transfer.pump(into: client)
-            pair.a.tcp.flush(client, now: pair.now)
-            if let s = server { moved = transfer.drain(from: s) || moved }
-            return moved
-        })
+        let (finished, _) = pair.sendOneWay(transfer, from: client, to: listener, maxRounds: 2_000_000,
+                                            also: { $0?.isReadClosed == true })
         #expect(finished)
         #expect(transfer.receivedHash.value == transfer.sentHash.value)
 

@@ -77,6 +77,23 @@ final class StackPair<D: Device> {
         Issue.record("the stacks did not finish within \(maxRounds) rounds", sourceLocation: sourceLocation)
         return false
     }
+
+    /// Runs until `transfer` was all read on B: A's `client` writes it, B
+    /// accepts from `listener` and reads; `also` may ask for more before
+    /// stopping. Returns whether it finished and B's connection.
+    func sendOneWay(_ transfer: BulkTransfer, from client: TCPConnection, to listener: TCPListener,
+                    maxRounds: Int = 5_000_000,
+                    also: (TCPConnection?) -> Bool = { _ in true }) -> (finished: Bool, server: TCPConnection?) {
+        var server: TCPConnection?
+        let finished = run(maxRounds: maxRounds, until: { transfer.read == transfer.length && also(server) }, app: {
+            if server == nil { server = listener.accept() }
+            var moved = transfer.pump(into: client)
+            a.tcp.flush(client, now: now)
+            if let s = server { moved = transfer.drain(from: s) || moved }
+            return moved
+        })
+        return (finished, server)
+    }
 }
 
 extension StackPair where D == MemoryLink {

@@ -68,10 +68,12 @@ final class ByteRing {
     /// allocation, charged when it was admitted): only storage beyond it is
     /// charged.
     private let prepaid: Int
-    /// Storage held now: the current storage and replaced storage kept.
-    private var heldBytes = 0
     /// What this ring has charged to `budget`: `heldBytes` beyond `prepaid`.
     private var chargedBytes = 0
+    /// Replaced storage still kept.
+    private var replacedBytes: Int { replaced.reduce(0) { $0 + $1.bytes } }
+    /// Storage held now: the current storage and replaced storage kept.
+    private var heldBytes: Int { allocatedBytes + replacedBytes }
 
     /// Makes a ring of at least `capacity` bytes (rounded up to a power of two),
     /// allocating nothing until bytes are written. `prepaid`: storage already
@@ -106,10 +108,9 @@ final class ByteRing {
         if let budget, bytes == RingPages.pageSize { budget.pages.give(storage) } else { storage.deallocate() }
     }
 
-    /// Storage held changed by `delta`: charges or releases what lies beyond
+    /// After the storage held changed: charges or releases what lies beyond
     /// `prepaid`.
-    private func held(_ delta: Int) {
-        heldBytes += delta
+    private func recharge() {
         guard let budget else { return }
         let charge = max(0, heldBytes - prepaid)
         if charge > chargedBytes {
@@ -133,21 +134,19 @@ final class ByteRing {
         guard count == 0, let old = storage else { return 0 }
         let released = allocatedBytes
         free(old, bytes: released)
-        held(-released)
         storage = nil
         allocatedBytes = 0
         mask = 0
         head = 0
+        recharge()
         return released
     }
 
     /// Frees the storage growth replaced (once nothing reads frame tails from it).
     func releaseReplacedStorage() {
-        for r in replaced {
-            free(r.storage, bytes: r.bytes)
-            held(-r.bytes)
-        }
+        for r in replaced { free(r.storage, bytes: r.bytes) }
         replaced.removeAll(keepingCapacity: true)
+        recharge()
     }
 
     /// Whether growth left storage waiting for `releaseReplacedStorage()`.
@@ -173,15 +172,14 @@ final class ByteRing {
                 replaced.append((old, allocatedBytes))
             } else {
                 free(old, bytes: allocatedBytes)
-                held(-allocatedBytes)
             }
         }
-        // `freeSpace` let no write past `reachableStorage`, which fits the budget.
-        held(size)
         storage = bigger
         allocatedBytes = size
         mask = size - 1
         head = 0
+        // `freeSpace` let no write past `reachableStorage`, which fits the budget.
+        recharge()
     }
 
     /// Bytes that can still be appended (or written past the readable end):
@@ -200,7 +198,7 @@ final class ByteRing {
         guard let budget, budget.limit != nil, allocatedBytes < capacity else { return capacity }
         // Held after growing to `size`: size, plus what is kept. Charged: that
         // beyond `prepaid`, which may exceed what is charged now by `available`.
-        let stillHeld = keepsReplacedStorage ? heldBytes : heldBytes - allocatedBytes
+        let stillHeld = keepsReplacedStorage ? heldBytes : replacedBytes
         let bound = min(capacity, budget.available + chargedBytes + prepaid - stillHeld)
         var size = bound < 1 ? 0 : 1 << (Int.bitWidth - 1 - bound.leadingZeroBitCount)
         if size < min(capacity, Self.initialStorage) { size = 0 }

@@ -127,11 +127,7 @@ extension TCPLayer {
     /// once rather than retrying into the same shortage.
     func refuseForMemory(_ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         kept.refusedForMemory &+= 1
-        if let ack = seg.ack, seg.flags.contains(.ack) {
-            sendReset(to: tuple, seq: ack, ack: nil, now: now)
-        } else {
-            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, now: now)
-        }
+        sendReset(answering: seg, to: tuple, now: now)
     }
 
     /// Makes room in `l`'s full SYN queue, when cookies are off, by dropping
@@ -155,10 +151,6 @@ extension TCPLayer {
     private func closedReceive(_ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
         defer { kept.drops.record(.noConnection) }
         guard !seg.flags.contains(.rst) else { return }
-        if let ack = seg.ack, seg.flags.contains(.ack) {
-            sendReset(to: tuple, seq: ack, ack: nil, now: now)
-        } else {
-            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, now: now)
-        }
+        sendReset(answering: seg, to: tuple, now: now)
     }
 }

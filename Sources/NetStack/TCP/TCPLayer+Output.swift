@@ -111,6 +111,17 @@ extension TCPLayer {
         return a.count + b.count - tail.count
     }
 
+    /// The RST that answers `seg` where no connection takes it (RFC 9293
+    /// 3.10.7.1): <SEQ=SEG.ACK><CTL=RST> if it carried an ACK, else
+    /// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    func sendReset(answering seg: TCPRepr, to tuple: TCPFourTuple, now: Instant) {
+        if let ack = seg.ack, seg.flags.contains(.ack) {
+            sendReset(to: tuple, seq: ack, ack: nil, now: now)
+        } else {
+            sendReset(to: tuple, seq: SequenceNumber(0), ack: seg.seq + seg.segmentLength, now: now)
+        }
+    }
+
     /// Sends a reset not tied to a connection (RFC 9293 3.10.7.1).
     func sendReset(to tuple: TCPFourTuple, seq: SequenceNumber, ack: SequenceNumber?, now: Instant) {
         let repr = TCPRepr(sourcePort: tuple.localPort, destinationPort: tuple.remotePort, seq: seq, ack: ack,

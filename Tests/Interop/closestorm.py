@@ -1,19 +1,14 @@
 """Opens N connections to the stack's echo service from the kernel, echoes a
 few bytes on each, then closes them all at once: a close storm. Bounded by
-count and time; prints one JSON line. A process may hold only as many
-descriptors as its hard limit (20,000 here, and not raisable in a container
-without CAP_SYS_RESOURCE), so the connections are spread over worker
-processes of at most 10,000 each, which close theirs at the same moment."""
+count and time; prints one JSON line. The connections are spread over
+worker processes (workers.py), which close theirs at the same moment."""
 import json
-import multiprocessing
-import resource
 import selectors
 import socket
 import sys
 import time
 
-
-PER_WORKER = 10000
+from workers import Workers, allow_descriptors
 
 
 def tap_dropped():
@@ -24,9 +19,8 @@ def tap_dropped():
         return -1
 
 
-def worker(host, port, count, timeout, barrier, results):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 256)), hard))
+def worker(count, host, port, timeout, barrier, ready, results):
+    allow_descriptors(count)
     deadline = time.monotonic() + timeout
     sel = selectors.DefaultSelector()
     socks = []
@@ -76,16 +70,9 @@ def worker(host, port, count, timeout, barrier, results):
 
 
 def main(host, port, count, timeout):
-    shares = [PER_WORKER] * (count // PER_WORKER) + ([count % PER_WORKER] if count % PER_WORKER else [])
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(len(shares))
-    results = context.Queue()
-    procs = [context.Process(target=worker, args=(host, port, n, timeout, barrier, results)) for n in shares]
-    for p in procs:
-        p.start()
-    got = [results.get(timeout=timeout + 30) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
+    workers = Workers(worker, count, host, port, timeout)
+    got = workers.gather(workers.results, timeout=timeout + 30)
+    workers.join()
     time.sleep(1)
     print(json.dumps({"connected": sum(r["connected"] for r in got),
                       "echoed": sum(r["echoed"] for r in got),

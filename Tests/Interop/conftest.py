@@ -24,6 +24,15 @@ def run(*args, timeout=60, check=True):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=check)
 
 
+def rss_kib(pid):
+    """A process's resident memory, in KiB (0 if /proc does not say)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 class Namespace:
     def __init__(self):
         self.name = f"nsit-{os.getpid()}-{uuid.uuid4().hex[:6]}"

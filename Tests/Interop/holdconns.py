@@ -1,24 +1,22 @@
 """Opens N connections to the stack's echo service, echoes one byte on each,
 says so, holds them idle for a while, and closes them. A process may hold
-only as many descriptors as its hard limit (20,000 here), so they are spread
-over worker processes of at most 10,000 each. Bounded by count and time.
+only so many descriptors, so they are spread over worker processes
+(workers.py). Bounded by count and time.
 
     holdconns.py HOST PORT N HOLD_SECONDS
 
 Prints `held N` once every connection echoed (or the time ran out), then,
 after the hold, one JSON line with the counts."""
 import json
-import multiprocessing
-import resource
 import socket
 import sys
 import time
 
-PER_WORKER = 10000
+from workers import Workers, allow_descriptors
 
 
-def worker(host, port, count, hold, barrier, ready, results):
-    resource.setrlimit(resource.RLIMIT_NOFILE, (count + 256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+def worker(count, host, port, hold, barrier, ready, results):
+    allow_descriptors(count)
     socks, refused, failed = [], 0, 0
     for _ in range(count):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -56,17 +54,11 @@ def worker(host, port, count, hold, barrier, ready, results):
 
 
 def main(host, port, count, hold):
-    shares = [PER_WORKER] * (count // PER_WORKER) + ([count % PER_WORKER] if count % PER_WORKER else [])
-    context = multiprocessing.get_context("fork")
-    ready, results, barrier = context.Queue(), context.Queue(), context.Barrier(len(shares))
-    procs = [context.Process(target=worker, args=(host, port, n, hold, barrier, ready, results)) for n in shares]
-    for p in procs:
-        p.start()
-    held = sum(ready.get(timeout=330) for _ in procs)
+    workers = Workers(worker, count, host, port, hold)
+    held = sum(workers.gather(workers.ready, timeout=330))
     print(f"held {held}", flush=True)
-    got = [results.get(timeout=hold + 120) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
+    got = workers.gather(workers.results, timeout=hold + 120)
+    workers.join()
     print(json.dumps({k: sum(r[k] for r in got) for k in got[0]}), flush=True)
 
 

@@ -4,25 +4,15 @@ global budget (`--memory-limit`), past which new connections are refused
 with a RST while those admitted carry on. Measured with the release build:
 50,000 connections held idle after one byte echoed, 2.8 KB each (4.7 KB
 before rings' first pages came from `RingPages`)."""
+import hashlib
 import json
 import os
-import re
 import subprocess
 import time
 
-from conftest import STACK_IP, Stack
+from conftest import STACK_IP, Stack, rss_kib
 
 HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holdconns.py")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
-
-
-def stack_pid(stack):
-    # `ip netns exec` execs the stack: the Popen's pid is the stack's.
-    return stack.proc.pid
 
 
 def hold(ns, count, seconds, stack, sample_after):
@@ -34,7 +24,7 @@ def hold(ns, count, seconds, stack, sample_after):
         line = p.stdout.readline()
         assert line.startswith("held "), (line, p.stderr.read() if p.poll() is not None else "")
         time.sleep(sample_after)
-        rss = rss_kib(stack_pid(stack))
+        rss = rss_kib(stack.proc.pid)
         result = json.loads(p.stdout.readline())
         p.wait(timeout=60)
     finally:
@@ -50,7 +40,7 @@ def test_fifty_thousand_idle_connections_hold_under_4_kb_each(ns):
     stack = Stack(ns, "--serve", "echo:7")
     try:
         time.sleep(1)
-        before = rss_kib(stack_pid(stack))
+        before = rss_kib(stack.proc.pid)
         # Sampled after the idle sweep (every 5 s) gave the echo rings back.
         held, rss, result = hold(ns, 50000, 14, stack, sample_after=11)
         per_connection = (rss - before) * 1024 / held
@@ -90,7 +80,6 @@ while len(got) < len(data):
     got += chunk
 print(hashlib.sha256(got).hexdigest())
 """, timeout=60)
-        import hashlib
         assert r.stdout.strip() == hashlib.sha256(payload).hexdigest()
     finally:
         code, counters = stack.stop()

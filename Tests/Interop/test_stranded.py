@@ -12,18 +12,21 @@ from conftest import STACK_IP, Stack
 STRANDED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stranded.py")
 
 
-def client(ns, mode):
-    r = ns.exec("python3", STRANDED, mode, STACK_IP, timeout=60)
-    return json.loads(r.stdout.strip().splitlines()[-1])
+def client(ns, mode, *stack_args):
+    """Runs stranded.py's `mode` against `netstack up STACK_ARGS`; returns
+    its report, the stack's exit code and its counters."""
+    stack = Stack(ns, *stack_args)
+    try:
+        r = ns.exec("python3", STRANDED, mode, STACK_IP, timeout=60)
+    finally:
+        code, counters = stack.stop()
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    print(report)
+    return report, code, counters
 
 
 def test_http_closes_a_quiet_keep_alive_connection(ns):
-    stack = Stack(ns, "--serve", "http:80", "--idle-timeout", "2")
-    try:
-        r = client(ns, "http")
-    finally:
-        code, counters = stack.stop()
-    print(r)
+    r, code, counters = client(ns, "http", "--serve", "http:80", "--idle-timeout", "2")
     assert r["quiet_ok"] and r["busy_ok"] and r["answers"] >= 6, r
     # The quiet one was closed with a FIN (no reset) about 2 s after its
     # answer, while the busy one asking every 0.5 s was not; then the busy
@@ -36,12 +39,7 @@ def test_http_closes_a_quiet_keep_alive_connection(ns):
 
 
 def test_keepalive_resets_a_peer_that_went_silent(ns):
-    stack = Stack(ns, "--serve", "echo:7", "--keepalive", "1,1,3")
-    try:
-        r = client(ns, "keepalive")
-    finally:
-        code, counters = stack.stop()
-    print(r)
+    r, code, counters = client(ns, "keepalive", "--serve", "echo:7", "--keepalive", "1,1,3")
     assert r["first"] == "hello" and r["second"] == "again", r
     # Idle 1 s, 3 probes 1 s apart, the reset 1 s after the last: about 4 s
     # from the last answer (up to 1 s before the silence began). The reset

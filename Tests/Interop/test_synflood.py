@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import STACK_IP, Stack
+from conftest import STACK_IP, Stack, rss_kib
 
 needs_tools = pytest.mark.skipif(shutil.which("hping3") is None or shutil.which("curl") is None,
                                  reason="hping3 and curl needed (Scripts/setup installs them)")
@@ -71,14 +71,6 @@ def fetch(ns, out):
     ok = (r.returncode == 0 and fields == ["200", str(SIZE)]
           and hashlib.sha256(out.read_bytes()).hexdigest() == EXPECTED)
     return took, ok
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 @needs_tools

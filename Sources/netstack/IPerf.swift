@@ -102,23 +102,6 @@ struct IPerf: ParsableCommand {
         _ = try settings()
     }
 
-    /// iperf3's size syntax: a number with an optional K, M or G (powers of 1024).
-    static func size(_ text: String) -> Int? {
-        guard let last = text.last else { return nil }
-        let multiplier: Int
-        var digits = Substring(text)
-        switch last {
-        case "k", "K": multiplier = 1 << 10
-        case "m", "M": multiplier = 1 << 20
-        case "g", "G": multiplier = 1 << 30
-        default: multiplier = 1
-        }
-        if multiplier != 1 { digits = digits.dropLast() }
-        guard let n = Int(digits), n >= 0 else { return nil }
-        let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
-        return overflow ? nil : product
-    }
-
     func settings() throws -> Settings {
         let linkSettings = try link.settings()
         guard let server = IPv4Address(client) else {
@@ -133,12 +116,12 @@ struct IPerf: ParsableCommand {
         guard (1...86400).contains(time) else { throw ValidationError("-t \(time): expected 1 to 86400 seconds") }
         guard (1...128).contains(parallel) else { throw ValidationError("-P \(parallel): expected 1 to 128 streams") }
         // iperf3's MAX_BLOCKSIZE for TCP is 1 MiB.
-        guard let len = Self.size(length), (1...(1 << 20)).contains(len) else {
+        guard let len = ByteSize.parse(length), (1...(1 << 20)).contains(len) else {
             throw ValidationError("-l '\(length)': expected a block size from 1 byte to 1M")
         }
         var windowSize: Int?
         if let window {
-            guard let w = Self.size(window), (4096...(256 << 20)).contains(w) else {
+            guard let w = ByteSize.parse(window), (4096...(256 << 20)).contains(w) else {
                 throw ValidationError("-w '\(window)': expected a size from 4K to 256M")
             }
             windowSize = w

@@ -96,24 +96,10 @@ struct Up: ParsableCommand {
         _ = try settings()
     }
 
-    /// `N`, `NK`, `NM` or `NG` (binary multiples, case-insensitive); nil if
-    /// malformed or past 1 TiB.
-    static func byteCount(_ text: String) -> Int? {
-        var digits = Substring(text)
-        var unit = 1
-        if let last = digits.last, let shift = ["k": 10, "m": 20, "g": 30][last.lowercased()] {
-            unit = 1 << shift
-            digits = digits.dropLast()
-        }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = Int(digits), n >= 0,
-              n <= (1 << 40) / unit else { return nil }
-        return n * unit
-    }
-
     func settings() throws -> Settings {
         var linkSettings = try link.settings()
         if let memoryLimit {
-            guard let bytes = Self.byteCount(memoryLimit), bytes >= 1 << 20 else {
+            guard let bytes = ByteSize.parse(memoryLimit), (1 << 20...1 << 40).contains(bytes) else {
                 throw ValidationError("--memory-limit '\(memoryLimit)': expected a size of at least 1M, such as 64M or 2G")
             }
             linkSettings.interface.memoryLimit = bytes

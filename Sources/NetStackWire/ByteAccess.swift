@@ -16,6 +16,12 @@ extension UnsafeMutableRawBufferPointer {
     }
 
     @inlinable @inline(__always)
+    func be64(_ offset: Int) -> UInt64 {
+        assert(offset + 8 <= count)
+        return UInt64(bigEndian: baseAddress.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    @inlinable @inline(__always)
     func u8(_ offset: Int) -> UInt8 {
         assert(offset < count)
         return baseAddress.unsafelyUnwrapped.load(fromByteOffset: offset, as: UInt8.self)
@@ -31,6 +37,12 @@ extension UnsafeMutableRawBufferPointer {
     func setBE32(_ offset: Int, _ value: UInt32) {
         assert(offset + 4 <= count)
         baseAddress.unsafelyUnwrapped.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
+    }
+
+    @inlinable @inline(__always)
+    func setBE64(_ offset: Int, _ value: UInt64) {
+        assert(offset + 8 <= count)
+        baseAddress.unsafelyUnwrapped.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt64.self)
     }
 
     @inlinable @inline(__always)
@@ -55,6 +67,16 @@ extension UnsafeMutableRawBufferPointer {
 
     @inlinable @inline(__always)
     func setIPv4(_ offset: Int, _ a: IPv4Address) { setBE32(offset, a.value) }
+
+    /// An IPv6 address as its two big-endian 64-bit halves (`IPv6Address`'s own layout).
+    @inlinable @inline(__always)
+    func ipv6(_ offset: Int) -> IPv6Address { IPv6Address(high: be64(offset), low: be64(offset + 8)) }
+
+    @inlinable @inline(__always)
+    func setIPv6(_ offset: Int, _ a: IPv6Address) {
+        setBE64(offset, a.high)
+        setBE64(offset + 8, a.low)
+    }
 
     /// The bytes `range`, rebased to start at zero. No copy.
     @inlinable @inline(__always)

@@ -49,6 +49,15 @@ func pseudoHeader(source: IPv4Address, destination: IPv4Address, protocol proto:
     be32(source.value) + be32(destination.value) + [0, proto] + be16(UInt16(length))
 }
 
+/// The IPv6 pseudo-header of RFC 8200 8.1 as bytes: source, destination,
+/// 32-bit upper-layer length, three zero bytes, next header.
+func pseudoHeader(source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, length: Int) -> [UInt8] {
+    bytes(source) + bytes(destination) + be32(UInt32(length)) + [0, 0, 0, nextHeader]
+}
+
+/// The 16 bytes of an address, from its groups.
+func bytes(_ a: IPv6Address) -> [UInt8] { (0..<8).flatMap { be16(a.group($0)) } }
+
 func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
 func readBE16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) << 8 | UInt16(b[at + 1]) }
@@ -173,4 +182,8 @@ enum Capture {
     static let macB = MACAddress(0x02, 0x00, 0x0a, 0x00, 0x00, 0x02)
     static let ipA = IPv4Address(10, 0, 0, 1)
     static let ipB = IPv4Address(10, 0, 0, 2)
+    static let ip6A = IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 1)
+    static let ip6B = IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 2)
+    /// The kernel's EUI-64 link-local address of A (fe80::aff:fe00:1).
+    static let linkLocalA = IPv6Address(0xfe80, 0, 0, 0, 0, 0x0aff, 0xfe00, 1)
 }

@@ -11,6 +11,12 @@ public struct IPProtocol: RawRepresentable, Hashable, Sendable, CustomStringConv
         case .icmp: "ICMP"
         case .tcp: "TCP"
         case .udp: "UDP"
+        case .hopByHopOptions: "IPv6-HopByHop"
+        case .ipv6Routing: "IPv6-Route"
+        case .ipv6Fragment: "IPv6-Frag"
+        case .icmpv6: "ICMPv6"
+        case .ipv6NoNextHeader: "IPv6-NoNxt"
+        case .ipv6DestinationOptions: "IPv6-Opts"
         default: String(rawValue)
         }
     }

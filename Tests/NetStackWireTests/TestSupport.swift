@@ -85,12 +85,21 @@ extension ARPPacket: ValidatingView {}
 extension IPv4Packet: ValidatingView {}
 extension ICMPv4Packet: ValidatingView {}
 extension UDPDatagram: ValidatingView {}
+extension IPv6Packet: ValidatingView {}
 
 /// `IPv4Packet(validatingQuoted:)`, the header quoted in an ICMP error, as a view of its own.
 struct QuotedIPv4: ValidatingView {
     let packet: IPv4Packet
     init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
         packet = try IPv4Packet(validatingQuoted: bytes)
+    }
+}
+
+/// `IPv6Packet(validatingQuoted:)`, the packet quoted in an ICMPv6 error.
+struct QuotedIPv6: ValidatingView {
+    let packet: IPv6Packet
+    init(validating bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
+        packet = try IPv6Packet(validatingQuoted: bytes)
     }
 }
 

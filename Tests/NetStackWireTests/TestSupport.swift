@@ -86,6 +86,7 @@ extension IPv4Packet: ValidatingView {}
 extension ICMPv4Packet: ValidatingView {}
 extension UDPDatagram: ValidatingView {}
 extension IPv6Packet: ValidatingView {}
+extension IPv6FragmentHeader: ValidatingView {}
 extension ICMPv6Packet: ValidatingView {}
 
 /// `IPv4Packet(validatingQuoted:)`, the header quoted in an ICMP error, as a view of its own.

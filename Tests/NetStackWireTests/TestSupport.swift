@@ -88,6 +88,11 @@ extension UDPDatagram: ValidatingView {}
 extension IPv6Packet: ValidatingView {}
 extension IPv6FragmentHeader: ValidatingView {}
 extension ICMPv6Packet: ValidatingView {}
+extension NDPOptions: ValidatingView {}
+extension NeighborSolicitation: ValidatingView {}
+extension NeighborAdvertisement: ValidatingView {}
+extension RouterSolicitation: ValidatingView {}
+extension RouterAdvertisement: ValidatingView {}
 
 /// `IPv4Packet(validatingQuoted:)`, the header quoted in an ICMP error, as a view of its own.
 struct QuotedIPv4: ValidatingView {

@@ -7,6 +7,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -86,6 +87,32 @@ static int set_ipv4(int sock, const char *name, unsigned long request, uint32_t 
 
 int curing_if_set_address(int sock, const char *name, uint32_t address) {
     return set_ipv4(sock, name, SIOCSIFADDR, address);
+}
+
+int curing_if_add_address6(const char *name, const uint8_t address[16], int prefix_length) {
+    /* struct in6_ifreq is the kernel's (linux/ipv6.h), which clashes with
+       glibc's netinet/in.h; its layout is fixed ABI. */
+    struct {
+        struct in6_addr addr;
+        uint32_t prefixlen;
+        int ifindex;
+    } req;
+    int sock = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -errno;
+    struct ifreq ifr;
+    set_name(&ifr, name);
+    if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0) {
+        int e = -errno;
+        close(sock);
+        return e;
+    }
+    memset(&req, 0, sizeof req);
+    memcpy(&req.addr, address, 16);
+    req.prefixlen = (uint32_t)prefix_length;
+    req.ifindex = ifr.ifr_ifindex;
+    int r = ioctl(sock, SIOCSIFADDR, &req) < 0 ? -errno : 0;
+    close(sock);
+    return r;
 }
 
 int curing_if_set_netmask(int sock, const char *name, uint32_t netmask) {

@@ -172,7 +172,9 @@ struct Up: ParsableCommand {
         let clock = loop.clock
         loop.busyPoll = .microseconds(busyPoll)
         loop.announce()
-        Console.line("ready \(tap.name) \(stack.address) \(s.link.interface.macAddress)")
+        // IPv6 addresses, when in use, follow the MAC (link-local first), so "NAME IP MAC" parses as before.
+        let v6 = stack.ipv6Addresses.map { " \($0)" }.joined()
+        Console.line("ready \(tap.name) \(stack.address) \(s.link.interface.macAddress)\(v6)")
 
         var nextStats = clock.now + .seconds(1)
         if stats {
@@ -217,6 +219,12 @@ struct LinkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The stack's MAC address (default: 02:00 followed by the IPv4 address).", valueName: "MAC"))
     var mac: String?
 
+    @Option(help: ArgumentHelp("IPv6 address and prefix for the kernel's side of the TAP (e.g. fd00::1/64).", valueName: "CIDR"))
+    var host6: String?
+
+    @Option(help: ArgumentHelp("The stack's IPv6 address and prefix (e.g. fd00::2/64); with it the stack speaks IPv6, with its link-local address besides.", valueName: "CIDR"))
+    var address6: String?
+
     @Option(help: ArgumentHelp("Checksum offload and TCP segments up to 64 KiB both ways through the TAP's virtio-net header: on or off (default on; off when the kernel refuses).",
                                valueName: "on|off"))
     var offload: Switch = .on
@@ -233,6 +241,7 @@ struct LinkOptions: ParsableArguments {
     struct Settings {
         var tap: String
         var hostCIDR: IPv4CIDR
+        var hostCIDR6: IPv6CIDR?
         var interface: InterfaceConfiguration
         var offload: Bool
         var transmitQueueLength = TAPDevice.defaultTransmitQueueLength
@@ -267,12 +276,35 @@ struct LinkOptions: ParsableArguments {
             }
             macAddress = m
         }
-        let config = InterfaceConfiguration(
+        var config = InterfaceConfiguration(
             macAddress: macAddress,
             address: IPv4CIDR(address: ip, prefixLength: hostCIDR.prefixLength),
             gateway: hostCIDR.address)
-        return Settings(tap: tap, hostCIDR: hostCIDR, interface: config, offload: offload == .on,
-                        transmitQueueLength: txqueuelen)
+        let (host6CIDR, address6CIDR) = try ipv6Settings()
+        config.address6 = address6CIDR
+        return Settings(tap: tap, hostCIDR: hostCIDR, hostCIDR6: host6CIDR, interface: config,
+                        offload: offload == .on, transmitQueueLength: txqueuelen)
+    }
+
+    /// `--host6` and `--address6`: unicast addresses (not link-local) of one
+    /// prefix between /1 and /127, different; either may be given alone.
+    private func ipv6Settings() throws -> (host: IPv6CIDR?, address: IPv6CIDR?) {
+        func parse(_ text: String?, _ flag: String, example: String) throws -> IPv6CIDR? {
+            guard let text else { return nil }
+            guard let c = IPv6CIDR(text), (1...127).contains(c.prefixLength), !c.address.isMulticast,
+                  !c.address.isUnspecified, !c.address.isLoopback, !c.address.isLinkLocal else {
+                throw ValidationError("\(flag) '\(text)': expected a unicast IPv6 address with a prefix, such as \(example)")
+            }
+            return c
+        }
+        let host = try parse(host6, "--host6", example: "fd00::1/64")
+        let address = try parse(address6, "--address6", example: "fd00::2/64")
+        if let h = host, let a = address {
+            guard h.contains(a.address), h.prefixLength == a.prefixLength, h.address != a.address else {
+                throw ValidationError("--address6 \(a) must be another address in --host6 \(h)'s prefix")
+            }
+        }
+        return (host, address)
     }
 
     static func logLevel(_ text: String) throws -> Logger.Level {
@@ -320,7 +352,8 @@ func runOnTAP(link: LinkOptions.Settings, pcap: String?, faults: FaultOptions.Se
         // 64 KiB slots for offload segments: fewer of them, for the same order of memory.
         let pool = offload ? PacketPool(slotCount: min(slotCount, 1024), slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: slotCount)
-        return try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, pool: pool, offload: offload,
+        return try TAPDevice(name: link.tap, hostAddress: link.hostCIDR, hostAddress6: link.hostCIDR6, pool: pool,
+                             offload: offload,
                              transmitQueueLength: link.transmitQueueLength)
     }
     let device: TAPDevice

@@ -8,8 +8,8 @@ typealias FaultyStackPair = StackPair<FaultInjector<MemoryLink>>
 
 extension StackPair where D == FaultInjector<MemoryLink> {
     convenience init(aReceive: FaultProfile = .none, aTransmit: FaultProfile = .none, bReceive: FaultProfile = .none,
-                     bTransmit: FaultProfile = .none, seed: UInt64) {
-        self.init(wrap: { link, isA, clock in
+                     bTransmit: FaultProfile = .none, seed: UInt64, ipv6: Bool = false) {
+        self.init(ipv6: ipv6, wrap: { link, isA, clock in
             FaultInjector(wrapping: link, receive: isA ? aReceive : bReceive, transmit: isA ? aTransmit : bTransmit,
                           seed: isA ? seed : ~seed, clock: clock)
         })
@@ -24,11 +24,14 @@ extension StackPair where D == FaultInjector<MemoryLink> {
 
     /// `size` bytes each way, both sides closing after writing. Returns the
     /// two transfers (A to B, B to A) and the virtual time taken.
-    func bulkBothWays(size: Int, dataSeed: UInt64) throws -> (BulkTransfer, BulkTransfer, Duration, Bool) {
+    /// Over IPv6 (`TCPStackPair.ip6B`) with `ipv6`.
+    func bulkBothWays(size: Int, dataSeed: UInt64, ipv6: Bool = false) throws
+        -> (BulkTransfer, BulkTransfer, Duration, Bool) {
         let port: UInt16 = 5001
         let listener = try b.tcp.listen(port: port)
         let start = now
-        let client = try a.tcp.connect(to: TCPStackPair.ipB, port: port, now: now)
+        let client = try a.tcp.connect(to: ipv6 ? .v6(TCPStackPair.ip6B) : .v4(TCPStackPair.ipB), port: port,
+                                       now: now)
         var server: TCPConnection?
         let aToB = BulkTransfer(length: size, seed: dataSeed)
         let bToA = BulkTransfer(length: size, seed: dataSeed &+ 1)
@@ -60,9 +63,9 @@ extension StackPair where D == FaultInjector<MemoryLink> {
     /// runs take 0.3 ms (duplication) to 6 s (10% loss); this leaves room for RTO backoff.
     static let deadline: Duration = .seconds(60)
 
-    func check(_ pair: FaultyStackPair, seed: UInt64, _ what: String,
+    func check(_ pair: FaultyStackPair, seed: UInt64, _ what: String, ipv6: Bool = false,
                sourceLocation: SourceLocation = #_sourceLocation) throws -> Duration {
-        let (aToB, bToA, took, finished) = try pair.bulkBothWays(size: Self.size, dataSeed: seed)
+        let (aToB, bToA, took, finished) = try pair.bulkBothWays(size: Self.size, dataSeed: seed, ipv6: ipv6)
         #expect(finished, "\(what) seed \(seed)", sourceLocation: sourceLocation)
         #expect(aToB.read == Self.size && bToA.read == Self.size, "\(what) seed \(seed)",
                 sourceLocation: sourceLocation)
@@ -88,6 +91,17 @@ extension StackPair where D == FaultInjector<MemoryLink> {
         let pair = FaultyStackPair(aReceive: loss, aTransmit: loss, seed: seed)
         _ = try check(pair, seed: seed, "10% loss")
         #expect(pair.faultsA.receiveCounters.dropped > 50 && pair.faultsA.transmitCounters.dropped > 50)
+        #expect(pair.a.tcp.counters.retransmissions > 0 && pair.b.tcp.counters.retransmissions > 0)
+    }
+
+    /// The same over IPv6: neighbour discovery, TCP's IPv6 checksums and MSS under loss.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func tenPercentLossBothWaysOverIPv6(seed: UInt64) throws {
+        let loss = FaultProfile(loss: 0.1)
+        let pair = FaultyStackPair(aReceive: loss, aTransmit: loss, seed: seed, ipv6: true)
+        pair.settleIPv6()
+        _ = try check(pair, seed: seed, "10% loss over IPv6", ipv6: true)
+        #expect(pair.a.counters.ipv6In > 500 && pair.b.counters.ipv6In > 500)
         #expect(pair.a.tcp.counters.retransmissions > 0 && pair.b.tcp.counters.retransmissions > 0)
     }
 

@@ -58,7 +58,7 @@ import NetStackWire
                                                    payload: icmp)))
         #expect(woken == 1)
         let error = try #require(socket.nextError())
-        #expect(error == UDPSocketError(kind: .unreachable(code: 3), destination: UDPEndpoint(address: H.peerIP, port: 53)))
+        #expect(error == UDPSocketError(kind: .portUnreachable, destination: UDPEndpoint(address: H.peerIP, port: 53)))
         #expect(socket.nextError() == nil)
         #expect(h.udp.counters.errorsIn == 1)
         #expect(h.counters.icmpErrorsIn == 1)

@@ -53,6 +53,7 @@ static const short CURING_IFF_VNET_HDR = IFF_VNET_HDR;
 static const short CURING_IFF_TUN_EXCL = (short)IFF_TUN_EXCL;
 static const unsigned CURING_TUN_F_CSUM = TUN_F_CSUM;
 static const unsigned CURING_TUN_F_TSO4 = TUN_F_TSO4;
+static const unsigned CURING_TUN_F_TSO6 = TUN_F_TSO6;
 
 // MARK: io_uring helpers
 
@@ -100,6 +101,10 @@ int curing_tun_set_offload(int fd, int header_size, unsigned offloads);
 
 /// SIOCSIFADDR: sets the interface's IPv4 address (host byte order).
 int curing_if_set_address(int sock, const char *name, uint32_t address);
+/// Adds an IPv6 address with its prefix to interface `name` (SIOCSIFADDR on
+/// an AF_INET6 socket with struct in6_ifreq); `address` is 16 bytes in
+/// network order. Returns 0 or -errno.
+int curing_if_add_address6(const char *name, const uint8_t address[16], int prefix_length);
 
 /// SIOCSIFNETMASK: sets the interface's IPv4 netmask (host byte order).
 int curing_if_set_netmask(int sock, const char *name, uint32_t netmask);

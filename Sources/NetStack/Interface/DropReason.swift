@@ -35,6 +35,35 @@ public enum DropReason: Int, DropReasonSet {
     case icmpIgnoredBroadcastEcho
     /// An error whose quoted datagram is cut short or was not sent by us.
     case icmpBadQuote
+    // IPv6 (RFC 8200)
+    case ipv6Truncated
+    case ipv6BadVersion
+    /// A source no packet may come from: multicast, loopback, IPv4-mapped,
+    /// our own, or unspecified for anything but duplicate address detection.
+    case ipv6MartianSource
+    case ipv6NotForUs
+    case ipv6UnsupportedProtocol
+    /// An extension header or option that RFC 8200 4 says to refuse (a
+    /// parameter problem was sent where the rules allow).
+    case ipv6ParameterProblem
+    case ipv6HeaderChainTruncated
+    case ipv6HeaderChainTooLong
+    case ipv6UnknownOption
+    /// An option running past its header, or padding that is not (RFC 8200 4.2).
+    case ipv6BadOption
+    case ipv6NoNextHeader
+    // ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861)
+    case icmp6Truncated
+    case icmp6BadChecksum
+    case icmp6UnhandledType
+    case icmp6BadQuote
+    /// A neighbour discovery message failing RFC 4861's validity checks
+    /// (hop limit 255, code 0, lengths, options, addresses).
+    case ndpInvalid
+    case ndpNotForUs
+    /// A router solicitation: hosts do not answer them (RFC 4861 6.2.6).
+    case ndpRouterSolicitation
+    case ndpRedirectIgnored
     // Output
     case noRoute
     case arpQueueFull
@@ -73,6 +102,25 @@ public enum DropReason: Int, DropReasonSet {
         case .icmpUnhandledType: "icmp-unhandled-type"
         case .icmpIgnoredBroadcastEcho: "icmp-ignored-broadcast-echo"
         case .icmpBadQuote: "icmp-bad-quote"
+        case .ipv6Truncated: "ipv6-truncated"
+        case .ipv6BadVersion: "ipv6-bad-version"
+        case .ipv6MartianSource: "ipv6-martian-source"
+        case .ipv6NotForUs: "ipv6-not-for-us"
+        case .ipv6UnsupportedProtocol: "ipv6-unsupported-protocol"
+        case .ipv6ParameterProblem: "ipv6-parameter-problem"
+        case .ipv6HeaderChainTruncated: "ipv6-header-chain-truncated"
+        case .ipv6HeaderChainTooLong: "ipv6-header-chain-too-long"
+        case .ipv6UnknownOption: "ipv6-unknown-option"
+        case .ipv6BadOption: "ipv6-bad-option"
+        case .ipv6NoNextHeader: "ipv6-no-next-header"
+        case .icmp6Truncated: "icmp6-truncated"
+        case .icmp6BadChecksum: "icmp6-bad-checksum"
+        case .icmp6UnhandledType: "icmp6-unhandled-type"
+        case .icmp6BadQuote: "icmp6-bad-quote"
+        case .ndpInvalid: "ndp-invalid"
+        case .ndpNotForUs: "ndp-not-for-us"
+        case .ndpRouterSolicitation: "ndp-router-solicitation"
+        case .ndpRedirectIgnored: "ndp-redirect-ignored"
         case .noRoute: "no-route"
         case .arpQueueFull: "arp-queue-full"
         case .arpResolutionFailed: "arp-resolution-failed"

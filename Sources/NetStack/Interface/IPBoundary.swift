@@ -1,7 +1,7 @@
 import NetStackWire
 
 // The one place where transports (TCP/, UDP/) meet IP. Nothing here names a
-// family: IPv4 today, IPv6 behind the same boundary.
+// family: IPv4 and IPv6 are behind the same boundary.
 
 /// Whether a transport still has to verify its checksum.
 public enum ChecksumStatus: Sendable {
@@ -39,9 +39,13 @@ public struct IPDatagram {
 }
 
 /// Why a datagram the stack sent did not arrive, as an ICMP error said
-/// (RFC 1122 3.2.2.1, 4.1.3.3; RFC 4443 3 once IPv6 lands).
+/// (RFC 1122 3.2.2.1, 4.1.3.3; RFC 4443 3).
 public enum IPErrorKind: Equatable, Sendable {
-    /// Destination unreachable with its code (port unreachable is 3 for IPv4).
+    /// Port unreachable, in either family (ICMP's code 3, ICMPv6's 4): no
+    /// socket there, which applications see as a refusal.
+    case portUnreachable
+    /// Destination unreachable with the family's other codes (and ICMPv6's
+    /// parameter problem, with its code).
     case unreachable(code: UInt8)
     /// The datagram needed fragmenting and could not be (RFC 1191): the next hop's MTU.
     case packetTooBig(mtu: Int)

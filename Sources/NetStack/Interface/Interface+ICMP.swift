@@ -12,7 +12,7 @@ extension Interface {
         case (ICMPv4Message.echoRequestType, 0):
             break
         case (ICMPv4Message.destinationUnreachableType, _), (ICMPv4Message.timeExceededType, _):
-            return receiveICMPError(icmp)
+            return receiveICMPError(icmp, now: now)
         default:
             return .drop(.icmpUnhandledType)
         }
@@ -41,13 +41,14 @@ extension Interface {
 
     /// An error quoting a datagram we sent (RFC 1122 3.2.2.1, 4.1.3.3): to the
     /// transport that sent it, which knows the socket by the quoted ports.
-    private func receiveICMPError(_ icmp: ICMPv4Packet) -> Verdict {
+    private func receiveICMPError(_ icmp: ICMPv4Packet, now: Instant) -> Verdict {
         guard let quoted = try? IPv4Packet(validatingQuoted: icmp.data),
               quoted.source == address, icmp.data.count >= quoted.headerLength + 8
         else { return .drop(.icmpBadQuote) }
         let kind: IPErrorKind
         switch ICMPv4Repr(parsing: icmp).message {
         case .destinationUnreachable(.fragmentationNeeded, let mtu): kind = .packetTooBig(mtu: Int(mtu))
+        case .destinationUnreachable(.port, _): kind = .portUnreachable
         case .destinationUnreachable(let code, _): kind = .unreachable(code: code.rawValue)
         case .timeExceeded: kind = .timeExceeded
         default: kind = .unreachable(code: icmp.code)
@@ -57,7 +58,7 @@ extension Interface {
                                    proto: quoted.protocol,
                                    quotedTransport: UnsafeRawBufferPointer(icmp.data.slice(
                                        quoted.headerLength..<icmp.data.count)))
-        if quoted.protocol == .udp { udp.receiveError(report) }
+        deliverError(report, now: now)
         return .done
     }
 

@@ -1,45 +1,72 @@
 import NetStackWire
 
-/// IP's face to the transports: IPv4 today; IPv6 joins behind the same calls.
+/// IP's face to the transports: each call goes to the family of its addresses.
 extension Interface: IPOutput {
     public var capabilities: DeviceCapabilities { link }
 
     public func sourceAddress(towards destination: IPAddress) -> IPAddress? {
-        guard case .v4(let d) = destination, route(d) != nil else { return nil }
-        return .v4(address)
+        switch destination {
+        case .v4(let d):
+            return route(d) != nil ? .v4(address) : nil
+        case .v6(let d):
+            guard configuration.speaksIPv6, route6(d) != nil,
+                  let s = sourceAddress6(towards: d) else { return nil }
+            return .v6(s)
+        }
     }
 
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
-        link.mtu - IPv4Repr.headerLength
+        switch destination {
+        case .v4: link.mtu - IPv4Repr.headerLength
+        case .v6: mtu6 - IPv6Packet.headerLength
+        }
     }
 
     @inline(__always)
     public func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
                      offload: TransportOffload, tail: FrameTail, now: Instant,
                      _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
-        guard case .v4(let s) = source, case .v4(let d) = destination else {
+        switch (source, destination) {
+        case (.v4(let s), .v4(let d)):
+            return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
+                            write)
+        case (.v6(let s), .v6(let d)) where configuration.speaksIPv6:
+            return sendIPv6(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
+                            write)
+        default:
             counters.drops.record(.noRoute)
             return false
         }
-        return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
-                        write)
     }
 
     public func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,
                      payload: UnsafeRawBufferPointer, now: Instant) -> Bool {
-        guard case .v4(let d) = destination else {
+        switch destination {
+        case .v4(let d):
+            return sendIPv4(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
+        case .v6(let d) where configuration.speaksIPv6:
+            return sendIPv6(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
+        default:
             counters.drops.record(.noRoute)
             return false
         }
-        return sendIPv4(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
     }
 
     public func confirmReachable(_ address: IPAddress, now: Instant) {
-        guard case .v4(let d) = address, let hop = route(d), !hop.isBroadcast else { return }
-        if arp.confirm(hop, now: now) { counters.arpConfirmations &+= 1 }
+        switch address {
+        case .v4(let d):
+            guard let hop = route(d), !hop.isBroadcast else { return }
+            if arp.confirm(hop, now: now) { counters.arpConfirmations &+= 1 }
+        case .v6(let d):
+            guard configuration.speaksIPv6, let hop = route6(d), !hop.isMulticast else { return }
+            if ndp.confirm(hop, now: now) { counters.ndpConfirmations &+= 1 }
+        }
     }
 
     public func reportPortUnreachable(_ datagram: IPDatagram, now: Instant) {
-        sendICMPError(.destinationUnreachable(.port), for: datagram, now: now)
+        switch datagram.source {
+        case .v4: sendICMPError(.destinationUnreachable(.port), for: datagram, now: now)
+        case .v6: sendICMPv6Error(.destinationUnreachable(code: ICMPv6Unreachable.port), for: datagram, now: now)
+        }
     }
 }

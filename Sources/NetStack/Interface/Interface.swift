@@ -2,7 +2,9 @@ import Logging
 import NetStackWire
 
 /// One Ethernet interface of the stack: the link and IP: Ethernet, ARP, IPv4
-/// (with reassembly and fragmentation) and ICMP over a device. It hands
+/// (with reassembly and fragmentation) and ICMP over a device, and beside
+/// them IPv6 (extension headers, reassembly, fragmentation), ICMPv6 and
+/// neighbour discovery when the configuration asks for IPv6. It hands
 /// datagrams up to the transports, `tcp` and `udp`, through the IP boundary
 /// (`IPDatagram` up, `IPOutput` down); their state is theirs.
 ///
@@ -29,6 +31,19 @@ public final class Interface<D: Device> {
     var scratchRetry: [IPv4Address] = []
     var scratchFailed: [IPv4Address] = []
 
+    // IPv6 (see Interface+IPv6*.swift, +ICMPv6, +NDP).
+    /// The neighbour table of IPv6, the same design as ARP's.
+    var ndp: NDPCache
+    let reassembler6: IPv6Reassembler
+    var own6: IPv6OwnAddresses
+    var routers6 = RouterDiscovery()
+    var nextFragmentIdentification6: UInt32
+    /// Keys the flow labels of what we send (RFC 6437 3: a hash of the flow's tuple and a secret).
+    let flowLabelSecret: UInt64
+    var scratchRetry6: [IPv6Address] = []
+    var scratchFailed6: [IPv6Address] = []
+    var scratchAssigned6: [IPv6Address] = []
+
     public var macAddress: MACAddress { configuration.macAddress }
     public var address: IPv4Address { configuration.address.address }
 
@@ -43,6 +58,17 @@ public final class Interface<D: Device> {
                        maxWaiting: configuration.arpMaxWaiting)
         reassembler = IPv4Reassembler(maxDatagrams: configuration.reassemblyMaxDatagrams,
                                       timeout: configuration.reassemblyTimeout)
+        ndp = NDPCache(capacity: configuration.arpCacheCapacity, lifetime: configuration.arpLifetime,
+                       retryInterval: configuration.ndpRetransTimer, maxRequests: configuration.arpMaxRequests,
+                       maxWaiting: configuration.arpMaxWaiting)
+        reassembler6 = IPv6Reassembler(maxDatagrams: configuration.reassemblyMaxDatagrams,
+                                       timeout: configuration.reassembly6Timeout)
+        own6 = IPv6OwnAddresses(linkLocal: configuration.linkLocal6, global: configuration.address6,
+                                dadTransmits: configuration.speaksIPv6 ? configuration.dadTransmits : 0,
+                                retransTimer: configuration.ndpRetransTimer, now: now)
+        var seed = SystemRandomNumberGenerator()
+        nextFragmentIdentification6 = seed.next()
+        flowLabelSecret = seed.next()
         icmpErrorBucket = TokenBucket(ratePerSecond: configuration.icmpErrorsPerSecond,
                                       burst: configuration.icmpErrorBurst, now: now)
         // Start identifications from the clock so a restarted stack does not
@@ -59,6 +85,7 @@ public final class Interface<D: Device> {
         // Frames still waiting for ARP go back to the pool.
         var parked: [ParkedPacket] = []
         for w in arp.waiting { parked.append(w.packet) }
+        for w in ndp.waiting { parked.append(w.packet) }
         for p in parked { _ = device.pool.resume(p) }
     }
 
@@ -108,6 +135,7 @@ public final class Interface<D: Device> {
                 sendICMPError(.timeExceeded(code: 1), about: firstBytes, now: now)
             }
         }
+        if configuration.speaksIPv6 { tick6(now: now) }
         flushDevice()
     }
 
@@ -118,6 +146,7 @@ public final class Interface<D: Device> {
         for e in arp.entries.values where e.mac == nil {
             d = min(d ?? e.nextRequest, e.nextRequest)
         }
+        if configuration.speaksIPv6, let t = nextTimerDeadline6 { d = min(d ?? t, t) }
         return d
     }
 
@@ -163,12 +192,24 @@ public final class Interface<D: Device> {
         let eth: EthernetFrame
         do { eth = try EthernetFrame(validating: bytes) } catch { return .drop(.ethernetTruncated) }
         let dst = eth.destination
-        guard dst == configuration.macAddress || dst.isBroadcast else { return .drop(.notOurMAC) }
+        guard dst == configuration.macAddress || dst.isBroadcast || acceptsMulticast(dst) else {
+            return .drop(.notOurMAC)
+        }
         switch eth.etherType {
         case .ipv4: return receiveIPv4(eth, checksumTrusted: checksumTrusted, linkBroadcast: dst.isMulticast, now: now)
         case .arp: return receiveARP(eth, now: now)
+        case .ipv6:
+            guard configuration.speaksIPv6 else { return .drop(.unsupportedEtherType) }
+            return receiveIPv6(eth, checksumTrusted: checksumTrusted, linkMulticast: dst.isMulticast, now: now)
         default: return .drop(.unsupportedEtherType)
         }
+    }
+
+    /// A multicast group address this interface listens on (IPv6's all
+    /// nodes and solicited-node groups); never true without IPv6.
+    @inline(__always)
+    func acceptsMulticast(_ mac: MACAddress) -> Bool {
+        configuration.speaksIPv6 && mac.isMulticast && own6.acceptsMulticast(mac)
     }
 
     // MARK: Transmit

@@ -9,6 +9,40 @@ public struct InterfaceConfiguration: Sendable {
     /// Where packets outside the subnet go; nil means they are dropped (`no-route`).
     public var gateway: IPv4Address?
 
+    /// The stack's IPv6 address and its on-link prefix (`fd00::2/64`). Set,
+    /// or with `enableIPv6`, the stack speaks IPv6 too, with its link-local
+    /// address besides (RFC 4291 2.5.6, RFC 4862 5.3).
+    public var address6: IPv6CIDR?
+    /// IPv6 with the link-local address only, when `address6` is nil.
+    public var enableIPv6 = false
+    /// The link-local address; nil: fe80::/64 with the modified EUI-64 of the MAC (RFC 4291 2.5.1).
+    public var linkLocalAddress6: IPv6Address?
+    /// Where IPv6 packets off every on-link prefix go, besides the routers
+    /// router advertisements name (RFC 4861 6.3.4).
+    public var gateway6: IPv6Address?
+    /// Neighbour solicitations for duplicate address detection before an
+    /// address is used (RFC 4862 5.1 DupAddrDetectTransmits; 0 skips it).
+    public var dadTransmits = 1
+    /// RetransTimer (RFC 4861 10): the time between solicitations, for
+    /// resolution and DAD alike.
+    public var ndpRetransTimer: Duration = .seconds(1)
+    /// Router solicitations sent once the link-local address is ours (RFC
+    /// 4861 10 MAX_RTR_SOLICITATIONS, RTR_SOLICITATION_INTERVAL apart).
+    public var routerSolicitations = 3
+    public var routerSolicitationInterval: Duration = .seconds(4)
+    /// The hop limit of what the stack sends (RFC 8200 3; a router's
+    /// advertisement may change it, RFC 4861 6.3.4).
+    public var hopLimit: UInt8 = 64
+    /// How long IPv6 fragments wait for the rest (RFC 8200 4.5: 60 s).
+    public var reassembly6Timeout: Duration = .seconds(60)
+
+    /// Whether the stack speaks IPv6.
+    public var speaksIPv6: Bool { address6 != nil || enableIPv6 }
+    /// The link-local address in use.
+    public var linkLocal6: IPv6Address { linkLocalAddress6 ?? .linkLocal(eui64: macAddress) }
+
+    // The neighbour tables of both families (ARP's and NDP's) take these.
+
     /// How long a resolved ARP entry is trusted (Linux: 30 s base reachable time).
     public var arpLifetime: Duration = .seconds(60)
     /// Time between ARP requests for an unresolved next hop (RFC 1122 2.3.2.1: at most one per second).

@@ -23,6 +23,30 @@ public struct InterfaceCounters: Sendable {
     public var icmpIn: UInt64 = 0
     /// ICMP errors about datagrams we sent, handed to their transport.
     public var icmpErrorsIn: UInt64 = 0
+    public var ipv6In: UInt64 = 0
+    public var ipv6Out: UInt64 = 0
+    public var fragments6In: UInt64 = 0
+    public var datagrams6Reassembled: UInt64 = 0
+    public var fragments6Out: UInt64 = 0
+    public var icmp6In: UInt64 = 0
+    public var icmp6EchoRequestsIn: UInt64 = 0
+    public var icmp6EchoRepliesOut: UInt64 = 0
+    public var icmp6ErrorsOut: UInt64 = 0
+    public var icmp6ErrorsIn: UInt64 = 0
+    public var ndpSolicitationsIn: UInt64 = 0
+    public var ndpSolicitationsOut: UInt64 = 0
+    public var ndpAdvertisementsIn: UInt64 = 0
+    public var ndpAdvertisementsOut: UInt64 = 0
+    /// Unicast solicitations to a known neighbour in use (NUD's PROBE).
+    public var ndpProbesOut: UInt64 = 0
+    public var ndpConfirmations: UInt64 = 0
+    public var routerAdvertisementsIn: UInt64 = 0
+    public var routerSolicitationsOut: UInt64 = 0
+    /// Duplicate address detection: solicitations sent, addresses that
+    /// became ours, addresses found in use elsewhere (RFC 4862 5.4).
+    public var dadSolicitationsOut: UInt64 = 0
+    public var dadAddressesAssigned: UInt64 = 0
+    public var dadDuplicates: UInt64 = 0
     /// Turns on which due timers waited for a receive backlog to drain
     /// (`EventLoop.timerDeferralLimit`).
     public var timersDeferred: UInt64 = 0
@@ -41,7 +65,20 @@ public struct InterfaceCounters: Sendable {
             ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
             ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),
             ("icmp-echo-replies-out", icmpEchoRepliesOut), ("icmp-errors-out", icmpErrorsOut),
-            ("icmp-errors-in", icmpErrorsIn), ("timers-deferred", timersDeferred),
+            ("icmp-errors-in", icmpErrorsIn),
+            ("ipv6-in", ipv6In), ("ipv6-out", ipv6Out), ("fragments6-in", fragments6In),
+            ("datagrams6-reassembled", datagrams6Reassembled), ("fragments6-out", fragments6Out),
+            ("icmp6-in", icmp6In), ("icmp6-echo-requests-in", icmp6EchoRequestsIn),
+            ("icmp6-echo-replies-out", icmp6EchoRepliesOut), ("icmp6-errors-out", icmp6ErrorsOut),
+            ("icmp6-errors-in", icmp6ErrorsIn),
+            ("ndp-solicitations-in", ndpSolicitationsIn), ("ndp-solicitations-out", ndpSolicitationsOut),
+            ("ndp-advertisements-in", ndpAdvertisementsIn), ("ndp-advertisements-out", ndpAdvertisementsOut),
+            ("ndp-probes-out", ndpProbesOut), ("ndp-confirmations", ndpConfirmations),
+            ("router-advertisements-in", routerAdvertisementsIn),
+            ("router-solicitations-out", routerSolicitationsOut),
+            ("dad-solicitations-out", dadSolicitationsOut), ("dad-addresses-assigned", dadAddressesAssigned),
+            ("dad-duplicates", dadDuplicates),
+            ("timers-deferred", timersDeferred),
             ("drops", drops.total),
         ]
         return r + drops.report

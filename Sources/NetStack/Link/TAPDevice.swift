@@ -25,6 +25,7 @@ public enum TAPError: Error, Equatable, CustomStringConvertible {
         case setOffload = "ioctl TUNSETVNETHDRSZ/TUNSETOFFLOAD"
         case controlSocket = "socket(AF_INET, SOCK_DGRAM)"
         case setAddress = "ioctl SIOCSIFADDR"
+        case setAddress6 = "ioctl SIOCSIFADDR (AF_INET6)"
         case setNetmask = "ioctl SIOCSIFNETMASK"
         case bringUp = "ioctl SIOCSIFFLAGS (IFF_UP)"
         case ringSetup = "io_uring_queue_init"
@@ -85,7 +86,7 @@ public final class TAPDevice: Device {
     /// front of every frame.
     public let capabilities: DeviceCapabilities
     /// Whether frames carry a virtio-net header and the kernel segments and
-    /// coalesces TCP (TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 took).
+    /// coalesces TCP (TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 took).
     public private(set) var offloads = false
     /// Whether every frame read and written starts with a virtio-net header (IFF_VNET_HDR).
     private let vnetHeader: Bool
@@ -195,6 +196,9 @@ public final class TAPDevice: Device {
     ///     number it (`name` then holds the number it chose).
     ///   - hostAddress: if given, the host side gets this address and netmask and is
     ///     brought up (ioctls on an AF_INET socket, in the caller's network namespace).
+    ///   - hostAddress6: if given, the host side gets this IPv6 address too,
+    ///     usable at once (the kernel's DAD for it is turned off on the TAP:
+    ///     the stack behind it is the only other node).
     ///   - pool: where frames live; it must outlive the device. Its region is
     ///     registered with io_uring for fixed-buffer writes.
     ///   - ringEntries: submission queue size (rounded up to a power of two).
@@ -208,7 +212,7 @@ public final class TAPDevice: Device {
     ///     again without.
     ///   - transmitQueueLength: the TAP's `txqueuelen`, the kernel's queue
     ///     towards the stack (`defaultTransmitQueueLength`); 0 keeps the kernel's.
-    public init(name: String, hostAddress: IPv4CIDR? = nil, pool: PacketPool,
+    public init(name: String, hostAddress: IPv4CIDR? = nil, hostAddress6: IPv6CIDR? = nil, pool: PacketPool,
                 ringEntries: Int = 256, receiveBuffers: Int? = nil,
                 receiveMode: ReceiveMode = .automatic, offload: Bool = false,
                 transmitQueueLength: Int = TAPDevice.defaultTransmitQueueLength) throws(TAPError) {
@@ -247,7 +251,8 @@ public final class TAPDevice: Device {
         completions.initialize(repeating: nil, count: Self.completionBatch)
 
         // From here on a throw runs deinit, and close() undoes whatever was done.
-        try openInterface(hostAddress: hostAddress, transmitQueueLength: transmitQueueLength)
+        try openInterface(hostAddress: hostAddress, hostAddress6: hostAddress6,
+                          transmitQueueLength: transmitQueueLength)
         try setUpRing(entries: UInt32(ringEntries), receiveMode: receiveMode)
         replenish()
         armReads()
@@ -345,13 +350,14 @@ public final class TAPDevice: Device {
             h.checksumOffset = o.checksumOffset
         }
         if o.segmentSize > 0 && frameLength > 14 + mtu {
-            h.gsoType = .tcpv4
             h.segmentSize = o.segmentSize
             // Ethernet, IP and TCP headers: the TCP data offset is the top nibble of byte 12.
-            h.headerLength = frame.withBytes { bytes in
+            // TCP over IPv6 (EtherType 0x86dd) is TCPV6 to the kernel.
+            (h.headerLength, h.gsoType) = frame.withBytes { bytes in
+                let v6 = bytes.count > 13 && bytes[12] == 0x86 && bytes[13] == 0xdd
                 let start = Int(o.checksumStart)
-                guard start + 13 <= bytes.count else { return UInt16(start) }
-                return UInt16(start + Int(bytes[start + 12] >> 4) * 4)
+                guard start + 13 <= bytes.count else { return (UInt16(start), v6 ? .tcpv6 : .tcpv4) }
+                return (UInt16(start + Int(bytes[start + 12] >> 4) * 4), v6 ? .tcpv6 : .tcpv4)
             }
         }
         return h
@@ -490,7 +496,8 @@ public final class TAPDevice: Device {
     // MARK: Setup
 
     /// Opens /dev/net/tun, creates the interface, and configures the host side.
-    private func openInterface(hostAddress: IPv4CIDR?, transmitQueueLength: Int) throws(TAPError) {
+    private func openInterface(hostAddress: IPv4CIDR?, hostAddress6: IPv6CIDR?,
+                               transmitQueueLength: Int) throws(TAPError) {
         fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if fd < 0 { throw .systemCall(.openTun, Errno(rawValue: errno)) }
         var actual = [CChar](repeating: 0, count: Int(IFNAMSIZ))
@@ -502,7 +509,7 @@ public final class TAPDevice: Device {
         }
         if ret < 0 { throw .systemCall(.createInterface, Errno(rawValue: -ret)) }
         if vnetHeader {
-            let r = curing_tun_set_offload(fd, CInt(VirtioNetHeader.length), CURING_TUN_F_CSUM | CURING_TUN_F_TSO4)
+            let r = curing_tun_set_offload(fd, CInt(VirtioNetHeader.length), CURING_TUN_F_CSUM | CURING_TUN_F_TSO4 | CURING_TUN_F_TSO6)
             if r < 0 { throw .systemCall(.setOffload, Errno(rawValue: -r)) }
             offloads = true
         }
@@ -519,6 +526,17 @@ public final class TAPDevice: Device {
             r = curing_if_up(sock, name)
             if r < 0 { throw .systemCall(.bringUp, Errno(rawValue: -r)) }
         }
+        if let cidr6 = hostAddress6 {
+            Self.writeSysctl("/proc/sys/net/ipv6/conf/\(name)/accept_dad", "0")
+            let r = curing_if_up(sock, name)
+            if r < 0 { throw .systemCall(.bringUp, Errno(rawValue: -r)) }
+            var bytes = (cidr6.address.high.bigEndian, cidr6.address.low.bigEndian)
+            let added = withUnsafeBytes(of: &bytes) { raw in
+                curing_if_add_address6(name, raw.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                       CInt(cidr6.prefixLength))
+            }
+            if added < 0 { throw .systemCall(.setAddress6, Errno(rawValue: -added)) }
+        }
         // Best effort: a kernel that refuses keeps its own length, read back here.
         if transmitQueueLength > 0 { _ = curing_if_set_txqlen(sock, name, CInt(clamping: transmitQueueLength)) }
         let qlen = curing_if_txqlen(sock, name)
@@ -528,6 +546,14 @@ public final class TAPDevice: Device {
             curing_if_hwaddr(sock, name, raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         hostMAC = got == 0 ? MACAddress(mac.0, mac.1, mac.2, mac.3, mac.4, mac.5) : nil
+    }
+
+    /// Writes `value` to a sysctl file; best effort (a missing file changes nothing).
+    private static func writeSysctl(_ path: String, _ value: String) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = value.withCString { write(fd, $0, strlen($0)) }
+        _ = Glibc.close(fd)
     }
 
     /// Makes the ring, registers the pool and the provided-buffer ring, and picks

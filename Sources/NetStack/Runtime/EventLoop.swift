@@ -114,14 +114,26 @@ public protocol StackLoop: AnyObject {
     func run(until done: () -> Bool)
     func runOnce()
     func stop()
-    /// Announces the stack's address to the link (a gratuitous ARP).
-    func announce()
+    /// Announces the stack's address to the link (a gratuitous ARP), and,
+    /// with IPv6, runs the loop until duplicate address detection has
+    /// settled each IPv6 address (RFC 4862 5.4), at most `limit`.
+    func announce(waitingForIPv6 limit: Duration)
     /// Sends what applications (or a shutdown) queued now, without
     /// receiving or sleeping.
     func flush()
 }
 
+extension StackLoop {
+    /// Announces, waiting up to 5 s for IPv6's addresses.
+    public func announce() { announce(waitingForIPv6: .seconds(5)) }
+}
+
 extension EventLoop: StackLoop {
-    public func announce() { interface.announce() }
+    public func announce(waitingForIPv6 limit: Duration) {
+        interface.announce()
+        guard !interface.ipv6Settled else { return }
+        let end = clock.now + limit
+        run(until: { interface.ipv6Settled || clock.now >= end })
+    }
     public func flush() { interface.flushPending(now: clock.now) }
 }

@@ -15,6 +15,7 @@ public final class Stack {
     /// The stack's own address.
     public let address: IPAddress
     private let interfaceReport: () -> [(String, UInt64)]
+    private let addresses6: () -> [IPv6Address]
 
     public init<D: Device>(interface: Interface<D>, clock: any NetClock, executor: LoopExecutor = LoopExecutor()) {
         tcp = interface.tcp
@@ -23,7 +24,11 @@ public final class Stack {
         self.executor = executor
         address = .v4(interface.address)
         interfaceReport = { interface.counters.report }
+        addresses6 = { interface.ipv6Addresses }
     }
+
+    /// The IPv6 addresses in use (link-local first), once DAD let them; empty without IPv6.
+    public var ipv6Addresses: [IPv6Address] { addresses6() }
 
     /// Every layer's counters as name/value pairs (`netstack up --stats`):
     /// link and IP, then TCP (with its table) and UDP.

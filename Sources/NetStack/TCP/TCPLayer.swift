@@ -80,8 +80,8 @@ public final class TCPLayer {
         let link = ip.capabilities
         checksumOffload = link.checksum.tcp.contains(.transmit)
         sendsDataInPlace = checksumOffload && link.readsTailInPlace
-        // The largest TCP payload one IPv4 packet takes behind the longest TCP header.
-        offloadLimit = link.segmentsTCP ? link.maxTransmitSegment - IPv4Repr.headerLength - 60 : 0
+        // The largest TCP payload one IP packet of either family takes behind the longest TCP header.
+        offloadLimit = link.segmentsTCP ? link.maxTransmitSegment - IPv6Packet.headerLength - 60 : 0
     }
 
     /// The device completes TCP checksums (`ChecksumOffload.transmit`), read once at attach.

@@ -11,6 +11,9 @@ typealias TCPStackPair = StackPair<MemoryLink>
 final class StackPair<D: Device> {
     static var ipA: IPv4Address { IPv4Address(10, 0, 0, 1) }
     static var ipB: IPv4Address { IPv4Address(10, 0, 0, 2) }
+    /// The IPv6 addresses each stack gets with `ipv6`.
+    static var ip6A: IPv6Address { IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 1) }
+    static var ip6B: IPv6Address { IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 2) }
 
     let pool: PacketPool
     let clock = VirtualClock()
@@ -29,16 +32,21 @@ final class StackPair<D: Device> {
     /// `wrap` makes each stack's device from its end of the link (true for A).
     /// `capabilities`, when given, replace the plain Ethernet link of `mtu`
     /// (offloads: give slots that hold the largest segment, `slotSize`).
+    /// `ipv6`: both stacks speak IPv6 too (`ip6A`, `ip6B` on fd00::/64);
+    /// run `settleIPv6()` before using it, for DAD.
     init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
-         mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil,
+         mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil, ipv6: Bool = false,
          wrap: (MemoryLink, _ isA: Bool, VirtualClock) -> D) {
         pool = PacketPool(slotCount: slotCount, slotSize: slotSize)
         (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities ?? .ethernet(mtu: mtu),
                                          queueCapacity: queueCapacity)
-        a = Interface(device: wrap(linkA, true, clock),
-                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24)),
-                      now: clock.now)
+        var configurationA = InterfaceConfiguration(address: IPv4CIDR(address: Self.ipA, prefixLength: 24))
         var configurationB = InterfaceConfiguration(address: IPv4CIDR(address: Self.ipB, prefixLength: 24))
+        if ipv6 {
+            configurationA.address6 = IPv6CIDR(address: Self.ip6A, prefixLength: 64)
+            configurationB.address6 = IPv6CIDR(address: Self.ip6B, prefixLength: 64)
+        }
+        a = Interface(device: wrap(linkA, true, clock), configuration: configurationA, now: clock.now)
         configurationB.memoryLimit = memoryLimitB
         b = Interface(device: wrap(linkB, false, clock), configuration: configurationB, now: clock.now)
         stackA = Stack(interface: a, clock: clock)
@@ -48,6 +56,11 @@ final class StackPair<D: Device> {
         var rng = Xoshiro256StarStar(seed: 0x5eed)
         a.tcp.synCookies = SYNCookies(using: &rng)
         b.tcp.synCookies = SYNCookies(using: &rng)
+    }
+
+    /// Runs both stacks until DAD has settled every IPv6 address on both.
+    func settleIPv6(sourceLocation: SourceLocation = #_sourceLocation) {
+        run(until: { a.ipv6Settled && b.ipv6Settled }, sourceLocation: sourceLocation)
     }
 
     /// Frames waiting on either side of the link.
@@ -98,9 +111,10 @@ final class StackPair<D: Device> {
 
 extension StackPair where D == MemoryLink {
     convenience init(slotCount: Int = 4096, slotSize: Int = PacketPool.defaultSlotSize, queueCapacity: Int = 2048,
-                     mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil) {
+                     mtu: Int = 1500, capabilities: DeviceCapabilities? = nil, memoryLimitB: Int? = nil,
+                     ipv6: Bool = false) {
         self.init(slotCount: slotCount, slotSize: slotSize, queueCapacity: queueCapacity, mtu: mtu,
-                  capabilities: capabilities, memoryLimitB: memoryLimitB, wrap: { link, _, _ in link })
+                  capabilities: capabilities, memoryLimitB: memoryLimitB, ipv6: ipv6, wrap: { link, _, _ in link })
     }
 }
 

@@ -1,7 +1,9 @@
 import NetStackWire
 
-/// The neighbour table: IPv4 next hops to Ethernet addresses (RFC 826, RFC
-/// 1122 2.3.2.1), and the frames waiting for an answer.
+/// The neighbour table: next hops to Ethernet addresses, and the frames
+/// waiting for an answer. One design for both families: ARP's (RFC 826, RFC
+/// 1122 2.3.2.1) for IPv4 (`ARPCache`), neighbour discovery's (RFC 4861 7.3)
+/// for IPv6 (`NDPCache`); only the messages that ask and answer differ.
 ///
 /// Entries expire after `lifetime`, so a host that changed its MAC is
 /// re-resolved; but an entry in use is not left to expire (Linux's NUD,
@@ -13,7 +15,7 @@ import NetStackWire
 /// traffic never waits on resolution. An idle entry still expires. An unresolved next hop is asked for at most `maxRequests`
 /// times, `retryInterval` apart; after that its waiting frames are dropped.
 /// Both the table and the waiting queue are bounded.
-struct ARPCache {
+struct NeighbourCache<Address: Hashable> {
     struct Entry {
         /// Nil while the request is outstanding.
         var mac: MACAddress?
@@ -29,7 +31,7 @@ struct ARPCache {
     /// A frame parked until its next hop resolves.
     struct Waiting {
         var packet: ParkedPacket
-        var nextHop: IPv4Address
+        var nextHop: Address
     }
 
     let capacity: Int
@@ -41,7 +43,7 @@ struct ARPCache {
     /// lifetime, at most 5 s (Linux's delay_first_probe_time), so several
     /// unicast requests, a `retryInterval` apart, fit before it expires.
     let refreshMargin: Duration
-    private(set) var entries: [IPv4Address: Entry]
+    private(set) var entries: [Address: Entry]
     /// In arrival order, so frames to one next hop leave in the order they were sent.
     private(set) var waiting: [Waiting]
 
@@ -57,8 +59,21 @@ struct ARPCache {
         waiting.reserveCapacity(maxWaiting)
     }
 
+    /// Where `ip`'s entry stands, in RFC 4861 7.3.2's terms as this design
+    /// has them: INCOMPLETE while asked for; REACHABLE while trusted and not
+    /// yet near expiry; DELAY near expiry (`refreshMargin`) with no unicast
+    /// request sent yet; PROBE once one went; STALE past expiry, kept a
+    /// `lifetime` longer but re-resolved before use. Nil: no entry.
+    func state(of ip: Address, now: Instant) -> NeighbourState? {
+        guard let e = entries[ip] else { return nil }
+        guard e.mac != nil else { return .incomplete }
+        if now >= e.expires { return .stale }
+        if now + refreshMargin < e.expires { return .reachable }
+        return e.nextRequest + refreshMargin > e.expires ? .probe : .delay
+    }
+
     /// The address for `ip` if resolved and fresh.
-    func lookup(_ ip: IPv4Address, now: Instant) -> MACAddress? {
+    func lookup(_ ip: Address, now: Instant) -> MACAddress? {
         guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
         return mac
     }
@@ -67,7 +82,7 @@ struct ARPCache {
     /// is within `refreshMargin` of expiry and a unicast request to the
     /// returned address is due (recorded here). Writes the table only then.
     @inline(__always)
-    mutating func lookup(_ ip: IPv4Address, now: Instant, refresh: inout Bool) -> MACAddress? {
+    mutating func lookup(_ ip: Address, now: Instant, refresh: inout Bool) -> MACAddress? {
         guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
         if now >= e.nextRequest {
             entries[ip]?.nextRequest = now + retryInterval
@@ -80,7 +95,7 @@ struct ARPCache {
     /// trusted for another `lifetime` (also just after it expired, while it
     /// is still kept: the address was proven). Returns true if there was one.
     @discardableResult
-    mutating func confirm(_ ip: IPv4Address, now: Instant) -> Bool {
+    mutating func confirm(_ ip: Address, now: Instant) -> Bool {
         guard var e = entries[ip], e.mac != nil else { return false }
         e.expires = now + lifetime
         e.nextRequest = now + (lifetime - refreshMargin)
@@ -94,7 +109,7 @@ struct ARPCache {
     /// refreshed; a new one is made only when `create` (we were the target,
     /// or we asked). Returns true if the table now holds the mapping.
     @discardableResult
-    mutating func update(_ ip: IPv4Address, mac: MACAddress, now: Instant, create: Bool) -> Bool {
+    mutating func update(_ ip: Address, mac: MACAddress, now: Instant, create: Bool) -> Bool {
         if entries[ip] == nil {
             guard create else { return false }
             if entries.count >= capacity { evictOne(now: now) }
@@ -118,7 +133,7 @@ struct ARPCache {
 
     /// Decides whether a request for `ip` should go out now, recording it if so.
     /// Makes a pending entry if there is none.
-    mutating func shouldRequest(_ ip: IPv4Address, now: Instant) -> Bool {
+    mutating func shouldRequest(_ ip: Address, now: Instant) -> Bool {
         if var e = entries[ip], e.mac == nil || now >= e.expires {
             if e.mac != nil { e = Entry(mac: nil, expires: now, requestsSent: 0, nextRequest: now) }
             guard now >= e.nextRequest, e.requestsSent < maxRequests else {
@@ -137,14 +152,14 @@ struct ARPCache {
     }
 
     /// Parks a frame for `nextHop`. Returns the frame back when the queue is full.
-    mutating func enqueue(_ packet: consuming PacketBuffer, nextHop: IPv4Address) -> PacketBuffer? {
+    mutating func enqueue(_ packet: consuming PacketBuffer, nextHop: Address) -> PacketBuffer? {
         guard waiting.count < maxWaiting else { return packet }
         waiting.append(Waiting(packet: packet.park(), nextHop: nextHop))
         return nil
     }
 
     /// Removes and returns, in order, the frames waiting for `nextHop`.
-    mutating func takeWaiting(for nextHop: IPv4Address, into out: inout [ParkedPacket]) {
+    mutating func takeWaiting(for nextHop: Address, into out: inout [ParkedPacket]) {
         out.removeAll(keepingCapacity: true)
         var kept = 0
         for i in waiting.indices {
@@ -161,7 +176,7 @@ struct ARPCache {
     /// Next hops whose requests are due to be repeated, and next hops that have
     /// used up their requests or whose entry was evicted while frames waited
     /// (their entries are removed; the caller drops their frames).
-    mutating func due(now: Instant, retry: inout [IPv4Address], failed: inout [IPv4Address]) {
+    mutating func due(now: Instant, retry: inout [Address], failed: inout [Address]) {
         retry.removeAll(keepingCapacity: true)
         failed.removeAll(keepingCapacity: true)
         for (ip, var e) in entries where e.mac == nil && now >= e.nextRequest {
@@ -183,3 +198,13 @@ struct ARPCache {
 
     var waitingCount: Int { waiting.count }
 }
+
+/// Neighbour unreachability detection's states (RFC 4861 7.3.2).
+enum NeighbourState: Sendable {
+    case incomplete, reachable, stale, delay, probe
+}
+
+/// IPv4's neighbour table, resolved with ARP.
+typealias ARPCache = NeighbourCache<IPv4Address>
+/// IPv6's neighbour table, resolved with neighbour solicitations (RFC 4861 7.2).
+typealias NDPCache = NeighbourCache<IPv6Address>

@@ -4,7 +4,9 @@ import NetStackWire
 import Glibc
 #endif
 
-/// Puts fragmented IPv4 datagrams back together (RFC 791 section 3.2, RFC 815).
+/// Puts fragmented datagrams back together: IPv4's (RFC 791 section 3.2,
+/// RFC 815) and IPv6's (RFC 8200 4.5), keyed by what identifies a datagram
+/// in each family (`IPv4Reassembler`, `IPv6Reassembler`).
 ///
 /// Memory is bounded: at most `maxDatagrams` datagrams are in progress, each in
 /// a 64 KiB buffer allocated on first use and then reused. Each keeps a short
@@ -13,17 +15,11 @@ import Glibc
 /// A fragment wholly inside data already received is a harmless duplicate and
 /// is ignored. A fragment that partly overlaps received data discards the whole
 /// datagram: overlaps are how teardrop-style attacks hide data from filters,
-/// and no correct sender produces them (the rule RFC 5722 made for IPv6, which
-/// Linux applies to IPv4 too). Incomplete datagrams are discarded after
-/// `timeout` (RFC 791 suggests 15 s as the initial timer; Linux uses 30 s).
-final class IPv4Reassembler {
-    struct Key: Hashable {
-        var source: IPv4Address
-        var destination: IPv4Address
-        var identification: UInt16
-        var proto: UInt8
-    }
-
+/// and no correct sender produces them (RFC 5722 for IPv6, which Linux
+/// applies to IPv4 too). Incomplete datagrams are discarded after `timeout`
+/// (RFC 791 suggests 15 s as the initial timer, Linux uses 30 s; RFC 8200
+/// 4.5 says 60 s).
+final class FragmentReassembler<Key: Hashable> {
     enum Outcome {
         /// More fragments are needed.
         case incomplete
@@ -32,9 +28,8 @@ final class IPv4Reassembler {
         case dropped(DropReason)
     }
 
-    /// The largest IPv4 payload: 65535 minus a 20-byte header.
-    static let maxPayload = 65535 - 20
-    static let maxRanges = 32
+    /// Ranges kept per datagram before it is given up.
+    static var maxRanges: Int { 32 }
 
     struct Entry {
         var key: Key
@@ -42,8 +37,9 @@ final class IPv4Reassembler {
         /// Payload length, known once the last fragment (MF clear) arrives.
         var totalLength: Int?
         var deadline: Instant
-        /// The first fragment's header plus 8 bytes of payload, for ICMP
-        /// time-exceeded (RFC 792), or empty until offset 0 arrives.
+        /// The first fragment's header (IPv6: its unfragmentable part) and
+        /// the start of its payload, for ICMP time-exceeded (RFC 792, RFC
+        /// 4443 3.3) and the delivered datagram, or empty until offset 0 arrives.
         var firstHeaderLength: Int
         var firstBytesLength: Int
         /// A fragment came in a link-layer broadcast or multicast frame: the
@@ -53,17 +49,26 @@ final class IPv4Reassembler {
 
     let maxDatagrams: Int
     let timeout: Duration
+    /// The largest payload a datagram may have put back together.
+    let maxPayload: Int
+    /// How much of the first fragment is kept: its header and what the
+    /// family's ICMP errors quote of the payload.
+    let firstBytesCapacity: Int
+    /// How much of the first fragment's payload is kept behind its header.
+    let quotedPayload: Int
     private var entries: [Entry?]
     private var buffers: [UnsafeMutableRawPointer?]
     private var firstBytes: [UnsafeMutableRawPointer]
-    private static let firstBytesCapacity = 60 + 8
 
-    init(maxDatagrams: Int, timeout: Duration) {
+    init(maxDatagrams: Int, timeout: Duration, maxPayload: Int, firstBytesCapacity: Int, quotedPayload: Int) {
         self.maxDatagrams = maxDatagrams
         self.timeout = timeout
+        self.maxPayload = maxPayload
+        self.firstBytesCapacity = firstBytesCapacity
+        self.quotedPayload = quotedPayload
         entries = Array(repeating: nil, count: maxDatagrams)
         buffers = Array(repeating: nil, count: maxDatagrams)
-        firstBytes = (0..<maxDatagrams).map { _ in .allocate(byteCount: Self.firstBytesCapacity, alignment: 8) }
+        firstBytes = (0..<maxDatagrams).map { _ in .allocate(byteCount: firstBytesCapacity, alignment: 8) }
     }
 
     deinit {
@@ -73,19 +78,20 @@ final class IPv4Reassembler {
 
     var inProgress: Int { entries.count(where: { $0 != nil }) }
 
-    /// Adds one fragment. `packet` must be a fragment (`isFragment`) whose
-    /// header checksum verified; `linkBroadcast`: it came in a link-layer
-    /// broadcast or multicast frame.
-    func insert(_ packet: IPv4Packet, linkBroadcast: Bool = false, now: Instant) -> Outcome {
-        let key = Key(source: packet.source, destination: packet.destination,
-                      identification: packet.identification, proto: packet.protocol.rawValue)
-        let data = packet.payload
-        let start = packet.fragmentOffset
+    /// Adds one fragment of datagram `key`: `data` at byte `start` of the
+    /// payload, the last one unless `more`. `header` is what precedes the
+    /// fragmentable part (kept from the first fragment); `linkBroadcast`: it
+    /// came in a link-layer broadcast or multicast frame.
+    func insert(key: Key, start: Int, data: UnsafeMutableRawBufferPointer, more: Bool,
+                header: UnsafeMutableRawBufferPointer, linkBroadcast: Bool = false, now: Instant) -> Outcome {
         let end = start + data.count
-        let last = !packet.moreFragments
-        // Every fragment but the last carries a multiple of 8 bytes (RFC 791 3.2).
+        let last = !more
+        // Every fragment but the last carries a multiple of 8 bytes (RFC 791 3.2, RFC 8200 4.5).
         guard last || (data.count > 0 && data.count % 8 == 0) else { return .dropped(.fragmentBadLength) }
-        guard end <= Self.maxPayload else { return .dropped(.fragmentTooLarge) }
+        guard end <= maxPayload else { return .dropped(.fragmentTooLarge) }
+        guard start > 0 || header.count <= firstBytesCapacity else {
+            return .dropped(.fragmentTooLarge)
+        }
 
         guard let index = slot(for: key, now: now) else { return .dropped(.reassemblyNoSpace) }
         // Taken out while it changes, so its range list is not copied on write.
@@ -123,8 +129,7 @@ final class IPv4Reassembler {
         }
 
         if start == 0 {
-            let header = packet.header
-            let n = min(header.count + 8, header.count + data.count)
+            let n = header.count + min(quotedPayload, data.count, firstBytesCapacity - header.count)
             let dst = firstBytes[index]
             dst.copyMemory(from: header.baseAddress!, byteCount: header.count)
             if n > header.count {
@@ -176,7 +181,7 @@ final class IPv4Reassembler {
         if let i = entries.firstIndex(where: { $0?.key == key }) { return i }
         guard let i = entries.firstIndex(where: { $0 == nil }) else { return nil }
         if buffers[i] == nil {
-            buffers[i] = .allocate(byteCount: Self.maxPayload, alignment: 16)
+            buffers[i] = .allocate(byteCount: maxPayload, alignment: 16)
         }
         var ranges: [Range<Int>] = []
         ranges.reserveCapacity(Self.maxRanges)
@@ -198,5 +203,50 @@ final class IPv4Reassembler {
             ranges[i] = ranges[i].lowerBound..<ranges[i + 1].upperBound
             ranges.remove(at: i + 1)
         }
+    }
+}
+
+/// What identifies an IPv4 datagram's fragments (RFC 791 3.2).
+struct IPv4FragmentKey: Hashable {
+    var source: IPv4Address
+    var destination: IPv4Address
+    var identification: UInt16
+    var proto: UInt8
+}
+
+/// What identifies an IPv6 datagram's fragments (RFC 8200 4.5).
+struct IPv6FragmentKey: Hashable {
+    var source: IPv6Address
+    var destination: IPv6Address
+    var identification: UInt32
+}
+
+typealias IPv4Reassembler = FragmentReassembler<IPv4FragmentKey>
+typealias IPv6Reassembler = FragmentReassembler<IPv6FragmentKey>
+
+extension FragmentReassembler where Key == IPv4FragmentKey {
+    /// IPv4's: payloads up to 65535 less a 20-byte header; the first
+    /// fragment's header (with options) and 8 bytes kept (RFC 792).
+    convenience init(maxDatagrams: Int, timeout: Duration) {
+        self.init(maxDatagrams: maxDatagrams, timeout: timeout, maxPayload: 65535 - 20,
+                  firstBytesCapacity: 60 + 8, quotedPayload: 8)
+    }
+
+    /// Adds one IPv4 fragment (`isFragment`) whose header checksum verified.
+    func insert(_ packet: IPv4Packet, linkBroadcast: Bool = false, now: Instant) -> Outcome {
+        let key = IPv4FragmentKey(source: packet.source, destination: packet.destination,
+                                  identification: packet.identification, proto: packet.protocol.rawValue)
+        return insert(key: key, start: packet.fragmentOffset, data: packet.payload, more: packet.moreFragments,
+                      header: packet.header, linkBroadcast: linkBroadcast, now: now)
+    }
+}
+
+extension FragmentReassembler where Key == IPv6FragmentKey {
+    /// IPv6's: payloads up to 65535; the first fragment's unfragmentable
+    /// part and as much of its payload as an ICMPv6 error quotes (RFC 4443
+    /// 2.4(c): the error within the minimum MTU of 1280).
+    convenience init(maxDatagrams: Int, timeout: Duration) {
+        self.init(maxDatagrams: maxDatagrams, timeout: timeout, maxPayload: 65535,
+                  firstBytesCapacity: 1280 - 48, quotedPayload: 1280 - 48)
     }
 }

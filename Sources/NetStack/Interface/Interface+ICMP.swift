@@ -12,7 +12,7 @@ extension Interface {
         case (ICMPv4Message.echoRequestType, 0):
             break
         case (ICMPv4Message.destinationUnreachableType, _), (ICMPv4Message.timeExceededType, _):
-            return receiveICMPError(icmp)
+            return receiveICMPError(icmp, now: now)
         default:
             return .drop(.icmpUnhandledType)
         }
@@ -40,8 +40,10 @@ extension Interface {
     }
 
     /// An error quoting a datagram we sent (RFC 1122 3.2.2.1, 4.1.3.3): to the
-    /// transport that sent it, which knows the socket by the quoted ports.
-    private func receiveICMPError(_ icmp: ICMPv4Packet) -> Verdict {
+    /// transport that sent it, which knows the socket by the quoted ports
+    /// and checks the quote against what it has in flight before anything
+    /// changes (RFC 5927 4.1; TCP's `receiveError`).
+    private func receiveICMPError(_ icmp: ICMPv4Packet, now: Instant) -> Verdict {
         guard let quoted = try? IPv4Packet(validatingQuoted: icmp.data),
               quoted.source == address, icmp.data.count >= quoted.headerLength + 8
         else { return .drop(.icmpBadQuote) }
@@ -57,7 +59,11 @@ extension Interface {
                                    proto: quoted.protocol,
                                    quotedTransport: UnsafeRawBufferPointer(icmp.data.slice(
                                        quoted.headerLength..<icmp.data.count)))
-        if quoted.protocol == .udp { udp.receiveError(report) }
+        if quoted.protocol == .tcp {
+            tcp.receiveError(report, now: now)
+        } else if quoted.protocol == .udp {
+            udp.receiveError(report)
+        }
         return .done
     }
 

@@ -10,7 +10,39 @@ extension Interface: IPOutput {
     }
 
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
-        link.mtu - IPv4Repr.headerLength
+        pathMTU(towards: destination) - Self.ipHeaderLength(destination)
+    }
+
+    public func lowerPathMTU(_ mtu: Int, towards destination: IPAddress, now: Instant) -> Int? {
+        var evicted = false
+        guard let lowered = pathMTUs.lower(mtu, towards: destination, linkMTU: link.mtu, now: now,
+                                           evicted: &evicted) else { return nil }
+        counters.pathMTULearned &+= 1
+        if evicted { counters.pathMTUEvicted &+= 1 }
+        let limit = lowered - Self.ipHeaderLength(destination)
+        logger.debug("path MTU lowered", metadata: ["destination": "\(destination)", "mtu": "\(lowered)"])
+        // Whichever transport validated the report, TCP's connections there
+        // resize now, before they send again: nothing they build exceeds the
+        // estimate, which the send path enforces.
+        tcp.pathMTULowered(towards: destination, segmentLimit: limit)
+        return limit
+    }
+
+    /// The largest IP packet towards `destination`: the path MTU learned
+    /// (`PathMTUCache`), else the link's. A hash lookup only while some path
+    /// MTU is known.
+    @inline(__always)
+    func pathMTU(towards destination: IPAddress) -> Int {
+        pathMTUs.mtu(towards: destination) ?? link.mtu
+    }
+
+    /// The IP header without options: 20 bytes for IPv4, 40 for IPv6.
+    @inline(__always)
+    static func ipHeaderLength(_ destination: IPAddress) -> Int {
+        switch destination {
+        case .v4: IPv4Repr.headerLength
+        case .v6: 40
+        }
     }
 
     @inline(__always)

@@ -23,6 +23,11 @@ public struct InterfaceCounters: Sendable {
     public var icmpIn: UInt64 = 0
     /// ICMP errors about datagrams we sent, handed to their transport.
     public var icmpErrorsIn: UInt64 = 0
+    /// Path MTU estimates lowered by a validated "packet too big" (RFC 1191,
+    /// RFC 8201), those aged out to the link MTU, and those a full table evicted.
+    public var pathMTULearned: UInt64 = 0
+    public var pathMTUExpired: UInt64 = 0
+    public var pathMTUEvicted: UInt64 = 0
     /// Turns on which due timers waited for a receive backlog to drain
     /// (`EventLoop.timerDeferralLimit`).
     public var timersDeferred: UInt64 = 0
@@ -41,7 +46,8 @@ public struct InterfaceCounters: Sendable {
             ("datagrams-reassembled", datagramsReassembled), ("fragments-out", fragmentsOut),
             ("icmp-in", icmpIn), ("icmp-echo-requests-in", icmpEchoRequestsIn),
             ("icmp-echo-replies-out", icmpEchoRepliesOut), ("icmp-errors-out", icmpErrorsOut),
-            ("icmp-errors-in", icmpErrorsIn), ("timers-deferred", timersDeferred),
+            ("icmp-errors-in", icmpErrorsIn), ("pmtu-learned", pathMTULearned), ("pmtu-expired", pathMTUExpired),
+            ("pmtu-evicted", pathMTUEvicted), ("timers-deferred", timersDeferred),
             ("drops", drops.total),
         ]
         return r + drops.report

@@ -62,6 +62,19 @@ public struct IPErrorReport {
     public var proto: IPProtocol
     /// At least the first 8 bytes of the transport header we sent (RFC 792).
     public var quotedTransport: UnsafeRawBufferPointer
+
+    /// A hard error (RFC 1122 4.2.3.9, RFC 4443 3.1): the destination took
+    /// the datagram and has no one for it, protocol or port unreachable
+    /// (IPv4 codes 2 and 3; IPv6's port unreachable, code 4). The rest (no
+    /// route, host unreachable, time exceeded) may pass.
+    public var isHardError: Bool {
+        switch kind {
+        case .portUnreachable: return true
+        // IPv4's protocol unreachable; ICMPv6 has no such code (RFC 4443 3.1).
+        case .unreachable(let code): return source.ipv4 != nil && code == 2
+        default: return false
+        }
+    }
 }
 
 /// What a transport leaves to the device for one segment it sends in place,
@@ -93,8 +106,20 @@ public protocol IPOutput: AnyObject {
     /// Our address to use towards `destination`, or nil when nothing routes there.
     func sourceAddress(towards destination: IPAddress) -> IPAddress?
     /// The largest transport segment (header and data) one unfragmented IP
-    /// packet to `destination` carries: the MTU less the IP header.
+    /// packet to `destination` carries: the path MTU as IP knows it (the
+    /// link's, or lower where a "packet too big" said so; `PathMTUCache`)
+    /// less the IP header.
     func maximumSegmentLength(towards destination: IPAddress) -> Int
+    /// A transport validated a "packet too big" about a datagram it sent to
+    /// `destination` (RFC 5927 4.1: the quote names a live connection or
+    /// socket, and, for TCP, a sequence number in flight) reporting `mtu`
+    /// (RFC 1191's next-hop MTU, RFC 8201's MTU). IP lowers its estimate for
+    /// the path, never below the family's minimum nor above the link MTU,
+    /// for 10 minutes, and tells TCP, whose connections to `destination`
+    /// then send segments that fit. Returns the new `maximumSegmentLength`,
+    /// or nil when the estimate did not drop (a report of a larger MTU, or
+    /// one already known).
+    func lowerPathMTU(_ mtu: Int, towards destination: IPAddress, now: Instant) -> Int?
     /// Sends one unfragmented datagram of `length` transport bytes, which
     /// `write` fills in place behind the reserved IP and link headroom, and
     /// leaves to the device what `offload` says. The last `tail.count` of

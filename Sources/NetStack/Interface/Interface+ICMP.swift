@@ -40,7 +40,9 @@ extension Interface {
     }
 
     /// An error quoting a datagram we sent (RFC 1122 3.2.2.1, 4.1.3.3): to the
-    /// transport that sent it, which knows the socket by the quoted ports.
+    /// transport that sent it, which knows the socket by the quoted ports
+    /// and checks the quote against what it has in flight before anything
+    /// changes (RFC 5927 4.1; TCP's `receiveError`).
     private func receiveICMPError(_ icmp: ICMPv4Packet, now: Instant) -> Verdict {
         guard let quoted = try? IPv4Packet(validatingQuoted: icmp.data),
               quoted.source == address, icmp.data.count >= quoted.headerLength + 8

@@ -160,7 +160,11 @@ extension Interface {
 
     /// An ICMP error (either family) about something we sent, to the transport that sent it.
     func deliverError(_ report: IPErrorReport, now: Instant) {
-        if report.proto == .udp { udp.receiveError(report) }
+        if report.proto == .tcp {
+            tcp.receiveError(report, now: now)
+        } else if report.proto == .udp {
+            udp.receiveError(report)
+        }
     }
 }
 

@@ -16,9 +16,40 @@ extension Interface: IPOutput {
     }
 
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
+        pathMTU(towards: destination) - Self.ipHeaderLength(destination)
+    }
+
+    public func lowerPathMTU(_ mtu: Int, towards destination: IPAddress, now: Instant) -> Int? {
+        var evicted = false
+        guard let lowered = pathMTUs.lower(mtu, towards: destination, linkMTU: link.mtu, now: now,
+                                           evicted: &evicted) else { return nil }
+        counters.pathMTULearned &+= 1
+        if evicted { counters.pathMTUEvicted &+= 1 }
+        let limit = lowered - Self.ipHeaderLength(destination)
+        logger.debug("path MTU lowered", metadata: ["destination": "\(destination)", "mtu": "\(lowered)"])
+        // Whichever transport validated the report, TCP's connections there
+        // resize now, before they send again: nothing they build exceeds the
+        // estimate, which the send path enforces.
+        tcp.pathMTULowered(towards: destination, segmentLimit: limit)
+        return limit
+    }
+
+    /// The largest IP packet towards `destination`: the path MTU learned
+    /// (`PathMTUCache`), else the link's. A hash lookup only while some path
+    /// MTU is known.
+    @inline(__always)
+    func pathMTU(towards destination: IPAddress) -> Int {
+        if let known = pathMTUs.mtu(towards: destination) { return known }
+        if case .v6 = destination { return mtu6 }
+        return link.mtu
+    }
+
+    /// The IP header without options: 20 bytes for IPv4, 40 for IPv6.
+    @inline(__always)
+    static func ipHeaderLength(_ destination: IPAddress) -> Int {
         switch destination {
-        case .v4: link.mtu - IPv4Repr.headerLength
-        case .v6: mtu6 - IPv6Packet.headerLength
+        case .v4: IPv4Repr.headerLength
+        case .v6: IPv6Packet.headerLength
         }
     }
 

@@ -53,7 +53,7 @@ extension Interface {
             counters.drops.record(.noRoute)
             return false
         }
-        let limit = offload.segmentSize > 0 ? link.maxTransmitSegment : mtu6
+        let limit = offload.segmentSize > 0 ? link.maxTransmitSegment : pathMTU(towards: .v6(destination))
         guard IPv6Packet.headerLength + length <= limit, length <= 0xffff else {
             counters.drops.record(.tooLargeToSend)
             return false
@@ -112,7 +112,7 @@ extension Interface {
         }
         let ports = proto != .icmpv6 && transportHeader.count >= 4 ? transportPorts(transportHeader) : 0
         let label = flowLabel(source: from, destination: destination, ports: ports)
-        let maxPayload = mtu6 - IPv6Packet.headerLength
+        let maxPayload = pathMTU(towards: .v6(destination)) - IPv6Packet.headerLength
         if total <= maxPayload {
             counters.ipv6Out &+= 1
             return sendPacket6(from: from, to: destination, nextHeader: proto, payloadLength: total, flowLabel: label,

@@ -61,7 +61,14 @@ extension Interface {
             counters.drops.record(.noRoute)
             return false
         }
-        let limit = offload.segmentSize > 0 ? link.maxTransmitSegment : link.mtu
+        // One frame: no larger than the path takes, as IP knows it (RFC 1191
+        // 3; the link MTU until a "packet too big" lowers it). A transport
+        // never builds a larger one: lowering the estimate resizes TCP's
+        // connections before they send again (`TCPLayer.pathMTULowered`), so
+        // this refuses only a bug's. With TSO the device cuts frames of the
+        // transport's `segmentSize`, which follows its MSS.
+        let limit = offload.segmentSize > 0 ? link.maxTransmitSegment
+            : pathMTUs.isEmpty ? link.mtu : pathMTU(towards: .v4(destination))
         guard IPv4Repr.headerLength + length <= limit else {
             counters.drops.record(.tooLargeToSend)
             return false

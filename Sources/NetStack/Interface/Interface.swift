@@ -19,6 +19,9 @@ public final class Interface<D: Device> {
 
     var arp: ARPCache
     let reassembler: IPv4Reassembler
+    /// Path MTUs learned per destination (RFC 1191, RFC 8201), lowered only
+    /// by a transport that validated the report (`lowerPathMTU`).
+    var pathMTUs: PathMTUCache
     /// The transports, which IP demultiplexes to by protocol number.
     public let tcp: TCPLayer
     public let udp: UDPLayer
@@ -69,6 +72,8 @@ public final class Interface<D: Device> {
         var seed = SystemRandomNumberGenerator()
         nextFragmentIdentification6 = seed.next()
         flowLabelSecret = seed.next()
+        pathMTUs = PathMTUCache(capacity: configuration.pathMTUCacheCapacity,
+                                lifetime: configuration.pathMTULifetime)
         icmpErrorBucket = TokenBucket(ratePerSecond: configuration.icmpErrorsPerSecond,
                                       burst: configuration.icmpErrorBurst, now: now)
         // Start identifications from the clock so a restarted stack does not
@@ -113,10 +118,14 @@ public final class Interface<D: Device> {
         flushDevice()
     }
 
-    /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts.
+    /// Runs timers: TCP's, ARP retries and give-ups, reassembly timeouts,
+    /// path MTU estimates ageing out.
     public func tick(now: Instant) {
         udp.advance(to: now)
         tcp.tick(now: now)
+        if let due = pathMTUs.nextExpiry, now >= due {
+            counters.pathMTUExpired &+= UInt64(pathMTUs.expire(now: now))
+        }
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
         for ip in scratchFailed {
@@ -143,6 +152,7 @@ public final class Interface<D: Device> {
     public var nextTimerDeadline: Instant? {
         var d = reassembler.nextDeadline
         if let t = tcp.nextDeadline { d = min(d ?? t, t) }
+        if let t = pathMTUs.nextExpiry { d = min(d ?? t, t) }
         for e in arp.entries.values where e.mac == nil {
             d = min(d ?? e.nextRequest, e.nextRequest)
         }

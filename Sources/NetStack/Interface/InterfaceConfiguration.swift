@@ -55,6 +55,12 @@ public struct InterfaceConfiguration: Sendable {
     /// (`MemoryBudget`); nil: no limit.
     public var memoryLimit: Int?
 
+    /// Path MTUs learned from "packet too big" (`PathMTUCache`): how many
+    /// destinations are remembered, and how long before an estimate ages out
+    /// and the link MTU is tried again (RFC 1191 6.3, RFC 8201 5.3: 10 minutes).
+    public var pathMTUCacheCapacity = 256
+    public var pathMTULifetime: Duration = .seconds(600)
+
     public var reassemblyTimeout: Duration = .seconds(30)
     public var reassemblyMaxDatagrams = 16
 

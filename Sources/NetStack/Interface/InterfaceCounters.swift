@@ -47,6 +47,11 @@ public struct InterfaceCounters: Sendable {
     public var dadSolicitationsOut: UInt64 = 0
     public var dadAddressesAssigned: UInt64 = 0
     public var dadDuplicates: UInt64 = 0
+    /// Path MTU estimates lowered by a validated "packet too big" (RFC 1191,
+    /// RFC 8201), those aged out to the link MTU, and those a full table evicted.
+    public var pathMTULearned: UInt64 = 0
+    public var pathMTUExpired: UInt64 = 0
+    public var pathMTUEvicted: UInt64 = 0
     /// Turns on which due timers waited for a receive backlog to drain
     /// (`EventLoop.timerDeferralLimit`).
     public var timersDeferred: UInt64 = 0
@@ -78,7 +83,8 @@ public struct InterfaceCounters: Sendable {
             ("router-solicitations-out", routerSolicitationsOut),
             ("dad-solicitations-out", dadSolicitationsOut), ("dad-addresses-assigned", dadAddressesAssigned),
             ("dad-duplicates", dadDuplicates),
-            ("timers-deferred", timersDeferred),
+            ("pmtu-learned", pathMTULearned), ("pmtu-expired", pathMTUExpired),
+            ("pmtu-evicted", pathMTUEvicted), ("timers-deferred", timersDeferred),
             ("drops", drops.total),
         ]
         return r + drops.report

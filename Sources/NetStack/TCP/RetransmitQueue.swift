@@ -27,6 +27,10 @@ struct TransmitRecord {
         static let retransmitted = Marks(rawValue: 1 << 2)
         /// Retransmitted at least once: an ACK for it is ambiguous (Karn, RFC 8985 6.2 step 2).
         static let everRetransmitted = Marks(rawValue: 1 << 3)
+        /// Last sent in a frame larger than the path takes since its MTU
+        /// dropped: cut from a longer record (`split(longerThan:)`), not sent
+        /// again since. A "packet too big" makes it lost (`markSentOversizedLost`).
+        static let sentOversized = Marks(rawValue: 1 << 4)
     }
 }
 
@@ -95,6 +99,7 @@ struct RetransmitQueue {
             retransmittedBytes += r.length
         }
         r.marks.insert([.retransmitted, .everRetransmitted])
+        r.marks.remove(.sentOversized)
         r.sentAt = now
         transmissions &+= 1
         r.order = transmissions
@@ -208,6 +213,62 @@ struct RetransmitQueue {
             }
             i -= 1
         }
+    }
+
+    /// The path MTU dropped and segments are now at most `maxLength` long:
+    /// every record longer, not SACKed, is cut into records of at most that
+    /// many bytes (Linux's `tcp_fragment`), so the scoreboard keeps one record
+    /// per frame the path takes and every resend fits. The pieces keep the
+    /// record's marks and send time, and are marked `sentOversized`: their
+    /// frame was larger than the path now takes. The sums count bytes and are
+    /// unchanged. Rebuilds the queue in one pass (a PMTU drop is rare; the
+    /// queue may then hold more records than `capacity`, which only holds
+    /// back new data until ACKs make room). Returns whether it cut any.
+    @discardableResult
+    mutating func split(longerThan maxLength: Int) -> Bool {
+        precondition(maxLength > 0)
+        var cut = false
+        var i = 0
+        while i < records.count {
+            if records[i].length > maxLength && !records[i].marks.contains(.sacked) {
+                cut = true
+                break
+            }
+            i += 1
+        }
+        guard cut else { return false }
+        var out = Deque<TransmitRecord>()
+        out.reserveCapacity(records.count + records.count / 2)
+        for r in records {
+            guard r.length > maxLength, !r.marks.contains(.sacked) else {
+                out.append(r)
+                continue
+            }
+            var piece = r
+            piece.marks.insert(.sentOversized)
+            var start = r.start
+            while start < r.end {
+                piece.start = start
+                piece.end = start + min(maxLength, r.end - start)
+                out.append(piece)
+                start = piece.end
+            }
+        }
+        records = out
+        return true
+    }
+
+    /// A "packet too big" about the path: the records last sent in frames
+    /// larger than it takes (`sentOversized`) did not arrive. Marks them
+    /// lost; returns how many.
+    mutating func markSentOversizedLost() -> Int {
+        var marked = 0
+        for i in records.indices where records[i].marks.contains(.sentOversized) && !isLostAndDue(i) {
+            guard !records[i].marks.contains(.sacked) else { continue }
+            markLost(at: i)
+            marked += 1
+        }
+        return marked
     }
 
     /// After a retransmission timeout every record not SACKed is lost

@@ -101,8 +101,10 @@ extension TCPConnection {
             tsRecent = ts.value
         }
         sackEnabled = configuration.sackPermitted && options.sackPermitted
-        // RFC 6691: the MSS excludes options, so room for timestamps comes off it.
-        sender.sendMSS = max(64, min(peerMSS, localMSS) - (timestampsEnabled ? 12 : 0))
+        // RFC 6691: the MSS excludes options, so room for timestamps comes
+        // off it. What the path takes bounds it too (a "packet too big" may
+        // have come before the peer's SYN did).
+        sender.sendMSS = max(64, min(peerMSS, pathMSS) - (timestampsEnabled ? 12 : 0))
         sender.congestion = CongestionController(configuration.congestionControl, mss: sender.sendMSS)
     }
 

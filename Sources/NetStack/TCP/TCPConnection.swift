@@ -33,6 +33,13 @@ public final class TCPConnection {
     // MARK: Negotiated options
     /// What we announce: our MTU less IP and TCP headers.
     let localMSS: Int
+    /// The most data one segment to the peer may carry as the path's MTU
+    /// stands, before options: `localMSS` until IP's estimate of the path
+    /// drops (`pathMTUDropped`, RFC 1191, RFC 8201). Bounds `sendMSS`.
+    var pathMSS: Int
+    /// The latest soft ICMP error about the connection's segments (RFC 1122
+    /// 4.2.3.9: unreachable, time exceeded), recorded and not acted on.
+    public internal(set) var softError: IPErrorKind?
     var sndScale: UInt8 = 0
     var rcvScale: UInt8 = 0
     var timestampsEnabled = false
@@ -184,6 +191,7 @@ public final class TCPConnection {
         self.logger = logger
         self.activeOpen = activeOpen
         self.localMSS = localMSS
+        pathMSS = localMSS
         // RFC 9293 3.7.1: without an MSS option, assume 536.
         sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration, budget: budget)
         receiver = TCPReceiver(configuration: configuration, budget: budget)

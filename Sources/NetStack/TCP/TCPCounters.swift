@@ -31,6 +31,20 @@ public struct TCPCounters: Sendable {
     /// never answered ARP.
     public var synQueueEvicted: UInt64 = 0
     public var halfOpenUnreachable: UInt64 = 0
+    /// ICMP errors about our segments (RFC 5927, `TCPLayer.receiveError`):
+    /// those quoting no connection, and those whose quoted sequence number
+    /// is not in flight (both ignored); of the rest, "packet too big"
+    /// (RFC 1191, RFC 8201), connections aborted in SYN-SENT by a hard error,
+    /// and soft errors recorded.
+    public var icmpNoConnection: UInt64 = 0
+    public var icmpOutOfWindow: UInt64 = 0
+    public var icmpPacketTooBig: UInt64 = 0
+    public var icmpAborts: UInt64 = 0
+    public var icmpSoftErrors: UInt64 = 0
+    /// Connections whose MSS a lower path MTU cut, and segments marked lost
+    /// by a "packet too big" and resent without a congestion response.
+    public var pathMTUMSSLowered: UInt64 = 0
+    public var pathMTUResends: UInt64 = 0
     /// Segments sent again, summed over connections.
     public var retransmissions: UInt64 = 0
     /// Loss episodes: fast recoveries entered, tail loss probes sent, retransmission timeouts.
@@ -88,6 +102,10 @@ public struct TCPCounters: Sendable {
          ("tcp-syncookies-failed", synCookiesFailed),
          ("tcp-refused-for-memory", refusedForMemory), ("tcp-syn-queue-evicted", synQueueEvicted),
          ("tcp-half-open-unreachable", halfOpenUnreachable),
+         ("tcp-icmp-no-connection", icmpNoConnection), ("tcp-icmp-out-of-window", icmpOutOfWindow),
+         ("tcp-icmp-packet-too-big", icmpPacketTooBig), ("tcp-icmp-aborts", icmpAborts),
+         ("tcp-icmp-soft-errors", icmpSoftErrors), ("tcp-pmtu-mss-lowered", pathMTUMSSLowered),
+         ("tcp-pmtu-resends", pathMTUResends),
          ("tcp-payload-bytes-out", payloadBytesOut), ("tcp-payload-bytes-copied-out", payloadBytesCopiedOut),
          ("tcp-payload-bytes-in", payloadBytesIn), ("tcp-payload-bytes-copied-in", payloadBytesCopiedIn),
          ("tcp-drops", drops.total)] + drops.report

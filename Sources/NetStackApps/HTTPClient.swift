@@ -1,10 +1,11 @@
 import NetStack
 import NetStackWire
 
-/// A URL of the form `http://A.B.C.D[:PORT][/path][?query]`: the only kind
-/// the stack's client fetches (no DNS, no TLS).
+/// A URL of the form `http://A.B.C.D[:PORT][/path][?query]` or
+/// `http://[IPV6][:PORT]...` (RFC 3986 3.2.2): the only kinds the stack's
+/// client fetches (no DNS, no TLS).
 public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
-    public var address: IPv4Address
+    public var address: IPAddress
     public var port: UInt16
     /// The request target: path and query, "/" at least.
     public var target: String
@@ -12,6 +13,11 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     public var authority: String
 
     public init(address: IPv4Address, port: UInt16 = 80, target: String = "/") {
+        self.init(address: .v4(address), port: port, target: target)
+    }
+
+    /// `address`'s text form brackets an IPv6 address, as the authority wants it.
+    public init(address: IPAddress, port: UInt16 = 80, target: String = "/") {
         self.address = address
         self.port = port
         self.target = target
@@ -27,7 +33,7 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .notHTTP: "only http:// URLs are supported"
-            case .badHost(let h): "host '\(h)' is not an IPv4 address (names are not resolved)"
+            case .badHost(let h): "host '\(h)' is not an IPv4 address or a bracketed IPv6 one (names are not resolved)"
             case .badPort(let p): "bad port '\(p)'"
             case .badTarget: "the path may hold only visible ASCII characters (percent-encode the rest)"
             }
@@ -43,7 +49,24 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
         if let hash = afterAuthority.firstIndex(of: "#") { afterAuthority = afterAuthority[..<hash] }
         guard !authority.contains("@") else { throw .badHost(String(authority)) }
         let hostPart: Substring
-        if let colon = authority.lastIndex(of: ":") {
+        var literal6: IPv6Address?
+        if authority.hasPrefix("[") {
+            // An IPv6 literal in brackets, then an optional port.
+            guard let close = authority.firstIndex(of: "]"),
+                  let a = IPv6Address(authority[authority.index(after: authority.startIndex)..<close]) else {
+                throw .badHost(String(authority))
+            }
+            let after = authority[authority.index(after: close)...]
+            if after.isEmpty {
+                port = 80
+            } else {
+                let p = after.dropFirst()
+                guard after.first == ":", let n = UInt16(p), n != 0 else { throw .badPort(String(p)) }
+                port = n
+            }
+            literal6 = a
+            hostPart = ""
+        } else if let colon = authority.lastIndex(of: ":") {
             hostPart = authority[..<colon]
             let p = authority[authority.index(after: colon)...]
             guard let n = UInt16(p), n != 0 else { throw .badPort(String(p)) }
@@ -52,8 +75,12 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
             hostPart = authority
             port = 80
         }
-        guard let a = IPv4Address(hostPart) else { throw .badHost(String(hostPart)) }
-        address = a
+        if let literal6 {
+            address = .v6(literal6)
+        } else {
+            guard let a = IPv4Address(hostPart) else { throw .badHost(String(hostPart)) }
+            address = .v4(a)
+        }
         var t = String(afterAuthority)
         if t.isEmpty || t.first == "?" { t = "/" + t }
         guard t.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { throw .badTarget }
@@ -99,7 +126,7 @@ public final class HTTPGet {
     /// Call `turn(now:)` on every turn of the loop (`EventLoop.onTurn`): the
     /// connection is closed from there, not from inside a receive callback.
     public func start(on stack: Stack, configuration: TCPConfiguration? = nil) throws(TCPConnectError) {
-        let c = try stack.connect(to: .v4(url.address), port: url.port, configuration: configuration)
+        let c = try stack.connect(to: url.address, port: url.port, configuration: configuration)
         connection = c
         flush = { [unowned stack] c, now in stack.tcp.flush(c, now: now) }
         // The parser reads the bytes in the frame they arrived in while nothing

@@ -18,7 +18,7 @@ import NetStackWire
 /// bytes are skipped and counted.
 public final class IPerf3Client {
     public struct Options: Sendable {
-        public var server: IPv4Address
+        public var server: IPAddress
         public var port: UInt16 = 5201
         /// How long data flows, from TEST_START (iperf3's -t).
         public var duration: Duration = .seconds(10)
@@ -38,7 +38,8 @@ public final class IPerf3Client {
         /// The parameters' client_version; nil leaves it out.
         public var clientVersion: String?
 
-        public init(server: IPv4Address) { self.server = server }
+        public init(server: IPAddress) { self.server = server }
+        public init(server: IPv4Address) { self.server = .v4(server) }
     }
 
     public enum Phase: Equatable, Sendable, CustomStringConvertible {
@@ -215,12 +216,12 @@ public final class IPerf3Client {
         }
         let server = options.server, port = options.port
         connect = { [unowned stack] configuration throws(TCPConnectError) in
-            try stack.connect(to: .v4(server), port: port, configuration: configuration)
+            try stack.connect(to: server, port: port, configuration: configuration)
         }
         flush = { [unowned stack] c in stack.tcp.flush(c, now: stack.clock.now) }
         // State bytes must not wait behind Nagle (iperf3 sets TCP_NODELAY on it too).
         controlConfiguration.noDelay = true
-        let c = try stack.connect(to: .v4(server), port: port, configuration: controlConfiguration)
+        let c = try stack.connect(to: server, port: port, configuration: controlConfiguration)
         control = c
         phaseEnteredAt = now
         c.onReadable = { [unowned self] c in self.controlReadable(c) }

@@ -24,7 +24,7 @@ struct Get: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("http://A.B.C.D[:PORT][/PATH]: an IPv4 address in the TAP's subnet or reached through the host side.",
+    @Argument(help: ArgumentHelp("http://A.B.C.D[:PORT][/PATH] or http://[IPV6][:PORT][/PATH]: an address in the TAP's subnet or reached through the host side.",
                                  valueName: "URL"))
     var url: String
 
@@ -64,9 +64,8 @@ struct Get: ParsableCommand {
             throw ValidationError("URL '\(url)': \(error)")
         }
         let a = parsed.address
-        guard !a.isUnspecified, !a.isBroadcast, !a.isMulticast, a != linkSettings.interface.address.address,
-              a != linkSettings.interface.address.directedBroadcast else {
-            throw ValidationError("URL '\(url)': \(a) cannot be connected to from \(linkSettings.interface.address.address)")
+        guard connectable(a, from: linkSettings.interface) else {
+            throw ValidationError("URL '\(url)': \(a) cannot be connected to from this stack (IPv6 needs --address6)")
         }
         guard timeout.isFinite, timeout > 0, timeout <= 86400 else {
             throw ValidationError("--timeout \(timeout): expected seconds in (0, 86400]")
@@ -162,5 +161,19 @@ struct Get: ParsableCommand {
             off += n
         }
         return true
+    }
+}
+
+/// Whether the stack configured by `interface` may connect to `a`: not its
+/// own address, nor unspecified, broadcast or multicast; IPv6 only with
+/// `--address6`.
+func connectable(_ a: IPAddress, from interface: InterfaceConfiguration) -> Bool {
+    switch a {
+    case .v4(let v4):
+        return !v4.isUnspecified && !v4.isBroadcast && !v4.isMulticast && v4 != interface.address.address
+            && v4 != interface.address.directedBroadcast
+    case .v6(let v6):
+        return interface.address6 != nil && !v6.isUnspecified && !v6.isMulticast && !v6.isLoopback
+            && v6 != interface.address6?.address
     }
 }

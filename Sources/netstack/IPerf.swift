@@ -41,7 +41,7 @@ struct IPerf: ParsableCommand {
     )
 
     @Option(name: [.customShort("c"), .customLong("client")],
-            help: ArgumentHelp("The server's IPv4 address (no names are resolved).", valueName: "HOST"))
+            help: ArgumentHelp("The server's IPv4 or IPv6 address (no names are resolved).", valueName: "HOST"))
     var client: String
 
     @Option(name: [.customShort("p"), .customLong("port")], help: ArgumentHelp("The server's port.", valueName: "PORT"))
@@ -104,13 +104,11 @@ struct IPerf: ParsableCommand {
 
     func settings() throws -> Settings {
         let linkSettings = try link.settings()
-        guard let server = IPv4Address(client) else {
-            throw ValidationError("-c '\(client)': expected an IPv4 address such as 10.0.0.1")
+        guard let server = IPAddress(client) else {
+            throw ValidationError("-c '\(client)': expected an IPv4 or IPv6 address such as 10.0.0.1 or fd00::1")
         }
-        guard !server.isUnspecified, !server.isBroadcast, !server.isMulticast,
-              server != linkSettings.interface.address.address,
-              server != linkSettings.interface.address.directedBroadcast else {
-            throw ValidationError("-c \(server): cannot be connected to from \(linkSettings.interface.address.address)")
+        guard connectable(server, from: linkSettings.interface) else {
+            throw ValidationError("-c \(client): cannot be connected to from this stack (IPv6 needs --address6)")
         }
         guard (1...65535).contains(port) else { throw ValidationError("-p \(port): expected a port from 1 to 65535") }
         guard (1...86400).contains(time) else { throw ValidationError("-t \(time): expected 1 to 86400 seconds") }

@@ -178,3 +178,135 @@ print("ok")
         code, counters = s.stop()
     assert counters["fault.rx.dropped"] > 100 and counters["fault.tx.dropped"] > 100, counters
     assert counters["tcp-retransmissions"] > 0 and counters["ipv6-in"] > 1000, counters
+
+
+def client_link6():
+    return ["--tap", "tap1", "--host", f"{HOST_IP}/24", "--address", STACK_IP,
+            "--host6", f"{HOST6}/64", "--address6", f"{STACK6}/64"]
+
+
+def test_netstack_get_fetches_from_the_kernel_over_ipv6(ns, tmp_path):
+    """`netstack get http://[fd00::1]:8000/FILE` against `python3 -m http.server` bound to ::."""
+    from conftest import NETSTACK
+    data = os.urandom(4 << 20)
+    (tmp_path / "file").write_bytes(data)
+    server = ns.popen("python3", "-m", "http.server", "8000", "--bind", "::", "--directory", str(tmp_path),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if ":8000" in ns.exec("ss", "-tln").stdout:
+                break
+            time.sleep(0.05)
+        r = ns.popen(NETSTACK, "get", f"http://[{HOST6}]:8000/file", *client_link6(), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, err
+        assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest()
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_netstack_iperf_against_the_kernels_iperf3_over_ipv6(ns, reverse):
+    from conftest import NETSTACK
+    server = ns.popen("iperf3", "-s", "-1", "-J", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            if ":5201" in ns.exec("ss", "-tln").stdout:
+                break
+            time.sleep(0.05)
+        r = ns.exec(NETSTACK, "iperf", "-c", HOST6, "-t", "2", "-J", *(["-R"] if reverse else []), *client_link6(),
+                    timeout=60, check=False)
+        out = json.loads(r.stdout)
+        assert r.returncode == 0 and "error" not in out, (out.get("error"), r.stderr)
+        theirs = json.loads(server.communicate(timeout=20)[0])
+        assert theirs["start"]["connected"][0]["remote_host"] == STACK6, theirs["start"]["connected"]
+        assert theirs["end"]["sum_sent" if reverse else "sum_received"]["bytes"] > 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+PTB_SCRIPT = r"""
+import socket, struct, sys, threading, time
+STACK6 = sys.argv[1]
+sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+sniff.bind(("tap0", 0))
+sniff.setblocking(False)
+c = socket.create_connection((STACK6, 80), timeout=30)
+n = 256 << 20
+c.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % n)
+raw = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+got = bytearray()
+def read_all():
+    while True:
+        chunk = c.recv(1 << 20)
+        if not chunk:
+            break
+        got.extend(chunk)
+reader = threading.Thread(target=read_all)
+reader.start()
+me = socket.inet_pton(socket.AF_INET6, STACK6)
+
+def data_frames():
+    # What the stack sent since the last call.
+    out = []
+    while True:
+        try:
+            f = sniff.recv(65535)
+        except BlockingIOError:
+            return out
+        if len(f) > 200 and f[22:38] == me and f[20] == 6:
+            out.append(f)
+
+def ptb(quote, mtu=1280):
+    raw.sendto(struct.pack("!BBHI", 2, 0, 0, mtu) + bytes(quote[:1232]), (STACK6, 0))
+
+time.sleep(0.05)
+latest = data_frames()[-1]
+forged = bytearray(latest[14:])
+forged[40 + 2:40 + 4] = struct.pack("!H", 1)  # a port no connection has
+ptb(forged)
+time.sleep(0.05)
+big_before = sum(len(f) > 14 + 1280 for f in data_frames())
+# A router answers at once, quoting a segment still in flight: try until one is.
+attempts = 0
+while attempts < 200 and reader.is_alive():
+    attempts += 1
+    frames = data_frames()
+    if frames and all(len(f) <= 14 + 1280 for f in frames[-20:]) and len(frames) >= 20:
+        break
+    if frames:
+        ptb(frames[-1][14:])
+    time.sleep(0.002)
+data_frames()
+time.sleep(0.05)
+after = data_frames()
+big_after = sum(len(f) > 14 + 1280 for f in after)
+reader.join()
+body = bytes(got[got.index(b"\r\n\r\n") + 4:])
+block = bytes(i % 251 for i in range(251))
+ok = body == (block * (n // 251 + 1))[:n]
+print(big_before, big_after, len(after), ok)
+"""
+
+
+def test_packet_too_big_for_a_live_connection_shrinks_its_segments(ns, tmp_path):
+    """RFC 8201 with RFC 5927's check: a PTB naming 1280 and quoting one of the
+    stack's in-flight segments makes its next segments fit 1280 bytes; the same
+    quote with another port (no such connection) changes nothing."""
+    s = Stack(ns, *SERVE, "--offload", "off", "--rx-loss", "0.01")
+    try:
+        r = ns.exec("python3", "-c", PTB_SCRIPT, STACK6, timeout=120, check=False)
+    finally:
+        code, counters = s.stop()
+    assert r.returncode == 0, r.stderr
+    big_before, big_after, seen, ok = r.stdout.split()
+    report = (r.stdout, {k: v for k, v in counters.items() if "pmtu" in k or "icmp" in k or "too-large" in k})
+    assert ok == "True"
+    assert int(big_before) > 0, report  # the forged one changed nothing: full-size frames went on
+    assert int(seen) > 0 and int(big_after) == 0, report
+    assert counters["pmtu-learned"] == 1 and counters["tcp-icmp-no-connection"] == 1, counters
+    assert counters["tcp-pmtu-mss-lowered"] >= 1, counters

@@ -246,7 +246,13 @@ import NetStackWire
 @Suite struct HTTPURLTests {
     @Test func parses() throws {
         let u = try HTTPURL(parsing: "http://10.0.0.1:8000/file?a=b#frag")
-        #expect(u.address == IPv4Address(10, 0, 0, 1) && u.port == 8000)
+        #expect(u.address == .v4(IPv4Address(10, 0, 0, 1)) && u.port == 8000)
+        let six = try HTTPURL(parsing: "http://[fd00::1]:8000/f")
+        #expect(six.address == .v6(IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 1)) && six.port == 8000)
+        #expect(six.authority == "[fd00::1]:8000" && six.target == "/f")
+        #expect(try HTTPURL(parsing: "http://[fe80::2]").port == 80)
+        #expect(throws: HTTPURL.ParseError.badHost("[fd00::1")) { try HTTPURL(parsing: "http://[fd00::1/") }
+        #expect(throws: HTTPURL.ParseError.badPort("")) { try HTTPURL(parsing: "http://[fd00::1]:/") }
         #expect(u.target == "/file?a=b" && u.authority == "10.0.0.1:8000")
         let v = try HTTPURL(parsing: "HTTP://10.0.0.1")
         #expect(v.port == 80 && v.target == "/")

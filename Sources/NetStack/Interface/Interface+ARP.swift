@@ -26,7 +26,7 @@ extension Interface {
         if !senderIP.isUnspecified {
             let learned = arp.update(senderIP, mac: senderMAC, now: now,
                                      create: forUs || arp.entries[senderIP] != nil)
-            if learned { releaseWaiting(for: senderIP, mac: senderMAC) }
+            if learned { releaseWaiting(in: &arp, for: senderIP, mac: senderMAC) }
         }
         guard forUs else { return .drop(.arpNotForUs) }
         guard op == .request else { return .done }
@@ -41,19 +41,6 @@ extension Interface {
         eth.source = configuration.macAddress
         counters.arpRepliesOut &+= 1
         return .transmit(length: EthernetFrame.headerLength + ARPPacket.length)
-    }
-
-    /// Sends the frames that were waiting for `ip`, now that it resolved to `mac`.
-    func releaseWaiting(for ip: IPv4Address, mac: MACAddress) {
-        guard arp.waitingCount > 0 else { return }
-        arp.takeWaiting(for: ip, into: &scratchParked)
-        for p in scratchParked {
-            let frame = device.pool.resume(p)
-            frame.withBytes { bytes in
-                EthernetFrame(uncheckedHeader: bytes).destination = mac
-            }
-            transmit(frame)
-        }
     }
 
     func sendARPRequest(for ip: IPv4Address) {

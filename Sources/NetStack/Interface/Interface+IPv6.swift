@@ -193,15 +193,9 @@ extension Interface {
         routers6.expire(now: now)
         ndp.due(now: now, retry: &scratchRetry6, failed: &scratchFailed6)
         for a in scratchRetry6 { sendNeighbourSolicitation(for: a, unicastTo: nil, now: now) }
-        for a in scratchFailed6 {
-            ndp.takeWaiting(for: a, into: &scratchParked)
-            for p in scratchParked {
-                _ = device.pool.resume(p)
-                counters.drops.record(.arpResolutionFailed)
-            }
-            logger.debug("neighbour resolution failed", metadata: ["next-hop": "\(a)"])
-            tcp.neighbourUnreachable(.v6(a))
-        }
+        abandonWaiting(in: &ndp, for: scratchFailed6)
+        // Half-open connections towards them go (Linux's neighbour failure reaching `tcp_req_err`).
+        for hop in scratchFailed6 { tcp.neighbourUnreachable(.v6(hop)) }
         reassembler6.expire(now: now) { firstBytes in
             counters.drops.record(.reassemblyTimeout)
             // RFC 8200 4.5: time exceeded, code 1, only if the first fragment arrived.
@@ -228,6 +222,7 @@ extension Interface {
 
     /// The IPv6 addresses in use now: the link-local one and the global one, once DAD let them.
     public var ipv6Addresses: [IPv6Address] {
-        [own6.linkLocal, own6.global?.address].compactMap { $0 }
+        guard configuration.speaksIPv6 else { return [] }
+        return [own6.linkLocal, own6.global?.address].compactMap { $0 }
     }
 }

@@ -35,7 +35,7 @@ extension Interface {
         }
         if let mac = sourceMAC, !source.isUnspecified {
             guard !mac.isMulticast else { return .drop(.ndpInvalid) }
-            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting6(for: source, mac: mac) }
+            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting(in: &ndp, for: source, mac: mac) }
         }
         // To the sender, or to all nodes when it has no address yet (7.2.4),
         // solicited only then; override, as the address is our own.
@@ -66,7 +66,7 @@ extension Interface {
         case (let m?, nil):
             // Pending (or expired): resolved now.
             ndp.update(target, mac: m, now: now, create: false)
-            releaseWaiting6(for: target, mac: m)
+            releaseWaiting(in: &ndp, for: target, mac: m)
         case (let m?, let k?) where m != k:
             // A different address replaces ours only with the override flag (7.2.5).
             guard na.override else { return .done }
@@ -88,7 +88,7 @@ extension Interface {
               let ra = try? RouterAdvertisement(validating: d.payload) else { return .drop(.ndpInvalid) }
         routers6.receive(ra, from: source, linkMTU: link.mtu, now: now)
         if let mac = ra.sourceLinkLayerAddress, !mac.isMulticast {
-            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting6(for: source, mac: mac) }
+            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting(in: &ndp, for: source, mac: mac) }
         }
         return .done
     }
@@ -99,19 +99,6 @@ extension Interface {
         counters.dadDuplicates &+= 1
         logger.error("duplicate IPv6 address: another node holds it; not using it",
                      metadata: ["address": "\(address)"])
-    }
-
-    /// Sends the frames that were waiting for `ip`, now that it resolved to `mac`.
-    func releaseWaiting6(for ip: IPv6Address, mac: MACAddress) {
-        guard ndp.waitingCount > 0 else { return }
-        ndp.takeWaiting(for: ip, into: &scratchParked)
-        for p in scratchParked {
-            let frame = device.pool.resume(p)
-            frame.withBytes { bytes in
-                EthernetFrame(uncheckedHeader: bytes).destination = mac
-            }
-            transmit(frame)
-        }
     }
 
     // MARK: Sending

@@ -128,15 +128,9 @@ public final class Interface<D: Device> {
         }
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
-        for ip in scratchFailed {
-            arp.takeWaiting(for: ip, into: &scratchParked)
-            for p in scratchParked {
-                _ = device.pool.resume(p)
-                counters.drops.record(.arpResolutionFailed)
-            }
-            logger.debug("ARP resolution failed", metadata: ["next-hop": "\(ip)"])
-            tcp.neighbourUnreachable(.v4(ip))
-        }
+        abandonWaiting(in: &arp, for: scratchFailed)
+        // Half-open connections towards them go (Linux's neighbour failure reaching `tcp_req_err`).
+        for hop in scratchFailed { tcp.neighbourUnreachable(.v4(hop)) }
         reassembler.expire(now: now) { firstBytes in
             counters.drops.record(.reassemblyTimeout)
             // RFC 792: time exceeded, code 1, only if fragment zero arrived.

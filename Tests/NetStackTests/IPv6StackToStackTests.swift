@@ -37,7 +37,7 @@ import NetStackWire
         let sizes = [1, 7, 8, 1232, 1452, 1453, 2000, 3000, 8000]
         for (i, size) in sizes.enumerated() {
             let payload = FrameBuilder.pattern(size, seed: UInt8(i))
-            payload.withUnsafeBytes { p in
+            _ = payload.withUnsafeBytes { p in
                 pair.a.udp.send(from: 5000, to: UDPEndpoint(address: .v6(TCPStackPair.ip6B), port: 7), payload: p,
                                 now: pair.now)
             }

@@ -259,6 +259,28 @@ import NetStackWire
         #expect(h.exchange(Self.frame(multicast, to: IPv6Address.allNodes.multicastMAC)).isEmpty)
     }
 
+    @Test func packetTooBigForAUDPDatagramMakesLaterOnesFitThePath() throws {
+        let h = Self.harness()
+        _ = Self.resolve(h)
+        let socket = try h.udp.bind(port: 9000)
+        let to = UDPEndpoint(address: .v6(Self.peer6), port: 53)
+        let payload = FrameBuilder.pattern(1400)
+        #expect(socket.send(payload, to: to))
+        h.interface.flushPending(now: h.now)
+        let first = try #require(h.sent().compactMap(Sent6.init).first)
+        #expect(first.nextHeader == .udp && first.bytes.count == 14 + 40 + 8 + 1400)
+        // A router on the path says 1280, quoting what it could of ours.
+        let quote = Array(first.bytes[14...].prefix(1232))
+        let ptb = Self.icmp6(.packetTooBig(mtu: 1280), data: quote, source: Self.peer6, destination: Self.stack6)
+        _ = h.exchange(Self.frame(Self.ipv6(Self.peer6, Self.stack6, nextHeader: .icmpv6, payload: ptb)))
+        #expect(socket.nextError()?.kind == .packetTooBig(mtu: 1280))
+        #expect(socket.send(payload, to: to))
+        h.interface.flushPending(now: h.now)
+        let again = h.sent().compactMap(Sent6.init)
+        #expect(again.count == 2 && again.allSatisfy { $0.nextHeader == .ipv6Fragment && $0.bytes.count <= 14 + 1280 })
+        #expect(h.counters.pathMTULearned == 1)
+    }
+
     @Test func unknownNextHeaderIsAParameterProblemPointingAtIt() throws {
         let h = Self.harness()
         _ = Self.resolve(h)

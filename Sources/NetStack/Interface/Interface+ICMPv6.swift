@@ -163,7 +163,7 @@ extension Interface {
         if report.proto == .tcp {
             tcp.receiveError(report, now: now)
         } else if report.proto == .udp {
-            udp.receiveError(report)
+            udp.receiveError(report, now: now)
         }
     }
 }

@@ -89,14 +89,20 @@ public final class UDPLayer {
         }
     }
 
-    /// An ICMP error about a datagram we sent: to the socket on its source port.
-    func receiveError(_ report: IPErrorReport) {
+    /// An ICMP error about a datagram we sent: to the socket on its source
+    /// port. An IPv6 packet too big from a bound socket's datagram also
+    /// lowers the path MTU, so later datagrams are fragmented to fit (RFC
+    /// 8201 4; IPv4's UDP goes without DF, so a report there is not ours).
+    func receiveError(_ report: IPErrorReport, now: Instant) {
         guard report.quotedTransport.count >= 4 else { return }
         let q = report.quotedTransport
         let sourcePort = UInt16(q[0]) << 8 | UInt16(q[1])
         let destinationPort = UInt16(q[2]) << 8 | UInt16(q[3])
         guard let socket = sockets[sourcePort] else { return }
         counters.errorsIn &+= 1
+        if case .packetTooBig(let mtu) = report.kind, case .v6 = report.destination {
+            _ = ip.lowerPathMTU(mtu, towards: report.destination, now: now)
+        }
         socket.enqueue(UDPSocketError(kind: report.kind,
                                       destination: UDPEndpoint(address: report.destination, port: destinationPort)))
     }

@@ -98,6 +98,18 @@ public struct TransportOffload: Sendable, Equatable {
     public static var none: TransportOffload { TransportOffload() }
 }
 
+extension PacketOffload {
+    /// What the device is asked for a frame whose transport header starts
+    /// `transportStart` bytes in (behind the Ethernet and IP headers of
+    /// either family), from what the transport left to it.
+    @inline(__always)
+    init(_ transport: TransportOffload, transportStart: Int) {
+        self.init(checksumStart: transport.partialChecksumAt == nil ? 0 : UInt16(transportStart),
+                  checksumOffset: UInt16(transport.partialChecksumAt ?? 0),
+                  segmentSize: UInt16(clamping: transport.segmentSize))
+    }
+}
+
 /// What a transport sends through: IP's output, whatever the family and the
 /// device. Each transport holds the one its interface attached.
 public protocol IPOutput: AnyObject {

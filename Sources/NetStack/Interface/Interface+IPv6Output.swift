@@ -58,34 +58,11 @@ extension Interface {
             counters.drops.record(.tooLargeToSend)
             return false
         }
-        guard var frame = device.pool.allocate() else {
-            counters.drops.record(.poolExhausted)
-            return false
-        }
-        frame.reserveHeadroom(link.headroom)
         let transportStart = EthernetFrame.headerLength + IPv6Packet.headerLength
-        frame.offload = PacketOffload(
-            checksumStart: offload.partialChecksumAt == nil ? 0 : UInt16(transportStart),
-            checksumOffset: UInt16(offload.partialChecksumAt ?? 0),
-            segmentSize: UInt16(clamping: offload.segmentSize))
-        let frameLength = transportStart + length
-        guard frameLength <= frame.capacity else {
-            counters.drops.record(.tooLargeToSend)
-            return false
-        }
-        frame.setLength(frameLength - tail.count)
-        let hopLimit = hopLimit6
-        frame.withCapacity { bytes in
-            let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
-            let transport = ip.slice(IPv6Packet.headerLength..<ip.count)
-            write(transport)
-            let ports = transport.count >= 4 ? transportPorts(UnsafeRawBufferPointer(transport)) : 0
-            IPv6Repr(source: source, destination: destination, nextHeader: proto, payloadLength: length,
-                     hopLimit: hopLimit, flowLabel: flowLabel(source: source, destination: destination, ports: ports))
-                .emit(into: ip)
-        }
+        guard sendPacket6(from: source, to: destination, nextHeader: proto, payloadLength: length, flowLabel: nil,
+                          nextHop: nextHop, offload: PacketOffload(offload, transportStart: transportStart),
+                          tail: tail, now: now, write) else { return false }
         counters.ipv6Out &+= 1
-        sendFrame6(frame, nextHop: nextHop, tail: tail, now: now)
         return true
     }
 
@@ -144,30 +121,42 @@ extension Interface {
         return true
     }
 
-    /// Builds one IPv6 packet in a pool slot (`write` fills its payload) and sends it to `nextHop`.
+    /// Builds one IPv6 packet in a pool slot (`write` fills its payload,
+    /// but for the last `tail.count` bytes, `tail`'s) and sends it to
+    /// `nextHop`. A nil `flowLabel` is the one of the ports `write` put at
+    /// the payload's start (TCP's path). False if no slot was free or the
+    /// packet does not fit one; the reason is counted.
+    @inline(__always)
     private func sendPacket6(from source: IPv6Address, to destination: IPv6Address, nextHeader: IPProtocol,
-                             payloadLength: Int, flowLabel: UInt32, nextHop: IPv6Address, now: Instant,
+                             payloadLength: Int, flowLabel: UInt32?, nextHop: IPv6Address,
+                             offload: PacketOffload = .none, tail: FrameTail = .none, now: Instant,
                              _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard var frame = device.pool.allocate() else {
             counters.drops.record(.poolExhausted)
             return false
         }
         frame.reserveHeadroom(link.headroom)
+        frame.offload = offload
         let frameLength = EthernetFrame.headerLength + IPv6Packet.headerLength + payloadLength
         guard frameLength <= frame.capacity else {
             counters.drops.record(.tooLargeToSend)
             return false
         }
-        frame.setLength(frameLength)
+        // The tail's room is neither written nor sent from the slot.
+        frame.setLength(frameLength - tail.count)
         let hopLimit = hopLimit6
-        frame.withBytes { bytes in
+        frame.withCapacity { bytes in
             let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
-            write(ip.slice(IPv6Packet.headerLength..<ip.count))
+            let transport = ip.slice(IPv6Packet.headerLength..<ip.count)
+            write(transport)
+            let label = flowLabel ?? self.flowLabel(
+                source: source, destination: destination,
+                ports: transport.count >= 4 ? transportPorts(UnsafeRawBufferPointer(transport)) : 0)
             IPv6Repr(source: source, destination: destination, nextHeader: nextHeader, payloadLength: payloadLength,
-                     hopLimit: hopLimit, flowLabel: flowLabel)
+                     hopLimit: hopLimit, flowLabel: label)
                 .emit(into: ip)
         }
-        sendFrame6(frame, nextHop: nextHop, now: now)
+        sendFrame6(frame, nextHop: nextHop, tail: tail, now: now)
         return true
     }
 

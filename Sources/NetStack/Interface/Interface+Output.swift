@@ -77,11 +77,8 @@ extension Interface {
         let repr = IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
                             timeToLive: configuration.timeToLive, identification: nextIdentification,
                             dontFragment: true)
-        let transportStart = EthernetFrame.headerLength + IPv4Repr.headerLength
-        let packetOffload = PacketOffload(
-            checksumStart: offload.partialChecksumAt == nil ? 0 : UInt16(transportStart),
-            checksumOffset: UInt16(offload.partialChecksumAt ?? 0),
-            segmentSize: UInt16(clamping: offload.segmentSize))
+        let packetOffload = PacketOffload(offload,
+                                          transportStart: EthernetFrame.headerLength + IPv4Repr.headerLength)
         guard sendPacket(repr, nextHop: nextHop, offload: packetOffload, tail: tail, now: now, write) else {
             return false
         }

@@ -173,7 +173,7 @@ int curing_udp_echo_batch(int fd, uint8_t *buffers, unsigned size, unsigned coun
     enum { most = 64 };
     struct mmsghdr messages[most];
     struct iovec slots[most];
-    struct sockaddr_in senders[most];
+    struct sockaddr_storage senders[most];
     if (count > most) count = most;
     memset(messages, 0, sizeof(messages[0]) * count);
     for (unsigned i = 0; i < count; i++) {

@@ -87,6 +87,25 @@ def test_quick_run_reports_every_scenario_on_both_systems(tmp_path):
     assert "<script" not in html and "https://" not in html
 
 
+def test_family_6_runs_every_scenario_over_ipv6(tmp_path):
+    """`--family 6`: the same scenarios with both systems' ends at fd00::1
+    and fd00::2 (the kernel's iperf3 and echo server bound to fd00::2 only,
+    so a figure can only come over IPv6), and the report says so."""
+    out_json = tmp_path / "out.json"
+    proc = subprocess.run([NETSTACK, "bench", "--quick", "--family", "6", "--rounds", "1", "--max-rounds", "1",
+                           "--scenario", "bulk-rx", "bulk-tx", "tcp-rr", "udp-pps", "memory-bulk",
+                           "--json", str(out_json)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out_json.read_text())
+    assert report["machine"]["family"] == "IPv6"
+    assert "over IPv6" in proc.stdout
+    results = {(r["scenario"], r["system"]): r for r in report["results"]}
+    for scenario in ["bulk-rx", "bulk-tx", "tcp-rr", "udp-pps", "memory-bulk"]:
+        for system in SYSTEMS:
+            r = results.get((scenario, system))
+            assert r is not None and r["value"] > 0, (scenario, system, report["failures"])
+
+
 @pytest.mark.parametrize("when", ["setting-up", "measuring"])
 def test_sigint_removes_the_namespaces(when):
     proc = subprocess.Popen([NETSTACK, "bench", "--quick"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

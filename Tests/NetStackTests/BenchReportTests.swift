@@ -125,6 +125,19 @@ func sampleReport(cpu: String = "Test CPU", failures: [String] = []) -> BenchRep
         #expect(try JSONDecoder().decode(BenchReport.self, from: Data(old.utf8)).machine.tcpCongestionControl == nil)
     }
 
+    @Test func machineNamesTheIPFamily() throws {
+        var report = sampleReport()
+        report.machine.family = "IPv6"
+        let machine = try #require(try parsed(report)["machine"] as? [String: Any])
+        #expect(machine["family"] as? String == "IPv6")
+        #expect(report.machine.summary.contains(", over IPv6, kernel TCP congestion control: unknown"))
+        #expect(BenchHTML.render(report).contains("<li>IP family: IPv6</li>"))
+        // Reports from before --family were all IPv4 and say nothing.
+        #expect(!sampleReport().machine.summary.contains("over IPv"))
+        let old = try sampleReport().json()
+        #expect(try JSONDecoder().decode(BenchReport.self, from: Data(old.utf8)).machine.family == nil)
+    }
+
     @Test func roundTripsThroughDecoding() throws {
         var report = sampleReport(failures: ["round 2/3 tcp-rr netstack: timed out"])
         report.machine.tcpCongestionControl = "kernel peer: cubic, kernel server: bbr, netstack's peer: cubic"

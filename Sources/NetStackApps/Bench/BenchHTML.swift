@@ -53,6 +53,7 @@ public enum BenchHTML {
                               ("rounds", String(report.rounds)), ("duration", "\(BenchFormat.number(report.duration)) s")] {
             html += "<li>\(escape(name)): \(escape(value))</li>\n"
         }
+        if let family = m.family { html += "<li>IP family: \(escape(family))</li>\n" }
         if let pinning = m.pinning { html += "<li>CPUs: \(escape(pinning.summary))</li>\n" }
         if let elapsed = report.elapsedSeconds {
             html += "<li>whole run: \(escape(BenchFormat.elapsed(elapsed)))</li>\n"

@@ -80,6 +80,9 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     public var netstackOffload: Bool?
     /// Which CPUs each side ran on (`--pin`); nil in reports from before the flag.
     public var pinning: BenchPinning?
+    /// The IP family the scenarios ran over (`--family`): "IPv4" or "IPv6";
+    /// nil in reports from before the flag, which were all IPv4.
+    public var family: String?
 
     public init(cpu: String, cores: Int, kernel: String, swift: String, date: String, build: String,
                 tcpCongestionControl: String? = nil) {
@@ -95,6 +98,7 @@ public struct BenchMachine: Codable, Equatable, Sendable {
     /// The line under the table.
     public var summary: String {
         "\(cpu), \(cores) cores, \(kernel), \(swift), \(build) build, \(date), "
+            + (family.map { "over \($0), " } ?? "")
             + "kernel TCP congestion control: \(tcpCongestionControl ?? "unknown")"
             + (netstackOffload.map { ", netstack offloads: \($0 ? "on" : "off")" } ?? "")
             + (pinning.map { ", \($0.summary)" } ?? "")

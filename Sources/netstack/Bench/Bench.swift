@@ -9,7 +9,8 @@ struct Bench: ParsableCommand {
         abstract: "Measure netstack against the kernel's TCP/IP stack.",
         usage: """
             netstack bench [--quick] [--rounds <N>] [--max-rounds <N>] [--duration <S>]
-            [--scenario <NAME> ...] [--pin on|off] [--json <FILE>] [--report <FILE.html>]
+            [--scenario <NAME> ...] [--family 4|6] [--offload on|off] [--pin on|off]
+            [--json <FILE>] [--report <FILE.html>]
             """,
         discussion: """
             Makes its own network namespaces (deleted afterwards, also on error or \
@@ -54,7 +55,12 @@ struct Bench: ParsableCommand {
             its own process. The bench itself, the kernel's own threads and anything else \
             on the machine are not pinned.
 
-            The lines under the table name the kernel's TCP congestion control in the \
+            IPv6 (--family 6): every scenario runs over IPv6 instead, on both systems: the \
+            veth's ends and the TAP's host side get fd00::1/64 and fd00::2/64, netstack \
+            up --address6 fd00::2/64, memory-bulk two netstacks at fd00::1 and fd00::2 \
+            against kernel sockets over ::1.
+
+            The lines under the table name the IP family, the kernel's TCP congestion control in the \
             bench's namespaces, the pinning, and the whole run's time. Compare figures only \
             from a release build: swift build -c release.
             """
@@ -92,6 +98,10 @@ struct Bench: ParsableCommand {
                                valueName: "on|off"))
     var offload: LinkOptions.Switch = .on
 
+    @Option(help: ArgumentHelp("The IP family every scenario runs over, on both systems: 4 or 6 (default 4).",
+                               valueName: "4|6"))
+    var family: BenchFamily = .ipv4
+
     var plannedRounds: Int { rounds ?? (quick ? 3 : 5) }
     var roundPolicy: BenchRoundPolicy { BenchRoundPolicy(requested: plannedRounds, maximum: maxRounds) }
     var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
@@ -127,7 +137,7 @@ struct Bench: ParsableCommand {
             Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
         }
 
-        let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on)
+        let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on, family: family)
         lab.busyPollStack = scenarios.contains(.tcpRRBusyPoll)
         lab.pinning = pinning
         defer { lab.cleanUp() }
@@ -137,6 +147,7 @@ struct Bench: ParsableCommand {
             try lab.setUp()
             machine.tcpCongestionControl = KernelCongestionControl.describe(in: lab)
             machine.netstackOffload = offload == .on
+            machine.family = family.name
             machine.pinning = pinning
             for stray in lab.strayServerThreads() {
                 Console.error("netstack bench: not all on CPU \(CPUList.format(pinning.systemCPUs)): \(stray)")

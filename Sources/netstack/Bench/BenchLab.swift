@@ -11,12 +11,13 @@ import NetStackApps
 /// with `busyPollStack`, namespace `…-nb` holds a second one run with
 /// `--busy-poll` for the tcp-rr-busy-poll scenario.
 /// So on both systems the peer reaches the system under test at 10.0.0.2 and
-/// runs the same clients. Names carry the pid and a random tag, so parallel
+/// runs the same clients. With `family` IPv6 both ends also get fd00::1/64 and
+/// fd00::2/64 (the veth's without duplicate address detection, netstack's
+/// after its own, which `ready` waits for), and every client and server uses
+/// those instead. Names carry the pid and a random tag, so parallel
 /// runs never collide; `cleanUp` stops every server and deletes every
 /// namespace, and the command calls it on success, error and SIGINT alike.
 final class BenchLab {
-    static let serverIP = "10.0.0.2"
-    static let peerIP = "10.0.0.1"
     static let iperf3Port: UInt16 = 5201
     static let echoPort: UInt16 = 7
     static let prefix = "nsbench-"
@@ -46,6 +47,10 @@ final class BenchLab {
 
     /// Whether netstack's TAP runs with offloads (`netstack up --offload`).
     let offload: Bool
+    /// The family the scenarios run over (`--family`).
+    let family: BenchFamily
+    /// The system under test's address in `family`.
+    var serverIP: String { family.serverIP }
 
     /// The CPUs each side runs on (`--pin`): the servers `setUp` starts
     /// (the kernel's iperf3 and echo servers, `netstack up`) on the system
@@ -53,8 +58,9 @@ final class BenchLab {
     /// `taskset -c`, the same for both systems.
     var pinning = BenchPinning.off
 
-    init(binary: String, offload: Bool = true) {
+    init(binary: String, offload: Bool = true, family: BenchFamily = .ipv4) {
         self.offload = offload
+        self.family = family
         let pid = getpid()
         name = Self.prefix + "\(pid)-" + String(UInt32.random(in: 0..<0x10000), radix: 16)
         self.binary = binary
@@ -88,25 +94,33 @@ final class BenchLab {
         let (vethPeer, vethServer) = ("vb\(pid)p", "vb\(pid)s")
         try sh(["ip", "link", "add", vethPeer, "netns", kernelPeer, "type", "veth",
                 "peer", "name", vethServer, "netns", kernelServer])
-        for (ns, dev, ip) in [(kernelPeer, vethPeer, Self.peerIP), (kernelServer, vethServer, Self.serverIP)] {
-            try sh(["ip", "netns", "exec", ns, "ip", "addr", "add", "\(ip)/24", "dev", dev])
+        let v4 = BenchFamily.ipv4
+        for (ns, dev, end) in [(kernelPeer, vethPeer, \BenchFamily.peerIP), (kernelServer, vethServer, \BenchFamily.serverIP)] {
+            try sh(["ip", "netns", "exec", ns, "ip", "addr", "add", "\(v4[keyPath: end])/\(v4.prefixLength)", "dev", dev])
+            if family == .ipv6 {
+                try sh(["ip", "netns", "exec", ns, "ip", "-6", "addr", "add",
+                        "\(family[keyPath: end])/\(family.prefixLength)", "dev", dev, "nodad"])
+            }
             try sh(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"])
         }
 
         try start("kernel iperf3 server", for: .kernel, in: kernelServer,
-                  ["iperf3", "-s", "-B", Self.serverIP, "-p", String(Self.iperf3Port)])
+                  ["iperf3", "-s", "-B", serverIP, "-p", String(Self.iperf3Port)])
         try start("kernel echo server", for: .kernel, in: kernelServer,
-                  [binary, "bench-peer", "echo-server", "--host", Self.serverIP, "--port", String(Self.echoPort),
+                  [binary, "bench-peer", "echo-server", "--host", serverIP, "--port", String(Self.echoPort),
                    "--lifetime", "86400"])
         var stacks = [(label: "netstack", ns: netstackPeer, tap: "tapb\(pid)", extra: [String]())]
         if busyPollStack {
             stacks.append(("netstack busy-poll", busyPollPeer, "tapp\(pid)",
                            ["--busy-poll", String(Self.busyPollMicroseconds)]))
         }
+        let addresses6 = family == .ipv6
+            ? ["--host6", "\(family.peerIP)/\(family.prefixLength)", "--address6", "\(family.serverIP)/\(family.prefixLength)"]
+            : []
         for s in stacks {
             let stack = try start(s.label, for: .netstack, in: s.ns,
-                                  [binary, "up", "--tap", s.tap, "--host", "\(Self.peerIP)/24",
-                                   "--address", Self.serverIP, "--log-level", "warning",
+                                  [binary, "up", "--tap", s.tap, "--host", "\(v4.peerIP)/\(v4.prefixLength)",
+                                   "--address", v4.serverIP] + addresses6 + ["--log-level", "warning",
                                    "--offload", offload ? "on" : "off",
                                    "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"] + s.extra)
             try waitUntil("\(s.label) to print 'ready'", timeout: 30) {
@@ -115,8 +129,8 @@ final class BenchLab {
         }
         try waitUntil("the kernel servers to listen", timeout: 15) {
             let listening = Shell.run(["ip", "netns", "exec", kernelServer, "ss", "-Hltun"]).output
-            return listening.contains("\(Self.serverIP):\(Self.iperf3Port)")
-                && listening.components(separatedBy: "\(Self.serverIP):\(Self.echoPort) ").count == 3
+            return listening.contains(family.endpoint(serverIP, Self.iperf3Port))
+                && listening.components(separatedBy: family.endpoint(serverIP, Self.echoPort) + " ").count == 3
         }
     }
 

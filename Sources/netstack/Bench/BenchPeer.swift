@@ -85,14 +85,16 @@ struct BenchPeer: ParsableCommand {
         @Option var system: String
         @Option var duration: Double
         @Option var offload: LinkOptions.Switch = .on
+        @Option var family: BenchFamily = .ipv4
 
         func validate() throws {
             guard ["kernel", "netstack"].contains(system) else { throw ValidationError("--system: kernel or netstack") }
         }
 
         func run() throws {
-            let o = system == "kernel" ? try MemoryBulk.kernelLoopback(duration: duration)
-                                       : try MemoryBulk.netstack(duration: duration, offload: offload == .on)
+            let o = system == "kernel" ? try MemoryBulk.kernelLoopback(duration: duration, family: family)
+                                       : try MemoryBulk.netstack(duration: duration, offload: offload == .on,
+                                                                 family: family)
             var fields = [("value", o.bitsPerSecond / 1e9), ("bytes", Double(o.bytes))]
             if let pps = o.packetsPerSecond { fields.append(("packets", pps)) }
             if let c = o.copiesPerByte {

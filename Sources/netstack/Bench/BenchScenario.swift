@@ -77,7 +77,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     /// Measures one round on `system`, from its peer namespace.
     func measure(on system: BenchSystem, in lab: BenchLab, timing: Timing) throws -> Sample {
-        let host = BenchLab.serverIP
+        let host = lab.serverIP
         let seconds = String(timing.seconds)
         switch self {
         case .bulkRX, .bulkTX:
@@ -100,7 +100,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
                                           "--duration", seconds, "--window", "32", "--size", "64"], timing)
         case .memoryBulk:
             return try peer(lab, system, ["memory-bulk", "--system", system.rawValue, "--duration", seconds,
-                                          "--offload", lab.offload ? "on" : "off"], timing)
+                                          "--offload", lab.offload ? "on" : "off", "--family", lab.family.rawValue], timing)
         }
     }
 

@@ -18,12 +18,12 @@ enum KernelEchoServer {
     static func run(host: String, port: UInt16, lifetime: Double) throws {
         let deadline = KernelSocket.now() + lifetime
         let address = try KernelSocket.address(host, port)
-        let listener = try KernelSocket.make(SOCK_STREAM)
+        let listener = try KernelSocket.make(SOCK_STREAM, family: address.family)
         try KernelSocket.setOption(listener, SOL_SOCKET, SO_REUSEADDR, 1)
         try KernelSocket.bind(listener, address)
         guard listen(listener, 16) == 0 else { throw SocketError("listen") }
         try KernelSocket.setTimeouts(listener, seconds: wakeInterval)
-        let udp = try KernelSocket.make(SOCK_DGRAM)
+        let udp = try KernelSocket.make(SOCK_DGRAM, family: address.family)
         try KernelSocket.bind(udp, address)
         try KernelSocket.setTimeouts(udp, seconds: wakeInterval)
 

@@ -16,19 +16,52 @@ struct SocketError: Error, CustomStringConvertible {
     var description: String { "\(call): \(String(cString: strerror(code)))" }
 }
 
+/// A socket address of either family, as the kernel's calls take it.
+struct KernelSocketAddress {
+    fileprivate var storage = sockaddr_storage()
+    fileprivate var length: socklen_t
+
+    /// `AF_INET` or `AF_INET6`.
+    var family: Int32 { Int32(storage.ss_family) }
+
+    /// Parses a numeric IPv4 or IPv6 address (no brackets).
+    init(_ ip: String, _ port: UInt16) throws {
+        if ip.contains(":") {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, ip, &a.sin6_addr) == 1 else { throw SocketError("inet_pton \(ip)", code: EINVAL) }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: a, as: sockaddr_in6.self) }
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = port.bigEndian
+            guard inet_pton(AF_INET, ip, &a.sin_addr) == 1 else { throw SocketError("inet_pton \(ip)", code: EINVAL) }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: a, as: sockaddr_in.self) }
+        }
+    }
+
+    /// What `getsockname` fills in.
+    fileprivate init() { length = socklen_t(MemoryLayout<sockaddr_storage>.size) }
+
+    /// Calls `body` with the address as the `sockaddr` pointer and length the calls take.
+    fileprivate func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
+    }
+}
+
 /// The few kernel socket calls the bench's load generators and echo server
 /// make, through Glibc: they drive the kernel's stack, so they cannot use ours.
 enum KernelSocket {
-    static func address(_ ip: String, _ port: UInt16) throws -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, ip, &a.sin_addr) == 1 else { throw SocketError("inet_pton \(ip)", code: EINVAL) }
-        return a
+    static func address(_ ip: String, _ port: UInt16) throws -> KernelSocketAddress {
+        try KernelSocketAddress(ip, port)
     }
 
-    static func make(_ type: __socket_type) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// A socket of `type` in `family` (`AF_INET` or `AF_INET6`).
+    static func make(_ type: __socket_type, family: Int32 = AF_INET) throws -> Int32 {
+        let fd = socket(family, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket") }
         return fd
     }
@@ -40,28 +73,19 @@ enum KernelSocket {
         return c
     }
 
-    static func bind(_ fd: Int32, _ a: sockaddr_in) throws {
-        var a = a
-        let r = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else { throw SocketError("bind") }
+    static func bind(_ fd: Int32, _ a: KernelSocketAddress) throws {
+        guard a.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw SocketError("bind") }
     }
 
-    static func connect(_ fd: Int32, _ a: sockaddr_in) throws {
-        var a = a
-        let r = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard r == 0 else { throw SocketError("connect") }
+    static func connect(_ fd: Int32, _ a: KernelSocketAddress) throws {
+        guard a.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else { throw SocketError("connect") }
     }
 
     /// The address a socket is bound to (to learn an ephemeral port).
-    static func localAddress(_ fd: Int32) throws -> sockaddr_in {
-        var a = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let r = withUnsafeMutablePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    static func localAddress(_ fd: Int32) throws -> KernelSocketAddress {
+        var a = KernelSocketAddress()
+        let r = withUnsafeMutableBytes(of: &a.storage) {
+            getsockname(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), &a.length)
         }
         guard r == 0 else { throw SocketError("getsockname") }
         return a

@@ -26,11 +26,12 @@ enum LoadGenerator {
     /// waits for the byte to come back, so the rate is the inverse of the
     /// round trip through both stacks and the echo application.
     static func tcpRR(host: String, port: UInt16, duration: Double, maxTransactions: Int) throws -> Outcome {
-        let fd = try KernelSocket.make(SOCK_STREAM)
+        let address = try KernelSocket.address(host, port)
+        let fd = try KernelSocket.make(SOCK_STREAM, family: address.family)
         defer { close(fd) }
         try KernelSocket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
         try KernelSocket.setTimeouts(fd, seconds: 2)
-        try KernelSocket.connect(fd, try KernelSocket.address(host, port))
+        try KernelSocket.connect(fd, address)
         var byte: UInt8 = 0x2a
         func transact() throws {
             guard send(fd, &byte, 1, Int32(MSG_NOSIGNAL)) == 1 else { throw SocketError("send") }
@@ -64,10 +65,11 @@ enum LoadGenerator {
     static func udpPPS(host: String, port: UInt16, duration: Double, window: Int, size: Int, maxDatagrams: Int,
                        lossTimeout: Double) throws -> Outcome {
         precondition(size >= 8 && window > 0)
-        let fd = try KernelSocket.make(SOCK_DGRAM)
+        let address = try KernelSocket.address(host, port)
+        let fd = try KernelSocket.make(SOCK_DGRAM, family: address.family)
         defer { close(fd) }
         // Connected, so only the server's datagrams arrive and its ICMP errors surface as ECONNREFUSED.
-        try KernelSocket.connect(fd, try KernelSocket.address(host, port))
+        try KernelSocket.connect(fd, address)
         try KernelSocket.setNonBlocking(fd)
         var out = [UInt8](repeating: 0x55, count: size)
         var input = [UInt8](repeating: 0, count: 2048)

@@ -38,17 +38,23 @@ enum MemoryBulk {
     /// With `offload`, the link does as loopback does: segments up to 64 KiB
     /// cross whole (TSO on one side, as after GRO on the other) and partial
     /// checksums are trusted, as the kernel's loopback does for its sockets.
-    static func netstack(duration: Double, offload: Bool = true) throws -> Outcome {
+    /// Over IPv6 the stacks are fd00::1 and fd00::2, without duplicate address
+    /// detection (nothing else is on the link), as loopback's ::1 has none.
+    static func netstack(duration: Double, offload: Bool = true, family: BenchFamily = .ipv4) throws -> Outcome {
         let pool = offload ? PacketPool(slotCount: 1024, slotSize: TAPDevice.offloadSlotSize)
             : PacketPool(slotCount: 4096)
         let capabilities: DeviceCapabilities = offload ? .segmenting() : .ethernet()
         let (linkA, linkB) = MemoryLink.pair(pool: pool, capabilities: capabilities, queueCapacity: 1024)
         let clock = MonotonicClock()
         func interface(_ link: MemoryLink, _ last: UInt8) -> Interface<MemoryLink> {
-            Interface(device: link,
-                      configuration: InterfaceConfiguration(address: IPv4CIDR(address: IPv4Address(10, 0, 0, last),
-                                                                             prefixLength: 24)),
-                      now: clock.now)
+            var configuration = InterfaceConfiguration(address: IPv4CIDR(address: IPv4Address(10, 0, 0, last),
+                                                                         prefixLength: 24))
+            if family == .ipv6 {
+                configuration.address6 = IPv6CIDR(address: IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, UInt16(last)),
+                                                  prefixLength: 64)
+                configuration.dadTransmits = 0
+            }
+            return Interface(device: link, configuration: configuration, now: clock.now)
         }
         let a = interface(linkA, 1)
         let b = interface(linkB, 2)
@@ -65,7 +71,9 @@ enum MemoryBulk {
         func fill(_ c: TCPConnection) {
             chunk.withUnsafeBytes { p in while c.write(p) > 0 {} }
         }
-        let sender = try a.tcp.connect(to: IPv4Address(10, 0, 0, 2), port: 9, now: clock.now)
+        let server: IPAddress = family == .ipv4 ? .v4(IPv4Address(10, 0, 0, 2))
+                                                : .v6(IPv6Address(0xfd00, 0, 0, 0, 0, 0, 0, 2))
+        let sender = try a.tcp.connect(to: server, port: 9, now: clock.now)
         sender.onWritable = { c in fill(c) }
         func turn() -> Double {
             let now = clock.now
@@ -112,12 +120,13 @@ enum MemoryBulk {
                        bytes: received - startBytes, cpuSeconds: cpuSeconds, copiesPerByte: copies)
     }
 
-    static func kernelLoopback(duration: Double) throws -> Outcome {
-        let listener = try KernelSocket.make(SOCK_STREAM)
+    static func kernelLoopback(duration: Double, family: BenchFamily = .ipv4) throws -> Outcome {
+        let any = try KernelSocket.address(family.loopbackIP, 0)
+        let listener = try KernelSocket.make(SOCK_STREAM, family: any.family)
         defer { close(listener) }
-        try KernelSocket.bind(listener, try KernelSocket.address("127.0.0.1", 0))
+        try KernelSocket.bind(listener, any)
         guard listen(listener, 1) == 0 else { throw SocketError("listen") }
-        let client = try KernelSocket.make(SOCK_STREAM)
+        let client = try KernelSocket.make(SOCK_STREAM, family: any.family)
         defer { close(client) }
         try KernelSocket.setTimeouts(client, seconds: 2)
         try KernelSocket.connect(client, try KernelSocket.localAddress(listener))

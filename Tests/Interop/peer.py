@@ -92,6 +92,62 @@ def malformed(ifname, dst_mac, count_each, seed):
     return {"sent": kinds}
 
 
+def ipv6_header(payload_length, next_header, src="fd00::1", dst="fd00::2", version=6):
+    return struct.pack("!IHBB16s16s", version << 28, payload_length, next_header, 64,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst))
+
+
+def icmp6_checksum(src, dst, message):
+    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+              + struct.pack("!IxxxB", len(message), 58))
+    return checksum(pseudo + message)
+
+
+def malformed6(ifname, dst_mac, count_each, seed):
+    """Sends `count_each` IPv6 frames of each malformed kind straight onto
+    the TAP (RFC 8200, 5722, 4443), from fd00::1 to fd00::2."""
+    rng = random.Random(seed)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((ifname, 0))
+    eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\x86\xdd"
+    kinds = {}
+
+    def send(kind, packet):
+        s.send(eth + packet)
+        kinds[kind] = kinds.get(kind, 0) + 1
+
+    def dest_options(next_header):
+        # 8 bytes: next header, length 0, one PadN option of 4 bytes.
+        return struct.pack("!BBBB4x", next_header, 0, 1, 4)
+
+    udp = struct.pack("!HHHH", 40000, 9, 12, 0) + b"abcd"
+    for i in range(count_each):
+        # Shorter than the 40-byte fixed header.
+        send("short", ipv6_header(0, 59)[:rng.randint(1, 39)])
+        # A version other than 6 under EtherType 0x86dd.
+        send("version", ipv6_header(0, 59, version=rng.choice([0, 4, 5, 7, 15])))
+        # A payload length claiming more than the frame holds.
+        send("long", ipv6_header(len(udp) + rng.randint(1, 1000), 17) + udp)
+        # Ten destination options headers: past the stack's bound of eight.
+        chain = b"".join(dest_options(60) for _ in range(9)) + dest_options(17) + udp
+        send("chain-too-long", ipv6_header(len(chain), 60) + chain)
+        # Hop-by-hop options anywhere but first: the chain loops back (RFC 8200 4.1).
+        hbh_late = dest_options(0) + dest_options(17) + udp
+        send("hop-by-hop-late", ipv6_header(len(hbh_late), 60) + hbh_late)
+        # Two fragments of one datagram, the second overlapping the first (RFC 5722).
+        ident = 0x10000 + seed * 100000 + i
+        first = struct.pack("!BBHI", 17, 0, 0 | 1, ident) + bytes(16)
+        second = struct.pack("!BBHI", 17, 0, 1 << 3, ident) + bytes(16)  # offset 8 bytes
+        send("overlap-first", ipv6_header(len(first), 44) + first)
+        send("overlap", ipv6_header(len(second), 44) + second)
+        # An echo request whose checksum is wrong.
+        echo = struct.pack("!BBHHH", 128, 0, 0, 0x4242, i & 0xFFFF) + b"payload!"
+        good = icmp6_checksum("fd00::1", "fd00::2", echo)
+        echo = echo[:2] + struct.pack("!H", good ^ rng.randint(1, 0xFFFF)) + echo[4:]
+        send("icmp6-checksum", ipv6_header(len(echo), 58) + echo)
+    return {"sent": kinds}
+
+
 def tcp_echo(ip, port, nbytes, seed):
     """Sends `nbytes` of seeded random data to the echo service from one
     thread while another reads the echo back; both directions run at once,
@@ -226,6 +282,8 @@ if __name__ == "__main__":
         out = closed_port(sys.argv[2], int(sys.argv[3]))
     elif cmd == "malformed":
         out = malformed(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "malformed6":
+        out = malformed6(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "tcp-echo":
         out = tcp_echo(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "tcp-echo-many":

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HOST_IP, STACK_IP, Stack, run
+from conftest import HOST_IP, STACK_IP, STACK_MAC, Stack, run
 
 HOST6 = "fd00::1"
 STACK6 = "fd00::2"
@@ -47,6 +47,10 @@ def test_ready_prints_both_families_and_ping6_answers(ns, stack6, tmp_path):
     # Fragmented both ways: 4000 bytes of data over a 1500-byte link.
     out = ns.exec("ping", "-6", "-c", "3", "-i", "0.1", "-W", "2", "-s", "4000", STACK6).stdout
     assert " 3 received" in out, out
+    # The kernel's solicitation taught the stack its address as STALE (RFC
+    # 4861 7.2.3): replies still going 5 s on make the stack probe it.
+    out = ns.exec("ping", "-6", "-c", "7", "-i", "1", "-W", "2", STACK6, timeout=30).stdout
+    assert " 7 received" in out, out
     code, counters = stack6.stop()
     assert code == 0
     assert counters["dad-addresses-assigned"] == 2 and counters["icmp6-echo-replies-out"] >= 26
@@ -58,7 +62,9 @@ def test_ready_prints_both_families_and_ping6_answers(ns, stack6, tmp_path):
     na = run("tshark", "-r", pcap, "-Y", f"icmpv6.type == 136 && ipv6.src == {STACK6}").stdout
     ns_kernel = run("tshark", "-r", pcap, "-Y", f"icmpv6.type == 135 && icmpv6.nd.ns.target_address == {STACK6}"
                     f" && ipv6.src == {HOST6}").stdout
-    assert na.strip() and ns_kernel.strip(), (na, ns_kernel)
+    ns_stack = run("tshark", "-r", pcap, "-Y", f"icmpv6.type == 135 && icmpv6.nd.ns.target_address == {HOST6}"
+                   f" && ipv6.src == {STACK6} && ipv6.dst == {HOST6}").stdout
+    assert na.strip() and ns_kernel.strip() and ns_stack.strip(), (na, ns_kernel, ns_stack)
     malformed = run("tshark", "-r", pcap, "-Y", "_ws.malformed || _ws.expert.severity == error").stdout
     assert malformed.strip() == "", malformed
 
@@ -310,3 +316,28 @@ def test_packet_too_big_for_a_live_connection_shrinks_its_segments(ns, tmp_path)
     assert int(seen) > 0 and int(big_after) == 0, report
     assert counters["pmtu-learned"] == 1 and counters["tcp-icmp-no-connection"] == 1, counters
     assert counters["tcp-pmtu-mss-lowered"] >= 1, counters
+
+
+def test_malformed_ipv6_frames_are_counted_by_reason_and_the_stack_answers(ns, stack6, tmp_path):
+    """Truncated headers, bad versions and payload lengths, overlong and
+    looping extension header chains, overlapping fragments and bad ICMPv6
+    checksums, 200 of each, written onto the TAP: each dropped under its
+    reason, and ping -6 and TCP still answered afterwards."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = ns.exec("python3", os.path.join(here, "peer.py"), "malformed6", "tap0", STACK_MAC, "200", "3", timeout=120)
+    sent = json.loads(r.stdout)["sent"]
+    assert all(sent[k] == 200 for k in ["short", "version", "long", "chain-too-long", "hop-by-hop-late",
+                                         "overlap", "icmp6-checksum"]), sent
+    out = ns.exec("ping", "-6", "-c", "3", "-i", "0.1", "-W", "2", STACK6).stdout
+    assert " 3 received" in out, out
+    body = tmp_path / "body"
+    ns.exec("curl", "-g", "-s", "-o", str(body), f"http://[{STACK6}]/bytes/1000", timeout=30)
+    assert body.read_bytes() == pattern(1000)
+    code, counters = stack6.stop()
+    assert code == 0
+    assert counters["drop.ipv6-truncated"] == sent["short"] + sent["long"], counters
+    assert counters["drop.ipv6-bad-version"] == sent["version"], counters
+    assert counters["drop.ipv6-header-chain-too-long"] == sent["chain-too-long"], counters
+    assert counters["drop.ipv6-parameter-problem"] == sent["hop-by-hop-late"], counters
+    assert counters["drop.fragment-overlap"] == sent["overlap"], counters
+    assert counters["drop.icmp6-bad-checksum"] == sent["icmp6-checksum"], counters

@@ -133,6 +133,43 @@ import NetStackWire
         #expect(h.interface.ndp.lookup(Self.peer6, now: h.now) == PeerHarness.peerMAC)
     }
 
+    /// RFC 4861 7.2.3 and 7.3.3: the address a solicitation taught is STALE;
+    /// traffic to it goes at once, and when it still goes after DELAY's 5 s
+    /// with nothing confirming the neighbour, a unicast solicitation probes
+    /// it; the solicited answer makes it REACHABLE, and the probing stops.
+    @Test func aNeighbourLearnedFromASolicitationIsStaleAndProbedAfterTheDelay() throws {
+        let h = Self.harness()
+        _ = Self.resolve(h)
+        #expect(h.interface.ndp.state(of: Self.peer6, now: h.now) == .stale)
+        var probes: [(at: Duration, frame: Sent6)] = []
+        for second in 0..<8 {
+            let replies = h.exchange(Self.frame(Self.echoRequest(sequence: UInt16(second))))
+                .compactMap(Sent6.init)
+            #expect(replies.contains { $0.icmpType == ICMPv6Type.echoReply && $0.ethernetDestination == PeerHarness.peerMAC })
+            for f in replies where f.icmpType == ICMPv6Type.neighborSolicitation { probes.append((.seconds(second), f)) }
+            if probes.isEmpty { _ = h.advance(by: .seconds(1)) } else { break }
+        }
+        let probe = try #require(probes.first)
+        #expect(probes.count == 1 && probe.at == .seconds(5))
+        #expect(probe.frame.destination == Self.peer6 && probe.frame.ethernetDestination == PeerHarness.peerMAC)
+        #expect(probe.frame.target == Self.peer6 && probe.frame.hopLimit == 255 && probe.frame.checksumValid)
+        #expect(h.interface.ndp.state(of: Self.peer6, now: h.now) == .probe)
+
+        let na = Self.ndp(.neighborAdvertisement(target: Self.peer6, router: false, solicited: true, override: false,
+                                                 targetLinkLayer: nil),
+                          source: Self.peer6, destination: Self.stack6)
+        _ = h.exchange(Self.frame(Self.ipv6(Self.peer6, Self.stack6, nextHeader: .icmpv6, payload: na, hopLimit: 255)))
+        #expect(h.interface.ndp.state(of: Self.peer6, now: h.now) == .reachable)
+        for second in 0..<10 {
+            _ = h.advance(by: .seconds(1))
+            let out = h.exchange(Self.frame(Self.echoRequest(sequence: UInt16(100 + second)))).compactMap(Sent6.init)
+            #expect(!out.contains { $0.icmpType == ICMPv6Type.neighborSolicitation })
+        }
+        // Another solicitation with the same address leaves a reachable entry as it is.
+        _ = Self.resolve(h)
+        #expect(h.interface.ndp.state(of: Self.peer6, now: h.now) == .reachable)
+    }
+
     @Test func solicitationWithAHopLimitBelow255IsInvalid() {
         let h = Self.harness()
         let ns = Self.ndp(.neighborSolicitation(target: Self.stack6, sourceLinkLayer: PeerHarness.peerMAC),

@@ -57,6 +57,38 @@ import NetStackWire
         #expect(again == ARPCacheTests.macA && refresh)
     }
 
+    /// RFC 4861 7.2.3: learned without asking, an entry is STALE and usable;
+    /// in use after 5 s it asks by unicast, up to three times, then expires
+    /// unanswered; an answer or a confirmation makes it REACHABLE.
+    @Test func aLearnedEntryIsStaleThenProbedThenConfirmed() {
+        var cache = ARPCacheTests.cache()
+        let (a, mac, t0) = (ARPCacheTests.a, ARPCacheTests.macA, ARPCacheTests.t0)
+        cache.learn(a, mac: mac, now: t0)
+        #expect(cache.state(of: a, now: t0) == .stale)
+        var asked: [Duration] = []
+        var t = t0
+        while t < t0 + .seconds(10) {
+            var refresh = false
+            let found = cache.lookup(a, now: t, refresh: &refresh)
+            if t < t0 + .seconds(8) { #expect(found == mac) } else { #expect(found == nil) }
+            if refresh { asked.append(t - t0) }
+            t = t + .milliseconds(500)
+        }
+        #expect(asked == [.seconds(5), .seconds(6), .seconds(7)])
+        #expect(cache.state(of: a, now: t0 + .seconds(7)) == .probe)
+
+        cache.learn(a, mac: mac, now: t0 + .seconds(20))
+        let confirmed = cache.confirm(a, now: t0 + .seconds(21))
+        #expect(confirmed)
+        #expect(cache.state(of: a, now: t0 + .seconds(21)) == .reachable)
+        // Learning the same address again changes nothing; a new one makes it STALE.
+        cache.learn(a, mac: mac, now: t0 + .seconds(22))
+        #expect(cache.state(of: a, now: t0 + .seconds(22)) == .reachable)
+        cache.learn(a, mac: ARPCacheTests.macB, now: t0 + .seconds(23))
+        #expect(cache.state(of: a, now: t0 + .seconds(23)) == .stale)
+        #expect(cache.lookup(a, now: t0 + .seconds(23)) == ARPCacheTests.macB)
+    }
+
     // MARK: Two stacks
 
     /// Runs `pair` in steps of `step` until `end`, calling `each` every step

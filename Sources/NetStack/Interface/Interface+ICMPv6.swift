@@ -54,6 +54,13 @@ extension Interface {
                                                     new: UInt16(icmp.type) << 8 | UInt16(icmp.code))
             eth.destination = eth.source
             eth.source = configuration.macAddress
+            // The reply goes back to the frame's sender without the table,
+            // but it is traffic to the neighbour all the same: a STALE entry
+            // is probed after DELAY's 5 s, as any other send would (7.3.3).
+            var refresh = false
+            if let known = ndp.lookup(source, now: now, refresh: &refresh), refresh {
+                sendNeighbourSolicitation(for: source, unicastTo: known, now: now)
+            }
             return .transmit(length: EthernetFrame.headerLength + IPv6Packet.headerLength + ip.payloadLength)
         }
         guard let from = destination.isMulticast ? sourceAddress6(towards: source) : destination else {

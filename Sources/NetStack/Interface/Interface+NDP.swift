@@ -12,7 +12,8 @@ extension Interface {
 
     /// RFC 4861 7.2.3-7.2.4: a solicitation for one of our addresses is
     /// answered with an advertisement carrying our MAC; the sender's MAC
-    /// (its source link-layer option) enters the table. For an address still
+    /// (its source link-layer option) enters the table as STALE, to be
+    /// probed if traffic to it goes unconfirmed (7.2.3, `NeighbourCache.learn`). For an address still
     /// tentative, a solicitation from the unspecified address is another
     /// node's DAD for it: the address is a duplicate (RFC 4862 5.4.3).
     func receiveNeighbourSolicitation(_ d: IPDatagram, icmp: ICMPv6Packet, source: IPv6Address,
@@ -35,7 +36,8 @@ extension Interface {
         }
         if let mac = sourceMAC, !source.isUnspecified {
             guard !mac.isMulticast else { return .drop(.ndpInvalid) }
-            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting(in: &ndp, for: source, mac: mac) }
+            ndp.learn(source, mac: mac, now: now)
+            releaseWaiting(in: &ndp, for: source, mac: mac)
         }
         // To the sender, or to all nodes when it has no address yet (7.2.4),
         // solicited only then; override, as the address is our own.
@@ -62,15 +64,19 @@ extension Interface {
         let mac = na.targetLinkLayerAddress
         if let mac, mac.isMulticast { return .drop(.ndpInvalid) }
         let known = ndp.lookup(target, now: now)
+        // A solicited answer makes the entry REACHABLE; an unsolicited one, STALE (7.2.5).
+        func record(_ m: MACAddress) {
+            if na.solicited { ndp.update(target, mac: m, now: now, create: false) } else { ndp.learn(target, mac: m, now: now) }
+        }
         switch (mac, known) {
         case (let m?, nil):
             // Pending (or expired): resolved now.
-            ndp.update(target, mac: m, now: now, create: false)
+            record(m)
             releaseWaiting(in: &ndp, for: target, mac: m)
         case (let m?, let k?) where m != k:
             // A different address replaces ours only with the override flag (7.2.5).
             guard na.override else { return .done }
-            ndp.update(target, mac: m, now: now, create: false)
+            record(m)
         default:
             // The same address, or none given: a solicited answer confirms it (NUD).
             if na.solicited, ndp.confirm(target, now: now) { counters.ndpConfirmations &+= 1 }
@@ -88,7 +94,8 @@ extension Interface {
               let ra = try? RouterAdvertisement(validating: d.payload) else { return .drop(.ndpInvalid) }
         routers6.receive(ra, from: source, linkMTU: link.mtu, now: now)
         if let mac = ra.sourceLinkLayerAddress, !mac.isMulticast {
-            if ndp.update(source, mac: mac, now: now, create: true) { releaseWaiting(in: &ndp, for: source, mac: mac) }
+            ndp.learn(source, mac: mac, now: now)
+            releaseWaiting(in: &ndp, for: source, mac: mac)
         }
         return .done
     }

@@ -14,6 +14,10 @@ import NetStackWire
 /// (NUD's PROBE), at most one per `retryInterval`, whose reply renews it;
 /// traffic never waits on resolution. An idle entry still expires. An unresolved next hop is asked for at most `maxRequests`
 /// times, `retryInterval` apart; after that its waiting frames are dropped.
+/// An address learned without being asked for (`learn`: a neighbour
+/// solicitation's or router advertisement's source link-layer option) is
+/// STALE (RFC 4861 7.2.3): used at once, but traffic to it sends a unicast
+/// solicitation after DELAY's 5 s unless a transport confirms it first.
 /// Both the table and the waiting queue are bounded.
 struct NeighbourCache<Address: Hashable> {
     struct Entry {
@@ -26,6 +30,9 @@ struct NeighbourCache<Address: Hashable> {
         /// When a pending entry asks again (or gives up); when a resolved
         /// entry in use may send its next unicast refresh.
         var nextRequest: Instant
+        /// False for an address learned without asking (`learn`) until an
+        /// answer or a transport confirms it: RFC 4861's STALE, then PROBE.
+        var confirmed = true
     }
 
     /// A frame parked until its next hop resolves.
@@ -64,10 +71,13 @@ struct NeighbourCache<Address: Hashable> {
     /// yet near expiry; DELAY near expiry (`refreshMargin`) with no unicast
     /// request sent yet; PROBE once one went; STALE past expiry, kept a
     /// `lifetime` longer but re-resolved before use. Nil: no entry.
+    /// A learned entry not yet confirmed is STALE until its unicast
+    /// solicitation goes, then PROBE.
     func state(of ip: Address, now: Instant) -> NeighbourState? {
         guard let e = entries[ip] else { return nil }
         guard e.mac != nil else { return .incomplete }
         if now >= e.expires { return .stale }
+        if !e.confirmed { return e.requestsSent == 0 ? .stale : .probe }
         if now + refreshMargin < e.expires { return .reachable }
         return e.nextRequest + refreshMargin > e.expires ? .probe : .delay
     }
@@ -86,6 +96,7 @@ struct NeighbourCache<Address: Hashable> {
         guard let e = entries[ip], let mac = e.mac, now < e.expires else { return nil }
         if now >= e.nextRequest {
             entries[ip]?.nextRequest = now + retryInterval
+            entries[ip]?.requestsSent += 1
             refresh = true
         }
         return mac
@@ -99,6 +110,8 @@ struct NeighbourCache<Address: Hashable> {
         guard var e = entries[ip], e.mac != nil else { return false }
         e.expires = now + lifetime
         e.nextRequest = now + (lifetime - refreshMargin)
+        e.requestsSent = 0
+        e.confirmed = true
         entries[ip] = e
         return true
     }
@@ -117,6 +130,19 @@ struct NeighbourCache<Address: Hashable> {
         entries[ip] = Entry(mac: mac, expires: now + lifetime, requestsSent: 0,
                             nextRequest: now + (lifetime - refreshMargin))
         return true
+    }
+
+    /// Records `ip` at `mac` as told by a message that was not an answer
+    /// (RFC 4861 7.2.3, 6.3.4): a new entry, or one whose address changed,
+    /// or one still asked for, is STALE: usable now, and probed with a
+    /// unicast request when traffic still goes to it after `refreshMargin`
+    /// (DELAY_FIRST_PROBE_TIME, 5 s), its last chance `maxRequests` requests
+    /// later; an entry already holding `mac` is left as it is.
+    mutating func learn(_ ip: Address, mac: MACAddress, now: Instant) {
+        if let e = entries[ip], e.mac == mac, now < e.expires { return }
+        if entries[ip] == nil && entries.count >= capacity { evictOne(now: now) }
+        entries[ip] = Entry(mac: mac, expires: now + refreshMargin + retryInterval * maxRequests, requestsSent: 0,
+                            nextRequest: now + refreshMargin, confirmed: false)
     }
 
     /// Makes room: the stalest resolved entry goes first, pending ones only if none are resolved.

@@ -64,6 +64,9 @@ public enum DropReason: Int, DropReasonSet {
     /// A router solicitation: hosts do not answer them (RFC 4861 6.2.6).
     case ndpRouterSolicitation
     case ndpRedirectIgnored
+    /// A multicast listener query failing RFC 3810 5.1.14's checks (a
+    /// link-local source, hop limit 1) or of no valid length.
+    case mldInvalid
     // Output
     case noRoute
     case arpQueueFull
@@ -121,6 +124,7 @@ public enum DropReason: Int, DropReasonSet {
         case .ndpNotForUs: "ndp-not-for-us"
         case .ndpRouterSolicitation: "ndp-router-solicitation"
         case .ndpRedirectIgnored: "ndp-redirect-ignored"
+        case .mldInvalid: "mld-invalid"
         case .noRoute: "no-route"
         case .arpQueueFull: "arp-queue-full"
         case .arpResolutionFailed: "arp-resolution-failed"

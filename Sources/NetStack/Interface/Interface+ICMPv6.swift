@@ -2,7 +2,7 @@ import NetStackWire
 
 extension Interface {
     /// RFC 4443: echo requests answered, errors about what we sent handed to
-    /// the transport that sent it, neighbour discovery to its handlers;
+    /// the transport that sent it, neighbour discovery and MLD queries to their handlers;
     /// unknown informational messages are dropped (2.4(b)).
     func receiveICMPv6(_ d: IPDatagram, eth: EthernetFrame, now: Instant) -> Verdict {
         counters.icmp6In &+= 1
@@ -28,6 +28,8 @@ extension Interface {
             return .drop(.ndpRouterSolicitation)
         case ICMPv6Type.redirect:
             return .drop(.ndpRedirectIgnored)
+        case MLDType.query:
+            return receiveMLDQuery(d, icmp: icmp, source: src, now: now)
         default:
             return .drop(.icmp6UnhandledType)
         }

@@ -173,6 +173,8 @@ extension Interface {
     /// IPv6's timers: DAD, router solicitations, neighbour resolution,
     /// reassembly, routers and prefixes ageing.
     func tick6(now: Instant) {
+        // Reports first: a group is joined before DAD's solicitation to it (RFC 4862 5.4.2).
+        sendDueMLDReports(now: now)
         own6.due(now: now, probe: &scratchRetry6, assigned: &scratchAssigned6)
         for a in scratchRetry6 { sendDADSolicitation(for: a, now: now) }
         for a in scratchAssigned6 {
@@ -210,6 +212,7 @@ extension Interface {
         var d = reassembler6.nextDeadline
         if let t = own6.nextDeadline { d = min(d ?? t, t) }
         if let t = routers6.nextDeadline { d = min(d ?? t, t) }
+        if let t = mld.nextDeadline { d = min(d ?? t, t) }
         for e in ndp.entries.values where e.mac == nil {
             d = min(d ?? e.nextRequest, e.nextRequest)
         }

@@ -31,7 +31,7 @@ extension Interface {
         if case .tentative = own6.state(of: target) {
             // RFC 4862 5.4.3: DAD by another node means a duplicate; an
             // address resolution for a tentative address is ignored.
-            if source.isUnspecified { dadFailed(target) }
+            if source.isUnspecified { dadFailed(target, now: now) }
             return .done
         }
         if let mac = sourceMAC, !source.isUnspecified {
@@ -57,7 +57,7 @@ extension Interface {
               !na.target.isMulticast, !(destination.isMulticast && na.solicited) else { return .drop(.ndpInvalid) }
         let target = na.target
         if own6.isAssigned(target) {
-            if case .tentative = own6.state(of: target) { dadFailed(target) }
+            if case .tentative = own6.state(of: target) { dadFailed(target, now: now) }
             return .drop(.ndpNotForUs)
         }
         guard ndp.entries[target] != nil else { return .drop(.ndpNotForUs) }
@@ -101,9 +101,10 @@ extension Interface {
     }
 
     /// An address of ours is in use elsewhere: it is given up (RFC 4862 5.4.5).
-    private func dadFailed(_ address: IPv6Address) {
+    private func dadFailed(_ address: IPv6Address, now: Instant) {
         guard own6.markDuplicate(address) else { return }
         counters.dadDuplicates &+= 1
+        leaveSolicitedNodeGroup(of: address, now: now)
         logger.error("duplicate IPv6 address: another node holds it; not using it",
                      metadata: ["address": "\(address)"])
     }

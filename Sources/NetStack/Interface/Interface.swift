@@ -40,6 +40,8 @@ public final class Interface<D: Device> {
     let reassembler6: IPv6Reassembler
     var own6: IPv6OwnAddresses
     var routers6 = RouterDiscovery()
+    /// The multicast groups listened to, and the MLD reports owed (RFC 3810).
+    var mld = MulticastListener()
     var nextFragmentIdentification6: UInt32
     /// Keys the flow labels of what we send (RFC 6437 3: a hash of the flow's tuple and a secret).
     let flowLabelSecret: UInt64
@@ -84,6 +86,7 @@ public final class Interface<D: Device> {
         udp = UDPLayer(now: now)
         tcp.attach(to: self)
         udp.attach(to: self)
+        if configuration.speaksIPv6 { joinSolicitedNodeGroups(now: now) }
     }
 
     deinit {

@@ -42,6 +42,9 @@ public struct InterfaceCounters: Sendable {
     public var ndpConfirmations: UInt64 = 0
     public var routerAdvertisementsIn: UInt64 = 0
     public var routerSolicitationsOut: UInt64 = 0
+    /// Multicast listener discovery (RFC 3810): queries taken in, reports sent.
+    public var mldQueriesIn: UInt64 = 0
+    public var mldReportsOut: UInt64 = 0
     /// Duplicate address detection: solicitations sent, addresses that
     /// became ours, addresses found in use elsewhere (RFC 4862 5.4).
     public var dadSolicitationsOut: UInt64 = 0
@@ -81,6 +84,7 @@ public struct InterfaceCounters: Sendable {
             ("ndp-probes-out", ndpProbesOut), ("ndp-confirmations", ndpConfirmations),
             ("router-advertisements-in", routerAdvertisementsIn),
             ("router-solicitations-out", routerSolicitationsOut),
+            ("mld-queries-in", mldQueriesIn), ("mld-reports-out", mldReportsOut),
             ("dad-solicitations-out", dadSolicitationsOut), ("dad-addresses-assigned", dadAddressesAssigned),
             ("dad-duplicates", dadDuplicates),
             ("pmtu-learned", pathMTULearned), ("pmtu-expired", pathMTUExpired),

@@ -4,6 +4,7 @@
 /// bits 0-1 and 7 mean what they mean for IPv4 (`mutate`); bit 3 mostly
 /// picks an odd source, as it does there.
 extension FuzzDriver {
+    /// The frame of IPv6 op `op` (the opcode mod 16), its fields from the input.
     func ipv6Template(_ op: UInt8, _ rig: Rig, _ input: inout InputReader, _ control: UInt8) -> [UInt8] {
         switch op {
         case 0: return neighbourSolicitation(rig, &input, control)

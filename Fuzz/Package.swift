@@ -16,6 +16,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "NetStack", path: ".."),
+        // Already NetStack's; named so the rig can give its interface a logger that discards.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(
@@ -24,6 +26,7 @@ let package = Package(
                 .product(name: "NetStack", package: "NetStack"),
                 .product(name: "NetStackApps", package: "NetStack"),
                 .product(name: "NetStackWire", package: "NetStack"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // No main: libFuzzer supplies it.

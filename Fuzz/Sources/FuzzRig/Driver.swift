@@ -3,7 +3,8 @@ import NetStack
 /// Reads a fuzzer's input as a program of frames: each step picks a template
 /// (ARP, ICMP echo, an ICMP error quoting a live connection, UDP, IPv4
 /// fragments, IPv4 options, TCP segments to a live connection or a listener,
-/// raw bytes), fills its fields from the input, mutates a few bytes, and
+/// raw bytes; and IPv6's, in `Driver6.swift`), fills its fields from the
+/// input, mutates a few bytes, and
 /// mostly repairs the checksums afterwards so the frame reaches the layer
 /// behind them. Between frames the clock may advance. After the input, every
 /// timer runs out, the rig goes, and every pool slot must be back exactly once.
@@ -74,7 +75,10 @@ public struct FuzzDriver {
         let op = input.byte()
         let control = input.byte()
         var frame: [UInt8]
-        switch op % 16 {
+        // 0-15 are IPv4's and ARP's, as they were before IPv6 (then mod 16); 16-31 IPv6's.
+        switch op % 32 {
+        case 16...31:
+            frame = ipv6Template(op % 16, rig, &input, control)
         case 0:
             frame = arpFrame(rig, &input, control)
         case 1:
@@ -115,7 +119,7 @@ public struct FuzzDriver {
     }
 
     /// Flips a few bytes; then repairs checksums unless the control byte says not.
-    private func mutate(_ f: inout [UInt8], _ input: inout InputReader, _ control: UInt8) {
+    func mutate(_ f: inout [UInt8], _ input: inout InputReader, _ control: UInt8) {
         if control & 0x03 != 0, !f.isEmpty {
             for _ in 0..<(control & 0x03) {
                 let at = Int(input.u16()) % f.count
@@ -193,13 +197,14 @@ public struct FuzzDriver {
                            fragmentField: more | UInt16(offsetUnits), piece)
     }
 
-    /// A segment on a live connection: flags, offsets from the expected
-    /// sequence and acknowledgment numbers, window, options (SACK blocks near
-    /// the stack's data, timestamps, anything), payload.
-    private func tcpSegment(_ rig: Rig, _ input: inout InputReader, _ control: UInt8) -> [UInt8] {
-        guard !rig.connections.isEmpty else { return [] }
-        let i = Int(input.byte()) % rig.connections.count
-        let c = rig.connections[i]
+    /// A segment on a live connection (`v6`: an IPv6 one): flags, offsets
+    /// from the expected sequence and acknowledgment numbers, window, options
+    /// (SACK blocks near the stack's data, timestamps, anything), payload.
+    func tcpSegment(_ rig: Rig, _ input: inout InputReader, _ control: UInt8, v6: Bool = false) -> [UInt8] {
+        let list = v6 ? \Rig.connections6 : \Rig.connections
+        guard !rig[keyPath: list].isEmpty else { return [] }
+        let i = Int(input.byte()) % rig[keyPath: list].count
+        let c = rig[keyPath: list][i]
         let flags = control & 0x10 != 0 ? input.byte() : [0x10, 0x18, 0x11, 0x04, 0x12, 0x14][Int(input.byte()) % 6]
         let seqDelta = control & 0x20 != 0 ? Int32(bitPattern: input.u32()) : Int32(Int8(bitPattern: input.byte())) * 64
         let ackDelta = control & 0x40 != 0 ? Int32(bitPattern: input.u32()) : -Int32(input.u16())
@@ -218,7 +223,7 @@ public struct FuzzDriver {
         let frame = rig.tcpFrame(c, seqDelta: seqDelta, ackDelta: ackDelta, flags: flags,
                                  window: input.u16(), options: options, payload)
         if seqDelta == 0, flags & 0x04 == 0 {
-            rig.connections[i].peerNext &+= UInt32(payload.count) &+ UInt32(flags & 0x01)
+            rig[keyPath: list][i].peerNext &+= UInt32(payload.count) &+ UInt32(flags & 0x01)
         }
         return frame
     }

@@ -65,6 +65,10 @@ def test_ready_prints_both_families_and_ping6_answers(ns, stack6, tmp_path):
     ns_stack = run("tshark", "-r", pcap, "-Y", f"icmpv6.type == 135 && icmpv6.nd.ns.target_address == {HOST6}"
                    f" && ipv6.src == {STACK6} && ipv6.dst == {HOST6}").stdout
     assert na.strip() and ns_kernel.strip() and ns_stack.strip(), (na, ns_kernel, ns_stack)
+    # Its MLDv2 report for the solicited-node group, as the kernel reads it (RFC 3810).
+    mld = run("tshark", "-r", pcap, "-Y", f"icmpv6.type == 143 && eth.src == {STACK_MAC}"
+              " && icmpv6.mldr.mar.multicast_address == ff02::1:ff00:2 && ipv6.hlim == 1").stdout
+    assert mld.strip(), mld
     malformed = run("tshark", "-r", pcap, "-Y", "_ws.malformed || _ws.expert.severity == error").stdout
     assert malformed.strip() == "", malformed
 

@@ -47,6 +47,33 @@ import NetStackWire
         #expect(pair.b.counters.datagrams6Reassembled == 4 && pair.a.counters.datagrams6Reassembled == 4)
     }
 
+    /// A listener or socket told to take one family (IPV6_V6ONLY's choice):
+    /// the other family finds the port closed, a RST or port unreachable.
+    @Test func aListenerAndASocketOfOneFamilyLeaveThePortClosedToTheOther() throws {
+        let pair = TCPStackPair(ipv6: true)
+        pair.settleIPv6()
+        let listener = try pair.b.tcp.listen(port: 80, families: .ipv6Only)
+        #expect(listener.families == .ipv6Only)
+        let over4 = try pair.a.tcp.connect(to: .v4(TCPStackPair.ipB), port: 80, now: pair.now)
+        let over6 = try pair.a.tcp.connect(to: .v6(TCPStackPair.ip6B), port: 80, now: pair.now)
+        pair.run(until: { over4.state == .closed && over6.state == .established })
+        #expect(pair.b.tcp.counters.resetsSent >= 1)
+
+        let v4only = try pair.b.udp.bind(port: 53, families: .ipv4Only)
+        #expect(!v4only.send([1], to: UDPEndpoint(address: .v6(TCPStackPair.ip6A), port: 9)))
+        let client = try pair.a.udp.bind(port: 5353)
+        #expect(client.send([1, 2, 3], to: UDPEndpoint(address: .v6(TCPStackPair.ip6B), port: 53)))
+        #expect(client.send([4, 5, 6], to: UDPEndpoint(address: .v4(TCPStackPair.ipB), port: 53)))
+        var buffer: [UInt8] = []
+        var got: [[UInt8]] = []
+        pair.run(until: {
+            while v4only.receive(into: &buffer) != nil { got.append(buffer) }
+            return got.count == 1 && client.nextError() != nil
+        })
+        #expect(got == [[4, 5, 6]])
+        #expect(pair.b.counters.icmp6ErrorsOut == 1)
+    }
+
     @Test func bothFamiliesCarryTrafficAtOnce() throws {
         let pair = TCPStackPair(ipv6: true)
         pair.settleIPv6()

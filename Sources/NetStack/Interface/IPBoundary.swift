@@ -38,6 +38,24 @@ public struct IPDatagram {
     var inFrame: Bool
 }
 
+/// Which families a listener or a bound UDP socket takes: both by default,
+/// as an AF_INET6 socket without IPV6_V6ONLY does on Linux (RFC 3493 5.3),
+/// or one. Traffic of the other family finds the port closed: a RST, or
+/// port unreachable.
+public enum IPFamilies: Sendable, Equatable {
+    case both
+    case ipv4Only
+    case ipv6Only
+
+    @inline(__always)
+    public func contains(_ address: IPAddress) -> Bool {
+        switch (self, address) {
+        case (.both, _), (.ipv4Only, .v4), (.ipv6Only, .v6): true
+        default: false
+        }
+    }
+}
+
 /// Why a datagram the stack sent did not arrive, as an ICMP error said
 /// (RFC 1122 3.2.2.1, 4.1.3.3; RFC 4443 3).
 public enum IPErrorKind: Equatable, Sendable {

@@ -39,9 +39,9 @@ public final class Stack {
     // MARK: TCP
 
     /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
-    public func listen(port: UInt16, backlog: Int = 128,
+    public func listen(port: UInt16, families: IPFamilies = .both, backlog: Int = 128,
                        configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
-        try tcp.listen(port: port, backlog: backlog, configuration: configuration)
+        try tcp.listen(port: port, families: families, backlog: backlog, configuration: configuration)
     }
 
     /// Opens a connection; the SYN goes out at once.
@@ -98,7 +98,8 @@ public final class Stack {
     // MARK: UDP
 
     /// Binds a UDP port.
-    public func bind(udpPort port: UInt16, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
-        try udp.bind(port: port, receiveCapacity: receiveCapacity)
+    public func bind(udpPort port: UInt16, families: IPFamilies = .both,
+                     receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+        try udp.bind(port: port, families: families, receiveCapacity: receiveCapacity)
     }
 }

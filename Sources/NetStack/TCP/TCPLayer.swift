@@ -105,12 +105,13 @@ public final class TCPLayer {
 
     // MARK: Application entry points
 
-    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
-    public func listen(port: UInt16, backlog: Int = 128, synBacklog: Int = 256,
+    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN), for connections of
+    /// `families` (both unless told otherwise).
+    public func listen(port: UInt16, families: IPFamilies = .both, backlog: Int = 128, synBacklog: Int = 256,
                        configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
         guard port != 0 else { throw .portZero }
         guard listeners[port] == nil else { throw .portInUse(port) }
-        let l = TCPListener(port: port, backlog: backlog, synBacklog: synBacklog,
+        let l = TCPListener(port: port, families: families, backlog: backlog, synBacklog: synBacklog,
                             configuration: configuration ?? defaultConfiguration)
         l.layer = self
         listeners[port] = l

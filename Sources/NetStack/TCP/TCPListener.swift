@@ -10,6 +10,8 @@
 /// until the client's retransmission finds room.
 public final class TCPListener {
     public let port: UInt16
+    /// The families it takes; a SYN of the other finds the port closed.
+    public let families: IPFamilies
     public let backlog: Int
     public let synBacklog: Int
     let configuration: TCPConfiguration
@@ -34,8 +36,9 @@ public final class TCPListener {
     /// weak reference would give the layer a side table (see `TCPConnection.serviceQueue`).
     unowned(unsafe) var layer: TCPLayer?
 
-    init(port: UInt16, backlog: Int, synBacklog: Int, configuration: TCPConfiguration) {
+    init(port: UInt16, families: IPFamilies = .both, backlog: Int, synBacklog: Int, configuration: TCPConfiguration) {
         self.port = port
+        self.families = families
         self.backlog = backlog
         self.synBacklog = synBacklog
         self.configuration = configuration

@@ -22,11 +22,13 @@ public final class UDPLayer {
     /// The loop turned at `now`.
     func advance(to now: Instant) { latestNow = now }
 
-    /// Binds `port`. RFC 768 demultiplexes on the destination port only: one socket per port.
-    public func bind(port: UInt16, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+    /// Binds `port` for datagrams of `families` (both unless told otherwise).
+    /// RFC 768 demultiplexes on the destination port only: one socket per port.
+    public func bind(port: UInt16, families: IPFamilies = .both,
+                     receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
         guard port != 0 else { throw .portZero }
         guard sockets[port] == nil else { throw .portInUse(port) }
-        let s = UDPSocket(port: port, receiveCapacity: receiveCapacity, layer: self)
+        let s = UDPSocket(port: port, families: families, receiveCapacity: receiveCapacity, layer: self)
         sockets[port] = s
         return s
     }
@@ -79,7 +81,7 @@ public final class UDPLayer {
             return counters.drops.record(.badChecksum)
         }
         counters.datagramsIn &+= 1
-        guard let socket = sockets[udp.destinationPort] else {
+        guard let socket = sockets[udp.destinationPort], socket.families.contains(d.destination) else {
             ip.reportPortUnreachable(d, now: now)
             return counters.drops.record(.noSocket)
         }

@@ -17,6 +17,9 @@ public struct UDPSocketError: Equatable, Sendable {
 /// past its receive buffer. Runs on the loop; callbacks are called there.
 public final class UDPSocket {
     public let port: UInt16
+    /// The families it takes and sends; a datagram of the other finds the
+    /// port closed, and sending to the other is refused.
+    public let families: IPFamilies
     /// Bytes of payload the queue holds at most.
     public var receiveCapacity: Int { ring.capacity }
     /// Called when a datagram or an error arrives.
@@ -31,8 +34,9 @@ public final class UDPSocket {
     /// Also bounds empty datagrams, which take no bytes.
     static let maximumQueuedDatagrams = 4096
 
-    init(port: UInt16, receiveCapacity: Int, layer: UDPLayer) {
+    init(port: UInt16, families: IPFamilies = .both, receiveCapacity: Int, layer: UDPLayer) {
         self.port = port
+        self.families = families
         self.layer = layer
         ring = ByteRing(capacity: receiveCapacity)
         datagrams = Deque(minimumCapacity: 64)
@@ -63,7 +67,7 @@ public final class UDPSocket {
     /// False if it was dropped; the reason is counted.
     @discardableResult
     public func send(_ payload: Span<UInt8>, to destination: UDPEndpoint) -> Bool {
-        guard !isClosed else { return false }
+        guard !isClosed, families.contains(destination.address) else { return false }
         return payload.withUnsafeBytes { layer.send(from: port, to: destination, payload: $0) }
     }
 

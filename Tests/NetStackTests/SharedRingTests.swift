@@ -1,4 +1,5 @@
 import CNetStackABI
+import Foundation
 import NetStackSockets
 import Testing
 
@@ -71,28 +72,32 @@ import Testing
     /// The region as the other process holds it: one end of each ring per side.
     struct OtherEnd: @unchecked Sendable { let region: SocketRegion }
 
-    /// One producer thread, one consumer thread, a megabyte through a 4 KiB ring.
-    @Test func twoThreadsMoveEveryByte() async throws {
+    /// One producer thread, one consumer thread, a megabyte through a 4 KiB
+    /// ring. Both ends give up after 20 s, so a bug fails rather than hangs.
+    @Test func twoThreadsMoveEveryByte() throws {
         let region = try SocketRegion(ringSize: 4096)
         let total = 1 << 20
         let other = OtherEnd(region: region)
-        let producer = Task.detached {
-            let region = other.region
+        let deadline = ContinuousClock.now + .seconds(20)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
             var sent = 0
-            while sent < total {
-                let chunk = (sent..<min(sent + 1500, total)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-                let n = region.tx.write(chunk.span)
-                sent += n
-                if n == 0 { await Task.yield() }
+            var chunk = [UInt8](repeating: 0, count: 1500)
+            while sent < total && ContinuousClock.now < deadline {
+                let n = min(1500, total - sent)
+                for i in 0..<n { chunk[i] = UInt8(truncatingIfNeeded: (sent + i) &* 31) }
+                let wrote = other.region.tx.write(chunk.span.extracting(0..<n))
+                sent += wrote
+                if wrote == 0 { sched_yield() }
             }
+            done.signal()
         }
         var got: [UInt8] = []
         got.reserveCapacity(total)
-        let deadline = ContinuousClock.now + .seconds(20)
         while got.count < total && ContinuousClock.now < deadline {
-            if region.tx.read(appendingTo: &got) == 0 { await Task.yield() }
+            if region.tx.read(appendingTo: &got) == 0 { sched_yield() }
         }
-        await producer.value
+        _ = done.wait(timeout: .now() + 25)
         #expect(got.count == total)
         #expect(got.enumerated().allSatisfy { $0.element == UInt8(truncatingIfNeeded: $0.offset &* 31) })
     }

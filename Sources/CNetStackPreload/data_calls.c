@@ -35,7 +35,7 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
         if (!s->connecting && !(st & NS_STATE_CONNECTED)) { errno = ENOTCONN; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
         if (!cleared) {
-            ns_clear_event(s);
+            ns_arm(s, POLLIN);  // the stack signals new bytes only to a reader that said it waits
             cleared = true;
             continue;
         }

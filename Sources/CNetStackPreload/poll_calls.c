@@ -51,6 +51,14 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
             ready = stack_ready(fds, n);
         }
         // The kernel's descriptors (and, when nothing is ready, the stack sockets' eventfds).
+        bool kernel_fds = false;
+        for (nfds_t i = 0; i < n; i++) {
+            if (fds[i].fd >= 0 && !ns_lookup(fds[i].fd)) kernel_fds = true;
+        }
+        if (ready && !kernel_fds) {  // nothing to ask the kernel
+            result = ready;
+            break;
+        }
         for (nfds_t i = 0; i < n; i++) {
             kernel[i] = fds[i];
             kernel[i].revents = 0;
@@ -103,7 +111,8 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
             any = ns_lookup(fd) != NULL;
     }
     if (!any) return LIBC(select)(nfds, rd, wr, ex, tv);
-    struct pollfd *p = calloc(nfds > 0 ? nfds : 1, sizeof *p);
+    struct pollfd small[64];
+    struct pollfd *p = nfds <= 64 ? small : calloc(nfds, sizeof *p);
     if (!p) { errno = ENOMEM; return -1; }
     nfds_t n = 0;
     for (int fd = 0; fd < nfds; fd++) {
@@ -115,7 +124,10 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
     }
     int timeout = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
     int r = poll(p, n, timeout);
-    if (r < 0) { free(p); return -1; }
+    if (r < 0) {
+        if (p != small) free(p);
+        return -1;
+    }
     if (rd) FD_ZERO(rd);
     if (wr) FD_ZERO(wr);
     if (ex) FD_ZERO(ex);
@@ -126,6 +138,6 @@ int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
         if (wr && (re & (POLLOUT | POLLERR)) && (p[i].events & POLLOUT)) { FD_SET(p[i].fd, wr); count++; }
         if (ex && (re & POLLPRI)) { FD_SET(p[i].fd, ex); count++; }
     }
-    free(p);
+    if (p != small) free(p);
     return count;
 }

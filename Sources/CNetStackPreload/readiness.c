@@ -1,7 +1,7 @@
 // When a stack socket is ready, read from its shared region rather than
 // from the kernel: the application's descriptor is an eventfd the stack
-// signals on news (data into an empty ring, the end of input, an error, a
-// connection to accept, room it was asked for), but readability of the
+// signals on news (bytes it was asked to announce, the end of input, an
+// error, a connection to accept, room it was asked for), but readability of the
 // eventfd only means "look again". Before waiting, the library clears the
 // eventfd and looks again, so news that came in between is never lost.
 #include "preload_internal.h"
@@ -27,6 +27,7 @@ short ns_readiness(ns_sock *s, short events) {
 }
 
 void ns_arm(ns_sock *s, short events) {
+    if (events & POLLIN) ns_flag_set(&s->shm->app_wants_read);
     if (events & POLLOUT) ns_flag_set(&s->shm->app_wants_write);
     ns_clear_event(s);
 }

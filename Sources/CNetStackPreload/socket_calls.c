@@ -88,7 +88,10 @@ int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
             continue;
         }
         if (s->nonblocking) return fail(EAGAIN);
-        while (ns_pending(s->shm) == 0) ns_wait_event(s, 1000);
+        while (ns_pending(s->shm) == 0) {
+            ns_wait_event(s, 1000);
+            ns_clear_event(s);  // the stack signals each connection it queues; look again after clearing
+        }
         cleared = false;
     }
 }

@@ -70,10 +70,12 @@ final class AppSocket {
 
     /// Bytes offered in place from the frame: as many as fit go to `rx`; the
     /// rest goes to the receive ring and comes back through `pumpReceive`.
+    /// The application's eventfd is signalled only if it said it waits
+    /// (its flag, taken after the bytes are published): a reader that keeps
+    /// up costs no system call.
     private func deliver(_ bytes: Span<UInt8>) -> Int {
-        let wasEmpty = region.rx.isEmpty
         let n = region.rx.write(bytes)
-        if n > 0 && wasEmpty { appEvent.signal() }
+        if n > 0 && region.takeAppWantsRead() { appEvent.signal() }
         return n
     }
 
@@ -83,14 +85,13 @@ final class AppSocket {
     func pumpReceive() {
         guard let c = connection else { return }
         while c.readableBytes > 0 {
-            let wasEmpty = region.rx.isEmpty
             let moved = c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
                 let n = region.rx.write(a)
                 return n == a.count ? n + region.rx.write(b) : n
             }
             if moved > 0 {
                 c.skip(moved)
-                if wasEmpty { appEvent.signal() }
+                if region.takeAppWantsRead() { appEvent.signal() }
                 continue
             }
             region.wantReceiveRoom()

@@ -101,7 +101,11 @@ public final class SocketRegion {
     /// Takes the app's request to hear of room in `tx` (true if it had asked).
     public func takeAppWantsWrite() -> Bool { ns_flag_take(ns_app_wants_write(header)) != 0 }
 
+    /// Takes the app's request to hear of new bytes in `rx` (true if it is waiting for them).
+    public func takeAppWantsRead() -> Bool { ns_flag_take(ns_app_wants_read(header)) != 0 }
+
     /// The app side of the flags, for tests that play the application.
+    public func appWantsRead() { ns_flag_set(ns_app_wants_read(header)) }
     public func takeStackWantsTransmit() -> Bool { ns_flag_take(ns_stack_wants_tx(header)) != 0 }
     public func takeStackWantsReceiveRoom() -> Bool { ns_flag_take(ns_stack_wants_rx_room(header)) != 0 }
     public func appWantsWrite() { ns_flag_set(ns_app_wants_write(header)) }

@@ -58,6 +58,9 @@ import Testing
         #expect(region.takeAppWantsWrite() && !region.takeAppWantsWrite())
         region.wantReceiveRoom()
         #expect(region.takeStackWantsReceiveRoom())
+        #expect(!region.takeAppWantsRead())
+        region.appWantsRead()
+        #expect(region.takeAppWantsRead() && !region.takeAppWantsRead())
     }
 
     @Test func stateAndErrorsReachTheApplication() throws {

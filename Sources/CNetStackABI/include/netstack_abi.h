@@ -119,6 +119,8 @@ typedef struct ns_socket_shm {
     _Atomic uint32_t stack_wants_rx_room;
     /// Set by the app when `tx` was full: the stack signals the app's eventfd on room.
     _Atomic uint32_t app_wants_write;
+    /// Set by the app before it waits for input: the stack signals the app's eventfd on new bytes.
+    _Atomic uint32_t app_wants_read;
     _Atomic uint32_t state;
     /// The errno for SO_ERROR and the calls after NS_STATE_ERROR (0: none).
     _Atomic int32_t error;
@@ -151,6 +153,7 @@ static inline void ns_flag_set(_Atomic uint32_t *flag) { atomic_store(flag, 1); 
 static inline _Atomic uint32_t *ns_stack_wants_tx(ns_socket_shm *s) { return &s->stack_wants_tx; }
 static inline _Atomic uint32_t *ns_stack_wants_rx_room(ns_socket_shm *s) { return &s->stack_wants_rx_room; }
 static inline _Atomic uint32_t *ns_app_wants_write(ns_socket_shm *s) { return &s->app_wants_write; }
+static inline _Atomic uint32_t *ns_app_wants_read(ns_socket_shm *s) { return &s->app_wants_read; }
 static inline void ns_state_add(ns_socket_shm *s, uint32_t bits) { atomic_fetch_or(&s->state, bits); }
 static inline uint32_t ns_state(ns_socket_shm *s) { return atomic_load(&s->state); }
 static inline void ns_set_error(ns_socket_shm *s, int32_t e) { atomic_store(&s->error, e); }

@@ -60,6 +60,7 @@ typedef struct ns_sock {
     bool nonblocking;
     bool listening;
     bool connecting;    // connect was asked
+    bool connect_told;  // a connect call returned its success (the next says EISCONN, as Linux)
     bool read_shut;     // shutdown(SHUT_RD)
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;

@@ -104,7 +104,12 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     if (s->listening) return fail(EISCONN);
     if (s->connecting) {
         uint32_t st = ns_state(s->shm);
-        if (st & NS_STATE_CONNECTED) return fail(EISCONN);
+        if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_ERROR)) {
+            // Linux: the first connect after a non-blocking one completed returns 0, later ones EISCONN.
+            if (s->connect_told) return fail(EISCONN);
+            s->connect_told = true;
+            return 0;
+        }
         if (st & NS_STATE_ERROR) {
             int e = ns_take_error(s->shm);
             return fail(e ? e : ECONNABORTED);
@@ -126,7 +131,10 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     bool cleared = false;
     for (;;) {
         uint32_t st = ns_state(s->shm);
-        if (st & NS_STATE_CONNECTED) return 0;
+        if (st & NS_STATE_CONNECTED) {
+            s->connect_told = true;
+            return 0;
+        }
         if (st & NS_STATE_ERROR) {
             int e = ns_take_error(s->shm);
             return fail(e ? e : ECONNABORTED);

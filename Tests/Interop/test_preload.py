@@ -13,6 +13,7 @@ import pytest
 
 from conftest import HOST_IP, NETSTACK, STACK_IP, Stack
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 LIBRARY = os.path.join(os.path.dirname(NETSTACK), "libNetStackPreload.so")
 SIZE = 16 << 20
 
@@ -196,3 +197,44 @@ def test_kill_9_resets_its_connections_and_another_app_completes(ns, api, kernel
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+# The kernel's echo server for socket_calls.py: echoes until end of file, then closes.
+ECHO_SERVER = r"""
+import socket, sys, threading
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9200)); l.listen(8)
+print("listening", flush=True)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def test_socket_calls_and_errors_match_the_kernels(ns, api):
+    """The same program, on the kernel's sockets and on the stack's: the same answers."""
+    _, path = api
+    script = os.path.join(HERE, "socket_calls.py")
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        kernel = ns.exec("python3", script, HOST_IP, timeout=60, check=False)
+        assert kernel.returncode == 0, kernel.stderr
+        p = run_on_stack(ns, path, "python3", script, HOST_IP, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        stack_out, stack_err = p.communicate(timeout=60)
+        assert p.returncode == 0, stack_err
+        kernel_lines, stack_lines = kernel.stdout.splitlines(), stack_out.splitlines()
+        for k, s in zip(kernel_lines, stack_lines):
+            assert s == k, f"kernel {k!r}, stack {s!r}"
+        assert len(stack_lines) == len(kernel_lines) > 30
+    finally:
+        echo.kill()
+        echo.wait(10)

@@ -20,6 +20,9 @@ let package = Package(
         .library(name: "NetStackWire", targets: ["NetStackWire"]),
         .library(name: "NetStack", targets: ["NetStack"]),
         .library(name: "NetStackApps", targets: ["NetStackApps"]),
+        .library(name: "NetStackSockets", targets: ["NetStackSockets"]),
+        /// The LD_PRELOAD library `netstack run` puts under unmodified applications.
+        .library(name: "NetStackPreload", type: .dynamic, targets: ["CNetStackPreload"]),
         .executable(name: "netstack", targets: ["netstack"]),
     ],
     dependencies: [
@@ -45,10 +48,15 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(name: "NetStackApps", dependencies: ["NetStack", "NetStackWire"]),
+        /// The layout and system calls the stack and the preload library share.
+        .target(name: "CNetStackABI"),
+        .target(name: "NetStackSockets", dependencies: ["NetStack", "NetStackWire", "CNetStackABI"]),
+        .target(name: "CNetStackPreload", dependencies: ["CNetStackABI"],
+                cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
             name: "netstack",
             dependencies: [
-                "NetStack", "NetStackApps", "NetStackWire",
+                "NetStack", "NetStackApps", "NetStackWire", "NetStackSockets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -57,7 +65,8 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "NetStackTests",
-            dependencies: ["NetStack", "NetStackWire", "NetStackApps", "AllocationCounter"],
+            dependencies: ["NetStack", "NetStackWire", "NetStackApps", "NetStackSockets", "CNetStackABI",
+                           "AllocationCounter"],
             exclude: ["Snapshots"]
         ),
     ]

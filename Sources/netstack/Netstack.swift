@@ -9,7 +9,7 @@ struct Netstack: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netstack",
         abstract: "A user-space TCP/IP stack over a Linux TAP device.",
-        subcommands: [Up.self, Get.self, IPerf.self, Demo.self, Bench.self, BenchPeer.self]
+        subcommands: [Up.self, Run.self, Get.self, IPerf.self, Demo.self, Bench.self, BenchPeer.self]
     )
 
     /// Usage errors exit with 2, as the shell's own builtins do, rather than

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import NetStack
 import NetStackApps
+import NetStackSockets
 import NetStackWire
 #if canImport(Glibc)
 import Glibc
@@ -66,6 +67,10 @@ struct Up: ParsableCommand {
             help: ArgumentHelp("The most memory TCP connections and their buffers may hold together, in bytes or with K, M or G (binary): near it windows shrink, at it new connections are refused with a RST (default: no limit).",
                                valueName: "SIZE"))
     var memoryLimit: String?
+
+    @Option(help: ArgumentHelp("Also serve local applications at this UNIX socket (mode 0600): `netstack run --api PATH -- CMD` runs CMD on the stack.",
+                               valueName: "PATH"))
+    var api: String?
 
     @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
@@ -169,9 +174,20 @@ struct Up: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        var apiServer: APIServer?
+        if let api {
+            do {
+                apiServer = try APIServer(stack: stack, path: api)
+            } catch {
+                Console.error("netstack: --api \(api): \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let apiReport = { apiServer?.report ?? [] }
         let clock = loop.clock
         loop.busyPoll = .microseconds(busyPoll)
         loop.announce()
+        apiServer?.start()
         // IPv6 addresses, when in use, follow the MAC (link-local first), so "NAME IP MAC" parses as before.
         let v6 = stack.ipv6Addresses.map { " \($0)" }.joined()
         Console.line("ready \(tap.name) \(stack.address) \(s.link.interface.macAddress)\(v6)")
@@ -181,7 +197,7 @@ struct Up: ParsableCommand {
             loop.onTurn.append { now in
                 guard now >= nextStats else { return }
                 nextStats = now + .seconds(1)
-                let report = stack.counterReport + running.flatMap { $0.report() } + faultReport()
+                let report = stack.counterReport + running.flatMap { $0.report() } + apiReport() + faultReport()
                 let line = report.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 Console.error("stats \(line)")
             }
@@ -190,8 +206,10 @@ struct Up: ParsableCommand {
 
         let logger = Logger(label: "netstack")
         let start = clock.now
-        // The services say goodbye their own way first (iperf3's SERVER_TERMINATE).
+        // The services say goodbye their own way first (iperf3's SERVER_TERMINATE);
+        // applications on the API are reset, as the kernel resets a dying host's.
         for r in running { r.stop() }
+        apiServer?.stop()
         let outcome = shutDownGracefully(loop, grace: s.grace)
         let took = (clock.now - start).nanoseconds / 1_000_000
         if outcome.open > 0 {
@@ -199,7 +217,7 @@ struct Up: ParsableCommand {
             logger.info("stopped after \(took) ms: \(outcome.open) connection(s) were open, \(outcome.reset) reset\(why)")
         }
 
-        for (name, value) in stack.counterReport + running.flatMap({ $0.report() }) + faultReport() {
+        for (name, value) in stack.counterReport + running.flatMap({ $0.report() }) + apiReport() + faultReport() {
             Console.line("\(name) \(value)")
         }
     }

@@ -16,6 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
+
+/// A non-blocking, close-on-exec eventfd (LoopExecutor's wake-up; Swift does not import sys/eventfd.h).
+static inline int curing_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 // MARK: io_uring constants (macros of the form (1U << BIT) do not import)
 

@@ -28,10 +28,17 @@ public protocol Device: AnyObject {
     /// Sleeps until frames may have arrived or `timeout` has passed. Devices with
     /// nothing to wait on (in-memory links) return at once.
     func wait(timeout: Duration)
+    /// Makes `wait` return as well when `descriptor`, an eventfd another
+    /// thread writes (`LoopExecutor`'s wake-up), becomes readable; the device
+    /// reads it to take the wake-up. Devices that never sleep ignore it;
+    /// middleware passes it to the device it wraps.
+    func watch(wakeups descriptor: Int32)
 }
 
 extension Device {
     public func wait(timeout: Duration) {}
+
+    public func watch(wakeups descriptor: Int32) {}
 
     public func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
         frame.append(tail)

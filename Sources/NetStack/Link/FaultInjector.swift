@@ -306,6 +306,8 @@ public final class FaultInjector<Inner: Device>: Device {
         duplex.wait(timeout: timeout)
     }
 
+    public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
+
     private func enqueueReady(_ frame: consuming PacketBuffer) {
         // `receive` takes from `inner` only what fits, unless a coalesced
         // segment was cut finer than 536-byte pieces: then what overflows is dropped.

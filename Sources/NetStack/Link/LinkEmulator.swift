@@ -200,6 +200,8 @@ public final class LinkEmulator<Inner: Device>: Device {
 
     /// Sleeps in `inner`, but no longer than until the next frame is due.
     public func wait(timeout: Duration) { duplex.wait(timeout: timeout) }
+
+    public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
 }
 
 /// One direction of a `LinkEmulator`: a ring of frames in entry order, each

@@ -103,6 +103,8 @@ public final class PcapWriter<Inner: Device>: Device {
         inner.wait(timeout: timeout)
     }
 
+    public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
+
     /// Writes out what is buffered and closes the file. Later frames pass through
     /// unrecorded. Idempotent; deinit calls it.
     public func close() {

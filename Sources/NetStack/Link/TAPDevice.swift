@@ -151,6 +151,12 @@ public final class TAPDevice: Device {
     private var closing = false
     /// close() was called from inside a receive handler; done when receive returns.
     private var closeRequested = false
+    /// The eventfd another thread writes to end `wait` early (`watch(wakeups:)`), -1 without.
+    private var wakeDescriptor: CInt = -1
+    /// Where the outstanding read of `wakeDescriptor` puts its count.
+    private let wakeCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    /// A read of `wakeDescriptor` is queued: its completion ends `wait`.
+    private var wakeArmed = false
 
     /// Single reads kept outstanding in buffer-select mode.
     private static let selectReadDepth = 8
@@ -164,7 +170,7 @@ public final class TAPDevice: Device {
 
     /// What a completion belongs to, in the top byte of its user_data.
     private enum Tag: UInt64 {
-        case multishotRead = 1, singleRead = 2, write = 3, cancel = 4
+        case multishotRead = 1, singleRead = 2, write = 3, cancel = 4, wake = 5
     }
 
     /// Slots lent for receive unless told otherwise. The kernel fills the
@@ -266,6 +272,7 @@ public final class TAPDevice: Device {
         completions.deallocate()
         writeVectors?.deallocate()
         ring.deallocate()
+        wakeCount.deallocate()
     }
 
     // MARK: Device
@@ -428,11 +435,21 @@ public final class TAPDevice: Device {
         _ = io_uring_submit(ring)
     }
 
+    public func watch(wakeups descriptor: Int32) {
+        wakeDescriptor = descriptor
+    }
+
     public func wait(timeout: Duration) {
         guard ringReady, !closing else { return }
         if !receiving {
             replenish()  // slots freed since the last receive may let a stalled read go on
             armReads()
+        }
+        if wakeDescriptor >= 0 && !wakeArmed, let sqe = nextSQE() {
+            // One read of the eventfd: it completes (ending this wait) when another thread writes it.
+            io_uring_prep_read(sqe, wakeDescriptor, wakeCount, 8, 0)
+            io_uring_sqe_set_data64(sqe, Self.userData(.wake, slot: 0, length: 0))
+            wakeArmed = true
         }
         let ns = max(0, timeout.nanoseconds)
         var ts = __kernel_timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
@@ -600,6 +617,9 @@ public final class TAPDevice: Device {
             outstandingWrites -= 1
             pool.returnSlot(slot)
             if res == expected { txFrames += 1 } else { txErrors += 1 }
+            return nil
+        case .wake?:
+            wakeArmed = false  // re-armed by the next wait
             return nil
         case .cancel?, nil:
             return nil

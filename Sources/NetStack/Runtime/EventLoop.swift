@@ -48,6 +48,7 @@ public final class EventLoop<D: Device> {
         stack = Stack(interface: interface, clock: clock)
         nextTick = clock.now
         lastActivity = clock.now
+        interface.device.watch(wakeups: stack.executor.wakeDescriptor)
     }
 
     /// Asks the loop to return from `run`. Safe from any thread.
@@ -85,7 +86,10 @@ public final class EventLoop<D: Device> {
             var deadline = nextTick
             if let t = interface.nextTimerDeadline, t < deadline { deadline = t }
             let sleep = deadline > now ? min(deadline - now, maximumSleep) : .zero
-            if sleep > .zero { interface.device.wait(timeout: sleep) }
+            if sleep > .zero && executor.prepareToSleep() {
+                interface.device.wait(timeout: sleep)
+                executor.awake()
+            }
         }
     }
 }

@@ -1,0 +1,209 @@
+#ifndef NETSTACK_ABI_H
+#define NETSTACK_ABI_H
+// What `netstack up --api` and the preload library (libNetStackPreload.so)
+// agree on: the layout of a socket's shared memory, its two byte rings, and
+// the fixed-size control messages. One header compiled into both sides, so
+// the layout and the memory ordering of the ring indices have exactly one
+// definition (C11 atomics; Swift calls these inline functions).
+//
+// A ring has one producer and one consumer, in two processes. The producer
+// alone stores `tail`, the consumer alone stores `head`; both are free-running
+// 32-bit counters (readable = tail - head) over a power-of-two data area.
+// Bytes are written before `tail` is published (release) and read after it
+// is loaded (acquire); `head` is published after the bytes are copied out, so
+// the producer never overwrites what is still being read.
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/// The environment variable holding the API socket's path (`netstack run` sets it).
+#define NS_API_ENV "NETSTACK_API"
+/// Where `netstack run` and the library look without the variable.
+#define NS_API_DEFAULT_PATH "/run/netstack.sock"
+
+// MARK: Rings
+
+typedef struct ns_ring {
+    _Alignas(64) _Atomic uint32_t head;  // consumer's
+    _Alignas(64) _Atomic uint32_t tail;  // producer's
+    _Alignas(64) uint32_t size;          // bytes, a power of two; set before sharing
+    uint32_t offset;                     // where the data lies, from the region's start
+} ns_ring;
+
+static inline uint32_t ns_ring_readable(ns_ring *r) {
+    return atomic_load_explicit(&r->tail, memory_order_acquire) -
+           atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+
+/// Room left, seen from the producer.
+static inline uint32_t ns_ring_writable(ns_ring *r) {
+    return r->size - (atomic_load_explicit(&r->tail, memory_order_relaxed) -
+                      atomic_load_explicit(&r->head, memory_order_acquire));
+}
+
+/// Whether the ring holds nothing, seen from either side (sequentially
+/// consistent: the half of a "store my index, then look at the flag" pair).
+static inline int ns_ring_is_empty(ns_ring *r) {
+    return atomic_load(&r->tail) == atomic_load(&r->head);
+}
+
+/// Producer: copies up to `n` bytes in; returns how many.
+static inline uint32_t ns_ring_write(ns_ring *r, uint8_t *region, const void *src, uint32_t n) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint32_t room = r->size - (tail - head);
+    if (n > room) n = room;
+    if (n == 0) return 0;
+    uint8_t *data = region + r->offset;
+    uint32_t at = tail & (r->size - 1);
+    uint32_t first = r->size - at < n ? r->size - at : n;
+    memcpy(data + at, src, first);
+    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+    atomic_store_explicit(&r->tail, tail + n, memory_order_seq_cst);
+    return n;
+}
+
+/// Consumer: the readable bytes as up to two pieces, in order, without taking them.
+static inline uint32_t ns_ring_peek(ns_ring *r, uint8_t *region, const uint8_t **first, uint32_t *firstCount,
+                                    const uint8_t **second, uint32_t *secondCount) {
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    uint8_t *data = region + r->offset;
+    uint32_t at = head & (r->size - 1);
+    uint32_t a = r->size - at < n ? r->size - at : n;
+    *first = data + at;
+    *firstCount = a;
+    *second = data;
+    *secondCount = n - a;
+    return n;
+}
+
+/// Consumer: gives `n` peeked bytes back to the producer.
+static inline void ns_ring_consume(ns_ring *r, uint32_t n) {
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    atomic_store_explicit(&r->head, head + n, memory_order_seq_cst);
+}
+
+/// Consumer: copies up to `n` bytes out (and takes them unless `peek`); returns how many.
+static inline uint32_t ns_ring_read(ns_ring *r, uint8_t *region, void *dst, uint32_t n, int peek) {
+    const uint8_t *a, *b;
+    uint32_t na, nb;
+    uint32_t avail = ns_ring_peek(r, region, &a, &na, &b, &nb);
+    if (n > avail) n = avail;
+    if (n == 0) return 0;
+    uint32_t first = na < n ? na : n;
+    memcpy(dst, a, first);
+    if (n > first) memcpy((uint8_t *)dst + first, b, n - first);
+    if (!peek) ns_ring_consume(r, n);
+    return n;
+}
+
+// MARK: A socket's shared region
+
+/// Bits of `ns_socket_shm.state`, set by the stack (the app only reads them).
+enum {
+    NS_STATE_CONNECTED = 1u << 0,  // handshake done: writes may go
+    NS_STATE_RX_EOF = 1u << 1,     // the peer's FIN: everything before it is in `rx`
+    NS_STATE_ERROR = 1u << 2,      // `error` holds the errno that ended the connection
+    NS_STATE_TX_CLOSED = 1u << 3,  // writing is over (EPIPE)
+};
+
+/// The region's header; `tx` (app to stack) and `rx` (stack to app) data follow it.
+typedef struct ns_socket_shm {
+    ns_ring tx;
+    ns_ring rx;
+    /// Set by the stack when it has drained `tx` and wants a doorbell for more.
+    _Alignas(64) _Atomic uint32_t stack_wants_tx;
+    /// Set by the stack when `rx` was full: the app rings once it made room.
+    _Atomic uint32_t stack_wants_rx_room;
+    /// Set by the app when `tx` was full: the stack signals the app's eventfd on room.
+    _Atomic uint32_t app_wants_write;
+    /// Set by the app before it waits for input: the stack signals the app's eventfd on new bytes.
+    _Atomic uint32_t app_wants_read;
+    _Atomic uint32_t state;
+    /// The errno for SO_ERROR and the calls after NS_STATE_ERROR (0: none).
+    _Atomic int32_t error;
+    /// A listener's connections waiting for accept (readable while > 0).
+    _Atomic uint32_t pending;
+} ns_socket_shm;
+
+/// The header's size in the region: the data areas start page-aligned after it.
+#define NS_SHM_HEADER_SIZE 4096u
+
+/// The region's length for rings of `ring_size` bytes each.
+static inline size_t ns_region_length(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + 2 * (size_t)ring_size; }
+static inline ns_socket_shm *ns_region_header(void *region) { return (ns_socket_shm *)region; }
+static inline ns_ring *ns_region_tx(void *region) { return &((ns_socket_shm *)region)->tx; }
+static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)region)->rx; }
+
+/// Lays out a fresh (zeroed) region: the stack does it before sharing it.
+static inline void ns_region_init(void *region, uint32_t ring_size) {
+    ns_socket_shm *s = (ns_socket_shm *)region;
+    s->tx.size = ring_size;
+    s->tx.offset = NS_SHM_HEADER_SIZE;
+    s->rx.size = ring_size;
+    s->rx.offset = NS_SHM_HEADER_SIZE + ring_size;
+}
+
+/// Atomic exchange on a flag word (Swift does not import C11 atomics' generics).
+static inline uint32_t ns_flag_take(_Atomic uint32_t *flag) { return atomic_exchange(flag, 0); }
+static inline void ns_flag_set(_Atomic uint32_t *flag) { atomic_store(flag, 1); }
+/// The flags by name, for Swift (which sees no fields of atomic type).
+static inline _Atomic uint32_t *ns_stack_wants_tx(ns_socket_shm *s) { return &s->stack_wants_tx; }
+static inline _Atomic uint32_t *ns_stack_wants_rx_room(ns_socket_shm *s) { return &s->stack_wants_rx_room; }
+static inline _Atomic uint32_t *ns_app_wants_write(ns_socket_shm *s) { return &s->app_wants_write; }
+static inline _Atomic uint32_t *ns_app_wants_read(ns_socket_shm *s) { return &s->app_wants_read; }
+static inline void ns_state_add(ns_socket_shm *s, uint32_t bits) { atomic_fetch_or(&s->state, bits); }
+static inline uint32_t ns_state(ns_socket_shm *s) { return atomic_load(&s->state); }
+static inline void ns_set_error(ns_socket_shm *s, int32_t e) { atomic_store(&s->error, e); }
+static inline int32_t ns_take_error(ns_socket_shm *s) { return atomic_exchange(&s->error, 0); }
+static inline int32_t ns_peek_error(ns_socket_shm *s) { return atomic_load(&s->error); }
+static inline void ns_set_pending(ns_socket_shm *s, uint32_t n) { atomic_store(&s->pending, n); }
+static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
+
+// MARK: Control messages (over the UNIX stream socket, fixed size, host order)
+
+enum ns_op {
+    NS_OP_SOCKET = 1,   // arg0 = family (4 or 6): reply carries memfd, app eventfd, doorbell eventfd
+    NS_OP_BIND = 2,     // addr
+    NS_OP_LISTEN = 3,   // arg0 = backlog
+    NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)
+    NS_OP_ACCEPT = 5,   // reply as NS_OP_SOCKET's, or EAGAIN
+    NS_OP_SHUTDOWN = 6, // arg0 = SHUT_RD/WR/RDWR
+    NS_OP_CLOSE = 7,    // no reply
+    NS_OP_SETSOCKOPT = 8, // arg0 = level, arg1 = name, value
+};
+
+/// An address without the kernel's sockaddr: family 4 or 6 (0 none), port in host order.
+typedef struct ns_addr {
+    uint16_t family;
+    uint16_t port;
+    uint8_t bytes[16];  // IPv4 in the first 4, network order
+} ns_addr;
+
+typedef struct ns_request {
+    uint32_t op;
+    uint32_t socket;  // the stack's id of the socket (0 for NS_OP_SOCKET)
+    int32_t arg0;
+    int32_t arg1;
+    int64_t value;
+    ns_addr addr;
+    uint8_t reserved[20];
+} ns_request;  // 64 bytes
+
+typedef struct ns_reply {
+    int32_t result;   // >= 0, or -errno
+    uint32_t socket;  // the new socket's id (SOCKET, ACCEPT)
+    uint32_t ring_size; // each ring's size (SOCKET, ACCEPT)
+    uint32_t reserved0;
+    ns_addr local;
+    ns_addr peer;
+    uint8_t reserved[8];
+} ns_reply;  // 64 bytes
+
+_Static_assert(sizeof(ns_request) == 64, "ns_request is 64 bytes");
+_Static_assert(sizeof(ns_reply) == 64, "ns_reply is 64 bytes");
+_Static_assert(sizeof(ns_socket_shm) <= NS_SHM_HEADER_SIZE, "the header fits its page");
+
+#endif

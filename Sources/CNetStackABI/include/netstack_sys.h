@@ -1,0 +1,41 @@
+#ifndef NETSTACK_SYS_H
+#define NETSTACK_SYS_H
+// System calls both sides of the API make whose C shapes Swift cannot use
+// directly: the CMSG_* macros of descriptor passing, struct ucred (behind
+// _GNU_SOURCE), and the packed struct epoll_event.
+#include <stddef.h>
+#include <stdint.h>
+
+/// Sends `len` bytes with up to 4 descriptors attached (SCM_RIGHTS); MSG_NOSIGNAL.
+/// Returns sendmsg's result (-1 and errno on failure).
+long ns_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/// Receives up to `len` bytes and up to `maxfds` descriptors (made close-on-exec).
+/// `*nfds` is how many came. Returns recvmsg's result.
+long ns_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+
+/// The uid of the process at the other end of a UNIX socket (SO_PEERCRED); -1 on failure.
+long ns_peer_uid(int sock);
+
+/// A non-blocking, close-on-exec eventfd.
+int ns_eventfd(void);
+
+/// A close-on-exec memfd (memfd_create).
+int ns_memfd(const char *name);
+
+/// Accepts a connection, non-blocking and close-on-exec (accept4); -1 if none.
+int ns_accept(int listener);
+
+/// A close-on-exec epoll set.
+int ns_epoll_create(void);
+
+/// The epoll event bits the API thread uses.
+enum { NS_EPOLL_IN = 0x001, NS_EPOLL_RDHUP = 0x2000, NS_EPOLL_ET = 1u << 31 };
+
+/// epoll_ctl ADD (op 1), DEL (2) or MOD (3) with a 64-bit tag.
+int ns_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t tag);
+
+/// epoll_wait into parallel arrays of tags and events.
+int ns_epoll_wait(int ep, uint64_t *tags, uint32_t *events, int max, int timeout_ms);
+
+#endif

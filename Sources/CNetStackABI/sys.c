@@ -1,0 +1,85 @@
+#define _GNU_SOURCE
+#include "netstack_sys.h"
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+long ns_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    union {
+        char space[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    if (nfds > 0) {
+        if (nfds > 4) nfds = 4;
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.space;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+long ns_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds) {
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        char space[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                         .msg_controllen = sizeof control.space};
+    *nfds = 0;
+    long n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*nfds < maxfds) fds[(*nfds)++] = fd;
+            else close(fd);
+        }
+    }
+    return n;
+}
+
+int ns_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int ns_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+long ns_peer_uid(int sock) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    return (long)cred.uid;
+}
+
+int ns_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int ns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int ns_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t tag) {
+    struct epoll_event e = {.events = events, .data.u64 = tag};
+    return epoll_ctl(ep, op, fd, &e);
+}
+
+int ns_epoll_wait(int ep, uint64_t *tags, uint32_t *events, int max, int timeout_ms) {
+    struct epoll_event e[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(ep, e, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        tags[i] = e[i].data.u64;
+        events[i] = e[i].events;
+    }
+    return n;
+}

@@ -1,0 +1,91 @@
+// The control channel: one UNIX stream connection per process to the API
+// socket ($NETSTACK_API), opened at the first call that needs it. A request
+// and its reply are one exchange under a mutex, so threads take turns; no
+// call waits in the stack (a blocking connect or accept waits on its
+// eventfd instead), so a turn is short.
+#include "preload_internal.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int channel = -1;
+
+/// A child after fork must not share its parent's channel: its own is opened
+/// on first use (and the parent's sockets are not its: the stack answers EBADF).
+static void after_fork_in_child(void) {
+    channel = -1;
+    pthread_mutex_init(&lock, NULL);
+}
+
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
+
+static int open_channel(void) {
+    const char *path = getenv(NS_API_ENV);
+    if (!path || !*path) path = NS_API_DEFAULT_PATH;
+    int fd = LIBC(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    if (LIBC(connect)(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int e = errno;
+        fprintf(stderr, "netstack preload: cannot reach the stack at %s: %s\n", path, strerror(e));
+        LIBC(close)(fd);
+        errno = e == ENOENT || e == ECONNREFUSED ? ENETDOWN : e;
+        return -1;
+    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+    return fd;
+}
+
+static int send_all(const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        long n = ns_send_with_fds(channel, p, len, NULL, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
+    pthread_mutex_lock(&lock);
+    *nfds = 0;
+    if (channel < 0 && (channel = open_channel()) < 0) {
+        int e = errno;
+        pthread_mutex_unlock(&lock);
+        errno = e;
+        return -1;
+    }
+    if (send_all(req, sizeof *req) != 0) goto broken;
+    size_t got = 0;
+    while (got < sizeof *reply) {
+        int more = 0;
+        long n = ns_recv_with_fds(channel, (char *)reply + got, sizeof *reply - got, fds + *nfds, 3 - *nfds, &more);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) goto broken;
+        *nfds += more;
+        got += (size_t)n;
+    }
+    pthread_mutex_unlock(&lock);
+    return 0;
+broken:
+    LIBC(close)(channel);
+    channel = -1;
+    pthread_mutex_unlock(&lock);
+    errno = ENETDOWN;
+    return -1;
+}
+
+void ns_post(const ns_request *req) {
+    pthread_mutex_lock(&lock);
+    if (channel >= 0) send_all(req, sizeof *req);
+    pthread_mutex_unlock(&lock);
+}

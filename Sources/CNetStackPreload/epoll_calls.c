@@ -1,0 +1,174 @@
+// epoll with stack sockets in the set. The kernel's set holds each stack
+// socket's eventfd under a tag of the library's (NS_TAG | fd) instead of the
+// application's data; the library keeps, per epoll set, the application's
+// events and data for each stack socket, and epoll_wait reports their
+// readiness from the regions, as poll does. Level-triggered, with
+// EPOLLONESHOT; EPOLLET is taken as level-triggered for stack sockets.
+#include "preload_internal.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NS_TAG 0x4e53000000000000ull  // "NS" in the top bits
+#define NS_TAG_MASK 0xffff000000000000ull
+
+typedef struct entry {
+    int epfd, fd;
+    uint32_t events;
+    epoll_data_t data;
+    bool disabled;  // EPOLLONESHOT fired
+    struct entry *next;
+} entry;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static entry *entries;
+/// How many epoll sets hold stack sockets (epoll_wait skips the lookup at 0).
+static int sets_in_use;
+
+static entry **find(int epfd, int fd) {
+    for (entry **e = &entries; *e; e = &(*e)->next)
+        if ((*e)->epfd == epfd && (*e)->fd == fd) return e;
+    return NULL;
+}
+
+static bool set_has_stack_sockets(int epfd) {
+    for (entry *e = entries; e; e = e->next)
+        if (e->epfd == epfd) return true;
+    return false;
+}
+
+void ns_epoll_forget(int fd) {
+    pthread_mutex_lock(&lock);
+    for (entry **e = &entries; *e;) {
+        if ((*e)->fd == fd) {
+            entry *gone = *e;
+            *e = gone->next;
+            free(gone);
+        } else {
+            e = &(*e)->next;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void ns_epoll_forget_set(int epfd) {
+    if (!entries) return;
+    pthread_mutex_lock(&lock);
+    for (entry **e = &entries; *e;) {
+        if ((*e)->epfd == epfd) {
+            entry *gone = *e;
+            *e = gone->next;
+            free(gone);
+        } else {
+            e = &(*e)->next;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(epoll_ctl)(epfd, op, fd, ev);
+    pthread_mutex_lock(&lock);
+    entry **found = find(epfd, fd);
+    int r = 0;
+    if (op == EPOLL_CTL_ADD) {
+        if (found) { errno = EEXIST; r = -1; goto done; }
+        struct epoll_event kernel = {.events = EPOLLIN, .data.u64 = NS_TAG | (uint64_t)fd};
+        if ((r = LIBC(epoll_ctl)(epfd, op, fd, &kernel)) != 0) goto done;
+        entry *e = calloc(1, sizeof *e);
+        *e = (entry){.epfd = epfd, .fd = fd, .events = ev->events, .data = ev->data, .next = entries};
+        entries = e;
+        sets_in_use++;
+    } else if (op == EPOLL_CTL_MOD) {
+        if (!found) { errno = ENOENT; r = -1; goto done; }
+        (*found)->events = ev->events;
+        (*found)->data = ev->data;
+        (*found)->disabled = false;
+    } else if (op == EPOLL_CTL_DEL) {
+        if (!found) { errno = ENOENT; r = -1; goto done; }
+        LIBC(epoll_ctl)(epfd, op, fd, ev);
+        entry *gone = *found;
+        *found = gone->next;
+        free(gone);
+        sets_in_use--;
+    } else {
+        errno = EINVAL;
+        r = -1;
+    }
+done:
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+/// Fills `out` with the ready stack sockets of `epfd` (up to `max`); arms them all first if `arm`.
+static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
+    int n = 0;
+    pthread_mutex_lock(&lock);
+    for (entry *e = entries; e && n < max; e = e->next) {
+        if (e->epfd != epfd || e->disabled) continue;
+        ns_sock *s = ns_lookup(e->fd);
+        if (!s) continue;
+        short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
+        if (arm) ns_arm(s, want);
+        short r = ns_readiness(s, want);
+        if (!r) continue;
+        out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
+        out[n].data = e->data;
+        if (e->events & EPOLLONESHOT) e->disabled = true;
+        n++;
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// Keeps the kernel's events that are not the library's tags; returns how many.
+static int kernel_only(struct epoll_event *ev, int n) {
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if ((ev[i].data.u64 & NS_TAG_MASK) != NS_TAG) ev[kept++] = ev[i];
+    return kept;
+}
+
+static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    long long deadline = timeout < 0 ? -1 : now_ms() + timeout;
+    for (;;) {
+        int n = stack_events(epfd, ev, max, false);
+        if (n == 0) n = stack_events(epfd, ev, max, true);
+        int wait = n > 0 ? 0 : timeout < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
+        int r = mask ? LIBC(epoll_pwait)(epfd, ev + n, max - n, wait, mask)
+                     : LIBC(epoll_wait)(epfd, ev + n, max - n, wait);
+        if (r < 0) return n > 0 ? n : -1;
+        r = kernel_only(ev + n, r);
+        if (n + r > 0) return n + r;
+        if (deadline >= 0 && now_ms() >= deadline) return 0;
+        // Only "look again" from eventfds: back to the regions.
+        if (max - n <= 0) return 0;
+    }
+}
+
+int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+    if (sets_in_use == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    pthread_mutex_lock(&lock);
+    bool mixed = set_has_stack_sockets(epfd);
+    pthread_mutex_unlock(&lock);
+    if (!mixed) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    return wait_mixed(epfd, ev, max, timeout, NULL);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    if (sets_in_use == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    pthread_mutex_lock(&lock);
+    bool mixed = set_has_stack_sockets(epfd);
+    pthread_mutex_unlock(&lock);
+    if (!mixed) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    return wait_mixed(epfd, ev, max, timeout, mask);
+}

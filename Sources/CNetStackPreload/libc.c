@@ -1,0 +1,19 @@
+// libc's functions behind the ones this library exports, found once with
+// dlsym(RTLD_NEXT): every call on a descriptor that is not a stack socket
+// goes to them untouched.
+#include "preload_internal.h"
+#include <dlfcn.h>
+
+struct ns_libc ns_libc;
+
+#define RESOLVE(name) ns_libc.name = dlsym(RTLD_NEXT, #name)
+
+void ns_resolve(void) {
+    RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept4); RESOLVE(connect);
+    RESOLVE(shutdown); RESOLVE(close); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
+    RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(fcntl); RESOLVE(ioctl);
+    RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
+    RESOLVE(poll); RESOLVE(select); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+}
+
+__attribute__((constructor)) static void ns_init(void) { ns_resolve(); }

@@ -1,0 +1,143 @@
+// poll and select over stack sockets and kernel descriptors together. A set
+// without stack sockets goes to libc as it is. Otherwise: the stack sockets'
+// readiness is read from their regions; if one is ready, the kernel's
+// descriptors are polled without waiting and both are reported; if none
+// is, each is armed (eventfd cleared, room asked for) and looked at again,
+// and then one kernel poll waits on everything, the stack sockets through
+// their eventfds, whose readiness is then read from the regions again.
+#include "preload_internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <signal.h>
+#include <pthread.h>
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// Sets revents of the stack sockets in `fds`; returns how many are ready.
+static int stack_ready(struct pollfd *fds, nfds_t n) {
+    int ready = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        ns_sock *s = ns_lookup(fds[i].fd);
+        if (!s) continue;
+        fds[i].revents = ns_readiness(s, fds[i].events);
+        if (fds[i].revents) ready++;
+    }
+    return ready;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout) {
+    bool any = false;
+    for (nfds_t i = 0; i < n && !any; i++) any = ns_lookup(fds[i].fd) != NULL;
+    if (!any) return LIBC(poll)(fds, n, timeout);
+
+    struct pollfd small[64];
+    struct pollfd *kernel = n <= 64 ? small : malloc(n * sizeof *kernel);
+    if (!kernel) { errno = ENOMEM; return -1; }
+    long long deadline = timeout < 0 ? -1 : now_ms() + timeout;
+    int result = 0;
+    for (;;) {
+        int ready = stack_ready(fds, n);
+        if (ready == 0) {
+            for (nfds_t i = 0; i < n; i++) {
+                ns_sock *s = ns_lookup(fds[i].fd);
+                if (s) ns_arm(s, fds[i].events);
+            }
+            ready = stack_ready(fds, n);
+        }
+        // The kernel's descriptors (and, when nothing is ready, the stack sockets' eventfds).
+        bool kernel_fds = false;
+        for (nfds_t i = 0; i < n; i++) {
+            if (fds[i].fd >= 0 && !ns_lookup(fds[i].fd)) kernel_fds = true;
+        }
+        if (ready && !kernel_fds) {  // nothing to ask the kernel
+            result = ready;
+            break;
+        }
+        for (nfds_t i = 0; i < n; i++) {
+            kernel[i] = fds[i];
+            kernel[i].revents = 0;
+            if (ns_lookup(fds[i].fd)) {
+                if (ready) kernel[i].fd = -1;  // ignored by poll
+                else kernel[i].events = POLLIN;
+            }
+        }
+        int wait = ready ? 0 : timeout < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
+        int r = LIBC(poll)(kernel, n, wait);
+        if (r < 0) { result = -1; break; }
+        int total = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            ns_sock *s = ns_lookup(fds[i].fd);
+            if (s) {
+                if (!ready) fds[i].revents = ns_readiness(s, fds[i].events);
+            } else {
+                fds[i].revents = kernel[i].revents;
+            }
+            if (fds[i].revents) total++;
+        }
+        if (total > 0 || (deadline >= 0 && now_ms() >= deadline)) { result = total; break; }
+        // A wake-up with nothing for the caller (the eventfd said "look again"): wait on.
+    }
+    if (kernel != small) free(kernel);
+    return result;
+}
+
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
+    (void)fdslen;
+    return poll(fds, n, timeout);
+}
+
+int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+    // The signal mask is not applied atomically with the wait for stack sockets.
+    sigset_t old;
+    if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
+    int timeout = ts ? (int)(ts->tv_sec * 1000 + ts->tv_nsec / 1000000) : -1;
+    int r = poll(fds, n, timeout);
+    int e = errno;
+    if (mask) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
+}
+
+int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+    bool any = false;
+    for (int fd = 0; fd < nfds && !any; fd++) {
+        if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))
+            any = ns_lookup(fd) != NULL;
+    }
+    if (!any) return LIBC(select)(nfds, rd, wr, ex, tv);
+    struct pollfd small[64];
+    struct pollfd *p = nfds <= 64 ? small : calloc(nfds, sizeof *p);
+    if (!p) { errno = ENOMEM; return -1; }
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short events = 0;
+        if (rd && FD_ISSET(fd, rd)) events |= POLLIN;
+        if (wr && FD_ISSET(fd, wr)) events |= POLLOUT;
+        if (ex && FD_ISSET(fd, ex)) events |= POLLPRI;
+        if (events) p[n++] = (struct pollfd){.fd = fd, .events = events};
+    }
+    int timeout = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
+    int r = poll(p, n, timeout);
+    if (r < 0) {
+        if (p != small) free(p);
+        return -1;
+    }
+    if (rd) FD_ZERO(rd);
+    if (wr) FD_ZERO(wr);
+    if (ex) FD_ZERO(ex);
+    int count = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        short re = p[i].revents;
+        if (rd && (re & (POLLIN | POLLHUP | POLLERR)) && (p[i].events & POLLIN)) { FD_SET(p[i].fd, rd); count++; }
+        if (wr && (re & (POLLOUT | POLLERR)) && (p[i].events & POLLOUT)) { FD_SET(p[i].fd, wr); count++; }
+        if (ex && (re & POLLPRI)) { FD_SET(p[i].fd, ex); count++; }
+    }
+    if (p != small) free(p);
+    return count;
+}

@@ -1,0 +1,105 @@
+#ifndef NETSTACK_PRELOAD_INTERNAL_H
+#define NETSTACK_PRELOAD_INTERNAL_H
+// Shared by the library's files: libc's own functions, the table of stack
+// sockets by descriptor, the control channel, and the readiness of a socket.
+#include "netstack_abi.h"
+#include "netstack_sys.h"
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+// MARK: libc's functions (dlsym(RTLD_NEXT)), resolved once
+
+struct ns_libc {
+    int (*socket)(int, int, int);
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*shutdown)(int, int);
+    int (*close)(int);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    int (*fcntl)(int, int, ...);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*getsockopt)(int, int, int, void *, socklen_t *);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+};
+extern struct ns_libc ns_libc;
+/// Resolves `ns_libc` (idempotent, safe from any thread).
+void ns_resolve(void);
+#define LIBC(name) (ns_libc.name ? ns_libc.name : (ns_resolve(), ns_libc.name))
+
+// MARK: Stack sockets
+
+typedef struct ns_sock {
+    uint32_t id;        // the stack's
+    int fd;             // what the application holds: an eventfd the stack signals
+    int doorbell;       // the eventfd the library rings for the stack
+    int family;         // AF_INET or AF_INET6
+    ns_socket_shm *shm; // the shared region
+    uint8_t *region;
+    size_t region_length;
+    bool nonblocking;
+    bool listening;
+    bool connecting;    // connect was asked
+    bool connect_told;  // a connect call returned its success (the next says EISCONN, as Linux)
+    bool read_shut;     // shutdown(SHUT_RD)
+    bool write_shut;    // shutdown(SHUT_WR)
+    bool has_local, has_peer;
+    ns_addr local, peer;
+    int reuse_address, keepalive, no_delay, receive_buffer, send_buffer;
+    struct linger linger;
+} ns_sock;
+
+/// The stack socket behind `fd`, or NULL for every other descriptor.
+ns_sock *ns_lookup(int fd);
+/// Makes a socket from a reply and its descriptors (memfd, app eventfd, doorbell); returns its fd.
+int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
+/// Forgets and frees `s` (the caller closes nothing else).
+void ns_release(ns_sock *s);
+
+/// Sends `req` and waits for the reply (with up to 3 descriptors). -1 with errno if the stack cannot be reached.
+int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds);
+/// Sends `req` without waiting for a reply (close).
+void ns_post(const ns_request *req);
+
+/// Rings the stack's doorbell for `s`.
+void ns_ring_doorbell(ns_sock *s);
+/// Takes the eventfd's count (it is non-blocking): the caller then looks at the rings again before it waits.
+void ns_clear_event(ns_sock *s);
+/// Waits until the eventfd is readable or `timeout_ms` passes (-1: no limit).
+void ns_wait_event(ns_sock *s, int timeout_ms);
+
+/// What poll would say of `s` for `events` (POLLIN, POLLOUT, with POLLERR/POLLHUP always).
+short ns_readiness(ns_sock *s, short events);
+/// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.
+void ns_arm(ns_sock *s, short events);
+
+/// Converts between sockaddr and ns_addr (a v4-mapped IPv6 address becomes IPv4).
+int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out);
+void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len);
+
+/// Drops `fd` from every epoll registry (it is closing).
+void ns_epoll_forget(int fd);
+/// Drops the registry of epoll set `epfd` (it is closing).
+void ns_epoll_forget_set(int epfd);
+
+#endif

@@ -1,0 +1,50 @@
+// When a stack socket is ready, read from its shared region rather than
+// from the kernel: the application's descriptor is an eventfd the stack
+// signals on news (bytes it was asked to announce, the end of input, an
+// error, a connection to accept, room it was asked for), but readability of the
+// eventfd only means "look again". Before waiting, the library clears the
+// eventfd and looks again, so news that came in between is never lost.
+#include "preload_internal.h"
+#include <errno.h>
+
+short ns_readiness(ns_sock *s, short events) {
+    short r = 0;
+    if (s->listening) {
+        if (ns_pending(s->shm) > 0) r |= POLLIN;
+        return r & events;
+    }
+    uint32_t st = ns_state(s->shm);
+    if (!s->connecting && !(st & NS_STATE_CONNECTED)) return POLLOUT | POLLHUP;  // as Linux, a fresh socket
+    if (!ns_ring_is_empty(&s->shm->rx) || (st & NS_STATE_RX_EOF) || s->read_shut) r |= POLLIN;
+    if (st & NS_STATE_RX_EOF) r |= POLLRDHUP;
+    if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_TX_CLOSED) && ns_ring_writable(&s->shm->tx) > 0) r |= POLLOUT;
+    if (st & NS_STATE_ERROR) {
+        r |= POLLOUT;
+        if (ns_peek_error(s->shm) != 0) r |= POLLERR;
+    }
+    if ((st & NS_STATE_RX_EOF) && (st & NS_STATE_TX_CLOSED)) r |= POLLHUP;
+    return r & (events | POLLERR | POLLHUP);
+}
+
+void ns_arm(ns_sock *s, short events) {
+    if (events & POLLIN) ns_flag_set(&s->shm->app_wants_read);
+    if (events & POLLOUT) ns_flag_set(&s->shm->app_wants_write);
+    ns_clear_event(s);
+}
+
+void ns_clear_event(ns_sock *s) {
+    uint64_t count;
+    LIBC(read)(s->fd, &count, sizeof count);
+}
+
+void ns_wait_event(ns_sock *s, int timeout_ms) {
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    int saved = errno;
+    LIBC(poll)(&p, 1, timeout_ms);
+    errno = saved;
+}
+
+void ns_ring_doorbell(ns_sock *s) {
+    uint64_t one = 1;
+    LIBC(write)(s->doorbell, &one, sizeof one);
+}

@@ -1,0 +1,321 @@
+// The socket calls that change what a stack socket is: each is a message to
+// the stack over the control channel (socket, bind, listen, connect, accept,
+// shutdown, close, TCP_NODELAY), or is answered from what the library keeps
+// (names, options, flags). Errors are Linux's errnos.
+#include "preload_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+static int fail(int e) {
+    errno = e;
+    return -1;
+}
+
+/// Sends a request on `s` and returns its result (>= 0) or -1 with errno.
+static int simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
+                       ns_reply *reply) {
+    ns_request req = {.op = op, .socket = s ? s->id : 0, .arg0 = arg0, .arg1 = arg1, .value = value};
+    if (addr) req.addr = *addr;
+    int fds[3], nfds;
+    if (ns_call(&req, reply, fds, &nfds) != 0) return -1;
+    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    if (reply->result < 0) return fail(-reply->result);
+    return reply->result;
+}
+
+int socket(int domain, int type, int protocol) {
+    int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if ((domain != AF_INET && domain != AF_INET6) || kind != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP))
+        return LIBC(socket)(domain, type, protocol);
+    ns_request req = {.op = NS_OP_SOCKET, .arg0 = domain == AF_INET ? 4 : 6};
+    ns_reply reply;
+    int fds[3], nfds;
+    if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
+    if (reply.result < 0) {
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        return fail(-reply.result);
+    }
+    return ns_adopt(&reply, fds, nfds, domain, type);
+}
+
+int bind(int fd, const struct sockaddr *sa, socklen_t len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(bind)(fd, sa, len);
+    ns_addr a;
+    if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
+    if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    ns_reply reply;
+    if (simple_call(s, NS_OP_BIND, 0, 0, 0, &a, &reply) < 0) return -1;
+    s->local = reply.local;
+    s->has_local = true;
+    return 0;
+}
+
+int listen(int fd, int backlog) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(listen)(fd, backlog);
+    ns_reply reply;
+    if (simple_call(s, NS_OP_LISTEN, backlog < 1 ? 1 : backlog, 0, 0, NULL, &reply) < 0) return -1;
+    s->listening = true;
+    return 0;
+}
+
+int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(accept4)(fd, sa, len, flags);
+    if (!s->listening) return fail(EINVAL);
+    bool cleared = false;
+    for (;;) {
+        ns_request req = {.op = NS_OP_ACCEPT, .socket = s->id};
+        ns_reply reply;
+        int fds[3], nfds;
+        if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
+        if (reply.result >= 0) {
+            int n = ns_adopt(&reply, fds, nfds, s->family, flags);
+            if (n >= 0 && sa && len) ns_to_sockaddr(&reply.peer, s->family, sa, len);
+            return n;
+        }
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        if (reply.result != -EAGAIN) return fail(-reply.result);
+        if (!cleared) {  // clear, then ask once more: a connection that came meanwhile signalled again
+            ns_clear_event(s);
+            cleared = true;
+            continue;
+        }
+        if (s->nonblocking) return fail(EAGAIN);
+        while (ns_pending(s->shm) == 0) {
+            ns_wait_event(s, 1000);
+            ns_clear_event(s);  // the stack signals each connection it queues; look again after clearing
+        }
+        cleared = false;
+    }
+}
+
+int accept(int fd, struct sockaddr *sa, socklen_t *len) { return accept4(fd, sa, len, 0); }
+
+int connect(int fd, const struct sockaddr *sa, socklen_t len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(connect)(fd, sa, len);
+    if (s->listening) return fail(EISCONN);
+    if (s->connecting) {
+        uint32_t st = ns_state(s->shm);
+        if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_ERROR)) {
+            // Linux: the first connect after a non-blocking one completed returns 0, later ones EISCONN.
+            if (s->connect_told) return fail(EISCONN);
+            s->connect_told = true;
+            return 0;
+        }
+        if (st & NS_STATE_ERROR) {
+            int e = ns_take_error(s->shm);
+            return fail(e ? e : ECONNABORTED);
+        }
+        return fail(EALREADY);
+    }
+    ns_addr a;
+    if (ns_from_sockaddr(sa, len, &a) != 0) return fail(EAFNOSUPPORT);
+    if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    ns_reply reply;
+    if (simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) >= 0) return 0;
+    if (errno != EINPROGRESS) return -1;
+    s->connecting = true;
+    s->local = reply.local;
+    s->has_local = true;
+    s->peer = reply.peer;
+    s->has_peer = true;
+    if (s->nonblocking) return fail(EINPROGRESS);
+    bool cleared = false;
+    for (;;) {
+        uint32_t st = ns_state(s->shm);
+        if (st & NS_STATE_CONNECTED) {
+            s->connect_told = true;
+            return 0;
+        }
+        if (st & NS_STATE_ERROR) {
+            int e = ns_take_error(s->shm);
+            return fail(e ? e : ECONNABORTED);
+        }
+        if (!cleared) {
+            ns_clear_event(s);
+            cleared = true;
+            continue;
+        }
+        ns_wait_event(s, -1);
+        cleared = false;
+    }
+}
+
+int shutdown(int fd, int how) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(shutdown)(fd, how);
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
+    ns_reply reply;
+    if (simple_call(s, NS_OP_SHUTDOWN, how, 0, 0, NULL, &reply) < 0) return -1;
+    if (how != SHUT_WR) s->read_shut = true;
+    if (how != SHUT_RD) s->write_shut = true;
+    return 0;
+}
+
+int close(int fd) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) {
+        ns_epoll_forget_set(fd);
+        return LIBC(close)(fd);
+    }
+    ns_epoll_forget(fd);
+    // The stack sends what is in `tx`, then a FIN (or a RST over unread input).
+    ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
+    ns_post(&req);
+    ns_release(s);
+    return LIBC(close)(fd);
+}
+
+static int fcntl_stack(ns_sock *s, int cmd, void *arg) {
+    switch (cmd) {
+    case F_GETFL:
+        return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0);
+    case F_SETFL:
+        s->nonblocking = ((long)arg & O_NONBLOCK) != 0;
+        return 0;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        return fail(EINVAL);  // a second descriptor for a stack socket is not in this library yet
+    default:
+        return LIBC(fcntl)(s->fd, cmd, arg);
+    }
+}
+
+int fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(fcntl)(fd, cmd, arg);
+    return fcntl_stack(s, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(fcntl)(fd, cmd, arg);
+    return fcntl_stack(s, cmd, arg);
+}
+
+int ioctl(int fd, unsigned long request, ...) {
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(ioctl)(fd, request, arg);
+    switch (request) {
+    case FIONREAD:
+        if (s->listening) return fail(EINVAL);
+        *(int *)arg = (int)ns_ring_readable(&s->shm->rx);
+        return 0;
+    case FIONBIO:
+        s->nonblocking = *(int *)arg != 0;
+        return 0;
+    default:
+        return fail(ENOTTY);
+    }
+}
+
+int getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(getsockname)(fd, sa, len);
+    ns_addr none = {0};
+    ns_to_sockaddr(s->has_local ? &s->local : &none, s->family, sa, len);
+    return 0;
+}
+
+int getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(getpeername)(fd, sa, len);
+    if (!s->has_peer || (s->connecting && !(ns_state(s->shm) & NS_STATE_CONNECTED))) return fail(ENOTCONN);
+    ns_to_sockaddr(&s->peer, s->family, sa, len);
+    return 0;
+}
+
+static int put_int(void *value, socklen_t *len, int v) {
+    if (!value || !len || *len < sizeof(int)) return fail(EINVAL);
+    memcpy(value, &v, sizeof v);
+    *len = sizeof v;
+    return 0;
+}
+
+int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_ERROR: return put_int(value, len, ns_take_error(s->shm));
+        case SO_TYPE: return put_int(value, len, SOCK_STREAM);
+        case SO_DOMAIN: return put_int(value, len, s->family);
+        case SO_PROTOCOL: return put_int(value, len, IPPROTO_TCP);
+        case SO_ACCEPTCONN: return put_int(value, len, s->listening);
+        case SO_REUSEADDR: return put_int(value, len, s->reuse_address);
+        case SO_REUSEPORT: return put_int(value, len, 0);
+        case SO_KEEPALIVE: return put_int(value, len, s->keepalive);
+        case SO_RCVBUF: return put_int(value, len, s->receive_buffer);
+        case SO_SNDBUF: return put_int(value, len, s->send_buffer);
+        case SO_LINGER:
+            if (!value || !len || *len < sizeof s->linger) return fail(EINVAL);
+            memcpy(value, &s->linger, sizeof s->linger);
+            *len = sizeof s->linger;
+            return 0;
+        }
+    } else if (level == IPPROTO_TCP) {
+        switch (name) {
+        case TCP_NODELAY: return put_int(value, len, s->no_delay);
+        case TCP_MAXSEG: return put_int(value, len, 1460);
+        }
+    }
+    return fail(ENOPROTOOPT);
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(setsockopt)(fd, level, name, value, len);
+    int v = 0;
+    if (level == SOL_SOCKET && name == SO_LINGER) {
+        if (!value || len < sizeof s->linger) return fail(EINVAL);
+        memcpy(&s->linger, value, sizeof s->linger);
+        return 0;
+    }
+    if (!value || len < sizeof(int)) return fail(EINVAL);
+    memcpy(&v, value, sizeof v);
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_REUSEADDR: s->reuse_address = v != 0; return 0;
+        case SO_KEEPALIVE: s->keepalive = v != 0; return 0;
+        case SO_RCVBUF: s->receive_buffer = v; return 0;
+        case SO_SNDBUF: s->send_buffer = v; return 0;
+        case SO_REUSEPORT: case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_PRIORITY: return 0;  // harmless to ignore
+        }
+    } else if (level == IPPROTO_TCP) {
+        switch (name) {
+        case TCP_NODELAY: {
+            ns_reply reply;
+            if (simple_call(s, NS_OP_SETSOCKOPT, IPPROTO_TCP, TCP_NODELAY, v != 0, NULL, &reply) < 0) return -1;
+            s->no_delay = v != 0;
+            return 0;
+        }
+        case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT: case TCP_QUICKACK: case TCP_USER_TIMEOUT:
+            return 0;
+        }
+    } else if (level == IPPROTO_IPV6 && s->family == AF_INET6) {
+        if (name == IPV6_V6ONLY || name == IPV6_TCLASS) return 0;
+    } else if (level == IPPROTO_IP) {
+        if (name == IP_TOS) return 0;
+    }
+    return fail(ENOPROTOOPT);
+}

@@ -1,0 +1,115 @@
+// The stack sockets by descriptor number. The number is real: the
+// application's descriptor is the eventfd the stack signals, so nothing else
+// can be given that number while the socket lives, and a descriptor that is
+// not in the table is libc's.
+#include "preload_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#define NS_MAX_FDS 65536
+static ns_sock *_Atomic table[NS_MAX_FDS];
+
+ns_sock *ns_lookup(int fd) {
+    if (fd < 0 || fd >= NS_MAX_FDS) return NULL;
+    return atomic_load_explicit(&table[fd], memory_order_acquire);
+}
+
+int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags) {
+    if (nfds != 3) {
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        errno = EPROTO;
+        return -1;
+    }
+    int memfd = fds[0], app = fds[1], doorbell = fds[2];
+    size_t length = ns_region_length(reply->ring_size);
+    void *region = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    LIBC(close)(memfd);
+    ns_sock *s = calloc(1, sizeof *s);
+    if (region == MAP_FAILED || !s || app >= NS_MAX_FDS) {
+        if (region != MAP_FAILED) munmap(region, length);
+        free(s);
+        LIBC(close)(app);
+        LIBC(close)(doorbell);
+        errno = EMFILE;
+        return -1;
+    }
+    // Received close-on-exec (MSG_CMSG_CLOEXEC); the application's own descriptor keeps what it asked.
+    if (!(flags & SOCK_CLOEXEC)) LIBC(fcntl)(app, F_SETFD, 0);
+    s->id = reply->socket;
+    s->fd = app;
+    s->doorbell = doorbell;
+    s->family = family;
+    s->shm = ns_region_header(region);
+    s->region = region;
+    s->region_length = length;
+    s->nonblocking = (flags & SOCK_NONBLOCK) != 0;
+    s->receive_buffer = s->send_buffer = (int)reply->ring_size;
+    if (reply->local.family) { s->local = reply->local; s->has_local = true; }
+    if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }
+    atomic_store_explicit(&table[app], s, memory_order_release);
+    return app;
+}
+
+void ns_release(ns_sock *s) {
+    atomic_store_explicit(&table[s->fd], NULL, memory_order_release);
+    munmap(s->region, s->region_length);
+    LIBC(close)(s->doorbell);
+    free(s);
+}
+
+int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out) {
+    memset(out, 0, sizeof *out);
+    if (!sa) return -1;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        out->family = 4;
+        out->port = ntohs(in->sin_port);
+        memcpy(out->bytes, &in->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        out->port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            out->family = 4;
+            memcpy(out->bytes, &in6->sin6_addr.s6_addr[12], 4);
+        } else {
+            out->family = 6;
+            memcpy(out->bytes, &in6->sin6_addr, 16);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len) {
+    if (!sa || !len) return;
+    union { struct sockaddr_in in; struct sockaddr_in6 in6; } u;
+    memset(&u, 0, sizeof u);
+    socklen_t n;
+    if (family == AF_INET) {
+        u.in.sin_family = AF_INET;
+        u.in.sin_port = htons(a->port);
+        if (a->family == 4) memcpy(&u.in.sin_addr, a->bytes, 4);
+        n = sizeof u.in;
+    } else {
+        u.in6.sin6_family = AF_INET6;
+        u.in6.sin6_port = htons(a->port);
+        if (a->family == 6) {
+            memcpy(&u.in6.sin6_addr, a->bytes, 16);
+        } else if (a->family == 4) {
+            u.in6.sin6_addr.s6_addr[10] = 0xff;
+            u.in6.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&u.in6.sin6_addr.s6_addr[12], a->bytes, 4);
+        }
+        n = sizeof u.in6;
+    }
+    memcpy(sa, &u, *len < n ? *len : n);
+    *len = n;
+}

@@ -1,0 +1,189 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetStack
+import NetStackWire
+
+/// `netstack up --api PATH`: serves the stack's sockets to other processes
+/// (the preload library, `netstack run`) over a UNIX socket at PATH.
+///
+/// Two threads: the `APIThread` accepts applications and reads their
+/// requests and doorbells, and hands them over through the `APIInbox`; the
+/// loop drains the inbox in one job on its executor and does everything
+/// else: the stack's calls, the replies, moving bytes between the shared
+/// rings and TCP (`AppSocket`). One application's end (its control socket
+/// closing, whatever killed it) resets its connections and frees its memory;
+/// the others carry on.
+public final class APIServer: @unchecked Sendable {
+    let stack: Stack
+    public let path: String
+    /// Each ring's size, per socket and direction.
+    public let ringSize: Int
+    private let inbox = APIInbox()
+    private var thread: APIThread!
+    private var batch: [APIEvent] = []
+    private var sessions: [UInt32: AppSession] = [:]
+    private var sockets: [UInt32: AppSocket] = [:]
+    private var nextSocket: UInt32 = 1
+    private var started = false
+
+    /// What the API did, for `--stats` and the exit counters.
+    public private(set) var applicationsConnected: UInt64 = 0
+    public private(set) var applicationsVanished: UInt64 = 0
+    public private(set) var socketsOpened: UInt64 = 0
+
+    /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
+    public init(stack: Stack, path: String, ringSize: Int = 512 * 1024) throws(SocketAPIError) {
+        self.stack = stack
+        self.path = path
+        self.ringSize = ringSize
+        let executor = stack.executor
+        let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
+        thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
+    }
+
+    public func start() {
+        guard !started else { return }
+        started = true
+        thread.start()
+    }
+
+    /// Stops accepting and reading, resets every application's connections
+    /// and frees their sockets. On the loop's thread; the loop's next flush
+    /// sends the RSTs.
+    public func stop() {
+        guard started else { return }
+        started = false
+        thread.stop(path: path)
+        for id in Array(sessions.keys) { vanished(client: id) }
+    }
+
+    public var report: [(String, UInt64)] {
+        [("api-applications", applicationsConnected), ("api-applications-vanished", applicationsVanished),
+         ("api-applications-refused", thread.refused.load(ordering: .relaxed)),
+         ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count))]
+    }
+
+    // MARK: The loop's side
+
+    private func drainInbox() {
+        inbox.take(into: &batch)
+        for event in batch {
+            switch event {
+            case .connected(let client, let descriptor):
+                sessions[client] = AppSession(id: client, descriptor: descriptor)
+                applicationsConnected += 1
+            case .request(let client, let request):
+                guard let session = sessions[client] else { continue }
+                handle(request, from: session)
+            case .hangup(let client):
+                vanished(client: client)
+            case .doorbell(let id):
+                guard let s = sockets[id] else { continue }
+                s.pumpTransmit()
+                if !s.isFreed { s.pumpReceive() }
+            }
+        }
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    private func vanished(client: UInt32) {
+        guard let session = sessions.removeValue(forKey: client) else { return }
+        applicationsVanished += 1
+        for id in session.sockets { sockets[id]?.applicationVanished() }
+        close(session.descriptor)
+    }
+
+    private func handle(_ request: ControlRequest, from session: AppSession) {
+        if request.operation == .socket {
+            guard request.arg0 == 4 || request.arg0 == 6 else { return session.send(.failure(EAFNOSUPPORT)) }
+            guard let s = makeSocket(for: session) else { return session.send(.failure(EMFILE)) }
+            session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
+                         descriptors: s.descriptorsForApplication)
+            s.region.closeDescriptor()
+            return
+        }
+        guard let s = sockets[request.socket], s.client == session.id else {
+            if request.operation != .close { session.send(.failure(EBADF)) }
+            return
+        }
+        switch request.operation {
+        case .socket:
+            break
+        case .bind:
+            session.send(bind(s, to: request.address))
+        case .listen:
+            session.send(s.listen(backlog: request.arg0))
+        case .connect:
+            guard let address = request.address else { return session.send(.failure(EAFNOSUPPORT)) }
+            session.send(s.connect(to: address))
+        case .accept:
+            accept(on: s, for: session)
+        case .shutdown:
+            session.send(s.shutdown(how: request.arg0))
+        case .close:
+            s.applicationClosed()
+        case .setOption:
+            session.send(setOption(s, level: request.arg0, name: request.arg1, value: request.value))
+        }
+    }
+
+    private func makeSocket(for session: AppSession) -> AppSocket? {
+        let id = nextSocket
+        nextSocket &+= 1
+        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, server: self) else { return nil }
+        sockets[id] = s
+        session.sockets.insert(id)
+        socketsOpened += 1
+        thread.watch(doorbell: s.doorbell.descriptor, socket: id)
+        return s
+    }
+
+    private func bind(_ s: AppSocket, to address: SocketAddress?) -> ControlReply {
+        guard let address else { return .failure(EAFNOSUPPORT) }
+        guard s.local == nil, s.connection == nil else { return .failure(EINVAL) }
+        let ours: Bool
+        switch address.address {
+        case .v4(let a): ours = a.value == 0 || address.address == stack.address
+        case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a)
+        }
+        guard ours else { return .failure(EADDRNOTAVAIL) }
+        if address.port != 0,
+           sockets.values.contains(where: { $0 !== s && $0.local?.port == address.port && $0.isListening }) {
+            return .failure(EADDRINUSE)
+        }
+        s.local = address
+        return ControlReply(result: 0, local: address)
+    }
+
+    private func accept(on s: AppSocket, for session: AppSession) {
+        guard s.isListening else { return session.send(.failure(EINVAL)) }
+        guard let c = s.takeWaiting() else { return session.send(.failure(EAGAIN)) }
+        guard let new = makeSocket(for: session) else {
+            c.abort()
+            return session.send(.failure(EMFILE))
+        }
+        new.noDelay = s.noDelay
+        new.attach(c)
+        session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize), local: new.local, peer: new.peer),
+                     descriptors: new.descriptorsForApplication)
+        new.region.closeDescriptor()
+    }
+
+    private func setOption(_ s: AppSocket, level: Int32, name: Int32, value: Int64) -> ControlReply {
+        if level == Int32(IPPROTO_TCP) && name == TCP_NODELAY {
+            s.noDelay = value != 0
+            return ControlReply(result: 0)
+        }
+        return .failure(ENOPROTOOPT)
+    }
+
+    // MARK: For AppSocket
+
+    func unwatch(doorbell descriptor: Int32) { thread.unwatch(descriptor) }
+
+    func forget(_ s: AppSocket) {
+        sockets[s.id] = nil
+        sessions[s.client]?.sockets.remove(s.id)
+    }
+}

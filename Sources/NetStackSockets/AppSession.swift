@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetStackABI
+
+/// One application connected to the API, on the loop: its control socket
+/// (which the loop closes, after the hang-up) and its sockets.
+final class AppSession {
+    let id: UInt32
+    let descriptor: Int32
+    var sockets: Set<UInt32> = []
+    /// The encoded reply, reused.
+    private var scratch = [UInt8](repeating: 0, count: ControlMessage.size)
+
+    init(id: UInt32, descriptor: Int32) {
+        self.id = id
+        self.descriptor = descriptor
+    }
+
+    /// Sends `reply`, with `descriptors` attached. A reply that does not go
+    /// (the application died meanwhile) is dropped: the hang-up follows.
+    func send(_ reply: ControlReply, descriptors: [Int32] = []) {
+        var span = scratch.mutableSpan
+        var bytes = span.mutableBytes
+        reply.encode(into: &bytes)
+        _ = consume bytes
+        _ = consume span
+        _ = scratch.withUnsafeBytes { raw in
+            descriptors.withUnsafeBufferPointer { fds in
+                ns_send_with_fds(descriptor, raw.baseAddress, raw.count, fds.baseAddress, Int32(fds.count))
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetStack
+import NetStackWire
+
+/// One application socket, on the loop: its shared region and doorbells,
+/// and what it became on the stack (a connection or a listener). It moves
+/// bytes between the rings and the connection: `tx` into the send buffer
+/// (the one copy sending takes here), received bytes into `rx` in place from
+/// the frame when nothing waits ahead of them, else from the receive ring.
+/// Only the loop touches it; the application sees the region and the
+/// eventfd it was handed.
+final class AppSocket {
+    let id: UInt32
+    let client: UInt32
+    let region: SocketRegion
+    /// The descriptor the application uses as the socket: the stack signals
+    /// it when there is something to read, an error, or room it asked for.
+    let appEvent: EventFD
+    /// The application rings it when it wants the stack to look at the rings.
+    let doorbell: EventFD
+    unowned let server: APIServer
+    var local: SocketAddress?
+    var peer: SocketAddress?
+    /// TCP_NODELAY, for the connection or listener it becomes.
+    var noDelay = false
+    private(set) var connection: TCPConnection?
+    private(set) var listener: TCPListener?
+    /// Connections the listener completed that the application has not accepted.
+    private var waiting: [TCPConnection] = []
+    private var backlog = 128
+    /// shutdown(SHUT_WR) or close: a FIN once `tx` is drained.
+    private var finRequested = false
+    private var finSent = false
+    /// The application closed it: it goes once `tx` is drained.
+    private var closing = false
+    private var endOfInputSent = false
+    private(set) var isFreed = false
+
+    init(id: UInt32, client: UInt32, ringSize: Int, server: APIServer) throws(SocketAPIError) {
+        self.id = id
+        self.client = client
+        self.server = server
+        region = try SocketRegion(ringSize: ringSize)
+        appEvent = try EventFD()
+        do { doorbell = try EventFD() } catch {
+            appEvent.close()
+            throw error
+        }
+    }
+
+    /// What goes to the application with the reply: memfd, its eventfd, the doorbell.
+    var descriptorsForApplication: [Int32] { [region.descriptor, appEvent.descriptor, doorbell.descriptor] }
+
+    // MARK: Becoming a connection
+
+    /// Takes over `c`'s callbacks and moves what it already holds.
+    func attach(_ c: TCPConnection) {
+        connection = c
+        local = SocketAddress(address: c.tuple.localAddress, port: c.tuple.localPort)
+        peer = SocketAddress(address: c.tuple.remoteAddress, port: c.tuple.remotePort)
+        c.onReceive = { [unowned self] _, bytes in deliver(bytes) }
+        c.onReadable = { [unowned self] _ in pumpReceive() }
+        c.onWritable = { [unowned self] _ in pumpTransmit() }
+        c.onStateChange = { [unowned self] c, _ in stateChanged(c) }
+        stateChanged(c)
+        pumpReceive()
+    }
+
+    /// Bytes offered in place from the frame: as many as fit go to `rx`; the
+    /// rest goes to the receive ring and comes back through `pumpReceive`.
+    /// The application's eventfd is signalled only if it said it waits
+    /// (its flag, taken after the bytes are published): a reader that keeps
+    /// up costs no system call.
+    private func deliver(_ bytes: Span<UInt8>) -> Int {
+        let n = region.rx.write(bytes)
+        if n > 0 && region.takeAppWantsRead() { appEvent.signal() }
+        return n
+    }
+
+    /// Moves bytes from the receive ring into `rx`; raises the want-room flag
+    /// when `rx` is full (the app's read rings the doorbell), and tells the
+    /// application of the end of input once everything before the FIN is in.
+    func pumpReceive() {
+        guard let c = connection else { return }
+        while c.readableBytes > 0 {
+            let moved = c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
+                let n = region.rx.write(a)
+                return n == a.count ? n + region.rx.write(b) : n
+            }
+            if moved > 0 {
+                c.skip(moved)
+                if region.takeAppWantsRead() { appEvent.signal() }
+                continue
+            }
+            region.wantReceiveRoom()
+            if region.rx.writable == 0 { break }  // the flag is up before the look: the app will ring
+        }
+        if !endOfInputSent && c.receivedFin && c.readableBytes == 0 {
+            endOfInputSent = true
+            region.add(.endOfInput)
+            appEvent.signal()
+        }
+    }
+
+    /// Moves bytes from `tx` into the send buffer until it is empty (then
+    /// raises the want-doorbell flag) or the send buffer is full (then
+    /// `onWritable` calls again). Sends the FIN asked for once `tx` is empty.
+    func pumpTransmit() {
+        guard let c = connection, !finSent else { return }
+        var moved = 0
+        while true {
+            moved += region.tx.consume { c.write($0) }
+            if !region.tx.isEmpty { break }
+            region.wantTransmitDoorbell()
+            if region.tx.isEmpty { break }
+        }
+        if moved > 0 && region.takeAppWantsWrite() { appEvent.signal() }
+        if finRequested && region.tx.isEmpty {
+            finSent = true
+            if closing {
+                c.close()
+                free()
+            } else {
+                c.shutdownWrite()
+            }
+        }
+    }
+
+    private func stateChanged(_ c: TCPConnection) {
+        switch c.state {
+        case .synSent, .synReceived, .listen:
+            return
+        case .closed:
+            if let e = c.error {
+                region.fail(errno: Self.errno(for: e))
+            } else {
+                region.add(.writeClosed)
+            }
+            pumpReceive()
+            if !endOfInputSent {
+                endOfInputSent = true
+                region.add(.endOfInput)
+            }
+            appEvent.signal()
+            if closing { free() }
+        default:
+            if !region.state.contains(.connected) {
+                region.add(.connected)
+                appEvent.signal()
+                pumpTransmit()
+            }
+        }
+    }
+
+    static func errno(for e: TCPError) -> Int32 {
+        switch e {
+        case .connectionRefused: ECONNREFUSED
+        case .connectionReset: ECONNRESET
+        case .timedOut: ETIMEDOUT
+        case .aborted: ECONNABORTED
+        }
+    }
+
+    // MARK: Control calls
+
+    func connect(to address: SocketAddress) -> ControlReply {
+        if let c = connection { return .failure(c.state == .synSent ? EALREADY : EISCONN) }
+        guard listener == nil else { return .failure(EISCONN) }
+        var configuration = server.stack.tcp.defaultConfiguration
+        configuration.noDelay = noDelay
+        let c: TCPConnection
+        do {
+            c = try server.stack.connect(to: address.address, port: address.port, configuration: configuration)
+        } catch {
+            switch error {
+            case .noRoute: return .failure(ENETUNREACH)
+            case .noEphemeralPort: return .failure(EADDRNOTAVAIL)
+            case .noMemory: return .failure(ENOBUFS)
+            }
+        }
+        attach(c)
+        return ControlReply(result: -EINPROGRESS, local: local, peer: peer)
+    }
+
+    func listen(backlog: Int32) -> ControlReply {
+        if listener != nil {
+            self.backlog = max(1, Int(backlog))
+            return ControlReply(result: 0, local: local)
+        }
+        guard connection == nil, let port = local?.port, port != 0 else { return .failure(EINVAL) }
+        var configuration = server.stack.tcp.defaultConfiguration
+        configuration.noDelay = noDelay
+        self.backlog = max(1, min(Int(backlog), 4096))
+        do {
+            let l = try server.stack.listen(port: port, backlog: self.backlog, configuration: configuration)
+            l.onAccept = { [unowned self] c in queue(c) }
+            listener = l
+        } catch {
+            return .failure(EADDRINUSE)
+        }
+        return ControlReply(result: 0, local: local)
+    }
+
+    private func queue(_ c: TCPConnection) {
+        guard waiting.count < backlog else {
+            c.abort()
+            return
+        }
+        waiting.append(c)
+        region.setPending(waiting.count)
+        appEvent.signal()
+    }
+
+    /// The oldest connection waiting, for `accept`.
+    func takeWaiting() -> TCPConnection? {
+        guard !waiting.isEmpty else { return nil }
+        let c = waiting.removeFirst()
+        region.setPending(waiting.count)
+        return c
+    }
+
+    var isListening: Bool { listener != nil }
+
+    func shutdown(how: Int32) -> ControlReply {
+        guard let c = connection, c.state != .synSent else { return .failure(ENOTCONN) }
+        if how == Int32(SHUT_WR) || how == Int32(SHUT_RDWR) {
+            finRequested = true
+            pumpTransmit()
+        }
+        return ControlReply(result: 0)
+    }
+
+    /// The application closed the socket. As Linux: a listener resets what it
+    /// did not accept; a connection with unread input is reset; otherwise
+    /// what the application wrote goes out, then a FIN.
+    func applicationClosed() {
+        closing = true
+        if let l = listener {
+            l.close()
+            for c in waiting { c.abort() }
+            waiting = []
+            free()
+            return
+        }
+        guard let c = connection, c.state != .closed else {
+            free()
+            return
+        }
+        if !region.rx.isEmpty || c.readableBytes > 0 {
+            c.abort()
+            free()
+            return
+        }
+        finRequested = true
+        pumpTransmit()
+    }
+
+    /// The application is gone (its control socket closed): everything is reset.
+    func applicationVanished() {
+        closing = true
+        if let l = listener {
+            l.close()
+            for c in waiting { c.abort() }
+            waiting = []
+        }
+        if let c = connection, c.state != .closed { c.abort() }
+        free()
+    }
+
+    /// Lets go of the connection and the descriptors; the region is unmapped
+    /// when the last reference goes.
+    private func free() {
+        guard !isFreed else { return }
+        isFreed = true
+        connection?.removeCallbacks()
+        listener?.onAccept = nil
+        server.unwatch(doorbell: doorbell.descriptor)
+        doorbell.close()
+        appEvent.close()
+        server.forget(self)
+    }
+}

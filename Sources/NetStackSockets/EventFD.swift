@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetStackABI
+
+/// An eventfd used as a doorbell: one side `signal`s, the other waits for it
+/// to be readable (poll, epoll, io_uring) and `drain`s it. Non-blocking and
+/// close-on-exec in this process; its owner closes it.
+struct EventFD {
+    let descriptor: Int32
+
+    init() throws(SocketAPIError) {
+        descriptor = ns_eventfd()
+        if descriptor < 0 { throw .systemCall("eventfd", errno) }
+    }
+
+    /// Makes it readable (adds one to its count).
+    func signal() {
+        var one: UInt64 = 1
+        _ = write(descriptor, &one, 8)
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
+}
+
+/// What setting up the API or a socket for it failed on.
+public enum SocketAPIError: Error, CustomStringConvertible {
+    case systemCall(String, Int32)
+    case pathTooLong(String)
+
+    public var description: String {
+        switch self {
+        case .systemCall(let call, let e): "\(call): \(String(cString: strerror(e)))"
+        case .pathTooLong(let path): "\(path): longer than a UNIX socket path may be"
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import CNetStackABI
+
+/// One single-producer single-consumer byte ring in a socket's shared region
+/// (`netstack_abi.h`): the stack consumes the app's `tx` ring and produces
+/// into its `rx` ring. The ring's memory ordering is the header's C11 code,
+/// shared with the preload library; the pointers stay in here, callers see
+/// counts, spans and closures over borrowed bytes.
+public struct SharedRing {
+    /// The ring's indices (an over-aligned C struct, opaque to Swift).
+    private let ring: OpaquePointer
+    /// The region the ring's `offset` is counted from.
+    private let region: UnsafeMutablePointer<UInt8>
+
+    init(ring: OpaquePointer, region: UnsafeMutableRawPointer) {
+        self.ring = ring
+        self.region = region.assumingMemoryBound(to: UInt8.self)
+    }
+
+    /// Bytes waiting for the consumer.
+    public var readable: Int { Int(ns_ring_readable(ring)) }
+    /// Room left for the producer.
+    public var writable: Int { Int(ns_ring_writable(ring)) }
+    /// Nothing waits (sequentially consistent: pairs with a flag, see `SocketRegion`).
+    public var isEmpty: Bool { ns_ring_is_empty(ring) != 0 }
+
+    // MARK: Producer
+
+    /// Copies as much of `bytes` as fits; returns how many.
+    @discardableResult
+    public func write(_ bytes: Span<UInt8>) -> Int {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    /// Copies as much of `bytes` as fits; returns how many.
+    @discardableResult
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
+        return Int(ns_ring_write(ring, region, base, UInt32(clamping: bytes.count)))
+    }
+
+    // MARK: Consumer
+
+    /// Lends the waiting bytes to `take` piece by piece, in order (two pieces
+    /// when they wrap), and consumes what it says it took; stops at the first
+    /// piece it does not take whole. Returns the total taken.
+    @discardableResult
+    func consume(_ take: (UnsafeRawBufferPointer) -> Int) -> Int {
+        var first: UnsafePointer<UInt8>?, second: UnsafePointer<UInt8>?
+        var firstCount: UInt32 = 0, secondCount: UInt32 = 0
+        guard ns_ring_peek(ring, region, &first, &firstCount, &second, &secondCount) > 0 else { return 0 }
+        var taken = take(UnsafeRawBufferPointer(start: first, count: Int(firstCount)))
+        if taken == Int(firstCount) && secondCount > 0 {
+            taken += take(UnsafeRawBufferPointer(start: second, count: Int(secondCount)))
+        }
+        if taken > 0 { ns_ring_consume(ring, UInt32(taken)) }
+        return taken
+    }
+
+    /// Copies up to `maxLength` waiting bytes to the end of `buffer` and consumes them.
+    @discardableResult
+    public func read(appendingTo buffer: inout [UInt8], maxLength: Int = .max) -> Int {
+        var got = 0
+        return consume { piece in
+            let n = min(piece.count, maxLength - got)
+            buffer.append(contentsOf: piece.prefix(n))
+            got += n
+            return n
+        }
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetStackABI
+
+/// One socket's shared memory: a memfd mapped here and, once its descriptor
+/// went over the API socket, in the application. It holds the two rings
+/// (`tx` app to stack, `rx` stack to app), the state bits the stack sets for
+/// the application (connected, end of input, error and its errno), and the
+/// wake-up flags each side raises before it waits, so that the other rings
+/// its doorbell only then: in steady state data moves without a system call.
+///
+/// A flag's protocol (`wantsTransmitDoorbell` and the app's mirror image):
+/// the waiting side sets the flag and then looks at the ring again; the
+/// other side publishes its index and then takes the flag. Both sequentially
+/// consistent, so either the waiter sees the new bytes or the other side
+/// sees the flag and rings.
+public final class SocketRegion {
+    /// The memfd, until `closeDescriptor()` (after it was sent).
+    public private(set) var descriptor: Int32
+    private let base: UnsafeMutableRawPointer
+    private let length: Int
+    private let header: OpaquePointer
+    /// Each ring's size in bytes.
+    public let ringSize: Int
+    /// App to stack.
+    public let tx: SharedRing
+    /// Stack to app.
+    public let rx: SharedRing
+
+    /// Makes a region with rings of `ringSize` bytes (a power of two, at least 4 KiB).
+    public init(ringSize: Int) throws(SocketAPIError) {
+        precondition(ringSize >= 4096 && ringSize & (ringSize - 1) == 0 && ringSize <= 1 << 30)
+        let fd = ns_memfd("netstack-socket")
+        if fd < 0 { throw .systemCall("memfd_create", errno) }
+        let length = ns_region_length(UInt32(ringSize))
+        if ftruncate(fd, off_t(length)) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw .systemCall("ftruncate", e)
+        }
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            let e = errno
+            Glibc.close(fd)
+            throw .systemCall("mmap", e)
+        }
+        ns_region_init(p, UInt32(ringSize))
+        descriptor = fd
+        base = p
+        self.length = length
+        self.ringSize = ringSize
+        header = ns_region_header(p)
+        tx = SharedRing(ring: ns_region_tx(p), region: p)
+        rx = SharedRing(ring: ns_region_rx(p), region: p)
+    }
+
+    deinit {
+        closeDescriptor()
+        munmap(base, length)
+    }
+
+    /// Closes the memfd; the mapping stays.
+    public func closeDescriptor() {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+    }
+
+    // MARK: State for the application
+
+    public struct State: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let connected = State(rawValue: UInt32(NS_STATE_CONNECTED))
+        public static let endOfInput = State(rawValue: UInt32(NS_STATE_RX_EOF))
+        public static let error = State(rawValue: UInt32(NS_STATE_ERROR))
+        public static let writeClosed = State(rawValue: UInt32(NS_STATE_TX_CLOSED))
+    }
+
+    public var state: State { State(rawValue: ns_state(header)) }
+
+    public func add(_ state: State) { ns_state_add(header, state.rawValue) }
+
+    /// Records the errno that ended the connection, then `.error` (and no more writes).
+    public func fail(errno e: Int32) {
+        ns_set_error(header, e)
+        add([.error, .writeClosed])
+    }
+
+    /// A listener's connections waiting for accept, for the application's readiness.
+    public func setPending(_ n: Int) { ns_set_pending(header, UInt32(clamping: n)) }
+
+    /// The pending error, if any (SO_ERROR reads and clears it in the app).
+    public var pendingError: Int32 { ns_peek_error(header) }
+
+    // MARK: Wake-up flags
+
+    /// The stack drained `tx` and wants the doorbell when more comes.
+    public func wantTransmitDoorbell() { ns_flag_set(ns_stack_wants_tx(header)) }
+    /// The stack could not put everything into `rx` and wants the doorbell on room.
+    public func wantReceiveRoom() { ns_flag_set(ns_stack_wants_rx_room(header)) }
+    /// Takes the app's request to hear of room in `tx` (true if it had asked).
+    public func takeAppWantsWrite() -> Bool { ns_flag_take(ns_app_wants_write(header)) != 0 }
+
+    /// Takes the app's request to hear of new bytes in `rx` (true if it is waiting for them).
+    public func takeAppWantsRead() -> Bool { ns_flag_take(ns_app_wants_read(header)) != 0 }
+
+    /// The app side of the flags, for tests that play the application.
+    public func appWantsRead() { ns_flag_set(ns_app_wants_read(header)) }
+    public func takeStackWantsTransmit() -> Bool { ns_flag_take(ns_stack_wants_tx(header)) != 0 }
+    public func takeStackWantsReceiveRoom() -> Bool { ns_flag_take(ns_stack_wants_rx_room(header)) != 0 }
+    public func appWantsWrite() { ns_flag_set(ns_app_wants_write(header)) }
+}

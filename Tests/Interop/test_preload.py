@@ -1,0 +1,325 @@
+"""Unmodified programs on the stack: `netstack up --api PATH` serves the
+preload library that `netstack run` puts under curl, python and nc. Each
+test runs in its own namespace with the stack on tap0 (10.0.0.2) and the
+kernel's tools on 10.0.0.1 as peers; every process is started here and
+killed by its PID; every wait is bounded."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import HOST_IP, NETSTACK, STACK_IP, Stack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIBRARY = os.path.join(os.path.dirname(NETSTACK), "libNetStackPreload.so")
+SIZE = 16 << 20
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def api(ns, tmp_path):
+    """The stack with its API socket; yields (stack, path)."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    s = Stack(ns, "--api", path)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    yield s, path
+    if s.returncode is None:
+        s.stop()
+
+
+def wait_listening(ns, port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f":{port} " in ns.exec("ss", "-tln").stdout:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def kernel_http(ns, tmp_path):
+    """The kernel's python3 -m http.server on 10.0.0.1:8000 serving a 16 MiB file."""
+    docroot = tmp_path / "served"
+    docroot.mkdir()
+    data = os.urandom(SIZE)
+    (docroot / "file").write_bytes(data)
+    p = ns.popen("python3", "-m", "http.server", "8000", "--bind", HOST_IP, "--directory", str(docroot),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_listening(ns, 8000)
+    yield data
+    p.kill()
+    p.wait(10)
+
+
+def run_on_stack(ns, path, *cmd, **kw):
+    return ns.popen(NETSTACK, "run", "--api", path, "--", *cmd, **kw)
+
+
+def test_curl_on_the_stack_fetches_from_the_kernel(ns, api, kernel_http, tmp_path):
+    stack, path = api
+    out = tmp_path / "out"
+    start = time.monotonic()
+    p = run_on_stack(ns, path, "curl", "-s", "-o", str(out), f"http://{HOST_IP}:8000/file",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = p.communicate(timeout=60)
+    elapsed = time.monotonic() - start
+    assert p.returncode == 0, err
+    assert sha(out.read_bytes()) == sha(kernel_http)
+    print(f"\n  curl through the library, 16 MiB from the kernel: {elapsed * 1000:.0f} ms "
+          f"({SIZE * 8 / elapsed / 1e9:.2f} Gbit/s)")
+    _, counters = stack.stop()
+    assert counters.get("api-applications", 0) >= 1
+    assert counters.get("api-sockets-open", 1) == 0
+
+
+def test_run_exits_with_the_commands_status(ns, api):
+    _, path = api
+    p = run_on_stack(ns, path, "sh", "-c", "exit 7")
+    assert p.wait(30) == 7
+
+
+def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
+    _, path = api
+    docroot = tmp_path / "docroot"
+    docroot.mkdir()
+    data = os.urandom(SIZE)
+    (docroot / "file").write_bytes(data)
+    server = run_on_stack(ns, path, "python3", "-m", "http.server", "8080", "--bind", STACK_IP,
+                          "--directory", str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        out = tmp_path / "out"
+        deadline = time.monotonic() + 20
+        r = None
+        while time.monotonic() < deadline:
+            r = ns.exec("curl", "-s", "-o", str(out), "-w", "%{http_code}", "--max-time", "30",
+                        f"http://{STACK_IP}:8080/file", check=False, timeout=40)
+            if r.returncode != 7:  # 7: connection refused, the server is not listening yet
+                break
+            time.sleep(0.1)
+        assert r is not None and r.returncode == 0 and r.stdout == "200", r
+        assert sha(out.read_bytes()) == sha(data)
+        # A second request on the same server: it carries on.
+        r = ns.exec("curl", "-s", "--max-time", "10", f"http://{STACK_IP}:8080/", check=False, timeout=20)
+        assert r.returncode == 0 and "file" in r.stdout
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_nc_sends_a_file_to_the_kernel(ns, api, tmp_path):
+    _, path = api
+    data = os.urandom(4 << 20)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        listener = ns.popen("nc", "-l", "-s", HOST_IP, "-p", "9000", stdout=f, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_listening(ns, 9000)
+        with open(src, "rb") as f:
+            sender = run_on_stack(ns, path, "nc", "-N", HOST_IP, "9000", stdin=f, stderr=subprocess.PIPE)
+            _, err = sender.communicate(timeout=60)
+        assert sender.returncode == 0, err
+        listener.wait(20)
+        assert sha(out.read_bytes()) == sha(data)
+    finally:
+        for p in (listener,):
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+# The kernel's side of the kill test: accepts one connection, sends until the
+# stack resets it, prints how long after its first failure... the time of the reset.
+RESET_WATCHER = r"""
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9100)); l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+print("accepted", flush=True)
+chunk = b"x" * 65536
+c.settimeout(30)
+try:
+    while True:
+        c.sendall(chunk)
+except (ConnectionResetError, BrokenPipeError) as e:
+    print("reset", repr(time.monotonic()), flush=True)
+except Exception as e:
+    print("other", repr(e), flush=True)
+"""
+
+# The application that is killed: connects through the library and reads slowly.
+SLOW_READER = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 9100))
+print("connected", flush=True)
+while True:
+    s.recv(4096); time.sleep(0.01)
+"""
+
+
+def test_kill_9_resets_its_connections_and_another_app_completes(ns, api, kernel_http, tmp_path):
+    stack, path = api
+    watcher = ns.popen("python3", "-c", RESET_WATCHER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    victim = other = None
+    try:
+        assert watcher.stdout.readline().strip() == "listening"
+        victim = run_on_stack(ns, path, "python3", "-c", SLOW_READER, HOST_IP, stdout=subprocess.PIPE, text=True)
+        assert victim.stdout.readline().strip() == "connected"
+        assert watcher.stdout.readline().strip() == "accepted"
+        out = tmp_path / "out"
+        # The second application: a 16 MiB download running while the first dies.
+        other = run_on_stack(ns, path, "curl", "-s", "--limit-rate", "8M", "-o", str(out),
+                             f"http://{HOST_IP}:8000/file", stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        killed_at = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)  # `netstack run` exec'd: the PID is the application's
+        victim.wait(10)
+        line = watcher.stdout.readline().split()
+        assert line and line[0] == "reset", line
+        assert float(line[1]) - killed_at < 1.0
+        _, err = other.communicate(timeout=60)
+        assert other.returncode == 0, err
+        assert sha(out.read_bytes()) == sha(kernel_http)
+        _, counters = stack.stop()
+        assert counters.get("api-applications-vanished", 0) >= 1
+    finally:
+        for p in (victim, other, watcher):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+# The kernel's echo server for socket_calls.py: echoes until end of file, then closes.
+ECHO_SERVER = r"""
+import socket, sys, threading
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9200)); l.listen(8)
+print("listening", flush=True)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
+
+def test_socket_calls_and_errors_match_the_kernels(ns, api):
+    """The same program, on the kernel's sockets and on the stack's: the same answers."""
+    _, path = api
+    script = os.path.join(HERE, "socket_calls.py")
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        kernel = ns.exec("python3", script, HOST_IP, timeout=60, check=False)
+        assert kernel.returncode == 0, kernel.stderr
+        p = run_on_stack(ns, path, "python3", script, HOST_IP, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        stack_out, stack_err = p.communicate(timeout=60)
+        assert p.returncode == 0, stack_err
+        kernel_lines, stack_lines = kernel.stdout.splitlines(), stack_out.splitlines()
+        for k, s in zip(kernel_lines, stack_lines):
+            assert s == k, f"kernel {k!r}, stack {s!r}"
+        assert len(stack_lines) == len(kernel_lines) > 30
+    finally:
+        echo.kill()
+        echo.wait(10)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_iperf3_client_on_the_stack(ns, api, reverse):
+    _, path = api
+    server = ns.popen("iperf3", "-s", "-1", "-B", HOST_IP, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_listening(ns, 5201)
+        p = run_on_stack(ns, path, "iperf3", "-c", HOST_IP, "-t", "2", "-J", *(["-R"] if reverse else []),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, out[-2000:] + err
+        received = json.loads(out)["end"]["sum_received"]
+        print(f"\n  iperf3 through the library{' -R' if reverse else ''}: "
+              f"{received['bits_per_second'] / 1e9:.2f} Gbit/s")
+        assert received["bytes"] > 0
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_iperf3_server_on_the_stack(ns, api):
+    _, path = api
+    server = run_on_stack(ns, path, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_listening(ns, 5201) is False  # the stack's listener is not the kernel's
+        deadline = time.monotonic() + 20
+        r = None
+        while time.monotonic() < deadline:
+            r = ns.exec("iperf3", "-c", STACK_IP, "-t", "2", "-J", check=False, timeout=60)
+            if r.returncode == 0 or "refused" not in r.stdout + r.stderr:
+                break
+            time.sleep(0.2)
+        assert r is not None and r.returncode == 0, r.stdout[-2000:] + r.stderr
+        assert json.loads(r.stdout)["end"]["sum_received"]["bytes"] > 0
+        assert server.wait(20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
+def test_ipv6_both_ways(ns, tmp_path):
+    """AF_INET6 sockets through the library: curl on the stack fetches from the
+    kernel over IPv6, and the kernel's curl fetches from Python on the stack."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    ns.exec("sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1")
+    stack = Stack(ns, "--api", path, "--host6", "fd00::1/64", "--address6", "fd00::2/64")
+    docroot = tmp_path / "served"
+    docroot.mkdir()
+    data = os.urandom(4 << 20)
+    (docroot / "file").write_bytes(data)
+    kernel_server = ns.popen("python3", "-m", "http.server", "8000", "--bind", "fd00::1", "--directory",
+                             str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack_server = None
+    try:
+        assert wait_listening(ns, 8000)
+        out = tmp_path / "out"
+        p = run_on_stack(ns, path, "curl", "-s", "-g", "-o", str(out), "http://[fd00::1]:8000/file",
+                         stderr=subprocess.PIPE)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        assert sha(out.read_bytes()) == sha(data)
+        stack_server = run_on_stack(ns, path, "python3", "-m", "http.server", "8080", "--bind", "fd00::2",
+                                    "--directory", str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out2 = tmp_path / "out2"
+        deadline = time.monotonic() + 20
+        r = None
+        while time.monotonic() < deadline:
+            r = ns.exec("curl", "-s", "-g", "-o", str(out2), "--max-time", "30", "http://[fd00::2]:8080/file",
+                        check=False, timeout=40)
+            if r.returncode != 7:
+                break
+            time.sleep(0.1)
+        assert r is not None and r.returncode == 0, r
+        assert sha(out2.read_bytes()) == sha(data)
+    finally:
+        for p in (kernel_server, stack_server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+        stack.stop()

@@ -1,0 +1,107 @@
+import CNetStackABI
+import Foundation
+import NetStackSockets
+import Testing
+
+/// The shared rings of a socket's region, both ends played here: what the
+/// preload library and the stack rely on (counts, wrap-around, the flags).
+@Suite struct SharedRingTests {
+    @Test func bytesComeOutInOrderAcrossTheWrap() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        let ring = region.tx
+        #expect(ring.isEmpty && ring.readable == 0 && ring.writable == 4096)
+        var expected: [UInt8] = []
+        var got: [UInt8] = []
+        var next: UInt8 = 0
+        // Writes of 1000 and reads of 700 walk the indices around the ring many times.
+        for _ in 0..<200 {
+            let chunk = (0..<1000).map { _ -> UInt8 in next &+= 7; return next }
+            let n = ring.write(chunk.span)
+            expected += chunk[0..<n]
+            ring.read(appendingTo: &got, maxLength: 700)
+            #expect(ring.readable + ring.writable == 4096)
+        }
+        ring.read(appendingTo: &got)
+        #expect(got == expected)
+        #expect(ring.isEmpty)
+    }
+
+    @Test func aFullRingTakesNothingMore() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        let ring = region.rx
+        #expect(ring.write([UInt8](repeating: 1, count: 5000).span) == 4096)
+        #expect(ring.writable == 0)
+        #expect(ring.write([UInt8](repeating: 2, count: 10).span) == 0)
+        var out: [UInt8] = []
+        #expect(ring.read(appendingTo: &out, maxLength: 10) == 10)
+        #expect(ring.write([UInt8](repeating: 2, count: 20).span) == 10)
+        out.removeAll()
+        ring.read(appendingTo: &out)
+        #expect(out.count == 4096 && out.suffix(10) == [UInt8](repeating: 2, count: 10)[...])
+    }
+
+    @Test func theRingsAreIndependentAndTheLayoutIsTheHeaders() throws {
+        let region = try SocketRegion(ringSize: 8192)
+        region.tx.write([1, 2, 3].span)
+        #expect(region.rx.isEmpty && region.tx.readable == 3)
+        #expect(ns_region_length(8192) == 4096 + 2 * 8192)
+        #expect(region.ringSize == 8192)
+    }
+
+    @Test func flagsAreTakenOnce() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        #expect(!region.takeStackWantsTransmit())
+        region.wantTransmitDoorbell()
+        #expect(region.takeStackWantsTransmit())
+        #expect(!region.takeStackWantsTransmit())
+        region.appWantsWrite()
+        #expect(region.takeAppWantsWrite() && !region.takeAppWantsWrite())
+        region.wantReceiveRoom()
+        #expect(region.takeStackWantsReceiveRoom())
+        #expect(!region.takeAppWantsRead())
+        region.appWantsRead()
+        #expect(region.takeAppWantsRead() && !region.takeAppWantsRead())
+    }
+
+    @Test func stateAndErrorsReachTheApplication() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        #expect(region.state.isEmpty)
+        region.add(.connected)
+        region.fail(errno: 104)
+        #expect(region.state == [.connected, .error, .writeClosed])
+        #expect(region.pendingError == 104)
+    }
+
+    /// The region as the other process holds it: one end of each ring per side.
+    struct OtherEnd: @unchecked Sendable { let region: SocketRegion }
+
+    /// One producer thread, one consumer thread, a megabyte through a 4 KiB
+    /// ring. Both ends give up after 20 s, so a bug fails rather than hangs.
+    @Test func twoThreadsMoveEveryByte() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        let total = 1 << 20
+        let other = OtherEnd(region: region)
+        let deadline = ContinuousClock.now + .seconds(20)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            var sent = 0
+            var chunk = [UInt8](repeating: 0, count: 1500)
+            while sent < total && ContinuousClock.now < deadline {
+                let n = min(1500, total - sent)
+                for i in 0..<n { chunk[i] = UInt8(truncatingIfNeeded: (sent + i) &* 31) }
+                let wrote = other.region.tx.write(chunk.span.extracting(0..<n))
+                sent += wrote
+                if wrote == 0 { sched_yield() }
+            }
+            done.signal()
+        }
+        var got: [UInt8] = []
+        got.reserveCapacity(total)
+        while got.count < total && ContinuousClock.now < deadline {
+            if region.tx.read(appendingTo: &got) == 0 { sched_yield() }
+        }
+        _ = done.wait(timeout: .now() + 25)
+        #expect(got.count == total)
+        #expect(got.enumerated().allSatisfy { $0.element == UInt8(truncatingIfNeeded: $0.offset &* 31) })
+    }
+}

@@ -49,10 +49,10 @@ let package = Package(
         ),
         .target(name: "NetStackApps", dependencies: ["NetStack", "NetStackWire"]),
         /// The layout and system calls the stack and the preload library share.
-        .target(name: "CNetStackABI"),
+        .target(name: "CNetStackABI", cSettings: [.unsafeFlags(["-fvisibility=hidden"])]),
         .target(name: "NetStackSockets", dependencies: ["NetStack", "NetStackWire", "CNetStackABI"]),
         .target(name: "CNetStackPreload", dependencies: ["CNetStackABI"],
-                cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+                cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-fvisibility=hidden"])], linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
             name: "netstack",
             dependencies: [

@@ -93,29 +93,29 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
     }
 }
 
-ssize_t recv(int fd, void *buf, size_t len, int flags) {
+NS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recv)(fd, buf, len, flags);
     return stack_recv(s, buf, len, flags);
 }
 
-ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
+NS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
     (void)buflen;
     return recv(fd, buf, len, flags);
 }
 
-ssize_t read(int fd, void *buf, size_t len) {
+NS_EXPORT ssize_t read(int fd, void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(read)(fd, buf, len);
     return stack_recv(s, buf, len, 0);
 }
 
-ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
+NS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
     (void)buflen;
     return read(fd, buf, len);
 }
 
-ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen) {
+NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
     ssize_t n = stack_recv(s, buf, len, flags);
@@ -123,31 +123,31 @@ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, 
     return n;
 }
 
-ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *sa,
+NS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *sa,
                        socklen_t *salen) {
     (void)buflen;
     return recvfrom(fd, buf, len, flags, sa, salen);
 }
 
-ssize_t send(int fd, const void *buf, size_t len, int flags) {
+NS_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(send)(fd, buf, len, flags);
     return stack_send(s, buf, len, flags);
 }
 
-ssize_t write(int fd, const void *buf, size_t len) {
+NS_EXPORT ssize_t write(int fd, const void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(write)(fd, buf, len);
     return stack_send(s, buf, len, 0);
 }
 
-ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
+NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(sendto)(fd, buf, len, flags, sa, salen);
     return stack_send(s, buf, len, flags);  // a stream socket ignores the address, as Linux's TCP
 }
 
-ssize_t readv(int fd, const struct iovec *iov, int count) {
+NS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(readv)(fd, iov, count);
     ssize_t total = 0;
@@ -162,7 +162,7 @@ ssize_t readv(int fd, const struct iovec *iov, int count) {
     return total;
 }
 
-ssize_t writev(int fd, const struct iovec *iov, int count) {
+NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(writev)(fd, iov, count);
     ssize_t total = 0;

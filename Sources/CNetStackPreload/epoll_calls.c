@@ -68,7 +68,7 @@ void ns_epoll_forget_set(int epfd) {
     pthread_mutex_unlock(&lock);
 }
 
-int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(epoll_ctl)(epfd, op, fd, ev);
     pthread_mutex_lock(&lock);
@@ -155,7 +155,7 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
     }
 }
 
-int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     if (sets_in_use == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
@@ -164,7 +164,7 @@ int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     return wait_mixed(epfd, ev, max, timeout, NULL);
 }
 
-int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     if (sets_in_use == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);

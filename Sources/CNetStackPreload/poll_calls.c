@@ -31,7 +31,7 @@ static int stack_ready(struct pollfd *fds, nfds_t n) {
     return ready;
 }
 
-int poll(struct pollfd *fds, nfds_t n, int timeout) {
+NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     bool any = false;
     for (nfds_t i = 0; i < n && !any; i++) any = ns_lookup(fds[i].fd) != NULL;
     if (!any) return LIBC(poll)(fds, n, timeout);
@@ -87,12 +87,12 @@ int poll(struct pollfd *fds, nfds_t n, int timeout) {
     return result;
 }
 
-int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
+NS_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
     (void)fdslen;
     return poll(fds, n, timeout);
 }
 
-int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+NS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
     // The signal mask is not applied atomically with the wait for stack sockets.
     sigset_t old;
     if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
@@ -104,7 +104,7 @@ int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_
     return r;
 }
 
-int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
     bool any = false;
     for (int fd = 0; fd < nfds && !any; fd++) {
         if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))

@@ -12,6 +12,11 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/// What the library exports: the calls it takes over. Everything else is
+/// built hidden (-fvisibility=hidden), so no helper of ours can shadow or
+/// be shadowed by a program's symbol of the same name.
+#define NS_EXPORT __attribute__((visibility("default")))
+
 // MARK: libc's functions (dlsym(RTLD_NEXT)), resolved once
 
 struct ns_libc {

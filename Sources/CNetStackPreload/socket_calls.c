@@ -28,7 +28,7 @@ static int simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int6
     return reply->result;
 }
 
-int socket(int domain, int type, int protocol) {
+NS_EXPORT int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     if ((domain != AF_INET && domain != AF_INET6) || kind != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP))
         return LIBC(socket)(domain, type, protocol);
@@ -43,7 +43,7 @@ int socket(int domain, int type, int protocol) {
     return ns_adopt(&reply, fds, nfds, domain, type);
 }
 
-int bind(int fd, const struct sockaddr *sa, socklen_t len) {
+NS_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(bind)(fd, sa, len);
     ns_addr a;
@@ -56,7 +56,7 @@ int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     return 0;
 }
 
-int listen(int fd, int backlog) {
+NS_EXPORT int listen(int fd, int backlog) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(listen)(fd, backlog);
     ns_reply reply;
@@ -65,7 +65,7 @@ int listen(int fd, int backlog) {
     return 0;
 }
 
-int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
+NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
     if (!s->listening) return fail(EINVAL);
@@ -96,9 +96,9 @@ int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     }
 }
 
-int accept(int fd, struct sockaddr *sa, socklen_t *len) { return accept4(fd, sa, len, 0); }
+NS_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len) { return accept4(fd, sa, len, 0); }
 
-int connect(int fd, const struct sockaddr *sa, socklen_t len) {
+NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(connect)(fd, sa, len);
     if (s->listening) return fail(EISCONN);
@@ -149,7 +149,7 @@ int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     }
 }
 
-int shutdown(int fd, int how) {
+NS_EXPORT int shutdown(int fd, int how) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(shutdown)(fd, how);
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
@@ -160,7 +160,7 @@ int shutdown(int fd, int how) {
     return 0;
 }
 
-int close(int fd) {
+NS_EXPORT int close(int fd) {
     ns_sock *s = ns_lookup(fd);
     if (!s) {
         ns_epoll_forget_set(fd);
@@ -189,7 +189,7 @@ static int fcntl_stack(ns_sock *s, int cmd, void *arg) {
     }
 }
 
-int fcntl(int fd, int cmd, ...) {
+NS_EXPORT int fcntl(int fd, int cmd, ...) {
     va_list ap;
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
@@ -199,7 +199,7 @@ int fcntl(int fd, int cmd, ...) {
     return fcntl_stack(s, cmd, arg);
 }
 
-int fcntl64(int fd, int cmd, ...) {
+NS_EXPORT int fcntl64(int fd, int cmd, ...) {
     va_list ap;
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
@@ -209,7 +209,7 @@ int fcntl64(int fd, int cmd, ...) {
     return fcntl_stack(s, cmd, arg);
 }
 
-int ioctl(int fd, unsigned long request, ...) {
+NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     va_list ap;
     va_start(ap, request);
     void *arg = va_arg(ap, void *);
@@ -229,7 +229,7 @@ int ioctl(int fd, unsigned long request, ...) {
     }
 }
 
-int getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
+NS_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getsockname)(fd, sa, len);
     ns_addr none = {0};
@@ -237,7 +237,7 @@ int getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
     return 0;
 }
 
-int getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
+NS_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getpeername)(fd, sa, len);
     if (!s->has_peer || (s->connecting && !(ns_state(s->shm) & NS_STATE_CONNECTED))) return fail(ENOTCONN);
@@ -252,7 +252,7 @@ static int put_int(void *value, socklen_t *len, int v) {
     return 0;
 }
 
-int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
     if (level == SOL_SOCKET) {
@@ -282,7 +282,7 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     return fail(ENOPROTOOPT);
 }
 
-int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(setsockopt)(fd, level, name, value, len);
     int v = 0;

@@ -252,6 +252,30 @@ static int put_int(void *value, socklen_t *len, int v) {
     return 0;
 }
 
+/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
+/// retransmissions (what iperf3 and ss read); the rest zero. As Linux, the
+/// caller gets at most what it asked for and learns the length given.
+static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
+    if (!value || !len) return fail(EFAULT);
+    struct tcp_info info;
+    memset(&info, 0, sizeof info);
+    info.tcpi_state = f->state ? (uint8_t)f->state : (s->listening ? 10 : 7);  // TCP_LISTEN, TCP_CLOSE
+    info.tcpi_snd_mss = f->mss;
+    info.tcpi_rcv_mss = f->mss;
+    info.tcpi_rtt = f->rtt_us;
+    info.tcpi_rttvar = f->rttvar_us;
+    if (f->mss) {
+        info.tcpi_snd_cwnd = f->cwnd_bytes / f->mss;
+        uint32_t ssthresh = f->ssthresh_bytes / f->mss;
+        info.tcpi_snd_ssthresh = ssthresh >= 0xffff ? 0x7fffffff : ssthresh;  // TCP_INFINITE_SSTHRESH
+    }
+    info.tcpi_total_retrans = f->total_retrans;
+    size_t n = *len < sizeof info ? *len : sizeof info;
+    memcpy(value, &info, n);
+    *len = (socklen_t)n;
+    return 0;
+}
+
 NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
@@ -274,9 +298,21 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             return 0;
         }
     } else if (level == IPPROTO_TCP) {
+        ns_tcp_fields f;
+        ns_tcp_read(s->shm, &f);
         switch (name) {
         case TCP_NODELAY: return put_int(value, len, s->no_delay);
-        case TCP_MAXSEG: return put_int(value, len, 1460);
+        // Before the connection knows its MSS, Linux's TCP_MSS_DEFAULT.
+        case TCP_MAXSEG: return put_int(value, len, f.mss ? (int)f.mss : 536);
+        case TCP_CONGESTION: {
+            // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
+            if (!value || !len) return fail(EFAULT);
+            size_t n = *len < sizeof f.congestion ? *len : sizeof f.congestion;
+            memcpy(value, f.congestion, n);
+            *len = (socklen_t)n;
+            return 0;
+        }
+        case TCP_INFO: return put_tcp_info(s, &f, value, len);
         }
     }
     return fail(ENOPROTOOPT);

@@ -97,6 +97,7 @@ final class AppSocket {
             region.wantReceiveRoom()
             if region.rx.writable == 0 { break }  // the flag is up before the look: the app will ring
         }
+        region.publish(c.info, state: c.state)
         if !endOfInputSent && c.receivedFin && c.readableBytes == 0 {
             endOfInputSent = true
             region.add(.endOfInput)
@@ -117,6 +118,7 @@ final class AppSocket {
             if region.tx.isEmpty { break }
         }
         if moved > 0 && region.takeAppWantsWrite() { appEvent.signal() }
+        region.publish(c.info, state: c.state)
         if finRequested && region.tx.isEmpty {
             finSent = true
             if closing {
@@ -129,6 +131,7 @@ final class AppSocket {
     }
 
     private func stateChanged(_ c: TCPConnection) {
+        region.publish(c.info, state: c.state)
         switch c.state {
         case .synSent, .synReceived, .listen:
             return

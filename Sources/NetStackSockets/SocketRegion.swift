@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CNetStackABI
+import NetStack
 
 /// One socket's shared memory: a memfd mapped here and, once its descriptor
 /// went over the API socket, in the application. It holds the two rings
@@ -88,6 +89,46 @@ public final class SocketRegion {
 
     /// A listener's connections waiting for accept, for the application's readiness.
     public func setPending(_ n: Int) { ns_set_pending(header, UInt32(clamping: n)) }
+
+    /// Publishes the connection's state for the application's TCP_INFO,
+    /// TCP_MAXSEG and TCP_CONGESTION (under the region's sequence lock).
+    public func publish(_ info: TCPInfo, state: TCPState) {
+        var f = ns_tcp_fields()
+        f.state = Self.linuxState(state)
+        f.mss = UInt32(clamping: info.sendMSS)
+        f.cwnd_bytes = UInt32(clamping: info.congestionWindow)
+        f.ssthresh_bytes = UInt32(clamping: info.slowStartThreshold)
+        f.send_window = UInt32(clamping: info.sendWindow)
+        func microseconds(_ d: Duration?) -> UInt32 {
+            guard let c = d?.components else { return 0 }
+            return UInt32(clamping: c.seconds * 1_000_000 + c.attoseconds / 1_000_000_000_000)
+        }
+        f.rtt_us = microseconds(info.smoothedRTT)
+        f.rttvar_us = microseconds(info.rttVariation)
+        f.total_retrans = UInt32(clamping: info.segmentsRetransmitted)
+        withUnsafeMutableBytes(of: &f.congestion) { name in
+            let utf8 = info.congestionAlgorithm.rawValue.utf8.prefix(name.count - 1)
+            name.copyBytes(from: utf8)
+        }
+        ns_tcp_publish(header, &f)
+    }
+
+    /// Linux's TCP state numbers (include/net/tcp_states.h), as TCP_INFO's `tcpi_state`.
+    static func linuxState(_ s: TCPState) -> UInt32 {
+        switch s {
+        case .established: 1
+        case .synSent: 2
+        case .synReceived: 3
+        case .finWait1: 4
+        case .finWait2: 5
+        case .timeWait: 6
+        case .closed: 7
+        case .closeWait: 8
+        case .lastAck: 9
+        case .listen: 10
+        case .closing: 11
+        }
+    }
 
     /// The pending error, if any (SO_ERROR reads and clears it in the app).
     public var pendingError: Int32 { ns_peek_error(header) }

@@ -239,3 +239,44 @@ func sampleReport(cpu: String = "Test CPU", failures: [String] = []) -> BenchRep
         #expect(BenchHTML.tickLabel(0.04, step: 0.02) == "0.04")
     }
 }
+
+/// A third system, netstack-preload: its columns and ratio follow the other
+/// two, and a scenario it does not run reads "—", not "failed".
+@Suite struct BenchThreeSystemsTests {
+    static func report() -> BenchReport {
+        var r = sampleReport()
+        r.results.append(BenchResult(scenario: "tcp-rr", system: .netstackPreload, unit: "transactions/s",
+                                     summary: BenchSummary([4_000, 5_000, 4_750])!))
+        r.systems = [.kernel, .netstack, .netstackPreload]
+        r.skipped = [BenchSkip(scenario: "memory-bulk", system: .netstackPreload, reason: "in-process only")]
+        return r
+    }
+
+    @Test func tableHasColumnsAndARatioForEachSystem() throws {
+        let r = Self.report()
+        #expect(BenchTable.header(systems: r.measuredSystems) == [
+            "scenario", "unit", "kernel median (min–max)", "kernel spread", "netstack median (min–max)",
+            "netstack spread", "netstack-preload median (min–max)", "netstack-preload spread", "netstack/kernel",
+            "netstack-preload/kernel"])
+        let rows = BenchTable.rows(r)
+        let rr = try #require(rows.first { $0[0] == "tcp-rr" })
+        #expect(rr.count == 10)
+        #expect(rr[6] == "4,750 (4,000–5,000)" && rr[9] == BenchFormat.ratio(4_750.0 / 19_000))
+        let bulk = try #require(rows.first { $0[0] == "memory-bulk" && $0[1] == "Gbit/s" })
+        #expect(bulk[6] == "—" && bulk[9] == BenchFormat.ratio(nil))
+        // Without the skip it would be a failure.
+        var failed = r
+        failed.skipped = nil
+        #expect(try #require(BenchTable.rows(failed).first { $0[0] == "memory-bulk" })[6] == "failed")
+        #expect(BenchTable.render(r).contains("netstack-preload/kernel"))
+    }
+
+    @Test func reportsRoundTripAndOldOnesMeanTwoSystems() throws {
+        let r = Self.report()
+        let back = try JSONDecoder().decode(BenchReport.self, from: Data(try r.json().utf8))
+        #expect(back == r && back.skipReason("memory-bulk", .netstackPreload) == "in-process only")
+        #expect(sampleReport().measuredSystems == [.kernel, .netstack])
+        let html = BenchHTML.render(r)
+        #expect(html.contains("netstack-preload/kernel") && html.contains("not run"))
+    }
+}

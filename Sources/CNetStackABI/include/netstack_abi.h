@@ -13,6 +13,7 @@
 // is loaded (acquire); `head` is published after the bytes are copied out, so
 // the producer never overwrites what is still being read.
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -109,6 +110,20 @@ enum {
     NS_STATE_TX_CLOSED = 1u << 3,  // writing is over (EPIPE)
 };
 
+/// The connection as TCP_INFO, TCP_MAXSEG and TCP_CONGESTION report it,
+/// published by the stack each time it services the socket.
+typedef struct ns_tcp_fields {
+    uint32_t state;          // Linux's numbering (TCP_ESTABLISHED = 1 ... TCP_CLOSING = 11)
+    uint32_t mss;            // payload bytes per segment sent (0: not yet known)
+    uint32_t cwnd_bytes;
+    uint32_t ssthresh_bytes;
+    uint32_t send_window;    // the peer's receive window, scaled
+    uint32_t rtt_us;         // RFC 6298 SRTT and RTTVAR, 0 before a sample
+    uint32_t rttvar_us;
+    uint32_t total_retrans;
+    char congestion[16];     // "cubic", "newreno"
+} ns_tcp_fields;
+
 /// The region's header; `tx` (app to stack) and `rx` (stack to app) data follow it.
 typedef struct ns_socket_shm {
     ns_ring tx;
@@ -126,6 +141,9 @@ typedef struct ns_socket_shm {
     _Atomic int32_t error;
     /// A listener's connections waiting for accept (readable while > 0).
     _Atomic uint32_t pending;
+    /// A sequence lock over `tcp`: odd while the stack writes it.
+    _Alignas(64) _Atomic uint32_t tcp_sequence;
+    ns_tcp_fields tcp;
 } ns_socket_shm;
 
 /// The header's size in the region: the data areas start page-aligned after it.
@@ -160,6 +178,28 @@ static inline void ns_set_error(ns_socket_shm *s, int32_t e) { atomic_store(&s->
 static inline int32_t ns_take_error(ns_socket_shm *s) { return atomic_exchange(&s->error, 0); }
 static inline int32_t ns_peek_error(ns_socket_shm *s) { return atomic_load(&s->error); }
 static inline void ns_set_pending(ns_socket_shm *s, uint32_t n) { atomic_store(&s->pending, n); }
+
+/// The stack publishes `f` (a sequence lock: the count is odd while it writes).
+static inline void ns_tcp_publish(ns_socket_shm *s, const ns_tcp_fields *f) {
+    uint32_t q = atomic_load_explicit(&s->tcp_sequence, memory_order_relaxed);
+    atomic_store_explicit(&s->tcp_sequence, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy((void *)&s->tcp, f, sizeof *f);
+    atomic_store_explicit(&s->tcp_sequence, q + 2, memory_order_release);
+}
+
+/// The app reads a consistent copy; false if none came in 1000 tries (a
+/// stack that died mid-write), the copy then being whatever it last read.
+static inline bool ns_tcp_read(ns_socket_shm *s, ns_tcp_fields *out) {
+    for (int i = 0; i < 1000; i++) {
+        uint32_t a = atomic_load_explicit(&s->tcp_sequence, memory_order_acquire);
+        if (a & 1) continue;
+        memcpy(out, (const void *)&s->tcp, sizeof *out);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->tcp_sequence, memory_order_relaxed) == a) return true;
+    }
+    return false;
+}
 static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
 
 // MARK: Control messages (over the UNIX stream socket, fixed size, host order)

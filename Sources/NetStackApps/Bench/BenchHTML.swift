@@ -5,7 +5,7 @@ import Foundation
 /// median as the bar, min–max as a whisker, both systems on one axis from
 /// zero) and the same table the terminal shows, CPU efficiency rows included.
 public enum BenchHTML {
-    static let colors: [BenchSystem: String] = [.kernel: "#4e79a7", .netstack: "#e15759"]
+    static let colors: [BenchSystem: String] = [.kernel: "#4e79a7", .netstack: "#e15759", .netstackPreload: "#f28e2b"]
 
     public static func render(_ report: BenchReport) -> String {
         let rounds = "\(report.rounds) asked for"
@@ -73,7 +73,8 @@ public enum BenchHTML {
         let width = 340.0, height = 240.0
         let left = 64.0, right = 16.0, top = 36.0, bottom = 36.0
         let plotHeight = height - top - bottom
-        let results = BenchSystem.allCases.map { report.result(scenario, $0) }
+        let systems = report.measuredSystems
+        let results = systems.map { report.result(scenario, $0) }
         let unit = results.compactMap { $0?.unit }.first ?? ""
         let highest = results.compactMap { $0?.max }.max() ?? 0
         let step = niceStep(highest > 0 ? highest / 4 : 1)
@@ -92,11 +93,12 @@ public enum BenchHTML {
         svg += "<line x1=\"\(left)\" y1=\"\(fmt(y(0)))\" x2=\"\(fmt(width - right))\" y2=\"\(fmt(y(0)))\" stroke=\"#888\"/>\n"
         let slot = (width - left - right) / Double(results.count)
         let barWidth = slot * 0.5
-        for (i, system) in BenchSystem.allCases.enumerated() {
+        for (i, system) in systems.enumerated() {
             let cx = left + slot * (Double(i) + 0.5)
             svg += "<text x=\"\(fmt(cx))\" y=\"\(fmt(height - bottom + 18))\" text-anchor=\"middle\">\(system.rawValue)</text>\n"
             guard let r = results[i] else {
-                svg += "<text x=\"\(fmt(cx))\" y=\"\(fmt(y(0) - 8))\" text-anchor=\"middle\">failed</text>\n"
+                let gap = report.skipReason(scenario, system) == nil ? "failed" : "not run"
+                svg += "<text x=\"\(fmt(cx))\" y=\"\(fmt(y(0) - 8))\" text-anchor=\"middle\">\(gap)</text>\n"
                 continue
             }
             let label = BenchFormat.figure(median: r.value, min: r.min, max: r.max)
@@ -110,16 +112,19 @@ public enum BenchHTML {
             svg += "<text x=\"\(fmt(cx))\" y=\"\(fmt(y(r.max) - 6))\" text-anchor=\"middle\">\(escape(BenchFormat.number(r.value)))</text>\n"
         }
         svg += "</svg>\n"
-        var caption = "netstack/kernel: \(BenchFormat.ratio(report.ratio(scenario)))"
+        let others = systems.filter { $0 != .kernel }
+        var caption = others.map { "\($0.rawValue)/kernel: \(BenchFormat.ratio(report.ratio(scenario, of: $0)))" }
+            .joined(separator: ", ")
         if let label = results.compactMap({ $0?.efficiency?.label }).first {
-            caption += "; \(label): \(BenchFormat.ratio(report.efficiencyRatio(scenario)))"
+            caption += "; \(label): " + others.map { BenchFormat.ratio(report.efficiencyRatio(scenario, of: $0)) }
+                .joined(separator: ", ")
         }
         svg += "<figcaption>\(escape(caption))</figcaption>\n</figure>\n"
         return svg
     }
 
     static func table(_ report: BenchReport) -> String {
-        var html = "<table>\n<tr>" + BenchTable.header.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
+        var html = "<table>\n<tr>" + BenchTable.header(systems: report.measuredSystems).map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
         for row in BenchTable.rows(report) {
             html += "<tr>" + row.enumerated().map { i, cell in
                 i < 2 ? "<td>\(escape(cell))</td>" : "<td class=\"num\">\(escape(cell))</td>"

@@ -4,6 +4,22 @@ import Foundation
 public enum BenchSystem: String, Codable, CaseIterable, Sendable {
     case kernel
     case netstack
+    /// Unmodified programs on netstack through the preload library
+    /// (`netstack run`, `netstack up --api`).
+    case netstackPreload = "netstack-preload"
+}
+
+/// A scenario a system does not run, and why (not a failure: nothing was tried).
+public struct BenchSkip: Codable, Equatable, Sendable {
+    public var scenario: String
+    public var system: BenchSystem
+    public var reason: String
+
+    public init(scenario: String, system: BenchSystem, reason: String) {
+        self.scenario = scenario
+        self.system = system
+        self.reason = reason
+    }
 }
 
 /// A median with its range and unit.
@@ -149,6 +165,11 @@ public struct BenchReport: Codable, Equatable, Sendable {
     /// The whole run's wall time, set-up and clean-up included; nil in
     /// reports from before it was recorded.
     public var elapsedSeconds: Double?
+    /// The systems measured, in `BenchSystem` order; nil in reports from
+    /// before the choice (kernel and netstack).
+    public var systems: [BenchSystem]?
+    /// Scenarios a system does not run; nil or empty when each ran all.
+    public var skipped: [BenchSkip]?
 
     public init(results: [BenchResult], machine: BenchMachine, rounds: Int, duration: Double,
                 failures: [String] = [], scenarioRounds: [BenchRounds]? = nil, elapsedSeconds: Double? = nil) {
@@ -172,15 +193,23 @@ public struct BenchReport: Codable, Equatable, Sendable {
         results.first { $0.scenario == scenario && $0.system == system }
     }
 
-    /// Netstack's median over the kernel's, when both were measured.
-    public func ratio(_ scenario: String) -> Double? {
-        guard let k = result(scenario, .kernel), let n = result(scenario, .netstack), k.value > 0 else { return nil }
+    /// The systems measured: as recorded, else kernel and netstack.
+    public var measuredSystems: [BenchSystem] { systems ?? [.kernel, .netstack] }
+
+    /// Why `system` did not run `scenario`, if it was skipped rather than failed.
+    public func skipReason(_ scenario: String, _ system: BenchSystem) -> String? {
+        skipped?.first { $0.scenario == scenario && $0.system == system }?.reason
+    }
+
+    /// `system`'s median over the kernel's, when both were measured.
+    public func ratio(_ scenario: String, of system: BenchSystem = .netstack) -> Double? {
+        guard let k = result(scenario, .kernel), let n = result(scenario, system), k.value > 0 else { return nil }
         return n.value / k.value
     }
 
-    /// Netstack's median CPU efficiency over the kernel's, when both have one.
-    public func efficiencyRatio(_ scenario: String) -> Double? {
-        guard let k = result(scenario, .kernel)?.efficiency?.value, let n = result(scenario, .netstack)?.efficiency?.value,
+    /// `system`'s median CPU efficiency over the kernel's, when both have one.
+    public func efficiencyRatio(_ scenario: String, of system: BenchSystem = .netstack) -> Double? {
+        guard let k = result(scenario, .kernel)?.efficiency?.value, let n = result(scenario, system)?.efficiency?.value,
               k > 0 else { return nil }
         return n / k
     }

@@ -2,62 +2,68 @@
 /// systems side by side, as a Markdown table padded to line up in a terminal,
 /// so it reads in a shell and pastes into a README unchanged.
 public enum BenchTable {
-    public static let header = ["scenario", "unit", "kernel median (min–max)", "kernel spread",
-                                "netstack median (min–max)", "netstack spread", "netstack/kernel"]
+    /// The header of a run of kernel and netstack.
+    public static let header = header(systems: [.kernel, .netstack])
+
+    /// Per system its median (min–max) and spread, then each other system's
+    /// median over the kernel's.
+    public static func header(systems: [BenchSystem]) -> [String] {
+        ["scenario", "unit"]
+            + systems.flatMap { ["\($0.rawValue) median (min–max)", "\($0.rawValue) spread"] }
+            + systems.filter { $0 != .kernel }.map { "\($0.rawValue)/kernel" }
+    }
 
     /// The cells, row by row: each scenario's primary figure, then any
     /// secondary figure (memory-bulk's packets per second) and its CPU
     /// efficiency, each on a row of its own, the unit cell saying which way
-    /// is better. A system with no figure for a scenario (every round failed)
-    /// shows "failed"; one with no CPU reading, "—". Each system's spread,
-    /// (max − min) / median as a percentage, follows its figure.
+    /// is better. A system with no figure for a scenario shows "failed"
+    /// (every round failed) or "—" (it does not run that scenario, or has no
+    /// CPU reading). Each system's spread, (max − min) / median as a
+    /// percentage, follows its figure.
     public static func rows(_ report: BenchReport) -> [[String]] {
+        let systems = report.measuredSystems
+        let others = systems.filter { $0 != .kernel }
         var rows: [[String]] = []
+        func figure(_ median: Double?, _ low: Double?, _ high: Double?) -> (String, String)? {
+            guard let median, let low, let high else { return nil }
+            return (BenchFormat.figure(median: median, min: low, max: high),
+                    BenchSpread.percent(BenchSpread.of(median: median, min: low, max: high)))
+        }
         for scenario in report.scenarios {
-            let kernel = report.result(scenario, .kernel)
-            let netstack = report.result(scenario, .netstack)
-            let unit = (kernel ?? netstack)?.unit ?? ""
-            func cell(_ r: BenchResult?) -> String {
-                r.map { BenchFormat.figure(median: $0.value, min: $0.min, max: $0.max) } ?? "failed"
+            let results = systems.map { report.result(scenario, $0) }
+            let unit = results.compactMap { $0?.unit }.first ?? ""
+            var row = [scenario, unit]
+            for (system, r) in zip(systems, results) {
+                if let (cell, spread) = figure(r?.value, r?.min, r?.max) {
+                    row += [cell, spread]
+                } else {
+                    row += [report.skipReason(scenario, system) == nil ? "failed" : "—", "—"]
+                }
             }
-            func spread(_ r: BenchResult?) -> String {
-                BenchSpread.percent(r.flatMap { BenchSpread.of(median: $0.value, min: $0.min, max: $0.max) })
+            rows.append(row + others.map { BenchFormat.ratio(report.ratio(scenario, of: $0)) })
+
+            let secondaries = results.map { $0?.secondary }
+            if let unit = secondaries.compactMap({ $0?.unit }).first {
+                var row = [scenario, unit]
+                for f in secondaries { let c = figure(f?.value, f?.min, f?.max); row += [c?.0 ?? "—", c?.1 ?? "—"] }
+                let kernel = secondaries[0]
+                rows.append(row + zip(systems, secondaries).filter { $0.0 != .kernel }.map { _, f in
+                    guard let k = kernel, let f, k.value > 0 else { return BenchFormat.ratio(nil) }
+                    return BenchFormat.ratio(f.value / k.value)
+                })
             }
-            rows.append([scenario, unit, cell(kernel), spread(kernel), cell(netstack), spread(netstack),
-                         BenchFormat.ratio(report.ratio(scenario))])
-            let kSecondary = kernel?.secondary
-            let nSecondary = netstack?.secondary
-            if let unit = (nSecondary ?? kSecondary)?.unit {
-                func cell(_ f: BenchFigure?) -> String {
-                    f.map { BenchFormat.figure(median: $0.value, min: $0.min, max: $0.max) } ?? "—"
-                }
-                func spread(_ f: BenchFigure?) -> String {
-                    BenchSpread.percent(f.flatMap { BenchSpread.of(median: $0.value, min: $0.min, max: $0.max) })
-                }
-                var ratio: Double?
-                if let k = kSecondary, let n = nSecondary, k.value > 0 { ratio = n.value / k.value }
-                rows.append([scenario, unit, cell(kSecondary), spread(kSecondary), cell(nSecondary), spread(nSecondary),
-                             BenchFormat.ratio(ratio)])
-            }
-            let kEfficiency = kernel?.efficiency
-            let nEfficiency = netstack?.efficiency
-            if let label = (kEfficiency ?? nEfficiency)?.label {
-                func cell(_ e: BenchEfficiency?) -> String {
-                    guard let e, let value = e.value, let low = e.min, let high = e.max else { return "—" }
-                    return BenchFormat.figure(median: value, min: low, max: high)
-                }
-                func spread(_ e: BenchEfficiency?) -> String {
-                    guard let e, let value = e.value, let low = e.min, let high = e.max else { return "—" }
-                    return BenchSpread.percent(BenchSpread.of(median: value, min: low, max: high))
-                }
-                rows.append([scenario, label, cell(kEfficiency), spread(kEfficiency), cell(nEfficiency),
-                             spread(nEfficiency), BenchFormat.ratio(report.efficiencyRatio(scenario))])
+            let efficiencies = results.map { $0?.efficiency }
+            if let label = efficiencies.compactMap({ $0?.label }).first {
+                var row = [scenario, label]
+                for e in efficiencies { let c = figure(e?.value, e?.min, e?.max); row += [c?.0 ?? "—", c?.1 ?? "—"] }
+                rows.append(row + others.map { BenchFormat.ratio(report.efficiencyRatio(scenario, of: $0)) })
             }
         }
         return rows
     }
 
     public static func render(_ report: BenchReport) -> String {
+        let header = header(systems: report.measuredSystems)
         let all = [header] + rows(report)
         var widths = [Int](repeating: 0, count: header.count)
         for row in all {

@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure netstack against the kernel's TCP/IP stack.",
         usage: """
             netstack bench [--quick] [--rounds <N>] [--max-rounds <N>] [--duration <S>]
-            [--scenario <NAME> ...] [--family 4|6] [--offload on|off] [--pin on|off]
+            [--scenario <NAME> ...] [--family 4|6] [--offload on|off] [--preload on|off] [--pin on|off]
             [--json <FILE>] [--report <FILE.html>]
             """,
         discussion: """
@@ -54,6 +54,14 @@ struct Bench: ParsableCommand {
             peer's CPU (and the peer's on the server's), while netstack's receive path is \
             its own process. The bench itself, the kernel's own threads and anything else \
             on the machine are not pinned.
+
+            A third system, netstack-preload (--preload on, the default when \
+            libNetStackPreload.so is beside this binary): unmodified programs on the same \
+            netstack through the preload library (netstack up --api, netstack run). Its \
+            clients run on the stack against the kernel's servers on the TAP's host side: \
+            iperf3 -c -R (bulk-rx: the stack receives), iperf3 -c (bulk-tx), and tcp-rr's \
+            client. It does not run tcp-rr-busy-poll, udp-pps (the library has no datagram \
+            sockets yet) or memory-bulk; the table shows "—" there.
 
             IPv6 (--family 6): every scenario runs over IPv6 instead, on both systems: the \
             veth's ends and the TAP's host side get fd00::1/64 and fd00::2/64, netstack \
@@ -102,6 +110,10 @@ struct Bench: ParsableCommand {
                                valueName: "4|6"))
     var family: BenchFamily = .ipv4
 
+    @Option(help: ArgumentHelp("Also measure unmodified programs through the preload library (netstack-preload): on or off (default on when libNetStackPreload.so is beside this binary).",
+                               valueName: "on|off"))
+    var preload: LinkOptions.Switch?
+
     var plannedRounds: Int { rounds ?? (quick ? 3 : 5) }
     var roundPolicy: BenchRoundPolicy { BenchRoundPolicy(requested: plannedRounds, maximum: maxRounds) }
     var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
@@ -137,7 +149,15 @@ struct Bench: ParsableCommand {
             Console.error("netstack bench: this is a debug build; for figures use swift build -c release")
         }
 
+        let libraryPresent = FileManager.default.fileExists(atPath: Run.libraryPath())
+        if preload == .on && !libraryPresent {
+            Console.error("netstack bench: --preload on needs \(Run.libraryPath()): swift build -c release --product NetStackPreload")
+            throw ExitCode(1)
+        }
+        let systems: [BenchSystem] = [.kernel, .netstack] + ((preload ?? (libraryPresent ? .on : .off)) == .on
+                                                            ? [.netstackPreload] : [])
         let lab = BenchLab(binary: Shell.selfPath, offload: offload == .on, family: family)
+        lab.preload = systems.contains(.netstackPreload)
         lab.busyPollStack = scenarios.contains(.tcpRRBusyPoll)
         lab.pinning = pinning
         defer { lab.cleanUp() }
@@ -152,12 +172,12 @@ struct Bench: ParsableCommand {
             for stray in lab.strayServerThreads() {
                 Console.error("netstack bench: not all on CPU \(CPUList.format(pinning.systemCPUs)): \(stray)")
             }
-            let runner = BenchRunner(scenarios: scenarios, policy: roundPolicy,
+            let runner = BenchRunner(scenarios: scenarios, systems: systems, policy: roundPolicy,
                                      timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
-            Console.error("netstack bench: \(plannedRounds * scenarios.count * BenchSystem.allCases.count) measurements"
+            Console.error("netstack bench: \(runner.plannedMeasurements) measurements"
                           + " of \(BenchFormat.number(plannedDuration)) s"
                           + (scenarios.contains(where: \.usesIPerf3) ? " (iperf3: \(runner.timing.bulkSeconds) s)" : "")
-                          + (runner.maximumMeasurements > plannedRounds * scenarios.count * BenchSystem.allCases.count
+                          + (runner.maximumMeasurements > runner.plannedMeasurements
                              ? ", at most \(runner.maximumMeasurements) with extra rounds for unsteady small-packet medians"
                              : "")
                           + " (\(BenchFormat.elapsed(runner.maximumMeasuringSeconds)) of measuring at most); "
@@ -176,11 +196,14 @@ struct Bench: ParsableCommand {
         lab.cleanUp()
 
         let elapsed = Date().timeIntervalSince(started)
-        let result = BenchReport(results: outcome.results, machine: machine, rounds: plannedRounds,
+        var result = BenchReport(results: outcome.results, machine: machine, rounds: plannedRounds,
                                  duration: plannedDuration, failures: outcome.failures,
                                  scenarioRounds: outcome.rounds, elapsedSeconds: elapsed)
+        result.systems = systems
+        result.skipped = outcome.skipped.isEmpty ? nil : outcome.skipped
         Console.line(BenchTable.render(result))
         for note in BenchTable.roundNotes(result) { Console.line(note) }
+        for skip in outcome.skipped { Console.line("\(skip.system.rawValue) does not run \(skip.scenario): \(skip.reason)") }
         Console.line(machine.summary)
         Console.line("Whole run: \(BenchFormat.elapsed(elapsed)), set-up and clean-up included.")
         if let json {
@@ -191,7 +214,7 @@ struct Bench: ParsableCommand {
             try write(BenchHTML.render(result), to: report)
             Console.error("netstack bench: wrote the HTML report to \(report)")
         }
-        let missing = scenarios.count * BenchSystem.allCases.count - outcome.results.count
+        let missing = scenarios.count * systems.count - outcome.skipped.count - outcome.results.count
         if missing > 0 {
             Console.error("netstack bench: \(missing) figure(s) missing: every round failed (see above)")
             throw ExitCode(1)

@@ -10,6 +10,10 @@ import NetStackApps
 /// host side (10.0.0.1) is the peer, serving iperf3 and echo at 10.0.0.2;
 /// with `busyPollStack`, namespace `…-nb` holds a second one run with
 /// `--busy-poll` for the tcp-rr-busy-poll scenario.
+/// With `preload`, that stack also serves `--api` in `…-np`, and the
+/// kernel's iperf3 and echo servers listen on the TAP's host side there
+/// (10.0.0.1), pinned to the peer's CPUs: the netstack-preload system's
+/// clients run on the stack through the library (`throughTheLibrary`).
 /// So on both systems the peer reaches the system under test at 10.0.0.2 and
 /// runs the same clients. With `family` IPv6 both ends also get fd00::1/64 and
 /// fd00::2/64 (the veth's without duplicate address detection, netstack's
@@ -34,6 +38,8 @@ final class BenchLab {
         var system: BenchSystem
         var process: Process
         var log: String
+        /// Pinned to the peer's CPUs rather than the system under test's.
+        var onPeerCPUs = false
     }
 
     var kernelPeer: String { name + "-kp" }
@@ -49,6 +55,10 @@ final class BenchLab {
     let offload: Bool
     /// The family the scenarios run over (`--family`).
     let family: BenchFamily
+    /// Whether the netstack-preload system is measured (`--preload`).
+    var preload = false
+    /// The API socket of the stack in `…-np` (`netstack up --api`).
+    var apiPath: String { logDirectory + "/api.sock" }
     /// The system under test's address in `family`.
     var serverIP: String { family.serverIP }
 
@@ -67,9 +77,17 @@ final class BenchLab {
         logDirectory = NSTemporaryDirectory() + name
     }
 
-    /// The namespace whose kernel drives the load against `system`.
+    /// The namespace whose kernel drives the load against `system` (or, for
+    /// netstack-preload, serves its clients).
     func peer(_ system: BenchSystem) -> String {
         system == .kernel ? kernelPeer : netstackPeer
+    }
+
+    /// `arguments` (a client) run on the stack in `…-np` through the preload
+    /// library (`netstack run --api`), on the system under test's CPUs.
+    func throughTheLibrary(_ arguments: [String]) -> [String] {
+        pinning.taskset(peer: false) + ["ip", "netns", "exec", netstackPeer, binary, "run", "--api", apiPath, "--"]
+            + arguments
     }
 
     /// `arguments` run in the peer namespace of `system` (of the
@@ -122,9 +140,25 @@ final class BenchLab {
                                   [binary, "up", "--tap", s.tap, "--host", "\(v4.peerIP)/\(v4.prefixLength)",
                                    "--address", v4.serverIP] + addresses6 + ["--log-level", "warning",
                                    "--offload", offload ? "on" : "off",
-                                   "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"] + s.extra)
+                                   "--serve", "iperf3:\(Self.iperf3Port),echo:\(Self.echoPort)"] + s.extra
+                                  + (preload && s.ns == netstackPeer ? ["--api", apiPath] : []))
             try waitUntil("\(s.label) to print 'ready'", timeout: 30) {
                 (try? String(contentsOfFile: stack.log, encoding: .utf8))?.contains("ready ") == true
+            }
+        }
+        if preload {
+            // The preload clients' peers, on the TAP's host side.
+            let host = family.peerIP
+            try start("kernel iperf3 server for netstack-preload", for: .netstackPreload, in: netstackPeer,
+                      onPeerCPUs: true, ["iperf3", "-s", "-B", host, "-p", String(Self.iperf3Port)])
+            try start("kernel echo server for netstack-preload", for: .netstackPreload, in: netstackPeer,
+                      onPeerCPUs: true, [binary, "bench-peer", "echo-server", "--host", host,
+                                         "--port", String(Self.echoPort), "--lifetime", "86400"])
+            try waitUntil("the API socket and the kernel servers for netstack-preload", timeout: 15) {
+                let listening = Shell.run(["ip", "netns", "exec", netstackPeer, "ss", "-Hltn"]).output
+                return FileManager.default.fileExists(atPath: apiPath)
+                    && listening.contains(family.endpoint(host, Self.iperf3Port))
+                    && listening.contains(family.endpoint(host, Self.echoPort))
             }
         }
         try waitUntil("the kernel servers to listen", timeout: 15) {
@@ -146,7 +180,7 @@ final class BenchLab {
             var seen = Set<String>()
             for tid in tasks {
                 guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8),
-                      let cpus = CPUList.allowed(fromStatus: status), cpus != pinning.systemCPUs else { continue }
+                      let cpus = CPUList.allowed(fromStatus: status), cpus != (s.onPeerCPUs ? pinning.peerCPUs : pinning.systemCPUs) else { continue }
                 seen.insert(CPUList.format(cpus))
             }
             if !seen.isEmpty { stray.append("\(s.label): " + seen.sorted().joined(separator: " ")) }
@@ -157,7 +191,10 @@ final class BenchLab {
     /// Throws if a server `system`'s measurements need (or any, for nil) has
     /// exited: every later measurement on it would fail.
     func checkServers(for system: BenchSystem? = nil) throws {
-        for s in servers where !s.process.isRunning && (system == nil || s.system == system) {
+        // The preload system's clients run on the netstack system's stack.
+        let needs: Set<BenchSystem> = system.map { $0 == .netstackPreload ? [$0, .netstack] : [$0] }
+            ?? Set(BenchSystem.allCases)
+        for s in servers where !s.process.isRunning && needs.contains(s.system) {
             throw BenchError("\(s.label) exited (status \(s.process.terminationStatus)): \(Self.tail(s.log))")
         }
     }
@@ -179,8 +216,8 @@ final class BenchLab {
     }
 
     @discardableResult
-    private func start(_ label: String, for system: BenchSystem, in ns: String, _ arguments: [String]) throws
-        -> Server {
+    private func start(_ label: String, for system: BenchSystem, in ns: String, onPeerCPUs: Bool = false,
+                       _ arguments: [String]) throws -> Server {
         let log = logDirectory + "/" + label.replacingOccurrences(of: " ", with: "-") + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         guard let out = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
@@ -188,12 +225,12 @@ final class BenchLab {
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // `taskset` and `ip netns exec` exec the command, so the pid is the
         // server's own, and the affinity taskset sets is every thread's it starts.
-        p.arguments = pinning.taskset(peer: false) + ["ip", "netns", "exec", ns] + arguments
+        p.arguments = pinning.taskset(peer: onPeerCPUs) + ["ip", "netns", "exec", ns] + arguments
         p.standardOutput = out
         p.standardError = out
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let server = Server(label: label, system: system, process: p, log: log)
+        let server = Server(label: label, system: system, process: p, log: log, onPeerCPUs: onPeerCPUs)
         servers.append(server)
         return server
     }

@@ -1,10 +1,11 @@
 import Foundation
 import NetStackApps
 
-/// Runs the rounds: every scenario on both systems in each round, the order
-/// of the systems flipping from round to round (kernel first, then netstack
-/// first, ...), so a machine that speeds up or slows down during the run
-/// moves both systems' figures alike and the ratio stays fair.
+/// Runs the rounds: every scenario on every system that runs it in each
+/// round, the order of the systems rotating from round to round (kernel
+/// first, then netstack first, ...), so a machine that speeds up or slows
+/// down during the run moves every system's figures alike and the ratios
+/// stay fair.
 ///
 /// After the rounds asked for, the small-packet scenarios (`steadied`) whose
 /// median is not yet known to within `BenchSpread.limit` on either system
@@ -13,6 +14,8 @@ import NetStackApps
 /// keep the rounds asked for, and the run's length stays bounded.
 struct BenchRunner {
     var scenarios: [BenchScenario]
+    /// The systems measured, in `BenchSystem` order.
+    var systems: [BenchSystem] = [.kernel, .netstack]
     var policy: BenchRoundPolicy
     var timing: BenchScenario.Timing
     var progress: BenchProgress
@@ -21,12 +24,23 @@ struct BenchRunner {
         var results: [BenchResult]
         var failures: [String]
         var rounds: [BenchRounds]
+        var skipped: [BenchSkip]
+    }
+
+    /// The systems of `systems` that run `scenario`.
+    func systems(for scenario: BenchScenario) -> [BenchSystem] {
+        systems.filter { scenario.skipReason(on: $0) == nil }
+    }
+
+    /// The measurements the rounds asked for take.
+    var plannedMeasurements: Int {
+        scenarios.map { policy.requested * systems(for: $0).count }.reduce(0, +)
     }
 
     /// The most measurements the run can take: every scenario's rounds asked
-    /// for, and the maximum for the small-packet ones, on both systems.
+    /// for, and the maximum for the small-packet ones, on each system that runs it.
     var maximumMeasurements: Int {
-        scenarios.map { $0.steadied ? policy.maximum : policy.requested }.reduce(0, +) * BenchSystem.allCases.count
+        scenarios.map { ($0.steadied ? policy.maximum : policy.requested) * systems(for: $0).count }.reduce(0, +)
     }
 
     /// The seconds those measurements last at most, their timed intervals
@@ -35,23 +49,25 @@ struct BenchRunner {
         scenarios.map { scenario in
             Double(scenario.steadied ? policy.maximum : policy.requested)
                 * (scenario.usesIPerf3 ? Double(timing.bulkSeconds) : timing.seconds)
-        }.reduce(0, +) * Double(BenchSystem.allCases.count)
+                * Double(systems(for: scenario).count)
+        }.reduce(0, +)
     }
 
     func run(in lab: BenchLab) throws -> Outcome {
         var samples: [BenchScenario: [BenchSystem: [BenchScenario.Sample]]] = [:]
         var roundsRun: [BenchScenario: Int] = [:]
         var failures: [String] = []
-        let planned = policy.requested * scenarios.count * BenchSystem.allCases.count
+        let planned = plannedMeasurements
         var done = 0
 
         func values(_ scenario: BenchScenario) -> [[Double]] {
-            BenchSystem.allCases.map { (samples[scenario]?[$0] ?? []).map(\.value) }
+            systems(for: scenario).map { (samples[scenario]?[$0] ?? []).map(\.value) }
         }
         func measure(round: Int, of total: Int, _ scenarios: [BenchScenario]) throws {
-            let order: [BenchSystem] = round % 2 == 1 ? [.kernel, .netstack] : [.netstack, .kernel]
             for scenario in scenarios {
-                for system in order {
+                let these = systems(for: scenario)
+                let first = (round - 1) % these.count
+                for system in these[first...] + these[..<first] {
                     if stopRequested.load(ordering: .relaxed) { throw BenchInterrupted() }
                     let label = "round \(round)/\(total) \(scenario.rawValue) \(system.rawValue)"
                     let step = done < planned ? "[\(done + 1)/\(planned)]" : "[extra \(done + 1 - planned)]"
@@ -86,18 +102,19 @@ struct BenchRunner {
             if unsteady.isEmpty { break }
             round += 1
             let spreads = unsteady.map { scenario in
-                scenario.rawValue + " " + values(scenario).map { BenchSpread.percent(BenchSpread.ofMedian($0)) }
-                    .joined(separator: "/")
+                scenario.rawValue + " " + zip(systems(for: scenario), values(scenario)).map { system, v in
+                    "\(system.rawValue) \(BenchSpread.percent(BenchSpread.ofMedian(v)))"
+                }.joined(separator: " ")
             }
             progress.note("round \(round) (of at most \(policy.maximum)) for the median's spread over "
-                          + "\(BenchSpread.percent(policy.limit)), kernel/netstack: \(spreads.joined(separator: ", "))")
+                          + "\(BenchSpread.percent(policy.limit)): \(spreads.joined(separator: ", "))")
             try measure(round: round, of: policy.maximum, unsteady)
         }
         progress.finish()
 
         var results: [BenchResult] = []
         for scenario in scenarios {
-            for system in BenchSystem.allCases {
+            for system in systems(for: scenario) {
                 let rows = samples[scenario]?[system] ?? []
                 guard let summary = BenchSummary(rows.map(\.value)) else { continue }
                 var secondary: BenchFigure?
@@ -123,7 +140,14 @@ struct BenchRunner {
                 : BenchRounds(scenario: scenario.rawValue, rounds: roundsRun[scenario] ?? 0, requested: policy.requested,
                               maximum: policy.requested)
         }
-        return Outcome(results: results, failures: failures, rounds: rounds)
+        let skipped = scenarios.flatMap { scenario in
+            systems.compactMap { system in
+                scenario.skipReason(on: system).map {
+                    BenchSkip(scenario: scenario.rawValue, system: system, reason: $0)
+                }
+            }
+        }
+        return Outcome(results: results, failures: failures, rounds: rounds, skipped: skipped)
     }
 }
 

@@ -46,6 +46,21 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         }
     }
 
+    /// Why `system` does not run this scenario, nil when it does. The
+    /// preload system runs the unmodified clients (iperf3, tcp-rr's) through
+    /// the library against the kernel's servers; busy-polling and
+    /// memory-bulk are the in-process stack's own, and the library has no
+    /// datagram sockets yet.
+    func skipReason(on system: BenchSystem) -> String? {
+        guard system == .netstackPreload else { return nil }
+        switch self {
+        case .bulkRX, .bulkTX, .tcpRR: return nil
+        case .tcpRRBusyPoll: return "busy-polling is netstack up's own loop"
+        case .udpPPS: return "the preload library has no datagram sockets yet"
+        case .memoryBulk: return "one process with two stacks, no application socket"
+        }
+    }
+
     /// One round's figures.
     struct Sample {
         var value: Double
@@ -77,6 +92,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     /// Measures one round on `system`, from its peer namespace.
     func measure(on system: BenchSystem, in lab: BenchLab, timing: Timing) throws -> Sample {
+        if system == .netstackPreload { return try measureThroughTheLibrary(in: lab, timing: timing) }
         let host = lab.serverIP
         let seconds = String(timing.seconds)
         switch self {
@@ -101,6 +117,36 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         case .memoryBulk:
             return try peer(lab, system, ["memory-bulk", "--system", system.rawValue, "--duration", seconds,
                                           "--offload", lab.offload ? "on" : "off", "--family", lab.family.rawValue], timing)
+        }
+    }
+
+    /// The preload system's round: the client is the application on the
+    /// stack, run by `netstack run` on the system under test's CPUs, and the
+    /// kernel's servers on the TAP's host side are its peer. The system under
+    /// test receives in bulk-rx (`iperf3 -R`) and sends in bulk-tx.
+    private func measureThroughTheLibrary(in lab: BenchLab, timing: Timing) throws -> Sample {
+        let host = lab.family.peerIP
+        switch self {
+        case .bulkRX, .bulkTX:
+            var arguments = ["iperf3", "-c", host, "-p", String(BenchLab.iperf3Port), "-t", String(timing.bulkSeconds),
+                             "-J", "--connect-timeout", "3000"]
+            if self == .bulkRX { arguments.append("-R") }
+            let cpuStart = CPUTime.read()
+            let r = Shell.run(lab.throughTheLibrary(arguments), timeout: Double(timing.bulkSeconds) + 20)
+            let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
+            let received = try Self.iperf3Received(r.output)
+            return Sample(value: received.bitsPerSecond / 1e9, cpuSeconds: cpuSeconds, work: received.bytes)
+        case .tcpRR:
+            let arguments = [lab.binary, "bench-peer", "tcp-rr", "--host", host, "--port", String(BenchLab.echoPort),
+                             "--duration", String(timing.seconds)]
+            let r = Shell.run(lab.throughTheLibrary(arguments), timeout: timing.seconds + 20)
+            guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
+                throw BenchError("bench-peer tcp-rr through the library failed (status \(r.status)): "
+                                 + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            return Sample(value: value, cpuSeconds: fields["cpu"], work: fields["transactions"])
+        case .tcpRRBusyPoll, .udpPPS, .memoryBulk:
+            throw BenchError("\(rawValue) does not run through the library: \(skipReason(on: .netstackPreload) ?? "")")
         }
     }
 

@@ -251,7 +251,9 @@ def test_iperf3_client_on_the_stack(ns, api, reverse):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, out[-2000:] + err
-        received = json.loads(out)["end"]["sum_received"]
+        result = json.loads(out)
+        assert "error" not in result, result.get("error")  # e.g. a getsockopt the library refused
+        received = result["end"]["sum_received"]
         print(f"\n  iperf3 through the library{' -R' if reverse else ''}: "
               f"{received['bits_per_second'] / 1e9:.2f} Gbit/s")
         assert received["bytes"] > 0
@@ -323,3 +325,40 @@ def test_ipv6_both_ways(ns, tmp_path):
                 p.kill()
                 p.wait(10)
         stack.stop()
+
+
+TCP_INFO_SCRIPT = r"""
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 8000), timeout=10)
+s.sendall(b"GET /file HTTP/1.0\r\n\r\n")
+got = 0
+while got < (1 << 20):
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        break
+    got += len(chunk)
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+state = info[0]
+rto, ato, snd_mss, rcv_mss = struct.unpack_from("IIII", info, 8)
+rtt, rttvar, ssthresh, cwnd = struct.unpack_from("IIII", info, 68)
+cc = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
+mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+print(state, snd_mss, rtt, cwnd, cc, mss, got)
+"""
+
+
+def test_tcp_info_congestion_and_maxseg_come_from_the_stack(ns, api, kernel_http):
+    """What iperf3 -J and ss ask a socket: TCP_INFO (ESTABLISHED, the MSS
+    the connection uses, a measured RTT, a congestion window), TCP_CONGESTION
+    (the stack's CUBIC, not the kernel's default) and TCP_MAXSEG."""
+    _, path = api
+    p = run_on_stack(ns, path, "python3", "-c", TCP_INFO_SCRIPT, HOST_IP, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    state, snd_mss, rtt, cwnd, cc, mss, got = out.split()
+    assert int(got) >= 1 << 20
+    assert int(state) == 1  # TCP_ESTABLISHED
+    assert int(snd_mss) == int(mss) and 1400 <= int(mss) <= 1460, out
+    assert 0 < int(rtt) < 1_000_000 and int(cwnd) >= 2, out
+    assert cc == "cubic", out

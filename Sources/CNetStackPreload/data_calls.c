@@ -44,6 +44,34 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
     }
 }
 
+/// MSG_WAITALL (a blocking receive waits for all `len` bytes, unless the
+/// input ends, an error comes or a signal interrupts, as Linux's tcp_recvmsg).
+static ssize_t stack_recv_waitall(ns_sock *s, void *buf, size_t len, int flags) {
+    bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || dontwait) return stack_recv(s, buf, len, flags);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL);
+        if (n <= 0) return got > 0 ? (ssize_t)got : n;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/// Scatter into `iov`: only the first piece may wait; the rest take what is there.
+static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags) {
+    ssize_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (iov[i].iov_len == 0) continue;
+        int f = total > 0 && !(flags & MSG_WAITALL) ? (flags | MSG_DONTWAIT) : flags;
+        ssize_t n = stack_recv_waitall(s, iov[i].iov_base, iov[i].iov_len, f);
+        if (n < 0) return total > 0 ? total : -1;
+        total += n;
+        if ((size_t)n < iov[i].iov_len) break;
+    }
+    return total;
+}
+
 static void raise_sigpipe(int flags) {
     if (!(flags & MSG_NOSIGNAL)) pthread_kill(pthread_self(), SIGPIPE);
 }
@@ -93,10 +121,23 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
     }
 }
 
+/// Gather from `iov`: blocking, all of it (SIGPIPE at most once, for the first piece).
+static ssize_t stack_sendv(ns_sock *s, const struct iovec *iov, size_t count, int flags) {
+    ssize_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (iov[i].iov_len == 0) continue;
+        ssize_t n = stack_send(s, iov[i].iov_base, iov[i].iov_len, total > 0 ? (flags | MSG_NOSIGNAL) : flags);
+        if (n < 0) return total > 0 ? total : -1;
+        total += n;
+        if ((size_t)n < iov[i].iov_len) break;
+    }
+    return total;
+}
+
 NS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recv)(fd, buf, len, flags);
-    return stack_recv(s, buf, len, flags);
+    return stack_recv_waitall(s, buf, len, flags);
 }
 
 NS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
@@ -118,7 +159,7 @@ NS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
 NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
-    ssize_t n = stack_recv(s, buf, len, flags);
+    ssize_t n = stack_recv_waitall(s, buf, len, flags);
     if (n >= 0 && sa && salen && s->has_peer) ns_to_sockaddr(&s->peer, s->family, sa, salen);
     return n;
 }
@@ -150,28 +191,36 @@ NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const s
 NS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(readv)(fd, iov, count);
-    ssize_t total = 0;
-    for (int i = 0; i < count; i++) {
-        if (iov[i].iov_len == 0) continue;
-        // Only the first piece may wait; the rest take what is there.
-        ssize_t n = stack_recv(s, iov[i].iov_base, iov[i].iov_len, total > 0 ? MSG_DONTWAIT : 0);
-        if (n < 0) return total > 0 ? total : -1;
-        total += n;
-        if ((size_t)n < iov[i].iov_len) break;
-    }
-    return total;
+    if (count < 0) { errno = EINVAL; return -1; }
+    return stack_recvv(s, iov, (size_t)count, 0);
 }
 
 NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(writev)(fd, iov, count);
-    ssize_t total = 0;
-    for (int i = 0; i < count; i++) {
-        if (iov[i].iov_len == 0) continue;
-        ssize_t n = stack_send(s, iov[i].iov_base, iov[i].iov_len, total > 0 ? MSG_NOSIGNAL : 0);
-        if (n < 0) return total > 0 ? total : -1;
-        total += n;
-        if ((size_t)n < iov[i].iov_len) break;
+    if (count < 0) { errno = EINVAL; return -1; }
+    return stack_sendv(s, iov, (size_t)count, 0);
+}
+
+/// As Linux's TCP: the data of `msg_iov`; no address (a stream socket's
+/// `msg_namelen` comes back 0), no control messages, no flags.
+NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(recvmsg)(fd, msg, flags);
+    if (!msg) { errno = EFAULT; return -1; }
+    ssize_t n = stack_recvv(s, msg->msg_iov, msg->msg_iovlen, flags);
+    if (n >= 0) {
+        msg->msg_namelen = 0;
+        msg->msg_controllen = 0;
+        msg->msg_flags = 0;
     }
-    return total;
+    return n;
+}
+
+/// As Linux's TCP: `msg_iov` is sent, an address and control messages are ignored.
+NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(sendmsg)(fd, msg, flags);
+    if (!msg) { errno = EFAULT; return -1; }
+    return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);
 }

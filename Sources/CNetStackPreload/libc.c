@@ -10,10 +10,10 @@ struct ns_libc ns_libc;
 
 void ns_resolve(void) {
     RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept4); RESOLVE(connect);
-    RESOLVE(shutdown); RESOLVE(close); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
-    RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(fcntl); RESOLVE(ioctl);
+    RESOLVE(shutdown); RESOLVE(close); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
+    RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg); RESOLVE(fcntl); RESOLVE(ioctl);
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
-    RESOLVE(poll); RESOLVE(select); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
 }
 
 __attribute__((constructor)) static void ns_init(void) { ns_resolve(); }

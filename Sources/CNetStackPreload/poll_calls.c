@@ -141,3 +141,22 @@ NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
     if (p != small) free(p);
     return count;
 }
+
+NS_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts, const sigset_t *mask) {
+    bool any = false;
+    for (int fd = 0; fd < nfds && !any; fd++) {
+        if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))
+            any = ns_lookup(fd) != NULL;
+    }
+    if (!any) return LIBC(pselect)(nfds, rd, wr, ex, ts, mask);
+    // As ppoll: the signal mask is not applied atomically with the wait for stack sockets.
+    sigset_t old;
+    if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
+    struct timeval tv;
+    if (ts) tv = (struct timeval){.tv_sec = ts->tv_sec, .tv_usec = ts->tv_nsec / 1000};
+    int r = select(nfds, rd, wr, ex, ts ? &tv : NULL);
+    int e = errno;
+    if (mask) pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
+}

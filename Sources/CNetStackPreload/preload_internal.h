@@ -27,6 +27,9 @@ struct ns_libc {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*shutdown)(int, int);
     int (*close)(int);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
     ssize_t (*read)(int, void *, size_t);
     ssize_t (*write)(int, const void *, size_t);
     ssize_t (*readv)(int, const struct iovec *, int);
@@ -35,6 +38,8 @@ struct ns_libc {
     ssize_t (*send)(int, const void *, size_t, int);
     ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
     int (*fcntl)(int, int, ...);
     int (*ioctl)(int, unsigned long, ...);
     int (*getsockopt)(int, int, int, void *, socklen_t *);
@@ -43,6 +48,7 @@ struct ns_libc {
     int (*getpeername)(int, struct sockaddr *, socklen_t *);
     int (*poll)(struct pollfd *, nfds_t, int);
     int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
     int (*epoll_ctl)(int, int, int, struct epoll_event *);
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
@@ -53,6 +59,9 @@ void ns_resolve(void);
 #define LIBC(name) (ns_libc.name ? ns_libc.name : (ns_resolve(), ns_libc.name))
 
 // MARK: Stack sockets
+
+/// Descriptors one stack socket may have at once (dup and its kin).
+#define NS_MAX_ALIASES 16
 
 typedef struct ns_sock {
     uint32_t id;        // the stack's
@@ -72,6 +81,11 @@ typedef struct ns_sock {
     ns_addr local, peer;
     int reuse_address, keepalive, no_delay, receive_buffer, send_buffer;
     struct linger linger;
+    /// Every descriptor of the socket (dup, dup2, dup3, F_DUPFD): the
+    /// socket ends when the last is closed, as an open file description
+    /// does. `fd` is always one of them (the library waits on it).
+    int aliases[NS_MAX_ALIASES];
+    int alias_count;
 } ns_sock;
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
@@ -80,6 +94,10 @@ ns_sock *ns_lookup(int fd);
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
 /// Forgets and frees `s` (the caller closes nothing else).
 void ns_release(ns_sock *s);
+/// `fd` (a new descriptor of the same eventfd) now names `s` too; -1 with EMFILE if `s` has too many.
+int ns_alias(ns_sock *s, int fd);
+/// `fd` no longer names `s`; true if it was the last descriptor (the socket then ends).
+bool ns_unalias(ns_sock *s, int fd);
 
 /// Sends `req` and waits for the reply (with up to 3 descriptors). -1 with errno if the stack cannot be reached.
 int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds);

@@ -167,6 +167,7 @@ NS_EXPORT int close(int fd) {
         return LIBC(close)(fd);
     }
     ns_epoll_forget(fd);
+    if (!ns_unalias(s, fd)) return LIBC(close)(fd);  // another descriptor still names the socket
     // The stack sends what is in `tx`, then a FIN (or a RST over unread input).
     ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
     ns_post(&req);
@@ -174,18 +175,56 @@ NS_EXPORT int close(int fd) {
     return LIBC(close)(fd);
 }
 
-static int fcntl_stack(ns_sock *s, int cmd, void *arg) {
+/// A new descriptor from libc for the same eventfd, entered as `s`'s.
+static int alias_result(ns_sock *s, int fd) {
+    if (fd < 0) return -1;
+    if (ns_alias(s, fd) < 0) {
+        int e = errno;
+        LIBC(close)(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+NS_EXPORT int dup(int fd) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(dup)(fd);
+    return alias_result(s, LIBC(dup)(fd));
+}
+
+/// dup2 and dup3: a stack socket at `to` is closed first, as the kernel
+/// closes whatever `to` named.
+static int dup_onto(int from, int to, int flags, bool three) {
+    ns_sock *s = ns_lookup(from);
+    if (!s) {
+        if (ns_lookup(to)) close(to);
+        return three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
+    }
+    if (from == to) {
+        if (three) { errno = EINVAL; return -1; }
+        return to;
+    }
+    if (ns_lookup(to)) close(to);
+    return alias_result(s, three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to));
+}
+
+NS_EXPORT int dup2(int from, int to) { return dup_onto(from, to, 0, false); }
+NS_EXPORT int dup3(int from, int to, int flags) { return dup_onto(from, to, flags, true); }
+
+static int fcntl_stack(ns_sock *s, int fd, int cmd, void *arg) {
     switch (cmd) {
     case F_GETFL:
         return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0);
     case F_SETFL:
+        // The status flags belong to the socket, shared by its descriptors (dup), as an open file's.
         s->nonblocking = ((long)arg & O_NONBLOCK) != 0;
         return 0;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-        return fail(EINVAL);  // a second descriptor for a stack socket is not in this library yet
+        return alias_result(s, LIBC(fcntl)(fd, cmd, arg));
     default:
-        return LIBC(fcntl)(s->fd, cmd, arg);
+        return LIBC(fcntl)(fd, cmd, arg);  // F_GETFD, F_SETFD: this descriptor's own
     }
 }
 
@@ -196,7 +235,7 @@ NS_EXPORT int fcntl(int fd, int cmd, ...) {
     va_end(ap);
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(fcntl)(fd, cmd, arg);
-    return fcntl_stack(s, cmd, arg);
+    return fcntl_stack(s, fd, cmd, arg);
 }
 
 NS_EXPORT int fcntl64(int fd, int cmd, ...) {
@@ -206,7 +245,7 @@ NS_EXPORT int fcntl64(int fd, int cmd, ...) {
     va_end(ap);
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(fcntl)(fd, cmd, arg);
-    return fcntl_stack(s, cmd, arg);
+    return fcntl_stack(s, fd, cmd, arg);
 }
 
 NS_EXPORT int ioctl(int fd, unsigned long request, ...) {

@@ -5,6 +5,7 @@
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,43 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->receive_buffer = s->send_buffer = (int)reply->ring_size;
     if (reply->local.family) { s->local = reply->local; s->has_local = true; }
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }
+    s->aliases[0] = app;
+    s->alias_count = 1;
     atomic_store_explicit(&table[app], s, memory_order_release);
     return app;
 }
 
+/// Guards the alias lists: dup and close of one socket from two threads.
+static pthread_mutex_t aliases_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int ns_alias(ns_sock *s, int fd) {
+    if (fd < 0 || fd >= NS_MAX_FDS) { errno = EMFILE; return -1; }
+    pthread_mutex_lock(&aliases_lock);
+    bool room = s->alias_count < NS_MAX_ALIASES;
+    if (room) s->aliases[s->alias_count++] = fd;
+    pthread_mutex_unlock(&aliases_lock);
+    if (!room) { errno = EMFILE; return -1; }
+    atomic_store_explicit(&table[fd], s, memory_order_release);
+    return fd;
+}
+
+bool ns_unalias(ns_sock *s, int fd) {
+    atomic_store_explicit(&table[fd], NULL, memory_order_release);
+    pthread_mutex_lock(&aliases_lock);
+    for (int i = 0; i < s->alias_count; i++) {
+        if (s->aliases[i] == fd) {
+            s->aliases[i] = s->aliases[--s->alias_count];
+            break;
+        }
+    }
+    bool last = s->alias_count == 0;
+    if (!last && s->fd == fd) s->fd = s->aliases[0];
+    pthread_mutex_unlock(&aliases_lock);
+    return last;
+}
+
 void ns_release(ns_sock *s) {
+    for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], NULL, memory_order_release);
     atomic_store_explicit(&table[s->fd], NULL, memory_order_release);
     munmap(s->region, s->region_length);
     LIBC(close)(s->doorbell);

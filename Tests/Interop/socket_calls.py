@@ -2,6 +2,7 @@
 runs it once on the kernel's sockets and once through the preload library
 (`netstack run`), against the kernel's echo server at HOST:9200 (nothing
 listens on 9201); each line it prints must be the same both times."""
+import ctypes
 import errno
 import fcntl
 import os
@@ -98,7 +99,51 @@ out("epoll for writing", [(fd == s.fileno(), ev & select.EPOLLOUT) for fd, ev in
 ep.unregister(s.fileno())
 ep.close()
 
+# sendmsg, recvmsg, MSG_WAITALL and pselect (through select with a timeout of 0)
 s.setblocking(True)
+out("sendmsg of three pieces", s.sendmsg([b"ab", b"", b"cdef"]))
+time.sleep(0.2)
+data, ancillary, flags, address = s.recvmsg(3)
+out("recvmsg", (data, ancillary, flags, address))
+out("recvmsg_into two buffers", s.recvmsg_into([bytearray(1), bytearray(10)])[0])
+s.send(b"0123")
+s.send(b"4567")
+out("MSG_WAITALL", s.recv(8, socket.MSG_WAITALL))
+out("select with nothing to read", select.select([s], [], [], 0)[0] == [])
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def pselect_readable(fd, seconds):
+    fds = (ctypes.c_ulong * 16)()
+    fds[fd // 64] |= 1 << (fd % 64)
+    ts = (ctypes.c_long * 2)(int(seconds), int((seconds % 1) * 1e9))
+    return libc.pselect(fd + 1, ctypes.byref(fds), None, None, ctypes.byref(ts), None), fds[fd // 64] != 0
+
+
+out("pselect with nothing to read", pselect_readable(s.fileno(), 0))
+s.send(b"p")
+out("pselect with the echo there", pselect_readable(s.fileno(), 5))
+out("recv", s.recv(1))
+
+# A second descriptor of the socket (dup, dup2): closing one leaves the
+# other working; the status flags are shared, the close-on-exec flag not.
+d = os.dup(s.fileno())
+os.write(d, b"dup")
+time.sleep(0.2)
+out("read from the original after writing to the dup", s.recv(10))
+d2 = os.dup2(s.fileno(), 100, inheritable=False)
+os.close(d)
+out("dup2 to 100", d2)
+s.setblocking(False)
+out("the dup shares O_NONBLOCK", bool(fcntl.fcntl(d2, fcntl.F_GETFL) & os.O_NONBLOCK))
+out("and not FD_CLOEXEC", (fcntl.fcntl(s.fileno(), fcntl.F_GETFD), fcntl.fcntl(d2, fcntl.F_GETFD)))
+s.setblocking(True)
+os.write(d2, b"two")
+time.sleep(0.2)
+out("recv after the dup's write", s.recv(10))
+os.close(d2)
+out("the socket still works after its dups closed", (s.send(b"x"), s.recv(1)))
+
 s.shutdown(socket.SHUT_WR)
 out("recv after the peer closed", s.recv(10))
 out("send after shutdown", err(lambda: s.send(b"z")))

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 /// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
@@ -43,6 +44,146 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
         cleared = false;
     }
 }
+
+// MARK: Datagram sockets
+
+/// Binds an unbound datagram socket to an ephemeral port before it sends, as Linux's autobind.
+static int autobind(ns_sock *s) {
+    ns_request req = {.op = NS_OP_BIND, .socket = s->id};
+    req.addr.family = s->family == AF_INET ? 4 : 6;
+    ns_reply reply;
+    int fds[3], nfds;
+    if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
+    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    if (reply.result < 0 && reply.result != -EINVAL) { errno = -reply.result; return -1; }  // EINVAL: bound meanwhile
+    s->local = reply.local;
+    s->has_local = true;
+    return 0;
+}
+
+ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
+    bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    ns_addr to;
+    if (sa) {
+        if (ns_from_sockaddr(sa, salen, &to) != 0) { errno = salen < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT; return -1; }
+        if (s->family == AF_INET && to.family == 6) { errno = EAFNOSUPPORT; return -1; }
+    } else if (s->has_peer) {
+        to = s->peer;
+    } else {
+        errno = EDESTADDRREQ;
+        return -1;
+    }
+    if (len > (to.family == 4 ? 65507u : 65527u) || len + sizeof(ns_datagram) > s->shm->tx.size) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (!s->has_local && autobind(s) < 0) return -1;
+    ns_datagram h = {.length = (uint32_t)len, .family = to.family, .port = to.port};
+    memcpy(h.bytes, to.bytes, sizeof h.bytes);
+    bool cleared = false;
+    for (;;) {
+        // A connected socket's ICMP error is its next call's, sending included (Linux's sock_error).
+        int e = ns_take_error(s->shm);
+        if (e) { errno = e; return -1; }
+        if (ns_ring_write_record(&s->shm->tx, s->region, &h, buf)) {
+            if (ns_flag_take(&s->shm->stack_wants_tx)) ns_ring_doorbell(s);
+            return (ssize_t)len;
+        }
+        if (dontwait) { errno = EAGAIN; return -1; }
+        if (!cleared) {
+            ns_arm(s, POLLOUT);
+            cleared = true;
+            continue;
+        }
+        ns_wait_event(s, -1);
+        cleared = false;
+    }
+}
+
+ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
+                      int *msg_flags) {
+    bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    bool cleared = false;
+    for (;;) {
+        ns_datagram h;
+        if (ns_ring_next_record(&s->shm->rx, s->region, &h)) {
+            uint32_t n = ns_ring_record_payload(&s->shm->rx, s->region, &h, buf,
+                                                len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+            if (sa && salen) {
+                ns_addr from = {.family = h.family, .port = h.port};
+                memcpy(from.bytes, h.bytes, sizeof from.bytes);
+                ns_to_sockaddr(&from, s->family, sa, salen);
+            }
+            if (msg_flags) *msg_flags = n < h.length ? MSG_TRUNC : 0;
+            if (!(flags & MSG_PEEK)) {
+                ns_ring_take_record(&s->shm->rx, &h);
+                if (ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
+            }
+            // MSG_TRUNC asks for the datagram's real length (Linux's UDP).
+            return (flags & MSG_TRUNC) ? (ssize_t)h.length : (ssize_t)n;
+        }
+        int e = ns_take_error(s->shm);
+        if (e) { errno = e; return -1; }
+        if (dontwait) { errno = EAGAIN; return -1; }
+        if (!cleared) {
+            ns_arm(s, POLLIN);
+            cleared = true;
+            continue;
+        }
+        ns_wait_event(s, -1);
+        cleared = false;
+    }
+}
+
+/// Gathers `iov` into one buffer for a datagram (malloc'd beyond 4 KiB); NULL with ENOMEM.
+static void *gather(const struct iovec *iov, size_t count, size_t *total, uint8_t *small, size_t smallSize) {
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) n += iov[i].iov_len;
+    uint8_t *out = n <= smallSize ? small : malloc(n ? n : 1);
+    if (!out) { errno = ENOMEM; return NULL; }
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (iov[i].iov_len) memcpy(out + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    *total = n;
+    return out;
+}
+
+static ssize_t dgram_sendv(ns_sock *s, const struct iovec *iov, size_t count, int flags, const struct sockaddr *sa,
+                           socklen_t salen) {
+    uint8_t small[4096];
+    size_t n;
+    uint8_t *buf = gather(iov, count, &n, small, sizeof small);
+    if (!buf) return -1;
+    ssize_t r = ns_dgram_send(s, buf, n, flags, sa, salen);
+    if (buf != small) { int e = errno; free(buf); errno = e; }
+    return r;
+}
+
+/// One datagram scattered into `iov`: received whole into a buffer first.
+static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags, struct sockaddr *sa,
+                           socklen_t *salen, int *msg_flags) {
+    size_t space = 0;
+    for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
+    uint8_t small[4096];
+    uint8_t *buf = space <= sizeof small ? small : malloc(space);
+    if (!buf) { errno = ENOMEM; return -1; }
+    ssize_t r = ns_dgram_recv(s, buf, space, flags, sa, salen, msg_flags);
+    if (r > 0) {
+        size_t left = (size_t)r < space ? (size_t)r : space, at = 0;
+        for (size_t i = 0; i < count && left > 0; i++) {
+            size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+            memcpy(iov[i].iov_base, buf + at, k);
+            at += k;
+            left -= k;
+        }
+    }
+    if (buf != small) { int e = errno; free(buf); errno = e; }
+    return r;
+}
+
+// MARK: Stream sockets
 
 /// MSG_WAITALL (a blocking receive waits for all `len` bytes, unless the
 /// input ends, an error comes or a signal interrupts, as Linux's tcp_recvmsg).
@@ -137,6 +278,7 @@ static ssize_t stack_sendv(ns_sock *s, const struct iovec *iov, size_t count, in
 NS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recv)(fd, buf, len, flags);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, NULL, NULL, NULL);
     return stack_recv_waitall(s, buf, len, flags);
 }
 
@@ -148,6 +290,7 @@ NS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int f
 NS_EXPORT ssize_t read(int fd, void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(read)(fd, buf, len);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, 0, NULL, NULL, NULL);
     return stack_recv(s, buf, len, 0);
 }
 
@@ -159,6 +302,7 @@ NS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
 NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, sa, salen, NULL);
     ssize_t n = stack_recv_waitall(s, buf, len, flags);
     if (n >= 0 && sa && salen && s->has_peer) ns_to_sockaddr(&s->peer, s->family, sa, salen);
     return n;
@@ -173,18 +317,21 @@ NS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, i
 NS_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(send)(fd, buf, len, flags);
+    if (s->datagram) return ns_dgram_send(s, buf, len, flags, NULL, 0);
     return stack_send(s, buf, len, flags);
 }
 
 NS_EXPORT ssize_t write(int fd, const void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(write)(fd, buf, len);
+    if (s->datagram) return ns_dgram_send(s, buf, len, 0, NULL, 0);
     return stack_send(s, buf, len, 0);
 }
 
 NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(sendto)(fd, buf, len, flags, sa, salen);
+    if (s->datagram) return ns_dgram_send(s, buf, len, flags, sa, salen);
     return stack_send(s, buf, len, flags);  // a stream socket ignores the address, as Linux's TCP
 }
 
@@ -192,6 +339,7 @@ NS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(readv)(fd, iov, count);
     if (count < 0) { errno = EINVAL; return -1; }
+    if (s->datagram) return dgram_recvv(s, iov, (size_t)count, 0, NULL, NULL, NULL);
     return stack_recvv(s, iov, (size_t)count, 0);
 }
 
@@ -199,6 +347,7 @@ NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(writev)(fd, iov, count);
     if (count < 0) { errno = EINVAL; return -1; }
+    if (s->datagram) return dgram_sendv(s, iov, (size_t)count, 0, NULL, 0);
     return stack_sendv(s, iov, (size_t)count, 0);
 }
 
@@ -208,6 +357,15 @@ NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvmsg)(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
+    if (s->datagram) {
+        int got_flags = 0;
+        ssize_t n = dgram_recvv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, &msg->msg_namelen, &got_flags);
+        if (n >= 0) {
+            msg->msg_controllen = 0;
+            msg->msg_flags = got_flags;
+        }
+        return n;
+    }
     ssize_t n = stack_recvv(s, msg->msg_iov, msg->msg_iovlen, flags);
     if (n >= 0) {
         msg->msg_namelen = 0;
@@ -222,5 +380,6 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(sendmsg)(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
+    if (s->datagram) return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
     return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);
 }

@@ -71,6 +71,7 @@ typedef struct ns_sock {
     ns_socket_shm *shm; // the shared region
     uint8_t *region;
     size_t region_length;
+    bool datagram;      // SOCK_DGRAM: records in the rings (ns_datagram), UDP on the stack
     bool nonblocking;
     bool listening;
     bool connecting;    // connect was asked
@@ -115,6 +116,11 @@ void ns_wait_event(ns_sock *s, int timeout_ms);
 short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.
 void ns_arm(ns_sock *s, short events);
+
+/// A datagram socket's send and receive (data_calls.c); `msg_flags` gets MSG_TRUNC for a cut datagram.
+ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen);
+ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
+                      int *msg_flags);
 
 /// Converts between sockaddr and ns_addr (a v4-mapped IPv6 address becomes IPv4).
 int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out);

@@ -9,6 +9,13 @@
 
 short ns_readiness(ns_sock *s, short events) {
     short r = 0;
+    if (s->datagram) {
+        // Readable with a datagram or an error waiting; writable with room for one of 2 KiB.
+        if (!ns_ring_is_empty(&s->shm->rx)) r |= POLLIN;
+        if (ns_ring_writable(&s->shm->tx) >= sizeof(ns_datagram) + 2048) r |= POLLOUT;
+        if (ns_peek_error(s->shm) != 0) r |= POLLERR;
+        return r & (events | POLLERR);
+    }
     if (s->listening) {
         if (ns_pending(s->shm) > 0) r |= POLLIN;
         return r & events;

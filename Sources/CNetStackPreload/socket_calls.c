@@ -30,9 +30,12 @@ static int simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int6
 
 NS_EXPORT int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if ((domain != AF_INET && domain != AF_INET6) || kind != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP))
+    bool stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
+    bool datagram = kind == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP);
+    if ((domain != AF_INET && domain != AF_INET6) || !(stream || datagram))
         return LIBC(socket)(domain, type, protocol);
-    ns_request req = {.op = NS_OP_SOCKET, .arg0 = domain == AF_INET ? 4 : 6};
+    ns_request req = {.op = NS_OP_SOCKET, .arg0 = domain == AF_INET ? 4 : 6,
+                      .arg1 = datagram ? NS_SOCKET_DATAGRAM : NS_SOCKET_STREAM};
     ns_reply reply;
     int fds[3], nfds;
     if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
@@ -68,6 +71,7 @@ NS_EXPORT int listen(int fd, int backlog) {
 NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
+    if (s->datagram) return fail(EOPNOTSUPP);
     if (!s->listening) return fail(EINVAL);
     bool cleared = false;
     for (;;) {
@@ -101,6 +105,19 @@ NS_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len) { return accep
 NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(connect)(fd, sa, len);
+    if (s->datagram) {
+        // The peer datagrams go to and come from; at once, and again at will.
+        ns_addr a;
+        if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
+        if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+        ns_reply reply;
+        if (simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
+        s->local = reply.local;
+        s->has_local = true;
+        s->peer = reply.peer;
+        s->has_peer = true;
+        return 0;
+    }
     if (s->listening) return fail(EISCONN);
     if (s->connecting) {
         uint32_t st = ns_state(s->shm);
@@ -258,6 +275,11 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     switch (request) {
     case FIONREAD:
         if (s->listening) return fail(EINVAL);
+        if (s->datagram) {  // as Linux's UDP: the next datagram's size
+            ns_datagram h;
+            *(int *)arg = ns_ring_next_record(&s->shm->rx, s->region, &h) ? (int)h.length : 0;
+            return 0;
+        }
         *(int *)arg = (int)ns_ring_readable(&s->shm->rx);
         return 0;
     case FIONBIO:
@@ -321,9 +343,9 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
     if (level == SOL_SOCKET) {
         switch (name) {
         case SO_ERROR: return put_int(value, len, ns_take_error(s->shm));
-        case SO_TYPE: return put_int(value, len, SOCK_STREAM);
+        case SO_TYPE: return put_int(value, len, s->datagram ? SOCK_DGRAM : SOCK_STREAM);
         case SO_DOMAIN: return put_int(value, len, s->family);
-        case SO_PROTOCOL: return put_int(value, len, IPPROTO_TCP);
+        case SO_PROTOCOL: return put_int(value, len, s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
         case SO_ACCEPTCONN: return put_int(value, len, s->listening);
         case SO_REUSEADDR: return put_int(value, len, s->reuse_address);
         case SO_REUSEPORT: return put_int(value, len, 0);
@@ -336,7 +358,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             *len = sizeof s->linger;
             return 0;
         }
-    } else if (level == IPPROTO_TCP) {
+    } else if (level == IPPROTO_TCP && !s->datagram) {
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
         switch (name) {

@@ -50,6 +50,7 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->region = region;
     s->region_length = length;
     s->nonblocking = (flags & SOCK_NONBLOCK) != 0;
+    s->datagram = (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_DGRAM;
     s->receive_buffer = s->send_buffer = (int)reply->ring_size;
     if (reply->local.family) { s->local = reply->local; s->has_local = true; }
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CNetStackABI
 import NetStack
 import NetStackWire
 
@@ -97,7 +98,8 @@ public final class APIServer: @unchecked Sendable {
     private func handle(_ request: ControlRequest, from session: AppSession) {
         if request.operation == .socket {
             guard request.arg0 == 4 || request.arg0 == 6 else { return session.send(.failure(EAFNOSUPPORT)) }
-            guard let s = makeSocket(for: session) else { return session.send(.failure(EMFILE)) }
+            let datagram = request.arg1 == Int32(NS_SOCKET_DATAGRAM)
+            guard let s = makeSocket(for: session, datagram: datagram) else { return session.send(.failure(EMFILE)) }
             session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
                          descriptors: s.descriptorsForApplication)
             s.region.closeDescriptor()
@@ -113,10 +115,10 @@ public final class APIServer: @unchecked Sendable {
         case .bind:
             session.send(bind(s, to: request.address))
         case .listen:
-            session.send(s.listen(backlog: request.arg0))
+            session.send(s.isDatagram ? .failure(EOPNOTSUPP) : s.listen(backlog: request.arg0))
         case .connect:
             guard let address = request.address else { return session.send(.failure(EAFNOSUPPORT)) }
-            session.send(s.connect(to: address))
+            session.send(s.isDatagram ? s.connectDatagram(to: address) : s.connect(to: address))
         case .accept:
             accept(on: s, for: session)
         case .shutdown:
@@ -128,10 +130,11 @@ public final class APIServer: @unchecked Sendable {
         }
     }
 
-    private func makeSocket(for session: AppSession) -> AppSocket? {
+    private func makeSocket(for session: AppSession, datagram: Bool = false) -> AppSocket? {
         let id = nextSocket
         nextSocket &+= 1
-        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, server: self) else { return nil }
+        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, datagram: datagram, server: self)
+        else { return nil }
         sockets[id] = s
         session.sockets.insert(id)
         socketsOpened += 1
@@ -148,6 +151,7 @@ public final class APIServer: @unchecked Sendable {
         case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a)
         }
         guard ours else { return .failure(EADDRNOTAVAIL) }
+        if s.isDatagram { return s.bindDatagram(address) }
         if address.port != 0,
            sockets.values.contains(where: { $0 !== s && $0.local?.port == address.port && $0.isListening }) {
             return .failure(EADDRINUSE)

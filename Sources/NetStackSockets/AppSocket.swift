@@ -27,6 +27,12 @@ final class AppSocket {
     var noDelay = false
     private(set) var connection: TCPConnection?
     private(set) var listener: TCPListener?
+    /// A datagram socket (SOCK_DGRAM): its rings hold records, not a byte
+    /// stream, and it becomes a `UDPSocket` (`AppSocket+Datagrams`).
+    let isDatagram: Bool
+    var udp: UDPSocket?
+    /// A datagram on its way between a ring and the UDP socket (reused).
+    var datagramScratch: [UInt8] = []
     /// Connections the listener completed that the application has not accepted.
     private var waiting: [TCPConnection] = []
     private var backlog = 128
@@ -38,9 +44,10 @@ final class AppSocket {
     private var endOfInputSent = false
     private(set) var isFreed = false
 
-    init(id: UInt32, client: UInt32, ringSize: Int, server: APIServer) throws(SocketAPIError) {
+    init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
         self.id = id
         self.client = client
+        isDatagram = datagram
         self.server = server
         region = try SocketRegion(ringSize: ringSize)
         appEvent = try EventFD()
@@ -83,6 +90,7 @@ final class AppSocket {
     /// when `rx` is full (the app's read rings the doorbell), and tells the
     /// application of the end of input once everything before the FIN is in.
     func pumpReceive() {
+        if isDatagram { return pumpDatagramsIn() }
         guard let c = connection else { return }
         while c.readableBytes > 0 {
             let moved = c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
@@ -109,6 +117,7 @@ final class AppSocket {
     /// raises the want-doorbell flag) or the send buffer is full (then
     /// `onWritable` calls again). Sends the FIN asked for once `tx` is empty.
     func pumpTransmit() {
+        if isDatagram { return pumpDatagramsOut() }
         guard let c = connection, !finSent else { return }
         var moved = 0
         while true {
@@ -240,6 +249,7 @@ final class AppSocket {
     /// what the application wrote goes out, then a FIN.
     func applicationClosed() {
         closing = true
+        if isDatagram { return free() }
         if let l = listener {
             l.close()
             for c in waiting { c.abort() }
@@ -277,6 +287,8 @@ final class AppSocket {
     private func free() {
         guard !isFreed else { return }
         isFreed = true
+        udp?.onReadable = nil
+        udp?.close()
         connection?.removeCallbacks()
         listener?.onAccept = nil
         server.unwatch(doorbell: doorbell.descriptor)

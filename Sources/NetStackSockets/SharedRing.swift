@@ -68,3 +68,44 @@ public struct SharedRing {
         }
     }
 }
+
+// MARK: Datagrams
+
+extension SharedRing {
+    /// What precedes each datagram's payload in the ring (`ns_datagram`).
+    static let datagramHeaderSize = MemoryLayout<ns_datagram>.size
+
+    /// Producer: one datagram record, `peer` and the payload, whole or not at
+    /// all (`ns_ring_write_record`); false if it does not fit now.
+    func writeDatagram(_ payload: UnsafeRawBufferPointer, peer: SocketAddress) -> Bool {
+        var header = ns_datagram()
+        header.length = UInt32(payload.count)
+        header.port = peer.port
+        if case .v4 = peer.address { header.family = 4 } else { header.family = 6 }
+        withUnsafeMutableBytes(of: &header.bytes) { b in
+            switch peer.address {
+            case .v4(let a):
+                b.storeBytes(of: a.value.bigEndian, toByteOffset: 0, as: UInt32.self)
+            case .v6(let a):
+                b.storeBytes(of: a.high.bigEndian, toByteOffset: 0, as: UInt64.self)
+                b.storeBytes(of: a.low.bigEndian, toByteOffset: 8, as: UInt64.self)
+            }
+        }
+        return ns_ring_write_record(ring, region, &header, payload.baseAddress) != 0
+    }
+
+    /// Consumer: copies the next datagram's payload into `buffer` (replacing
+    /// its contents), takes the record and returns its peer; nil if none waits.
+    func readDatagram(into buffer: inout [UInt8]) -> SocketAddress? {
+        var header = ns_datagram()
+        guard ns_ring_next_record(ring, region, &header) != 0 else { return nil }
+        let length = Int(header.length)
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: repeatElement(0, count: length))
+        buffer.withUnsafeMutableBytes { b in
+            _ = ns_ring_record_payload(ring, region, &header, b.baseAddress, UInt32(length))
+        }
+        ns_ring_take_record(ring, &header)
+        return withUnsafeBytes(of: header) { SocketAddress.decode($0.bytes, at: 4) }
+    }
+}

@@ -87,6 +87,10 @@ public final class SocketRegion {
         add([.error, .writeClosed])
     }
 
+    /// Records an errno for the application's next call (a connected UDP
+    /// socket's ICMP error), without ending anything.
+    public func setError(_ e: Int32) { ns_set_error(header, e) }
+
     /// A listener's connections waiting for accept, for the application's readiness.
     public func setPending(_ n: Int) { ns_set_pending(header, UInt32(clamping: n)) }
 

@@ -362,3 +362,91 @@ def test_tcp_info_congestion_and_maxseg_come_from_the_stack(ns, api, kernel_http
     assert int(snd_mss) == int(mss) and 1400 <= int(mss) <= 1460, out
     assert 0 < int(rtt) < 1_000_000 and int(cwnd) >= 2, out
     assert cc == "cubic", out
+
+
+UDP_ECHO = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("bound", s.getsockname()[1], flush=True)
+s.settimeout(30)
+try:
+    while True:
+        data, peer = s.recvfrom(65535)
+        s.sendto(data, peer)
+except socket.timeout:
+    pass
+"""
+
+UDP_CLIENT = r"""
+import errno, socket, sys
+host, port, closed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(2)
+print("type", s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_DGRAM)
+for n in [0, 1, 7, 100, 1400, 1472, 1473, 3000, 8000, 30000, 65507 if family == socket.AF_INET else 65527]:
+    data = bytes((n + i) % 256 for i in range(n))
+    for attempt in range(3):
+        s.sendto(data, (host, port))
+        try:
+            got, peer = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        break
+    else:
+        raise SystemExit(f"size {n} not echoed")
+    assert got == data and peer[1] == port, (n, len(got), peer)
+print("sizes ok, bound to an ephemeral port", s.getsockname()[1] >= 32768)
+s.sendto(b"x" * 100, (host, port))
+print("truncated", s.recvmsg(10)[2] & socket.MSG_TRUNC != 0)
+c = socket.socket(family, socket.SOCK_DGRAM)
+c.settimeout(2)
+c.connect((host, closed))
+c.send(b"anyone?")
+try:
+    c.recv(10)
+    print("no error")
+except ConnectionRefusedError:
+    print("refused")
+c.connect((host, port))
+c.send(b"connected")
+print("connected echo", c.recv(100))
+"""
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_udp_through_the_library_both_ways(ns, tmp_path, family):
+    """Datagram sockets on the stack: Python's client through the library
+    against the kernel's UDP echo (every size up to the largest datagram,
+    fragments included, a cut datagram, a closed port refused on a connected
+    socket), and a Python echo server through the library for the kernel's
+    client."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    host, stack = (HOST_IP, STACK_IP) if family == 4 else ("fd00::1", "fd00::2")
+    s = Stack(ns, "--api", path, *([] if family == 4 else ["--host6", "fd00::1/64", "--address6", "fd00::2/64"]))
+    kernel_echo = ns.popen("python3", "-c", UDP_ECHO, host, "9300", stdout=subprocess.PIPE, text=True)
+    stack_echo = None
+    try:
+        assert kernel_echo.stdout.readline().startswith("bound")
+        client = run_on_stack(ns, path, "python3", "-c", UDP_CLIENT, host, "9300", "9301",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = client.communicate(timeout=120)
+        assert client.returncode == 0, err
+        assert out.splitlines() == ["type True", "sizes ok, bound to an ephemeral port True", "truncated True",
+                                    "refused", "connected echo b'connected'"], out
+        stack_echo = run_on_stack(ns, path, "python3", "-c", UDP_ECHO, stack, "9400", stdout=subprocess.PIPE,
+                                  text=True)
+        assert stack_echo.stdout.readline().startswith("bound")
+        r = ns.exec("python3", "-c", UDP_CLIENT, stack, "9400", "9401", timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "sizes ok" in r.stdout and "refused" in r.stdout, r.stdout
+    finally:
+        for p in (kernel_echo, stack_echo):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+        if s.returncode is None:
+            s.stop()

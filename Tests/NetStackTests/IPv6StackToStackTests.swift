@@ -34,7 +34,8 @@ import NetStackWire
         var received: [[UInt8]] = []
         try pair.a.udp.bind(port: 5000) { _, payload in received.append([UInt8](payload)) }
         // One frame; the most one frame holds (1500 - 40 - 8); one more; fragments.
-        let sizes = [1, 7, 8, 1232, 1452, 1453, 2000, 3000, 8000]
+        // The largest datagram the Payload Length field allows (65535 - 8), in 45 fragments.
+        let sizes = [1, 7, 8, 1232, 1452, 1453, 2000, 3000, 8000, 65527]
         for (i, size) in sizes.enumerated() {
             let payload = FrameBuilder.pattern(size, seed: UInt8(i))
             _ = payload.withUnsafeBytes { p in
@@ -44,7 +45,7 @@ import NetStackWire
             pair.run(until: { received.count == i + 1 })
             #expect(received.last == payload, "size \(size)")
         }
-        #expect(pair.b.counters.datagrams6Reassembled == 4 && pair.a.counters.datagrams6Reassembled == 4)
+        #expect(pair.b.counters.datagrams6Reassembled == 5 && pair.a.counters.datagrams6Reassembled == 5)
     }
 
     /// A listener or socket told to take one family (IPV6_V6ONLY's choice):

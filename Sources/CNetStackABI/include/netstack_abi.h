@@ -80,6 +80,24 @@ static inline uint32_t ns_ring_peek(ns_ring *r, uint8_t *region, const uint8_t *
     return n;
 }
 
+/// Copies `n` bytes in at the ring's absolute index `at`, wrapping.
+static inline void ns_ring_copy_in(ns_ring *r, uint8_t *region, uint32_t at, const void *src, uint32_t n) {
+    uint8_t *data = region + r->offset;
+    uint32_t i = at & (r->size - 1);
+    uint32_t first = r->size - i < n ? r->size - i : n;
+    memcpy(data + i, src, first);
+    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+}
+
+/// Copies `n` bytes out from `skip` bytes past the consumer's index, wrapping; takes nothing.
+static inline void ns_ring_copy_out(ns_ring *r, uint8_t *region, uint32_t skip, void *dst, uint32_t n) {
+    const uint8_t *data = region + r->offset;
+    uint32_t i = (atomic_load_explicit(&r->head, memory_order_relaxed) + skip) & (r->size - 1);
+    uint32_t first = r->size - i < n ? r->size - i : n;
+    memcpy(dst, data + i, first);
+    if (n > first) memcpy((uint8_t *)dst + first, data, n - first);
+}
+
 /// Consumer: gives `n` peeked bytes back to the producer.
 static inline void ns_ring_consume(ns_ring *r, uint32_t n) {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -98,6 +116,50 @@ static inline uint32_t ns_ring_read(ns_ring *r, uint8_t *region, void *dst, uint
     if (n > first) memcpy((uint8_t *)dst + first, b, n - first);
     if (!peek) ns_ring_consume(r, n);
     return n;
+}
+
+// MARK: Datagrams in a ring
+
+/// What precedes each datagram in a datagram socket's rings: its payload's
+/// length and the peer (the destination in `tx`, the source in `rx`).
+/// A record is written whole or not at all and published once, so the
+/// consumer never sees a header without its payload.
+typedef struct ns_datagram {
+    uint32_t length;
+    uint16_t family;  // 4 or 6 (ns_addr's)
+    uint16_t port;
+    uint8_t bytes[16];
+} ns_datagram;
+
+/// Producer: the header then `h->length` bytes of `payload`, or nothing if they do not fit; 1 if written.
+static inline int ns_ring_write_record(ns_ring *r, uint8_t *region, const ns_datagram *h, const void *payload) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint32_t total = (uint32_t)sizeof *h + h->length;
+    if (total > r->size - (tail - head)) return 0;
+    ns_ring_copy_in(r, region, tail, h, sizeof *h);
+    if (h->length) ns_ring_copy_in(r, region, tail + (uint32_t)sizeof *h, payload, h->length);
+    atomic_store_explicit(&r->tail, tail + total, memory_order_seq_cst);
+    return 1;
+}
+
+/// Consumer: the next record's header, if one waits (its payload then does too); 1 if so.
+static inline int ns_ring_next_record(ns_ring *r, uint8_t *region, ns_datagram *h) {
+    if (ns_ring_readable(r) < sizeof *h) return 0;
+    ns_ring_copy_out(r, region, 0, h, sizeof *h);
+    return 1;
+}
+
+/// Consumer: up to `n` bytes of the next record's payload into `dst` (the rest is cut).
+static inline uint32_t ns_ring_record_payload(ns_ring *r, uint8_t *region, const ns_datagram *h, void *dst, uint32_t n) {
+    if (n > h->length) n = h->length;
+    if (n) ns_ring_copy_out(r, region, (uint32_t)sizeof *h, dst, n);
+    return n;
+}
+
+/// Consumer: takes the next record whole.
+static inline void ns_ring_take_record(ns_ring *r, const ns_datagram *h) {
+    ns_ring_consume(r, (uint32_t)sizeof *h + h->length);
 }
 
 // MARK: A socket's shared region
@@ -178,6 +240,7 @@ static inline void ns_set_error(ns_socket_shm *s, int32_t e) { atomic_store(&s->
 static inline int32_t ns_take_error(ns_socket_shm *s) { return atomic_exchange(&s->error, 0); }
 static inline int32_t ns_peek_error(ns_socket_shm *s) { return atomic_load(&s->error); }
 static inline void ns_set_pending(ns_socket_shm *s, uint32_t n) { atomic_store(&s->pending, n); }
+static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
 
 /// The stack publishes `f` (a sequence lock: the count is odd while it writes).
 static inline void ns_tcp_publish(ns_socket_shm *s, const ns_tcp_fields *f) {
@@ -200,12 +263,14 @@ static inline bool ns_tcp_read(ns_socket_shm *s, ns_tcp_fields *out) {
     }
     return false;
 }
-static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
 
 // MARK: Control messages (over the UNIX stream socket, fixed size, host order)
 
+/// NS_OP_SOCKET's arg1: a byte stream (TCP) or datagrams (UDP).
+enum { NS_SOCKET_STREAM = 0, NS_SOCKET_DATAGRAM = 2 };
+
 enum ns_op {
-    NS_OP_SOCKET = 1,   // arg0 = family (4 or 6): reply carries memfd, app eventfd, doorbell eventfd
+    NS_OP_SOCKET = 1,   // arg0 = family (4 or 6), arg1 = NS_SOCKET_*: reply carries memfd, app eventfd, doorbell eventfd
     NS_OP_BIND = 2,     // addr
     NS_OP_LISTEN = 3,   // arg0 = backlog
     NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)

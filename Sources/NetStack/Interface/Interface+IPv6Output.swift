@@ -74,8 +74,10 @@ extension Interface {
     @discardableResult
     func sendIPv6(from source: IPv6Address? = nil, to destination: IPv6Address, protocol proto: IPProtocol,
                   transportHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, now: Instant) -> Bool {
+        // The Payload Length field bounds the packet as reassembled, which
+        // carries no fragment header (RFC 8200 4.5): 65535 bytes of UDP.
         let total = transportHeader.count + payload.count
-        guard total <= 0xffff - 8 else {
+        guard total <= 0xffff else {
             counters.drops.record(.tooLargeToSend)
             return false
         }

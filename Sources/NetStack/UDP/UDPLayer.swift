@@ -33,6 +33,23 @@ public final class UDPLayer {
         return s
     }
 
+    /// The ports `bindEphemeral` hands out: Linux's ip_local_port_range.
+    public static let ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+    private var nextEphemeral = UDPLayer.ephemeralPorts.lowerBound
+
+    /// Binds a free port of `ephemeralPorts`, the next after the last one
+    /// handed out (a socket that sends or connects before it binds).
+    public func bindEphemeral(families: IPFamilies = .both,
+                              receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+        let range = Self.ephemeralPorts
+        for _ in range {
+            let port = nextEphemeral
+            nextEphemeral = port == range.upperBound ? range.lowerBound : port + 1
+            if sockets[port] == nil { return try bind(port: port, families: families, receiveCapacity: receiveCapacity) }
+        }
+        throw .noEphemeralPort
+    }
+
     func unbind(_ socket: UDPSocket) {
         if sockets[socket.port] === socket { sockets[socket.port] = nil }
         socket.closed()
@@ -113,4 +130,6 @@ public final class UDPLayer {
 public enum UDPBindError: Error, Equatable {
     case portInUse(UInt16)
     case portZero
+    /// Every ephemeral port is bound.
+    case noEphemeralPort
 }

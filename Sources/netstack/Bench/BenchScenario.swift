@@ -49,14 +49,12 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     /// Why `system` does not run this scenario, nil when it does. The
     /// preload system runs the unmodified clients (iperf3, tcp-rr's) through
     /// the library against the kernel's servers; busy-polling and
-    /// memory-bulk are the in-process stack's own, and the library has no
-    /// datagram sockets yet.
+    /// memory-bulk are the in-process stack's own.
     func skipReason(on system: BenchSystem) -> String? {
         guard system == .netstackPreload else { return nil }
         switch self {
-        case .bulkRX, .bulkTX, .tcpRR: return nil
+        case .bulkRX, .bulkTX, .tcpRR, .udpPPS: return nil
         case .tcpRRBusyPoll: return "busy-polling is netstack up's own loop"
-        case .udpPPS: return "the preload library has no datagram sockets yet"
         case .memoryBulk: return "one process with two stacks, no application socket"
         }
     }
@@ -136,16 +134,17 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
             let cpuSeconds = cpuStart?.seconds(until: CPUTime.read())
             let received = try Self.iperf3Received(r.output)
             return Sample(value: received.bitsPerSecond / 1e9, cpuSeconds: cpuSeconds, work: received.bytes)
-        case .tcpRR:
-            let arguments = [lab.binary, "bench-peer", "tcp-rr", "--host", host, "--port", String(BenchLab.echoPort),
-                             "--duration", String(timing.seconds)]
+        case .tcpRR, .udpPPS:
+            let client = self == .tcpRR ? ["tcp-rr"] : ["udp-pps", "--window", "32", "--size", "64"]
+            let arguments = [lab.binary, "bench-peer"] + client
+                + ["--host", host, "--port", String(BenchLab.echoPort), "--duration", String(timing.seconds)]
             let r = Shell.run(lab.throughTheLibrary(arguments), timeout: timing.seconds + 20)
             guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
-                throw BenchError("bench-peer tcp-rr through the library failed (status \(r.status)): "
+                throw BenchError("bench-peer \(client[0]) through the library failed (status \(r.status)): "
                                  + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            return Sample(value: value, cpuSeconds: fields["cpu"], work: fields["transactions"])
-        case .tcpRRBusyPoll, .udpPPS, .memoryBulk:
+            return Sample(value: value, cpuSeconds: fields["cpu"], work: fields[self == .tcpRR ? "transactions" : "echoes"])
+        case .tcpRRBusyPoll, .memoryBulk:
             throw BenchError("\(rawValue) does not run through the library: \(skipReason(on: .netstackPreload) ?? "")")
         }
     }

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetStack
+import NetStackWire
+
+/// A datagram socket on the loop: a `UDPSocket`, and records in the rings
+/// (`ns_datagram`: the peer and the length, then the payload; written
+/// whole). `tx` holds what the application sends, each record naming its
+/// destination; `rx` what came, each naming its source. As Linux's UDP: a
+/// connected socket takes datagrams from its peer only and hears of ICMP
+/// errors (ECONNREFUSED); one that sends or connects unbound gets an
+/// ephemeral port; a datagram that finds `rx` full waits in the UDP
+/// socket's queue (bounded, then dropped) until the application reads.
+extension AppSocket {
+    /// bind(2): the UDP port, an ephemeral one for port 0.
+    func bindDatagram(_ address: SocketAddress) -> ControlReply {
+        guard udp == nil else { return .failure(EINVAL) }
+        guard let bound = bindUDP(port: address.port) else {
+            return .failure(address.port == 0 ? EAGAIN : EADDRINUSE)
+        }
+        local = SocketAddress(address: address.address, port: bound.port)
+        return ControlReply(result: 0, local: local)
+    }
+
+    /// connect(2): the peer; the socket is bound first if it was not.
+    func connectDatagram(to address: SocketAddress) -> ControlReply {
+        if udp == nil {
+            let any: IPAddress = if case .v4 = address.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
+            guard let bound = bindUDP(port: 0) else { return .failure(EAGAIN) }
+            local = SocketAddress(address: any, port: bound.port)
+        }
+        peer = address
+        region.add(.connected)
+        return ControlReply(result: 0, local: local, peer: peer)
+    }
+
+    private func bindUDP(port: UInt16) -> UDPSocket? {
+        let u: UDPSocket
+        do {
+            u = port == 0 ? try server.stack.udp.bindEphemeral() : try server.stack.bind(udpPort: port)
+        } catch {
+            return nil
+        }
+        u.onReadable = { [unowned self] _ in pumpDatagramsIn() }
+        udp = u
+        region.add(.connected)  // as a fresh UDP socket, it may send at once
+        region.wantTransmitDoorbell()  // the first datagram rings
+        return u
+    }
+
+    /// Sends every record in `tx`; rings the application if it waits for room.
+    func pumpDatagramsOut() {
+        guard let u = udp else { return }
+        var sent = false
+        while true {
+            while let to = region.tx.readDatagram(into: &datagramScratch) {
+                _ = u.send(datagramScratch.span, to: UDPEndpoint(address: to.address, port: to.port))
+                sent = true
+            }
+            region.wantTransmitDoorbell()
+            if region.tx.isEmpty { break }
+        }
+        if sent && region.takeAppWantsWrite() { appEvent.signal() }
+    }
+
+    /// Moves what the UDP socket queued into `rx` while whole records fit,
+    /// and a connected socket's ICMP errors into the region.
+    func pumpDatagramsIn() {
+        guard let u = udp else { return }
+        var delivered = false
+        while let length = u.nextDatagramLength {
+            if region.rx.writable < SharedRing.datagramHeaderSize + length {
+                region.wantReceiveRoom()
+                if region.rx.writable < SharedRing.datagramHeaderSize + length { break }
+            }
+            guard let from = u.receive(into: &datagramScratch) else { break }
+            let source = SocketAddress(address: from.address, port: from.port)
+            if let p = peer, p != source { continue }  // a connected socket hears its peer only
+            let written = datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source) }
+            delivered = delivered || written
+        }
+        while let e = u.nextError() {
+            guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
+                  let code = Self.errno(for: e.kind) else { continue }
+            region.setError(code)
+            appEvent.signal()
+        }
+        if delivered && region.takeAppWantsRead() { appEvent.signal() }
+    }
+
+    /// The errno a connected UDP socket reports for an ICMP error: hard errors
+    /// only, as Linux's `__udp4_lib_err` without IP_RECVERR (nil: none).
+    static func errno(for kind: IPErrorKind) -> Int32? {
+        switch kind {
+        case .portUnreachable: ECONNREFUSED
+        case .unreachable: EHOSTUNREACH
+        case .packetTooBig, .timeExceeded: nil
+        }
+    }
+}

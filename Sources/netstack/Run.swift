@@ -7,11 +7,11 @@ import Glibc
 /// sockets served by `netstack up --api PATH` through the preload library.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a program with its TCP sockets on the stack (LD_PRELOAD).",
+        abstract: "Run a program with its TCP and UDP sockets on the stack (LD_PRELOAD).",
         discussion: """
             Runs CMD with libNetStackPreload.so (found next to this binary) preloaded and \
             the API socket's path in NETSTACK_API, and exits with CMD's status. AF_INET \
-            and AF_INET6 stream sockets then live on the stack that `netstack up --api \
+            and AF_INET6 stream and datagram sockets then live on the stack that `netstack up --api \
             PATH` runs; every other descriptor stays the kernel's.
 
             Example:

@@ -3,10 +3,15 @@
 // application's data; the library keeps, per epoll set, the application's
 // events and data for each stack socket, and epoll_wait reports their
 // readiness from the regions, as poll does. Level-triggered, with
-// EPOLLONESHOT; EPOLLET is taken as level-triggered for stack sockets.
+// EPOLLONESHOT, or edge-triggered (EPOLLET): a stack socket is reported
+// again only when something new happened since its last report: bytes or a
+// datagram arrived (the tail of `rx` moved), room was made (the head of
+// `tx` moved), a connection came to a listener, or its state changed, as
+// Linux wakes an edge-triggered waiter on each arrival.
 #include "preload_internal.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,8 +24,38 @@ typedef struct entry {
     uint32_t events;
     epoll_data_t data;
     bool disabled;  // EPOLLONESHOT fired
+    // EPOLLET: what the region said at the last report of each direction.
+    bool reported_in, reported_out;
+    uint32_t rx_tail, tx_head, pending, state;
     struct entry *next;
 } entry;
+
+/// For an edge-triggered entry, the part of `ready` that is new since its
+/// last report (recorded now); everything for a level-triggered one.
+static short edges(entry *e, ns_sock *s, short ready) {
+    if (!(e->events & EPOLLET)) return ready;
+    uint32_t rx_tail = atomic_load(&s->shm->rx.tail);
+    uint32_t tx_head = atomic_load(&s->shm->tx.head);
+    uint32_t pending = ns_pending(s->shm), state = ns_state(s->shm);
+    bool changed = state != e->state;
+    short fresh = 0;
+    if ((ready & POLLIN) && (!e->reported_in || rx_tail != e->rx_tail || pending != e->pending || changed))
+        fresh |= POLLIN | (ready & (POLLRDHUP | POLLPRI));
+    if ((ready & POLLOUT) && (!e->reported_out || tx_head != e->tx_head || changed)) fresh |= POLLOUT;
+    if (changed) fresh |= ready & (POLLERR | POLLHUP);
+    // A direction that is not ready any more has its next readiness as an edge.
+    if (!(ready & POLLIN)) e->reported_in = false;
+    if (!(ready & POLLOUT)) e->reported_out = false;
+    if (fresh & POLLIN) e->reported_in = true;
+    if (fresh & POLLOUT) e->reported_out = true;
+    if (fresh) {
+        e->rx_tail = rx_tail;
+        e->tx_head = tx_head;
+        e->pending = pending;
+        e->state = state;
+    }
+    return fresh;
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;
@@ -87,6 +122,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         (*found)->events = ev->events;
         (*found)->data = ev->data;
         (*found)->disabled = false;
+        (*found)->reported_in = (*found)->reported_out = false;  // as Linux: a MOD re-arms the edge
     } else if (op == EPOLL_CTL_DEL) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
         LIBC(epoll_ctl)(epfd, op, fd, ev);
@@ -113,7 +149,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
         if (!s) continue;
         short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
         if (arm) ns_arm(s, want);
-        short r = ns_readiness(s, want);
+        short r = edges(e, s, ns_readiness(s, want));
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
         out[n].data = e->data;

@@ -15,9 +15,12 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int channel = -1;
 
-/// A child after fork must not share its parent's channel: its own is opened
-/// on first use (and the parent's sockets are not its: the stack answers EBADF).
+/// A child after fork must not share its parent's channel: it closes its
+/// copy (so the parent's exit is still seen as the parent's) and opens its
+/// own on first use. The parent's sockets are not its session's: the stack
+/// answers EBADF to its control calls on them.
 static void after_fork_in_child(void) {
+    if (channel >= 0) LIBC(close)(channel);
     channel = -1;
     pthread_mutex_init(&lock, NULL);
 }

@@ -15,17 +15,43 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int channel = -1;
 
+/// The token the stack gave for the fork under way (0: none).
+static int32_t fork_token;
+
+/// Before fork, in the parent: a process holding stack sockets asks the
+/// stack to keep them for the child too (NS_OP_FORK_PREPARE), so either
+/// process's close leaves the other's working, as with the kernel's sockets.
+static void before_fork(void) {
+    fork_token = 0;
+    if (channel < 0 || ns_socket_count() == 0) return;
+    ns_request req = {.op = NS_OP_FORK_PREPARE};
+    ns_reply reply;
+    int fds[3], nfds;
+    if (ns_call(&req, &reply, fds, &nfds) == 0 && reply.result > 0) fork_token = reply.result;
+    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+}
+
+static void after_fork_in_parent(void) { fork_token = 0; }
+
 /// A child after fork must not share its parent's channel: it closes its
-/// copy (so the parent's exit is still seen as the parent's) and opens its
-/// own on first use. The parent's sockets are not its session's: the stack
-/// answers EBADF to its control calls on them.
+/// copy (so the parent's exit is still seen as the parent's), opens its own
+/// and claims the sockets it inherited (their rings and eventfds came with
+/// the fork), so its calls on them are its own.
 static void after_fork_in_child(void) {
     if (channel >= 0) LIBC(close)(channel);
     channel = -1;
     pthread_mutex_init(&lock, NULL);
+    if (fork_token <= 0) return;
+    ns_request req = {.op = NS_OP_FORK_CLAIM, .arg0 = fork_token};
+    fork_token = 0;
+    ns_reply reply;
+    int fds[3], nfds;
+    if (ns_call(&req, &reply, fds, &nfds) == 0) {
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    }
 }
 
-static void register_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
+static void register_fork_handler(void) { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); }
 
 static int open_channel(void) {
     const char *path = getenv(NS_API_ENV);

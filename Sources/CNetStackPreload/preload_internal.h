@@ -95,6 +95,8 @@ ns_sock *ns_lookup(int fd);
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
 /// Forgets and frees `s` (the caller closes nothing else).
 void ns_release(ns_sock *s);
+/// How many stack sockets the process holds.
+int ns_socket_count(void);
 /// `fd` (a new descriptor of the same eventfd) now names `s` too; -1 with EMFILE if `s` has too many.
 int ns_alias(ns_sock *s, int fd);
 /// `fd` no longer names `s`; true if it was the last descriptor (the socket then ends).

@@ -15,6 +15,9 @@
 
 #define NS_MAX_FDS 65536
 static ns_sock *_Atomic table[NS_MAX_FDS];
+static _Atomic int live_sockets;
+
+int ns_socket_count(void) { return atomic_load(&live_sockets); }
 
 ns_sock *ns_lookup(int fd) {
     if (fd < 0 || fd >= NS_MAX_FDS) return NULL;
@@ -56,6 +59,7 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }
     s->aliases[0] = app;
     s->alias_count = 1;
+    atomic_fetch_add(&live_sockets, 1);
     atomic_store_explicit(&table[app], s, memory_order_release);
     return app;
 }
@@ -90,6 +94,7 @@ bool ns_unalias(ns_sock *s, int fd) {
 }
 
 void ns_release(ns_sock *s) {
+    atomic_fetch_sub(&live_sockets, 1);
     for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], NULL, memory_order_release);
     atomic_store_explicit(&table[s->fd], NULL, memory_order_release);
     munmap(s->region, s->region_length);

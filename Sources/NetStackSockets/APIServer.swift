@@ -26,6 +26,8 @@ public final class APIServer: @unchecked Sendable {
     private var sessions: [UInt32: AppSession] = [:]
     private var sockets: [UInt32: AppSocket] = [:]
     private var nextSocket: UInt32 = 1
+    private var pendingForks: [Int32: PendingFork] = [:]
+    private var nextForkToken: Int32 = 0
     private var started = false
 
     /// What the API did, for `--stats` and the exit counters.
@@ -68,6 +70,7 @@ public final class APIServer: @unchecked Sendable {
     // MARK: The loop's side
 
     private func drainInbox() {
+        expirePendingForks()
         inbox.take(into: &batch)
         for event in batch {
             switch event {
@@ -88,11 +91,74 @@ public final class APIServer: @unchecked Sendable {
         batch.removeAll(keepingCapacity: true)
     }
 
+    /// A process went (exit, crash, kill -9): it lets go of its sockets; one
+    /// no other process holds is reset.
     private func vanished(client: UInt32) {
         guard let session = sessions.removeValue(forKey: client) else { return }
         applicationsVanished += 1
-        for id in session.sockets { sockets[id]?.applicationVanished() }
+        for id in session.sockets {
+            guard let s = sockets[id] else { continue }
+            s.holders.remove(client)
+            if s.holders.isEmpty && s.pendingHolds == 0 { s.applicationVanished() }
+        }
         close(session.descriptor)
+    }
+
+    /// `session` closed `s`: it closes when no other process holds it.
+    private func release(_ s: AppSocket, by session: AppSession) {
+        s.holders.remove(session.id)
+        session.sockets.remove(s.id)
+        if s.holders.isEmpty && s.pendingHolds == 0 { s.applicationClosed() }
+    }
+
+    // MARK: fork
+
+    /// A fork's sockets, held for its child until it claims them (or `forkClaimTimeout` passes).
+    private struct PendingFork {
+        var sockets: [UInt32]
+        var announced: ContinuousClock.Instant
+    }
+
+    /// How long a child has to claim its parent's sockets: it does so as it
+    /// starts (the library's atfork handler), so this only covers a child
+    /// that died first.
+    static let forkClaimTimeout: Duration = .seconds(10)
+
+    /// The process is about to fork: every socket it holds gets a hold for
+    /// the child, which claims them with the token, so the parent closing
+    /// its copy (a fork-per-connection server) leaves the child's working.
+    private func prepareFork(for session: AppSession) -> ControlReply {
+        expirePendingForks()
+        nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
+        let held = session.sockets.filter { sockets[$0] != nil }
+        for id in held { sockets[id]?.pendingHolds += 1 }
+        pendingForks[nextForkToken] = PendingFork(sockets: Array(held), announced: .now)
+        return ControlReply(result: nextForkToken)
+    }
+
+    private func claimFork(token: Int32, for session: AppSession) -> ControlReply {
+        guard let fork = pendingForks.removeValue(forKey: token) else { return .failure(ENOENT) }
+        for id in fork.sockets {
+            guard let s = sockets[id] else { continue }
+            s.pendingHolds -= 1
+            s.holders.insert(session.id)
+            session.sockets.insert(id)
+        }
+        return ControlReply(result: 0)
+    }
+
+    /// Holds whose child never claimed them go; a socket nobody else holds then closes.
+    private func expirePendingForks() {
+        guard !pendingForks.isEmpty else { return }
+        let now = ContinuousClock.Instant.now
+        for (token, fork) in pendingForks where now - fork.announced > Self.forkClaimTimeout {
+            pendingForks[token] = nil
+            for id in fork.sockets {
+                guard let s = sockets[id] else { continue }
+                s.pendingHolds -= 1
+                if s.holders.isEmpty && s.pendingHolds == 0 { s.applicationClosed() }
+            }
+        }
     }
 
     private func handle(_ request: ControlRequest, from session: AppSession) {
@@ -105,12 +171,17 @@ public final class APIServer: @unchecked Sendable {
             s.region.closeDescriptor()
             return
         }
-        guard let s = sockets[request.socket], s.client == session.id else {
+        switch request.operation {
+        case .forkPrepare: return session.send(prepareFork(for: session))
+        case .forkClaim: return session.send(claimFork(token: request.arg0, for: session))
+        default: break
+        }
+        guard let s = sockets[request.socket], s.holders.contains(session.id) else {
             if request.operation != .close { session.send(.failure(EBADF)) }
             return
         }
         switch request.operation {
-        case .socket:
+        case .socket, .forkPrepare, .forkClaim:
             break
         case .bind:
             session.send(bind(s, to: request.address))
@@ -124,7 +195,7 @@ public final class APIServer: @unchecked Sendable {
         case .shutdown:
             session.send(s.shutdown(how: request.arg0))
         case .close:
-            s.applicationClosed()
+            release(s, by: session)
         case .setOption:
             session.send(setOption(s, level: request.arg0, name: request.arg1, value: request.value))
         }
@@ -188,6 +259,6 @@ public final class APIServer: @unchecked Sendable {
 
     func forget(_ s: AppSocket) {
         sockets[s.id] = nil
-        sessions[s.client]?.sockets.remove(s.id)
+        for holder in s.holders { sessions[holder]?.sockets.remove(s.id) }
     }
 }

@@ -13,7 +13,12 @@ import NetStackWire
 /// eventfd it was handed.
 final class AppSocket {
     let id: UInt32
-    let client: UInt32
+    /// The sessions (application processes) holding it: the one that made
+    /// it, and children that inherited it across fork and claimed it. It
+    /// closes when the last lets go.
+    var holders: Set<UInt32>
+    /// Holders a fork announced that have not claimed it yet (`APIServer`'s pending forks).
+    var pendingHolds = 0
     let region: SocketRegion
     /// The descriptor the application uses as the socket: the stack signals
     /// it when there is something to read, an error, or room it asked for.
@@ -46,7 +51,7 @@ final class AppSocket {
 
     init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
         self.id = id
-        self.client = client
+        holders = [client]
         isDatagram = datagram
         self.server = server
         region = try SocketRegion(ringSize: ringSize)

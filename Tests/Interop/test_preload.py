@@ -450,3 +450,51 @@ def test_udp_through_the_library_both_ways(ns, tmp_path, family):
                 p.wait(10)
         if s.returncode is None:
             s.stop()
+
+
+FORKING_SERVER = r"""
+import os, socket, sys
+l = socket.socket()
+l.bind((sys.argv[1], 9500))
+l.listen(8)
+print("listening", flush=True)
+children = []
+for i in range(int(sys.argv[2])):
+    c, _ = l.accept()
+    pid = os.fork()
+    if pid == 0:
+        l.close()  # the child lets go of the listener: the parent's copy keeps listening
+        data = c.recv(100)
+        c.sendall(b"child: " + data)
+        c.close()
+        os._exit(0)
+    c.close()  # the parent lets go of the connection at once: the child's copy carries on
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print("done", flush=True)
+"""
+
+
+def test_a_forking_server_on_the_stack(ns, api):
+    """fork through the library: the child claims what it inherited, so the
+    parent closing its copy of each connection at once (a fork-per-connection
+    server, as socketserver.ForkingMixIn) and the child closing its copy of
+    the listener leave both working, as with the kernel's sockets."""
+    _, path = api
+    server = run_on_stack(ns, path, "python3", "-c", FORKING_SERVER, STACK_IP, "5", stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        for i in range(5):
+            code = ("import socket,sys; c=socket.create_connection((sys.argv[1], 9500), timeout=10); "
+                    "c.sendall(b'hello %d' % int(sys.argv[2])); c.shutdown(socket.SHUT_WR); got=b''\n"
+                    "while True:\n  d=c.recv(100)\n  if not d: break\n  got+=d\nprint(got.decode())")
+            r = ns.exec("python3", "-c", code, STACK_IP, str(i), timeout=30)
+            assert r.stdout.strip() == f"child: hello {i}", r
+        out, err = server.communicate(timeout=30)
+        assert server.returncode == 0 and out.strip() == "done", err
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

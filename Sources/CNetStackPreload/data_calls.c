@@ -11,6 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/// One turn of a blocking call that found nothing to do: the first time it
+/// arms the socket (its flag up, its eventfd cleared) and the caller looks
+/// again, so news that came meanwhile is not lost; the next time it waits
+/// for the eventfd.
+static void block_step(ns_sock *s, short events, bool *armed) {
+    if (!*armed) {
+        ns_arm(s, events);
+        *armed = true;
+        return;
+    }
+    ns_wait_event(s, -1);
+    *armed = false;
+}
+
 /// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
 static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
@@ -35,13 +49,7 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
         if (s->read_shut) return 0;
         if (!s->connecting && !(st & NS_STATE_CONNECTED)) { errno = ENOTCONN; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
-        if (!cleared) {
-            ns_arm(s, POLLIN);  // the stack signals new bytes only to a reader that said it waits
-            cleared = true;
-            continue;
-        }
-        ns_wait_event(s, -1);
-        cleared = false;
+        block_step(s, POLLIN, &cleared);  // the stack signals new bytes only to a reader that said it waits
     }
 }
 
@@ -90,13 +98,7 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
             return (ssize_t)len;
         }
         if (dontwait) { errno = EAGAIN; return -1; }
-        if (!cleared) {
-            ns_arm(s, POLLOUT);
-            cleared = true;
-            continue;
-        }
-        ns_wait_event(s, -1);
-        cleared = false;
+        block_step(s, POLLOUT, &cleared);
     }
 }
 
@@ -125,13 +127,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
         int e = ns_take_error(s->shm);
         if (e) { errno = e; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
-        if (!cleared) {
-            ns_arm(s, POLLIN);
-            cleared = true;
-            continue;
-        }
-        ns_wait_event(s, -1);
-        cleared = false;
+        block_step(s, POLLIN, &cleared);
     }
 }
 
@@ -252,13 +248,7 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
             errno = EAGAIN;
             return -1;
         }
-        if (!cleared) {
-            ns_arm(s, POLLOUT);
-            cleared = true;
-            continue;
-        }
-        ns_wait_event(s, -1);
-        cleared = false;
+        block_step(s, POLLOUT, &cleared);
     }
 }
 

@@ -245,24 +245,27 @@ static int fcntl_stack(ns_sock *s, int fd, int cmd, void *arg) {
     }
 }
 
-NS_EXPORT int fcntl(int fd, int cmd, ...) {
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
+static int fcntl_any(int fd, int cmd, void *arg) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(fcntl)(fd, cmd, arg);
     return fcntl_stack(s, fd, cmd, arg);
 }
 
+NS_EXPORT int fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_any(fd, cmd, arg);
+}
+
+/// glibc's name for fcntl with 64-bit offsets: the same call for a socket.
 NS_EXPORT int fcntl64(int fd, int cmd, ...) {
     va_list ap;
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(fcntl)(fd, cmd, arg);
-    return fcntl_stack(s, fd, cmd, arg);
+    return fcntl_any(fd, cmd, arg);
 }
 
 NS_EXPORT int ioctl(int fd, unsigned long request, ...) {

@@ -171,11 +171,11 @@ def test_sack_resends_only_what_was_lost_and_newreno_more(ns, tmp_path):
     # Each lost frame resent once (a resent frame may itself be lost: a little slack).
     assert sack["fault.tx.dropped"] <= sack["tcp-retransmissions"] <= sack["fault.tx.dropped"] * 1.05 + 2, sack
     assert sack["tcp-timeouts"] == 0, sack
-    # How much NewReno resends needlessly swings with the timing of the
-    # kernel's ACKs (13 to over 1,000 in runs on one machine); that it does,
-    # and that it waits for timeouts, does not.
+    # What NewReno pays swings with the timing of the kernel's ACKs: in runs
+    # on one machine 1 to 12 timeouts and 0 to over 1,000 needless resends.
+    # That it pays, in timeouts or resends, where SACK pays neither, does not.
     needless = {m: v["tcp-retransmissions"] - v["fault.tx.dropped"] for m, v in seen.items()}
-    assert newreno["tcp-timeouts"] > 0 and needless["newreno"] > needless["sack"], seen
+    assert newreno["tcp-timeouts"] + needless["newreno"] > sack["tcp-timeouts"] + needless["sack"], seen
 
 
 def test_one_percent_loss_keeps_half_the_loss_free_goodput(ns, tmp_path):

@@ -24,11 +24,9 @@ static int32_t fork_token;
 static void before_fork(void) {
     fork_token = 0;
     if (channel < 0 || ns_socket_count() == 0) return;
-    ns_request req = {.op = NS_OP_FORK_PREPARE};
     ns_reply reply;
-    int fds[3], nfds;
-    if (ns_call(&req, &reply, fds, &nfds) == 0 && reply.result > 0) fork_token = reply.result;
-    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    int token = ns_simple_call(NULL, NS_OP_FORK_PREPARE, 0, 0, 0, NULL, &reply);
+    if (token > 0) fork_token = token;
 }
 
 static void after_fork_in_parent(void) { fork_token = 0; }
@@ -42,13 +40,10 @@ static void after_fork_in_child(void) {
     channel = -1;
     pthread_mutex_init(&lock, NULL);
     if (fork_token <= 0) return;
-    ns_request req = {.op = NS_OP_FORK_CLAIM, .arg0 = fork_token};
+    int token = fork_token;
     fork_token = 0;
     ns_reply reply;
-    int fds[3], nfds;
-    if (ns_call(&req, &reply, fds, &nfds) == 0) {
-        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
-    }
+    ns_simple_call(NULL, NS_OP_FORK_CLAIM, token, 0, 0, NULL, &reply);
 }
 
 static void register_fork_handler(void) { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); }
@@ -117,4 +112,18 @@ void ns_post(const ns_request *req) {
     pthread_mutex_lock(&lock);
     if (channel >= 0) send_all(req, sizeof *req);
     pthread_mutex_unlock(&lock);
+}
+
+int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
+                   ns_reply *reply) {
+    ns_request req = {.op = op, .socket = s ? s->id : 0, .arg0 = arg0, .arg1 = arg1, .value = value};
+    if (addr) req.addr = *addr;
+    int fds[3], nfds;
+    if (ns_call(&req, reply, fds, &nfds) != 0) return -1;
+    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    if (reply->result < 0) {
+        errno = -reply->result;
+        return -1;
+    }
+    return reply->result;
 }

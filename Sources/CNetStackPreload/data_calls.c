@@ -57,13 +57,12 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
 
 /// Binds an unbound datagram socket to an ephemeral port before it sends, as Linux's autobind.
 static int autobind(ns_sock *s) {
-    ns_request req = {.op = NS_OP_BIND, .socket = s->id};
-    req.addr.family = s->family == AF_INET ? 4 : 6;
+    ns_addr any = {.family = s->family == AF_INET ? 4 : 6};
     ns_reply reply;
-    int fds[3], nfds;
-    if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
-    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
-    if (reply.result < 0 && reply.result != -EINVAL) { errno = -reply.result; return -1; }  // EINVAL: bound meanwhile
+    if (ns_simple_call(s, NS_OP_BIND, 0, 0, 0, &any, &reply) < 0) {
+        if (errno != EINVAL) return -1;  // EINVAL: bound meanwhile
+        return 0;
+    }
     s->local = reply.local;
     s->has_local = true;
     return 0;

@@ -13,11 +13,6 @@
 #include <signal.h>
 #include <pthread.h>
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /// Sets revents of the stack sockets in `fds`; returns how many are ready.
 static int stack_ready(struct pollfd *fds, nfds_t n) {
@@ -39,7 +34,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     struct pollfd small[64];
     struct pollfd *kernel = n <= 64 ? small : malloc(n * sizeof *kernel);
     if (!kernel) { errno = ENOMEM; return -1; }
-    long long deadline = timeout < 0 ? -1 : now_ms() + timeout;
+    long long deadline = timeout < 0 ? -1 : ns_now_ms() + timeout;
     int result = 0;
     for (;;) {
         int ready = stack_ready(fds, n);
@@ -67,7 +62,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
                 else kernel[i].events = POLLIN;
             }
         }
-        int wait = ready ? 0 : timeout < 0 ? -1 : (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
+        int wait = ready ? 0 : timeout < 0 ? -1 : (int)(deadline - ns_now_ms() > 0 ? deadline - ns_now_ms() : 0);
         int r = LIBC(poll)(kernel, n, wait);
         if (r < 0) { result = -1; break; }
         int total = 0;
@@ -80,7 +75,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
             }
             if (fds[i].revents) total++;
         }
-        if (total > 0 || (deadline >= 0 && now_ms() >= deadline)) { result = total; break; }
+        if (total > 0 || (deadline >= 0 && ns_now_ms() >= deadline)) { result = total; break; }
         // A wake-up with nothing for the caller (the eventfd said "look again"): wait on.
     }
     if (kernel != small) free(kernel);
@@ -104,13 +99,17 @@ NS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
     return r;
 }
 
-NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
-    bool any = false;
-    for (int fd = 0; fd < nfds && !any; fd++) {
-        if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))
-            any = ns_lookup(fd) != NULL;
+/// Whether any descriptor in the sets (below `nfds`) is a stack socket: select and pselect go to libc if none is.
+static bool sets_hold_stack_socket(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex) {
+    for (int fd = 0; fd < nfds; fd++) {
+        if (((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex))) && ns_lookup(fd))
+            return true;
     }
-    if (!any) return LIBC(select)(nfds, rd, wr, ex, tv);
+    return false;
+}
+
+NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+    if (!sets_hold_stack_socket(nfds, rd, wr, ex)) return LIBC(select)(nfds, rd, wr, ex, tv);
     struct pollfd small[64];
     struct pollfd *p = nfds <= 64 ? small : calloc(nfds, sizeof *p);
     if (!p) { errno = ENOMEM; return -1; }
@@ -143,12 +142,7 @@ NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
 }
 
 NS_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts, const sigset_t *mask) {
-    bool any = false;
-    for (int fd = 0; fd < nfds && !any; fd++) {
-        if ((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex)))
-            any = ns_lookup(fd) != NULL;
-    }
-    if (!any) return LIBC(pselect)(nfds, rd, wr, ex, ts, mask);
+    if (!sets_hold_stack_socket(nfds, rd, wr, ex)) return LIBC(pselect)(nfds, rd, wr, ex, ts, mask);
     // As ppoll: the signal mask is not applied atomically with the wait for stack sockets.
     sigset_t old;
     if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);

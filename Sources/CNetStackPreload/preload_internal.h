@@ -104,6 +104,13 @@ bool ns_unalias(ns_sock *s, int fd);
 
 /// Sends `req` and waits for the reply (with up to 3 descriptors). -1 with errno if the stack cannot be reached.
 int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds);
+/// Sends one request on `s` (NULL: none) and returns its result (>= 0) or -1
+/// with errno (the stack's, or ENETDOWN); descriptors in the reply are closed.
+int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
+                   ns_reply *reply);
+/// Milliseconds on CLOCK_MONOTONIC, for the waits with a timeout.
+long long ns_now_ms(void);
+
 /// Sends `req` without waiting for a reply (close).
 void ns_post(const ns_request *req);
 

@@ -6,6 +6,7 @@
 // eventfd and looks again, so news that came in between is never lost.
 #include "preload_internal.h"
 #include <errno.h>
+#include <time.h>
 
 short ns_readiness(ns_sock *s, short events) {
     short r = 0;
@@ -54,4 +55,10 @@ void ns_wait_event(ns_sock *s, int timeout_ms) {
 void ns_ring_doorbell(ns_sock *s) {
     uint64_t one = 1;
     LIBC(write)(s->doorbell, &one, sizeof one);
+}
+
+long long ns_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -16,18 +16,6 @@ static int fail(int e) {
     return -1;
 }
 
-/// Sends a request on `s` and returns its result (>= 0) or -1 with errno.
-static int simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
-                       ns_reply *reply) {
-    ns_request req = {.op = op, .socket = s ? s->id : 0, .arg0 = arg0, .arg1 = arg1, .value = value};
-    if (addr) req.addr = *addr;
-    int fds[3], nfds;
-    if (ns_call(&req, reply, fds, &nfds) != 0) return -1;
-    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
-    if (reply->result < 0) return fail(-reply->result);
-    return reply->result;
-}
-
 NS_EXPORT int socket(int domain, int type, int protocol) {
     int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     bool stream = kind == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP);
@@ -53,7 +41,7 @@ NS_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
     if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
     ns_reply reply;
-    if (simple_call(s, NS_OP_BIND, 0, 0, 0, &a, &reply) < 0) return -1;
+    if (ns_simple_call(s, NS_OP_BIND, 0, 0, 0, &a, &reply) < 0) return -1;
     s->local = reply.local;
     s->has_local = true;
     return 0;
@@ -63,7 +51,7 @@ NS_EXPORT int listen(int fd, int backlog) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(listen)(fd, backlog);
     ns_reply reply;
-    if (simple_call(s, NS_OP_LISTEN, backlog < 1 ? 1 : backlog, 0, 0, NULL, &reply) < 0) return -1;
+    if (ns_simple_call(s, NS_OP_LISTEN, backlog < 1 ? 1 : backlog, 0, 0, NULL, &reply) < 0) return -1;
     s->listening = true;
     return 0;
 }
@@ -111,7 +99,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
         if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
         if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
         ns_reply reply;
-        if (simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
+        if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
         s->local = reply.local;
         s->has_local = true;
         s->peer = reply.peer;
@@ -137,7 +125,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     if (ns_from_sockaddr(sa, len, &a) != 0) return fail(EAFNOSUPPORT);
     if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
     ns_reply reply;
-    if (simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) >= 0) return 0;
+    if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) >= 0) return 0;
     if (errno != EINPROGRESS) return -1;
     s->connecting = true;
     s->local = reply.local;
@@ -171,7 +159,7 @@ NS_EXPORT int shutdown(int fd, int how) {
     if (!s) return LIBC(shutdown)(fd, how);
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
     ns_reply reply;
-    if (simple_call(s, NS_OP_SHUTDOWN, how, 0, 0, NULL, &reply) < 0) return -1;
+    if (ns_simple_call(s, NS_OP_SHUTDOWN, how, 0, 0, NULL, &reply) < 0) return -1;
     if (how != SHUT_WR) s->read_shut = true;
     if (how != SHUT_RD) s->write_shut = true;
     return 0;
@@ -405,7 +393,7 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
         switch (name) {
         case TCP_NODELAY: {
             ns_reply reply;
-            if (simple_call(s, NS_OP_SETSOCKOPT, IPPROTO_TCP, TCP_NODELAY, v != 0, NULL, &reply) < 0) return -1;
+            if (ns_simple_call(s, NS_OP_SETSOCKOPT, IPPROTO_TCP, TCP_NODELAY, v != 0, NULL, &reply) < 0) return -1;
             s->no_delay = v != 0;
             return 0;
         }

@@ -8,8 +8,6 @@ enum APIEvent: Sendable {
     /// Its control socket closed (exit, crash, kill -9): the loop resets its
     /// sockets and closes the descriptor.
     case hangup(client: UInt32)
-    /// The application rang a socket's doorbell: bytes in `tx`, or room in `rx`.
-    case doorbell(socket: UInt32)
 }
 
 /// The API thread's hand-over to the loop, LoopExecutor's pattern: a mutex

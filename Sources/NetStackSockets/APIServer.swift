@@ -9,10 +9,12 @@ import NetStackWire
 /// (the preload library, `netstack run`) over a UNIX socket at PATH.
 ///
 /// Two threads: the `APIThread` accepts applications and reads their
-/// requests and doorbells, and hands them over through the `APIInbox`; the
-/// loop drains the inbox in one job on its executor and does everything
-/// else: the stack's calls, the replies, moving bytes between the shared
-/// rings and TCP (`AppSocket`). One application's end (its control socket
+/// requests, and hands them over through the `APIInbox`; the loop drains the
+/// inbox in one job on its executor and does everything else: the stack's
+/// calls, the replies, moving bytes between the shared rings and TCP
+/// (`AppSocket`). The sockets' doorbells go straight to the loop
+/// (`Stack.doorbells`: its io_uring reads them), so a request sent on a
+/// warm connection wakes one thread, not two. One application's end (its control socket
 /// closing, whatever killed it) resets its connections and frees its memory;
 /// the others carry on.
 public final class APIServer: @unchecked Sendable {
@@ -43,6 +45,7 @@ public final class APIServer: @unchecked Sendable {
         let executor = stack.executor
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
+        stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
     }
 
     public func start() {
@@ -64,7 +67,8 @@ public final class APIServer: @unchecked Sendable {
     public var report: [(String, UInt64)] {
         [("api-applications", applicationsConnected), ("api-applications-vanished", applicationsVanished),
          ("api-applications-refused", thread.refused.load(ordering: .relaxed)),
-         ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count))]
+         ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count)),
+         ("api-doorbells", stack.doorbells.delivered)]
     }
 
     // MARK: The loop's side
@@ -82,13 +86,18 @@ public final class APIServer: @unchecked Sendable {
                 handle(request, from: session)
             case .hangup(let client):
                 vanished(client: client)
-            case .doorbell(let id):
-                guard let s = sockets[id] else { continue }
-                s.pumpTransmit()
-                if !s.isFreed { s.pumpReceive() }
             }
         }
         batch.removeAll(keepingCapacity: true)
+    }
+
+    /// The application rang `id`'s doorbell: bytes in `tx`, or room in `rx`.
+    /// The doorbell is armed again first, so a ring during the pumping is heard.
+    private func rang(socket id: UInt32) {
+        guard let s = sockets[id] else { return }
+        stack.doorbells.arm(s.doorbell.descriptor, token: id)
+        s.pumpTransmit()
+        if !s.isFreed { s.pumpReceive() }
     }
 
     /// A process went (exit, crash, kill -9): it lets go of its sockets; one
@@ -209,7 +218,7 @@ public final class APIServer: @unchecked Sendable {
         sockets[id] = s
         session.sockets.insert(id)
         socketsOpened += 1
-        thread.watch(doorbell: s.doorbell.descriptor, socket: id)
+        stack.doorbells.arm(s.doorbell.descriptor, token: id)
         return s
     }
 
@@ -255,7 +264,8 @@ public final class APIServer: @unchecked Sendable {
 
     // MARK: For AppSocket
 
-    func unwatch(doorbell descriptor: Int32) { thread.unwatch(descriptor) }
+    /// Before `s` closes its doorbell.
+    func unwatch(_ s: AppSocket) { stack.doorbells.disarm(token: s.id) }
 
     func forget(_ s: AppSocket) {
         sockets[s.id] = nil

@@ -5,17 +5,16 @@ import CNetStackABI
 import Synchronization
 
 /// The API's own thread: it owns the listening UNIX socket and an epoll set
-/// of the applications' control sockets and the sockets' doorbells. It
-/// accepts applications (refusing a peer whose uid is neither root nor the
+/// of the applications' control sockets. It accepts applications (refusing a peer whose uid is neither root nor the
 /// socket's owner), reads their fixed-size requests, and posts everything to
-/// the `APIInbox`; it never touches the stack. The loop adds and removes
-/// doorbells in the epoll set itself (epoll_ctl is thread-safe) and owns
+/// the `APIInbox`; it never touches the stack. The sockets' doorbells are
+/// not here: the loop reads them itself (`Stack.doorbells`). The loop owns
 /// every descriptor but the listener's: a control socket is closed by the
 /// loop after the hang-up, so a reply cannot go to a reused descriptor.
 final class APIThread: @unchecked Sendable {
     /// Tags in the epoll set: the kind in the top byte, an id below.
     enum Tag: UInt64 {
-        case listener = 1, client = 2, doorbell = 3, stop = 4
+        case listener = 1, client = 2, stop = 4
         func with(_ id: UInt32) -> UInt64 { rawValue << 56 | UInt64(id) }
     }
 
@@ -96,16 +95,6 @@ final class APIThread: @unchecked Sendable {
         stopEvent.close()
     }
 
-    /// Adds a socket's doorbell (edge-triggered: each ring is one event,
-    /// and nobody needs to read the count).
-    func watch(doorbell descriptor: Int32, socket: UInt32) {
-        _ = ns_epoll_ctl(epoll, 1, descriptor, UInt32(NS_EPOLL_IN) | UInt32(NS_EPOLL_ET), Tag.doorbell.with(socket))
-    }
-
-    func unwatch(_ descriptor: Int32) {
-        _ = ns_epoll_ctl(epoll, 2, descriptor, 0, 0)
-    }
-
     private func post(_ event: APIEvent) {
         if inbox.post(event) { submitDrain() }
     }
@@ -127,8 +116,6 @@ final class APIThread: @unchecked Sendable {
                     return
                 case .listener?:
                     acceptAll()
-                case .doorbell?:
-                    post(.doorbell(socket: id))
                 case .client?:
                     readRequests(client: id, buffer: &buffer)
                 case nil:

@@ -6,9 +6,12 @@ import NetStackWire
 
 /// One application socket, on the loop: its shared region and doorbells,
 /// and what it became on the stack (a connection or a listener). It moves
-/// bytes between the rings and the connection: `tx` into the send buffer
-/// (the one copy sending takes here), received bytes into `rx` in place from
-/// the frame when nothing waits ahead of them, else from the receive ring.
+/// bytes between the rings and the connection: `tx`'s bytes are lent to the
+/// send buffer where they lie (`TCPConnection.write(lending:)`: the
+/// application's copy into `tx` is the only one, and the device reads them
+/// in place) and given back to the application as the peer acknowledges
+/// them; received bytes go into `rx` in place from the frame when nothing
+/// waits ahead of them, else from the receive ring.
 /// Only the loop touches it; the application sees the region and the
 /// eventfd it was handed.
 final class AppSocket {
@@ -41,6 +44,9 @@ final class AppSocket {
     /// Connections the listener completed that the application has not accepted.
     private var waiting: [TCPConnection] = []
     private var backlog = 128
+    /// `tx`'s absolute index up to which its bytes are lent to the connection;
+    /// from `tx.head` to here they wait for the peer's acknowledgment.
+    private var lentUpTo: UInt32 = 0
     /// shutdown(SHUT_WR) or close: a FIN once `tx` is drained.
     private var finRequested = false
     private var finSent = false
@@ -118,22 +124,27 @@ final class AppSocket {
         }
     }
 
-    /// Moves bytes from `tx` into the send buffer until it is empty (then
-    /// raises the want-doorbell flag) or the send buffer is full (then
-    /// `onWritable` calls again). Sends the FIN asked for once `tx` is empty.
+    /// Gives the application back the room of the bytes the peer
+    /// acknowledged, then lends the connection what `tx` holds beyond them
+    /// until all is lent (then raises the want-doorbell flag) or the send
+    /// buffer is full (then `onWritable` calls again). Sends the FIN asked
+    /// for once everything is lent: it follows the bytes in the send buffer.
     func pumpTransmit() {
         if isDatagram { return pumpDatagramsOut() }
         guard let c = connection, !finSent else { return }
-        var moved = 0
-        while true {
-            moved += region.tx.consume { c.write($0) }
-            if !region.tx.isEmpty { break }
-            region.wantTransmitDoorbell()
-            if region.tx.isEmpty { break }
+        let acknowledged = Int(lentUpTo &- region.tx.head) - c.unacknowledgedBytes
+        if acknowledged > 0 {
+            region.tx.release(acknowledged)
+            if region.takeAppWantsWrite() { appEvent.signal() }
         }
-        if moved > 0 && region.takeAppWantsWrite() { appEvent.signal() }
+        while true {
+            lentUpTo &+= UInt32(region.tx.lend(from: lentUpTo) { c.write(lending: $0, owner: region) })
+            if region.tx.hasBytes(after: lentUpTo) { break }
+            region.wantTransmitDoorbell()
+            if !region.tx.hasBytes(after: lentUpTo) { break }
+        }
         region.publish(c.info, state: c.state)
-        if finRequested && region.tx.isEmpty {
+        if finRequested && !region.tx.hasBytes(after: lentUpTo) {
             finSent = true
             if closing {
                 c.close()
@@ -296,7 +307,7 @@ final class AppSocket {
         udp?.close()
         connection?.removeCallbacks()
         listener?.onAccept = nil
-        server.unwatch(doorbell: doorbell.descriptor)
+        server.unwatch(self)
         doorbell.close()
         appEvent.close()
         server.forget(self)

@@ -11,9 +11,17 @@ public struct SharedRing {
     /// The region the ring's `offset` is counted from.
     private let region: UnsafeMutablePointer<UInt8>
 
+    /// The data area and its size as laid out before the region was shared:
+    /// the lending consumer trusts these, not the header's copy, which the
+    /// application could overwrite.
+    private let data: UnsafeRawPointer
+    private let size: UInt32
+
     init(ring: OpaquePointer, region: UnsafeMutableRawPointer) {
         self.ring = ring
         self.region = region.assumingMemoryBound(to: UInt8.self)
+        size = ns_ring_size(ring)
+        data = UnsafeRawPointer(region) + Int(ns_ring_offset(ring))
     }
 
     /// Bytes waiting for the consumer.
@@ -54,6 +62,37 @@ public struct SharedRing {
         }
         if taken > 0 { ns_ring_consume(ring, UInt32(taken)) }
         return taken
+    }
+
+    /// The consumer's index: bytes taken since the ring was made (wrapping).
+    var head: UInt32 { ns_ring_head(ring) }
+
+    /// Lends the bytes from the absolute index `from` (at or past `head`) to
+    /// the producer's index to `take`, piece by piece (two when they wrap),
+    /// without taking them: the consumer takes them later (`release`), once
+    /// whoever it lent them to is done. Stops at the first piece `take` does
+    /// not take whole; returns the total taken. A producer's index more than
+    /// a ring's size ahead (a broken application) lends nothing.
+    func lend(from index: UInt32, _ take: (UnsafeRawBufferPointer) -> Int) -> Int {
+        let head = ns_ring_head(ring), tail = ns_ring_tail(ring)
+        let waiting = tail &- head
+        guard waiting <= size, index &- head < waiting else { return 0 }
+        let n = Int(tail &- index)
+        let at = Int(index & (size - 1))
+        let first = min(n, Int(size) - at)
+        var taken = take(UnsafeRawBufferPointer(start: data + at, count: first))
+        if taken == first && n > first {
+            taken += take(UnsafeRawBufferPointer(start: data, count: n - first))
+        }
+        return taken
+    }
+
+    /// Whether bytes wait past the absolute index `index` (sequentially consistent).
+    func hasBytes(after index: UInt32) -> Bool { ns_ring_has_bytes_after(ring, index) != 0 }
+
+    /// Takes `n` bytes lent before: their room goes back to the producer.
+    func release(_ n: Int) {
+        if n > 0 { ns_ring_consume(ring, UInt32(n)) }
     }
 
     /// Copies up to `maxLength` waiting bytes to the end of `buffer` and consumes them.

@@ -1,6 +1,6 @@
 import CNetStackABI
 import Foundation
-import NetStackSockets
+@testable import NetStackSockets
 import Testing
 
 /// The shared rings of a socket's region, both ends played here: what the
@@ -46,6 +46,34 @@ import Testing
         #expect(region.rx.isEmpty && region.tx.readable == 3)
         #expect(ns_region_length(8192) == 4096 + 2 * 8192)
         #expect(region.ringSize == 8192)
+    }
+
+    @Test func lentBytesKeepTheirRoomUntilReleased() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        let ring = region.tx
+        #expect(ring.write([UInt8](repeating: 1, count: 3000).span) == 3000)
+        var lent = 0
+        lent += ring.lend(from: 0) { piece in piece.count }
+        #expect(lent == 3000 && ring.writable == 1096, "lending takes nothing")
+        #expect(!ring.hasBytes(after: 3000) && ring.hasBytes(after: 2999))
+        ring.release(2000)
+        #expect(ring.head == 2000 && ring.writable == 3096)
+        // The next 2000 bytes wrap: two pieces, from where lending stopped.
+        let pattern = (0..<2000).map { UInt8(truncatingIfNeeded: $0) }
+        #expect(ring.write(pattern.span) == 2000)
+        var got: [UInt8] = []
+        var counts: [Int] = []
+        lent = ring.lend(from: 3000) { piece in
+            got.append(contentsOf: piece)
+            counts.append(piece.count)
+            return piece.count
+        }
+        #expect(lent == 2000)
+        #expect(counts == [1096, 904])
+        #expect(got == pattern)
+        // A taker that stops short stops the lending.
+        #expect(ring.lend(from: 3000) { _ in 10 } == 10)
+        #expect(ring.lend(from: 5000) { $0.count } == 0, "nothing past the producer's index")
     }
 
     @Test func flagsAreTakenOnce() throws {

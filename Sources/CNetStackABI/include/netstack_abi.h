@@ -118,6 +118,16 @@ static inline uint32_t ns_ring_read(ns_ring *r, uint8_t *region, void *dst, uint
     return n;
 }
 
+/// The indices and the layout, for a consumer that keeps its own copy of
+/// the layout (the stack: a region's header is the application's to write).
+static inline uint32_t ns_ring_head(ns_ring *r) { return atomic_load_explicit(&r->head, memory_order_relaxed); }
+static inline uint32_t ns_ring_tail(ns_ring *r) { return atomic_load_explicit(&r->tail, memory_order_acquire); }
+static inline uint32_t ns_ring_size(ns_ring *r) { return r->size; }
+/// Whether bytes wait past the absolute index `at` (sequentially consistent:
+/// the half of a "raise my flag, then look" pair).
+static inline int ns_ring_has_bytes_after(ns_ring *r, uint32_t at) { return atomic_load(&r->tail) != at; }
+static inline uint32_t ns_ring_offset(ns_ring *r) { return r->offset; }
+
 // MARK: Datagrams in a ring
 
 /// What precedes each datagram in a datagram socket's rings: its payload's

@@ -1,19 +1,20 @@
 /// TCP's send buffer: the bytes from SND.UNA on, in order, as a queue of
 /// runs. A run is either bytes the application wrote by copy, which live in
-/// a `ByteRing`, or a range of `SharedBytes` it wrote by reference, which
-/// live where they are. Both count against `capacity`, so the buffer bounds
-/// what is queued however it was written.
+/// a `ByteRing`, or bytes it wrote by reference (a range of `SharedBytes`,
+/// or memory it lends, such as a socket's shared ring), which live where
+/// they are, kept alive by the run's `owner`. Both count against
+/// `capacity`, so the buffer bounds what is queued however it was written.
 ///
 /// `peek` hands out one run's bytes at a time (two pieces when the ring
 /// wraps), so a segment never spans two runs: the sender cuts a segment
 /// short at a run's end, and the next segment starts the next run.
 final class SendBuffer {
-    /// One run of the queue: `length` bytes, from the ring (`shared` nil) or
-    /// from `shared` at `offset`.
+    /// One run of the queue: `length` bytes, from the ring (`base` nil) or
+    /// from `base` on, memory `owner` keeps valid.
     struct Run {
         var length: Int
-        var shared: SharedBytes?
-        var offset: Int
+        var base: UnsafeRawPointer?
+        var owner: AnyObject?
     }
 
     let capacity: Int
@@ -87,10 +88,10 @@ final class SendBuffer {
     func append(_ bytes: UnsafeRawBufferPointer) -> Int {
         let n = ring.append(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, freeSpace)]))
         guard n > 0 else { return 0 }
-        if runCount > 0, run(runCount - 1).pointee.shared == nil {
+        if runCount > 0, run(runCount - 1).pointee.base == nil {
             run(runCount - 1).pointee.length += n
         } else {
-            appendRun(Run(length: n, shared: nil, offset: 0))
+            appendRun(Run(length: n, base: nil, owner: nil))
         }
         count += n
         return n
@@ -98,15 +99,24 @@ final class SendBuffer {
 
     /// Queues `range` of `shared` by reference; returns how many bytes fit.
     func append(_ shared: SharedBytes, range: Range<Int>) -> Int {
-        let n = min(range.count, freeSpace)
-        guard n > 0 else { return 0 }
-        if runCount > 0, run(runCount - 1).pointee.shared === shared,
-           run(runCount - 1).pointee.offset + run(runCount - 1).pointee.length == range.lowerBound {
-            run(runCount - 1).pointee.length += n
-        } else {
-            appendRun(Run(length: n, shared: shared, offset: range.lowerBound))
-        }
+        append(reference: UnsafeRawBufferPointer(rebasing: shared.bytes[range]), owner: shared)
+    }
+
+    /// Queues `bytes` by reference, `owner` keeping them valid until they
+    /// are consumed; returns how many fit. A run that ends where they start,
+    /// of the same owner, grows.
+    func append(reference bytes: UnsafeRawBufferPointer, owner: AnyObject) -> Int {
+        let n = min(bytes.count, freeSpace)
+        guard n > 0, let start = bytes.baseAddress else { return 0 }
         count += n
+        if runCount > 0 {
+            let last = run(runCount - 1)
+            if last.pointee.owner === owner, let base = last.pointee.base, base + last.pointee.length == start {
+                last.pointee.length += n
+                return n
+            }
+        }
+        appendRun(Run(length: n, base: start, owner: owner))
         return n
     }
 
@@ -121,14 +131,13 @@ final class SendBuffer {
             if offset < start + length {
                 let within = offset - start
                 let take = min(n, length - within)
-                if let shared = r.pointee.shared {
-                    let base = shared.bytes.baseAddress! + r.pointee.offset + within
-                    return (UnsafeRawBufferPointer(start: base, count: take), UnsafeRawBufferPointer(start: nil, count: 0))
+                if let base = r.pointee.base {
+                    return (UnsafeRawBufferPointer(start: base + within, count: take), UnsafeRawBufferPointer(start: nil, count: 0))
                 }
                 return ring.peek(from: ringOffset + within, count: take)
             }
             start += length
-            if r.pointee.shared == nil { ringOffset += length }
+            if r.pointee.base == nil { ringOffset += length }
         }
         return (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
     }
@@ -140,7 +149,7 @@ final class SendBuffer {
         while left > 0, runCount > 0 {
             let r = run(0)
             let k = min(left, r.pointee.length)
-            if r.pointee.shared == nil { ring.consume(k) }
+            if r.pointee.base == nil { ring.consume(k) }
             left -= k
             if k == r.pointee.length {
                 r.deinitialize(count: 1)
@@ -148,7 +157,7 @@ final class SendBuffer {
                 runCount -= 1
             } else {
                 r.pointee.length -= k
-                r.pointee.offset += k
+                r.pointee.base = r.pointee.base.map { $0 + k }
             }
         }
     }

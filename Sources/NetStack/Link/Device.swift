@@ -33,12 +33,19 @@ public protocol Device: AnyObject {
     /// reads it to take the wake-up. Devices that never sleep ignore it;
     /// middleware passes it to the device it wraps.
     func watch(wakeups descriptor: Int32)
+    /// Makes the device read the eventfds armed in `doorbells` itself, so
+    /// that a write to one ends `wait` and reaches the loop with no other
+    /// thread (io_uring devices). Returns false if it cannot: the loop then
+    /// looks at them each turn. Middleware passes it to the device it wraps.
+    func watch(doorbells: Doorbells) -> Bool
 }
 
 extension Device {
     public func wait(timeout: Duration) {}
 
     public func watch(wakeups descriptor: Int32) {}
+
+    public func watch(doorbells: Doorbells) -> Bool { false }
 
     public func transmit(_ frame: consuming PacketBuffer, tail: FrameTail) {
         frame.append(tail)

@@ -307,6 +307,7 @@ public final class FaultInjector<Inner: Device>: Device {
     }
 
     public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
+    public func watch(doorbells: Doorbells) -> Bool { inner.watch(doorbells: doorbells) }
 
     private func enqueueReady(_ frame: consuming PacketBuffer) {
         // `receive` takes from `inner` only what fits, unless a coalesced

@@ -202,6 +202,7 @@ public final class LinkEmulator<Inner: Device>: Device {
     public func wait(timeout: Duration) { duplex.wait(timeout: timeout) }
 
     public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
+    public func watch(doorbells: Doorbells) -> Bool { inner.watch(doorbells: doorbells) }
 }
 
 /// One direction of a `LinkEmulator`: a ring of frames in entry order, each

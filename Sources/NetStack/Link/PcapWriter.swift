@@ -104,6 +104,7 @@ public final class PcapWriter<Inner: Device>: Device {
     }
 
     public func watch(wakeups descriptor: Int32) { inner.watch(wakeups: descriptor) }
+    public func watch(doorbells: Doorbells) -> Bool { inner.watch(doorbells: doorbells) }
 
     /// Writes out what is buffered and closes the file. Later frames pass through
     /// unrecorded. Idempotent; deinit calls it.

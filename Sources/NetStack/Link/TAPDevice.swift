@@ -157,6 +157,10 @@ public final class TAPDevice: Device {
     private let wakeCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     /// A read of `wakeDescriptor` is queued: its completion ends `wait`.
     private var wakeArmed = false
+    /// The doorbells whose eventfds this ring reads (`watch(doorbells:)`).
+    private var doorbells: Doorbells?
+    /// Where every doorbell read puts its count (nobody looks at it).
+    private let doorbellCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     /// Single reads kept outstanding in buffer-select mode.
     private static let selectReadDepth = 8
@@ -170,7 +174,7 @@ public final class TAPDevice: Device {
 
     /// What a completion belongs to, in the top byte of its user_data.
     private enum Tag: UInt64 {
-        case multishotRead = 1, singleRead = 2, write = 3, cancel = 4, wake = 5
+        case multishotRead = 1, singleRead = 2, write = 3, cancel = 4, wake = 5, doorbell = 6
     }
 
     /// Slots lent for receive unless told otherwise. The kernel fills the
@@ -273,6 +277,7 @@ public final class TAPDevice: Device {
         writeVectors?.deallocate()
         ring.deallocate()
         wakeCount.deallocate()
+        doorbellCount.deallocate()
     }
 
     // MARK: Device
@@ -431,12 +436,38 @@ public final class TAPDevice: Device {
     }
 
     public func flush() {
-        guard ringReady, io_uring_sq_ready(ring) > 0 else { return }
+        guard ringReady else { return }
+        queueDoorbellReads()
+        guard io_uring_sq_ready(ring) > 0 else { return }
         _ = io_uring_submit(ring)
     }
 
     public func watch(wakeups descriptor: Int32) {
         wakeDescriptor = descriptor
+    }
+
+    public func watch(doorbells: Doorbells) -> Bool {
+        self.doorbells = doorbells
+        return true
+    }
+
+    /// Queues a read of each doorbell armed since the last look, and a
+    /// cancel of each read whose doorbell was disarmed; they go in with the
+    /// next submission (`flush` each turn, `wait`).
+    private func queueDoorbellReads() {
+        guard let doorbells, !closing else { return }
+        doorbells.takeArmed { token, descriptor in
+            guard let sqe = nextSQE() else { return false }
+            io_uring_prep_read(sqe, descriptor, doorbellCount, 8, 0)
+            io_uring_sqe_set_data64(sqe, Self.userData(.doorbell, slot: token, length: 0))
+            return true
+        }
+        doorbells.takeCancelled { token in
+            guard let sqe = nextSQE() else { return false }
+            io_uring_prep_cancel64(sqe, Self.userData(.doorbell, slot: token, length: 0), 0)
+            io_uring_sqe_set_data64(sqe, Self.userData(.cancel, slot: 0, length: 0))
+            return true
+        }
     }
 
     public func wait(timeout: Duration) {
@@ -445,6 +476,7 @@ public final class TAPDevice: Device {
             replenish()  // slots freed since the last receive may let a stalled read go on
             armReads()
         }
+        queueDoorbellReads()
         if wakeDescriptor >= 0 && !wakeArmed, let sqe = nextSQE() {
             // One read of the eventfd: it completes (ending this wait) when another thread writes it.
             io_uring_prep_read(sqe, wakeDescriptor, wakeCount, 8, 0)
@@ -620,6 +652,10 @@ public final class TAPDevice: Device {
             return nil
         case .wake?:
             wakeArmed = false  // re-armed by the next wait
+            return nil
+        case .doorbell?:
+            // Written (or, after a disarm, cancelled: `rang` ignores it).
+            doorbells?.rang(token: UInt32(truncatingIfNeeded: userData))
             return nil
         case .cancel?, nil:
             return nil

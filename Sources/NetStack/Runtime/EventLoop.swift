@@ -49,6 +49,7 @@ public final class EventLoop<D: Device> {
         nextTick = clock.now
         lastActivity = clock.now
         interface.device.watch(wakeups: stack.executor.wakeDescriptor)
+        stack.doorbells.deviceReads = interface.device.watch(doorbells: stack.doorbells)
     }
 
     /// Asks the loop to return from `run`. Safe from any thread.
@@ -67,6 +68,7 @@ public final class EventLoop<D: Device> {
         executor.enterLoopThread()
         var now = clock.now
         let received = interface.poll(now: now, limit: receiveBatch)
+        let rung = stack.doorbells.deliver()
         if now >= nextTick || interface.nextTimerDeadline.map({ now >= $0 }) == true {
             if received < receiveBatch || timersMustRun(now: now) {
                 interface.tick(now: now)
@@ -77,7 +79,7 @@ public final class EventLoop<D: Device> {
         for work in onTurn { work(now) }
         let ranJobs = executor.runPending()
         interface.flushPending(now: now)
-        if received > 0 || ranJobs > 0 {
+        if received > 0 || ranJobs > 0 || rung > 0 {
             lastActivity = now
         } else if !executor.hasPendingJobs {
             now = clock.now

@@ -14,6 +14,8 @@ public final class Stack {
     public let executor: LoopExecutor
     /// The stack's own address.
     public let address: IPAddress
+    /// Eventfds of other processes' that the loop listens to (the socket API's doorbells).
+    public let doorbells = Doorbells()
     private let interfaceReport: () -> [(String, UInt64)]
     private let addresses6: () -> [IPv6Address]
 

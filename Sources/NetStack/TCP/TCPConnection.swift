@@ -283,6 +283,23 @@ public final class TCPConnection {
         return n
     }
 
+    /// Queues `bytes` by reference: nothing is copied, and the device reads
+    /// them in place where it can. They are lent, not given: the caller
+    /// keeps them valid and unchanged until they are acknowledged, which it
+    /// sees as `unacknowledgedBytes` no longer covering them (the oldest go
+    /// first), and `owner` (the memory they lie in) is held until then. What
+    /// the socket API's shared rings use, so an application's byte is copied
+    /// once, into the ring. Returns how many fit in the send buffer.
+    public func write(lending bytes: UnsafeRawBufferPointer, owner: AnyObject) -> Int {
+        guard state.acceptsWrites, !sender.finQueued else { return 0 }
+        let n = sender.sendBuffer.append(reference: bytes, owner: owner)
+        if n > 0 { requestService() }
+        return n
+    }
+
+    /// Bytes written and not yet acknowledged by the peer (the send buffer's).
+    public var unacknowledgedBytes: Int { sender.sendBuffer.count }
+
     /// The application read: a window update may be due (sent in this turn).
     private func readerMadeRoom() {
         windowMayHaveOpened()

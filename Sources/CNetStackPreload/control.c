@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int channel = -1;
+/// The process whose channel it is: a vfork child shares this memory, not the session.
+static pid_t owner;
 
 /// The token the stack gave for the fork under way (0: none).
 static int32_t fork_token;
@@ -48,6 +51,11 @@ static void after_fork_in_child(void) {
 
 static void register_fork_handler(void) { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); }
 
+static void once_register_fork_handler(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_fork_handler);
+}
+
 static int open_channel(void) {
     const char *path = getenv(NS_API_ENV);
     if (!path || !*path) path = NS_API_DEFAULT_PATH;
@@ -62,8 +70,8 @@ static int open_channel(void) {
         errno = e == ENOENT || e == ECONNREFUSED ? ENETDOWN : e;
         return -1;
     }
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, register_fork_handler);
+    once_register_fork_handler();
+    owner = getpid();
     return fd;
 }
 
@@ -126,4 +134,23 @@ int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t 
         return -1;
     }
     return reply->result;
+}
+
+int ns_channel_hold(void) {
+    if (channel < 0 || owner != getpid()) return -1;
+    pthread_mutex_lock(&lock);
+    if (channel < 0 || LIBC(fcntl)(channel, F_GETFD) < 0) {
+        pthread_mutex_unlock(&lock);
+        return -1;
+    }
+    return channel;
+}
+
+void ns_channel_unhold(void) { pthread_mutex_unlock(&lock); }
+
+void ns_channel_adopt(int fd) {
+    LIBC(fcntl)(fd, F_SETFD, FD_CLOEXEC);
+    channel = fd;
+    owner = getpid();
+    once_register_fork_handler();
 }

@@ -31,8 +31,8 @@ typedef struct entry {
 } entry;
 
 /// For an edge-triggered entry, the part of `ready` that is new since its
-/// last report (recorded now); everything for a level-triggered one.
-static short edges(entry *e, ns_sock *s, short ready) {
+/// last report (recorded now if `report`); everything for a level-triggered one.
+static short edges(entry *e, ns_sock *s, short ready, bool report) {
     if (!(e->events & EPOLLET)) return ready;
     uint32_t rx_tail = atomic_load(&s->shm->rx.tail);
     uint32_t tx_head = atomic_load(&s->shm->tx.head);
@@ -43,6 +43,7 @@ static short edges(entry *e, ns_sock *s, short ready) {
         fresh |= POLLIN | (ready & (POLLRDHUP | POLLPRI));
     if ((ready & POLLOUT) && (!e->reported_out || tx_head != e->tx_head || changed)) fresh |= POLLOUT;
     if (changed) fresh |= ready & (POLLERR | POLLHUP);
+    if (!report) return fresh;
     // A direction that is not ready any more has its next readiness as an edge.
     if (!(ready & POLLIN)) e->reported_in = false;
     if (!(ready & POLLOUT)) e->reported_out = false;
@@ -105,7 +106,11 @@ void ns_epoll_forget_set(int epfd) {
 
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(epoll_ctl)(epfd, op, fd, ev);
+    if (!s) {
+        int r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+        if (r == 0) ns_epoll_nesting_changed(epfd, op, fd);
+        return r;
+    }
     pthread_mutex_lock(&lock);
     entry **found = find(epfd, fd);
     int r = 0;
@@ -149,7 +154,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
         if (!s) continue;
         short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
         if (arm) ns_arm(s, want);
-        short r = edges(e, s, ns_readiness(s, want));
+        short r = edges(e, s, ns_readiness(s, want), true);
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
         out[n].data = e->data;
@@ -160,6 +165,28 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
     return n;
 }
 
+
+void ns_epoll_settle(int epfd) {
+    if (sets_in_use == 0) return;
+    pthread_mutex_lock(&lock);
+    for (entry *e = entries; e; e = e->next) {
+        if (e->epfd != epfd) continue;
+        ns_sock *s = ns_lookup(e->fd);
+        if (!s) continue;
+        if (e->disabled) {  // EPOLLONESHOT fired: nothing until a MOD
+            ns_clear_event(s);
+            continue;
+        }
+        short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
+        short r = edges(e, s, ns_readiness(s, want), false);
+        if (!r) {
+            ns_arm(s, want);  // cleared, then looked at again: news meanwhile is not lost
+            r = edges(e, s, ns_readiness(s, want), false);
+        }
+        if (r) ns_signal_event(s);
+    }
+    pthread_mutex_unlock(&lock);
+}
 
 /// Keeps the kernel's events that are not the library's tags; returns how many.
 static int kernel_only(struct epoll_event *ev, int n) {
@@ -187,6 +214,7 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
 }
 
 NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+    ns_epoll_settle_inner(epfd);
     if (sets_in_use == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
@@ -196,6 +224,7 @@ NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 }
 
 NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    ns_epoll_settle_inner(epfd);
     if (sets_in_use == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);

@@ -13,7 +13,11 @@ void ns_resolve(void) {
     RESOLVE(shutdown); RESOLVE(close); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
     RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg); RESOLVE(fcntl); RESOLVE(ioctl);
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
-    RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve);
 }
 
-__attribute__((constructor)) static void ns_init(void) { ns_resolve(); }
+__attribute__((constructor)) static void ns_init(void) {
+    ns_resolve();
+    ns_exec_restore();
+}

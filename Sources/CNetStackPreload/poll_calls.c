@@ -28,7 +28,10 @@ static int stack_ready(struct pollfd *fds, nfds_t n) {
 
 NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     bool any = false;
-    for (nfds_t i = 0; i < n && !any; i++) any = ns_lookup(fds[i].fd) != NULL;
+    for (nfds_t i = 0; i < n; i++) {
+        if (ns_lookup(fds[i].fd)) any = true;
+        else ns_epoll_settle_tree(fds[i].fd);  // an epoll set: readable exactly while it has events
+    }
     if (!any) return LIBC(poll)(fds, n, timeout);
 
     struct pollfd small[64];
@@ -99,10 +102,12 @@ NS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
     return r;
 }
 
-/// Whether any descriptor in the sets (below `nfds`) is a stack socket: select and pselect go to libc if none is.
+/// Whether any descriptor in the sets (below `nfds`) is a stack socket or an
+/// epoll set: select and pselect go to libc if none is.
 static bool sets_hold_stack_socket(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex) {
     for (int fd = 0; fd < nfds; fd++) {
-        if (((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex))) && ns_lookup(fd))
+        if (((rd && FD_ISSET(fd, rd)) || (wr && FD_ISSET(fd, wr)) || (ex && FD_ISSET(fd, ex))) &&
+            (ns_lookup(fd) || ns_is_epoll_set(fd)))
             return true;
     }
     return false;

@@ -49,9 +49,14 @@ struct ns_libc {
     int (*poll)(struct pollfd *, nfds_t, int);
     int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
     int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+    int (*epoll_create)(int);
+    int (*epoll_create1)(int);
     int (*epoll_ctl)(int, int, int, struct epoll_event *);
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
 };
 extern struct ns_libc ns_libc;
 /// Resolves `ns_libc` (idempotent, safe from any thread).
@@ -80,7 +85,9 @@ typedef struct ns_sock {
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;
     ns_addr local, peer;
-    int reuse_address, keepalive, no_delay, receive_buffer, send_buffer;
+    // Options as getsockopt reports them (option_calls.c).
+    int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
+    int keepalive_idle, keepalive_interval, keepalive_probes;
     struct linger linger;
     /// Every descriptor of the socket (dup, dup2, dup3, F_DUPFD): the
     /// socket ends when the last is closed, as an open file description
@@ -114,8 +121,27 @@ long long ns_now_ms(void);
 /// Sends `req` without waiting for a reply (close).
 void ns_post(const ns_request *req);
 
+/// Before exec: takes the channel's lock (so no other thread's exchange is
+/// cut in half) and returns the channel; -1 without taking it if this process
+/// has no channel of its own (none yet, or a vfork child, which shares this
+/// memory but not the session).
+int ns_channel_hold(void);
+void ns_channel_unhold(void);
+/// After exec: the channel the old image left open is this process's.
+void ns_channel_adopt(int fd);
+
+/// Sockets across exec (exec_calls.c): the new image's constructor takes
+/// over what the old one left (NETSTACK_EXEC_STATE).
+void ns_exec_restore(void);
+/// Every stack socket once (malloc'd; the caller frees it); NULL if none.
+ns_sock **ns_all_sockets(int *count);
+/// Enters a socket carried across exec: `carried` as it was, its region mapped anew from `memfd`.
+int ns_adopt_carried(const ns_sock *carried, int memfd);
+
 /// Rings the stack's doorbell for `s`.
 void ns_ring_doorbell(ns_sock *s);
+/// Signals the socket's eventfd, as the stack does: "look again".
+void ns_signal_event(ns_sock *s);
 /// Takes the eventfd's count (it is non-blocking): the caller then looks at the rings again before it waits.
 void ns_clear_event(ns_sock *s);
 /// Waits until the eventfd is readable or `timeout_ms` passes (-1: no limit).
@@ -139,5 +165,19 @@ void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t
 void ns_epoll_forget(int fd);
 /// Drops the registry of epoll set `epfd` (it is closing).
 void ns_epoll_forget_set(int epfd);
+/// Leaves `epfd`'s kernel descriptor readable exactly while a stack socket in
+/// it has events for it: the ready ones' eventfds signalled, the others armed and cleared.
+void ns_epoll_settle(int epfd);
+
+/// epoll sets in epoll sets (epoll_nesting.c): whether `fd` is an epoll set made here;
+bool ns_is_epoll_set(int fd);
+/// an epoll_ctl of `inner` (any descriptor) in `outer` succeeded;
+void ns_epoll_nesting_changed(int outer, int op, int inner);
+/// `fd` is closing;
+void ns_epoll_forget_nesting(int fd);
+/// before a wait on `outer`: settles every set inside it, however deep;
+void ns_epoll_settle_inner(int outer);
+/// before poll or select on `fd`: settles it, if it is an epoll set, and the sets inside it.
+void ns_epoll_settle_tree(int fd);
 
 #endif

@@ -52,6 +52,11 @@ void ns_wait_event(ns_sock *s, int timeout_ms) {
     errno = saved;
 }
 
+void ns_signal_event(ns_sock *s) {
+    uint64_t one = 1;
+    LIBC(write)(s->fd, &one, sizeof one);
+}
+
 void ns_ring_doorbell(ns_sock *s) {
     uint64_t one = 1;
     LIBC(write)(s->doorbell, &one, sizeof one);

@@ -1,7 +1,7 @@
 // The socket calls that change what a stack socket is: each is a message to
 // the stack over the control channel (socket, bind, listen, connect, accept,
-// shutdown, close, TCP_NODELAY), or is answered from what the library keeps
-// (names, options, flags). Errors are Linux's errnos.
+// shutdown, close), or is answered from what the library keeps (names,
+// flags). Errors are Linux's errnos. Options are in option_calls.c.
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -165,15 +165,38 @@ NS_EXPORT int shutdown(int fd, int how) {
     return 0;
 }
 
+/// Linux's tcp_close: the state published once our FIN is acknowledged (FIN-WAIT-2, TIME-WAIT, CLOSED).
+static bool fin_acknowledged(ns_sock *s) {
+    ns_tcp_fields f;
+    ns_tcp_read(s->shm, &f);
+    return f.state == 5 || f.state == 6 || f.state == 7 || (ns_state(s->shm) & NS_STATE_ERROR);
+}
+
+/// SO_LINGER with a time, on a blocking connected socket: as Linux, close
+/// waits until the FIN (after the data) is acknowledged or the time passes.
+/// The FIN goes first (shutdown), so the wait watches the published state;
+/// a socket with unread input is reset at once instead, so it does not wait.
+static void linger_before_close(ns_sock *s) {
+    if (!s->linger.l_onoff || s->linger.l_linger <= 0 || s->nonblocking || s->datagram || s->listening) return;
+    if (!(ns_state(s->shm) & NS_STATE_CONNECTED) || !ns_ring_is_empty(&s->shm->rx)) return;
+    ns_reply reply;
+    if (ns_simple_call(s, NS_OP_SHUTDOWN, SHUT_WR, 0, 0, NULL, &reply) < 0) return;
+    long long deadline = ns_now_ms() + (long long)s->linger.l_linger * 1000;
+    while (!fin_acknowledged(s) && ns_now_ms() < deadline) LIBC(poll)(NULL, 0, 10);  // no wake-up for it: look every 10 ms
+}
+
 NS_EXPORT int close(int fd) {
     ns_sock *s = ns_lookup(fd);
     if (!s) {
         ns_epoll_forget_set(fd);
+        ns_epoll_forget_nesting(fd);
         return LIBC(close)(fd);
     }
     ns_epoll_forget(fd);
     if (!ns_unalias(s, fd)) return LIBC(close)(fd);  // another descriptor still names the socket
-    // The stack sends what is in `tx`, then a FIN (or a RST over unread input).
+    linger_before_close(s);
+    // The stack sends what is in `tx`, then a FIN (or a RST over unread input,
+    // or at once with SO_LINGER's 0 seconds).
     ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
     ns_post(&req);
     ns_release(s);
@@ -295,115 +318,4 @@ NS_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
     if (!s->has_peer || (s->connecting && !(ns_state(s->shm) & NS_STATE_CONNECTED))) return fail(ENOTCONN);
     ns_to_sockaddr(&s->peer, s->family, sa, len);
     return 0;
-}
-
-static int put_int(void *value, socklen_t *len, int v) {
-    if (!value || !len || *len < sizeof(int)) return fail(EINVAL);
-    memcpy(value, &v, sizeof v);
-    *len = sizeof v;
-    return 0;
-}
-
-/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
-/// retransmissions (what iperf3 and ss read); the rest zero. As Linux, the
-/// caller gets at most what it asked for and learns the length given.
-static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
-    if (!value || !len) return fail(EFAULT);
-    struct tcp_info info;
-    memset(&info, 0, sizeof info);
-    info.tcpi_state = f->state ? (uint8_t)f->state : (s->listening ? 10 : 7);  // TCP_LISTEN, TCP_CLOSE
-    info.tcpi_snd_mss = f->mss;
-    info.tcpi_rcv_mss = f->mss;
-    info.tcpi_rtt = f->rtt_us;
-    info.tcpi_rttvar = f->rttvar_us;
-    if (f->mss) {
-        info.tcpi_snd_cwnd = f->cwnd_bytes / f->mss;
-        uint32_t ssthresh = f->ssthresh_bytes / f->mss;
-        info.tcpi_snd_ssthresh = ssthresh >= 0xffff ? 0x7fffffff : ssthresh;  // TCP_INFINITE_SSTHRESH
-    }
-    info.tcpi_total_retrans = f->total_retrans;
-    size_t n = *len < sizeof info ? *len : sizeof info;
-    memcpy(value, &info, n);
-    *len = (socklen_t)n;
-    return 0;
-}
-
-NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
-    ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
-    if (level == SOL_SOCKET) {
-        switch (name) {
-        case SO_ERROR: return put_int(value, len, ns_take_error(s->shm));
-        case SO_TYPE: return put_int(value, len, s->datagram ? SOCK_DGRAM : SOCK_STREAM);
-        case SO_DOMAIN: return put_int(value, len, s->family);
-        case SO_PROTOCOL: return put_int(value, len, s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
-        case SO_ACCEPTCONN: return put_int(value, len, s->listening);
-        case SO_REUSEADDR: return put_int(value, len, s->reuse_address);
-        case SO_REUSEPORT: return put_int(value, len, 0);
-        case SO_KEEPALIVE: return put_int(value, len, s->keepalive);
-        case SO_RCVBUF: return put_int(value, len, s->receive_buffer);
-        case SO_SNDBUF: return put_int(value, len, s->send_buffer);
-        case SO_LINGER:
-            if (!value || !len || *len < sizeof s->linger) return fail(EINVAL);
-            memcpy(value, &s->linger, sizeof s->linger);
-            *len = sizeof s->linger;
-            return 0;
-        }
-    } else if (level == IPPROTO_TCP && !s->datagram) {
-        ns_tcp_fields f;
-        ns_tcp_read(s->shm, &f);
-        switch (name) {
-        case TCP_NODELAY: return put_int(value, len, s->no_delay);
-        // Before the connection knows its MSS, Linux's TCP_MSS_DEFAULT.
-        case TCP_MAXSEG: return put_int(value, len, f.mss ? (int)f.mss : 536);
-        case TCP_CONGESTION: {
-            // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
-            if (!value || !len) return fail(EFAULT);
-            size_t n = *len < sizeof f.congestion ? *len : sizeof f.congestion;
-            memcpy(value, f.congestion, n);
-            *len = (socklen_t)n;
-            return 0;
-        }
-        case TCP_INFO: return put_tcp_info(s, &f, value, len);
-        }
-    }
-    return fail(ENOPROTOOPT);
-}
-
-NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
-    ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(setsockopt)(fd, level, name, value, len);
-    int v = 0;
-    if (level == SOL_SOCKET && name == SO_LINGER) {
-        if (!value || len < sizeof s->linger) return fail(EINVAL);
-        memcpy(&s->linger, value, sizeof s->linger);
-        return 0;
-    }
-    if (!value || len < sizeof(int)) return fail(EINVAL);
-    memcpy(&v, value, sizeof v);
-    if (level == SOL_SOCKET) {
-        switch (name) {
-        case SO_REUSEADDR: s->reuse_address = v != 0; return 0;
-        case SO_KEEPALIVE: s->keepalive = v != 0; return 0;
-        case SO_RCVBUF: s->receive_buffer = v; return 0;
-        case SO_SNDBUF: s->send_buffer = v; return 0;
-        case SO_REUSEPORT: case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_PRIORITY: return 0;  // harmless to ignore
-        }
-    } else if (level == IPPROTO_TCP) {
-        switch (name) {
-        case TCP_NODELAY: {
-            ns_reply reply;
-            if (ns_simple_call(s, NS_OP_SETSOCKOPT, IPPROTO_TCP, TCP_NODELAY, v != 0, NULL, &reply) < 0) return -1;
-            s->no_delay = v != 0;
-            return 0;
-        }
-        case TCP_KEEPIDLE: case TCP_KEEPINTVL: case TCP_KEEPCNT: case TCP_QUICKACK: case TCP_USER_TIMEOUT:
-            return 0;
-        }
-    } else if (level == IPPROTO_IPV6 && s->family == AF_INET6) {
-        if (name == IPV6_V6ONLY || name == IPV6_TCLASS) return 0;
-    } else if (level == IPPROTO_IP) {
-        if (name == IP_TOS) return 0;
-    }
-    return fail(ENOPROTOOPT);
 }

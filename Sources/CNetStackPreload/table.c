@@ -55,6 +55,9 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->nonblocking = (flags & SOCK_NONBLOCK) != 0;
     s->datagram = (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_DGRAM;
     s->receive_buffer = s->send_buffer = (int)reply->ring_size;
+    s->keepalive_idle = 7200;  // Linux's defaults (tcp_keepalive_time, _intvl, _probes)
+    s->keepalive_interval = 75;
+    s->keepalive_probes = 9;
     if (reply->local.family) { s->local = reply->local; s->has_local = true; }
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }
     s->aliases[0] = app;
@@ -151,4 +154,35 @@ void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t
     }
     memcpy(sa, &u, *len < n ? *len : n);
     *len = n;
+}
+
+ns_sock **ns_all_sockets(int *count) {
+    *count = 0;
+    int most = ns_socket_count();
+    if (most <= 0) return NULL;
+    ns_sock **all = malloc((size_t)most * sizeof *all);
+    if (!all) return NULL;
+    for (int fd = 0; fd < NS_MAX_FDS && *count < most; fd++) {
+        ns_sock *s = ns_lookup(fd);
+        if (s && s->fd == fd) all[(*count)++] = s;  // `fd` is one of its descriptors: once per socket
+    }
+    return all;
+}
+
+int ns_adopt_carried(const ns_sock *carried, int memfd) {
+    void *region = mmap(NULL, carried->region_length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    ns_sock *s = malloc(sizeof *s);
+    if (region == MAP_FAILED || !s) {
+        if (region != MAP_FAILED) munmap(region, carried->region_length);
+        free(s);
+        errno = ENOMEM;
+        return -1;
+    }
+    *s = *carried;
+    s->region = region;
+    s->shm = ns_region_header(region);
+    LIBC(fcntl)(s->doorbell, F_SETFD, FD_CLOEXEC);
+    atomic_fetch_add(&live_sockets, 1);
+    for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], s, memory_order_release);
+    return s->fd;
 }

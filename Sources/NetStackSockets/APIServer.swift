@@ -117,7 +117,8 @@ public final class APIServer: @unchecked Sendable {
     private func release(_ s: AppSocket, by session: AppSession) {
         s.holders.remove(session.id)
         session.sockets.remove(s.id)
-        if s.holders.isEmpty && s.pendingHolds == 0 { s.applicationClosed() }
+        guard s.holders.isEmpty && s.pendingHolds == 0 else { return }
+        if s.options.resetsOnClose { s.applicationVanished() } else { s.applicationClosed() }
     }
 
     // MARK: fork
@@ -177,7 +178,6 @@ public final class APIServer: @unchecked Sendable {
             guard let s = makeSocket(for: session, datagram: datagram) else { return session.send(.failure(EMFILE)) }
             session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
                          descriptors: s.descriptorsForApplication)
-            s.region.closeDescriptor()
             return
         }
         switch request.operation {
@@ -207,6 +207,10 @@ public final class APIServer: @unchecked Sendable {
             release(s, by: session)
         case .setOption:
             session.send(setOption(s, level: request.arg0, name: request.arg1, value: request.value))
+        case .region:
+            // A process that exec'd maps the region again (its mapping went with the old image).
+            session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
+                         descriptors: [s.region.descriptor])
         }
     }
 
@@ -247,19 +251,15 @@ public final class APIServer: @unchecked Sendable {
             c.abort()
             return session.send(.failure(EMFILE))
         }
-        new.noDelay = s.noDelay
+        new.options = s.options  // as Linux's accepted sockets inherit the listener's
         new.attach(c)
+        new.applyOptions()
         session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize), local: new.local, peer: new.peer),
                      descriptors: new.descriptorsForApplication)
-        new.region.closeDescriptor()
     }
 
     private func setOption(_ s: AppSocket, level: Int32, name: Int32, value: Int64) -> ControlReply {
-        if level == Int32(IPPROTO_TCP) && name == TCP_NODELAY {
-            s.noDelay = value != 0
-            return ControlReply(result: 0)
-        }
-        return .failure(ENOPROTOOPT)
+        s.isDatagram ? .failure(ENOPROTOOPT) : s.setOption(level: level, name: name, value: value)
     }
 
     // MARK: For AppSocket

@@ -31,8 +31,9 @@ final class AppSocket {
     unowned let server: APIServer
     var local: SocketAddress?
     var peer: SocketAddress?
-    /// TCP_NODELAY, for the connection or listener it becomes.
-    var noDelay = false
+    /// What setsockopt asked of the stack (`AppSocket+Options`), for the
+    /// connection or listener it becomes.
+    var options = AppSocketOptions()
     private(set) var connection: TCPConnection?
     private(set) var listener: TCPListener?
     /// A datagram socket (SOCK_DGRAM): its rings hold records, not a byte
@@ -197,7 +198,7 @@ final class AppSocket {
         if let c = connection { return .failure(c.state == .synSent ? EALREADY : EISCONN) }
         guard listener == nil else { return .failure(EISCONN) }
         var configuration = server.stack.tcp.defaultConfiguration
-        configuration.noDelay = noDelay
+        options.configure(&configuration)
         let c: TCPConnection
         do {
             c = try server.stack.connect(to: address.address, port: address.port, configuration: configuration)
@@ -219,7 +220,7 @@ final class AppSocket {
         }
         guard connection == nil, let port = local?.port, port != 0 else { return .failure(EINVAL) }
         var configuration = server.stack.tcp.defaultConfiguration
-        configuration.noDelay = noDelay
+        options.configure(&configuration)
         self.backlog = max(1, min(Int(backlog), 4096))
         do {
             let l = try server.stack.listen(port: port, backlog: self.backlog, configuration: configuration)

@@ -17,7 +17,8 @@ import NetStack
 /// consistent, so either the waiter sees the new bytes or the other side
 /// sees the flag and rings.
 public final class SocketRegion {
-    /// The memfd, until `closeDescriptor()` (after it was sent).
+    /// The memfd, open while the socket lives: a process that exec'd maps
+    /// the region again from it (NS_OP_REGION), its old mapping gone.
     public private(set) var descriptor: Int32
     private let base: UnsafeMutableRawPointer
     private let length: Int

@@ -2,6 +2,7 @@
 runs it once on the kernel's sockets and once through the preload library
 (`netstack run`), against the kernel's echo server at HOST:9200 (nothing
 listens on 9201); each line it prints must be the same both times."""
+import asyncio
 import ctypes
 import errno
 import fcntl
@@ -61,7 +62,36 @@ out("recv with nothing there", err(lambda: s.recv(10)))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 out("TCP_NODELAY", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-out("SO_KEEPALIVE", s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0)
+out("SO_KEEPALIVE", s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+
+# options: what getsockopt says after setsockopt, and the values refused
+KEEPALIVE = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
+for name, value in zip(KEEPALIVE, (30, 5, 4)):
+    s.setsockopt(socket.IPPROTO_TCP, name, value)
+out("keepalive idle, interval, count", [s.getsockopt(socket.IPPROTO_TCP, name) for name in KEEPALIVE])
+for name, value in ((socket.TCP_KEEPIDLE, 0), (socket.TCP_KEEPIDLE, 32768), (socket.TCP_KEEPINTVL, -1),
+                    (socket.TCP_KEEPCNT, 0), (socket.TCP_KEEPCNT, 128)):
+    out(f"keepalive option {name} = {value}", err(lambda: s.setsockopt(socket.IPPROTO_TCP, name, value)))
+out("unknown option set", err(lambda: s.setsockopt(socket.IPPROTO_TCP, 9999, 1)))
+o = socket.socket()
+out("defaults: SO_KEEPALIVE, idle, interval, count",
+    [o.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)] + [o.getsockopt(socket.IPPROTO_TCP, n) for n in KEEPALIVE])
+out("SO_LINGER default", struct.unpack("ii", o.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)))
+o.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 7, 5))
+out("SO_LINGER on, 5 s", struct.unpack("ii", o.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)))
+o.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 0, 9))
+out("SO_LINGER off keeps the time", struct.unpack("ii", o.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)))
+out("SO_LINGER too short", err(lambda: o.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"1234")))
+for value in (65536, 1, 1 << 30):
+    o.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, value)
+    o.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, value)
+    out(f"SO_RCVBUF, SO_SNDBUF after {value}",
+        (o.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), o.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)))
+for name in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):
+    before = o.getsockopt(socket.SOL_SOCKET, name)
+    o.setsockopt(socket.SOL_SOCKET, name, 5)
+    out(f"option {name} before and after", (before, o.getsockopt(socket.SOL_SOCKET, name)))
+o.close()
 
 # poll with a pipe beside the socket
 r, w = os.pipe()
@@ -109,6 +139,79 @@ ep.modify(s.fileno(), select.EPOLLOUT)
 out("epoll for writing", [(fd == s.fileno(), ev & select.EPOLLOUT) for fd, ev in ep.poll(1)])
 ep.unregister(s.fileno())
 ep.close()
+
+# epoll inside epoll (and polled, and selected): the inner set is readable
+# exactly while it has events for its caller
+inner = select.epoll()
+inner.register(s.fileno(), select.EPOLLIN)
+inner.register(r, select.EPOLLIN)
+outer = select.epoll()
+outer.register(inner.fileno(), select.EPOLLIN)
+polled = select.poll()
+polled.register(inner.fileno(), select.POLLIN)
+out("outer epoll with nothing ready", outer.poll(0.1))
+out("poll on the inner set with nothing ready", polled.poll(100))
+s.send(b"nested")
+out("outer epoll: the inner set", [(fd == inner.fileno(), ev) for fd, ev in outer.poll(5)])
+out("outer epoll: still (level)", [(fd == inner.fileno(), ev) for fd, ev in outer.poll(1)])
+out("poll on the inner set", [(fd == inner.fileno(), ev) for fd, ev in polled.poll(1000)])
+out("select on the inner set", select.select([inner.fileno()], [], [], 1)[0] == [inner.fileno()])
+out("inner epoll: the socket", [(fd == s.fileno(), ev) for fd, ev in inner.poll(1)])
+out("recv", s.recv(100))
+out("outer epoll after the read", outer.poll(0.1))
+out("poll on the inner set after the read", polled.poll(100))
+out("select on the inner set after the read", select.select([inner.fileno()], [], [], 0.1)[0])
+os.write(w, b"p")
+out("outer epoll: the pipe in the inner set", [fd == inner.fileno() for fd, _ in outer.poll(1)])
+os.read(r, 1)
+top = select.epoll()
+top.register(outer.fileno(), select.EPOLLIN)
+out("two levels with nothing ready", top.poll(0.1))
+s.send(b"deep")
+out("two levels: the outer set", [fd == outer.fileno() for fd, _ in top.poll(5)])
+out("recv", s.recv(100))
+out("two levels after the read", top.poll(0.1))
+inner.modify(s.fileno(), select.EPOLLIN | select.EPOLLET)
+s.send(b"edge")
+time.sleep(0.2)
+out("outer epoll: an edge in the inner set", [fd == inner.fileno() for fd, _ in outer.poll(1)])
+out("inner epoll: the edge", [fd == s.fileno() for fd, _ in inner.poll(1)])
+out("outer epoll after the edge was reported", outer.poll(0.1))
+out("recv", s.recv(100))
+inner.modify(s.fileno(), select.EPOLLIN)
+
+
+async def inner_set_as_asyncio_reader():
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+
+    def ready():
+        events = inner.poll(0)
+        loop.remove_reader(inner.fileno())
+        got.set_result(([fd == s.fileno() for fd, _ in events], s.recv(100)))
+
+    loop.add_reader(inner.fileno(), ready)
+    s.send(b"asyncio")
+    return await asyncio.wait_for(got, 5)
+
+
+out("asyncio with an epoll set as a reader", asyncio.run(inner_set_as_asyncio_reader()))
+top.close()
+outer.close()
+inner.close()
+
+
+async def asyncio_streams():
+    reader, writer = await asyncio.open_connection(*ECHO)
+    writer.write(b"through asyncio")
+    await writer.drain()
+    data = await asyncio.wait_for(reader.readexactly(15), 5)
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+out("asyncio streams", asyncio.run(asyncio_streams()))
 
 # sendmsg, recvmsg, MSG_WAITALL and pselect (through select with a timeout of 0)
 s.setblocking(True)

@@ -498,3 +498,218 @@ def test_a_forking_server_on_the_stack(ns, api):
         if server.poll() is None:
             server.kill()
             server.wait(10)
+
+
+# exec: the kernel's peer echoes the first connection and reports how the second ended.
+EXEC_PEER = r"""
+import socket, sys, threading
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9600)); l.listen(4)
+print("listening", flush=True)
+a, _ = l.accept()
+b, _ = l.accept()
+def echo():
+    while True:
+        d = a.recv(65536)
+        if not d:
+            break
+        a.sendall(d)
+    a.close()
+t = threading.Thread(target=echo); t.start()
+b.settimeout(20)
+try:
+    print("the close-on-exec socket:", "end of file" if b.recv(10) == b"" else "data", flush=True)
+except ConnectionResetError:
+    print("the close-on-exec socket: reset", flush=True)
+t.join(30)
+"""
+
+# The first image: two connections, one made inheritable; a failed exec, then one that works.
+EXEC_FIRST = r"""
+import os, socket, sys
+keep = socket.create_connection((sys.argv[1], 9600))
+drop = socket.create_connection((sys.argv[1], 9600))
+keep.sendall(b"before exec ")
+os.set_inheritable(keep.fileno(), True)
+try:
+    os.execv("/nonexistent/program", ["program"])
+except OSError as e:
+    print("failed exec", e.errno, flush=True)
+keep.sendall(b"after a failed exec ")
+os.execv(sys.executable, [sys.executable, sys.argv[2], str(keep.fileno())])
+"""
+
+# The second image: the inherited descriptor is the same connection.
+EXEC_SECOND = r"""
+import hashlib, os, socket, sys
+print("state variable gone", "NETSTACK_EXEC_STATE" not in os.environ, flush=True)
+s = socket.socket(fileno=int(sys.argv[1]))
+data = bytes(range(256)) * 4096
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+got = bytearray()
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+expected = b"before exec after a failed exec " + data
+print("echoed byte-exact", hashlib.sha256(got).digest() == hashlib.sha256(expected).digest(), len(got), flush=True)
+"""
+
+
+def test_sockets_survive_exec_unless_close_on_exec(ns, api, tmp_path):
+    """exec through the library: a socket made inheritable is the same
+    connection in the new image (1 MiB echoed byte-exact through it), one
+    left close-on-exec is closed with a FIN as the kernel's would be, a
+    failed exec leaves the old image working; the same lines as on the
+    kernel's sockets."""
+    _, path = api
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text(EXEC_FIRST)
+    second.write_text(EXEC_SECOND)
+    outputs = []
+    for on_stack in (False, True):
+        peer = ns.popen("python3", "-c", EXEC_PEER, HOST_IP, stdout=subprocess.PIPE, text=True)
+        try:
+            assert peer.stdout.readline().strip() == "listening"
+            cmd = ("python3", str(first), HOST_IP, str(second))
+            p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) \
+                if on_stack else ns.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            peer_out, _ = peer.communicate(timeout=30)
+            outputs.append(out.splitlines() + peer_out.splitlines())
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait(10)
+    kernel, stack = outputs
+    assert stack == kernel, (kernel, stack)
+    assert stack == ["failed exec 2", "state variable gone True", f"echoed byte-exact True {32 + (1 << 20)}",
+                     "the close-on-exec socket: end of file"], stack
+
+
+# SO_LINGER: the kernel's peer says how the connection ended.
+LINGER_PEER = r"""
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9700)); l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+c.sendall(b"g")
+c.settimeout(20)
+try:
+    got = b""
+    while True:
+        d = c.recv(100)
+        if not d:
+            break
+        got += d
+    print("end of file after", got, flush=True)
+except ConnectionResetError:
+    print("reset", flush=True)
+"""
+
+LINGER_APP = r"""
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 9700))
+s.recv(1)
+s.sendall(b"bye")
+if sys.argv[2] != "none":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, int(sys.argv[2])))
+s.close()
+print("closed", flush=True)
+"""
+
+
+@pytest.mark.parametrize("linger", ["0", "2", "none"])
+def test_so_linger_as_the_kernel_peer_sees_it(ns, api, linger):
+    """SO_LINGER on with 0 seconds: close resets the connection (the peer's
+    recv says ECONNRESET, the data before it dropped); with a time or off:
+    the data, then a FIN. The same as the kernel's sockets."""
+    _, path = api
+    outputs = []
+    for on_stack in (False, True):
+        peer = ns.popen("python3", "-c", LINGER_PEER, HOST_IP, stdout=subprocess.PIPE, text=True)
+        try:
+            assert peer.stdout.readline().strip() == "listening"
+            cmd = ("python3", "-c", LINGER_APP, HOST_IP, linger)
+            p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) \
+                if on_stack else ns.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+            peer_out, _ = peer.communicate(timeout=30)
+            outputs.append(out.split() + peer_out.splitlines())
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait(10)
+    assert outputs[1] == outputs[0], outputs
+    assert outputs[1][-1] == ("reset" if linger == "0" else "end of file after b'bye'"), outputs
+
+
+# Counts the stack's keepalive probes to port 9800 for a while: no data, no
+# flag but ACK, and the sequence number one below the one before (SND.NXT - 1).
+PROBE_COUNTER = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("tap0", 0))
+s.settimeout(0.2)
+print("capturing", flush=True)
+probes, highest, end = 0, None, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    try:
+        frame = s.recv(65535)
+    except socket.timeout:
+        continue
+    ip = frame[14:]
+    if ip[9] != 6 or ip[12:16] != socket.inet_aton("10.0.0.2"):
+        continue
+    ihl = (ip[0] & 15) * 4
+    tcp = ip[ihl:]
+    total = struct.unpack("!H", ip[2:4])[0]
+    if struct.unpack("!H", tcp[2:4])[0] != 9800:
+        continue
+    seq = struct.unpack("!I", tcp[4:8])[0]
+    if tcp[13] == 0x10 and total - ihl - (tcp[12] >> 4) * 4 == 0 and highest is not None and seq == (highest - 1) % (1 << 32):
+        probes += 1
+    elif highest is None or (seq - highest) % (1 << 32) < (1 << 31):
+        highest = seq
+print("probes", probes, flush=True)
+"""
+
+KEEPALIVE_APP = r"""
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s = socket.create_connection((sys.argv[1], 9800))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+time.sleep(4)
+s.sendall(b"still here")
+print(s.recv(100).decode(), flush=True)
+"""
+
+
+def test_keepalive_set_after_connect_probes_the_kernel_peer(ns, api):
+    """SO_KEEPALIVE with TCP_KEEPIDLE and TCP_KEEPINTVL of 1 s, set after
+    connect, reach the stack's connection: probes go out while it is idle,
+    the kernel answers them, and the connection carries on."""
+    _, path = api
+    peer = ns.popen("python3", "-c", ECHO_SERVER.replace("9200", "9800"), HOST_IP, stdout=subprocess.PIPE, text=True)
+    counter = ns.popen("python3", "-c", PROBE_COUNTER, "5", stdout=subprocess.PIPE, text=True)
+    try:
+        assert peer.stdout.readline().strip() == "listening"
+        assert counter.stdout.readline().strip() == "capturing"
+        p = run_on_stack(ns, path, "python3", "-c", KEEPALIVE_APP, HOST_IP, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and out.strip() == "still here", err
+        probes = int(counter.communicate(timeout=30)[0].split()[-1])
+        assert 2 <= probes <= 4, probes  # about one a second after the first idle second
+    finally:
+        for q in (peer, counter):
+            if q.poll() is None:
+                q.kill()
+                q.wait(10)

@@ -10,7 +10,8 @@ import NetStackWire
 /// TCPConnection+Input.swift, output in +Output.swift, timers in +Timers.swift.
 public final class TCPConnection {
     public let tuple: TCPFourTuple
-    let configuration: TCPConfiguration
+    /// Fixed at creation but for what the application may change while open (`TCPConnection+Options`).
+    var configuration: TCPConfiguration
     var logger: Logger
 
     public internal(set) var state: TCPState {

@@ -101,7 +101,8 @@ struct TCPSender {
     var sendSmallSegment = false
 
     // MARK: Settings
-    let noDelay: Bool
+    /// TCP_NODELAY, which the application may change while open.
+    var noDelay: Bool
     let rackTLP: Bool
     let minimumRTO: Duration
     let maximumRTO: Duration

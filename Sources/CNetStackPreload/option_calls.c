@@ -1,0 +1,181 @@
+// getsockopt and setsockopt on stack sockets. The library keeps every value
+// and answers getsockopt from it (as Linux reports them: booleans as 1, the
+// buffer sizes doubled within the system's limits); the options that act on
+// the connection go to the stack too (TCP_NODELAY, SO_KEEPALIVE and
+// TCP_KEEPIDLE/INTVL/CNT, SO_LINGER). TCP_INFO, TCP_MAXSEG and
+// TCP_CONGESTION are read from the fields the stack publishes. Options that
+// are harmless to ignore are accepted; the rest get ENOPROTOOPT.
+#include "preload_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail(int e) {
+    errno = e;
+    return -1;
+}
+
+static int put_int(void *value, socklen_t *len, int v) {
+    if (!value || !len || *len < sizeof(int)) return fail(EINVAL);
+    memcpy(value, &v, sizeof v);
+    *len = sizeof v;
+    return 0;
+}
+
+/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
+/// retransmissions (what iperf3 and ss read); the rest zero. As Linux, the
+/// caller gets at most what it asked for and learns the length given.
+static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
+    if (!value || !len) return fail(EFAULT);
+    struct tcp_info info;
+    memset(&info, 0, sizeof info);
+    info.tcpi_state = f->state ? (uint8_t)f->state : (s->listening ? 10 : 7);  // TCP_LISTEN, TCP_CLOSE
+    info.tcpi_snd_mss = f->mss;
+    info.tcpi_rcv_mss = f->mss;
+    info.tcpi_rtt = f->rtt_us;
+    info.tcpi_rttvar = f->rttvar_us;
+    if (f->mss) {
+        info.tcpi_snd_cwnd = f->cwnd_bytes / f->mss;
+        uint32_t ssthresh = f->ssthresh_bytes / f->mss;
+        info.tcpi_snd_ssthresh = ssthresh >= 0xffff ? 0x7fffffff : ssthresh;  // TCP_INFINITE_SSTHRESH
+    }
+    info.tcpi_total_retrans = f->total_retrans;
+    size_t n = *len < sizeof info ? *len : sizeof info;
+    memcpy(value, &info, n);
+    *len = (socklen_t)n;
+    return 0;
+}
+
+NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_ERROR: return put_int(value, len, ns_take_error(s->shm));
+        case SO_TYPE: return put_int(value, len, s->datagram ? SOCK_DGRAM : SOCK_STREAM);
+        case SO_DOMAIN: return put_int(value, len, s->family);
+        case SO_PROTOCOL: return put_int(value, len, s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
+        case SO_ACCEPTCONN: return put_int(value, len, s->listening);
+        case SO_REUSEADDR: return put_int(value, len, s->reuse_address);
+        case SO_REUSEPORT: return put_int(value, len, s->reuse_port);
+        case SO_KEEPALIVE: return put_int(value, len, s->keepalive);
+        case SO_RCVBUF: return put_int(value, len, s->receive_buffer);
+        case SO_SNDBUF: return put_int(value, len, s->send_buffer);
+        case SO_LINGER:
+            if (!value || !len || *len < sizeof s->linger) return fail(EINVAL);
+            memcpy(value, &s->linger, sizeof s->linger);
+            *len = sizeof s->linger;
+            return 0;
+        }
+    } else if (level == IPPROTO_TCP && !s->datagram) {
+        ns_tcp_fields f;
+        ns_tcp_read(s->shm, &f);
+        switch (name) {
+        case TCP_NODELAY: return put_int(value, len, s->no_delay);
+        case TCP_KEEPIDLE: return put_int(value, len, s->keepalive_idle);
+        case TCP_KEEPINTVL: return put_int(value, len, s->keepalive_interval);
+        case TCP_KEEPCNT: return put_int(value, len, s->keepalive_probes);
+        // Before the connection knows its MSS, Linux's TCP_MSS_DEFAULT.
+        case TCP_MAXSEG: return put_int(value, len, f.mss ? (int)f.mss : 536);
+        case TCP_CONGESTION: {
+            // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
+            if (!value || !len) return fail(EFAULT);
+            size_t n = *len < sizeof f.congestion ? *len : sizeof f.congestion;
+            memcpy(value, f.congestion, n);
+            *len = (socklen_t)n;
+            return 0;
+        }
+        case TCP_INFO: return put_tcp_info(s, &f, value, len);
+        }
+    }
+    return fail(ENOPROTOOPT);
+}
+
+/// net.core.rmem_max or wmem_max, which cap SO_RCVBUF and SO_SNDBUF (Linux's default if unreadable).
+static unsigned buffer_limit(const char *path) {
+    unsigned v = 212992;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return v;
+    char text[32] = {0};
+    if (LIBC(read)(fd, text, sizeof text - 1) > 0) sscanf(text, "%u", &v);
+    LIBC(close)(fd);
+    return v;
+}
+
+/// What getsockopt reports after SO_RCVBUF or SO_SNDBUF (Linux's sock_setsockopt):
+/// the value capped at the limit, doubled for the kernel's bookkeeping, at least the minimum.
+static int doubled_buffer(int v, const char *limit_path, int minimum) {
+    unsigned u = (unsigned)v, limit = buffer_limit(limit_path);
+    if (u > limit) u = limit;
+    return (int)u * 2 > minimum ? (int)u * 2 : minimum;
+}
+
+/// Passes an option the stack acts on to it (stream sockets only; a datagram socket just keeps it).
+static int tell_stack(ns_sock *s, int level, int name, int64_t value) {
+    if (s->datagram) return 0;
+    ns_reply reply;
+    return ns_simple_call(s, NS_OP_SETSOCKOPT, level, name, value, NULL, &reply) < 0 ? -1 : 0;
+}
+
+NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+    ns_sock *s = ns_lookup(fd);
+    if (!s) return LIBC(setsockopt)(fd, level, name, value, len);
+    if (level == SOL_SOCKET && name == SO_LINGER) {
+        struct linger l;
+        if (!value || len < sizeof l) return fail(EINVAL);
+        memcpy(&l, value, sizeof l);
+        // As Linux: off keeps the time set before; on with 0 seconds makes close reset.
+        if (tell_stack(s, level, name, l.l_onoff ? (l.l_linger < 0 ? 0 : l.l_linger) : -1) < 0) return -1;
+        s->linger.l_onoff = l.l_onoff != 0;
+        if (l.l_onoff) s->linger.l_linger = l.l_linger;
+        return 0;
+    }
+    int v = 0;
+    if (!value || len < sizeof(int)) return fail(EINVAL);
+    memcpy(&v, value, sizeof v);
+    if (level == SOL_SOCKET) {
+        switch (name) {
+        case SO_REUSEADDR: s->reuse_address = v != 0; return 0;
+        case SO_REUSEPORT: s->reuse_port = v != 0; return 0;
+        case SO_KEEPALIVE:
+            if (tell_stack(s, level, name, v != 0) < 0) return -1;
+            s->keepalive = v != 0;
+            return 0;
+        case SO_RCVBUF: s->receive_buffer = doubled_buffer(v, "/proc/sys/net/core/rmem_max", 2304); return 0;
+        case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;
+        case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_PRIORITY: case SO_BROADCAST: case SO_OOBINLINE:
+        case SO_RCVLOWAT: case SO_DONTROUTE:
+            return 0;  // harmless to ignore
+        }
+    } else if (level == IPPROTO_TCP && !s->datagram) {
+        switch (name) {
+        case TCP_NODELAY:
+            if (tell_stack(s, level, name, v != 0) < 0) return -1;
+            s->no_delay = v != 0;
+            return 0;
+        // Linux's bounds: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL (32767 s), MAX_TCP_KEEPCNT (127).
+        case TCP_KEEPIDLE:
+        case TCP_KEEPINTVL:
+            if (v < 1 || v > 32767) return fail(EINVAL);
+            if (tell_stack(s, level, name, v) < 0) return -1;
+            *(name == TCP_KEEPIDLE ? &s->keepalive_idle : &s->keepalive_interval) = v;
+            return 0;
+        case TCP_KEEPCNT:
+            if (v < 1 || v > 127) return fail(EINVAL);
+            if (tell_stack(s, level, name, v) < 0) return -1;
+            s->keepalive_probes = v;
+            return 0;
+        case TCP_QUICKACK: case TCP_USER_TIMEOUT: case TCP_DEFER_ACCEPT: case TCP_CORK: case TCP_FASTOPEN:
+            return 0;  // harmless to ignore
+        }
+    } else if (level == IPPROTO_IPV6 && s->family == AF_INET6) {
+        if (name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_RECVERR) return 0;
+    } else if (level == IPPROTO_IP) {
+        if (name == IP_TOS || name == IP_RECVERR || name == IP_MTU_DISCOVER) return 0;
+    }
+    return fail(ENOPROTOOPT);
+}

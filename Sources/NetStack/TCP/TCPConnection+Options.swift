@@ -1,0 +1,27 @@
+/// The settings an application may change on an open connection, as Linux's
+/// setsockopt does (TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT):
+/// the preload library's sockets are configured after connect or accept.
+extension TCPConnection {
+    /// Nagle's algorithm off (TCP_NODELAY). Turning it off sends what it held
+    /// back in this loop turn, as Linux pushes pending frames.
+    public var noDelay: Bool {
+        get { sender.noDelay }
+        set {
+            guard newValue != sender.noDelay else { return }
+            sender.noDelay = newValue
+            if newValue { requestService() }
+        }
+    }
+
+    /// The keepalive in force (nil: off).
+    public var keepalive: TCPConfiguration.Keepalive? { configuration.keepalive }
+
+    /// Keepalive on (`k`) or off (nil). As Linux's SO_KEEPALIVE and
+    /// TCP_KEEPIDLE: the idle time counts from now, with no probe sent yet.
+    public func setKeepalive(_ k: TCPConfiguration.Keepalive?, now: Instant) {
+        configuration.keepalive = k
+        keepaliveProbesSent = 0
+        keepaliveDeadline = k.flatMap { state.isSynchronized ? now + $0.idle : nil }
+        requestService()
+    }
+}

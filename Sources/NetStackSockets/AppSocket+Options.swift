@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetStack
+
+/// The socket options that act on the stack, as the preload library passes
+/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER. The
+/// library validates them and answers getsockopt itself; the stack keeps them
+/// so a connection made later (connect, accept from a listener that has them,
+/// as Linux's accepted sockets inherit them) gets them too.
+struct AppSocketOptions {
+    var noDelay = false
+    var keepalive = false
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and TCP_KEEPCNT: Linux's defaults.
+    var keepaliveIdle: Int64 = 7200
+    var keepaliveInterval: Int64 = 75
+    var keepaliveProbes: Int64 = 9
+    /// SO_LINGER's seconds while it is on.
+    var linger: Int64?
+
+    var keepaliveSettings: TCPConfiguration.Keepalive? {
+        guard keepalive else { return nil }
+        return TCPConfiguration.Keepalive(idle: .seconds(keepaliveIdle), interval: .seconds(keepaliveInterval),
+                                          probes: Int(keepaliveProbes))
+    }
+
+    /// SO_LINGER on with 0 seconds: closing resets the connection (Linux's
+    /// tcp_close: no FIN, the unsent data dropped).
+    var resetsOnClose: Bool { linger == 0 }
+
+    func configure(_ c: inout TCPConfiguration) {
+        c.noDelay = noDelay
+        c.keepalive = keepaliveSettings
+    }
+
+    /// Records option `name` at `level`; false for one the stack does not act on.
+    mutating func set(level: Int32, name: Int32, value: Int64) -> Bool {
+        switch (level, name) {
+        case (Int32(IPPROTO_TCP), TCP_NODELAY): noDelay = value != 0
+        case (SOL_SOCKET, SO_KEEPALIVE): keepalive = value != 0
+        case (Int32(IPPROTO_TCP), TCP_KEEPIDLE) where value > 0: keepaliveIdle = value
+        case (Int32(IPPROTO_TCP), TCP_KEEPINTVL) where value > 0: keepaliveInterval = value
+        case (Int32(IPPROTO_TCP), TCP_KEEPCNT) where value > 0: keepaliveProbes = value
+        case (SOL_SOCKET, SO_LINGER): linger = value < 0 ? nil : value
+        default: return false
+        }
+        return true
+    }
+}
+
+extension AppSocket {
+    /// setsockopt on the stack: recorded, and applied at once to the connection if there is one.
+    func setOption(level: Int32, name: Int32, value: Int64) -> ControlReply {
+        guard options.set(level: level, name: name, value: value) else { return .failure(ENOPROTOOPT) }
+        applyOptions()
+        return ControlReply(result: 0)
+    }
+
+    /// Gives the connection what the options say (after connect, or on accept the listener's).
+    func applyOptions() {
+        guard let c = connection, c.state != .closed else { return }
+        c.noDelay = options.noDelay
+        // Only a change restarts the idle time (TCP_NODELAY must not).
+        let k = options.keepaliveSettings, old = c.keepalive
+        if k?.idle != old?.idle || k?.interval != old?.interval || k?.probes != old?.probes {
+            c.setKeepalive(k, now: server.stack.clock.now)
+        }
+    }
+}

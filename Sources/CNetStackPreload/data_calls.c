@@ -17,6 +17,7 @@
 /// for the eventfd.
 static void block_step(ns_sock *s, short events, bool *armed) {
     if (!*armed) {
+        if (ns_spin_until_ready(s, events)) return;
         ns_arm(s, events);
         *armed = true;
         return;

@@ -146,6 +146,13 @@ void ns_signal_event(ns_sock *s);
 void ns_clear_event(ns_sock *s);
 /// Waits until the eventfd is readable or `timeout_ms` passes (-1: no limit).
 void ns_wait_event(ns_sock *s, int timeout_ms);
+/// Spins up to NETSTACK_SPIN_USEC microseconds (yielding the CPU each
+/// turn) for `events` on `s`, as libvma's and Onload's busy polling: a
+/// reply that comes within it is taken without sleeping and waking.
+/// Returns whether `s` became ready.
+bool ns_spin_until_ready(ns_sock *s, short events);
+#define NS_SPIN_ENV "NETSTACK_SPIN_USEC"
+#define NS_SPIN_DEFAULT_USEC 0
 
 /// What poll would say of `s` for `events` (POLLIN, POLLOUT, with POLLERR/POLLHUP always).
 short ns_readiness(ns_sock *s, short events);

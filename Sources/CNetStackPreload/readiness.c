@@ -6,6 +6,8 @@
 // eventfd and looks again, so news that came in between is never lost.
 #include "preload_internal.h"
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <time.h>
 
 short ns_readiness(ns_sock *s, short events) {
@@ -66,4 +68,36 @@ long long ns_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// How long a blocking call spins before it sleeps (NETSTACK_SPIN_USEC,
+/// read once; -1 until then).
+static _Atomic long spin_budget_ns = -1;
+
+static long spin_budget(void) {
+    long b = atomic_load_explicit(&spin_budget_ns, memory_order_relaxed);
+    if (b >= 0) return b;
+    const char *v = getenv(NS_SPIN_ENV);
+    long us = v ? strtol(v, NULL, 10) : NS_SPIN_DEFAULT_USEC;
+    b = us > 0 && us < 1000000 ? us * 1000 : 0;
+    atomic_store_explicit(&spin_budget_ns, b, memory_order_relaxed);
+    return b;
+}
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+bool ns_spin_until_ready(ns_sock *s, short events) {
+    long budget = spin_budget();
+    if (budget == 0) return false;
+    long long end = now_ns() + budget;
+    do {
+        if (ns_readiness(s, events)) return true;
+        // The stack's loop may share this CPU: let it run.
+        sched_yield();
+    } while (now_ns() < end);
+    return ns_readiness(s, events) != 0;
 }

@@ -31,6 +31,9 @@ public final class APIServer: @unchecked Sendable {
     private var pendingForks: [Int32: PendingFork] = [:]
     private var nextForkToken: Int32 = 0
     private var started = false
+    /// Sockets whose application is to be woken at the end of this turn.
+    private var wakes: [AppSocket] = []
+    private var flushWakesJob: (@Sendable () -> Void)!
 
     /// What the API did, for `--stats` and the exit counters.
     public private(set) var applicationsConnected: UInt64 = 0
@@ -38,7 +41,7 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var socketsOpened: UInt64 = 0
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
-    public init(stack: Stack, path: String, ringSize: Int = 512 * 1024) throws(SocketAPIError) {
+    public init(stack: Stack, path: String, ringSize: Int = 1024 * 1024) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
         self.ringSize = ringSize
@@ -46,6 +49,7 @@ public final class APIServer: @unchecked Sendable {
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
         stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
+        flushWakesJob = { [unowned self] in flushWakes() }
     }
 
     public func start() {
@@ -263,6 +267,22 @@ public final class APIServer: @unchecked Sendable {
     }
 
     // MARK: For AppSocket
+
+    /// Wakes `s`'s application at the end of this turn: the loop's executor
+    /// runs the one flush after the turn's frames, doorbells and timers,
+    /// before it sends and sleeps.
+    func wakeAtTurnEnd(_ s: AppSocket) {
+        if wakes.isEmpty { stack.executor.submit(flushWakesJob) }
+        wakes.append(s)
+    }
+
+    private func flushWakes() {
+        for s in wakes {
+            s.wakePending = false
+            if !s.isFreed { s.appEvent.signal() }
+        }
+        wakes.removeAll(keepingCapacity: true)
+    }
 
     /// Before `s` closes its doorbell.
     func unwatch(_ s: AppSocket) { stack.doorbells.disarm(token: s.id) }

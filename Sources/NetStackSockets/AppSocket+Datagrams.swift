@@ -61,7 +61,7 @@ extension AppSocket {
             region.wantTransmitDoorbell()
             if region.tx.isEmpty { break }
         }
-        if sent && region.takeAppWantsWrite() { appEvent.signal() }
+        if sent && region.takeAppWantsWrite() { wakeApplication() }
     }
 
     /// Moves what the UDP socket queued into `rx` while whole records fit,
@@ -86,7 +86,7 @@ extension AppSocket {
             region.setError(code)
             appEvent.signal()
         }
-        if delivered && region.takeAppWantsRead() { appEvent.signal() }
+        if delivered && region.takeAppWantsRead() { wakeApplication() }
     }
 
     /// The errno a connected UDP socket reports for an ICMP error: hard errors

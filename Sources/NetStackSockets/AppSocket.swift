@@ -55,6 +55,8 @@ final class AppSocket {
     private var closing = false
     private var endOfInputSent = false
     private(set) var isFreed = false
+    /// A wake-up for the application waits for the end of the loop's turn (`wakeApplication`).
+    var wakePending = false
 
     init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
         self.id = id
@@ -94,8 +96,18 @@ final class AppSocket {
     /// up costs no system call.
     private func deliver(_ bytes: Span<UInt8>) -> Int {
         let n = region.rx.write(bytes)
-        if n > 0 && region.takeAppWantsRead() { appEvent.signal() }
+        if n > 0 && region.takeAppWantsRead() { wakeApplication() }
         return n
+    }
+
+    /// Tells the application that what it waits for came (bytes, room),
+    /// once the loop's turn ends rather than now: a turn that delivers
+    /// many segments wakes it once, and an application sharing the loop's
+    /// CPU does not take it over in the middle of the turn.
+    func wakeApplication() {
+        guard !wakePending else { return }
+        wakePending = true
+        server.wakeAtTurnEnd(self)
     }
 
     /// Moves bytes from the receive ring into `rx`; raises the want-room flag
@@ -111,7 +123,7 @@ final class AppSocket {
             }
             if moved > 0 {
                 c.skip(moved)
-                if region.takeAppWantsRead() { appEvent.signal() }
+                if region.takeAppWantsRead() { wakeApplication() }
                 continue
             }
             region.wantReceiveRoom()
@@ -136,7 +148,11 @@ final class AppSocket {
         let acknowledged = Int(lentUpTo &- region.tx.head) - c.unacknowledgedBytes
         if acknowledged > 0 {
             region.tx.release(acknowledged)
-            if region.takeAppWantsWrite() { appEvent.signal() }
+            // A writer waiting for room is woken once a quarter of `tx` is
+            // free, not on every ACK (Linux's sk_stream_write_space waits for
+            // a third): a bulk writer then sleeps and wakes per 256 KiB, not
+            // per ACK. Room only grows while it waits, so the wake comes.
+            if region.tx.writable >= region.ringSize / 4 && region.takeAppWantsWrite() { wakeApplication() }
         }
         while true {
             lentUpTo &+= UInt32(region.tx.lend(from: lentUpTo) { c.write(lending: $0, owner: region) })

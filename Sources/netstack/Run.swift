@@ -14,6 +14,12 @@ struct Run: ParsableCommand {
             and AF_INET6 stream and datagram sockets then live on the stack that `netstack up --api \
             PATH` runs; every other descriptor stays the kernel's.
 
+            --spin USEC makes a blocking call (read, recv, accept, poll's waits on stack \
+            sockets) spin that long, yielding the CPU each turn, before it sleeps, as \
+            libvma's and Onload's busy polling: a reply within it is taken without a \
+            sleep and a wake-up, at the cost of the CPU time spun (NETSTACK_SPIN_USEC; \
+            default 0, sleep at once).
+
             Example:
               netstack run --api /run/netstack.sock -- curl -s http://10.0.0.1:8000/file
             """
@@ -21,6 +27,9 @@ struct Run: ParsableCommand {
 
     @Option(help: ArgumentHelp("The stack's API socket (default: $NETSTACK_API, else /run/netstack.sock).", valueName: "PATH"))
     var api: String?
+
+    @Option(help: ArgumentHelp("Spin this many microseconds before a blocking call sleeps (default: $NETSTACK_SPIN_USEC, else 0).", valueName: "USEC"))
+    var spin: Int?
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The program and its arguments.", valueName: "CMD"))
     var command: [String] = []
@@ -40,6 +49,10 @@ struct Run: ParsableCommand {
         let preload = getenv("LD_PRELOAD").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
         setenv("LD_PRELOAD", preload.map { "\(library) \($0)" } ?? library, 1)
         setenv("NETSTACK_API", path, 1)
+        if let spin {
+            guard (0..<1_000_000).contains(spin) else { throw ValidationError("--spin must be 0..<1000000 microseconds") }
+            setenv("NETSTACK_SPIN_USEC", String(spin), 1)
+        }
         // exec: CMD takes over this process, so its status is ours and signals reach it directly.
         var cArgs = argv.map { strdup($0) }
         cArgs.append(nil)

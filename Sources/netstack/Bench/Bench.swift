@@ -60,8 +60,10 @@ struct Bench: ParsableCommand {
             netstack through the preload library (netstack up --api, netstack run). Its \
             clients run on the stack against the kernel's servers on the TAP's host side: \
             iperf3 -c -R (bulk-rx: the stack receives), iperf3 -c (bulk-tx), and tcp-rr's \
-            and udp-pps's clients. It does not run tcp-rr-busy-poll or memory-bulk; the \
-            table shows "—" there.
+            and udp-pps's clients. In tcp-rr-busy-poll its client spins instead \
+            (netstack run --spin 50: a blocking call spins 50 µs, yielding the CPU, before \
+            it sleeps), on the ordinary stack, whose loop shares its CPU. It does not run \
+            memory-bulk; the table shows "—" there.
 
             IPv6 (--family 6): every scenario runs over IPv6 instead, on both systems: the \
             veth's ends and the TAP's host side get fd00::1/64 and fd00::2/64, netstack \

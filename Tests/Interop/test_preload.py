@@ -500,6 +500,28 @@ def test_a_forking_server_on_the_stack(ns, api):
             server.wait(10)
 
 
+def on_the_kernel_then_the_stack(ns, path, peer_script, cmd, timeout):
+    """Runs `cmd` against a kernel peer (`peer_script`, which prints
+    "listening" first) on the kernel's sockets, then through the library;
+    returns each run's output lines followed by the peer's."""
+    outputs = []
+    for on_stack in (False, True):
+        peer = ns.popen("python3", "-c", peer_script, HOST_IP, stdout=subprocess.PIPE, text=True)
+        try:
+            assert peer.stdout.readline().strip() == "listening"
+            p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) \
+                if on_stack else ns.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err
+            peer_out, _ = peer.communicate(timeout=30)
+            outputs.append(out.splitlines() + peer_out.splitlines())
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait(10)
+    return outputs
+
+
 # exec: the kernel's peer echoes the first connection and reports how the second ended.
 EXEC_PEER = r"""
 import socket, sys, threading
@@ -568,23 +590,8 @@ def test_sockets_survive_exec_unless_close_on_exec(ns, api, tmp_path):
     first, second = tmp_path / "first.py", tmp_path / "second.py"
     first.write_text(EXEC_FIRST)
     second.write_text(EXEC_SECOND)
-    outputs = []
-    for on_stack in (False, True):
-        peer = ns.popen("python3", "-c", EXEC_PEER, HOST_IP, stdout=subprocess.PIPE, text=True)
-        try:
-            assert peer.stdout.readline().strip() == "listening"
-            cmd = ("python3", str(first), HOST_IP, str(second))
-            p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) \
-                if on_stack else ns.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            out, err = p.communicate(timeout=60)
-            assert p.returncode == 0, err
-            peer_out, _ = peer.communicate(timeout=30)
-            outputs.append(out.splitlines() + peer_out.splitlines())
-        finally:
-            if peer.poll() is None:
-                peer.kill()
-                peer.wait(10)
-    kernel, stack = outputs
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, EXEC_PEER, ("python3", str(first), HOST_IP, str(second)),
+                                                 timeout=60)
     assert stack == kernel, (kernel, stack)
     assert stack == ["failed exec 2", "state variable gone True", f"echoed byte-exact True {32 + (1 << 20)}",
                      "the close-on-exec socket: end of file"], stack
@@ -629,22 +636,8 @@ def test_so_linger_as_the_kernel_peer_sees_it(ns, api, linger):
     recv says ECONNRESET, the data before it dropped); with a time or off:
     the data, then a FIN. The same as the kernel's sockets."""
     _, path = api
-    outputs = []
-    for on_stack in (False, True):
-        peer = ns.popen("python3", "-c", LINGER_PEER, HOST_IP, stdout=subprocess.PIPE, text=True)
-        try:
-            assert peer.stdout.readline().strip() == "listening"
-            cmd = ("python3", "-c", LINGER_APP, HOST_IP, linger)
-            p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) \
-                if on_stack else ns.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            out, err = p.communicate(timeout=30)
-            assert p.returncode == 0, err
-            peer_out, _ = peer.communicate(timeout=30)
-            outputs.append(out.split() + peer_out.splitlines())
-        finally:
-            if peer.poll() is None:
-                peer.kill()
-                peer.wait(10)
+    outputs = on_the_kernel_then_the_stack(ns, path, LINGER_PEER, ("python3", "-c", LINGER_APP, HOST_IP, linger),
+                                           timeout=30)
     assert outputs[1] == outputs[0], outputs
     assert outputs[1][-1] == ("reset" if linger == "0" else "end of file after b'bye'"), outputs
 

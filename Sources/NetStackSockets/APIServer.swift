@@ -45,11 +45,23 @@ public final class APIServer: @unchecked Sendable {
         self.stack = stack
         self.path = path
         self.ringSize = ringSize
+        Self.raiseDescriptorLimit()
         let executor = stack.executor
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
         stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
         flushWakesJob = { [unowned self] in flushWakes() }
+    }
+
+    /// Each socket holds three descriptors here (its region's memfd, kept for
+    /// exec, and two eventfds), so the usual soft limit of 1024 would refuse
+    /// the 342nd socket: the soft limit goes up to the hard one, as Go's
+    /// runtime and nginx do for servers.
+    static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     public func start() {

@@ -138,6 +138,35 @@ def test_nc_sends_a_file_to_the_kernel(ns, api, tmp_path):
                 p.wait(10)
 
 
+def test_nc_on_the_stack_receives_a_file_from_the_kernel(ns, api, tmp_path):
+    """nc -l through the library, the kernel's nc sending: the other way."""
+    _, path = api
+    data = os.urandom(4 << 20)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        listener = run_on_stack(ns, path, "nc", "-l", "-s", STACK_IP, "-p", "9001", stdout=f,
+                                stderr=subprocess.DEVNULL)
+    try:
+        # The stack's listener is not in the kernel's ss: retry until a connect is not refused.
+        deadline = time.monotonic() + 10
+        while True:
+            with open(src, "rb") as f:
+                sender = ns.popen("nc", "-N", STACK_IP, "9001", stdin=f, stderr=subprocess.PIPE)
+                _, err = sender.communicate(timeout=60)
+            if sender.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sender.returncode == 0, err
+        listener.wait(20)
+        assert sha(out.read_bytes()) == sha(data)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait(10)
+
+
 # The kernel's side of the kill test: accepts one connection, sends until the
 # stack resets it, prints how long after its first failure... the time of the reset.
 RESET_WATCHER = r"""

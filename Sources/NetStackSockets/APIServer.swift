@@ -39,6 +39,8 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var applicationsConnected: UInt64 = 0
     public private(set) var applicationsVanished: UInt64 = 0
     public private(set) var socketsOpened: UInt64 = 0
+    /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
+    public private(set) var ringsBroken: UInt64 = 0
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
     public init(stack: Stack, path: String, ringSize: Int = 1024 * 1024) throws(SocketAPIError) {
@@ -84,7 +86,7 @@ public final class APIServer: @unchecked Sendable {
         [("api-applications", applicationsConnected), ("api-applications-vanished", applicationsVanished),
          ("api-applications-refused", thread.refused.load(ordering: .relaxed)),
          ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count)),
-         ("api-doorbells", stack.doorbells.delivered)]
+         ("api-doorbells", stack.doorbells.delivered), ("api-rings-broken", ringsBroken)]
     }
 
     // MARK: The loop's side
@@ -294,6 +296,14 @@ public final class APIServer: @unchecked Sendable {
             if !s.isFreed { s.appEvent.signal() }
         }
         wakes.removeAll(keepingCapacity: true)
+    }
+
+    /// `s`'s application broke a ring: counts it, and tears the socket down
+    /// in a job of its own (not inside the TCP callback that found it).
+    func tearDownAfterThisJob(_ s: AppSocket) {
+        ringsBroken += 1
+        let id = s.id
+        stack.executor.submit { [unowned self] in sockets[id]?.tearDownBroken() }
     }
 
     /// Before `s` closes its doorbell.

@@ -51,7 +51,8 @@ extension AppSocket {
 
     /// Sends every record in `tx`; rings the application if it waits for room.
     func pumpDatagramsOut() {
-        guard let u = udp else { return }
+        guard let u = udp, !isBroken else { return }
+        defer { if region.tx.isBroken { ringBroke() } }
         var sent = false
         while true {
             while let to = region.tx.readDatagram(into: &datagramScratch) {
@@ -67,7 +68,8 @@ extension AppSocket {
     /// Moves what the UDP socket queued into `rx` while whole records fit,
     /// and a connected socket's ICMP errors into the region.
     func pumpDatagramsIn() {
-        guard let u = udp else { return }
+        guard let u = udp, !isBroken else { return }
+        defer { if region.rx.isBroken { ringBroke() } }
         var delivered = false
         while let length = u.nextDatagramLength {
             if region.rx.writable < SharedRing.datagramHeaderSize + length {

@@ -57,6 +57,9 @@ final class AppSocket {
     private(set) var isFreed = false
     /// A wake-up for the application waits for the end of the loop's turn (`wakeApplication`).
     var wakePending = false
+    /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
+    private(set) var isBroken = false
+    private var breakScheduled = false
 
     init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
         self.id = id
@@ -97,6 +100,7 @@ final class AppSocket {
     private func deliver(_ bytes: Span<UInt8>) -> Int {
         let n = region.rx.write(bytes)
         if n > 0 && region.takeAppWantsRead() { wakeApplication() }
+        if n < bytes.count && region.rx.isBroken { ringBroke() }
         return n
     }
 
@@ -115,7 +119,8 @@ final class AppSocket {
     /// application of the end of input once everything before the FIN is in.
     func pumpReceive() {
         if isDatagram { return pumpDatagramsIn() }
-        guard let c = connection else { return }
+        guard let c = connection, !isBroken else { return }
+        defer { if region.rx.isBroken { ringBroke() } }
         while c.readableBytes > 0 {
             let moved = c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
                 let n = region.rx.write(a)
@@ -144,7 +149,8 @@ final class AppSocket {
     /// for once everything is lent: it follows the bytes in the send buffer.
     func pumpTransmit() {
         if isDatagram { return pumpDatagramsOut() }
-        guard let c = connection, !finSent else { return }
+        guard let c = connection, !finSent, !isBroken else { return }
+        defer { if region.tx.isBroken { ringBroke() } }
         let acknowledged = Int(lentUpTo &- region.tx.head) - c.unacknowledgedBytes
         if acknowledged > 0 {
             region.tx.release(acknowledged)
@@ -161,7 +167,7 @@ final class AppSocket {
             if !region.tx.hasBytes(after: lentUpTo) { break }
         }
         region.publish(c.info, state: c.state)
-        if finRequested && !region.tx.hasBytes(after: lentUpTo) {
+        if finRequested && !region.tx.isBroken && !region.tx.hasBytes(after: lentUpTo) {
             finSent = true
             if closing {
                 c.close()
@@ -206,6 +212,38 @@ final class AppSocket {
         case .timedOut: ETIMEDOUT
         case .aborted: ECONNABORTED
         }
+    }
+
+    // MARK: A broken ring
+
+    /// The application broke one of the socket's rings (an index or record
+    /// that cannot be: its header is the application's to write). The stack
+    /// stops touching the region, resets the connection (or closes the UDP
+    /// socket) and fails the application's calls with EIO; the socket stays
+    /// until the application closes it, and every other socket carries on.
+    /// Found in the middle of TCP's callbacks, the teardown runs as a job of
+    /// its own, right after.
+    func ringBroke() {
+        guard !breakScheduled, !isFreed else { return }
+        breakScheduled = true
+        isBroken = true  // no more pumping meanwhile
+        server.tearDownAfterThisJob(self)
+    }
+
+    /// The teardown, from `APIServer.tearDownAfterThisJob`.
+    func tearDownBroken() {
+        guard !isFreed else { return }
+        server.unwatch(self)  // its doorbell is not heard any more
+        if let c = connection {
+            c.removeCallbacks()
+            if c.state != .closed { c.abort() }
+        }
+        udp?.onReadable = nil
+        udp?.close()
+        endOfInputSent = true
+        region.fail(errno: EIO)
+        region.add(.endOfInput)
+        appEvent.signal()
     }
 
     // MARK: Control calls

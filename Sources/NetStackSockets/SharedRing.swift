@@ -5,31 +5,56 @@ import CNetStackABI
 /// into its `rx` ring. The ring's memory ordering is the header's C11 code,
 /// shared with the preload library; the pointers stay in here, callers see
 /// counts, spans and closures over borrowed bytes.
-public struct SharedRing {
+///
+/// The region's header is the application's to write, so this side trusts
+/// none of it (the `ns_sring_` functions): it keeps the layout it made
+/// before the region was shared, and checks the indices it loads. A ring
+/// whose indices or records cannot be (a buggy or hostile application) is
+/// broken: `isBroken` latches and from then on nothing moves, so that the
+/// stack never reads or writes outside the data area nor loops on it.
+/// A class for the latch; the checks are compares on loaded indices.
+public final class SharedRing {
     /// The ring's indices (an over-aligned C struct, opaque to Swift).
     private let ring: OpaquePointer
-    /// The region the ring's `offset` is counted from.
-    private let region: UnsafeMutablePointer<UInt8>
-
-    /// The data area and its size as laid out before the region was shared:
-    /// the lending consumer trusts these, not the header's copy, which the
-    /// application could overwrite.
-    private let data: UnsafeRawPointer
+    /// The data area and its size as laid out before the region was shared.
+    private let data: UnsafeMutablePointer<UInt8>
     private let size: UInt32
+    /// The application broke the ring: nothing is read or written any more.
+    public private(set) var isBroken = false
 
-    init(ring: OpaquePointer, region: UnsafeMutableRawPointer) {
+    /// `data` holds `size` bytes (a power of two) in the caller's mapping.
+    init(ring: OpaquePointer, data: UnsafeMutableRawPointer, size: Int) {
+        precondition(size > 0 && size & (size - 1) == 0 && size < Int(NS_RING_BROKEN))
         self.ring = ring
-        self.region = region.assumingMemoryBound(to: UInt8.self)
-        size = ns_ring_size(ring)
-        data = UnsafeRawPointer(region) + Int(ns_ring_offset(ring))
+        self.data = data.assumingMemoryBound(to: UInt8.self)
+        self.size = UInt32(size)
     }
 
-    /// Bytes waiting for the consumer.
-    public var readable: Int { Int(ns_ring_readable(ring)) }
-    /// Room left for the producer.
-    public var writable: Int { Int(ns_ring_writable(ring)) }
-    /// Nothing waits (sequentially consistent: pairs with a flag, see `SocketRegion`).
-    public var isEmpty: Bool { ns_ring_is_empty(ring) != 0 }
+    /// `count` from an `ns_sring_` function, or nil (and the latch) for a broken ring.
+    @inline(__always)
+    private func checked(_ count: UInt32) -> UInt32? {
+        if count == NS_RING_BROKEN {
+            isBroken = true
+            return nil
+        }
+        return count
+    }
+
+    /// Bytes waiting for the consumer (0 once broken).
+    public var readable: Int {
+        guard !isBroken, let n = checked(ns_sring_readable(ring, size)) else { return 0 }
+        return Int(n)
+    }
+
+    /// Room left for the producer (0 once broken).
+    public var writable: Int {
+        guard !isBroken, let n = checked(ns_sring_writable(ring, size)) else { return 0 }
+        return Int(n)
+    }
+
+    /// Nothing waits (sequentially consistent: pairs with a flag, see
+    /// `SocketRegion`); a broken ring holds nothing more to take.
+    public var isEmpty: Bool { isBroken || ns_ring_is_empty(ring) != 0 }
 
     // MARK: Producer
 
@@ -42,8 +67,9 @@ public struct SharedRing {
     /// Copies as much of `bytes` as fits; returns how many.
     @discardableResult
     func write(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return 0 }
-        return Int(ns_ring_write(ring, region, base, UInt32(clamping: bytes.count)))
+        guard !isBroken, let base = bytes.baseAddress, !bytes.isEmpty,
+              let n = checked(ns_sring_write(ring, data, size, base, UInt32(clamping: bytes.count))) else { return 0 }
+        return Int(n)
     }
 
     // MARK: Consumer
@@ -53,9 +79,11 @@ public struct SharedRing {
     /// piece it does not take whole. Returns the total taken.
     @discardableResult
     func consume(_ take: (UnsafeRawBufferPointer) -> Int) -> Int {
+        guard !isBroken else { return 0 }
         var first: UnsafePointer<UInt8>?, second: UnsafePointer<UInt8>?
         var firstCount: UInt32 = 0, secondCount: UInt32 = 0
-        guard ns_ring_peek(ring, region, &first, &firstCount, &second, &secondCount) > 0 else { return 0 }
+        guard let n = checked(ns_sring_peek(ring, data, size, &first, &firstCount, &second, &secondCount)),
+              n > 0 else { return 0 }
         var taken = take(UnsafeRawBufferPointer(start: first, count: Int(firstCount)))
         if taken == Int(firstCount) && secondCount > 0 {
             taken += take(UnsafeRawBufferPointer(start: second, count: Int(secondCount)))
@@ -72,12 +100,18 @@ public struct SharedRing {
     /// without taking them: the consumer takes them later (`release`), once
     /// whoever it lent them to is done. Stops at the first piece `take` does
     /// not take whole; returns the total taken. A producer's index more than
-    /// a ring's size ahead (a broken application) lends nothing.
+    /// a ring's size ahead, or behind `from` (bytes it had published taken
+    /// back), breaks the ring.
     func lend(from index: UInt32, _ take: (UnsafeRawBufferPointer) -> Int) -> Int {
+        guard !isBroken else { return 0 }
         let head = ns_ring_head(ring), tail = ns_ring_tail(ring)
-        let waiting = tail &- head
-        guard waiting <= size, index &- head < waiting else { return 0 }
-        let n = Int(tail &- index)
+        let waiting = tail &- head, lent = index &- head
+        guard waiting <= size, lent <= waiting else {
+            isBroken = true
+            return 0
+        }
+        guard lent < waiting else { return 0 }
+        let n = Int(waiting - lent)
         let at = Int(index & (size - 1))
         let first = min(n, Int(size) - at)
         var taken = take(UnsafeRawBufferPointer(start: data + at, count: first))
@@ -87,12 +121,19 @@ public struct SharedRing {
         return taken
     }
 
-    /// Whether bytes wait past the absolute index `index` (sequentially consistent).
-    func hasBytes(after index: UInt32) -> Bool { ns_ring_has_bytes_after(ring, index) != 0 }
+    /// Whether bytes wait past the absolute index `index` (sequentially
+    /// consistent); none in a broken ring.
+    func hasBytes(after index: UInt32) -> Bool { !isBroken && ns_ring_has_bytes_after(ring, index) != 0 }
 
     /// Takes `n` bytes lent before: their room goes back to the producer.
+    /// More than wait breaks the ring (the application moved an index).
     func release(_ n: Int) {
-        if n > 0 { ns_ring_consume(ring, UInt32(n)) }
+        guard n > 0, !isBroken, let waiting = checked(ns_sring_readable(ring, size)) else { return }
+        guard n <= Int(waiting) else {
+            isBroken = true
+            return
+        }
+        ns_ring_consume(ring, UInt32(n))
     }
 
     /// Copies up to `maxLength` waiting bytes to the end of `buffer` and consumes them.
@@ -130,19 +171,27 @@ extension SharedRing {
                 b.storeBytes(of: a.low.bigEndian, toByteOffset: 8, as: UInt64.self)
             }
         }
-        return ns_ring_write_record(ring, region, &header, payload.baseAddress) != 0
+        guard !isBroken else { return false }
+        let written = ns_sring_write_record(ring, data, size, &header, payload.baseAddress)
+        if written < 0 { isBroken = true }
+        return written > 0
     }
 
     /// Consumer: copies the next datagram's payload into `buffer` (replacing
-    /// its contents), takes the record and returns its peer; nil if none waits.
+    /// its contents), takes the record and returns its peer; nil if none
+    /// waits, or the ring is broken (a record whose length is past what the
+    /// application published), or its peer is no address (the record is taken).
     func readDatagram(into buffer: inout [UInt8]) -> SocketAddress? {
+        guard !isBroken else { return nil }
         var header = ns_datagram()
-        guard ns_ring_next_record(ring, region, &header) != 0 else { return nil }
-        let length = Int(header.length)
+        let next = ns_sring_next_record(ring, data, size, &header)
+        if next < 0 { isBroken = true }
+        guard next > 0 else { return nil }
+        let length = Int(header.length)  // at most `size`: checked against what is readable
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: repeatElement(0, count: length))
         buffer.withUnsafeMutableBytes { b in
-            _ = ns_ring_record_payload(ring, region, &header, b.baseAddress, UInt32(length))
+            _ = ns_sring_record_payload(ring, data, size, &header, b.baseAddress, UInt32(length))
         }
         ns_ring_take_record(ring, &header)
         return withUnsafeBytes(of: header) { SocketAddress.decode($0.bytes, at: 4) }

@@ -52,8 +52,23 @@ public final class SocketRegion {
         self.length = length
         self.ringSize = ringSize
         header = ns_region_header(p)
-        tx = SharedRing(ring: ns_region_tx(p), region: p)
-        rx = SharedRing(ring: ns_region_rx(p), region: p)
+        // The layout as made here, before the application sees the region: the
+        // rings keep it and never read the header's copy (`SharedRing`).
+        tx = SharedRing(ring: ns_region_tx(p), data: p + Int(NS_SHM_HEADER_SIZE), size: ringSize)
+        rx = SharedRing(ring: ns_region_rx(p), data: p + Int(NS_SHM_HEADER_SIZE) + ringSize, size: ringSize)
+    }
+
+    /// The application broke one of the rings (`SharedRing.isBroken`).
+    public var isBroken: Bool { tx.isBroken || rx.isBroken }
+
+    /// Plays a broken or hostile application, for tests: stores straight into
+    /// `tx`'s header (or `rx`'s); a field left nil keeps its value.
+    func overwriteHeader(rx: Bool = false, head: UInt32? = nil, tail: UInt32? = nil,
+                         size: UInt32? = nil, offset: UInt32? = nil) {
+        guard let r = rx ? ns_region_rx(base) : ns_region_tx(base) else { return }
+        let laidOut = NS_SHM_HEADER_SIZE + (rx ? UInt32(ringSize) : 0)
+        ns_ring_overwrite(r, head ?? ns_ring_head(r), tail ?? ns_ring_tail(r), size ?? UInt32(ringSize),
+                          offset ?? laidOut)
     }
 
     deinit {

@@ -3,6 +3,7 @@ preload library that `netstack run` puts under curl, python and nc. Each
 test runs in its own namespace with the stack on tap0 (10.0.0.2) and the
 kernel's tools on 10.0.0.1 as peers; every process is started here and
 killed by its PID; every wait is bounded."""
+import errno
 import hashlib
 import json
 import os
@@ -735,3 +736,86 @@ def test_keepalive_set_after_connect_probes_the_kernel_peer(ns, api):
             if q.poll() is None:
                 q.kill()
                 q.wait(10)
+
+
+# An application that breaks its own socket's shared region, through the
+# mapping the library made (`/proc/self/maps` names the memfd): the header's
+# fields at their offsets in netstack_abi.h (a ring is 192 bytes: head at 0,
+# tail at 64, size at 128, offset at 132; `tx` first, then `rx`). Modes:
+#   tx:     `tx`'s producer index 3 rings ahead, then a request: the stack finds it broken;
+#   rx:     `rx`'s consumer index ahead of the producer's, then a request: the response breaks it;
+#   layout: `rx`'s offset and size garbage while the response comes (the stack keeps its own),
+#           put back before reading: the download is byte-exact.
+# Prints "error ERRNO" (what SO_ERROR says) or "sha DIGEST" (of the body).
+HOSTILE = r"""
+import ctypes, hashlib, socket, sys, time
+host, mode = sys.argv[1], sys.argv[2]
+s = socket.create_connection((host, 8000))
+start = next(int(l.split("-")[0], 16) for l in open("/proc/self/maps") if "netstack-socket" in l)
+field = lambda offset: ctypes.c_uint32.from_address(start + offset)
+TX, RX = 0, 192
+HEAD, TAIL, SIZE, OFFSET = 0, 64, 128, 132
+request = b"GET /file HTTP/1.0\r\n\r\n"
+if mode == "tx":
+    field(TX + TAIL).value = field(TX + HEAD).value + 3 * field(TX + SIZE).value
+elif mode == "rx":
+    field(RX + HEAD).value = field(RX + TAIL).value + 5000
+if mode in ("tx", "rx"):
+    s.sendall(request)
+    deadline = time.monotonic() + 10
+    e = 0
+    while e == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    print("error", e, flush=True)
+else:
+    size, offset = field(RX + SIZE).value, field(RX + OFFSET).value
+    field(RX + SIZE).value, field(RX + OFFSET).value = 0x80000000, 0x7FFF0000
+    s.sendall(request)
+    time.sleep(1)  # the response fills `rx` meanwhile
+    field(RX + SIZE).value, field(RX + OFFSET).value = size, offset
+    s.settimeout(20)  # a stack that died leaves recv waiting
+    data = bytearray()
+    try:
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            data += d
+    except OSError as e:
+        print("failed", repr(e).replace(" ", ""), flush=True)
+        sys.exit(0)
+    print("sha", hashlib.sha256(bytes(data).split(b"\r\n\r\n", 1)[1]).hexdigest(), flush=True)
+"""
+
+
+def test_an_application_that_breaks_its_rings_loses_its_socket_and_the_stack_carries_on(ns, api, kernel_http,
+                                                                                        tmp_path):
+    stack, path = api
+    out = tmp_path / "out"
+    # The other application: a 16 MiB download while the hostile ones run.
+    other = run_on_stack(ns, path, "curl", "-s", "--limit-rate", "8M", "-o", str(out),
+                         f"http://{HOST_IP}:8000/file", stderr=subprocess.PIPE)
+    hostile = None
+    try:
+        results = {}
+        for mode in ("tx", "rx", "layout"):
+            hostile = run_on_stack(ns, path, "python3", "-c", HOSTILE, HOST_IP, mode,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            o, e = hostile.communicate(timeout=60)
+            assert hostile.returncode == 0, (mode, e)
+            results[mode] = o.split()
+            assert stack.proc.poll() is None, f"the stack died ({mode}: {results[mode]})"
+        assert results["tx"] == ["error", str(errno.EIO)]
+        assert results["rx"] == ["error", str(errno.EIO)]
+        assert results["layout"] == ["sha", sha(kernel_http)]
+        _, err = other.communicate(timeout=60)
+        assert other.returncode == 0, err
+        assert sha(out.read_bytes()) == sha(kernel_http)
+        _, counters = stack.stop()
+        assert counters.get("api-rings-broken") == 2, counters
+    finally:
+        for p in (hostile, other):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)

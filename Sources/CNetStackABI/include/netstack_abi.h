@@ -118,15 +118,13 @@ static inline uint32_t ns_ring_read(ns_ring *r, uint8_t *region, void *dst, uint
     return n;
 }
 
-/// The indices and the layout, for a consumer that keeps its own copy of
-/// the layout (the stack: a region's header is the application's to write).
+/// The indices, for a consumer that keeps its own copy of the layout (the
+/// stack: a region's header is the application's to write).
 static inline uint32_t ns_ring_head(ns_ring *r) { return atomic_load_explicit(&r->head, memory_order_relaxed); }
 static inline uint32_t ns_ring_tail(ns_ring *r) { return atomic_load_explicit(&r->tail, memory_order_acquire); }
-static inline uint32_t ns_ring_size(ns_ring *r) { return r->size; }
 /// Whether bytes wait past the absolute index `at` (sequentially consistent:
 /// the half of a "raise my flag, then look" pair).
 static inline int ns_ring_has_bytes_after(ns_ring *r, uint32_t at) { return atomic_load(&r->tail) != at; }
-static inline uint32_t ns_ring_offset(ns_ring *r) { return r->offset; }
 
 // MARK: Datagrams in a ring
 
@@ -170,6 +168,134 @@ static inline uint32_t ns_ring_record_payload(ns_ring *r, uint8_t *region, const
 /// Consumer: takes the next record whole.
 static inline void ns_ring_take_record(ns_ring *r, const ns_datagram *h) {
     ns_ring_consume(r, (uint32_t)sizeof *h + h->length);
+}
+
+// MARK: The stack's side of a ring
+//
+// The region's header lies in memory the application can write, and one
+// application's bad write must not crash the stack that serves all of them.
+// So the stack's side (the `ns_sring_` functions) takes the data area and
+// its size as the stack laid them out before sharing the region, never the
+// header's `offset` and `size`, and checks the indices it loads: a producer
+// more than `size` ahead of the consumer, or a record longer than what is
+// readable, is a broken ring (NS_RING_BROKEN, or -1), and nothing is copied.
+// Every copy then lies within `data[0..<size]`: indices are masked, and no
+// count exceeds `size`. The checks cost compares on the indices already
+// loaded, no more atomics than the application's side.
+
+/// What the stack's ring functions return for a broken ring (no count can be this large).
+#define NS_RING_BROKEN 0xFFFFFFFFu
+
+/// Stack, consumer: bytes waiting, or NS_RING_BROKEN.
+static inline uint32_t ns_sring_readable(ns_ring *r, uint32_t size) {
+    uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) -
+                 atomic_load_explicit(&r->head, memory_order_relaxed);
+    return n <= size ? n : NS_RING_BROKEN;
+}
+
+/// Stack, producer: room left, or NS_RING_BROKEN.
+static inline uint32_t ns_sring_writable(ns_ring *r, uint32_t size) {
+    uint32_t used = atomic_load_explicit(&r->tail, memory_order_relaxed) -
+                    atomic_load_explicit(&r->head, memory_order_acquire);
+    return used <= size ? size - used : NS_RING_BROKEN;
+}
+
+/// Copies `n` bytes in at the absolute index `at`, wrapping; nothing if `n` exceeds the ring.
+static inline void ns_sring_copy_in(uint8_t *data, uint32_t size, uint32_t at, const void *src, uint32_t n) {
+    if (n > size) return;
+    uint32_t i = at & (size - 1);
+    uint32_t first = size - i < n ? size - i : n;
+    memcpy(data + i, src, first);
+    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+}
+
+/// Copies `n` bytes out from the absolute index `at`, wrapping; nothing if `n` exceeds the ring.
+static inline void ns_sring_copy_out(const uint8_t *data, uint32_t size, uint32_t at, void *dst, uint32_t n) {
+    if (n > size) return;
+    uint32_t i = at & (size - 1);
+    uint32_t first = size - i < n ? size - i : n;
+    memcpy(dst, data + i, first);
+    if (n > first) memcpy((uint8_t *)dst + first, data, n - first);
+}
+
+/// Stack, producer: copies up to `n` bytes in; returns how many, or NS_RING_BROKEN.
+static inline uint32_t ns_sring_write(ns_ring *r, uint8_t *data, uint32_t size, const void *src, uint32_t n) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t used = tail - atomic_load_explicit(&r->head, memory_order_acquire);
+    if (used > size) return NS_RING_BROKEN;
+    if (n > size - used) n = size - used;
+    if (n == 0) return 0;
+    ns_sring_copy_in(data, size, tail, src, n);
+    atomic_store_explicit(&r->tail, tail + n, memory_order_seq_cst);
+    return n;
+}
+
+/// Stack, consumer: the readable bytes as up to two pieces, in order,
+/// without taking them; returns their count, or NS_RING_BROKEN (no pieces).
+static inline uint32_t ns_sring_peek(ns_ring *r, const uint8_t *data, uint32_t size, const uint8_t **first,
+                                     uint32_t *firstCount, const uint8_t **second, uint32_t *secondCount) {
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    *first = data;
+    *firstCount = 0;
+    *second = data;
+    *secondCount = 0;
+    if (n > size) return NS_RING_BROKEN;
+    uint32_t at = head & (size - 1);
+    uint32_t a = size - at < n ? size - at : n;
+    *first = data + at;
+    *firstCount = a;
+    *secondCount = n - a;
+    return n;
+}
+
+/// Stack, producer: a datagram record, whole or not at all; 1 if written,
+/// 0 if it does not fit now, -1 if the ring is broken.
+static inline int ns_sring_write_record(ns_ring *r, uint8_t *data, uint32_t size, const ns_datagram *h,
+                                        const void *payload) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t used = tail - atomic_load_explicit(&r->head, memory_order_acquire);
+    if (used > size) return -1;
+    if (h->length > size - (uint32_t)sizeof *h) return 0;  // never fits (and no overflow below)
+    uint32_t total = (uint32_t)sizeof *h + h->length;
+    if (total > size - used) return 0;
+    ns_sring_copy_in(data, size, tail, h, sizeof *h);
+    if (h->length) ns_sring_copy_in(data, size, tail + (uint32_t)sizeof *h, payload, h->length);
+    atomic_store_explicit(&r->tail, tail + total, memory_order_seq_cst);
+    return 1;
+}
+
+/// Stack, consumer: the next record's header; 1 if a record waits (its
+/// payload whole: `h->length` is checked against what is readable), 0 if
+/// none, -1 if the ring is broken (too much readable, part of a header, or
+/// a length past the published bytes: the producer publishes whole records).
+static inline int ns_sring_next_record(ns_ring *r, const uint8_t *data, uint32_t size, ns_datagram *h) {
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    if (n == 0) return 0;
+    if (n > size || n < sizeof *h) return -1;
+    ns_sring_copy_out(data, size, head, h, sizeof *h);
+    if (h->length > n - (uint32_t)sizeof *h) return -1;
+    return 1;
+}
+
+/// Stack, consumer: up to `n` bytes of the payload of the record `h` (from
+/// `ns_sring_next_record`) into `dst`.
+static inline uint32_t ns_sring_record_payload(ns_ring *r, const uint8_t *data, uint32_t size, const ns_datagram *h,
+                                               void *dst, uint32_t n) {
+    if (n > h->length) n = h->length;
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (n) ns_sring_copy_out(data, size, head + (uint32_t)sizeof *h, dst, n);
+    return n;
+}
+
+/// Stores straight into a ring's header, as any process that maps the
+/// region can: for tests that play a broken or hostile application.
+static inline void ns_ring_overwrite(ns_ring *r, uint32_t head, uint32_t tail, uint32_t size, uint32_t offset) {
+    atomic_store(&r->head, head);
+    atomic_store(&r->tail, tail);
+    r->size = size;
+    r->offset = offset;
 }
 
 // MARK: A socket's shared region

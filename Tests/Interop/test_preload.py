@@ -116,12 +116,17 @@ def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
         server.wait(10)
 
 
-def test_nc_sends_a_file_to_the_kernel(ns, api, tmp_path):
-    _, path = api
+def nc_files(tmp_path):
+    """4 MiB of random bytes in a file for nc to send, and where the receiving nc writes."""
     data = os.urandom(4 << 20)
     src = tmp_path / "src"
     src.write_bytes(data)
-    out = tmp_path / "out"
+    return data, src, tmp_path / "out"
+
+
+def test_nc_sends_a_file_to_the_kernel(ns, api, tmp_path):
+    _, path = api
+    data, src, out = nc_files(tmp_path)
     with open(out, "wb") as f:
         listener = ns.popen("nc", "-l", "-s", HOST_IP, "-p", "9000", stdout=f, stderr=subprocess.DEVNULL)
     try:
@@ -142,10 +147,7 @@ def test_nc_sends_a_file_to_the_kernel(ns, api, tmp_path):
 def test_nc_on_the_stack_receives_a_file_from_the_kernel(ns, api, tmp_path):
     """nc -l through the library, the kernel's nc sending: the other way."""
     _, path = api
-    data = os.urandom(4 << 20)
-    src = tmp_path / "src"
-    src.write_bytes(data)
-    out = tmp_path / "out"
+    data, src, out = nc_files(tmp_path)
     with open(out, "wb") as f:
         listener = run_on_stack(ns, path, "nc", "-l", "-s", STACK_IP, "-p", "9001", stdout=f,
                                 stderr=subprocess.DEVNULL)

@@ -36,6 +36,8 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var argv = command
+        // The command's arguments are passed through whole, so ask for help before `--` by hand.
+        if argv.first == "-h" || argv.first == "--help" { throw CleanExit.helpRequest(self) }
         if argv.first == "--" { argv.removeFirst() }
         guard let program = argv.first else {
             throw ValidationError("expected a command after --")

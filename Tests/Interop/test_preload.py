@@ -88,6 +88,13 @@ def test_run_exits_with_the_commands_status(ns, api):
     assert p.wait(30) == 7
 
 
+def test_run_help_is_its_own_and_after_the_dashes_the_commands():
+    r = subprocess.run([NETSTACK, "run", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "--spin" in r.stdout and "LD_PRELOAD" in r.stdout, r
+    r = subprocess.run([NETSTACK, "run", "--", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 127 and "cannot run --help" in r.stderr, r
+
+
 def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
     _, path = api
     docroot = tmp_path / "docroot"

@@ -79,15 +79,7 @@ public final class SharedRing {
     /// piece it does not take whole. Returns the total taken.
     @discardableResult
     func consume(_ take: (UnsafeRawBufferPointer) -> Int) -> Int {
-        guard !isBroken else { return 0 }
-        var first: UnsafePointer<UInt8>?, second: UnsafePointer<UInt8>?
-        var firstCount: UInt32 = 0, secondCount: UInt32 = 0
-        guard let n = checked(ns_sring_peek(ring, data, size, &first, &firstCount, &second, &secondCount)),
-              n > 0 else { return 0 }
-        var taken = take(UnsafeRawBufferPointer(start: first, count: Int(firstCount)))
-        if taken == Int(firstCount) && secondCount > 0 {
-            taken += take(UnsafeRawBufferPointer(start: second, count: Int(secondCount)))
-        }
+        let taken = lend(from: head, take)
         if taken > 0 { ns_ring_consume(ring, UInt32(taken)) }
         return taken
     }
@@ -104,19 +96,13 @@ public final class SharedRing {
     /// back), breaks the ring.
     func lend(from index: UInt32, _ take: (UnsafeRawBufferPointer) -> Int) -> Int {
         guard !isBroken else { return 0 }
-        let head = ns_ring_head(ring), tail = ns_ring_tail(ring)
-        let waiting = tail &- head, lent = index &- head
-        guard waiting <= size, lent <= waiting else {
-            isBroken = true
-            return 0
-        }
-        guard lent < waiting else { return 0 }
-        let n = Int(waiting - lent)
-        let at = Int(index & (size - 1))
-        let first = min(n, Int(size) - at)
-        var taken = take(UnsafeRawBufferPointer(start: data + at, count: first))
-        if taken == first && n > first {
-            taken += take(UnsafeRawBufferPointer(start: data, count: n - first))
+        var first: UnsafePointer<UInt8>?, second: UnsafePointer<UInt8>?
+        var firstCount: UInt32 = 0, secondCount: UInt32 = 0
+        guard let n = checked(ns_sring_peek_from(ring, data, size, index, &first, &firstCount, &second, &secondCount)),
+              n > 0 else { return 0 }
+        var taken = take(UnsafeRawBufferPointer(start: first, count: Int(firstCount)))
+        if taken == Int(firstCount) && secondCount > 0 {
+            taken += take(UnsafeRawBufferPointer(start: second, count: Int(secondCount)))
         }
         return taken
     }

@@ -49,6 +49,27 @@ static inline int ns_ring_is_empty(ns_ring *r) {
     return atomic_load(&r->tail) == atomic_load(&r->head);
 }
 
+/// Copies `n` bytes into the data area `data` of `size` bytes at the
+/// absolute index `at`, wrapping; nothing if `n` exceeds the ring. Both
+/// sides' copies: the application's with the header's layout, the stack's
+/// with its own.
+static inline void ns_sring_copy_in(uint8_t *data, uint32_t size, uint32_t at, const void *src, uint32_t n) {
+    if (n > size) return;
+    uint32_t i = at & (size - 1);
+    uint32_t first = size - i < n ? size - i : n;
+    memcpy(data + i, src, first);
+    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+}
+
+/// Copies `n` bytes out of `data` from the absolute index `at`, wrapping; nothing if `n` exceeds the ring.
+static inline void ns_sring_copy_out(const uint8_t *data, uint32_t size, uint32_t at, void *dst, uint32_t n) {
+    if (n > size) return;
+    uint32_t i = at & (size - 1);
+    uint32_t first = size - i < n ? size - i : n;
+    memcpy(dst, data + i, first);
+    if (n > first) memcpy((uint8_t *)dst + first, data, n - first);
+}
+
 /// Producer: copies up to `n` bytes in; returns how many.
 static inline uint32_t ns_ring_write(ns_ring *r, uint8_t *region, const void *src, uint32_t n) {
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -56,11 +77,7 @@ static inline uint32_t ns_ring_write(ns_ring *r, uint8_t *region, const void *sr
     uint32_t room = r->size - (tail - head);
     if (n > room) n = room;
     if (n == 0) return 0;
-    uint8_t *data = region + r->offset;
-    uint32_t at = tail & (r->size - 1);
-    uint32_t first = r->size - at < n ? r->size - at : n;
-    memcpy(data + at, src, first);
-    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+    ns_sring_copy_in(region + r->offset, r->size, tail, src, n);
     atomic_store_explicit(&r->tail, tail + n, memory_order_seq_cst);
     return n;
 }
@@ -82,20 +99,12 @@ static inline uint32_t ns_ring_peek(ns_ring *r, uint8_t *region, const uint8_t *
 
 /// Copies `n` bytes in at the ring's absolute index `at`, wrapping.
 static inline void ns_ring_copy_in(ns_ring *r, uint8_t *region, uint32_t at, const void *src, uint32_t n) {
-    uint8_t *data = region + r->offset;
-    uint32_t i = at & (r->size - 1);
-    uint32_t first = r->size - i < n ? r->size - i : n;
-    memcpy(data + i, src, first);
-    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
+    ns_sring_copy_in(region + r->offset, r->size, at, src, n);
 }
 
 /// Copies `n` bytes out from `skip` bytes past the consumer's index, wrapping; takes nothing.
 static inline void ns_ring_copy_out(ns_ring *r, uint8_t *region, uint32_t skip, void *dst, uint32_t n) {
-    const uint8_t *data = region + r->offset;
-    uint32_t i = (atomic_load_explicit(&r->head, memory_order_relaxed) + skip) & (r->size - 1);
-    uint32_t first = r->size - i < n ? r->size - i : n;
-    memcpy(dst, data + i, first);
-    if (n > first) memcpy((uint8_t *)dst + first, data, n - first);
+    ns_sring_copy_out(region + r->offset, r->size, atomic_load_explicit(&r->head, memory_order_relaxed) + skip, dst, n);
 }
 
 /// Consumer: gives `n` peeked bytes back to the producer.
@@ -200,24 +209,6 @@ static inline uint32_t ns_sring_writable(ns_ring *r, uint32_t size) {
     return used <= size ? size - used : NS_RING_BROKEN;
 }
 
-/// Copies `n` bytes in at the absolute index `at`, wrapping; nothing if `n` exceeds the ring.
-static inline void ns_sring_copy_in(uint8_t *data, uint32_t size, uint32_t at, const void *src, uint32_t n) {
-    if (n > size) return;
-    uint32_t i = at & (size - 1);
-    uint32_t first = size - i < n ? size - i : n;
-    memcpy(data + i, src, first);
-    if (n > first) memcpy(data, (const uint8_t *)src + first, n - first);
-}
-
-/// Copies `n` bytes out from the absolute index `at`, wrapping; nothing if `n` exceeds the ring.
-static inline void ns_sring_copy_out(const uint8_t *data, uint32_t size, uint32_t at, void *dst, uint32_t n) {
-    if (n > size) return;
-    uint32_t i = at & (size - 1);
-    uint32_t first = size - i < n ? size - i : n;
-    memcpy(dst, data + i, first);
-    if (n > first) memcpy((uint8_t *)dst + first, data, n - first);
-}
-
 /// Stack, producer: copies up to `n` bytes in; returns how many, or NS_RING_BROKEN.
 static inline uint32_t ns_sring_write(ns_ring *r, uint8_t *data, uint32_t size, const void *src, uint32_t n) {
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -230,18 +221,24 @@ static inline uint32_t ns_sring_write(ns_ring *r, uint8_t *data, uint32_t size, 
     return n;
 }
 
-/// Stack, consumer: the readable bytes as up to two pieces, in order,
-/// without taking them; returns their count, or NS_RING_BROKEN (no pieces).
-static inline uint32_t ns_sring_peek(ns_ring *r, const uint8_t *data, uint32_t size, const uint8_t **first,
-                                     uint32_t *firstCount, const uint8_t **second, uint32_t *secondCount) {
+/// Stack, consumer: the readable bytes from the absolute index `from` on
+/// (the head, or past it: bytes already lent and not yet taken) as up to
+/// two pieces, in order, without taking them; returns their count, or
+/// NS_RING_BROKEN (no pieces) if the producer is more than `size` ahead of
+/// the head or behind `from`.
+static inline uint32_t ns_sring_peek_from(ns_ring *r, const uint8_t *data, uint32_t size, uint32_t from,
+                                          const uint8_t **first, uint32_t *firstCount, const uint8_t **second,
+                                          uint32_t *secondCount) {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    uint32_t waiting = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    uint32_t skipped = from - head;
     *first = data;
     *firstCount = 0;
     *second = data;
     *secondCount = 0;
-    if (n > size) return NS_RING_BROKEN;
-    uint32_t at = head & (size - 1);
+    if (waiting > size || skipped > waiting) return NS_RING_BROKEN;
+    uint32_t n = waiting - skipped;
+    uint32_t at = from & (size - 1);
     uint32_t a = size - at < n ? size - at : n;
     *first = data + at;
     *firstCount = a;

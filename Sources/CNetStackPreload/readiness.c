@@ -64,11 +64,13 @@ void ns_ring_doorbell(ns_sock *s) {
     LIBC(write)(s->doorbell, &one, sizeof one);
 }
 
-long long ns_now_ms(void) {
+static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+long long ns_now_ms(void) { return now_ns() / 1000000; }
 
 /// How long a blocking call spins before it sleeps (NETSTACK_SPIN_USEC,
 /// read once; -1 until then).
@@ -82,12 +84,6 @@ static long spin_budget(void) {
     b = us > 0 && us < 1000000 ? us * 1000 : 0;
     atomic_store_explicit(&spin_budget_ns, b, memory_order_relaxed);
     return b;
-}
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 bool ns_spin_until_ready(ns_sock *s, short events) {

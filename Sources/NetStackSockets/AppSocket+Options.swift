@@ -61,9 +61,7 @@ extension AppSocket {
         guard let c = connection, c.state != .closed else { return }
         c.noDelay = options.noDelay
         // Only a change restarts the idle time (TCP_NODELAY must not).
-        let k = options.keepaliveSettings, old = c.keepalive
-        if k?.idle != old?.idle || k?.interval != old?.interval || k?.probes != old?.probes {
-            c.setKeepalive(k, now: server.stack.clock.now)
-        }
+        let k = options.keepaliveSettings
+        if k != c.keepalive { c.setKeepalive(k, now: server.stack.clock.now) }
     }
 }

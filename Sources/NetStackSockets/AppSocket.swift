@@ -59,7 +59,6 @@ final class AppSocket {
     var wakePending = false
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
-    private var breakScheduled = false
 
     init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
         self.id = id
@@ -224,8 +223,7 @@ final class AppSocket {
     /// Found in the middle of TCP's callbacks, the teardown runs as a job of
     /// its own, right after.
     func ringBroke() {
-        guard !breakScheduled, !isFreed else { return }
-        breakScheduled = true
+        guard !isBroken, !isFreed else { return }
         isBroken = true  // no more pumping meanwhile
         server.tearDownAfterThisJob(self)
     }

@@ -153,14 +153,13 @@ public final class TAPDevice: Device {
     private var closeRequested = false
     /// The eventfd another thread writes to end `wait` early (`watch(wakeups:)`), -1 without.
     private var wakeDescriptor: CInt = -1
-    /// Where the outstanding read of `wakeDescriptor` puts its count.
-    private let wakeCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    /// Where the reads of `wakeDescriptor` and of the doorbells put their
+    /// counts (nobody looks at them: a completion is the news).
+    private let eventCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     /// A read of `wakeDescriptor` is queued: its completion ends `wait`.
     private var wakeArmed = false
     /// The doorbells whose eventfds this ring reads (`watch(doorbells:)`).
     private var doorbells: Doorbells?
-    /// Where every doorbell read puts its count (nobody looks at it).
-    private let doorbellCount = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     /// Single reads kept outstanding in buffer-select mode.
     private static let selectReadDepth = 8
@@ -276,8 +275,7 @@ public final class TAPDevice: Device {
         completions.deallocate()
         writeVectors?.deallocate()
         ring.deallocate()
-        wakeCount.deallocate()
-        doorbellCount.deallocate()
+        eventCount.deallocate()
     }
 
     // MARK: Device
@@ -458,7 +456,7 @@ public final class TAPDevice: Device {
         guard let doorbells, !closing else { return }
         doorbells.takeArmed { token, descriptor in
             guard let sqe = nextSQE() else { return false }
-            io_uring_prep_read(sqe, descriptor, doorbellCount, 8, 0)
+            io_uring_prep_read(sqe, descriptor, eventCount, 8, 0)
             io_uring_sqe_set_data64(sqe, Self.userData(.doorbell, slot: token, length: 0))
             return true
         }
@@ -479,7 +477,7 @@ public final class TAPDevice: Device {
         queueDoorbellReads()
         if wakeDescriptor >= 0 && !wakeArmed, let sqe = nextSQE() {
             // One read of the eventfd: it completes (ending this wait) when another thread writes it.
-            io_uring_prep_read(sqe, wakeDescriptor, wakeCount, 8, 0)
+            io_uring_prep_read(sqe, wakeDescriptor, eventCount, 8, 0)
             io_uring_sqe_set_data64(sqe, Self.userData(.wake, slot: 0, length: 0))
             wakeArmed = true
         }

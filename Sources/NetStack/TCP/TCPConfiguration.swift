@@ -65,7 +65,7 @@ public struct TCPConfiguration: Sendable {
     /// Zero turns the per-connection limit off (the stack-wide ones remain).
     public var unacceptableAckInterval: Duration = .milliseconds(500)
 
-    public struct Keepalive: Sendable {
+    public struct Keepalive: Sendable, Equatable {
         public var idle: Duration
         public var interval: Duration
         public var probes: Int

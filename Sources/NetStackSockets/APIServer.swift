@@ -43,7 +43,7 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var ringsBroken: UInt64 = 0
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
-    public init(stack: Stack, path: String, ringSize: Int = 1024 * 1024) throws(SocketAPIError) {
+    public init(stack: Stack, path: String, ringSize: Int = 2 << 20) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
         self.ringSize = ringSize

@@ -155,7 +155,7 @@ final class AppSocket {
             region.tx.release(acknowledged)
             // A writer waiting for room is woken once a quarter of `tx` is
             // free, not on every ACK (Linux's sk_stream_write_space waits for
-            // a third): a bulk writer then sleeps and wakes per 256 KiB, not
+            // a third): a bulk writer then sleeps and wakes per 512 KiB, not
             // per ACK. Room only grows while it waits, so the wake comes.
             if region.tx.writable >= region.ringSize / 4 && region.takeAppWantsWrite() { wakeApplication() }
         }

@@ -77,14 +77,14 @@ import Testing
     let steady: [Double] = [99, 100, 101]
 
     @Test func theMaximumIsThreeTimesTheRoundsUnlessSaid() {
-        #expect(BenchRoundPolicy(requested: 3).maximum == 9)
+        #expect(BenchRoundPolicy(requested: 3).maximum == 36)
         #expect(BenchRoundPolicy(requested: 5, maximum: 7).maximum == 7)
         #expect(BenchRoundPolicy(requested: 5, maximum: 2).maximum == 5, "never fewer than asked for")
         #expect(BenchRoundPolicy(requested: 3).limit == 0.1)
     }
 
     @Test func anotherRoundOnlyWhileSomeMedianIsUnsteady() {
-        let policy = BenchRoundPolicy(requested: 3)
+        let policy = BenchRoundPolicy(requested: 3, maximum: 9)
         #expect(policy.needsAnotherRound(roundsDone: 3, samples: [steady, steady]) == false)
         #expect(policy.needsAnotherRound(roundsDone: 3, samples: [noisy, steady]) == true)
         #expect(policy.needsAnotherRound(roundsDone: 3, samples: [steady, noisy]) == true)
@@ -105,7 +105,7 @@ import Testing
     }
 
     @Test func tooFewRoundsToTellAskForMore() {
-        let policy = BenchRoundPolicy(requested: 1)
+        let policy = BenchRoundPolicy(requested: 1, maximum: 3)
         #expect(policy.maximum == 3)
         #expect(policy.needsAnotherRound(roundsDone: 1, samples: [[100], [50]]) == true)
         #expect(policy.needsAnotherRound(roundsDone: 2, samples: [[100, 100], [50, 50]]) == true)
@@ -127,9 +127,10 @@ import Testing
         let settling: [Double] = [90, 110, 100, 101, 99, 100, 102, 98, 100, 100, 101, 99, 100, 100, 100]
         // From 8 rounds the interval drops its extremes: 98–102, 4%.
         #expect(run(settling, policy: BenchRoundPolicy(requested: 3)) == 8)
+        #expect(run(settling, policy: BenchRoundPolicy(requested: 3, maximum: 9)) == 8)
         #expect(run(settling, policy: BenchRoundPolicy(requested: 3, maximum: 5)) == 5)
         let wild: [Double] = [50, 150, 100, 60, 140, 70, 130, 80, 120]
-        #expect(run(wild, policy: BenchRoundPolicy(requested: 3)) == 9, "bounded: stops at 3 × 3")
+        #expect(run(wild, policy: BenchRoundPolicy(requested: 3, maximum: 9)) == 9, "bounded: stops at the maximum")
     }
 }
 

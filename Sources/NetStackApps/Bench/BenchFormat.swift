@@ -26,6 +26,12 @@ public enum BenchFormat {
         return String(format: "%.2f", r)
     }
 
+    /// A report's round lengths: "5 s", or "5 s (small-packet scenarios: 1 s)".
+    public static func durations(_ report: BenchReport) -> String {
+        "\(number(report.duration)) s"
+            + (report.steadiedDuration.map { " (small-packet scenarios: \(number($0)) s)" } ?? "")
+    }
+
     /// A wall time: "48 s", "3 min 05 s".
     public static func elapsed(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "—" }

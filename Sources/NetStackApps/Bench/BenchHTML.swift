@@ -50,7 +50,7 @@ public enum BenchHTML {
         for (name, value) in [("CPU", m.cpu), ("cores", String(m.cores)), ("kernel", m.kernel), ("Swift", m.swift),
                               ("build", m.build), ("date", m.date),
                               ("kernel TCP congestion control", m.tcpCongestionControl ?? "unknown"),
-                              ("rounds", String(report.rounds)), ("duration", "\(BenchFormat.number(report.duration)) s")] {
+                              ("rounds", String(report.rounds)), ("duration", BenchFormat.durations(report))] {
             html += "<li>\(escape(name)): \(escape(value))</li>\n"
         }
         if let family = m.family { html += "<li>IP family: \(escape(family))</li>\n" }

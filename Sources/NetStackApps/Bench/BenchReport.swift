@@ -157,6 +157,10 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var rounds: Int
     /// Measurement length asked for, in seconds (iperf3 rounds it up to whole seconds).
     public var duration: Double
+    /// The small-packet scenarios' measurement length when it differs from
+    /// `duration` (their rounds are short by default); nil when it does not,
+    /// and in reports from before the split.
+    public var steadiedDuration: Double?
     /// Rounds that produced no figure, one line each, so a gap is explained.
     public var failures: [String]
     /// The rounds each scenario ran, extra ones included; nil in reports

@@ -38,12 +38,15 @@ struct Bench: ParsableCommand {
             better).
 
             Extra rounds: after the rounds asked for, tcp-rr, tcp-rr-busy-poll and udp-pps \
-            run more rounds (both systems, still alternating) while either system's median \
+            run more rounds (every system, still alternating) while any system's median \
             is not known to within 10%, up to --max-rounds; the lines under the table say \
             how many each ran and whether the median got there. The median's spread is the \
             width of its 90% confidence interval from the rounds' order statistics over the \
             median (below 8 rounds that is the whole range, with 3 rounds only a 75% \
-            interval); unlike the range, it narrows as rounds are added.
+            interval); unlike the range, it narrows as rounds are added. Their rounds are \
+            short (1 s unless --duration says otherwise): a virtual machine's noise drifts \
+            over tens of seconds, so many short alternating rounds pin a median down \
+            sooner than a few long ones.
 
             Pinning (--pin on, the default with two or more CPUs): on both systems the \
             peer's processes (load generators, iperf3 clients) run on the first CPU the \
@@ -88,7 +91,7 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Rounds per scenario and system (default 5; 3 with --quick).", valueName: "N"))
     var rounds: Int?
 
-    @Option(help: ArgumentHelp("The most rounds tcp-rr, tcp-rr-busy-poll and udp-pps run while their median is unsteady (default 3 × --rounds, --rounds + 2 with --quick; --rounds' value: no extra rounds).",
+    @Option(help: ArgumentHelp("The most rounds tcp-rr, tcp-rr-busy-poll and udp-pps run while their median is unsteady (default 12 × --rounds, --rounds + 2 with --quick; --rounds' value: no extra rounds).",
                                valueName: "N"))
     var maxRounds: Int?
 
@@ -96,7 +99,7 @@ struct Bench: ParsableCommand {
                                valueName: "on|off"))
     var pin: LinkOptions.Switch?
 
-    @Option(help: ArgumentHelp("Seconds per measurement (default 5; 0.5 with --quick); iperf3 runs whole seconds, at least one.",
+    @Option(help: ArgumentHelp("Seconds per measurement (default 5, and 1 for tcp-rr, tcp-rr-busy-poll and udp-pps; 0.5 for all with --quick); iperf3 runs whole seconds, at least one.",
                                valueName: "S"))
     var duration: Double?
 
@@ -123,6 +126,12 @@ struct Bench: ParsableCommand {
         BenchRoundPolicy(requested: plannedRounds, maximum: maxRounds ?? (quick ? plannedRounds + 2 : nil))
     }
     var plannedDuration: Double { duration ?? (quick ? 0.5 : 5) }
+    /// The small-packet rounds' length: `--duration` when given, else 1 s
+    /// (0.5 with --quick). See `BenchScenario.Timing.steadiedSeconds`.
+    var plannedSteadiedDuration: Double { duration ?? (quick ? 0.5 : 1) }
+    var timing: BenchScenario.Timing {
+        BenchScenario.Timing(seconds: plannedDuration, steadiedSeconds: plannedSteadiedDuration)
+    }
     var plannedScenarios: [BenchScenario] {
         scenario.isEmpty ? BenchScenario.allCases : BenchScenario.allCases.filter(scenario.contains)
     }
@@ -179,9 +188,11 @@ struct Bench: ParsableCommand {
                 Console.error("netstack bench: not all on CPU \(CPUList.format(pinning.systemCPUs)): \(stray)")
             }
             let runner = BenchRunner(scenarios: scenarios, systems: systems, policy: roundPolicy,
-                                     timing: BenchScenario.Timing(seconds: plannedDuration), progress: BenchProgress())
+                                     timing: timing, progress: BenchProgress())
             Console.error("netstack bench: \(runner.plannedMeasurements) measurements"
                           + " of \(BenchFormat.number(plannedDuration)) s"
+                          + (plannedSteadiedDuration != plannedDuration && scenarios.contains(where: \.steadied)
+                             ? " (small-packet: \(BenchFormat.number(plannedSteadiedDuration)) s)" : "")
                           + (scenarios.contains(where: \.usesIPerf3) ? " (iperf3: \(runner.timing.bulkSeconds) s)" : "")
                           + (runner.maximumMeasurements > runner.plannedMeasurements
                              ? ", at most \(runner.maximumMeasurements) with extra rounds for unsteady small-packet medians"
@@ -206,6 +217,7 @@ struct Bench: ParsableCommand {
                                  duration: plannedDuration, failures: outcome.failures,
                                  scenarioRounds: outcome.rounds, elapsedSeconds: elapsed)
         result.systems = systems
+        if plannedSteadiedDuration != plannedDuration { result.steadiedDuration = plannedSteadiedDuration }
         result.skipped = outcome.skipped.isEmpty ? nil : outcome.skipped
         Console.line(BenchTable.render(result))
         for note in BenchTable.roundNotes(result) { Console.line(note) }

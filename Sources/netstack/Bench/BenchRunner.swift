@@ -48,7 +48,7 @@ struct BenchRunner {
     var maximumMeasuringSeconds: Double {
         scenarios.map { scenario in
             Double(scenario.steadied ? policy.maximum : policy.requested)
-                * (scenario.usesIPerf3 ? Double(timing.bulkSeconds) : timing.seconds)
+                * timing.seconds(for: scenario)
                 * Double(systems(for: scenario).count)
         }.reduce(0, +)
     }

@@ -84,11 +84,24 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
 
     /// How long each round runs.
     struct Timing {
-        /// Seconds per tcp-rr, udp-pps and memory-bulk round.
+        /// Seconds per memory-bulk round, and the iperf3 rounds' (rounded).
         var seconds: Double
+        /// Seconds per small-packet round (tcp-rr, tcp-rr-busy-poll,
+        /// udp-pps). Shorter than the bulk rounds by default: this machine's
+        /// noise drifts over tens of seconds and moves every system of a
+        /// round alike, so many short rounds, alternating systems, pin the
+        /// median down sooner than a few long ones (1 s rounds: tcp-rr's
+        /// median within 10% after 37 rounds in 6 minutes; 5 s rounds: not
+        /// after 15).
+        var steadiedSeconds: Double
         /// Whole seconds per iperf3 round (`iperf3 -t` takes an integer).
         var bulkSeconds: Int {
             max(1, Int(seconds.rounded()))
+        }
+
+        /// The timed interval of one round of `scenario`.
+        func seconds(for scenario: BenchScenario) -> Double {
+            scenario.usesIPerf3 ? Double(bulkSeconds) : scenario.steadied ? steadiedSeconds : seconds
         }
     }
 
@@ -96,7 +109,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     func measure(on system: BenchSystem, in lab: BenchLab, timing: Timing) throws -> Sample {
         if system == .netstackPreload { return try measureThroughTheLibrary(in: lab, timing: timing) }
         let host = lab.serverIP
-        let seconds = String(timing.seconds)
+        let seconds = String(timing.seconds(for: self))
         switch self {
         case .bulkRX, .bulkTX:
             var arguments = ["iperf3", "-c", host, "-p", String(BenchLab.iperf3Port), "-t", String(timing.bulkSeconds),
@@ -141,12 +154,12 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
         case .tcpRR, .tcpRRBusyPoll, .udpPPS:
             let client = self == .udpPPS ? ["udp-pps", "--window", "32", "--size", "64"] : ["tcp-rr"]
             let arguments = [lab.binary, "bench-peer"] + client
-                + ["--host", host, "--port", String(BenchLab.echoPort), "--duration", String(timing.seconds)]
+                + ["--host", host, "--port", String(BenchLab.echoPort), "--duration", String(timing.seconds(for: self))]
             // Busy polling through the library is the application's: it spins
             // (yielding) where it would sleep. The stack's loop shares its CPU
             // and must not spin too, so the stack is the ordinary one.
             let spin = self == .tcpRRBusyPoll ? Self.librarySpinMicroseconds : 0
-            let r = Shell.run(lab.throughTheLibrary(arguments, spin: spin), timeout: timing.seconds + 20)
+            let r = Shell.run(lab.throughTheLibrary(arguments, spin: spin), timeout: timing.seconds(for: self) + 20)
             guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
                 throw BenchError("bench-peer \(client[0]) through the library failed (status \(r.status)): "
                                  + r.output.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -161,7 +174,7 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument {
     private func peer(_ lab: BenchLab, _ system: BenchSystem, _ arguments: [String], _ timing: Timing) throws -> Sample {
         let command = lab.inPeer(system, busyPoll: self == .tcpRRBusyPoll, onSystemCPUs: self == .memoryBulk,
                                  [lab.binary, "bench-peer"] + arguments)
-        let r = Shell.run(command, timeout: timing.seconds + 20)
+        let r = Shell.run(command, timeout: timing.seconds(for: self) + 20)
         guard r.status == 0, let fields = Self.resultFields(r.output), let value = fields["value"] else {
             throw BenchError("bench-peer \(arguments[0]) failed (status \(r.status)): "
                              + r.output.trimmingCharacters(in: .whitespacesAndNewlines))

@@ -262,6 +262,7 @@ enum Reassembled: Equatable, CustomStringConvertible {
         // The first fragment's header and the first 8 bytes of its data (RFC 792).
         #expect(reports == [Array(first[0..<28])])
         #expect(r.inProgress == 1)
+        #expect(r.nextDeadline == Self.t0 + .seconds(31), "the one left's")
         r.expire(now: Self.t0 + .seconds(31)) { reports.append([UInt8]($0)) }
         // Fragment zero never came for id 2: nothing to quote.
         #expect(reports.count == 2 && reports[1].isEmpty)

@@ -57,6 +57,11 @@ final class FragmentReassembler<Key: Hashable> {
     /// How much of the first fragment's payload is kept behind its header.
     let quotedPayload: Int
     private var entries: [Entry?]
+    /// Datagrams in progress: `nextDeadline`, asked on every turn of the
+    /// loop, answers at once while there are none (a scan of every slot's
+    /// optional, unspecialised, was 1.4% of the CPU samples of tcp-rr
+    /// through the library, a quarter of the loop's own).
+    private(set) var inProgress = 0
     private var buffers: [UnsafeMutableRawPointer?]
     private var firstBytes: [UnsafeMutableRawPointer]
 
@@ -75,8 +80,6 @@ final class FragmentReassembler<Key: Hashable> {
         for b in buffers { b?.deallocate() }
         for b in firstBytes { b.deallocate() }
     }
-
-    var inProgress: Int { entries.count(where: { $0 != nil }) }
 
     /// Adds one fragment of datagram `key`: `data` at byte `start` of the
     /// payload, the last one unless `more`. `header` is what precedes the
@@ -159,7 +162,7 @@ final class FragmentReassembler<Key: Hashable> {
     func arrivedInLinkBroadcast(_ index: Int) -> Bool { entries[index]?.linkBroadcast ?? false }
 
     /// Frees the slot of a completed datagram.
-    func release(_ index: Int) { entries[index] = nil }
+    func release(_ index: Int) { discard(index) }
 
     /// Discards datagrams past their deadline, calling `expired` with the
     /// first fragment's header and 8 bytes (empty if it never came, or if a
@@ -168,14 +171,24 @@ final class FragmentReassembler<Key: Hashable> {
         for i in entries.indices {
             guard let e = entries[i], now >= e.deadline else { continue }
             expired(UnsafeMutableRawBufferPointer(start: firstBytes[i], count: e.linkBroadcast ? 0 : e.firstBytesLength))
-            entries[i] = nil
+            discard(i)
         }
     }
 
     /// The earliest deadline, for the event loop's sleep.
-    var nextDeadline: Instant? { entries.compactMap { $0?.deadline }.min() }
+    var nextDeadline: Instant? {
+        guard inProgress > 0 else { return nil }
+        var earliest: Instant?
+        for case let e? in entries where earliest.map({ e.deadline < $0 }) ?? true { earliest = e.deadline }
+        return earliest
+    }
 
-    private func discard(_ index: Int) { entries[index] = nil }
+    /// Ends the datagram in progress in slot `index` (its entry may be
+    /// taken out by `insert` meanwhile).
+    private func discard(_ index: Int) {
+        entries[index] = nil
+        inProgress -= 1
+    }
 
     private func slot(for key: Key, now: Instant) -> Int? {
         if let i = entries.firstIndex(where: { $0?.key == key }) { return i }
@@ -187,6 +200,7 @@ final class FragmentReassembler<Key: Hashable> {
         ranges.reserveCapacity(Self.maxRanges)
         entries[i] = Entry(key: key, ranges: ranges, totalLength: nil, deadline: now + timeout,
                            firstHeaderLength: 0, firstBytesLength: 0)
+        inProgress += 1
         return i
     }
 

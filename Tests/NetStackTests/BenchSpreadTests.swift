@@ -155,6 +155,16 @@ import Testing
         return r
     }
 
+    /// The spread column is the median's: with 9 rounds the 2nd to the 8th
+    /// (32%), not the range (42%), which the figure's cell shows itself.
+    @Test func theSpreadColumnIsTheMedians() throws {
+        let row = try #require(BenchTable.rows(report(steady: false)).first { $0[0] == "tcp-rr" })
+        #expect(row[2] == BenchFormat.figure(median: 19_000, min: 15_000, max: 23_000))
+        #expect(row[3] == "32%")
+        let five = try #require(BenchTable.rows(report()).first { $0[0] == "tcp-rr" })
+        #expect(five[3] == "3.7%", "below 8 rounds the interval is the range")
+    }
+
     @Test func theHeaderHasASpreadColumnPerSystem() {
         #expect(BenchTable.header == ["scenario", "unit", "kernel median (min–max)", "kernel spread",
                                       "netstack median (min–max)", "netstack spread", "netstack/kernel"])
@@ -221,8 +231,12 @@ import Testing
         let html = BenchHTML.render(report(steady: false))
         #expect(html.contains("<ul class=\"rounds\">\n<li>tcp-rr: median NOT known to within 10%"))
         #expect(html.contains("<th>kernel spread</th>"))
-        #expect(html.contains("<td class=\"num\">42%</td>"), "the kernel's 9 rounds: 15,000–23,000")
+        #expect(html.contains("<td class=\"num\">32%</td>"), "the kernel's 9 rounds: the median's spread, 2nd to 8th")
         #expect(html.contains("<li>whole run: 2 min 05 s</li>"))
+        #expect(html.contains("<li>duration: 5.00 s</li>"))
+        var short = report()
+        short.steadiedDuration = 1
+        #expect(BenchHTML.render(short).contains("<li>duration: 5.00 s (small-packet scenarios: 1.00 s)</li>"))
         #expect(BenchFormat.elapsed(48.4) == "48 s")
     }
 }

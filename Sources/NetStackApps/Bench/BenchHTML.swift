@@ -30,7 +30,7 @@ public enum BenchHTML {
             <h1>netstack bench</h1>
             <p>Each scenario measured on the Linux kernel's TCP/IP stack and on netstack in the same run,
             the two alternating round by round. Bars are medians of the rounds (\(rounds));
-            whiskers span min–max, and the spread columns give (max − min) / median.
+            whiskers span min–max, and the spread columns give the median's spread (its 90% confidence interval over the median; min–max below 8 rounds).
             The CPU rows of the table divide the whole machine's busy CPU time over each measured interval
             (/proc/stat: both ends and anything else running) by the bytes or transactions moved in it.</p>
 

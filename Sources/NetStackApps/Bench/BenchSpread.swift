@@ -3,14 +3,15 @@
 ///
 /// Two measures, for two questions:
 ///
-/// - `spread`, (max − min) / median: how far apart the rounds were. It is the
-///   table's spread column. More rounds can only widen a range (the new
-///   rounds' extremes add to the old), so it says how noisy the machine was
-///   and never shrinks by measuring longer.
+/// - `spread`, (max − min) / median: how far apart the rounds were (the
+///   table shows the range itself beside the median). More rounds can only
+///   widen a range (the new rounds' extremes add to the old), so it says how
+///   noisy the machine was and never shrinks by measuring longer.
 /// - `medianSpread`: the width of a confidence interval for the median over
 ///   the median. It does narrow as rounds are added (as 1/√n for a steady
 ///   noise), so it is what decides whether a small-packet scenario gets extra
-///   rounds. The interval is the distribution-free one from the rounds' own
+///   rounds, and it is the table's spread column: how well the figure
+///   printed, the median, is known. The interval is the distribution-free one from the rounds' own
 ///   order statistics (the k-th smallest to the k-th largest, k as large as
 ///   keeps the chance that it holds the true median at `confidence` or
 ///   more; a binomial count, no assumption about the noise's shape). Up to 7

@@ -18,23 +18,25 @@ public enum BenchTable {
     /// efficiency, each on a row of its own, the unit cell saying which way
     /// is better. A system with no figure for a scenario shows "failed"
     /// (every round failed) or "—" (it does not run that scenario, or has no
-    /// CPU reading). Each system's spread, (max − min) / median as a
-    /// percentage, follows its figure.
+    /// CPU reading). Each system's spread follows its figure: the median's
+    /// spread (`BenchSpread.ofMedian`), which is (max − min) / median below
+    /// 8 rounds and narrows as extra rounds come; a figure without its
+    /// rounds (memory-bulk's packets per second) shows its range's.
     public static func rows(_ report: BenchReport) -> [[String]] {
         let systems = report.measuredSystems
         let others = systems.filter { $0 != .kernel }
         var rows: [[String]] = []
-        func figure(_ median: Double?, _ low: Double?, _ high: Double?) -> (String, String)? {
+        func figure(_ median: Double?, _ low: Double?, _ high: Double?, _ samples: [Double]? = nil) -> (String, String)? {
             guard let median, let low, let high else { return nil }
-            return (BenchFormat.figure(median: median, min: low, max: high),
-                    BenchSpread.percent(BenchSpread.of(median: median, min: low, max: high)))
+            let spread = samples.flatMap { BenchSpread.ofMedian($0) } ?? BenchSpread.of(median: median, min: low, max: high)
+            return (BenchFormat.figure(median: median, min: low, max: high), BenchSpread.percent(spread))
         }
         for scenario in report.scenarios {
             let results = systems.map { report.result(scenario, $0) }
             let unit = results.compactMap { $0?.unit }.first ?? ""
             var row = [scenario, unit]
             for (system, r) in zip(systems, results) {
-                if let (cell, spread) = figure(r?.value, r?.min, r?.max) {
+                if let (cell, spread) = figure(r?.value, r?.min, r?.max, r?.samples) {
                     row += [cell, spread]
                 } else {
                     row += [report.skipReason(scenario, system) == nil ? "failed" : "—", "—"]
@@ -55,7 +57,7 @@ public enum BenchTable {
             let efficiencies = results.map { $0?.efficiency }
             if let label = efficiencies.compactMap({ $0?.label }).first {
                 var row = [scenario, label]
-                for e in efficiencies { let c = figure(e?.value, e?.min, e?.max); row += [c?.0 ?? "—", c?.1 ?? "—"] }
+                for e in efficiencies { let c = figure(e?.value, e?.min, e?.max, e?.samples); row += [c?.0 ?? "—", c?.1 ?? "—"] }
                 rows.append(row + others.map { BenchFormat.ratio(report.efficiencyRatio(scenario, of: $0)) })
             }
         }

@@ -30,8 +30,8 @@ struct Bench: ParsableCommand {
                            MemoryLink against two kernel sockets over loopback (Gbit/s;
                            netstack's packets per second besides)
 
-            Prints the median and range (min–max) of the rounds per system, its spread \
-            ((max - min) / median), and netstack/kernel, and says where it wrote --json and \
+            Prints the median and range (min–max) of the rounds per system, the median's \
+            spread (below), and netstack/kernel, and says where it wrote --json and \
             --report. Besides each figure, its CPU cost: the whole machine's busy CPU time \
             (/proc/stat) over the measured interval, as CPU-seconds per GB (bulk; lower is \
             better) or transactions/datagrams per CPU-second (tcp-rr, udp-pps; higher is \

@@ -54,8 +54,8 @@ public final class SocketRegion {
         header = ns_region_header(p)
         // The layout as made here, before the application sees the region: the
         // rings keep it and never read the header's copy (`SharedRing`).
-        tx = SharedRing(ring: ns_region_tx(p), data: p + Int(NS_SHM_HEADER_SIZE), size: ringSize)
-        rx = SharedRing(ring: ns_region_rx(p), data: p + Int(NS_SHM_HEADER_SIZE) + ringSize, size: ringSize)
+        tx = SharedRing(ring: ns_region_tx(p), data: p + Int(ns_region_tx_offset()), size: ringSize)
+        rx = SharedRing(ring: ns_region_rx(p), data: p + Int(ns_region_rx_offset(UInt32(ringSize))), size: ringSize)
     }
 
     /// The application broke one of the rings (`SharedRing.isBroken`).
@@ -66,7 +66,7 @@ public final class SocketRegion {
     func overwriteHeader(rx: Bool = false, head: UInt32? = nil, tail: UInt32? = nil,
                          size: UInt32? = nil, offset: UInt32? = nil) {
         guard let r = rx ? ns_region_rx(base) : ns_region_tx(base) else { return }
-        let laidOut = NS_SHM_HEADER_SIZE + (rx ? UInt32(ringSize) : 0)
+        let laidOut = rx ? ns_region_rx_offset(UInt32(ringSize)) : ns_region_tx_offset()
         ns_ring_overwrite(r, head ?? ns_ring_head(r), tail ?? ns_ring_tail(r), size ?? UInt32(ringSize),
                           offset ?? laidOut)
     }

@@ -349,14 +349,18 @@ static inline size_t ns_region_length(uint32_t ring_size) { return NS_SHM_HEADER
 static inline ns_socket_shm *ns_region_header(void *region) { return (ns_socket_shm *)region; }
 static inline ns_ring *ns_region_tx(void *region) { return &((ns_socket_shm *)region)->tx; }
 static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)region)->rx; }
+/// Where `tx`'s data area starts in the region, and `rx`'s after it: the one
+/// layout, which the stack also keeps for itself (it never trusts the header's).
+static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
+static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
 
 /// Lays out a fresh (zeroed) region: the stack does it before sharing it.
 static inline void ns_region_init(void *region, uint32_t ring_size) {
     ns_socket_shm *s = (ns_socket_shm *)region;
     s->tx.size = ring_size;
-    s->tx.offset = NS_SHM_HEADER_SIZE;
+    s->tx.offset = ns_region_tx_offset();
     s->rx.size = ring_size;
-    s->rx.offset = NS_SHM_HEADER_SIZE + ring_size;
+    s->rx.offset = ns_region_rx_offset(ring_size);
 }
 
 /// Atomic exchange on a flag word (Swift does not import C11 atomics' generics).

@@ -84,9 +84,8 @@ final class BenchLab {
     }
 
     /// `arguments` (a client) run on the stack in `…-np` through the preload
-    /// library (`netstack run --api`), on the system under test's CPUs.
-    /// `arguments` through the preload library on the stack; with `spin`,
-    /// its blocking calls spin that many microseconds before sleeping.
+    /// library (`netstack run --api`), on the system under test's CPUs; with
+    /// `spin`, its blocking calls spin that many microseconds before sleeping.
     func throughTheLibrary(_ arguments: [String], spin: Int = 0) -> [String] {
         pinning.taskset(peer: false) + ["ip", "netns", "exec", netstackPeer, binary, "run", "--api", apiPath,
                                         "--spin", String(spin), "--"]

@@ -17,6 +17,7 @@
 /// for the eventfd.
 static void block_step(ns_sock *s, short events, bool *armed) {
     if (!*armed) {
+        if (events & POLLIN) ns_yield_before_receive_wait();
         if (ns_spin_until_ready(s, events)) return;
         ns_arm(s, events);
         *armed = true;

@@ -59,9 +59,19 @@ void ns_signal_event(ns_sock *s) {
     LIBC(write)(s->fd, &one, sizeof one);
 }
 
+/// Whether this thread rang a doorbell since its last blocking receive.
+static _Thread_local bool rang_since_wait;
+
 void ns_ring_doorbell(ns_sock *s) {
     uint64_t one = 1;
     LIBC(write)(s->doorbell, &one, sizeof one);
+    rang_since_wait = true;
+}
+
+void ns_yield_before_receive_wait(void) {
+    if (!rang_since_wait) return;
+    rang_since_wait = false;
+    sched_yield();
 }
 
 static long long now_ns(void) {

@@ -33,7 +33,6 @@ public final class APIServer: @unchecked Sendable {
     private var started = false
     /// Sockets whose application is to be woken at the end of this turn.
     private var wakes: [AppSocket] = []
-    private var flushWakesJob: (@Sendable () -> Void)!
 
     /// What the API did, for `--stats` and the exit counters.
     public private(set) var applicationsConnected: UInt64 = 0
@@ -52,7 +51,7 @@ public final class APIServer: @unchecked Sendable {
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
         stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
-        flushWakesJob = { [unowned self] in flushWakes() }
+        stack.afterSending = { [unowned self] in flushWakes() }
     }
 
     /// Each socket holds three descriptors here (its region's memfd, kept for
@@ -282,15 +281,16 @@ public final class APIServer: @unchecked Sendable {
 
     // MARK: For AppSocket
 
-    /// Wakes `s`'s application at the end of this turn: the loop's executor
-    /// runs the one flush after the turn's frames, doorbells and timers,
-    /// before it sends and sleeps.
+    /// Wakes `s`'s application at the end of this turn (`Stack.afterSending`:
+    /// after the turn's frames, doorbells and timers, and after its segments
+    /// went to the TAP, so an application that shares the loop's CPU and
+    /// takes it at the wake-up does not hold back the turn's ACKs).
     func wakeAtTurnEnd(_ s: AppSocket) {
-        if wakes.isEmpty { stack.executor.submit(flushWakesJob) }
         wakes.append(s)
     }
 
     private func flushWakes() {
+        guard !wakes.isEmpty else { return }
         for s in wakes {
             s.wakePending = false
             if !s.isFreed { s.appEvent.signal() }

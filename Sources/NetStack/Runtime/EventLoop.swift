@@ -79,6 +79,7 @@ public final class EventLoop<D: Device> {
         for work in onTurn { work(now) }
         let ranJobs = executor.runPending()
         interface.flushPending(now: now)
+        stack.afterSending?()
         if received > 0 || ranJobs > 0 || rung > 0 {
             lastActivity = now
         } else if !executor.hasPendingJobs {

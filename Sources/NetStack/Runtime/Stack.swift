@@ -16,6 +16,11 @@ public final class Stack {
     public let address: IPAddress
     /// Eventfds of other processes' that the loop listens to (the socket API's doorbells).
     public let doorbells = Doorbells()
+    /// Run by the loop once a turn, after the turn's frames went to the
+    /// device and before it sleeps (the socket API wakes its applications
+    /// here: one that shares the loop's CPU may take it at the wake-up, and
+    /// then finds the turn's segments and ACKs already sent).
+    public var afterSending: (() -> Void)?
     private let interfaceReport: () -> [(String, UInt64)]
     private let addresses6: () -> [IPv6Address]
 

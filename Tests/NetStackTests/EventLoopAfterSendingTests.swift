@@ -13,7 +13,7 @@ import NetStackWire
         loop.stack.afterSending = { seen.append((device.transmitted.count, device.flushes, device.waits.count)) }
         // The turn's own work sends (a datagram to an unresolved neighbour: an ARP request goes out).
         var sent = false
-        loop.onTurn = [{ now in
+        loop.onTurn = [{ [unowned loop] now in
             guard !sent else { return }
             sent = true
             _ = loop.interface.udp.send(from: 1, to: UDPEndpoint(address: .v4(IPv4Address(10, 0, 0, 1)), port: 2),
@@ -24,8 +24,8 @@ import NetStackWire
         #expect(seen.first?.transmitted == 1, "the ARP request reached the device before the hook ran")
         #expect(seen.first?.flushes == device.flushes, "after the turn's last flush")
         #expect(seen.first?.waits == 0 && device.waits.count == 1, "and before the loop slept")
-        let request = device.transmitted.first ?? []
-        #expect(request.count >= 42 && request[12] == 0x08 && request[13] == 0x06 && request[21] == 1)
+        let request = CapturedFrame(slot: 0, bytes: device.transmitted.first ?? []).arp
+        #expect(request?.operation == .request && request?.targetProtocolAddress == IPv4Address(10, 0, 0, 1))
 
         clock.advance(by: .microseconds(1))
         loop.runOnce()

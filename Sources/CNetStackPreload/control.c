@@ -17,6 +17,11 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int channel = -1;
 /// The process whose channel it is: a vfork child shares this memory, not the session.
 static pid_t owner;
+/// The process this image's memory (the table, the channel) belongs to:
+/// set as the library loads and in a fork's child; a vfork child differs.
+static pid_t image_pid;
+
+bool ns_in_vfork_child(void) { return getpid() != image_pid; }
 
 /// The token the stack gave for the fork under way (0: none).
 static int32_t fork_token;
@@ -39,6 +44,7 @@ static void after_fork_in_parent(void) { fork_token = 0; }
 /// and claims the sockets it inherited (their rings and eventfds came with
 /// the fork), so its calls on them are its own.
 static void after_fork_in_child(void) {
+    image_pid = getpid();
     if (channel >= 0) LIBC(close)(channel);
     channel = -1;
     pthread_mutex_init(&lock, NULL);
@@ -56,18 +62,37 @@ static void once_register_fork_handler(void) {
     pthread_once(&once, register_fork_handler);
 }
 
-static int open_channel(void) {
+void ns_control_init(void) {
+    image_pid = getpid();
+    once_register_fork_handler();
+}
+
+/// The path of the stack's API socket.
+static const char *api_path(void) {
     const char *path = getenv(NS_API_ENV);
-    if (!path || !*path) path = NS_API_DEFAULT_PATH;
+    return path && *path ? path : NS_API_DEFAULT_PATH;
+}
+
+int ns_api_connect(void) {
     int fd = LIBC(socket)(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    strncpy(addr.sun_path, api_path(), sizeof addr.sun_path - 1);
     if (LIBC(connect)(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         int e = errno;
-        fprintf(stderr, "netstack preload: cannot reach the stack at %s: %s\n", path, strerror(e));
         LIBC(close)(fd);
         errno = e == ENOENT || e == ECONNREFUSED ? ENETDOWN : e;
+        return -1;
+    }
+    return fd;
+}
+
+static int open_channel(void) {
+    int fd = ns_api_connect();
+    if (fd < 0) {
+        int e = errno;
+        fprintf(stderr, "netstack preload: cannot reach the stack at %s: %s\n", api_path(), strerror(e));
+        errno = e;
         return -1;
     }
     once_register_fork_handler();
@@ -75,16 +100,39 @@ static int open_channel(void) {
     return fd;
 }
 
-static int send_all(const void *buf, size_t len) {
+static int send_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {
-        long n = ns_send_with_fds(channel, p, len, NULL, 0);
+        long n = ns_send_with_fds(fd, p, len, NULL, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return -1;
         p += n;
         len -= (size_t)n;
     }
     return 0;
+}
+
+/// One request and its reply on `fd` (up to 3 descriptors in `fds`); -1 if the connection broke.
+static int exchange(int fd, const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
+    *nfds = 0;
+    if (send_all(fd, req, sizeof *req) != 0) return -1;
+    size_t got = 0;
+    while (got < sizeof *reply) {
+        int more = 0;
+        long n = ns_recv_with_fds(fd, (char *)reply + got, sizeof *reply - got, fds + *nfds, 3 - *nfds, &more);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        *nfds += more;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+int ns_exchange_on(int fd, const ns_request *req, ns_reply *reply) {
+    int fds[3], nfds;
+    int r = exchange(fd, req, reply, fds, &nfds);
+    for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+    return r;
 }
 
 int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
@@ -96,16 +144,7 @@ int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
         errno = e;
         return -1;
     }
-    if (send_all(req, sizeof *req) != 0) goto broken;
-    size_t got = 0;
-    while (got < sizeof *reply) {
-        int more = 0;
-        long n = ns_recv_with_fds(channel, (char *)reply + got, sizeof *reply - got, fds + *nfds, 3 - *nfds, &more);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) goto broken;
-        *nfds += more;
-        got += (size_t)n;
-    }
+    if (exchange(channel, req, reply, fds, nfds) != 0) goto broken;
     pthread_mutex_unlock(&lock);
     return 0;
 broken:
@@ -118,7 +157,7 @@ broken:
 
 void ns_post(const ns_request *req) {
     pthread_mutex_lock(&lock);
-    if (channel >= 0) send_all(req, sizeof *req);
+    if (channel >= 0) send_all(channel, req, sizeof *req);
     pthread_mutex_unlock(&lock);
 }
 

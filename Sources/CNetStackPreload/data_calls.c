@@ -234,6 +234,7 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
             if (!s->connecting) { errno = ENOTCONN; return -1; }
         } else {
             size_t want = len - done;
+            if (want == 0) return (ssize_t)done;  // a send of nothing: 0 at once, as Linux's TCP
             uint32_t n = ns_ring_write(&s->shm->tx, s->region, (const uint8_t *)buf + done,
                                        want > UINT32_MAX ? UINT32_MAX : (uint32_t)want);
             if (n > 0) {

@@ -14,10 +14,25 @@ void ns_resolve(void) {
     RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg); RESOLVE(fcntl); RESOLVE(ioctl);
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
     RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
-    RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve);
+    RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
 }
 
 __attribute__((constructor)) static void ns_init(void) {
     ns_resolve();
-    ns_exec_restore();
+    ns_control_init();
+    ns_carry_restore();
+}
+
+/// At a normal exit (exit, or main returning) every socket the process still
+/// holds is closed, as the kernel closes a process's descriptors: the stack
+/// sends what `tx` holds, then a FIN. A process that dies without exiting
+/// (a signal, _exit) has its connections reset instead, when the stack sees
+/// its channel close. Nothing is freed: other threads may still be running.
+__attribute__((destructor)) static void ns_fini(void) {
+    if (ns_in_vfork_child()) return;
+    int cursor = 0;
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) {
+        ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
+        ns_post(&req);
+    }
 }

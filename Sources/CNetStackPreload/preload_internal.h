@@ -5,6 +5,7 @@
 #include "netstack_abi.h"
 #include "netstack_sys.h"
 #include <poll.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -57,6 +58,10 @@ struct ns_libc {
     int (*execve)(const char *, char *const[], char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
+    int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                       char *const[], char *const[]);
+    int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                        char *const[], char *const[]);
 };
 extern struct ns_libc ns_libc;
 /// Resolves `ns_libc` (idempotent, safe from any thread).
@@ -121,6 +126,16 @@ long long ns_now_ms(void);
 /// Sends `req` without waiting for a reply (close).
 void ns_post(const ns_request *req);
 
+/// Connects to the stack's API socket (close-on-exec): a session of its own. -1 with errno.
+int ns_api_connect(void);
+/// One request and its reply on a connection of the caller's (descriptors in the reply are closed).
+int ns_exchange_on(int fd, const ns_request *req, ns_reply *reply);
+/// As the library loads: this image's process, and the fork handlers.
+void ns_control_init(void);
+/// Whether this is a vfork child (or a clone sharing the memory): the
+/// table and the channel are its parent's, and not to be changed from here.
+bool ns_in_vfork_child(void);
+
 /// Before exec: takes the channel's lock (so no other thread's exchange is
 /// cut in half) and returns the channel; -1 without taking it if this process
 /// has no channel of its own (none yet, or a vfork child, which shares this
@@ -130,13 +145,40 @@ void ns_channel_unhold(void);
 /// After exec: the channel the old image left open is this process's.
 void ns_channel_adopt(int fd);
 
-/// Sockets across exec (exec_calls.c): the new image's constructor takes
-/// over what the old one left (NETSTACK_EXEC_STATE).
-void ns_exec_restore(void);
-/// Every stack socket once (malloc'd; the caller frees it); NULL if none.
-ns_sock **ns_all_sockets(int *count);
-/// Enters a socket carried across exec: `carried` as it was, its region mapped anew from `memfd`.
-int ns_adopt_carried(const ns_sock *carried, int memfd);
+/// Sockets carried into a new image (carry.c): what preparing one changed
+/// in this process, undone by `ns_carry_end`.
+typedef struct ns_carry {
+    int memfd;          // the state the new image reads (-1: nothing carried)
+    int kept_channel;   // exec: the channel left open for the new image (-1: none)
+    int32_t token;      // a spawned child's: the holds it claims (0: none)
+    char **envp;        // the environment to start it with, in `scratch`
+    void *scratch;
+    size_t scratch_length;
+} ns_carry;
+
+typedef enum ns_carry_kind {
+    NS_CARRY_EXEC,       // this image is replaced (in a vfork child: a spawn)
+    NS_CARRY_SPAWN,      // a child starts beside this process: the sockets it inherits
+    NS_CARRY_SPAWN_ALL,  // the same, with file actions that may hand it any socket
+} ns_carry_kind;
+
+/// Writes the sockets for the new image about to start; returns the
+/// environment to start it with (`envp` when nothing is carried). Calls
+/// the stack but allocates nothing: a vfork child may call it.
+char *const *ns_carry_prepare(char *const envp[], ns_carry_kind kind, ns_carry *c);
+/// The new image did not start (exec or posix_spawn failed): gives back the holds taken for a child.
+void ns_carry_failed(ns_carry *c);
+/// After the exec failed, or the spawn returned: undoes what `ns_carry_prepare` changed here.
+void ns_carry_end(ns_carry *c);
+/// In the new image's constructor: takes over what the old one left (NETSTACK_EXEC_STATE).
+void ns_carry_restore(void);
+
+/// Each stack socket once, from descriptor `*cursor` on (start at 0; NULL
+/// at the end). Allocates nothing: a vfork child may call it.
+ns_sock *ns_next_socket(int *cursor);
+/// Enters a socket carried into a new image: `carried` as it was (its
+/// descriptors in this image), its region mapped anew from `memfd`, with `doorbell`.
+int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell);
 
 /// Rings the stack's doorbell for `s`.
 void ns_ring_doorbell(ns_sock *s);

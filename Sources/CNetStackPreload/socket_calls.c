@@ -185,7 +185,14 @@ static void linger_before_close(ns_sock *s) {
     while (!fin_acknowledged(s) && ns_now_ms() < deadline) LIBC(poll)(NULL, 0, 10);  // no wake-up for it: look every 10 ms
 }
 
+/// Whether a call that changes the table must go straight to libc: in a
+/// vfork child the table is its parent's (the child's descriptors are its
+/// own copies), so its close or dup2 (of a socket onto its stdin, before
+/// exec) must not touch it. Only asked where there are sockets to protect.
+static bool parent_table(void) { return ns_socket_count() > 0 && ns_in_vfork_child(); }
+
 NS_EXPORT int close(int fd) {
+    if (parent_table()) return LIBC(close)(fd);
     ns_sock *s = ns_lookup(fd);
     if (!s) {
         ns_epoll_forget_set(fd);
@@ -217,13 +224,14 @@ static int alias_result(ns_sock *s, int fd) {
 
 NS_EXPORT int dup(int fd) {
     ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(dup)(fd);
+    if (!s || parent_table()) return LIBC(dup)(fd);
     return alias_result(s, LIBC(dup)(fd));
 }
 
 /// dup2 and dup3: a stack socket at `to` is closed first, as the kernel
 /// closes whatever `to` named.
 static int dup_onto(int from, int to, int flags, bool three) {
+    if (parent_table()) return three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
     ns_sock *s = ns_lookup(from);
     if (!s) {
         if (ns_lookup(to)) close(to);
@@ -250,6 +258,7 @@ static int fcntl_stack(ns_sock *s, int fd, int cmd, void *arg) {
         return 0;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
+        if (parent_table()) return LIBC(fcntl)(fd, cmd, arg);
         return alias_result(s, LIBC(fcntl)(fd, cmd, arg));
     default:
         return LIBC(fcntl)(fd, cmd, arg);  // F_GETFD, F_SETFD: this descriptor's own
@@ -299,6 +308,9 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     case FIONBIO:
         s->nonblocking = *(int *)arg != 0;
         return 0;
+    case FIOCLEX:
+    case FIONCLEX:  // the descriptor's own close-on-exec flag (Python's set_inheritable)
+        return LIBC(ioctl)(fd, request, arg);
     default:
         return fail(ENOTTY);
     }

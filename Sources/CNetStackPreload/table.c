@@ -156,20 +156,19 @@ void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t
     *len = n;
 }
 
-ns_sock **ns_all_sockets(int *count) {
-    *count = 0;
-    int most = ns_socket_count();
-    if (most <= 0) return NULL;
-    ns_sock **all = malloc((size_t)most * sizeof *all);
-    if (!all) return NULL;
-    for (int fd = 0; fd < NS_MAX_FDS && *count < most; fd++) {
+ns_sock *ns_next_socket(int *cursor) {
+    for (int fd = *cursor; fd < NS_MAX_FDS; fd++) {
         ns_sock *s = ns_lookup(fd);
-        if (s && s->fd == fd) all[(*count)++] = s;  // `fd` is one of its descriptors: once per socket
+        if (s && s->fd == fd) {  // `fd` is one of its descriptors: once per socket
+            *cursor = fd + 1;
+            return s;
+        }
     }
-    return all;
+    *cursor = NS_MAX_FDS;
+    return NULL;
 }
 
-int ns_adopt_carried(const ns_sock *carried, int memfd) {
+int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell) {
     void *region = mmap(NULL, carried->region_length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     ns_sock *s = malloc(sizeof *s);
     if (region == MAP_FAILED || !s) {
@@ -181,7 +180,7 @@ int ns_adopt_carried(const ns_sock *carried, int memfd) {
     *s = *carried;
     s->region = region;
     s->shm = ns_region_header(region);
-    LIBC(fcntl)(s->doorbell, F_SETFD, FD_CLOEXEC);
+    s->doorbell = doorbell;
     atomic_fetch_add(&live_sockets, 1);
     for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], s, memory_order_release);
     return s->fd;

@@ -163,6 +163,28 @@ public final class APIServer: @unchecked Sendable {
         return ControlReply(result: nextForkToken)
     }
 
+    /// A spawned child's hold on one socket (NS_OP_SPAWN_HOLD), under
+    /// `token`'s fork or a new one. Asked by a vfork child before it execs,
+    /// on a channel of its own (its parent's may be closed by then), or by
+    /// posix_spawn: so it comes from any session, and any session of the
+    /// socket's user may ask (the API socket admits only that user and root).
+    /// The parent is held up until the child execs, so it cannot close the
+    /// socket before the hold is there.
+    private func holdForSpawn(_ id: UInt32, token: Int32) -> ControlReply {
+        expirePendingForks()
+        guard let s = sockets[id] else { return .failure(EBADF) }
+        var token = token
+        if token == 0 {
+            nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
+            token = nextForkToken
+            pendingForks[token] = PendingFork(sockets: [], announced: .now)
+        }
+        guard pendingForks[token] != nil else { return .failure(ENOENT) }
+        pendingForks[token]?.sockets.append(id)
+        s.pendingHolds += 1
+        return ControlReply(result: token)
+    }
+
     private func claimFork(token: Int32, for session: AppSession) -> ControlReply {
         guard let fork = pendingForks.removeValue(forKey: token) else { return .failure(ENOENT) }
         for id in fork.sockets {
@@ -200,6 +222,7 @@ public final class APIServer: @unchecked Sendable {
         switch request.operation {
         case .forkPrepare: return session.send(prepareFork(for: session))
         case .forkClaim: return session.send(claimFork(token: request.arg0, for: session))
+        case .spawnHold: return session.send(holdForSpawn(request.socket, token: request.arg0))
         default: break
         }
         guard let s = sockets[request.socket], s.holders.contains(session.id) else {
@@ -207,7 +230,7 @@ public final class APIServer: @unchecked Sendable {
             return
         }
         switch request.operation {
-        case .socket, .forkPrepare, .forkClaim:
+        case .socket, .forkPrepare, .forkClaim, .spawnHold:
             break
         case .bind:
             session.send(bind(s, to: request.address))
@@ -225,9 +248,10 @@ public final class APIServer: @unchecked Sendable {
         case .setOption:
             session.send(setOption(s, level: request.arg0, name: request.arg1, value: request.value))
         case .region:
-            // A process that exec'd maps the region again (its mapping went with the old image).
+            // A new image (after exec, or a spawned child's) maps the region
+            // again and takes the doorbell anew: neither came with it.
             session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
-                         descriptors: [s.region.descriptor])
+                         descriptors: [s.region.descriptor, s.doorbell.descriptor])
         }
     }
 

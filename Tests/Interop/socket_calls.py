@@ -111,6 +111,11 @@ fcntl.ioctl(s, termios.FIONREAD, buf)
 out("FIONREAD", struct.unpack("i", buf)[0])
 out("MSG_PEEK", s.recv(10, socket.MSG_PEEK))
 out("recv", s.recv(10))
+out("send of nothing", s.send(b""))
+fcntl.ioctl(s, termios.FIONCLEX)
+out("FIONCLEX", fcntl.fcntl(s, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
+fcntl.ioctl(s, termios.FIOCLEX)
+out("FIOCLEX", fcntl.fcntl(s, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
 
 # epoll, level-triggered, with the same pipe
 ep = select.epoll()

@@ -636,6 +636,119 @@ def test_sockets_survive_exec_unless_close_on_exec(ns, api, tmp_path):
                      "the close-on-exec socket: end of file"], stack
 
 
+# Children started with a socket: the kernel's peer greets each connection,
+# then reports what came back until the end of file.
+SPAWN_PEER = r"""
+import hashlib, socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9650)); l.listen(8)
+print("listening", flush=True)
+payload = bytes(range(256)) * 1024
+c, _ = l.accept()
+c.settimeout(20)
+start = time.monotonic()
+print("after failed spawns:", c.recv(100), "within 3 s", time.monotonic() - start < 3, flush=True)
+for i in range(4):
+    c, _ = l.accept()
+    c.settimeout(20)
+    c.sendall(b"ping %d" % i)
+    got = bytearray()
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        end = "end of file"
+    except ConnectionResetError:
+        end = "reset"
+    head, _, rest = bytes(got).partition(b"|")
+    print(i, head.decode(errors="replace"), "payload byte-exact", hashlib.sha256(rest).digest() == hashlib.sha256(payload).digest(),
+          end, flush=True)
+"""
+
+# A child that was handed descriptor argv[1].
+SPAWN_CHILD_FD = r"""
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+ping = s.recv(6)
+s.sendall(b"child got " + ping + b" on its descriptor|" + bytes(range(256)) * 1024)
+"""
+
+# A child whose stdin and stdout are the socket; it exits without closing them.
+SPAWN_CHILD_STDIO = r"""
+import os
+ping = os.read(0, 6)
+data = memoryview(b"child got " + ping + b" on its stdin|" + bytes(range(256)) * 1024)
+while data:
+    data = data[os.write(1, data):]
+"""
+
+# The parent: four connections, each handed to a child (subprocess with
+# pass_fds, subprocess with the socket as stdin and stdout, posix_spawn of an
+# inheritable socket, posix_spawn with dup2 file actions), and closed here at
+# once: the child's copy keeps the connection.
+SPAWN_PARENT = r"""
+import errno, os, socket, subprocess, sys
+host, child_fd, child_stdio = sys.argv[1], sys.argv[2], sys.argv[3]
+py = sys.executable
+def connect():
+    return socket.create_connection((host, 9650))
+s = connect()
+os.set_inheritable(s.fileno(), True)
+try:
+    os.posix_spawn("/nonexistent/program", ["program"], os.environ)
+except OSError as e:
+    print("posix_spawn of nothing:", errno.errorcode[e.errno], flush=True)
+try:
+    subprocess.Popen(["/nonexistent/program"], pass_fds=[s.fileno()])
+except OSError as e:
+    print("subprocess of nothing:", errno.errorcode[e.errno], flush=True)
+s.close()
+s = connect()
+p = subprocess.Popen([py, "-c", child_fd, str(s.fileno())], pass_fds=[s.fileno()])
+s.close()
+print("subprocess pass_fds:", p.wait(), flush=True)
+s = connect()
+p = subprocess.Popen([py, "-c", child_stdio], stdin=s, stdout=s)
+s.close()
+print("subprocess stdin and stdout:", p.wait(), flush=True)
+s = connect()
+os.set_inheritable(s.fileno(), True)
+pid = os.posix_spawn(py, [py, "-c", child_fd, str(s.fileno())], os.environ)
+s.close()
+print("posix_spawn inheritable:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+s = connect()
+pid = os.posix_spawn(py, [py, "-c", child_stdio], os.environ,
+                     file_actions=[(os.POSIX_SPAWN_DUP2, s.fileno(), 0), (os.POSIX_SPAWN_DUP2, s.fileno(), 1)])
+s.close()
+print("posix_spawn dup2:", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+def test_children_started_with_a_socket_keep_it(ns, api, tmp_path):
+    """A socket handed to a child through the library is the child's: by
+    Python's subprocess (a vfork child's exec) with pass_fds or as the
+    child's stdin and stdout, and by posix_spawn with an inheritable
+    descriptor or dup2 file actions. Spawns that fail leave the parent's
+    socket as it was (its close is a FIN at once, not once the child's
+    unclaimed hold expires after 10 s). The parent closes its copy at once,
+    the child answers the peer's greeting with 256 KiB, byte-exact, and
+    exiting ends the connection with a FIN (also for the children that
+    never close their stdout); the same lines as on the kernel's sockets."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, SPAWN_PEER,
+                                                 ("python3", "-c", SPAWN_PARENT, HOST_IP, SPAWN_CHILD_FD,
+                                                  SPAWN_CHILD_STDIO), timeout=60)
+    assert stack == kernel, (kernel, stack)
+    assert stack == ["posix_spawn of nothing: ENOENT", "subprocess of nothing: ENOENT", "subprocess pass_fds: 0", "subprocess stdin and stdout: 0", "posix_spawn inheritable: 0",
+                     "posix_spawn dup2: 0", "after failed spawns: b'' within 3 s True",
+                     "0 child got ping 0 on its descriptor payload byte-exact True end of file",
+                     "1 child got ping 1 on its stdin payload byte-exact True end of file",
+                     "2 child got ping 2 on its descriptor payload byte-exact True end of file",
+                     "3 child got ping 3 on its stdin payload byte-exact True end of file"], stack
+
+
 # SO_LINGER: the kernel's peer says how the connection ended.
 LINGER_PEER = r"""
 import socket, sys

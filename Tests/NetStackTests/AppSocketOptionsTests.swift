@@ -1,4 +1,3 @@
-import CNetStackABI
 import Glibc
 import NetStack
 @testable import NetStackSockets
@@ -48,9 +47,5 @@ import Testing
         #expect(!accepted)
         accepted = o.set(level: Int32(IPPROTO_TCP), name: 9999, value: 1)
         #expect(!accepted)
-    }
-
-    @Test func regionOperationMatchesTheC() {
-        #expect(ControlOperation.region.rawValue == UInt32(NS_OP_REGION.rawValue))
     }
 }

@@ -5,6 +5,17 @@ import Testing
 
 /// The control protocol's records against the C layout the library uses.
 @Suite struct ControlMessageTests {
+    /// The Swift operations are the library's, number for number.
+    @Test func operationsMatchTheC() {
+        let pairs: [(ControlOperation, ns_op)] = [
+            (.socket, NS_OP_SOCKET), (.bind, NS_OP_BIND), (.listen, NS_OP_LISTEN), (.connect, NS_OP_CONNECT),
+            (.accept, NS_OP_ACCEPT), (.shutdown, NS_OP_SHUTDOWN), (.close, NS_OP_CLOSE), (.setOption, NS_OP_SETSOCKOPT),
+            (.forkPrepare, NS_OP_FORK_PREPARE), (.forkClaim, NS_OP_FORK_CLAIM), (.region, NS_OP_REGION),
+            (.spawnHold, NS_OP_SPAWN_HOLD),
+        ]
+        for (swift, c) in pairs { #expect(swift.rawValue == UInt32(c.rawValue), "\(swift)") }
+    }
+
     @Test func aRequestEncodedByCDecodes() {
         var c = ns_request()
         c.op = 4  // connect

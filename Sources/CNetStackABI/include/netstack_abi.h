@@ -417,7 +417,9 @@ enum ns_op {
     NS_OP_SETSOCKOPT = 8, // arg0 = level, arg1 = name, value
     NS_OP_FORK_PREPARE = 9, // the process is about to fork: result = a token its child claims
     NS_OP_FORK_CLAIM = 10,  // arg0 = the token: the parent's sockets become this session's too
-    NS_OP_REGION = 11,      // the reply carries the socket's memfd again (a process after exec maps it anew)
+    NS_OP_REGION = 11,      // the reply carries the socket's memfd and doorbell again (a new image maps it anew)
+    NS_OP_SPAWN_HOLD = 12,  // arg0 = a token (0: a new one): a pending hold on the socket for a spawned child
+                            // (posix_spawn, a vfork child's exec), from any session; result = the token
 };
 
 /// An address without the kernel's sockaddr: family 4 or 6 (0 none), port in host order.

@@ -235,8 +235,9 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
         } else {
             size_t want = len - done;
             if (want == 0) return (ssize_t)done;  // a send of nothing: 0 at once, as Linux's TCP
-            uint32_t n = ns_ring_write(&s->shm->tx, s->region, (const uint8_t *)buf + done,
-                                       want > UINT32_MAX ? UINT32_MAX : (uint32_t)want);
+            uint32_t room = ns_send_room(s);
+            uint32_t n = room == 0 ? 0 : ns_ring_write(&s->shm->tx, s->region, (const uint8_t *)buf + done,
+                                                       want > room ? room : (uint32_t)want);
             if (n > 0) {
                 if (ns_flag_take(&s->shm->stack_wants_tx)) ns_ring_doorbell(s);
                 done += n;

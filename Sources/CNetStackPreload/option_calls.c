@@ -145,8 +145,15 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
             if (tell_stack(s, level, name, v != 0) < 0) return -1;
             s->keepalive = v != 0;
             return 0;
-        case SO_RCVBUF: s->receive_buffer = doubled_buffer(v, "/proc/sys/net/core/rmem_max", 2304); return 0;
-        case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;
+        case SO_RCVBUF: {
+            // The stack sizes the connection's buffer and what waits in `rx` by it (datagram sockets too).
+            int doubled = doubled_buffer(v, "/proc/sys/net/core/rmem_max", 2304);
+            ns_reply reply;
+            if (ns_simple_call(s, NS_OP_SETSOCKOPT, level, name, doubled / 2, NULL, &reply) < 0) return -1;
+            s->receive_buffer = doubled;
+            return 0;
+        }
+        case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
         case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_PRIORITY: case SO_BROADCAST: case SO_OOBINLINE:
         case SO_RCVLOWAT: case SO_DONTROUTE:
             return 0;  // harmless to ignore

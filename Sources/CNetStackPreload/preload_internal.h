@@ -205,6 +205,10 @@ bool ns_spin_until_ready(ns_sock *s, short events);
 #define NS_SPIN_ENV "NETSTACK_SPIN_USEC"
 #define NS_SPIN_DEFAULT_USEC 0
 
+/// Room for a stream socket's writes in `tx`: the ring's, within SO_SNDBUF
+/// (getsockopt's doubled value), which bounds what `tx` holds, sent and
+/// acknowledged or not, as Linux's sk_sndbuf bounds the queued bytes.
+uint32_t ns_send_room(ns_sock *s);
 /// What poll would say of `s` for `events` (POLLIN, POLLOUT, with POLLERR/POLLHUP always).
 short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.

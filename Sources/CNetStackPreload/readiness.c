@@ -10,6 +10,17 @@
 #include <stdlib.h>
 #include <time.h>
 
+uint32_t ns_send_room(ns_sock *s) {
+    uint32_t size = s->shm->tx.size, room = ns_ring_writable(&s->shm->tx);
+    uint32_t limit = s->send_buffer > 0 ? (uint32_t)s->send_buffer : 0;
+    // No bound below the ring's, or indices this process broke (the write
+    // goes ahead, and the stack, which checks them, ends the socket).
+    if (limit >= size || room > size) return room;
+    uint32_t held = size - room;
+    if (held >= limit) return 0;
+    return limit - held < room ? limit - held : room;
+}
+
 short ns_readiness(ns_sock *s, short events) {
     short r = 0;
     if (s->datagram) {
@@ -27,7 +38,7 @@ short ns_readiness(ns_sock *s, short events) {
     if (!s->connecting && !(st & NS_STATE_CONNECTED)) return POLLOUT | POLLHUP;  // as Linux, a fresh socket
     if (!ns_ring_is_empty(&s->shm->rx) || (st & NS_STATE_RX_EOF) || s->read_shut) r |= POLLIN;
     if (st & NS_STATE_RX_EOF) r |= POLLRDHUP;
-    if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_TX_CLOSED) && ns_ring_writable(&s->shm->tx) > 0) r |= POLLOUT;
+    if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_TX_CLOSED) && ns_send_room(s) > 0) r |= POLLOUT;
     if (st & NS_STATE_ERROR) {
         r |= POLLOUT;
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;

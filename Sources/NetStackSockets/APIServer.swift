@@ -299,8 +299,10 @@ public final class APIServer: @unchecked Sendable {
                      descriptors: new.descriptorsForApplication)
     }
 
+    /// A datagram socket takes SO_RCVBUF only (what may wait in `rx`).
     private func setOption(_ s: AppSocket, level: Int32, name: Int32, value: Int64) -> ControlReply {
-        s.isDatagram ? .failure(ENOPROTOOPT) : s.setOption(level: level, name: name, value: value)
+        guard !s.isDatagram || (level == SOL_SOCKET && name == SO_RCVBUF) else { return .failure(ENOPROTOOPT) }
+        return s.setOption(level: level, name: name, value: value)
     }
 
     // MARK: For AppSocket

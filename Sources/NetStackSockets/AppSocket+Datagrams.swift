@@ -71,10 +71,13 @@ extension AppSocket {
         guard let u = udp, !isBroken else { return }
         defer { if region.rx.isBroken { ringBroke() } }
         var delivered = false
+        // Within SO_RCVBUF, but an empty ring takes one datagram of any size
+        // (as Linux's UDP queues one past a full receive buffer's limit).
+        var room: Int { region.rx.isEmpty ? region.rx.writable : receiveRoom }
         while let length = u.nextDatagramLength {
-            if region.rx.writable < SharedRing.datagramHeaderSize + length {
+            if room < SharedRing.datagramHeaderSize + length {
                 region.wantReceiveRoom()
-                if region.rx.writable < SharedRing.datagramHeaderSize + length { break }
+                if room < SharedRing.datagramHeaderSize + length { break }
             }
             guard let from = u.receive(into: &datagramScratch) else { break }
             let source = SocketAddress(address: from.address, port: from.port)

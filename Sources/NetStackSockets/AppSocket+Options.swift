@@ -4,7 +4,7 @@ import Glibc
 import NetStack
 
 /// The socket options that act on the stack, as the preload library passes
-/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER. The
+/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER, SO_RCVBUF. The
 /// library validates them and answers getsockopt itself; the stack keeps them
 /// so a connection made later (connect, accept from a listener that has them,
 /// as Linux's accepted sockets inherit them) gets them too.
@@ -17,6 +17,17 @@ struct AppSocketOptions {
     var keepaliveProbes: Int64 = 9
     /// SO_LINGER's seconds while it is on.
     var linger: Int64?
+    /// SO_RCVBUF as asked (the library caps it at rmem_max first): the
+    /// connection's receive buffer, which bounds the window it offers, and
+    /// as much again unread in `rx`; in all the doubled value getsockopt
+    /// reports, as Linux's sk_rcvbuf bounds what waits unread. nil: the
+    /// stack's own sizes (a 256 KiB buffer and the whole ring).
+    var receiveBuffer: Int?
+
+    /// The least receive buffer a connection gets, whatever SO_RCVBUF says:
+    /// a window of a few segments (Linux's floor, SOCK_MIN_RCVBUF, is 2304
+    /// bytes, less than one full segment).
+    static let smallestReceiveBuffer = 4096
 
     var keepaliveSettings: TCPConfiguration.Keepalive? {
         guard keepalive else { return nil }
@@ -31,6 +42,7 @@ struct AppSocketOptions {
     func configure(_ c: inout TCPConfiguration) {
         c.noDelay = noDelay
         c.keepalive = keepaliveSettings
+        if let r = receiveBuffer { c.receiveBufferSize = r }
     }
 
     /// Records option `name` at `level`; false for one the stack does not act on.
@@ -42,6 +54,8 @@ struct AppSocketOptions {
         case (Int32(IPPROTO_TCP), TCP_KEEPINTVL) where value > 0: keepaliveInterval = value
         case (Int32(IPPROTO_TCP), TCP_KEEPCNT) where value > 0: keepaliveProbes = value
         case (SOL_SOCKET, SO_LINGER): linger = value < 0 ? nil : value
+        case (SOL_SOCKET, SO_RCVBUF) where value > 0:
+            receiveBuffer = max(Self.smallestReceiveBuffer, Int(clamping: value))
         default: return false
         }
         return true
@@ -49,6 +63,13 @@ struct AppSocketOptions {
 }
 
 extension AppSocket {
+    /// Room for the stack in `rx`: the ring's, within what SO_RCVBUF leaves unread.
+    var receiveRoom: Int {
+        let room = region.rx.writable
+        guard let limit = options.receiveBuffer else { return room }
+        return max(0, min(room, limit - region.rx.readable))
+    }
+
     /// setsockopt on the stack: recorded, and applied at once to the connection if there is one.
     func setOption(level: Int32, name: Int32, value: Int64) -> ControlReply {
         guard options.set(level: level, name: name, value: value) else { return .failure(ENOPROTOOPT) }

@@ -91,13 +91,15 @@ final class AppSocket {
         pumpReceive()
     }
 
-    /// Bytes offered in place from the frame: as many as fit go to `rx`; the
-    /// rest goes to the receive ring and comes back through `pumpReceive`.
+    /// Bytes offered in place from the frame: as many as fit go to `rx`
+    /// (within SO_RCVBUF); the rest goes to the connection's receive buffer
+    /// and comes back through `pumpReceive`.
     /// The application's eventfd is signalled only if it said it waits
     /// (its flag, taken after the bytes are published): a reader that keeps
     /// up costs no system call.
     private func deliver(_ bytes: Span<UInt8>) -> Int {
-        let n = region.rx.write(bytes)
+        let n = options.receiveBuffer == nil ? region.rx.write(bytes)
+            : region.rx.write(bytes.extracting(first: receiveRoom))
         if n > 0 && region.takeAppWantsRead() { wakeApplication() }
         if n < bytes.count && region.rx.isBroken { ringBroke() }
         return n
@@ -121,9 +123,10 @@ final class AppSocket {
         guard let c = connection, !isBroken else { return }
         defer { if region.rx.isBroken { ringBroke() } }
         while c.readableBytes > 0 {
-            let moved = c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
-                let n = region.rx.write(a)
-                return n == a.count ? n + region.rx.write(b) : n
+            let room = receiveRoom
+            let moved = room == 0 ? 0 : c.peek { (a: UnsafeRawBufferPointer, b: UnsafeRawBufferPointer) -> Int in
+                let n = region.rx.write(UnsafeRawBufferPointer(rebasing: a.prefix(room)))
+                return n == a.count ? n + region.rx.write(UnsafeRawBufferPointer(rebasing: b.prefix(room - n))) : n
             }
             if moved > 0 {
                 c.skip(moved)
@@ -131,7 +134,7 @@ final class AppSocket {
                 continue
             }
             region.wantReceiveRoom()
-            if region.rx.writable == 0 { break }  // the flag is up before the look: the app will ring
+            if receiveRoom == 0 { break }  // the flag is up before the look: the app will ring
         }
         region.publish(c.info, state: c.state)
         if !endOfInputSent && c.receivedFin && c.readableBytes == 0 {

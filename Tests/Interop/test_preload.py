@@ -749,6 +749,129 @@ def test_children_started_with_a_socket_keep_it(ns, api, tmp_path):
                      "3 child got ping 3 on its stdin payload byte-exact True end of file"], stack
 
 
+# Buffer sizes: the kernel's peer pushes into two connections nobody reads
+# (its own send buffer small, so what it pushed is what the receiver took),
+# then keeps two connections on a listener with a small receive buffer
+# open, unread, while the application queues into them.
+BUFFER_PEER = r"""
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9660)); l.listen(4)
+m = socket.socket(); m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+m.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+m.bind((sys.argv[1], 9661)); m.listen(4)
+print("listening", flush=True)
+for _ in range(2):
+    c, _ = l.accept()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c.setblocking(False)
+    pushed, deadline = 0, time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            pushed += c.send(b"x" * 65536)
+        except BlockingIOError:
+            time.sleep(0.01)
+    print("taken by a reader that reads nothing, within 512 KiB:", pushed < 512 * 1024, flush=True)
+    c.close()
+held = [m.accept()[0] for _ in range(2)]
+time.sleep(3)
+"""
+
+BUFFER_APP = r"""
+import socket, sys, time
+host = sys.argv[1]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+print("SO_RCVBUF 65536 reads back", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), flush=True)
+s.connect((host, 9660))
+time.sleep(1.5)
+s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+print("a datagram socket's SO_RCVBUF reads back", u.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), flush=True)
+s = socket.socket()
+s.connect((host, 9660))
+time.sleep(1.5)
+s.close()
+for size in (32768, 65536):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    s.connect((host, 9661))
+    s.setblocking(False)
+    queued, deadline = 0, time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            queued += s.send(b"y" * 65536)
+        except BlockingIOError:
+            time.sleep(0.01)
+    print("SO_SNDBUF", size, "reads back", s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+          "and bounds what a writer queues, within 512 KiB:", queued < 512 * 1024, flush=True)
+    s.close()
+"""
+
+
+def test_buffer_sizes_bound_what_waits(ns, api):
+    """SO_RCVBUF and SO_SNDBUF act, as on Linux: a reader's SO_RCVBUF set
+    before connect bounds what the peer can push into it unread (the
+    stack's receive buffer and window, and what waits in `rx`); a writer's
+    SO_SNDBUF bounds what it can queue when the peer reads nothing. The
+    stack's own sizes are a 256 KiB buffer and a 2 MiB ring, which take
+    over 2 MiB: the second connection, left at the stack's sizes, says so."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, BUFFER_PEER, ("python3", "-c", BUFFER_APP, HOST_IP),
+                                                 timeout=60)
+    bounded = "taken by a reader that reads nothing, within 512 KiB: True"
+    assert kernel == ["SO_RCVBUF 65536 reads back 131072", "a datagram socket's SO_RCVBUF reads back 65536",
+                      "SO_SNDBUF 32768 reads back 65536 and bounds what a writer queues, within 512 KiB: True",
+                      "SO_SNDBUF 65536 reads back 131072 and bounds what a writer queues, within 512 KiB: True",
+                      bounded, bounded], kernel
+    assert stack == kernel[:4] + [bounded, "taken by a reader that reads nothing, within 512 KiB: False"], stack
+
+
+# A datagram burst: the kernel's peer answers each "go" with 100 datagrams of 1000 bytes.
+BURST_PEER = r"""
+import socket, sys
+p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+p.bind((sys.argv[1], 9671))
+print("listening", flush=True)
+for _ in range(2):
+    _, app = p.recvfrom(10)
+    for _ in range(100):
+        p.sendto(b"z" * 1000, app)
+"""
+
+BURST_APP = r"""
+import socket, sys, time
+for size in (4096, 1 << 20):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    u.sendto(b"go", (sys.argv[1], 9671))
+    time.sleep(1.0)  # the burst comes and waits unread
+    u.setblocking(False)
+    kept = 0
+    try:
+        while True:
+            u.recv(2000)
+            kept += 1
+    except BlockingIOError:
+        pass
+    print("SO_RCVBUF", size, "kept", "all 100" if kept == 100 else "fewer than 20" if 0 < kept < 20 else kept, flush=True)
+    u.close()
+"""
+
+
+def test_a_datagram_sockets_receive_buffer_bounds_a_burst(ns, api):
+    """A datagram socket's SO_RCVBUF bounds what waits unread, as Linux's:
+    with 4096 bytes only the first few of a burst of 100 datagrams are
+    kept, the rest dropped; with 1 MiB (capped at rmem_max and doubled on
+    both) all 100. The same lines as on the kernel's sockets."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, BURST_PEER, ("python3", "-c", BURST_APP, HOST_IP),
+                                                 timeout=60)
+    assert stack == kernel, (kernel, stack)
+    assert stack == ["SO_RCVBUF 4096 kept fewer than 20", "SO_RCVBUF 1048576 kept all 100"], stack
+
+
 # SO_LINGER: the kernel's peer says how the connection ended.
 LINGER_PEER = r"""
 import socket, sys

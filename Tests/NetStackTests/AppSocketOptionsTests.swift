@@ -40,10 +40,30 @@ import Testing
         #expect(!o.resetsOnClose)
     }
 
+    /// SO_RCVBUF sizes the connection's receive buffer (so the window it
+    /// offers), with a floor of a few segments; unset, the stack's default stays.
+    @Test func receiveBufferSizesTheConnectionsBuffer() {
+        var o = AppSocketOptions()
+        var c = TCPConfiguration()
+        let stacks = c.receiveBufferSize
+        o.configure(&c)
+        #expect(c.receiveBufferSize == stacks)
+        var accepted = o.set(level: SOL_SOCKET, name: SO_RCVBUF, value: 1 << 16)
+        #expect(accepted)
+        o.configure(&c)
+        #expect(c.receiveBufferSize == 1 << 16)
+        accepted = o.set(level: SOL_SOCKET, name: SO_RCVBUF, value: 1152)  // Linux's least, halved
+        #expect(accepted)
+        o.configure(&c)
+        #expect(c.receiveBufferSize == AppSocketOptions.smallestReceiveBuffer)
+        accepted = o.set(level: SOL_SOCKET, name: SO_RCVBUF, value: 0)
+        #expect(!accepted)
+    }
+
     @Test func optionsTheStackDoesNotActOnAreRefused() {
         var o = AppSocketOptions()
         var accepted: Bool
-        accepted = o.set(level: SOL_SOCKET, name: SO_RCVBUF, value: 1 << 16)
+        accepted = o.set(level: SOL_SOCKET, name: SO_SNDBUF, value: 1 << 16)  // the library bounds `tx` itself
         #expect(!accepted)
         accepted = o.set(level: Int32(IPPROTO_TCP), name: 9999, value: 1)
         #expect(!accepted)

@@ -753,8 +753,22 @@ def test_children_started_with_a_socket_keep_it(ns, api, tmp_path):
 # (its own send buffer small, so what it pushed is what the receiver took),
 # then keeps two connections on a listener with a small receive buffer
 # open, unread, while the application queues into them.
-BUFFER_PEER = r"""
-import socket, sys, time
+# Both sides' way of filling a connection nobody reads: non-blocking sends for a second.
+PUSH_FOR_A_SECOND = r"""
+import time
+def push_for_a_second(s, byte):
+    s.setblocking(False)
+    pushed, deadline = 0, time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            pushed += s.send(byte * 65536)
+        except BlockingIOError:
+            time.sleep(0.01)
+    return pushed
+"""
+
+BUFFER_PEER = PUSH_FOR_A_SECOND + r"""
+import socket, sys
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 9660)); l.listen(4)
 m = socket.socket(); m.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -764,21 +778,15 @@ print("listening", flush=True)
 for _ in range(2):
     c, _ = l.accept()
     c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    c.setblocking(False)
-    pushed, deadline = 0, time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        try:
-            pushed += c.send(b"x" * 65536)
-        except BlockingIOError:
-            time.sleep(0.01)
+    pushed = push_for_a_second(c, b"x")
     print("taken by a reader that reads nothing, within 512 KiB:", pushed < 512 * 1024, flush=True)
     c.close()
 held = [m.accept()[0] for _ in range(2)]
 time.sleep(3)
 """
 
-BUFFER_APP = r"""
-import socket, sys, time
+BUFFER_APP = PUSH_FOR_A_SECOND + r"""
+import socket, sys
 host = sys.argv[1]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -797,13 +805,7 @@ for size in (32768, 65536):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
     s.connect((host, 9661))
-    s.setblocking(False)
-    queued, deadline = 0, time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        try:
-            queued += s.send(b"y" * 65536)
-        except BlockingIOError:
-            time.sleep(0.01)
+    queued = push_for_a_second(s, b"y")
     print("SO_SNDBUF", size, "reads back", s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
           "and bounds what a writer queues, within 512 KiB:", queued < 512 * 1024, flush=True)
     s.close()

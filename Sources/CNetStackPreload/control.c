@@ -15,10 +15,9 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int channel = -1;
-/// The process whose channel it is: a vfork child shares this memory, not the session.
-static pid_t owner;
 /// The process this image's memory (the table, the channel) belongs to:
-/// set as the library loads and in a fork's child; a vfork child differs.
+/// set as the library loads and in a fork's child; a vfork child, which
+/// shares the memory but not the session, differs.
 static pid_t image_pid;
 
 bool ns_in_vfork_child(void) { return getpid() != image_pid; }
@@ -96,7 +95,6 @@ static int open_channel(void) {
         return -1;
     }
     once_register_fork_handler();
-    owner = getpid();
     return fd;
 }
 
@@ -176,7 +174,7 @@ int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t 
 }
 
 int ns_channel_hold(void) {
-    if (channel < 0 || owner != getpid()) return -1;
+    if (channel < 0 || ns_in_vfork_child()) return -1;
     pthread_mutex_lock(&lock);
     if (channel < 0 || LIBC(fcntl)(channel, F_GETFD) < 0) {
         pthread_mutex_unlock(&lock);
@@ -190,6 +188,5 @@ void ns_channel_unhold(void) { pthread_mutex_unlock(&lock); }
 void ns_channel_adopt(int fd) {
     LIBC(fcntl)(fd, F_SETFD, FD_CLOEXEC);
     channel = fd;
-    owner = getpid();
     once_register_fork_handler();
 }

@@ -29,7 +29,7 @@ __attribute__((constructor)) static void ns_init(void) {
 /// (a signal, _exit) has its connections reset instead, when the stack sees
 /// its channel close. Nothing is freed: other threads may still be running.
 __attribute__((destructor)) static void ns_fini(void) {
-    if (ns_in_vfork_child()) return;
+    if (ns_socket_count() == 0 || ns_in_vfork_child()) return;
     int cursor = 0;
     for (ns_sock *s; (s = ns_next_socket(&cursor));) {
         ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};

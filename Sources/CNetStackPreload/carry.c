@@ -77,7 +77,8 @@ static char *put_decimal(char *out, long long v) {
 }
 
 /// The id of the eventfd behind `fd` in process `pid` (0: this one), or -1
-/// if it is not an eventfd or the kernel does not say (before Linux 6.6).
+/// if it is not an eventfd or the kernel does not say (older kernels have no
+/// "eventfd-id" line; the new image then keeps the descriptor numbers listed).
 static int64_t eventfd_id(pid_t pid, int fd) {
     char path[64] = "/proc/";
     char *p = path + strlen(path);

@@ -156,11 +156,16 @@ public final class APIServer: @unchecked Sendable {
     /// its copy (a fork-per-connection server) leaves the child's working.
     private func prepareFork(for session: AppSession) -> ControlReply {
         expirePendingForks()
-        nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
         let held = session.sockets.filter { sockets[$0] != nil }
         for id in held { sockets[id]?.pendingHolds += 1 }
-        pendingForks[nextForkToken] = PendingFork(sockets: Array(held), announced: .now)
-        return ControlReply(result: nextForkToken)
+        return ControlReply(result: newPendingFork(holding: Array(held)))
+    }
+
+    /// A new token for holds on `ids` (their `pendingHolds` already counted).
+    private func newPendingFork(holding ids: [UInt32]) -> Int32 {
+        nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
+        pendingForks[nextForkToken] = PendingFork(sockets: ids, announced: .now)
+        return nextForkToken
     }
 
     /// A spawned child's hold on one socket (NS_OP_SPAWN_HOLD), under
@@ -173,11 +178,9 @@ public final class APIServer: @unchecked Sendable {
     private func holdForSpawn(_ id: UInt32, token: Int32) -> ControlReply {
         expirePendingForks()
         guard let s = sockets[id] else { return .failure(EBADF) }
-        var token = token
         if token == 0 {
-            nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
-            token = nextForkToken
-            pendingForks[token] = PendingFork(sockets: [], announced: .now)
+            s.pendingHolds += 1
+            return ControlReply(result: newPendingFork(holding: [id]))
         }
         guard pendingForks[token] != nil else { return .failure(ENOENT) }
         pendingForks[token]?.sockets.append(id)

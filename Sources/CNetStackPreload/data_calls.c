@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
@@ -27,16 +28,14 @@ static void block_step(ns_sock *s, short events, bool *armed) {
     *armed = false;
 }
 
-/// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
-static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
+ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
     if (s->listening) { errno = ENOTCONN; return -1; }
-    if (len == 0) return 0;
-    if (len > UINT32_MAX) len = UINT32_MAX;
     bool cleared = false;
     for (;;) {
-        uint32_t n = ns_ring_read(&s->shm->rx, s->region, buf, (uint32_t)len, peek);
+        ssize_t n = drain(sink, &s->shm->rx, s->region);
+        if (n < 0) return -1;
         if (n > 0) {
             if (!peek && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
             return n;
@@ -53,6 +52,26 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
         if (dontwait) { errno = EAGAIN; return -1; }
         block_step(s, POLLIN, &cleared);  // the stack signals new bytes only to a reader that said it waits
     }
+}
+
+/// A receive's destination: a buffer, and whether the bytes stay.
+struct buffer_sink {
+    void *buf;
+    uint32_t len;
+    int peek;
+};
+
+static ssize_t drain_to_buffer(void *sink, ns_ring *rx, uint8_t *region) {
+    struct buffer_sink *b = sink;
+    return ns_ring_read(rx, region, b->buf, b->len, b->peek);
+}
+
+/// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
+static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
+    if (s->listening) { errno = ENOTCONN; return -1; }
+    if (len == 0) return 0;
+    struct buffer_sink b = {buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, (flags & MSG_PEEK) != 0};
+    return ns_stream_recv(s, flags, drain_to_buffer, &b);
 }
 
 // MARK: Datagram sockets
@@ -214,8 +233,7 @@ static void raise_sigpipe(int flags) {
     if (!(flags & MSG_NOSIGNAL)) pthread_kill(pthread_self(), SIGPIPE);
 }
 
-/// Writes what fits of `buf` (all of it when blocking): > 0, or -1 with errno.
-static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
+ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     if (s->listening) { errno = ENOTCONN; return -1; }
     size_t done = 0;
@@ -236,11 +254,12 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
             size_t want = len - done;
             if (want == 0) return (ssize_t)done;  // a send of nothing: 0 at once, as Linux's TCP
             uint32_t room = ns_send_room(s);
-            uint32_t n = room == 0 ? 0 : ns_ring_write(&s->shm->tx, s->region, (const uint8_t *)buf + done,
-                                                       want > room ? room : (uint32_t)want);
-            if (n > 0) {
+            if (room > 0) {
+                ssize_t n = fill(source, &s->shm->tx, s->region, want > room ? room : (uint32_t)want);
+                if (n < 0) return done > 0 ? (ssize_t)done : -1;
+                if (n == 0) return (ssize_t)done;  // the source has nothing more
                 if (ns_flag_take(&s->shm->stack_wants_tx)) ns_ring_doorbell(s);
-                done += n;
+                done += (size_t)n;
                 cleared = false;
                 if (done == len || dontwait) return (ssize_t)done;
                 continue;
@@ -253,6 +272,19 @@ static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
         }
         block_step(s, POLLOUT, &cleared);
     }
+}
+
+static ssize_t fill_from_buffer(void *source, ns_ring *tx, uint8_t *region, uint32_t max) {
+    const uint8_t **at = source;
+    uint32_t n = ns_ring_write(tx, region, *at, max);
+    *at += n;
+    return n;
+}
+
+/// Writes what fits of `buf` (all of it when blocking): > 0, or -1 with errno.
+static ssize_t stack_send(ns_sock *s, const void *buf, size_t len, int flags) {
+    const uint8_t *at = buf;
+    return ns_stream_send(s, len, flags, fill_from_buffer, &at);
 }
 
 /// Gather from `iov`: blocking, all of it (SIGPIPE at most once, for the first piece).
@@ -375,4 +407,53 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     if (!msg) { errno = EFAULT; return -1; }
     if (s->datagram) return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
     return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);
+}
+
+// MARK: Batches: sendmmsg, recvmmsg (as Linux's, a sendmsg or recvmsg per entry)
+
+/// Linux's bound on one batch (UIO_MAXIOV).
+#define NS_MAX_BATCH 1024u
+
+static long long monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/// How many entries went; an error after the first is dropped, as Linux reports it only with none sent.
+NS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags) {
+    if (!ns_lookup(fd)) return LIBC(sendmmsg)(fd, vec, vlen, flags);
+    if (vlen > NS_MAX_BATCH) vlen = NS_MAX_BATCH;
+    unsigned int sent = 0;
+    for (; sent < vlen; sent++) {
+        ssize_t n = sendmsg(fd, &vec[sent].msg_hdr, flags);
+        if (n < 0) return sent > 0 ? (int)sent : -1;
+        vec[sent].msg_len = (unsigned int)n;
+    }
+    return (int)sent;
+}
+
+/// Each entry waits as recvmsg would, except after the first with
+/// MSG_WAITFORONE; `timeout` is looked at after each entry only and left
+/// holding what remains of it (Linux's do_recvmmsg, whose man page calls
+/// this a bug: a blocking call still waits for its next datagram).
+NS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout) {
+    if (!ns_lookup(fd)) return LIBC(recvmmsg)(fd, vec, vlen, flags, timeout);
+    if (ns_timeout_ms(timeout) == -2) { errno = EINVAL; return -1; }
+    long long end = timeout ? monotonic_ns() + timeout->tv_sec * 1000000000LL + timeout->tv_nsec : 0;
+    if (vlen > NS_MAX_BATCH) vlen = NS_MAX_BATCH;
+    unsigned int got = 0;
+    while (got < vlen) {
+        ssize_t n = recvmsg(fd, &vec[got].msg_hdr, flags & ~MSG_WAITFORONE);
+        if (n < 0) return got > 0 ? (int)got : -1;
+        vec[got++].msg_len = (unsigned int)n;
+        if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;
+        if (timeout) {
+            long long left = end - monotonic_ns();
+            if (left < 0) left = 0;
+            *timeout = (struct timespec){.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+            if (left == 0) break;
+        }
+    }
+    return (int)got;
 }

@@ -232,3 +232,17 @@ NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
     if (!mixed) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
     return wait_mixed(epfd, ev, max, timeout, mask);
 }
+
+NS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask) {
+    ns_epoll_settle_inner(epfd);
+    bool mixed = false;
+    if (sets_in_use > 0 && max > 0) {
+        pthread_mutex_lock(&lock);
+        mixed = set_has_stack_sockets(epfd);
+        pthread_mutex_unlock(&lock);
+    }
+    if (!mixed && LIBC(epoll_pwait2)) return LIBC(epoll_pwait2)(epfd, ev, max, ts, mask);
+    int timeout = ns_timeout_ms(ts);  // a set with stack sockets waits in whole milliseconds, rounded up
+    if (timeout == -2) { errno = EINVAL; return -1; }
+    return mixed ? wait_mixed(epfd, ev, max, timeout, mask) : LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+}

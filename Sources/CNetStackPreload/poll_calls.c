@@ -7,6 +7,7 @@
 // their eventfds, whose readiness is then read from the regions again.
 #include "preload_internal.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,13 +27,19 @@ static int stack_ready(struct pollfd *fds, nfds_t n) {
     return ready;
 }
 
-NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
+/// Whether `fds` holds a stack socket; settles each epoll set among the
+/// others (readable exactly while it has events).
+static bool holds_stack_socket(struct pollfd *fds, nfds_t n) {
     bool any = false;
     for (nfds_t i = 0; i < n; i++) {
         if (ns_lookup(fds[i].fd)) any = true;
-        else ns_epoll_settle_tree(fds[i].fd);  // an epoll set: readable exactly while it has events
+        else ns_epoll_settle_tree(fds[i].fd);
     }
-    if (!any) return LIBC(poll)(fds, n, timeout);
+    return any;
+}
+
+NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
+    if (!holds_stack_socket(fds, n)) return LIBC(poll)(fds, n, timeout);
 
     struct pollfd small[64];
     struct pollfd *kernel = n <= 64 ? small : malloc(n * sizeof *kernel);
@@ -90,16 +97,31 @@ NS_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdsle
     return poll(fds, n, timeout);
 }
 
+int ns_timeout_ms(const struct timespec *ts) {
+    if (!ts) return -1;
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L) return -2;
+    long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+    return ts->tv_sec > INT_MAX / 1000 || ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 NS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+    if (!holds_stack_socket(fds, n)) return LIBC(ppoll)(fds, n, ts, mask);
+    int timeout = ns_timeout_ms(ts);
+    if (timeout == -2) { errno = EINVAL; return -1; }
     // The signal mask is not applied atomically with the wait for stack sockets.
     sigset_t old;
     if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
-    int timeout = ts ? (int)(ts->tv_sec * 1000 + ts->tv_nsec / 1000000) : -1;
     int r = poll(fds, n, timeout);
     int e = errno;
     if (mask) pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = e;
     return r;
+}
+
+NS_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask,
+                          size_t fdslen) {
+    (void)fdslen;
+    return ppoll(fds, n, ts, mask);
 }
 
 /// Whether any descriptor in the sets (below `nfds`) is a stack socket or an
@@ -113,8 +135,8 @@ static bool sets_hold_stack_socket(int nfds, const fd_set *rd, const fd_set *wr,
     return false;
 }
 
-NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
-    if (!sets_hold_stack_socket(nfds, rd, wr, ex)) return LIBC(select)(nfds, rd, wr, ex, tv);
+/// select over sets holding a stack socket, through poll, for `timeout` ms (-1: no limit).
+static int select_through_poll(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, int timeout) {
     struct pollfd small[64];
     struct pollfd *p = nfds <= 64 ? small : calloc(nfds, sizeof *p);
     if (!p) { errno = ENOMEM; return -1; }
@@ -126,7 +148,6 @@ NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
         if (ex && FD_ISSET(fd, ex)) events |= POLLPRI;
         if (events) p[n++] = (struct pollfd){.fd = fd, .events = events};
     }
-    int timeout = tv ? (int)(tv->tv_sec * 1000 + tv->tv_usec / 1000) : -1;
     int r = poll(p, n, timeout);
     if (r < 0) {
         if (p != small) free(p);
@@ -146,14 +167,24 @@ NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
     return count;
 }
 
+NS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+    if (!sets_hold_stack_socket(nfds, rd, wr, ex)) return LIBC(select)(nfds, rd, wr, ex, tv);
+    if (tv && (tv->tv_usec < 0 || tv->tv_usec >= 1000000)) { errno = EINVAL; return -1; }
+    struct timespec ts;
+    if (tv) ts = (struct timespec){.tv_sec = tv->tv_sec, .tv_nsec = tv->tv_usec * 1000L};
+    int timeout = ns_timeout_ms(tv ? &ts : NULL);
+    if (timeout == -2) { errno = EINVAL; return -1; }
+    return select_through_poll(nfds, rd, wr, ex, timeout);
+}
+
 NS_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts, const sigset_t *mask) {
     if (!sets_hold_stack_socket(nfds, rd, wr, ex)) return LIBC(pselect)(nfds, rd, wr, ex, ts, mask);
+    int timeout = ns_timeout_ms(ts);
+    if (timeout == -2) { errno = EINVAL; return -1; }
     // As ppoll: the signal mask is not applied atomically with the wait for stack sockets.
     sigset_t old;
     if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
-    struct timeval tv;
-    if (ts) tv = (struct timeval){.tv_sec = ts->tv_sec, .tv_usec = ts->tv_nsec / 1000};
-    int r = select(nfds, rd, wr, ex, ts ? &tv : NULL);
+    int r = select_through_poll(nfds, rd, wr, ex, timeout);
     int e = errno;
     if (mask) pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = e;

@@ -28,6 +28,8 @@ struct ns_libc {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*shutdown)(int, int);
     int (*close)(int);
+    int (*close_range)(unsigned int, unsigned int, int);
+    void (*closefrom)(int);
     int (*dup)(int);
     int (*dup2)(int, int);
     int (*dup3)(int, int, int);
@@ -41,6 +43,10 @@ struct ns_libc {
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     ssize_t (*recvmsg)(int, struct msghdr *, int);
     ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
     int (*fcntl)(int, int, ...);
     int (*ioctl)(int, unsigned long, ...);
     int (*getsockopt)(int, int, int, void *, socklen_t *);
@@ -55,6 +61,8 @@ struct ns_libc {
     int (*epoll_ctl)(int, int, int, struct epoll_event *);
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
     int (*execve)(const char *, char *const[], char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
@@ -103,6 +111,8 @@ typedef struct ns_sock {
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
 ns_sock *ns_lookup(int fd);
+/// Descriptors at or above this are never stack sockets (the table's size).
+#define NS_MAX_FDS 65536
 /// Makes a socket from a reply and its descriptors (memfd, app eventfd, doorbell); returns its fd.
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
 /// Forgets and frees `s` (the caller closes nothing else).
@@ -214,10 +224,29 @@ short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.
 void ns_arm(ns_sock *s, short events);
 
+/// A stream socket's send from any source (data_calls.c): `fill` moves up
+/// to `max` bytes into `tx` and returns how many, 0 when the source has no
+/// more for this call, or -1 with errno. Blocking, it takes all `len`
+/// bytes unless the source ends first; errors, SIGPIPE and waiting as send.
+typedef ssize_t (*ns_fill)(void *source, ns_ring *tx, uint8_t *region, uint32_t max);
+ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source);
+/// A stream socket's receive into any sink: `drain` takes bytes from `rx`
+/// and returns how many (0 with `rx` empty), or -1 with errno. Returns
+/// what `drain` took once it took something, 0 at end of input, or -1 with
+/// errno (EAGAIN, ENOTCONN, the connection's error), waiting as recv.
+typedef ssize_t (*ns_drain)(void *sink, ns_ring *rx, uint8_t *region);
+ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink);
+
 /// A datagram socket's send and receive (data_calls.c); `msg_flags` gets MSG_TRUNC for a cut datagram.
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen);
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags);
+
+/// A wait's timeout in whole milliseconds for poll: rounded up, as the
+/// kernel never wakes a wait early (a truncated 0.5 ms would be 0, and a
+/// caller waiting for its timer would spin), and at most INT_MAX; -1 for
+/// none (`ts` NULL); -2 for a negative or malformed one (EINVAL).
+int ns_timeout_ms(const struct timespec *ts);
 
 /// Converts between sockaddr and ns_addr (a v4-mapped IPv6 address becomes IPv4).
 int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out);

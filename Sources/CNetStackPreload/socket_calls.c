@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 static int fail(int e) {
     errno = e;
@@ -208,6 +209,28 @@ NS_EXPORT int close(int fd) {
     ns_post(&req);
     ns_release(s);
     return LIBC(close)(fd);
+}
+
+/// close_range and closefrom close every descriptor of a range in one call
+/// (a child about to exec, a daemon letting go of what it inherited): the
+/// stack sockets and epoll sets among them are closed as `close` closes
+/// them first, so the table never names a number libc may hand out again.
+/// CLOSE_RANGE_CLOEXEC only marks them, which exec then acts on.
+static void close_ours_in(unsigned int first, unsigned int last) {
+    if (parent_table()) return;
+    for (unsigned int fd = first; fd <= last && fd < NS_MAX_FDS; fd++) {
+        if (ns_lookup((int)fd) || ns_is_epoll_set((int)fd)) close((int)fd);
+    }
+}
+
+NS_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
+    if (first <= last && !(flags & CLOSE_RANGE_CLOEXEC)) close_ours_in(first, last);
+    return LIBC(close_range)(first, last, flags);
+}
+
+NS_EXPORT void closefrom(int lowfd) {
+    if (lowfd >= 0) close_ours_in((unsigned int)lowfd, ~0U);
+    LIBC(closefrom)(lowfd);
 }
 
 /// A new descriptor from libc for the same eventfd, entered as `s`'s.

@@ -13,7 +13,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#define NS_MAX_FDS 65536
 static ns_sock *_Atomic table[NS_MAX_FDS];
 static _Atomic int live_sockets;
 

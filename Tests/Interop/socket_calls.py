@@ -11,6 +11,7 @@ import select
 import socket
 import struct
 import sys
+import tempfile
 import termios
 import time
 
@@ -244,6 +245,76 @@ s.send(b"p")
 out("pselect with the echo there", pselect_readable(s.fileno(), 5))
 out("recv", s.recv(1))
 
+
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class MsgHdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IOVec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class MMsgHdr(ctypes.Structure):
+    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
+
+
+def batch(buffers):
+    """An mmsghdr array with one buffer per entry (kept alive by the caller)."""
+    vec = (MMsgHdr * len(buffers))()
+    iovs = [IOVec(ctypes.cast(b, ctypes.c_void_p), len(b)) for b in buffers]
+    for m, iov in zip(vec, iovs):
+        m.hdr.iov = ctypes.pointer(iov)
+        m.hdr.iovlen = 1
+    return vec, iovs
+
+
+def result(r):
+    return r if r >= 0 else errno.errorcode[ctypes.get_errno()]
+
+
+MSG_WAITFORONE = 0x10000
+pieces = [ctypes.create_string_buffer(b, len(b)) for b in (b"ab", b"cd", b"ef")]
+vec, keep = batch(pieces)
+out("sendmmsg of three", (result(libc.sendmmsg(s.fileno(), vec, 3, 0)), [m.len for m in vec]))
+time.sleep(0.2)
+space = [ctypes.create_string_buffer(10) for _ in range(3)]
+vec, keep = batch(space)
+n = result(libc.recvmmsg(s.fileno(), vec, 3, MSG_WAITFORONE, None))
+out("recvmmsg, MSG_WAITFORONE", (n, [m.len for m in vec][:n], space[0].raw[:vec[0].len]))
+out("recvmmsg with nothing there", result(libc.recvmmsg(s.fileno(), vec, 3, socket.MSG_DONTWAIT, None)))
+
+
+class TimeSpec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+
+class PollFd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+
+def timed(f):
+    """f's result, and whether it took at least 0.5 ms (a wait is never cut short)."""
+    start = time.monotonic()
+    r = f()
+    return r, time.monotonic() - start >= 0.0005
+
+
+pfd = PollFd(s.fileno(), select.POLLIN, 0)
+out("ppoll with nothing there for 0.5 ms", timed(lambda: libc.ppoll(ctypes.byref(pfd), 1, ctypes.byref(TimeSpec(0, 500000)), None)))
+out("ppoll with a malformed timeout", result(libc.ppoll(ctypes.byref(pfd), 1, ctypes.byref(TimeSpec(0, -1)), None)))
+out("select with nothing there for 0.5 ms", timed(lambda: select.select([s], [], [], 0.0005)[0]))
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLIN)
+events = (ctypes.c_uint8 * 12 * 4)()
+out("epoll_pwait2 with nothing there for 0.5 ms",
+    timed(lambda: libc.epoll_pwait2(ep.fileno(), events, 4, ctypes.byref(TimeSpec(0, 500000)), None)))
+s.send(b"q")
+out("epoll_pwait2 with the echo there", libc.epoll_pwait2(ep.fileno(), events, 4, ctypes.byref(TimeSpec(5, 0)), None))
+out("recv", s.recv(1))
+ep.close()
+
 # A second descriptor of the socket (dup, dup2): closing one leaves the
 # other working; the status flags are shared, the close-on-exec flag not.
 d = os.dup(s.fileno())
@@ -268,6 +339,53 @@ out("recv after the peer closed", s.recv(10))
 out("send after shutdown", err(lambda: s.send(b"z")))
 s.close()
 
+# sendfile and splice: a file's or a pipe's bytes to the socket, the socket's to a pipe
+t = socket.create_connection(ECHO)
+payload = bytes(range(256)) * 1200
+with tempfile.NamedTemporaryFile(delete=False) as f:
+    f.write(payload)
+fd = os.open(f.name, os.O_RDONLY)
+out("sendfile with an offset", os.sendfile(t.fileno(), fd, 1000, 200000))
+out("the file's position stays", os.lseek(fd, 0, os.SEEK_CUR))
+out("echoed byte-exact", t.recv(200000, socket.MSG_WAITALL) == payload[1000:201000])
+os.lseek(fd, 300000, os.SEEK_SET)
+out("sendfile from the file's position to its end", os.sendfile(t.fileno(), fd, None, 10000))
+out("the file's position moved", os.lseek(fd, 0, os.SEEK_CUR))
+out("echoed byte-exact", t.recv(7200, socket.MSG_WAITALL) == payload[300000:])
+out("sendfile at the end of the file", os.sendfile(t.fileno(), fd, None, 10))
+out("sendfile of nothing", os.sendfile(t.fileno(), fd, 0, 0))
+out("sendfile past the end", os.sendfile(t.fileno(), fd, 400000, 10))
+wfd = os.open(f.name, os.O_WRONLY)
+out("sendfile from a write-only file", err(lambda: os.sendfile(t.fileno(), wfd, 0, 10)))
+out("sendfile with a negative offset", err(lambda: os.sendfile(t.fileno(), fd, -1, 10)))
+r, w = os.pipe()
+os.write(w, b"through a pipe")
+out("sendfile from a pipe", err(lambda: os.sendfile(t.fileno(), r, None, 100)))
+out("sendfile from a pipe with an offset", err(lambda: os.sendfile(t.fileno(), r, 0, 1)))
+out("splice from a pipe", os.splice(r, t.fileno(), 100))
+r2, w2 = os.pipe()
+select.select([t], [], [], 5)
+time.sleep(0.2)
+out("splice to a pipe", os.splice(t.fileno(), w2, 100))
+out("the pipe holds", os.read(r2, 100))
+out("splice with an offset on the socket", err(lambda: os.splice(r, t.fileno(), 1, offset_dst=0)))
+out("splice from a file", err(lambda: os.splice(fd, t.fileno(), 1)))
+out("splice from an empty pipe, SPLICE_F_NONBLOCK",
+    err(lambda: os.splice(r, t.fileno(), 100, flags=os.SPLICE_F_NONBLOCK)))
+t.setblocking(False)
+out("splice from an empty socket, non-blocking", err(lambda: os.splice(t.fileno(), w2, 100)))
+t.setblocking(True)
+os.sendfile(t.fileno(), fd, 0, 5)
+time.sleep(0.2)
+out("sendfile from the socket to a file", err(lambda: os.sendfile(wfd, t.fileno(), None, 100)))
+out("sendfile from the socket with an offset", err(lambda: os.sendfile(wfd, t.fileno(), 0, 100)))
+t.shutdown(socket.SHUT_WR)
+out("sendfile after shutdown", err(lambda: os.sendfile(t.fileno(), fd, 0, 10)))
+t.close()
+for d in (fd, wfd, r, w, r2, w2):
+    os.close(d)
+os.unlink(f.name)
+
 # listeners
 l1 = socket.socket()
 l1.bind(("0.0.0.0", 9300))
@@ -282,3 +400,17 @@ l2.close()
 fd = socket.socket().detach()
 os.close(fd)
 out("close twice", err(lambda: os.close(fd)))
+
+# close_range (os.closerange): the sockets in the range close, and their numbers are free for anything
+with tempfile.TemporaryFile() as f:
+    f.write(b"a file, not a socket")
+    f.flush()
+    a, b = socket.create_connection(ECHO), socket.socket()
+    low, high = sorted((a.detach(), b.detach()))
+    os.closerange(low, high + 1)
+    out("a closed socket's number after close_range", err(lambda: os.fstat(low)))
+    again = fcntl.fcntl(f.fileno(), fcntl.F_DUPFD, low)
+    out("F_DUPFD takes the number again", again == low)
+    out("and it reads as the file", os.pread(again, 100, 0))
+    out("with read", (os.lseek(again, 0, os.SEEK_SET), os.read(again, 6)))
+    os.close(again)

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import time
@@ -451,6 +452,32 @@ except ConnectionRefusedError:
 c.connect((host, port))
 c.send(b"connected")
 print("connected echo", c.recv(100))
+# a batch each way: sendmmsg of 8 datagrams, their echoes by recvmmsg (MSG_WAITFORONE) until all came
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class MsgHdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IOVec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class MMsgHdr(ctypes.Structure):
+    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
+def batch(buffers):
+    vec, iovs = (MMsgHdr * len(buffers))(), [IOVec(ctypes.cast(b, ctypes.c_void_p), len(b)) for b in buffers]
+    for m, iov in zip(vec, iovs):
+        m.hdr.iov, m.hdr.iovlen = ctypes.pointer(iov), 1
+    return vec, iovs
+sent = [ctypes.create_string_buffer(b"batch%d" % i, 6) for i in range(8)]
+vec, keep = batch(sent)
+print("sendmmsg", libc.sendmmsg(c.fileno(), vec, 8, 0), [m.len for m in vec])
+got, deadline = [], time.monotonic() + 5
+while len(got) < 8 and time.monotonic() < deadline:
+    space = [ctypes.create_string_buffer(100) for _ in range(8)]
+    vec, keep = batch(space)
+    n = libc.recvmmsg(c.fileno(), vec, 8, 0x10000, None)
+    got += [space[i].raw[:vec[i].len] for i in range(max(n, 0))]
+print("recvmmsg", got == [b"batch%d" % i for i in range(8)])
 """
 
 
@@ -475,7 +502,8 @@ def test_udp_through_the_library_both_ways(ns, tmp_path, family):
         out, err = client.communicate(timeout=120)
         assert client.returncode == 0, err
         assert out.splitlines() == ["type True", "sizes ok, bound to an ephemeral port True", "truncated True",
-                                    "refused", "connected echo b'connected'"], out
+                                    "refused", "connected echo b'connected'",
+                                    "sendmmsg 8 [6, 6, 6, 6, 6, 6, 6, 6]", "recvmmsg True"], out
         stack_echo = run_on_stack(ns, path, "python3", "-c", UDP_ECHO, stack, "9400", stdout=subprocess.PIPE,
                                   text=True)
         assert stack_echo.stdout.readline().startswith("bound")
@@ -559,6 +587,61 @@ def on_the_kernel_then_the_stack(ns, path, peer_script, cmd, timeout):
                 peer.kill()
                 peer.wait(10)
     return outputs
+
+
+# sendfile and splice in bulk: the kernel's peer takes everything until the
+# end of input, reports its length and hash, then sends 4 MiB back.
+TRANSFER_PEER = r"""
+import hashlib, socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9700)); l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+h, n = hashlib.sha256(), 0
+while d := c.recv(1 << 16):
+    h.update(d); n += len(d)
+print("peer received", n, h.hexdigest(), flush=True)
+c.sendall(bytes(range(251)) * 16711)
+c.close()
+"""
+
+# The application: 16 MiB of a file by sendfile (from an offset, then from
+# the file's position), then the reply through a pipe by splice.
+TRANSFER_APP = r"""
+import hashlib, os, random, socket, sys
+data = random.Random(7).randbytes(16 << 20)
+path = sys.argv[2]
+with open(path, "wb") as f:
+    f.write(data)
+s = socket.create_connection((sys.argv[1], 9700))
+fd = os.open(path, os.O_RDONLY)
+sent = os.sendfile(s.fileno(), fd, 0, 8 << 20)
+os.lseek(fd, sent, os.SEEK_SET)
+while (n := os.sendfile(s.fileno(), fd, None, 1 << 20)) > 0:
+    sent += n
+print("sent by sendfile", sent, hashlib.sha256(data).hexdigest(), flush=True)
+s.shutdown(socket.SHUT_WR)
+r, w = os.pipe()
+h, got = hashlib.sha256(), 0
+while (n := os.splice(s.fileno(), w, 1 << 16)) > 0:
+    while n > 0:
+        d = os.read(r, n)
+        h.update(d); got += len(d); n -= len(d)
+print("received by splice", got, h.hexdigest() == hashlib.sha256(bytes(range(251)) * 16711).hexdigest(), flush=True)
+"""
+
+
+def test_sendfile_and_splice_carry_bulk_byte_exact(ns, api, tmp_path):
+    """sendfile from a file and splice into a pipe move 16 MiB out and 4 MiB
+    back byte-exact through the library, as on the kernel's sockets (web
+    servers send files with sendfile; proxies splice)."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(
+        ns, path, TRANSFER_PEER, ["python3", "-c", TRANSFER_APP, HOST_IP, str(tmp_path / "file")], 60)
+    assert stack == kernel, f"kernel {kernel}, stack {stack}"
+    want = sha(random.Random(7).randbytes(SIZE))
+    assert stack == [f"sent by sendfile {SIZE} {want}", "received by splice 4194461 True",
+                     f"peer received {SIZE} {want}"]
 
 
 # exec: the kernel's peer echoes the first connection and reports how the second ended.
@@ -678,6 +761,7 @@ s.sendall(b"child got " + ping + b" on its descriptor|" + bytes(range(256)) * 10
 # A child whose stdin and stdout are the socket; it exits without closing them.
 SPAWN_CHILD_STDIO = r"""
 import os
+import random
 ping = os.read(0, 6)
 data = memoryview(b"child got " + ping + b" on its stdin|" + bytes(range(256)) * 1024)
 while data:

@@ -82,6 +82,32 @@ static inline uint32_t ns_ring_write(ns_ring *r, uint8_t *region, const void *sr
     return n;
 }
 
+/// Producer: up to `max` bytes of the free room as up to two pieces, in
+/// order, for a source that fills them in place (a read from a file or a
+/// pipe, with no buffer between); `ns_ring_commit` then publishes what it
+/// filled. Returns the pieces' total.
+static inline uint32_t ns_ring_space(ns_ring *r, uint8_t *region, uint32_t max, uint8_t **first,
+                                     uint32_t *firstCount, uint8_t **second, uint32_t *secondCount) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t room = r->size - (tail - atomic_load_explicit(&r->head, memory_order_acquire));
+    uint32_t n = room < max ? room : max;
+    if (n > r->size) n = 0;  // indices broken (by this process): nothing to fill
+    uint8_t *data = region + r->offset;
+    uint32_t at = tail & (r->size - 1);
+    uint32_t a = r->size - at < n ? r->size - at : n;
+    *first = data + at;
+    *firstCount = a;
+    *second = data;
+    *secondCount = n - a;
+    return n;
+}
+
+/// Producer: publishes `n` bytes filled in place at the start of `ns_ring_space`'s pieces.
+static inline void ns_ring_commit(ns_ring *r, uint32_t n) {
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    atomic_store_explicit(&r->tail, tail + n, memory_order_seq_cst);
+}
+
 /// Consumer: the readable bytes as up to two pieces, in order, without taking them.
 static inline uint32_t ns_ring_peek(ns_ring *r, uint8_t *region, const uint8_t **first, uint32_t *firstCount,
                                     const uint8_t **second, uint32_t *secondCount) {

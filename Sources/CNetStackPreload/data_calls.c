@@ -15,23 +15,25 @@
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
 /// again, so news that came meanwhile is not lost; the next time it waits
-/// for the eventfd.
-static void block_step(ns_sock *s, short events, bool *armed) {
+/// for the eventfd. -1 with errno when the call gives up: EAGAIN at
+/// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a signal.
+static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
     if (!*armed) {
         if (events & POLLIN) ns_yield_before_receive_wait();
-        if (ns_spin_until_ready(s, events)) return;
+        if (ns_spin_until_ready(s, events)) return 0;
         ns_arm(s, events);
         *armed = true;
-        return;
+        return 0;
     }
-    ns_wait_event(s, -1);
     *armed = false;
+    return ns_wait_event(s, deadline, -1);
 }
 
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
     if (s->listening) { errno = ENOTCONN; return -1; }
+    long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;
     for (;;) {
         ssize_t n = drain(sink, &s->shm->rx, s->region);
@@ -50,7 +52,8 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         if (s->read_shut) return 0;
         if (!s->connecting && !(st & NS_STATE_CONNECTED)) { errno = ENOTCONN; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
-        block_step(s, POLLIN, &cleared);  // the stack signals new bytes only to a reader that said it waits
+        // The stack signals new bytes only to a reader that said it waits.
+        if (block_step(s, POLLIN, &cleared, deadline) < 0) return -1;
     }
 }
 
@@ -108,6 +111,7 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
     if (!s->has_local && autobind(s) < 0) return -1;
     ns_datagram h = {.length = (uint32_t)len, .family = to.family, .port = to.port};
     memcpy(h.bytes, to.bytes, sizeof h.bytes);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
     bool cleared = false;
     for (;;) {
         // A connected socket's ICMP error is its next call's, sending included (Linux's sock_error).
@@ -118,13 +122,14 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
             return (ssize_t)len;
         }
         if (dontwait) { errno = EAGAIN; return -1; }
-        block_step(s, POLLOUT, &cleared);
+        if (block_step(s, POLLOUT, &cleared, deadline) < 0) return -1;
     }
 }
 
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;
     for (;;) {
         ns_datagram h;
@@ -147,7 +152,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
         int e = ns_take_error(s->shm);
         if (e) { errno = e; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
-        block_step(s, POLLIN, &cleared);
+        if (block_step(s, POLLIN, &cleared, deadline) < 0) return -1;
     }
 }
 
@@ -236,6 +241,7 @@ static void raise_sigpipe(int flags) {
 ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     if (s->listening) { errno = ENOTCONN; return -1; }
+    long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
     size_t done = 0;
     bool cleared = false;
     for (;;) {
@@ -270,7 +276,7 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
             errno = EAGAIN;
             return -1;
         }
-        block_step(s, POLLOUT, &cleared);
+        if (block_step(s, POLLOUT, &cleared, deadline) < 0) return done > 0 ? (ssize_t)done : -1;
     }
 }
 

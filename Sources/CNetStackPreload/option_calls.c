@@ -50,9 +50,29 @@ static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen
     return 0;
 }
 
+/// SO_RCVTIMEO's or SO_SNDTIMEO's field of `s` (either ABI's number:
+/// the _NEW ones are the same timeval where time_t has 64 bits), or NULL.
+static struct timeval *timeout_option(ns_sock *s, int name) {
+    switch (name) {
+    case SO_RCVTIMEO_OLD: case SO_RCVTIMEO_NEW: return &s->receive_timeout;
+    case SO_SNDTIMEO_OLD: case SO_SNDTIMEO_NEW: return &s->send_timeout;
+    }
+    return NULL;
+}
+
 NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
+    struct timeval *timeout = level == SOL_SOCKET ? timeout_option(s, name) : NULL;
+    if (timeout) {
+        // What was set (Linux gives it back rounded up to its clock's tick); a negative time reads as none.
+        struct timeval t = timeout->tv_sec < 0 ? (struct timeval){0, 0} : *timeout;
+        if (!value || !len) return fail(EFAULT);
+        size_t n = *len < sizeof t ? *len : sizeof t;  // as Linux, cut to the length asked for
+        memcpy(value, &t, n);
+        *len = (socklen_t)n;
+        return 0;
+    }
     if (level == SOL_SOCKET) {
         switch (name) {
         case SO_ERROR: return put_int(value, len, ns_take_error(s->shm));
@@ -134,6 +154,16 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
         if (l.l_onoff) s->linger.l_linger = l.l_linger;
         return 0;
     }
+    struct timeval *timeout = level == SOL_SOCKET ? timeout_option(s, name) : NULL;
+    if (timeout) {
+        // Linux's sock_set_timeout: a malformed time is EDOM, a negative one gives up at once.
+        struct timeval t;
+        if (!value || len < sizeof t) return fail(EINVAL);
+        memcpy(&t, value, sizeof t);
+        if (t.tv_usec < 0 || t.tv_usec >= 1000000) return fail(EDOM);
+        *timeout = t;
+        return 0;
+    }
     int v = 0;
     if (!value || len < sizeof(int)) return fail(EINVAL);
     memcpy(&v, value, sizeof v);
@@ -154,7 +184,7 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
             return 0;
         }
         case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
-        case SO_RCVTIMEO: case SO_SNDTIMEO: case SO_PRIORITY: case SO_BROADCAST: case SO_OOBINLINE:
+        case SO_PRIORITY: case SO_BROADCAST: case SO_OOBINLINE:
         case SO_RCVLOWAT: case SO_DONTROUTE:
             return 0;  // harmless to ignore
         }

@@ -102,6 +102,9 @@ typedef struct ns_sock {
     int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
     int keepalive_idle, keepalive_interval, keepalive_probes;
     struct linger linger;
+    /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
+    /// give up at once, as Linux's zero jiffies): how long a blocking call waits.
+    struct timeval receive_timeout, send_timeout;
     /// Every descriptor of the socket (dup, dup2, dup3, F_DUPFD): the
     /// socket ends when the last is closed, as an open file description
     /// does. `fd` is always one of them (the library waits on it).
@@ -205,8 +208,20 @@ void ns_yield_before_receive_wait(void);
 void ns_signal_event(ns_sock *s);
 /// Takes the eventfd's count (it is non-blocking): the caller then looks at the rings again before it waits.
 void ns_clear_event(ns_sock *s);
-/// Waits until the eventfd is readable or `timeout_ms` passes (-1: no limit).
-void ns_wait_event(ns_sock *s, int timeout_ms);
+/// When a blocking call given `timeout` (SO_RCVTIMEO or SO_SNDTIMEO) gives
+/// up, on the clock of ns_now_ms; -1 for never.
+long long ns_deadline(const struct timeval *timeout);
+/// Waits until the eventfd is readable, `deadline` passes or `cap_ms` has
+/// gone by (-1: no cap). 0 to look again; -1 with EAGAIN if the deadline had
+/// passed, or EINTR if a signal handler interrupted the wait and the kernel's
+/// call would fail with it (ns_signal_interrupts).
+int ns_wait_event(ns_sock *s, long long deadline, int cap_ms);
+/// After a wait saw EINTR: whether the call fails with it. A socket call
+/// with a timeout always does; one without is restarted if the handler has
+/// SA_RESTART (signal(7)). Which signal came is not known here, so any
+/// handler installed without SA_RESTART counts: a program with one must
+/// expect EINTR anyway.
+bool ns_signal_interrupts(bool timed);
 /// Spins up to NETSTACK_SPIN_USEC microseconds (yielding the CPU each
 /// turn) for `events` on `s`, as libvma's and Onload's busy polling: a
 /// reply that comes within it is taken without sleeping and waking.

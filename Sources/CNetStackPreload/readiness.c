@@ -6,7 +6,9 @@
 // eventfd and looks again, so news that came in between is never lost.
 #include "preload_internal.h"
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -58,11 +60,34 @@ void ns_clear_event(ns_sock *s) {
     LIBC(read)(s->fd, &count, sizeof count);
 }
 
-void ns_wait_event(ns_sock *s, int timeout_ms) {
+long long ns_deadline(const struct timeval *t) {
+    if (t->tv_sec < 0) return 0;
+    if (t->tv_sec == 0 && t->tv_usec == 0) return -1;
+    return ns_now_ms() + (long long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
+}
+
+int ns_wait_event(ns_sock *s, long long deadline, int cap_ms) {
+    int timeout = cap_ms;
+    if (deadline >= 0) {
+        long long left = deadline - ns_now_ms();
+        if (left <= 0) { errno = EAGAIN; return -1; }
+        if (timeout < 0 || left < timeout) timeout = left > INT_MAX ? INT_MAX : (int)left;
+    }
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
     int saved = errno;
-    LIBC(poll)(&p, 1, timeout_ms);
+    if (LIBC(poll)(&p, 1, timeout) < 0 && errno == EINTR && ns_signal_interrupts(deadline >= 0)) return -1;
     errno = saved;
+    return 0;
+}
+
+bool ns_signal_interrupts(bool timed) {
+    if (timed) return true;
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
+        if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART)) return true;
+    }
+    return false;
 }
 
 void ns_signal_event(ns_sock *s) {

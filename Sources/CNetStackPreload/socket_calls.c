@@ -62,6 +62,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
     if (s->datagram) return fail(EOPNOTSUPP);
     if (!s->listening) return fail(EINVAL);
+    long long deadline = s->nonblocking ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;
     for (;;) {
         ns_request req = {.op = NS_OP_ACCEPT, .socket = s->id};
@@ -70,7 +71,11 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
         if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
         if (reply.result >= 0) {
             int n = ns_adopt(&reply, fds, nfds, s->family, flags);
-            if (n >= 0 && sa && len) ns_to_sockaddr(&reply.peer, s->family, sa, len);
+            if (n < 0) return -1;
+            if (sa && len) ns_to_sockaddr(&reply.peer, s->family, sa, len);
+            ns_sock *accepted = ns_lookup(n);  // it inherits the listener's timeouts, as Linux's sk_clone
+            accepted->receive_timeout = s->receive_timeout;
+            accepted->send_timeout = s->send_timeout;
             return n;
         }
         for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
@@ -82,7 +87,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
         }
         if (s->nonblocking) return fail(EAGAIN);
         while (ns_pending(s->shm) == 0) {
-            ns_wait_event(s, 1000);
+            if (ns_wait_event(s, deadline, 1000) < 0) return -1;
             ns_clear_event(s);  // the stack signals each connection it queues; look again after clearing
         }
         cleared = false;
@@ -134,6 +139,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     s->peer = reply.peer;
     s->has_peer = true;
     if (s->nonblocking) return fail(EINPROGRESS);
+    long long deadline = ns_deadline(&s->send_timeout);
     bool cleared = false;
     for (;;) {
         uint32_t st = ns_state(s->shm);
@@ -150,7 +156,8 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
             cleared = true;
             continue;
         }
-        ns_wait_event(s, -1);
+        // Given up (SO_SNDTIMEO) or interrupted, the connection goes on, as Linux's.
+        if (ns_wait_event(s, deadline, -1) < 0) return fail(errno == EAGAIN ? EINPROGRESS : errno);
         cleared = false;
     }
 }

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -338,6 +339,63 @@ s.shutdown(socket.SHUT_WR)
 out("recv after the peer closed", s.recv(10))
 out("send after shutdown", err(lambda: s.send(b"z")))
 s.close()
+
+# SO_RCVTIMEO and SO_SNDTIMEO: a blocking call gives up after the time set; a signal interrupts it
+def took(f, low, high):
+    start = time.monotonic()
+    r = err(f)
+    return r, low <= time.monotonic() - start < high
+
+
+TIMEVAL = "ll"
+u = socket.create_connection(ECHO)
+out("SO_RCVTIMEO default", struct.unpack(TIMEVAL, u.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)))
+u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(TIMEVAL, 0, 200000))
+u.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(TIMEVAL, 1, 500000))
+out("SO_RCVTIMEO, SO_SNDTIMEO", [struct.unpack(TIMEVAL, u.getsockopt(socket.SOL_SOCKET, n, 16))
+                                 for n in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO)])
+out("a malformed time", err(lambda: u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                                 struct.pack(TIMEVAL, 0, 1000000))))
+out("a short one", err(lambda: u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, b"1234")))
+out("recv with nothing there gives up after 0.2 s", took(lambda: u.recv(10), 0.19, 3))
+u.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(TIMEVAL, 0, 200000))
+chunk = b"x" * (1 << 20)
+
+
+def fill():
+    for _ in range(400):  # the peer echoes, so both ways fill and a send must wait
+        u.send(chunk)
+    return "never full"
+
+
+out("send into a full socket gives up", err(fill))
+u.close()
+lt = socket.socket()
+lt.bind(("0.0.0.0", 9310))
+lt.listen(1)
+lt.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(TIMEVAL, 0, 200000))
+out("accept with nobody coming gives up after 0.2 s", took(lambda: lt.accept(), 0.19, 3))
+lt.close()
+
+
+class Alarm(Exception):
+    pass
+
+
+def ring(signum, frame):
+    raise Alarm()
+
+
+signal.signal(signal.SIGALRM, ring)
+v = socket.create_connection(ECHO)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    v.recv(10)
+    out("a signal interrupts a blocking recv", "no")
+except Alarm:
+    out("a signal interrupts a blocking recv", "yes")
+signal.signal(signal.SIGALRM, signal.SIG_DFL)
+v.close()
 
 # sendfile and splice: a file's or a pipe's bytes to the socket, the socket's to a pipe
 t = socket.create_connection(ECHO)

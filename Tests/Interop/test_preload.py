@@ -281,20 +281,21 @@ def test_socket_calls_and_errors_match_the_kernels(ns, api):
         echo.wait(10)
 
 
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_iperf3_client_on_the_stack(ns, api, reverse):
+@pytest.mark.parametrize("options", [[], ["-R"], ["-Z"]], ids=["forward", "reverse", "sendfile"])
+def test_iperf3_client_on_the_stack(ns, api, options):
+    """iperf3 -c through the library, both ways, and with -Z, which sends by sendfile."""
     _, path = api
     server = ns.popen("iperf3", "-s", "-1", "-B", HOST_IP, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_listening(ns, 5201)
-        p = run_on_stack(ns, path, "iperf3", "-c", HOST_IP, "-t", "2", "-J", *(["-R"] if reverse else []),
+        p = run_on_stack(ns, path, "iperf3", "-c", HOST_IP, "-t", "2", "-J", *options,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, out[-2000:] + err
         result = json.loads(out)
         assert "error" not in result, result.get("error")  # e.g. a getsockopt the library refused
         received = result["end"]["sum_received"]
-        print(f"\n  iperf3 through the library{' -R' if reverse else ''}: "
+        print(f"\n  iperf3 through the library{''.join(' ' + o for o in options)}: "
               f"{received['bits_per_second'] / 1e9:.2f} Gbit/s")
         assert received["bytes"] > 0
     finally:

@@ -47,6 +47,8 @@ static void after_fork_in_child(void) {
     if (channel >= 0) LIBC(close)(channel);
     channel = -1;
     pthread_mutex_init(&lock, NULL);
+    int cursor = 0;
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_init_locks(s);
     if (fork_token <= 0) return;
     int token = fork_token;
     fork_token = 0;

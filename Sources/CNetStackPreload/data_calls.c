@@ -26,7 +26,7 @@ static int block_step(ns_sock *s, short events, bool *armed, long long deadline)
         return 0;
     }
     *armed = false;
-    return ns_wait_event(s, deadline, -1);
+    return ns_wait_event(s, deadline, NS_WAIT_RECHECK_MS);
 }
 
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
@@ -36,7 +36,9 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
     long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;
     for (;;) {
+        pthread_mutex_lock(&s->rx_lock);
         ssize_t n = drain(sink, &s->shm->rx, s->region);
+        pthread_mutex_unlock(&s->rx_lock);
         if (n < 0) return -1;
         if (n > 0) {
             if (!peek && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
@@ -117,7 +119,10 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         // A connected socket's ICMP error is its next call's, sending included (Linux's sock_error).
         int e = ns_take_error(s->shm);
         if (e) { errno = e; return -1; }
-        if (ns_ring_write_record(&s->shm->tx, s->region, &h, buf)) {
+        pthread_mutex_lock(&s->tx_lock);
+        int written = ns_ring_write_record(&s->shm->tx, s->region, &h, buf);
+        pthread_mutex_unlock(&s->tx_lock);
+        if (written) {
             if (ns_flag_take(&s->shm->stack_wants_tx)) ns_ring_doorbell(s);
             return (ssize_t)len;
         }
@@ -133,19 +138,22 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
     bool cleared = false;
     for (;;) {
         ns_datagram h;
-        if (ns_ring_next_record(&s->shm->rx, s->region, &h)) {
-            uint32_t n = ns_ring_record_payload(&s->shm->rx, s->region, &h, buf,
-                                                len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+        uint32_t n = 0;
+        pthread_mutex_lock(&s->rx_lock);
+        bool got = ns_ring_next_record(&s->shm->rx, s->region, &h);
+        if (got) {
+            n = ns_ring_record_payload(&s->shm->rx, s->region, &h, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+            if (!(flags & MSG_PEEK)) ns_ring_take_record(&s->shm->rx, &h);
+        }
+        pthread_mutex_unlock(&s->rx_lock);
+        if (got) {
             if (sa && salen) {
                 ns_addr from = {.family = h.family, .port = h.port};
                 memcpy(from.bytes, h.bytes, sizeof from.bytes);
                 ns_to_sockaddr(&from, s->family, sa, salen);
             }
             if (msg_flags) *msg_flags = n < h.length ? MSG_TRUNC : 0;
-            if (!(flags & MSG_PEEK)) {
-                ns_ring_take_record(&s->shm->rx, &h);
-                if (ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
-            }
+            if (!(flags & MSG_PEEK) && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
             // MSG_TRUNC asks for the datagram's real length (Linux's UDP).
             return (flags & MSG_TRUNC) ? (ssize_t)h.length : (ssize_t)n;
         }
@@ -259,9 +267,11 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
         } else {
             size_t want = len - done;
             if (want == 0) return (ssize_t)done;  // a send of nothing: 0 at once, as Linux's TCP
+            pthread_mutex_lock(&s->tx_lock);
             uint32_t room = ns_send_room(s);
+            ssize_t n = room == 0 ? 0 : fill(source, &s->shm->tx, s->region, want > room ? room : (uint32_t)want);
+            pthread_mutex_unlock(&s->tx_lock);
             if (room > 0) {
-                ssize_t n = fill(source, &s->shm->tx, s->region, want > room ? room : (uint32_t)want);
                 if (n < 0) return done > 0 ? (ssize_t)done : -1;
                 if (n == 0) return (ssize_t)done;  // the source has nothing more
                 if (ns_flag_take(&s->shm->stack_wants_tx)) ns_ring_doorbell(s);

@@ -5,6 +5,7 @@
 #include "netstack_abi.h"
 #include "netstack_sys.h"
 #include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -110,6 +111,11 @@ typedef struct ns_sock {
     /// does. `fd` is always one of them (the library waits on it).
     int aliases[NS_MAX_ALIASES];
     int alias_count;
+    /// Each ring has one producer and one consumer in this process too:
+    /// threads writing (or reading) the same socket take turns for each
+    /// step on `tx` (or `rx`), never across a wait, as the kernel's socket
+    /// lock is let go while a call waits.
+    pthread_mutex_t tx_lock, rx_lock;
 } ns_sock;
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
@@ -118,6 +124,8 @@ ns_sock *ns_lookup(int fd);
 #define NS_MAX_FDS 65536
 /// Makes a socket from a reply and its descriptors (memfd, app eventfd, doorbell); returns its fd.
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
+/// Makes `s`'s ring locks anew: in a child after fork, where a lock another thread held stays held.
+void ns_init_locks(ns_sock *s);
 /// Forgets and frees `s` (the caller closes nothing else).
 void ns_release(ns_sock *s);
 /// How many stack sockets the process holds.
@@ -216,6 +224,13 @@ long long ns_deadline(const struct timeval *timeout);
 /// passed, or EINTR if a signal handler interrupted the wait and the kernel's
 /// call would fail with it (ns_signal_interrupts).
 int ns_wait_event(ns_sock *s, long long deadline, int cap_ms);
+/// The cap of a blocking call's every wait: it then looks at the region
+/// again. One thread's arm clears the eventfd that all of a socket's
+/// threads wait on, so with two threads blocked in one socket (a reader
+/// and a writer) a clear can, in a window of microseconds, take the signal
+/// meant for the other; the cap bounds what that costs, and an idle
+/// blocked thread wakes once a second for it.
+#define NS_WAIT_RECHECK_MS 1000
 /// After a wait saw EINTR: whether the call fails with it. A socket call
 /// with a timeout always does; one without is restarted if the handler has
 /// SA_RESTART (signal(7)). Which signal came is not known here, so any

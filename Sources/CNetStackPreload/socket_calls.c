@@ -87,7 +87,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
         }
         if (s->nonblocking) return fail(EAGAIN);
         while (ns_pending(s->shm) == 0) {
-            if (ns_wait_event(s, deadline, 1000) < 0) return -1;
+            if (ns_wait_event(s, deadline, NS_WAIT_RECHECK_MS) < 0) return -1;
             ns_clear_event(s);  // the stack signals each connection it queues; look again after clearing
         }
         cleared = false;
@@ -157,7 +157,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
             continue;
         }
         // Given up (SO_SNDTIMEO) or interrupted, the connection goes on, as Linux's.
-        if (ns_wait_event(s, deadline, -1) < 0) return fail(errno == EAGAIN ? EINPROGRESS : errno);
+        if (ns_wait_event(s, deadline, NS_WAIT_RECHECK_MS) < 0) return fail(errno == EAGAIN ? EINPROGRESS : errno);
         cleared = false;
     }
 }

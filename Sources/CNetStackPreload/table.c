@@ -44,6 +44,7 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     }
     // Received close-on-exec (MSG_CMSG_CLOEXEC); the application's own descriptor keeps what it asked.
     if (!(flags & SOCK_CLOEXEC)) LIBC(fcntl)(app, F_SETFD, 0);
+    ns_init_locks(s);
     s->id = reply->socket;
     s->fd = app;
     s->doorbell = doorbell;
@@ -93,6 +94,11 @@ bool ns_unalias(ns_sock *s, int fd) {
     if (!last && s->fd == fd) s->fd = s->aliases[0];
     pthread_mutex_unlock(&aliases_lock);
     return last;
+}
+
+void ns_init_locks(ns_sock *s) {
+    pthread_mutex_init(&s->tx_lock, NULL);
+    pthread_mutex_init(&s->rx_lock, NULL);
 }
 
 void ns_release(ns_sock *s) {
@@ -177,6 +183,7 @@ int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell) {
         return -1;
     }
     *s = *carried;
+    ns_init_locks(s);
     s->region = region;
     s->shm = ns_region_header(region);
     s->doorbell = doorbell;

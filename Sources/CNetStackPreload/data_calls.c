@@ -18,6 +18,7 @@
 /// for the eventfd. -1 with errno when the call gives up: EAGAIN at
 /// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a signal.
 static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
+    if (atomic_load(&s->closed)) { errno = EBADF; return -1; }  // by another thread, while this one slept
     if (!*armed) {
         if (events & POLLIN) ns_yield_before_receive_wait();
         if (ns_spin_until_ready(s, events)) return 0;

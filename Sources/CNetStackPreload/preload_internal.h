@@ -116,6 +116,13 @@ typedef struct ns_sock {
     /// step on `tx` (or `rx`), never across a wait, as the kernel's socket
     /// lock is let go while a call waits.
     pthread_mutex_t tx_lock, rx_lock;
+    /// Threads asleep in the socket (ns_wait_event), and whether it was
+    /// closed meanwhile by another thread: its memory and doorbell then
+    /// outlive the close until they have left (ns_release).
+    _Atomic int waiting;
+    _Atomic bool closed;
+    long long closed_at;
+    struct ns_sock *next_closed;
 } ns_sock;
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
@@ -126,7 +133,9 @@ ns_sock *ns_lookup(int fd);
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags);
 /// Makes `s`'s ring locks anew: in a child after fork, where a lock another thread held stays held.
 void ns_init_locks(ns_sock *s);
-/// Forgets and frees `s` (the caller closes nothing else).
+/// Forgets `s` and frees it, or, if other threads sleep in it, wakes them
+/// (their calls fail with EBADF) and frees it on a later release, once
+/// they have left (the caller closes nothing else).
 void ns_release(ns_sock *s);
 /// How many stack sockets the process holds.
 int ns_socket_count(void);
@@ -221,8 +230,9 @@ void ns_clear_event(ns_sock *s);
 long long ns_deadline(const struct timeval *timeout);
 /// Waits until the eventfd is readable, `deadline` passes or `cap_ms` has
 /// gone by (-1: no cap). 0 to look again; -1 with EAGAIN if the deadline had
-/// passed, or EINTR if a signal handler interrupted the wait and the kernel's
-/// call would fail with it (ns_signal_interrupts).
+/// passed, EINTR if a signal handler interrupted the wait and the kernel's
+/// call would fail with it (ns_signal_interrupts), or EBADF if another
+/// thread closed the socket.
 int ns_wait_event(ns_sock *s, long long deadline, int cap_ms);
 /// The cap of a blocking call's every wait: it then looks at the region
 /// again. One thread's arm clears the eventfd that all of a socket's

@@ -75,7 +75,13 @@ int ns_wait_event(ns_sock *s, long long deadline, int cap_ms) {
     }
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
     int saved = errno;
-    if (LIBC(poll)(&p, 1, timeout) < 0 && errno == EINTR && ns_signal_interrupts(deadline >= 0)) return -1;
+    // Counted before the look at `closed`, which ns_release sets before it
+    // counts: a close either sees this thread or is seen by it.
+    atomic_fetch_add(&s->waiting, 1);
+    bool interrupted = !atomic_load(&s->closed) && LIBC(poll)(&p, 1, timeout) < 0 && errno == EINTR;
+    atomic_fetch_sub(&s->waiting, 1);
+    if (atomic_load(&s->closed)) { errno = EBADF; return -1; }
+    if (interrupted && ns_signal_interrupts(deadline >= 0)) { errno = EINTR; return -1; }
     errno = saved;
     return 0;
 }

@@ -101,13 +101,43 @@ void ns_init_locks(ns_sock *s) {
     pthread_mutex_init(&s->rx_lock, NULL);
 }
 
+/// Sockets closed while other threads slept in them, oldest last.
+static ns_sock *closed_in_use;
+static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_socket(ns_sock *s) {
+    munmap(s->region, s->region_length);
+    LIBC(close)(s->doorbell);
+    free(s);
+}
+
 void ns_release(ns_sock *s) {
     atomic_fetch_sub(&live_sockets, 1);
     for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], NULL, memory_order_release);
     atomic_store_explicit(&table[s->fd], NULL, memory_order_release);
-    munmap(s->region, s->region_length);
-    LIBC(close)(s->doorbell);
-    free(s);
+    atomic_store(&s->closed, true);
+    long long now = ns_now_ms();
+    pthread_mutex_lock(&closed_lock);
+    // A socket kept for its sleepers goes once they have left and a second
+    // has passed (a call that woke runs on for microseconds, not seconds).
+    for (ns_sock **p = &closed_in_use; *p;) {
+        ns_sock *dead = *p;
+        if (atomic_load(&dead->waiting) == 0 && now - dead->closed_at >= 1000) {
+            *p = dead->next_closed;
+            free_socket(dead);
+        } else {
+            p = &dead->next_closed;
+        }
+    }
+    bool kept = atomic_load(&s->waiting) > 0;
+    if (kept) {
+        s->closed_at = now;
+        s->next_closed = closed_in_use;
+        closed_in_use = s;
+    }
+    pthread_mutex_unlock(&closed_lock);
+    if (kept) ns_signal_event(s);  // the sleepers wake, see it closed and fail with EBADF
+    else free_socket(s);
 }
 
 int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out) {

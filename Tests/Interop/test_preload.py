@@ -723,6 +723,48 @@ def test_threads_sharing_a_socket(ns, api):
                                f"peer tcp {2 * 300 * 7919}"], (kernel, stack)
 
 
+# A thread blocked in recv while another closes the socket.
+CLOSE_UNDER_A_READER = r"""
+import socket, sys, threading, time, errno
+s = socket.create_connection((sys.argv[1], 9200))
+result = []
+def reader():
+    try:
+        result.append(("data", s.recv(10)))
+    except OSError as e:
+        result.append(("error", errno.errorcode[e.errno]))
+t = threading.Thread(target=reader); t.start()
+time.sleep(0.3)
+fd = s.fileno()
+s.detach(); import os; os.close(fd)  # close under the blocked reader
+t.join(5)
+print("reader returned", not t.is_alive(), result, flush=True)
+# the process goes on: a new connection works
+c = socket.create_connection((sys.argv[1], 9200)); c.sendall(b"still here"); print(c.recv(100), flush=True)
+"""
+
+
+def test_closing_a_socket_another_thread_sleeps_in(ns, api):
+    """The library does not crash or hang when one thread closes a socket
+    another sleeps in: the sleeper's recv fails with EBADF at once (the
+    socket's memory outlives the close until it has left), and the process
+    carries on. Linux would keep the reader waiting until the connection
+    ends, since its call holds the file; the library cannot hold a closed
+    descriptor's number, so it ends the call instead."""
+    _, path = api
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        p = run_on_stack(ns, path, "python3", "-c", CLOSE_UNDER_A_READER, HOST_IP, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert out.splitlines() == ["reader returned True [('error', 'EBADF')]", "b'still here'"], out
+    finally:
+        echo.kill()
+        echo.wait(10)
+
+
 # exec: the kernel's peer echoes the first connection and reports how the second ended.
 EXEC_PEER = r"""
 import socket, sys, threading

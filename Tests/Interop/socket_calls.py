@@ -16,6 +16,8 @@ import tempfile
 import termios
 import time
 
+from batches import MSG_WAITFORONE, batch
+
 HOST = sys.argv[1]
 ECHO, CLOSED = (HOST, 9200), (HOST, 9201)
 
@@ -247,35 +249,10 @@ out("pselect with the echo there", pselect_readable(s.fileno(), 5))
 out("recv", s.recv(1))
 
 
-class IOVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-class MsgHdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IOVec)),
-                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-
-
-class MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
-
-
-def batch(buffers):
-    """An mmsghdr array with one buffer per entry (kept alive by the caller)."""
-    vec = (MMsgHdr * len(buffers))()
-    iovs = [IOVec(ctypes.cast(b, ctypes.c_void_p), len(b)) for b in buffers]
-    for m, iov in zip(vec, iovs):
-        m.hdr.iov = ctypes.pointer(iov)
-        m.hdr.iovlen = 1
-    return vec, iovs
-
-
 def result(r):
     return r if r >= 0 else errno.errorcode[ctypes.get_errno()]
 
 
-MSG_WAITFORONE = 0x10000
 pieces = [ctypes.create_string_buffer(b, len(b)) for b in (b"ab", b"cd", b"ef")]
 vec, keep = batch(pieces)
 out("sendmmsg of three", (result(libc.sendmmsg(s.fileno(), vec, 3, 0)), [m.len for m in vec]))

@@ -455,20 +455,9 @@ c.send(b"connected")
 print("connected echo", c.recv(100))
 # a batch each way: sendmmsg of 8 datagrams, their echoes by recvmmsg (MSG_WAITFORONE) until all came
 import ctypes, time
+sys.path.insert(0, sys.argv[4])
+from batches import MSG_WAITFORONE, batch
 libc = ctypes.CDLL(None, use_errno=True)
-class IOVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-class MsgHdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(IOVec)),
-                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-class MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
-def batch(buffers):
-    vec, iovs = (MMsgHdr * len(buffers))(), [IOVec(ctypes.cast(b, ctypes.c_void_p), len(b)) for b in buffers]
-    for m, iov in zip(vec, iovs):
-        m.hdr.iov, m.hdr.iovlen = ctypes.pointer(iov), 1
-    return vec, iovs
 sent = [ctypes.create_string_buffer(b"batch%d" % i, 6) for i in range(8)]
 vec, keep = batch(sent)
 print("sendmmsg", libc.sendmmsg(c.fileno(), vec, 8, 0), [m.len for m in vec])
@@ -476,7 +465,7 @@ got, deadline = [], time.monotonic() + 5
 while len(got) < 8 and time.monotonic() < deadline:
     space = [ctypes.create_string_buffer(100) for _ in range(8)]
     vec, keep = batch(space)
-    n = libc.recvmmsg(c.fileno(), vec, 8, 0x10000, None)
+    n = libc.recvmmsg(c.fileno(), vec, 8, MSG_WAITFORONE, None)
     got += [space[i].raw[:vec[i].len] for i in range(max(n, 0))]
 print("recvmmsg", got == [b"batch%d" % i for i in range(8)])
 """
@@ -498,7 +487,7 @@ def test_udp_through_the_library_both_ways(ns, tmp_path, family):
     stack_echo = None
     try:
         assert kernel_echo.stdout.readline().startswith("bound")
-        client = run_on_stack(ns, path, "python3", "-c", UDP_CLIENT, host, "9300", "9301",
+        client = run_on_stack(ns, path, "python3", "-c", UDP_CLIENT, host, "9300", "9301", HERE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = client.communicate(timeout=120)
         assert client.returncode == 0, err
@@ -508,7 +497,7 @@ def test_udp_through_the_library_both_ways(ns, tmp_path, family):
         stack_echo = run_on_stack(ns, path, "python3", "-c", UDP_ECHO, stack, "9400", stdout=subprocess.PIPE,
                                   text=True)
         assert stack_echo.stdout.readline().startswith("bound")
-        r = ns.exec("python3", "-c", UDP_CLIENT, stack, "9400", "9401", timeout=120, check=False)
+        r = ns.exec("python3", "-c", UDP_CLIENT, stack, "9400", "9401", HERE, timeout=120, check=False)
         assert r.returncode == 0, r.stderr
         assert "sizes ok" in r.stdout and "refused" in r.stdout, r.stdout
     finally:

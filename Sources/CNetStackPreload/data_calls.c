@@ -10,13 +10,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
 /// again, so news that came meanwhile is not lost; the next time it waits
 /// for the eventfd. -1 with errno when the call gives up: EAGAIN at
-/// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a signal.
+/// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a
+/// signal, EBADF when another thread closed the socket.
 static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
     if (atomic_load(&s->closed)) { errno = EBADF; return -1; }  // by another thread, while this one slept
     if (!*armed) {
@@ -33,7 +33,6 @@ static int block_step(ns_sock *s, short events, bool *armed, long long deadline)
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
-    if (s->listening) { errno = ENOTCONN; return -1; }
     long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;
     for (;;) {
@@ -431,12 +430,6 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
 /// Linux's bound on one batch (UIO_MAXIOV).
 #define NS_MAX_BATCH 1024u
 
-static long long monotonic_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /// How many entries went; an error after the first is dropped, as Linux reports it only with none sent.
 NS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags) {
     if (!ns_lookup(fd)) return LIBC(sendmmsg)(fd, vec, vlen, flags);
@@ -457,7 +450,7 @@ NS_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags
 NS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout) {
     if (!ns_lookup(fd)) return LIBC(recvmmsg)(fd, vec, vlen, flags, timeout);
     if (ns_timeout_ms(timeout) == -2) { errno = EINVAL; return -1; }
-    long long end = timeout ? monotonic_ns() + timeout->tv_sec * 1000000000LL + timeout->tv_nsec : 0;
+    long long end = timeout ? ns_now_ns() + timeout->tv_sec * 1000000000LL + timeout->tv_nsec : 0;
     if (vlen > NS_MAX_BATCH) vlen = NS_MAX_BATCH;
     unsigned int got = 0;
     while (got < vlen) {
@@ -466,7 +459,7 @@ NS_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags
         vec[got++].msg_len = (unsigned int)n;
         if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;
         if (timeout) {
-            long long left = end - monotonic_ns();
+            long long left = end - ns_now_ns();
             if (left < 0) left = 0;
             *timeout = (struct timespec){.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
             if (left == 0) break;

@@ -152,6 +152,8 @@ int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t 
                    ns_reply *reply);
 /// Milliseconds on CLOCK_MONOTONIC, for the waits with a timeout.
 long long ns_now_ms(void);
+/// CLOCK_MONOTONIC in nanoseconds.
+long long ns_now_ns(void);
 
 /// Sends `req` without waiting for a reply (close).
 void ns_post(const ns_request *req);

@@ -116,13 +116,13 @@ void ns_yield_before_receive_wait(void) {
     sched_yield();
 }
 
-static long long now_ns(void) {
+long long ns_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-long long ns_now_ms(void) { return now_ns() / 1000000; }
+long long ns_now_ms(void) { return ns_now_ns() / 1000000; }
 
 /// How long a blocking call spins before it sleeps (NETSTACK_SPIN_USEC,
 /// read once; -1 until then).
@@ -141,11 +141,11 @@ static long spin_budget(void) {
 bool ns_spin_until_ready(ns_sock *s, short events) {
     long budget = spin_budget();
     if (budget == 0) return false;
-    long long end = now_ns() + budget;
+    long long end = ns_now_ns() + budget;
     do {
         if (ns_readiness(s, events)) return true;
         // The stack's loop may share this CPU: let it run.
         sched_yield();
-    } while (now_ns() < end);
+    } while (ns_now_ns() < end);
     return ns_readiness(s, events) != 0;
 }

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -49,6 +50,7 @@ struct ns_libc {
     ssize_t (*sendfile)(int, int, off_t *, size_t);
     ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
     int (*fcntl)(int, int, ...);
+    int (*fstat)(int, struct stat *);
     int (*ioctl)(int, unsigned long, ...);
     int (*getsockopt)(int, int, int, void *, socklen_t *);
     int (*setsockopt)(int, int, int, const void *, socklen_t);

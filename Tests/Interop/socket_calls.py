@@ -10,6 +10,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -62,6 +63,8 @@ out("SO_ERROR when connected", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
 out("connect again", err(lambda: s.connect(ECHO)))
 out("getpeername", s.getpeername())
 out("getsockname port is set", s.getsockname()[1] != 0)
+st = os.fstat(s.fileno())
+out("fstat: a socket, its mode and size", (stat.S_ISSOCK(st.st_mode), oct(stat.S_IMODE(st.st_mode)), st.st_size))
 out("recv with nothing there", err(lambda: s.recv(10)))
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 out("TCP_NODELAY", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
@@ -296,6 +299,7 @@ ep.close()
 # A second descriptor of the socket (dup, dup2): closing one leaves the
 # other working; the status flags are shared, the close-on-exec flag not.
 d = os.dup(s.fileno())
+out("fstat of the dup: the same socket", (os.fstat(d).st_dev, os.fstat(d).st_ino) == (st.st_dev, st.st_ino))
 os.write(d, b"dup")
 time.sleep(0.2)
 out("read from the original after writing to the dup", s.recv(10))

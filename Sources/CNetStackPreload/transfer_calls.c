@@ -203,6 +203,9 @@ static ssize_t stack_splice(ns_sock *in, loff_t *off_in, ns_sock *out, loff_t *o
             if (pipe_nonblocking && !pipe_ready(other, POLLIN)) { errno = EAGAIN; return -1; }
             return one_datagram_from(out, other, NULL, len, 0);
         }
+        // An empty pipe is waited for here, not inside the send's step, which holds the socket's tx lock.
+        struct pollfd ready = {.fd = other, .events = POLLIN};
+        if (!pipe_nonblocking && LIBC(poll)(&ready, 1, -1) < 0) return -1;
         struct pipe_source p = {other, pipe_nonblocking, false};
         return ns_stream_send(out, len, 0, fill_from_pipe, &p);
     }

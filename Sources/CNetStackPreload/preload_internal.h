@@ -230,8 +230,13 @@ void ns_signal_event(ns_sock *s);
 /// Takes the eventfd's count (it is non-blocking): the caller then looks at the rings again before it waits.
 void ns_clear_event(ns_sock *s);
 /// When a blocking call given `timeout` (SO_RCVTIMEO or SO_SNDTIMEO) gives
-/// up, on the clock of ns_now_ms; -1 for never.
+/// up, on the clock of ns_now_ns; -1 for never.
 long long ns_deadline(const struct timeval *timeout);
+/// Whole milliseconds until `deadline` (ns_now_ns's clock), rounded up, so
+/// a wait for them never ends before it; 0 once it has passed. (Deadlines
+/// on a millisecond clock end up to a millisecond early: 1 ms asked from
+/// x.999 ms would be over at once.)
+int ns_ms_left(long long deadline);
 /// Waits until the eventfd is readable, `deadline` passes or `cap_ms` has
 /// gone by (-1: no cap). 0 to look again; -1 with EAGAIN if the deadline had
 /// passed, EINTR if a signal handler interrupted the wait and the kernel's

@@ -63,15 +63,22 @@ void ns_clear_event(ns_sock *s) {
 long long ns_deadline(const struct timeval *t) {
     if (t->tv_sec < 0) return 0;
     if (t->tv_sec == 0 && t->tv_usec == 0) return -1;
-    return ns_now_ms() + (long long)t->tv_sec * 1000 + (t->tv_usec + 999) / 1000;
+    return ns_now_ns() + (long long)t->tv_sec * 1000000000LL + (long long)t->tv_usec * 1000;
+}
+
+int ns_ms_left(long long deadline) {
+    long long left = deadline - ns_now_ns();
+    if (left <= 0) return 0;
+    long long ms = (left + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 int ns_wait_event(ns_sock *s, long long deadline, int cap_ms) {
     int timeout = cap_ms;
     if (deadline >= 0) {
-        long long left = deadline - ns_now_ms();
-        if (left <= 0) { errno = EAGAIN; return -1; }
-        if (timeout < 0 || left < timeout) timeout = left > INT_MAX ? INT_MAX : (int)left;
+        int left = ns_ms_left(deadline);
+        if (left == 0) { errno = EAGAIN; return -1; }
+        if (timeout < 0 || left < timeout) timeout = left;
     }
     struct pollfd p = {.fd = s->fd, .events = POLLIN};
     int saved = errno;

@@ -197,17 +197,17 @@ static int kernel_only(struct epoll_event *ev, int n) {
 }
 
 static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
-    long long deadline = timeout < 0 ? -1 : ns_now_ns() + timeout * 1000000LL;
+    long long deadline = ns_deadline_in_ms(timeout);
     for (;;) {
         int n = stack_events(epfd, ev, max, false);
         if (n == 0) n = stack_events(epfd, ev, max, true);
-        int wait = n > 0 ? 0 : timeout < 0 ? -1 : ns_ms_left(deadline);
+        int wait = n > 0 ? 0 : ns_ms_left(deadline);
         int r = mask ? LIBC(epoll_pwait)(epfd, ev + n, max - n, wait, mask)
                      : LIBC(epoll_wait)(epfd, ev + n, max - n, wait);
         if (r < 0) return n > 0 ? n : -1;
         r = kernel_only(ev + n, r);
         if (n + r > 0) return n + r;
-        if (deadline >= 0 && ns_now_ns() >= deadline) return 0;
+        if (ns_deadline_passed(deadline)) return 0;
         // Only "look again" from eventfds: back to the regions.
         if (max - n <= 0) return 0;
     }

@@ -44,7 +44,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     struct pollfd small[64];
     struct pollfd *kernel = n <= 64 ? small : malloc(n * sizeof *kernel);
     if (!kernel) { errno = ENOMEM; return -1; }
-    long long deadline = timeout < 0 ? -1 : ns_now_ns() + timeout * 1000000LL;
+    long long deadline = ns_deadline_in_ms(timeout);
     int result = 0;
     for (;;) {
         int ready = stack_ready(fds, n);
@@ -72,7 +72,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
                 else kernel[i].events = POLLIN;
             }
         }
-        int wait = ready ? 0 : timeout < 0 ? -1 : ns_ms_left(deadline);
+        int wait = ready ? 0 : ns_ms_left(deadline);
         int r = LIBC(poll)(kernel, n, wait);
         if (r < 0) { result = -1; break; }
         int total = 0;
@@ -85,7 +85,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
             }
             if (fds[i].revents) total++;
         }
-        if (total > 0 || (deadline >= 0 && ns_now_ns() >= deadline)) { result = total; break; }
+        if (total > 0 || ns_deadline_passed(deadline)) { result = total; break; }
         // A wake-up with nothing for the caller (the eventfd said "look again"): wait on.
     }
     if (kernel != small) free(kernel);

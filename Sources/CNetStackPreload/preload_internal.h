@@ -232,10 +232,15 @@ void ns_clear_event(ns_sock *s);
 /// When a blocking call given `timeout` (SO_RCVTIMEO or SO_SNDTIMEO) gives
 /// up, on the clock of ns_now_ns; -1 for never.
 long long ns_deadline(const struct timeval *timeout);
+/// The deadline of a poll-style wait of `timeout_ms` from now (-1, as a
+/// negative timeout: never), on the clock of ns_now_ns.
+long long ns_deadline_in_ms(int timeout_ms);
+/// Whether `deadline` (-1: never) has passed.
+bool ns_deadline_passed(long long deadline);
 /// Whole milliseconds until `deadline` (ns_now_ns's clock), rounded up, so
-/// a wait for them never ends before it; 0 once it has passed. (Deadlines
-/// on a millisecond clock end up to a millisecond early: 1 ms asked from
-/// x.999 ms would be over at once.)
+/// a wait for them never ends before it; 0 once it has passed, -1 for
+/// never. (Deadlines on a millisecond clock end up to a millisecond early:
+/// 1 ms asked from x.999 ms would be over at once.)
 int ns_ms_left(long long deadline);
 /// Waits until the eventfd is readable, `deadline` passes or `cap_ms` has
 /// gone by (-1: no cap). 0 to look again; -1 with EAGAIN if the deadline had

@@ -66,7 +66,14 @@ long long ns_deadline(const struct timeval *t) {
     return ns_now_ns() + (long long)t->tv_sec * 1000000000LL + (long long)t->tv_usec * 1000;
 }
 
+long long ns_deadline_in_ms(int timeout_ms) {
+    return timeout_ms < 0 ? -1 : ns_now_ns() + timeout_ms * 1000000LL;
+}
+
+bool ns_deadline_passed(long long deadline) { return deadline >= 0 && ns_now_ns() >= deadline; }
+
 int ns_ms_left(long long deadline) {
+    if (deadline < 0) return -1;
     long long left = deadline - ns_now_ns();
     if (left <= 0) return 0;
     long long ms = (left + 999999) / 1000000;

@@ -127,10 +127,14 @@ struct pipe_source {
     bool moved;
 };
 
-static bool pipe_ready(int fd, short events) {
+/// poll(2) of pipe `fd` alone: > 0 when `events` came, 0 when `timeout_ms`
+/// (-1: none) passed first, -1 with errno.
+static int wait_for_pipe(int fd, short events, int timeout_ms) {
     struct pollfd p = {.fd = fd, .events = events};
-    return LIBC(poll)(&p, 1, 0) > 0;
+    return LIBC(poll)(&p, 1, timeout_ms);
 }
+
+static bool pipe_ready(int fd, short events) { return wait_for_pipe(fd, events, 0) > 0; }
 
 static ssize_t fill_from_pipe(void *source, ns_ring *tx, uint8_t *region, uint32_t max) {
     struct pipe_source *p = source;
@@ -179,8 +183,7 @@ static ssize_t pipe_room(int fd, bool nonblocking) {
         if (size < 0 || LIBC(ioctl)(fd, FIONREAD, &held) < 0) return -1;
         if (held < size) return size - held;
         if (nonblocking) { errno = EAGAIN; return -1; }
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (LIBC(poll)(&p, 1, -1) < 0) return -1;
+        if (wait_for_pipe(fd, POLLOUT, -1) < 0) return -1;
     }
 }
 
@@ -204,8 +207,7 @@ static ssize_t stack_splice(ns_sock *in, loff_t *off_in, ns_sock *out, loff_t *o
             return one_datagram_from(out, other, NULL, len, 0);
         }
         // An empty pipe is waited for here, not inside the send's step, which holds the socket's tx lock.
-        struct pollfd ready = {.fd = other, .events = POLLIN};
-        if (!pipe_nonblocking && LIBC(poll)(&ready, 1, -1) < 0) return -1;
+        if (!pipe_nonblocking && wait_for_pipe(other, POLLIN, -1) < 0) return -1;
         struct pipe_source p = {other, pipe_nonblocking, false};
         return ns_stream_send(out, len, 0, fill_from_pipe, &p);
     }

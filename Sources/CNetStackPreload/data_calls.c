@@ -81,25 +81,13 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
 
 // MARK: Datagram sockets
 
-/// Binds an unbound datagram socket to an ephemeral port before it sends, as Linux's autobind.
-static int autobind(ns_sock *s) {
-    ns_addr any = {.family = s->family == AF_INET ? 4 : 6};
-    ns_reply reply;
-    if (ns_simple_call(s, NS_OP_BIND, 0, 0, 0, &any, &reply) < 0) {
-        if (errno != EINVAL) return -1;  // EINVAL: bound meanwhile
-        return 0;
-    }
-    s->local = reply.local;
-    s->has_local = true;
-    return 0;
-}
-
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     ns_addr to;
     if (sa) {
         if (ns_from_sockaddr(sa, salen, &to) != 0) { errno = salen < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT; return -1; }
         if (s->family == AF_INET && to.family == 6) { errno = EAFNOSUPPORT; return -1; }
+        if (to.port == 0) { errno = EINVAL; return -1; }  // udp_sendmsg: no destination port
     } else if (s->has_peer) {
         to = s->peer;
     } else {
@@ -110,7 +98,14 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         errno = EMSGSIZE;
         return -1;
     }
-    if (!s->has_local && autobind(s) < 0) return -1;
+    static const uint8_t limited_broadcast[4] = {255, 255, 255, 255};
+    int broadcast = 0;
+    ns_kept_get(s, SOL_SOCKET, SO_BROADCAST, &broadcast);
+    if (to.family == 4 && memcmp(to.bytes, limited_broadcast, 4) == 0 && !broadcast) {
+        errno = EACCES;  // a broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check)
+        return -1;
+    }
+    if (!s->has_local && ns_autobind(s) < 0) return -1;
     ns_datagram h = {.length = (uint32_t)len, .family = to.family, .port = to.port};
     memcpy(h.bytes, to.bytes, sizeof h.bytes);
     long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
@@ -248,7 +243,11 @@ static void raise_sigpipe(int flags) {
 
 ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
-    if (s->listening) { errno = ENOTCONN; return -1; }
+    if (s->listening) {  // Linux's sk_stream_wait_connect: not connecting, so EPIPE
+        raise_sigpipe(flags);
+        errno = EPIPE;
+        return -1;
+    }
     long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
     size_t done = 0;
     bool cleared = false;

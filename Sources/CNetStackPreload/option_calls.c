@@ -4,13 +4,12 @@
 // the connection go to the stack too (TCP_NODELAY, SO_KEEPALIVE and
 // TCP_KEEPIDLE/INTVL/CNT, SO_LINGER). TCP_INFO, TCP_MAXSEG and
 // TCP_CONGESTION are read from the fields the stack publishes. Options that
-// are harmless to ignore are accepted; the rest get ENOPROTOOPT.
+// are harmless to ignore are kept and read back (kept_options.c); the rest
+// get ENOPROTOOPT, or EOPNOTSUPP from getsockopt at another protocol's level.
 #include "preload_internal.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,6 +89,12 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             memcpy(value, &s->linger, sizeof s->linger);
             *len = sizeof s->linger;
             return 0;
+        case SO_SNDLOWAT: return put_int(value, len, 1);  // fixed on Linux
+        case SO_PASSCRED: return fail(EOPNOTSUPP);   // only UNIX and netlink sockets pass credentials
+        case SO_BINDTODEVICE:                        // bound to no device: the empty name
+            if (!len) return fail(EFAULT);
+            *len = 0;
+            return 0;
         }
     } else if (level == IPPROTO_TCP && !s->datagram) {
         ns_tcp_fields f;
@@ -99,8 +104,12 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         case TCP_KEEPIDLE: return put_int(value, len, s->keepalive_idle);
         case TCP_KEEPINTVL: return put_int(value, len, s->keepalive_interval);
         case TCP_KEEPCNT: return put_int(value, len, s->keepalive_probes);
-        // Before the connection knows its MSS, Linux's TCP_MSS_DEFAULT.
-        case TCP_MAXSEG: return put_int(value, len, f.mss ? (int)f.mss : 536);
+        case TCP_MAXSEG: {
+            // Before the connection knows its MSS: what was set, else Linux's TCP_MSS_DEFAULT.
+            int asked = 0;
+            ns_kept_get(s, level, name, &asked);
+            return put_int(value, len, f.mss ? (int)f.mss : asked ? asked : 536);
+        }
         case TCP_CONGESTION: {
             // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
             if (!value || !len) return fail(EFAULT);
@@ -112,24 +121,20 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         case TCP_INFO: return put_tcp_info(s, &f, value, len);
         }
     }
-    return fail(ENOPROTOOPT);
-}
-
-/// net.core.rmem_max or wmem_max, which cap SO_RCVBUF and SO_SNDBUF (Linux's default if unreadable).
-static unsigned buffer_limit(const char *path) {
-    unsigned v = 212992;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return v;
-    char text[32] = {0};
-    if (LIBC(read)(fd, text, sizeof text - 1) > 0) sscanf(text, "%u", &v);
-    LIBC(close)(fd);
-    return v;
+    int kept_value;
+    if (ns_kept_get(s, level, name, &kept_value) == 0) return put_int(value, len, kept_value);
+    // Linux: an option it does not know at one of the socket's own levels is
+    // ENOPROTOOPT; another protocol's level (TCP's on UDP, IPv6's on IPv4) is EOPNOTSUPP.
+    bool own = level == SOL_SOCKET || level == IPPROTO_IP || (level == IPPROTO_IPV6 && s->family == AF_INET6)
+        || level == (s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
+    return fail(own ? ENOPROTOOPT : EOPNOTSUPP);
 }
 
 /// What getsockopt reports after SO_RCVBUF or SO_SNDBUF (Linux's sock_setsockopt):
 /// the value capped at the limit, doubled for the kernel's bookkeeping, at least the minimum.
 static int doubled_buffer(int v, const char *limit_path, int minimum) {
-    unsigned u = (unsigned)v, limit = buffer_limit(limit_path);
+    // net.core.rmem_max or wmem_max (Linux's default if unreadable).
+    unsigned u = (unsigned)v, limit = (unsigned)ns_sysctl_int(limit_path, 212992);
     if (u > limit) u = limit;
     return (int)u * 2 > minimum ? (int)u * 2 : minimum;
 }
@@ -184,9 +189,6 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
             return 0;
         }
         case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
-        case SO_PRIORITY: case SO_BROADCAST: case SO_OOBINLINE:
-        case SO_RCVLOWAT: case SO_DONTROUTE:
-            return 0;  // harmless to ignore
         }
     } else if (level == IPPROTO_TCP && !s->datagram) {
         switch (name) {
@@ -206,13 +208,8 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
             if (tell_stack(s, level, name, v) < 0) return -1;
             s->keepalive_probes = v;
             return 0;
-        case TCP_QUICKACK: case TCP_USER_TIMEOUT: case TCP_DEFER_ACCEPT: case TCP_CORK: case TCP_FASTOPEN:
-            return 0;  // harmless to ignore
         }
-    } else if (level == IPPROTO_IPV6 && s->family == AF_INET6) {
-        if (name == IPV6_V6ONLY || name == IPV6_TCLASS || name == IPV6_RECVERR) return 0;
-    } else if (level == IPPROTO_IP) {
-        if (name == IP_TOS || name == IP_RECVERR || name == IP_MTU_DISCOVER) return 0;
     }
-    return fail(ENOPROTOOPT);
+    int kept = ns_kept_set(s, level, name, v);
+    return kept <= 0 ? kept : fail(ENOPROTOOPT);
 }

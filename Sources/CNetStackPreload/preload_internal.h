@@ -84,6 +84,9 @@ void ns_resolve(void);
 /// Descriptors one stack socket may have at once (dup and its kin).
 #define NS_MAX_ALIASES 16
 
+/// How many options kept_options.c keeps per socket.
+#define NS_KEPT_OPTIONS 24
+
 typedef struct ns_sock {
     uint32_t id;        // the stack's
     int fd;             // what the application holds: an eventfd the stack signals
@@ -105,6 +108,8 @@ typedef struct ns_sock {
     int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
     int keepalive_idle, keepalive_interval, keepalive_probes;
     struct linger linger;
+    /// The options kept without the stack acting on them (kept_options.c).
+    int kept[NS_KEPT_OPTIONS];
     /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
     /// give up at once, as Linux's zero jiffies): how long a blocking call waits.
     struct timeval receive_timeout, send_timeout;
@@ -129,6 +134,21 @@ typedef struct ns_sock {
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
 ns_sock *ns_lookup(int fd);
+
+/// Binds an unbound socket to an ephemeral port, as Linux's autobind before
+/// a datagram socket's first send or a stream socket's listen.
+int ns_autobind(ns_sock *s);
+
+// Options kept without the stack acting on them (kept_options.c).
+/// Linux's defaults, at the socket's creation.
+void ns_kept_init(ns_sock *s);
+/// setsockopt of a kept option: 0, or -1 with errno (Linux's rule for the
+/// value); 1 if (level, name) is not one for this socket.
+int ns_kept_set(ns_sock *s, int level, int name, int value);
+/// getsockopt of a kept option into `*value`: 0, or 1 if (level, name) is not one for this socket.
+int ns_kept_get(const ns_sock *s, int level, int name, int *value);
+/// The integer in a /proc/sys file, or `fallback` if it cannot be read.
+int ns_sysctl_int(const char *path, int fallback);
 /// Descriptors at or above this are never stack sockets (the table's size).
 #define NS_MAX_FDS 65536
 /// Makes a socket from a reply and its descriptors (memfd, app eventfd, doorbell); returns its fd.

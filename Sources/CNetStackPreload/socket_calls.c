@@ -35,22 +35,38 @@ NS_EXPORT int socket(int domain, int type, int protocol) {
     return ns_adopt(&reply, fds, nfds, domain, type);
 }
 
+/// Binds `s` to `a` (port 0: one the stack chooses), with its SO_REUSEADDR, SO_REUSEPORT and IPV6_V6ONLY.
+static int stack_bind(ns_sock *s, const ns_addr *a) {
+    ns_reply reply;
+    int v6only = 0;
+    ns_kept_get(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only);
+    int flags = (s->reuse_address ? NS_BIND_REUSE_ADDRESS : 0) | (s->reuse_port ? NS_BIND_REUSE_PORT : 0)
+        | (v6only ? NS_BIND_IPV6_ONLY : 0);
+    if (ns_simple_call(s, NS_OP_BIND, flags, 0, 0, a, &reply) < 0) return -1;
+    s->local = reply.local;
+    s->has_local = true;
+    return 0;
+}
+
+int ns_autobind(ns_sock *s) {
+    ns_addr any = {.family = s->family == AF_INET ? 4 : 6};
+    if (stack_bind(s, &any) < 0 && errno != EINVAL) return -1;  // EINVAL: bound meanwhile
+    return 0;
+}
+
 NS_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(bind)(fd, sa, len);
     ns_addr a;
     if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
     if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
-    ns_reply reply;
-    if (ns_simple_call(s, NS_OP_BIND, 0, 0, 0, &a, &reply) < 0) return -1;
-    s->local = reply.local;
-    s->has_local = true;
-    return 0;
+    return stack_bind(s, &a);
 }
 
 NS_EXPORT int listen(int fd, int backlog) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(listen)(fd, backlog);
+    if (!s->has_local && !s->datagram && ns_autobind(s) < 0) return -1;  // inet_autobind: an ephemeral port
     ns_reply reply;
     if (ns_simple_call(s, NS_OP_LISTEN, backlog < 1 ? 1 : backlog, 0, 0, NULL, &reply) < 0) return -1;
     s->listening = true;
@@ -76,6 +92,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
             ns_sock *accepted = ns_lookup(n);  // it inherits the listener's timeouts, as Linux's sk_clone
             accepted->receive_timeout = s->receive_timeout;
             accepted->send_timeout = s->send_timeout;
+            memcpy(accepted->kept, s->kept, sizeof s->kept);
             return n;
         }
         for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);

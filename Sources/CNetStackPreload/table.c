@@ -58,6 +58,7 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->keepalive_idle = 7200;  // Linux's defaults (tcp_keepalive_time, _intvl, _probes)
     s->keepalive_interval = 75;
     s->keepalive_probes = 9;
+    ns_kept_init(s);
     if (reply->local.family) { s->local = reply->local; s->has_local = true; }
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }
     s->aliases[0] = app;

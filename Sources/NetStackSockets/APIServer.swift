@@ -217,7 +217,10 @@ public final class APIServer: @unchecked Sendable {
         if request.operation == .socket {
             guard request.arg0 == 4 || request.arg0 == 6 else { return session.send(.failure(EAFNOSUPPORT)) }
             let datagram = request.arg1 == Int32(NS_SOCKET_DATAGRAM)
-            guard let s = makeSocket(for: session, datagram: datagram) else { return session.send(.failure(EMFILE)) }
+            let families: IPFamilies = request.arg0 == 4 ? .ipv4Only : .both
+            guard let s = makeSocket(for: session, families: families, datagram: datagram) else {
+                return session.send(.failure(EMFILE))
+            }
             session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
                          descriptors: s.descriptorsForApplication)
             return
@@ -236,7 +239,7 @@ public final class APIServer: @unchecked Sendable {
         case .socket, .forkPrepare, .forkClaim, .spawnHold:
             break
         case .bind:
-            session.send(bind(s, to: request.address))
+            session.send(bind(s, to: request.address, flags: request.arg0))
         case .listen:
             session.send(s.isDatagram ? .failure(EOPNOTSUPP) : s.listen(backlog: request.arg0))
         case .connect:
@@ -258,19 +261,21 @@ public final class APIServer: @unchecked Sendable {
         }
     }
 
-    private func makeSocket(for session: AppSession, datagram: Bool = false) -> AppSocket? {
+    private func makeSocket(for session: AppSession, families: IPFamilies, datagram: Bool = false) -> AppSocket? {
         let id = nextSocket
         nextSocket &+= 1
-        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, datagram: datagram, server: self)
+        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, families: families,
+                                     datagram: datagram, server: self)
         else { return nil }
         sockets[id] = s
+        if !datagram { s.region.publish(congestion: stack.tcp.defaultConfiguration.congestionControl) }
         session.sockets.insert(id)
         socketsOpened += 1
         stack.doorbells.arm(s.doorbell.descriptor, token: id)
         return s
     }
 
-    private func bind(_ s: AppSocket, to address: SocketAddress?) -> ControlReply {
+    private func bind(_ s: AppSocket, to address: SocketAddress?, flags: Int32) -> ControlReply {
         guard let address else { return .failure(EAFNOSUPPORT) }
         guard s.local == nil, s.connection == nil else { return .failure(EINVAL) }
         let ours: Bool
@@ -279,23 +284,51 @@ public final class APIServer: @unchecked Sendable {
         case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a)
         }
         guard ours else { return .failure(EADDRNOTAVAIL) }
+        if flags & Int32(NS_BIND_IPV6_ONLY) != 0 && s.families == .both { s.families = .ipv6Only }
         if s.isDatagram { return s.bindDatagram(address) }
-        if address.port != 0,
-           sockets.values.contains(where: { $0 !== s && $0.local?.port == address.port && $0.isListening }) {
-            return .failure(EADDRINUSE)
+        s.reusesAddress = flags & Int32(NS_BIND_REUSE_ADDRESS) != 0
+        s.reusesPort = flags & Int32(NS_BIND_REUSE_PORT) != 0
+        let port: UInt16
+        if address.port == 0 {
+            guard let free = stack.tcp.freePort() else { return .failure(EADDRINUSE) }  // Linux: the range is used up
+            port = free
+        } else {
+            guard mayShare(address.port, with: s) else { return .failure(EADDRINUSE) }
+            port = address.port
         }
-        s.local = address
-        return ControlReply(result: 0, local: address)
+        s.hold(port: port)
+        s.local = SocketAddress(address: address.address, port: port)
+        return ControlReply(result: 0, local: s.local)
+    }
+
+    /// Whether `s` may bind `port` beside what already uses it, by Linux's
+    /// rules for TCP (`inet_csk_bind_conflict`). Each other socket on it
+    /// whose families meet `s`'s (an IPV6_V6ONLY one and an AF_INET one
+    /// never do) must share: both set SO_REUSEPORT, or both SO_REUSEADDR and
+    /// it does not listen. A connection left by a closed socket (TIME-WAIT,
+    /// say) yields only if its socket and `s` both set SO_REUSEADDR; the
+    /// stack's own services never do.
+    private func mayShare(_ port: UInt16, with s: AppSocket) -> Bool {
+        let others = sockets.values.filter { $0 !== s && !$0.isDatagram && $0.local?.port == port }
+        for o in others where o.families.overlaps(s.families) {
+            let shares = (s.reusesPort && o.reusesPort) || (s.reusesAddress && o.reusesAddress && !o.isListening)
+            if !shares { return false }
+        }
+        // A listener that no application's socket owns is one of the stack's services.
+        if stack.tcp.isListening(on: port) && !others.contains(where: \.isListening) { return false }
+        return !stack.tcp.connectionHolds(port: port, reusing: s.reusesAddress)
     }
 
     private func accept(on s: AppSocket, for session: AppSession) {
         guard s.isListening else { return session.send(.failure(EINVAL)) }
         guard let c = s.takeWaiting() else { return session.send(.failure(EAGAIN)) }
-        guard let new = makeSocket(for: session) else {
+        guard let new = makeSocket(for: session, families: s.families) else {
             c.abort()
             return session.send(.failure(EMFILE))
         }
         new.options = s.options  // as Linux's accepted sockets inherit the listener's
+        new.reusesAddress = s.reusesAddress
+        new.reusesPort = s.reusesPort
         new.attach(c)
         new.applyOptions()
         session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize), local: new.local, peer: new.peer),

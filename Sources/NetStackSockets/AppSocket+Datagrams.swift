@@ -38,7 +38,8 @@ extension AppSocket {
     private func bindUDP(port: UInt16) -> UDPSocket? {
         let u: UDPSocket
         do {
-            u = port == 0 ? try server.stack.udp.bindEphemeral() : try server.stack.bind(udpPort: port)
+            u = port == 0 ? try server.stack.udp.bindEphemeral(families: families)
+                : try server.stack.bind(udpPort: port, families: families)
         } catch {
             return nil
         }

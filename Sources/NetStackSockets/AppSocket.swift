@@ -31,6 +31,15 @@ final class AppSocket {
     unowned let server: APIServer
     var local: SocketAddress?
     var peer: SocketAddress?
+    /// SO_REUSEADDR and SO_REUSEPORT as they were at bind(2), which decide
+    /// whether another socket may bind its port (`APIServer.mayShare`).
+    var reusesAddress = false
+    var reusesPort = false
+    /// The families its listener or UDP socket takes: an AF_INET socket's
+    /// IPv4 only, an AF_INET6 one's both unless IPV6_V6ONLY (RFC 3493 5.3).
+    var families: IPFamilies
+    /// The TCP port bind(2) took, kept from active opens until the socket goes.
+    private var heldPort: UInt16?
     /// What setsockopt asked of the stack (`AppSocket+Options`), for the
     /// connection or listener it becomes.
     var options = AppSocketOptions()
@@ -60,8 +69,10 @@ final class AppSocket {
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
-    init(id: UInt32, client: UInt32, ringSize: Int, datagram: Bool = false, server: APIServer) throws(SocketAPIError) {
+    init(id: UInt32, client: UInt32, ringSize: Int, families: IPFamilies, datagram: Bool = false,
+         server: APIServer) throws(SocketAPIError) {
         self.id = id
+        self.families = families
         holders = [client]
         isDatagram = datagram
         self.server = server
@@ -81,6 +92,7 @@ final class AppSocket {
     /// Takes over `c`'s callbacks and moves what it already holds.
     func attach(_ c: TCPConnection) {
         connection = c
+        c.sharesLocalPort = reusesAddress
         local = SocketAddress(address: c.tuple.localAddress, port: c.tuple.localPort)
         peer = SocketAddress(address: c.tuple.remoteAddress, port: c.tuple.remotePort)
         c.onReceive = { [unowned self] _, bytes in deliver(bytes) }
@@ -256,16 +268,23 @@ final class AppSocket {
         options.configure(&configuration)
         let c: TCPConnection
         do {
-            c = try server.stack.connect(to: address.address, port: address.port, configuration: configuration)
+            c = try server.stack.connect(to: address.address, port: address.port, localPort: local?.port ?? 0,
+                                         configuration: configuration)
         } catch {
             switch error {
             case .noRoute: return .failure(ENETUNREACH)
-            case .noEphemeralPort: return .failure(EADDRNOTAVAIL)
+            case .noEphemeralPort, .tupleInUse: return .failure(EADDRNOTAVAIL)
             case .noMemory: return .failure(ENOBUFS)
             }
         }
         attach(c)
         return ControlReply(result: -EINPROGRESS, local: local, peer: peer)
+    }
+
+    /// Takes `port` from active opens until the socket goes (bind(2)).
+    func hold(port: UInt16) {
+        server.stack.tcp.hold(port: port)
+        heldPort = port
     }
 
     func listen(backlog: Int32) -> ControlReply {
@@ -278,7 +297,8 @@ final class AppSocket {
         options.configure(&configuration)
         self.backlog = max(1, min(Int(backlog), 4096))
         do {
-            let l = try server.stack.listen(port: port, backlog: self.backlog, configuration: configuration)
+            let l = try server.stack.listen(port: port, families: families, backlog: self.backlog,
+                                            configuration: configuration)
             l.onAccept = { [unowned self] c in queue(c) }
             listener = l
         } catch {
@@ -359,6 +379,7 @@ final class AppSocket {
     private func free() {
         guard !isFreed else { return }
         isFreed = true
+        if let p = heldPort { server.stack.tcp.release(port: p) }
         udp?.onReadable = nil
         udp?.close()
         connection?.removeCallbacks()

@@ -126,11 +126,22 @@ public final class SocketRegion {
         f.rtt_us = microseconds(info.smoothedRTT)
         f.rttvar_us = microseconds(info.rttVariation)
         f.total_retrans = UInt32(clamping: info.segmentsRetransmitted)
-        withUnsafeMutableBytes(of: &f.congestion) { name in
-            let utf8 = info.congestionAlgorithm.rawValue.utf8.prefix(name.count - 1)
-            name.copyBytes(from: utf8)
-        }
+        Self.name(info.congestionAlgorithm, into: &f)
         ns_tcp_publish(header, &f)
+    }
+
+    /// Publishes the algorithm the socket's connection will use, before it
+    /// has one: TCP_CONGESTION reads it from the start, as on Linux.
+    public func publish(congestion: CongestionAlgorithm) {
+        var f = ns_tcp_fields()
+        Self.name(congestion, into: &f)
+        ns_tcp_publish(header, &f)
+    }
+
+    private static func name(_ algorithm: CongestionAlgorithm, into f: inout ns_tcp_fields) {
+        withUnsafeMutableBytes(of: &f.congestion) { name in
+            name.copyBytes(from: algorithm.rawValue.utf8.prefix(name.count - 1))
+        }
     }
 
     /// Linux's TCP state numbers (include/net/tcp_states.h), as TCP_INFO's `tcpi_state`.

@@ -436,6 +436,77 @@ out("accept with nobody waiting", err(lambda: l1.accept()))
 l1.close()
 l2.close()
 
+# ports: bind(2) to port 0 takes one at once, listen without bind takes one,
+# and a connect keeps the bound port; who may share a port (SO_REUSEADDR)
+p = socket.socket()
+p.bind(("0.0.0.0", 0))
+out("bind to port 0 takes a port", p.getsockname()[1] != 0)
+out("listen after bind to port 0", err(lambda: p.listen(4)))
+out("send on a listener", err(lambda: p.send(b"x")))
+q = socket.socket()
+q.listen(4)
+out("listen without bind takes a port", q.getsockname()[1] != 0)
+b = socket.socket()
+b.bind(("0.0.0.0", 0))
+port = b.getsockname()[1]
+b.connect(ECHO)
+out("connect from a bound port keeps it", b.getsockname()[1] == port)
+b2 = socket.socket()
+b2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+out("bind to a connected socket's port", err(lambda: b2.bind(("0.0.0.0", port))))
+b.close()
+time.sleep(0.2)  # the connection closes (TIME-WAIT on one side) but stays in the table
+b3 = socket.socket()
+out("bind to the port a closed socket's connection holds", err(lambda: b3.bind(("0.0.0.0", port))))
+out("the same with SO_REUSEADDR", err(lambda: b2.bind(("0.0.0.0", port))))
+r1, r2 = socket.socket(), socket.socket()
+for r in (r1, r2):
+    r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+r1.bind(("0.0.0.0", 0))
+r1.connect(ECHO)
+out("bind beside a connected socket, both SO_REUSEADDR", err(lambda: r2.bind(("0.0.0.0", r1.getsockname()[1]))))
+for x in (p, q, b2, b3, r1, r2):
+    x.close()
+
+# options the stack keeps without acting on them: Linux's defaults, its rules, read back
+t, u = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+IP_MTU_DISCOVER, IP_RECVERR = 10, 11
+for level, names in ((socket.SOL_SOCKET, ("SO_BROADCAST", "SO_OOBINLINE", "SO_RCVLOWAT", "SO_PRIORITY",
+                                           "SO_DONTROUTE", "SO_SNDLOWAT")),
+                     (socket.IPPROTO_IP, ("IP_TOS", "IP_TTL", "IP_MULTICAST_TTL"))):
+    for name in names:
+        for kind, x in (("stream", t), ("datagram", u)):
+            out(f"{kind} {name}", err(lambda: x.getsockopt(level, getattr(socket, name))))
+for name in ("TCP_CORK", "TCP_QUICKACK", "TCP_USER_TIMEOUT", "TCP_DEFER_ACCEPT", "TCP_SYNCNT", "TCP_LINGER2",
+             "TCP_FASTOPEN", "TCP_NOTSENT_LOWAT"):
+    out(name, err(lambda: t.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))))
+out("IP_MTU_DISCOVER, IP_RECVERR", (t.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER),
+                                    t.getsockopt(socket.IPPROTO_IP, IP_RECVERR)))
+out("TCP_NODELAY on a datagram socket", err(lambda: u.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+out("set TCP_NODELAY on a datagram socket", err(lambda: u.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)))
+out("IPV6_V6ONLY on an IPv4 socket", err(lambda: t.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)))
+for x, level, name, values in ((t, socket.SOL_SOCKET, socket.SO_RCVLOWAT, (0, -5, 100)),
+                               (u, socket.SOL_SOCKET, socket.SO_RCVLOWAT, (-5,)),
+                               (t, socket.SOL_SOCKET, socket.SO_OOBINLINE, (5,)),
+                               (u, socket.SOL_SOCKET, socket.SO_BROADCAST, (1,)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, (1, 2, 5, 30, 200, -1)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_SYNCNT, (3, 0, 200)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_LINGER2, (-3, 0, 30, 500)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, (3000, -1)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_QUICKACK, (0,)),
+                               (t, socket.IPPROTO_TCP, socket.TCP_MAXSEG, (1000, 50)),
+                               (t, socket.IPPROTO_IP, socket.IP_TOS, (0x13,)),
+                               (u, socket.IPPROTO_IP, socket.IP_TOS, (0x13,)),
+                               (u, socket.IPPROTO_IP, socket.IP_TTL, (7, 0, 256, -1)),
+                               (u, socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, (9, -1, 300)),
+                               (u, socket.IPPROTO_IP, IP_MTU_DISCOVER, (2, 9))):
+    for v in values:
+        out(f"set option {level}/{name} to {v}", err(lambda: (x.setsockopt(level, name, v), x.getsockopt(level, name))[1]))
+u.bind(("0.0.0.0", 0))
+out("sendto port 0", err(lambda: u.sendto(b"x", (HOST, 0))))
+for x in (t, u):
+    x.close()
+
 fd = socket.socket().detach()
 os.close(fd)
 out("close twice", err(lambda: os.close(fd)))

@@ -368,6 +368,69 @@ def test_ipv6_both_ways(ns, tmp_path):
         stack.stop()
 
 
+FAMILY_LISTENERS = r"""
+import socket, sys
+def listener(family, port, v6only=None):
+    s = socket.socket(family)
+    if v6only is not None:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+    return s
+# 9403: an AF_INET listener and an IPV6_V6ONLY one on one port, as web servers listen.
+ls = [listener(socket.AF_INET, 9400), listener(socket.AF_INET6, 9401, 1), listener(socket.AF_INET6, 9402, 0),
+      listener(socket.AF_INET, 9403), listener(socket.AF_INET6, 9403, 1)]
+for s in ls:
+    s.listen(8)
+print("listening", flush=True)
+sys.stdin.readline()
+for s in ls:
+    s.setblocking(False)
+    got = []
+    while True:
+        try:
+            c, peer = s.accept()
+        except BlockingIOError:
+            break
+        got.append("v6" if ":" in peer[0] and not peer[0].startswith("::ffff:") else "v4")
+        c.close()
+    print(s.getsockname()[1], " ".join(sorted(got)), flush=True)
+"""
+
+
+def test_listeners_take_only_their_families(ns, tmp_path):
+    """An AF_INET listener takes IPv4 only, an AF_INET6 one with IPV6_V6ONLY
+    IPv6 only, and one without it both (v4-mapped), as on Linux: the kernel's
+    connections of the other family are refused. An AF_INET listener and an
+    IPV6_V6ONLY one share a port, each taking its own family's."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    stack = Stack(ns, "--api", path, "--host6", "fd00::1/64", "--address6", "fd00::2/64")
+    app = run_on_stack(ns, path, "python3", "-c", FAMILY_LISTENERS, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout.readline().strip() == "listening", app.stderr.read() if app.poll() is not None else ""
+        probe = ("import socket, sys\n"
+                 "try:\n"
+                 "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close(); print('ok')\n"
+                 "except OSError as e:\n"
+                 "    print(type(e).__name__)")
+        seen = {(host, port): ns.exec("python3", "-c", probe, host, str(port), timeout=20).stdout.strip()
+                for port in (9400, 9401, 9402, 9403) for host in (STACK_IP, "fd00::2")}
+        assert seen == {(STACK_IP, 9400): "ok", ("fd00::2", 9400): "ConnectionRefusedError",
+                        (STACK_IP, 9401): "ConnectionRefusedError", ("fd00::2", 9401): "ok",
+                        (STACK_IP, 9402): "ok", ("fd00::2", 9402): "ok",
+                        (STACK_IP, 9403): "ok", ("fd00::2", 9403): "ok"}
+        app.stdin.write("count\n")
+        app.stdin.flush()
+        accepted = [app.stdout.readline().strip() for _ in range(5)]
+        assert accepted == ["9400 v4", "9401 v6", "9402 v4 v6", "9403 v4", "9403 v6"]
+    finally:
+        app.stdin.close()
+        app.wait(10)
+        stack.stop()
+
+
 TCP_INFO_SCRIPT = r"""
 import socket, struct, sys
 s = socket.create_connection((sys.argv[1], 8000), timeout=10)

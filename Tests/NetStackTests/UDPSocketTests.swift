@@ -88,4 +88,20 @@ import NetStackWire
         #expect(!socket.send([1], to: UDPEndpoint(address: H.peerIP, port: 1)))
         _ = try h.interface.udp.bind(port: 9000)
     }
+
+    @Test func anIPv4AndAnIPv6OnlySocketShareAPortAndEachGetsItsOwn() throws {
+        let h = PeerHarness()
+        let v6 = try h.interface.udp.bind(port: 9000, families: .ipv6Only)
+        let v4 = try h.interface.udp.bind(port: 9000, families: .ipv4Only)
+        #expect(throws: UDPBindError.portInUse(9000)) { _ = try h.interface.udp.bind(port: 9000) }
+        _ = h.exchange(h.udpFrame(destinationPort: 9000, payload: [1, 2, 3]))
+        #expect(v4.pendingDatagrams == 1 && v6.pendingDatagrams == 0)
+        // With the IPv4 one gone, an IPv4 datagram finds the port closed: port unreachable.
+        v4.close()
+        let answer = h.exchange(h.udpFrame(destinationPort: 9000, payload: [4]))
+        #expect(h.drops(UDPDropReason.noSocket) == 1)
+        #expect(!answer.isEmpty)
+        #expect(v6.pendingDatagrams == 0)
+        _ = try h.interface.udp.bind(port: 9000, families: .ipv4Only)
+    }
 }

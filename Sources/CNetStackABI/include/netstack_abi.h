@@ -431,10 +431,13 @@ static inline bool ns_tcp_read(ns_socket_shm *s, ns_tcp_fields *out) {
 
 /// NS_OP_SOCKET's arg1: a byte stream (TCP) or datagrams (UDP).
 enum { NS_SOCKET_STREAM = 0, NS_SOCKET_DATAGRAM = 2 };
+/// NS_OP_BIND's arg0: the socket's SO_REUSEADDR and SO_REUSEPORT, which
+/// decide whether the port may be shared, and IPV6_V6ONLY, which keeps IPv4 out.
+enum { NS_BIND_REUSE_ADDRESS = 1, NS_BIND_REUSE_PORT = 2, NS_BIND_IPV6_ONLY = 4 };
 
 enum ns_op {
     NS_OP_SOCKET = 1,   // arg0 = family (4 or 6), arg1 = NS_SOCKET_*: reply carries memfd, app eventfd, doorbell eventfd
-    NS_OP_BIND = 2,     // addr
+    NS_OP_BIND = 2,     // addr, arg0 = NS_BIND_* flags; reply.local has the port (chosen if 0)
     NS_OP_LISTEN = 3,   // arg0 = backlog
     NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)
     NS_OP_ACCEPT = 5,   // reply as NS_OP_SOCKET's, or EAGAIN

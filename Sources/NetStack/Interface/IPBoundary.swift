@@ -54,6 +54,14 @@ public enum IPFamilies: Sendable, Equatable {
         default: false
         }
     }
+
+    /// Whether a family is in both.
+    public func overlaps(_ other: IPFamilies) -> Bool {
+        switch (self, other) {
+        case (.ipv4Only, .ipv6Only), (.ipv6Only, .ipv4Only): false
+        default: true
+        }
+    }
 }
 
 /// Why a datagram the stack sent did not arrive, as an ICMP error said

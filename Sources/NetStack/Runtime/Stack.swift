@@ -51,10 +51,10 @@ public final class Stack {
         try tcp.listen(port: port, families: families, backlog: backlog, configuration: configuration)
     }
 
-    /// Opens a connection; the SYN goes out at once.
-    public func connect(to address: IPAddress, port: UInt16,
+    /// Opens a connection; the SYN goes out at once, from `localPort` if it is not 0.
+    public func connect(to address: IPAddress, port: UInt16, localPort: UInt16 = 0,
                         configuration: TCPConfiguration? = nil) throws(TCPConnectError) -> TCPConnection {
-        try tcp.connect(to: address, port: port, configuration: configuration, now: clock.now)
+        try tcp.connect(to: address, port: port, localPort: localPort, configuration: configuration, now: clock.now)
     }
 
     /// Listens on `port`, accepting with `await`.

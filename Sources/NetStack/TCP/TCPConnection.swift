@@ -10,6 +10,10 @@ import NetStackWire
 /// TCPConnection+Input.swift, output in +Output.swift, timers in +Timers.swift.
 public final class TCPConnection {
     public let tuple: TCPFourTuple
+    /// Whether a socket bound with SO_REUSEADDR may take this connection's
+    /// local port while it lives, TIME-WAIT included: its own socket set
+    /// SO_REUSEADDR too (Linux keeps it as the time-wait socket's `tw_reuse`).
+    public var sharesLocalPort = false
     /// Fixed at creation but for what the application may change while open (`TCPConnection+Options`).
     var configuration: TCPConfiguration
     var logger: Logger

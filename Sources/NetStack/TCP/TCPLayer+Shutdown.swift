@@ -7,7 +7,7 @@ extension TCPLayer {
     /// answered with a RST (RFC 9293 3.10.7.1), and handshakes in progress
     /// and connections nobody accepted are reset.
     public func closeListeners() {
-        for l in Array(listeners.values) { close(l) }
+        for l in listeners.values.flatMap(\.all) { close(l) }
     }
 
     /// Closes every connection in order (RFC 9293 3.10.4 CLOSE): a FIN goes
@@ -59,7 +59,7 @@ extension TCPLayer {
     /// session and its connection): without this, such pairs would outlive
     /// the stack as reference cycles.
     func releaseApplications() {
-        for l in listeners.values { l.releaseApplication() }
+        for l in listeners.values.flatMap(\.all) { l.releaseApplication() }
         for c in connections.values { c.removeCallbacks() }
     }
 }

@@ -19,7 +19,7 @@ public final class TCPLayer {
     /// Connections by timer id, so a fired wheel timer finds its connection.
     var byTimerID: [UInt64: TCPConnection] = [:]
     var nextTimerID: UInt64 = 1
-    var listeners: [UInt16: TCPListener] = [:]
+    var listeners: [UInt16: PortOccupants<TCPListener>] = [:]
     var isn: InitialSequenceNumbers
     /// The keys of SYN cookies (RFC 4987 3.6), made once per stack.
     var synCookies: SYNCookies
@@ -29,6 +29,10 @@ public final class TCPLayer {
     var answerLimits: TCPAnswerLimits
     /// RFC 6056: ephemeral ports from the IANA dynamic range.
     var nextEphemeralPort: UInt16
+    /// Ports that applications' sockets bound (bind(2)), with how many hold
+    /// each: an active open does not take them, as Linux's bind buckets keep
+    /// a bound port whether or not its socket listens or connects yet.
+    var heldPorts: [UInt16: Int] = [:]
     /// Connections whose application queued output or closed since they were
     /// last serviced; the loop services them before it sleeps. A deque: an
     /// array emptied after each poll cost a generic `replaceSubrange` per poll.
@@ -106,15 +110,16 @@ public final class TCPLayer {
     // MARK: Application entry points
 
     /// Listens on `port` (RFC 9293 3.10.1 passive OPEN), for connections of
-    /// `families` (both unless told otherwise).
+    /// `families` (both unless told otherwise); a port takes one listener
+    /// per family (`PortOccupants`).
     public func listen(port: UInt16, families: IPFamilies = .both, backlog: Int = 128, synBacklog: Int = 256,
                        configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
         guard port != 0 else { throw .portZero }
-        guard listeners[port] == nil else { throw .portInUse(port) }
+        guard listeners[port, default: PortOccupants()].admits(families) else { throw .portInUse(port) }
         let l = TCPListener(port: port, families: families, backlog: backlog, synBacklog: synBacklog,
                             configuration: configuration ?? defaultConfiguration)
         l.layer = self
-        listeners[port] = l
+        listeners.occupy(port, with: l)
         return l
     }
 
@@ -127,19 +132,22 @@ public final class TCPLayer {
     public func close(_ listener: TCPListener) {
         listener.isClosed = true
         listener.layer = nil
-        if listeners[listener.port] === listener { listeners[listener.port] = nil }
+        listeners.vacate(listener.port, of: listener)
         for c in listener.takeUnaccepted() { c.abort() }
         guard listener.halfOpen > 0 else { return }
         for c in connections.values where c.listener === listener { c.abort() }
     }
 
-    /// Opens a connection (RFC 9293 3.10.1 active OPEN): the SYN goes out at once.
-    public func connect(to address: IPAddress, port: UInt16, configuration: TCPConfiguration? = nil,
-                        now: Instant) throws(TCPConnectError) -> TCPConnection {
+    /// Opens a connection (RFC 9293 3.10.1 active OPEN): the SYN goes out at
+    /// once, from `localPort` (a port the caller bound), or from an ephemeral one if 0.
+    public func connect(to address: IPAddress, port: UInt16, localPort: UInt16 = 0,
+                        configuration: TCPConfiguration? = nil, now: Instant) throws(TCPConnectError) -> TCPConnection {
         guard let ip, let local = ip.sourceAddress(towards: address) else { throw .noRoute }
-        guard let localPort = ephemeralPort(local: local, remote: address, remotePort: port) else {
-            throw .noEphemeralPort
-        }
+        let chosen = localPort != 0 ? localPort : ephemeralPort(local: local, remote: address, remotePort: port)
+        guard let localPort = chosen else { throw .noEphemeralPort }
+        // Linux's connect from a bound port whose four-tuple is taken: EADDRNOTAVAIL.
+        guard connections[TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address,
+                                       remotePort: port)] == nil else { throw .tupleInUse }
         guard memory.admitsConnection else {
             kept.refusedForMemory &+= 1
             throw .noMemory
@@ -209,13 +217,47 @@ public final class TCPLayer {
 
     /// A free local port for an active open to `remote`.
     func ephemeralPort(local: IPAddress, remote: IPAddress, remotePort: UInt16) -> UInt16? {
+        claimEphemeralPort { p in
+            connections[TCPFourTuple(localAddress: local, localPort: p, remoteAddress: remote, remotePort: remotePort)] == nil
+        }
+    }
+
+    /// The next port of the ephemeral range from the cursor that no listener
+    /// or bind holds and `isFree` accepts; the cursor moves past it.
+    private func claimEphemeralPort(where isFree: (UInt16) -> Bool) -> UInt16? {
         for _ in 0..<16384 {
             let p = nextEphemeralPort
             nextEphemeralPort = nextEphemeralPort == 65535 ? 49152 : nextEphemeralPort + 1
-            let t = TCPFourTuple(localAddress: local, localPort: p, remoteAddress: remote, remotePort: remotePort)
-            if connections[t] == nil && listeners[p] == nil { return p }
+            if listeners[p] == nil && heldPorts[p] == nil && isFree(p) { return p }
         }
         return nil
+    }
+
+    // MARK: Bound ports
+
+    /// Keeps `port` from active opens until `release(port:)` (bind(2)).
+    public func hold(port: UInt16) { heldPorts[port, default: 0] += 1 }
+
+    public func release(port: UInt16) {
+        guard let n = heldPorts[port] else { return }
+        heldPorts[port] = n > 1 ? n - 1 : nil
+    }
+
+    /// Whether a connection in the table, in any state (TIME-WAIT included),
+    /// keeps `port` from a new bind: one with SO_REUSEADDR (`reusing`) takes
+    /// it beside connections that share it (`TCPConnection.sharesLocalPort`).
+    public func connectionHolds(port: UInt16, reusing: Bool) -> Bool {
+        connections.values.contains { $0.tuple.localPort == port && !(reusing && $0.sharesLocalPort) }
+    }
+
+    /// Whether a listener takes connections on `port`.
+    public func isListening(on port: UInt16) -> Bool { listeners[port] != nil }
+
+    /// A local port nothing uses (no listener, connection or hold), for a
+    /// bind(2) to port 0; from the ephemeral range, after the last one given.
+    public func freePort() -> UInt16? {
+        let used = Set(connections.keys.lazy.map(\.localPort))
+        return claimEphemeralPort { !used.contains($0) }
     }
 
     /// Takes `c` out of the table and its timer off the wheel, keeping its tallies.
@@ -258,7 +300,7 @@ public final class TCPLayer {
     /// socket on a host unreachable (`tcp_req_err`; its neighbour failure
     /// reports one, RFC 1122 4.2.3.9). Established ones keep trying.
     func neighbourUnreachable(_ address: IPAddress) {
-        for l in listeners.values where l.halfOpen > 0 {
+        for l in listeners.values.flatMap(\.all) where l.halfOpen > 0 {
             for c in l.synQueue.entries where c.tuple.remoteAddress == address {
                 dropHalfOpen(c)
                 kept.halfOpenUnreachable &+= 1
@@ -316,6 +358,8 @@ public enum TCPListenError: Error, Equatable {
 
 public enum TCPConnectError: Error, Equatable {
     case noEphemeralPort
+    /// The bound local port already has a connection to that peer address and port.
+    case tupleInUse
     case noRoute
     /// The memory budget has no room for another connection (`--memory-limit`).
     case noMemory

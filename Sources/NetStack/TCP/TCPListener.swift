@@ -8,7 +8,7 @@
 /// connections waiting for `accept()`, beyond which the handshake's final ACK
 /// is dropped, leaving the connection half-open (or the cookie unanswered)
 /// until the client's retransmission finds room.
-public final class TCPListener {
+public final class TCPListener: FamilyBound {
     public let port: UInt16
     /// The families it takes; a SYN of the other finds the port closed.
     public let families: IPFamilies

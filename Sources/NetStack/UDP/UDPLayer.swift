@@ -4,7 +4,7 @@ import NetStackWire
 /// demultiplexing, port unreachable for closed ports, ICMP errors handed to
 /// the socket that sent, and UDP's counters. Not generic over the device.
 public final class UDPLayer {
-    var sockets: [UInt16: UDPSocket] = [:]
+    var sockets: [UInt16: PortOccupants<UDPSocket>] = [:]
     public internal(set) var counters = UDPCounters()
     /// IP, attached by the interface that owns this layer (see `TCPLayer.ip`).
     private(set) unowned(unsafe) var ip: (any IPOutput)!
@@ -23,13 +23,14 @@ public final class UDPLayer {
     func advance(to now: Instant) { latestNow = now }
 
     /// Binds `port` for datagrams of `families` (both unless told otherwise).
-    /// RFC 768 demultiplexes on the destination port only: one socket per port.
+    /// RFC 768 demultiplexes on the destination port only: one socket per
+    /// port and family (`PortOccupants`).
     public func bind(port: UInt16, families: IPFamilies = .both,
                      receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
         guard port != 0 else { throw .portZero }
-        guard sockets[port] == nil else { throw .portInUse(port) }
+        guard sockets[port, default: PortOccupants()].admits(families) else { throw .portInUse(port) }
         let s = UDPSocket(port: port, families: families, receiveCapacity: receiveCapacity, layer: self)
-        sockets[port] = s
+        sockets.occupy(port, with: s)
         return s
     }
 
@@ -51,7 +52,7 @@ public final class UDPLayer {
     }
 
     func unbind(_ socket: UDPSocket) {
-        if sockets[socket.port] === socket { sockets[socket.port] = nil }
+        sockets.vacate(socket.port, of: socket)
         socket.closed()
     }
 
@@ -98,7 +99,7 @@ public final class UDPLayer {
             return counters.drops.record(.badChecksum)
         }
         counters.datagramsIn &+= 1
-        guard let socket = sockets[udp.destinationPort], socket.families.contains(d.destination) else {
+        guard let socket = sockets[udp.destinationPort]?.occupant(for: d.destination) else {
             ip.reportPortUnreachable(d, now: now)
             return counters.drops.record(.noSocket)
         }
@@ -117,7 +118,7 @@ public final class UDPLayer {
         let q = report.quotedTransport
         let sourcePort = UInt16(q[0]) << 8 | UInt16(q[1])
         let destinationPort = UInt16(q[2]) << 8 | UInt16(q[3])
-        guard let socket = sockets[sourcePort] else { return }
+        guard let socket = sockets[sourcePort]?.occupant(for: report.destination) else { return }
         counters.errorsIn &+= 1
         if case .packetTooBig(let mtu) = report.kind, case .v6 = report.destination {
             _ = ip.lowerPathMTU(mtu, towards: report.destination, now: now)

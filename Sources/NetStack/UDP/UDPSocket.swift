@@ -15,7 +15,7 @@ public struct UDPSocketError: Equatable, Sendable {
 /// Datagrams are copied once into the socket's ring when they arrive; one that
 /// does not fit is dropped (`udp-receive-queue-full`), as a kernel socket drops
 /// past its receive buffer. Runs on the loop; callbacks are called there.
-public final class UDPSocket {
+public final class UDPSocket: FamilyBound {
     public let port: UInt16
     /// The families it takes and sends; a datagram of the other finds the
     /// port closed, and sending to the other is refused.

@@ -17,6 +17,6 @@ extension UDPLayer {
 
     /// Unbinds whatever is bound to `port`.
     func unbind(port: UInt16) {
-        if let s = sockets[port] { unbind(s) }
+        for s in sockets[port]?.all ?? [] { unbind(s) }
     }
 }

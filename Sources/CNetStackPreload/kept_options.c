@@ -1,0 +1,181 @@
+// Options the stack does not act on, kept so that getsockopt gives back
+// what setsockopt stored, with Linux's defaults and its rules for each value
+// (net/core/sock.c, net/ipv4/ip_sockglue.c, net/ipv4/tcp.c,
+// net/ipv6/ipv6_sockglue.c): programs set them and read them back (event
+// loops read SO_BROADCAST, servers TCP_DEFER_ACCEPT), and one that reads a
+// default it never set should see the kernel's, not ENOPROTOOPT.
+#include "preload_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <unistd.h>
+
+/// How a value is checked and stored (Linux's rule for the option).
+enum rule {
+    BOOLEAN,        // any int; stored as 0 or 1
+    ANY,            // any int, stored as given
+    NONNEGATIVE,    // EINVAL below 0
+    PRIVILEGED,     // EPERM without root (SO_MARK: CAP_NET_ADMIN)
+    PRIORITY,       // 0-6 for anyone, the rest for root (SO_PRIORITY)
+    RECEIVE_LOWAT,  // 0 means 1, below 0 the most (SO_RCVLOWAT)
+    DEFER_ACCEPT,   // seconds, kept as the retransmissions that cover them
+    SYN_COUNT,      // 1-127 (MAX_TCP_SYNCNT)
+    LINGER2,        // below 0: -1 (no FIN-WAIT-2 time); above 120 s: 120
+    MAXSEG,         // 0 or 88-32767 (TCP_MIN_MSS to MAX_TCP_WINDOW)
+    TOS,            // a stream socket keeps its ECN bits
+    HOPS,           // -1 (the system's default) or 1-255 (IP_TTL)
+    HOPS_OR_ZERO,   // -1 or 0-255 (IPV6_UNICAST_HOPS)
+    MULTICAST_TTL,  // -1 means 1; 0-255
+    TRAFFIC_CLASS,  // -1 means 0; 0-255 (IPV6_TCLASS)
+    MTU_DISCOVER,   // IP_PMTUDISC_DONT (0) to IP_PMTUDISC_OMIT (5)
+};
+
+/// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
+enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
+
+static const struct kept {
+    int level, name;
+    enum rule rule;
+    int initial;
+    enum system_default system;
+} kept[NS_KEPT_OPTIONS] = {
+    {SOL_SOCKET, SO_BROADCAST, BOOLEAN, 0, NONE},
+    {SOL_SOCKET, SO_OOBINLINE, BOOLEAN, 0, NONE},
+    {SOL_SOCKET, SO_DONTROUTE, BOOLEAN, 0, NONE},
+    {SOL_SOCKET, SO_RCVLOWAT, RECEIVE_LOWAT, 1, NONE},
+    {SOL_SOCKET, SO_PRIORITY, PRIORITY, 0, NONE},
+    {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
+    {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE},
+    {IPPROTO_TCP, TCP_QUICKACK, BOOLEAN, 1, NONE},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, NONNEGATIVE, 0, NONE},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, DEFER_ACCEPT, 0, NONE},
+    {IPPROTO_TCP, TCP_SYNCNT, SYN_COUNT, 0, SYN_RETRIES},
+    {IPPROTO_TCP, TCP_LINGER2, LINGER2, 0, FIN_TIMEOUT},
+    {IPPROTO_TCP, TCP_FASTOPEN, NONNEGATIVE, 0, NONE},
+    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, ANY, 0, NONE},
+    {IPPROTO_TCP, TCP_MAXSEG, MAXSEG, 0, NONE},
+    {IPPROTO_IP, IP_TOS, TOS, 0, NONE},
+    {IPPROTO_IP, IP_TTL, HOPS, -1, DEFAULT_TTL},
+    {IPPROTO_IP, IP_MULTICAST_TTL, MULTICAST_TTL, 1, NONE},
+    {IPPROTO_IP, IP_RECVERR, BOOLEAN, 0, NONE},
+    {IPPROTO_IP, IP_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
+    {IPPROTO_IPV6, IPV6_V6ONLY, BOOLEAN, 0, NONE},
+    {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS},
+    {IPPROTO_IPV6, IPV6_RECVERR, BOOLEAN, 0, NONE},
+};
+
+/// The entry for (level, name) that applies to `s`, or -1: TCP's only to a
+/// stream socket, IPv6's only to an AF_INET6 one.
+static int find(const ns_sock *s, int level, int name) {
+    if ((level == IPPROTO_TCP && s->datagram) || (level == IPPROTO_IPV6 && s->family != AF_INET6)) return -1;
+    for (int i = 0; i < NS_KEPT_OPTIONS; i++) {
+        if (kept[i].level == level && kept[i].name == name) return i;
+    }
+    return -1;
+}
+
+void ns_kept_init(ns_sock *s) {
+    for (int i = 0; i < NS_KEPT_OPTIONS; i++) s->kept[i] = kept[i].initial;
+}
+
+/// Up to three integers of a /proc/sys file into `values`, which keep what they held for any it lacks.
+static void sysctl_ints(const char *path, int values[3]) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char text[64] = {0};
+    if (LIBC(read)(fd, text, sizeof text - 1) > 0) sscanf(text, "%d %d %d", &values[0], &values[1], &values[2]);
+    LIBC(close)(fd);
+}
+
+int ns_sysctl_int(const char *path, int fallback) {
+    int v[3] = {fallback, 0, 0};
+    sysctl_ints(path, v);
+    return v[0];
+}
+
+/// Linux's secs_to_retrans: how many SYN-ACK retransmissions, from 1 s
+/// doubling up to 120 s, cover `seconds`; and back (retrans_to_secs).
+static int seconds_to_retransmits(int seconds) {
+    int n = 0;
+    if (seconds > 0) {
+        int timeout = 1, period = 1;
+        n = 1;
+        while (seconds > period && n < 255) {
+            n++;
+            timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+            period += timeout;
+        }
+    }
+    return n;
+}
+
+static int retransmits_to_seconds(int n) {
+    if (n <= 0) return 0;
+    int timeout = 1, period = 1;
+    while (--n) {
+        timeout = timeout * 2 > 120 ? 120 : timeout * 2;
+        period += timeout;
+    }
+    return period;
+}
+
+int ns_kept_set(ns_sock *s, int level, int name, int v) {
+    int i = find(s, level, name);
+    if (i < 0) return 1;
+    bool root = geteuid() == 0;
+    int *slot = &s->kept[i];
+    switch (kept[i].rule) {
+    case BOOLEAN: v = v != 0; break;
+    case ANY: break;
+    case NONNEGATIVE: if (v < 0) { errno = EINVAL; return -1; } break;
+    case PRIVILEGED: if (!root) { errno = EPERM; return -1; } break;
+    case PRIORITY: if ((v < 0 || v > 6) && !root) { errno = EPERM; return -1; } break;
+    case RECEIVE_LOWAT:
+        if (v < 0) v = INT_MAX;
+        if (v == 0) v = 1;
+        if (!s->datagram) {  // tcp_set_rcvlowat: at most half the largest receive buffer
+            int rmem[3] = {4096, 131072, 6291456};
+            sysctl_ints("/proc/sys/net/ipv4/tcp_rmem", rmem);
+            if (v > rmem[2] >> 1) v = rmem[2] >> 1;
+        }
+        break;
+    case DEFER_ACCEPT: v = seconds_to_retransmits(v); break;
+    case SYN_COUNT: if (v < 1 || v > 127) { errno = EINVAL; return -1; } break;
+    case LINGER2: v = v < 0 ? -1 : v > 120 ? 120 : v; break;
+    case MAXSEG: if (v && (v < 88 || v > 32767)) { errno = EINVAL; return -1; } break;
+    case TOS: v = s->datagram ? (uint8_t)v : (uint8_t)((v & ~3) | (*slot & 3)); break;
+    case HOPS: if (v != -1 && (v < 1 || v > 255)) { errno = EINVAL; return -1; } break;
+    case HOPS_OR_ZERO: if (v < -1 || v > 255) { errno = EINVAL; return -1; } break;
+    case MULTICAST_TTL:
+        if (v == -1) v = 1;
+        if (v < 0 || v > 255) { errno = EINVAL; return -1; }
+        break;
+    case TRAFFIC_CLASS:
+        if (v == -1) v = 0;
+        if (v < 0 || v > 255) { errno = EINVAL; return -1; }
+        break;
+    case MTU_DISCOVER: if (v < IP_PMTUDISC_DONT || v > IP_PMTUDISC_OMIT) { errno = EINVAL; return -1; } break;
+    }
+    *slot = v;
+    return 0;
+}
+
+int ns_kept_get(const ns_sock *s, int level, int name, int *value) {
+    int i = find(s, level, name);
+    if (i < 0) return 1;
+    int v = s->kept[i];
+    switch (kept[i].system) {
+    case NONE: break;
+    case DEFAULT_TTL: if (v < 0) v = ns_sysctl_int("/proc/sys/net/ipv4/ip_default_ttl", 64); break;
+    case DEFAULT_HOPS: if (v < 0) v = ns_sysctl_int("/proc/sys/net/ipv6/conf/default/hop_limit", 64); break;
+    case FIN_TIMEOUT: if (v == 0) v = ns_sysctl_int("/proc/sys/net/ipv4/tcp_fin_timeout", 60); break;
+    case SYN_RETRIES: if (v == 0) v = ns_sysctl_int("/proc/sys/net/ipv4/tcp_syn_retries", 6); break;
+    }
+    if (kept[i].rule == DEFER_ACCEPT) v = retransmits_to_seconds(v);
+    *value = v;
+    return 0;
+}

@@ -31,6 +31,10 @@ static int block_step(ns_sock *s, short events, bool *armed, long long deadline)
 }
 
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
+    // No error queue (IP_RECVERR's) and no urgent data ever waits here: Linux
+    // says EAGAIN for an empty error queue, EINVAL for MSG_OOB without urgent data.
+    if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }
+    if (flags & MSG_OOB) { errno = EINVAL; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
     long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
@@ -128,6 +132,7 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
 
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags) {
+    if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }  // an empty error queue, as Linux's ip_recv_error
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
     bool cleared = false;

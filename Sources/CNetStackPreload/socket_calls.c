@@ -352,6 +352,10 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
         }
         *(int *)arg = (int)ns_ring_readable(&s->shm->rx);
         return 0;
+    case TIOCOUTQ:  // SIOCOUTQ: what waits in `tx`, unsent or unacknowledged (Linux: write_seq - snd_una)
+        if (s->listening) return fail(EINVAL);
+        *(int *)arg = (int)ns_ring_readable(&s->shm->tx);
+        return 0;
     case FIONBIO:
         s->nonblocking = *(int *)arg != 0;
         return 0;

@@ -509,6 +509,10 @@ for x, level, name, values in ((t, socket.SOL_SOCKET, socket.SO_RCVLOWAT, (0, -5
         out(f"set option {level}/{name} to {v}", err(lambda: (x.setsockopt(level, name, v), x.getsockopt(level, name))[1]))
 u.bind(("0.0.0.0", 0))
 out("sendto port 0", err(lambda: u.sendto(b"x", (HOST, 0))))
+v6 = socket.socket(socket.AF_INET6)
+v6.bind(("::", 0))
+out("IPV6_V6ONLY after bind", err(lambda: v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)))
+v6.close()
 for x in (t, u):
     x.close()
 

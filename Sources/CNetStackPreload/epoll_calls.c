@@ -111,6 +111,13 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         if (r == 0) ns_epoll_nesting_changed(epfd, op, fd);
         return r;
     }
+    if (op != EPOLL_CTL_DEL && !ev) { errno = EFAULT; return -1; }
+    // Linux's ep_ctl: EPOLLEXCLUSIVE takes only these events, and a registration with it cannot be modified.
+    const uint32_t exclusive_ok = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+    if (op != EPOLL_CTL_DEL && (ev->events & EPOLLEXCLUSIVE) && (op == EPOLL_CTL_MOD || (ev->events & ~exclusive_ok))) {
+        errno = EINVAL;
+        return -1;
+    }
     pthread_mutex_lock(&lock);
     entry **found = find(epfd, fd);
     int r = 0;
@@ -124,6 +131,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         sets_in_use++;
     } else if (op == EPOLL_CTL_MOD) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
+        if ((*found)->events & EPOLLEXCLUSIVE) { errno = EINVAL; r = -1; goto done; }
         (*found)->events = ev->events;
         (*found)->data = ev->data;
         (*found)->disabled = false;

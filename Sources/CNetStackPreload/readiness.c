@@ -38,14 +38,19 @@ short ns_readiness(ns_sock *s, short events) {
     }
     uint32_t st = ns_state(s->shm);
     if (!s->connecting && !(st & NS_STATE_CONNECTED)) return POLLOUT | POLLHUP;  // as Linux, a fresh socket
-    if (!ns_ring_is_empty(&s->shm->rx) || (st & NS_STATE_RX_EOF) || s->read_shut) r |= POLLIN;
-    if (st & NS_STATE_RX_EOF) r |= POLLRDHUP;
-    if ((st & NS_STATE_CONNECTED) && !(st & NS_STATE_TX_CLOSED) && ns_send_room(s) > 0) r |= POLLOUT;
+    // As Linux's tcp_poll: either direction shut, by the peer's FIN or the
+    // connection's end or by shutdown(2) here, reads as readable (RDHUP) or
+    // writable (so a writer learns of EPIPE); both, as a hang-up.
+    bool rx_shut = (st & NS_STATE_RX_EOF) || s->read_shut;
+    bool tx_shut = (st & NS_STATE_TX_CLOSED) || s->write_shut;
+    if (!ns_ring_is_empty(&s->shm->rx) || rx_shut) r |= POLLIN;
+    if (rx_shut) r |= POLLRDHUP;
+    if (tx_shut || ((st & NS_STATE_CONNECTED) && ns_send_room(s) > 0)) r |= POLLOUT;
     if (st & NS_STATE_ERROR) {
         r |= POLLOUT;
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;
     }
-    if ((st & NS_STATE_RX_EOF) && (st & NS_STATE_TX_CLOSED)) r |= POLLHUP;
+    if (rx_shut && tx_shut) r |= POLLHUP;
     return r & (events | POLLERR | POLLHUP);
 }
 

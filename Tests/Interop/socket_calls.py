@@ -322,9 +322,25 @@ os.close(d2)
 out("the socket still works after its dups closed", (s.send(b"x"), s.recv(1)))
 
 s.shutdown(socket.SHUT_WR)
+HANG_UP = select.POLLIN | select.POLLOUT | select.POLLHUP | select.POLLRDHUP
 out("recv after the peer closed", s.recv(10))
+time.sleep(0.1)
+out("poll with both directions shut", [e & HANG_UP for _, e in wait(s, HANG_UP, 0)])
+ep = select.epoll()
+ep.register(s, select.EPOLLIN | select.EPOLLRDHUP)
+out("epoll with both directions shut", [e for _, e in ep.poll(0)])
+ep.close()
 out("send after shutdown", err(lambda: s.send(b"z")))
 s.close()
+
+# EPOLLEXCLUSIVE: only with plain events, and not to be modified (Linux's ep_ctl)
+x = socket.create_connection(ECHO)
+ep = select.epoll()
+out("EPOLLEXCLUSIVE with EPOLLRDHUP", err(lambda: ep.register(x, select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLEXCLUSIVE)))
+out("EPOLLEXCLUSIVE", err(lambda: ep.register(x, select.EPOLLIN | select.EPOLLEXCLUSIVE)))
+out("EPOLL_CTL_MOD of it", err(lambda: ep.modify(x, select.EPOLLIN)))
+ep.close()
+x.close()
 
 # SO_RCVTIMEO and SO_SNDTIMEO: a blocking call gives up after the time set; a signal interrupts it
 def took(f, low, high):

@@ -25,11 +25,19 @@ static int put_int(void *value, socklen_t *len, int v) {
     return 0;
 }
 
-/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
-/// retransmissions (what iperf3 and ss read); the rest zero. As Linux, the
-/// caller gets at most what it asked for and learns the length given.
-static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
+/// A structure's value, as Linux gives one: at most the length asked for,
+/// and the caller learns the length given.
+static int put_bytes(void *value, socklen_t *len, const void *bytes, size_t size) {
     if (!value || !len) return fail(EFAULT);
+    size_t n = *len < size ? *len : size;
+    memcpy(value, bytes, n);
+    *len = (socklen_t)n;
+    return 0;
+}
+
+/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
+/// retransmissions (what iperf3 and ss read); the rest zero.
+static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
     struct tcp_info info;
     memset(&info, 0, sizeof info);
     info.tcpi_state = f->state ? (uint8_t)f->state : (s->listening ? 10 : 7);  // TCP_LISTEN, TCP_CLOSE
@@ -43,10 +51,7 @@ static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen
         info.tcpi_snd_ssthresh = ssthresh >= 0xffff ? 0x7fffffff : ssthresh;  // TCP_INFINITE_SSTHRESH
     }
     info.tcpi_total_retrans = f->total_retrans;
-    size_t n = *len < sizeof info ? *len : sizeof info;
-    memcpy(value, &info, n);
-    *len = (socklen_t)n;
-    return 0;
+    return put_bytes(value, len, &info, sizeof info);
 }
 
 /// SO_RCVTIMEO's or SO_SNDTIMEO's field of `s` (either ABI's number:
@@ -66,11 +71,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
     if (timeout) {
         // What was set (Linux gives it back rounded up to its clock's tick); a negative time reads as none.
         struct timeval t = timeout->tv_sec < 0 ? (struct timeval){0, 0} : *timeout;
-        if (!value || !len) return fail(EFAULT);
-        size_t n = *len < sizeof t ? *len : sizeof t;  // as Linux, cut to the length asked for
-        memcpy(value, &t, n);
-        *len = (socklen_t)n;
-        return 0;
+        return put_bytes(value, len, &t, sizeof t);
     }
     if (level == SOL_SOCKET) {
         switch (name) {
@@ -93,11 +94,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         case SO_PASSCRED: return fail(EOPNOTSUPP);   // only UNIX and netlink sockets pass credentials
         case SO_PEERCRED: {                          // nobody's, as Linux answers for an inet socket
             struct ucred none = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
-            if (!value || !len) return fail(EFAULT);
-            size_t n = *len < sizeof none ? *len : sizeof none;
-            memcpy(value, &none, n);
-            *len = (socklen_t)n;
-            return 0;
+            return put_bytes(value, len, &none, sizeof none);
         }
         case SO_BINDTODEVICE:                        // bound to no device: the empty name
             if (!len) return fail(EFAULT);
@@ -120,11 +117,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         }
         case TCP_CONGESTION: {
             // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
-            if (!value || !len) return fail(EFAULT);
-            size_t n = *len < sizeof f.congestion ? *len : sizeof f.congestion;
-            memcpy(value, f.congestion, n);
-            *len = (socklen_t)n;
-            return 0;
+            return put_bytes(value, len, f.congestion, sizeof f.congestion);
         }
         case TCP_INFO: return put_tcp_info(s, &f, value, len);
         }

@@ -103,11 +103,11 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         return -1;
     }
     static const uint8_t limited_broadcast[4] = {255, 255, 255, 255};
-    int broadcast = 0;
-    ns_kept_get(s, SOL_SOCKET, SO_BROADCAST, &broadcast);
-    if (to.family == 4 && memcmp(to.bytes, limited_broadcast, 4) == 0 && !broadcast) {
-        errno = EACCES;  // a broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check)
-        return -1;
+    if (to.family == 4 && memcmp(to.bytes, limited_broadcast, 4) == 0) {
+        int broadcast = 0;
+        ns_kept_get(s, SOL_SOCKET, SO_BROADCAST, &broadcast);
+        // A broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check).
+        if (!broadcast) { errno = EACCES; return -1; }
     }
     if (!s->has_local && ns_autobind(s) < 0) return -1;
     ns_datagram h = {.length = (uint32_t)len, .family = to.family, .port = to.port};

@@ -16,6 +16,7 @@
 /// How a value is checked and stored (Linux's rule for the option).
 enum rule {
     BOOLEAN,        // any int; stored as 0 or 1
+    UNTIL_BIND,     // a boolean that bind fixes: EINVAL after it (IPV6_V6ONLY: the socket's families)
     ANY,            // any int, stored as given
     NONNEGATIVE,    // EINVAL below 0
     PRIVILEGED,     // EPERM without root (SO_MARK: CAP_NET_ADMIN)
@@ -62,7 +63,7 @@ static const struct kept {
     {IPPROTO_IP, IP_MULTICAST_TTL, MULTICAST_TTL, 1, NONE},
     {IPPROTO_IP, IP_RECVERR, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
-    {IPPROTO_IPV6, IPV6_V6ONLY, BOOLEAN, 0, NONE},
+    {IPPROTO_IPV6, IPV6_V6ONLY, UNTIL_BIND, 0, NONE},
     {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE},
     {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS},
     {IPPROTO_IPV6, IPV6_RECVERR, BOOLEAN, 0, NONE},
@@ -130,6 +131,10 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     int *slot = &s->kept[i];
     switch (kept[i].rule) {
     case BOOLEAN: v = v != 0; break;
+    case UNTIL_BIND:
+        if (s->has_local) { errno = EINVAL; return -1; }
+        v = v != 0;
+        break;
     case ANY: break;
     case NONNEGATIVE: if (v < 0) { errno = EINVAL; return -1; } break;
     case PRIVILEGED: if (!root) { errno = EPERM; return -1; } break;

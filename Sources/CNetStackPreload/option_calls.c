@@ -211,8 +211,6 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
             return 0;
         }
     }
-    // Linux fixes a socket's families at bind: IPV6_V6ONLY after it is EINVAL.
-    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && s->family == AF_INET6 && s->has_local) return fail(EINVAL);
     int kept = ns_kept_set(s, level, name, v);
     return kept <= 0 ? kept : fail(ENOPROTOOPT);
 }

@@ -1,9 +1,11 @@
-// Options the stack does not act on, kept so that getsockopt gives back
-// what setsockopt stored, with Linux's defaults and its rules for each value
-// (net/core/sock.c, net/ipv4/ip_sockglue.c, net/ipv4/tcp.c,
-// net/ipv6/ipv6_sockglue.c): programs set them and read them back (event
-// loops read SO_BROADCAST, servers TCP_DEFER_ACCEPT), and one that reads a
-// default it never set should see the kernel's, not ENOPROTOOPT.
+// Options kept so that getsockopt gives back what setsockopt stored, with
+// Linux's defaults and its rules for each value (net/core/sock.c,
+// net/ipv4/ip_sockglue.c, net/ipv4/tcp.c, net/ipv6/ipv6_sockglue.c):
+// programs set them and read them back (event loops read SO_BROADCAST,
+// servers TCP_DEFER_ACCEPT), and one that reads a default it never set should
+// see the kernel's, not ENOPROTOOPT. Most are harmless to ignore; the stack
+// acts on those marked so (the MSS cap, the user timeout, the IP header's hop
+// limit and DS field), which setsockopt passes on as stored.
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@ static const struct kept {
     enum rule rule;
     int initial;
     enum system_default system;
+    bool stack_acts;  // setsockopt passes the stored value to the stack
 } kept[NS_KEPT_OPTIONS] = {
     {SOL_SOCKET, SO_BROADCAST, BOOLEAN, 0, NONE},
     {SOL_SOCKET, SO_OOBINLINE, BOOLEAN, 0, NONE},
@@ -51,21 +54,21 @@ static const struct kept {
     {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
     {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE},
     {IPPROTO_TCP, TCP_QUICKACK, BOOLEAN, 1, NONE},
-    {IPPROTO_TCP, TCP_USER_TIMEOUT, NONNEGATIVE, 0, NONE},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, NONNEGATIVE, 0, NONE, true},
     {IPPROTO_TCP, TCP_DEFER_ACCEPT, DEFER_ACCEPT, 0, NONE},
     {IPPROTO_TCP, TCP_SYNCNT, SYN_COUNT, 0, SYN_RETRIES},
     {IPPROTO_TCP, TCP_LINGER2, LINGER2, 0, FIN_TIMEOUT},
     {IPPROTO_TCP, TCP_FASTOPEN, NONNEGATIVE, 0, NONE},
     {IPPROTO_TCP, TCP_NOTSENT_LOWAT, ANY, 0, NONE},
-    {IPPROTO_TCP, TCP_MAXSEG, MAXSEG, 0, NONE},
-    {IPPROTO_IP, IP_TOS, TOS, 0, NONE},
-    {IPPROTO_IP, IP_TTL, HOPS, -1, DEFAULT_TTL},
+    {IPPROTO_TCP, TCP_MAXSEG, MAXSEG, 0, NONE, true},
+    {IPPROTO_IP, IP_TOS, TOS, 0, NONE, true},
+    {IPPROTO_IP, IP_TTL, HOPS, -1, DEFAULT_TTL, true},
     {IPPROTO_IP, IP_MULTICAST_TTL, MULTICAST_TTL, 1, NONE},
     {IPPROTO_IP, IP_RECVERR, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
     {IPPROTO_IPV6, IPV6_V6ONLY, UNTIL_BIND, 0, NONE},
-    {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE},
-    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS},
+    {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE, true},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS, true},
     {IPPROTO_IPV6, IPV6_RECVERR, BOOLEAN, 0, NONE},
 };
 
@@ -167,6 +170,13 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     }
     *slot = v;
     return 0;
+}
+
+bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored) {
+    int i = find(s, level, name);
+    if (i < 0 || !kept[i].stack_acts) return false;
+    *stored = s->kept[i];
+    return true;
 }
 
 int ns_kept_get(const ns_sock *s, int level, int name, int *value) {

@@ -2,7 +2,8 @@
 // and answers getsockopt from it (as Linux reports them: booleans as 1, the
 // buffer sizes doubled within the system's limits); the options that act on
 // the connection go to the stack too (TCP_NODELAY, SO_KEEPALIVE and
-// TCP_KEEPIDLE/INTVL/CNT, SO_LINGER). TCP_INFO, TCP_MAXSEG and
+// TCP_KEEPIDLE/INTVL/CNT, SO_LINGER, and the kept ones it acts on: TCP_MAXSEG,
+// TCP_USER_TIMEOUT, IP_TTL, IP_TOS and IPv6's two). TCP_INFO, TCP_MAXSEG and
 // TCP_CONGESTION are read from the fields the stack publishes. Options that
 // are harmless to ignore are kept and read back (kept_options.c); the rest
 // get ENOPROTOOPT, or EOPNOTSUPP from getsockopt at another protocol's level.
@@ -140,9 +141,9 @@ static int doubled_buffer(int v, const char *limit_path, int minimum) {
     return (int)u * 2 > minimum ? (int)u * 2 : minimum;
 }
 
-/// Passes an option the stack acts on to it (stream sockets only; a datagram socket just keeps it).
+/// Passes an option the stack acts on to it (a datagram socket's only at the IP levels; it keeps the rest).
 static int tell_stack(ns_sock *s, int level, int name, int64_t value) {
-    if (s->datagram) return 0;
+    if (s->datagram && level != IPPROTO_IP && level != IPPROTO_IPV6) return 0;
     ns_reply reply;
     return ns_simple_call(s, NS_OP_SETSOCKOPT, level, name, value, NULL, &reply) < 0 ? -1 : 0;
 }
@@ -212,5 +213,7 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
         }
     }
     int kept = ns_kept_set(s, level, name, v);
-    return kept <= 0 ? kept : fail(ENOPROTOOPT);
+    if (kept != 0) return kept < 0 ? -1 : fail(ENOPROTOOPT);
+    int stored;
+    return ns_kept_acts(s, level, name, &stored) ? tell_stack(s, level, name, stored) : 0;
 }

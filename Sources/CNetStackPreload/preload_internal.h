@@ -139,7 +139,7 @@ ns_sock *ns_lookup(int fd);
 /// a datagram socket's first send or a stream socket's listen.
 int ns_autobind(ns_sock *s);
 
-// Options kept without the stack acting on them (kept_options.c).
+// Options the library keeps and answers (kept_options.c); the stack acts on a few.
 /// Linux's defaults, at the socket's creation.
 void ns_kept_init(ns_sock *s);
 /// setsockopt of a kept option: 0, or -1 with errno (Linux's rule for the
@@ -147,6 +147,8 @@ void ns_kept_init(ns_sock *s);
 int ns_kept_set(ns_sock *s, int level, int name, int value);
 /// getsockopt of a kept option into `*value`: 0, or 1 if (level, name) is not one for this socket.
 int ns_kept_get(const ns_sock *s, int level, int name, int *value);
+/// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
+bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
 /// The integer in a /proc/sys file, or `fallback` if it cannot be read.
 int ns_sysctl_int(const char *path, int fallback);
 /// Descriptors at or above this are never stack sockets (the table's size).

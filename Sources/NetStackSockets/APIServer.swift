@@ -335,9 +335,10 @@ public final class APIServer: @unchecked Sendable {
                      descriptors: new.descriptorsForApplication)
     }
 
-    /// A datagram socket takes SO_RCVBUF only (what may wait in `rx`).
+    /// A datagram socket takes SO_RCVBUF (what may wait in `rx`) and the IP header's options only.
     private func setOption(_ s: AppSocket, level: Int32, name: Int32, value: Int64) -> ControlReply {
-        guard !s.isDatagram || (level == SOL_SOCKET && name == SO_RCVBUF) else { return .failure(ENOPROTOOPT) }
+        let datagramOption = (level == SOL_SOCKET && name == SO_RCVBUF) || level == IPPROTO_IP || level == IPPROTO_IPV6
+        guard !s.isDatagram || datagramOption else { return .failure(ENOPROTOOPT) }
         return s.setOption(level: level, name: name, value: value)
     }
 

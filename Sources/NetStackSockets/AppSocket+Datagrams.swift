@@ -44,6 +44,7 @@ extension AppSocket {
             return nil
         }
         u.onReadable = { [unowned self] _ in pumpDatagramsIn() }
+        u.ipHeader = options.ipHeader
         udp = u
         region.add(.connected)  // as a fresh UDP socket, it may send at once
         region.wantTransmitDoorbell()  // the first datagram rings

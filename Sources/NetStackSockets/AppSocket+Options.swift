@@ -4,8 +4,10 @@ import Glibc
 import NetStack
 
 /// The socket options that act on the stack, as the preload library passes
-/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER, SO_RCVBUF. The
-/// library validates them and answers getsockopt itself; the stack keeps them
+/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER, SO_RCVBUF,
+/// TCP_MAXSEG, TCP_USER_TIMEOUT, and the IP header's hop limit and DS field
+/// (IP_TTL, IP_TOS, IPV6_UNICAST_HOPS, IPV6_TCLASS; a datagram socket's too).
+/// The library validates them and answers getsockopt itself; the stack keeps them
 /// so a connection made later (connect, accept from a listener that has them,
 /// as Linux's accepted sockets inherit them) gets them too.
 struct AppSocketOptions {
@@ -23,6 +25,12 @@ struct AppSocketOptions {
     /// reports, as Linux's sk_rcvbuf bounds what waits unread. nil: the
     /// stack's own sizes (a 256 KiB buffer and the whole ring).
     var receiveBuffer: Int?
+    /// TCP_MAXSEG: a cap on the MSS of connections made from now on (as
+    /// Linux, not of one already open).
+    var maximumSegmentSize: Int?
+    /// TCP_USER_TIMEOUT (RFC 5482).
+    var userTimeout: Duration?
+    var ipHeader = IPHeaderSettings.standard
 
     /// The least receive buffer a connection gets, whatever SO_RCVBUF says:
     /// a window of a few segments (Linux's floor, SOCK_MIN_RCVBUF, is 2304
@@ -43,6 +51,9 @@ struct AppSocketOptions {
         c.noDelay = noDelay
         c.keepalive = keepaliveSettings
         if let r = receiveBuffer { c.receiveBufferSize = r }
+        c.maximumSegmentSize = maximumSegmentSize
+        c.userTimeout = userTimeout
+        c.ipHeader = ipHeader
     }
 
     /// Records option `name` at `level`; false for one the stack does not act on.
@@ -56,6 +67,13 @@ struct AppSocketOptions {
         case (SOL_SOCKET, SO_LINGER): linger = value < 0 ? nil : value
         case (SOL_SOCKET, SO_RCVBUF) where value > 0:
             receiveBuffer = max(Self.smallestReceiveBuffer, Int(clamping: value))
+        // The values as the library stored them: 0 for none, -1 for the system's hop limit.
+        case (Int32(IPPROTO_TCP), TCP_MAXSEG): maximumSegmentSize = value > 0 ? Int(clamping: value) : nil
+        case (Int32(IPPROTO_TCP), TCP_USER_TIMEOUT): userTimeout = value > 0 ? .milliseconds(value) : nil
+        case (Int32(IPPROTO_IP), IP_TTL): ipHeader.timeToLive = (1...255).contains(value) ? UInt8(value) : nil
+        case (Int32(IPPROTO_IP), IP_TOS): ipHeader.typeOfService = UInt8(truncatingIfNeeded: value)
+        case (Int32(IPPROTO_IPV6), IPV6_UNICAST_HOPS): ipHeader.hopLimit = (0...255).contains(value) ? UInt8(value) : nil
+        case (Int32(IPPROTO_IPV6), IPV6_TCLASS): ipHeader.trafficClass = UInt8(truncatingIfNeeded: value)
         default: return false
         }
         return true
@@ -77,9 +95,15 @@ extension AppSocket {
         return ControlReply(result: 0)
     }
 
-    /// Gives the connection what the options say (after connect, or on accept the listener's).
+    /// Gives the connection what the options say (after connect, or on
+    /// accept the listener's); a listener's go to the connections it takes
+    /// from now on, and a datagram socket's to its UDP socket.
     func applyOptions() {
+        udp?.ipHeader = options.ipHeader
+        listener?.configure { options.configure(&$0) }
         guard let c = connection, c.state != .closed else { return }
+        c.ipHeader = options.ipHeader
+        c.userTimeout = options.userTimeout
         c.noDelay = options.noDelay
         // Only a change restarts the idle time (TCP_NODELAY must not).
         let k = options.keepaliveSettings

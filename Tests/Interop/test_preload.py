@@ -1242,6 +1242,84 @@ def test_keepalive_set_after_connect_probes_the_kernel_peer(ns, api):
                 q.wait(10)
 
 
+# The kernel's side of the header options' test: a TCP server on 9600 that
+# reads to the end and prints its TCP_MAXSEG (the MSS our SYN announced, less
+# timestamps), a UDP socket on 9601, and a capture on tap0 that prints each
+# (protocol, port, TTL, TOS) the stack's packets to those ports carried.
+HEADER_WATCHER = r"""
+import select, socket, struct, sys, time
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+cap.bind(("tap0", 0))
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9600)); l.listen(1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((sys.argv[1], 9601))
+print("ready", flush=True)
+seen, conn, got, maxseg, datagram = set(), None, 0, None, None
+end = time.monotonic() + 20
+while time.monotonic() < end and (maxseg is None or datagram is None):
+    ready, _, _ = select.select([cap, l, u] + ([conn] if conn else []), [], [], 0.2)
+    for r in ready:
+        if r is cap:
+            ip = cap.recv(65535)[14:]
+            if ip[12:16] == socket.inet_aton("10.0.0.2") and ip[9] in (6, 17):
+                port = struct.unpack("!H", ip[(ip[0] & 15) * 4 + 2:][:2])[0]
+                if port in (9600, 9601):
+                    seen.add((ip[9], port, ip[8], ip[1]))
+        elif r is l:
+            conn, _ = l.accept()
+            maxseg = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+        elif r is u:
+            datagram = u.recv(100)
+        else:
+            d = conn.recv(65536)
+            got += len(d)
+            if not d:
+                conn.close(); conn = None
+print("maxseg", maxseg, "got", got, "datagram", datagram, flush=True)
+for entry in sorted(seen):
+    print("seen", *entry, flush=True)
+"""
+
+HEADER_OPTIONS_APP = r"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 33)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x48)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)
+s.connect((sys.argv[1], 9600))
+s.sendall(b"x" * 100000)
+print("maxseg", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG), flush=True)
+s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 5)
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x20)
+u.sendto(b"marked", (sys.argv[1], 9601))
+"""
+
+
+def test_ttl_tos_and_maxseg_reach_the_wire(ns, api):
+    """IP_TTL and IP_TOS on a TCP and a UDP socket through the library: every
+    packet the kernel receives from them carries those values, the SYN
+    included; TCP_MAXSEG set before connect caps the MSS the SYN announces
+    (the kernel's side then reports 1000 less 12 for timestamps) and the one
+    the stack sends with, which getsockopt reads back."""
+    _, path = api
+    watcher = ns.popen("python3", "-c", HEADER_WATCHER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout.readline().strip() == "ready"
+        p = run_on_stack(ns, path, "python3", "-c", HEADER_OPTIONS_APP, HOST_IP, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and out.split() == ["maxseg", "988"], err + out
+        lines = watcher.communicate(timeout=30)[0].splitlines()
+        assert lines[0] == "maxseg 988 got 100000 datagram b'marked'", lines
+        assert lines[1:] == ["seen 6 9600 33 72", "seen 17 9601 5 32"], lines
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait(10)
+
+
 # An application that breaks its own socket's shared region, through the
 # mapping the library made (`/proc/self/maps` names the memfd): the header's
 # fields at their offsets in netstack_abi.h (a ring is 192 bytes: head at 0,

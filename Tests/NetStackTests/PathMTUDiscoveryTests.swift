@@ -349,7 +349,7 @@ import NetStackWire
         #expect(p.interface.maximumSegmentLength(towards: peer) == 1280)
         let send = { (length: Int) in
             p.interface.send(from: .v4(p.stackIP), to: peer, protocol: .tcp, length: length, offload: .none,
-                             tail: .none, now: p.now) { _ in }
+                             tail: .none, settings: .standard, now: p.now) { _ in }
         }
         #expect(!send(1281))
         #expect(p.drops(DropReason.tooLargeToSend) == 1)

@@ -136,6 +136,32 @@ extension PacketOffload {
     }
 }
 
+/// What a socket asks of its packets' IP headers, for each family, as
+/// Linux keeps it: a hop limit (RFC 791 3.1's time to live, RFC 8200 3's hop
+/// limit) and the DS field's byte (RFC 2474's DSCP with RFC 3168's ECN bits:
+/// IPv4's type of service, IPv6's traffic class). An AF_INET6 socket's
+/// IPv4 traffic (to v4-mapped addresses) takes the IPv4 ones, as on Linux.
+public struct IPHeaderSettings: Sendable, Equatable {
+    /// IP_TTL; nil: the interface's (`InterfaceConfiguration.timeToLive`).
+    public var timeToLive: UInt8?
+    /// IP_TOS.
+    public var typeOfService: UInt8
+    /// IPV6_UNICAST_HOPS; nil: the interface's (what routers advertise, else its configured one).
+    public var hopLimit: UInt8?
+    /// IPV6_TCLASS.
+    public var trafficClass: UInt8
+
+    public init(timeToLive: UInt8? = nil, typeOfService: UInt8 = 0, hopLimit: UInt8? = nil, trafficClass: UInt8 = 0) {
+        self.timeToLive = timeToLive
+        self.typeOfService = typeOfService
+        self.hopLimit = hopLimit
+        self.trafficClass = trafficClass
+    }
+
+    /// The interface's hop limits and zero DS fields.
+    public static var standard: IPHeaderSettings { IPHeaderSettings() }
+}
+
 /// What a transport sends through: IP's output, whatever the family and the
 /// device. Each transport holds the one its interface attached.
 public protocol IPOutput: AnyObject {
@@ -166,13 +192,15 @@ public protocol IPOutput: AnyObject {
     /// whole `length`, the tail's room included, but only the rest is sent
     /// from the slot). False if it
     /// was dropped (no route, no buffer, too large); IP counts why.
+    /// `settings`: the socket's hop limit and DS field.
     func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-              offload: TransportOffload, tail: FrameTail, now: Instant,
+              offload: TransportOffload, tail: FrameTail, settings: IPHeaderSettings, now: Instant,
               _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool
     /// Sends `header` followed by `payload` as one datagram, fragmented when it
-    /// exceeds the MTU (UDP, ICMP). False if it was dropped; IP counts why.
+    /// exceeds the MTU (UDP, ICMP), with the socket's `settings`. False if
+    /// it was dropped; IP counts why.
     func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,
-              payload: UnsafeRawBufferPointer, now: Instant) -> Bool
+              payload: UnsafeRawBufferPointer, settings: IPHeaderSettings, now: Instant) -> Bool
     /// The transport saw forward progress with `address` (RFC 1122 2.3.2.1's
     /// advice, Linux's `dst_confirm`: an ACK of new data, or new in-order
     /// data): the neighbour that leads there is reachable, and its link

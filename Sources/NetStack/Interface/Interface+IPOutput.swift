@@ -55,15 +55,15 @@ extension Interface: IPOutput {
 
     @inline(__always)
     public func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,
-                     offload: TransportOffload, tail: FrameTail, now: Instant,
+                     offload: TransportOffload, tail: FrameTail, settings: IPHeaderSettings, now: Instant,
                      _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         switch (source, destination) {
         case (.v4(let s), .v4(let d)):
-            return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
-                            write)
+            return sendIPv4(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail,
+                            settings: settings, now: now, write)
         case (.v6(let s), .v6(let d)) where configuration.speaksIPv6:
-            return sendIPv6(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail, now: now,
-                            write)
+            return sendIPv6(from: s, to: d, protocol: proto, length: length, offload: offload, tail: tail,
+                            settings: settings, now: now, write)
         default:
             counters.drops.record(.noRoute)
             return false
@@ -71,12 +71,14 @@ extension Interface: IPOutput {
     }
 
     public func send(to destination: IPAddress, protocol proto: IPProtocol, header: UnsafeRawBufferPointer,
-                     payload: UnsafeRawBufferPointer, now: Instant) -> Bool {
+                     payload: UnsafeRawBufferPointer, settings: IPHeaderSettings, now: Instant) -> Bool {
         switch destination {
         case .v4(let d):
-            return sendIPv4(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
+            return sendIPv4(to: d, protocol: proto, transportHeader: header, payload: payload, settings: settings,
+                            now: now)
         case .v6(let d) where configuration.speaksIPv6:
-            return sendIPv6(to: d, protocol: proto, transportHeader: header, payload: payload, now: now)
+            return sendIPv6(to: d, protocol: proto, transportHeader: header, payload: payload, settings: settings,
+                            now: now)
         default:
             counters.drops.record(.noRoute)
             return false

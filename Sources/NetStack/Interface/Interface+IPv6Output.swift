@@ -47,7 +47,8 @@ extension Interface {
     /// flow label of its ports.
     @inline(__always)
     func sendIPv6(from source: IPv6Address, to destination: IPv6Address, protocol proto: IPProtocol, length: Int,
-                  offload: TransportOffload = .none, tail: FrameTail = .none, now: Instant,
+                  offload: TransportOffload = .none, tail: FrameTail = .none,
+                  settings: IPHeaderSettings = .standard, now: Instant,
                   _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard let nextHop = route6(destination) else {
             counters.drops.record(.noRoute)
@@ -61,7 +62,7 @@ extension Interface {
         let transportStart = EthernetFrame.headerLength + IPv6Packet.headerLength
         guard sendPacket6(from: source, to: destination, nextHeader: proto, payloadLength: length, flowLabel: nil,
                           nextHop: nextHop, offload: PacketOffload(offload, transportStart: transportStart),
-                          tail: tail, now: now, write) else { return false }
+                          tail: tail, settings: settings, now: now, write) else { return false }
         counters.ipv6Out &+= 1
         return true
     }
@@ -73,7 +74,8 @@ extension Interface {
     /// anything was dropped; the reason is counted.
     @discardableResult
     func sendIPv6(from source: IPv6Address? = nil, to destination: IPv6Address, protocol proto: IPProtocol,
-                  transportHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, now: Instant) -> Bool {
+                  transportHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
+                  settings: IPHeaderSettings = .standard, now: Instant) -> Bool {
         // The Payload Length field bounds the packet as reassembled, which
         // carries no fragment header (RFC 8200 4.5): 65535 bytes of UDP.
         let total = transportHeader.count + payload.count
@@ -95,7 +97,7 @@ extension Interface {
         if total <= maxPayload {
             counters.ipv6Out &+= 1
             return sendPacket6(from: from, to: destination, nextHeader: proto, payloadLength: total, flowLabel: label,
-                               nextHop: nextHop, now: now) { out in
+                               nextHop: nextHop, settings: settings, now: now) { out in
                 copyGathered(transportHeader, payload, range: 0..<total, into: out)
             }
         }
@@ -109,7 +111,7 @@ extension Interface {
             let chunk = min(fragmentPayload, total - offset)
             let more = offset + chunk < total
             let sent = sendPacket6(from: from, to: destination, nextHeader: .ipv6Fragment, payloadLength: 8 + chunk,
-                                   flowLabel: label, nextHop: nextHop, now: now) { out in
+                                   flowLabel: label, nextHop: nextHop, settings: settings, now: now) { out in
                 IPv6FragmentRepr(nextHeader: proto, fragmentOffset: offset, moreFragments: more,
                                  identification: identification)
                     .emit(into: out.slice(0..<8))
@@ -131,7 +133,8 @@ extension Interface {
     @inline(__always)
     private func sendPacket6(from source: IPv6Address, to destination: IPv6Address, nextHeader: IPProtocol,
                              payloadLength: Int, flowLabel: UInt32?, nextHop: IPv6Address,
-                             offload: PacketOffload = .none, tail: FrameTail = .none, now: Instant,
+                             offload: PacketOffload = .none, tail: FrameTail = .none,
+                             settings: IPHeaderSettings = .standard, now: Instant,
                              _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard var frame = device.pool.allocate() else {
             counters.drops.record(.poolExhausted)
@@ -146,7 +149,7 @@ extension Interface {
         }
         // The tail's room is neither written nor sent from the slot.
         frame.setLength(frameLength - tail.count)
-        let hopLimit = hopLimit6
+        let hopLimit = settings.hopLimit ?? hopLimit6
         frame.withCapacity { bytes in
             let ip = bytes.slice(EthernetFrame.headerLength..<frameLength)
             let transport = ip.slice(IPv6Packet.headerLength..<ip.count)
@@ -155,7 +158,7 @@ extension Interface {
                 source: source, destination: destination,
                 ports: transport.count >= 4 ? transportPorts(UnsafeRawBufferPointer(transport)) : 0)
             IPv6Repr(source: source, destination: destination, nextHeader: nextHeader, payloadLength: payloadLength,
-                     hopLimit: hopLimit, flowLabel: label)
+                     hopLimit: hopLimit, trafficClass: settings.trafficClass, flowLabel: label)
                 .emit(into: ip)
         }
         sendFrame6(frame, nextHop: nextHop, tail: tail, now: now)

@@ -9,7 +9,7 @@ extension Interface {
     @discardableResult
     public func sendIPv4(to destination: IPv4Address, protocol proto: IPProtocol,
                          transportHeader: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer,
-                         now: Instant, dontFragment: Bool = false) -> Bool {
+                         settings: IPHeaderSettings = .standard, now: Instant, dontFragment: Bool = false) -> Bool {
         let total = transportHeader.count + payload.count
         let headerLength = IPv4Repr.headerLength
         guard headerLength + total <= 0xffff else {
@@ -35,8 +35,9 @@ extension Interface {
             let chunk = total - offset <= maxPayload ? total - offset : fragmentPayload
             let more = offset + chunk < total
             let repr = IPv4Repr(source: address, destination: destination, protocol: proto, payloadLength: chunk,
-                                timeToLive: configuration.timeToLive, identification: identification,
-                                dontFragment: dontFragment, moreFragments: more, fragmentOffset: offset)
+                                timeToLive: settings.timeToLive ?? configuration.timeToLive,
+                                identification: identification, dontFragment: dontFragment, moreFragments: more,
+                                fragmentOffset: offset, dscpECN: settings.typeOfService)
             let sent = sendPacket(repr, nextHop: nextHop, now: now) { ipPayload in
                 copyGathered(transportHeader, payload, range: offset..<(offset + chunk), into: ipPayload)
             }
@@ -55,7 +56,8 @@ extension Interface {
     /// bytes are `tail`'s, left in place for the device (`FrameTail`).
     @inline(__always)
     func sendIPv4(from source: IPv4Address, to destination: IPv4Address, protocol proto: IPProtocol, length: Int,
-                  offload: TransportOffload = .none, tail: FrameTail = .none, now: Instant,
+                  offload: TransportOffload = .none, tail: FrameTail = .none,
+                  settings: IPHeaderSettings = .standard, now: Instant,
                   _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard let nextHop = route(destination) else {
             counters.drops.record(.noRoute)
@@ -75,8 +77,9 @@ extension Interface {
         }
         // DF: what is sized to the MTU is never fragmented (RFC 1191).
         let repr = IPv4Repr(source: source, destination: destination, protocol: proto, payloadLength: length,
-                            timeToLive: configuration.timeToLive, identification: nextIdentification,
-                            dontFragment: true)
+                            timeToLive: settings.timeToLive ?? configuration.timeToLive,
+                            identification: nextIdentification, dontFragment: true,
+                            dscpECN: settings.typeOfService)
         let packetOffload = PacketOffload(offload,
                                           transportStart: EthernetFrame.headerLength + IPv4Repr.headerLength)
         guard sendPacket(repr, nextHop: nextHop, offload: packetOffload, tail: tail, now: now, write) else {

@@ -54,6 +54,17 @@ public struct TCPConfiguration: Sendable {
     public var synCookies: SYNCookieMode = .onOverflow
     /// RFC 1122 4.2.3.6 keepalive; off unless set.
     public var keepalive: Keepalive?
+    /// RFC 5482's user timeout (Linux's TCP_USER_TIMEOUT): how long sent data
+    /// may stay unacknowledged, counted from the first send of the oldest,
+    /// before the connection gives up, whatever `maxRetransmissions` allows;
+    /// with keepalive on, how long the peer may stay silent after the first
+    /// probe, instead of `Keepalive.probes`. nil: no such bound.
+    public var userTimeout: Duration?
+    /// A cap on the MSS the connection announces and the one it sends with
+    /// (TCP_MAXSEG, Linux's `user_mss`); nil: the path's alone.
+    public var maximumSegmentSize: Int?
+    /// The hop limit and DS field of the connection's packets (IP_TTL, IP_TOS).
+    public var ipHeader = IPHeaderSettings.standard
     /// How long an orphaned connection may wait in FIN-WAIT-2 (Linux tcp_fin_timeout).
     public var finWait2Timeout: Duration = .seconds(60)
     /// At most one ACK per this interval answers segments the connection does

@@ -103,8 +103,10 @@ extension TCPConnection {
         sackEnabled = configuration.sackPermitted && options.sackPermitted
         // RFC 6691: the MSS excludes options, so room for timestamps comes
         // off it. What the path takes bounds it too (a "packet too big" may
-        // have come before the peer's SYN did).
-        sender.sendMSS = max(64, min(peerMSS, pathMSS) - (timestampsEnabled ? 12 : 0))
+        // have come before the peer's SYN did), and so does TCP_MAXSEG (as
+        // Linux's mss_clamp).
+        let cap = min(peerMSS, pathMSS, configuration.maximumSegmentSize ?? .max)
+        sender.sendMSS = max(64, cap - (timestampsEnabled ? 12 : 0))
         sender.congestion = CongestionController(configuration.congestionControl, mss: sender.sendMSS)
     }
 

@@ -1,5 +1,6 @@
 /// The settings an application may change on an open connection, as Linux's
-/// setsockopt does (TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT):
+/// setsockopt does (TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT,
+/// TCP_USER_TIMEOUT, IP_TTL and IP_TOS):
 /// the preload library's sockets are configured after connect or accept.
 extension TCPConnection {
     /// Nagle's algorithm off (TCP_NODELAY). Turning it off sends what it held
@@ -11,6 +12,19 @@ extension TCPConnection {
             sender.noDelay = newValue
             if newValue { requestService() }
         }
+    }
+
+    /// The hop limit and DS field of the packets it sends from now on.
+    public var ipHeader: IPHeaderSettings {
+        get { configuration.ipHeader }
+        set { configuration.ipHeader = newValue }
+    }
+
+    /// RFC 5482's user timeout (`TCPConfiguration.userTimeout`); a change
+    /// counts from the next retransmission timeout or keepalive probe.
+    public var userTimeout: Duration? {
+        get { configuration.userTimeout }
+        set { configuration.userTimeout = newValue }
     }
 
     /// The keepalive in force (nil: off).

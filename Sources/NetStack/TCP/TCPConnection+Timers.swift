@@ -4,8 +4,17 @@ extension TCPConnection {
     var nextDeadline: Instant? {
         earliest(earliest(earliest(sender.retransmitDeadline, receiver.delayedAckDeadline),
                           earliest(sender.persistDeadline, keepaliveDeadline)),
-                 earliest(earliest(earliest(timeWaitDeadline, finWait2Deadline), idleDeadline),
+                 earliest(earliest(earliest(timeWaitDeadline, finWait2Deadline), earliest(idleDeadline, userTimeoutDeadline)),
                           earliest(sender.reorderDeadline, sender.tlp.deadline)))
+    }
+
+    /// RFC 5482: when the connection gives up on its oldest unacknowledged
+    /// segment, a user timeout after its send; armed from the segment's first
+    /// timeout (so, as Linux, that timeout always resends) until it is
+    /// acknowledged.
+    var userTimeoutDeadline: Instant? {
+        guard let timeout = configuration.userTimeout, let since = sender.stalledSince else { return nil }
+        return since + timeout
     }
 
     @inline(__always)
@@ -23,6 +32,11 @@ extension TCPConnection {
         }
         if let d = finWait2Deadline, now >= d {
             enterClosed(error: nil)
+            return
+        }
+        if let d = userTimeoutDeadline, now >= d {
+            if state.isSynchronized { sendResetNow = true }
+            enterClosed(error: .timedOut)
             return
         }
         if let d = sender.tlp.deadline, now >= d {
@@ -51,11 +65,12 @@ extension TCPConnection {
                 // time later (Linux's tcp_keepalive_timer).
                 keepaliveDeadline = now + k.idle
                 keepaliveProbesSent = 0
-            } else if keepaliveProbesSent >= k.probes {
+            } else if keepaliveGivesUp(k, now: now) {
                 sendResetNow = true
                 enterClosed(error: .timedOut)
                 return
             } else {
+                if keepaliveProbesSent == 0 { keepaliveFirstProbe = now }
                 keepaliveProbesSent += 1
                 probeNow = true
                 keepaliveDeadline = now + k.interval
@@ -79,6 +94,15 @@ extension TCPConnection {
         guard !idleFired else { return }
         idleFired = true
         if let onIdle { onIdle(self) } else { close() }
+    }
+
+    /// Keepalive's end (RFC 1122 4.2.3.6): the probes all went unanswered
+    /// or, under a user timeout, the peer has been silent that long since
+    /// before the first probe (Linux's tcp_keepalive_timer).
+    private func keepaliveGivesUp(_ k: TCPConfiguration.Keepalive, now: Instant) -> Bool {
+        guard let timeout = configuration.userTimeout else { return keepaliveProbesSent >= k.probes }
+        // The silence began an idle time before the first probe.
+        return keepaliveProbesSent > 0 && now + k.idle >= keepaliveFirstProbe + timeout
     }
 
     /// The RTO fired (RFC 6298 5.4-5.7): the sender resends, unless the

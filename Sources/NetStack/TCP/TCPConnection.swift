@@ -57,6 +57,8 @@ public final class TCPConnection {
     // MARK: Timers (deadlines; the interface keeps one wheel timer at the earliest)
     var keepaliveDeadline: Instant?
     var keepaliveProbesSent = 0
+    /// When keepalive's first probe went, since the peer last spoke.
+    var keepaliveFirstProbe = Instant.zero
     var timeWaitDeadline: Instant?
     var finWait2Deadline: Instant?
     /// When the application's idle timeout (`idleTimeout`) is next checked:

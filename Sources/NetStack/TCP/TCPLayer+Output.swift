@@ -9,11 +9,13 @@ struct TCPSegmentPath: TCPSegmentOutput {
     unowned(unsafe) let layer: TCPLayer
     unowned(unsafe) let ip: any IPOutput
     let tuple: TCPFourTuple
+    let settings: IPHeaderSettings
     let now: Instant
 
     func send(_ repr: TCPRepr, payload a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, segmentSize: Int,
               inPlace: Bool) -> Int {
-        layer.emit(repr, from: tuple, payload: a, b, segmentSize: segmentSize, inPlace: inPlace, via: ip, now: now)
+        layer.emit(repr, from: tuple, payload: a, b, segmentSize: segmentSize, inPlace: inPlace, settings: settings,
+                   via: ip, now: now)
     }
 }
 
@@ -32,7 +34,8 @@ extension TCPLayer {
         }
         // This dispatch covers what the application asked for: its queue entry is moot.
         c.awaitingService = false
-        c.dispatch(now: now, to: TCPSegmentPath(layer: self, ip: ip, tuple: c.tuple, now: now))
+        c.dispatch(now: now, to: TCPSegmentPath(layer: self, ip: ip, tuple: c.tuple,
+                                                settings: c.configuration.ipHeader, now: now))
         if c.state == .closed {
             retire(c)
             return
@@ -85,11 +88,11 @@ extension TCPLayer {
     /// keeps unchanged until it is acknowledged) and a device that reads
     /// frame tails in place, the payload stays in the ring and the device
     /// reads it from there; otherwise it is copied into the frame. Returns
-    /// the payload bytes copied.
+    /// the payload bytes copied. `settings`: the connection's IP_TTL and IP_TOS.
     @discardableResult
     func emit(_ repr: TCPRepr, from tuple: TCPFourTuple, payload a: UnsafeRawBufferPointer,
-              _ b: UnsafeRawBufferPointer, segmentSize: Int = 0, inPlace: Bool = false, via ip: any IPOutput,
-              now: Instant) -> Int {
+              _ b: UnsafeRawBufferPointer, segmentSize: Int = 0, inPlace: Bool = false,
+              settings: IPHeaderSettings = .standard, via ip: any IPOutput, now: Instant) -> Int {
         let length = repr.headerLength + a.count + b.count
         let partial = checksumOffload
         let offload = TransportOffload(partialChecksumAt: partial ? TCPSegment.checksumOffset : nil,
@@ -97,7 +100,7 @@ extension TCPLayer {
         let payload = FrameTail(a, b)
         let tail = inPlace && sendsDataInPlace ? payload : .none
         let sent = ip.send(from: tuple.localAddress, to: tuple.remoteAddress, protocol: .tcp, length: length,
-                           offload: offload, tail: tail, now: now) { segment in
+                           offload: offload, tail: tail, settings: settings, now: now) { segment in
             if tail.isEmpty { payload.copy(to: segment.baseAddress! + repr.headerLength) }
             if partial {
                 repr.emitLeavingChecksum(into: segment, source: tuple.localAddress, destination: tuple.remoteAddress)

@@ -202,7 +202,8 @@ public final class TCPLayer {
                         segmentLimit: Int, iss: SequenceNumber? = nil, now: Instant) -> TCPConnection {
         let iss = iss ?? SequenceNumber(isn.next(for: tuple, now: now))
         // RFC 9293 3.7.1: the MSS we announce is what one IP packet carries, less TCP's header.
-        let mss = segmentLimit - TCPSegment.minimumHeaderLength
+        // TCP_MAXSEG caps it (Linux's tcp_advertise_mss clamps to user_mss).
+        let mss = min(segmentLimit - TCPSegment.minimumHeaderLength, configuration.maximumSegmentSize ?? .max)
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
                               activeOpen: activeOpen, now: now, logger: logger, budget: memory)
         memory.chargeUnconditionally(MemoryBudget.connectionCost)

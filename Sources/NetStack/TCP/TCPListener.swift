@@ -14,7 +14,8 @@ public final class TCPListener: FamilyBound {
     public let families: IPFamilies
     public let backlog: Int
     public let synBacklog: Int
-    let configuration: TCPConfiguration
+    /// What its connections are made with (`configure`).
+    private(set) var configuration: TCPConfiguration
     /// The half-open connections, oldest first.
     var synQueue = SYNQueue()
     /// Half-open connections waiting for the handshake's final ACK.
@@ -49,6 +50,12 @@ public final class TCPListener: FamilyBound {
     /// Nothing happens once closed or once the stack is gone.
     public func close() {
         layer?.close(self)
+    }
+
+    /// Changes what connections made from now on get, as setsockopt on a
+    /// listening socket does on Linux (its children copy its options).
+    public func configure(_ change: (inout TCPConfiguration) -> Void) {
+        change(&configuration)
     }
 
     /// Connections waiting to be accepted.

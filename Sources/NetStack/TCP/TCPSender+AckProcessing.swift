@@ -82,6 +82,7 @@ extension TCPSender {
         }
         rttProbe = nil
         retransmissions = 0
+        stalledSince = nil
     }
 
     /// RFC 6298 5.7: the SYN timed out and gave no sample, so RTO restarts at 3 s.
@@ -117,6 +118,7 @@ extension TCPSender {
         sndUna = ack
         if sndNxt < sndUna { sndNxt = sndUna }
         retransmissions = 0
+        stalledSince = nil
 
         // Send times first (Linux's seq_rtt_us), the SYN timed the same way;
         // then the timestamp echo (RFC 7323 4), unambiguous even for a resend.

@@ -38,6 +38,7 @@ extension TCPSender {
     /// Back off; resend the SYN if it is unacknowledged, else treat every
     /// unSACKed segment as lost (`lossOnTimeout`).
     mutating func retransmitTimeout(now: Instant, events: inout TCPSendEvents) {
+        if retransmissions == 0 { stalledSince = scoreboard.head?.sentAt ?? rttProbe?.sentAt ?? now }
         retransmissions += 1
         rtt.backOff()
         rttProbe = nil

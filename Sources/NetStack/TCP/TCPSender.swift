@@ -75,6 +75,10 @@ struct TCPSender {
     var rttProbe: (seq: SequenceNumber, sentAt: Instant)?
     /// Timeouts in a row of the same segment (RFC 9293 3.8.3 R2).
     var retransmissions = 0
+    /// When the oldest unacknowledged segment (or the SYN) was sent, from its
+    /// first timeout until it is acknowledged (Linux's `retrans_stamp`):
+    /// RFC 5482's user timeout counts from it.
+    var stalledSince: Instant?
     /// Where the last small data segment sent ends (Nagle, Minshall's variant).
     var smallSegmentEnd: SequenceNumber?
     /// The most data one segment may carry when the device segments TCP

@@ -57,16 +57,17 @@ public final class UDPLayer {
     }
 
     /// Sends one datagram from `sourcePort`, fragmenting it at the IP layer if
-    /// it exceeds the MTU. False if it was dropped; the reason is counted.
+    /// it exceeds the MTU, with the socket's IP header `settings`. False if
+    /// it was dropped; the reason is counted.
     @discardableResult
     func send(from sourcePort: UInt16, to destination: UDPEndpoint, payload: UnsafeRawBufferPointer,
-              now: Instant? = nil) -> Bool {
+              settings: IPHeaderSettings = .standard, now: Instant? = nil) -> Bool {
         guard let ip else { return false }
         let now = now ?? latestNow
         guard let source = ip.sourceAddress(towards: destination.address) else {
             // IP counts no-route when it is asked to send; ask it.
             return ip.send(to: destination.address, protocol: .udp, header: UnsafeRawBufferPointer(start: nil, count: 0),
-                           payload: payload, now: now)
+                           payload: payload, settings: settings, now: now)
         }
         let length = UDPDatagram.headerLength + payload.count
         guard length <= 0xffff else {
@@ -79,7 +80,7 @@ public final class UDPLayer {
                 .emitHeader(into: h, payload: payload, source: source, destination: destination.address)
         }
         let sent = withUnsafeBytes(of: &header) { h in
-            ip.send(to: destination.address, protocol: .udp, header: h, payload: payload, now: now)
+            ip.send(to: destination.address, protocol: .udp, header: h, payload: payload, settings: settings, now: now)
         }
         if sent { counters.datagramsOut &+= 1 }
         return sent

@@ -24,6 +24,8 @@ public final class UDPSocket: FamilyBound {
     public var receiveCapacity: Int { ring.capacity }
     /// Called when a datagram or an error arrives.
     public var onReadable: ((UDPSocket) -> Void)?
+    /// The hop limit and DS field of what it sends (IP_TTL, IP_TOS).
+    public var ipHeader = IPHeaderSettings.standard
     public internal(set) var isClosed = false
 
     unowned let layer: UDPLayer
@@ -68,7 +70,7 @@ public final class UDPSocket: FamilyBound {
     @discardableResult
     public func send(_ payload: Span<UInt8>, to destination: UDPEndpoint) -> Bool {
         guard !isClosed, families.contains(destination.address) else { return false }
-        return payload.withUnsafeBytes { layer.send(from: port, to: destination, payload: $0) }
+        return payload.withUnsafeBytes { layer.send(from: port, to: destination, payload: $0, settings: ipHeader) }
     }
 
     /// Sends one datagram from an array.

@@ -1,0 +1,61 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// TCP_MAXSEG (`TCPConfiguration.maximumSegmentSize`): it caps the MSS a
+/// connection announces and the one it sends with, as Linux's user_mss.
+@Suite struct TCPMaximumSegmentSizeTests {
+    let peer = IPAddress.v4(PeerHarness.peerIP)
+
+    func harness() -> PeerHarness {
+        let p = PeerHarness()
+        p.resolvePeer()
+        return p
+    }
+
+    func capped(_ mss: Int?) -> TCPConfiguration {
+        var config = TCPConfiguration()
+        config.maximumSegmentSize = mss
+        return config
+    }
+
+    @Test func anActiveOpenAnnouncesTheCapAndSendsSegmentsWithinIt() throws {
+        let p = harness()
+        let c = try p.tcp.connect(to: peer, port: 5000, configuration: capped(1000), now: p.now)
+        let syn = try #require(p.tcpOnly(p.sent()).first)
+        #expect(syn.mss == 1000)
+        // The peer offers more, and timestamps: 1000 less their 12 bytes.
+        _ = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: syn.sourcePort,
+                                     seq: SequenceNumber(7000), ack: syn.seq + 1,
+                                     options: TCPOptions(mss: 1460, windowScale: 7)))
+        #expect(c.state == .established && c.sendMSS == 1000)
+        _ = testBytes(5000).withUnsafeBytes { c.write($0) }
+        p.poll()
+        let data = p.tcpOnly(p.sent()).filter { !$0.payload.isEmpty }
+        #expect(data.map(\.payload.count) == [1000, 1000, 1000, 1000, 1000])
+    }
+
+    @Test func aSmallerPeerMSSStillWins() throws {
+        let p = harness()
+        let c = try p.tcp.connect(to: peer, port: 5000, configuration: capped(1200), now: p.now)
+        let syn = try #require(p.tcpOnly(p.sent()).first)
+        _ = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: syn.sourcePort,
+                                     seq: SequenceNumber(7000), ack: syn.seq + 1, options: TCPOptions(mss: 600)))
+        #expect(c.sendMSS == 600)
+    }
+
+    @Test func aCapAboveThePathsLeavesThePathsMSS() throws {
+        let p = harness()
+        _ = try p.tcp.connect(to: peer, port: 5000, configuration: capped(9000), now: p.now)
+        #expect(p.tcpOnly(p.sent()).first?.mss == 1460)
+    }
+
+    @Test func aListenersCapGoesIntoItsSYNACK() throws {
+        let p = harness()
+        _ = try p.tcp.listen(port: 80, configuration: capped(536))
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: SequenceNumber(1000),
+                                              options: TCPOptions(mss: 1460)))
+        #expect(synAck.first?.mss == 536)
+        #expect(p.tcpConnection(peerPort: 40000)?.sendMSS == 536)
+    }
+}

@@ -1,0 +1,85 @@
+import Testing
+@testable import NetStack
+import NetStackWire
+
+/// RFC 5482's user timeout (TCP_USER_TIMEOUT, as Linux applies it): how long
+/// sent data may go unacknowledged, and how long keepalive waits for a peer
+/// that stopped answering, before the connection gives up.
+///
+/// The peer has no timestamps and a 100 ms handshake RTT, so the first
+/// data RTO is 300 ms, then 600, 1200, 2400 ms apart (RFC 6298 2.2, 5.5).
+@Suite struct TCPUserTimeoutTests {
+    let iss = TCPHarness.defaultISS
+
+    func connection(userTimeout: Duration?, retries: Int = 15,
+                    keepalive: TCPConfiguration.Keepalive? = nil) -> TCPHarness {
+        var config = TCPConfiguration()
+        config.userTimeout = userTimeout
+        config.maxRetransmissions = retries
+        config.keepalive = keepalive
+        return TCPHarness.established(configuration: config, synOptions: TCPOptions(mss: 1460, windowScale: 7),
+                                      rtt: .milliseconds(100))
+    }
+
+    @Test func unacknowledgedDataGivesUpAtTheUserTimeoutNotTheRetryLimit() {
+        let h = connection(userTimeout: .seconds(2))
+        h.write(testBytes(100))
+        let t = h.now
+        _ = h.drain()
+        let out = h.advance(by: .seconds(10))
+        // Resent at 0.3 and 0.9 s; the next RTO (2.1 s) is brought forward to
+        // the user timeout's end, 2 s after the first send, which gives up.
+        #expect(out.filter { !$0.payload.isEmpty }.map { $0.time - t } == [.milliseconds(300), .milliseconds(900)])
+        #expect(h.connection.state == .closed && h.connection.error == .timedOut)
+        #expect(out.last?.flags.contains(.rst) == true)
+        #expect(out.last.map { $0.time - t } == .seconds(2))
+    }
+
+    @Test func theFirstTimeoutResendsEvenPastTheUserTimeout() {
+        let h = connection(userTimeout: .milliseconds(100))
+        h.write(testBytes(100))
+        let t = h.now
+        _ = h.drain()
+        let out = h.advance(by: .seconds(1))
+        // As Linux: the first RTO (300 ms) resends; the clamped next one gives up at once.
+        #expect(out.filter { !$0.payload.isEmpty }.map { $0.time - t } == [.milliseconds(300)])
+        #expect(h.connection.error == .timedOut)
+        #expect(out.last.map { $0.time - t } == .milliseconds(300))
+    }
+
+    @Test func anAcknowledgementStartsTheCountAgain() {
+        let h = connection(userTimeout: .seconds(2))
+        h.write(testBytes(100))
+        let t = h.now
+        _ = h.drain()
+        _ = h.advance(by: .milliseconds(1500))
+        h.receive(.ack, ack: iss + 101)
+        h.write(testBytes(100, seed: 1))
+        let out = h.advance(by: .seconds(10))
+        // The new data's first send (1.5 s) starts a new 2 s: it gives up at 3.5 s, not 2 s.
+        #expect(h.connection.error == .timedOut)
+        #expect(out.last.map { $0.time - t } == .milliseconds(3500))
+    }
+
+    @Test func withoutAUserTimeoutTheRetryLimitDecides() {
+        let h = connection(userTimeout: nil, retries: 3)
+        h.write(testBytes(100))
+        let t = h.now
+        _ = h.drain()
+        let out = h.advance(by: .seconds(10))
+        #expect(out.last.map { $0.time - t } == .milliseconds(4500))
+    }
+
+    @Test func keepaliveGivesUpAfterTheUserTimeoutOfSilenceNotAfterItsProbes() {
+        // Probes every second after 10 s idle; 9 of them would take until 19 s.
+        let k = TCPConfiguration.Keepalive(idle: .seconds(10), interval: .seconds(1), probes: 9)
+        let h = connection(userTimeout: .seconds(12), keepalive: k)
+        let t = h.now
+        let out = h.advance(by: .seconds(30))
+        let probes = out.filter { !$0.flags.contains(.rst) }
+        // Silent since 0: probes at 10 and 11 s; the timer at 12 s finds 12 s of silence.
+        #expect(probes.map { $0.time - t } == [.seconds(10), .seconds(11)])
+        #expect(h.connection.error == .timedOut)
+        #expect(out.last?.flags.contains(.rst) == true && out.last.map { $0.time - t } == .seconds(12))
+    }
+}

@@ -285,9 +285,9 @@ public final class APIServer: @unchecked Sendable {
         }
         guard ours else { return .failure(EADDRNOTAVAIL) }
         if flags & Int32(NS_BIND_IPV6_ONLY) != 0 && s.families == .both { s.families = .ipv6Only }
-        if s.isDatagram { return s.bindDatagram(address) }
         s.reusesAddress = flags & Int32(NS_BIND_REUSE_ADDRESS) != 0
         s.reusesPort = flags & Int32(NS_BIND_REUSE_PORT) != 0
+        if s.isDatagram { return s.bindDatagram(address) }
         let port: UInt16
         if address.port == 0 {
             guard let free = stack.tcp.freePort() else { return .failure(EADDRINUSE) }  // Linux: the range is used up

@@ -39,7 +39,7 @@ extension AppSocket {
         let u: UDPSocket
         do {
             u = port == 0 ? try server.stack.udp.bindEphemeral(families: families)
-                : try server.stack.bind(udpPort: port, families: families)
+                : try server.stack.bind(udpPort: port, families: families, sharingPort: reusesPort)
         } catch {
             return nil
         }

@@ -297,8 +297,8 @@ final class AppSocket {
         options.configure(&configuration)
         self.backlog = max(1, min(Int(backlog), 4096))
         do {
-            let l = try server.stack.listen(port: port, families: families, backlog: self.backlog,
-                                            configuration: configuration)
+            let l = try server.stack.listen(port: port, families: families, sharingPort: reusesPort,
+                                            backlog: self.backlog, configuration: configuration)
             l.onAccept = { [unowned self] c in queue(c) }
             listener = l
         } catch {

@@ -1320,6 +1320,79 @@ def test_ttl_tos_and_maxseg_reach_the_wire(ns, api):
             watcher.wait(10)
 
 
+# SO_REUSEPORT: two TCP listeners and two UDP sockets on one port in one
+# process (as a pre-forked server's workers bind), a third socket without it
+# refused; each takes a share of 32 connections and 32 datagrams from new
+# ports, and answers which one it is.
+REUSEPORT_SERVER = r"""
+import errno, select, socket, sys
+def make(kind):
+    s = socket.socket(socket.AF_INET, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind((sys.argv[1], 9710))
+    if kind == socket.SOCK_STREAM:
+        s.listen(64)
+    return s
+tcp, udp = [make(socket.SOCK_STREAM) for _ in range(2)], [make(socket.SOCK_DGRAM) for _ in range(2)]
+lone = socket.socket()
+try:
+    lone.bind((sys.argv[1], 9710)); print("third bind ok")
+except OSError as e:
+    print("third bind", errno.errorcode[e.errno])
+print("listening", flush=True)
+counts = {s: 0 for s in tcp + udp}
+while sum(counts.values()) < 64:
+    ready, _, _ = select.select(tcp + udp, [], [], 10)
+    if not ready:
+        break
+    for s in ready:
+        counts[s] += 1
+        if s in tcp:
+            c, _ = s.accept(); c.sendall(bytes([tcp.index(s)])); c.close()
+        else:
+            _, peer = s.recvfrom(100); s.sendto(bytes([udp.index(s)]), peer)
+for name, group in (("tcp", tcp), ("udp", udp)):
+    print(name, sum(counts[s] for s in group), all(counts[s] > 0 for s in group), flush=True)
+"""
+
+REUSEPORT_CLIENT = r"""
+import socket, sys
+answers = {"tcp": set(), "udp": set()}
+for i in range(32):
+    c = socket.create_connection((sys.argv[1], 9710), timeout=10)
+    answers["tcp"].add(c.recv(1)); c.close()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(10)
+    u.sendto(b"?", (sys.argv[1], 9710)); answers["udp"].add(u.recv(1)); u.close()
+print("answered by", len(answers["tcp"]), len(answers["udp"]))
+"""
+
+
+def test_so_reuseport_spreads_connections_and_datagrams_as_the_kernel(ns, api):
+    """Sockets sharing a port with SO_REUSEPORT, as the kernel's and through
+    the library: both listeners and both UDP sockets take some of what the
+    kernel's client sends, and a socket without the option cannot bind."""
+    _, path = api
+    outputs = []
+    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
+        cmd = ["python3", "-c", REUSEPORT_SERVER, host]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
+        try:
+            lines = [server.stdout.readline().strip(), server.stdout.readline().strip()]
+            assert lines[-1] == "listening", (on_stack, lines, server.stderr.read())
+            client = ns.exec("python3", "-c", REUSEPORT_CLIENT, host, timeout=60, check=False)
+            assert client.returncode == 0, client.stderr
+            out, _ = server.communicate(timeout=30)
+            outputs.append(lines + out.splitlines() + client.stdout.splitlines())
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+    kernel, stack = outputs
+    assert kernel == ["third bind EADDRINUSE", "listening", "tcp 32 True", "udp 32 True", "answered by 2 2"], kernel
+    assert stack == kernel
+
+
 # An application that breaks its own socket's shared region, through the
 # mapping the library made (`/proc/self/maps` names the memfd): the header's
 # fields at their offsets in netstack_abi.h (a ring is 192 bytes: head at 0,

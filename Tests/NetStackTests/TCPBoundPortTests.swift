@@ -90,9 +90,37 @@ import NetStackWire
         #expect(p.tcpConnection(peerPort: 40001)?.listener === v4)
         // Closing one leaves the other.
         p.tcp.close(v4)
-        #expect(p.tcp.listeners[80]?.occupant(for: .v6(.unspecified)) === v6)
-        #expect(p.tcp.listeners[80]?.occupant(for: .v4(IPv4Address(0))) == nil)
+        #expect(p.tcp.listeners[80]?.occupant(for: .v6(.unspecified), from: peer, port: 1) === v6)
+        #expect(p.tcp.listeners[80]?.occupant(for: .v4(IPv4Address(0)), from: peer, port: 1) == nil)
         p.tcp.close(v6)
         #expect(p.tcp.listeners[80] == nil)
+    }
+
+    /// SO_REUSEPORT (Linux's reuseport group): listeners alike that all share
+    /// the port split the new connections between them, each peer's port
+    /// always to the same one; one that does not share is refused.
+    @Test func listenersSharingAPortSplitTheConnections() throws {
+        let p = harness()
+        let a = try p.tcp.listen(port: 80, sharingPort: true)
+        let b = try p.tcp.listen(port: 80, sharingPort: true)
+        #expect(throws: TCPListenError.portInUse(80)) { try p.tcp.listen(port: 80) }
+        // Alike means the same families too.
+        #expect(throws: TCPListenError.portInUse(80)) { try p.tcp.listen(port: 80, families: .ipv4Only, sharingPort: true) }
+        var taken: [ObjectIdentifier: Int] = [:]
+        for i in 0..<32 {
+            let port = UInt16(41000 + i)
+            #expect(p.peerConnect(to: 80, sourcePort: port, peerISS: SequenceNumber(UInt32(i) * 1000)) != nil)
+            let l = try #require(p.tcp.listeners[80]?.occupant(for: .v4(p.stackIP), from: peer, port: port))
+            #expect(l === a || l === b)
+            taken[ObjectIdentifier(l), default: 0] += 1
+        }
+        #expect(a.pendingCount + b.pendingCount == 32)
+        #expect(a.pendingCount == taken[ObjectIdentifier(a)] && a.pendingCount > 0 && b.pendingCount > 0)
+        // With one gone, the other takes every new connection.
+        p.tcp.close(a)
+        let resets = p.tcpOnly(p.exchange([]))  // the connections it held, which nobody accepted
+        #expect(resets.count == taken[ObjectIdentifier(a)] && resets.allSatisfy { $0.flags.contains(.rst) })
+        #expect(p.peerConnect(to: 80, sourcePort: 42000, peerISS: SequenceNumber(99)) != nil)
+        #expect(b.pendingCount == taken[ObjectIdentifier(b), default: 0] + 1)
     }
 }

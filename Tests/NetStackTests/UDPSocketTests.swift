@@ -104,4 +104,27 @@ import NetStackWire
         #expect(v6.pendingDatagrams == 0)
         _ = try h.interface.udp.bind(port: 9000, families: .ipv4Only)
     }
+
+    /// SO_REUSEPORT: sockets sharing a port each take some peers' datagrams,
+    /// a peer's always the same socket's, and hear the errors about what
+    /// they sent to their peers.
+    @Test func socketsSharingAPortSplitThePeers() throws {
+        let h = PeerHarness()
+        h.resolvePeer()
+        let a = try h.interface.udp.bind(port: 9000, sharingPort: true)
+        let b = try h.interface.udp.bind(port: 9000, sharingPort: true)
+        #expect(throws: UDPBindError.portInUse(9000)) { _ = try h.interface.udp.bind(port: 9000) }
+        for port in UInt16(40000)..<40032 {
+            for _ in 0..<2 { _ = h.exchange(h.udpFrame(sourcePort: port, destinationPort: 9000, payload: [1])) }
+        }
+        #expect(a.pendingDatagrams + b.pendingDatagrams == 64)
+        #expect(a.pendingDatagrams > 0 && b.pendingDatagrams > 0)
+        // Each peer port's two datagrams went to the same socket.
+        var buffer: [UInt8] = []
+        for s in [a, b] {
+            var ports: [UInt16: Int] = [:]
+            while let from = s.receive(into: &buffer) { ports[from.port, default: 0] += 1 }
+            #expect(ports.values.allSatisfy { $0 == 2 })
+        }
+    }
 }

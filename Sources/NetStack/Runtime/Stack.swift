@@ -45,10 +45,12 @@ public final class Stack {
 
     // MARK: TCP
 
-    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN).
-    public func listen(port: UInt16, families: IPFamilies = .both, backlog: Int = 128,
+    /// Listens on `port` (RFC 9293 3.10.1 passive OPEN); with `sharingPort`
+    /// (SO_REUSEPORT) beside other listeners that share it.
+    public func listen(port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false, backlog: Int = 128,
                        configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
-        try tcp.listen(port: port, families: families, backlog: backlog, configuration: configuration)
+        try tcp.listen(port: port, families: families, sharingPort: sharingPort, backlog: backlog,
+                       configuration: configuration)
     }
 
     /// Opens a connection; the SYN goes out at once, from `localPort` if it is not 0.
@@ -104,9 +106,9 @@ public final class Stack {
 
     // MARK: UDP
 
-    /// Binds a UDP port.
-    public func bind(udpPort port: UInt16, families: IPFamilies = .both,
+    /// Binds a UDP port; with `sharingPort` (SO_REUSEPORT) beside other sockets that share it.
+    public func bind(udpPort port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false,
                      receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
-        try udp.bind(port: port, families: families, receiveCapacity: receiveCapacity)
+        try udp.bind(port: port, families: families, sharingPort: sharingPort, receiveCapacity: receiveCapacity)
     }
 }

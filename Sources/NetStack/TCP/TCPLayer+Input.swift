@@ -32,7 +32,8 @@ extension TCPLayer {
             }
             return deliver(repr, payload: payload, to: c, tuple: tuple, now: now)
         }
-        if let l = listeners[repr.destinationPort]?.occupant(for: tuple.localAddress), !l.isClosed {
+        if let l = listeners[repr.destinationPort]?.occupant(for: tuple.localAddress, from: tuple.remoteAddress,
+                                                              port: tuple.remotePort), !l.isClosed {
             // SYN+FIN is no SYN (Linux discards it in LISTEN).
             if repr.flags.contains(.syn), repr.flags.contains(.fin) { return kept.drops.record(.synWithFin) }
             // RFC 4987 3.6: an ACK matching nothing may return a SYN cookie.

@@ -111,13 +111,17 @@ public final class TCPLayer {
 
     /// Listens on `port` (RFC 9293 3.10.1 passive OPEN), for connections of
     /// `families` (both unless told otherwise); a port takes one listener
-    /// per family (`PortOccupants`).
-    public func listen(port: UInt16, families: IPFamilies = .both, backlog: Int = 128, synBacklog: Int = 256,
+    /// per family (`PortOccupants`), or several alike that all share it
+    /// (`sharingPort`, SO_REUSEPORT), among which new connections are spread.
+    public func listen(port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false, backlog: Int = 128,
+                       synBacklog: Int = 256,
                        configuration: TCPConfiguration? = nil) throws(TCPListenError) -> TCPListener {
         guard port != 0 else { throw .portZero }
-        guard listeners[port, default: PortOccupants()].admits(families) else { throw .portInUse(port) }
-        let l = TCPListener(port: port, families: families, backlog: backlog, synBacklog: synBacklog,
-                            configuration: configuration ?? defaultConfiguration)
+        guard listeners[port, default: PortOccupants()].admits(families, sharing: sharingPort) else {
+            throw .portInUse(port)
+        }
+        let l = TCPListener(port: port, families: families, sharesPort: sharingPort, backlog: backlog,
+                            synBacklog: synBacklog, configuration: configuration ?? defaultConfiguration)
         l.layer = self
         listeners.occupy(port, with: l)
         return l

@@ -12,6 +12,7 @@ public final class TCPListener: FamilyBound {
     public let port: UInt16
     /// The families it takes; a SYN of the other finds the port closed.
     public let families: IPFamilies
+    public let sharesPort: Bool
     public let backlog: Int
     public let synBacklog: Int
     /// What its connections are made with (`configure`).
@@ -37,9 +38,11 @@ public final class TCPListener: FamilyBound {
     /// weak reference would give the layer a side table (see `TCPConnection.serviceQueue`).
     unowned(unsafe) var layer: TCPLayer?
 
-    init(port: UInt16, families: IPFamilies = .both, backlog: Int, synBacklog: Int, configuration: TCPConfiguration) {
+    init(port: UInt16, families: IPFamilies = .both, sharesPort: Bool = false, backlog: Int, synBacklog: Int,
+         configuration: TCPConfiguration) {
         self.port = port
         self.families = families
+        self.sharesPort = sharesPort
         self.backlog = backlog
         self.synBacklog = synBacklog
         self.configuration = configuration

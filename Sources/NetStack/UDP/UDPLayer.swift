@@ -24,12 +24,16 @@ public final class UDPLayer {
 
     /// Binds `port` for datagrams of `families` (both unless told otherwise).
     /// RFC 768 demultiplexes on the destination port only: one socket per
-    /// port and family (`PortOccupants`).
-    public func bind(port: UInt16, families: IPFamilies = .both,
+    /// port and family (`PortOccupants`), or several alike that all share it
+    /// (`sharingPort`, SO_REUSEPORT), each taking some peers' datagrams.
+    public func bind(port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false,
                      receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
         guard port != 0 else { throw .portZero }
-        guard sockets[port, default: PortOccupants()].admits(families) else { throw .portInUse(port) }
-        let s = UDPSocket(port: port, families: families, receiveCapacity: receiveCapacity, layer: self)
+        guard sockets[port, default: PortOccupants()].admits(families, sharing: sharingPort) else {
+            throw .portInUse(port)
+        }
+        let s = UDPSocket(port: port, families: families, sharesPort: sharingPort, receiveCapacity: receiveCapacity,
+                          layer: self)
         sockets.occupy(port, with: s)
         return s
     }
@@ -100,7 +104,8 @@ public final class UDPLayer {
             return counters.drops.record(.badChecksum)
         }
         counters.datagramsIn &+= 1
-        guard let socket = sockets[udp.destinationPort]?.occupant(for: d.destination) else {
+        guard let socket = sockets[udp.destinationPort]?.occupant(for: d.destination, from: d.source,
+                                                                port: udp.sourcePort) else {
             ip.reportPortUnreachable(d, now: now)
             return counters.drops.record(.noSocket)
         }
@@ -119,7 +124,9 @@ public final class UDPLayer {
         let q = report.quotedTransport
         let sourcePort = UInt16(q[0]) << 8 | UInt16(q[1])
         let destinationPort = UInt16(q[2]) << 8 | UInt16(q[3])
-        guard let socket = sockets[sourcePort]?.occupant(for: report.destination) else { return }
+        // The member that takes the peer's datagrams hears about what it sent there.
+        guard let socket = sockets[sourcePort]?.occupant(for: report.source, from: report.destination,
+                                                          port: destinationPort) else { return }
         counters.errorsIn &+= 1
         if case .packetTooBig(let mtu) = report.kind, case .v6 = report.destination {
             _ = ip.lowerPathMTU(mtu, towards: report.destination, now: now)

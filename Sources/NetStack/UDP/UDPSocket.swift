@@ -20,6 +20,7 @@ public final class UDPSocket: FamilyBound {
     /// The families it takes and sends; a datagram of the other finds the
     /// port closed, and sending to the other is refused.
     public let families: IPFamilies
+    public let sharesPort: Bool
     /// Bytes of payload the queue holds at most.
     public var receiveCapacity: Int { ring.capacity }
     /// Called when a datagram or an error arrives.
@@ -36,9 +37,11 @@ public final class UDPSocket: FamilyBound {
     /// Also bounds empty datagrams, which take no bytes.
     static let maximumQueuedDatagrams = 4096
 
-    init(port: UInt16, families: IPFamilies = .both, receiveCapacity: Int, layer: UDPLayer) {
+    init(port: UInt16, families: IPFamilies = .both, sharesPort: Bool = false, receiveCapacity: Int,
+         layer: UDPLayer) {
         self.port = port
         self.families = families
+        self.sharesPort = sharesPort
         self.layer = layer
         ring = ByteRing(capacity: receiveCapacity)
         datagrams = Deque(minimumCapacity: 64)

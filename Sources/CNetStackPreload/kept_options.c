@@ -4,8 +4,8 @@
 // programs set them and read them back (event loops read SO_BROADCAST,
 // servers TCP_DEFER_ACCEPT), and one that reads a default it never set should
 // see the kernel's, not ENOPROTOOPT. Most are harmless to ignore; the stack
-// acts on those marked so (the MSS cap, the user timeout, the IP header's hop
-// limit and DS field), which setsockopt passes on as stored.
+// acts on those marked so (the cork, the MSS cap, the user timeout, the IP
+// header's hop limit and DS field), which setsockopt passes on as stored.
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +52,7 @@ static const struct kept {
     {SOL_SOCKET, SO_RCVLOWAT, RECEIVE_LOWAT, 1, NONE},
     {SOL_SOCKET, SO_PRIORITY, PRIORITY, 0, NONE},
     {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
-    {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE},
+    {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE, true},
     {IPPROTO_TCP, TCP_QUICKACK, BOOLEAN, 1, NONE},
     {IPPROTO_TCP, TCP_USER_TIMEOUT, NONNEGATIVE, 0, NONE, true},
     {IPPROTO_TCP, TCP_DEFER_ACCEPT, DEFER_ACCEPT, 0, NONE},

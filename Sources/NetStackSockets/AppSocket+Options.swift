@@ -4,7 +4,7 @@ import Glibc
 import NetStack
 
 /// The socket options that act on the stack, as the preload library passes
-/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, keepalive, SO_LINGER, SO_RCVBUF,
+/// them on (NS_OP_SETSOCKOPT): TCP_NODELAY, TCP_CORK, keepalive, SO_LINGER, SO_RCVBUF,
 /// TCP_MAXSEG, TCP_USER_TIMEOUT, and the IP header's hop limit and DS field
 /// (IP_TTL, IP_TOS, IPV6_UNICAST_HOPS, IPV6_TCLASS; a datagram socket's too).
 /// The library validates them and answers getsockopt itself; the stack keeps them
@@ -12,6 +12,7 @@ import NetStack
 /// as Linux's accepted sockets inherit them) gets them too.
 struct AppSocketOptions {
     var noDelay = false
+    var corked = false
     var keepalive = false
     /// TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and TCP_KEEPCNT: Linux's defaults.
     var keepaliveIdle: Int64 = 7200
@@ -60,6 +61,7 @@ struct AppSocketOptions {
     mutating func set(level: Int32, name: Int32, value: Int64) -> Bool {
         switch (level, name) {
         case (Int32(IPPROTO_TCP), TCP_NODELAY): noDelay = value != 0
+        case (Int32(IPPROTO_TCP), TCP_CORK): corked = value != 0
         case (SOL_SOCKET, SO_KEEPALIVE): keepalive = value != 0
         case (Int32(IPPROTO_TCP), TCP_KEEPIDLE) where value > 0: keepaliveIdle = value
         case (Int32(IPPROTO_TCP), TCP_KEEPINTVL) where value > 0: keepaliveInterval = value
@@ -105,6 +107,7 @@ extension AppSocket {
         c.ipHeader = options.ipHeader
         c.userTimeout = options.userTimeout
         c.noDelay = options.noDelay
+        c.corked = options.corked
         // Only a change restarts the idle time (TCP_NODELAY must not).
         let k = options.keepaliveSettings
         if k != c.keepalive { c.setKeepalive(k, now: server.stack.clock.now) }

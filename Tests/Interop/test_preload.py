@@ -1320,6 +1320,40 @@ def test_ttl_tos_and_maxseg_reach_the_wire(ns, api):
             watcher.wait(10)
 
 
+# TCP_CORK: two small writes 100 ms apart while corked reach the peer as
+# one; taken out, the cork lets the held bytes go at once.
+CORK_PEER = r"""
+import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9720)); l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+print("peer first read", len(c.recv(1000)), flush=True)
+"""
+
+CORK_APP = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 9720))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+s.sendall(b"a" * 100)
+time.sleep(0.1)
+s.sendall(b"b" * 100)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+time.sleep(0.5)
+print("corked", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+"""
+
+
+def test_tcp_cork_holds_small_writes_as_the_kernel(ns, api):
+    """TCP_CORK through the library acts on the stack's connection: the
+    kernel's peer reads both small writes at once, as it does from a
+    kernel socket."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, CORK_PEER, ["python3", "-c", CORK_APP, HOST_IP], 30)
+    assert kernel == ["corked 0", "peer first read 200"], kernel
+    assert stack == kernel
+
+
 # SO_REUSEPORT: two TCP listeners and two UDP sockets on one port in one
 # process (as a pre-forked server's workers bind), a third socket without it
 # refused; each takes a share of 32 connections and 32 datagrams from new

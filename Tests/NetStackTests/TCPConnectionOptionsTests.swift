@@ -1,5 +1,6 @@
 import Testing
 @testable import NetStack
+import NetStackWire
 
 /// Settings changed on an open connection (`TCPConnection+Options`), as the
 /// preload library's setsockopt after connect or accept changes them.
@@ -39,5 +40,46 @@ import Testing
         #expect(h.connection.noDelay)
         h.connection.noDelay = false
         #expect(!h.connection.noDelay)
+    }
+
+    /// TCP_CORK (Linux's TCP_NAGLE_CORK): full segments go, a partial one
+    /// waits even with nothing in flight, until the cork comes out.
+    @Test func aCorkHoldsPartialSegmentsUntilItComesOut() {
+        let h = TCPHarness.established()
+        h.connection.corked = true
+        let mss = h.connection.sendMSS
+        h.write(testBytes(mss + 100))
+        let first = h.drain()
+        #expect(first.map(\.payload.count) == [mss])
+        h.receive(.ack, ack: iss + (1 + mss))
+        #expect(h.drain().isEmpty)  // all acknowledged, and still the 100 bytes wait
+        h.write(testBytes(50, seed: 1))
+        #expect(h.drain().isEmpty)
+        h.connection.corked = false
+        h.dispatch()
+        let rest = h.drain()
+        #expect(rest.map(\.payload.count) == [150])
+    }
+
+    /// tcp(7): a cork holds data at most 200 ms.
+    @Test func corkedDataLeavesAfterTheCeiling() {
+        let h = TCPHarness.established()
+        h.connection.corked = true
+        let t = h.now
+        h.write(testBytes(100))
+        let out = h.advance(by: .milliseconds(400))  // the first RTO, 300 ms on, comes after
+        #expect(out.map { $0.time - t } == [.milliseconds(200)])
+        #expect(out.first?.payload == testBytes(100))
+        #expect(h.connection.corked)
+    }
+
+    @Test func closingACorkedConnectionSendsWhatWaitedWithTheFIN() {
+        let h = TCPHarness.established()
+        h.connection.corked = true
+        h.write(testBytes(100))
+        #expect(h.drain().isEmpty)
+        h.shutdownWrite()
+        let out = h.drain()
+        #expect(out.count == 1 && out.first?.payload.count == 100 && out.first?.flags.contains(.fin) == true)
     }
 }

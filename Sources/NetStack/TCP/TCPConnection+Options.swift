@@ -1,6 +1,6 @@
 /// The settings an application may change on an open connection, as Linux's
-/// setsockopt does (TCP_NODELAY, SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT,
-/// TCP_USER_TIMEOUT, IP_TTL and IP_TOS):
+/// setsockopt does (TCP_NODELAY, TCP_CORK, SO_KEEPALIVE and
+/// TCP_KEEPIDLE/INTVL/CNT, TCP_USER_TIMEOUT, IP_TTL and IP_TOS):
 /// the preload library's sockets are configured after connect or accept.
 extension TCPConnection {
     /// Nagle's algorithm off (TCP_NODELAY). Turning it off sends what it held
@@ -11,6 +11,20 @@ extension TCPConnection {
             guard newValue != sender.noDelay else { return }
             sender.noDelay = newValue
             if newValue { requestService() }
+        }
+    }
+
+    /// TCP_CORK: partial segments wait until it comes out (at most 200 ms,
+    /// `TCPSender.corkCeiling`); taking it out sends what waited in this
+    /// loop turn, as Linux's tcp_push_pending_frames.
+    public var corked: Bool {
+        get { sender.corked }
+        set {
+            guard newValue != sender.corked else { return }
+            sender.corked = newValue
+            sender.corkDeadline = nil
+            sender.corkExpired = false
+            if !newValue { requestService() }
         }
     }
 

@@ -2,10 +2,11 @@ extension TCPConnection {
     /// The earliest time `handleTimers` has work.
     /// Computed on every segment, so without building a collection (that allocates).
     var nextDeadline: Instant? {
-        earliest(earliest(earliest(sender.retransmitDeadline, receiver.delayedAckDeadline),
-                          earliest(sender.persistDeadline, keepaliveDeadline)),
-                 earliest(earliest(earliest(timeWaitDeadline, finWait2Deadline), earliest(idleDeadline, userTimeoutDeadline)),
-                          earliest(sender.reorderDeadline, sender.tlp.deadline)))
+        let sending = earliest(earliest(sender.retransmitDeadline, sender.persistDeadline),
+                               earliest(earliest(sender.reorderDeadline, sender.tlp.deadline), sender.corkDeadline))
+        let ending = earliest(earliest(timeWaitDeadline, finWait2Deadline), userTimeoutDeadline)
+        return earliest(sending, earliest(earliest(receiver.delayedAckDeadline, keepaliveDeadline),
+                                          earliest(ending, idleDeadline)))
     }
 
     /// RFC 5482: when the connection gives up on its oldest unacknowledged
@@ -55,6 +56,10 @@ extension TCPConnection {
             record(events)
         }
         if let d = receiver.delayedAckDeadline, now >= d { receiver.delayedAckTimerFired() }
+        if let d = sender.corkDeadline, now >= d {
+            sender.corkDeadline = nil
+            sender.corkExpired = true
+        }
         if let d = sender.persistDeadline, now >= d {
             if sender.persistTimerFired(now: now) { probeNow = true }
         }

@@ -107,6 +107,14 @@ struct TCPSender {
     // MARK: Settings
     /// TCP_NODELAY, which the application may change while open.
     var noDelay: Bool
+    /// TCP_CORK: a partial segment waits (Linux's TCP_NAGLE_CORK), whatever
+    /// is in flight, until the cork comes out, the connection closes, or
+    /// `corkCeiling` passes (`corkDeadline`; tcp(7)'s ceiling).
+    var corked = false
+    var corkDeadline: Instant?
+    /// The ceiling passed: the partial segment held back goes.
+    var corkExpired = false
+    static let corkCeiling: Duration = .milliseconds(200)
     let rackTLP: Bool
     let minimumRTO: Duration
     let maximumRTO: Duration
@@ -253,10 +261,16 @@ struct TCPSender {
                 // Nothing left but, perhaps, the FIN.
                 let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
                 guard finUnsent else { return false }
+            } else if corked && !finQueued {
+                guard corkExpired else {
+                    if corkDeadline == nil { corkDeadline = now + Self.corkCeiling }
+                    return false
+                }
             } else if !finQueued && !noDelay && inFlight > 0 && smallSegmentUnacknowledged {
                 // Nagle, Minshall's variant (Linux's tcp_nagle_check); a closing connection flushes.
                 return false
             }
+            corkExpired = false
         }
         spendAllowance(emitSegment(at: sndNxt, maxLength: length, now: now, events: &events, sink: sink))
         return true

@@ -214,13 +214,17 @@ static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
 
 // MARK: Stream sockets
 
-/// MSG_WAITALL (a blocking receive waits for all `len` bytes, unless the
-/// input ends, an error comes or a signal interrupts, as Linux's tcp_recvmsg).
-static ssize_t stack_recv_waitall(ns_sock *s, void *buf, size_t len, int flags) {
+/// A blocking receive waits for its target (Linux's tcp_recvmsg with
+/// sock_rcvlowat): all `len` bytes with MSG_WAITALL, else SO_RCVLOWAT's
+/// (at most `len`), unless the input ends, an error comes, the receive
+/// timeout passes or a signal interrupts; then it returns what it has.
+static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
-    if (!(flags & MSG_WAITALL) || (flags & MSG_PEEK) || dontwait) return stack_recv(s, buf, len, flags);
+    size_t lowat = ns_receive_lowat(s);
+    size_t target = (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
+    if (target <= 1 || (flags & MSG_PEEK) || dontwait) return stack_recv(s, buf, len, flags);
     size_t got = 0;
-    while (got < len) {
+    while (got < target) {
         ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL);
         if (n <= 0) return got > 0 ? (ssize_t)got : n;
         got += (size_t)n;
@@ -234,7 +238,7 @@ static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
     for (size_t i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;
         int f = total > 0 && !(flags & MSG_WAITALL) ? (flags | MSG_DONTWAIT) : flags;
-        ssize_t n = stack_recv_waitall(s, iov[i].iov_base, iov[i].iov_len, f);
+        ssize_t n = stack_recv_to_target(s, iov[i].iov_base, iov[i].iov_len, f);
         if (n < 0) return total > 0 ? total : -1;
         total += n;
         if ((size_t)n < iov[i].iov_len) break;
@@ -324,7 +328,7 @@ NS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recv)(fd, buf, len, flags);
     if (s->datagram) return ns_dgram_recv(s, buf, len, flags, NULL, NULL, NULL);
-    return stack_recv_waitall(s, buf, len, flags);
+    return stack_recv_to_target(s, buf, len, flags);
 }
 
 NS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags) {
@@ -336,7 +340,7 @@ NS_EXPORT ssize_t read(int fd, void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(read)(fd, buf, len);
     if (s->datagram) return ns_dgram_recv(s, buf, len, 0, NULL, NULL, NULL);
-    return stack_recv(s, buf, len, 0);
+    return stack_recv_to_target(s, buf, len, 0);
 }
 
 NS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
@@ -348,7 +352,7 @@ NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sock
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
     if (s->datagram) return ns_dgram_recv(s, buf, len, flags, sa, salen, NULL);
-    ssize_t n = stack_recv_waitall(s, buf, len, flags);
+    ssize_t n = stack_recv_to_target(s, buf, len, flags);
     if (n >= 0 && sa && salen && s->has_peer) ns_to_sockaddr(&s->peer, s->family, sa, salen);
     return n;
 }

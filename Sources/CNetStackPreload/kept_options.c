@@ -5,7 +5,8 @@
 // servers TCP_DEFER_ACCEPT), and one that reads a default it never set should
 // see the kernel's, not ENOPROTOOPT. Most are harmless to ignore; the stack
 // acts on those marked so (the cork, the MSS cap, the user timeout, the IP
-// header's hop limit and DS field), which setsockopt passes on as stored.
+// header's hop limit and DS field), which setsockopt passes on as stored,
+// and the library itself on SO_RCVLOWAT (`ns_receive_lowat`).
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +171,12 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     }
     *slot = v;
     return 0;
+}
+
+uint32_t ns_receive_lowat(const ns_sock *s) {
+    enum { RCVLOWAT = 3 };  // its place in `kept`
+    _Static_assert(RCVLOWAT < NS_KEPT_OPTIONS, "SO_RCVLOWAT's entry");
+    return s->datagram ? 1 : (uint32_t)s->kept[RCVLOWAT];
 }
 
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored) {

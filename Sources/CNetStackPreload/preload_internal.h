@@ -147,6 +147,9 @@ void ns_kept_init(ns_sock *s);
 int ns_kept_set(ns_sock *s, int level, int name, int value);
 /// getsockopt of a kept option into `*value`: 0, or 1 if (level, name) is not one for this socket.
 int ns_kept_get(const ns_sock *s, int level, int name, int *value);
+/// SO_RCVLOWAT of a stream socket (1 unless set; a datagram socket's is 1):
+/// what makes it readable, and what a blocking receive waits for.
+uint32_t ns_receive_lowat(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
 /// The integer in a /proc/sys file, or `fallback` if it cannot be read.

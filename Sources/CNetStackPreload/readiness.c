@@ -43,7 +43,8 @@ short ns_readiness(ns_sock *s, short events) {
     // writable (so a writer learns of EPIPE); both, as a hang-up.
     bool rx_shut = (st & NS_STATE_RX_EOF) || s->read_shut;
     bool tx_shut = (st & NS_STATE_TX_CLOSED) || s->write_shut;
-    if (!ns_ring_is_empty(&s->shm->rx) || rx_shut) r |= POLLIN;
+    // Readable with SO_RCVLOWAT's bytes waiting (tcp_poll's tcp_stream_is_readable).
+    if (ns_ring_readable(&s->shm->rx) >= ns_receive_lowat(s) || rx_shut) r |= POLLIN;
     if (rx_shut) r |= POLLRDHUP;
     if (tx_shut || ((st & NS_STATE_CONNECTED) && ns_send_room(s) > 0)) r |= POLLOUT;
     if (st & NS_STATE_ERROR) {

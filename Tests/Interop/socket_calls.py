@@ -380,6 +380,36 @@ out("accept with nobody coming gives up after 0.2 s", took(lambda: lt.accept(), 
 lt.close()
 
 
+# SO_RCVLOWAT: readable, and a blocking receive done, only with that many
+# bytes (or at the end, or when the receive timeout passes with fewer)
+w = socket.create_connection(ECHO)
+w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
+w.sendall(b"abcd")
+time.sleep(0.2)  # the echo is back
+out("SO_RCVLOWAT 10: poll with 4 bytes there", wait(w, select.POLLIN, 300))
+out("select with 4 bytes there", select.select([w], [], [], 0.3)[0] == [w])
+w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(TIMEVAL, 0, 300000))
+out("recv with 4 bytes there gives them when the timeout passes", took(lambda: w.recv(100), 0.25, 3))
+w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(TIMEVAL, 5, 0))
+pid = os.fork()
+if pid == 0:  # 4 bytes come back after 0.1 s, 8 more after 0.3 s: a child holding the socket sends them
+    time.sleep(0.1)
+    w.sendall(b"efgh")
+    time.sleep(0.2)
+    w.sendall(b"ijklmnop")
+    os._exit(0)
+# (Linux wakes a reader only for SO_RCVLOWAT bytes unread: one that took
+# some already and sleeps for the rest waits for that many more.)
+out("a blocking recv waits for 10", took(lambda: w.recv(100), 0.25, 3))
+os.waitpid(pid, 0)
+w.sendall(b"xy")
+time.sleep(0.2)
+out("poll with 2 there", wait(w, select.POLLIN, 0))
+w.setblocking(False)
+out("a non-blocking recv takes what is there", w.recv(100))
+w.close()
+
+
 class Alarm(Exception):
     pass
 

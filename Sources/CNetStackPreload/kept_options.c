@@ -37,6 +37,9 @@ enum rule {
     MTU_DISCOVER,   // IP_PMTUDISC_DONT (0) to IP_PMTUDISC_OMIT (5)
 };
 
+/// The entries the library reads on its own paths, at fixed places.
+enum { KEPT_RCVLOWAT = 3 };
+
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
 
@@ -50,7 +53,7 @@ static const struct kept {
     {SOL_SOCKET, SO_BROADCAST, BOOLEAN, 0, NONE},
     {SOL_SOCKET, SO_OOBINLINE, BOOLEAN, 0, NONE},
     {SOL_SOCKET, SO_DONTROUTE, BOOLEAN, 0, NONE},
-    {SOL_SOCKET, SO_RCVLOWAT, RECEIVE_LOWAT, 1, NONE},
+    [KEPT_RCVLOWAT] = {SOL_SOCKET, SO_RCVLOWAT, RECEIVE_LOWAT, 1, NONE},
     {SOL_SOCKET, SO_PRIORITY, PRIORITY, 0, NONE},
     {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
     {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE, true},
@@ -174,9 +177,7 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
 }
 
 uint32_t ns_receive_lowat(const ns_sock *s) {
-    enum { RCVLOWAT = 3 };  // its place in `kept`
-    _Static_assert(RCVLOWAT < NS_KEPT_OPTIONS, "SO_RCVLOWAT's entry");
-    return s->datagram ? 1 : (uint32_t)s->kept[RCVLOWAT];
+    return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
 }
 
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored) {

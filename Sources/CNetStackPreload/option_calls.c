@@ -2,8 +2,8 @@
 // and answers getsockopt from it (as Linux reports them: booleans as 1, the
 // buffer sizes doubled within the system's limits); the options that act on
 // the connection go to the stack too (TCP_NODELAY, SO_KEEPALIVE and
-// TCP_KEEPIDLE/INTVL/CNT, SO_LINGER, and the kept ones it acts on: TCP_MAXSEG,
-// TCP_USER_TIMEOUT, IP_TTL, IP_TOS and IPv6's two). TCP_INFO, TCP_MAXSEG and
+// TCP_KEEPIDLE/INTVL/CNT, SO_LINGER, and the kept ones it acts on: TCP_CORK,
+// TCP_MAXSEG, TCP_USER_TIMEOUT, IP_TTL, IP_TOS and IPv6's two). TCP_INFO, TCP_MAXSEG and
 // TCP_CONGESTION are read from the fields the stack publishes. Options that
 // are harmless to ignore are kept and read back (kept_options.c); the rest
 // get ENOPROTOOPT, or EOPNOTSUPP from getsockopt at another protocol's level.

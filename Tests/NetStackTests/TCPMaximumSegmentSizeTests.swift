@@ -58,4 +58,22 @@ import NetStackWire
         #expect(synAck.first?.mss == 536)
         #expect(p.tcpConnection(peerPort: 40000)?.sendMSS == 536)
     }
+
+    /// A SYN cookie's SYN-ACK (RFC 4987 3.6) announces the capped MSS too,
+    /// with the listener's IP header settings, and the connection its ACK
+    /// makes sends within the cap.
+    @Test func aCookieSYNACKAnnouncesTheCapWithTheListenersHeaderSettings() throws {
+        let p = harness()
+        var config = capped(700)
+        config.synCookies = .always
+        config.ipHeader.timeToLive = 9
+        _ = try p.tcp.listen(port: 80, configuration: config)
+        let frames = p.exchange(p.tcpFrame(.syn, destinationPort: 80, seq: SequenceNumber(1000),
+                                           options: TCPOptions(mss: 1460)))
+        #expect(frames.compactMap(\.ipv4).map(\.ttl) == [9])
+        let synAck = try #require(p.tcpOnly(frames).first)
+        #expect(synAck.flags == [.syn, .ack] && synAck.mss == 700)
+        _ = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: SequenceNumber(1001), ack: synAck.seq + 1))
+        #expect(p.tcpConnection(peerPort: 40000)?.sendMSS == 700)
+    }
 }

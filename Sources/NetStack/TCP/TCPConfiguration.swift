@@ -1,3 +1,5 @@
+import NetStackWire
+
 /// Per-connection TCP settings. Defaults follow the RFCs, and Linux where the
 /// RFCs leave a range.
 public struct TCPConfiguration: Sendable {
@@ -65,6 +67,13 @@ public struct TCPConfiguration: Sendable {
     public var maximumSegmentSize: Int?
     /// The hop limit and DS field of the connection's packets (IP_TTL, IP_TOS).
     public var ipHeader = IPHeaderSettings.standard
+
+    /// The MSS a SYN or SYN-ACK announces when one IP packet carries
+    /// `segmentLimit` bytes of TCP: that less TCP's header (RFC 9293 3.7.1),
+    /// at most `maximumSegmentSize` (Linux's tcp_advertise_mss and user_mss).
+    func announcedMSS(segmentLimit: Int) -> Int {
+        min(segmentLimit - TCPSegment.minimumHeaderLength, maximumSegmentSize ?? .max)
+    }
     /// How long an orphaned connection may wait in FIN-WAIT-2 (Linux tcp_fin_timeout).
     public var finWait2Timeout: Duration = .seconds(60)
     /// At most one ACK per this interval answers segments the connection does

@@ -18,7 +18,7 @@ extension TCPLayer {
                                        counter: SYNCookies.counter(at: now))
         let ring = ByteRing.capacity(for: config.receiveBufferSize)
         let segmentLimit = ip.maximumSegmentLength(towards: tuple.remoteAddress)
-        var options = TCPOptions(mss: UInt16(clamping: segmentLimit - TCPSegment.minimumHeaderLength))
+        var options = TCPOptions(mss: UInt16(clamping: config.announcedMSS(segmentLimit: segmentLimit)))
         if config.timestamps, let ts = seg.options.timestamps {
             let peerScale = config.windowScaling ? seg.options.windowScale : nil
             let carried = SYNCookieTimestamp(windowScale: peerScale,
@@ -35,7 +35,7 @@ extension TCPLayer {
         l.lastCookieSent = now
         kept.synCookiesSent &+= 1
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
-        emit(repr, from: tuple, payload: empty, empty, via: ip, now: now)
+        emit(repr, from: tuple, payload: empty, empty, settings: config.ipHeader, via: ip, now: now)
     }
 
     /// An ACK to `l` matching no connection: if its acknowledgment less one

@@ -205,10 +205,8 @@ public final class TCPLayer {
     func makeConnection(tuple: TCPFourTuple, configuration: TCPConfiguration, activeOpen: Bool,
                         segmentLimit: Int, iss: SequenceNumber? = nil, now: Instant) -> TCPConnection {
         let iss = iss ?? SequenceNumber(isn.next(for: tuple, now: now))
-        // RFC 9293 3.7.1: the MSS we announce is what one IP packet carries, less TCP's header.
-        // TCP_MAXSEG caps it (Linux's tcp_advertise_mss clamps to user_mss).
-        let mss = min(segmentLimit - TCPSegment.minimumHeaderLength, configuration.maximumSegmentSize ?? .max)
-        let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss, localMSS: mss,
+        let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss,
+                              localMSS: configuration.announcedMSS(segmentLimit: segmentLimit),
                               activeOpen: activeOpen, now: now, logger: logger, budget: memory)
         memory.chargeUnconditionally(MemoryBudget.connectionCost)
         c.serviceQueue = self

@@ -123,7 +123,11 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     int r = 0;
     if (op == EPOLL_CTL_ADD) {
         if (found) { errno = EEXIST; r = -1; goto done; }
-        struct epoll_event kernel = {.events = EPOLLIN, .data.u64 = NS_TAG | (uint64_t)fd};
+        // EPOLLEXCLUSIVE goes on the eventfd's registration: the kernel then
+        // wakes one of the sets that hold it so (a listener shared by
+        // workers' sets: no thundering herd), and the rest see it at their next look.
+        struct epoll_event kernel = {.events = EPOLLIN | (ev->events & EPOLLEXCLUSIVE),
+                                     .data.u64 = NS_TAG | (uint64_t)fd};
         if ((r = LIBC(epoll_ctl)(epfd, op, fd, &kernel)) != 0) goto done;
         entry *e = calloc(1, sizeof *e);
         *e = (entry){.epfd = epfd, .fd = fd, .events = ev->events, .data = ev->data, .next = entries};

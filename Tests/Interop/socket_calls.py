@@ -12,9 +12,11 @@ import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 
 from batches import MSG_WAITFORONE, batch
@@ -341,6 +343,30 @@ out("EPOLLEXCLUSIVE", err(lambda: ep.register(x, select.EPOLLIN | select.EPOLLEX
 out("EPOLL_CTL_MOD of it", err(lambda: ep.modify(x, select.EPOLLIN)))
 ep.close()
 x.close()
+# Four threads wait in their own sets, each holding one listener with
+# EPOLLEXCLUSIVE: a connection (from a kernel socket of a child's, to this
+# program's own address) wakes one of them, not all four
+me = socket.create_connection(ECHO)
+my_address = me.getsockname()[0]
+me.close()
+xl = socket.socket()
+xl.bind(("0.0.0.0", 9311))
+xl.listen(4)
+xsets = [select.epoll() for _ in range(4)]
+for xs in xsets:
+    xs.register(xl, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+xwoken = []
+xthreads = [threading.Thread(target=lambda xs=xs: xwoken.append(len(xs.poll(1.0)))) for xs in xsets]
+for xt in xthreads:
+    xt.start()
+time.sleep(0.2)  # all four asleep
+subprocess.run([sys.executable, "-c", f"import socket; socket.create_connection(({my_address!r}, 9311)).close()"],
+               env={**os.environ, "LD_PRELOAD": ""}, check=True)
+for xt in xthreads:
+    xt.join()
+out("EPOLLEXCLUSIVE: sets woken by one connection", sum(xwoken))
+for o in xsets + [xl]:
+    o.close()
 
 # SO_RCVTIMEO and SO_SNDTIMEO: a blocking call gives up after the time set; a signal interrupts it
 def took(f, low, high):

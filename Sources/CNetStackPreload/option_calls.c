@@ -36,25 +36,6 @@ static int put_bytes(void *value, socklen_t *len, const void *bytes, size_t size
     return 0;
 }
 
-/// TCP_INFO from the stack's published fields: state, MSS, RTT, window and
-/// retransmissions (what iperf3 and ss read); the rest zero.
-static int put_tcp_info(ns_sock *s, const ns_tcp_fields *f, void *value, socklen_t *len) {
-    struct tcp_info info;
-    memset(&info, 0, sizeof info);
-    info.tcpi_state = f->state ? (uint8_t)f->state : (s->listening ? 10 : 7);  // TCP_LISTEN, TCP_CLOSE
-    info.tcpi_snd_mss = f->mss;
-    info.tcpi_rcv_mss = f->mss;
-    info.tcpi_rtt = f->rtt_us;
-    info.tcpi_rttvar = f->rttvar_us;
-    if (f->mss) {
-        info.tcpi_snd_cwnd = f->cwnd_bytes / f->mss;
-        uint32_t ssthresh = f->ssthresh_bytes / f->mss;
-        info.tcpi_snd_ssthresh = ssthresh >= 0xffff ? 0x7fffffff : ssthresh;  // TCP_INFINITE_SSTHRESH
-    }
-    info.tcpi_total_retrans = f->total_retrans;
-    return put_bytes(value, len, &info, sizeof info);
-}
-
 /// SO_RCVTIMEO's or SO_SNDTIMEO's field of `s` (either ABI's number:
 /// the _NEW ones are the same timeval where time_t has 64 bits), or NULL.
 static struct timeval *timeout_option(ns_sock *s, int name) {
@@ -120,7 +101,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
             return put_bytes(value, len, f.congestion, sizeof f.congestion);
         }
-        case TCP_INFO: return put_tcp_info(s, &f, value, len);
+        case TCP_INFO: return ns_put_tcp_info(&f, s->listening, value, len);
         }
     }
     int kept_value;

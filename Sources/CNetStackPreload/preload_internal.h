@@ -152,6 +152,8 @@ int ns_kept_get(const ns_sock *s, int level, int name, int *value);
 uint32_t ns_receive_lowat(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
+/// getsockopt's TCP_INFO, Linux's struct from the stack's fields (tcp_info.c).
+int ns_put_tcp_info(const ns_tcp_fields *f, bool listening, void *value, socklen_t *len);
 /// The integer in a /proc/sys file, or `fallback` if it cannot be read.
 int ns_sysctl_int(const char *path, int fallback);
 /// Descriptors at or above this are never stack sockets (the table's size).

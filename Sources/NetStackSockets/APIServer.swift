@@ -33,6 +33,8 @@ public final class APIServer: @unchecked Sendable {
     private var started = false
     /// Sockets whose application is to be woken at the end of this turn.
     private var wakes: [AppSocket] = []
+    /// Sockets whose TCP_INFO fields are to be published at the end of this turn.
+    private var publishes: [AppSocket] = []
 
     /// What the API did, for `--stats` and the exit counters.
     public private(set) var applicationsConnected: UInt64 = 0
@@ -51,7 +53,10 @@ public final class APIServer: @unchecked Sendable {
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
         stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
-        stack.afterSending = { [unowned self] in flushWakes() }
+        stack.afterSending = { [unowned self] in
+            flushPublishes()
+            flushWakes()
+        }
     }
 
     /// Each socket holds three descriptors here (its region's memfd, kept for
@@ -350,6 +355,18 @@ public final class APIServer: @unchecked Sendable {
     /// takes it at the wake-up does not hold back the turn's ACKs).
     func wakeAtTurnEnd(_ s: AppSocket) {
         wakes.append(s)
+    }
+
+    /// Publishes `s`'s connection's fields at the end of this turn, once
+    /// however many segments the turn delivered to it.
+    func publishAtTurnEnd(_ s: AppSocket) {
+        publishes.append(s)
+    }
+
+    private func flushPublishes() {
+        guard !publishes.isEmpty else { return }
+        for s in publishes { s.publishConnection() }
+        publishes.removeAll(keepingCapacity: true)
     }
 
     private func flushWakes() {

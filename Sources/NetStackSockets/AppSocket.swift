@@ -66,6 +66,8 @@ final class AppSocket {
     private(set) var isFreed = false
     /// A wake-up for the application waits for the end of the loop's turn (`wakeApplication`).
     var wakePending = false
+    /// So does publishing the connection's fields after bytes came in place (`deliver`).
+    private var publishPending = false
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
@@ -114,7 +116,18 @@ final class AppSocket {
             : region.rx.write(bytes.extracting(first: receiveRoom))
         if n > 0 && region.takeAppWantsRead() { wakeApplication() }
         if n < bytes.count && region.rx.isBroken { ringBroke() }
+        // TCP_INFO's fields (bytes received, RTT) as of this turn.
+        if !publishPending {
+            publishPending = true
+            server.publishAtTurnEnd(self)
+        }
         return n
+    }
+
+    /// The connection's fields for TCP_INFO, TCP_MAXSEG and TCP_CONGESTION.
+    func publishConnection() {
+        publishPending = false
+        if let c = connection, !isFreed { region.publish(c.info, state: c.state) }
     }
 
     /// Tells the application that what it waits for came (bytes, room),

@@ -127,6 +127,16 @@ public final class SocketRegion {
         f.rttvar_us = microseconds(info.rttVariation)
         f.total_retrans = UInt32(clamping: info.segmentsRetransmitted)
         Self.name(info.congestionAlgorithm, into: &f)
+        f.rto_us = microseconds(info.retransmissionTimeout)
+        f.min_rtt_us = microseconds(info.minimumRTT)
+        f.advmss = UInt32(clamping: info.advertisedMSS)
+        f.pmtu = UInt32(clamping: info.pathMTU)
+        f.options = (info.timestamps ? 1 : 0) | (info.selectiveAcknowledgments ? 2 : 0) | (info.windowScaling ? 4 : 0)
+        f.send_wscale = info.sendWindowScale
+        f.receive_wscale = info.receiveWindowScale
+        f.bytes_sent = info.bytesSent
+        f.bytes_acked = info.bytesAcknowledged
+        f.bytes_received = info.bytesReceived
         ns_tcp_publish(header, &f)
     }
 

@@ -441,13 +441,17 @@ while got < (1 << 20):
     if not chunk:
         break
     got += len(chunk)
-info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-state = info[0]
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)  # Linux's struct up to tcpi_snd_wnd
+state, options = info[0], info[5]
 rto, ato, snd_mss, rcv_mss = struct.unpack_from("IIII", info, 8)
-rtt, rttvar, ssthresh, cwnd = struct.unpack_from("IIII", info, 68)
+pmtu, = struct.unpack_from("I", info, 60)
+rtt, rttvar, ssthresh, cwnd, advmss = struct.unpack_from("IIIII", info, 68)
+received, = struct.unpack_from("Q", info, 128)
+min_rtt, = struct.unpack_from("I", info, 148)
+snd_wnd, = struct.unpack_from("I", info, 228)
 cc = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode()
 mss = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
-print(state, snd_mss, rtt, cwnd, cc, mss, got)
+print(state, snd_mss, rtt, cwnd, cc, mss, got, len(info), options, rto, pmtu, advmss, received, min_rtt, snd_wnd)
 """
 
 
@@ -460,12 +464,16 @@ def test_tcp_info_congestion_and_maxseg_come_from_the_stack(ns, api, kernel_http
                      stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
-    state, snd_mss, rtt, cwnd, cc, mss, got = out.split()
+    state, snd_mss, rtt, cwnd, cc, mss, got, size, options, rto, pmtu, advmss, received, min_rtt, snd_wnd = out.split()
     assert int(got) >= 1 << 20
     assert int(state) == 1  # TCP_ESTABLISHED
     assert int(snd_mss) == int(mss) and 1400 <= int(mss) <= 1460, out
     assert 0 < int(rtt) < 1_000_000 and int(cwnd) >= 2, out
     assert cc == "cubic", out
+    # Linux's longer struct: what iperf3 -J reports as pmtu and snd_wnd, and progress.
+    assert int(size) == 232 and int(options) & 7 == 7, out  # timestamps, SACK, window scaling
+    assert int(pmtu) == 1500 and int(advmss) == 1460 and int(rto) >= 200_000, out
+    assert int(received) >= int(got) and 0 < int(min_rtt) <= int(rtt) and int(snd_wnd) > 0, out
 
 
 UDP_ECHO = r"""

@@ -339,7 +339,10 @@ import NetStackWire
         #expect(IPerf3Report.bitrate(bytes: 10, seconds: 0) == "0.00 bits/sec")
 
         let info = TCPInfo(congestionWindow: 785_408, slowStartThreshold: 0, sendWindow: 0, sendMSS: 1448,
-                           smoothedRTT: nil, rttVariation: nil, segmentsRetransmitted: 0, congestionAlgorithm: .newReno)
+                           smoothedRTT: nil, rttVariation: nil, segmentsRetransmitted: 0, congestionAlgorithm: .newReno,
+                           retransmissionTimeout: .seconds(1), minimumRTT: nil, advertisedMSS: 1460, pathMTU: 1500,
+                           timestamps: true, selectiveAcknowledgments: true, windowScaling: true, sendWindowScale: 7,
+                           receiveWindowScale: 7, bytesSent: 0, bytesAcknowledged: 0, bytesReceived: 0)
         let one = IPerf3Client.StreamInterval(id: 5, bytes: 1_234_567_890, retransmits: 33, info: info)
         let interval = IPerf3Client.Interval(start: 0, end: 1, streams: [one])
         #expect(IPerf3Report.intervalLines(interval, reverse: false, first: true)

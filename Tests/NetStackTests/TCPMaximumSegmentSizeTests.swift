@@ -33,6 +33,13 @@ import NetStackWire
         p.poll()
         let data = p.tcpOnly(p.sent()).filter { !$0.payload.isEmpty }
         #expect(data.map(\.payload.count) == [1000, 1000, 1000, 1000, 1000])
+        // TCP_INFO: the cap as advmss, the path's MTU as pmtu, and the bytes acknowledged.
+        _ = p.exchangeTCP(p.tcpFrame(.ack, sourcePort: 5000, destinationPort: syn.sourcePort, seq: SequenceNumber(7001),
+                                     ack: syn.seq + 5001))
+        let info = c.info
+        #expect(info.advertisedMSS == 1000 && info.pathMTU == 1500 && info.sendMSS == 1000)
+        #expect(info.bytesSent == 5000 && info.bytesAcknowledged == 5000)
+        #expect(info.windowScaling && !info.timestamps && !info.selectiveAcknowledgments)
     }
 
     @Test func aSmallerPeerMSSStillWins() throws {

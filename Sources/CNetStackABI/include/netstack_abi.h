@@ -343,6 +343,16 @@ typedef struct ns_tcp_fields {
     uint32_t rttvar_us;
     uint32_t total_retrans;
     char congestion[16];     // "cubic", "newreno"
+    uint32_t rto_us;
+    uint32_t min_rtt_us;     // 0 before a sample
+    uint32_t advmss;         // the MSS our SYN announced
+    uint32_t pmtu;           // the path MTU the connection knows
+    uint8_t options;         // TCPI_OPT_TIMESTAMPS (1), _SACK (2), _WSCALE (4)
+    uint8_t send_wscale, receive_wscale;
+    uint8_t reserved;
+    uint64_t bytes_sent;     // data, resends included
+    uint64_t bytes_acked;
+    uint64_t bytes_received;
 } ns_tcp_fields;
 
 /// The region's header; `tx` (app to stack) and `rx` (stack to app) data follow it.

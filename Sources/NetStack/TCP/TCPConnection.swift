@@ -39,7 +39,7 @@ public final class TCPConnection {
     /// What we announce: our MTU less IP and TCP headers.
     let localMSS: Int
     /// The most data one segment to the peer may carry as the path's MTU
-    /// stands, before options: `localMSS` until IP's estimate of the path
+    /// stands, before options: the link's until IP's estimate of the path
     /// drops (`pathMTUDropped`, RFC 1191, RFC 8201). Bounds `sendMSS`.
     var pathMSS: Int
     /// The latest soft ICMP error about the connection's segments (RFC 1122
@@ -191,14 +191,16 @@ public final class TCPConnection {
     /// The layer's wheel timer for this connection, which only the layer touches.
     var wheelTimer = TCPLayer.WheelTimer()
 
+    /// `pathMSS`: what one packet of the path carries less TCP's header, when
+    /// TCP_MAXSEG made `localMSS` smaller.
     init(tuple: TCPFourTuple, configuration: TCPConfiguration, iss: SequenceNumber, localMSS: Int,
-         activeOpen: Bool, now: Instant, logger: Logger, budget: MemoryBudget? = nil) {
+         pathMSS: Int? = nil, activeOpen: Bool, now: Instant, logger: Logger, budget: MemoryBudget? = nil) {
         self.tuple = tuple
         self.configuration = configuration
         self.logger = logger
         self.activeOpen = activeOpen
         self.localMSS = localMSS
-        pathMSS = localMSS
+        self.pathMSS = pathMSS ?? localMSS
         // RFC 9293 3.7.1: without an MSS option, assume 536.
         sender = TCPSender(iss: iss, mss: min(536, localMSS), configuration: configuration, budget: budget)
         receiver = TCPReceiver(configuration: configuration, budget: budget)

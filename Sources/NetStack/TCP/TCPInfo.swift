@@ -1,5 +1,7 @@
-/// A snapshot of a connection's sender state, the few fields of Linux's
-/// `TCP_INFO` that measuring tools report (iperf3's Cwnd and RTT columns).
+import NetStackWire
+
+/// A snapshot of a connection's state, the fields of Linux's `TCP_INFO`
+/// that measuring tools report (iperf3's Cwnd, RTT, window and path MTU).
 public struct TCPInfo: Sendable, Equatable {
     /// The congestion window, in bytes (RFC 5681 2).
     public var congestionWindow: Int
@@ -14,6 +16,24 @@ public struct TCPInfo: Sendable, Equatable {
     /// Segments sent again (timeouts and fast retransmits).
     public var segmentsRetransmitted: UInt64
     public var congestionAlgorithm: CongestionAlgorithm
+    /// RFC 6298's RTO now.
+    public var retransmissionTimeout: Duration
+    /// The smallest RTT sampled; nil before the first.
+    public var minimumRTT: Duration?
+    /// The MSS our SYN announced, and the path's MTU as the connection knows it.
+    public var advertisedMSS: Int
+    public var pathMTU: Int
+    /// The options in use (RFC 7323, RFC 2018), with both window scales.
+    public var timestamps: Bool
+    public var selectiveAcknowledgments: Bool
+    /// RFC 7323's shifts, when window scaling is in use (0 otherwise).
+    public var windowScaling: Bool
+    public var sendWindowScale: UInt8
+    public var receiveWindowScale: UInt8
+    /// Data bytes sent (resends included), acknowledged, and received in order.
+    public var bytesSent: UInt64
+    public var bytesAcknowledged: UInt64
+    public var bytesReceived: UInt64
 }
 
 extension TCPConnection {
@@ -23,6 +43,22 @@ extension TCPConnection {
                 slowStartThreshold: sender.congestion.slowStartThreshold,
                 sendWindow: sender.sndWnd, sendMSS: sender.sendMSS, smoothedRTT: sender.rtt.srtt,
                 rttVariation: sender.rtt.rttvar, segmentsRetransmitted: segmentsRetransmitted,
-                congestionAlgorithm: sender.congestion.algorithm)
+                congestionAlgorithm: sender.congestion.algorithm, retransmissionTimeout: sender.rtt.rto,
+                minimumRTT: sender.sampledMinRTTNs.map { .nanoseconds($0) }, advertisedMSS: localMSS,
+                pathMTU: pathMSS + TCPSegment.minimumHeaderLength + Self.ipHeaderLength(tuple.remoteAddress),
+                timestamps: timestampsEnabled,
+                selectiveAcknowledgments: sackEnabled,
+                windowScaling: configuration.windowScaling && (sndScale > 0 || rcvScale > 0),
+                sendWindowScale: sndScale, receiveWindowScale: rcvScale,
+                bytesSent: bytesSent, bytesAcknowledged: UInt64(max(sender.sendBufferSeq - (sender.iss + 1), 0)),
+                bytesReceived: bytesReceived)
+    }
+
+    /// IP's header without options, for the path MTU from the MSS.
+    private static func ipHeaderLength(_ address: IPAddress) -> Int {
+        switch address {
+        case .v4: IPv4Repr.headerLength
+        case .v6: IPv6Packet.headerLength
+        }
     }
 }

@@ -207,6 +207,7 @@ public final class TCPLayer {
         let iss = iss ?? SequenceNumber(isn.next(for: tuple, now: now))
         let c = TCPConnection(tuple: tuple, configuration: configuration, iss: iss,
                               localMSS: configuration.announcedMSS(segmentLimit: segmentLimit),
+                              pathMSS: segmentLimit - TCPSegment.minimumHeaderLength,
                               activeOpen: activeOpen, now: now, logger: logger, budget: memory)
         memory.chargeUnconditionally(MemoryBudget.connectionCost)
         c.serviceQueue = self

@@ -199,7 +199,8 @@ public enum IPerf3Report {
                         bitsPerSecond: i.seconds > 0 ? Double(s.bytes) * 8 / i.seconds : 0,
                         retransmits: reverse ? nil : s.retransmits, sndCwnd: s.info?.congestionWindow,
                         sndWnd: s.info?.sendWindow, rtt: s.info?.smoothedRTT.map(microseconds),
-                        rttvar: s.info?.rttVariation.map(microseconds), pmtu: reverse ? nil : 1500, sender: sender)
+                        rttvar: s.info?.rttVariation.map(microseconds), pmtu: reverse ? nil : s.info?.pathMTU,
+                        sender: sender)
                 },
                 sum: JSON.Sum(start: i.start, end: i.end, seconds: i.seconds, bytes: i.bytes,
                               bitsPerSecond: i.seconds > 0 ? Double(i.bytes) * 8 / i.seconds : 0,

@@ -3,6 +3,17 @@ import NetStackWire
 // The one place where transports (TCP/, UDP/) meet IP. Nothing here names a
 // family: IPv4 and IPv6 are behind the same boundary.
 
+extension IPAddress {
+    /// The IP header without options for this family: 20 bytes for IPv4, 40 for IPv6.
+    @inline(__always)
+    var ipHeaderLength: Int {
+        switch self {
+        case .v4: IPv4Repr.headerLength
+        case .v6: IPv6Packet.headerLength
+        }
+    }
+}
+
 /// Whether a transport still has to verify its checksum.
 public enum ChecksumStatus: Sendable {
     /// Check it: nothing has.

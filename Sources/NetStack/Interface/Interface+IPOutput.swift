@@ -16,7 +16,7 @@ extension Interface: IPOutput {
     }
 
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
-        pathMTU(towards: destination) - Self.ipHeaderLength(destination)
+        pathMTU(towards: destination) - destination.ipHeaderLength
     }
 
     public func lowerPathMTU(_ mtu: Int, towards destination: IPAddress, now: Instant) -> Int? {
@@ -25,7 +25,7 @@ extension Interface: IPOutput {
                                            evicted: &evicted) else { return nil }
         counters.pathMTULearned &+= 1
         if evicted { counters.pathMTUEvicted &+= 1 }
-        let limit = lowered - Self.ipHeaderLength(destination)
+        let limit = lowered - destination.ipHeaderLength
         logger.debug("path MTU lowered", metadata: ["destination": "\(destination)", "mtu": "\(lowered)"])
         // Whichever transport validated the report, TCP's connections there
         // resize now, before they send again: nothing they build exceeds the
@@ -44,14 +44,6 @@ extension Interface: IPOutput {
         return link.mtu
     }
 
-    /// The IP header without options: 20 bytes for IPv4, 40 for IPv6.
-    @inline(__always)
-    static func ipHeaderLength(_ destination: IPAddress) -> Int {
-        switch destination {
-        case .v4: IPv4Repr.headerLength
-        case .v6: IPv6Packet.headerLength
-        }
-    }
 
     @inline(__always)
     public func send(from source: IPAddress, to destination: IPAddress, protocol proto: IPProtocol, length: Int,

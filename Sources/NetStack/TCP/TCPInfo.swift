@@ -45,20 +45,12 @@ extension TCPConnection {
                 rttVariation: sender.rtt.rttvar, segmentsRetransmitted: segmentsRetransmitted,
                 congestionAlgorithm: sender.congestion.algorithm, retransmissionTimeout: sender.rtt.rto,
                 minimumRTT: sender.sampledMinRTTNs.map { .nanoseconds($0) }, advertisedMSS: localMSS,
-                pathMTU: pathMSS + TCPSegment.minimumHeaderLength + Self.ipHeaderLength(tuple.remoteAddress),
+                pathMTU: pathMSS + TCPSegment.minimumHeaderLength + tuple.remoteAddress.ipHeaderLength,
                 timestamps: timestampsEnabled,
                 selectiveAcknowledgments: sackEnabled,
                 windowScaling: configuration.windowScaling && (sndScale > 0 || rcvScale > 0),
                 sendWindowScale: sndScale, receiveWindowScale: rcvScale,
                 bytesSent: bytesSent, bytesAcknowledged: UInt64(max(sender.sendBufferSeq - (sender.iss + 1), 0)),
                 bytesReceived: bytesReceived)
-    }
-
-    /// IP's header without options, for the path MTU from the MSS.
-    private static func ipHeaderLength(_ address: IPAddress) -> Int {
-        switch address {
-        case .v4: IPv4Repr.headerLength
-        case .v6: IPv6Packet.headerLength
-        }
     }
 }

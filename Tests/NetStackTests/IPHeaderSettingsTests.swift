@@ -9,19 +9,13 @@ import NetStackWire
     let peer = IPAddress.v4(PeerHarness.peerIP)
     let marked = IPHeaderSettings(timeToLive: 7, typeOfService: 0xb8, hopLimit: 9, trafficClass: 0x28)
 
-    func harness() -> PeerHarness {
-        let p = PeerHarness()
-        p.resolvePeer()
-        return p
-    }
-
     /// The TTL and TOS byte of each IPv4 frame sent.
     func headers(_ frames: [CapturedFrame]) -> [(ttl: UInt8, tos: UInt8)] {
         frames.compactMap(\.ipv4).map { ($0.ttl, $0.header[1]) }
     }
 
     @Test func aConnectionsSegmentsCarryItsTTLAndTOSFromTheSYNOn() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         var config = TCPConfiguration()
         config.ipHeader = marked
         let c = try p.tcp.connect(to: peer, port: 5000, configuration: config, now: p.now)
@@ -35,7 +29,7 @@ import NetStackWire
     }
 
     @Test func aListenersSettingsGoToItsConnectionsSYNACK() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         var config = TCPConfiguration()
         config.ipHeader = marked
         let l = try p.tcp.listen(port: 80, configuration: config)
@@ -51,7 +45,7 @@ import NetStackWire
     }
 
     @Test func aUDPSocketsDatagramsCarryItsTTLAndTOSFragmentsIncluded() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let s = try p.udp.bind(port: 9000)
         #expect(s.send([1, 2, 3], to: UDPEndpoint(address: PeerHarness.peerIP, port: 53)))
         #expect(headers(p.sent()).map(\.ttl) == [64])

@@ -8,17 +8,11 @@ import NetStackWire
 @Suite struct TCPBoundPortTests {
     let peer = IPAddress.v4(PeerHarness.peerIP)
 
-    func harness() -> PeerHarness {
-        let p = PeerHarness()
-        p.resolvePeer()
-        return p
-    }
-
     /// The port after `p` in the ephemeral range, as the layer's cursor moves.
     func after(_ p: UInt16) -> UInt16 { p == 65535 ? 49152 : p + 1 }
 
     @Test func connectFromABoundPortSendsItsSynFromThatPort() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         p.tcp.hold(port: 40123)
         let c = try p.tcp.connect(to: peer, port: 5000, localPort: 40123, now: p.now)
         #expect(c.tuple.localPort == 40123)
@@ -27,7 +21,7 @@ import NetStackWire
     }
 
     @Test func aSecondConnectionOnTheSameFourTupleIsRefused() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         _ = try p.tcp.connect(to: peer, port: 5000, localPort: 40123, now: p.now)
         #expect(throws: TCPConnectError.tupleInUse) {
             try p.tcp.connect(to: peer, port: 5000, localPort: 40123, now: p.now)
@@ -37,7 +31,7 @@ import NetStackWire
     }
 
     @Test func freePortPassesOverHeldListeningAndConnectedPorts() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let first = try #require(p.tcp.freePort())
         let held = after(first), listening = after(held), connected = after(listening)
         p.tcp.hold(port: held)
@@ -49,7 +43,7 @@ import NetStackWire
     }
 
     @Test func anActiveOpenPassesOverAHeldPortUntilEveryHolderLetsGo() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let first = try #require(p.tcp.freePort())
         let held = after(first)
         p.tcp.hold(port: held)
@@ -62,7 +56,7 @@ import NetStackWire
     }
 
     @Test func aConnectionYieldsItsPortOnlyWhenBothSidesReuseTheAddress() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let c = try p.tcp.connect(to: peer, port: 5000, localPort: 40200, now: p.now)
         #expect(p.tcp.connectionHolds(port: 40200, reusing: false))
         #expect(p.tcp.connectionHolds(port: 40200, reusing: true))
@@ -75,7 +69,7 @@ import NetStackWire
     // MARK: One listener per family on a port
 
     @Test func anIPv4AndAnIPv6OnlyListenerShareAPortAndEachTakesItsOwn() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let v6 = try p.tcp.listen(port: 80, families: .ipv6Only)
         // An IPv4 SYN finds no IPv4 listener: a RST (RFC 9293 3.10.7.1).
         let refused = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: SequenceNumber(1),
@@ -100,7 +94,7 @@ import NetStackWire
     /// the port split the new connections between them, each peer's port
     /// always to the same one; one that does not share is refused.
     @Test func listenersSharingAPortSplitTheConnections() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let a = try p.tcp.listen(port: 80, sharingPort: true)
         let b = try p.tcp.listen(port: 80, sharingPort: true)
         #expect(throws: TCPListenError.portInUse(80)) { try p.tcp.listen(port: 80) }

@@ -7,12 +7,6 @@ import NetStackWire
 @Suite struct TCPMaximumSegmentSizeTests {
     let peer = IPAddress.v4(PeerHarness.peerIP)
 
-    func harness() -> PeerHarness {
-        let p = PeerHarness()
-        p.resolvePeer()
-        return p
-    }
-
     func capped(_ mss: Int?) -> TCPConfiguration {
         var config = TCPConfiguration()
         config.maximumSegmentSize = mss
@@ -20,7 +14,7 @@ import NetStackWire
     }
 
     @Test func anActiveOpenAnnouncesTheCapAndSendsSegmentsWithinIt() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let c = try p.tcp.connect(to: peer, port: 5000, configuration: capped(1000), now: p.now)
         let syn = try #require(p.tcpOnly(p.sent()).first)
         #expect(syn.mss == 1000)
@@ -43,7 +37,7 @@ import NetStackWire
     }
 
     @Test func aSmallerPeerMSSStillWins() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         let c = try p.tcp.connect(to: peer, port: 5000, configuration: capped(1200), now: p.now)
         let syn = try #require(p.tcpOnly(p.sent()).first)
         _ = p.exchangeTCP(p.tcpFrame([.syn, .ack], sourcePort: 5000, destinationPort: syn.sourcePort,
@@ -52,13 +46,13 @@ import NetStackWire
     }
 
     @Test func aCapAboveThePathsLeavesThePathsMSS() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         _ = try p.tcp.connect(to: peer, port: 5000, configuration: capped(9000), now: p.now)
         #expect(p.tcpOnly(p.sent()).first?.mss == 1460)
     }
 
     @Test func aListenersCapGoesIntoItsSYNACK() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         _ = try p.tcp.listen(port: 80, configuration: capped(536))
         let synAck = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: SequenceNumber(1000),
                                               options: TCPOptions(mss: 1460)))
@@ -70,7 +64,7 @@ import NetStackWire
     /// with the listener's IP header settings, and the connection its ACK
     /// makes sends within the cap.
     @Test func aCookieSYNACKAnnouncesTheCapWithTheListenersHeaderSettings() throws {
-        let p = harness()
+        let p = PeerHarness.resolved()
         var config = capped(700)
         config.synCookies = .always
         config.ipHeader.timeToLive = 9

@@ -156,6 +156,13 @@ final class PeerHarness {
         #expect(interface.arp.lookup(peerIP, now: now) == peerMAC, sourceLocation: sourceLocation)
     }
 
+    /// A harness whose stack already knows the peer's link address.
+    static func resolved(sourceLocation: SourceLocation = #_sourceLocation) -> PeerHarness {
+        let p = PeerHarness()
+        p.resolvePeer(sourceLocation: sourceLocation)
+        return p
+    }
+
     /// Installs a UDP echo (RFC 862) on `port`, answering from the same port.
     func installEcho(port: UInt16) throws {
         try interface.udp.bind(port: port) { [unowned self] from, payload in

@@ -75,4 +75,37 @@ import NetStackWire
         #expect(h.connection.error == .timedOut)
         #expect(out.last?.flags.contains(.rst) == true && out.last.map { $0.time - t } == .seconds(12))
     }
+
+    /// As Linux (tcp_probe_timer): a peer that answers every window probe
+    /// with a zero window is given up on a user timeout after the first probe.
+    @Test func aWindowKeptShutGivesUpAfterTheUserTimeout() {
+        let h = connection(userTimeout: .seconds(1))
+        h.peerWindow = 0
+        h.receive(.ack)
+        h.write(testBytes(1000))
+        let t = h.now
+        var probes: [Duration] = []
+        for step in [Duration.milliseconds(300), .milliseconds(600)] {
+            probes += h.advance(by: step).map { $0.time - t }
+            h.receive(.ack)  // still shut
+        }
+        let out = h.advance(by: .seconds(2))
+        // Probes at 0.3 and 0.9 s; the first at 0.3 s starts the second that ends at 1.3 s.
+        #expect(probes == [.milliseconds(300), .milliseconds(900)])
+        #expect(h.connection.error == .timedOut)
+        #expect(out.last?.flags.contains(.rst) == true && out.last.map { $0.time - t } == .milliseconds(1300))
+    }
+
+    @Test func aWindowThatOpensStopsTheCount() {
+        let h = connection(userTimeout: .seconds(1))
+        h.peerWindow = 0
+        h.receive(.ack)
+        h.write(testBytes(1000))
+        _ = h.advance(by: .milliseconds(300))  // the first probe
+        h.peerWindow = 65535
+        h.receive(.ack)  // the window opens: the data goes, and is acknowledged
+        h.receive(.ack, ack: iss + 1001)
+        _ = h.advance(by: .seconds(5))
+        #expect(h.connection.state == .established)
+    }
 }

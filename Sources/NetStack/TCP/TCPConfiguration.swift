@@ -59,7 +59,8 @@ public struct TCPConfiguration: Sendable {
     /// RFC 5482's user timeout (Linux's TCP_USER_TIMEOUT): how long sent data
     /// may stay unacknowledged, counted from the first send of the oldest,
     /// before the connection gives up, whatever `maxRetransmissions` allows;
-    /// with keepalive on, how long the peer may stay silent after the first
+    /// how long the peer's window may stay shut after the first probe; with
+    /// keepalive on, how long the peer may stay silent after the first
     /// probe, instead of `Keepalive.probes`. nil: no such bound.
     public var userTimeout: Duration?
     /// A cap on the MSS the connection announces and the one it sends with

@@ -12,9 +12,11 @@ extension TCPConnection {
     /// RFC 5482: when the connection gives up on its oldest unacknowledged
     /// segment, a user timeout after its send; armed from the segment's first
     /// timeout (so, as Linux, that timeout always resends) until it is
-    /// acknowledged.
+    /// acknowledged. As Linux, a window the peer keeps shut counts too: a
+    /// user timeout after the first window probe, however the peer answers.
     var userTimeoutDeadline: Instant? {
-        guard let timeout = configuration.userTimeout, let since = sender.stalledSince else { return nil }
+        guard let timeout = configuration.userTimeout,
+              let since = sender.stalledSince ?? sender.persistingSince else { return nil }
         return since + timeout
     }
 

@@ -23,6 +23,7 @@ extension TCPSender {
     mutating func persistTimerFired(now: Instant) -> Bool {
         let probe = sndWnd == 0
         if !probe { sendSmallSegment = true }
+        if probe && persistingSince == nil { persistingSince = now }
         persistBackoff += 1
         persistDeadline = probe ? now + persistInterval : nil
         return probe

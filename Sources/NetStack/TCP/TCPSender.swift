@@ -100,6 +100,9 @@ struct TCPSender {
     var retransmitDeadline: Instant?
     var persistDeadline: Instant?
     var persistBackoff = 0
+    /// When the persist timer first probed a zero window, until the window
+    /// opens (Linux's `icsk_probes_tstamp`): a user timeout counts from it.
+    var persistingSince: Instant?
     /// The persist timer fired on a window too small for sender SWS
     /// avoidance: send what fits anyway (RFC 9293 3.8.6.2.1's override).
     var sendSmallSegment = false
@@ -173,6 +176,7 @@ struct TCPSender {
         if window > 0 {
             persistDeadline = nil
             persistBackoff = 0
+            persistingSince = nil
         }
     }
 

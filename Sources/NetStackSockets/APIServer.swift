@@ -31,10 +31,8 @@ public final class APIServer: @unchecked Sendable {
     private var pendingForks: [Int32: PendingFork] = [:]
     private var nextForkToken: Int32 = 0
     private var started = false
-    /// Sockets whose application is to be woken at the end of this turn.
-    private var wakes: [AppSocket] = []
-    /// Sockets whose TCP_INFO fields are to be published at the end of this turn.
-    private var publishes: [AppSocket] = []
+    /// Sockets with work for the end of this turn (`AppSocket.turnEnded`).
+    private var turnEnd: [AppSocket] = []
 
     /// What the API did, for `--stats` and the exit counters.
     public private(set) var applicationsConnected: UInt64 = 0
@@ -53,10 +51,7 @@ public final class APIServer: @unchecked Sendable {
         let drain: @Sendable () -> Void = { [unowned self] in drainInbox() }
         thread = try APIThread(path: path, inbox: inbox, submitDrain: { executor.submit(drain) })
         stack.doorbells.onRung = { [unowned self] id in rang(socket: id) }
-        stack.afterSending = { [unowned self] in
-            flushPublishes()
-            flushWakes()
-        }
+        stack.afterSending = { [unowned self] in endTurn() }
     }
 
     /// Each socket holds three descriptors here (its region's memfd, kept for
@@ -349,33 +344,18 @@ public final class APIServer: @unchecked Sendable {
 
     // MARK: For AppSocket
 
-    /// Wakes `s`'s application at the end of this turn (`Stack.afterSending`:
+    /// Calls `s.turnEnded()` at the end of this turn (`Stack.afterSending`:
     /// after the turn's frames, doorbells and timers, and after its segments
     /// went to the TAP, so an application that shares the loop's CPU and
     /// takes it at the wake-up does not hold back the turn's ACKs).
-    func wakeAtTurnEnd(_ s: AppSocket) {
-        wakes.append(s)
+    func atTurnEnd(_ s: AppSocket) {
+        turnEnd.append(s)
     }
 
-    /// Publishes `s`'s connection's fields at the end of this turn, once
-    /// however many segments the turn delivered to it.
-    func publishAtTurnEnd(_ s: AppSocket) {
-        publishes.append(s)
-    }
-
-    private func flushPublishes() {
-        guard !publishes.isEmpty else { return }
-        for s in publishes { s.publishConnection() }
-        publishes.removeAll(keepingCapacity: true)
-    }
-
-    private func flushWakes() {
-        guard !wakes.isEmpty else { return }
-        for s in wakes {
-            s.wakePending = false
-            if !s.isFreed { s.appEvent.signal() }
-        }
-        wakes.removeAll(keepingCapacity: true)
+    private func endTurn() {
+        guard !turnEnd.isEmpty else { return }
+        for s in turnEnd { s.turnEnded() }
+        turnEnd.removeAll(keepingCapacity: true)
     }
 
     /// `s`'s application broke a ring: counts it, and tears the socket down

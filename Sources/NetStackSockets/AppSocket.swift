@@ -64,10 +64,17 @@ final class AppSocket {
     private var closing = false
     private var endOfInputSent = false
     private(set) var isFreed = false
-    /// A wake-up for the application waits for the end of the loop's turn (`wakeApplication`).
-    var wakePending = false
-    /// So does publishing the connection's fields after bytes came in place (`deliver`).
-    private var publishPending = false
+    /// What waits for the end of the loop's turn (`turnEnded`), done once
+    /// however many segments the turn brought.
+    private var turnEndWork: TurnEndWork = []
+
+    struct TurnEndWork: OptionSet {
+        let rawValue: UInt8
+        /// Wake the application (`wakeApplication`).
+        static let wake = TurnEndWork(rawValue: 1)
+        /// Publish the connection's fields after bytes came in place (`deliver`).
+        static let publish = TurnEndWork(rawValue: 2)
+    }
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
@@ -116,18 +123,24 @@ final class AppSocket {
             : region.rx.write(bytes.extracting(first: receiveRoom))
         if n > 0 && region.takeAppWantsRead() { wakeApplication() }
         if n < bytes.count && region.rx.isBroken { ringBroke() }
-        // TCP_INFO's fields (bytes received, RTT) as of this turn.
-        if !publishPending {
-            publishPending = true
-            server.publishAtTurnEnd(self)
-        }
+        atTurnEnd(.publish)  // TCP_INFO's fields (bytes received, RTT) as of this turn
         return n
     }
 
-    /// The connection's fields for TCP_INFO, TCP_MAXSEG and TCP_CONGESTION.
-    func publishConnection() {
-        publishPending = false
-        if let c = connection, !isFreed { region.publish(c.info, state: c.state) }
+    private func atTurnEnd(_ work: TurnEndWork) {
+        guard !turnEndWork.contains(work) else { return }
+        if turnEndWork.isEmpty { server.atTurnEnd(self) }
+        turnEndWork.formUnion(work)
+    }
+
+    /// The loop's turn ended: the connection's fields first (TCP_INFO,
+    /// TCP_MAXSEG, TCP_CONGESTION), so a woken application reads them fresh.
+    func turnEnded() {
+        let work = turnEndWork
+        turnEndWork = []
+        guard !isFreed else { return }
+        if work.contains(.publish), let c = connection { region.publish(c.info, state: c.state) }
+        if work.contains(.wake) { appEvent.signal() }
     }
 
     /// Tells the application that what it waits for came (bytes, room),
@@ -135,9 +148,7 @@ final class AppSocket {
     /// many segments wakes it once, and an application sharing the loop's
     /// CPU does not take it over in the middle of the turn.
     func wakeApplication() {
-        guard !wakePending else { return }
-        wakePending = true
-        server.wakeAtTurnEnd(self)
+        atTurnEnd(.wake)
     }
 
     /// Moves bytes from the receive ring into `rx`; raises the want-room flag

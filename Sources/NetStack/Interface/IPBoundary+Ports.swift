@@ -81,12 +81,9 @@ struct PortOccupants<Occupant: FamilyBound> {
 }
 
 extension Dictionary {
-    /// Adds `o` to the occupants of `port`, if its families' places are free there (or shared).
-    @discardableResult
-    mutating func occupy<O: FamilyBound>(_ port: Key, with o: O) -> Bool where Value == PortOccupants<O> {
-        guard self[port, default: PortOccupants()].admits(o.families, sharing: o.sharesPort) else { return false }
+    /// Adds `o` to the occupants of `port` (the caller asked `admits` first).
+    mutating func occupy<O: FamilyBound>(_ port: Key, with o: O) where Value == PortOccupants<O> {
         self[port, default: PortOccupants()].add(o)
-        return true
     }
 
     /// Takes `o` out of the occupants of `port`, and the port's entry with it once empty.

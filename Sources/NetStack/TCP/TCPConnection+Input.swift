@@ -91,6 +91,7 @@ extension TCPConnection {
     func negotiate(_ options: TCPOptions) {
         let peerMSS = Int(options.mss ?? 536)
         if configuration.windowScaling, let ws = options.windowScale {
+            windowScalingEnabled = true
             sndScale = min(ws, TCPOptions.maximumWindowScale)
         } else {
             sndScale = 0

@@ -47,6 +47,8 @@ public final class TCPConnection {
     public internal(set) var softError: IPErrorKind?
     var sndScale: UInt8 = 0
     var rcvScale: UInt8 = 0
+    /// RFC 7323 2.2: both SYNs carried the option (the shifts may still be 0).
+    var windowScalingEnabled = false
     var timestampsEnabled = false
     var sackEnabled = false
     /// RFC 7323 4.3: the peer's latest timestamp, echoed back.

@@ -26,7 +26,8 @@ public struct TCPInfo: Sendable, Equatable {
     /// The options in use (RFC 7323, RFC 2018), with both window scales.
     public var timestamps: Bool
     public var selectiveAcknowledgments: Bool
-    /// RFC 7323's shifts, when window scaling is in use (0 otherwise).
+    /// RFC 7323's shifts, when window scaling is in use (0 otherwise, and
+    /// possibly in use).
     public var windowScaling: Bool
     public var sendWindowScale: UInt8
     public var receiveWindowScale: UInt8
@@ -48,7 +49,7 @@ extension TCPConnection {
                 pathMTU: pathMSS + TCPSegment.minimumHeaderLength + tuple.remoteAddress.ipHeaderLength,
                 timestamps: timestampsEnabled,
                 selectiveAcknowledgments: sackEnabled,
-                windowScaling: configuration.windowScaling && (sndScale > 0 || rcvScale > 0),
+                windowScaling: windowScalingEnabled,
                 sendWindowScale: sndScale, receiveWindowScale: rcvScale,
                 bytesSent: bytesSent, bytesAcknowledged: UInt64(max(sender.sendBufferSeq - (sender.iss + 1), 0)),
                 bytesReceived: bytesReceived)

@@ -149,14 +149,13 @@ public final class TCPLayer {
         guard let ip, let local = ip.sourceAddress(towards: address) else { throw .noRoute }
         let chosen = localPort != 0 ? localPort : ephemeralPort(local: local, remote: address, remotePort: port)
         guard let localPort = chosen else { throw .noEphemeralPort }
+        let tuple = TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address, remotePort: port)
         // Linux's connect from a bound port whose four-tuple is taken: EADDRNOTAVAIL.
-        guard connections[TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address,
-                                       remotePort: port)] == nil else { throw .tupleInUse }
+        guard connections[tuple] == nil else { throw .tupleInUse }
         guard memory.admitsConnection else {
             kept.refusedForMemory &+= 1
             throw .noMemory
         }
-        let tuple = TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address, remotePort: port)
         let c = makeConnection(tuple: tuple, configuration: configuration ?? defaultConfiguration,
                                activeOpen: true, segmentLimit: ip.maximumSegmentLength(towards: address), now: now)
         c.state = .synSent

@@ -45,7 +45,10 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         pthread_mutex_unlock(&s->rx_lock);
         if (n < 0) return -1;
         if (n > 0) {
-            if (!peek && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
+            if (!peek) {
+                atomic_fetch_add_explicit(&s->bytes_taken, (uint64_t)n, memory_order_relaxed);
+                if (ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
+            }
             return n;
         }
         uint32_t st = ns_state(s->shm);

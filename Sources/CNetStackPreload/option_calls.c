@@ -101,7 +101,13 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             // As Linux: up to TCP_CA_NAME_MAX (16) bytes of the name, NUL-padded.
             return put_bytes(value, len, f.congestion, sizeof f.congestion);
         }
-        case TCP_INFO: return ns_put_tcp_info(&f, s->listening, value, len);
+        case TCP_INFO: {
+            // Never fewer received than this process read and can read now (Linux's invariant).
+            uint64_t floor = atomic_load_explicit(&s->bytes_taken, memory_order_relaxed)
+                + ns_ring_readable(&s->shm->rx);
+            if (f.bytes_received < floor) f.bytes_received = floor;
+            return ns_put_tcp_info(&f, s->listening, value, len);
+        }
         }
     }
     int kept_value;

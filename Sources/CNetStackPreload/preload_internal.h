@@ -101,6 +101,10 @@ typedef struct ns_sock {
     bool connecting;    // connect was asked
     bool connect_told;  // a connect call returned its success (the next says EISCONN, as Linux)
     bool read_shut;     // shutdown(SHUT_RD)
+    /// Bytes this process took from `rx`: with what waits there, a floor
+    /// for TCP_INFO's bytes received, whose published value is as of the
+    /// stack's last turn and may not yet count bytes already read.
+    _Atomic uint64_t bytes_taken;
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;
     ns_addr local, peer;
@@ -108,7 +112,7 @@ typedef struct ns_sock {
     int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
     int keepalive_idle, keepalive_interval, keepalive_probes;
     struct linger linger;
-    /// The options kept without the stack acting on them (kept_options.c).
+    /// The options kept_options.c keeps, as stored (the stack acts on a few).
     int kept[NS_KEPT_OPTIONS];
     /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
     /// give up at once, as Linux's zero jiffies): how long a blocking call waits.

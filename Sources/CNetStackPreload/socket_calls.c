@@ -118,10 +118,18 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     if (!s) return LIBC(connect)(fd, sa, len);
     if (s->datagram) {
         // The peer datagrams go to and come from; at once, and again at will.
+        ns_reply reply;
+        if (sa && len >= sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC) {
+            // Linux's __udp_disconnect: no peer; an address or port bind() did not name goes.
+            if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, NULL, &reply) < 0) return -1;
+            s->has_peer = false;
+            s->has_local = reply.local.family != 0;
+            if (s->has_local) s->local = reply.local;
+            return 0;
+        }
         ns_addr a;
         if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
         if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
-        ns_reply reply;
         if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
         s->local = reply.local;
         s->has_local = true;

@@ -243,7 +243,10 @@ public final class APIServer: @unchecked Sendable {
         case .listen:
             session.send(s.isDatagram ? .failure(EOPNOTSUPP) : s.listen(backlog: request.arg0))
         case .connect:
-            guard let address = request.address else { return session.send(.failure(EAFNOSUPPORT)) }
+            guard let address = request.address else {
+                // AF_UNSPEC: a datagram socket forgets its peer; a stream socket cannot.
+                return session.send(s.isDatagram ? s.disconnectDatagram() : .failure(EAFNOSUPPORT))
+            }
             session.send(s.isDatagram ? s.connectDatagram(to: address) : s.connect(to: address))
         case .accept:
             accept(on: s, for: session)

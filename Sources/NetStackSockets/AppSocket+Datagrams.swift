@@ -8,10 +8,11 @@ import NetStackWire
 /// (`ns_datagram`: the peer and the length, then the payload; written
 /// whole). `tx` holds what the application sends, each record naming its
 /// destination; `rx` what came, each naming its source. As Linux's UDP: a
-/// connected socket takes datagrams from its peer only and hears of ICMP
-/// errors (ECONNREFUSED); one that sends or connects unbound gets an
-/// ephemeral port; a datagram that finds `rx` full waits in the UDP
-/// socket's queue (bounded, then dropped) until the application reads.
+/// connected socket takes datagrams from its peer only (the UDP layer sends
+/// it no other's) and hears of ICMP errors (ECONNREFUSED); one that sends
+/// or connects unbound gets an ephemeral port; a datagram that finds `rx`
+/// full waits in the UDP socket's queue (bounded, then dropped) until the
+/// application reads.
 extension AppSocket {
     /// bind(2): the UDP port, an ephemeral one for port 0.
     func bindDatagram(_ address: SocketAddress) -> ControlReply {
@@ -19,27 +20,54 @@ extension AppSocket {
         guard let bound = bindUDP(port: address.port) else {
             return .failure(address.port == 0 ? EAGAIN : EADDRINUSE)
         }
+        // Linux's SOCK_BINDPORT_LOCK and SOCK_BINDADDR_LOCK: what a disconnect keeps.
+        boundByApplication = (port: address.port != 0, address: !address.address.isUnspecified)
         local = SocketAddress(address: address.address, port: bound.port)
         return ControlReply(result: 0, local: local)
     }
 
-    /// connect(2): the peer; the socket is bound first if it was not.
+    /// connect(2): the peer; the socket is bound first if it was not, and
+    /// its address becomes the one it sends from (ip4_datagram_connect).
     func connectDatagram(to address: SocketAddress) -> ControlReply {
         if udp == nil {
-            let any: IPAddress = if case .v4 = address.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
-            guard let bound = bindUDP(port: 0) else { return .failure(EAGAIN) }
-            local = SocketAddress(address: any, port: bound.port)
+            guard bindUDP(port: 0) != nil else { return .failure(EAGAIN) }
+            boundByApplication = (false, false)
         }
+        guard let u = udp else { return .failure(EAGAIN) }
+        let source = u.connect(to: UDPEndpoint(address: address.address, port: address.port))
+        let any: IPAddress = if case .v4 = address.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
+        if local == nil || local!.address.isUnspecified { local = SocketAddress(address: source ?? any, port: u.port) }
         peer = address
         region.add(.connected)
         return ControlReply(result: 0, local: local, peer: peer)
+    }
+
+    /// connect(2) with AF_UNSPEC (Linux's __udp_disconnect): no peer any
+    /// more; the address goes back to the one bound, and a port the socket
+    /// did not bind by number is given up (the next send takes another).
+    func disconnectDatagram() -> ControlReply {
+        peer = nil
+        guard let u = udp, let l = local else { return ControlReply(result: 0) }
+        u.connect(to: nil)
+        if !boundByApplication.port {
+            u.close()
+            udp = nil
+            local = nil
+            return ControlReply(result: 0)
+        }
+        if !boundByApplication.address {
+            let any: IPAddress = if case .v4 = l.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
+            local = SocketAddress(address: any, port: l.port)
+        }
+        return ControlReply(result: 0, local: local)
     }
 
     private func bindUDP(port: UInt16) -> UDPSocket? {
         let u: UDPSocket
         do {
             u = port == 0 ? try server.stack.udp.bindEphemeral(families: families)
-                : try server.stack.bind(udpPort: port, families: families, sharingPort: reusesPort)
+                : try server.stack.bind(udpPort: port, families: families, sharingPort: reusesPort,
+                                        sharingAddress: reusesAddress)
         } catch {
             return nil
         }
@@ -83,7 +111,6 @@ extension AppSocket {
             }
             guard let from = u.receive(into: &datagramScratch) else { break }
             let source = SocketAddress(address: from.address, port: from.port)
-            if let p = peer, p != source { continue }  // a connected socket hears its peer only
             let written = datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source) }
             delivered = delivered || written
         }

@@ -49,6 +49,9 @@ final class AppSocket {
     /// stream, and it becomes a `UDPSocket` (`AppSocket+Datagrams`).
     let isDatagram: Bool
     var udp: UDPSocket?
+    /// Whether bind(2) named the datagram socket's port and address, which
+    /// a disconnect keeps (`disconnectDatagram`).
+    var boundByApplication = (port: false, address: false)
     /// A datagram on its way between a ring and the UDP socket (reused).
     var datagramScratch: [UInt8] = []
     /// Connections the listener completed that the application has not accepted.

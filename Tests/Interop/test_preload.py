@@ -303,7 +303,12 @@ def test_iperf3_client_on_the_stack(ns, api, options):
         server.wait(10)
 
 
-def test_iperf3_server_on_the_stack(ns, api):
+@pytest.mark.parametrize("options", [[], ["-u", "-b", "200M", "-P", "2"], ["-u", "-b", "200M", "-R"]],
+                         ids=["tcp", "udp", "udp-reverse"])
+def test_iperf3_server_on_the_stack(ns, api, options):
+    """The kernel's iperf3 -c against iperf3 -s through the library; over UDP
+    the server binds a second socket beside the one it connected to each
+    stream's client (SO_REUSEADDR)."""
     _, path = api
     server = run_on_stack(ns, path, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -311,12 +316,18 @@ def test_iperf3_server_on_the_stack(ns, api):
         deadline = time.monotonic() + 20
         r = None
         while time.monotonic() < deadline:
-            r = ns.exec("iperf3", "-c", STACK_IP, "-t", "2", "-J", check=False, timeout=60)
+            r = ns.exec("iperf3", "-c", STACK_IP, "-t", "2", "-J", *options, check=False, timeout=60)
             if r.returncode == 0 or "refused" not in r.stdout + r.stderr:
                 break
             time.sleep(0.2)
         assert r is not None and r.returncode == 0, r.stdout[-2000:] + r.stderr
-        assert json.loads(r.stdout)["end"]["sum_received"]["bytes"] > 0
+        end = json.loads(r.stdout)["end"]
+        if "-u" in options:
+            # Datagrams counted at the receiving end, few lost (the stack's or the kernel's socket buffer).
+            received = end["sum"]
+            assert received["packets"] > 10_000 and received["lost_percent"] < 5, received
+        else:
+            assert end["sum_received"]["bytes"] > 0
         assert server.wait(20) == 0
     finally:
         if server.poll() is None:
@@ -1432,6 +1443,109 @@ def test_so_reuseport_spreads_connections_and_datagrams_as_the_kernel(ns, api):
                 server.wait(10)
     kernel, stack = outputs
     assert kernel == ["third bind EADDRINUSE", "listening", "tcp 32 True", "udp 32 True", "answered by 2 2"], kernel
+    assert stack == kernel
+
+
+# UDP sockets sharing a port as iperf3's UDP server shares it: `a` takes the
+# first datagram and connects to its sender, `b` binds beside it (both
+# SO_REUSEADDR), and each then takes its own; a port whose one socket is
+# connected is closed to other peers; connect(AF_UNSPEC) undoes a connect.
+UDP_SHARING_SERVER = r"""
+import ctypes, errno, socket, sys
+host = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)  # the preloaded connect, through the library
+def reusing():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return s
+def disconnect(s):
+    unspec = (ctypes.c_ubyte * 16)()  # sa_family 0: AF_UNSPEC
+    return libc.connect(s.fileno(), unspec, 16)
+def bind(s, port):
+    try:
+        s.bind(("", port))
+        return "bound"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+a = reusing()
+a.bind(("", 9720))
+print("listening", flush=True)
+hello, client = a.recvfrom(100)
+a.connect(client)
+print("a connected, its address the host's:", a.getsockname() == (host, 9720))
+b = reusing()
+print("b beside a:", bind(b, 9720), "| without SO_REUSEADDR:", bind(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), 9720))
+only = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+only.bind(("", 9721))
+only.connect(client)
+a.send(b"ready")
+for s in (a, b, only):
+    s.settimeout(5)
+print("a took", a.recv(100))
+d, other = b.recvfrom(100)
+print("b took", d)
+print("9721 took", only.recv(100))
+print("disconnect:", disconnect(a), a.getsockname())
+auto = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+auto.connect(client)
+print("auto-bound by connect:", auto.getsockname()[0] == host and auto.getsockname()[1] != 0)
+print("its disconnect:", disconnect(auto), auto.getsockname())
+b.close()
+a.sendto(b"again?", other)
+print("a, unconnected, took", a.recvfrom(100)[0])
+"""
+
+UDP_SHARING_CLIENT = r"""
+import errno, socket, sys
+host = sys.argv[1]
+c1, c2, c3 = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3))
+for c in (c1, c2, c3):
+    c.settimeout(5)
+c1.sendto(b"hello", (host, 9720))
+print("c1 heard", c1.recv(100))
+c1.sendto(b"to-a", (host, 9720))
+c2.sendto(b"to-b", (host, 9720))
+c1.sendto(b"to-9721", (host, 9721))
+c3.connect((host, 9721))
+c3.send(b"refused?")
+try:
+    print("c3 heard", c3.recv(100))
+except OSError as e:
+    print("c3:", errno.errorcode.get(e.errno, e))
+print("c2 heard", c2.recv(100))
+c2.sendto(b"again", (host, 9720))
+"""
+
+
+def test_udp_sockets_sharing_a_port_as_iperf3s_server_does(ns, api):
+    """SO_REUSEADDR on UDP, as the kernel's and through the library: a
+    connected socket takes its peer's datagrams and a fresh one beside it
+    the others; another peer finds a connected-only port refused; a
+    disconnect gives up what connect took."""
+    _, path = api
+    outputs = []
+    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
+        cmd = ["python3", "-c", UDP_SHARING_SERVER, host]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
+        try:
+            first = server.stdout.readline().strip()
+            assert first == "listening", (on_stack, first, server.stderr.read())
+            client = ns.exec("python3", "-c", UDP_SHARING_CLIENT, host, timeout=60, check=False)
+            assert client.returncode == 0, client.stderr
+            out, err = server.communicate(timeout=30)
+            assert server.returncode == 0, (on_stack, out, err)
+            outputs.append(out.splitlines() + client.stdout.splitlines())
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+    kernel, stack = outputs
+    print("\n  " + "\n  ".join(kernel))
+    assert kernel[:4] == ["a connected, its address the host's: True",
+                          "b beside a: bound | without SO_REUSEADDR: EADDRINUSE",
+                          "a took b'to-a'", "b took b'to-b'"], kernel
+    assert "c3: ECONNREFUSED" in kernel
     assert stack == kernel
 
 

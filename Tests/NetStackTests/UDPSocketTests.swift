@@ -127,4 +127,58 @@ import NetStackWire
             #expect(ports.values.allSatisfy { $0 == 2 })
         }
     }
+
+    /// SO_REUSEADDR (Linux's UDP): sockets that all set it bind one port;
+    /// a datagram goes to a socket connected to its sender, else to the
+    /// newest unconnected one, as iperf3's UDP server needs (it connects
+    /// one socket to its client and binds a fresh one beside it).
+    @Test func socketsSharingAnAddressTakeByConnectionThenByAge() throws {
+        let h = PeerHarness()
+        h.resolvePeer()
+        let first = try h.interface.udp.bind(port: 9000, sharingAddress: true)
+        #expect(throws: UDPBindError.portInUse(9000)) { _ = try h.interface.udp.bind(port: 9000) }
+        #expect(throws: UDPBindError.portInUse(9000)) { _ = try h.interface.udp.bind(port: 9000, sharingPort: true) }
+        let client = UDPEndpoint(address: H.peerIP, port: 40000)
+        #expect(first.connect(to: client) == .v4(H.stackIP))
+        let fresh = try h.interface.udp.bind(port: 9000, sharingAddress: true)
+        let newest = try h.interface.udp.bind(port: 9000, sharingAddress: true)
+        for port: UInt16 in [40000, 40001, 40000, 40002] {
+            _ = h.exchange(h.udpFrame(sourcePort: port, destinationPort: 9000, payload: [UInt8(port & 0xff)]))
+        }
+        var buffer: [UInt8] = []
+        #expect(first.pendingDatagrams == 2)
+        while let from = first.receive(into: &buffer) { #expect(from == client) }
+        #expect(fresh.pendingDatagrams == 0)
+        #expect(newest.pendingDatagrams == 2)
+        // Gone, the newest hands the others to the next newest.
+        newest.close()
+        _ = h.exchange(h.udpFrame(sourcePort: 40003, destinationPort: 9000, payload: [3]))
+        #expect(fresh.pendingDatagrams == 1)
+        // Disconnected, the first is one of the unconnected: the newer takes all.
+        first.connect(to: nil)
+        _ = h.exchange(h.udpFrame(sourcePort: 40000, destinationPort: 9000, payload: [4]))
+        #expect(first.pendingDatagrams == 0 && fresh.pendingDatagrams == 2)
+    }
+
+    /// A connected socket takes its peer's datagrams only: another's find the
+    /// port closed (ICMP port unreachable, as Linux answers), and ICMP errors
+    /// about what went elsewhere do not reach it.
+    @Test func aConnectedSocketsPortIsClosedToOtherPeers() throws {
+        let h = PeerHarness()
+        h.resolvePeer()
+        let s = try h.interface.udp.bind(port: 9000)
+        s.connect(to: UDPEndpoint(address: H.peerIP, port: 40000))
+        _ = h.exchange(h.udpFrame(sourcePort: 40000, destinationPort: 9000, payload: [1]))
+        #expect(s.pendingDatagrams == 1)
+        let answer = h.exchange(h.udpFrame(sourcePort: 40001, destinationPort: 9000, payload: [2]))
+        #expect(s.pendingDatagrams == 1)
+        #expect(h.drops(UDPDropReason.noSocket) == 1)
+        let icmp = try #require(answer.first?.ipv4)
+        #expect(icmp.protocolNumber == IPProtocol.icmp.rawValue)
+        #expect(Array(icmp.payload.prefix(2)) == [3, 3], "port unreachable")
+        // Connected again, to the other peer: that one's datagrams come.
+        s.connect(to: UDPEndpoint(address: H.peerIP, port: 40001))
+        _ = h.exchange(h.udpFrame(sourcePort: 40001, destinationPort: 9000, payload: [3]))
+        #expect(s.pendingDatagrams == 2, "what came before the second connect stays queued")
+    }
 }

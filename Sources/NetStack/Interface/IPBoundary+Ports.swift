@@ -5,15 +5,36 @@ public protocol FamilyBound: AnyObject {
     var families: IPFamilies { get }
     /// SO_REUSEPORT: it shares its port with others that ask the same.
     var sharesPort: Bool { get }
+    /// SO_REUSEADDR as Linux's UDP reads it: it binds beside others that set
+    /// it too, whatever they are doing (a TCP listener never does).
+    var sharesAddress: Bool { get }
+    /// The one peer it takes packets from: a connected UDP socket's.
+    var connectedPeer: UDPEndpoint? { get }
+}
+
+extension FamilyBound {
+    public var sharesAddress: Bool { false }
+    public var connectedPeer: UDPEndpoint? { nil }
+
+    /// Whether a packet from `peer`'s `port` may come to it.
+    @inline(__always)
+    func takes(from peer: IPAddress, port: UInt16) -> Bool {
+        guard let only = connectedPeer else { return true }
+        return only.address == peer && only.port == port
+    }
 }
 
 /// The listeners or UDP sockets on one port: one that takes both families,
 /// or up to one for each, as a server listens on 0.0.0.0:80 with an AF_INET
 /// socket and on [::]:80 with an IPV6_V6ONLY one (RFC 3493 5.3). One for
-/// both fills both places. Several alike (the same families, each sharing
-/// the port) may hold the same places, as Linux's SO_REUSEPORT group: each
+/// both fills both places. Several may hold the same places if each pair
+/// shares: both SO_REUSEPORT with the same families (Linux's group: each
 /// packet goes to one of them by a hash of the peer's address and port, so
-/// one peer's packets (a connection's, a flow's) all go to the same one.
+/// one peer's packets, a connection's or a flow's, all go to the same one),
+/// or, for UDP, both SO_REUSEADDR. Then a packet goes as Linux's UDP lookup
+/// (`compute_score`) sends it: to a socket connected to its sender before
+/// any unconnected one, and to the newest bound among equals (iperf3's UDP
+/// server binds a fresh socket beside the one it connected to its client).
 struct PortOccupants<Occupant: FamilyBound> {
     private(set) var ipv4: [Occupant] = []
     private(set) var ipv6: [Occupant] = []
@@ -28,9 +49,32 @@ struct PortOccupants<Occupant: FamilyBound> {
         }
         switch place.count {
         case 0: return nil
-        case 1: return place[0]
-        default: return place[Self.pick(peer, port, among: place.count)]
+        case 1: return place[0].takes(from: peer, port: port) ? place[0] : nil
+        default: return Self.best(in: place, from: peer, port: port)
         }
+    }
+
+    /// The one connected to the peer, newest first; else the newest
+    /// unconnected one, or, if it shares the port, a member of its group by
+    /// the peer's hash. Nil when every one is connected elsewhere.
+    private static func best(in place: [Occupant], from peer: IPAddress, port: UInt16) -> Occupant? {
+        var newestOpen: Occupant?
+        var group = 0
+        for o in place.reversed() {
+            guard o.connectedPeer == nil else {
+                if o.takes(from: peer, port: port) { return o }
+                continue
+            }
+            if newestOpen == nil { newestOpen = o }
+            if o.sharesPort { group += 1 }
+        }
+        guard let newest = newestOpen, newest.sharesPort, group > 1 else { return newestOpen }
+        var k = pick(peer, port, among: group)
+        for o in place where o.connectedPeer == nil && o.sharesPort {
+            if k == 0 { return o }
+            k -= 1
+        }
+        return newest
     }
 
     /// A group member for a peer: a fixed mix of its address and port (not
@@ -50,10 +94,13 @@ struct PortOccupants<Occupant: FamilyBound> {
     }
 
     /// Whether one for `families` finds its places free, or held only by
-    /// others alike that share the port as it does (`sharing`).
-    func admits(_ families: IPFamilies, sharing: Bool) -> Bool {
+    /// others it may share them with: alike and sharing the port as it does
+    /// (`sharing`), or sharing the address as it does (`sharingAddress`).
+    func admits(_ families: IPFamilies, sharing: Bool, sharingAddress: Bool = false) -> Bool {
         func free(_ place: [Occupant]) -> Bool {
-            place.isEmpty || (sharing && place.allSatisfy { $0.sharesPort && $0.families == families })
+            place.allSatisfy {
+                (sharing && $0.sharesPort && $0.families == families) || (sharingAddress && $0.sharesAddress)
+            }
         }
         switch families {
         case .both: return free(ipv4) && free(ipv6)

@@ -106,9 +106,11 @@ public final class Stack {
 
     // MARK: UDP
 
-    /// Binds a UDP port; with `sharingPort` (SO_REUSEPORT) beside other sockets that share it.
+    /// Binds a UDP port; with `sharingPort` (SO_REUSEPORT) or `sharingAddress`
+    /// (SO_REUSEADDR) beside other sockets that share it so.
     public func bind(udpPort port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false,
-                     receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
-        try udp.bind(port: port, families: families, sharingPort: sharingPort, receiveCapacity: receiveCapacity)
+                     sharingAddress: Bool = false, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+        try udp.bind(port: port, families: families, sharingPort: sharingPort, sharingAddress: sharingAddress,
+                     receiveCapacity: receiveCapacity)
     }
 }

@@ -24,16 +24,19 @@ public final class UDPLayer {
 
     /// Binds `port` for datagrams of `families` (both unless told otherwise).
     /// RFC 768 demultiplexes on the destination port only: one socket per
-    /// port and family (`PortOccupants`), or several alike that all share it
-    /// (`sharingPort`, SO_REUSEPORT), each taking some peers' datagrams.
+    /// port and family (`PortOccupants`), or several that share it: alike,
+    /// each taking some peers' datagrams (`sharingPort`, SO_REUSEPORT), or
+    /// each with SO_REUSEADDR (`sharingAddress`), the newest unconnected one
+    /// taking what no connected one does.
     public func bind(port: UInt16, families: IPFamilies = .both, sharingPort: Bool = false,
-                     receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
+                     sharingAddress: Bool = false, receiveCapacity: Int = 256 * 1024) throws(UDPBindError) -> UDPSocket {
         guard port != 0 else { throw .portZero }
-        guard sockets[port, default: PortOccupants()].admits(families, sharing: sharingPort) else {
+        guard sockets[port, default: PortOccupants()].admits(families, sharing: sharingPort,
+                                                              sharingAddress: sharingAddress) else {
             throw .portInUse(port)
         }
-        let s = UDPSocket(port: port, families: families, sharesPort: sharingPort, receiveCapacity: receiveCapacity,
-                          layer: self)
+        let s = UDPSocket(port: port, families: families, sharesPort: sharingPort, sharesAddress: sharingAddress,
+                          receiveCapacity: receiveCapacity, layer: self)
         sockets.occupy(port, with: s)
         return s
     }
@@ -54,6 +57,9 @@ public final class UDPLayer {
         }
         throw .noEphemeralPort
     }
+
+    /// The address a datagram to `destination` goes from.
+    func sourceAddress(towards destination: IPAddress) -> IPAddress? { ip?.sourceAddress(towards: destination) }
 
     func unbind(_ socket: UDPSocket) {
         sockets.vacate(socket.port, of: socket)
@@ -91,7 +97,8 @@ public final class UDPLayer {
     }
 
     /// RFC 768 / RFC 1122 4.1.3: check, demultiplex on the destination port,
-    /// and answer a closed port with ICMP port unreachable.
+    /// and answer a closed port with ICMP port unreachable (so too a port
+    /// whose sockets are all connected to other peers, as Linux's).
     func receive(_ d: IPDatagram, now: Instant) {
         let udp: UDPDatagram
         do { udp = try UDPDatagram(validating: d.payload) } catch {

@@ -21,6 +21,10 @@ public final class UDPSocket: FamilyBound {
     /// port closed, and sending to the other is refused.
     public let families: IPFamilies
     public let sharesPort: Bool
+    public let sharesAddress: Bool
+    /// connect(2): the one peer it takes datagrams from, before any socket
+    /// on its port that is not connected (nil: any peer).
+    public private(set) var connectedPeer: UDPEndpoint?
     /// Bytes of payload the queue holds at most.
     public var receiveCapacity: Int { ring.capacity }
     /// Called when a datagram or an error arrives.
@@ -37,11 +41,12 @@ public final class UDPSocket: FamilyBound {
     /// Also bounds empty datagrams, which take no bytes.
     static let maximumQueuedDatagrams = 4096
 
-    init(port: UInt16, families: IPFamilies = .both, sharesPort: Bool = false, receiveCapacity: Int,
-         layer: UDPLayer) {
+    init(port: UInt16, families: IPFamilies = .both, sharesPort: Bool = false, sharesAddress: Bool = false,
+         receiveCapacity: Int, layer: UDPLayer) {
         self.port = port
         self.families = families
         self.sharesPort = sharesPort
+        self.sharesAddress = sharesAddress
         self.layer = layer
         ring = ByteRing(capacity: receiveCapacity)
         datagrams = Deque(minimumCapacity: 64)
@@ -80,6 +85,15 @@ public final class UDPSocket: FamilyBound {
     @discardableResult
     public func send(_ payload: [UInt8], to destination: UDPEndpoint) -> Bool {
         send(payload.span, to: destination)
+    }
+
+    /// Takes datagrams from `peer` only (nil: from any again). What is
+    /// queued stays, as Linux keeps it. Returns the address it sends to
+    /// `peer` from (nil without a route, or without a peer).
+    @discardableResult
+    public func connect(to peer: UDPEndpoint?) -> IPAddress? {
+        connectedPeer = peer
+        return peer.flatMap { layer.sourceAddress(towards: $0.address) }
     }
 
     /// Unbinds the port; what is queued is dropped.

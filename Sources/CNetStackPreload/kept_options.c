@@ -6,7 +6,8 @@
 // see the kernel's, not ENOPROTOOPT. Most are harmless to ignore; the stack
 // acts on those marked so (the cork, the MSS cap, the user timeout, the IP
 // header's hop limit and DS field), which setsockopt passes on as stored,
-// and the library itself on SO_RCVLOWAT (`ns_receive_lowat`).
+// and the library itself on SO_RCVLOWAT (`ns_receive_lowat`) and
+// SO_BUSY_POLL (`ns_busy_poll_ns`: a blocking receive spins that long).
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -35,10 +36,12 @@ enum rule {
     MULTICAST_TTL,  // -1 means 1; 0-255
     TRAFFIC_CLASS,  // -1 means 0; 0-255 (IPV6_TCLASS)
     MTU_DISCOVER,   // IP_PMTUDISC_DONT (0) to IP_PMTUDISC_OMIT (5)
+    ZERO_OR_ONE,    // EINVAL for anything else (TCP_THIN_LINEAR_TIMEOUTS)
+    BEFORE_CONNECT, // 0 or 1 while unconnected; EOPNOTSUPP unless the sysctl lets clients (TCP_FASTOPEN_CONNECT)
 };
 
 /// The entries the library reads on its own paths, at fixed places.
-enum { KEPT_RCVLOWAT = 3 };
+enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6 };
 
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
@@ -56,6 +59,10 @@ static const struct kept {
     [KEPT_RCVLOWAT] = {SOL_SOCKET, SO_RCVLOWAT, RECEIVE_LOWAT, 1, NONE},
     {SOL_SOCKET, SO_PRIORITY, PRIORITY, 0, NONE},
     {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
+    [KEPT_BUSY_POLL] = {SOL_SOCKET, SO_BUSY_POLL, NONNEGATIVE, 0, NONE},
+    {SOL_SOCKET, SO_INCOMING_CPU, ANY, -1, NONE},
+    {SOL_SOCKET, SO_MAX_PACING_RATE, ANY, -1, NONE},  // ~0: no limit, as a 32-bit read gives it
+    {SOL_SOCKET, SO_RXQ_OVFL, BOOLEAN, 0, NONE},       // its cmsg comes only after drops: none here
     {IPPROTO_TCP, TCP_CORK, BOOLEAN, 0, NONE, true},
     {IPPROTO_TCP, TCP_QUICKACK, BOOLEAN, 1, NONE},
     {IPPROTO_TCP, TCP_USER_TIMEOUT, NONNEGATIVE, 0, NONE, true},
@@ -65,11 +72,15 @@ static const struct kept {
     {IPPROTO_TCP, TCP_FASTOPEN, NONNEGATIVE, 0, NONE},
     {IPPROTO_TCP, TCP_NOTSENT_LOWAT, ANY, 0, NONE},
     {IPPROTO_TCP, TCP_MAXSEG, MAXSEG, 0, NONE, true},
+    {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, BEFORE_CONNECT, 0, NONE},  // connect then handshakes first, as without a cookie
+    {IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, ZERO_OR_ONE, 0, NONE},
     {IPPROTO_IP, IP_TOS, TOS, 0, NONE, true},
     {IPPROTO_IP, IP_TTL, HOPS, -1, DEFAULT_TTL, true},
     {IPPROTO_IP, IP_MULTICAST_TTL, MULTICAST_TTL, 1, NONE},
     {IPPROTO_IP, IP_RECVERR, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
+    {IPPROTO_IP, IP_FREEBIND, BOOLEAN, 0, NONE},
+    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, BOOLEAN, 0, NONE},  // bind takes the port at once either way
     {IPPROTO_IPV6, IPV6_V6ONLY, UNTIL_BIND, 0, NONE},
     {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE, true},
     {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS, true},
@@ -171,6 +182,12 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
         if (v < 0 || v > 255) { errno = EINVAL; return -1; }
         break;
     case MTU_DISCOVER: if (v < IP_PMTUDISC_DONT || v > IP_PMTUDISC_OMIT) { errno = EINVAL; return -1; } break;
+    case ZERO_OR_ONE: if (v < 0 || v > 1) { errno = EINVAL; return -1; } break;
+    case BEFORE_CONNECT:
+        if (v < 0 || v > 1) { errno = EINVAL; return -1; }
+        if (!(ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1)) { errno = EOPNOTSUPP; return -1; }
+        if (s->listening || s->connecting || s->has_peer) { errno = EINVAL; return -1; }
+        break;
     }
     *slot = v;
     return 0;
@@ -178,6 +195,11 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
 
 uint32_t ns_receive_lowat(const ns_sock *s) {
     return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
+}
+
+long ns_busy_poll_ns(const ns_sock *s) {
+    int us = s->kept[KEPT_BUSY_POLL];
+    return us > 0 ? (us < 1000000 ? us : 1000000) * 1000L : 0;
 }
 
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored) {

@@ -85,7 +85,7 @@ void ns_resolve(void);
 #define NS_MAX_ALIASES 16
 
 /// How many options kept_options.c keeps per socket.
-#define NS_KEPT_OPTIONS 24
+#define NS_KEPT_OPTIONS 32
 
 typedef struct ns_sock {
     uint32_t id;        // the stack's
@@ -154,6 +154,8 @@ int ns_kept_get(const ns_sock *s, int level, int name, int *value);
 /// SO_RCVLOWAT of a stream socket (1 unless set; a datagram socket's is 1):
 /// what makes it readable, and what a blocking receive waits for.
 uint32_t ns_receive_lowat(const ns_sock *s);
+/// SO_BUSY_POLL in nanoseconds (at most a second): how long a blocking receive spins.
+long ns_busy_poll_ns(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
 /// getsockopt's TCP_INFO, Linux's struct from the stack's fields (tcp_info.c).

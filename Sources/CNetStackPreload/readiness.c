@@ -160,6 +160,11 @@ static long spin_budget(void) {
 
 bool ns_spin_until_ready(ns_sock *s, short events) {
     long budget = spin_budget();
+    // SO_BUSY_POLL: a blocking receive busy-polls that long (sk_busy_loop), whatever the default.
+    if (events & POLLIN) {
+        long own = ns_busy_poll_ns(s);
+        if (own > budget) budget = own;
+    }
     if (budget == 0) return false;
     long long end = ns_now_ns() + budget;
     do {

@@ -548,15 +548,22 @@ for x in (p, q, b2, b3, r1, r2):
 # options the stack keeps without acting on them: Linux's defaults, its rules, read back
 t, u = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 IP_MTU_DISCOVER, IP_RECVERR = 10, 11
+# Linux's numbers for those Python may not name (asm-generic/socket.h, linux/in.h, linux/tcp.h)
+NUMBERS = {"SO_RXQ_OVFL": 40, "SO_BUSY_POLL": 46, "SO_MAX_PACING_RATE": 47, "SO_INCOMING_CPU": 49,
+           "IP_FREEBIND": 15, "IP_BIND_ADDRESS_NO_PORT": 24, "TCP_THIN_LINEAR_TIMEOUTS": 16,
+           "TCP_FASTOPEN_CONNECT": 30}
+number = lambda name: NUMBERS.get(name) or getattr(socket, name)
 for level, names in ((socket.SOL_SOCKET, ("SO_BROADCAST", "SO_OOBINLINE", "SO_RCVLOWAT", "SO_PRIORITY",
-                                           "SO_DONTROUTE", "SO_SNDLOWAT")),
-                     (socket.IPPROTO_IP, ("IP_TOS", "IP_TTL", "IP_MULTICAST_TTL"))):
+                                           "SO_DONTROUTE", "SO_SNDLOWAT", "SO_RXQ_OVFL", "SO_BUSY_POLL",
+                                           "SO_MAX_PACING_RATE", "SO_INCOMING_CPU")),
+                     (socket.IPPROTO_IP, ("IP_TOS", "IP_TTL", "IP_MULTICAST_TTL", "IP_FREEBIND",
+                                          "IP_BIND_ADDRESS_NO_PORT"))):
     for name in names:
         for kind, x in (("stream", t), ("datagram", u)):
-            out(f"{kind} {name}", err(lambda: x.getsockopt(level, getattr(socket, name))))
+            out(f"{kind} {name}", err(lambda: x.getsockopt(level, number(name))))
 for name in ("TCP_CORK", "TCP_QUICKACK", "TCP_USER_TIMEOUT", "TCP_DEFER_ACCEPT", "TCP_SYNCNT", "TCP_LINGER2",
-             "TCP_FASTOPEN", "TCP_NOTSENT_LOWAT"):
-    out(name, err(lambda: t.getsockopt(socket.IPPROTO_TCP, getattr(socket, name))))
+             "TCP_FASTOPEN", "TCP_NOTSENT_LOWAT", "TCP_THIN_LINEAR_TIMEOUTS", "TCP_FASTOPEN_CONNECT"):
+    out(name, err(lambda: t.getsockopt(socket.IPPROTO_TCP, number(name))))
 out("IP_MTU_DISCOVER, IP_RECVERR", (t.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER),
                                     t.getsockopt(socket.IPPROTO_IP, IP_RECVERR)))
 out("TCP_NODELAY on a datagram socket", err(lambda: u.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
@@ -576,9 +583,24 @@ for x, level, name, values in ((t, socket.SOL_SOCKET, socket.SO_RCVLOWAT, (0, -5
                                (u, socket.IPPROTO_IP, socket.IP_TOS, (0x13,)),
                                (u, socket.IPPROTO_IP, socket.IP_TTL, (7, 0, 256, -1)),
                                (u, socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, (9, -1, 300)),
-                               (u, socket.IPPROTO_IP, IP_MTU_DISCOVER, (2, 9))):
+                               (u, socket.IPPROTO_IP, IP_MTU_DISCOVER, (2, 9)),
+                               (u, socket.SOL_SOCKET, number("SO_BUSY_POLL"), (50, -1, 0)),
+                               (t, socket.SOL_SOCKET, number("SO_MAX_PACING_RATE"), (1000000, -1)),
+                               (u, socket.SOL_SOCKET, number("SO_INCOMING_CPU"), (1,)),
+                               (u, socket.SOL_SOCKET, number("SO_RXQ_OVFL"), (3,)),
+                               (t, socket.IPPROTO_IP, number("IP_FREEBIND"), (5,)),
+                               (t, socket.IPPROTO_IP, number("IP_BIND_ADDRESS_NO_PORT"), (1,)),
+                               (t, socket.IPPROTO_TCP, number("TCP_THIN_LINEAR_TIMEOUTS"), (1, 2)),
+                               (t, socket.IPPROTO_TCP, number("TCP_FASTOPEN_CONNECT"), (1, 2, 0))):
     for v in values:
         out(f"set option {level}/{name} to {v}", err(lambda: (x.setsockopt(level, name, v), x.getsockopt(level, name))[1]))
+with socket.create_connection(ECHO) as c:
+    out("TCP_FASTOPEN_CONNECT once connected",
+        err(lambda: c.setsockopt(socket.IPPROTO_TCP, number("TCP_FASTOPEN_CONNECT"), 1)))
+    # SO_BUSY_POLL acts: a blocking receive with it set still gets the echo.
+    c.setsockopt(socket.SOL_SOCKET, number("SO_BUSY_POLL"), 50)
+    c.sendall(b"busy")
+    out("a busy-polling receive", c.recv(100))
 u.bind(("0.0.0.0", 0))
 out("sendto port 0", err(lambda: u.sendto(b"x", (HOST, 0))))
 v6 = socket.socket(socket.AF_INET6)

@@ -88,8 +88,13 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
 
 // MARK: Datagram sockets
 
+size_t ns_dgram_limit(int family) { return family == 4 ? 65507u : 65527u; }
+
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    bool more = (flags & MSG_MORE) || s->udp_cork;
+    ssize_t corked;
+    if (ns_cork_take(s, buf, len, more, dontwait, &corked)) return corked;
     ns_addr to;
     if (sa) {
         if (ns_from_sockaddr(sa, salen, &to) != 0) { errno = salen < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT; return -1; }
@@ -101,7 +106,7 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         errno = EDESTADDRREQ;
         return -1;
     }
-    if (len > (to.family == 4 ? 65507u : 65527u) || len + sizeof(ns_datagram) > s->shm->tx.size) {
+    if (len > ns_dgram_limit(to.family) || len + sizeof(ns_datagram) > s->shm->tx.size) {
         errno = EMSGSIZE;
         return -1;
     }
@@ -113,8 +118,13 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         if (!broadcast) { errno = EACCES; return -1; }
     }
     if (!s->has_local && ns_autobind(s) < 0) return -1;
-    ns_datagram h = {.length = (uint32_t)len, .family = to.family, .port = to.port};
-    memcpy(h.bytes, to.bytes, sizeof h.bytes);
+    if (more) return ns_cork_start(s, &to, buf, len);
+    return ns_dgram_write(s, &to, buf, len, dontwait);
+}
+
+ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait) {
+    ns_datagram h = {.length = (uint32_t)len, .family = to->family, .port = to->port};
+    memcpy(h.bytes, to->bytes, sizeof h.bytes);
     long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
     bool cleared = false;
     for (;;) {

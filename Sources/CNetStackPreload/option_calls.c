@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -83,6 +84,8 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             *len = 0;
             return 0;
         }
+    } else if (level == IPPROTO_UDP && s->datagram && name == UDP_CORK) {
+        return put_int(value, len, s->udp_cork);
     } else if (level == IPPROTO_TCP && !s->datagram) {
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
@@ -179,6 +182,8 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
         }
         case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
         }
+    } else if (level == IPPROTO_UDP && s->datagram && name == UDP_CORK) {
+        return ns_cork_set(s, v);  // off: what was corked goes (udp_push_pending_frames)
     } else if (level == IPPROTO_TCP && !s->datagram) {
         switch (name) {
         case TCP_NODELAY:

@@ -127,6 +127,14 @@ typedef struct ns_sock {
     /// step on `tx` (or `rx`), never across a wait, as the kernel's socket
     /// lock is let go while a call waits.
     pthread_mutex_t tx_lock, rx_lock;
+    /// A UDP datagram being corked (MSG_MORE, UDP_CORK: datagram_cork.c),
+    /// under `cork_lock`; `cork_data` is malloc'd at the first.
+    pthread_mutex_t cork_lock;
+    bool udp_cork;
+    _Atomic bool cork_pending;
+    ns_addr cork_to;
+    uint8_t *cork_data;
+    size_t cork_length;
     /// Threads asleep in the socket (ns_wait_event), and whether it was
     /// closed meanwhile by another thread: its memory and doorbell then
     /// outlive the close until they have left (ns_release).
@@ -154,6 +162,22 @@ int ns_kept_get(const ns_sock *s, int level, int name, int *value);
 /// SO_RCVLOWAT of a stream socket (1 unless set; a datagram socket's is 1):
 /// what makes it readable, and what a blocking receive waits for.
 uint32_t ns_receive_lowat(const ns_sock *s);
+/// sendto of a datagram socket, once the corked datagram (if any) had its
+/// say: writes one datagram of `len` bytes to `to` into `tx`, waiting for
+/// room unless `dontwait`. `len` or -1 with errno.
+ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait);
+/// The most a UDP datagram to `family` (4 or 6) carries: 65507 or 65527.
+size_t ns_dgram_limit(int family);
+/// MSG_MORE and UDP_CORK (datagram_cork.c). ns_cork_take: if a datagram is
+/// corked, appends this call's bytes (its address unread, as Linux's
+/// udp_sendmsg) and, unless `more`, sends the whole; true with `*result`
+/// set when it did so. ns_cork_start: corks a first piece bound for `to`.
+bool ns_cork_take(ns_sock *s, const void *buf, size_t len, bool more, bool dontwait, ssize_t *result);
+ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len);
+/// setsockopt UDP_CORK: 0 sends what was corked.
+int ns_cork_set(ns_sock *s, int on);
+/// Forgets the corked datagram and its buffer (the socket goes, or a new image took it over).
+void ns_cork_free(ns_sock *s);
 /// SO_BUSY_POLL in nanoseconds (at most a second): how long a blocking receive spins.
 long ns_busy_poll_ns(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.

@@ -100,6 +100,7 @@ bool ns_unalias(ns_sock *s, int fd) {
 void ns_init_locks(ns_sock *s) {
     pthread_mutex_init(&s->tx_lock, NULL);
     pthread_mutex_init(&s->rx_lock, NULL);
+    pthread_mutex_init(&s->cork_lock, NULL);
 }
 
 /// Sockets closed while other threads slept in them, oldest last.
@@ -107,6 +108,7 @@ static ns_sock *closed_in_use;
 static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void free_socket(ns_sock *s) {
+    ns_cork_free(s);
     munmap(s->region, s->region_length);
     LIBC(close)(s->doorbell);
     free(s);
@@ -215,6 +217,9 @@ int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell) {
     }
     *s = *carried;
     ns_init_locks(s);
+    s->cork_data = NULL;  // the old image's memory: what it corked is not carried
+    s->cork_pending = false;
+    s->cork_length = 0;
     s->region = region;
     s->shm = ns_region_header(region);
     s->doorbell = doorbell;

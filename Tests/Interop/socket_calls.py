@@ -610,6 +610,25 @@ v6.close()
 for x in (t, u):
     x.close()
 
+# a corked datagram (udp(7)): MSG_MORE's pieces, and UDP_CORK's, go as one to the first's destination
+SOL_UDP, UDP_CORK = 17, 1
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+out("MSG_MORE", [u.sendto(b"ab", socket.MSG_MORE, ECHO), u.sendto(b"cd", socket.MSG_MORE, CLOSED),
+                 u.sendto(b"ef", ECHO)])
+out("echoed whole", u.recvfrom(100))
+out("UDP_CORK default", u.getsockopt(SOL_UDP, UDP_CORK))
+u.setsockopt(SOL_UDP, UDP_CORK, 1)
+out("corked", [u.sendto(b"gh", ECHO), u.sendto(b"ij", ECHO), u.getsockopt(SOL_UDP, UDP_CORK)])
+u.setsockopt(SOL_UDP, UDP_CORK, 0)
+out("uncorked", u.recvfrom(100))
+out("past 65507 corked", [u.sendto(b"k" * 65000, socket.MSG_MORE, ECHO),
+                          err(lambda: u.sendto(b"l" * 600, ECHO)), u.sendto(b"m", ECHO)])
+d, _ = u.recvfrom(70000)
+out("what stayed corked", (len(d), d[-3:]))
+out("UDP_CORK on a stream socket", err(lambda: socket.socket().getsockopt(SOL_UDP, UDP_CORK)))
+u.close()
+
 fd = socket.socket().detach()
 os.close(fd)
 out("close twice", err(lambda: os.close(fd)))

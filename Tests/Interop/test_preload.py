@@ -245,6 +245,13 @@ ECHO_SERVER = r"""
 import socket, sys, threading
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 9200)); l.listen(8)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # and a UDP echo on the same port
+u.bind((sys.argv[1], 9200))
+def echo_datagrams():
+    while True:
+        d, peer = u.recvfrom(65536)
+        u.sendto(d, peer)
+threading.Thread(target=echo_datagrams, daemon=True).start()
 print("listening", flush=True)
 def serve(c):
     while True:

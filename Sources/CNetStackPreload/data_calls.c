@@ -144,7 +144,7 @@ ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t le
 }
 
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
-                      int *msg_flags) {
+                      int *msg_flags, ns_datagram *record) {
     if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }  // an empty error queue, as Linux's ip_recv_error
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
@@ -166,6 +166,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
                 ns_to_sockaddr(&from, s->family, sa, salen);
             }
             if (msg_flags) *msg_flags = n < h.length ? MSG_TRUNC : 0;
+            if (record) *record = h;
             if (!(flags & MSG_PEEK) && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
             // MSG_TRUNC asks for the datagram's real length (Linux's UDP).
             return (flags & MSG_TRUNC) ? (ssize_t)h.length : (ssize_t)n;
@@ -205,13 +206,13 @@ static ssize_t dgram_sendv(ns_sock *s, const struct iovec *iov, size_t count, in
 
 /// One datagram scattered into `iov`: received whole into a buffer first.
 static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags, struct sockaddr *sa,
-                           socklen_t *salen, int *msg_flags) {
+                           socklen_t *salen, int *msg_flags, ns_datagram *record) {
     size_t space = 0;
     for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
     uint8_t small[4096];
     uint8_t *buf = space <= sizeof small ? small : malloc(space);
     if (!buf) { errno = ENOMEM; return -1; }
-    ssize_t r = ns_dgram_recv(s, buf, space, flags, sa, salen, msg_flags);
+    ssize_t r = ns_dgram_recv(s, buf, space, flags, sa, salen, msg_flags, record);
     if (r > 0) {
         size_t left = (size_t)r < space ? (size_t)r : space, at = 0;
         for (size_t i = 0; i < count && left > 0; i++) {
@@ -340,7 +341,7 @@ static ssize_t stack_sendv(ns_sock *s, const struct iovec *iov, size_t count, in
 NS_EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recv)(fd, buf, len, flags);
-    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, NULL, NULL, NULL);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, NULL, NULL, NULL, NULL);
     return stack_recv_to_target(s, buf, len, flags);
 }
 
@@ -352,7 +353,7 @@ NS_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int f
 NS_EXPORT ssize_t read(int fd, void *buf, size_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(read)(fd, buf, len);
-    if (s->datagram) return ns_dgram_recv(s, buf, len, 0, NULL, NULL, NULL);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, 0, NULL, NULL, NULL, NULL);
     return stack_recv_to_target(s, buf, len, 0);
 }
 
@@ -364,7 +365,7 @@ NS_EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen) {
 NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
-    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, sa, salen, NULL);
+    if (s->datagram) return ns_dgram_recv(s, buf, len, flags, sa, salen, NULL, NULL);
     ssize_t n = stack_recv_to_target(s, buf, len, flags);
     if (n >= 0 && sa && salen && s->has_peer) ns_to_sockaddr(&s->peer, s->family, sa, salen);
     return n;
@@ -401,7 +402,7 @@ NS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(readv)(fd, iov, count);
     if (count < 0) { errno = EINVAL; return -1; }
-    if (s->datagram) return dgram_recvv(s, iov, (size_t)count, 0, NULL, NULL, NULL);
+    if (s->datagram) return dgram_recvv(s, iov, (size_t)count, 0, NULL, NULL, NULL, NULL);
     return stack_recvv(s, iov, (size_t)count, 0);
 }
 
@@ -421,10 +422,12 @@ NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     if (!msg) { errno = EFAULT; return -1; }
     if (s->datagram) {
         int got_flags = 0;
-        ssize_t n = dgram_recvv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, &msg->msg_namelen, &got_flags);
+        ns_datagram record;
+        ssize_t n = dgram_recvv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, &msg->msg_namelen, &got_flags,
+                                &record);
         if (n >= 0) {
-            msg->msg_controllen = 0;
             msg->msg_flags = got_flags;
+            ns_put_arrival_cmsgs(s, &record, msg);  // IP_PKTINFO and the like, as asked; msg_controllen
         }
         return n;
     }

@@ -85,7 +85,7 @@ void ns_resolve(void);
 #define NS_MAX_ALIASES 16
 
 /// How many options kept_options.c keeps per socket.
-#define NS_KEPT_OPTIONS 32
+#define NS_KEPT_OPTIONS 40
 
 typedef struct ns_sock {
     uint32_t id;        // the stack's
@@ -348,10 +348,17 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
 typedef ssize_t (*ns_drain)(void *sink, ns_ring *rx, uint8_t *region);
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink);
 
-/// A datagram socket's send and receive (data_calls.c); `msg_flags` gets MSG_TRUNC for a cut datagram.
+/// A datagram socket's send and receive (data_calls.c); `msg_flags` gets
+/// MSG_TRUNC for a cut datagram, `record` (if not NULL) the datagram's
+/// record: how it arrived.
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen);
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
-                      int *msg_flags);
+                      int *msg_flags, ns_datagram *record);
+/// recvmsg's control messages for a received datagram, those its socket
+/// asked for (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR and
+/// IPv6's), into `msg_control`; sets `msg_controllen`, and MSG_CTRUNC if
+/// they did not fit (datagram_cmsg.c).
+void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *record, struct msghdr *msg);
 
 /// A wait's timeout in whole milliseconds for poll: rounded up, as the
 /// kernel never wakes a wait early (a truncated 0.5 ms would be 0, and a

@@ -41,10 +41,15 @@ public final class APIServer: @unchecked Sendable {
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
+    /// The kernel's index for the stack's interface (the TAP's), which
+    /// IP_PKTINFO reports; 0 when unknown.
+    let interfaceIndex: UInt32
+
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
-    public init(stack: Stack, path: String, ringSize: Int = 2 << 20) throws(SocketAPIError) {
+    public init(stack: Stack, path: String, ringSize: Int = 2 << 20, interfaceIndex: UInt32 = 0) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
+        self.interfaceIndex = interfaceIndex
         self.ringSize = ringSize
         Self.raiseDescriptorLimit()
         let executor = stack.executor

@@ -109,9 +109,9 @@ extension AppSocket {
                 region.wantReceiveRoom()
                 if room < SharedRing.datagramHeaderSize + length { break }
             }
-            guard let from = u.receive(into: &datagramScratch) else { break }
-            let source = SocketAddress(address: from.address, port: from.port)
-            let written = datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source) }
+            guard let arrival = u.receiveArrival(into: &datagramScratch) else { break }
+            let source = SocketAddress(address: arrival.source.address, port: arrival.source.port)
+            let written = datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source, arrival: arrival) }
             delivered = delivered || written
         }
         while let e = u.nextError() {

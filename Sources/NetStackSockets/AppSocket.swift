@@ -88,7 +88,8 @@ final class AppSocket {
         holders = [client]
         isDatagram = datagram
         self.server = server
-        region = try SocketRegion(ringSize: ringSize)
+        let address: IPv4Address? = if case .v4(let a) = server.stack.address { a } else { nil }
+        region = try SocketRegion(ringSize: ringSize, interfaceIndex: server.interfaceIndex, interfaceAddress: address)
         appEvent = try EventFD()
         do { doorbell = try EventFD() } catch {
             appEvent.close()

@@ -1,4 +1,6 @@
 import CNetStackABI
+import NetStack
+import NetStackWire
 
 /// One single-producer single-consumer byte ring in a socket's shared region
 /// (`netstack_abi.h`): the stack consumes the app's `tx` ring and produces
@@ -142,25 +144,35 @@ extension SharedRing {
     static let datagramHeaderSize = MemoryLayout<ns_datagram>.size
 
     /// Producer: one datagram record, `peer` and the payload, whole or not at
-    /// all (`ns_ring_write_record`); false if it does not fit now.
-    func writeDatagram(_ payload: UnsafeRawBufferPointer, peer: SocketAddress) -> Bool {
+    /// all (`ns_ring_write_record`); false if it does not fit now. A
+    /// received one carries how it came (`arrival`: where to, its DS field
+    /// and TTL).
+    func writeDatagram(_ payload: UnsafeRawBufferPointer, peer: SocketAddress, arrival: UDPArrival? = nil) -> Bool {
         var header = ns_datagram()
         header.length = UInt32(payload.count)
         header.port = peer.port
         if case .v4 = peer.address { header.family = 4 } else { header.family = 6 }
-        withUnsafeMutableBytes(of: &header.bytes) { b in
-            switch peer.address {
-            case .v4(let a):
-                b.storeBytes(of: a.value.bigEndian, toByteOffset: 0, as: UInt32.self)
-            case .v6(let a):
-                b.storeBytes(of: a.high.bigEndian, toByteOffset: 0, as: UInt64.self)
-                b.storeBytes(of: a.low.bigEndian, toByteOffset: 8, as: UInt64.self)
-            }
+        withUnsafeMutableBytes(of: &header.bytes) { Self.store(peer.address, into: $0) }
+        if let arrival {
+            withUnsafeMutableBytes(of: &header.local) { Self.store(arrival.destination, into: $0) }
+            header.traffic_class = arrival.trafficClass
+            header.hop_limit = arrival.hopLimit
         }
         guard !isBroken else { return false }
         let written = ns_sring_write_record(ring, data, size, &header, payload.baseAddress)
         if written < 0 { isBroken = true }
         return written > 0
+    }
+
+    /// An address in network order, as `ns_addr`'s bytes hold it.
+    private static func store(_ address: IPAddress, into b: UnsafeMutableRawBufferPointer) {
+        switch address {
+        case .v4(let a):
+            b.storeBytes(of: a.value.bigEndian, toByteOffset: 0, as: UInt32.self)
+        case .v6(let a):
+            b.storeBytes(of: a.high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            b.storeBytes(of: a.low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
     }
 
     /// Consumer: copies the next datagram's payload into `buffer` (replacing

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CNetStackABI
 import NetStack
+import NetStackWire
 
 /// One socket's shared memory: a memfd mapped here and, once its descriptor
 /// went over the API socket, in the application. It holds the two rings
@@ -30,8 +31,10 @@ public final class SocketRegion {
     /// Stack to app.
     public let rx: SharedRing
 
-    /// Makes a region with rings of `ringSize` bytes (a power of two, at least 4 KiB).
-    public init(ringSize: Int) throws(SocketAPIError) {
+    /// Makes a region with rings of `ringSize` bytes (a power of two, at
+    /// least 4 KiB), telling the application the stack's interface: the
+    /// kernel's index for it and its IPv4 address (IP_PKTINFO's).
+    public init(ringSize: Int, interfaceIndex: UInt32 = 0, interfaceAddress: IPv4Address? = nil) throws(SocketAPIError) {
         precondition(ringSize >= 4096 && ringSize & (ringSize - 1) == 0 && ringSize <= 1 << 30)
         let fd = ns_memfd("netstack-socket")
         if fd < 0 { throw .systemCall("memfd_create", errno) }
@@ -47,6 +50,7 @@ public final class SocketRegion {
             throw .systemCall("mmap", e)
         }
         ns_region_init(p, UInt32(ringSize))
+        ns_region_set_interface(p, interfaceIndex, (interfaceAddress?.value ?? 0).bigEndian)
         descriptor = fd
         base = p
         self.length = length

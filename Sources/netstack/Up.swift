@@ -177,7 +177,7 @@ struct Up: ParsableCommand {
         var apiServer: APIServer?
         if let api {
             do {
-                apiServer = try APIServer(stack: stack, path: api)
+                apiServer = try APIServer(stack: stack, path: api, interfaceIndex: if_nametoindex(tap.name))
             } catch {
                 Console.error("netstack: --api \(api): \(error)")
                 throw ExitCode(1)

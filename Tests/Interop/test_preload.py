@@ -1556,6 +1556,91 @@ def test_udp_sockets_sharing_a_port_as_iperf3s_server_does(ns, api):
     assert stack == kernel
 
 
+# recvmsg's control messages for a datagram (IP_PKTINFO, IP_RECVTTL,
+# IP_RECVTOS, IP_RECVORIGDSTADDR, and IPV6_RECVPKTINFO on an AF_INET6 socket
+# taking IPv4), decoded; the interface's index and the host's address vary
+# by system, so only their being right is printed.
+ARRIVAL_SERVER = r"""
+import socket, struct, sys
+host = sys.argv[1]
+IP_PKTINFO, IP_RECVTTL, IP_TTL, IP_RECVTOS, IP_TOS = 8, 12, 2, 13, 1  # linux/in.h (Python may not name them)
+IP_RECVORIGDSTADDR, IP_ORIGDSTADDR = 20, 20
+v4, v6 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+v4.bind(("", 9730))
+v6.bind(("::", 9731))
+for s in (v4, v6):
+    for name in (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR):
+        s.setsockopt(socket.IPPROTO_IP, name, 1)
+    s.settimeout(5)
+v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+print("IP_PKTINFO reads", v4.getsockopt(socket.IPPROTO_IP, IP_PKTINFO))
+print("listening", flush=True)
+def show(s, space):
+    data, ancillary, flags, _ = s.recvmsg(100, space)
+    print(data, "truncated" if flags & socket.MSG_CTRUNC else "whole")
+    for level, kind, d in ancillary:
+        if (level, kind) == (socket.IPPROTO_IP, IP_PKTINFO):
+            index, spec, to = struct.unpack("i4s4s", d)
+            print("  IP_PKTINFO", index > 0, socket.inet_ntoa(spec) == host, socket.inet_ntoa(to) == host)
+        elif (level, kind) == (socket.IPPROTO_IP, IP_TTL):
+            print("  IP_TTL", struct.unpack("i", d)[0])
+        elif (level, kind) == (socket.IPPROTO_IP, IP_TOS):
+            print("  IP_TOS", hex(d[0]), len(d))
+        elif (level, kind) == (socket.IPPROTO_IP, IP_ORIGDSTADDR):
+            (family,), (port, to) = struct.unpack("=H", d[:2]), struct.unpack("!H4s", d[2:8])
+            print("  IP_ORIGDSTADDR", family == socket.AF_INET, port, socket.inet_ntoa(to) == host)
+        elif (level, kind) == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO):
+            to, index = struct.unpack("16si", d)
+            print("  IPV6_PKTINFO", socket.inet_ntop(socket.AF_INET6, to) == "::ffff:" + host, index > 0)
+        else:
+            print("  other", level, kind)
+show(v4, 256)
+show(v6, 256)
+show(v4, socket.CMSG_SPACE(12))  # room for IP_PKTINFO alone
+"""
+
+ARRIVAL_CLIENT = r"""
+import socket, sys, time
+host = sys.argv[1]
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+c.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 33)
+for data, port in ((b"one", 9730), (b"two", 9731), (b"three", 9730)):
+    c.sendto(data, (host, port))
+    time.sleep(0.05)
+"""
+
+
+def test_datagram_control_messages_say_how_it_arrived_as_the_kernels(ns, api):
+    """IP_PKTINFO, IP_RECVTTL, IP_RECVTOS and IP_RECVORIGDSTADDR through the
+    library give what the kernel's sockets give: the address a datagram came
+    to, its TTL and TOS as the kernel's client set them, in Linux's order;
+    a control buffer too small says MSG_CTRUNC."""
+    _, path = api
+    outputs = []
+    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
+        cmd = ["python3", "-c", ARRIVAL_SERVER, host]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
+        try:
+            lines = [server.stdout.readline().strip(), server.stdout.readline().strip()]
+            assert lines[-1] == "listening", (on_stack, lines, server.stderr.read())
+            client = ns.exec("python3", "-c", ARRIVAL_CLIENT, host, timeout=60, check=False)
+            assert client.returncode == 0, client.stderr
+            out, err = server.communicate(timeout=30)
+            assert server.returncode == 0, (on_stack, out, err)
+            outputs.append(lines + out.splitlines())
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+    kernel, stack = outputs
+    print("\n  " + "\n  ".join(kernel))
+    assert "  IP_PKTINFO True True True" in kernel and "  IP_TTL 33" in kernel and "  IP_TOS 0x28 1" in kernel
+    assert "  IP_ORIGDSTADDR True 9730 True" in kernel and "  IPV6_PKTINFO True True" in kernel
+    assert stack == kernel
+
+
 # An application that breaks its own socket's shared region, through the
 # mapping the library made (`/proc/self/maps` names the memfd): the header's
 # fields at their offsets in netstack_abi.h (a ring is 192 bytes: head at 0,

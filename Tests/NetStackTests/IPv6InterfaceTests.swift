@@ -298,6 +298,27 @@ import NetStackWire
         #expect(h.exchange(Self.frame(multicast, to: IPv6Address.allNodes.multicastMAC)).isEmpty)
     }
 
+    /// An IPv6 datagram keeps its traffic class and hop limit for the
+    /// socket (IPV6_RECVTCLASS, IPV6_RECVHOPLIMIT; RFC 3542 6).
+    @Test func aUDPDatagramKeepsItsTrafficClassAndHopLimit() throws {
+        let h = Self.harness()
+        _ = Self.resolve(h)
+        let socket = try h.udp.bind(port: 9000)
+        var udp = [UInt8](repeating: 0, count: 8) + [1, 2]
+        udp.withUnsafeMutableBytes { b in
+            UDPRepr(sourcePort: 40000, destinationPort: 9000, payloadLength: 2)
+                .emit(into: b, source: .v6(Self.peer6), destination: .v6(Self.stack6))
+        }
+        var packet = Self.ipv6(Self.peer6, Self.stack6, nextHeader: .udp, payload: udp, hopLimit: 9)
+        packet[0] = 0x60 | 0xb  // traffic class 0xb8 (EF): its high nibble here,
+        packet[1] = 0x80 | (packet[1] & 0x0f)  // its low one here
+        _ = h.exchange(Self.frame(packet))
+        var buffer: [UInt8] = []
+        let arrival = try #require(socket.receiveArrival(into: &buffer))
+        #expect(arrival.destination == .v6(Self.stack6) && arrival.trafficClass == 0xb8 && arrival.hopLimit == 9)
+        #expect(buffer == [1, 2])
+    }
+
     @Test func packetTooBigForAUDPDatagramMakesLaterOnesFitThePath() throws {
         let h = Self.harness()
         _ = Self.resolve(h)

@@ -8,6 +8,9 @@ import Testing
 /// process). The stack keeps the layout it made and checks the indices, so
 /// it reads and writes only inside the data areas and calls the ring broken.
 @Suite struct SharedRingBrokenTests {
+    /// A datagram record's header's size (`ns_datagram`).
+    static let header = MemoryLayout<ns_datagram>.size
+
     /// A datagram record's header made by hand, as the application would write it.
     static func record(length: UInt32) -> [UInt8] {
         var h = ns_datagram()
@@ -115,7 +118,7 @@ import Testing
     @Test func aDatagramLongerThanTheRingBreaksIt() throws {
         let region = try SocketRegion(ringSize: 4096)
         let ring = region.tx
-        #expect(ring.write(Self.record(length: 1 << 20).span) == 24)
+        #expect(ring.write(Self.record(length: 1 << 20).span) == Self.header)
         var scratch: [UInt8] = []
         #expect(ring.readDatagram(into: &scratch) == nil)
         #expect(ring.isBroken && scratch.isEmpty)
@@ -124,7 +127,7 @@ import Testing
     @Test func aDatagramLongerThanWhatWasPublishedBreaksTheRing() throws {
         let region = try SocketRegion(ringSize: 4096)
         let ring = region.tx
-        #expect(ring.write((Self.record(length: 100) + [UInt8](repeating: 5, count: 50)).span) == 74)
+        #expect(ring.write((Self.record(length: 100) + [UInt8](repeating: 5, count: 50)).span) == Self.header + 50)
         var scratch: [UInt8] = []
         #expect(ring.readDatagram(into: &scratch) == nil)
         #expect(ring.isBroken)
@@ -140,7 +143,7 @@ import Testing
 
     @Test func wellFormedDatagramsStillPass() throws {
         let region = try SocketRegion(ringSize: 4096)
-        let payload = [UInt8](repeating: 9, count: 4096 - 24)  // the largest that fits
+        let payload = [UInt8](repeating: 9, count: 4096 - Self.header)  // the largest that fits
         region.overwriteHeader(size: 12, offset: 1)  // ignored
         #expect(region.tx.write((Self.record(length: UInt32(payload.count)) + payload).span) == 4096)
         var scratch: [UInt8] = []

@@ -181,4 +181,30 @@ import NetStackWire
         _ = h.exchange(h.udpFrame(sourcePort: 40001, destinationPort: 9000, payload: [3]))
         #expect(s.pendingDatagrams == 2, "what came before the second connect stays queued")
     }
+
+    /// How a datagram arrived (what IP_PKTINFO, IP_RECVTOS and IP_RECVTTL
+    /// report): the address it came to, a broadcast too, and its header's
+    /// DS field and TTL.
+    @Test func aDatagramKeepsWhereItCameToAndItsTOSAndTTL() throws {
+        let h = PeerHarness()
+        let socket = try h.interface.udp.bind(port: 9000)
+        let udp = FrameBuilder.udp(sourcePort: 40000, destinationPort: 9000, payload: [7],
+                                   source: H.peerIP, destination: H.stackIP)
+        var repr = IPv4Repr(source: H.peerIP, destination: H.stackIP, protocol: .udp, payloadLength: udp.count,
+                            timeToLive: 33, identification: 1)
+        repr.dscpECN = 0x28
+        _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(repr, payload: udp)))
+        let broadcast = IPv4Address(0xffff_ffff)
+        let toAll = FrameBuilder.udp(sourcePort: 40001, destinationPort: 9000, payload: [8],
+                                     source: H.peerIP, destination: broadcast)
+        _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(source: H.peerIP, destination: broadcast, protocol: .udp,
+                                                   payload: toAll), to: .broadcast))
+        var buffer: [UInt8] = []
+        #expect(socket.receiveArrival(into: &buffer) == UDPArrival(
+            source: UDPEndpoint(address: H.peerIP, port: 40000), destination: .v4(H.stackIP),
+            trafficClass: 0x28, hopLimit: 33))
+        #expect(buffer == [7])
+        let second = try #require(socket.receiveArrival(into: &buffer))
+        #expect(second.destination == .v4(broadcast) && second.trafficClass == 0 && second.hopLimit == 64)
+    }
 }

@@ -172,6 +172,13 @@ typedef struct ns_datagram {
     uint16_t family;  // 4 or 6 (ns_addr's)
     uint16_t port;
     uint8_t bytes[16];
+    /// A received one's: the address it came to (of `family`: the stack's,
+    /// or a broadcast or multicast one), and its IP header's DS field (TOS,
+    /// traffic class) and TTL (hop limit), for IP_PKTINFO, IP_RECVTOS,
+    /// IP_RECVTTL and IPv6's like them. Zero in `tx`.
+    uint8_t local[16];
+    uint8_t traffic_class, hop_limit;
+    uint16_t reserved;
 } ns_datagram;
 
 /// Producer: the header then `h->length` bytes of `payload`, or nothing if they do not fit; 1 if written.
@@ -372,6 +379,11 @@ typedef struct ns_socket_shm {
     _Atomic int32_t error;
     /// A listener's connections waiting for accept (readable while > 0).
     _Atomic uint32_t pending;
+    /// The stack's interface as the kernel numbers it (the TAP's index) and
+    /// its IPv4 address (network order): IP_PKTINFO's ifindex, and the
+    /// address a reply to a broadcast goes from. Set before sharing.
+    uint32_t interface_index;
+    uint8_t interface_address[4];
     /// A sequence lock over `tcp`: odd while the stack writes it.
     _Alignas(64) _Atomic uint32_t tcp_sequence;
     ns_tcp_fields tcp;
@@ -389,6 +401,13 @@ static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)re
 /// layout, which the stack also keeps for itself (it never trusts the header's).
 static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
 static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
+
+/// The stack's interface, for IP_PKTINFO (`interface_index`, `interface_address`).
+static inline void ns_region_set_interface(void *region, uint32_t index, uint32_t address_network_order) {
+    ns_socket_shm *s = (ns_socket_shm *)region;
+    s->interface_index = index;
+    memcpy(s->interface_address, &address_network_order, 4);
+}
 
 /// Lays out a fresh (zeroed) region: the stack does it before sharing it.
 static inline void ns_region_init(void *region, uint32_t ring_size) {

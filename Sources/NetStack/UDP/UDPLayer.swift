@@ -116,9 +116,21 @@ public final class UDPLayer {
             ip.reportPortUnreachable(d, now: now)
             return counters.drops.record(.noSocket)
         }
-        let from = UDPEndpoint(address: d.source, port: udp.sourcePort)
-        if !socket.enqueue(UnsafeRawBufferPointer(udp.payload), from: from) {
+        let (trafficClass, hopLimit) = Self.trafficClassAndHopLimit(of: d)
+        let arrival = UDPArrival(source: UDPEndpoint(address: d.source, port: udp.sourcePort),
+                                 destination: d.destination, trafficClass: trafficClass, hopLimit: hopLimit)
+        if !socket.enqueue(UnsafeRawBufferPointer(udp.payload), arrival: arrival) {
             counters.drops.record(.receiveQueueFull)
+        }
+    }
+
+    /// The DS field and TTL of `d`'s IP header (IPv6's traffic class and hop
+    /// limit), as received (the first fragment's, if reassembled).
+    static func trafficClassAndHopLimit(of d: IPDatagram) -> (UInt8, UInt8) {
+        let h = d.header
+        switch d.source {
+        case .v4: return h.count >= 20 ? (h[1], h[8]) : (0, 0)
+        case .v6: return h.count >= 40 ? ((h[0] & 0x0f) << 4 | h[1] >> 4, h[7]) : (0, 0)
         }
     }
 

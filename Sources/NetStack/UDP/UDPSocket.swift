@@ -9,6 +9,24 @@ public struct UDPSocketError: Equatable, Sendable {
     public var destination: UDPEndpoint
 }
 
+/// How a datagram arrived: its sender, the address it came to (ours, or a
+/// broadcast or multicast one), and its IP header's DS field (IPv4's TOS,
+/// IPv6's traffic class) and TTL or hop limit, which IP_PKTINFO,
+/// IP_RECVTOS and IP_RECVTTL report (RFC 3542 6 for IPv6's).
+public struct UDPArrival: Equatable, Sendable {
+    public var source: UDPEndpoint
+    public var destination: IPAddress
+    public var trafficClass: UInt8
+    public var hopLimit: UInt8
+
+    public init(source: UDPEndpoint, destination: IPAddress, trafficClass: UInt8 = 0, hopLimit: UInt8 = 64) {
+        self.source = source
+        self.destination = destination
+        self.trafficClass = trafficClass
+        self.hopLimit = hopLimit
+    }
+}
+
 /// A bound UDP port (RFC 768): a bounded queue of received datagrams, the
 /// errors ICMP reported about what it sent, and sending.
 ///
@@ -35,7 +53,7 @@ public final class UDPSocket: FamilyBound {
 
     unowned let layer: UDPLayer
     private let ring: ByteRing
-    private var datagrams: Deque<(from: UDPEndpoint, length: Int)>
+    private var datagrams: Deque<(arrival: UDPArrival, length: Int)>
     private var errorQueue: Deque<UDPSocketError>
     static let maximumQueuedErrors = 16
     /// Also bounds empty datagrams, which take no bytes.
@@ -61,13 +79,18 @@ public final class UDPSocket: FamilyBound {
     /// Takes the next datagram: its payload replaces `buffer`'s contents (no
     /// allocation once `buffer` has the capacity). Nil when none is waiting.
     public func receive(into buffer: inout [UInt8]) -> UDPEndpoint? {
-        guard let (from, length) = datagrams.popFirst() else { return nil }
+        receiveArrival(into: &buffer)?.source
+    }
+
+    /// Takes the next datagram, as `receive(into:)`, with how it arrived.
+    public func receiveArrival(into buffer: inout [UInt8]) -> UDPArrival? {
+        guard let (arrival, length) = datagrams.popFirst() else { return nil }
         let (a, b) = ring.peek(from: 0, count: length)
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: a)
         buffer.append(contentsOf: b)
         ring.consume(length)
-        return from
+        return arrival
     }
 
     /// Takes the next error ICMP reported, oldest first.
@@ -105,10 +128,10 @@ public final class UDPSocket: FamilyBound {
     // MARK: From the layer
 
     /// Queues a received datagram; false if it does not fit.
-    func enqueue(_ payload: UnsafeRawBufferPointer, from: UDPEndpoint) -> Bool {
+    func enqueue(_ payload: UnsafeRawBufferPointer, arrival: UDPArrival) -> Bool {
         guard payload.count <= ring.freeSpace, datagrams.count < Self.maximumQueuedDatagrams else { return false }
         _ = ring.append(payload)
-        datagrams.append((from, payload.count))
+        datagrams.append((arrival, payload.count))
         onReadable?(self)
         return true
     }

@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include "netstack_sys.h"
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -82,4 +84,19 @@ int ns_epoll_wait(int ep, uint64_t *tags, uint32_t *events, int max, int timeout
         events[i] = e[i].events;
     }
     return n;
+}
+
+int64_t ns_eventfd_kernel_id(int fd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return -1;
+    char text[512];
+    ssize_t n = read(f, text, sizeof text - 1);
+    close(f);
+    if (n <= 0) return -1;
+    text[n] = 0;
+    const char *field = strstr(text, "eventfd-id:");
+    long long id;
+    return field && sscanf(field, "eventfd-id: %lld", &id) == 1 ? id : -1;
 }

@@ -113,7 +113,7 @@ static int send_all(int fd, const void *buf, size_t len) {
 }
 
 /// One request and its reply on `fd` (up to 3 descriptors in `fds`); -1 if the connection broke.
-static int exchange(int fd, const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
+static int exchange_within(int fd, const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
     *nfds = 0;
     if (send_all(fd, req, sizeof *req) != 0) return -1;
     size_t got = 0;
@@ -126,6 +126,16 @@ static int exchange(int fd, const ns_request *req, ns_reply *reply, int *fds, in
         got += (size_t)n;
     }
     return 0;
+}
+
+__thread int ns_in_control;
+
+/// `exchange_within`, marked as the library's own (its descriptors are not an application's).
+static int exchange(int fd, const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
+    ns_in_control++;
+    int r = exchange_within(fd, req, reply, fds, nfds);
+    ns_in_control--;
+    return r;
 }
 
 int ns_exchange_on(int fd, const ns_request *req, ns_reply *reply) {

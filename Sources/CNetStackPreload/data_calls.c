@@ -418,7 +418,7 @@ NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
 /// `msg_namelen` comes back 0), no control messages, no flags.
 NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(recvmsg)(fd, msg, flags);
+    if (!s) return ns_pass_recvmsg(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
     if (s->datagram) {
         int got_flags = 0;
@@ -443,7 +443,7 @@ NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 /// As Linux's TCP: `msg_iov` is sent, an address and control messages are ignored.
 NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
-    if (!s) return LIBC(sendmsg)(fd, msg, flags);
+    if (!s) return ns_pass_sendmsg(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
     if (s->datagram) return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
     return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);

@@ -10,7 +10,7 @@ struct ns_libc ns_libc;
 
 void ns_resolve(void) {
     RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept4); RESOLVE(connect);
-    RESOLVE(shutdown); RESOLVE(close); RESOLVE(close_range); RESOLVE(closefrom); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
+    RESOLVE(shutdown); RESOLVE(close); RESOLVE(syscall); RESOLVE(close_range); RESOLVE(closefrom); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(read); RESOLVE(write); RESOLVE(readv); RESOLVE(writev);
     RESOLVE(recv); RESOLVE(send); RESOLVE(recvfrom); RESOLVE(sendto); RESOLVE(recvmsg); RESOLVE(sendmsg); RESOLVE(recvmmsg); RESOLVE(sendmmsg); RESOLVE(sendfile); RESOLVE(splice); RESOLVE(fcntl); RESOLVE(fstat); RESOLVE(ioctl);
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
     RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(epoll_pwait2); RESOLVE(ppoll);

@@ -30,6 +30,7 @@ struct ns_libc {
     int (*connect)(int, const struct sockaddr *, socklen_t);
     int (*shutdown)(int, int);
     int (*close)(int);
+    long (*syscall)(long, ...);
     int (*close_range)(unsigned int, unsigned int, int);
     void (*closefrom)(int);
     int (*dup)(int);
@@ -202,6 +203,15 @@ int ns_socket_count(void);
 int ns_alias(ns_sock *s, int fd);
 /// `fd` no longer names `s`; true if it was the last descriptor (the socket then ends).
 bool ns_unalias(ns_sock *s, int fd);
+
+/// Whether this thread is in one of the library's own exchanges with the
+/// stack, whose descriptors are not an application's (pass_calls.c).
+extern __thread int ns_in_control;
+/// sendmsg and recvmsg of a descriptor that is no stack socket: stack
+/// sockets among the descriptors passed (SCM_RIGHTS) go with their state
+/// and are taken up on the other side (pass_calls.c).
+ssize_t ns_pass_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t ns_pass_recvmsg(int fd, struct msghdr *msg, int flags);
 
 /// Sends `req` and waits for the reply (with up to 3 descriptors). -1 with errno if the stack cannot be reached.
 int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds);

@@ -204,6 +204,26 @@ public final class APIServer: @unchecked Sendable {
         return ControlReply(result: 0)
     }
 
+    /// A socket passed to another process (SCM_RIGHTS), which names it by its
+    /// app eventfd's id (the kernel's, the same in every process): one of its
+    /// pending holds (the passing process took it before it sent) becomes
+    /// this session's. Nil if no socket with a pending hold has that eventfd.
+    private func claimPassed(eventID: Int64, for session: AppSession) -> AppSocket? {
+        expirePendingForks()
+        for (token, fork) in pendingForks {
+            for (i, id) in fork.sockets.enumerated() {
+                guard let s = sockets[id], s.appEvent.kernelID == eventID else { continue }
+                pendingForks[token]?.sockets.remove(at: i)
+                if pendingForks[token]?.sockets.isEmpty == true { pendingForks[token] = nil }
+                s.pendingHolds -= 1
+                s.holders.insert(session.id)
+                session.sockets.insert(id)
+                return s
+            }
+        }
+        return nil
+    }
+
     /// Holds whose child never claimed them go; a socket nobody else holds then closes.
     private func expirePendingForks() {
         guard !pendingForks.isEmpty else { return }
@@ -234,6 +254,10 @@ public final class APIServer: @unchecked Sendable {
         case .forkPrepare: return session.send(prepareFork(for: session))
         case .forkClaim: return session.send(claimFork(token: request.arg0, for: session))
         case .spawnHold: return session.send(holdForSpawn(request.socket, token: request.arg0))
+        case .claimPassed:
+            guard let s = claimPassed(eventID: request.value, for: session) else { return session.send(.failure(ENOENT)) }
+            return session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
+                                descriptors: [s.region.descriptor, s.doorbell.descriptor])
         default: break
         }
         guard let s = sockets[request.socket], s.holders.contains(session.id) else {
@@ -241,7 +265,7 @@ public final class APIServer: @unchecked Sendable {
             return
         }
         switch request.operation {
-        case .socket, .forkPrepare, .forkClaim, .spawnHold:
+        case .socket, .forkPrepare, .forkClaim, .spawnHold, .claimPassed:
             break
         case .bind:
             session.send(bind(s, to: request.address, flags: request.arg0))

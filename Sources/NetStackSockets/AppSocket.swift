@@ -386,6 +386,14 @@ final class AppSocket {
             free()
             return
         }
+        if finSent {
+            // shutdown(SHUT_WR) sent the FIN before: the connection finishes
+            // on its own, orphaned (what is still in flight is lent from the
+            // region, which it keeps), and the socket goes now, as Linux's.
+            c.close()
+            free()
+            return
+        }
         finRequested = true
         pumpTransmit()
     }

@@ -12,6 +12,7 @@ public enum ControlMessage {
 /// What a request asks.
 public enum ControlOperation: UInt32, Sendable {
     case socket = 1, bind, listen, connect, accept, shutdown, close, setOption, forkPrepare, forkClaim, region, spawnHold
+    case claimPassed
 }
 
 /// An endpoint as the messages carry it (`ns_addr`): family 4 or 6, the port

@@ -20,6 +20,13 @@ struct EventFD {
         _ = write(descriptor, &one, 8)
     }
 
+    /// The kernel's id of the eventfd, the same in every process holding
+    /// it: how a process it was passed to (SCM_RIGHTS) names it. Nil if unknown.
+    var kernelID: Int64? {
+        let id = ns_eventfd_kernel_id(descriptor)
+        return id >= 0 ? id : nil
+    }
+
     func close() { _ = Glibc.close(descriptor) }
 }
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -1639,6 +1640,176 @@ def test_datagram_control_messages_say_how_it_arrived_as_the_kernels(ns, api):
     assert "  IP_PKTINFO True True True" in kernel and "  IP_TTL 33" in kernel and "  IP_TOS 0x28 1" in kernel
     assert "  IP_ORIGDSTADDR True 9730 True" in kernel and "  IPV6_PKTINFO True True" in kernel
     assert stack == kernel
+
+
+# A server that shuts its connections down for writing before it closes
+# them, or closes them with syscall(SYS_close) as libuv (Node) does.
+SHUTTING_SERVER = r"""
+import ctypes, socket, sys
+mode = sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9750))
+l.listen(64)
+print("listening", flush=True)
+for i in range(20):
+    c, _ = l.accept()
+    c.sendall(b"bye\n")
+    if mode == "shutdown":
+        c.shutdown(socket.SHUT_WR)
+        c.recv(10)  # the peer's FIN
+        c.close()
+    else:
+        c.shutdown(socket.SHUT_WR)
+        libc.syscall(3, c.detach())  # SYS_close, past close(2)
+print("served", flush=True)
+sys.stdin.read()  # stays until told
+"""
+
+
+@pytest.mark.parametrize("mode", ["shutdown", "syscall"])
+def test_closed_sockets_go_however_they_were_shut_or_closed(ns, tmp_path, mode):
+    """Twenty connections served and closed after shutdown(SHUT_WR), or
+    closed by syscall(SYS_close) as libuv closes: once the application has
+    closed them, the stack holds only the listener (it held every one before)."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    stack = Stack(ns, "--api", path, "--stats", stderr_path=str(tmp_path / "stack.err"))
+    server = run_on_stack(ns, path, "python3", "-c", SHUTTING_SERVER, STACK_IP, mode, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        for _ in range(20):
+            r = ns.exec("python3", "-c", "import socket, sys; c = socket.create_connection((sys.argv[1], 9750)); "
+                        "print(c.recv(10)); c.close()", STACK_IP, timeout=20)
+            assert r.stdout.strip() == "b'bye\\n'"
+        assert server.stdout.readline().strip() == "served"
+        deadline = time.monotonic() + 10
+        stats = {}
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            stats = stack.latest_stats()
+            if stats.get("api-sockets-open", -1) == 1:
+                break
+        assert stats.get("api-sockets-opened", 0) == 21, stats
+        assert stats.get("api-sockets-open") == 1, stats  # the listener
+    finally:
+        server.communicate(input="", timeout=20)
+        stack.stop()
+
+
+# Connections accepted by one process and handed to another over a UNIX
+# socket (SCM_RIGHTS), as Node's cluster and Python's multiprocessing hand
+# them: the master closes its copy at once; the worker, a process of its
+# own, answers on it with the master's options.
+PASSING_MASTER = r"""
+import socket, sys
+host, path = sys.argv[1], sys.argv[2]
+u = socket.socket(socket.AF_UNIX)
+u.connect(path)
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((host, 9760))
+l.listen(8)
+print("listening", flush=True)
+for i in range(5):
+    c, _ = l.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    socket.send_fds(u, [b"c"], [c.fileno()])
+    c.close()
+u.close()
+"""
+
+PASSING_WORKER = r"""
+import os, socket, sys
+path = sys.argv[1]
+u = socket.socket(socket.AF_UNIX)
+u.bind(path)
+u.listen(1)
+print("waiting", flush=True)
+m, _ = u.accept()
+for i in range(5):
+    _, fds, _, _ = socket.recv_fds(m, 10, 1)
+    c = socket.socket(fileno=fds[0])
+    data = c.recv(100)
+    nodelay = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    c.sendall(b"%d %s nodelay=%d peer-port-known=%s" % (i, data, nodelay, str(c.getpeername()[1] > 0).encode()))
+    c.close()
+print("served", flush=True)
+"""
+
+
+def test_connections_handed_to_another_process_work_there(ns, api, tmp_path):
+    """A master accepts through the library and passes each connection with
+    SCM_RIGHTS to a worker (another process through the library), closing
+    its own copy at once: the worker reads the kernel client's request and
+    answers, with the options the master set; nothing leaks."""
+    stack, path = api
+    unix = str(tmp_path / "handoff.sock")
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = run_on_stack(ns, path, "python3", "-c", PASSING_WORKER, unix, **pipes)
+    master = None
+    try:
+        assert worker.stdout.readline().strip() == "waiting", worker.stderr.read()
+        master = run_on_stack(ns, path, "python3", "-c", PASSING_MASTER, STACK_IP, unix, **pipes)
+        assert master.stdout.readline().strip() == "listening", master.stderr.read()
+        for i in range(5):
+            r = ns.exec("python3", "-c", "import socket, sys; c = socket.create_connection((sys.argv[1], 9760)); "
+                        "c.sendall(b'hello'); c.settimeout(10); print(c.recv(100).decode())", STACK_IP, timeout=20)
+            assert r.stdout.strip() == f"{i} hello nodelay=1 peer-port-known=True", r.stdout + r.stderr
+        assert worker.stdout.readline().strip() == "served"
+        assert master.wait(20) == 0 and worker.wait(20) == 0
+    finally:
+        for p in (master, worker):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+    _, counters = stack.stop()
+    assert counters.get("api-sockets-open", 1) == 0, counters
+
+
+# Node's cluster: the primary accepts and hands each connection to one of
+# two workers (round-robin, over its IPC pipe with SCM_RIGHTS); libuv closes
+# them with syscall(SYS_close).
+NODE_CLUSTER = r"""
+const cluster = require('cluster'), http = require('http');
+if (cluster.isPrimary) {
+  let ready = 0;
+  cluster.on('listening', () => { if (++ready == 2) console.log('listening'); });
+  for (let i = 0; i < 2; i++) cluster.fork();
+  process.stdin.on('data', () => { for (const id in cluster.workers) cluster.workers[id].kill(); });
+} else {
+  http.createServer((req, res) => res.end('worker ' + cluster.worker.id + '\n')).listen(8090, process.argv[1]);
+}
+"""
+
+
+def test_node_cluster_workers_answer_through_the_library(ns, api):
+    """node's cluster module on the stack: the kernel's curl gets answers from
+    both workers, to which the primary passed the connections, and the stack
+    holds no socket once node has gone."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    stack, path = api
+    node = run_on_stack(ns, path, "node", "-e", NODE_CLUSTER, STACK_IP, stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout.readline().strip() == "listening", node.stderr.read()
+        answers = []
+        for _ in range(8):
+            r = ns.exec("curl", "-sS", "-m", "5", f"http://{STACK_IP}:8090/", timeout=20, check=False)
+            assert r.returncode == 0, r.stderr
+            answers.append(r.stdout.strip())
+        assert set(answers) == {"worker 1", "worker 2"}, answers
+        node.communicate(input="stop\n", timeout=20)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait(10)
+    _, counters = stack.stop()
+    assert counters.get("api-sockets-open", 1) == 0, counters
 
 
 # An application that breaks its own socket's shared region, through the

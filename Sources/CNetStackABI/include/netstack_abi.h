@@ -391,6 +391,11 @@ typedef struct ns_socket_shm {
 
 /// The header's size in the region: the data areas start page-aligned after it.
 #define NS_SHM_HEADER_SIZE 4096u
+/// Where in the header page a process passing the socket to another
+/// (SCM_RIGHTS) leaves its library's state of it for the other to take up.
+/// The stack neither reads nor writes it.
+#define NS_PASSED_STATE_OFFSET 2048u
+_Static_assert(sizeof(ns_socket_shm) <= NS_PASSED_STATE_OFFSET, "the shared header overlaps the passed state");
 
 /// The region's length for rings of `ring_size` bytes each.
 static inline size_t ns_region_length(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + 2 * (size_t)ring_size; }
@@ -477,6 +482,9 @@ enum ns_op {
     NS_OP_FORK_CLAIM = 10,  // arg0 = the token: the parent's sockets become this session's too
     NS_OP_REGION = 11,      // the reply carries the socket's memfd and doorbell again (a new image maps it anew)
     NS_OP_SPAWN_HOLD = 12,  // arg0 = a token (0: a new one): a pending hold on the socket for a spawned child
+                            // or a process it is passed to (SCM_RIGHTS)
+    NS_OP_CLAIM_PASSED = 13, // value = the kernel's id of the app eventfd passed with SCM_RIGHTS: the pending hold
+                             // on its socket becomes this session's; reply as NS_OP_REGION's, with the socket's id
                             // (posix_spawn, a vfork child's exec), from any session; result = the token
 };
 

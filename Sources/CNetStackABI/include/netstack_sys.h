@@ -20,6 +20,10 @@ long ns_peer_uid(int sock);
 /// A non-blocking, close-on-exec eventfd.
 int ns_eventfd(void);
 
+/// The kernel's id of the eventfd `fd` names ("eventfd-id" in
+/// /proc/self/fdinfo: the same in every process holding it); -1 if none.
+int64_t ns_eventfd_kernel_id(int fd);
+
 /// A close-on-exec memfd (memfd_create).
 int ns_memfd(const char *name);
 

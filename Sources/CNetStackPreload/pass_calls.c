@@ -104,6 +104,17 @@ static void claim(int fd, void *context) {
     ns_reply reply;
     int fds[3], nfds;
     if (ns_call(&req, &reply, fds, &nfds) != 0) return;
+    if (reply.result >= 0 && nfds == 2) {
+        // A socket this process holds already (passed to itself, or twice
+        // in one message): the descriptor is one more name for it.
+        int cursor = 0;
+        for (ns_sock *s; (s = ns_next_socket(&cursor));) {
+            if (s->id != reply.socket) continue;
+            for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+            ns_alias(s, fd);
+            return;
+        }
+    }
     passed_state state;
     bool ok = reply.result >= 0 && nfds == 2
               && pread(fds[0], &state, sizeof state, NS_PASSED_STATE_OFFSET) == (ssize_t)sizeof state

@@ -67,6 +67,32 @@ def run_on_stack(ns, path, *cmd, **kw):
     return ns.popen(NETSTACK, "run", "--api", path, "--", *cmd, **kw)
 
 
+def outputs_on_both(ns, path, server, client, ready_lines=1):
+    """Runs `server` (a Python script given the host's address) on the
+    kernel's sockets and through the library, and `client` against each from
+    the kernel's side; each system's output: the server's first
+    `ready_lines` (the last says "listening"), the rest of its output, then
+    the client's."""
+    outputs = []
+    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
+        cmd = ["python3", "-c", server, host]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
+        try:
+            lines = [p.stdout.readline().strip() for _ in range(ready_lines)]
+            assert lines[-1] == "listening", (on_stack, lines, p.stderr.read())
+            c = ns.exec("python3", "-c", client, host, timeout=60, check=False)
+            assert c.returncode == 0, c.stderr
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, (on_stack, out, err)
+            outputs.append(lines + out.splitlines() + c.stdout.splitlines())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    return outputs
+
+
 def test_curl_on_the_stack_fetches_from_the_kernel(ns, api, kernel_http, tmp_path):
     stack, path = api
     out = tmp_path / "out"
@@ -1433,22 +1459,7 @@ def test_so_reuseport_spreads_connections_and_datagrams_as_the_kernel(ns, api):
     the library: both listeners and both UDP sockets take some of what the
     kernel's client sends, and a socket without the option cannot bind."""
     _, path = api
-    outputs = []
-    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
-        cmd = ["python3", "-c", REUSEPORT_SERVER, host]
-        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
-        try:
-            lines = [server.stdout.readline().strip(), server.stdout.readline().strip()]
-            assert lines[-1] == "listening", (on_stack, lines, server.stderr.read())
-            client = ns.exec("python3", "-c", REUSEPORT_CLIENT, host, timeout=60, check=False)
-            assert client.returncode == 0, client.stderr
-            out, _ = server.communicate(timeout=30)
-            outputs.append(lines + out.splitlines() + client.stdout.splitlines())
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait(10)
+    outputs = outputs_on_both(ns, path, REUSEPORT_SERVER, REUSEPORT_CLIENT, ready_lines=2)
     kernel, stack = outputs
     assert kernel == ["third bind EADDRINUSE", "listening", "tcp 32 True", "udp 32 True", "answered by 2 2"], kernel
     assert stack == kernel
@@ -1531,26 +1542,10 @@ def test_udp_sockets_sharing_a_port_as_iperf3s_server_does(ns, api):
     the others; another peer finds a connected-only port refused; a
     disconnect gives up what connect took."""
     _, path = api
-    outputs = []
-    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
-        cmd = ["python3", "-c", UDP_SHARING_SERVER, host]
-        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
-        try:
-            first = server.stdout.readline().strip()
-            assert first == "listening", (on_stack, first, server.stderr.read())
-            client = ns.exec("python3", "-c", UDP_SHARING_CLIENT, host, timeout=60, check=False)
-            assert client.returncode == 0, client.stderr
-            out, err = server.communicate(timeout=30)
-            assert server.returncode == 0, (on_stack, out, err)
-            outputs.append(out.splitlines() + client.stdout.splitlines())
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait(10)
+    outputs = outputs_on_both(ns, path, UDP_SHARING_SERVER, UDP_SHARING_CLIENT)
     kernel, stack = outputs
     print("\n  " + "\n  ".join(kernel))
-    assert kernel[:4] == ["a connected, its address the host's: True",
+    assert kernel[1:5] == ["a connected, its address the host's: True",
                           "b beside a: bound | without SO_REUSEADDR: EADDRINUSE",
                           "a took b'to-a'", "b took b'to-b'"], kernel
     assert "c3: ECONNREFUSED" in kernel
@@ -1618,23 +1613,7 @@ def test_datagram_control_messages_say_how_it_arrived_as_the_kernels(ns, api):
     to, its TTL and TOS as the kernel's client set them, in Linux's order;
     a control buffer too small says MSG_CTRUNC."""
     _, path = api
-    outputs = []
-    for host, on_stack in ((HOST_IP, False), (STACK_IP, True)):
-        cmd = ["python3", "-c", ARRIVAL_SERVER, host]
-        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        server = run_on_stack(ns, path, *cmd, **pipes) if on_stack else ns.popen(*cmd, **pipes)
-        try:
-            lines = [server.stdout.readline().strip(), server.stdout.readline().strip()]
-            assert lines[-1] == "listening", (on_stack, lines, server.stderr.read())
-            client = ns.exec("python3", "-c", ARRIVAL_CLIENT, host, timeout=60, check=False)
-            assert client.returncode == 0, client.stderr
-            out, err = server.communicate(timeout=30)
-            assert server.returncode == 0, (on_stack, out, err)
-            outputs.append(lines + out.splitlines())
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait(10)
+    outputs = outputs_on_both(ns, path, ARRIVAL_SERVER, ARRIVAL_CLIENT, ready_lines=2)
     kernel, stack = outputs
     print("\n  " + "\n  ".join(kernel))
     assert "  IP_PKTINFO True True True" in kernel and "  IP_TTL 33" in kernel and "  IP_TOS 0x28 1" in kernel

@@ -437,3 +437,41 @@ def test_committed_capture_is_a_clean_exchange():
     assert sorted(fins) == sorted([HOST_IP, STACK_IP])
     assert not [f for _, f in flags if "R" in f]
     assert sum(int(r.split("\t")[2]) for r in rows if r.split("\t")[0] == STACK_IP) > 100
+
+
+# A client that reconnects from the same port, as a busy client reuses its
+# ephemeral ports, to a server that closed first (HTTP/1.0): each connection
+# before leaves the stack's side in TIME-WAIT.
+SAME_PORT_CLIENT = r"""
+import socket, sys, time
+took = []
+for i in range(5):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("0.0.0.0", 45123))
+    c.settimeout(10)
+    start = time.monotonic()
+    c.connect((sys.argv[1], 80))
+    c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    while c.recv(65536):
+        pass
+    took.append(time.monotonic() - start)
+    c.close()
+    time.sleep(0.1)  # the kernel's side through LAST-ACK; the stack's stays in TIME-WAIT (2 MSL: 2 s)
+print(max(took))
+"""
+
+
+def test_a_new_syn_reopens_the_stacks_time_wait(ns, web):
+    """RFC 1122 4.2.2.13 and RFC 6191: five connections in a row from one
+    port to the web server, which closes first. Each new SYN reopens the
+    stack's TIME-WAIT at once (before, the stack answered it with a
+    challenge ACK and the client waited out the 2 MSL)."""
+    r = ns.exec("python3", "-c", SAME_PORT_CLIENT, STACK_IP, timeout=60)
+    slowest = float(r.stdout.strip())
+    time.sleep(1.2)
+    stats = web.latest_stats()
+    print(f"\n  slowest of five connections from one port: {slowest * 1000:.1f} ms; {stats.get('tcp-time-wait-reopened')} reopened")
+    assert stats.get("tcp-time-wait-reopened") == 4, stats
+    assert stats.get("tcp-challenge-acks", 0) == 0, stats
+    assert slowest < 0.9  # no SYN retransmission (its first timeout is 1 s)

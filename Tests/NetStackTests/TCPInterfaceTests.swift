@@ -252,6 +252,37 @@ import NetStackWire
         #expect(late.first?.flags == .rst)
     }
 
+    /// RFC 1122 4.2.2.13, RFC 6191: after the stack closed first, a new SYN
+    /// from the same port reopens the connection from TIME-WAIT, with an
+    /// initial sequence number past the old connection's (Linux's
+    /// TCP_TW_SYN); an old duplicate SYN does not. Without it a client
+    /// reusing its port waited out the 2 MSL in SYN retransmissions.
+    @Test func aNewSYNReopensAConnectionInTimeWait() throws {
+        let p = harness()
+        let l = try p.interface.tcp.listen(port: 80)
+        let iss = try #require(p.peerConnect(to: 80, peerISS: peerISS))
+        let c = try #require(l.accept())
+        c.close()
+        p.interface.tcp.flush(c, now: p.now)
+        _ = p.tcpOnly(p.sent())
+        _ = p.exchangeTCP(p.tcpFrame([.fin, .ack], destinationPort: 80, seq: peerISS + 1, ack: iss + 2))
+        #expect(c.state == .timeWait)
+        // An old duplicate SYN, below RCV.NXT: a challenge ACK, and TIME-WAIT stays.
+        let old = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: peerISS, options: TCPOptions(mss: 1460)))
+        #expect(old.count == 1 && old.first?.flags == .ack && c.state == .timeWait)
+        // A new one, past it: a SYN-ACK for a new connection.
+        let newISS = peerISS + 100_000
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, destinationPort: 80, seq: newISS, options: TCPOptions(mss: 1460)))
+        #expect(synAck.count == 1 && synAck.first?.flags == [.syn, .ack])
+        #expect(synAck.first?.ack == newISS + 1)
+        #expect(synAck.first?.seq == iss + 2 + 65537, "past all the old connection sent")
+        #expect(c.state == .closed)
+        #expect(p.tcp.counters.timeWaitReopened == 1)
+        _ = p.exchangeTCP(p.tcpFrame(.ack, destinationPort: 80, seq: newISS + 1, ack: iss + 2 + 65538))
+        let again = try #require(l.accept())
+        #expect(again.state == .established && again !== c)
+    }
+
     @Test func resetByThePeerRemovesTheConnection() throws {
         let p = harness()
         _ = try p.interface.tcp.listen(port: 80)

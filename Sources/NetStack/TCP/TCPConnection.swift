@@ -402,6 +402,23 @@ public final class TCPConnection {
         sender.updateWindow(window, seq: seq, ack: ack)
     }
 
+    /// Whether `seg` is a new SYN that may reopen this connection from
+    /// TIME-WAIT (RFC 1122 4.2.2.13; RFC 6191 with timestamps), as Linux's
+    /// tcp_timewait_state_process judges it: a sequence number past RCV.NXT,
+    /// or a timestamp newer than the last one seen, and none older (PAWS).
+    /// Without this a client that reuses its port while the stack, which
+    /// closed first, still waits finds the connection stuck in TIME-WAIT.
+    func isReopened(by seg: TCPRepr) -> Bool {
+        guard state == .timeWait, seg.flags.contains(.syn), !seg.flags.contains(.ack),
+              !seg.flags.contains(.rst) else { return false }
+        if timestampsEnabled, let ts = seg.options.timestamps {
+            let newer = Int32(bitPattern: ts.value &- tsRecent)
+            if newer < 0 { return false }
+            if newer > 0 { return true }
+        }
+        return seg.seq > receiver.rcvNxt
+    }
+
     // MARK: Shared helpers
 
     /// Moves to CLOSED, cancelling every timer.

@@ -9,6 +9,9 @@ public struct TCPCounters: Sendable {
     public var connectionsTimedOut: UInt64 = 0
     public var resetsSent: UInt64 = 0
     public var challengeAcks: UInt64 = 0
+    /// Connections in TIME-WAIT that a new SYN from the same peer reopened
+    /// (RFC 1122 4.2.2.13, RFC 6191).
+    public var timeWaitReopened: UInt64 = 0
     /// Segments whose answer waited for the end of their receive batch and
     /// went out with the rest of it (`TCPLayer.receive`: GRO's effect).
     public var answersCoalesced: UInt64 = 0
@@ -96,6 +99,7 @@ public struct TCPCounters: Sendable {
          ("tcp-timeouts", timeouts), ("tcp-recoveries-undone", recoveriesUndone),
          ("tcp-dsacks-in", duplicateReportsIn),
          ("tcp-resets-sent", resetsSent), ("tcp-challenge-acks", challengeAcks),
+         ("tcp-time-wait-reopened", timeWaitReopened),
          ("tcp-answers-coalesced", answersCoalesced),
          ("tcp-oow-acks", unacceptableAcks), ("tcp-oow-acks-rate-limited", unacceptableAcksRateLimited),
          ("tcp-syncookies-sent", synCookiesSent), ("tcp-syncookies-validated", synCookiesValidated),

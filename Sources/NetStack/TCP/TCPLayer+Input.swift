@@ -23,6 +23,16 @@ extension TCPLayer {
         let tuple = TCPFourTuple(localAddress: d.destination, localPort: repr.destinationPort,
                                  remoteAddress: d.source, remotePort: repr.sourcePort)
 
+        var reopening: SequenceNumber?
+        if let c = connection(for: tuple), c.isReopened(by: repr) {
+            // RFC 1122 4.2.2.13, RFC 6191 (Linux's TCP_TW_SYN): a new SYN from the
+            // peer ends the TIME-WAIT, and the listener takes it with an initial
+            // sequence number past everything the old connection sent.
+            reopening = c.sender.sndMax + 65537
+            c.enterClosed(error: nil)
+            retire(c)
+            kept.timeWaitReopened &+= 1
+        }
         if let c = connection(for: tuple) {
             // Linux's behaviour with a full accept queue: ignore the final ACK of
             // the handshake; the client's retransmission will try again.
@@ -41,7 +51,7 @@ extension TCPLayer {
                receiveCookieACK(l, repr, payload: payload, tuple: tuple, now: now) {
                 return
             }
-            return listenerReceive(l, repr, tuple: tuple, now: now)
+            return listenerReceive(l, repr, tuple: tuple, iss: reopening, now: now)
         }
         closedReceive(repr, tuple: tuple, now: now)
     }
@@ -99,7 +109,8 @@ extension TCPLayer {
     /// RFC 9293 3.10.7.2, LISTEN: a SYN makes a connection in SYN-RECEIVED,
     /// or, when the SYN queue is full, a SYN cookie answers it (RFC 4987
     /// 3.6); without cookies the oldest entry makes room if it is old.
-    private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, now: Instant) {
+    private func listenerReceive(_ l: TCPListener, _ seg: TCPRepr, tuple: TCPFourTuple, iss: SequenceNumber? = nil,
+                                 now: Instant) {
         // RFC 9293 3.10.7.2: a RST to a listener is ignored.
         if seg.flags.contains(.rst) { return kept.drops.record(.noConnection) }
         if seg.flags.contains(.ack) {
@@ -115,7 +126,7 @@ extension TCPLayer {
         }
         guard memory.admitsConnection else { return refuseForMemory(seg, tuple: tuple, now: now) }
         let c = makeConnection(tuple: tuple, configuration: l.configuration, activeOpen: false,
-                               segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), now: now)
+                               segmentLimit: ip.maximumSegmentLength(towards: tuple.remoteAddress), iss: iss, now: now)
         c.listener = l
         l.synQueue.append(c)
         c.acceptSYN(seg)

@@ -24,7 +24,16 @@ extension TCPLayer {
                                  remoteAddress: d.source, remotePort: repr.sourcePort)
 
         var reopening: SequenceNumber?
-        if let c = connection(for: tuple), c.isReopened(by: repr) {
+        if let c = connection(for: tuple) {
+            if !c.isReopened(by: repr) {
+                // Linux's behaviour with a full accept queue: ignore the final ACK of
+                // the handshake; the client's retransmission will try again.
+                if c.state == .synReceived, repr.flags.contains(.ack), !repr.flags.contains(.rst),
+                   let l = c.listener, !l.canAcceptMore {
+                    return kept.drops.record(.acceptQueueFull)
+                }
+                return deliver(repr, payload: payload, to: c, tuple: tuple, now: now)
+            }
             // RFC 1122 4.2.2.13, RFC 6191 (Linux's TCP_TW_SYN): a new SYN from the
             // peer ends the TIME-WAIT, and the listener takes it with an initial
             // sequence number past everything the old connection sent.
@@ -32,15 +41,6 @@ extension TCPLayer {
             c.enterClosed(error: nil)
             retire(c)
             kept.timeWaitReopened &+= 1
-        }
-        if let c = connection(for: tuple) {
-            // Linux's behaviour with a full accept queue: ignore the final ACK of
-            // the handshake; the client's retransmission will try again.
-            if c.state == .synReceived, repr.flags.contains(.ack), !repr.flags.contains(.rst),
-               let l = c.listener, !l.canAcceptMore {
-                return kept.drops.record(.acceptQueueFull)
-            }
-            return deliver(repr, payload: payload, to: c, tuple: tuple, now: now)
         }
         if let l = listeners[repr.destinationPort]?.occupant(for: tuple.localAddress, from: tuple.remoteAddress,
                                                               port: tuple.remotePort), !l.isClosed {

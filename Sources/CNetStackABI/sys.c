@@ -1,12 +1,12 @@
 #define _GNU_SOURCE
 #include "netstack_sys.h"
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -86,17 +86,42 @@ int ns_epoll_wait(int ep, uint64_t *tags, uint32_t *events, int max, int timeout
     return n;
 }
 
-int64_t ns_eventfd_kernel_id(int fd) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+char *ns_put_decimal(char *out, long long v) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
+    while (n > 0) *out++ = digits[--n];
+    *out = 0;
+    return out;
+}
+
+int64_t ns_eventfd_kernel_id(int pid, int fd) {
+    char path[64] = "/proc/";
+    char *p = path + strlen(path);
+    if (pid) {
+        p = ns_put_decimal(p, pid);
+    } else {
+        memcpy(p, "self", 5);
+        p += 4;
+    }
+    memcpy(p, "/fdinfo/", 9);
+    ns_put_decimal(p + 8, fd);
+    // Raw reads and closes: in the preload library read(2) and close(2) are
+    // its own, which in a vfork child would look the descriptor up in the
+    // parent's table, where this number may name a socket.
     int f = open(path, O_RDONLY | O_CLOEXEC);
     if (f < 0) return -1;
     char text[512];
-    ssize_t n = read(f, text, sizeof text - 1);
-    close(f);
+    long n = syscall(SYS_read, f, text, sizeof text - 1);
+    syscall(SYS_close, f);
     if (n <= 0) return -1;
     text[n] = 0;
     const char *field = strstr(text, "eventfd-id:");
-    long long id;
-    return field && sscanf(field, "eventfd-id: %lld", &id) == 1 ? id : -1;
+    if (!field) return -1;
+    field += strlen("eventfd-id:");
+    while (*field == ' ' || *field == '\t') field++;
+    if (*field < '0' || *field > '9') return -1;
+    int64_t id = 0;
+    while (*field >= '0' && *field <= '9') id = id * 10 + (*field++ - '0');
+    return id;
 }

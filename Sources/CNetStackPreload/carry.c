@@ -65,47 +65,7 @@ typedef struct fd_id {
     int64_t id;
 } fd_id;
 
-// MARK: Descriptors by eventfd id (system calls only)
-
-static char *put_decimal(char *out, long long v) {
-    char digits[24];
-    int n = 0;
-    do digits[n++] = (char)('0' + v % 10); while ((v /= 10) > 0);
-    while (n > 0) *out++ = digits[--n];
-    *out = 0;
-    return out;
-}
-
-/// The id of the eventfd behind `fd` in process `pid` (0: this one), or -1
-/// if it is not an eventfd or the kernel does not say (older kernels have no
-/// "eventfd-id" line; the new image then keeps the descriptor numbers listed).
-static int64_t eventfd_id(pid_t pid, int fd) {
-    char path[64] = "/proc/";
-    char *p = path + strlen(path);
-    if (pid) {
-        p = put_decimal(p, pid);
-    } else {
-        memcpy(p, "self", 5);
-        p += 4;
-    }
-    memcpy(p, "/fdinfo/", 9);
-    put_decimal(p + 8, fd);
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0) return -1;
-    char text[512];
-    ssize_t n = LIBC(read)(f, text, sizeof text - 1);
-    LIBC(close)(f);
-    if (n <= 0) return -1;
-    text[n] = 0;
-    const char *field = strstr(text, "eventfd-id:");
-    if (!field) return -1;
-    field += strlen("eventfd-id:");
-    while (*field == ' ' || *field == '\t') field++;
-    if (*field < '0' || *field > '9') return -1;
-    int64_t id = 0;
-    while (*field >= '0' && *field <= '9') id = id * 10 + (*field++ - '0');
-    return id;
-}
+// MARK: Descriptors by eventfd id (system calls only: `ns_eventfd_kernel_id`)
 
 /// This image's eventfd descriptors and their ids (those without close-on-exec
 /// only, if asked), up to `max`; their number.
@@ -127,7 +87,7 @@ static int scan_eventfds(fd_id *out, int max, bool inheritable_only) {
             if (fd == dir) continue;
             int flags = LIBC(fcntl)(fd, F_GETFD);
             if (flags < 0 || (inheritable_only && (flags & FD_CLOEXEC))) continue;
-            int64_t id = eventfd_id(0, fd);
+            int64_t id = ns_eventfd_kernel_id(0, fd);
             if (id >= 0) out[count++] = (fd_id){fd, id};
         }
     }
@@ -170,7 +130,7 @@ static char **environment_with_state(char *const envp[], ns_carry *c) {
         if (strncmp(envp[i], NS_CARRY_ENV "=", sizeof NS_CARRY_ENV) != 0) out[k++] = envp[i];
     out[k++] = text;
     memcpy(text, NS_CARRY_ENV "=", sizeof NS_CARRY_ENV);
-    text = put_decimal(text + sizeof NS_CARRY_ENV, c->memfd) + 1;
+    text = ns_put_decimal(text + sizeof NS_CARRY_ENV, c->memfd) + 1;
     for (int i = 0; i < 2; i++) {
         if (!values[i]) continue;
         out[k++] = text;
@@ -221,7 +181,7 @@ char *const *ns_carry_prepare(char *const envp[], ns_carry_kind kind, ns_carry *
     state_header h = {.magic = NS_CARRY_MAGIC, .record_size = sizeof(state_record), .channel = -1};
     int cursor = 0;
     for (ns_sock *s; c->memfd >= 0 && (s = ns_next_socket(&cursor));) {
-        state_record r = {.sock = *s, .event_id = eventfd_id(owner, s->fd)};
+        state_record r = {.sock = *s, .event_id = ns_eventfd_kernel_id(owner, s->fd)};
         inheritable_aliases(s, &r.sock);
         bool inherits = kind != NS_CARRY_SPAWN || r.sock.alias_count > 0
                         || (r.event_id >= 0 && listed(inherited, inherited_count, r.event_id));

@@ -98,26 +98,28 @@ ssize_t ns_pass_sendmsg(int fd, const struct msghdr *msg, int flags) {
 static void claim(int fd, void *context) {
     (void)context;
     if (ns_lookup(fd)) return;
-    int64_t id = ns_eventfd_kernel_id(fd);
+    int64_t id = ns_eventfd_kernel_id(0, fd);
     if (id < 0) return;  // not an eventfd: no socket of ours
     ns_request req = {.op = NS_OP_CLAIM_PASSED, .value = id};
     ns_reply reply;
     int fds[3], nfds;
     if (ns_call(&req, &reply, fds, &nfds) != 0) return;
-    if (reply.result >= 0 && nfds == 2) {
-        // A socket this process holds already (passed to itself, or twice
-        // in one message): the descriptor is one more name for it.
-        int cursor = 0;
-        for (ns_sock *s; (s = ns_next_socket(&cursor));) {
-            if (s->id != reply.socket) continue;
-            for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
-            ns_alias(s, fd);
-            return;
-        }
+    if (reply.result < 0 || nfds != 2) {  // no socket's: an eventfd of the application's own
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        return;
+    }
+    // A socket this process holds already (passed to itself, or twice in
+    // one message): the descriptor is one more name for it.
+    int cursor = 0;
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) {
+        if (s->id != reply.socket) continue;
+        LIBC(close)(fds[0]);
+        LIBC(close)(fds[1]);
+        ns_alias(s, fd);
+        return;
     }
     passed_state state;
-    bool ok = reply.result >= 0 && nfds == 2
-              && pread(fds[0], &state, sizeof state, NS_PASSED_STATE_OFFSET) == (ssize_t)sizeof state
+    bool ok = pread(fds[0], &state, sizeof state, NS_PASSED_STATE_OFFSET) == (ssize_t)sizeof state
               && state.magic == NS_PASSED_MAGIC && state.size == sizeof(ns_sock) && state.sock.id == reply.socket;
     if (ok) {
         ns_sock sock = state.sock;
@@ -127,16 +129,14 @@ static void claim(int fd, void *context) {
         sock.waiting = 0;
         sock.closed = false;
         sock.next_closed = NULL;
-        ok = ns_adopt_carried(&sock, fds[0], fds[1]) >= 0;
+        ok = ns_adopt_carried(&sock, fds[0], fds[1]) >= 0;  // maps the region; keeps the doorbell
     }
     LIBC(close)(fds[0]);
     if (!ok) {
-        if (nfds > 1) LIBC(close)(fds[1]);
-        if (reply.result >= 0 && nfds == 2) {
-            // Held now but not usable here: let it go, as a close would.
-            ns_request close_it = {.op = NS_OP_CLOSE, .socket = reply.socket};
-            ns_post(&close_it);
-        }
+        // Held now but not usable here: let it go, as a close would.
+        LIBC(close)(fds[1]);
+        ns_request close_it = {.op = NS_OP_CLOSE, .socket = reply.socket};
+        ns_post(&close_it);
     }
 }
 

@@ -23,7 +23,7 @@ struct EventFD {
     /// The kernel's id of the eventfd, the same in every process holding
     /// it: how a process it was passed to (SCM_RIGHTS) names it. Nil if unknown.
     var kernelID: Int64? {
-        let id = ns_eventfd_kernel_id(descriptor)
+        let id = ns_eventfd_kernel_id(0, descriptor)
         return id >= 0 ? id : nil
     }
 

@@ -20,9 +20,15 @@ long ns_peer_uid(int sock);
 /// A non-blocking, close-on-exec eventfd.
 int ns_eventfd(void);
 
-/// The kernel's id of the eventfd `fd` names ("eventfd-id" in
-/// /proc/self/fdinfo: the same in every process holding it); -1 if none.
-int64_t ns_eventfd_kernel_id(int fd);
+/// `v` in decimal at `out`, NUL-terminated; returns where the NUL is. No
+/// stdio: a vfork child may call it.
+char *ns_put_decimal(char *out, long long v);
+
+/// The kernel's id of the eventfd `fd` names in process `pid` (0: this
+/// one), from "eventfd-id" in /proc/PID/fdinfo: the same in every process
+/// holding it. -1 if `fd` is no eventfd or the kernel does not say (older
+/// kernels have no such line). System calls only: a vfork child may call it.
+int64_t ns_eventfd_kernel_id(int pid, int fd);
 
 /// A close-on-exec memfd (memfd_create).
 int ns_memfd(const char *name);

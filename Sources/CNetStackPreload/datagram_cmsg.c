@@ -26,18 +26,13 @@ static bool put(struct msghdr *msg, size_t *used, int level, int type, const voi
     return true;
 }
 
-static bool asked(const ns_sock *s, int level, int name) {
-    int on = 0;
-    return ns_kept_get(s, level, name, &on) == 0 && on;
-}
-
 /// Whether an IPv4 address is one a reply cannot come from (broadcast or multicast).
 static bool not_unicast4(const uint8_t a[4]) {
     return a[0] >= 224 || (a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255);
 }
 
 static void put_ipv4(const ns_sock *s, const ns_datagram *r, struct msghdr *msg, size_t *used) {
-    if (asked(s, IPPROTO_IP, IP_PKTINFO)) {
+    if (ns_arrival_asked(s, NS_ARRIVAL_PKTINFO)) {
         // ipi_spec_dst: where a reply goes from (fib_compute_spec_dst): the
         // address it came to, or the interface's for a broadcast or multicast.
         struct in_pktinfo p = {.ipi_ifindex = (int)s->shm->interface_index};
@@ -45,12 +40,12 @@ static void put_ipv4(const ns_sock *s, const ns_datagram *r, struct msghdr *msg,
         memcpy(&p.ipi_spec_dst, not_unicast4(r->local) ? s->shm->interface_address : r->local, 4);
         put(msg, used, IPPROTO_IP, IP_PKTINFO, &p, sizeof p);
     }
-    if (asked(s, IPPROTO_IP, IP_RECVTTL)) {
+    if (ns_arrival_asked(s, NS_ARRIVAL_TTL)) {
         int ttl = r->hop_limit;
         put(msg, used, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
     }
-    if (asked(s, IPPROTO_IP, IP_RECVTOS)) put(msg, used, IPPROTO_IP, IP_TOS, &r->traffic_class, 1);
-    if (asked(s, IPPROTO_IP, IP_RECVORIGDSTADDR)) {
+    if (ns_arrival_asked(s, NS_ARRIVAL_TOS)) put(msg, used, IPPROTO_IP, IP_TOS, &r->traffic_class, 1);
+    if (ns_arrival_asked(s, NS_ARRIVAL_ORIGDSTADDR)) {
         struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(s->local.port)};
         memcpy(&to.sin_addr, r->local, 4);
         put(msg, used, IPPROTO_IP, IP_ORIGDSTADDR, &to, sizeof to);
@@ -62,7 +57,7 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
     if (s->family == AF_INET) {
         put_ipv4(s, r, msg, &used);
     } else if (r->family == 4) {
-        if (asked(s, IPPROTO_IPV6, IPV6_RECVPKTINFO)) {
+        if (ns_arrival_asked(s, NS_ARRIVAL6_PKTINFO)) {
             struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface_index};
             p.ipi6_addr.s6_addr[10] = p.ipi6_addr.s6_addr[11] = 0xff;
             memcpy(&p.ipi6_addr.s6_addr[12], r->local, 4);
@@ -70,20 +65,20 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
         }
         put_ipv4(s, r, msg, &used);
     } else {
-        if (asked(s, IPPROTO_IPV6, IPV6_RECVPKTINFO)) {
+        if (ns_arrival_asked(s, NS_ARRIVAL6_PKTINFO)) {
             struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface_index};
             memcpy(&p.ipi6_addr, r->local, 16);
             put(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
         }
-        if (asked(s, IPPROTO_IPV6, IPV6_RECVHOPLIMIT)) {
+        if (ns_arrival_asked(s, NS_ARRIVAL6_HOPLIMIT)) {
             int hops = r->hop_limit;
             put(msg, &used, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
         }
-        if (asked(s, IPPROTO_IPV6, IPV6_RECVTCLASS)) {
+        if (ns_arrival_asked(s, NS_ARRIVAL6_TCLASS)) {
             int tclass = r->traffic_class;
             put(msg, &used, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
         }
-        if (asked(s, IPPROTO_IPV6, IPV6_RECVORIGDSTADDR)) {
+        if (ns_arrival_asked(s, NS_ARRIVAL6_ORIGDSTADDR)) {
             struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = htons(s->local.port)};
             memcpy(&to.sin6_addr, r->local, 16);
             put(msg, &used, IPPROTO_IPV6, IPV6_ORIGDSTADDR, &to, sizeof to);

@@ -27,13 +27,18 @@ static int append(ns_sock *s, const void *buf, size_t len) {
     return 0;
 }
 
+/// No datagram corked any more (its buffer stays for the next).
+static void drop(ns_sock *s) {
+    s->cork_pending = false;
+    s->cork_length = 0;
+}
+
 /// Sends the corked datagram: the cork is gone either way. Under
 /// `cork_lock`, which a blocking send keeps while it waits for room, as
 /// Linux keeps the socket's.
 static ssize_t push(ns_sock *s, bool dontwait) {
     ssize_t r = ns_dgram_write(s, &s->cork_to, s->cork_data, s->cork_length, dontwait);
-    s->cork_pending = false;
-    s->cork_length = 0;
+    drop(s);
     return r;
 }
 
@@ -45,9 +50,8 @@ bool ns_cork_take(ns_sock *s, const void *buf, size_t len, bool more, bool dontw
         return false;
     }
     ssize_t r = append(s, buf, len);
-    if (r < 0) {  // udp_flush_pending_frames: a failed append drops what was corked
-        s->cork_pending = false;
-        s->cork_length = 0;
+    if (r < 0) {
+        drop(s);  // udp_flush_pending_frames: a failed append drops what was corked
     } else if (!more) {
         r = push(s, dontwait);
     }
@@ -78,6 +82,5 @@ int ns_cork_set(ns_sock *s, int on) {
 void ns_cork_free(ns_sock *s) {
     free(s->cork_data);
     s->cork_data = NULL;
-    s->cork_pending = false;
-    s->cork_length = 0;
+    drop(s);
 }

@@ -41,7 +41,7 @@ enum rule {
 };
 
 /// The entries the library reads on its own paths, at fixed places.
-enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6 };
+enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
 
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
@@ -79,20 +79,21 @@ static const struct kept {
     {IPPROTO_IP, IP_MULTICAST_TTL, MULTICAST_TTL, 1, NONE},
     {IPPROTO_IP, IP_RECVERR, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
-    {IPPROTO_IP, IP_PKTINFO, BOOLEAN, 0, NONE},  // these six: control messages (datagram_cmsg.c)
-    {IPPROTO_IP, IP_RECVTTL, BOOLEAN, 0, NONE},
-    {IPPROTO_IP, IP_RECVTOS, BOOLEAN, 0, NONE},
-    {IPPROTO_IP, IP_RECVORIGDSTADDR, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_FREEBIND, BOOLEAN, 0, NONE},
     {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, BOOLEAN, 0, NONE},  // bind takes the port at once either way
     {IPPROTO_IPV6, IPV6_V6ONLY, UNTIL_BIND, 0, NONE},
     {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE, true},
     {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS, true},
     {IPPROTO_IPV6, IPV6_RECVERR, BOOLEAN, 0, NONE},
-    {IPPROTO_IPV6, IPV6_RECVPKTINFO, BOOLEAN, 0, NONE},
-    {IPPROTO_IPV6, IPV6_RECVHOPLIMIT, BOOLEAN, 0, NONE},
-    {IPPROTO_IPV6, IPV6_RECVTCLASS, BOOLEAN, 0, NONE},
-    {IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, BOOLEAN, 0, NONE},
+    // Those asking recvmsg for a datagram's control messages (datagram_cmsg.c), at fixed places.
+    [KEPT_ARRIVAL + NS_ARRIVAL_PKTINFO] = {IPPROTO_IP, IP_PKTINFO, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL_TTL] = {IPPROTO_IP, IP_RECVTTL, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL_TOS] = {IPPROTO_IP, IP_RECVTOS, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL_ORIGDSTADDR] = {IPPROTO_IP, IP_RECVORIGDSTADDR, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL6_PKTINFO] = {IPPROTO_IPV6, IPV6_RECVPKTINFO, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL6_HOPLIMIT] = {IPPROTO_IPV6, IPV6_RECVHOPLIMIT, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL6_TCLASS] = {IPPROTO_IPV6, IPV6_RECVTCLASS, BOOLEAN, 0, NONE},
+    [KEPT_ARRIVAL + NS_ARRIVAL6_ORIGDSTADDR] = {IPPROTO_IPV6, IPV6_RECVORIGDSTADDR, BOOLEAN, 0, NONE},
 };
 
 /// The entry for (level, name) that applies to `s`, or -1: TCP's only to a
@@ -204,6 +205,8 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
 uint32_t ns_receive_lowat(const ns_sock *s) {
     return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
 }
+
+bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->kept[KEPT_ARRIVAL + which] != 0; }
 
 long ns_busy_poll_ns(const ns_sock *s) {
     int us = s->kept[KEPT_BUSY_POLL];

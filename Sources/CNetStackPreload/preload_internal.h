@@ -179,6 +179,15 @@ ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len
 int ns_cork_set(ns_sock *s, int on);
 /// Forgets the corked datagram and its buffer (the socket goes, or a new image took it over).
 void ns_cork_free(ns_sock *s);
+/// The options that ask recvmsg for a datagram's control messages
+/// (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR, and IPv6's).
+enum ns_arrival_option {
+    NS_ARRIVAL_PKTINFO, NS_ARRIVAL_TTL, NS_ARRIVAL_TOS, NS_ARRIVAL_ORIGDSTADDR,
+    NS_ARRIVAL6_PKTINFO, NS_ARRIVAL6_HOPLIMIT, NS_ARRIVAL6_TCLASS, NS_ARRIVAL6_ORIGDSTADDR,
+    NS_ARRIVAL_OPTIONS
+};
+/// Whether `s` set option `which`: a stored value at a fixed place, read per datagram without a search.
+bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which);
 /// SO_BUSY_POLL in nanoseconds (at most a second): how long a blocking receive spins.
 long ns_busy_poll_ns(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.

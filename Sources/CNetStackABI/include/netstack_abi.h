@@ -482,10 +482,10 @@ enum ns_op {
     NS_OP_FORK_CLAIM = 10,  // arg0 = the token: the parent's sockets become this session's too
     NS_OP_REGION = 11,      // the reply carries the socket's memfd and doorbell again (a new image maps it anew)
     NS_OP_SPAWN_HOLD = 12,  // arg0 = a token (0: a new one): a pending hold on the socket for a spawned child
-                            // or a process it is passed to (SCM_RIGHTS)
+                            // (posix_spawn, a vfork child's exec) or a process it is passed to (SCM_RIGHTS),
+                            // from any session; result = the token
     NS_OP_CLAIM_PASSED = 13, // value = the kernel's id of the app eventfd passed with SCM_RIGHTS: the pending hold
                              // on its socket becomes this session's; reply as NS_OP_REGION's, with the socket's id
-                            // (posix_spawn, a vfork child's exec), from any session; result = the token
 };
 
 /// An address without the kernel's sockaddr: family 4 or 6 (0 none), port in host order.

@@ -21,6 +21,15 @@ import NetStackWire
                                       rtt: .milliseconds(100))
     }
 
+    /// A connection whose peer shut its window, with 1000 bytes written behind it.
+    func dataBehindAShutWindow(userTimeout: Duration) -> TCPHarness {
+        let h = connection(userTimeout: userTimeout)
+        h.peerWindow = 0
+        h.receive(.ack)
+        h.write(testBytes(1000))
+        return h
+    }
+
     /// 100 bytes written and never acknowledged: when each segment after the
     /// first send left over `span`, counted from that send.
     func unanswered(_ h: TCPHarness, for span: Duration) -> [(at: Duration, segment: SentSegment)] {
@@ -79,10 +88,7 @@ import NetStackWire
     /// As Linux (tcp_probe_timer): a peer that answers every window probe
     /// with a zero window is given up on a user timeout after the first probe.
     @Test func aWindowKeptShutGivesUpAfterTheUserTimeout() {
-        let h = connection(userTimeout: .seconds(1))
-        h.peerWindow = 0
-        h.receive(.ack)
-        h.write(testBytes(1000))
+        let h = dataBehindAShutWindow(userTimeout: .seconds(1))
         let t = h.now
         var probes: [Duration] = []
         for step in [Duration.milliseconds(300), .milliseconds(600)] {
@@ -97,10 +103,7 @@ import NetStackWire
     }
 
     @Test func aWindowThatOpensStopsTheCount() {
-        let h = connection(userTimeout: .seconds(1))
-        h.peerWindow = 0
-        h.receive(.ack)
-        h.write(testBytes(1000))
+        let h = dataBehindAShutWindow(userTimeout: .seconds(1))
         _ = h.advance(by: .milliseconds(300))  // the first probe
         h.peerWindow = 65535
         h.receive(.ack)  // the window opens: the data goes, and is acknowledged

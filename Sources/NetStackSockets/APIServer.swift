@@ -90,7 +90,8 @@ public final class APIServer: @unchecked Sendable {
         [("api-applications", applicationsConnected), ("api-applications-vanished", applicationsVanished),
          ("api-applications-refused", thread.refused.load(ordering: .relaxed)),
          ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count)),
-         ("api-doorbells", stack.doorbells.delivered), ("api-rings-broken", ringsBroken)]
+         ("api-doorbells", stack.doorbells.delivered), ("api-looks-after-waking", stack.doorbells.lookedAgain),
+         ("api-rings-broken", ringsBroken)]
     }
 
     // MARK: The loop's side
@@ -113,10 +114,12 @@ public final class APIServer: @unchecked Sendable {
         batch.removeAll(keepingCapacity: true)
     }
 
-    /// The application rang `id`'s doorbell: bytes in `tx`, or room in `rx`.
+    /// The application rang `id`'s doorbell (bytes in `tx`, or room in
+    /// `rx`), or the loop looks after waking it (`AppSocket.looksPay`).
     /// The doorbell is armed again first, so a ring during the pumping is heard.
     private func rang(socket id: UInt32) {
         guard let s = sockets[id] else { return }
+        if s.lookPending { s.lookDelivered() } else { s.looksPay = true }
         stack.doorbells.arm(s.doorbell.descriptor, token: id)
         s.pumpTransmit()
         if !s.isFreed { s.pumpReceive() }
@@ -386,8 +389,12 @@ public final class APIServer: @unchecked Sendable {
 
     private func endTurn() {
         guard !turnEnd.isEmpty else { return }
+        let looks = stack.doorbells.lookedAgain
         for s in turnEnd { s.turnEnded() }
         turnEnd.removeAll(keepingCapacity: true)
+        // An application just woken on this CPU runs now, before the
+        // loop's next turn looks at what it wrote (`AppSocket.looksPay`).
+        if stack.doorbells.lookedAgain != looks { sched_yield() }
     }
 
     /// `s`'s application broke a ring: counts it, and tears the socket down

@@ -78,6 +78,17 @@ final class AppSocket {
         /// Publish the connection's fields after bytes came in place (`deliver`).
         static let publish = TurnEndWork(rawValue: 2)
     }
+    /// Waking the application, the loop takes the want-doorbell flag and
+    /// looks at `tx` on its next turn instead (`Doorbells.lookAgain`): an
+    /// application woken on the loop's CPU runs at once (the loop yields to
+    /// it, `APIServer.endTurn`), and its next write, a request after a
+    /// reply, then costs no doorbell, no system call of its own and no
+    /// wake-up of the loop. The look raises the flag again (`pumpTransmit`)
+    /// before the loop sleeps, so a later write rings as before. Off while
+    /// looks find nothing (`lookDelivered`), on again at the next ring.
+    var looksPay = true
+    /// A look is on its way to `APIServer.rang(socket:)`.
+    var lookPending = false
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
@@ -144,7 +155,23 @@ final class AppSocket {
         turnEndWork = []
         guard !isFreed else { return }
         if work.contains(.publish), let c = connection { region.publish(c.info, state: c.state) }
-        if work.contains(.wake) { appEvent.signal() }
+        guard work.contains(.wake) else { return }
+        if looksPay && !isBroken && region.takeStackWantsTransmit() {
+            lookPending = true
+            server.stack.doorbells.lookAgain(token: id)
+        }
+        appEvent.signal()
+    }
+
+    /// Whether `tx` holds bytes the stack has not taken: sent on a look.
+    var hasUntakenBytes: Bool { isDatagram ? !region.tx.isEmpty : region.tx.hasBytes(after: lentUpTo) }
+
+    /// A look (not a ring) is delivered: remembers whether it found bytes.
+    /// A socket whose looks find nothing (a reader that does not answer)
+    /// goes back to its doorbell until the application rings again.
+    func lookDelivered() {
+        lookPending = false
+        looksPay = hasUntakenBytes
     }
 
     /// Tells the application that what it waits for came (bytes, room),

@@ -35,6 +35,21 @@ import CURing
         #expect(doorbells.delivered == 3)
     }
 
+    @Test func aLookIsDeliveredOnTheNextTurnAndLeavesTheDoorbellArmed() {
+        let doorbells = Doorbells()
+        var heard: [UInt32] = []
+        doorbells.onRung = { heard.append($0) }
+        let a = Bell()
+        doorbells.arm(a.fd, token: 4)
+        doorbells.lookAgain(token: 4)
+        #expect(doorbells.hasPending, "the loop must not sleep before it looks")
+        #expect(doorbells.deliver() == 1 && heard == [4])
+        #expect(!doorbells.hasPending)
+        a.ring()
+        #expect(doorbells.deliver() == 1 && heard == [4, 4], "still armed: a ring after the look is heard")
+        #expect(doorbells.delivered == 1 && doorbells.lookedAgain == 1, "rings and looks are counted apart")
+    }
+
     @Test func aDisarmedDoorbellIsSilent() {
         let doorbells = Doorbells()
         var heard = 0

@@ -31,8 +31,10 @@ public final class Doorbells {
     var deviceReads = false
     /// Called on the loop for each token whose eventfd was written.
     public var onRung: ((UInt32) -> Void)?
-    /// How many rings were delivered (`--stats`: api-doorbells).
+    /// How many rings were heard (`--stats`: api-doorbells).
     public private(set) var delivered: UInt64 = 0
+    /// How many looks the loop took without a write (`lookAgain`).
+    public private(set) var lookedAgain: UInt64 = 0
 
     public init() {}
 
@@ -57,6 +59,18 @@ public final class Doorbells {
     }
 
     public var isArmed: Bool { !armed.isEmpty }
+
+    /// Delivers `token` on the next turn as if its eventfd had been
+    /// written, and leaves it armed as it was: for a socket whose
+    /// application the loop woke while waiting for it, which may write
+    /// without ringing (the socket API's `APIServer.endTurn`).
+    public func lookAgain(token: UInt32) {
+        rung.append(token)
+        lookedAgain &+= 1
+    }
+
+    /// Tokens wait for the next `deliver`: the loop must not sleep first.
+    public var hasPending: Bool { !rung.isEmpty }
 
     // MARK: For the device
 
@@ -87,6 +101,7 @@ public final class Doorbells {
     func rang(token: UInt32) {
         guard armed.removeValue(forKey: token) != nil else { return }
         rung.append(token)
+        delivered &+= 1
     }
 
     // MARK: For the loop
@@ -101,7 +116,6 @@ public final class Doorbells {
         for token in delivering { onRung(token) }
         let n = delivering.count
         delivering.removeAll(keepingCapacity: true)
-        delivered &+= UInt64(n)
         return n
     }
 

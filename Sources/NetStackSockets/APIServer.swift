@@ -264,7 +264,7 @@ public final class APIServer: @unchecked Sendable {
         default: break
         }
         guard let s = sockets[request.socket], s.holders.contains(session.id) else {
-            if request.operation != .close { session.send(.failure(EBADF)) }
+            if request.expectsReply { session.send(.failure(EBADF)) }
             return
         }
         switch request.operation {
@@ -283,7 +283,8 @@ public final class APIServer: @unchecked Sendable {
         case .accept:
             accept(on: s, for: session)
         case .shutdown:
-            session.send(s.shutdown(how: request.arg0))
+            let reply = s.shutdown(how: request.arg0)
+            if request.expectsReply { session.send(reply) }
         case .close:
             release(s, by: session)
         case .setOption:

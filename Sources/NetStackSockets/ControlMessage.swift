@@ -84,6 +84,17 @@ public struct ControlRequest: Equatable, Sendable {
         self.address = address
     }
 
+    /// Whether the application waits for a reply: not to a close, nor to
+    /// a shutdown it posted (`NS_NO_REPLY`), whatever the outcome, or the
+    /// channel would hand its next call a stale answer.
+    public var expectsReply: Bool {
+        switch operation {
+        case .close: false
+        case .shutdown: arg1 & Int32(NS_NO_REPLY) == 0
+        default: true
+        }
+    }
+
     /// Decodes one request from the first 64 bytes; nil if shorter or the operation is unknown.
     public init?(_ bytes: RawSpan) {
         guard bytes.byteCount >= ControlMessage.size,

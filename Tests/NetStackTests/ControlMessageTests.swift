@@ -43,6 +43,13 @@ import Testing
         }
     }
 
+    @Test func closesAndPostedShutdownsGetNoReply() {
+        #expect(!ControlRequest(operation: .close, socket: 1).expectsReply)
+        #expect(!ControlRequest(operation: .shutdown, socket: 1, arg0: 1, arg1: Int32(NS_NO_REPLY)).expectsReply)
+        #expect(ControlRequest(operation: .shutdown, socket: 1, arg0: 1).expectsReply)
+        #expect(ControlRequest(operation: .accept, socket: 1).expectsReply)
+    }
+
     @Test func unknownOperationsAndShortRecordsAreRefused() {
         var bytes = ControlRequest(operation: .close, socket: 1).encoded
         #expect(ControlRequest(bytes.span.bytes.extracting(0..<63)) == nil)

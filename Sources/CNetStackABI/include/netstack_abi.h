@@ -468,6 +468,9 @@ enum { NS_SOCKET_STREAM = 0, NS_SOCKET_DATAGRAM = 2 };
 /// NS_OP_BIND's arg0: the socket's SO_REUSEADDR and SO_REUSEPORT, which
 /// decide whether the port may be shared, and IPV6_V6ONLY, which keeps IPv4 out.
 enum { NS_BIND_REUSE_ADDRESS = 1, NS_BIND_REUSE_PORT = 2, NS_BIND_IPV6_ONLY = 4 };
+/// NS_OP_SHUTDOWN's arg1: the application knows the answer (its stream
+/// socket is connected: 0) and does not wait for one, so none is sent.
+enum { NS_NO_REPLY = 1 };
 
 enum ns_op {
     NS_OP_SOCKET = 1,   // arg0 = family (4 or 6), arg1 = NS_SOCKET_*: reply carries memfd, app eventfd, doorbell eventfd
@@ -475,7 +478,7 @@ enum ns_op {
     NS_OP_LISTEN = 3,   // arg0 = backlog
     NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)
     NS_OP_ACCEPT = 5,   // reply as NS_OP_SOCKET's, or EAGAIN
-    NS_OP_SHUTDOWN = 6, // arg0 = SHUT_RD/WR/RDWR
+    NS_OP_SHUTDOWN = 6, // arg0 = SHUT_RD/WR/RDWR, arg1 = NS_NO_REPLY or 0
     NS_OP_CLOSE = 7,    // no reply
     NS_OP_SETSOCKOPT = 8, // arg0 = level, arg1 = name, value
     NS_OP_FORK_PREPARE = 9, // the process is about to fork: result = a token its child claims

@@ -119,7 +119,7 @@ public final class APIServer: @unchecked Sendable {
     /// The doorbell is armed again first, so a ring during the pumping is heard.
     private func rang(socket id: UInt32) {
         guard let s = sockets[id] else { return }
-        if s.lookPending { s.lookDelivered() } else { s.looksPay = true }
+        if s.lookPending { s.lookDelivered() } else { s.rangByApplication() }
         stack.doorbells.arm(s.doorbell.descriptor, token: id)
         s.pumpTransmit()
         if !s.isFreed { s.pumpReceive() }

@@ -84,11 +84,16 @@ final class AppSocket {
     /// it, `APIServer.endTurn`), and its next write, a request after a
     /// reply, then costs no doorbell, no system call of its own and no
     /// wake-up of the loop. The look raises the flag again (`pumpTransmit`)
-    /// before the loop sleeps, so a later write rings as before. Off while
-    /// looks find nothing (`lookDelivered`), on again at the next ring.
-    var looksPay = true
+    /// before the loop sleeps, so a later write rings as before. A look
+    /// that finds nothing (a reader that does not answer, or one on another
+    /// CPU that had not written yet) turns them off for the next
+    /// `lookBackoff` rings (`lookDelivered`, `rang`).
+    var looksPay: Bool { ringsBeforeLooks == 0 }
+    /// Rings to hear before looking again (`looksPay`).
+    private var ringsBeforeLooks: UInt8 = 0
+    static let lookBackoff: UInt8 = 16
     /// A look is on its way to `APIServer.rang(socket:)`.
-    var lookPending = false
+    private(set) var lookPending = false
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
@@ -166,12 +171,16 @@ final class AppSocket {
     /// Whether `tx` holds bytes the stack has not taken: sent on a look.
     var hasUntakenBytes: Bool { isDatagram ? !region.tx.isEmpty : region.tx.hasBytes(after: lentUpTo) }
 
-    /// A look (not a ring) is delivered: remembers whether it found bytes.
-    /// A socket whose looks find nothing (a reader that does not answer)
-    /// goes back to its doorbell until the application rings again.
+    /// A look (not a ring) is delivered: one that found nothing sends the
+    /// socket back to its doorbell for a while.
     func lookDelivered() {
         lookPending = false
-        looksPay = hasUntakenBytes
+        if !hasUntakenBytes { ringsBeforeLooks = Self.lookBackoff }
+    }
+
+    /// The application rang the doorbell.
+    func rangByApplication() {
+        if ringsBeforeLooks > 0 { ringsBeforeLooks -= 1 }
     }
 
     /// Tells the application that what it waits for came (bytes, room),
@@ -229,9 +238,20 @@ final class AppSocket {
             // per ACK. Room only grows while it waits, so the wake comes.
             if region.tx.writable >= region.ringSize / 4 && region.takeAppWantsWrite() { wakeApplication() }
         }
+        var refused = false
         while true {
-            lentUpTo &+= UInt32(region.tx.lend(from: lentUpTo) { c.write(lending: $0, owner: region) })
-            if region.tx.hasBytes(after: lentUpTo) { break }
+            let lent = region.tx.lend(from: lentUpTo) { c.write(lending: $0, owner: region) }
+            lentUpTo &+= UInt32(lent)
+            if region.tx.hasBytes(after: lentUpTo) {
+                // Bytes the connection would not take (its send buffer is
+                // full: `onWritable` calls again), or bytes written since
+                // the lend looked: only a second refusal tells. Leaving on
+                // the first would strand a write whose application found
+                // the flag down (taken by its ring, or by a look).
+                if lent == 0 && refused { break }
+                refused = lent == 0
+                continue
+            }
             region.wantTransmitDoorbell()
             if !region.tx.hasBytes(after: lentUpTo) { break }
         }

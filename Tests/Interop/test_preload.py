@@ -337,6 +337,27 @@ def test_request_response_on_the_loops_cpu_needs_no_doorbell(ns, api):
         echo.wait(10)
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_request_response_from_another_cpu_never_stalls(ns, api):
+    """The application on one CPU, the stack on the other: its writes race
+    the loop's looks and lends. None may be stranded (the client's blocking
+    receive gives up after 2 s, which fails the run): 3 s of 1-byte
+    transactions through the library against the kernel's echo server."""
+    stack, path = api
+    subprocess.run(["taskset", "-p", "-c", "1", str(stack.proc.pid)], check=True, capture_output=True)
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        r = ns.exec("taskset", "-c", "0", NETSTACK, "run", "--api", path, "--", NETSTACK, "bench-peer", "tcp-rr",
+                    "--host", HOST_IP, "--port", "9200", "--duration", "3", timeout=30, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        fields = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
+        assert float(fields["transactions"]) > 1000, r.stdout
+    finally:
+        echo.kill()
+        echo.wait(10)
+
+
 def test_socket_calls_and_errors_match_the_kernels(ns, api):
     """The same program, on the kernel's sockets and on the stack's: the same answers."""
     _, path = api

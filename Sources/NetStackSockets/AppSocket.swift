@@ -88,10 +88,10 @@ final class AppSocket {
     /// that finds nothing (a reader that does not answer, or one on another
     /// CPU that had not written yet) turns them off for the next
     /// `lookBackoff` rings (`lookDelivered`, `rang`).
-    var looksPay: Bool { ringsBeforeLooks == 0 }
+    private var looksPay: Bool { ringsBeforeLooks == 0 }
     /// Rings to hear before looking again (`looksPay`).
     private var ringsBeforeLooks: UInt8 = 0
-    static let lookBackoff: UInt8 = 16
+    private static let lookBackoff: UInt8 = 16
     /// A look is on its way to `APIServer.rang(socket:)`.
     private(set) var lookPending = false
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
@@ -169,7 +169,7 @@ final class AppSocket {
     }
 
     /// Whether `tx` holds bytes the stack has not taken: sent on a look.
-    var hasUntakenBytes: Bool { isDatagram ? !region.tx.isEmpty : region.tx.hasBytes(after: lentUpTo) }
+    private var hasUntakenBytes: Bool { isDatagram ? !region.tx.isEmpty : region.tx.hasBytes(after: lentUpTo) }
 
     /// A look (not a ring) is delivered: one that found nothing sends the
     /// socket back to its doorbell for a while.

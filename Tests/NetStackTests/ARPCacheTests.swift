@@ -452,6 +452,26 @@ import NetStackWire
         #expect(lone.pool.freeCount == lone.pool.slotCount)
     }
 
+    /// RFC 1122 3.2.1.3: loopback (127/8) never leaves a host and "this
+    /// network" (0/8) is never a destination, gateway or not: no route, no
+    /// frame, and a TCP connect to them fails at once.
+    @Test func loopbackAndThisNetworkHaveNoRouteEvenWithAGateway() throws {
+        let h = PeerHarness { $0.gateway = IPv4Address(10, 0, 0, 254) }
+        for destination in [IPv4Address(127, 0, 0, 1), IPv4Address(127, 9, 9, 9), IPv4Address(0, 0, 0, 0),
+                            IPv4Address(0, 1, 2, 3)] {
+            let ok = [UInt8(1)].withUnsafeBytes { p in
+                h.interface.udp.send(from: 1, to: UDPEndpoint(address: destination, port: 2), payload: p, now: h.now)
+            }
+            #expect(!ok, "\(destination)")
+        }
+        #expect(h.drops(.noRoute) == 4)
+        #expect(throws: TCPConnectError.noRoute) {
+            try h.tcp.connect(to: .v4(IPv4Address(127, 0, 0, 1)), port: 80, now: h.now)
+        }
+        #expect(h.sent().isEmpty)
+        #expect(h.pool.freeCount == h.pool.slotCount)
+    }
+
     @Test func broadcastNeedsNoResolution() {
         let h = PeerHarness()
         for dst in [IPv4Address.broadcast, IPv4Address(10, 0, 0, 255)] {

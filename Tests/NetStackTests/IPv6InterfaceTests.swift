@@ -181,6 +181,24 @@ import NetStackWire
         #expect(out.isEmpty && h.drops(.ndpInvalid) == 1)
     }
 
+    /// RFC 4291 2.5.2, 2.5.3: ::1 never leaves a node and :: is never a
+    /// destination, even with a default router: no route, nothing sent.
+    @Test func loopbackAndUnspecifiedHaveNoRoute() throws {
+        let h = PeerHarness {
+            $0.address6 = IPv6CIDR(address: Self.stack6, prefixLength: 64)
+            $0.gateway6 = Self.other6
+        }
+        _ = h.advance(by: .seconds(2))
+        let socket = try h.udp.bind(port: 9000)
+        #expect(!socket.send([1], to: UDPEndpoint(address: .v6(IPv6Address(high: 0, low: 1)), port: 53)))
+        #expect(!socket.send([1], to: UDPEndpoint(address: .v6(IPv6Address(high: 0, low: 0)), port: 53)))
+        #expect(throws: TCPConnectError.noRoute) {
+            try h.tcp.connect(to: .v6(IPv6Address(high: 0, low: 1)), port: 80, now: h.now)
+        }
+        h.interface.flushPending(now: h.now)
+        #expect(h.sent().compactMap(Sent6.init).isEmpty)
+    }
+
     @Test func sendingToAnUnknownNeighbourSolicitsItAndTheAdvertisementReleasesTheDatagram() throws {
         let h = Self.harness()
         let socket = try h.udp.bind(port: 9000)

@@ -22,6 +22,9 @@ extension Interface {
     /// (link-local, multicast, our prefix, an advertised on-link prefix),
     /// else a default router.
     func route6(_ destination: IPv6Address) -> IPv6Address? {
+        // RFC 4291 2.5.2, 2.5.3: the unspecified address is never a
+        // destination, and ::1 never leaves a node (this stack has no loopback).
+        if destination.isLoopback || destination.isUnspecified { return nil }
         if destination.isLinkLocal || destination.isMulticast { return destination }
         if let g = configuration.address6, g.contains(destination) { return destination }
         if routers6.isOnLink(destination) { return destination }

@@ -126,6 +126,11 @@ extension Interface {
     /// The next hop for `destination`: itself when on our subnet (or broadcast),
     /// else the gateway.
     func route(_ destination: IPv4Address) -> IPv4Address? {
+        // RFC 1122 3.2.1.3 (a), (g): "this network" (0/8) is never a
+        // destination, and loopback (127/8) never leaves a host; this stack
+        // has no loopback, so neither has a route (ENETUNREACH, not a SYN
+        // the host's kernel drops as a martian).
+        if destination.isLoopback || destination.value >> 24 == 0 { return nil }
         if destination.isBroadcast || configuration.address.contains(destination) { return destination }
         return configuration.gateway
     }

@@ -394,6 +394,10 @@ NS_EXPORT ssize_t write(int fd, const void *buf, size_t len) {
 NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(sendto)(fd, buf, len, flags, sa, salen);
+    if (s->datagram && sa) {  // to loopback: the kernel's
+        int kernel = ns_kernel_takes(s, sa, salen, true);
+        if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendto)(fd, buf, len, flags, sa, salen);
+    }
     if (s->datagram) return ns_dgram_send(s, buf, len, flags, sa, salen);
     return stack_send(s, buf, len, flags);  // a stream socket ignores the address, as Linux's TCP
 }
@@ -445,6 +449,10 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return ns_pass_sendmsg(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
+    if (s->datagram && msg->msg_name) {  // to loopback: the kernel's
+        int kernel = ns_kernel_takes(s, msg->msg_name, msg->msg_namelen, true);
+        if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendmsg)(fd, msg, flags);
+    }
     if (s->datagram) return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
     return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);
 }

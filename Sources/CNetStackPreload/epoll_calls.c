@@ -104,6 +104,28 @@ void ns_epoll_forget_set(int epfd) {
     pthread_mutex_unlock(&lock);
 }
 
+void ns_epoll_hand_over(int fd) {
+    if (!entries) return;
+    pthread_mutex_lock(&lock);
+    for (entry **e = &entries; *e;) {
+        if ((*e)->fd != fd) {
+            e = &(*e)->next;
+            continue;
+        }
+        entry *gone = *e;
+        *e = gone->next;
+        // The eventfd's registration went with its file; the kernel socket
+        // takes its place with the application's own events and data (an
+        // EPOLLONESHOT that fired stays disarmed until a MOD, as it was).
+        struct epoll_event ev = {.events = gone->disabled ? (gone->events & (EPOLLONESHOT | EPOLLET)) : gone->events,
+                                 .data = gone->data};
+        LIBC(epoll_ctl)(gone->epfd, EPOLL_CTL_ADD, fd, &ev);
+        free(gone);
+        sets_in_use--;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
     if (!s) {

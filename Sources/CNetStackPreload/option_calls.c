@@ -138,9 +138,17 @@ static int tell_stack(ns_sock *s, int level, int name, int64_t value) {
     return ns_simple_call(s, NS_OP_SETSOCKOPT, level, name, value, NULL, &reply) < 0 ? -1 : 0;
 }
 
+static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, socklen_t len);
+
 NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(setsockopt)(fd, level, name, value, len);
+    int r = stack_setsockopt(s, level, name, value, len);
+    if (r == 0) ns_remember_option(s, level, name, value, len);  // for a kernel socket in its place
+    return r;
+}
+
+static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, socklen_t len) {
     if (level == SOL_SOCKET && name == SO_LINGER) {
         struct linger l;
         if (!value || len < sizeof l) return fail(EINVAL);

@@ -88,6 +88,15 @@ void ns_resolve(void);
 /// How many options kept_options.c keeps per socket.
 #define NS_KEPT_OPTIONS 40
 
+/// A setsockopt that succeeded, as given (kernel_handoff.c replays it).
+#define NS_SET_OPTIONS 24
+#define NS_SET_OPTION_BYTES 32
+typedef struct ns_set_option {
+    int level, name;
+    socklen_t length;
+    uint8_t value[NS_SET_OPTION_BYTES];
+} ns_set_option;
+
 typedef struct ns_sock {
     uint32_t id;        // the stack's
     int fd;             // what the application holds: an eventfd the stack signals
@@ -115,6 +124,10 @@ typedef struct ns_sock {
     struct linger linger;
     /// The options kept_options.c keeps, as stored (the stack acts on a few).
     int kept[NS_KEPT_OPTIONS];
+    /// Every option set (each one's last value), for a kernel socket that
+    /// takes this one's place (ns_hand_to_kernel).
+    ns_set_option set_options[NS_SET_OPTIONS];
+    int set_option_count;
     /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
     /// give up at once, as Linux's zero jiffies): how long a blocking call waits.
     struct timeval receive_timeout, send_timeout;
@@ -212,6 +225,23 @@ int ns_socket_count(void);
 int ns_alias(ns_sock *s, int fd);
 /// `fd` no longer names `s`; true if it was the last descriptor (the socket then ends).
 bool ns_unalias(ns_sock *s, int fd);
+/// Puts `kernel` in place of each of `s`'s descriptors (dup3, each keeping
+/// its close-on-exec flag) and calls `each` with the number; 0, or -1 with
+/// errno if a dup3 failed (the descriptors done before it are the kernel's).
+int ns_replace_descriptors(ns_sock *s, int kernel, void (*each)(int fd));
+
+// Sockets the stack cannot serve become the kernel's (kernel_handoff.c).
+/// Whether only the kernel reaches `a` from here: loopback (127/8, ::1),
+/// and for a destination the unspecified address too, which Linux's connect
+/// and sendto take as this host.
+bool ns_is_kernel_address(const ns_addr *a, bool destination);
+/// Before connect, sendto or bind to `sa`: if only the kernel reaches it
+/// and `s` may still become a kernel socket, it does (ns_hand_to_kernel).
+/// 1 when it did (the caller then calls libc with the descriptor), 0 when
+/// the stack keeps it, -1 with errno if the handing over failed.
+int ns_kernel_takes(ns_sock *s, const struct sockaddr *sa, socklen_t len, bool destination);
+/// Remembers a setsockopt that succeeded, for ns_hand_to_kernel.
+void ns_remember_option(ns_sock *s, int level, int name, const void *value, socklen_t len);
 
 /// Whether this thread is in one of the library's own exchanges with the
 /// stack, whose descriptors are not an application's (pass_calls.c).
@@ -391,6 +421,9 @@ void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t
 
 /// Drops `fd` from every epoll registry (it is closing).
 void ns_epoll_forget(int fd);
+/// `fd` is a kernel socket now (ns_hand_to_kernel): each epoll set that
+/// held it as a stack socket holds it as the kernel's, with the same events and data.
+void ns_epoll_hand_over(int fd);
 /// Drops the registry of epoll set `epfd` (it is closing).
 void ns_epoll_forget_set(int epfd);
 /// Leaves `epfd`'s kernel descriptor readable exactly while a stack socket in

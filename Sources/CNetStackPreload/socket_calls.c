@@ -60,6 +60,10 @@ NS_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_addr a;
     if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
     if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    if (!s->has_local) {  // a loopback address is the kernel's
+        int kernel = ns_kernel_takes(s, sa, len, false);
+        if (kernel != 0) return kernel < 0 ? -1 : LIBC(bind)(fd, sa, len);
+    }
     return stack_bind(s, &a);
 }
 
@@ -130,6 +134,8 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
         ns_addr a;
         if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
         if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+        int kernel = ns_kernel_takes(s, sa, len, true);  // loopback: the kernel's
+        if (kernel != 0) return kernel < 0 ? -1 : LIBC(connect)(fd, sa, len);
         if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
         s->local = reply.local;
         s->has_local = true;
@@ -155,6 +161,8 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_addr a;
     if (ns_from_sockaddr(sa, len, &a) != 0) return fail(EAFNOSUPPORT);
     if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    int kernel = ns_kernel_takes(s, sa, len, true);  // loopback: the kernel's
+    if (kernel != 0) return kernel < 0 ? -1 : LIBC(connect)(fd, sa, len);
     ns_reply reply;
     if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) >= 0) return 0;
     if (errno != EINPROGRESS) return -1;

@@ -97,6 +97,19 @@ bool ns_unalias(ns_sock *s, int fd) {
     return last;
 }
 
+int ns_replace_descriptors(ns_sock *s, int kernel, void (*each)(int fd)) {
+    pthread_mutex_lock(&aliases_lock);
+    int r = 0;
+    for (int i = 0; i < s->alias_count && r == 0; i++) {
+        int fd = s->aliases[i];
+        int flags = LIBC(fcntl)(fd, F_GETFD);
+        r = LIBC(dup3)(kernel, fd, flags >= 0 && (flags & FD_CLOEXEC) ? O_CLOEXEC : 0) == fd ? 0 : -1;
+        if (r == 0 && each) each(fd);
+    }
+    pthread_mutex_unlock(&aliases_lock);
+    return r;
+}
+
 void ns_init_locks(ns_sock *s) {
     pthread_mutex_init(&s->tx_lock, NULL);
     pthread_mutex_init(&s->rx_lock, NULL);

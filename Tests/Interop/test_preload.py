@@ -110,6 +110,42 @@ def test_curl_on_the_stack_fetches_from_the_kernel(ns, api, kernel_http, tmp_pat
     assert counters.get("api-sockets-open", 1) == 0
 
 
+def test_loopback_goes_to_the_kernel_and_the_rest_to_the_stack(ns, api, tmp_path):
+    """The stack has no loopback (RFC 1122 3.2.1.3): one curl through the
+    library fetches from the kernel's servers on 127.0.0.1 and ::1, whose
+    sockets become the kernel's, and from 10.0.0.1 through the stack."""
+    stack, path = api
+    docroot = tmp_path / "served"
+    docroot.mkdir()
+    data = os.urandom(1 << 20)
+    (docroot / "file").write_bytes(data)
+    servers = [ns.popen("python3", "-m", "http.server", str(port), "--bind", address, "--directory", str(docroot),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for port, address in ((8000, "127.0.0.1"), (8001, "::1"), (8002, HOST_IP))]
+    try:
+        for port in (8000, 8001, 8002):
+            assert wait_listening(ns, port)
+        urls = ["http://127.0.0.1:8000/file", "http://[::1]:8001/file", f"http://{HOST_IP}:8002/file"]
+        outs = [tmp_path / f"out{i}" for i in range(len(urls))]
+        cmd = ["curl", "-sS", "--max-time", "20"]
+        for url, out in zip(urls, outs):
+            cmd += ["-o", str(out), url]
+        p = run_on_stack(ns, path, *cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        for url, out in zip(urls, outs):
+            assert sha(out.read_bytes()) == sha(data), url
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(10)
+    _, counters = stack.stop()
+    assert counters.get("api-sockets-opened", 0) >= 3  # each began as a stack socket
+    assert counters.get("api-sockets-open", 1) == 0
+    assert counters.get("tcp-active-opens", 0) == 1  # only 10.0.0.1's went through the stack
+    assert counters.get("drop.no-route", 0) == 0
+
+
 def test_run_exits_with_the_commands_status(ns, api):
     _, path = api
     p = run_on_stack(ns, path, "sh", "-c", "exit 7")

@@ -7,7 +7,9 @@ extension Interface {
     /// `checksumTrusted`: the device vouched for the transport checksum.
     /// `linkBroadcast`: the frame went to the Ethernet broadcast (or a
     /// multicast) address, which the datagram carries up (`IPDatagram`).
-    func receiveIPv4(_ eth: EthernetFrame, checksumTrusted: Bool, linkBroadcast: Bool, now: Instant) -> Verdict {
+    /// `fromSelf`: looped back (`loopBack`), so from our own address.
+    func receiveIPv4(_ eth: EthernetFrame, checksumTrusted: Bool, linkBroadcast: Bool, fromSelf: Bool = false,
+                     now: Instant) -> Verdict {
         let ip: IPv4Packet
         do { ip = try IPv4Packet(validating: eth.payload) } catch { return .drop(DropReason(ipv4: error)) }
         guard ip.checksumIsValid else { return .drop(.ipv4BadChecksum) }
@@ -16,7 +18,9 @@ extension Interface {
         // nothing above (an echo reply, an ICMP error, a RST or SYN-ACK, a UDP
         // socket) ever answers it.
         let src = ip.source
-        guard !configuration.address.isMartianSource(src) else { return .drop(.ipv4MartianSource) }
+        guard !configuration.address.isMartianSource(src) || (fromSelf && src == address) else {
+            return .drop(.ipv4MartianSource)
+        }
         let dst = ip.destination
         let toBroadcast = dst.isBroadcast || configuration.address.isDirectedBroadcast(dst)
         guard dst == address || toBroadcast else { return .drop(.ipv4NotForUs) }

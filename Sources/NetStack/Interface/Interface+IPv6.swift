@@ -5,7 +5,9 @@ extension Interface {
     /// extension headers (`IPv6ExtensionChain`), reassemble, then deliver
     /// locally. A host: nothing is forwarded.
     /// `linkMulticast`: the frame went to an Ethernet group address.
-    func receiveIPv6(_ eth: EthernetFrame, checksumTrusted: Bool, linkMulticast: Bool, now: Instant) -> Verdict {
+    /// `fromSelf`: looped back (`loopBack`), so from one of our own addresses.
+    func receiveIPv6(_ eth: EthernetFrame, checksumTrusted: Bool, linkMulticast: Bool, fromSelf: Bool = false,
+                     now: Instant) -> Verdict {
         let ip: IPv6Packet
         do { ip = try IPv6Packet(validating: eth.payload) } catch {
             return .drop(error == .unsupported ? .ipv6BadVersion : .ipv6Truncated)
@@ -14,7 +16,7 @@ extension Interface {
         // RFC 4291 2.5.3, 2.5.5.2, 2.7: loopback, IPv4-mapped and multicast
         // addresses are never sources on a link; our own coming back is a
         // loop or a forgery. The unspecified source is DAD's alone (below).
-        guard !src.isMulticast, !src.isLoopback, !src.isIPv4Mapped, !own6.isAssigned(src) else {
+        guard !src.isMulticast, !src.isLoopback, !src.isIPv4Mapped, fromSelf || !own6.isAssigned(src) else {
             return .drop(.ipv6MartianSource)
         }
         guard own6.accepts(dst) else { return .drop(.ipv6NotForUs) }

@@ -175,6 +175,7 @@ extension Interface {
     /// with a unicast solicitation first (NUD, 7.3.3), as ARP does.
     @inline(__always)
     func sendFrame6(_ frame: consuming PacketBuffer, nextHop: IPv6Address, tail: FrameTail = .none, now: Instant) {
+        if !nextHop.isMulticast && own6.isAssigned(nextHop) { return loopBack(frame, etherType: .ipv6, tail: tail) }
         let mac: MACAddress?
         if nextHop.isMulticast {
             mac = nextHop.multicastMAC

@@ -141,6 +141,7 @@ extension Interface {
     @inline(__always)
     func sendFrame(_ frame: consuming PacketBuffer, etherType: EtherType, nextHop: IPv4Address,
                    tail: FrameTail = .none, now: Instant) {
+        if nextHop == address { return loopBack(frame, etherType: etherType, tail: tail) }
         let mac: MACAddress?
         if nextHop.isBroadcast || configuration.address.isDirectedBroadcast(nextHop) {
             mac = .broadcast

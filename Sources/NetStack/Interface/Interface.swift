@@ -48,6 +48,9 @@ public final class Interface<D: Device> {
     var scratchRetry6: [IPv6Address] = []
     var scratchFailed6: [IPv6Address] = []
     var scratchAssigned6: [IPv6Address] = []
+    /// Frames to our own addresses, received again on the next poll
+    /// (`Interface+Loopback.swift`).
+    let loopedBack: PacketQueue
 
     public var macAddress: MACAddress { configuration.macAddress }
     public var address: IPv4Address { configuration.address.address }
@@ -82,6 +85,7 @@ public final class Interface<D: Device> {
         // reuse the identifiers of datagrams still in a peer's reassembly queue.
         nextIdentification = UInt16(truncatingIfNeeded: now.nanoseconds >> 10)
         scratchParked.reserveCapacity(configuration.arpMaxWaiting)
+        loopedBack = PacketQueue(pool: device.pool, capacity: Self.loopbackCapacity)
         tcp = TCPLayer(now: now, memory: MemoryBudget(limit: configuration.memoryLimit), logger: logger)
         udp = UDPLayer(now: now)
         tcp.attach(to: self)
@@ -107,7 +111,7 @@ public final class Interface<D: Device> {
         udp.advance(to: now)
         let n = device.receive(limit: limit) { frame in
             self.receive(frame, now: now)
-        }
+        } + receiveLoopedBack(now: now)
         tcp.servicePending(now: now)
         flushDevice()
         return n
@@ -178,10 +182,19 @@ public final class Interface<D: Device> {
     /// Processes one received Ethernet frame. The frame is consumed: it is
     /// either transmitted again (an answer built in place) or returned to the pool.
     public func receive(_ frame: consuming PacketBuffer, now: Instant) {
+        receive(frame, fromSelf: false, now: now)
+    }
+
+    /// `fromSelf`: a frame this interface sent to its own address
+    /// (`loopBack`), whose source is ours.
+    @inline(__always)
+    func receive(_ frame: consuming PacketBuffer, fromSelf: Bool, now: Instant) {
         counters.framesIn &+= 1
         counters.bytesIn &+= UInt64(frame.length)
         let trusted = frame.offload.checksumVerified
-        let verdict = frame.withBytes { bytes in self.classify(bytes, checksumTrusted: trusted, now: now) }
+        let verdict = frame.withBytes { bytes in
+            self.classify(bytes, checksumTrusted: trusted, fromSelf: fromSelf, now: now)
+        }
         switch verdict {
         case .done:
             break
@@ -190,12 +203,17 @@ public final class Interface<D: Device> {
         case .transmit(let length):
             frame.setLength(length)
             frame.offload = .none
-            transmit(frame)
+            if fromSelf {
+                loopBack(frame)
+            } else {
+                transmit(frame)
+            }
         }
     }
 
     @inline(__always)
-    func classify(_ bytes: UnsafeMutableRawBufferPointer, checksumTrusted: Bool, now: Instant) -> Verdict {
+    func classify(_ bytes: UnsafeMutableRawBufferPointer, checksumTrusted: Bool, fromSelf: Bool = false,
+                  now: Instant) -> Verdict {
         let eth: EthernetFrame
         do { eth = try EthernetFrame(validating: bytes) } catch { return .drop(.ethernetTruncated) }
         let dst = eth.destination
@@ -203,11 +221,14 @@ public final class Interface<D: Device> {
             return .drop(.notOurMAC)
         }
         switch eth.etherType {
-        case .ipv4: return receiveIPv4(eth, checksumTrusted: checksumTrusted, linkBroadcast: dst.isMulticast, now: now)
+        case .ipv4:
+            return receiveIPv4(eth, checksumTrusted: checksumTrusted, linkBroadcast: dst.isMulticast,
+                               fromSelf: fromSelf, now: now)
         case .arp: return receiveARP(eth, now: now)
         case .ipv6:
             guard configuration.speaksIPv6 else { return .drop(.unsupportedEtherType) }
-            return receiveIPv6(eth, checksumTrusted: checksumTrusted, linkMulticast: dst.isMulticast, now: now)
+            return receiveIPv6(eth, checksumTrusted: checksumTrusted, linkMulticast: dst.isMulticast,
+                               fromSelf: fromSelf, now: now)
         default: return .drop(.unsupportedEtherType)
         }
     }

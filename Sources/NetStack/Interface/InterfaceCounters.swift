@@ -2,6 +2,8 @@
 public struct InterfaceCounters: Sendable {
     public var framesIn: UInt64 = 0
     public var framesOut: UInt64 = 0
+    /// Frames to our own addresses, received again (`loopBack`).
+    public var framesLoopedBack: UInt64 = 0
     public var bytesIn: UInt64 = 0
     public var bytesOut: UInt64 = 0
     public var arpRequestsIn: UInt64 = 0
@@ -65,7 +67,7 @@ public struct InterfaceCounters: Sendable {
     /// Name/value pairs for printing, drops last and only where non-zero.
     public var report: [(String, UInt64)] {
         let r: [(String, UInt64)] = [
-            ("frames-in", framesIn), ("frames-out", framesOut), ("bytes-in", bytesIn), ("bytes-out", bytesOut),
+            ("frames-in", framesIn), ("frames-out", framesOut), ("frames-looped-back", framesLoopedBack), ("bytes-in", bytesIn), ("bytes-out", bytesOut),
             ("arp-requests-in", arpRequestsIn), ("arp-replies-in", arpRepliesIn),
             ("arp-requests-out", arpRequestsOut), ("arp-replies-out", arpRepliesOut),
             ("arp-refresh-requests-out", arpRefreshRequestsOut), ("arp-confirmations", arpConfirmations),

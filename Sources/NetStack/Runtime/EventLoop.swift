@@ -82,7 +82,7 @@ public final class EventLoop<D: Device> {
         stack.afterSending?()
         if received > 0 || ranJobs > 0 || rung > 0 {
             lastActivity = now
-        } else if !executor.hasPendingJobs && !stack.doorbells.hasPending {
+        } else if !executor.hasPendingJobs && !stack.doorbells.hasPending && !interface.hasLoopedBackFrames {
             now = clock.now
             // Busy polling: the next turn looks again without sleeping.
             if busyPoll > .zero && now - lastActivity < busyPoll { return }

@@ -61,9 +61,14 @@ void ns_arm(ns_sock *s, short events) {
     ns_clear_event(s);
 }
 
+// The eventfd calls below leave errno as it was: their callers go on to
+// succeed (a wait that times out returns 0), and Linux's calls do not touch
+// errno on success (nc prints it after a poll that timed out).
 void ns_clear_event(ns_sock *s) {
     uint64_t count;
-    LIBC(read)(s->fd, &count, sizeof count);
+    int saved = errno;
+    LIBC(read)(s->fd, &count, sizeof count);  // EAGAIN when nothing was signalled
+    errno = saved;
 }
 
 long long ns_deadline(const struct timeval *t) {
@@ -118,7 +123,9 @@ bool ns_signal_interrupts(bool timed) {
 
 void ns_signal_event(ns_sock *s) {
     uint64_t one = 1;
+    int saved = errno;
     LIBC(write)(s->fd, &one, sizeof one);
+    errno = saved;
 }
 
 /// Whether this thread rang a doorbell since its last blocking receive.
@@ -126,7 +133,9 @@ static _Thread_local bool rang_since_wait;
 
 void ns_ring_doorbell(ns_sock *s) {
     uint64_t one = 1;
+    int saved = errno;
     LIBC(write)(s->doorbell, &one, sizeof one);
+    errno = saved;
     rang_since_wait = true;
 }
 

@@ -131,6 +131,26 @@ out("FIONCLEX", fcntl.fcntl(s, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
 fcntl.ioctl(s, termios.FIOCLEX)
 out("FIOCLEX", fcntl.fcntl(s, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
 
+# A wait that times out leaves errno as it was, as the kernel's calls do
+# on success (nc prints it after a connect's poll timed out).
+libc = ctypes.CDLL(None, use_errno=True)
+pfd = struct.pack("ihh", s.fileno(), select.POLLIN, 0)
+fds = ctypes.create_string_buffer(pfd, len(pfd))
+ctypes.set_errno(errno.EINPROGRESS)
+out("poll timed out, errno kept", (libc.poll(fds, 1, 10), errno.errorcode.get(ctypes.get_errno())))
+read_set = ctypes.create_string_buffer(128)
+read_set[s.fileno() // 8] = 1 << (s.fileno() % 8)
+tv = struct.pack("ll", 0, 10000)
+ctypes.set_errno(errno.EINPROGRESS)
+out("select timed out, errno kept", (libc.select(s.fileno() + 1, read_set, None, None, ctypes.create_string_buffer(tv, 16)),
+                                     errno.errorcode.get(ctypes.get_errno())))
+quiet = select.epoll()
+quiet.register(s, select.EPOLLIN)
+ctypes.set_errno(errno.EINPROGRESS)
+out("epoll_wait timed out, errno kept", (libc.epoll_wait(quiet.fileno(), ctypes.create_string_buffer(12), 1, 10),
+                                         errno.errorcode.get(ctypes.get_errno())))
+quiet.close()
+
 # epoll, level-triggered, with the same pipe
 ep = select.epoll()
 ep.register(s.fileno(), select.EPOLLIN)

@@ -56,8 +56,10 @@ static int bind_as(int k, const ns_sock *s) {
 }
 
 /// `s` becomes a kernel socket of its family and type under every one of
-/// its descriptors. 0, or -1 with errno (`s` then is as it was, unless the
-/// descriptors had already changed hands).
+/// its descriptors. 0, or -1 with errno: `s` is as it was if the kernel's
+/// socket could not be made or bound; once the descriptors change hands the
+/// stack's socket is closed whatever happens (a dup3 onto an open
+/// descriptor does not fail).
 static int hand_to_kernel(ns_sock *s) {
     int type = (s->datagram ? SOCK_DGRAM : SOCK_STREAM) | (s->nonblocking ? SOCK_NONBLOCK : 0) | SOCK_CLOEXEC;
     int k = LIBC(socket)(s->family, type, 0);

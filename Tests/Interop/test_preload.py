@@ -159,25 +159,37 @@ def test_run_help_is_its_own_and_after_the_dashes_the_commands():
     assert r.returncode == 127 and "cannot run --help" in r.stderr, r
 
 
-def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
-    _, path = api
+def python_server_on_stack(ns, path, tmp_path, size):
+    """`python3 -m http.server` through the library on 10.0.0.2:8080, serving
+    `size` random bytes as /file; returns (the process, the bytes)."""
     docroot = tmp_path / "docroot"
     docroot.mkdir()
-    data = os.urandom(SIZE)
+    data = os.urandom(size)
     (docroot / "file").write_bytes(data)
     server = run_on_stack(ns, path, "python3", "-m", "http.server", "8080", "--bind", STACK_IP,
                           "--directory", str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return server, data
+
+
+def until_listening(fetch, timeout=20):
+    """Calls `fetch` (a curl run) again while it says 7, connection refused
+    (the server is not listening yet), for up to `timeout` seconds; returns its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = fetch()
+        if r.returncode != 7 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
+    _, path = api
+    server, data = python_server_on_stack(ns, path, tmp_path, SIZE)
     try:
         out = tmp_path / "out"
-        deadline = time.monotonic() + 20
-        r = None
-        while time.monotonic() < deadline:
-            r = ns.exec("curl", "-s", "-o", str(out), "-w", "%{http_code}", "--max-time", "30",
-                        f"http://{STACK_IP}:8080/file", check=False, timeout=40)
-            if r.returncode != 7:  # 7: connection refused, the server is not listening yet
-                break
-            time.sleep(0.1)
-        assert r is not None and r.returncode == 0 and r.stdout == "200", r
+        r = until_listening(lambda: ns.exec("curl", "-s", "-o", str(out), "-w", "%{http_code}", "--max-time", "30",
+                                            f"http://{STACK_IP}:8080/file", check=False, timeout=40))
+        assert r.returncode == 0 and r.stdout == "200", r
         assert sha(out.read_bytes()) == sha(data)
         # A second request on the same server: it carries on.
         r = ns.exec("curl", "-s", "--max-time", "10", f"http://{STACK_IP}:8080/", check=False, timeout=20)
@@ -192,23 +204,17 @@ def test_applications_on_the_stack_reach_each_other_at_its_address(ns, api, tmp_
     from the stack's own address: the stack loops that traffic back to
     itself (RFC 1122 3.2.1.3), and the kernel on tap0 never sees it."""
     stack, path = api
-    docroot = tmp_path / "docroot"
-    docroot.mkdir()
-    data = os.urandom(4 << 20)
-    (docroot / "file").write_bytes(data)
-    server = run_on_stack(ns, path, "python3", "-m", "http.server", "8080", "--bind", STACK_IP,
-                          "--directory", str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server, data = python_server_on_stack(ns, path, tmp_path, 4 << 20)
     try:
         out = tmp_path / "out"
-        deadline = time.monotonic() + 20
-        while True:
+
+        def fetch():
             p = run_on_stack(ns, path, "curl", "-s", "-o", str(out), "--max-time", "30",
                              f"http://{STACK_IP}:8080/file", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             p.communicate(timeout=40)
-            if p.returncode != 7 or time.monotonic() > deadline:  # 7: refused, not listening yet
-                break
-            time.sleep(0.1)
-        assert p.returncode == 0
+            return p
+
+        assert until_listening(fetch).returncode == 0
         assert sha(out.read_bytes()) == sha(data)
     finally:
         server.kill()

@@ -105,7 +105,8 @@ public final class Interface<D: Device> {
 
     /// Receives and processes up to `limit` frames, services connections whose
     /// applications queued output, then flushes what all that caused to be
-    /// sent. Returns the number of frames received.
+    /// sent. Returns the number of frames received (those looped back to us
+    /// included, `Interface+Loopback.swift`).
     @discardableResult
     public func poll(now: Instant, limit: Int = 64) -> Int {
         udp.advance(to: now)

@@ -112,7 +112,7 @@ public final class Interface<D: Device> {
         udp.advance(to: now)
         let n = device.receive(limit: limit) { frame in
             self.receive(frame, now: now)
-        } + receiveLoopedBack(now: now)
+        } + (loopedBack.isEmpty ? 0 : receiveLoopedBack(now: now))
         tcp.servicePending(now: now)
         flushDevice()
         return n

@@ -300,6 +300,7 @@ final class AppSocket {
         case .connectionReset: ECONNRESET
         case .timedOut: ETIMEDOUT
         case .aborted: ECONNABORTED
+        case .hostUnreachable: EHOSTUNREACH
         }
     }
 

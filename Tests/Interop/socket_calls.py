@@ -47,6 +47,13 @@ s = socket.socket()
 out("blocking connect to a closed port", err(lambda: s.connect(CLOSED)))
 s.close()
 
+# A neighbour on the link that never answers ARP: the connect fails once
+# address resolution gives up (about 3 s), not after two minutes of SYNs.
+s = socket.socket()
+out("blocking connect to an address no one answers ARP for",
+    err(lambda: s.connect((HOST.rsplit(".", 1)[0] + ".77", 80))))
+s.close()
+
 s = socket.socket()
 s.setblocking(False)
 out("non-blocking connect", err(lambda: s.connect(CLOSED)))

@@ -472,6 +472,30 @@ import NetStackWire
         #expect(h.pool.freeCount == h.pool.slotCount)
     }
 
+    /// A connect whose next hop never answers ARP fails with
+    /// hostUnreachable once ARP gives up (about 3 s, as Linux's connect says
+    /// EHOSTUNREACH), through a gateway too, not after two minutes of SYNs;
+    /// a connection to a neighbour that answers is left alone.
+    @Test func aConnectWhoseNextHopNeverResolvesFailsAsHostUnreachable() throws {
+        let h = PeerHarness { $0.gateway = IPv4Address(10, 0, 0, 254) }
+        h.resolvePeer()
+        let silent = try h.tcp.connect(to: .v4(IPv4Address(10, 0, 0, 77)), port: 80, now: h.now)
+        let viaGateway = try h.tcp.connect(to: .v4(IPv4Address(192, 0, 2, 1)), port: 80, now: h.now)
+        let answered = try h.tcp.connect(to: .v4(H.peerIP), port: 80, now: h.now)
+        h.interface.flushPending(now: h.now)
+        _ = h.sent()
+        var seconds = 0
+        while silent.state == .synSent && seconds < 10 {
+            _ = h.advance(by: .seconds(1))
+            seconds += 1
+        }
+        #expect(seconds <= 4)
+        #expect(silent.state == .closed && silent.error == .hostUnreachable)
+        #expect(viaGateway.state == .closed && viaGateway.error == .hostUnreachable)
+        #expect(answered.state == .synSent && answered.error == nil)
+        #expect(h.tcp.counters.connectsUnreachable == 2)
+    }
+
     @Test func broadcastNeedsNoResolution() {
         let h = PeerHarness()
         for dst in [IPv4Address.broadcast, IPv4Address(10, 0, 0, 255)] {

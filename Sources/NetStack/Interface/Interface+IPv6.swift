@@ -199,7 +199,9 @@ extension Interface {
         for a in scratchRetry6 { sendNeighbourSolicitation(for: a, unicastTo: nil, now: now) }
         abandonWaiting(in: &ndp, for: scratchFailed6)
         // Half-open connections towards them go (Linux's neighbour failure reaching `tcp_req_err`).
-        for hop in scratchFailed6 { tcp.neighbourUnreachable(.v6(hop)) }
+        for hop in scratchFailed6 {
+            tcp.neighbourUnreachable(now: now) { if case .v6(let d) = $0 { route6(d) == hop } else { false } }
+        }
         reassembler6.expire(now: now) { firstBytes in
             counters.drops.record(.reassemblyTimeout)
             // RFC 8200 4.5: time exceeded, code 1, only if the first fragment arrived.

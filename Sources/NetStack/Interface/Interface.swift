@@ -137,8 +137,11 @@ public final class Interface<D: Device> {
         arp.due(now: now, retry: &scratchRetry, failed: &scratchFailed)
         for ip in scratchRetry { sendARPRequest(for: ip) }
         abandonWaiting(in: &arp, for: scratchFailed)
-        // Half-open connections towards them go (Linux's neighbour failure reaching `tcp_req_err`).
-        for hop in scratchFailed { tcp.neighbourUnreachable(.v4(hop)) }
+        // Half-open connections and active opens through them go (Linux's
+        // neighbour failure reaching `tcp_req_err` and `tcp_v4_err`).
+        for hop in scratchFailed {
+            tcp.neighbourUnreachable(now: now) { if case .v4(let d) = $0 { route(d) == hop } else { false } }
+        }
         reassembler.expire(now: now) { firstBytes in
             counters.drops.record(.reassemblyTimeout)
             // RFC 792: time exceeded, code 1, only if fragment zero arrived.

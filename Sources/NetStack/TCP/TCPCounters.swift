@@ -43,6 +43,8 @@ public struct TCPCounters: Sendable {
     public var icmpOutOfWindow: UInt64 = 0
     public var icmpPacketTooBig: UInt64 = 0
     public var icmpAborts: UInt64 = 0
+    /// Active opens failed because their next hop did not resolve (`neighbourUnreachable`).
+    public var connectsUnreachable: UInt64 = 0
     public var icmpSoftErrors: UInt64 = 0
     /// Connections whose MSS a lower path MTU cut, and segments marked lost
     /// by a "packet too big" and resent without a congestion response.
@@ -105,7 +107,7 @@ public struct TCPCounters: Sendable {
          ("tcp-syncookies-sent", synCookiesSent), ("tcp-syncookies-validated", synCookiesValidated),
          ("tcp-syncookies-failed", synCookiesFailed),
          ("tcp-refused-for-memory", refusedForMemory), ("tcp-syn-queue-evicted", synQueueEvicted),
-         ("tcp-half-open-unreachable", halfOpenUnreachable),
+         ("tcp-half-open-unreachable", halfOpenUnreachable), ("tcp-connects-unreachable", connectsUnreachable),
          ("tcp-icmp-no-connection", icmpNoConnection), ("tcp-icmp-out-of-window", icmpOutOfWindow),
          ("tcp-icmp-packet-too-big", icmpPacketTooBig), ("tcp-icmp-aborts", icmpAborts),
          ("tcp-icmp-soft-errors", icmpSoftErrors), ("tcp-pmtu-mss-lowered", pathMTUMSSLowered),

@@ -297,17 +297,28 @@ public final class TCPLayer {
         retire(c)
     }
 
-    /// ARP gave up on `address` (a neighbour on the link): half-open
-    /// connections toward it are dropped at once rather than holding their
-    /// SYN queue slot through every SYN-ACK retry, as Linux drops a request
-    /// socket on a host unreachable (`tcp_req_err`; its neighbour failure
-    /// reports one, RFC 1122 4.2.3.9). Established ones keep trying.
-    func neighbourUnreachable(_ address: IPAddress) {
+    /// Address resolution gave up on a neighbour on the link, the next hop
+    /// of the remote addresses for which `viaIt` is true (the neighbour
+    /// itself, or every address routed through it). As Linux's neighbour
+    /// failure reports a host unreachable for each datagram that waited:
+    /// half-open connections toward them are dropped at once rather than
+    /// holding their SYN queue slot through every SYN-ACK retry
+    /// (`tcp_req_err`), and active opens still in SYN-SENT fail with
+    /// `hostUnreachable` (`tcp_v4_err`), so a connect says EHOSTUNREACH in
+    /// seconds, not ETIMEDOUT after two minutes. Established ones keep
+    /// trying (RFC 1122 4.2.3.9: a soft error).
+    func neighbourUnreachable(now: Instant, viaIt: (IPAddress) -> Bool) {
         for l in listeners.values.flatMap(\.all) where l.halfOpen > 0 {
-            for c in l.synQueue.entries where c.tuple.remoteAddress == address {
+            for c in l.synQueue.entries where viaIt(c.tuple.remoteAddress) {
                 dropHalfOpen(c)
                 kept.halfOpenUnreachable &+= 1
             }
+        }
+        let connecting = connections.values.filter { $0.state == .synSent && viaIt($0.tuple.remoteAddress) }
+        for c in connecting {
+            kept.connectsUnreachable &+= 1
+            c.enterClosed(error: .hostUnreachable)
+            service(c, now: now)
         }
     }
 

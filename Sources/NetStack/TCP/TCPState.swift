@@ -49,6 +49,11 @@ public enum TCPError: Error, Equatable, Sendable, CustomStringConvertible {
     case timedOut
     /// The application aborted it.
     case aborted
+    /// Our SYN's next hop (the peer, or the router towards it) did not
+    /// answer address resolution: Linux's connect fails with EHOSTUNREACH
+    /// then (its neighbour failure reports a host unreachable, which
+    /// `tcp_v4_err` takes as fatal in SYN-SENT), not after the SYN retries.
+    case hostUnreachable
 
     public var description: String {
         switch self {
@@ -56,6 +61,7 @@ public enum TCPError: Error, Equatable, Sendable, CustomStringConvertible {
         case .connectionReset: "connection reset by peer"
         case .timedOut: "connection timed out"
         case .aborted: "connection aborted"
+        case .hostUnreachable: "no route to host"
         }
     }
 }

@@ -91,6 +91,9 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
 size_t ns_dgram_limit(int family) { return family == 4 ? 65507u : 65527u; }
 
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
+    // Bound first, whatever becomes of the send (Linux's inet_send_prepare
+    // binds before udp_sendmsg looks at the address).
+    if (!s->has_local && ns_autobind(s) < 0) return -1;
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool more = (flags & MSG_MORE) || s->udp_cork;
     ssize_t corked;
@@ -110,14 +113,15 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         errno = EMSGSIZE;
         return -1;
     }
-    static const uint8_t limited_broadcast[4] = {255, 255, 255, 255};
-    if (to.family == 4 && memcmp(to.bytes, limited_broadcast, 4) == 0) {
+    static const uint8_t limited_broadcast[4] = {255, 255, 255, 255}, none[4];
+    const uint8_t *directed = s->shm->interface_broadcast;
+    if (to.family == 4 && (memcmp(to.bytes, limited_broadcast, 4) == 0
+                           || (memcmp(directed, none, 4) != 0 && memcmp(to.bytes, directed, 4) == 0))) {
         int broadcast = 0;
         ns_kept_get(s, SOL_SOCKET, SO_BROADCAST, &broadcast);
         // A broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check).
         if (!broadcast) { errno = EACCES; return -1; }
     }
-    if (!s->has_local && ns_autobind(s) < 0) return -1;
     if (more) return ns_cork_start(s, &to, buf, len);
     return ns_dgram_write(s, &to, buf, len, dontwait);
 }
@@ -285,7 +289,11 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
             return -1;
         }
         if (!(st & NS_STATE_CONNECTED)) {
-            if (!s->connecting) { errno = ENOTCONN; return -1; }
+            if (!s->connecting) {  // never connected: Linux's sk_stream_wait_connect says EPIPE
+                raise_sigpipe(flags);
+                errno = EPIPE;
+                return -1;
+            }
         } else {
             size_t want = len - done;
             if (want == 0) return (ssize_t)done;  // a send of nothing: 0 at once, as Linux's TCP

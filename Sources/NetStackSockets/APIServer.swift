@@ -315,9 +315,11 @@ public final class APIServer: @unchecked Sendable {
         guard let address else { return .failure(EAFNOSUPPORT) }
         guard s.local == nil, s.connection == nil else { return .failure(EINVAL) }
         let ours: Bool
+        // Linux's inet_bind and inet6_bind: an address of ours, or a
+        // broadcast or multicast one (a socket then takes what is sent there).
         switch address.address {
-        case .v4(let a): ours = a.value == 0 || address.address == stack.address
-        case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a)
+        case .v4(let a): ours = a.value == 0 || address.address == stack.address || !stack.isUnicast(address.address)
+        case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a) || a.isMulticast
         }
         guard ours else { return .failure(EADDRNOTAVAIL) }
         if flags & Int32(NS_BIND_IPV6_ONLY) != 0 && s.families == .both { s.families = .ipv6Only }

@@ -105,7 +105,8 @@ final class AppSocket {
         isDatagram = datagram
         self.server = server
         let address: IPv4Address? = if case .v4(let a) = server.stack.address { a } else { nil }
-        region = try SocketRegion(ringSize: ringSize, interfaceIndex: server.interfaceIndex, interfaceAddress: address)
+        region = try SocketRegion(ringSize: ringSize, interfaceIndex: server.interfaceIndex, interfaceAddress: address,
+                                  interfaceBroadcast: server.stack.directedBroadcast)
         appEvent = try EventFD()
         do { doorbell = try EventFD() } catch {
             appEvent.close()

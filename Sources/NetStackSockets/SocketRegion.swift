@@ -34,7 +34,8 @@ public final class SocketRegion {
     /// Makes a region with rings of `ringSize` bytes (a power of two, at
     /// least 4 KiB), telling the application the stack's interface: the
     /// kernel's index for it and its IPv4 address (IP_PKTINFO's).
-    public init(ringSize: Int, interfaceIndex: UInt32 = 0, interfaceAddress: IPv4Address? = nil) throws(SocketAPIError) {
+    public init(ringSize: Int, interfaceIndex: UInt32 = 0, interfaceAddress: IPv4Address? = nil,
+                interfaceBroadcast: IPv4Address? = nil) throws(SocketAPIError) {
         precondition(ringSize >= 4096 && ringSize & (ringSize - 1) == 0 && ringSize <= 1 << 30)
         let fd = ns_memfd("netstack-socket")
         if fd < 0 { throw .systemCall("memfd_create", errno) }
@@ -50,7 +51,8 @@ public final class SocketRegion {
             throw .systemCall("mmap", e)
         }
         ns_region_init(p, UInt32(ringSize))
-        ns_region_set_interface(p, interfaceIndex, (interfaceAddress?.value ?? 0).bigEndian)
+        ns_region_set_interface(p, interfaceIndex, (interfaceAddress?.value ?? 0).bigEndian,
+                                (interfaceBroadcast?.value ?? 0).bigEndian)
         descriptor = fd
         base = p
         self.length = length

@@ -61,6 +61,25 @@ wait(s, select.POLLOUT)
 out("SO_ERROR after refusal", errno.errorcode.get(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0))
 s.close()
 
+# Addresses that name no one host (tcp_v4_connect, inet_bind, udp_sendmsg's
+# SO_BROADCAST check), and sending on a socket never connected.
+BROADCAST = HOST.rsplit(".", 1)[0] + ".255"
+for name, address in (("the subnet's broadcast", BROADCAST), ("a multicast group", "224.0.0.1")):
+    s = socket.socket()
+    out(f"connect to {name}", err(lambda: s.connect((address, 80))))
+    s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out("sendto the subnet's broadcast without SO_BROADCAST", err(lambda: u.sendto(b"x", (BROADCAST, 9))))
+out("bind after that send, which bound it", err(lambda: u.bind((BROADCAST, 0))))
+u.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out("bind a datagram socket to the subnet's broadcast", err(lambda: u.bind((BROADCAST, 0))))
+u.close()
+s = socket.socket()
+out("send before connect", err(lambda: s.send(b"x")))
+out("sendto before connect", err(lambda: s.sendto(b"x", ECHO)))
+s.close()
+
 s = socket.socket()
 out("recv before connect", err(lambda: s.recv(1)))
 out("getpeername before connect", err(lambda: s.getpeername()))

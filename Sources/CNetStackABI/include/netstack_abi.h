@@ -381,9 +381,12 @@ typedef struct ns_socket_shm {
     _Atomic uint32_t pending;
     /// The stack's interface as the kernel numbers it (the TAP's index) and
     /// its IPv4 address (network order): IP_PKTINFO's ifindex, and the
-    /// address a reply to a broadcast goes from. Set before sharing.
+    /// address a reply to a broadcast goes from; and its subnet's directed
+    /// broadcast (zero: none), which a datagram goes to only with
+    /// SO_BROADCAST, as the limited one. Set before sharing.
     uint32_t interface_index;
     uint8_t interface_address[4];
+    uint8_t interface_broadcast[4];
     /// A sequence lock over `tcp`: odd while the stack writes it.
     _Alignas(64) _Atomic uint32_t tcp_sequence;
     ns_tcp_fields tcp;
@@ -407,11 +410,13 @@ static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)re
 static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
 static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
 
-/// The stack's interface, for IP_PKTINFO (`interface_index`, `interface_address`).
-static inline void ns_region_set_interface(void *region, uint32_t index, uint32_t address_network_order) {
+/// The stack's interface, for IP_PKTINFO (`interface_index`, `interface_address`) and SO_BROADCAST.
+static inline void ns_region_set_interface(void *region, uint32_t index, uint32_t address_network_order,
+                                           uint32_t broadcast_network_order) {
     ns_socket_shm *s = (ns_socket_shm *)region;
     s->interface_index = index;
     memcpy(s->interface_address, &address_network_order, 4);
+    memcpy(s->interface_broadcast, &broadcast_network_order, 4);
 }
 
 /// Lays out a fresh (zeroed) region: the stack does it before sharing it.

@@ -180,6 +180,11 @@ public protocol IPOutput: AnyObject {
     var capabilities: DeviceCapabilities { get }
     /// Our address to use towards `destination`, or nil when nothing routes there.
     func sourceAddress(towards destination: IPAddress) -> IPAddress?
+    /// Whether `destination` names one host: neither a broadcast (the
+    /// limited one or this interface's directed one) nor a multicast group.
+    /// Only such a destination takes a connection (Linux's
+    /// `tcp_v4_connect`: ENETUNREACH for a broadcast or multicast route).
+    func isUnicast(_ destination: IPAddress) -> Bool
     /// The largest transport segment (header and data) one unfragmented IP
     /// packet to `destination` carries: the path MTU as IP knows it (the
     /// link's, or lower where a "packet too big" said so; `PathMTUCache`)

@@ -15,6 +15,13 @@ extension Interface: IPOutput {
         }
     }
 
+    public func isUnicast(_ destination: IPAddress) -> Bool {
+        switch destination {
+        case .v4(let d): !d.isBroadcast && !d.isMulticast && !configuration.address.isDirectedBroadcast(d)
+        case .v6(let d): !d.isMulticast
+        }
+    }
+
     public func maximumSegmentLength(towards destination: IPAddress) -> Int {
         pathMTU(towards: destination) - destination.ipHeaderLength
     }

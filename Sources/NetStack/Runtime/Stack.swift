@@ -14,6 +14,8 @@ public final class Stack {
     public let executor: LoopExecutor
     /// The stack's own address.
     public let address: IPAddress
+    /// Its IPv4 subnet's directed broadcast, if the prefix has one (not a /31 or /32).
+    public let directedBroadcast: IPv4Address?
     /// Eventfds of other processes' that the loop listens to (the socket API's doorbells).
     public let doorbells = Doorbells()
     /// Run by the loop once a turn, after the turn's frames went to the
@@ -23,6 +25,7 @@ public final class Stack {
     public var afterSending: (() -> Void)?
     private let interfaceReport: () -> [(String, UInt64)]
     private let addresses6: () -> [IPv6Address]
+    private let unicast: (IPAddress) -> Bool
 
     public init<D: Device>(interface: Interface<D>, clock: any NetClock, executor: LoopExecutor = LoopExecutor()) {
         tcp = interface.tcp
@@ -30,9 +33,15 @@ public final class Stack {
         self.clock = clock
         self.executor = executor
         address = .v4(interface.address)
+        let subnet = interface.configuration.address
+        directedBroadcast = subnet.isDirectedBroadcast(subnet.directedBroadcast) ? subnet.directedBroadcast : nil
         interfaceReport = { interface.counters.report }
         addresses6 = { interface.ipv6Addresses }
+        unicast = { interface.isUnicast($0) }
     }
+
+    /// Whether `destination` names one host, not a broadcast or a multicast group.
+    public func isUnicast(_ destination: IPAddress) -> Bool { unicast(destination) }
 
     /// The IPv6 addresses in use (link-local first), once DAD let them; empty without IPv6.
     public var ipv6Addresses: [IPv6Address] { addresses6() }

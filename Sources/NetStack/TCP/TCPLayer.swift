@@ -146,7 +146,7 @@ public final class TCPLayer {
     /// once, from `localPort` (a port the caller bound), or from an ephemeral one if 0.
     public func connect(to address: IPAddress, port: UInt16, localPort: UInt16 = 0,
                         configuration: TCPConfiguration? = nil, now: Instant) throws(TCPConnectError) -> TCPConnection {
-        guard let ip, let local = ip.sourceAddress(towards: address) else { throw .noRoute }
+        guard let ip, ip.isUnicast(address), let local = ip.sourceAddress(towards: address) else { throw .noRoute }
         let chosen = localPort != 0 ? localPort : ephemeralPort(local: local, remote: address, remotePort: port)
         guard let localPort = chosen else { throw .noEphemeralPort }
         let tuple = TCPFourTuple(localAddress: local, localPort: localPort, remoteAddress: address, remotePort: port)

@@ -94,6 +94,7 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
     // Bound first, whatever becomes of the send (Linux's inet_send_prepare
     // binds before udp_sendmsg looks at the address).
     if (!s->has_local && ns_autobind(s) < 0) return -1;
+    if (s->write_shut) { errno = EPIPE; return -1; }  // shutdown(SHUT_WR): ip_append_data's EPIPE
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool more = (flags & MSG_MORE) || s->udp_cork;
     ssize_t corked;
@@ -178,6 +179,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
         int e = ns_take_error(s->shm);
         if (e) { errno = e; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
+        if (s->read_shut && s->has_peer) return 0;  // shutdown(SHUT_RD) of a connected socket: nothing more
         if (block_step(s, POLLIN, &cleared, deadline) < 0) return -1;
     }
 }

@@ -109,6 +109,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
         if (s->nonblocking) return fail(EAGAIN);
         while (ns_pending(s->shm) == 0) {
             if (ns_wait_event(s, deadline, NS_WAIT_RECHECK_MS) < 0) return -1;
+            if (!s->listening) return fail(EINVAL);  // shut down by another thread
             ns_clear_event(s);  // the stack signals each connection it queues; look again after clearing
         }
         cleared = false;
@@ -199,7 +200,26 @@ NS_EXPORT int shutdown(int fd, int how) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(shutdown)(fd, how);
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
-    if (!s->datagram && (ns_state(s->shm) & NS_STATE_CONNECTED)) {
+    if (s->datagram) {
+        // Linux's inet_shutdown on UDP: the directions are shut either way
+        // (a send then says EPIPE, a blocking receive of a connected socket
+        // returns 0) and sleepers wake, but only a connected socket says 0.
+        if (how != SHUT_WR) s->read_shut = true;
+        if (how != SHUT_RD) s->write_shut = true;
+        ns_signal_event(s);
+        return s->has_peer ? 0 : fail(ENOTCONN);
+    }
+    if (s->listening) {
+        // SHUT_RD or SHUT_RDWR stops it (the stack resets what waited; a
+        // thread in accept wakes with EINVAL), SHUT_WR changes nothing.
+        if (how == SHUT_WR) return 0;
+        ns_reply reply;
+        if (ns_simple_call(s, NS_OP_SHUTDOWN, how, 0, 0, NULL, &reply) < 0) return -1;
+        s->listening = false;
+        ns_signal_event(s);
+        return 0;
+    }
+    if (ns_state(s->shm) & NS_STATE_CONNECTED) {
         // Connected, so the stack's answer is 0: no round trip (a server
         // that shuts each connection down before closing it pays one
         // control message less per connection). The FIN still follows

@@ -405,6 +405,20 @@ final class AppSocket {
     var isListening: Bool { listener != nil }
 
     func shutdown(how: Int32) -> ControlReply {
+        if let l = listener {
+            // Linux's inet_shutdown: SHUT_RD (or SHUT_RDWR) stops a listener
+            // as its tcp_disconnect does (what it did not accept is reset;
+            // the socket keeps its port and may listen again), and a thread
+            // in accept wakes with EINVAL; SHUT_WR leaves it listening.
+            guard how != Int32(SHUT_WR) else { return ControlReply(result: 0) }
+            l.close()
+            for c in waiting { c.abort() }
+            waiting = []
+            region.setPending(0)
+            listener = nil
+            appEvent.signal()
+            return ControlReply(result: 0)
+        }
         guard let c = connection, c.state != .synSent else { return .failure(ENOTCONN) }
         if how == Int32(SHUT_WR) || how == Int32(SHUT_RDWR) {
             finRequested = true

@@ -693,6 +693,45 @@ with tempfile.TemporaryFile() as f:
     out("with read", (os.lseek(again, 0, os.SEEK_SET), os.read(again, 6)))
     os.close(again)
 
+# shutdown of what is not a connection (inet_shutdown): a listener stops on
+# SHUT_RD (a thread in accept wakes with EINVAL) and may listen again; a
+# connected datagram socket's blocking receive returns 0 and its sends say
+# EPIPE; an unconnected one says ENOTCONN.
+def shut_later(sock, how):
+    def later():
+        time.sleep(0.3)
+        sock.shutdown(how)
+    t = threading.Thread(target=later)
+    t.start()
+    return t
+
+listener = socket.socket()
+listener.bind(("0.0.0.0", 0))
+listener.listen()
+out("shutdown(SHUT_WR) of a listener", (err(lambda: listener.shutdown(socket.SHUT_WR)),
+                                        listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)))
+t = shut_later(listener, socket.SHUT_RDWR)
+out("accept while another thread shuts the listener", err(lambda: listener.accept()))
+t.join()
+p = select.poll()
+p.register(listener, select.POLLIN | select.POLLOUT)
+out("poll of the shut listener", [ev for _, ev in p.poll(0)])
+listener.listen()
+out("listen again", listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+listener.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(ECHO)
+t = shut_later(u, socket.SHUT_RD)
+out("blocking receive while another thread shuts a connected datagram socket", err(lambda: u.recv(10)))
+t.join()
+out("and again", err(lambda: u.recv(10)))
+u.shutdown(socket.SHUT_WR)
+out("send after SHUT_WR", err(lambda: u.send(b"x")))
+u.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out("shutdown of an unconnected datagram socket", err(lambda: u.shutdown(socket.SHUT_RDWR)))
+u.close()
+
 # Loopback is the kernel's (the stack has none): a socket that binds,
 # connects or sends there is a kernel socket from then on, with its options,
 # its flags, its other descriptors and its epoll registrations.

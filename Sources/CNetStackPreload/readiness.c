@@ -30,7 +30,10 @@ short ns_readiness(ns_sock *s, short events) {
         if (!ns_ring_is_empty(&s->shm->rx)) r |= POLLIN;
         if (ns_ring_writable(&s->shm->tx) >= sizeof(ns_datagram) + 2048) r |= POLLOUT;
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;
-        return r & (events | POLLERR);
+        // Shut by shutdown(2) here, as Linux's datagram_poll.
+        if (s->read_shut) r |= POLLIN | POLLRDHUP;
+        if (s->read_shut && s->write_shut) r |= POLLHUP;
+        return r & (events | POLLERR | POLLHUP);
     }
     if (s->listening) {
         if (ns_pending(s->shm) > 0) r |= POLLIN;

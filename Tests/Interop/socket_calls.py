@@ -730,6 +730,9 @@ out("send after SHUT_WR", err(lambda: u.send(b"x")))
 u.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 out("shutdown of an unconnected datagram socket", err(lambda: u.shutdown(socket.SHUT_RDWR)))
+p = select.poll()
+p.register(u, select.POLLIN | select.POLLOUT | select.POLLRDHUP)
+out("poll of the shut datagram socket", [ev for _, ev in p.poll(0)])
 u.close()
 
 # Loopback is the kernel's (the stack has none): a socket that binds,

@@ -149,6 +149,20 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
 }
 
 static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, socklen_t len) {
+    if (level == IPPROTO_TCP && name == TCP_CONGESTION && !s->datagram) {
+        // The stack runs one algorithm per socket (what getsockopt says):
+        // naming it is taken, any other is not available here, which Linux
+        // says with ENOENT (tcp_set_congestion_control).
+        if (len < 1) return fail(EINVAL);
+        if (!value) return fail(EFAULT);
+        char asked[17] = {0};  // TCP_CA_NAME_MAX (16) bytes at most
+        memcpy(asked, value, len < 16 ? len : 16);
+        ns_tcp_fields f;
+        ns_tcp_read(s->shm, &f);
+        char in_use[sizeof f.congestion + 1] = {0};
+        memcpy(in_use, f.congestion, sizeof f.congestion);
+        return strcmp(asked, in_use) == 0 ? 0 : fail(ENOENT);
+    }
     if (level == SOL_SOCKET && name == SO_LINGER) {
         struct linger l;
         if (!value || len < sizeof l) return fail(EINVAL);

@@ -424,6 +424,7 @@ NS_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getpeername)(fd, sa, len);
     if (!s->has_peer || (s->connecting && !(ns_state(s->shm) & NS_STATE_CONNECTED))) return fail(ENOTCONN);
+    if (s->peer.port == 0) return fail(ENOTCONN);  // a datagram socket connected to port 0 (inet_getname)
     ns_to_sockaddr(&s->peer, s->family, sa, len);
     return 0;
 }

@@ -693,6 +693,18 @@ with tempfile.TemporaryFile() as f:
     out("with read", (os.lseek(again, 0, os.SEEK_SET), os.read(again, 6)))
     os.close(again)
 
+# TCP_CONGESTION: the algorithm in use may be named again; an unknown one is ENOENT.
+s = socket.socket()
+in_use = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0")
+out("TCP_CONGESTION set to the one in use", err(lambda: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, in_use)))
+out("TCP_CONGESTION set to an unknown one", err(lambda: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"bogus")))
+s.close()
+# A datagram socket connected to port 0 has no peer to name (inet_getname).
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out("connect a datagram socket to port 0", err(lambda: u.connect((HOST, 0))))
+out("its getpeername", err(lambda: u.getpeername()))
+u.close()
+
 # shutdown of what is not a connection (inet_shutdown): a listener stops on
 # SHUT_RD (a thread in accept wakes with EINVAL) and may listen again; a
 # connected datagram socket's blocking receive returns 0 and its sends say

@@ -35,4 +35,13 @@ public struct PacketOffload: Sendable, Equatable {
     /// Whether the transport checksum is left for the device to complete.
     @inlinable
     public var checksumPartial: Bool { checksumStart != 0 }
+
+    /// What a frame sent with this offload says on arrival when it never
+    /// left memory (a `MemoryLink`, the interface's own loopback): a
+    /// partial checksum is trusted rather than completed, and a segment
+    /// larger than the MTU stays whole, as after GRO.
+    @inlinable
+    public var arrivedInMemory: PacketOffload {
+        checksumPartial ? PacketOffload(checksumVerified: true, segmentSize: segmentSize) : self
+    }
 }

@@ -30,9 +30,7 @@ extension Interface {
 
     /// Queues a whole frame, already addressed to us, to come back in.
     func loopBack(_ frame: consuming PacketBuffer) {
-        if frame.offload.checksumPartial {
-            frame.offload = PacketOffload(checksumVerified: true, segmentSize: frame.offload.segmentSize)
-        }
+        frame.offload = frame.offload.arrivedInMemory
         counters.framesLoopedBack &+= 1
         if let refused = loopedBack.append(frame) {
             _ = consume refused

@@ -50,9 +50,7 @@ public final class MemoryLink: Device {
 
     /// Tail-drops when the peer's queue is full, as a real NIC ring would.
     public func transmit(_ frame: consuming PacketBuffer) {
-        if frame.offload.checksumPartial {
-            frame.offload = PacketOffload(checksumVerified: true, segmentSize: frame.offload.segmentSize)
-        }
+        frame.offload = frame.offload.arrivedInMemory
         if let refused = peer.inbound.append(frame) {
             _ = consume refused
             droppedForQueueFull &+= 1

@@ -155,11 +155,11 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
         // says with ENOENT (tcp_set_congestion_control).
         if (len < 1) return fail(EINVAL);
         if (!value) return fail(EFAULT);
-        char asked[17] = {0};  // TCP_CA_NAME_MAX (16) bytes at most
-        memcpy(asked, value, len < 16 ? len : 16);
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
-        char in_use[sizeof f.congestion + 1] = {0};
+        // Both NUL-padded to TCP_CA_NAME_MAX, the published one's size.
+        char asked[sizeof f.congestion + 1] = {0}, in_use[sizeof f.congestion + 1] = {0};
+        memcpy(asked, value, len < sizeof f.congestion ? len : sizeof f.congestion);
         memcpy(in_use, f.congestion, sizeof f.congestion);
         return strcmp(asked, in_use) == 0 ? 0 : fail(ENOENT);
     }

@@ -314,14 +314,15 @@ public final class APIServer: @unchecked Sendable {
     private func bind(_ s: AppSocket, to address: SocketAddress?, flags: Int32) -> ControlReply {
         guard let address else { return .failure(EAFNOSUPPORT) }
         guard s.local == nil, s.connection == nil else { return .failure(EINVAL) }
-        let ours: Bool
-        // Linux's inet_bind and inet6_bind: an address of ours, or a
-        // broadcast or multicast one (a socket then takes what is sent there).
-        switch address.address {
-        case .v4(let a): ours = a.value == 0 || address.address == stack.address || !stack.isUnicast(address.address)
-        case .v6(let a): ours = a == .unspecified || stack.ipv6Addresses.contains(a) || a.isMulticast
+        // Linux's inet_bind and inet6_bind: the wildcard, an address of ours,
+        // or a broadcast or multicast one (a socket then takes what is sent there).
+        let ours = switch address.address {
+        case .v4: address.address == stack.address
+        case .v6(let a): stack.ipv6Addresses.contains(a)
         }
-        guard ours else { return .failure(EADDRNOTAVAIL) }
+        guard ours || address.address.isUnspecified || !stack.isUnicast(address.address) else {
+            return .failure(EADDRNOTAVAIL)
+        }
         if flags & Int32(NS_BIND_IPV6_ONLY) != 0 && s.families == .both { s.families = .ipv6Only }
         s.reusesAddress = flags & Int32(NS_BIND_REUSE_ADDRESS) != 0
         s.reusesPort = flags & Int32(NS_BIND_REUSE_PORT) != 0

@@ -411,11 +411,7 @@ final class AppSocket {
             // the socket keeps its port and may listen again), and a thread
             // in accept wakes with EINVAL; SHUT_WR leaves it listening.
             guard how != Int32(SHUT_WR) else { return ControlReply(result: 0) }
-            l.close()
-            for c in waiting { c.abort() }
-            waiting = []
-            region.setPending(0)
-            listener = nil
+            stopListening(l)
             appEvent.signal()
             return ControlReply(result: 0)
         }
@@ -434,9 +430,7 @@ final class AppSocket {
         closing = true
         if isDatagram { return free() }
         if let l = listener {
-            l.close()
-            for c in waiting { c.abort() }
-            waiting = []
+            stopListening(l)
             free()
             return
         }
@@ -464,13 +458,21 @@ final class AppSocket {
     /// The application is gone (its control socket closed): everything is reset.
     func applicationVanished() {
         closing = true
-        if let l = listener {
-            l.close()
-            for c in waiting { c.abort() }
-            waiting = []
-        }
+        if let l = listener { stopListening(l) }
         if let c = connection, c.state != .closed { c.abort() }
         free()
+    }
+
+    /// Closes listener `l` (a close, a vanished application, shutdown(2)):
+    /// the connections that waited for accept are reset, as Linux's
+    /// `inet_csk_listen_stop`.
+    private func stopListening(_ l: TCPListener) {
+        l.onAccept = nil
+        l.close()
+        for c in waiting { c.abort() }
+        waiting = []
+        region.setPending(0)
+        listener = nil
     }
 
     /// Lets go of the connection and the descriptors; the region is unmapped

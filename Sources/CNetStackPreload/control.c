@@ -31,6 +31,9 @@ static int32_t fork_token;
 static void before_fork(void) {
     fork_token = 0;
     if (channel < 0 || ns_socket_count() == 0) return;
+    // Both processes hold these now: the stack gives their regions to neither again.
+    int cursor = 0;
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) s->region_serial = 0;
     ns_reply reply;
     int token = ns_simple_call(NULL, NS_OP_FORK_PREPARE, 0, 0, 0, NULL, &reply);
     if (token > 0) fork_token = token;
@@ -49,6 +52,7 @@ static void after_fork_in_child(void) {
     pthread_mutex_init(&lock, NULL);
     int cursor = 0;
     for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_init_locks(s);
+    ns_unpark_regions();  // the parent's: the stack gives them to the parent only
     if (fork_token <= 0) return;
     int token = fork_token;
     fork_token = 0;

@@ -105,6 +105,7 @@ typedef struct ns_sock {
     ns_socket_shm *shm; // the shared region
     uint8_t *region;
     size_t region_length;
+    uint32_t region_serial; // the stack's number for the region (0: not one to keep, ns_park_region)
     bool datagram;      // SOCK_DGRAM: records in the rings (ns_datagram), UDP on the stack
     bool nonblocking;
     bool listening;
@@ -319,6 +320,8 @@ ns_sock *ns_next_socket(int *cursor);
 /// Enters a socket carried into a new image: `carried` as it was (its
 /// descriptors in this image), its region mapped anew from `memfd`, with `doorbell`.
 int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell);
+/// A fork's child lets go of the regions its parent kept mapped (ns_park_region).
+void ns_unpark_regions(void);
 
 /// Rings the stack's doorbell for `s`.
 void ns_ring_doorbell(ns_sock *s);

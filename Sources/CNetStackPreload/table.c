@@ -23,6 +23,62 @@ ns_sock *ns_lookup(int fd) {
     return atomic_load_explicit(&table[fd], memory_order_acquire);
 }
 
+// MARK: Regions kept for the next socket
+
+/// Regions of sockets this process closed, kept mapped: the stack gives a
+/// closed socket's region to the process's next socket (its RegionPool,
+/// `ns_region_reusable`) and names it by `region_serial` in the reply, so
+/// the next socket costs no mmap, page faults or munmap here either. At most
+/// as many as the stack keeps; the oldest goes first.
+#define NS_PARKED_REGIONS 8
+static struct parked_region {
+    uint32_t serial;
+    void *region;
+    size_t length;
+} parked[NS_PARKED_REGIONS];
+static int parked_count;
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/// The mapping of the region `serial` if this process kept it, taken out.
+static void *unpark_region(uint32_t serial, size_t length) {
+    if (serial == 0) return NULL;
+    void *region = NULL;
+    pthread_mutex_lock(&parked_lock);
+    for (int i = 0; i < parked_count; i++) {
+        if (parked[i].serial != serial || parked[i].length != length) continue;
+        region = parked[i].region;
+        memmove(&parked[i], &parked[i + 1], (size_t)(parked_count - i - 1) * sizeof parked[0]);
+        parked_count--;
+        break;
+    }
+    pthread_mutex_unlock(&parked_lock);
+    return region;
+}
+
+/// Keeps a closed socket's mapping for the stack to name again, or unmaps it.
+static void park_region(ns_sock *s) {
+    if (s->region_serial == 0 || !ns_region_reusable(s->shm)) {
+        munmap(s->region, s->region_length);
+        return;
+    }
+    struct parked_region oldest = {0};
+    pthread_mutex_lock(&parked_lock);
+    if (parked_count == NS_PARKED_REGIONS) {
+        oldest = parked[0];
+        memmove(&parked[0], &parked[1], (NS_PARKED_REGIONS - 1) * sizeof parked[0]);
+        parked_count--;
+    }
+    parked[parked_count++] = (struct parked_region){s->region_serial, s->region, s->region_length};
+    pthread_mutex_unlock(&parked_lock);
+    if (oldest.region) munmap(oldest.region, oldest.length);
+}
+
+void ns_unpark_regions(void) {
+    pthread_mutex_init(&parked_lock, NULL);
+    for (int i = 0; i < parked_count; i++) munmap(parked[i].region, parked[i].length);
+    parked_count = 0;
+}
+
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags) {
     if (nfds != 3) {
         for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
@@ -31,7 +87,8 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     }
     int memfd = fds[0], app = fds[1], doorbell = fds[2];
     size_t length = ns_region_length(reply->ring_size);
-    void *region = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    void *region = unpark_region(reply->region_serial, length);
+    if (!region) region = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     LIBC(close)(memfd);
     ns_sock *s = calloc(1, sizeof *s);
     if (region == MAP_FAILED || !s || app >= NS_MAX_FDS) {
@@ -52,6 +109,7 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->shm = ns_region_header(region);
     s->region = region;
     s->region_length = length;
+    s->region_serial = reply->region_serial;
     s->nonblocking = (flags & SOCK_NONBLOCK) != 0;
     s->datagram = (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_DGRAM;
     s->receive_buffer = s->send_buffer = (int)reply->ring_size;
@@ -122,7 +180,7 @@ static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void free_socket(ns_sock *s) {
     ns_cork_free(s);
-    munmap(s->region, s->region_length);
+    park_region(s);
     LIBC(close)(s->doorbell);
     free(s);
 }
@@ -235,6 +293,7 @@ int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell) {
     s->cork_length = 0;
     s->region = region;
     s->shm = ns_region_header(region);
+    s->region_serial = 0;  // held by another process too: the stack will not give it again
     s->doorbell = doorbell;
     atomic_fetch_add(&live_sockets, 1);
     for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], s, memory_order_release);

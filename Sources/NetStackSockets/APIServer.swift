@@ -28,6 +28,8 @@ public final class APIServer: @unchecked Sendable {
     private var sessions: [UInt32: AppSession] = [:]
     private var sockets: [UInt32: AppSocket] = [:]
     private var nextSocket: UInt32 = 1
+    /// The last region's number (`SocketRegion.serial`; 0 is none).
+    private var nextRegion: UInt32 = 0
     private var pendingForks: [Int32: PendingFork] = [:]
     private var nextForkToken: Int32 = 0
     private var started = false
@@ -38,6 +40,8 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var applicationsConnected: UInt64 = 0
     public private(set) var applicationsVanished: UInt64 = 0
     public private(set) var socketsOpened: UInt64 = 0
+    /// Sockets that took a region their application's closed socket left (`RegionPool`).
+    public private(set) var regionsReused: UInt64 = 0
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
@@ -90,6 +94,7 @@ public final class APIServer: @unchecked Sendable {
         [("api-applications", applicationsConnected), ("api-applications-vanished", applicationsVanished),
          ("api-applications-refused", thread.refused.load(ordering: .relaxed)),
          ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count)),
+         ("api-regions-reused", regionsReused),
          ("api-doorbells", stack.doorbells.delivered), ("api-looks-after-waking", stack.doorbells.lookedAgain),
          ("api-rings-broken", ringsBroken)]
     }
@@ -249,7 +254,7 @@ public final class APIServer: @unchecked Sendable {
             guard let s = makeSocket(for: session, families: families, datagram: datagram) else {
                 return session.send(.failure(EMFILE))
             }
-            session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize)),
+            session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize), regionSerial: s.region.serial),
                          descriptors: s.descriptorsForApplication)
             return
         }
@@ -300,7 +305,8 @@ public final class APIServer: @unchecked Sendable {
     private func makeSocket(for session: AppSession, families: IPFamilies, datagram: Bool = false) -> AppSocket? {
         let id = nextSocket
         nextSocket &+= 1
-        guard let s = try? AppSocket(id: id, client: session.id, ringSize: ringSize, families: families,
+        guard let region = makeRegion(for: session),
+              let s = try? AppSocket(id: id, client: session.id, region: region, families: families,
                                      datagram: datagram, server: self)
         else { return nil }
         sockets[id] = s
@@ -310,6 +316,23 @@ public final class APIServer: @unchecked Sendable {
         stack.doorbells.arm(s.doorbell.descriptor, token: id)
         return s
     }
+
+    /// A region for `session`'s new socket: one of its closed sockets' if it
+    /// kept one (`RegionPool`), else a new one.
+    private func makeRegion(for session: AppSession) -> SocketRegion? {
+        let address: IPv4Address? = if case .v4(let a) = stack.address { a } else { nil }
+        if let kept = session.regions.take(ringSize: ringSize) {
+            regionsReused += 1
+            return SocketRegion(kept, fresh: false, interfaceIndex: interfaceIndex, interfaceAddress: address,
+                                interfaceBroadcast: stack.directedBroadcast)
+        }
+        nextRegion &+= 1
+        return try? SocketRegion(ringSize: ringSize, serial: nextRegion, interfaceIndex: interfaceIndex,
+                                 interfaceAddress: address, interfaceBroadcast: stack.directedBroadcast)
+    }
+
+    /// The pool of the session `id`, while it is connected.
+    func regions(of id: UInt32) -> RegionPool? { sessions[id]?.regions }
 
     private func bind(_ s: AppSocket, to address: SocketAddress?, flags: Int32) -> ControlReply {
         guard let address else { return .failure(EAFNOSUPPORT) }
@@ -370,7 +393,8 @@ public final class APIServer: @unchecked Sendable {
         new.reusesPort = s.reusesPort
         new.attach(c)
         new.applyOptions()
-        session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize), local: new.local, peer: new.peer),
+        session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize),
+                                  regionSerial: new.region.serial, local: new.local, peer: new.peer),
                      descriptors: new.descriptorsForApplication)
     }
 

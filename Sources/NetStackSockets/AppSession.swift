@@ -9,6 +9,8 @@ final class AppSession {
     let id: UInt32
     let descriptor: Int32
     var sockets: Set<UInt32> = []
+    /// Its closed sockets' regions, for its next sockets.
+    let regions = RegionPool()
     /// The encoded reply, reused.
     private var scratch = [UInt8](repeating: 0, count: ControlMessage.size)
 

@@ -21,7 +21,14 @@ final class AppSocket {
     /// closes when the last lets go.
     var holders: Set<UInt32>
     /// Holders a fork announced that have not claimed it yet (`APIServer`'s pending forks).
-    var pendingHolds = 0
+    var pendingHolds = 0 {
+        didSet { if pendingHolds > oldValue { wasShared = true } }
+    }
+    /// The session that made it, whose `RegionPool` its region goes back to.
+    let creator: UInt32
+    /// Another process held it (a fork, exec or spawn, or SCM_RIGHTS): its
+    /// region may still be mapped there, so it never goes back to a pool.
+    private var wasShared = false
     let region: SocketRegion
     /// The descriptor the application uses as the socket: the stack signals
     /// it when there is something to read, an error, or room it asked for.
@@ -97,16 +104,15 @@ final class AppSocket {
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
-    init(id: UInt32, client: UInt32, ringSize: Int, families: IPFamilies, datagram: Bool = false,
+    init(id: UInt32, client: UInt32, region: SocketRegion, families: IPFamilies, datagram: Bool = false,
          server: APIServer) throws(SocketAPIError) {
         self.id = id
         self.families = families
         holders = [client]
+        creator = client
         isDatagram = datagram
         self.server = server
-        let address: IPv4Address? = if case .v4(let a) = server.stack.address { a } else { nil }
-        region = try SocketRegion(ringSize: ringSize, interfaceIndex: server.interfaceIndex, interfaceAddress: address,
-                                  interfaceBroadcast: server.stack.directedBroadcast)
+        self.region = region
         appEvent = try EventFD()
         do { doorbell = try EventFD() } catch {
             appEvent.close()
@@ -476,10 +482,11 @@ final class AppSocket {
     }
 
     /// Lets go of the connection and the descriptors; the region is unmapped
-    /// when the last reference goes.
+    /// (or kept for the application's next socket) when the last reference goes.
     private func free() {
         guard !isFreed else { return }
         isFreed = true
+        if !wasShared && !isBroken, let pool = server.regions(of: creator) { region.keep(in: pool) }
         if let p = heldPort { server.stack.tcp.release(port: p) }
         udp?.onReadable = nil
         udp?.close()

@@ -132,14 +132,17 @@ public struct ControlReply: Equatable, Sendable {
     public var result: Int32
     public var socket: UInt32 = 0
     public var ringSize: UInt32 = 0
+    /// The new socket's region's number (`SocketRegion.serial`; 0: none).
+    public var regionSerial: UInt32 = 0
     public var local: SocketAddress?
     public var peer: SocketAddress?
 
-    public init(result: Int32, socket: UInt32 = 0, ringSize: UInt32 = 0, local: SocketAddress? = nil,
-                peer: SocketAddress? = nil) {
+    public init(result: Int32, socket: UInt32 = 0, ringSize: UInt32 = 0, regionSerial: UInt32 = 0,
+                local: SocketAddress? = nil, peer: SocketAddress? = nil) {
         self.result = result
         self.socket = socket
         self.ringSize = ringSize
+        self.regionSerial = regionSerial
         self.local = local
         self.peer = peer
     }
@@ -153,6 +156,7 @@ public struct ControlReply: Equatable, Sendable {
         bytes.storeBytes(of: result, toByteOffset: 0, as: Int32.self)
         bytes.storeBytes(of: socket, toByteOffset: 4, as: UInt32.self)
         bytes.storeBytes(of: ringSize, toByteOffset: 8, as: UInt32.self)
+        bytes.storeBytes(of: regionSerial, toByteOffset: 12, as: UInt32.self)
         SocketAddress.encode(local, into: &bytes, at: 16)
         SocketAddress.encode(peer, into: &bytes, at: 36)
     }
@@ -163,6 +167,7 @@ public struct ControlReply: Equatable, Sendable {
         result = bytes.unsafeLoadUnaligned(fromByteOffset: 0, as: Int32.self)
         socket = bytes.unsafeLoadUnaligned(fromByteOffset: 4, as: UInt32.self)
         ringSize = bytes.unsafeLoadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        regionSerial = bytes.unsafeLoadUnaligned(fromByteOffset: 12, as: UInt32.self)
         local = SocketAddress.decode(bytes, at: 16)
         peer = SocketAddress.decode(bytes, at: 36)
     }

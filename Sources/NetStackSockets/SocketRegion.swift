@@ -18,50 +18,101 @@ import NetStackWire
 /// consistent, so either the waiter sees the new bytes or the other side
 /// sees the flag and rings.
 public final class SocketRegion {
-    /// The memfd, open while the socket lives: a process that exec'd maps
-    /// the region again from it (NS_OP_REGION), its old mapping gone.
-    public private(set) var descriptor: Int32
-    private let base: UnsafeMutableRawPointer
-    private let length: Int
+    /// The memfd and its mapping: what a region is, and what its
+    /// application's `RegionPool` keeps when its socket closes.
+    struct Mapping {
+        /// The memfd, open while the region lives: a process that exec'd
+        /// maps the region again from it (NS_OP_REGION), its old mapping gone.
+        let descriptor: Int32
+        let base: UnsafeMutableRawPointer
+        let length: Int
+        let ringSize: Int
+        /// The region's number, the same each time it is given again, by
+        /// which the library finds its own mapping of it (`ns_reply.region_serial`).
+        let serial: UInt32
+
+        /// A zeroed region of rings of `ringSize` bytes.
+        init(ringSize: Int, serial: UInt32) throws(SocketAPIError) {
+            let fd = ns_memfd("netstack-socket")
+            if fd < 0 { throw .systemCall("memfd_create", errno) }
+            let length = ns_region_length(UInt32(ringSize))
+            if ftruncate(fd, off_t(length)) != 0 {
+                let e = errno
+                Glibc.close(fd)
+                throw .systemCall("ftruncate", e)
+            }
+            guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+                let e = errno
+                Glibc.close(fd)
+                throw .systemCall("mmap", e)
+            }
+            descriptor = fd
+            base = p
+            self.length = length
+            self.ringSize = ringSize
+            self.serial = serial
+        }
+
+        func unmap() {
+            munmap(base, length)
+            Glibc.close(descriptor)
+        }
+    }
+
+    private let mapping: Mapping
+    /// Where the mapping goes when the region does, instead of being
+    /// unmapped (`keep(in:)`).
+    private weak var pool: RegionPool?
     private let header: OpaquePointer
-    /// Each ring's size in bytes.
-    public let ringSize: Int
     /// App to stack.
     public let tx: SharedRing
     /// Stack to app.
     public let rx: SharedRing
 
+    /// The memfd the application maps.
+    public var descriptor: Int32 { mapping.descriptor }
+    /// Each ring's size in bytes.
+    public var ringSize: Int { mapping.ringSize }
+    /// The region's number (`Mapping.serial`).
+    public var serial: UInt32 { mapping.serial }
+
     /// Makes a region with rings of `ringSize` bytes (a power of two, at
     /// least 4 KiB), telling the application the stack's interface: the
     /// kernel's index for it and its IPv4 address (IP_PKTINFO's).
-    public init(ringSize: Int, interfaceIndex: UInt32 = 0, interfaceAddress: IPv4Address? = nil,
-                interfaceBroadcast: IPv4Address? = nil) throws(SocketAPIError) {
+    public convenience init(ringSize: Int, serial: UInt32 = 0, interfaceIndex: UInt32 = 0,
+                            interfaceAddress: IPv4Address? = nil,
+                            interfaceBroadcast: IPv4Address? = nil) throws(SocketAPIError) {
         precondition(ringSize >= 4096 && ringSize & (ringSize - 1) == 0 && ringSize <= 1 << 30)
-        let fd = ns_memfd("netstack-socket")
-        if fd < 0 { throw .systemCall("memfd_create", errno) }
-        let length = ns_region_length(UInt32(ringSize))
-        if ftruncate(fd, off_t(length)) != 0 {
-            let e = errno
-            Glibc.close(fd)
-            throw .systemCall("ftruncate", e)
-        }
-        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            let e = errno
-            Glibc.close(fd)
-            throw .systemCall("mmap", e)
-        }
-        ns_region_init(p, UInt32(ringSize))
+        self.init(try Mapping(ringSize: ringSize, serial: serial), fresh: true, interfaceIndex: interfaceIndex,
+                  interfaceAddress: interfaceAddress, interfaceBroadcast: interfaceBroadcast)
+    }
+
+    /// A region on `mapping`: a fresh (zeroed) one, or one given again,
+    /// whose header is laid out anew and whose rings keep their old bytes.
+    init(_ mapping: Mapping, fresh: Bool, interfaceIndex: UInt32, interfaceAddress: IPv4Address?,
+         interfaceBroadcast: IPv4Address?) {
+        let p = mapping.base
+        let ringSize = mapping.ringSize
+        if fresh { ns_region_init(p, UInt32(ringSize)) } else { ns_region_reset(p, UInt32(ringSize)) }
         ns_region_set_interface(p, interfaceIndex, (interfaceAddress?.value ?? 0).bigEndian,
                                 (interfaceBroadcast?.value ?? 0).bigEndian)
-        descriptor = fd
-        base = p
-        self.length = length
-        self.ringSize = ringSize
+        self.mapping = mapping
         header = ns_region_header(p)
         // The layout as made here, before the application sees the region: the
         // rings keep it and never read the header's copy (`SharedRing`).
         tx = SharedRing(ring: ns_region_tx(p), data: p + Int(ns_region_tx_offset()), size: ringSize)
         rx = SharedRing(ring: ns_region_rx(p), data: p + Int(ns_region_rx_offset(UInt32(ringSize))), size: ringSize)
+    }
+
+    /// When the region goes (its socket closed and TCP let go of the bytes it
+    /// lent), its mapping goes to `pool`, for the same application's next
+    /// socket, if its rings moved little (`ns_region_reusable`) and the
+    /// application never broke them.
+    func keep(in pool: RegionPool) { self.pool = pool }
+
+    deinit {
+        if let pool, !isBroken, ns_region_reusable(ns_region_header(mapping.base)), pool.keep(mapping) { return }
+        mapping.unmap()
     }
 
     /// The application broke one of the rings (`SharedRing.isBroken`).
@@ -71,21 +122,10 @@ public final class SocketRegion {
     /// `tx`'s header (or `rx`'s); a field left nil keeps its value.
     func overwriteHeader(rx: Bool = false, head: UInt32? = nil, tail: UInt32? = nil,
                          size: UInt32? = nil, offset: UInt32? = nil) {
-        guard let r = rx ? ns_region_rx(base) : ns_region_tx(base) else { return }
+        guard let r = rx ? ns_region_rx(mapping.base) : ns_region_tx(mapping.base) else { return }
         let laidOut = rx ? ns_region_rx_offset(UInt32(ringSize)) : ns_region_tx_offset()
         ns_ring_overwrite(r, head ?? ns_ring_head(r), tail ?? ns_ring_tail(r), size ?? UInt32(ringSize),
                           offset ?? laidOut)
-    }
-
-    deinit {
-        closeDescriptor()
-        munmap(base, length)
-    }
-
-    /// Closes the memfd; the mapping stays.
-    public func closeDescriptor() {
-        if descriptor >= 0 { Glibc.close(descriptor) }
-        descriptor = -1
     }
 
     // MARK: State for the application

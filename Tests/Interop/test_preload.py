@@ -412,6 +412,59 @@ def test_request_response_on_the_loops_cpu_needs_no_doorbell(ns, api):
         echo.wait(10)
 
 
+
+# Sequential connections, each sending one message to an echo server and
+# checking what comes back; every tenth moves 300 KB each way.
+SEQUENTIAL_ECHOES = r"""
+import random, socket, sys
+rng = random.Random(int(sys.argv[3]))
+for i in range(int(sys.argv[2])):
+    m = rng.randbytes(300_000 if i % 10 == 9 else rng.randrange(1, 20_000))
+    c = socket.create_connection((sys.argv[1], 9200), timeout=20)
+    c.sendall(m)
+    c.shutdown(socket.SHUT_WR)
+    got = bytearray()
+    while d := c.recv(65536):
+        got += d
+    c.close()
+    assert got == m, (i, len(m), len(got))
+print("ok")
+"""
+
+
+def test_closed_sockets_regions_serve_the_next_ones(ns, api):
+    """A socket's region outlives its close for the same process's next
+    socket (the stack's RegionPool, the library's parked mappings): a
+    client's 40 connections one after another, then 40 accepted by a
+    server on the stack, each message echoed byte-exact through a region
+    whose rings still hold the last connection's bytes. One in ten moves
+    300 KB each way, past NS_REGION_REUSE_LIMIT: its region goes."""
+    stack, path = api
+    n = 40
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    server = None
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        r = ns.exec(NETSTACK, "run", "--api", path, "--", "python3", "-c", SEQUENTIAL_ECHOES, HOST_IP, str(n), "1",
+                    timeout=120, check=False)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+        server = run_on_stack(ns, path, "python3", "-c", ECHO_SERVER, STACK_IP, stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "listening"
+        r = ns.exec("python3", "-c", SEQUENTIAL_ECHOES, STACK_IP, str(n), "2", timeout=120, check=False)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+        server.kill()
+        server.wait(10)
+        _, counters = stack.stop()
+        # Each side: the first socket's region is new, and so is the one after
+        # each of the four large connections; the server's listener holds one.
+        assert counters["api-sockets-opened"] >= 2 * n + 1, counters
+        assert counters["api-regions-reused"] >= 2 * (n - 6), counters
+    finally:
+        for p in (echo, server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
 def test_request_response_from_another_cpu_never_stalls(ns, api):
     """The application on one CPU, the stack on the other: its writes race

@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func aReplyReadsAsTheCStruct() {
-        let reply = ControlReply(result: -111, socket: 5, ringSize: 1 << 19,
+        let reply = ControlReply(result: -111, socket: 5, ringSize: 1 << 19, regionSerial: 42,
                                  local: SocketAddress(address: .v4(IPv4Address(10, 0, 0, 2)), port: 40000),
                                  peer: SocketAddress(address: .v6(IPv6Address(high: 1, low: 2)), port: 80))
         var bytes = [UInt8](repeating: 0xee, count: ControlMessage.size)
@@ -68,7 +68,7 @@ import Testing
         _ = consume raw
         _ = consume span
         let c = bytes.withUnsafeBytes { $0.loadUnaligned(as: ns_reply.self) }
-        #expect(c.result == -111 && c.socket == 5 && c.ring_size == 1 << 19)
+        #expect(c.result == -111 && c.socket == 5 && c.ring_size == 1 << 19 && c.region_serial == 42)
         #expect(c.local.family == 4 && c.local.port == 40000)
         #expect(withUnsafeBytes(of: c.local.bytes) { Array($0.prefix(4)) } == [10, 0, 0, 2])
         #expect(c.peer.family == 6 && c.peer.port == 80)

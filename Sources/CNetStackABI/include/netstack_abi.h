@@ -428,6 +428,27 @@ static inline void ns_region_init(void *region, uint32_t ring_size) {
     s->rx.offset = ns_region_rx_offset(ring_size);
 }
 
+/// A region whose rings moved less than this each (their first 64 pages)
+/// is given again to the next socket of the process that closed it, and
+/// each side keeps it mapped meanwhile: a short connection then costs no
+/// memfd, mapping, page faults or unmapping. Past it, the pages it holds
+/// are worth more than that, and the region goes.
+#define NS_REGION_REUSE_LIMIT (256u << 10)
+
+/// Whether a closed socket's region is worth keeping for the process's next
+/// socket. Read from the header, which the application writes: a lie only
+/// keeps more pages, and each side keeps few regions.
+static inline bool ns_region_reusable(ns_socket_shm *s) {
+    return ns_ring_tail(&s->tx) < NS_REGION_REUSE_LIMIT && ns_ring_tail(&s->rx) < NS_REGION_REUSE_LIMIT;
+}
+
+/// Lays out a region given again: the header as new, the rings' old bytes
+/// (the same process's) left where they lie.
+static inline void ns_region_reset(void *region, uint32_t ring_size) {
+    memset(region, 0, NS_SHM_HEADER_SIZE);
+    ns_region_init(region, ring_size);
+}
+
 /// Atomic exchange on a flag word (Swift does not import C11 atomics' generics).
 static inline uint32_t ns_flag_take(_Atomic uint32_t *flag) { return atomic_exchange(flag, 0); }
 static inline void ns_flag_set(_Atomic uint32_t *flag) { atomic_store(flag, 1); }
@@ -517,7 +538,10 @@ typedef struct ns_reply {
     int32_t result;   // >= 0, or -errno
     uint32_t socket;  // the new socket's id (SOCKET, ACCEPT)
     uint32_t ring_size; // each ring's size (SOCKET, ACCEPT)
-    uint32_t reserved0;
+    /// The region's number (SOCKET, ACCEPT): the same as a socket this
+    /// process closed when the stack gives its region again (`ns_region_reusable`),
+    /// which the library may have kept mapped.
+    uint32_t region_serial;
     ns_addr local;
     ns_addr peer;
     uint8_t reserved[8];

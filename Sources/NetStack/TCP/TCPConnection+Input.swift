@@ -315,6 +315,13 @@ extension TCPConnection {
     }
 
     /// TIME-WAIT lasts 2 MSL (RFC 9293 3.6.1), during which only ACKs of retransmitted FINs go out.
+    /// Nothing more is received, so the receive side's storage that holds no
+    /// unread bytes goes now, as Linux's `tcp_time_wait` swaps the socket for
+    /// a small one, not at the idle sweep (`releaseStorageIfIdle`) up to 10 s
+    /// later: a server that closes first, as HTTP's do, would otherwise keep
+    /// a ring page per connection of the last seconds, and its new
+    /// connections take pages the sweep has released, faulting each in anew.
+    /// The send ring stays: a frame queued this turn may still read from it.
     func enterTimeWait(now: Instant) {
         sender.retransmitDeadline = nil
         sender.persistDeadline = nil
@@ -322,5 +329,10 @@ extension TCPConnection {
         finWait2Deadline = nil
         timeWaitDeadline = now + configuration.msl + configuration.msl
         state = .timeWait
+        if receiver.reassembly.isEmpty {
+            _ = receiver.receiveBuffer.releaseStorageIfEmpty()
+            receiver.reassembly.releaseStorageIfEmpty()
+        }
+        sender.scoreboard.releaseStorageIfEmpty()
     }
 }

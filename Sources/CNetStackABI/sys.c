@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "netstack_sys.h"
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -67,6 +69,44 @@ long ns_peer_uid(int sock) {
 }
 
 int ns_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog) {
+    int family = where == NS_LOOPBACK_V4 ? AF_INET : AF_INET6;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1, v6only = where == NS_LOOPBACK_V6;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    int r;
+    if (family == AF_INET) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        r = bind(fd, (struct sockaddr *)&a, sizeof a);
+    } else {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+        if (v6only) {
+            a.sin6_addr = in6addr_loopback;
+        } else {
+            a.sin6_addr.s6_addr[10] = a.sin6_addr.s6_addr[11] = 0xff;
+            a.sin6_addr.s6_addr[12] = 127;
+            a.sin6_addr.s6_addr[15] = 1;
+        }
+        r = bind(fd, (struct sockaddr *)&a, sizeof a);
+    }
+    if (r != 0 || listen(fd, backlog) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+void ns_close_with_reset(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
 
 int ns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

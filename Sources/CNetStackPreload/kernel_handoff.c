@@ -36,6 +36,14 @@ void ns_remember_option(ns_sock *s, int level, int name, const void *value, sock
     memcpy(s->set_options[i].value, value, len);
 }
 
+void ns_apply_remembered_options(const ns_sock *s, int k) {
+    // In the order set; one the kernel refuses (a value the stack took) is left at the kernel's default.
+    for (int i = 0; i < s->set_option_count; i++) {
+        const ns_set_option *o = &s->set_options[i];
+        LIBC(setsockopt)(k, o->level, o->name, o->value, o->length);
+    }
+}
+
 /// Whether `s` has nothing of the stack's that a kernel socket would lose.
 static bool may_hand_over(ns_sock *s) {
     if (s->listening || s->connecting || s->has_peer || atomic_load(&s->waiting) > 0 || atomic_load(&s->cork_pending))
@@ -64,11 +72,7 @@ static int hand_to_kernel(ns_sock *s) {
     int type = (s->datagram ? SOCK_DGRAM : SOCK_STREAM) | (s->nonblocking ? SOCK_NONBLOCK : 0) | SOCK_CLOEXEC;
     int k = LIBC(socket)(s->family, type, 0);
     if (k < 0) return -1;
-    // In the order set; one the kernel refuses (a value the stack took) is left at the kernel's default.
-    for (int i = 0; i < s->set_option_count; i++) {
-        const ns_set_option *o = &s->set_options[i];
-        LIBC(setsockopt)(k, o->level, o->name, o->value, o->length);
-    }
+    ns_apply_remembered_options(s, k);
     if (s->has_local && s->local.port != 0 && bind_as(k, s) < 0) {
         int e = errno;
         LIBC(close)(k);

@@ -243,6 +243,8 @@ bool ns_is_kernel_address(const ns_addr *a, bool destination);
 int ns_kernel_takes(ns_sock *s, const struct sockaddr *sa, socklen_t len, bool destination);
 /// Remembers a setsockopt that succeeded, for ns_hand_to_kernel.
 void ns_remember_option(ns_sock *s, int level, int name, const void *value, socklen_t len);
+/// Sets on kernel socket `k` every option set on `s`, in the order set.
+void ns_apply_remembered_options(const ns_sock *s, int k);
 
 /// Whether this thread is in one of the library's own exchanges with the
 /// stack, whose descriptors are not an application's (pass_calls.c).

@@ -77,6 +77,25 @@ NS_EXPORT int listen(int fd, int backlog) {
     return 0;
 }
 
+/// A connection that came to the kernel's loopback listener the stack keeps
+/// beside a wildcard one (its LoopbackListeners): the reply names no stack
+/// socket and carries a kernel socket, which is the application's from now
+/// on, with the flags asked and the listener's options, as an accepted
+/// socket inherits them on Linux.
+static int take_kernel_connection(const ns_sock *listener, const int *fds, int nfds, struct sockaddr *sa,
+                                  socklen_t *len, int flags) {
+    if (nfds != 1) {
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        return fail(EPROTO);
+    }
+    int k = fds[0];  // received close-on-exec, and non-blocking as the stack accepted it
+    if (!(flags & SOCK_CLOEXEC)) LIBC(fcntl)(k, F_SETFD, 0);
+    if (!(flags & SOCK_NONBLOCK)) LIBC(fcntl)(k, F_SETFL, LIBC(fcntl)(k, F_GETFL) & ~O_NONBLOCK);
+    ns_apply_remembered_options(listener, k);
+    if (sa && len) LIBC(getpeername)(k, sa, len);
+    return k;
+}
+
 NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
@@ -89,6 +108,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
         ns_reply reply;
         int fds[3], nfds;
         if (ns_call(&req, &reply, fds, &nfds) != 0) return -1;
+        if (reply.result >= 0 && reply.socket == 0) return take_kernel_connection(s, fds, nfds, sa, len, flags);
         if (reply.result >= 0) {
             int n = ns_adopt(&reply, fds, nfds, s->family, flags);
             if (n < 0) return -1;

@@ -96,7 +96,8 @@ public final class APIServer: @unchecked Sendable {
          ("api-sockets-opened", socketsOpened), ("api-sockets-open", UInt64(sockets.count)),
          ("api-regions-reused", regionsReused),
          ("api-doorbells", stack.doorbells.delivered), ("api-looks-after-waking", stack.doorbells.lookedAgain),
-         ("api-rings-broken", ringsBroken)]
+         ("api-rings-broken", ringsBroken),
+         ("api-loopback-accepted", thread.loopbackAccepted.load(ordering: .relaxed))]
     }
 
     // MARK: The loop's side
@@ -114,6 +115,8 @@ public final class APIServer: @unchecked Sendable {
                 handle(request, from: session)
             case .hangup(let client):
                 vanished(client: client)
+            case .loopbackAccepted(let socket, let descriptor):
+                if let s = sockets[socket] { s.queue(.kernel(descriptor)) } else { ns_close_with_reset(descriptor) }
             }
         }
         batch.removeAll(keepingCapacity: true)
@@ -331,6 +334,23 @@ public final class APIServer: @unchecked Sendable {
                                  interfaceAddress: address, interfaceBroadcast: stack.directedBroadcast)
     }
 
+    /// `s` listens on the stack's wildcard address at `port`: the kernel's
+    /// loopback gets listeners for the families it takes (`LoopbackListeners`);
+    /// false if it got none (the kernel's loopback has that port taken).
+    func listenOnLoopback(_ s: AppSocket, port: UInt16, sharingPort: Bool, backlog: Int32) -> Bool {
+        let places: [ns_loopback] = switch s.families {
+        case .ipv4Only: [NS_LOOPBACK_V4]
+        case .ipv6Only: [NS_LOOPBACK_V6]
+        case .both: [NS_LOOPBACK_V6, NS_LOOPBACK_V4_MAPPED]
+        }
+        let listeners = places.map { ns_loopback_listener($0, port, sharingPort ? 1 : 0, backlog) }.filter { $0 >= 0 }
+        guard !listeners.isEmpty else { return false }
+        thread.send(.watchLoopback(socket: s.id, listeners: listeners))
+        return true
+    }
+
+    func stopListeningOnLoopback(_ s: AppSocket) { thread.send(.stopListeningOnLoopback(socket: s.id)) }
+
     /// The pool of the session `id`, while it is connected.
     func regions(of id: UInt32) -> RegionPool? { sessions[id]?.regions }
 
@@ -383,7 +403,18 @@ public final class APIServer: @unchecked Sendable {
 
     private func accept(on s: AppSocket, for session: AppSession) {
         guard s.isListening else { return session.send(.failure(EINVAL)) }
-        guard let c = s.takeWaiting() else { return session.send(.failure(EAGAIN)) }
+        guard let waiting = s.takeWaiting() else { return session.send(.failure(EAGAIN)) }
+        let c: TCPConnection
+        switch waiting {
+        case .stack(let connection):
+            c = connection
+        case .kernel(let fd):
+            // A connection on the kernel's loopback: the application takes the
+            // kernel socket itself (`ns_reply`: socket 0, one descriptor).
+            session.send(ControlReply(result: 0), descriptors: [fd])
+            close(fd)
+            return
+        }
         guard let new = makeSocket(for: session, families: s.families) else {
             c.abort()
             return session.send(.failure(EMFILE))

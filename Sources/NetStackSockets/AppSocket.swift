@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CNetStackABI
 import NetStack
 import NetStackWire
 
@@ -62,8 +63,17 @@ final class AppSocket {
     /// A datagram on its way between a ring and the UDP socket (reused).
     var datagramScratch: [UInt8] = []
     /// Connections the listener completed that the application has not accepted.
-    private var waiting: [TCPConnection] = []
+    private var waiting: [Waiting] = []
     private var backlog = 128
+    /// A connection waiting for accept: the stack's, or one that came to the
+    /// kernel's loopback listener beside it (`LoopbackListeners`), a kernel socket.
+    enum Waiting {
+        case stack(TCPConnection)
+        case kernel(Int32)
+    }
+    /// Listening on the stack's wildcard address, it listens on the kernel's
+    /// loopback too (`APIServer.listenOnLoopback`).
+    private var listensOnLoopback = false
     /// `tx`'s absolute index up to which its bytes are lent to the connection;
     /// from `tx.head` to here they wait for the peer's acknowledgment.
     private var lentUpTo: UInt32 = 0
@@ -382,26 +392,36 @@ final class AppSocket {
         do {
             let l = try server.stack.listen(port: port, families: families, sharingPort: reusesPort,
                                             backlog: self.backlog, configuration: configuration)
-            l.onAccept = { [unowned self] c in queue(c) }
+            l.onAccept = { [unowned self] c in queue(.stack(c)) }
             listener = l
         } catch {
             return .failure(EADDRINUSE)
         }
+        if local?.address.isUnspecified == true {
+            listensOnLoopback = server.listenOnLoopback(self, port: port, sharingPort: reusesPort,
+                                                        backlog: Int32(self.backlog))
+        }
         return ControlReply(result: 0, local: local)
     }
 
-    private func queue(_ c: TCPConnection) {
-        guard waiting.count < backlog else {
-            c.abort()
-            return
-        }
-        waiting.append(c)
+    /// Queues `w` for the application's accept, if the backlog has room.
+    func queue(_ w: Waiting) {
+        guard listener != nil, waiting.count < backlog else { return Self.refuse(w) }
+        waiting.append(w)
         region.setPending(waiting.count)
         appEvent.signal()
     }
 
+    /// A connection the listener will not take is reset (the kernel's closed).
+    private static func refuse(_ w: Waiting) {
+        switch w {
+        case .stack(let c): c.abort()
+        case .kernel(let fd): ns_close_with_reset(fd)
+        }
+    }
+
     /// The oldest connection waiting, for `accept`.
-    func takeWaiting() -> TCPConnection? {
+    func takeWaiting() -> Waiting? {
         guard !waiting.isEmpty else { return nil }
         let c = waiting.removeFirst()
         region.setPending(waiting.count)
@@ -475,10 +495,14 @@ final class AppSocket {
     private func stopListening(_ l: TCPListener) {
         l.onAccept = nil
         l.close()
-        for c in waiting { c.abort() }
+        for w in waiting { Self.refuse(w) }
         waiting = []
         region.setPending(0)
         listener = nil
+        if listensOnLoopback {
+            server.stopListeningOnLoopback(self)
+            listensOnLoopback = false
+        }
     }
 
     /// Lets go of the connection and the descriptors; the region is unmapped

@@ -806,3 +806,50 @@ mapped = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 out("v4-mapped loopback from an IPv6 socket", err(lambda: mapped.connect(("::ffff:127.0.0.1", 9))))
 for s in (c6, six, mapped):
     s.close()
+
+# A listener on the wildcard address is reached on the loopback too, as on
+# Linux (through the library: the kernel's listener the stack keeps beside
+# its own, whose connections the application accepts as kernel sockets).
+listener = socket.socket()
+listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+listener.bind(("", 0))
+listener.listen()
+port = listener.getsockname()[1]
+listener.setblocking(False)
+out("accept on a wildcard listener, nothing waiting", err(lambda: listener.accept()))
+listener.setblocking(True)
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+out("the listener polls readable once a loopback connection waits",
+    [ev & select.POLLIN for _, ev in wait(listener, select.POLLIN)])
+a, peer = listener.accept()
+out("accepted from the loopback", (peer == c.getsockname(), a.getsockname() == ("127.0.0.1", port),
+                                   a.getpeername() == c.getsockname()))
+out("its close-on-exec, O_NONBLOCK and the listener's TCP_NODELAY",
+    (fcntl.fcntl(a.fileno(), fcntl.F_GETFD), fcntl.fcntl(a.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK,
+     a.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0))
+c.sendall(b"to the wildcard listener")
+out("read from the loopback connection", a.recv(100))
+a.sendall(b"and back")
+out("its answer", c.recv(100))
+a.close()
+c.close()
+c = socket.create_connection(("127.0.0.1", port), timeout=5)
+out("a waiting loopback connection's listener closes", wait(listener, select.POLLIN) != [])
+listener.close()
+out("so the connection is reset", err(lambda: c.recv(10)))
+c.close()
+six = socket.socket(socket.AF_INET6)
+six.bind(("", 0))
+six.listen()
+port = six.getsockname()[1]
+c6 = socket.create_connection(("::1", port), timeout=5)
+a6, peer = six.accept()
+out("an IPv6 wildcard listener from ::1", (peer[:2] == c6.getsockname()[:2], a6.getsockname()[:2] == ("::1", port)))
+c4 = socket.create_connection(("127.0.0.1", port), timeout=5)
+a4, peer = six.accept()
+out("and from 127.0.0.1, v4-mapped", (peer[0], peer[1] == c4.getsockname()[1], a4.family == socket.AF_INET6,
+                                      a4.getsockname()[:2] == ("::ffff:127.0.0.1", port)))
+c4.sendall(b"mapped")
+out("read", a4.recv(10))
+for s in (c6, a6, c4, a4, six):
+    s.close()

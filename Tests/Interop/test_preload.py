@@ -199,6 +199,42 @@ def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
         server.wait(10)
 
 
+def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_path):
+    """A server through the library bound to the wildcard (http.server's
+    default) answers at the stack's address and, as on Linux, at 127.0.0.1:
+    the kernel's curl and a curl through the library (whose loopback is the
+    kernel's) fetch from it there, byte-exact. When the server is killed,
+    the stack's kernel listener beside it goes too."""
+    stack, path = api
+    docroot = tmp_path / "docroot"
+    docroot.mkdir()
+    data = os.urandom(4 << 20)
+    (docroot / "file").write_bytes(data)
+    server = run_on_stack(ns, path, "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
+                          "--directory", str(docroot), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        fetches = [("curl",), (NETSTACK, "run", "--api", path, "--", "curl")]
+        for i, (cmd, host) in enumerate([(fetches[0], "127.0.0.1"), (fetches[0], STACK_IP), (fetches[1], "localhost")]):
+            out = tmp_path / f"out{i}"
+            r = until_listening(lambda: ns.exec(*cmd, "-s", "-o", str(out), "-w", "%{http_code}", "--max-time", "30",
+                                                f"http://{host}:8080/file", check=False, timeout=40))
+            assert r.returncode == 0 and r.stdout == "200", (host, r)
+            assert sha(out.read_bytes()) == sha(data), host
+        assert "127.0.0.1:8080" in ns.exec("ss", "-tln").stdout
+        server.kill()
+        server.wait(10)
+        deadline = time.monotonic() + 5
+        while "127.0.0.1:8080" in ns.exec("ss", "-tln").stdout:
+            assert time.monotonic() < deadline, "the kernel listener outlived its server"
+            time.sleep(0.1)
+        _, counters = stack.stop()
+        assert counters["api-loopback-accepted"] == 2, counters
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
 def test_applications_on_the_stack_reach_each_other_at_its_address(ns, api, tmp_path):
     """A server and a client both through the library, the client fetching
     from the stack's own address: the stack loops that traffic back to
@@ -539,7 +575,13 @@ def test_iperf3_server_on_the_stack(ns, api, options):
     _, path = api
     server = run_on_stack(ns, path, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert wait_listening(ns, 5201) is False  # the stack's listener is not the kernel's
+        # The stack's listener is not the kernel's: at most its loopback twins show there.
+        deadline = time.monotonic() + 10
+        while not wait_listening(ns, 5201, timeout=0.2):
+            assert time.monotonic() < deadline, "no loopback listener beside the stack's"
+        listening = [line.split()[3] for line in ns.exec("ss", "-tln").stdout.splitlines() if ":5201 " in line + " "]
+        assert listening and all(a.rsplit(":", 1)[0] in ("127.0.0.1", "[::1]", "[::ffff:127.0.0.1]")
+                                 for a in listening), listening
         deadline = time.monotonic() + 20
         r = None
         while time.monotonic() < deadline:

@@ -536,7 +536,10 @@ typedef struct ns_request {
 
 typedef struct ns_reply {
     int32_t result;   // >= 0, or -errno
-    uint32_t socket;  // the new socket's id (SOCKET, ACCEPT)
+    /// The new socket's id (SOCKET, ACCEPT). An ACCEPT answered with 0 took a
+    /// connection from the kernel's loopback (the stack's listener on the
+    /// wildcard listens there too): its one descriptor is a kernel socket.
+    uint32_t socket;
     uint32_t ring_size; // each ring's size (SOCKET, ACCEPT)
     /// The region's number (SOCKET, ACCEPT): the same as a socket this
     /// process closed when the stack gives its region again (`ns_region_reusable`),

@@ -36,6 +36,21 @@ int ns_memfd(const char *name);
 /// Accepts a connection, non-blocking and close-on-exec (accept4); -1 if none.
 int ns_accept(int listener);
 
+/// Where a listener on the stack's wildcard listens on the kernel's loopback too.
+typedef enum ns_loopback {
+    NS_LOOPBACK_V4 = 4,         // 127.0.0.1, an AF_INET socket
+    NS_LOOPBACK_V6 = 6,         // ::1, AF_INET6 with IPV6_V6ONLY
+    NS_LOOPBACK_V4_MAPPED = 46, // ::ffff:127.0.0.1, AF_INET6: its connections' addresses are v4-mapped
+} ns_loopback;
+
+/// A kernel TCP listener at `where` and `port` (non-blocking, close-on-exec,
+/// SO_REUSEADDR, and SO_REUSEPORT if asked); -1 with errno if it cannot be.
+int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog);
+
+/// Closes a connected kernel socket with a RST (SO_LINGER 0), as Linux resets
+/// what a listener that stops did not accept.
+void ns_close_with_reset(int fd);
+
 /// A close-on-exec epoll set.
 int ns_epoll_create(void);
 

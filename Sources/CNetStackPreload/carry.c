@@ -155,11 +155,12 @@ static void inheritable_aliases(const ns_sock *s, ns_sock *record) {
 }
 
 /// Asks for a spawned child's hold on `s` under `*token` (0: a new one).
-static bool hold_for_child(int connection, const ns_sock *s, int32_t *token) {
+static bool hold_for_child(int connection, ns_sock *s, int32_t *token) {
     ns_request req = {.op = NS_OP_SPAWN_HOLD, .socket = s->id, .arg0 = *token};
     ns_reply reply;
     if (ns_exchange_on(connection, &req, &reply) != 0 || reply.result <= 0) return false;
     *token = reply.result;
+    s->region_serial = 0;  // two processes hold it: the stack gives its region to neither again
     return true;
 }
 

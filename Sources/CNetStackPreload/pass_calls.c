@@ -67,6 +67,7 @@ static void hold_for_receiver(int fd, void *context) {
         return;
     }
     h->token = token;
+    s->region_serial = 0;  // two processes hold it: the stack gives its region to neither again
     passed_state *state = (passed_state *)(s->region + NS_PASSED_STATE_OFFSET);
     state->sock = *s;
     state->size = sizeof(ns_sock);

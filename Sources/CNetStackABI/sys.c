@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -102,10 +103,9 @@ int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int b
     return fd;
 }
 
-void ns_close_with_reset(int fd) {
-    struct linger l = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd);
+bool ns_readable_now(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 int ns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }

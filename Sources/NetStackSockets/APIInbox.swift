@@ -8,18 +8,9 @@ enum APIEvent: Sendable {
     /// Its control socket closed (exit, crash, kill -9): the loop resets its
     /// sockets and closes the descriptor.
     case hangup(client: UInt32)
-    /// A connection came to the kernel's loopback listener of stack socket
-    /// `socket` (`LoopbackListeners`); `descriptor` is its kernel socket.
-    case loopbackAccepted(socket: UInt32, descriptor: Int32)
-}
-
-/// What the loop asks of the API thread (`APIThread.send`).
-enum APICommand: Sendable {
-    /// Socket `socket` listens on the stack's wildcard address; `listeners`
-    /// are its kernel listeners on the loopback, the thread's from now on.
-    case watchLoopback(socket: UInt32, listeners: [Int32])
-    /// Close them: the socket stopped listening.
-    case stopListeningOnLoopback(socket: UInt32)
+    /// The kernel's loopback listener `index` of stack socket `socket` has a
+    /// connection waiting (`LoopbackListeners`; its watch is one-shot).
+    case loopbackReadable(socket: UInt32, index: Int)
 }
 
 /// The API thread's hand-over to the loop, LoopExecutor's pattern: a mutex

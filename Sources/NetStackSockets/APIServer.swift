@@ -42,6 +42,8 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var socketsOpened: UInt64 = 0
     /// Sockets that took a region their application's closed socket left (`RegionPool`).
     public private(set) var regionsReused: UInt64 = 0
+    /// Connections accepted from the kernel's loopback (`LoopbackListeners`).
+    public private(set) var loopbackAccepted: UInt64 = 0
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
@@ -97,7 +99,7 @@ public final class APIServer: @unchecked Sendable {
          ("api-regions-reused", regionsReused),
          ("api-doorbells", stack.doorbells.delivered), ("api-looks-after-waking", stack.doorbells.lookedAgain),
          ("api-rings-broken", ringsBroken),
-         ("api-loopback-accepted", thread.loopbackAccepted.load(ordering: .relaxed))]
+         ("api-loopback-accepted", loopbackAccepted)]
     }
 
     // MARK: The loop's side
@@ -115,8 +117,8 @@ public final class APIServer: @unchecked Sendable {
                 handle(request, from: session)
             case .hangup(let client):
                 vanished(client: client)
-            case .loopbackAccepted(let socket, let descriptor):
-                if let s = sockets[socket] { s.queue(.kernel(descriptor)) } else { ns_close_with_reset(descriptor) }
+            case .loopbackReadable(let socket, let index):
+                sockets[socket]?.loopbackReadable(index)
             }
         }
         batch.removeAll(keepingCapacity: true)
@@ -335,21 +337,17 @@ public final class APIServer: @unchecked Sendable {
     }
 
     /// `s` listens on the stack's wildcard address at `port`: the kernel's
-    /// loopback gets listeners for the families it takes (`LoopbackListeners`);
-    /// false if it got none (the kernel's loopback has that port taken).
-    func listenOnLoopback(_ s: AppSocket, port: UInt16, sharingPort: Bool, backlog: Int32) -> Bool {
+    /// loopback gets listeners for the families it takes; nil if the kernel
+    /// gave none (its loopback has that port taken).
+    func loopbackListeners(for s: AppSocket, port: UInt16, backlog: Int32) -> LoopbackListeners? {
         let places: [ns_loopback] = switch s.families {
         case .ipv4Only: [NS_LOOPBACK_V4]
         case .ipv6Only: [NS_LOOPBACK_V6]
         case .both: [NS_LOOPBACK_V6, NS_LOOPBACK_V4_MAPPED]
         }
-        let listeners = places.map { ns_loopback_listener($0, port, sharingPort ? 1 : 0, backlog) }.filter { $0 >= 0 }
-        guard !listeners.isEmpty else { return false }
-        thread.send(.watchLoopback(socket: s.id, listeners: listeners))
-        return true
+        return LoopbackListeners(socket: s.id, port: port, places: places, sharingPort: s.reusesPort,
+                                 backlog: backlog, epoll: thread.epoll)
     }
-
-    func stopListeningOnLoopback(_ s: AppSocket) { thread.send(.stopListeningOnLoopback(socket: s.id)) }
 
     /// The pool of the session `id`, while it is connected.
     func regions(of id: UInt32) -> RegionPool? { sessions[id]?.regions }
@@ -403,14 +401,11 @@ public final class APIServer: @unchecked Sendable {
 
     private func accept(on s: AppSocket, for session: AppSession) {
         guard s.isListening else { return session.send(.failure(EINVAL)) }
-        guard let waiting = s.takeWaiting() else { return session.send(.failure(EAGAIN)) }
-        let c: TCPConnection
-        switch waiting {
-        case .stack(let connection):
-            c = connection
-        case .kernel(let fd):
-            // A connection on the kernel's loopback: the application takes the
-            // kernel socket itself (`ns_reply`: socket 0, one descriptor).
+        guard let c = s.takeWaiting() else {
+            // One on the kernel's loopback: the application takes the kernel
+            // socket itself (`ns_reply`: socket 0, one descriptor).
+            guard let fd = s.takeLoopbackConnection() else { return session.send(.failure(EAGAIN)) }
+            loopbackAccepted += 1
             session.send(ControlReply(result: 0), descriptors: [fd])
             close(fd)
             return

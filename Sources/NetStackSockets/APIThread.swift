@@ -7,27 +7,25 @@ import Synchronization
 /// The API's own thread: it owns the listening UNIX socket and an epoll set
 /// of the applications' control sockets. It accepts applications (refusing a peer whose uid is neither root nor the
 /// socket's owner), reads their fixed-size requests, and posts everything to
-/// the `APIInbox`; it never touches the stack. It also keeps the kernel's
+/// the `APIInbox`; it never touches the stack. It also watches the kernel's
 /// loopback listeners beside the stack's wildcard ones (`LoopbackListeners`,
-/// watched and closed as the loop asks, `send`), accepting what comes to
-/// them for the loop to queue. The sockets' doorbells are
+/// which the loop registers in its epoll set, one-shot) and tells the loop
+/// when one has a connection waiting. The sockets' doorbells are
 /// not here: the loop reads them itself (`Stack.doorbells`). The loop owns
 /// every descriptor but the listener's: a control socket is closed by the
 /// loop after the hang-up, so a reply cannot go to a reused descriptor.
 final class APIThread: @unchecked Sendable {
     /// Tags in the epoll set: the kind in the top byte, an id below.
     enum Tag: UInt64 {
-        case listener = 1, client = 2, stop = 4, command = 8, loopback = 16
+        case listener = 1, client = 2, stop = 4, loopback = 8
         func with(_ id: UInt32) -> UInt64 { rawValue << 56 | UInt64(id) }
+        /// A tag with an id of up to 56 bits (`LoopbackListeners.tag`).
+        func with(wide id: UInt64) -> UInt64 { rawValue << 56 | id & (1 << 56 - 1) }
     }
 
     let epoll: Int32
     private let listener: Int32
     private let stopEvent: EventFD
-    /// Rung when the loop `send`s a command.
-    private let commandEvent: EventFD
-    private let commands = Mutex<[APICommand]>([])
-    private let loopback = LoopbackListeners()
     private let inbox: APIInbox
     private let submitDrain: @Sendable () -> Void
     private let owner: uid_t
@@ -37,8 +35,6 @@ final class APIThread: @unchecked Sendable {
     private var thread: pthread_t?
     /// Applications refused for their uid.
     let refused = Atomic<UInt64>(0)
-    /// Connections accepted on the kernel's loopback (`LoopbackListeners`).
-    let loopbackAccepted = Atomic<UInt64>(0)
 
     /// Binds and listens at `path` (mode 0600; a stale socket file there is replaced).
     init(path: String, inbox: APIInbox, submitDrain: @escaping @Sendable () -> Void) throws(SocketAPIError) {
@@ -77,10 +73,8 @@ final class APIThread: @unchecked Sendable {
         epoll = ns_epoll_create()
         if epoll < 0 { throw .systemCall("epoll_create1", errno) }
         stopEvent = try EventFD()
-        commandEvent = try EventFD()
         _ = ns_epoll_ctl(epoll, 1, listener, UInt32(NS_EPOLL_IN), Tag.listener.with(0))
         _ = ns_epoll_ctl(epoll, 1, stopEvent.descriptor, UInt32(NS_EPOLL_IN), Tag.stop.with(0))
-        _ = ns_epoll_ctl(epoll, 1, commandEvent.descriptor, UInt32(NS_EPOLL_IN), Tag.command.with(0))
     }
 
     func start() {
@@ -102,34 +96,8 @@ final class APIThread: @unchecked Sendable {
         thread = nil
         close(listener)
         unlink(path)
-        loopback.closeAll(epoll: epoll)
         close(epoll)
         stopEvent.close()
-        commandEvent.close()
-    }
-
-    /// Asks the thread to do `command` (from the loop); done in order.
-    func send(_ command: APICommand) {
-        commands.withLock { $0.append(command) }
-        commandEvent.signal()
-    }
-
-    private func runCommands() {
-        var count: UInt64 = 0
-        _ = read(commandEvent.descriptor, &count, 8)
-        let batch = commands.withLock { list in
-            defer { list.removeAll(keepingCapacity: true) }
-            return list
-        }
-        for command in batch {
-            switch command {
-            case .watchLoopback(let socket, let listeners):
-                loopback.watch(socket: socket, listeners: listeners, epoll: epoll,
-                               tag: { Tag.loopback.with(UInt32(bitPattern: $0)) })
-            case .stopListeningOnLoopback(let socket):
-                loopback.close(socket: socket, epoll: epoll)
-            }
-        }
     }
 
     private func post(_ event: APIEvent) {
@@ -155,13 +123,9 @@ final class APIThread: @unchecked Sendable {
                     acceptAll()
                 case .client?:
                     readRequests(client: id, buffer: &buffer)
-                case .command?:
-                    runCommands()
                 case .loopback?:
-                    loopback.acceptAll(at: Int32(bitPattern: id)) { socket, fd in
-                        loopbackAccepted.add(1, ordering: .relaxed)
-                        post(.loopbackAccepted(socket: socket, descriptor: fd))
-                    }
+                    let (socket, index) = LoopbackListeners.decode(tags[i])
+                    post(.loopbackReadable(socket: socket, index: index))
                 case nil:
                     break
                 }

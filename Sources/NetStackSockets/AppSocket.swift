@@ -63,17 +63,11 @@ final class AppSocket {
     /// A datagram on its way between a ring and the UDP socket (reused).
     var datagramScratch: [UInt8] = []
     /// Connections the listener completed that the application has not accepted.
-    private var waiting: [Waiting] = []
+    private var waiting: [TCPConnection] = []
     private var backlog = 128
-    /// A connection waiting for accept: the stack's, or one that came to the
-    /// kernel's loopback listener beside it (`LoopbackListeners`), a kernel socket.
-    enum Waiting {
-        case stack(TCPConnection)
-        case kernel(Int32)
-    }
     /// Listening on the stack's wildcard address, it listens on the kernel's
-    /// loopback too (`APIServer.listenOnLoopback`).
-    private var listensOnLoopback = false
+    /// loopback too; their connections wait in the kernel's queues.
+    private var loopback: LoopbackListeners?
     /// `tx`'s absolute index up to which its bytes are lent to the connection;
     /// from `tx.head` to here they wait for the peer's acknowledgment.
     private var lentUpTo: UInt32 = 0
@@ -392,40 +386,56 @@ final class AppSocket {
         do {
             let l = try server.stack.listen(port: port, families: families, sharingPort: reusesPort,
                                             backlog: self.backlog, configuration: configuration)
-            l.onAccept = { [unowned self] c in queue(.stack(c)) }
+            l.onAccept = { [unowned self] c in queue(c) }
+            // A full queue holds back the handshake's last ACK, as Linux's
+            // full accept queue does: the client retries, nobody is reset.
+            l.hasRoom = { [unowned self] in waiting.count < backlog }
             listener = l
         } catch {
             return .failure(EADDRINUSE)
         }
         if local?.address.isUnspecified == true {
-            listensOnLoopback = server.listenOnLoopback(self, port: port, sharingPort: reusesPort,
-                                                        backlog: Int32(self.backlog))
+            loopback = server.loopbackListeners(for: self, port: port, backlog: Int32(self.backlog))
         }
         return ControlReply(result: 0, local: local)
     }
 
-    /// Queues `w` for the application's accept, if the backlog has room.
-    func queue(_ w: Waiting) {
-        guard listener != nil, waiting.count < backlog else { return Self.refuse(w) }
-        waiting.append(w)
-        region.setPending(waiting.count)
+    private func queue(_ c: TCPConnection) {
+        guard waiting.count < backlog else {
+            c.abort()
+            return
+        }
+        waiting.append(c)
+        publishPending()
         appEvent.signal()
     }
 
-    /// A connection the listener will not take is reset (the kernel's closed).
-    private static func refuse(_ w: Waiting) {
-        switch w {
-        case .stack(let c): c.abort()
-        case .kernel(let fd): ns_close_with_reset(fd)
-        }
-    }
+    /// What the application's readiness and accept see waiting: the stack's
+    /// connections and the kernel's loopback listeners that may hold one.
+    private func publishPending() { region.setPending(waiting.count + (loopback?.waiting ?? 0)) }
 
     /// The oldest connection waiting, for `accept`.
-    func takeWaiting() -> Waiting? {
+    func takeWaiting() -> TCPConnection? {
         guard !waiting.isEmpty else { return nil }
         let c = waiting.removeFirst()
-        region.setPending(waiting.count)
+        publishPending()
         return c
+    }
+
+    /// Kernel loopback listener `index` has a connection waiting.
+    func loopbackReadable(_ index: Int) {
+        guard let loopback else { return }
+        loopback.becameReadable(index)
+        publishPending()
+        appEvent.signal()
+    }
+
+    /// A connection from the kernel's loopback, for `accept` when the stack
+    /// has none waiting: a kernel socket, the application's to take.
+    func takeLoopbackConnection() -> Int32? {
+        guard let loopback else { return nil }
+        defer { publishPending() }
+        return loopback.accept()
     }
 
     var isListening: Bool { listener != nil }
@@ -494,15 +504,14 @@ final class AppSocket {
     /// `inet_csk_listen_stop`.
     private func stopListening(_ l: TCPListener) {
         l.onAccept = nil
+        l.hasRoom = nil
         l.close()
-        for w in waiting { Self.refuse(w) }
+        for c in waiting { c.abort() }
         waiting = []
+        loopback?.close()
+        loopback = nil
         region.setPending(0)
         listener = nil
-        if listensOnLoopback {
-            server.stopListeningOnLoopback(self)
-            listensOnLoopback = false
-        }
     }
 
     /// Lets go of the connection and the descriptors; the region is unmapped

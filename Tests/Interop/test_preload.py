@@ -199,6 +199,71 @@ def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
         server.wait(10)
 
 
+# A server with a backlog of 1 that accepts nothing for 2 s, then echoes
+# one message on each of `n` connections, in the order accepted.
+SLOW_ACCEPTOR = r"""
+import socket, sys, time
+l = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+l.bind((sys.argv[1], 9300))
+l.listen(1)
+print("listening", flush=True)
+time.sleep(2)
+for _ in range(int(sys.argv[2])):
+    c, _ = l.accept()
+    c.sendall(c.recv(100))
+    c.close()
+print("served", flush=True)
+"""
+
+CLIENTS = r"""
+import socket, sys, threading
+errors = []
+def one(i):
+    try:
+        c = socket.create_connection((sys.argv[1], 9300), timeout=30)
+        c.sendall(b"client %d" % i)
+        assert c.recv(100) == b"client %d" % i
+        c.close()
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=one, args=(i,)) for i in range(int(sys.argv[2]))]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors or "ok")
+"""
+
+
+@pytest.mark.parametrize("host", [STACK_IP, "127.0.0.1"], ids=["stack", "loopback"])
+def test_a_full_accept_queue_holds_clients_back_without_resetting_them(ns, api, host):
+    """As Linux's full accept queue (tcp_abort_on_overflow off): with a
+    backlog of 1 and nothing accepted for 2 s, six clients at once all
+    connect, wait, and get their echo once the server accepts; none is
+    reset. Through the stack the handshake's last ACK is held back (the
+    client retries it); on the loopback the connections wait in the
+    kernel's queue beside the stack's listener, which the library's
+    server accepts from as it goes."""
+    stack, path = api
+    n = 6
+    server = run_on_stack(ns, path, "python3", "-c", SLOW_ACCEPTOR, "0.0.0.0", str(n), stdout=subprocess.PIPE,
+                          text=True)
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        r = ns.exec("python3", "-c", CLIENTS, host, str(n), timeout=60, check=False)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+        assert server.stdout.readline().strip() == "served"
+        server.wait(10)
+        _, counters = stack.stop()
+        assert counters["tcp-resets-sent"] == 0, counters
+        if host == STACK_IP:
+            assert counters["drop.tcp-accept-queue-full"] > 0, counters
+        else:
+            assert counters["api-loopback-accepted"] == n, counters
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
 def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_path):
     """A server through the library bound to the wildcard (http.server's
     default) answers at the stack's address and, as on Linux, at 127.0.0.1:

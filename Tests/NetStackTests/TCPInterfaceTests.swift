@@ -68,6 +68,30 @@ import NetStackWire
         #expect(l.pendingCount == 1)
     }
 
+    /// A listener whose connections go to `onAccept` (the socket API's) asks
+    /// its owner whether there is room: a full queue there holds back the
+    /// final ACK as the listener's own full accept queue does.
+    @Test func anOwnersFullQueueDropsTheFinalAck() throws {
+        let p = harness()
+        let l = try p.interface.tcp.listen(port: 80, backlog: 1)
+        var taken: [TCPConnection] = []
+        var room = false
+        l.onAccept = { taken.append($0) }
+        l.hasRoom = { room }
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
+                                              options: TCPOptions(mss: 1460)))
+        let s = try #require(synAck.first)
+        let ack = p.tcpFrame(.ack, sourcePort: 40001, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
+        #expect(p.exchangeTCP(ack).isEmpty)
+        #expect(p.drops(.acceptQueueFull) == 1)
+        #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived && taken.isEmpty)
+        room = true
+        let again = p.advanceTCP(by: .seconds(1))
+        #expect(again.first?.flags == [.syn, .ack])
+        #expect(p.exchangeTCP(ack).isEmpty)
+        #expect(taken.count == 1 && taken.first?.state == .established)
+    }
+
     @Test func fullSynQueueDropsNewSynsWithoutCookies() throws {
         let p = harness()
         var config = TCPConfiguration()

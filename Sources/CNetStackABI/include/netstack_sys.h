@@ -3,6 +3,7 @@
 // System calls both sides of the API make whose C shapes Swift cannot use
 // directly: the CMSG_* macros of descriptor passing, struct ucred (behind
 // _GNU_SOURCE), and the packed struct epoll_event.
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,15 +48,14 @@ typedef enum ns_loopback {
 /// SO_REUSEADDR, and SO_REUSEPORT if asked); -1 with errno if it cannot be.
 int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog);
 
-/// Closes a connected kernel socket with a RST (SO_LINGER 0), as Linux resets
-/// what a listener that stops did not accept.
-void ns_close_with_reset(int fd);
+/// Whether `fd` is readable now (poll with no wait).
+bool ns_readable_now(int fd);
 
 /// A close-on-exec epoll set.
 int ns_epoll_create(void);
 
 /// The epoll event bits the API thread uses.
-enum { NS_EPOLL_IN = 0x001, NS_EPOLL_RDHUP = 0x2000, NS_EPOLL_ET = 1u << 31 };
+enum { NS_EPOLL_IN = 0x001, NS_EPOLL_RDHUP = 0x2000, NS_EPOLL_ONESHOT = 1u << 30, NS_EPOLL_ET = 1u << 31 };
 
 /// epoll_ctl ADD (op 1), DEL (2) or MOD (3) with a 64-bit tag.
 int ns_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t tag);

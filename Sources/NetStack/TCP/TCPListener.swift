@@ -89,11 +89,19 @@ public final class TCPListener: FamilyBound {
     func releaseApplication() {
         layer = nil
         onAccept = nil
+        hasRoom = nil
         ready = []
         readyHead = 0
     }
 
-    var canAcceptMore: Bool { onAccept != nil || pendingCount < backlog }
+    /// With `onAccept`, whether its owner's queue takes one more (the socket
+    /// API's, which holds what its application has not accepted); nil: always.
+    public var hasRoom: (() -> Bool)?
+
+    var canAcceptMore: Bool {
+        guard onAccept != nil else { return pendingCount < backlog }
+        return hasRoom?() ?? true
+    }
 
     /// A handshake finished.
     func established(_ c: TCPConnection) {

@@ -44,16 +44,21 @@ import NetStackWire
         #expect(throws: TCPListenError.portInUse(80)) { try p.interface.tcp.listen(port: 80) }
     }
 
+    /// A client's SYN to port 80, answered; returns its handshake's final ACK, not sent.
+    private func finalAck(_ p: PeerHarness, sourcePort: UInt16) throws -> [UInt8] {
+        let synAck = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: sourcePort, destinationPort: 80, seq: peerISS,
+                                              options: TCPOptions(mss: 1460)))
+        let s = try #require(synAck.first)
+        return p.tcpFrame(.ack, sourcePort: sourcePort, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
+    }
+
     @Test func fullAcceptQueueDropsTheFinalAck() throws {
         let p = harness()
         let l = try p.interface.tcp.listen(port: 80, backlog: 1)
         #expect(p.peerConnect(to: 80, sourcePort: 40000, peerISS: peerISS) != nil)
         #expect(l.pendingCount == 1)
         // A second client: its SYN is answered, but its final ACK finds the queue full.
-        let synAck = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
-                                              options: TCPOptions(mss: 1460)))
-        let s = try #require(synAck.first)
-        let ack = p.tcpFrame(.ack, sourcePort: 40001, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
+        let ack = try finalAck(p, sourcePort: 40001)
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(p.drops(.acceptQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived)
@@ -78,10 +83,7 @@ import NetStackWire
         var room = false
         l.onAccept = { taken.append($0) }
         l.hasRoom = { room }
-        let synAck = p.exchangeTCP(p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS,
-                                              options: TCPOptions(mss: 1460)))
-        let s = try #require(synAck.first)
-        let ack = p.tcpFrame(.ack, sourcePort: 40001, destinationPort: 80, seq: peerISS + 1, ack: s.seq + 1)
+        let ack = try finalAck(p, sourcePort: 40001)
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(p.drops(.acceptQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived && taken.isEmpty)

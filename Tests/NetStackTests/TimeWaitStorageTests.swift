@@ -7,12 +7,7 @@ import Testing
     /// receive ring's page as it enters TIME-WAIT, not at the idle sweep:
     /// the next connection takes that page again, still resident.
     @Test func timeWaitGivesBackTheReceivePage() throws {
-        let pair = TCPStackPair()
-        let listener = try pair.b.tcp.listen(port: 7)
-        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 7, now: pair.now)
-        var server: TCPConnection?
-        pair.run(until: { client.state == .established && server != nil },
-                 app: { if server == nil { server = listener.accept() }; return false })
+        let (pair, client, server) = try TCPServiceTests.established()
         let s = try #require(server)
         let request = Array("GET / HTTP/1.0\r\n\r\n".utf8)
         #expect(client.write(request) == request.count)
@@ -31,12 +26,7 @@ import Testing
 
     /// Unread bytes stay readable in TIME-WAIT: only an empty ring goes.
     @Test func timeWaitKeepsUnreadBytes() throws {
-        let pair = TCPStackPair()
-        let listener = try pair.b.tcp.listen(port: 7)
-        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 7, now: pair.now)
-        var server: TCPConnection?
-        pair.run(until: { client.state == .established && server != nil },
-                 app: { if server == nil { server = listener.accept() }; return false })
+        let (pair, client, server) = try TCPServiceTests.established()
         let s = try #require(server)
         s.shutdownWrite()
         pair.run(until: { client.state == .closeWait })

@@ -52,7 +52,7 @@ static void after_fork_in_child(void) {
     pthread_mutex_init(&lock, NULL);
     int cursor = 0;
     for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_init_locks(s);
-    ns_unpark_regions();  // the parent's: the stack gives them to the parent only
+    ns_unpark_regions(true);  // the parent's: the stack gives them to the parent only
     if (fork_token <= 0) return;
     int token = fork_token;
     fork_token = 0;
@@ -101,6 +101,9 @@ static int open_channel(void) {
         return -1;
     }
     once_register_fork_handler();
+    // A new session: the stack gives a region again only within one (and a
+    // restarted stack numbers its regions from 1 again).
+    ns_unpark_regions(false);
     return fd;
 }
 

@@ -322,8 +322,10 @@ ns_sock *ns_next_socket(int *cursor);
 /// Enters a socket carried into a new image: `carried` as it was (its
 /// descriptors in this image), its region mapped anew from `memfd`, with `doorbell`.
 int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell);
-/// A fork's child lets go of the regions its parent kept mapped (ns_park_region).
-void ns_unpark_regions(void);
+/// Lets go of the regions kept mapped for the stack to name again
+/// (park_region): a fork's child's are its parent's, and a new session's
+/// stack (one restarted, say) names its regions anew.
+void ns_unpark_regions(bool in_fork_child);
 
 /// Rings the stack's doorbell for `s`.
 void ns_ring_doorbell(ns_sock *s);

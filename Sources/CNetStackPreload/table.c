@@ -73,10 +73,15 @@ static void park_region(ns_sock *s) {
     if (oldest.region) munmap(oldest.region, oldest.length);
 }
 
-void ns_unpark_regions(void) {
-    pthread_mutex_init(&parked_lock, NULL);
-    for (int i = 0; i < parked_count; i++) munmap(parked[i].region, parked[i].length);
+void ns_unpark_regions(bool in_fork_child) {
+    if (in_fork_child) pthread_mutex_init(&parked_lock, NULL);  // another thread may have held it
+    pthread_mutex_lock(&parked_lock);
+    struct parked_region gone[NS_PARKED_REGIONS];
+    int n = parked_count;
+    memcpy(gone, parked, (size_t)n * sizeof parked[0]);
     parked_count = 0;
+    pthread_mutex_unlock(&parked_lock);
+    for (int i = 0; i < n; i++) munmap(gone[i].region, gone[i].length);
 }
 
 int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int flags) {

@@ -199,6 +199,61 @@ def test_python_http_server_on_the_stack_serves_the_kernel(ns, api, tmp_path):
         server.wait(10)
 
 
+# One exchange with the kernel's echo server, then (once told) another,
+# retrying its socket while the library finds the stack gone.
+ACROSS_A_RESTART = r"""
+import socket, sys, time
+def exchange(message):
+    for attempt in range(20):
+        try:
+            c = socket.create_connection((sys.argv[1], 9200), timeout=10)
+            break
+        except OSError:
+            time.sleep(0.2)
+    c.sendall(message)
+    c.shutdown(socket.SHUT_WR)
+    got = b""
+    while d := c.recv(100):
+        got += d
+    c.close()
+    assert got == message, got
+exchange(b"before")
+print("closed", flush=True)
+sys.stdin.readline()
+exchange(b"after the stack came back")
+print("ok", flush=True)
+"""
+
+
+def test_a_program_outlives_its_stack_with_regions_kept(ns, api, tmp_path):
+    """A program keeps a closed socket's region for the stack to give again
+    (`park_region`); a stack started anew numbers its regions from 1 again,
+    so what the program kept from the last one must not be taken for the
+    new one's: its next connection, through the new stack, carries its bytes."""
+    stack, path = api
+    echo = ns.popen("python3", "-c", ECHO_SERVER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    app = None
+    try:
+        assert echo.stdout.readline().strip() == "listening"
+        app = run_on_stack(ns, path, "python3", "-c", ACROSS_A_RESTART, HOST_IP, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert app.stdout.readline().strip() == "closed"
+        stack.stop()
+        again = Stack(ns, "--api", path)
+        try:
+            app.stdin.write("go\n")
+            app.stdin.flush()
+            out, err = app.communicate(timeout=60)
+            assert app.returncode == 0 and out.strip() == "ok", out + err
+        finally:
+            again.stop()
+    finally:
+        for p in (echo, app):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
 # A server with a backlog of 1 that accepts nothing for 2 s, then echoes
 # one message on each of `n` connections, in the order accepted.
 SLOW_ACCEPTOR = r"""

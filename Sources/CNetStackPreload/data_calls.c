@@ -91,6 +91,11 @@ static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
 size_t ns_dgram_limit(int family) { return family == 4 ? 65507u : 65527u; }
 
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen) {
+    return ns_dgram_send_with(s, buf, len, flags, sa, salen, NULL);
+}
+
+ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa,
+                           socklen_t salen, const ns_datagram *fields) {
     // Bound first, whatever becomes of the send (Linux's inet_send_prepare
     // binds before udp_sendmsg looks at the address).
     if (!s->has_local && ns_autobind(s) < 0) return -1;
@@ -124,12 +129,18 @@ ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const 
         if (!broadcast) { errno = EACCES; return -1; }
     }
     if (more) return ns_cork_start(s, &to, buf, len);
-    return ns_dgram_write(s, &to, buf, len, dontwait);
+    return ns_dgram_write(s, &to, buf, len, dontwait, fields);
 }
 
-ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait) {
+ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait,
+                       const ns_datagram *fields) {
     ns_datagram h = {.length = (uint32_t)len, .family = to->family, .port = to->port};
     memcpy(h.bytes, to->bytes, sizeof h.bytes);
+    if (fields) {
+        h.send_flags = fields->send_flags;
+        h.hop_limit = fields->hop_limit;
+        h.traffic_class = fields->traffic_class;
+    }
     long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
     bool cleared = false;
     for (;;) {
@@ -200,12 +211,12 @@ static void *gather(const struct iovec *iov, size_t count, size_t *total, uint8_
 }
 
 static ssize_t dgram_sendv(ns_sock *s, const struct iovec *iov, size_t count, int flags, const struct sockaddr *sa,
-                           socklen_t salen) {
+                           socklen_t salen, const ns_datagram *fields) {
     uint8_t small[4096];
     size_t n;
     uint8_t *buf = gather(iov, count, &n, small, sizeof small);
     if (!buf) return -1;
-    ssize_t r = ns_dgram_send(s, buf, n, flags, sa, salen);
+    ssize_t r = ns_dgram_send_with(s, buf, n, flags, sa, salen, fields);
     if (buf != small) { int e = errno; free(buf); errno = e; }
     return r;
 }
@@ -424,7 +435,7 @@ NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(writev)(fd, iov, count);
     if (count < 0) { errno = EINVAL; return -1; }
-    if (s->datagram) return dgram_sendv(s, iov, (size_t)count, 0, NULL, 0);
+    if (s->datagram) return dgram_sendv(s, iov, (size_t)count, 0, NULL, 0, NULL);
     return stack_sendv(s, iov, (size_t)count, 0);
 }
 
@@ -463,8 +474,12 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         int kernel = ns_kernel_takes(s, msg->msg_name, msg->msg_namelen, true);
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendmsg)(fd, msg, flags);
     }
-    if (s->datagram) return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen);
-    return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);
+    if (s->datagram) {
+        ns_datagram fields = {0};
+        if (ns_take_send_cmsgs(s, msg, &fields) < 0) return -1;
+        return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen, &fields);
+    }
+    return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);  // TCP takes no control messages (tcp_sendmsg)
 }
 
 // MARK: Batches: sendmmsg, recvmmsg (as Linux's, a sendmsg or recvmsg per entry)

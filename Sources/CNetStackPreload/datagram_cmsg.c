@@ -1,14 +1,19 @@
-// The control messages recvmsg gives with a datagram, for the options that
-// ask for them, built from the record the stack wrote (where it came to,
-// its DS field and TTL) in Linux's order: ip_cmsg_recv_offset's for IPv4
-// (IP_PKTINFO, IP_TTL, IP_TOS, IP_ORIGDSTADDR), and for an AF_INET6 socket
-// ip6_datagram_recv_ctl's (IPV6_PKTINFO, IPV6_HOPLIMIT, IPV6_TCLASS,
-// IPV6_ORIGDSTADDR; RFC 3542 6), whose IPv4 datagrams get IPV6_PKTINFO
-// with a v4-mapped address and then the IPv4 ones asked for.
+// The control messages of a datagram socket. Those recvmsg gives with a
+// datagram, for the options that ask for them, built from the record the
+// stack wrote (where it came to, its DS field and TTL) in Linux's order:
+// ip_cmsg_recv_offset's for IPv4 (IP_PKTINFO, IP_TTL, IP_TOS,
+// IP_ORIGDSTADDR), and for an AF_INET6 socket ip6_datagram_recv_ctl's
+// (IPV6_PKTINFO, IPV6_HOPLIMIT, IPV6_TCLASS, IPV6_ORIGDSTADDR; RFC 3542 6),
+// whose IPv4 datagrams get IPV6_PKTINFO with a v4-mapped address and then
+// the IPv4 ones asked for. And those sendmsg takes (ns_take_send_cmsgs):
+// a datagram's own TTL and DS field, the record carries them to the stack.
 #include "preload_internal.h"
+#include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /// Appends one control message; false (MSG_CTRUNC set) if it does not fit.
 static bool put(struct msghdr *msg, size_t *used, int level, int type, const void *data, size_t len) {
@@ -85,4 +90,112 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
         }
     }
     msg->msg_controllen = used;
+}
+
+// MARK: Sending
+
+/// An int control message's value into `*v`; false if its length is not an int's.
+static bool int_value(const struct cmsghdr *c, int *v) {
+    if (c->cmsg_len != CMSG_LEN(sizeof(int))) return false;
+    memcpy(v, CMSG_DATA(c), sizeof *v);
+    return true;
+}
+
+/// SOL_SOCKET's, as Linux's __sock_cmsg_send: descriptors and credentials
+/// are not a datagram's (ignored), a mark needs the privilege, timestamping
+/// and the priority are taken and not acted on; the rest are refused.
+static int socket_level(const struct cmsghdr *c) {
+    switch (c->cmsg_type) {
+    case SCM_RIGHTS: case SCM_CREDENTIALS: case SO_PRIORITY: case SO_TIMESTAMPING_OLD: case SO_TIMESTAMPING_NEW:
+        return 0;
+    case SO_MARK:
+        return geteuid() == 0 ? 0 : EPERM;  // CAP_NET_RAW or CAP_NET_ADMIN
+    default:
+        return EINVAL;
+    }
+}
+
+/// An interface the kernel does not have: ENODEV, as the route lookup says.
+static int interface_exists(int index) {
+    char name[IF_NAMESIZE];
+    return index == 0 || if_indextoname((unsigned)index, name) ? 0 : ENODEV;
+}
+
+/// IPv4's (ip_cmsg_send): IP_TTL (1-255) and IP_TOS (0-255, an int or a
+/// byte) set this datagram's header; IP_PKTINFO is checked (the stack has
+/// one address, which it sends from); any other SOL_IP type is refused.
+static int ipv4_level(const struct cmsghdr *c, ns_datagram *f) {
+    int v;
+    switch (c->cmsg_type) {
+    case IP_TTL:
+        if (!int_value(c, &v) || v < 1 || v > 255) return EINVAL;
+        f->hop_limit = (uint8_t)v;
+        f->send_flags |= NS_SEND_HOP_LIMIT;
+        return 0;
+    case IP_TOS:
+        if (c->cmsg_len == CMSG_LEN(1)) v = *CMSG_DATA(c);
+        else if (!int_value(c, &v) || v < 0 || v > 255) return EINVAL;
+        f->traffic_class = (uint8_t)v;
+        f->send_flags |= NS_SEND_TRAFFIC_CLASS;
+        return 0;
+    case IP_PKTINFO: {
+        if (c->cmsg_len != CMSG_LEN(sizeof(struct in_pktinfo))) return EINVAL;
+        struct in_pktinfo p;
+        memcpy(&p, CMSG_DATA(c), sizeof p);
+        return interface_exists(p.ipi_ifindex);
+    }
+    default:
+        return EINVAL;
+    }
+}
+
+/// IPv6's (ip6_datagram_send_ctl): IPV6_HOPLIMIT and IPV6_TCLASS (-1 for
+/// the socket's, else 0-255); IPV6_PKTINFO and IPV6_DONTFRAG are checked;
+/// any other SOL_IPV6 type is refused.
+static int ipv6_level(const struct cmsghdr *c, ns_datagram *f) {
+    int v;
+    switch (c->cmsg_type) {
+    case IPV6_HOPLIMIT:
+    case IPV6_TCLASS:
+        if (!int_value(c, &v) || v < -1 || v > 255) return EINVAL;
+        if (v < 0) return 0;
+        if (c->cmsg_type == IPV6_HOPLIMIT) {
+            f->hop_limit = (uint8_t)v;
+            f->send_flags |= NS_SEND_HOP_LIMIT;
+        } else {
+            f->traffic_class = (uint8_t)v;
+            f->send_flags |= NS_SEND_TRAFFIC_CLASS;
+        }
+        return 0;
+    case IPV6_DONTFRAG:
+        return int_value(c, &v) ? 0 : EINVAL;
+    case IPV6_PKTINFO: {
+        if (c->cmsg_len < CMSG_LEN(sizeof(struct in6_pktinfo))) return EINVAL;
+        struct in6_pktinfo p;
+        memcpy(&p, CMSG_DATA(c), sizeof p);
+        return interface_exists((int)p.ipi6_ifindex);
+    }
+    default:
+        return EINVAL;
+    }
+}
+
+int ns_take_send_cmsgs(const ns_sock *s, const struct msghdr *msg, ns_datagram *fields) {
+    if (!msg->msg_control || msg->msg_controllen == 0) return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_len < sizeof *c || (uint8_t *)c + c->cmsg_len > (uint8_t *)msg->msg_control + msg->msg_controllen) {
+            errno = EINVAL;  // Linux's CMSG_OK
+            return -1;
+        }
+        int e = 0;
+        if (c->cmsg_level == SOL_SOCKET) e = socket_level(c);
+        else if (s->family == AF_INET && c->cmsg_level == IPPROTO_IP) e = ipv4_level(c, fields);
+        else if (s->family == AF_INET6 && c->cmsg_level == IPPROTO_IPV6) e = ipv6_level(c, fields);
+        // Another level's (IPv4's on an IPv6 socket among them) is not looked at.
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -37,7 +37,7 @@ static void drop(ns_sock *s) {
 /// `cork_lock`, which a blocking send keeps while it waits for room, as
 /// Linux keeps the socket's.
 static ssize_t push(ns_sock *s, bool dontwait) {
-    ssize_t r = ns_dgram_write(s, &s->cork_to, s->cork_data, s->cork_length, dontwait);
+    ssize_t r = ns_dgram_write(s, &s->cork_to, s->cork_data, s->cork_length, dontwait, NULL);
     drop(s);
     return r;
 }

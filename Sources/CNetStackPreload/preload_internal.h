@@ -180,7 +180,8 @@ uint32_t ns_receive_lowat(const ns_sock *s);
 /// sendto of a datagram socket, once the corked datagram (if any) had its
 /// say: writes one datagram of `len` bytes to `to` into `tx`, waiting for
 /// room unless `dontwait`. `len` or -1 with errno.
-ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait);
+ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t len, bool dontwait,
+                       const ns_datagram *header_fields);
 /// The most a UDP datagram to `family` (4 or 6) carries: 65507 or 65527.
 size_t ns_dgram_limit(int family);
 /// MSG_MORE and UDP_CORK (datagram_cork.c). ns_cork_take: if a datagram is
@@ -408,6 +409,14 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink);
 /// MSG_TRUNC for a cut datagram, `record` (if not NULL) the datagram's
 /// record: how it arrived.
 ssize_t ns_dgram_send(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa, socklen_t salen);
+/// ns_dgram_send with the IP header fields sendmsg's control messages set
+/// (`fields`' traffic_class, hop_limit and send_flags; NULL: none).
+ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, const struct sockaddr *sa,
+                           socklen_t salen, const ns_datagram *fields);
+/// Reads sendmsg's control messages for a datagram as Linux's ip_cmsg_send
+/// and ip6_datagram_send_ctl do (datagram_cmsg.c): the TTL and DS field
+/// into `fields`; 0, or -1 with errno (EINVAL, ENODEV) for one Linux refuses.
+int ns_take_send_cmsgs(const ns_sock *s, const struct msghdr *msg, ns_datagram *fields);
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags, ns_datagram *record);
 /// recvmsg's control messages for a received datagram, those its socket

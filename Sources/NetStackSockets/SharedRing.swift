@@ -179,7 +179,18 @@ extension SharedRing {
     /// its contents), takes the record and returns its peer; nil if none
     /// waits, or the ring is broken (a record whose length is past what the
     /// application published), or its peer is no address (the record is taken).
-    func readDatagram(into buffer: inout [UInt8]) -> SocketAddress? {
+    func readDatagram(into buffer: inout [UInt8]) -> SocketAddress? { readOutgoing(into: &buffer)?.destination }
+
+    /// A datagram the application sends: where to, and the IP header fields
+    /// it sets itself (sendmsg's control messages), nil where the socket's own apply.
+    struct Outgoing {
+        let destination: SocketAddress
+        let hopLimit: UInt8?
+        let trafficClass: UInt8?
+    }
+
+    /// Takes the next record, its payload into `buffer`; nil when there is none.
+    func readOutgoing(into buffer: inout [UInt8]) -> Outgoing? {
         guard !isBroken else { return nil }
         var header = ns_datagram()
         let next = ns_sring_next_record(ring, data, size, &header)
@@ -192,6 +203,12 @@ extension SharedRing {
             _ = ns_sring_record_payload(ring, data, size, &header, b.baseAddress, UInt32(length))
         }
         ns_ring_take_record(ring, &header)
-        return withUnsafeBytes(of: header) { SocketAddress.decode($0.bytes, at: 4) }
+        guard let destination = withUnsafeBytes(of: header, { SocketAddress.decode($0.bytes, at: 4) }) else {
+            return nil
+        }
+        let flags = Int32(header.send_flags)
+        return Outgoing(destination: destination,
+                        hopLimit: flags & Int32(NS_SEND_HOP_LIMIT) != 0 ? header.hop_limit : nil,
+                        trafficClass: flags & Int32(NS_SEND_TRAFFIC_CLASS) != 0 ? header.traffic_class : nil)
     }
 }

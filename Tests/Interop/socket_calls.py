@@ -853,3 +853,59 @@ c4.sendall(b"mapped")
 out("read", a4.recv(10))
 for s in (c6, a6, c4, a4, six):
     s.close()
+
+# sendmsg's control messages on a datagram socket, as Linux's ip_cmsg_send
+# takes them: IP_TTL and IP_TOS set that datagram's header (seen where it
+# arrives: at this host's own address, the kernel's or the stack's), bad
+# values and unknown types are refused, other levels are not looked at.
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.connect((HOST, 9))
+me = probe.getsockname()[0]
+probe.close()
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.bind(("", 0))
+r.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL
+r.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+dest = (me, r.getsockname()[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+IP = socket.IPPROTO_IP
+packed = lambda v: struct.pack("i", v)
+
+
+def arrival():
+    data, ancillary, _, _ = r.recvmsg(100, 256)
+    fields = {}
+    for _, kind, value in ancillary:
+        if kind == socket.IP_TTL:
+            fields["ttl"] = struct.unpack("i", value)[0]
+        else:
+            fields["tos"] = value[0]
+    return data, fields
+
+
+out("sendmsg with IP_TTL 7 and IP_TOS 0x28",
+    err(lambda: u.sendmsg([b"marked"], [(IP, socket.IP_TTL, packed(7)), (IP, socket.IP_TOS, packed(0x28))], 0, dest)))
+out("arrives with them", arrival())
+out("the next without", err(lambda: u.sendmsg([b"plain"], [], 0, dest)))
+out("arrives with the socket's", arrival())
+out("IP_TOS as one byte", err(lambda: u.sendmsg([b"byte"], [(IP, socket.IP_TOS, bytes([0x10]))], 0, dest)))
+out("arrives so", arrival())
+pktinfo = lambda index, spec: struct.pack("i4s4s", index, bytes(4), socket.inet_aton(spec))
+for name, messages in [("IP_TTL 0", [(IP, socket.IP_TTL, packed(0))]),
+                       ("IP_TTL 256", [(IP, socket.IP_TTL, packed(256))]),
+                       ("IP_TTL of two bytes", [(IP, socket.IP_TTL, b"\x07\x00")]),
+                       ("IP_TOS 300", [(IP, socket.IP_TOS, packed(300))]),
+                       ("IP_TOS of two bytes", [(IP, socket.IP_TOS, b"\x10\x00")]),
+                       ("an unknown SOL_IP type (IP_MTU_DISCOVER)", [(IP, 10, packed(0))]),
+                       ("another level's", [(socket.IPPROTO_TCP, 1, packed(1))]),
+                       ("SCM_RIGHTS", [(socket.SOL_SOCKET, socket.SCM_RIGHTS, packed(0))]),
+                       ("an unknown SOL_SOCKET type", [(socket.SOL_SOCKET, 99, packed(0))]),
+                       ("IP_PKTINFO from this host's address", [(IP, 8, pktinfo(0, me))]),
+                       ("IP_PKTINFO too short", [(IP, 8, packed(0))]),
+                       ("IP_PKTINFO on an interface there is not", [(IP, 8, pktinfo(9999, "0.0.0.0"))])]:
+    result = err(lambda: u.sendmsg([b"x"], messages, 0, dest))
+    out(f"sendmsg with {name}", result)
+    if result.startswith("ok"):
+        r.recvmsg(100, 256)
+u.close()
+r.close()

@@ -157,4 +157,24 @@ import Testing
         #expect(!tooLong.withUnsafeBytes { region.rx.writeDatagram($0, peer: peer) }, "never fits")
         #expect(!region.rx.isBroken)
     }
+
+    /// A datagram's own TTL and DS field (sendmsg's IP_TTL and IP_TOS) come
+    /// with its record; a record without them leaves them to the socket.
+    @Test func aDatagramsOwnHeaderFieldsComeWithItsRecord() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        var h = ns_datagram()
+        h.length = 3
+        h.family = 4
+        h.port = 53
+        h.hop_limit = 7
+        h.traffic_class = 0x28
+        h.send_flags = UInt16(NS_SEND_HOP_LIMIT | NS_SEND_TRAFFIC_CLASS)
+        let marked = withUnsafeBytes(of: h) { Array($0) } + [1, 2, 3]
+        #expect(region.tx.write((marked + Self.record(length: 2) + [4, 5]).span) == marked.count + Self.header + 2)
+        var scratch: [UInt8] = []
+        let first = try #require(region.tx.readOutgoing(into: &scratch))
+        #expect(first.destination.port == 53 && first.hopLimit == 7 && first.trafficClass == 0x28 && scratch == [1, 2, 3])
+        let second = try #require(region.tx.readOutgoing(into: &scratch))
+        #expect(second.destination.port == 9 && second.hopLimit == nil && second.trafficClass == nil && scratch == [4, 5])
+    }
 }

@@ -175,11 +175,16 @@ typedef struct ns_datagram {
     /// A received one's: the address it came to (of `family`: the stack's,
     /// or a broadcast or multicast one), and its IP header's DS field (TOS,
     /// traffic class) and TTL (hop limit), for IP_PKTINFO, IP_RECVTOS,
-    /// IP_RECVTTL and IPv6's like them. Zero in `tx`.
+    /// IP_RECVTTL and IPv6's like them. In `tx`, `local` is zero, and the
+    /// DS field and TTL are the datagram's own where `send_flags` says so
+    /// (sendmsg's IP_TOS and IP_TTL, IPV6_TCLASS and IPV6_HOPLIMIT).
     uint8_t local[16];
     uint8_t traffic_class, hop_limit;
-    uint16_t reserved;
+    uint16_t send_flags;  // NS_SEND_*
 } ns_datagram;
+
+/// `ns_datagram.send_flags`: which of its IP header fields a sent datagram sets.
+enum { NS_SEND_HOP_LIMIT = 1, NS_SEND_TRAFFIC_CLASS = 2 };
 
 /// Producer: the header then `h->length` bytes of `payload`, or nothing if they do not fit; 1 if written.
 static inline int ns_ring_write_record(ns_ring *r, uint8_t *region, const ns_datagram *h, const void *payload) {

@@ -86,17 +86,8 @@ extension AppSocket {
         var sent = false
         while true {
             while let d = region.tx.readOutgoing(into: &datagramScratch) {
-                let to = UDPEndpoint(address: d.destination.address, port: d.destination.port)
-                if d.hopLimit == nil && d.trafficClass == nil {
-                    _ = u.send(datagramScratch.span, to: to)
-                } else {
-                    // This datagram's own TTL or DS field (sendmsg's IP_TTL, IP_TOS and IPv6's).
-                    let socketDefault = u.ipHeader
-                    if let h = d.hopLimit { (u.ipHeader.timeToLive, u.ipHeader.hopLimit) = (h, h) }
-                    if let c = d.trafficClass { (u.ipHeader.typeOfService, u.ipHeader.trafficClass) = (c, c) }
-                    _ = u.send(datagramScratch.span, to: to)
-                    u.ipHeader = socketDefault
-                }
+                _ = u.send(datagramScratch.span, to: UDPEndpoint(address: d.destination.address, port: d.destination.port),
+                           settings: d.ipHeader(over: u.ipHeader))
                 sent = true
             }
             region.wantTransmitDoorbell()

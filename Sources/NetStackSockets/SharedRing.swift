@@ -175,21 +175,27 @@ extension SharedRing {
         }
     }
 
-    /// Consumer: copies the next datagram's payload into `buffer` (replacing
-    /// its contents), takes the record and returns its peer; nil if none
-    /// waits, or the ring is broken (a record whose length is past what the
-    /// application published), or its peer is no address (the record is taken).
-    func readDatagram(into buffer: inout [UInt8]) -> SocketAddress? { readOutgoing(into: &buffer)?.destination }
-
     /// A datagram the application sends: where to, and the IP header fields
     /// it sets itself (sendmsg's control messages), nil where the socket's own apply.
     struct Outgoing {
         let destination: SocketAddress
         let hopLimit: UInt8?
         let trafficClass: UInt8?
+
+        /// The header settings it goes with: `socket`'s, or nil when it sets none.
+        func ipHeader(over socket: IPHeaderSettings) -> IPHeaderSettings? {
+            guard hopLimit != nil || trafficClass != nil else { return nil }
+            var s = socket
+            if let h = hopLimit { (s.timeToLive, s.hopLimit) = (h, h) }
+            if let c = trafficClass { (s.typeOfService, s.trafficClass) = (c, c) }
+            return s
+        }
     }
 
-    /// Takes the next record, its payload into `buffer`; nil when there is none.
+    /// Consumer: copies the next datagram's payload into `buffer` (replacing
+    /// its contents), takes the record and returns where it goes; nil if none
+    /// waits, or the ring is broken (a record whose length is past what the
+    /// application published), or its peer is no address (the record is taken).
     func readOutgoing(into buffer: inout [UInt8]) -> Outgoing? {
         guard !isBroken else { return nil }
         var header = ns_datagram()

@@ -111,7 +111,7 @@ public final class SocketRegion {
     func keep(in pool: RegionPool) { self.pool = pool }
 
     deinit {
-        if let pool, !isBroken, ns_region_reusable(ns_region_header(mapping.base)), pool.keep(mapping) { return }
+        if let pool, !isBroken, ns_region_reusable(header), pool.keep(mapping) { return }
         mapping.unmap()
     }
 

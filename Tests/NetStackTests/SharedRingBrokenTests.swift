@@ -68,7 +68,7 @@ import Testing
             switch call {
             case 0: #expect(region.tx.readable == 0)
             case 1: #expect(region.tx.read(appendingTo: &out) == 0)
-            case 2: #expect(region.tx.readDatagram(into: &scratch) == nil)
+            case 2: #expect(region.tx.readOutgoing(into: &scratch) == nil)
             default: region.tx.release(1)
             }
             #expect(region.tx.isBroken, "call \(call)")
@@ -120,7 +120,7 @@ import Testing
         let ring = region.tx
         #expect(ring.write(Self.record(length: 1 << 20).span) == Self.header)
         var scratch: [UInt8] = []
-        #expect(ring.readDatagram(into: &scratch) == nil)
+        #expect(ring.readOutgoing(into: &scratch) == nil)
         #expect(ring.isBroken && scratch.isEmpty)
     }
 
@@ -129,7 +129,7 @@ import Testing
         let ring = region.tx
         #expect(ring.write((Self.record(length: 100) + [UInt8](repeating: 5, count: 50)).span) == Self.header + 50)
         var scratch: [UInt8] = []
-        #expect(ring.readDatagram(into: &scratch) == nil)
+        #expect(ring.readOutgoing(into: &scratch) == nil)
         #expect(ring.isBroken)
     }
 
@@ -137,7 +137,7 @@ import Testing
         let region = try SocketRegion(ringSize: 4096)
         #expect(region.tx.write([1, 2, 3, 4, 5].span) == 5)
         var scratch: [UInt8] = []
-        #expect(region.tx.readDatagram(into: &scratch) == nil)
+        #expect(region.tx.readOutgoing(into: &scratch) == nil)
         #expect(region.tx.isBroken)
     }
 
@@ -147,7 +147,7 @@ import Testing
         region.overwriteHeader(size: 12, offset: 1)  // ignored
         #expect(region.tx.write((Self.record(length: UInt32(payload.count)) + payload).span) == 4096)
         var scratch: [UInt8] = []
-        let from = region.tx.readDatagram(into: &scratch)
+        let from = region.tx.readOutgoing(into: &scratch)?.destination
         #expect(from?.port == 9 && scratch == payload && !region.tx.isBroken)
         #expect(region.tx.isEmpty)
         let peer = SocketAddress(address: .v4(IPv4Address(0x0a00_0001)), port: 53)

@@ -329,10 +329,6 @@ extension TCPConnection {
         finWait2Deadline = nil
         timeWaitDeadline = now + configuration.msl + configuration.msl
         state = .timeWait
-        if receiver.reassembly.isEmpty {
-            _ = receiver.receiveBuffer.releaseStorageIfEmpty()
-            receiver.reassembly.releaseStorageIfEmpty()
-        }
-        sender.scoreboard.releaseStorageIfEmpty()
+        _ = releaseStorageBesideSendRing()
     }
 }

@@ -381,13 +381,18 @@ public final class TCPConnection {
         let moved = bytesSent &+ bytesReceived
         defer { movedAtLastSweep = moved }
         guard moved == movedAtLastSweep else { return 0 }
-        var released = sender.sendBuffer.releaseStorageIfEmpty()
+        return sender.sendBuffer.releaseStorageIfEmpty() + releaseStorageBesideSendRing()
+    }
+
+    /// The scoreboard, and the receive ring and reassembly ranges if nothing
+    /// waits in either, give back the storage they hold empty; no frame
+    /// reads from them, so this may happen in the middle of a turn (the idle
+    /// sweep, TIME-WAIT). Returns the ring bytes released.
+    func releaseStorageBesideSendRing() -> Int {
         sender.scoreboard.releaseStorageIfEmpty()
-        if receiver.reassembly.isEmpty {
-            released += receiver.receiveBuffer.releaseStorageIfEmpty()
-            receiver.reassembly.releaseStorageIfEmpty()
-        }
-        return released
+        guard receiver.reassembly.isEmpty else { return 0 }
+        receiver.reassembly.releaseStorageIfEmpty()
+        return receiver.receiveBuffer.releaseStorageIfEmpty()
     }
     /// Whether what the segment just processed calls for may wait until the
     /// rest of the receive batch is processed (`TCPLayer.receive`): an

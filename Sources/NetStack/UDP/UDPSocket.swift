@@ -96,12 +96,16 @@ public final class UDPSocket: FamilyBound {
     /// Takes the next error ICMP reported, oldest first.
     public func nextError() -> UDPSocketError? { errorQueue.popFirst() }
 
-    /// Sends one datagram to `destination`, fragmented by IP beyond the MTU.
-    /// False if it was dropped; the reason is counted.
+    /// Sends one datagram to `destination`, fragmented by IP beyond the MTU,
+    /// with the socket's header settings or, for this datagram alone,
+    /// `settings` (sendmsg's IP_TTL and IP_TOS). False if it was dropped;
+    /// the reason is counted.
     @discardableResult
-    public func send(_ payload: Span<UInt8>, to destination: UDPEndpoint) -> Bool {
+    public func send(_ payload: Span<UInt8>, to destination: UDPEndpoint, settings: IPHeaderSettings? = nil) -> Bool {
         guard !isClosed, families.contains(destination.address) else { return false }
-        return payload.withUnsafeBytes { layer.send(from: port, to: destination, payload: $0, settings: ipHeader) }
+        return payload.withUnsafeBytes {
+            layer.send(from: port, to: destination, payload: $0, settings: settings ?? ipHeader)
+        }
     }
 
     /// Sends one datagram from an array.

@@ -5,7 +5,10 @@ import PackageDescription
 /// checks: every access to a stored property of a class costs one
 /// (`swift_beginAccess`, a thread-local access set), and without them
 /// memory-bulk moved 4.96 -> 7.95 Gbit/s and tcp-rr 64 k -> 70 k per second
-/// (`netstack bench --rounds 3 --duration 3`, 2 runs each). It is safe because everything of one stack
+/// (`netstack bench --rounds 3 --duration 3`, 2 runs each); in the socket
+/// API's server they were 7% of the loop's samples in tcp-rr through the
+/// library (`swift_beginAccess` and the `__tls_get_addr` it calls, first
+/// touched after each switch from the application). It is safe because everything of one stack
 /// runs on its loop's thread (no two threads touch a stack's objects), and
 /// overlapping accesses on that thread are programming errors that debug
 /// builds, which run every test, still trap on.
@@ -50,7 +53,8 @@ let package = Package(
         .target(name: "NetStackApps", dependencies: ["NetStack", "NetStackWire"]),
         /// The layout and system calls the stack and the preload library share.
         .target(name: "CNetStackABI", cSettings: [.unsafeFlags(["-fvisibility=hidden"])]),
-        .target(name: "NetStackSockets", dependencies: ["NetStack", "NetStackWire", "CNetStackABI"]),
+        .target(name: "NetStackSockets", dependencies: ["NetStack", "NetStackWire", "CNetStackABI"],
+                swiftSettings: hotPathSettings),
         .target(name: "CNetStackPreload", dependencies: ["CNetStackABI"],
                 cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-fvisibility=hidden"])], linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(

@@ -22,15 +22,20 @@ final class AppSession {
     /// Sends `reply`, with `descriptors` attached. A reply that does not go
     /// (the application died meanwhile) is dropped: the hang-up follows.
     func send(_ reply: ControlReply, descriptors: [Int32] = []) {
-        var span = scratch.mutableSpan
-        var bytes = span.mutableBytes
-        reply.encode(into: &bytes)
-        _ = consume bytes
-        _ = consume span
+        Self.encode(reply, into: &scratch)
         _ = scratch.withUnsafeBytes { raw in
             descriptors.withUnsafeBufferPointer { fds in
                 ns_send_with_fds(descriptor, raw.baseAddress, raw.count, fds.baseAddress, Int32(fds.count))
             }
         }
+    }
+
+    /// A function of its own so that the span's lifetime is the argument's,
+    /// which the compiler can see (a stored property's access, in a release
+    /// build without exclusivity checks, it cannot).
+    private static func encode(_ reply: ControlReply, into buffer: inout [UInt8]) {
+        var span = buffer.mutableSpan
+        var bytes = span.mutableBytes
+        reply.encode(into: &bytes)
     }
 }

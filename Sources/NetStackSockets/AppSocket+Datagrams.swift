@@ -86,7 +86,8 @@ extension AppSocket {
         var sent = false
         while true {
             while let d = region.tx.readOutgoing(into: &datagramScratch) {
-                _ = u.send(datagramScratch.span, to: UDPEndpoint(address: d.destination.address, port: d.destination.port),
+                let payload = datagramScratch  // a local, whose span the compiler can scope
+                _ = u.send(payload.span, to: UDPEndpoint(address: d.destination.address, port: d.destination.port),
                            settings: d.ipHeader(over: u.ipHeader))
                 sent = true
             }

@@ -72,7 +72,7 @@ NS_EXPORT int listen(int fd, int backlog) {
     if (!s) return LIBC(listen)(fd, backlog);
     if (!s->has_local && !s->datagram && ns_autobind(s) < 0) return -1;  // inet_autobind: an ephemeral port
     ns_reply reply;
-    if (ns_simple_call(s, NS_OP_LISTEN, backlog < 1 ? 1 : backlog, 0, 0, NULL, &reply) < 0) return -1;
+    if (ns_simple_call(s, NS_OP_LISTEN, backlog, 0, 0, NULL, &reply) < 0) return -1;  // read as Linux does by the stack
     s->listening = true;
     return 0;
 }

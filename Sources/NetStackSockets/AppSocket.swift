@@ -64,7 +64,8 @@ final class AppSocket {
     var datagramScratch: [UInt8] = []
     /// Connections the listener completed that the application has not accepted.
     private var waiting: [TCPConnection] = []
-    private var backlog = 128
+    /// How many established connections may wait for accept (`capacity(forBacklog:)`).
+    private var backlog = capacity(forBacklog: 128)
     /// Listening on the stack's wildcard address, it listens on the kernel's
     /// loopback too; their connections wait in the kernel's queues.
     private var loopback: LoopbackListeners?
@@ -374,28 +375,37 @@ final class AppSocket {
         heldPort = port
     }
 
+    /// listen(2)'s backlog as Linux reads it: capped at somaxconn (4096),
+    /// a negative one meaning that too, and one more may wait, since its
+    /// queue is full only past the backlog (`sk_acceptq_is_full`: listen(fd,
+    /// 1) lets two clients finish their handshakes).
+    static func capacity(forBacklog requested: Int32) -> Int {
+        (requested < 0 || requested > 4096 ? 4096 : Int(requested)) + 1
+    }
+
     func listen(backlog: Int32) -> ControlReply {
         if listener != nil {
-            self.backlog = max(1, Int(backlog))
+            self.backlog = Self.capacity(forBacklog: backlog)
             return ControlReply(result: 0, local: local)
         }
         guard connection == nil, let port = local?.port, port != 0 else { return .failure(EINVAL) }
         var configuration = server.stack.tcp.defaultConfiguration
         options.configure(&configuration)
-        self.backlog = max(1, min(Int(backlog), 4096))
+        self.backlog = Self.capacity(forBacklog: backlog)
         do {
             let l = try server.stack.listen(port: port, families: families, sharingPort: reusesPort,
                                             backlog: self.backlog, configuration: configuration)
             l.onAccept = { [unowned self] c in queue(c) }
-            // A full queue holds back the handshake's last ACK, as Linux's
-            // full accept queue does: the client retries, nobody is reset.
-            l.hasRoom = { [unowned self] in waiting.count < backlog }
+            // A full queue drops new SYNs and holds back the handshake's
+            // last ACK, as Linux's full accept queue does: the client
+            // retries, nobody is reset.
+            l.hasRoom = { [unowned self] in waiting.count < self.backlog }
             listener = l
         } catch {
             return .failure(EADDRINUSE)
         }
         if local?.address.isUnspecified == true {
-            loopback = server.loopbackListeners(for: self, port: port, backlog: Int32(self.backlog))
+            loopback = server.loopbackListeners(for: self, port: port, backlog: Int32(self.backlog - 1))
         }
         return ControlReply(result: 0, local: local)
     }

@@ -319,6 +319,61 @@ def test_a_full_accept_queue_holds_clients_back_without_resetting_them(ns, api, 
             server.wait(10)
 
 
+# A server that listens with backlog argv[2] and never accepts.
+NON_ACCEPTOR = r"""
+import socket, sys, time
+l = socket.socket()
+l.bind((sys.argv[1], 9301))
+l.listen(int(sys.argv[2]))
+print("listening", flush=True)
+time.sleep(30)
+"""
+
+# Six non-blocking connects 100 ms apart (each handshake done before the
+# next SYN); prints how many finished their handshake.
+HANDSHAKES = r"""
+import select, socket, sys, time
+cs = []
+for _ in range(6):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex((sys.argv[1], 9301))
+    cs.append(c)
+    time.sleep(0.1)
+print(sum(1 for c in cs if select.select([], [c], [], 0)[1] and c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0))
+"""
+
+
+@pytest.mark.parametrize("backlog", [0, 1, 3])
+def test_a_listen_backlog_admits_as_many_handshakes_as_the_kernels(ns, api, backlog):
+    """Linux's accept queue is full only past listen's backlog, and a SYN
+    that finds it full goes unanswered (tcp_conn_request), so of six clients
+    one after the other backlog + 1 finish their handshakes and the rest
+    wait in SYN-SENT (before, every SYN was answered and only the final ACK
+    dropped: all six clients took themselves for connected).
+    A server through the library that accepts nothing admits as many as the
+    kernel's own does."""
+    stack, path = api
+    counts = []
+    for on_stack in (False, True):
+        host = STACK_IP if on_stack else HOST_IP
+        if on_stack:
+            server = run_on_stack(ns, path, "python3", "-c", NON_ACCEPTOR, host, str(backlog),
+                                  stdout=subprocess.PIPE, text=True)
+        else:
+            server = ns.popen("python3", "-c", NON_ACCEPTOR, host, str(backlog), stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline().strip() == "listening"
+            r = ns.exec("python3", "-c", HANDSHAKES, host, timeout=20)
+            counts.append(int(r.stdout))
+        finally:
+            server.kill()
+            server.wait(10)
+    assert counts == [backlog + 1, backlog + 1], counts
+    _, counters = stack.stop()
+    assert counters["drop.tcp-accept-queue-full"] > 0, counters
+
+
 def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_path):
     """A server through the library bound to the wildcard (http.server's
     default) answers at the stack's address and, as on Linux, at 127.0.0.1:

@@ -214,10 +214,12 @@ import NetStackWire
     @Test func fullAcceptQueueDropsAGoodCookieAckWithoutAReset() throws {
         let p = harness()
         let l = try p.tcp.listen(port: 80, backlog: 1, synBacklog: 2)
+        flood(p, count: 4)
+        // The cookie goes out while the queue has room (a SYN that finds it
+        // full goes unanswered); a second client's handshake then fills it.
+        let synAck = try clientSYN(p, options: TCPOptions(mss: 1460))
         _ = try #require(p.peerConnect(to: 80, sourcePort: 39999, peerISS: clientISS))
         #expect(l.pendingCount == 1)
-        flood(p, count: 4)
-        let synAck = try clientSYN(p, options: TCPOptions(mss: 1460))
         let ack = p.tcpFrame(.ack, destinationPort: 80, seq: clientISS + 1, ack: synAck.seq + 1)
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(p.tcpConnection(peerPort: 40000) == nil)

@@ -55,10 +55,11 @@ import NetStackWire
     @Test func fullAcceptQueueDropsTheFinalAck() throws {
         let p = harness()
         let l = try p.interface.tcp.listen(port: 80, backlog: 1)
+        // A second client's SYN is answered while there is room; a first
+        // client then fills the queue, and the second's final ACK finds it full.
+        let ack = try finalAck(p, sourcePort: 40001)
         #expect(p.peerConnect(to: 80, sourcePort: 40000, peerISS: peerISS) != nil)
         #expect(l.pendingCount == 1)
-        // A second client: its SYN is answered, but its final ACK finds the queue full.
-        let ack = try finalAck(p, sourcePort: 40001)
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(p.drops(.acceptQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived)
@@ -83,7 +84,9 @@ import NetStackWire
         var room = false
         l.onAccept = { taken.append($0) }
         l.hasRoom = { room }
+        room = true
         let ack = try finalAck(p, sourcePort: 40001)
+        room = false
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(p.drops(.acceptQueueFull) == 1)
         #expect(p.tcpConnection(peerPort: 40001)?.state == .synReceived && taken.isEmpty)
@@ -92,6 +95,27 @@ import NetStackWire
         #expect(again.first?.flags == [.syn, .ack])
         #expect(p.exchangeTCP(ack).isEmpty)
         #expect(taken.count == 1 && taken.first?.state == .established)
+    }
+
+    /// Linux's tcp_conn_request: a SYN that finds the accept queue full is
+    /// dropped, cookies or not, so the client stays in SYN-SENT and retries;
+    /// once the application accepts, the retried SYN is answered.
+    @Test(arguments: [SYNCookieMode.never, .onOverflow, .always])
+    func aSynFindingTheAcceptQueueFullGoesUnanswered(cookies: SYNCookieMode) throws {
+        let p = harness()
+        var config = TCPConfiguration()
+        config.synCookies = cookies
+        let l = try p.interface.tcp.listen(port: 80, backlog: 1, configuration: config)
+        #expect(p.peerConnect(to: 80, sourcePort: 40000, peerISS: peerISS) != nil)
+        #expect(l.pendingCount == 1)
+        let syn = p.tcpFrame(.syn, sourcePort: 40001, destinationPort: 80, seq: peerISS, options: TCPOptions(mss: 1460))
+        #expect(p.exchangeTCP(syn).isEmpty)
+        #expect(p.drops(.acceptQueueFull) == 1)
+        #expect(p.tcpConnection(peerPort: 40001) == nil)
+        #expect(p.advanceTCP(by: .seconds(3)).isEmpty)  // nothing half-open to retransmit
+        _ = l.accept()
+        let answer = p.exchangeTCP(syn)
+        #expect(answer.count == 1 && answer.first?.flags == [.syn, .ack])
     }
 
     @Test func fullSynQueueDropsNewSynsWithoutCookies() throws {

@@ -506,7 +506,7 @@ enum { NS_NO_REPLY = 1 };
 enum ns_op {
     NS_OP_SOCKET = 1,   // arg0 = family (4 or 6), arg1 = NS_SOCKET_*: reply carries memfd, app eventfd, doorbell eventfd
     NS_OP_BIND = 2,     // addr, arg0 = NS_BIND_* flags; reply.local has the port (chosen if 0)
-    NS_OP_LISTEN = 3,   // arg0 = backlog
+    NS_OP_LISTEN = 3,   // arg0 = listen(2)'s backlog, as given (negative: somaxconn)
     NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)
     NS_OP_ACCEPT = 5,   // reply as NS_OP_SOCKET's, or EAGAIN
     NS_OP_SHUTDOWN = 6, // arg0 = SHUT_RD/WR/RDWR, arg1 = NS_NO_REPLY or 0

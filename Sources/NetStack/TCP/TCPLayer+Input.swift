@@ -118,6 +118,10 @@ extension TCPLayer {
             return kept.drops.record(.noConnection)
         }
         guard seg.flags.contains(.syn) else { return kept.drops.record(.noSyn) }
+        // Linux's tcp_conn_request: while the accept queue is full a SYN
+        // goes unanswered (cookie or not), so the client waits in SYN-SENT
+        // and retries instead of finishing a handshake nobody will accept.
+        guard l.canAcceptMore else { return kept.drops.record(.acceptQueueFull) }
         let mode = l.configuration.synCookies
         if mode == .always { return sendCookieSYNAck(l, seg, tuple: tuple, now: now) }
         if l.halfOpen >= l.synBacklog {

@@ -5,8 +5,9 @@
 /// answered with a SYN cookie (`TCPConfiguration.synCookies`, RFC 4987 3.6),
 /// or, with cookies off, evicts the oldest entry if its SYN-ACK already went
 /// unanswered, or is dropped (the client retries); and at most `backlog` established
-/// connections waiting for `accept()`, beyond which the handshake's final ACK
-/// is dropped, leaving the connection half-open (or the cookie unanswered)
+/// connections waiting for `accept()`, beyond which, as in Linux, a new SYN
+/// goes unanswered and the final ACK of a handshake already under way is
+/// dropped, leaving the connection half-open (or the cookie unanswered)
 /// until the client's retransmission finds room.
 public final class TCPListener: FamilyBound {
     public let port: UInt16

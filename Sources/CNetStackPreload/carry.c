@@ -298,8 +298,7 @@ void ns_carry_restore(void) {
         if (pread(memfd, &r, sizeof r, (off_t)(sizeof h + (size_t)i * sizeof r)) != sizeof r) break;
         find_descriptors(&r.sock, r.event_id, here, count);
         if (r.sock.alias_count > 0 && adopt(&r.sock)) continue;
-        ns_request close_it = {.op = NS_OP_CLOSE, .socket = r.sock.id};
-        ns_post(&close_it);
+        ns_post_close(r.sock.id);
     }
     free(here);
     LIBC(close)(memfd);

@@ -178,6 +178,11 @@ void ns_post(const ns_request *req) {
     pthread_mutex_unlock(&lock);
 }
 
+void ns_post_close(uint32_t socket) {
+    ns_request req = {.op = NS_OP_CLOSE, .socket = socket};
+    ns_post(&req);
+}
+
 int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
                    ns_reply *reply) {
     ns_request req = {.op = op, .socket = s ? s->id : 0, .arg0 = arg0, .arg1 = arg1, .value = value};

@@ -60,8 +60,9 @@ static short edges(entry *e, ns_sock *s, short ready, bool report) {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;
-/// How many epoll sets hold stack sockets (epoll_wait skips the lookup at 0).
-static int sets_in_use;
+/// How many (set, stack socket) entries there are: at 0 epoll_wait skips
+/// the lookup. It used to miss the entries a close removed, and stayed up.
+static int registrations;
 
 static entry **find(int epfd, int fd) {
     for (entry **e = &entries; *e; e = &(*e)->next)
@@ -75,56 +76,42 @@ static bool set_has_stack_sockets(int epfd) {
     return false;
 }
 
-void ns_epoll_forget(int fd) {
-    pthread_mutex_lock(&lock);
-    for (entry **e = &entries; *e;) {
-        if ((*e)->fd == fd) {
-            entry *gone = *e;
-            *e = gone->next;
-            free(gone);
-        } else {
-            e = &(*e)->next;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-}
-
-void ns_epoll_forget_set(int epfd) {
+/// Unlinks and frees every entry `match` picks, after `gone` (if any) has
+/// seen it, and counts them out of `registrations`.
+static void remove_entries(bool (*match)(const entry *, int), int key, void (*gone)(entry *)) {
     if (!entries) return;
     pthread_mutex_lock(&lock);
     for (entry **e = &entries; *e;) {
-        if ((*e)->epfd == epfd) {
-            entry *gone = *e;
-            *e = gone->next;
-            free(gone);
-        } else {
-            e = &(*e)->next;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-}
-
-void ns_epoll_hand_over(int fd) {
-    if (!entries) return;
-    pthread_mutex_lock(&lock);
-    for (entry **e = &entries; *e;) {
-        if ((*e)->fd != fd) {
+        if (!match(*e, key)) {
             e = &(*e)->next;
             continue;
         }
-        entry *gone = *e;
-        *e = gone->next;
-        // The eventfd's registration went with its file; the kernel socket
-        // takes its place with the application's own events and data (an
-        // EPOLLONESHOT that fired stays disarmed until a MOD, as it was).
-        struct epoll_event ev = {.events = gone->disabled ? (gone->events & (EPOLLONESHOT | EPOLLET)) : gone->events,
-                                 .data = gone->data};
-        LIBC(epoll_ctl)(gone->epfd, EPOLL_CTL_ADD, fd, &ev);
-        free(gone);
-        sets_in_use--;
+        entry *removed = *e;
+        *e = removed->next;
+        if (gone) gone(removed);
+        free(removed);
+        registrations--;
     }
     pthread_mutex_unlock(&lock);
 }
+
+static bool names_socket(const entry *e, int fd) { return e->fd == fd; }
+static bool in_set(const entry *e, int epfd) { return e->epfd == epfd; }
+
+void ns_epoll_forget(int fd) { remove_entries(names_socket, fd, NULL); }
+
+void ns_epoll_forget_set(int epfd) { remove_entries(in_set, epfd, NULL); }
+
+/// The eventfd's registration went with its file; the kernel socket takes
+/// its place with the application's own events and data (an EPOLLONESHOT
+/// that fired stays disarmed until a MOD, as it was).
+static void register_kernel_socket(entry *e) {
+    struct epoll_event ev = {.events = e->disabled ? (e->events & (EPOLLONESHOT | EPOLLET)) : e->events,
+                             .data = e->data};
+    LIBC(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, e->fd, &ev);
+}
+
+void ns_epoll_hand_over(int fd) { remove_entries(names_socket, fd, register_kernel_socket); }
 
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
@@ -154,7 +141,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         entry *e = calloc(1, sizeof *e);
         *e = (entry){.epfd = epfd, .fd = fd, .events = ev->events, .data = ev->data, .next = entries};
         entries = e;
-        sets_in_use++;
+        registrations++;
     } else if (op == EPOLL_CTL_MOD) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
         if ((*found)->events & EPOLLEXCLUSIVE) { errno = EINVAL; r = -1; goto done; }
@@ -168,7 +155,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         entry *gone = *found;
         *found = gone->next;
         free(gone);
-        sets_in_use--;
+        registrations--;
     } else {
         errno = EINVAL;
         r = -1;
@@ -201,7 +188,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
 
 
 void ns_epoll_settle(int epfd) {
-    if (sets_in_use == 0) return;
+    if (registrations == 0) return;
     pthread_mutex_lock(&lock);
     for (entry *e = entries; e; e = e->next) {
         if (e->epfd != epfd) continue;
@@ -249,7 +236,7 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
 
 NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     ns_epoll_settle_inner(epfd);
-    if (sets_in_use == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    if (registrations == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
     pthread_mutex_unlock(&lock);
@@ -259,7 +246,7 @@ NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     ns_epoll_settle_inner(epfd);
-    if (sets_in_use == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    if (registrations == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
     pthread_mutex_unlock(&lock);
@@ -270,7 +257,7 @@ NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
 NS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask) {
     ns_epoll_settle_inner(epfd);
     bool mixed = false;
-    if (sets_in_use > 0 && max > 0) {
+    if (registrations > 0 && max > 0) {
         pthread_mutex_lock(&lock);
         mixed = set_has_stack_sockets(epfd);
         pthread_mutex_unlock(&lock);

@@ -82,8 +82,7 @@ static int hand_to_kernel(ns_sock *s) {
     int r = ns_replace_descriptors(s, k, ns_epoll_hand_over);
     int e = errno;
     LIBC(close)(k);
-    ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
-    ns_post(&req);
+    ns_post_close(s->id);
     ns_release(s);
     errno = e;
     return r;

@@ -31,8 +31,5 @@ __attribute__((constructor)) static void ns_init(void) {
 __attribute__((destructor)) static void ns_fini(void) {
     if (ns_socket_count() == 0 || ns_in_vfork_child()) return;
     int cursor = 0;
-    for (ns_sock *s; (s = ns_next_socket(&cursor));) {
-        ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
-        ns_post(&req);
-    }
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_post_close(s->id);
 }

@@ -136,8 +136,7 @@ static void claim(int fd, void *context) {
     if (!ok) {
         // Held now but not usable here: let it go, as a close would.
         LIBC(close)(fds[1]);
-        ns_request close_it = {.op = NS_OP_CLOSE, .socket = reply.socket};
-        ns_post(&close_it);
+        ns_post_close(reply.socket);
     }
 }
 

@@ -267,8 +267,11 @@ long long ns_now_ms(void);
 /// CLOCK_MONOTONIC in nanoseconds.
 long long ns_now_ns(void);
 
-/// Sends `req` without waiting for a reply (close).
+/// Sends `req` without waiting for a reply.
 void ns_post(const ns_request *req);
+/// Tells the stack this process lets go of `socket` (no reply): it closes
+/// once no other process holds it.
+void ns_post_close(uint32_t socket);
 
 /// Connects to the stack's API socket (close-on-exec): a session of its own. -1 with errno.
 int ns_api_connect(void);

@@ -294,8 +294,7 @@ NS_EXPORT int close(int fd) {
     linger_before_close(s);
     // The stack sends what is in `tx`, then a FIN (or a RST over unread input,
     // or at once with SO_LINGER's 0 seconds).
-    ns_request req = {.op = NS_OP_CLOSE, .socket = s->id};
-    ns_post(&req);
+    ns_post_close(s->id);
     ns_release(s);
     return LIBC(close)(fd);
 }

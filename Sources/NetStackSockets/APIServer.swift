@@ -259,9 +259,7 @@ public final class APIServer: @unchecked Sendable {
             guard let s = makeSocket(for: session, families: families, datagram: datagram) else {
                 return session.send(.failure(EMFILE))
             }
-            session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize), regionSerial: s.region.serial),
-                         descriptors: s.descriptorsForApplication)
-            return
+            return sendNew(s, to: session)
         }
         switch request.operation {
         case .forkPrepare: return session.send(prepareFork(for: session))
@@ -419,9 +417,16 @@ public final class APIServer: @unchecked Sendable {
         new.reusesPort = s.reusesPort
         new.attach(c)
         new.applyOptions()
-        session.send(ControlReply(result: 0, socket: new.id, ringSize: UInt32(ringSize),
-                                  regionSerial: new.region.serial, local: new.local, peer: new.peer),
-                     descriptors: new.descriptorsForApplication)
+        sendNew(new, to: session)
+    }
+
+    /// The reply that gives `session` a socket made for it (socket(2), an
+    /// accepted connection): its region, named by serial for a mapping the
+    /// library kept (`RegionPool`), its eventfds, and its addresses.
+    private func sendNew(_ s: AppSocket, to session: AppSession) {
+        session.send(ControlReply(result: 0, socket: s.id, ringSize: UInt32(ringSize),
+                                  regionSerial: s.region.serial, local: s.local, peer: s.peer),
+                     descriptors: s.descriptorsForApplication)
     }
 
     /// A datagram socket takes SO_RCVBUF (what may wait in `rx`) and the IP header's options only.

@@ -99,6 +99,7 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
     // Bound first, whatever becomes of the send (Linux's inet_send_prepare
     // binds before udp_sendmsg looks at the address).
     if (!s->has_local && ns_autobind(s) < 0) return -1;
+    if (flags & MSG_OOB) { errno = EOPNOTSUPP; return -1; }  // udp_sendmsg: UDP has no urgent data
     if (s->write_shut) { errno = EPIPE; return -1; }  // shutdown(SHUT_WR): ip_append_data's EPIPE
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool more = (flags & MSG_MORE) || s->udp_cork;
@@ -128,7 +129,7 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
         // A broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check).
         if (!broadcast) { errno = EACCES; return -1; }
     }
-    if (more) return ns_cork_start(s, &to, buf, len);
+    if (more) return ns_cork_start(s, &to, buf, len, fields);
     return ns_dgram_write(s, &to, buf, len, dontwait, fields);
 }
 
@@ -282,6 +283,9 @@ static void raise_sigpipe(int flags) {
 }
 
 ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source) {
+    // The stack sends no urgent data (RFC 9293 3.8.5's URG): refused, where
+    // sending the byte inline would put it into the peer's stream.
+    if (flags & MSG_OOB) { errno = EOPNOTSUPP; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     if (s->listening) {  // Linux's sk_stream_wait_connect: not connecting, so EPIPE
         raise_sigpipe(flags);

@@ -123,8 +123,10 @@ static int interface_exists(int index) {
 
 /// IPv4's (ip_cmsg_send): IP_TTL (1-255) and IP_TOS (0-255, an int or a
 /// byte) set this datagram's header; IP_PKTINFO is checked (the stack has
-/// one address, which it sends from); any other SOL_IP type is refused.
-static int ipv4_level(const struct cmsghdr *c, ns_datagram *f) {
+/// one address, which it sends from: as the kernel's route lookup says, a
+/// source of 127/8 beside a route that is not the loopback's is EINVAL,
+/// one that is not the host's ENETUNREACH); any other SOL_IP type is refused.
+static int ipv4_level(const ns_sock *s, const struct cmsghdr *c, ns_datagram *f) {
     int v;
     switch (c->cmsg_type) {
     case IP_TTL:
@@ -142,6 +144,9 @@ static int ipv4_level(const struct cmsghdr *c, ns_datagram *f) {
         if (c->cmsg_len != CMSG_LEN(sizeof(struct in_pktinfo))) return EINVAL;
         struct in_pktinfo p;
         memcpy(&p, CMSG_DATA(c), sizeof p);
+        const uint8_t *source = (const uint8_t *)&p.ipi_spec_dst;
+        if (p.ipi_spec_dst.s_addr != 0 && memcmp(source, s->shm->interface_address, 4) != 0)
+            return source[0] == 127 ? EINVAL : ENETUNREACH;
         return interface_exists(p.ipi_ifindex);
     }
     default:
@@ -189,7 +194,7 @@ int ns_take_send_cmsgs(const ns_sock *s, const struct msghdr *msg, ns_datagram *
         }
         int e = 0;
         if (c->cmsg_level == SOL_SOCKET) e = socket_level(c);
-        else if (s->family == AF_INET && c->cmsg_level == IPPROTO_IP) e = ipv4_level(c, fields);
+        else if (s->family == AF_INET && c->cmsg_level == IPPROTO_IP) e = ipv4_level(s, c, fields);
         else if (s->family == AF_INET6 && c->cmsg_level == IPPROTO_IPV6) e = ipv6_level(c, fields);
         // Another level's (IPv4's on an IPv6 socket among them) is not looked at.
         if (e) {

@@ -2,9 +2,10 @@
 // several sends, to the destination of the first, go out as one datagram
 // when a send comes without MSG_MORE and with UDP_CORK off, or UDP_CORK is
 // turned off. As Linux's udp_sendmsg, a send while a datagram is corked
-// does not look at its address; one that fails (past 65507 bytes, 65527
-// over IPv6: EMSGSIZE) drops what was corked, as does closing the socket
-// (udp_flush_pending_frames).
+// does not look at its address nor its control messages' TTL and TOS (the
+// first piece's go with the datagram, as ip_setup_cork's); one that fails
+// (past 65507 bytes, 65527 over IPv6: EMSGSIZE) drops what was corked, as
+// does closing the socket (udp_flush_pending_frames).
 #include "preload_internal.h"
 #include <errno.h>
 #include <pthread.h>
@@ -37,7 +38,7 @@ static void drop(ns_sock *s) {
 /// `cork_lock`, which a blocking send keeps while it waits for room, as
 /// Linux keeps the socket's.
 static ssize_t push(ns_sock *s, bool dontwait) {
-    ssize_t r = ns_dgram_write(s, &s->cork_to, s->cork_data, s->cork_length, dontwait, NULL);
+    ssize_t r = ns_dgram_write(s, &s->cork_to, s->cork_data, s->cork_length, dontwait, &s->cork_fields);
     drop(s);
     return r;
 }
@@ -60,9 +61,10 @@ bool ns_cork_take(ns_sock *s, const void *buf, size_t len, bool more, bool dontw
     return true;
 }
 
-ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len) {
+ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len, const ns_datagram *header_fields) {
     pthread_mutex_lock(&s->cork_lock);
     s->cork_to = *to;
+    s->cork_fields = header_fields ? *header_fields : (ns_datagram){0};
     s->cork_length = 0;
     int r = append(s, buf, len);
     s->cork_pending = r == 0;

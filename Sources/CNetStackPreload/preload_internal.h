@@ -148,6 +148,7 @@ typedef struct ns_sock {
     bool udp_cork;
     _Atomic bool cork_pending;
     ns_addr cork_to;
+    ns_datagram cork_fields;  // the first piece's IP_TTL, IP_TOS (send_flags)
     uint8_t *cork_data;
     size_t cork_length;
     /// Threads asleep in the socket (ns_wait_event), and whether it was
@@ -187,9 +188,11 @@ size_t ns_dgram_limit(int family);
 /// MSG_MORE and UDP_CORK (datagram_cork.c). ns_cork_take: if a datagram is
 /// corked, appends this call's bytes (its address unread, as Linux's
 /// udp_sendmsg) and, unless `more`, sends the whole; true with `*result`
-/// set when it did so. ns_cork_start: corks a first piece bound for `to`.
+/// set when it did so. ns_cork_start: corks a first piece bound for `to`,
+/// whose control messages' header fields (may be NULL) the datagram keeps,
+/// as Linux's ip_setup_cork takes the first call's.
 bool ns_cork_take(ns_sock *s, const void *buf, size_t len, bool more, bool dontwait, ssize_t *result);
-ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len);
+ssize_t ns_cork_start(ns_sock *s, const ns_addr *to, const void *buf, size_t len, const ns_datagram *header_fields);
 /// setsockopt UDP_CORK: 0 sends what was corked.
 int ns_cork_set(ns_sock *s, int on);
 /// Forgets the corked datagram and its buffer (the socket goes, or a new image took it over).

@@ -649,6 +649,7 @@ with socket.create_connection(ECHO) as c:
     out("a busy-polling receive", c.recv(100))
 u.bind(("0.0.0.0", 0))
 out("sendto port 0", err(lambda: u.sendto(b"x", (HOST, 0))))
+out("a datagram with MSG_OOB", err(lambda: u.sendto(b"x", socket.MSG_OOB, (HOST, 9))))
 v6 = socket.socket(socket.AF_INET6)
 v6.bind(("::", 0))
 out("IPV6_V6ONLY after bind", err(lambda: v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)))
@@ -890,7 +891,11 @@ out("the next without", err(lambda: u.sendmsg([b"plain"], [], 0, dest)))
 out("arrives with the socket's", arrival())
 out("IP_TOS as one byte", err(lambda: u.sendmsg([b"byte"], [(IP, socket.IP_TOS, bytes([0x10]))], 0, dest)))
 out("arrives so", arrival())
-pktinfo = lambda index, spec: struct.pack("i4s4s", index, bytes(4), socket.inet_aton(spec))
+out("a corked first piece with IP_TTL 9",
+    err(lambda: u.sendmsg([b"first "], [(IP, socket.IP_TTL, packed(9))], socket.MSG_MORE, dest)))
+out("the last piece with IP_TTL 3", err(lambda: u.sendmsg([b"last"], [(IP, socket.IP_TTL, packed(3))], 0, dest)))
+out("arrives as one, with the first's", arrival())
+pktinfo = lambda index, spec: struct.pack("i4s4s", index, socket.inet_aton(spec), bytes(4))  # ipi_spec_dst: the source
 for name, messages in [("IP_TTL 0", [(IP, socket.IP_TTL, packed(0))]),
                        ("IP_TTL 256", [(IP, socket.IP_TTL, packed(256))]),
                        ("IP_TTL of two bytes", [(IP, socket.IP_TTL, b"\x07\x00")]),
@@ -901,6 +906,7 @@ for name, messages in [("IP_TTL 0", [(IP, socket.IP_TTL, packed(0))]),
                        ("SCM_RIGHTS", [(socket.SOL_SOCKET, socket.SCM_RIGHTS, packed(0))]),
                        ("an unknown SOL_SOCKET type", [(socket.SOL_SOCKET, 99, packed(0))]),
                        ("IP_PKTINFO from this host's address", [(IP, 8, pktinfo(0, me))]),
+                       ("IP_PKTINFO from an address not this host's", [(IP, 8, pktinfo(0, HOST.rsplit(".", 1)[0] + ".77"))]),
                        ("IP_PKTINFO too short", [(IP, 8, packed(0))]),
                        ("IP_PKTINFO on an interface there is not", [(IP, 8, pktinfo(9999, "0.0.0.0"))])]:
     result = err(lambda: u.sendmsg([b"x"], messages, 0, dest))

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -109,6 +110,13 @@ bool ns_readable_now(int fd) {
 }
 
 int ns_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int ns_timerfd_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
+
+int ns_timerfd_arm(int fd, int64_t nanoseconds) {
+    struct itimerspec when = {.it_value = {.tv_sec = nanoseconds / 1000000000, .tv_nsec = nanoseconds % 1000000000}};
+    return timerfd_settime(fd, 0, &when, NULL);
+}
 
 int ns_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t tag) {
     struct epoll_event e = {.events = events, .data.u64 = tag};

@@ -11,6 +11,9 @@ enum APIEvent: Sendable {
     /// The kernel's loopback listener `index` of stack socket `socket` has a
     /// connection waiting (`LoopbackListeners`; its watch is one-shot).
     case loopbackReadable(socket: UInt32, index: Int)
+    /// The oldest hold for a child may have outlived its claim's timeout
+    /// (`APIThread.wakeForHolds`): the loop expires what is due.
+    case holdsDue
 }
 
 /// The API thread's hand-over to the loop, LoopExecutor's pattern: a mutex

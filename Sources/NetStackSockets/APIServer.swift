@@ -119,6 +119,8 @@ public final class APIServer: @unchecked Sendable {
                 vanished(client: client)
             case .loopbackReadable(let socket, let index):
                 sockets[socket]?.loopbackReadable(index)
+            case .holdsDue:
+                break  // expired above
             }
         }
         batch.removeAll(keepingCapacity: true)
@@ -183,7 +185,15 @@ public final class APIServer: @unchecked Sendable {
     private func newPendingFork(holding ids: [UInt32]) -> Int32 {
         nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
         pendingForks[nextForkToken] = PendingFork(sockets: ids, announced: .now)
+        if pendingForks.count == 1 { wakeForOldestHold() }
         return nextForkToken
+    }
+
+    /// Asks the API thread to wake the loop when the oldest pending fork's
+    /// claim times out; `drainInbox` expires it then.
+    private func wakeForOldestHold() {
+        guard let oldest = pendingForks.values.map(\.announced).min() else { return }
+        thread.wakeForHolds(after: oldest + Self.forkClaimTimeout - .now + .milliseconds(10))
     }
 
     /// A spawned child's hold on one socket (NS_OP_SPAWN_HOLD), under
@@ -237,18 +247,23 @@ public final class APIServer: @unchecked Sendable {
         return nil
     }
 
-    /// Holds whose child never claimed them go; a socket nobody else holds then closes.
+    /// Holds whose child never claimed them go; a socket nobody else holds
+    /// then closes. Called at each drain of the inbox, and woken for when
+    /// nothing else comes (`wakeForOldestHold`).
     private func expirePendingForks() {
         guard !pendingForks.isEmpty else { return }
         let now = ContinuousClock.Instant.now
+        var expired = false
         for (token, fork) in pendingForks where now - fork.announced > Self.forkClaimTimeout {
             pendingForks[token] = nil
+            expired = true
             for id in fork.sockets {
                 guard let s = sockets[id] else { continue }
                 s.pendingHolds -= 1
                 if s.holders.isEmpty && s.pendingHolds == 0 { s.applicationClosed() }
             }
         }
+        if expired { wakeForOldestHold() }
     }
 
     private func handle(_ request: ControlRequest, from session: AppSession) {

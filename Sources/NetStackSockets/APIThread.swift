@@ -17,7 +17,7 @@ import Synchronization
 final class APIThread: @unchecked Sendable {
     /// Tags in the epoll set: the kind in the top byte, an id below.
     enum Tag: UInt64 {
-        case listener = 1, client = 2, stop = 4, loopback = 8
+        case listener = 1, client = 2, stop = 4, loopback = 8, holds = 16
         func with(_ id: UInt32) -> UInt64 { rawValue << 56 | UInt64(id) }
         /// A tag with an id of up to 56 bits (`LoopbackListeners.tag`).
         func with(wide id: UInt64) -> UInt64 { rawValue << 56 | id & (1 << 56 - 1) }
@@ -26,6 +26,8 @@ final class APIThread: @unchecked Sendable {
     let epoll: Int32
     private let listener: Int32
     private let stopEvent: EventFD
+    /// A timerfd the loop sets for the oldest unclaimed hold (`wakeForHolds`).
+    private let holdTimer: Int32
     private let inbox: APIInbox
     private let submitDrain: @Sendable () -> Void
     private let owner: uid_t
@@ -73,8 +75,21 @@ final class APIThread: @unchecked Sendable {
         epoll = ns_epoll_create()
         if epoll < 0 { throw .systemCall("epoll_create1", errno) }
         stopEvent = try EventFD()
+        holdTimer = ns_timerfd_create()
+        if holdTimer < 0 { throw .systemCall("timerfd_create", errno) }
         _ = ns_epoll_ctl(epoll, 1, listener, UInt32(NS_EPOLL_IN), Tag.listener.with(0))
         _ = ns_epoll_ctl(epoll, 1, stopEvent.descriptor, UInt32(NS_EPOLL_IN), Tag.stop.with(0))
+        _ = ns_epoll_ctl(epoll, 1, holdTimer, UInt32(NS_EPOLL_IN), Tag.holds.with(0))
+    }
+
+    /// Posts `APIEvent.holdsDue` once `delay` has passed, replacing the last
+    /// such request: a hold whose child never claims it (a child that died
+    /// first, a static program spawned with a socket) then goes even if no
+    /// application talks to the stack again. Any thread (timerfd_settime).
+    func wakeForHolds(after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = max(0, seconds) * 1_000_000_000 + max(0, attoseconds / 1_000_000_000)
+        _ = ns_timerfd_arm(holdTimer, max(1, nanoseconds))  // never 0, which would disarm it
     }
 
     func start() {
@@ -97,6 +112,7 @@ final class APIThread: @unchecked Sendable {
         close(listener)
         unlink(path)
         close(epoll)
+        close(holdTimer)
         stopEvent.close()
     }
 
@@ -126,6 +142,10 @@ final class APIThread: @unchecked Sendable {
                 case .loopback?:
                     let (socket, index) = LoopbackListeners.decode(tags[i])
                     post(.loopbackReadable(socket: socket, index: index))
+                case .holds?:
+                    var expirations: UInt64 = 0
+                    _ = read(holdTimer, &expirations, 8)
+                    post(.holdsDue)
                 case nil:
                     break
                 }

@@ -1469,6 +1469,56 @@ def test_children_started_with_a_socket_keep_it(ns, api, tmp_path):
                      "3 child got ping 3 on its stdin payload byte-exact True end of file"], stack
 
 
+# The kernel's end of a connection: prints CLOCK_MONOTONIC when it reads the end of file.
+EOF_PEER = r"""
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], 9670)); l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+c.settimeout(40)
+while c.recv(100): pass
+print(time.monotonic(), flush=True)
+"""
+
+# Hands its connection to a static program (which has no library, so never
+# claims it), closes its own copy, then makes no call for 20 s.
+STATIC_SPAWNER = r"""
+import socket, subprocess, sys, time
+s = socket.socket()
+s.connect((sys.argv[1], 9670))
+subprocess.run(["/sbin/ldconfig", "--version"], pass_fds=[s.fileno()], stdout=subprocess.DEVNULL, check=True)
+s.close()
+print(time.monotonic(), flush=True)
+time.sleep(20)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/sbin/ldconfig"), reason="needs glibc's static ldconfig")
+def test_a_hold_no_child_claims_goes_after_its_timeout(ns, api):
+    """A socket spawned into a program that never claims it (static, so no
+    library) stays held for that child for 10 s; after that the hold goes
+    and, the parent having closed its copy, the connection ends with a FIN,
+    even when no application talks to the stack meanwhile (the expiry used
+    to wait for the next application's call: here, the parent's exit 20 s
+    later)."""
+    _, path = api
+    peer = ns.popen("python3", "-c", EOF_PEER, HOST_IP, stdout=subprocess.PIPE, text=True)
+    app = None
+    try:
+        assert peer.stdout.readline().strip() == "listening"
+        app = run_on_stack(ns, path, "python3", "-c", STATIC_SPAWNER, HOST_IP, stdout=subprocess.PIPE, text=True)
+        closed = float(app.stdout.readline())
+        ended = float(peer.stdout.readline())
+        assert app.poll() is None, "the end of file came only when the application exited"
+        assert 8 <= ended - closed <= 14, ended - closed
+    finally:
+        for p in (app, peer):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
 # Buffer sizes: the kernel's peer pushes into two connections nobody reads
 # (its own send buffer small, so what it pushed is what the receiver took),
 # then keeps two connections on a listener with a small receive buffer

@@ -54,6 +54,12 @@ bool ns_readable_now(int fd);
 /// A close-on-exec epoll set.
 int ns_epoll_create(void);
 
+/// A non-blocking, close-on-exec timerfd on CLOCK_MONOTONIC.
+int ns_timerfd_create(void);
+
+/// Arms `fd` to fire once, `nanoseconds` from now (at least 1; 0 disarms).
+int ns_timerfd_arm(int fd, int64_t nanoseconds);
+
 /// The epoll event bits the API thread uses.
 enum { NS_EPOLL_IN = 0x001, NS_EPOLL_RDHUP = 0x2000, NS_EPOLL_ONESHOT = 1u << 30, NS_EPOLL_ET = 1u << 31 };
 

@@ -163,7 +163,7 @@ public final class APIServer: @unchecked Sendable {
     /// A fork's sockets, held for its child until it claims them (or `forkClaimTimeout` passes).
     private struct PendingFork {
         var sockets: [UInt32]
-        var announced: ContinuousClock.Instant
+        var announced: Instant
     }
 
     /// How long a child has to claim its parent's sockets: it does so as it
@@ -184,7 +184,7 @@ public final class APIServer: @unchecked Sendable {
     /// A new token for holds on `ids` (their `pendingHolds` already counted).
     private func newPendingFork(holding ids: [UInt32]) -> Int32 {
         nextForkToken = nextForkToken == Int32.max ? 1 : nextForkToken + 1
-        pendingForks[nextForkToken] = PendingFork(sockets: ids, announced: .now)
+        pendingForks[nextForkToken] = PendingFork(sockets: ids, announced: stack.clock.now)
         if pendingForks.count == 1 { wakeForOldestHold() }
         return nextForkToken
     }
@@ -193,7 +193,7 @@ public final class APIServer: @unchecked Sendable {
     /// claim times out; `drainInbox` expires it then.
     private func wakeForOldestHold() {
         guard let oldest = pendingForks.values.map(\.announced).min() else { return }
-        thread.wakeForHolds(after: oldest + Self.forkClaimTimeout - .now + .milliseconds(10))
+        thread.wakeForHolds(after: oldest + Self.forkClaimTimeout - stack.clock.now + .milliseconds(10))
     }
 
     /// A spawned child's hold on one socket (NS_OP_SPAWN_HOLD), under
@@ -252,7 +252,7 @@ public final class APIServer: @unchecked Sendable {
     /// nothing else comes (`wakeForOldestHold`).
     private func expirePendingForks() {
         guard !pendingForks.isEmpty else { return }
-        let now = ContinuousClock.Instant.now
+        let now = stack.clock.now
         var expired = false
         for (token, fork) in pendingForks where now - fork.announced > Self.forkClaimTimeout {
             pendingForks[token] = nil

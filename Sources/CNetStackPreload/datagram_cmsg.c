@@ -121,6 +121,17 @@ static int interface_exists(int index) {
     return index == 0 || if_indextoname((unsigned)index, name) ? 0 : ENODEV;
 }
 
+/// This datagram's own TTL (hop limit) and DS field (traffic class).
+static void set_hop_limit(ns_datagram *f, int v) {
+    f->hop_limit = (uint8_t)v;
+    f->send_flags |= NS_SEND_HOP_LIMIT;
+}
+
+static void set_traffic_class(ns_datagram *f, int v) {
+    f->traffic_class = (uint8_t)v;
+    f->send_flags |= NS_SEND_TRAFFIC_CLASS;
+}
+
 /// IPv4's (ip_cmsg_send): IP_TTL (1-255) and IP_TOS (0-255, an int or a
 /// byte) set this datagram's header; IP_PKTINFO is checked (the stack has
 /// one address, which it sends from: as the kernel's route lookup says, a
@@ -131,14 +142,12 @@ static int ipv4_level(const ns_sock *s, const struct cmsghdr *c, ns_datagram *f)
     switch (c->cmsg_type) {
     case IP_TTL:
         if (!int_value(c, &v) || v < 1 || v > 255) return EINVAL;
-        f->hop_limit = (uint8_t)v;
-        f->send_flags |= NS_SEND_HOP_LIMIT;
+        set_hop_limit(f, v);
         return 0;
     case IP_TOS:
         if (c->cmsg_len == CMSG_LEN(1)) v = *CMSG_DATA(c);
         else if (!int_value(c, &v) || v < 0 || v > 255) return EINVAL;
-        f->traffic_class = (uint8_t)v;
-        f->send_flags |= NS_SEND_TRAFFIC_CLASS;
+        set_traffic_class(f, v);
         return 0;
     case IP_PKTINFO: {
         if (c->cmsg_len != CMSG_LEN(sizeof(struct in_pktinfo))) return EINVAL;
@@ -164,13 +173,8 @@ static int ipv6_level(const struct cmsghdr *c, ns_datagram *f) {
     case IPV6_TCLASS:
         if (!int_value(c, &v) || v < -1 || v > 255) return EINVAL;
         if (v < 0) return 0;
-        if (c->cmsg_type == IPV6_HOPLIMIT) {
-            f->hop_limit = (uint8_t)v;
-            f->send_flags |= NS_SEND_HOP_LIMIT;
-        } else {
-            f->traffic_class = (uint8_t)v;
-            f->send_flags |= NS_SEND_TRAFFIC_CLASS;
-        }
+        if (c->cmsg_type == IPV6_HOPLIMIT) set_hop_limit(f, v);
+        else set_traffic_class(f, v);
         return 0;
     case IPV6_DONTFRAG:
         return int_value(c, &v) ? 0 : EINVAL;

@@ -61,7 +61,7 @@ static short edges(entry *e, ns_sock *s, short ready, bool report) {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;
 /// How many (set, stack socket) entries there are: at 0 epoll_wait skips
-/// the lookup. It used to miss the entries a close removed, and stayed up.
+/// the lookup. Every removal counts down (`remove_entries`, EPOLL_CTL_DEL).
 static int registrations;
 
 static entry **find(int epfd, int fd) {

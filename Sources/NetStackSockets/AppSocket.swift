@@ -399,7 +399,7 @@ final class AppSocket {
             // A full queue drops new SYNs and holds back the handshake's
             // last ACK, as Linux's full accept queue does: the client
             // retries, nobody is reset.
-            l.hasRoom = { [unowned self] in waiting.count < self.backlog }
+            l.hasRoom = { [unowned self] in hasRoomToQueue }
             listener = l
         } catch {
             return .failure(EADDRINUSE)
@@ -410,8 +410,11 @@ final class AppSocket {
         return ControlReply(result: 0, local: local)
     }
 
+    /// Whether one more connection fits the accept queue.
+    private var hasRoomToQueue: Bool { waiting.count < backlog }
+
     private func queue(_ c: TCPConnection) {
-        guard waiting.count < backlog else {
+        guard hasRoomToQueue else {
             c.abort()
             return
         }
@@ -520,7 +523,7 @@ final class AppSocket {
         waiting = []
         loopback?.close()
         loopback = nil
-        region.setPending(0)
+        publishPending()
         listener = nil
     }
 

@@ -72,9 +72,11 @@ long ns_peer_uid(int sock) {
 
 int ns_accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
-int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog) {
+/// A kernel socket of `type` bound at `where` and `port` (non-blocking,
+/// close-on-exec, SO_REUSEADDR, and SO_REUSEPORT if asked); -1 with errno.
+static int loopback_socket(ns_loopback where, int type, uint16_t port, int reuse_port) {
     int family = where == NS_LOOPBACK_V4 ? AF_INET : AF_INET6;
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1, v6only = where == NS_LOOPBACK_V6;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -95,13 +97,72 @@ int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int b
         }
         r = bind(fd, (struct sockaddr *)&a, sizeof a);
     }
-    if (r != 0 || listen(fd, backlog) != 0) {
+    if (r != 0) {
         int e = errno;
         close(fd);
         errno = e;
         return -1;
     }
     return fd;
+}
+
+int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog) {
+    int fd = loopback_socket(where, SOCK_STREAM, port, reuse_port);
+    if (fd >= 0 && listen(fd, backlog) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int ns_loopback_datagram(ns_loopback where, uint16_t port, int reuse_port) {
+    return loopback_socket(where, SOCK_DGRAM, port, reuse_port);
+}
+
+long ns_datagram_waiting(int fd) { return recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT); }
+
+long ns_datagram_receive(int fd, void *buf, size_t cap, ns_addr *from) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    long n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&ss, &len);
+    if (n < 0) return n;
+    memset(from, 0, sizeof *from);
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        from->family = 4;
+        from->port = ntohs(in->sin_port);
+        memcpy(from->bytes, &in->sin_addr, 4);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        from->port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            from->family = 4;
+            memcpy(from->bytes, &in6->sin6_addr.s6_addr[12], 4);
+        } else {
+            from->family = 6;
+            memcpy(from->bytes, &in6->sin6_addr, 16);
+        }
+    }
+    return n;
+}
+
+long ns_datagram_send(int fd, bool v6, const void *buf, size_t len, const ns_addr *to) {
+    if (!v6) {
+        if (to->family != 4) { errno = EAFNOSUPPORT; return -1; }
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(to->port)};
+        memcpy(&a.sin_addr, to->bytes, 4);
+        return sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
+    }
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(to->port)};
+    if (to->family == 4) {
+        a.sin6_addr.s6_addr[10] = a.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&a.sin6_addr.s6_addr[12], to->bytes, 4);
+    } else {
+        memcpy(&a.sin6_addr, to->bytes, 16);
+    }
+    return sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
 }
 
 bool ns_readable_now(int fd) {

@@ -420,7 +420,7 @@ NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const s
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(sendto)(fd, buf, len, flags, sa, salen);
     if (s->datagram && sa) {  // to loopback: the kernel's
-        int kernel = ns_kernel_takes(s, sa, salen, true);
+        int kernel = ns_kernel_takes_send(s, sa, salen);
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendto)(fd, buf, len, flags, sa, salen);
     }
     if (s->datagram) return ns_dgram_send(s, buf, len, flags, sa, salen);
@@ -475,7 +475,7 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     if (!s) return ns_pass_sendmsg(fd, msg, flags);
     if (!msg) { errno = EFAULT; return -1; }
     if (s->datagram && msg->msg_name) {  // to loopback: the kernel's
-        int kernel = ns_kernel_takes(s, msg->msg_name, msg->msg_namelen, true);
+        int kernel = ns_kernel_takes_send(s, msg->msg_name, msg->msg_namelen);
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendmsg)(fd, msg, flags);
     }
     if (s->datagram) {

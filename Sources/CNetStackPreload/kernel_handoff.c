@@ -54,13 +54,30 @@ static bool may_hand_over(ns_sock *s) {
     return memcmp(s->local.bytes, any.bytes, sizeof any.bytes) == 0;
 }
 
-/// Binds `k` as `s` was bound: the wildcard address, its port.
+/// Binds `k` as `s` was bound: the wildcard address, its port. A datagram
+/// socket the loop has on the kernel's loopback (`LoopbackDatagrams`, bound
+/// there with SO_REUSEADDR until the stack closes `s`) binds with
+/// SO_REUSEADDR too, then gets back the value the application set.
 static int bind_as(int k, const ns_sock *s) {
     union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } u;
     socklen_t len = sizeof u;
     ns_addr any = {.family = s->family == AF_INET ? 4 : 6, .port = s->local.port};
     ns_to_sockaddr(&any, s->family, &u.sa, &len);
-    return LIBC(bind)(k, &u.sa, len);
+    int asked = 0;
+    socklen_t asked_len = sizeof asked;
+    bool beside_loopback = ns_state(s->shm) & NS_STATE_LOOPBACK;
+    if (beside_loopback) {
+        int one = 1;
+        LIBC(getsockopt)(k, SOL_SOCKET, SO_REUSEADDR, &asked, &asked_len);
+        LIBC(setsockopt)(k, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    }
+    int r = LIBC(bind)(k, &u.sa, len);
+    if (beside_loopback) {
+        int e = errno;
+        LIBC(setsockopt)(k, SOL_SOCKET, SO_REUSEADDR, &asked, sizeof asked);
+        errno = e;
+    }
+    return r;
 }
 
 /// `s` becomes a kernel socket of its family and type under every one of
@@ -86,6 +103,11 @@ static int hand_to_kernel(ns_sock *s) {
     ns_release(s);
     errno = e;
     return r;
+}
+
+int ns_kernel_takes_send(ns_sock *s, const struct sockaddr *sa, socklen_t len) {
+    if (ns_state(s->shm) & NS_STATE_LOOPBACK) return 0;  // the loop sends there (LoopbackDatagrams)
+    return ns_kernel_takes(s, sa, len, true);
 }
 
 int ns_kernel_takes(ns_sock *s, const struct sockaddr *sa, socklen_t len, bool destination) {

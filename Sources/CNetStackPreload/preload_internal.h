@@ -245,6 +245,10 @@ bool ns_is_kernel_address(const ns_addr *a, bool destination);
 /// 1 when it did (the caller then calls libc with the descriptor), 0 when
 /// the stack keeps it, -1 with errno if the handing over failed.
 int ns_kernel_takes(ns_sock *s, const struct sockaddr *sa, socklen_t len, bool destination);
+/// Before a datagram's sendto or sendmsg to `sa`: as ns_kernel_takes, but a
+/// socket on the wildcard that the loop has on the kernel's loopback too
+/// (NS_STATE_LOOPBACK) sends there through the stack, keeping its side.
+int ns_kernel_takes_send(ns_sock *s, const struct sockaddr *sa, socklen_t len);
 /// Remembers a setsockopt that succeeded, for ns_hand_to_kernel.
 void ns_remember_option(ns_sock *s, int level, int name, const void *value, socklen_t len);
 /// Sets on kernel socket `k` every option set on `s`, in the order set.

@@ -44,6 +44,9 @@ public final class APIServer: @unchecked Sendable {
     public private(set) var regionsReused: UInt64 = 0
     /// Connections accepted from the kernel's loopback (`LoopbackListeners`).
     public private(set) var loopbackAccepted: UInt64 = 0
+    /// Datagrams received and sent on the kernel's loopback (`LoopbackDatagrams`).
+    var loopbackDatagramsIn: UInt64 = 0
+    var loopbackDatagramsOut: UInt64 = 0
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
@@ -99,7 +102,8 @@ public final class APIServer: @unchecked Sendable {
          ("api-regions-reused", regionsReused),
          ("api-doorbells", stack.doorbells.delivered), ("api-looks-after-waking", stack.doorbells.lookedAgain),
          ("api-rings-broken", ringsBroken),
-         ("api-loopback-accepted", loopbackAccepted)]
+         ("api-loopback-accepted", loopbackAccepted),
+         ("api-loopback-datagrams-in", loopbackDatagramsIn), ("api-loopback-datagrams-out", loopbackDatagramsOut)]
     }
 
     // MARK: The loop's side
@@ -353,13 +357,26 @@ public final class APIServer: @unchecked Sendable {
     /// loopback gets listeners for the families it takes; nil if the kernel
     /// gave none (its loopback has that port taken).
     func loopbackListeners(for s: AppSocket, port: UInt16, backlog: Int32) -> LoopbackListeners? {
-        let places: [ns_loopback] = switch s.families {
+        LoopbackListeners(socket: s.id, port: port, places: Self.loopbackPlaces(s.families), sharingPort: s.reusesPort,
+                          backlog: backlog, epoll: thread.epoll)
+    }
+
+    /// Datagram socket `s` is bound to the stack's wildcard address at
+    /// `port`: the kernel's loopback gets UDP sockets for the families it
+    /// takes; nil if the kernel gave none.
+    func loopbackDatagrams(for s: AppSocket, port: UInt16) -> LoopbackDatagrams? {
+        LoopbackDatagrams(socket: s.id, port: port, places: Self.loopbackPlaces(s.families), sharingPort: s.reusesPort,
+                          epoll: thread.epoll)
+    }
+
+    /// Where a socket of `families` on the wildcard is reached on the
+    /// kernel's loopback: a dual-stack one at ::1 and, v4-mapped, 127.0.0.1.
+    private static func loopbackPlaces(_ families: IPFamilies) -> [ns_loopback] {
+        switch families {
         case .ipv4Only: [NS_LOOPBACK_V4]
         case .ipv6Only: [NS_LOOPBACK_V6]
         case .both: [NS_LOOPBACK_V6, NS_LOOPBACK_V4_MAPPED]
         }
-        return LoopbackListeners(socket: s.id, port: port, places: places, sharingPort: s.reusesPort,
-                                 backlog: backlog, epoll: thread.epoll)
     }
 
     /// The pool of the session `id`, while it is connected.

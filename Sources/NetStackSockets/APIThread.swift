@@ -19,7 +19,7 @@ final class APIThread: @unchecked Sendable {
     enum Tag: UInt64 {
         case listener = 1, client = 2, stop = 4, loopback = 8, holds = 16
         func with(_ id: UInt32) -> UInt64 { rawValue << 56 | UInt64(id) }
-        /// A tag with an id of up to 56 bits (`LoopbackListeners.tag`).
+        /// A tag with an id of up to 56 bits (`LoopbackWatches.tag`).
         func with(wide id: UInt64) -> UInt64 { rawValue << 56 | id & (1 << 56 - 1) }
     }
 
@@ -140,7 +140,7 @@ final class APIThread: @unchecked Sendable {
                 case .client?:
                     readRequests(client: id, buffer: &buffer)
                 case .loopback?:
-                    let (socket, index) = LoopbackListeners.decode(tags[i])
+                    let (socket, index) = LoopbackWatches.decode(tags[i])
                     post(.loopbackReadable(socket: socket, index: index))
                 case .holds?:
                     var expirations: UInt64 = 0

@@ -12,7 +12,8 @@ import NetStackWire
 /// it no other's) and hears of ICMP errors (ECONNREFUSED); one that sends
 /// or connects unbound gets an ephemeral port; a datagram that finds `rx`
 /// full waits in the UDP socket's queue (bounded, then dropped) until the
-/// application reads.
+/// application reads. Bound to the wildcard address, it is reached at the
+/// kernel's loopback too, and sends there (`LoopbackDatagrams`).
 extension AppSocket {
     /// bind(2): the UDP port, an ephemeral one for port 0.
     func bindDatagram(_ address: SocketAddress) -> ControlReply {
@@ -23,6 +24,7 @@ extension AppSocket {
         // Linux's SOCK_BINDPORT_LOCK and SOCK_BINDADDR_LOCK: what a disconnect keeps.
         boundByApplication = (port: address.port != 0, address: !address.address.isUnspecified)
         local = SocketAddress(address: address.address, port: bound.port)
+        if address.address.isUnspecified { reachOnLoopback(port: bound.port) }
         return ControlReply(result: 0, local: local)
     }
 
@@ -34,6 +36,7 @@ extension AppSocket {
             boundByApplication = (false, false)
         }
         guard let u = udp else { return .failure(EAGAIN) }
+        leaveLoopback()  // a connected socket hears its peer only, and the library gives a loopback peer to the kernel
         let source = u.connect(to: UDPEndpoint(address: address.address, port: address.port))
         let any: IPAddress = if case .v4 = address.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
         if local == nil || local!.address.isUnspecified { local = SocketAddress(address: source ?? any, port: u.port) }
@@ -50,7 +53,7 @@ extension AppSocket {
         guard let u = udp, let l = local else { return ControlReply(result: 0) }
         u.connect(to: nil)
         if !boundByApplication.port {
-            u.close()
+            closeUDP()
             udp = nil
             local = nil
             return ControlReply(result: 0)
@@ -58,8 +61,30 @@ extension AppSocket {
         if !boundByApplication.address {
             let any: IPAddress = if case .v4 = l.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
             local = SocketAddress(address: any, port: l.port)
+            reachOnLoopback(port: l.port)
         }
         return ControlReply(result: 0, local: local)
+    }
+
+    /// Bound to the wildcard at `port`: UDP sockets on the kernel's loopback beside it.
+    private func reachOnLoopback(port: UInt16) {
+        guard loopbackDatagrams == nil else { return }
+        loopbackDatagrams = server.loopbackDatagrams(for: self, port: port)
+        if loopbackDatagrams != nil { region.add(.loopback) }
+    }
+
+    private func leaveLoopback() {
+        guard let twins = loopbackDatagrams else { return }
+        twins.close()
+        loopbackDatagrams = nil
+        region.remove(.loopback)
+    }
+
+    /// Lets go of the UDP port and the loopback's sockets beside it.
+    func closeUDP() {
+        udp?.onReadable = nil
+        udp?.close()
+        leaveLoopback()
     }
 
     private func bindUDP(port: UInt16) -> UDPSocket? {
@@ -87,8 +112,12 @@ extension AppSocket {
         while true {
             while let d = region.tx.readOutgoing(into: &datagramScratch) {
                 let payload = datagramScratch  // a local, whose span the compiler can scope
-                _ = u.send(payload.span, to: UDPEndpoint(address: d.destination.address, port: d.destination.port),
-                           settings: d.ipHeader(over: u.ipHeader))
+                if LoopbackDatagrams.onlyTheKernelReaches(d.destination.address) {
+                    if loopbackDatagrams?.send(payload, to: d.destination) == true { server.loopbackDatagramsOut += 1 }
+                } else {
+                    _ = u.send(payload.span, to: UDPEndpoint(address: d.destination.address, port: d.destination.port),
+                               settings: d.ipHeader(over: u.ipHeader))
+                }
                 sent = true
             }
             region.wantTransmitDoorbell()
@@ -112,9 +141,16 @@ extension AppSocket {
                 if room < SharedRing.datagramHeaderSize + length { break }
             }
             guard let arrival = u.receiveArrival(into: &datagramScratch) else { break }
-            let source = SocketAddress(address: arrival.source.address, port: arrival.source.port)
-            let written = datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source, arrival: arrival) }
-            delivered = delivered || written
+            delivered = deliver(arrival) || delivered
+        }
+        while let twins = loopbackDatagrams, let (index, length) = twins.next() {
+            if room < SharedRing.datagramHeaderSize + length {
+                region.wantReceiveRoom()
+                if room < SharedRing.datagramHeaderSize + length { break }
+            }
+            guard let arrival = twins.receive(from: index, length: length, into: &datagramScratch) else { break }
+            server.loopbackDatagramsIn += 1
+            delivered = deliver(arrival) || delivered
         }
         while let e = u.nextError() {
             guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
@@ -123,6 +159,12 @@ extension AppSocket {
             appEvent.signal()
         }
         if delivered && region.takeAppWantsRead() { wakeApplication() }
+    }
+
+    /// Writes the datagram in `datagramScratch` into `rx`.
+    private func deliver(_ arrival: UDPArrival) -> Bool {
+        let source = SocketAddress(address: arrival.source.address, port: arrival.source.port)
+        return datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source, arrival: arrival) }
     }
 
     /// The errno a connected UDP socket reports for an ICMP error: hard errors

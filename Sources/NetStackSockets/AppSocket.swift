@@ -62,6 +62,9 @@ final class AppSocket {
     var boundByApplication = (port: false, address: false)
     /// A datagram on its way between a ring and the UDP socket (reused).
     var datagramScratch: [UInt8] = []
+    /// Bound to the wildcard address, the datagram socket is reached at the
+    /// kernel's loopback too, and sends there (`AppSocket+Datagrams`).
+    var loopbackDatagrams: LoopbackDatagrams?
     /// Connections the listener completed that the application has not accepted.
     private var waiting: [TCPConnection] = []
     /// How many established connections may wait for accept (`capacity(forBacklog:)`).
@@ -339,8 +342,7 @@ final class AppSocket {
             c.removeCallbacks()
             if c.state != .closed { c.abort() }
         }
-        udp?.onReadable = nil
-        udp?.close()
+        closeUDP()
         endOfInputSent = true
         region.fail(errno: EIO)
         region.add(.endOfInput)
@@ -435,8 +437,13 @@ final class AppSocket {
         return c
     }
 
-    /// Kernel loopback listener `index` has a connection waiting.
+    /// Kernel loopback listener `index` has a connection waiting, or
+    /// datagram socket `index` a datagram.
     func loopbackReadable(_ index: Int) {
+        if isDatagram {
+            loopbackDatagrams?.becameReadable(index)
+            return pumpDatagramsIn()
+        }
         guard let loopback else { return }
         loopback.becameReadable(index)
         publishPending()
@@ -534,8 +541,7 @@ final class AppSocket {
         isFreed = true
         if !wasShared && !isBroken, let pool = server.regions(of: creator) { region.keep(in: pool) }
         if let p = heldPort { server.stack.tcp.release(port: p) }
-        udp?.onReadable = nil
-        udp?.close()
+        closeUDP()
         connection?.removeCallbacks()
         listener?.onAccept = nil
         server.unwatch(self)

@@ -24,65 +24,37 @@ import CNetStackABI
 /// taken (a kernel server there) is left to it, and of 127/8 only 127.0.0.1
 /// is listened on.
 final class LoopbackListeners {
-    private let socket: UInt32
-    private let epoll: Int32
-    private var descriptors: [Int32] = []
-    /// Which may have a connection waiting (their watch fired and no accept found them empty).
-    private var readable: [Bool] = []
+    private var watches: LoopbackWatches
 
     /// Listens at `places` on `port` for `socket`, each watched in `epoll`
     /// (the API thread's); nil if the kernel gave none.
     init?(socket: UInt32, port: UInt16, places: [ns_loopback], sharingPort: Bool, backlog: Int32, epoll: Int32) {
-        self.socket = socket
-        self.epoll = epoll
+        watches = LoopbackWatches(socket: socket, epoll: epoll)
         for place in places {
             let fd = ns_loopback_listener(place, port, sharingPort ? 1 : 0, backlog)
-            guard fd >= 0 else { continue }
-            descriptors.append(fd)
-            readable.append(false)
-            _ = ns_epoll_ctl(epoll, 1, fd, UInt32(NS_EPOLL_IN | NS_EPOLL_ONESHOT), Self.tag(socket, descriptors.count - 1))
+            if fd >= 0 { watches.add(fd) }
         }
-        if descriptors.isEmpty { return nil }
-    }
-
-    /// The API thread's epoll tag for listener `index` of `socket`.
-    static func tag(_ socket: UInt32, _ index: Int) -> UInt64 {
-        APIThread.Tag.loopback.with(wide: UInt64(index) << 32 | UInt64(socket))
-    }
-
-    static func decode(_ tag: UInt64) -> (socket: UInt32, index: Int) {
-        (UInt32(truncatingIfNeeded: tag), Int(tag >> 32 & 0xff))
+        if watches.isEmpty { return nil }
     }
 
     /// Listeners that may have a connection waiting: what the socket's
     /// `pending` counts beside the stack's connections.
-    var waiting: Int { readable.count(where: { $0 }) }
+    var waiting: Int { watches.waiting }
 
     /// Listener `index`'s watch fired.
-    func becameReadable(_ index: Int) {
-        if readable.indices.contains(index) { readable[index] = true }
-    }
+    func becameReadable(_ index: Int) { watches.becameReadable(index) }
 
     /// A connection waiting at one of the listeners, accepted (non-blocking,
     /// close-on-exec); nil if none. A listener found empty is watched again.
     func accept() -> Int32? {
-        for i in readable.indices where readable[i] {
-            let fd = ns_accept(descriptors[i])
-            if fd < 0 || !ns_readable_now(descriptors[i]) { watchAgain(i) }
+        for (i, listener) in watches.descriptors.enumerated() where watches.mayHaveWaiting(i) {
+            let fd = ns_accept(listener)
+            if fd < 0 || !ns_readable_now(listener) { watches.watchAgain(i) }
             if fd >= 0 { return fd }
         }
         return nil
     }
 
-    private func watchAgain(_ i: Int) {
-        readable[i] = false
-        _ = ns_epoll_ctl(epoll, 3, descriptors[i], UInt32(NS_EPOLL_IN | NS_EPOLL_ONESHOT), Self.tag(socket, i))
-    }
-
     /// Stops listening: what waited in the kernel's queues is reset by the kernel.
-    func close() {
-        for fd in descriptors { _ = Glibc.close(fd) }
-        descriptors = []
-        readable = []
-    }
+    func close() { watches.close() }
 }

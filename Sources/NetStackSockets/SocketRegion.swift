@@ -137,11 +137,14 @@ public final class SocketRegion {
         public static let endOfInput = State(rawValue: UInt32(NS_STATE_RX_EOF))
         public static let error = State(rawValue: UInt32(NS_STATE_ERROR))
         public static let writeClosed = State(rawValue: UInt32(NS_STATE_TX_CLOSED))
+        public static let loopback = State(rawValue: UInt32(NS_STATE_LOOPBACK))
     }
 
     public var state: State { State(rawValue: ns_state(header)) }
 
     public func add(_ state: State) { ns_state_add(header, state.rawValue) }
+
+    public func remove(_ state: State) { ns_state_remove(header, state.rawValue) }
 
     /// Records the errno that ended the connection, then `.error` (and no more writes).
     public func fail(errno e: Int32) {

@@ -855,6 +855,46 @@ out("read", a4.recv(10))
 for s in (c6, a6, c4, a4, six):
     s.close()
 
+# A datagram socket on the wildcard address is reached at the loopback too,
+# sends there, and stays what it was: the echo server still answers it
+# (through the library: the kernel's UDP sockets the loop keeps beside it).
+w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+w.settimeout(5)
+w.bind(("", 0))
+port = w.getsockname()[1]
+w.sendto(b"before", ECHO)
+out("echoed to the wildcard datagram socket", w.recvfrom(100)[0])
+k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+k.settimeout(5)
+k.sendto(b"to the wildcard", ("127.0.0.1", port))
+out("it polls readable from the loopback", [ev & select.POLLIN for _, ev in wait(w, select.POLLIN)])
+data, source = w.recvfrom(100)
+out("received from the loopback", (data, source == ("127.0.0.1", k.getsockname()[1])))
+out("its answer there", w.sendto(b"answer", source))
+out("arrives from its port", k.recvfrom(100) == (b"answer", ("127.0.0.1", port)))
+out("to itself at 127.0.0.1", (w.sendto(b"self", ("127.0.0.1", port)), w.recvfrom(100) == (b"self", ("127.0.0.1", port))))
+w.sendto(b"after", ECHO)
+out("and the echo server still answers it", (w.recvfrom(100)[0], w.getsockname() == ("0.0.0.0", port)))
+w.connect(ECHO)
+k.sendto(b"not from its peer", ("127.0.0.1", port))
+w.send(b"connected")
+out("connected, it hears its peer only", w.recv(100))
+for s in (w, k):
+    s.close()
+w6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+w6.settimeout(5)
+w6.bind(("", 0))
+port = w6.getsockname()[1]
+for host, family in (("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)):
+    c = socket.socket(family, socket.SOCK_DGRAM)
+    c.settimeout(5)
+    c.sendto(host.encode(), (host, port))
+    data, source = w6.recvfrom(100)
+    w6.sendto(data.upper(), source)
+    out(f"a dual-stack wildcard datagram socket from {host}", (source[0], c.recvfrom(100)[0]))
+    c.close()
+w6.close()
+
 # sendmsg's control messages on a datagram socket, as Linux's ip_cmsg_send
 # takes them: IP_TTL and IP_TOS set that datagram's header (seen where it
 # arrives: at this host's own address, the kernel's or the stack's), bad

@@ -410,6 +410,37 @@ def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_pat
             server.wait(10)
 
 
+def test_a_wildcard_datagram_server_on_the_stack_answers_on_the_loopback(ns, api):
+    """A UDP server through the library bound to the wildcard answers the
+    kernel's client at 127.0.0.1 as at the stack's address, as on Linux:
+    every size up to the largest datagram, each echoed byte-exact from the
+    server's port (the kernel's UDP socket the loop keeps beside it). The
+    socket there goes with the server."""
+    stack, path = api
+    server = run_on_stack(ns, path, "python3", "-c", UDP_ECHO, "0.0.0.0", "9450", stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().startswith("bound")
+        for host in ("127.0.0.1", STACK_IP):
+            r = ns.exec("python3", "-c", UDP_CLIENT, host, "9450", "9451", HERE, timeout=120, check=False)
+            assert r.returncode == 0, (host, r.stderr)
+            assert "sizes ok" in r.stdout and "refused" in r.stdout, (host, r.stdout)
+        assert "127.0.0.1:9450" in ns.exec("ss", "-uln").stdout
+        server.kill()
+        server.wait(10)
+        deadline = time.monotonic() + 5
+        while "127.0.0.1:9450" in ns.exec("ss", "-uln").stdout:
+            assert time.monotonic() < deadline, "the kernel's socket outlived its server"
+            time.sleep(0.1)
+        _, counters = stack.stop()
+        # The sizes' sweep, and the truncated one, each way (a resend may add some).
+        assert counters["api-loopback-datagrams-in"] >= 12, counters
+        assert counters["api-loopback-datagrams-out"] >= 12, counters
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
 def test_applications_on_the_stack_reach_each_other_at_its_address(ns, api, tmp_path):
     """A server and a client both through the library, the client fetching
     from the stack's own address: the stack loops that traffic back to

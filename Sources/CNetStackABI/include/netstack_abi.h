@@ -341,6 +341,7 @@ enum {
     NS_STATE_RX_EOF = 1u << 1,     // the peer's FIN: everything before it is in `rx`
     NS_STATE_ERROR = 1u << 2,      // `error` holds the errno that ended the connection
     NS_STATE_TX_CLOSED = 1u << 3,  // writing is over (EPIPE)
+    NS_STATE_LOOPBACK = 1u << 4,   // a datagram socket the kernel's loopback reaches too: the loop sends there
 };
 
 /// The connection as TCP_INFO, TCP_MAXSEG and TCP_CONGESTION report it,
@@ -463,6 +464,7 @@ static inline _Atomic uint32_t *ns_stack_wants_rx_room(ns_socket_shm *s) { retur
 static inline _Atomic uint32_t *ns_app_wants_write(ns_socket_shm *s) { return &s->app_wants_write; }
 static inline _Atomic uint32_t *ns_app_wants_read(ns_socket_shm *s) { return &s->app_wants_read; }
 static inline void ns_state_add(ns_socket_shm *s, uint32_t bits) { atomic_fetch_or(&s->state, bits); }
+static inline void ns_state_remove(ns_socket_shm *s, uint32_t bits) { atomic_fetch_and(&s->state, ~bits); }
 static inline uint32_t ns_state(ns_socket_shm *s) { return atomic_load(&s->state); }
 static inline void ns_set_error(ns_socket_shm *s, int32_t e) { atomic_store(&s->error, e); }
 static inline int32_t ns_take_error(ns_socket_shm *s) { return atomic_exchange(&s->error, 0); }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "netstack_abi.h"
 
 /// Sends `len` bytes with up to 4 descriptors attached (SCM_RIGHTS); MSG_NOSIGNAL.
 /// Returns sendmsg's result (-1 and errno on failure).
@@ -47,6 +48,23 @@ typedef enum ns_loopback {
 /// A kernel TCP listener at `where` and `port` (non-blocking, close-on-exec,
 /// SO_REUSEADDR, and SO_REUSEPORT if asked); -1 with errno if it cannot be.
 int ns_loopback_listener(ns_loopback where, uint16_t port, int reuse_port, int backlog);
+
+/// A kernel UDP socket at `where` and `port` (non-blocking, close-on-exec,
+/// SO_REUSEADDR so the library's hand-over can bind the wildcard beside it,
+/// and SO_REUSEPORT if asked); -1 with errno if it cannot be.
+int ns_loopback_datagram(ns_loopback where, uint16_t port, int reuse_port);
+
+/// The length of the datagram waiting at `fd` (MSG_PEEK | MSG_TRUNC), or -1
+/// with errno (EAGAIN: none).
+long ns_datagram_waiting(int fd);
+
+/// Receives one datagram (non-blocking) into `buf`, its source into `from`
+/// (a v4-mapped address as family 4).
+long ns_datagram_receive(int fd, void *buf, size_t cap, ns_addr *from);
+
+/// Sends `len` bytes to `to` (non-blocking) from `fd`, an AF_INET socket
+/// or an AF_INET6 one (`v6`; a family-4 address goes v4-mapped).
+long ns_datagram_send(int fd, bool v6, const void *buf, size_t len, const ns_addr *to);
 
 /// Whether `fd` is readable now (poll with no wait).
 bool ns_readable_now(int fd);

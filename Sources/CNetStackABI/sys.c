@@ -123,46 +123,71 @@ int ns_loopback_datagram(ns_loopback where, uint16_t port, int reuse_port) {
 
 long ns_datagram_waiting(int fd) { return recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT); }
 
+int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out) {
+    memset(out, 0, sizeof *out);
+    if (!sa) return -1;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        out->family = 4;
+        out->port = ntohs(in->sin_port);
+        memcpy(out->bytes, &in->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        out->port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            out->family = 4;
+            memcpy(out->bytes, &in6->sin6_addr.s6_addr[12], 4);
+        } else {
+            out->family = 6;
+            memcpy(out->bytes, &in6->sin6_addr, 16);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len) {
+    if (!sa || !len) return;
+    union { struct sockaddr_in in; struct sockaddr_in6 in6; } u;
+    memset(&u, 0, sizeof u);
+    socklen_t n;
+    if (family == AF_INET) {
+        u.in.sin_family = AF_INET;
+        u.in.sin_port = htons(a->port);
+        if (a->family == 4) memcpy(&u.in.sin_addr, a->bytes, 4);
+        n = sizeof u.in;
+    } else {
+        u.in6.sin6_family = AF_INET6;
+        u.in6.sin6_port = htons(a->port);
+        if (a->family == 6) {
+            memcpy(&u.in6.sin6_addr, a->bytes, 16);
+        } else if (a->family == 4) {
+            u.in6.sin6_addr.s6_addr[10] = 0xff;
+            u.in6.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&u.in6.sin6_addr.s6_addr[12], a->bytes, 4);
+        }
+        n = sizeof u.in6;
+    }
+    memcpy(sa, &u, *len < n ? *len : n);
+    *len = n;
+}
+
 long ns_datagram_receive(int fd, void *buf, size_t cap, ns_addr *from) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     long n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)&ss, &len);
-    if (n < 0) return n;
-    memset(from, 0, sizeof *from);
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        from->family = 4;
-        from->port = ntohs(in->sin_port);
-        memcpy(from->bytes, &in->sin_addr, 4);
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        from->port = ntohs(in6->sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            from->family = 4;
-            memcpy(from->bytes, &in6->sin6_addr.s6_addr[12], 4);
-        } else {
-            from->family = 6;
-            memcpy(from->bytes, &in6->sin6_addr, 16);
-        }
-    }
+    if (n >= 0 && ns_from_sockaddr((struct sockaddr *)&ss, len, from) != 0) memset(from, 0, sizeof *from);
     return n;
 }
 
-long ns_datagram_send(int fd, bool v6, const void *buf, size_t len, const ns_addr *to) {
-    if (!v6) {
-        if (to->family != 4) { errno = EAFNOSUPPORT; return -1; }
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(to->port)};
-        memcpy(&a.sin_addr, to->bytes, 4);
-        return sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
-    }
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(to->port)};
-    if (to->family == 4) {
-        a.sin6_addr.s6_addr[10] = a.sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&a.sin6_addr.s6_addr[12], to->bytes, 4);
-    } else {
-        memcpy(&a.sin6_addr, to->bytes, 16);
-    }
-    return sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a);
+long ns_datagram_send(int fd, int family, const void *buf, size_t len, const ns_addr *to) {
+    if (family == AF_INET && to->family != 4) { errno = EAFNOSUPPORT; return -1; }
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof ss;
+    ns_to_sockaddr(to, family, (struct sockaddr *)&ss, &n);
+    return sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&ss, n);
 }
 
 bool ns_readable_now(int fd) {

@@ -441,9 +441,6 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *record, struct ms
 /// none (`ts` NULL); -2 for a negative or malformed one (EINVAL).
 int ns_timeout_ms(const struct timespec *ts);
 
-/// Converts between sockaddr and ns_addr (a v4-mapped IPv6 address becomes IPv4).
-int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out);
-void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len);
 
 /// Drops `fd` from every epoll registry (it is closing).
 void ns_epoll_forget(int fd);

@@ -219,57 +219,6 @@ void ns_release(ns_sock *s) {
     else free_socket(s);
 }
 
-int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out) {
-    memset(out, 0, sizeof *out);
-    if (!sa) return -1;
-    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        out->family = 4;
-        out->port = ntohs(in->sin_port);
-        memcpy(out->bytes, &in->sin_addr, 4);
-        return 0;
-    }
-    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        out->port = ntohs(in6->sin6_port);
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-            out->family = 4;
-            memcpy(out->bytes, &in6->sin6_addr.s6_addr[12], 4);
-        } else {
-            out->family = 6;
-            memcpy(out->bytes, &in6->sin6_addr, 16);
-        }
-        return 0;
-    }
-    return -1;
-}
-
-void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len) {
-    if (!sa || !len) return;
-    union { struct sockaddr_in in; struct sockaddr_in6 in6; } u;
-    memset(&u, 0, sizeof u);
-    socklen_t n;
-    if (family == AF_INET) {
-        u.in.sin_family = AF_INET;
-        u.in.sin_port = htons(a->port);
-        if (a->family == 4) memcpy(&u.in.sin_addr, a->bytes, 4);
-        n = sizeof u.in;
-    } else {
-        u.in6.sin6_family = AF_INET6;
-        u.in6.sin6_port = htons(a->port);
-        if (a->family == 6) {
-            memcpy(&u.in6.sin6_addr, a->bytes, 16);
-        } else if (a->family == 4) {
-            u.in6.sin6_addr.s6_addr[10] = 0xff;
-            u.in6.sin6_addr.s6_addr[11] = 0xff;
-            memcpy(&u.in6.sin6_addr.s6_addr[12], a->bytes, 4);
-        }
-        n = sizeof u.in6;
-    }
-    memcpy(sa, &u, *len < n ? *len : n);
-    *len = n;
-}
-
 ns_sock *ns_next_socket(int *cursor) {
     for (int fd = *cursor; fd < NS_MAX_FDS; fd++) {
         ns_sock *s = ns_lookup(fd);

@@ -85,8 +85,8 @@ final class LoopbackDatagrams {
             SocketAddress.encode(destination, into: &span, at: 0)
         }
         let fd = watches.descriptors[i]
-        let v6 = places[i] != NS_LOOPBACK_V4
-        return payload.withUnsafeBytes { ns_datagram_send(fd, v6, $0.baseAddress, $0.count, &to) } >= 0
+        let family = places[i] == NS_LOOPBACK_V4 ? AF_INET : AF_INET6
+        return payload.withUnsafeBytes { ns_datagram_send(fd, family, $0.baseAddress, $0.count, &to) } >= 0
     }
 
     func close() { watches.close() }

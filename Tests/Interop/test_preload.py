@@ -374,6 +374,19 @@ def test_a_listen_backlog_admits_as_many_handshakes_as_the_kernels(ns, api, back
     assert counters["drop.tcp-accept-queue-full"] > 0, counters
 
 
+def kill_and_see_its_loopback_socket_go(ns, server, listing, address):
+    """Kills `server`, run through the library, whose stack socket has a
+    kernel socket beside it at `address` on the loopback (`ss LISTING`
+    shows it), and sees that one go within 5 s."""
+    assert address in ns.exec("ss", listing).stdout
+    server.kill()
+    server.wait(10)
+    deadline = time.monotonic() + 5
+    while address in ns.exec("ss", listing).stdout:
+        assert time.monotonic() < deadline, f"the kernel's socket at {address} outlived its server"
+        time.sleep(0.1)
+
+
 def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_path):
     """A server through the library bound to the wildcard (http.server's
     default) answers at the stack's address and, as on Linux, at 127.0.0.1:
@@ -395,13 +408,7 @@ def test_a_wildcard_server_on_the_stack_answers_on_the_loopback(ns, api, tmp_pat
                                                 f"http://{host}:8080/file", check=False, timeout=40))
             assert r.returncode == 0 and r.stdout == "200", (host, r)
             assert sha(out.read_bytes()) == sha(data), host
-        assert "127.0.0.1:8080" in ns.exec("ss", "-tln").stdout
-        server.kill()
-        server.wait(10)
-        deadline = time.monotonic() + 5
-        while "127.0.0.1:8080" in ns.exec("ss", "-tln").stdout:
-            assert time.monotonic() < deadline, "the kernel listener outlived its server"
-            time.sleep(0.1)
+        kill_and_see_its_loopback_socket_go(ns, server, "-tln", "127.0.0.1:8080")
         _, counters = stack.stop()
         assert counters["api-loopback-accepted"] == 2, counters
     finally:
@@ -424,13 +431,7 @@ def test_a_wildcard_datagram_server_on_the_stack_answers_on_the_loopback(ns, api
             r = ns.exec("python3", "-c", UDP_CLIENT, host, "9450", "9451", HERE, timeout=120, check=False)
             assert r.returncode == 0, (host, r.stderr)
             assert "sizes ok" in r.stdout and "refused" in r.stdout, (host, r.stdout)
-        assert "127.0.0.1:9450" in ns.exec("ss", "-uln").stdout
-        server.kill()
-        server.wait(10)
-        deadline = time.monotonic() + 5
-        while "127.0.0.1:9450" in ns.exec("ss", "-uln").stdout:
-            assert time.monotonic() < deadline, "the kernel's socket outlived its server"
-            time.sleep(0.1)
+        kill_and_see_its_loopback_socket_go(ns, server, "-uln", "127.0.0.1:9450")
         _, counters = stack.stop()
         # The sizes' sweep, and the truncated one, each way (a resend may add some).
         assert counters["api-loopback-datagrams-in"] >= 12, counters

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "netstack_abi.h"
+#include <sys/socket.h>
 
 /// Sends `len` bytes with up to 4 descriptors attached (SCM_RIGHTS); MSG_NOSIGNAL.
 /// Returns sendmsg's result (-1 and errno on failure).
@@ -62,9 +63,15 @@ long ns_datagram_waiting(int fd);
 /// (a v4-mapped address as family 4).
 long ns_datagram_receive(int fd, void *buf, size_t cap, ns_addr *from);
 
-/// Sends `len` bytes to `to` (non-blocking) from `fd`, an AF_INET socket
-/// or an AF_INET6 one (`v6`; a family-4 address goes v4-mapped).
-long ns_datagram_send(int fd, bool v6, const void *buf, size_t len, const ns_addr *to);
+/// Sends `len` bytes to `to` (non-blocking) from `fd`, a socket of
+/// `family` (AF_INET6: a family-4 address goes v4-mapped).
+long ns_datagram_send(int fd, int family, const void *buf, size_t len, const ns_addr *to);
+
+/// Converts between sockaddr and ns_addr (a v4-mapped IPv6 address becomes
+/// IPv4); -1 for a family or length it does not know.
+int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out);
+/// `a` as a sockaddr of `family` in `sa`, at most `*len` bytes of it; `*len` becomes its full length.
+void ns_to_sockaddr(const ns_addr *a, int family, struct sockaddr *sa, socklen_t *len);
 
 /// Whether `fd` is readable now (poll with no wait).
 bool ns_readable_now(int fd);

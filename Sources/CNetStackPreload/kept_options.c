@@ -17,9 +17,27 @@
 #include <stdio.h>
 #include <unistd.h>
 
+// IPv6's numbers glibc's <netinet/in.h> may not name (linux/in6.h).
+#ifndef IPV6_FLOWINFO_SEND
+#define IPV6_FLOWINFO_SEND 33
+#endif
+#ifndef IPV6_DONTFRAG
+#define IPV6_DONTFRAG 62
+#endif
+#ifndef IPV6_AUTOFLOWLABEL
+#define IPV6_AUTOFLOWLABEL 70
+#endif
+#ifndef IPV6_RECVFRAGSIZE
+#define IPV6_RECVFRAGSIZE 77
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
+
 /// How a value is checked and stored (Linux's rule for the option).
 enum rule {
     BOOLEAN,        // any int; stored as 0 or 1
+    ADMIN_BOOLEAN,  // a boolean that only root may turn on: EACCES (SO_DEBUG: CAP_NET_ADMIN)
     UNTIL_BIND,     // a boolean that bind fixes: EINVAL after it (IPV6_V6ONLY: the socket's families)
     ANY,            // any int, stored as given
     NONNEGATIVE,    // EINVAL below 0
@@ -33,8 +51,9 @@ enum rule {
     TOS,            // a stream socket keeps its ECN bits
     HOPS,           // -1 (the system's default) or 1-255 (IP_TTL)
     HOPS_OR_ZERO,   // -1 or 0-255 (IPV6_UNICAST_HOPS)
-    MULTICAST_TTL,  // -1 means 1; 0-255
-    TRAFFIC_CLASS,  // -1 means 0; 0-255 (IPV6_TCLASS)
+    MULTICAST_TTL,  // -1 means 1; 0-255; EINVAL on a stream socket
+    MULTICAST_HOPS, // -1 means 1; 0-255; ENOPROTOOPT on a stream socket (IPV6_MULTICAST_HOPS)
+    TRAFFIC_CLASS,  // -1 means 0; 0-255 (IPV6_TCLASS); a stream socket keeps its ECN bits
     MTU_DISCOVER,   // IP_PMTUDISC_DONT (0) to IP_PMTUDISC_OMIT (5)
     ZERO_OR_ONE,    // EINVAL for anything else (TCP_THIN_LINEAR_TIMEOUTS)
     BEFORE_CONNECT, // 0 or 1 while unconnected; EOPNOTSUPP unless the sysctl lets clients (TCP_FASTOPEN_CONNECT)
@@ -85,6 +104,16 @@ static const struct kept {
     {IPPROTO_IPV6, IPV6_TCLASS, TRAFFIC_CLASS, 0, NONE, true},
     {IPPROTO_IPV6, IPV6_UNICAST_HOPS, HOPS_OR_ZERO, -1, DEFAULT_HOPS, true},
     {IPPROTO_IPV6, IPV6_RECVERR, BOOLEAN, 0, NONE},
+    {SOL_SOCKET, SO_DEBUG, ADMIN_BOOLEAN, 0, NONE},
+    {IPPROTO_IP, IP_MULTICAST_LOOP, BOOLEAN, 1, NONE},
+    {IPPROTO_IPV6, IPV6_MULTICAST_LOOP, ZERO_OR_ONE, 1, NONE},
+    {IPPROTO_IPV6, IPV6_MULTICAST_HOPS, MULTICAST_HOPS, 1, NONE},
+    {IPPROTO_IPV6, IPV6_MTU_DISCOVER, MTU_DISCOVER, IP_PMTUDISC_WANT, NONE},
+    {IPPROTO_IPV6, IPV6_DONTFRAG, BOOLEAN, 0, NONE},
+    {IPPROTO_IPV6, IPV6_AUTOFLOWLABEL, BOOLEAN, 1, NONE},
+    {IPPROTO_IPV6, IPV6_FREEBIND, BOOLEAN, 0, NONE},
+    {IPPROTO_IPV6, IPV6_FLOWINFO_SEND, BOOLEAN, 0, NONE},
+    {IPPROTO_IPV6, IPV6_RECVFRAGSIZE, BOOLEAN, 0, NONE},
     // Those asking recvmsg for a datagram's control messages (datagram_cmsg.c), at fixed places.
     [KEPT_ARRIVAL + NS_ARRIVAL_PKTINFO] = {IPPROTO_IP, IP_PKTINFO, BOOLEAN, 0, NONE},
     [KEPT_ARRIVAL + NS_ARRIVAL_TTL] = {IPPROTO_IP, IP_RECVTTL, BOOLEAN, 0, NONE},
@@ -158,6 +187,10 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     int *slot = &s->kept[i];
     switch (kept[i].rule) {
     case BOOLEAN: v = v != 0; break;
+    case ADMIN_BOOLEAN:
+        if (v && !root) { errno = EACCES; return -1; }
+        v = v != 0;
+        break;
     case UNTIL_BIND:
         if (s->has_local) { errno = EINVAL; return -1; }
         v = v != 0;
@@ -183,12 +216,15 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     case HOPS: if (v != -1 && (v < 1 || v > 255)) { errno = EINVAL; return -1; } break;
     case HOPS_OR_ZERO: if (v < -1 || v > 255) { errno = EINVAL; return -1; } break;
     case MULTICAST_TTL:
+    case MULTICAST_HOPS:
+        if (!s->datagram) { errno = kept[i].rule == MULTICAST_TTL ? EINVAL : ENOPROTOOPT; return -1; }
         if (v == -1) v = 1;
         if (v < 0 || v > 255) { errno = EINVAL; return -1; }
         break;
     case TRAFFIC_CLASS:
         if (v == -1) v = 0;
         if (v < 0 || v > 255) { errno = EINVAL; return -1; }
+        if (!s->datagram) v = (v & ~3) | (*slot & 3);
         break;
     case MTU_DISCOVER: if (v < IP_PMTUDISC_DONT || v > IP_PMTUDISC_OMIT) { errno = EINVAL; return -1; } break;
     case ZERO_OR_ONE: if (v < 0 || v > 1) { errno = EINVAL; return -1; } break;

@@ -4,16 +4,24 @@
 // the connection go to the stack too (TCP_NODELAY, SO_KEEPALIVE and
 // TCP_KEEPIDLE/INTVL/CNT, SO_LINGER, and the kept ones it acts on: TCP_CORK,
 // TCP_MAXSEG, TCP_USER_TIMEOUT, IP_TTL, IP_TOS and IPv6's two). TCP_INFO, TCP_MAXSEG and
-// TCP_CONGESTION are read from the fields the stack publishes. Options that
-// are harmless to ignore are kept and read back (kept_options.c); the rest
-// get ENOPROTOOPT, or EOPNOTSUPP from getsockopt at another protocol's level.
+// TCP_CONGESTION are read from the fields the stack publishes, and IP_MTU's
+// path MTU too. The library binds to a device itself (SO_BINDTODEVICE: the
+// stack's interface or none). Options that are harmless to ignore are kept
+// and read back (kept_options.c); the rest get ENOPROTOOPT, or EOPNOTSUPP
+// from getsockopt at another protocol's level.
 #include "preload_internal.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
+#include <limits.h>
+#include <net/if.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
 
 static int fail(int e) {
     errno = e;
@@ -47,6 +55,56 @@ static struct timeval *timeout_option(ns_sock *s, int name) {
     return NULL;
 }
 
+/// What getsockopt reports after SO_RCVBUF or SO_SNDBUF (Linux's sock_setsockopt):
+/// the value capped at the limit, doubled for the kernel's bookkeeping, at
+/// least the minimum. The _FORCE options (`limit_path` NULL) are root's, and
+/// not capped by the system's limit: a negative value is 0.
+static int doubled_buffer(int v, const char *limit_path, int minimum) {
+    // net.core.rmem_max or wmem_max (Linux's default if unreadable).
+    unsigned u = limit_path ? (unsigned)v : v < 0 ? 0 : (unsigned)v;
+    unsigned limit = limit_path ? (unsigned)ns_sysctl_int(limit_path, 212992) : INT_MAX / 2;
+    if (u > limit) u = limit;
+    return (int)u * 2 > minimum ? (int)u * 2 : minimum;
+}
+
+/// SO_BINDTODEVICE's name (Linux's sock_getbindtodevice): empty when bound
+/// to none, else the device's name with its NUL, given only to a buffer of IFNAMSIZ.
+static int get_bound_device(const ns_sock *s, void *value, socklen_t *len) {
+    if (!len) return fail(EFAULT);
+    if (s->bound_device == 0) {
+        *len = 0;
+        return 0;
+    }
+    char name[IF_NAMESIZE] = {0};
+    if (*len < IF_NAMESIZE) return fail(EINVAL);
+    if (!if_indextoname((unsigned)s->bound_device, name)) return fail(ENODEV);
+    return put_bytes(value, len, name, strlen(name) + 1);
+}
+
+/// Binds `s` to device `index` (0: none), as Linux's sock_bindtoindex: the
+/// stack sends on its own interface only, so another device is ENODEV (no
+/// such device for it). Moving a bound socket needs root (CAP_NET_RAW).
+static int bind_to_device(ns_sock *s, int index) {
+    if (index < 0) return fail(EINVAL);
+    if (index != 0 && (uint32_t)index != s->shm->interface_index) return fail(ENODEV);
+    if (s->bound_device != 0 && geteuid() != 0) return fail(EPERM);
+    s->bound_device = index;
+    return 0;
+}
+
+/// SO_BINDTODEVICE: a name of at most IFNAMSIZ - 1 bytes (longer is cut);
+/// empty, or no bytes, unbinds.
+static int bind_to_named_device(ns_sock *s, const void *value, socklen_t len) {
+    char name[IF_NAMESIZE] = {0};
+    size_t n = len < IF_NAMESIZE - 1 ? len : IF_NAMESIZE - 1;
+    if (n > 0 && !value) return fail(EFAULT);
+    if (n > 0) memcpy(name, value, n);
+    if (name[0] == '\0') return bind_to_device(s, 0);
+    unsigned index = if_nametoindex(name);
+    if (index == 0) return fail(ENODEV);
+    return bind_to_device(s, (int)index);
+}
+
 NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(getsockopt)(fd, level, name, value, len);
@@ -68,21 +126,15 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         case SO_KEEPALIVE: return put_int(value, len, s->keepalive);
         case SO_RCVBUF: return put_int(value, len, s->receive_buffer);
         case SO_SNDBUF: return put_int(value, len, s->send_buffer);
-        case SO_LINGER:
-            if (!value || !len || *len < sizeof s->linger) return fail(EINVAL);
-            memcpy(value, &s->linger, sizeof s->linger);
-            *len = sizeof s->linger;
-            return 0;
+        case SO_LINGER: return put_bytes(value, len, &s->linger, sizeof s->linger);  // cut to the length asked, as Linux
         case SO_SNDLOWAT: return put_int(value, len, 1);  // fixed on Linux
         case SO_PASSCRED: return fail(EOPNOTSUPP);   // only UNIX and netlink sockets pass credentials
         case SO_PEERCRED: {                          // nobody's, as Linux answers for an inet socket
             struct ucred none = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
             return put_bytes(value, len, &none, sizeof none);
         }
-        case SO_BINDTODEVICE:                        // bound to no device: the empty name
-            if (!len) return fail(EFAULT);
-            *len = 0;
-            return 0;
+        case SO_BINDTODEVICE: return get_bound_device(s, value, len);
+        case SO_BINDTOIFINDEX: return put_int(value, len, s->bound_device);
         }
     } else if (level == IPPROTO_UDP && s->datagram && name == UDP_CORK) {
         return put_int(value, len, s->udp_cork);
@@ -113,6 +165,13 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         }
         }
     }
+    if ((level == IPPROTO_IP && name == IP_MTU) || (level == IPPROTO_IPV6 && name == IPV6_MTU && s->family == AF_INET6)) {
+        // The path MTU of a connection (Linux: its route's); ENOTCONN without one.
+        ns_tcp_fields f;
+        ns_tcp_read(s->shm, &f);
+        if (s->datagram || f.pmtu == 0) return fail(ENOTCONN);
+        return put_int(value, len, (int)f.pmtu);
+    }
     int kept_value;
     if (ns_kept_get(s, level, name, &kept_value) == 0) return put_int(value, len, kept_value);
     // Linux: an option it does not know at one of the socket's own levels is
@@ -120,15 +179,6 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
     bool own = level == SOL_SOCKET || level == IPPROTO_IP || (level == IPPROTO_IPV6 && s->family == AF_INET6)
         || level == (s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
     return fail(own ? ENOPROTOOPT : EOPNOTSUPP);
-}
-
-/// What getsockopt reports after SO_RCVBUF or SO_SNDBUF (Linux's sock_setsockopt):
-/// the value capped at the limit, doubled for the kernel's bookkeeping, at least the minimum.
-static int doubled_buffer(int v, const char *limit_path, int minimum) {
-    // net.core.rmem_max or wmem_max (Linux's default if unreadable).
-    unsigned u = (unsigned)v, limit = (unsigned)ns_sysctl_int(limit_path, 212992);
-    if (u > limit) u = limit;
-    return (int)u * 2 > minimum ? (int)u * 2 : minimum;
 }
 
 /// Passes an option the stack acts on to it (a datagram socket's only at the IP levels; it keeps the rest).
@@ -173,6 +223,7 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
         if (l.l_onoff) s->linger.l_linger = l.l_linger;
         return 0;
     }
+    if (level == SOL_SOCKET && name == SO_BINDTODEVICE) return bind_to_named_device(s, value, len);
     struct timeval *timeout = level == SOL_SOCKET ? timeout_option(s, name) : NULL;
     if (timeout) {
         // Linux's sock_set_timeout: a malformed time is EDOM, a negative one gives up at once.
@@ -194,16 +245,30 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
             if (tell_stack(s, level, name, v != 0) < 0) return -1;
             s->keepalive = v != 0;
             return 0;
+        case SO_BINDTOIFINDEX: return bind_to_device(s, v);
+        case SO_PASSCRED: return fail(EOPNOTSUPP);  // only UNIX and netlink sockets pass credentials
+        case SO_RCVBUFFORCE:
+        case SO_SNDBUFFORCE:
+            if (geteuid() != 0) return fail(EPERM);  // CAP_NET_ADMIN
+            // fall through
         case SO_RCVBUF: {
+            if (name == SO_SNDBUFFORCE) {
+                s->send_buffer = doubled_buffer(v, NULL, 4608);
+                return 0;
+            }
             // The stack sizes the connection's buffer and what waits in `rx` by it (datagram sockets too).
-            int doubled = doubled_buffer(v, "/proc/sys/net/core/rmem_max", 2304);
+            int doubled = doubled_buffer(v, name == SO_RCVBUF ? "/proc/sys/net/core/rmem_max" : NULL, 2304);
             ns_reply reply;
-            if (ns_simple_call(s, NS_OP_SETSOCKOPT, level, name, doubled / 2, NULL, &reply) < 0) return -1;
+            if (ns_simple_call(s, NS_OP_SETSOCKOPT, level, SO_RCVBUF, doubled / 2, NULL, &reply) < 0) return -1;
             s->receive_buffer = doubled;
             return 0;
         }
         case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
         }
+    } else if (level == IPPROTO_IPV6 && name == IPV6_MTU && s->family == AF_INET6) {
+        // The size to fragment at (0: the path's), at least IPv6's minimum
+        // link MTU (RFC 8200 5); the stack fragments at the path MTU.
+        return v != 0 && v < 1280 ? fail(EINVAL) : 0;
     } else if (level == IPPROTO_UDP && s->datagram && name == UDP_CORK) {
         return ns_cork_set(s, v);  // off: what was corked goes (udp_push_pending_frames)
     } else if (level == IPPROTO_TCP && !s->datagram) {

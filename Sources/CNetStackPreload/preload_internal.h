@@ -86,7 +86,7 @@ void ns_resolve(void);
 #define NS_MAX_ALIASES 16
 
 /// How many options kept_options.c keeps per socket.
-#define NS_KEPT_OPTIONS 40
+#define NS_KEPT_OPTIONS 50
 
 /// A setsockopt that succeeded, as given (kernel_handoff.c replays it).
 #define NS_SET_OPTIONS 24
@@ -123,6 +123,8 @@ typedef struct ns_sock {
     int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
     int keepalive_idle, keepalive_interval, keepalive_probes;
     struct linger linger;
+    /// SO_BINDTODEVICE's or SO_BINDTOIFINDEX's device: 0, or the stack's interface.
+    int bound_device;
     /// The options kept_options.c keeps, as stored (the stack acts on a few).
     int kept[NS_KEPT_OPTIONS];
     /// Every option set (each one's last value), for a kernel socket that

@@ -657,6 +657,52 @@ v6.close()
 for x in (t, u):
     x.close()
 
+# options programs set that the stack has nothing to do for (nc -D's
+# SO_DEBUG, a multicast sender's loop and hops, curl --interface's device,
+# root's buffer sizes past the system's limit), and IPv6's: Linux's
+# defaults and rules, read back
+NUMBERS.update({"SO_SNDBUFFORCE": 32, "SO_RCVBUFFORCE": 33, "SO_BINDTOIFINDEX": 62, "IP_MTU": 14,
+                "IPV6_MTU_DISCOVER": 23, "IPV6_MTU": 24, "IPV6_FLOWINFO_SEND": 33, "IPV6_DONTFRAG": 62,
+                "IPV6_AUTOFLOWLABEL": 70, "IPV6_RECVFRAGSIZE": 77, "IPV6_FREEBIND": 78})
+t, u = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t6, u6 = socket.socket(socket.AF_INET6), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+SOL, IP, IP6 = socket.SOL_SOCKET, socket.IPPROTO_IP, socket.IPPROTO_IPV6
+for x, level, name, values in ((t, SOL, socket.SO_DEBUG, (1, 0)), (u, SOL, socket.SO_DEBUG, (7,)),
+                               (u, IP, socket.IP_MULTICAST_LOOP, (0, 5)), (t, IP, socket.IP_MULTICAST_LOOP, (0,)),
+                               (t, IP, socket.IP_MULTICAST_TTL, (3,)),
+                               (u6, IP6, socket.IPV6_MULTICAST_LOOP, (0, 2)),
+                               (u6, IP6, socket.IPV6_MULTICAST_HOPS, (5, -1, 300)),
+                               (t6, IP6, socket.IPV6_MULTICAST_HOPS, (5,)),
+                               (t6, IP6, socket.IPV6_TCLASS, (0x13,)), (u6, IP6, socket.IPV6_TCLASS, (0x13,)),
+                               (u6, IP6, number("IPV6_MTU_DISCOVER"), (2, 9)),
+                               (t6, IP6, number("IPV6_DONTFRAG"), (4,)), (u6, IP6, number("IPV6_AUTOFLOWLABEL"), (0,)),
+                               (u6, IP6, number("IPV6_FREEBIND"), (3,)), (t6, IP6, number("IPV6_FLOWINFO_SEND"), (1,)),
+                               (u6, IP6, number("IPV6_RECVFRAGSIZE"), (1,))):
+    for v in values:
+        out(f"set option {level}/{name} to {v}", err(lambda: (x.setsockopt(level, name, v), x.getsockopt(level, name))[1]))
+for x, name in ((t, "SO_RCVBUFFORCE"), (u, "SO_SNDBUFFORCE")):
+    for v in (1 << 22, -5):
+        x.setsockopt(SOL, number(name), v)
+        out(f"{name} {v}", x.getsockopt(SOL, socket.SO_RCVBUF if "RCV" in name else socket.SO_SNDBUF))
+out("SO_LINGER read into an int", t.getsockopt(SOL, socket.SO_LINGER))
+out("SO_PASSCRED set", err(lambda: t.setsockopt(SOL, socket.SO_PASSCRED, 1)))
+device = next(n for _, n in socket.if_nameindex() if n != "lo")
+out("SO_BINDTODEVICE unbound", t.getsockopt(SOL, socket.SO_BINDTODEVICE, 16))
+out("SO_BINDTODEVICE to no such device", err(lambda: t.setsockopt(SOL, socket.SO_BINDTODEVICE, b"nosuch0")))
+out("SO_BINDTODEVICE to the link", (t.setsockopt(SOL, socket.SO_BINDTODEVICE, device.encode()),
+                                    t.getsockopt(SOL, socket.SO_BINDTODEVICE, 16) == device.encode() + b"\0",
+                                    t.getsockopt(SOL, number("SO_BINDTOIFINDEX")) == socket.if_nametoindex(device)))
+out("read into fewer than IFNAMSIZ bytes", err(lambda: t.getsockopt(SOL, socket.SO_BINDTODEVICE, 8)))
+out("and unbound", (t.setsockopt(SOL, socket.SO_BINDTODEVICE, b""), t.getsockopt(SOL, socket.SO_BINDTODEVICE, 16)))
+out("SO_BINDTOIFINDEX", (u.setsockopt(SOL, number("SO_BINDTOIFINDEX"), socket.if_nametoindex(device)),
+                         u.getsockopt(SOL, socket.SO_BINDTODEVICE, 16) == device.encode() + b"\0"))
+out("IP_MTU unconnected", [err(lambda: x.getsockopt(IP, number("IP_MTU"))) for x in (t, u)])
+out("IPV6_MTU", [err(lambda: t6.getsockopt(IP6, number("IPV6_MTU"))),
+                 err(lambda: u6.setsockopt(IP6, number("IPV6_MTU"), 1000)),
+                 err(lambda: u6.setsockopt(IP6, number("IPV6_MTU"), 1400))])
+for x in (t, u, t6, u6):
+    x.close()
+
 # a corked datagram (udp(7)): MSG_MORE's pieces, and UDP_CORK's, go as one to the first's destination
 SOL_UDP, UDP_CORK = 17, 1
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -177,6 +177,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
         }
         pthread_mutex_unlock(&s->rx_lock);
         if (got) {
+            atomic_store(&s->last_arrival_ns, h.arrival_ns);  // SIOCGSTAMP's
             if (sa && salen) {
                 ns_addr from = {.family = h.family, .port = h.port};
                 memcpy(from.bytes, h.bytes, sizeof from.bytes);

@@ -1,7 +1,7 @@
 // The control messages of a datagram socket. Those recvmsg gives with a
 // datagram, for the options that ask for them, built from the record the
-// stack wrote (where it came to, its DS field and TTL) in Linux's order:
-// ip_cmsg_recv_offset's for IPv4 (IP_PKTINFO, IP_TTL, IP_TOS,
+// stack wrote (when it came, where to, its DS field and TTL) in Linux's
+// order: the timestamp (datagram_timestamps.c), then ip_cmsg_recv_offset's for IPv4 (IP_PKTINFO, IP_TTL, IP_TOS,
 // IP_ORIGDSTADDR), and for an AF_INET6 socket ip6_datagram_recv_ctl's
 // (IPV6_PKTINFO, IPV6_HOPLIMIT, IPV6_TCLASS, IPV6_ORIGDSTADDR; RFC 3542 6),
 // whose IPv4 datagrams get IPV6_PKTINFO with a v4-mapped address and then
@@ -59,6 +59,11 @@ static void put_ipv4(const ns_sock *s, const ns_datagram *r, struct msghdr *msg,
 
 void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr *msg) {
     size_t used = 0;
+    // The timestamp first, as udp_recvmsg's sock_recv_cmsgs comes before the IP ones.
+    uint8_t stamp[16];
+    size_t stamp_len;
+    int stamp_type = ns_timestamp_cmsg(s, r->arrival_ns, stamp, &stamp_len);
+    if (stamp_type) put(msg, &used, SOL_SOCKET, stamp_type, stamp, stamp_len);
     if (s->family == AF_INET) {
         put_ipv4(s, r, msg, &used);
     } else if (r->family == 4) {

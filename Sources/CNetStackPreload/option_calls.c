@@ -173,6 +173,9 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         return put_int(value, len, (int)f.pmtu);
     }
     int kept_value;
+    if (s->datagram && level == SOL_SOCKET && ns_timestamp_get(s, name, &kept_value) == 0) {
+        return put_int(value, len, kept_value);
+    }
     if (ns_kept_get(s, level, name, &kept_value) == 0) return put_int(value, len, kept_value);
     // Linux: an option it does not know at one of the socket's own levels is
     // ENOPROTOOPT; another protocol's level (TCP's on UDP, IPv6's on IPv4) is EOPNOTSUPP.
@@ -290,6 +293,10 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
             s->keepalive_probes = v;
             return 0;
         }
+    }
+    if (s->datagram && level == SOL_SOCKET) {
+        int stamped = ns_timestamp_set(s, name, v);  // SO_TIMESTAMP and its kin
+        if (stamped != 1) return stamped;
     }
     int kept = ns_kept_set(s, level, name, v);
     if (kept != 0) return kept < 0 ? -1 : fail(ENOPROTOOPT);

@@ -125,6 +125,10 @@ typedef struct ns_sock {
     struct linger linger;
     /// SO_BINDTODEVICE's or SO_BINDTOIFINDEX's device: 0, or the stack's interface.
     int bound_device;
+    /// A datagram socket's receive timestamps (NS_STAMP_*), and its last
+    /// datagram's arrival on the wall clock for SIOCGSTAMP (0: none yet).
+    uint8_t timestamps;
+    _Atomic int64_t last_arrival_ns;
     /// The options kept_options.c keeps, as stored (the stack acts on a few).
     int kept[NS_KEPT_OPTIONS];
     /// Every option set (each one's last value), for a kernel socket that
@@ -432,10 +436,24 @@ int ns_take_send_cmsgs(const ns_sock *s, const struct msghdr *msg, ns_datagram *
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags, ns_datagram *record);
 /// recvmsg's control messages for a received datagram, those its socket
-/// asked for (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR and
-/// IPv6's), into `msg_control`; sets `msg_controllen`, and MSG_CTRUNC if
-/// they did not fit (datagram_cmsg.c).
+/// asked for (SO_TIMESTAMP or SO_TIMESTAMPNS, IP_PKTINFO, IP_RECVTTL,
+/// IP_RECVTOS, IP_RECVORIGDSTADDR and IPv6's), into `msg_control`; sets
+/// `msg_controllen`, and MSG_CTRUNC if they did not fit (datagram_cmsg.c).
 void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *record, struct msghdr *msg);
+
+/// SO_TIMESTAMP's and SO_TIMESTAMPNS's flags, as Linux's sock flags
+/// (SOCK_RCVTSTAMP, SOCK_RCVTSTAMPNS, SOCK_TSTAMP_NEW).
+enum { NS_STAMP_ON = 1, NS_STAMP_NS = 2, NS_STAMP_NEW = 4 };
+/// getsockopt and setsockopt of SO_TIMESTAMP, SO_TIMESTAMPNS and their
+/// _NEW kin on a datagram socket: 0, -1 with errno, or 1 if `name` is none of them.
+int ns_timestamp_get(const ns_sock *s, int name, int *value);
+int ns_timestamp_set(ns_sock *s, int name, int value);
+/// SIOCGSTAMP and SIOCGSTAMPNS: the last datagram's arrival; 1 if `request` is neither.
+int ns_timestamp_ioctl(const ns_sock *s, unsigned long request, void *arg);
+/// The control message SO_TIMESTAMP or SO_TIMESTAMPNS asks for, for a
+/// datagram that arrived at `arrival_ns`: its type (0: none asked), its
+/// value into `value` (16 bytes) and its length into `len`.
+int ns_timestamp_cmsg(const ns_sock *s, int64_t arrival_ns, void *value, size_t *len);
 
 /// A wait's timeout in whole milliseconds for poll: rounded up, as the
 /// kernel never wakes a wait early (a truncated 0.5 ms would be 0, and a

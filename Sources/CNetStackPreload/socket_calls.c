@@ -426,8 +426,10 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     case FIOCLEX:
     case FIONCLEX:  // the descriptor's own close-on-exec flag (Python's set_inheritable)
         return LIBC(ioctl)(fd, request, arg);
-    default:
-        return fail(ENOTTY);
+    default: {
+        int r = ns_timestamp_ioctl(s, request, arg);  // SIOCGSTAMP, SIOCGSTAMPNS
+        return r == 1 ? fail(ENOTTY) : r;
+    }
     }
 }
 

@@ -379,6 +379,15 @@ public final class APIServer: @unchecked Sendable {
         }
     }
 
+    /// What turns the stack's clock into the wall clock (CLOCK_REALTIME),
+    /// in nanoseconds: the times a datagram's record carries for
+    /// SO_TIMESTAMP are the application's, on its wall clock.
+    var wallClockOffset: Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) - stack.clock.now.nanoseconds
+    }
+
     /// The pool of the session `id`, while it is connected.
     func regions(of id: UInt32) -> RegionPool? { sessions[id]?.regions }
 

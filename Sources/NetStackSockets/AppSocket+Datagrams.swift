@@ -132,6 +132,7 @@ extension AppSocket {
         guard let u = udp, !isBroken else { return }
         defer { if region.rx.isBroken { ringBroke() } }
         var delivered = false
+        let wallClockOffset = server.wallClockOffset
         // Within SO_RCVBUF, but an empty ring takes one datagram of any size
         // (as Linux's UDP queues one past a full receive buffer's limit).
         var room: Int { region.rx.isEmpty ? region.rx.writable : receiveRoom }
@@ -141,16 +142,17 @@ extension AppSocket {
                 if room < SharedRing.datagramHeaderSize + length { break }
             }
             guard let arrival = u.receiveArrival(into: &datagramScratch) else { break }
-            delivered = deliver(arrival) || delivered
+            delivered = deliver(arrival, wallClockOffset: wallClockOffset) || delivered
         }
         while let twins = loopbackDatagrams, let (index, length) = twins.next() {
             if room < SharedRing.datagramHeaderSize + length {
                 region.wantReceiveRoom()
                 if room < SharedRing.datagramHeaderSize + length { break }
             }
-            guard let arrival = twins.receive(from: index, length: length, into: &datagramScratch) else { break }
+            guard let arrival = twins.receive(from: index, length: length, into: &datagramScratch,
+                                              now: server.stack.clock.now) else { break }
             server.loopbackDatagramsIn += 1
-            delivered = deliver(arrival) || delivered
+            delivered = deliver(arrival, wallClockOffset: wallClockOffset) || delivered
         }
         while let e = u.nextError() {
             guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
@@ -162,9 +164,11 @@ extension AppSocket {
     }
 
     /// Writes the datagram in `datagramScratch` into `rx`.
-    private func deliver(_ arrival: UDPArrival) -> Bool {
+    private func deliver(_ arrival: UDPArrival, wallClockOffset: Int64) -> Bool {
         let source = SocketAddress(address: arrival.source.address, port: arrival.source.port)
-        return datagramScratch.withUnsafeBytes { region.rx.writeDatagram($0, peer: source, arrival: arrival) }
+        return datagramScratch.withUnsafeBytes {
+            region.rx.writeDatagram($0, peer: source, arrival: arrival, wallClockOffset: wallClockOffset)
+        }
     }
 
     /// The errno a connected UDP socket reports for an ICMP error: hard errors

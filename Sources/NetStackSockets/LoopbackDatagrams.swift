@@ -57,8 +57,8 @@ final class LoopbackDatagrams {
     }
 
     /// Receives the datagram `next()` found into `buffer`: where it came
-    /// from and where to; nil if it went meanwhile.
-    func receive(from index: Int, length: Int, into buffer: inout [UInt8]) -> UDPArrival? {
+    /// from and where to, taken in `now`; nil if it went meanwhile.
+    func receive(from index: Int, length: Int, into buffer: inout [UInt8], now: Instant) -> UDPArrival? {
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: repeatElement(0, count: length))
         var from = ns_addr()
@@ -69,7 +69,8 @@ final class LoopbackDatagrams {
         }
         let destination: IPAddress = places[index] == NS_LOOPBACK_V6 ? .v6(IPv6Address(high: 0, low: 1))
             : .v4(IPv4Address(0x7f00_0001))
-        return UDPArrival(source: UDPEndpoint(address: source.address, port: source.port), destination: destination)
+        return UDPArrival(source: UDPEndpoint(address: source.address, port: source.port), destination: destination,
+                          time: now)
     }
 
     /// Sends `payload` to `destination` from the socket of its family;

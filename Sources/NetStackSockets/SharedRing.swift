@@ -146,8 +146,9 @@ extension SharedRing {
     /// Producer: one datagram record, `peer` and the payload, whole or not at
     /// all (`ns_ring_write_record`); false if it does not fit now. A
     /// received one carries how it came (`arrival`: where to, its DS field
-    /// and TTL).
-    func writeDatagram(_ payload: UnsafeRawBufferPointer, peer: SocketAddress, arrival: UDPArrival? = nil) -> Bool {
+    /// and TTL, and when, on the wall clock: its time plus `wallClockOffset`).
+    func writeDatagram(_ payload: UnsafeRawBufferPointer, peer: SocketAddress, arrival: UDPArrival? = nil,
+                       wallClockOffset: Int64 = 0) -> Bool {
         var header = ns_datagram()
         header.length = UInt32(payload.count)
         header.port = peer.port
@@ -157,6 +158,7 @@ extension SharedRing {
             withUnsafeMutableBytes(of: &header.local) { Self.store(arrival.destination, into: $0) }
             header.traffic_class = arrival.trafficClass
             header.hop_limit = arrival.hopLimit
+            header.arrival_ns = arrival.time.nanoseconds &+ wallClockOffset
         }
         guard !isBroken else { return false }
         let written = ns_sring_write_record(ring, data, size, &header, payload.baseAddress)

@@ -703,6 +703,35 @@ out("IPV6_MTU", [err(lambda: t6.getsockopt(IP6, number("IPV6_MTU"))),
 for x in (t, u, t6, u6):
     x.close()
 
+# receive timestamps (SO_TIMESTAMP, SO_TIMESTAMPNS and their _NEW kin):
+# what each option reads after each is set, the control message a datagram
+# then comes with, its time within a few seconds of now, and SIOCGSTAMP's
+STAMPS = {"SO_TIMESTAMP": 29, "SO_TIMESTAMPNS": 35, "SO_TIMESTAMP_NEW": 63, "SO_TIMESTAMPNS_NEW": 64}
+SIOCGSTAMP, SIOCGSTAMPNS = 0x8906, 0x8907
+
+
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+u.connect(ECHO)
+out("SIOCGSTAMP before any datagram", err(lambda: fcntl.ioctl(u, SIOCGSTAMP, bytes(16))))
+for name, number_ in list(STAMPS.items()) + [("off", 0)]:
+    u.setsockopt(socket.SOL_SOCKET, number_ or 29, 1 if number_ else 0)
+    u.send(name.encode())
+    data, anc, flags, _ = u.recvmsg(100, 256)
+    stamps = [(level, kind, len(d), abs(time.time() - struct.unpack("qq", d)[0]) < 5) for level, kind, d in anc]
+    out(f"{name}: options read", [u.getsockopt(socket.SOL_SOCKET, n) for n in STAMPS.values()])
+    out(f"{name}: control messages", (data, stamps, flags))
+sec, usec = struct.unpack("qq", fcntl.ioctl(u, SIOCGSTAMP, bytes(16)))
+nsec = struct.unpack("qq", fcntl.ioctl(u, SIOCGSTAMPNS, bytes(16)))
+out("SIOCGSTAMP and SIOCGSTAMPNS after one", (abs(time.time() - sec) < 5, 0 <= usec < 1000000,
+                                              nsec[0] == sec and nsec[1] // 1000 == usec))
+u.setsockopt(socket.SOL_SOCKET, 35, 1)
+u.setsockopt(socket.IPPROTO_IP, 12, 1)  # IP_RECVTTL
+u.send(b"both")
+out("with IP_RECVTTL: the timestamp first", [(level, kind) for level, kind, _ in u.recvmsg(100, 256)[1]])
+out("SIOCGSTAMP on a stream socket", err(lambda: fcntl.ioctl(socket.socket(), SIOCGSTAMP, bytes(16))))
+u.close()
+
 # a corked datagram (udp(7)): MSG_MORE's pieces, and UDP_CORK's, go as one to the first's destination
 SOL_UDP, UDP_CORK = 17, 1
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -1,6 +1,8 @@
 import CNetStackABI
 import Foundation
+import NetStack
 @testable import NetStackSockets
+import NetStackWire
 import Testing
 
 /// The shared rings of a socket's region, both ends played here: what the
@@ -38,6 +40,33 @@ import Testing
         out.removeAll()
         ring.read(appendingTo: &out)
         #expect(out.count == 4096 && out.suffix(10) == [UInt8](repeating: 2, count: 10)[...])
+    }
+
+    /// A received datagram's record says how it came, as the library reads
+    /// it for recvmsg's control messages: where from and to, the DS field
+    /// and TTL, and when, on the wall clock (the stack's time plus the offset).
+    @Test func aDatagramsRecordCarriesHowAndWhenItCame() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        let arrival = UDPArrival(source: UDPEndpoint(address: .v4(IPv4Address(0x0a00_0001)), port: 53),
+                                 destination: .v4(IPv4Address(0x0a00_0002)), trafficClass: 0x28, hopLimit: 33,
+                                 time: Instant(nanoseconds: 5_000_000_000))
+        let wallClockOffset: Int64 = 1_765_000_000_000_000_000
+        let payload: [UInt8] = [1, 2, 3]
+        #expect(payload.withUnsafeBytes {
+            region.rx.writeDatagram($0, peer: SocketAddress(address: arrival.source.address, port: 53),
+                                    arrival: arrival, wallClockOffset: wallClockOffset)
+        })
+        // The library's own mapping of the region, as it reads `rx`.
+        let length = ns_region_length(4096)
+        let base = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, region.descriptor, 0))
+        try #require(base != MAP_FAILED)
+        defer { munmap(base, length) }
+        var header = ns_datagram()
+        #expect(ns_ring_next_record(ns_region_rx(base), base.assumingMemoryBound(to: UInt8.self), &header) == 1)
+        #expect(header.length == 3 && header.family == 4 && header.port == 53)
+        #expect(header.traffic_class == 0x28 && header.hop_limit == 33)
+        #expect(header.arrival_ns == 5_000_000_000 + wallClockOffset)
+        #expect(withUnsafeBytes(of: header.local) { Array($0.prefix(4)) } == [10, 0, 0, 2])
     }
 
     @Test func theRingsAreIndependentAndTheLayoutIsTheHeaders() throws {

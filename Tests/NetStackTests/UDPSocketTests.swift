@@ -182,9 +182,9 @@ import NetStackWire
         #expect(s.pendingDatagrams == 2, "what came before the second connect stays queued")
     }
 
-    /// How a datagram arrived (what IP_PKTINFO, IP_RECVTOS and IP_RECVTTL
-    /// report): the address it came to, a broadcast too, and its header's
-    /// DS field and TTL.
+    /// How a datagram arrived (what IP_PKTINFO, IP_RECVTOS, IP_RECVTTL and
+    /// SO_TIMESTAMP report): the address it came to, a broadcast too, its
+    /// header's DS field and TTL, and when the loop took it in.
     @Test func aDatagramKeepsWhereItCameToAndItsTOSAndTTL() throws {
         let h = PeerHarness()
         let socket = try h.interface.udp.bind(port: 9000)
@@ -193,6 +193,8 @@ import NetStackWire
         var repr = IPv4Repr(source: H.peerIP, destination: H.stackIP, protocol: .udp, payloadLength: udp.count,
                             timeToLive: 33, identification: 1)
         repr.dscpECN = 0x28
+        _ = h.advance(by: .milliseconds(250))
+        let arrived = h.clock.now
         _ = h.exchange(h.ipFrame(FrameBuilder.ipv4(repr, payload: udp)))
         let broadcast = IPv4Address(0xffff_ffff)
         let toAll = FrameBuilder.udp(sourcePort: 40001, destinationPort: 9000, payload: [8],
@@ -202,7 +204,7 @@ import NetStackWire
         var buffer: [UInt8] = []
         #expect(socket.receiveArrival(into: &buffer) == UDPArrival(
             source: UDPEndpoint(address: H.peerIP, port: 40000), destination: .v4(H.stackIP),
-            trafficClass: 0x28, hopLimit: 33))
+            trafficClass: 0x28, hopLimit: 33, time: arrived))
         #expect(buffer == [7])
         let second = try #require(socket.receiveArrival(into: &buffer))
         #expect(second.destination == .v4(broadcast) && second.trafficClass == 0 && second.hopLimit == 64)

@@ -181,6 +181,10 @@ typedef struct ns_datagram {
     uint8_t local[16];
     uint8_t traffic_class, hop_limit;
     uint16_t send_flags;  // NS_SEND_*
+    uint32_t reserved;
+    /// A received one's arrival on the wall clock (CLOCK_REALTIME, in
+    /// nanoseconds), for SO_TIMESTAMP and SO_TIMESTAMPNS; zero in `tx`.
+    int64_t arrival_ns;
 } ns_datagram;
 
 /// `ns_datagram.send_flags`: which of its IP header fields a sent datagram sets.

@@ -118,7 +118,8 @@ public final class UDPLayer {
         }
         let (trafficClass, hopLimit) = Self.trafficClassAndHopLimit(of: d)
         let arrival = UDPArrival(source: UDPEndpoint(address: d.source, port: udp.sourcePort),
-                                 destination: d.destination, trafficClass: trafficClass, hopLimit: hopLimit)
+                                 destination: d.destination, trafficClass: trafficClass, hopLimit: hopLimit,
+                                 time: now)
         if !socket.enqueue(UnsafeRawBufferPointer(udp.payload), arrival: arrival) {
             counters.drops.record(.receiveQueueFull)
         }

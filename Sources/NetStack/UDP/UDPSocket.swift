@@ -18,12 +18,16 @@ public struct UDPArrival: Equatable, Sendable {
     public var destination: IPAddress
     public var trafficClass: UInt8
     public var hopLimit: UInt8
+    /// When the loop took it in (SO_TIMESTAMP's time, on the stack's clock).
+    public var time: Instant
 
-    public init(source: UDPEndpoint, destination: IPAddress, trafficClass: UInt8 = 0, hopLimit: UInt8 = 64) {
+    public init(source: UDPEndpoint, destination: IPAddress, trafficClass: UInt8 = 0, hopLimit: UInt8 = 64,
+                time: Instant = .zero) {
         self.source = source
         self.destination = destination
         self.trafficClass = trafficClass
         self.hopLimit = hopLimit
+        self.time = time
     }
 }
 

@@ -132,7 +132,7 @@ extension AppSocket {
         guard let u = udp, !isBroken else { return }
         defer { if region.rx.isBroken { ringBroke() } }
         var delivered = false
-        let wallClockOffset = server.wallClockOffset
+        var wallClockOffset: Int64?  // read once, at the first datagram
         // Within SO_RCVBUF, but an empty ring takes one datagram of any size
         // (as Linux's UDP queues one past a full receive buffer's limit).
         var room: Int { region.rx.isEmpty ? region.rx.writable : receiveRoom }
@@ -142,7 +142,7 @@ extension AppSocket {
                 if room < SharedRing.datagramHeaderSize + length { break }
             }
             guard let arrival = u.receiveArrival(into: &datagramScratch) else { break }
-            delivered = deliver(arrival, wallClockOffset: wallClockOffset) || delivered
+            delivered = deliver(arrival, wallClockOffset: &wallClockOffset) || delivered
         }
         while let twins = loopbackDatagrams, let (index, length) = twins.next() {
             if room < SharedRing.datagramHeaderSize + length {
@@ -152,7 +152,7 @@ extension AppSocket {
             guard let arrival = twins.receive(from: index, length: length, into: &datagramScratch,
                                               now: server.stack.clock.now) else { break }
             server.loopbackDatagramsIn += 1
-            delivered = deliver(arrival, wallClockOffset: wallClockOffset) || delivered
+            delivered = deliver(arrival, wallClockOffset: &wallClockOffset) || delivered
         }
         while let e = u.nextError() {
             guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
@@ -163,11 +163,14 @@ extension AppSocket {
         if delivered && region.takeAppWantsRead() { wakeApplication() }
     }
 
-    /// Writes the datagram in `datagramScratch` into `rx`.
-    private func deliver(_ arrival: UDPArrival, wallClockOffset: Int64) -> Bool {
+    /// Writes the datagram in `datagramScratch` into `rx`, its time on the
+    /// wall clock by `wallClockOffset` (read here if not yet).
+    private func deliver(_ arrival: UDPArrival, wallClockOffset: inout Int64?) -> Bool {
         let source = SocketAddress(address: arrival.source.address, port: arrival.source.port)
+        let offset = wallClockOffset ?? server.wallClockOffset
+        wallClockOffset = offset
         return datagramScratch.withUnsafeBytes {
-            region.rx.writeDatagram($0, peer: source, arrival: arrival, wallClockOffset: wallClockOffset)
+            region.rx.writeDatagram($0, peer: source, arrival: arrival, wallClockOffset: offset)
         }
     }
 

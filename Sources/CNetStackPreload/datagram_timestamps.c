@@ -39,18 +39,24 @@ int ns_timestamp_set(ns_sock *s, int name, int value) {
     return 0;
 }
 
+/// `at` (nanoseconds on the wall clock) into `out` as a timespec, or as a
+/// timeval unless `nanoseconds`; the length written.
+static size_t put_time(int64_t at, bool nanoseconds, void *out) {
+    if (nanoseconds) {
+        struct timespec t = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+        memcpy(out, &t, sizeof t);
+        return sizeof t;
+    }
+    struct timeval t = {.tv_sec = at / 1000000000, .tv_usec = at % 1000000000 / 1000};
+    memcpy(out, &t, sizeof t);
+    return sizeof t;
+}
+
 int ns_timestamp_cmsg(const ns_sock *s, int64_t arrival_ns, void *value, size_t *len) {
     if (!(s->timestamps & NS_STAMP_ON)) return 0;
-    bool y2038 = s->timestamps & NS_STAMP_NEW;
-    if (s->timestamps & NS_STAMP_NS) {
-        struct timespec t = {.tv_sec = arrival_ns / 1000000000, .tv_nsec = arrival_ns % 1000000000};
-        memcpy(value, &t, sizeof t);
-        *len = sizeof t;
-        return y2038 ? SO_TIMESTAMPNS_NEW : SO_TIMESTAMPNS_OLD;
-    }
-    struct timeval t = {.tv_sec = arrival_ns / 1000000000, .tv_usec = arrival_ns % 1000000000 / 1000};
-    memcpy(value, &t, sizeof t);
-    *len = sizeof t;
+    bool ns = s->timestamps & NS_STAMP_NS, y2038 = s->timestamps & NS_STAMP_NEW;
+    *len = put_time(arrival_ns, ns, value);
+    if (ns) return y2038 ? SO_TIMESTAMPNS_NEW : SO_TIMESTAMPNS_OLD;
     return y2038 ? SO_TIMESTAMP_NEW : SO_TIMESTAMP_OLD;
 }
 
@@ -71,12 +77,6 @@ int ns_timestamp_ioctl(const ns_sock *s, unsigned long request, void *arg) {
         errno = EFAULT;
         return -1;
     }
-    if (ns) {
-        struct timespec v = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
-        memcpy(arg, &v, sizeof v);
-    } else {
-        struct timeval v = {.tv_sec = t / 1000000000, .tv_usec = t % 1000000000 / 1000};
-        memcpy(arg, &v, sizeof v);
-    }
+    put_time(t, ns, arg);
     return 0;
 }

@@ -17,21 +17,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-// IPv6's numbers glibc's <netinet/in.h> may not name (linux/in6.h).
+// The one IPv6 number glibc's <netinet/in.h> does not name (linux/in6.h).
 #ifndef IPV6_FLOWINFO_SEND
 #define IPV6_FLOWINFO_SEND 33
-#endif
-#ifndef IPV6_DONTFRAG
-#define IPV6_DONTFRAG 62
-#endif
-#ifndef IPV6_AUTOFLOWLABEL
-#define IPV6_AUTOFLOWLABEL 70
-#endif
-#ifndef IPV6_RECVFRAGSIZE
-#define IPV6_RECVFRAGSIZE 77
-#endif
-#ifndef IPV6_FREEBIND
-#define IPV6_FREEBIND 78
 #endif
 
 /// How a value is checked and stored (Linux's rule for the option).

@@ -19,10 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX 62
-#endif
-
 static int fail(int e) {
     errno = e;
     return -1;
@@ -167,10 +163,10 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
     }
     if ((level == IPPROTO_IP && name == IP_MTU) || (level == IPPROTO_IPV6 && name == IPV6_MTU && s->family == AF_INET6)) {
         // The path MTU of a connection (Linux: its route's); ENOTCONN without one.
+        if (s->datagram) return fail(ENOTCONN);
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
-        if (s->datagram || f.pmtu == 0) return fail(ENOTCONN);
-        return put_int(value, len, (int)f.pmtu);
+        return f.pmtu ? put_int(value, len, (int)f.pmtu) : fail(ENOTCONN);
     }
     int kept_value;
     if (s->datagram && level == SOL_SOCKET && ns_timestamp_get(s, name, &kept_value) == 0) {
@@ -250,15 +246,14 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
             return 0;
         case SO_BINDTOIFINDEX: return bind_to_device(s, v);
         case SO_PASSCRED: return fail(EOPNOTSUPP);  // only UNIX and netlink sockets pass credentials
-        case SO_RCVBUFFORCE:
         case SO_SNDBUFFORCE:
             if (geteuid() != 0) return fail(EPERM);  // CAP_NET_ADMIN
-            // fall through
+            s->send_buffer = doubled_buffer(v, NULL, 4608);
+            return 0;
+        case SO_RCVBUFFORCE:
+            if (geteuid() != 0) return fail(EPERM);  // CAP_NET_ADMIN
+            // fall through: as SO_RCVBUF, past the system's limit
         case SO_RCVBUF: {
-            if (name == SO_SNDBUFFORCE) {
-                s->send_buffer = doubled_buffer(v, NULL, 4608);
-                return 0;
-            }
             // The stack sizes the connection's buffer and what waits in `rx` by it (datagram sockets too).
             int doubled = doubled_buffer(v, name == SO_RCVBUF ? "/proc/sys/net/core/rmem_max" : NULL, 2304);
             ns_reply reply;

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CNetStackABI
+import NetStack
 import Synchronization
 
 /// The API's own thread: it owns the listening UNIX socket and an epoll set
@@ -87,9 +88,7 @@ final class APIThread: @unchecked Sendable {
     /// first, a static program spawned with a socket) then goes even if no
     /// application talks to the stack again. Any thread (timerfd_settime).
     func wakeForHolds(after delay: Duration) {
-        let (seconds, attoseconds) = delay.components
-        let nanoseconds = max(0, seconds) * 1_000_000_000 + max(0, attoseconds / 1_000_000_000)
-        _ = ns_timerfd_arm(holdTimer, max(1, nanoseconds))  // never 0, which would disarm it
+        _ = ns_timerfd_arm(holdTimer, max(1, delay.nanoseconds))  // never 0 (which disarms it) or less
     }
 
     func start() {

@@ -539,9 +539,9 @@ final class AppSocket {
     private func free() {
         guard !isFreed else { return }
         isFreed = true
+        closeUDP()  // before the region goes to the pool: it says the loopback's sockets are gone
         if !wasShared && !isBroken, let pool = server.regions(of: creator) { region.keep(in: pool) }
         if let p = heldPort { server.stack.tcp.release(port: p) }
-        closeUDP()
         connection?.removeCallbacks()
         listener?.onAccept = nil
         server.unwatch(self)

@@ -121,7 +121,7 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
         return -1;
     }
     static const uint8_t limited_broadcast[4] = {255, 255, 255, 255}, none[4];
-    const uint8_t *directed = s->shm->interface_broadcast;
+    const uint8_t *directed = s->shm->interface.broadcast;
     if (to.family == 4 && (memcmp(to.bytes, limited_broadcast, 4) == 0
                            || (memcmp(directed, none, 4) != 0 && memcmp(to.bytes, directed, 4) == 0))) {
         int broadcast = 0;

@@ -40,9 +40,9 @@ static void put_ipv4(const ns_sock *s, const ns_datagram *r, struct msghdr *msg,
     if (ns_arrival_asked(s, NS_ARRIVAL_PKTINFO)) {
         // ipi_spec_dst: where a reply goes from (fib_compute_spec_dst): the
         // address it came to, or the interface's for a broadcast or multicast.
-        struct in_pktinfo p = {.ipi_ifindex = (int)s->shm->interface_index};
+        struct in_pktinfo p = {.ipi_ifindex = (int)s->shm->interface.index};
         memcpy(&p.ipi_addr, r->local, 4);
-        memcpy(&p.ipi_spec_dst, not_unicast4(r->local) ? s->shm->interface_address : r->local, 4);
+        memcpy(&p.ipi_spec_dst, not_unicast4(r->local) ? s->shm->interface.address : r->local, 4);
         put(msg, used, IPPROTO_IP, IP_PKTINFO, &p, sizeof p);
     }
     if (ns_arrival_asked(s, NS_ARRIVAL_TTL)) {
@@ -68,7 +68,7 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
         put_ipv4(s, r, msg, &used);
     } else if (r->family == 4) {
         if (ns_arrival_asked(s, NS_ARRIVAL6_PKTINFO)) {
-            struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface_index};
+            struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface.index};
             p.ipi6_addr.s6_addr[10] = p.ipi6_addr.s6_addr[11] = 0xff;
             memcpy(&p.ipi6_addr.s6_addr[12], r->local, 4);
             put(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
@@ -76,7 +76,7 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
         put_ipv4(s, r, msg, &used);
     } else {
         if (ns_arrival_asked(s, NS_ARRIVAL6_PKTINFO)) {
-            struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface_index};
+            struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface.index};
             memcpy(&p.ipi6_addr, r->local, 16);
             put(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
         }
@@ -159,7 +159,7 @@ static int ipv4_level(const ns_sock *s, const struct cmsghdr *c, ns_datagram *f)
         struct in_pktinfo p;
         memcpy(&p, CMSG_DATA(c), sizeof p);
         const uint8_t *source = (const uint8_t *)&p.ipi_spec_dst;
-        if (p.ipi_spec_dst.s_addr != 0 && memcmp(source, s->shm->interface_address, 4) != 0)
+        if (p.ipi_spec_dst.s_addr != 0 && memcmp(source, s->shm->interface.address, 4) != 0)
             return source[0] == 127 ? EINVAL : ENETUNREACH;
         return interface_exists(p.ipi_ifindex);
     }

@@ -82,7 +82,7 @@ static int get_bound_device(const ns_sock *s, void *value, socklen_t *len) {
 /// such device for it). Moving a bound socket needs root (CAP_NET_RAW).
 static int bind_to_device(ns_sock *s, int index) {
     if (index < 0) return fail(EINVAL);
-    if (index != 0 && (uint32_t)index != s->shm->interface_index) return fail(ENODEV);
+    if (index != 0 && (uint32_t)index != s->shm->interface.index) return fail(ENODEV);
     if (s->bound_device != 0 && geteuid() != 0) return fail(EPERM);
     s->bound_device = index;
     return 0;

@@ -450,6 +450,9 @@ int ns_timestamp_get(const ns_sock *s, int name, int *value);
 int ns_timestamp_set(ns_sock *s, int name, int value);
 /// SIOCGSTAMP and SIOCGSTAMPNS: the last datagram's arrival; 1 if `request` is neither.
 int ns_timestamp_ioctl(const ns_sock *s, unsigned long request, void *arg);
+/// netdevice(7)'s requests, the stack's interface as the stack's
+/// (interface_ioctls.c): 0, -1 with errno, or 1 if `request` is not one.
+int ns_interface_ioctl(const ns_sock *s, unsigned long request, void *arg);
 /// The control message SO_TIMESTAMP or SO_TIMESTAMPNS asks for, for a
 /// datagram that arrived at `arrival_ns`: its type (0: none asked), its
 /// value into `value` (16 bytes) and its length into `len`.

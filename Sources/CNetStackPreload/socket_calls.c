@@ -428,6 +428,7 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
         return LIBC(ioctl)(fd, request, arg);
     default: {
         int r = ns_timestamp_ioctl(s, request, arg);  // SIOCGSTAMP, SIOCGSTAMPNS
+        if (r == 1) r = ns_interface_ioctl(s, request, arg);  // SIOCGIFADDR, SIOCGIFCONF and the rest
         return r == 1 ? fail(ENOTTY) : r;
     }
     }

@@ -50,15 +50,15 @@ public final class APIServer: @unchecked Sendable {
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
-    /// The kernel's index for the stack's interface (the TAP's), which
-    /// IP_PKTINFO reports; 0 when unknown.
-    let interfaceIndex: UInt32
+    /// The stack's interface as the library reports it, with the kernel's
+    /// index for it (the TAP's; 0 when unknown).
+    let interface: InterfaceDescription
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
     public init(stack: Stack, path: String, ringSize: Int = 2 << 20, interfaceIndex: UInt32 = 0) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
-        self.interfaceIndex = interfaceIndex
+        interface = InterfaceDescription(stack: stack, index: interfaceIndex)
         self.ringSize = ringSize
         Self.raiseDescriptorLimit()
         let executor = stack.executor
@@ -342,15 +342,12 @@ public final class APIServer: @unchecked Sendable {
     /// A region for `session`'s new socket: one of its closed sockets' if it
     /// kept one (`RegionPool`), else a new one.
     private func makeRegion(for session: AppSession) -> SocketRegion? {
-        let address: IPv4Address? = if case .v4(let a) = stack.address { a } else { nil }
         if let kept = session.regions.take(ringSize: ringSize) {
             regionsReused += 1
-            return SocketRegion(kept, fresh: false, interfaceIndex: interfaceIndex, interfaceAddress: address,
-                                interfaceBroadcast: stack.directedBroadcast)
+            return SocketRegion(kept, fresh: false, interface: interface)
         }
         nextRegion &+= 1
-        return try? SocketRegion(ringSize: ringSize, serial: nextRegion, interfaceIndex: interfaceIndex,
-                                 interfaceAddress: address, interfaceBroadcast: stack.directedBroadcast)
+        return try? SocketRegion(ringSize: ringSize, serial: nextRegion, interface: interface)
     }
 
     /// `s` listens on the stack's wildcard address at `port`: the kernel's

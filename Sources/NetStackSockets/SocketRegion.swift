@@ -77,25 +77,20 @@ public final class SocketRegion {
     public var serial: UInt32 { mapping.serial }
 
     /// Makes a region with rings of `ringSize` bytes (a power of two, at
-    /// least 4 KiB), telling the application the stack's interface: the
-    /// kernel's index for it and its IPv4 address (IP_PKTINFO's).
-    public convenience init(ringSize: Int, serial: UInt32 = 0, interfaceIndex: UInt32 = 0,
-                            interfaceAddress: IPv4Address? = nil,
-                            interfaceBroadcast: IPv4Address? = nil) throws(SocketAPIError) {
+    /// least 4 KiB), telling the application the stack's interface.
+    public convenience init(ringSize: Int, serial: UInt32 = 0,
+                            interface: InterfaceDescription = InterfaceDescription()) throws(SocketAPIError) {
         precondition(ringSize >= 4096 && ringSize & (ringSize - 1) == 0 && ringSize <= 1 << 30)
-        self.init(try Mapping(ringSize: ringSize, serial: serial), fresh: true, interfaceIndex: interfaceIndex,
-                  interfaceAddress: interfaceAddress, interfaceBroadcast: interfaceBroadcast)
+        self.init(try Mapping(ringSize: ringSize, serial: serial), fresh: true, interface: interface)
     }
 
     /// A region on `mapping`: a fresh (zeroed) one, or one given again,
     /// whose header is laid out anew and whose rings keep their old bytes.
-    init(_ mapping: Mapping, fresh: Bool, interfaceIndex: UInt32, interfaceAddress: IPv4Address?,
-         interfaceBroadcast: IPv4Address?) {
+    init(_ mapping: Mapping, fresh: Bool, interface: InterfaceDescription) {
         let p = mapping.base
         let ringSize = mapping.ringSize
         if fresh { ns_region_init(p, UInt32(ringSize)) } else { ns_region_reset(p, UInt32(ringSize)) }
-        ns_region_set_interface(p, interfaceIndex, (interfaceAddress?.value ?? 0).bigEndian,
-                                (interfaceBroadcast?.value ?? 0).bigEndian)
+        ns_region_set_interface(p, interface.abi)
         self.mapping = mapping
         header = ns_region_header(p)
         // The layout as made here, before the application sees the region: the

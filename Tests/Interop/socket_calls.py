@@ -1030,3 +1030,46 @@ for name, messages in [("IP_TTL 0", [(IP, socket.IP_TTL, packed(0))]),
         r.recvmsg(100, 256)
 u.close()
 r.close()
+
+# netdevice(7)'s requests, which Linux answers on any socket. The interface
+# that holds this host's address (the one a socket to HOST is bound to) is
+# the one SIOCGIFCONF lists with it, and its address, mask, broadcast and MAC
+# are what a neighbour sees: the kernel's own for the kernel, the stack's
+# through the library (the TAP's kernel side is the other end of the link).
+SIOCGIFCONF, SIOCGIFFLAGS, SIOCGIFADDR, SIOCGIFBRDADDR, SIOCGIFNETMASK = 0x8912, 0x8913, 0x8915, 0x8919, 0x891B
+SIOCGIFHWADDR, SIOCGIFINDEX, SIOCGIWNAME = 0x8927, 0x8933, 0x8B01
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.connect(ECHO)
+mine = c.getsockname()[0]
+listing = bytearray(40 * 32)
+address_of = ctypes.addressof((ctypes.c_char * len(listing)).from_buffer(listing))
+length = struct.unpack("iL", fcntl.ioctl(c, SIOCGIFCONF, struct.pack("iL", len(listing), address_of)))[0]
+entries = {bytes(listing[i:i + 16]).rstrip(b"\0").decode(): socket.inet_ntoa(bytes(listing[i + 20:i + 24]))
+           for i in range(0, length, 40)}
+name = next((n for n, a in entries.items() if a == mine), None)
+out("SIOCGIFCONF lists the interfaces, this host's address on one", (sorted(entries), name is not None))
+out("SIOCGIFCONF with no buffer: the length it takes",
+    struct.unpack("iL", fcntl.ioctl(c, SIOCGIFCONF, struct.pack("iL", 0, 0)))[0] == length)
+out("SIOCGIFCONF with room for one", struct.unpack("iL", fcntl.ioctl(c, SIOCGIFCONF, struct.pack("iL", 60, address_of)))[0])
+request = lambda r, n=name: fcntl.ioctl(c, r, struct.pack("256s", n.encode()))
+field = lambda r: socket.inet_ntoa(request(r)[20:24])
+out("SIOCGIFADDR of it is this host's address", field(SIOCGIFADDR) == mine)
+out("its netmask and broadcast", (field(SIOCGIFNETMASK), field(SIOCGIFBRDADDR)))
+hw = request(SIOCGIFHWADDR)
+on_this_host = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+if f"inet {mine}/" in on_this_host:
+    seen = open(f"/sys/class/net/{name}/address").read().strip()
+else:
+    seen = subprocess.run(["ip", "neigh", "show", mine], capture_output=True, text=True).stdout.split("lladdr ")[1].split()[0]
+out("SIOCGIFHWADDR: Ethernet, the MAC a neighbour sees", (struct.unpack("H", hw[16:18])[0], hw[18:24].hex(":") == seen))
+out("SIOCGIFINDEX is if_nametoindex's", struct.unpack("i", request(SIOCGIFINDEX)[16:20])[0] == socket.if_nametoindex(name))
+out("SIOCGIFFLAGS: up and running", struct.unpack("H", request(SIOCGIFFLAGS)[16:18])[0] & 0x41 == 0x41)
+out("SIOCGIFADDR of lo", socket.inet_ntoa(request(SIOCGIFADDR, "lo")[20:24]))
+out("SIOCGIFADDR of an interface there is not", err(lambda: request(SIOCGIFADDR, "nosuch0")))
+out("SIOCGIWNAME (not wireless)", err(lambda: request(SIOCGIWNAME)))
+c.close()
+c6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+out("IPv6 socket: SIOCGIFADDR", err(lambda: fcntl.ioctl(c6, SIOCGIFADDR, struct.pack("256s", name.encode()))))
+out("IPv6 socket: SIOCGIFHWADDR's MAC",
+    fcntl.ioctl(c6, SIOCGIFHWADDR, struct.pack("256s", name.encode()))[18:24].hex(":") == seen)
+c6.close()

@@ -2215,6 +2215,38 @@ print("served", flush=True)
 """
 
 
+INTERFACE_REQUESTS = r"""
+import errno, fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ask = lambda r, name, value=b"": fcntl.ioctl(s, r, struct.pack("16s", name) + value.ljust(24, b"\0"))
+print(socket.inet_ntoa(ask(0x8915, b"tap0")[20:24]), ask(0x8927, b"tap0")[18:24].hex(":"))
+for name, mtu in ((b"tap0", 1400), (b"lo", 65536)):
+    try:
+        ask(0x8922, name, struct.pack("i", mtu))
+        print(name.decode(), "set")
+    except OSError as e:
+        print(name.decode(), errno.errorcode[e.errno])
+"""
+
+
+def test_interface_requests_give_the_stacks_addresses_and_leave_the_tap_alone(ns, api):
+    """netdevice(7)'s requests on a stack socket: SIOCGIFADDR and SIOCGIFHWADDR
+    of the stack's interface are the stack's address and the MAC the kernel's
+    ARP found for it, not the TAP's kernel side's; setting its MTU is refused
+    (`netstack up` configures it) and leaves the TAP as it was, while another
+    interface's goes to the kernel."""
+    _, path = api
+    ns.exec("ping", "-c", "1", "-W", "2", STACK_IP)
+    neighbour = ns.exec("ip", "neigh", "show", STACK_IP).stdout.split("lladdr ")[1].split()[0]
+    tap_before = ns.exec("ip", "-o", "link", "show", "tap0").stdout.split(" mtu ")[1].split()[0]
+    p = run_on_stack(ns, path, "python3", "-c", INTERFACE_REQUESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert out.splitlines() == [f"{STACK_IP} {neighbour}", "tap0 ENOTSUP", "lo set"]  # EOPNOTSUPP's name in Python
+    assert ns.exec("ip", "-o", "link", "show", "tap0").stdout.split(" mtu ")[1].split()[0] == tap_before
+
+
 def test_connections_handed_to_another_process_work_there(ns, api, tmp_path):
     """A master accepts through the library and passes each connection with
     SCM_RIGHTS to a worker (another process through the library), closing

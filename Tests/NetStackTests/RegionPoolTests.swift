@@ -37,8 +37,8 @@ import Testing
         let kept = try #require(pool.take(ringSize: Self.ringSize))
         #expect(kept.serial == 7 && kept.descriptor == descriptor)
         #expect(pool.take(ringSize: Self.ringSize) == nil)
-        let again = SocketRegion(kept, fresh: false, interfaceIndex: 3, interfaceAddress: IPv4Address(10, 0, 0, 2),
-                                 interfaceBroadcast: nil)
+        let again = SocketRegion(kept, fresh: false,
+                                 interface: InterfaceDescription(index: 3, subnet: IPv4CIDR("10.0.0.2/24")))
         #expect(again.serial == 7)
         #expect(again.rx.readable == 0 && again.rx.writable == Self.ringSize)
         #expect(again.tx.readable == 0 && again.tx.writable == Self.ringSize)

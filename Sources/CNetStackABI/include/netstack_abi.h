@@ -372,6 +372,22 @@ typedef struct ns_tcp_fields {
     uint64_t bytes_received;
 } ns_tcp_fields;
 
+/// The stack's interface as the library reports it: the kernel's index for
+/// it (the TAP's), IP_PKTINFO's ifindex and what SO_BINDTODEVICE takes; its
+/// IPv4 address, the one a reply to a broadcast goes from; its subnet's
+/// directed broadcast (zero: none), which a datagram goes to only with
+/// SO_BROADCAST, as the limited one; and, for netdevice(7)'s requests, its
+/// subnet mask and MAC address. Addresses in network order; all of them the
+/// stack's, not the TAP's kernel side's.
+typedef struct ns_interface {
+    uint32_t index;
+    uint8_t address[4];
+    uint8_t broadcast[4];
+    uint8_t netmask[4];
+    uint8_t mac[6];
+    uint8_t reserved[2];
+} ns_interface;
+
 /// The region's header; `tx` (app to stack) and `rx` (stack to app) data follow it.
 typedef struct ns_socket_shm {
     ns_ring tx;
@@ -389,14 +405,8 @@ typedef struct ns_socket_shm {
     _Atomic int32_t error;
     /// A listener's connections waiting for accept (readable while > 0).
     _Atomic uint32_t pending;
-    /// The stack's interface as the kernel numbers it (the TAP's index) and
-    /// its IPv4 address (network order): IP_PKTINFO's ifindex, and the
-    /// address a reply to a broadcast goes from; and its subnet's directed
-    /// broadcast (zero: none), which a datagram goes to only with
-    /// SO_BROADCAST, as the limited one. Set before sharing.
-    uint32_t interface_index;
-    uint8_t interface_address[4];
-    uint8_t interface_broadcast[4];
+    /// The stack's interface. Set before sharing.
+    ns_interface interface;
     /// A sequence lock over `tcp`: odd while the stack writes it.
     _Alignas(64) _Atomic uint32_t tcp_sequence;
     ns_tcp_fields tcp;
@@ -420,13 +430,12 @@ static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)re
 static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
 static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
 
-/// The stack's interface, for IP_PKTINFO (`interface_index`, `interface_address`) and SO_BROADCAST.
-static inline void ns_region_set_interface(void *region, uint32_t index, uint32_t address_network_order,
-                                           uint32_t broadcast_network_order) {
-    ns_socket_shm *s = (ns_socket_shm *)region;
-    s->interface_index = index;
-    memcpy(s->interface_address, &address_network_order, 4);
-    memcpy(s->interface_broadcast, &broadcast_network_order, 4);
+/// Tells the application the stack's interface (`ns_interface`).
+static inline void ns_region_set_interface(void *region, ns_interface interface) {
+    ((ns_socket_shm *)region)->interface = interface;
+}
+static inline ns_interface ns_region_interface(const void *region) {
+    return ((const ns_socket_shm *)region)->interface;
 }
 
 /// Lays out a fresh (zeroed) region: the stack does it before sharing it.

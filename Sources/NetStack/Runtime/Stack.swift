@@ -14,8 +14,12 @@ public final class Stack {
     public let executor: LoopExecutor
     /// The stack's own address.
     public let address: IPAddress
+    /// Its IPv4 address with its subnet's prefix.
+    public let subnet: IPv4CIDR
     /// Its IPv4 subnet's directed broadcast, if the prefix has one (not a /31 or /32).
     public let directedBroadcast: IPv4Address?
+    /// Its interface's MAC address.
+    public let macAddress: MACAddress
     /// Eventfds of other processes' that the loop listens to (the socket API's doorbells).
     public let doorbells = Doorbells()
     /// Run by the loop once a turn, after the turn's frames went to the
@@ -33,7 +37,8 @@ public final class Stack {
         self.clock = clock
         self.executor = executor
         address = .v4(interface.address)
-        let subnet = interface.configuration.address
+        subnet = interface.configuration.address
+        macAddress = interface.macAddress
         directedBroadcast = subnet.isDirectedBroadcast(subnet.directedBroadcast) ? subnet.directedBroadcast : nil
         interfaceReport = { interface.counters.report }
         addresses6 = { interface.ipv6Addresses }

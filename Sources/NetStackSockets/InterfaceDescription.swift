@@ -1,0 +1,47 @@
+import CNetStackABI
+import NetStack
+import NetStackWire
+
+/// The stack's interface as an application's library reports it (the
+/// region's `ns_interface`): IP_PKTINFO's index, SO_BINDTODEVICE's device,
+/// and what netdevice(7)'s requests answer for it. The index is the kernel's
+/// for the TAP, whose name programs use; the addresses are the stack's own,
+/// which differ from the TAP's kernel side's.
+public struct InterfaceDescription: Sendable, Equatable {
+    /// The kernel's index for the TAP (0: unknown).
+    public var index: UInt32
+    /// The stack's IPv4 address and prefix.
+    public var subnet: IPv4CIDR?
+    /// The subnet's directed broadcast, if it has one (not a /31 or /32).
+    public var broadcast: IPv4Address?
+    public var macAddress: MACAddress
+
+    public init(index: UInt32 = 0, subnet: IPv4CIDR? = nil, broadcast: IPv4Address? = nil,
+                macAddress: MACAddress = .zero) {
+        self.index = index
+        self.subnet = subnet
+        self.broadcast = broadcast
+        self.macAddress = macAddress
+    }
+
+    /// `stack`'s interface, which the kernel numbers `index`.
+    public init(stack: Stack, index: UInt32) {
+        self.init(index: index, subnet: stack.subnet, broadcast: stack.directedBroadcast, macAddress: stack.macAddress)
+    }
+
+    /// As the region's header holds it: addresses in network order.
+    var abi: ns_interface {
+        func bytes(_ a: UInt32) -> (UInt8, UInt8, UInt8, UInt8) {
+            (UInt8(a >> 24), UInt8(truncatingIfNeeded: a >> 16), UInt8(truncatingIfNeeded: a >> 8),
+             UInt8(truncatingIfNeeded: a))
+        }
+        var i = ns_interface()
+        i.index = index
+        i.address = bytes(subnet?.address.value ?? 0)
+        i.netmask = bytes(subnet?.netmask ?? 0)
+        i.broadcast = bytes(broadcast?.value ?? 0)
+        let m = macAddress.bytes
+        i.mac = (m.0, m.1, m.2, m.3, m.4, m.5)
+        return i
+    }
+}

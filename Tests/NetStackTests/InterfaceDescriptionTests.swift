@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetStackABI
+import NetStackWire
+@testable import NetStackSockets
+import Testing
+
+/// The stack's interface as an application finds it in a socket's region
+/// (`ns_interface`): what IP_PKTINFO, SO_BINDTODEVICE, SO_BROADCAST and
+/// netdevice(7)'s requests answer with.
+@Suite struct InterfaceDescriptionTests {
+    /// The region's header as an application maps it from the memfd.
+    static func seen(by region: SocketRegion) -> ns_interface {
+        let p = mmap(nil, 4096, PROT_READ, MAP_SHARED, region.descriptor, 0)!
+        defer { munmap(p, 4096) }
+        return ns_region_interface(p)
+    }
+
+    static func bytes(_ t: (UInt8, UInt8, UInt8, UInt8)) -> [UInt8] { [t.0, t.1, t.2, t.3] }
+
+    @Test func anApplicationReadsTheStacksAddressesInNetworkOrder() throws {
+        let interface = InterfaceDescription(index: 7, subnet: try #require(IPv4CIDR("10.0.0.2/24")),
+                                             broadcast: IPv4Address(10, 0, 0, 255),
+                                             macAddress: MACAddress(0x02, 0, 0x0a, 0, 0, 0x02))
+        let seen = Self.seen(by: try SocketRegion(ringSize: 4096, serial: 1, interface: interface))
+        #expect(seen.index == 7)
+        #expect(Self.bytes(seen.address) == [10, 0, 0, 2])
+        #expect(Self.bytes(seen.netmask) == [255, 255, 255, 0])
+        #expect(Self.bytes(seen.broadcast) == [10, 0, 0, 255])
+        let m = seen.mac
+        #expect([m.0, m.1, m.2, m.3, m.4, m.5] == [0x02, 0, 0x0a, 0, 0, 0x02])
+    }
+
+    @Test func aHostRouteHasAFullMaskAndNoBroadcast() throws {
+        let interface = InterfaceDescription(index: 3, subnet: try #require(IPv4CIDR("192.168.7.9/32")))
+        let seen = Self.seen(by: try SocketRegion(ringSize: 4096, serial: 1, interface: interface))
+        #expect(Self.bytes(seen.address) == [192, 168, 7, 9])
+        #expect(Self.bytes(seen.netmask) == [255, 255, 255, 255])
+        #expect(Self.bytes(seen.broadcast) == [0, 0, 0, 0])
+    }
+}

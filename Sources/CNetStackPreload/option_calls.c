@@ -157,7 +157,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             uint64_t floor = atomic_load_explicit(&s->bytes_taken, memory_order_relaxed)
                 + ns_ring_readable(&s->shm->rx);
             if (f.bytes_received < floor) f.bytes_received = floor;
-            return ns_put_tcp_info(&f, s->listening, value, len);
+            return ns_put_tcp_info(&f, s->listening, ns_unsent_bytes(s, &f), value, len);
         }
         }
     }

@@ -216,8 +216,17 @@ bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which);
 long ns_busy_poll_ns(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
-/// getsockopt's TCP_INFO, Linux's struct from the stack's fields (tcp_info.c).
-int ns_put_tcp_info(const ns_tcp_fields *f, bool listening, void *value, socklen_t *len);
+/// getsockopt's TCP_INFO, Linux's struct from the stack's fields and the
+/// bytes not yet sent (tcp_info.c).
+int ns_put_tcp_info(const ns_tcp_fields *f, bool listening, uint32_t unsent, void *value, socklen_t *len);
+/// A stream socket's bytes not yet sent: what waits in `tx` beyond the
+/// stack's bytes in flight (Linux's write_seq - snd_nxt); none before the
+/// connection is established, as SIOCOUTQNSD says.
+static inline uint32_t ns_unsent_bytes(ns_sock *s, const ns_tcp_fields *f) {
+    if (f->state == 0 || f->state == 2 || f->state == 3) return 0;  // none yet, SYN_SENT, SYN_RECV
+    uint32_t waiting = ns_ring_readable(&s->shm->tx);
+    return waiting > f->in_flight ? waiting - f->in_flight : 0;
+}
 /// The integer in a /proc/sys file, or `fallback` if it cannot be read.
 int ns_sysctl_int(const char *path, int fallback);
 /// Descriptors at or above this are never stack sockets (the table's size).

@@ -5,6 +5,7 @@
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -420,6 +421,26 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
         if (s->listening) return fail(EINVAL);
         *(int *)arg = (int)ns_ring_readable(&s->shm->tx);
         return 0;
+    case SIOCOUTQNSD:  // what waits in `tx` unsent (Linux: write_seq - snd_nxt); UDP has no such count
+        if (s->datagram) return fail(ENOTTY);
+        if (s->listening) return fail(EINVAL);
+        ns_tcp_fields f;
+        ns_tcp_read(s->shm, &f);
+        *(int *)arg = (int)ns_unsent_bytes(s, &f);
+        return 0;
+    case SIOCATMARK:  // at the urgent mark: never, as no urgent data is taken (tcp_ioctl); UDP has no mark
+        if (s->datagram) return fail(ENOTTY);
+        *(int *)arg = 0;
+        return 0;
+    case FIOSETOWN:
+    case SIOCSPGRP:  // who gets SIGIO and SIGURG: the descriptor's owner, as fcntl's F_SETOWN (sock_ioctl)
+        return LIBC(fcntl)(fd, F_SETOWN, *(int *)arg);
+    case FIOGETOWN:
+    case SIOCGPGRP: {
+        int owner = LIBC(fcntl)(fd, F_GETOWN);
+        *(int *)arg = owner;
+        return 0;
+    }
     case FIONBIO:
         s->nonblocking = *(int *)arg != 0;
         return 0;

@@ -175,6 +175,7 @@ public final class SocketRegion {
         f.min_rtt_us = microseconds(info.minimumRTT)
         f.advmss = UInt32(clamping: info.advertisedMSS)
         f.pmtu = UInt32(clamping: info.pathMTU)
+        f.in_flight = UInt32(clamping: info.bytesInFlight)
         f.options = (info.timestamps ? 1 : 0) | (info.selectiveAcknowledgments ? 2 : 0) | (info.windowScaling ? 4 : 0)
         f.send_wscale = info.sendWindowScale
         f.receive_wscale = info.receiveWindowScale

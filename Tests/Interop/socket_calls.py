@@ -148,6 +148,9 @@ out("MSG_PEEK", s.recv(10, socket.MSG_PEEK))
 out("recv", s.recv(10))
 fcntl.ioctl(s, termios.TIOCOUTQ, buf)
 out("SIOCOUTQ once the echo came", struct.unpack("i", buf)[0])
+SIOCOUTQNSD, SIOCATMARK = 0x894B, 0x8905
+ioctl_int = lambda x, request: struct.unpack("i", fcntl.ioctl(x, request, bytes(4)))[0]
+out("SIOCOUTQNSD and SIOCATMARK once the echo came", (ioctl_int(s, SIOCOUTQNSD), ioctl_int(s, SIOCATMARK)))
 out("recv MSG_ERRQUEUE with none queued", err(lambda: s.recv(10, socket.MSG_ERRQUEUE)))
 out("recv MSG_OOB with no urgent data", err(lambda: s.recv(1, socket.MSG_OOB)))
 out("SO_PEERCRED of an inet socket", struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
@@ -1073,3 +1076,30 @@ out("IPv6 socket: SIOCGIFADDR", err(lambda: fcntl.ioctl(c6, SIOCGIFADDR, struct.
 out("IPv6 socket: SIOCGIFHWADDR's MAC",
     fcntl.ioctl(c6, SIOCGIFHWADDR, struct.pack("256s", name.encode()))[18:24].hex(":") == seen)
 c6.close()
+
+# A peer that reads nothing: what waits to be sent is partly in flight and
+# the rest not sent, which SIOCOUTQNSD and TCP_INFO's tcpi_notsent_bytes
+# tell apart from SIOCOUTQ's all; with nothing waiting, both are 0.
+quiet = socket.socket()
+quiet.bind((mine, 0))
+quiet.listen()
+q = socket.create_connection(quiet.getsockname())
+q.setblocking(False)
+notsent = lambda: struct.unpack_from("I", q.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232), 144)[0]
+out("SIOCOUTQNSD, tcpi_notsent_bytes with nothing sent", (ioctl_int(q, SIOCOUTQNSD), notsent()))
+for _ in range(1024):
+    try:
+        q.send(bytes(65536))
+    except BlockingIOError:
+        break
+time.sleep(0.5)
+waiting, unsent = ioctl_int(q, termios.TIOCOUTQ), ioctl_int(q, SIOCOUTQNSD)
+out("with the peer's window full: some not sent, within all that waits, as TCP_INFO says",
+    (0 < unsent <= waiting, abs(notsent() - unsent) <= 1))
+out("SIOCOUTQNSD of a listener, SIOCATMARK and SIOCOUTQNSD of a datagram socket",
+    (err(lambda: ioctl_int(quiet, SIOCOUTQNSD)),
+     [err(lambda: ioctl_int(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), r)) for r in (SIOCATMARK, SIOCOUTQNSD)]))
+fcntl.ioctl(q, 0x8901, struct.pack("i", os.getpid()))  # FIOSETOWN
+out("FIOSETOWN, then F_GETOWN and FIOGETOWN", (fcntl.fcntl(q, fcntl.F_GETOWN) == os.getpid(), ioctl_int(q, 0x8903) == os.getpid()))
+q.close()
+quiet.close()

@@ -364,6 +364,7 @@ typedef struct ns_tcp_fields {
     uint32_t min_rtt_us;     // 0 before a sample
     uint32_t advmss;         // the MSS our SYN announced
     uint32_t pmtu;           // the path MTU the connection knows
+    uint32_t in_flight;      // sequence space sent, not yet acknowledged
     uint8_t options;         // TCPI_OPT_TIMESTAMPS (1), _SACK (2), _WSCALE (4)
     uint8_t send_wscale, receive_wscale;
     uint8_t reserved;

@@ -31,6 +31,9 @@ public struct TCPInfo: Sendable, Equatable {
     public var windowScaling: Bool
     public var sendWindowScale: UInt8
     public var receiveWindowScale: UInt8
+    /// Sequence space sent and not yet acknowledged (SND.MAX - SND.UNA):
+    /// with what waits unsent, what SIOCOUTQNSD and `tcpi_notsent_bytes` tell apart.
+    public var bytesInFlight: Int = 0
     /// Data bytes sent (resends included), acknowledged, and received in order.
     public var bytesSent: UInt64
     public var bytesAcknowledged: UInt64
@@ -50,7 +53,7 @@ extension TCPConnection {
                 timestamps: timestampsEnabled,
                 selectiveAcknowledgments: sackEnabled,
                 windowScaling: windowScalingEnabled,
-                sendWindowScale: sndScale, receiveWindowScale: rcvScale,
+                sendWindowScale: sndScale, receiveWindowScale: rcvScale, bytesInFlight: sender.flightSize,
                 bytesSent: bytesSent, bytesAcknowledged: UInt64(max(sender.sendBufferSeq - (sender.iss + 1), 0)),
                 bytesReceived: bytesReceived)
     }

@@ -445,7 +445,7 @@ NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
 }
 
 /// As Linux's TCP: the data of `msg_iov`; no address (a stream socket's
-/// `msg_namelen` comes back 0), no control messages, no flags.
+/// `msg_namelen` comes back 0), no control message but TCP_INQ's, no flags.
 NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return ns_pass_recvmsg(fd, msg, flags);
@@ -464,8 +464,8 @@ NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     ssize_t n = stack_recvv(s, msg->msg_iov, msg->msg_iovlen, flags);
     if (n >= 0) {
         msg->msg_namelen = 0;
-        msg->msg_controllen = 0;
         msg->msg_flags = 0;
+        ns_put_stream_cmsgs(s, msg);  // TCP_INQ's, if asked; msg_controllen
     }
     return n;
 }

@@ -15,8 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/// Appends one control message; false (MSG_CTRUNC set) if it does not fit.
-static bool put(struct msghdr *msg, size_t *used, int level, int type, const void *data, size_t len) {
+bool ns_put_cmsg(struct msghdr *msg, size_t *used, int level, int type, const void *data, size_t len) {
     size_t space = CMSG_SPACE(len);
     if (!msg->msg_control || *used + CMSG_LEN(len) > msg->msg_controllen) {
         msg->msg_flags |= MSG_CTRUNC;
@@ -43,17 +42,17 @@ static void put_ipv4(const ns_sock *s, const ns_datagram *r, struct msghdr *msg,
         struct in_pktinfo p = {.ipi_ifindex = (int)s->shm->interface.index};
         memcpy(&p.ipi_addr, r->local, 4);
         memcpy(&p.ipi_spec_dst, not_unicast4(r->local) ? s->shm->interface.address : r->local, 4);
-        put(msg, used, IPPROTO_IP, IP_PKTINFO, &p, sizeof p);
+        ns_put_cmsg(msg, used, IPPROTO_IP, IP_PKTINFO, &p, sizeof p);
     }
     if (ns_arrival_asked(s, NS_ARRIVAL_TTL)) {
         int ttl = r->hop_limit;
-        put(msg, used, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+        ns_put_cmsg(msg, used, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
     }
-    if (ns_arrival_asked(s, NS_ARRIVAL_TOS)) put(msg, used, IPPROTO_IP, IP_TOS, &r->traffic_class, 1);
+    if (ns_arrival_asked(s, NS_ARRIVAL_TOS)) ns_put_cmsg(msg, used, IPPROTO_IP, IP_TOS, &r->traffic_class, 1);
     if (ns_arrival_asked(s, NS_ARRIVAL_ORIGDSTADDR)) {
         struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(s->local.port)};
         memcpy(&to.sin_addr, r->local, 4);
-        put(msg, used, IPPROTO_IP, IP_ORIGDSTADDR, &to, sizeof to);
+        ns_put_cmsg(msg, used, IPPROTO_IP, IP_ORIGDSTADDR, &to, sizeof to);
     }
 }
 
@@ -63,7 +62,7 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
     uint8_t stamp[16];
     size_t stamp_len;
     int stamp_type = ns_timestamp_cmsg(s, r->arrival_ns, stamp, &stamp_len);
-    if (stamp_type) put(msg, &used, SOL_SOCKET, stamp_type, stamp, stamp_len);
+    if (stamp_type) ns_put_cmsg(msg, &used, SOL_SOCKET, stamp_type, stamp, stamp_len);
     if (s->family == AF_INET) {
         put_ipv4(s, r, msg, &used);
     } else if (r->family == 4) {
@@ -71,27 +70,27 @@ void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *r, struct msghdr 
             struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface.index};
             p.ipi6_addr.s6_addr[10] = p.ipi6_addr.s6_addr[11] = 0xff;
             memcpy(&p.ipi6_addr.s6_addr[12], r->local, 4);
-            put(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
+            ns_put_cmsg(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
         }
         put_ipv4(s, r, msg, &used);
     } else {
         if (ns_arrival_asked(s, NS_ARRIVAL6_PKTINFO)) {
             struct in6_pktinfo p = {.ipi6_ifindex = s->shm->interface.index};
             memcpy(&p.ipi6_addr, r->local, 16);
-            put(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
+            ns_put_cmsg(msg, &used, IPPROTO_IPV6, IPV6_PKTINFO, &p, sizeof p);
         }
         if (ns_arrival_asked(s, NS_ARRIVAL6_HOPLIMIT)) {
             int hops = r->hop_limit;
-            put(msg, &used, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
+            ns_put_cmsg(msg, &used, IPPROTO_IPV6, IPV6_HOPLIMIT, &hops, sizeof hops);
         }
         if (ns_arrival_asked(s, NS_ARRIVAL6_TCLASS)) {
             int tclass = r->traffic_class;
-            put(msg, &used, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
+            ns_put_cmsg(msg, &used, IPPROTO_IPV6, IPV6_TCLASS, &tclass, sizeof tclass);
         }
         if (ns_arrival_asked(s, NS_ARRIVAL6_ORIGDSTADDR)) {
             struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = htons(s->local.port)};
             memcpy(&to.sin6_addr, r->local, 16);
-            put(msg, &used, IPPROTO_IPV6, IPV6_ORIGDSTADDR, &to, sizeof to);
+            ns_put_cmsg(msg, &used, IPPROTO_IPV6, IPV6_ORIGDSTADDR, &to, sizeof to);
         }
     }
     msg->msg_controllen = used;

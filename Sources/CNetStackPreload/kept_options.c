@@ -45,10 +45,11 @@ enum rule {
     MTU_DISCOVER,   // IP_PMTUDISC_DONT (0) to IP_PMTUDISC_OMIT (5)
     ZERO_OR_ONE,    // EINVAL for anything else (TCP_THIN_LINEAR_TIMEOUTS)
     BEFORE_CONNECT, // 0 or 1 while unconnected; EOPNOTSUPP unless the sysctl lets clients (TCP_FASTOPEN_CONNECT)
+    READ_ONLY,      // read, never set here: ENOPROTOOPT (SO_INCOMING_NAPI_ID; IP_NODEFRAG, a raw socket's)
 };
 
 /// The entries the library reads on its own paths, at fixed places.
-enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
+enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_INQ = 7, KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
 
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
@@ -67,6 +68,7 @@ static const struct kept {
     {SOL_SOCKET, SO_PRIORITY, PRIORITY, 0, NONE},
     {SOL_SOCKET, SO_MARK, PRIVILEGED, 0, NONE},
     [KEPT_BUSY_POLL] = {SOL_SOCKET, SO_BUSY_POLL, NONNEGATIVE, 0, NONE},
+    [KEPT_INQ] = {IPPROTO_TCP, TCP_INQ, ZERO_OR_ONE, 0, NONE},  // recvmsg's TCP_CM_INQ (stream_cmsg.c)
     {SOL_SOCKET, SO_INCOMING_CPU, ANY, -1, NONE},
     {SOL_SOCKET, SO_MAX_PACING_RATE, ANY, -1, NONE},  // ~0: no limit, as a 32-bit read gives it
     {SOL_SOCKET, SO_RXQ_OVFL, BOOLEAN, 0, NONE},       // its cmsg comes only after drops: none here
@@ -102,6 +104,10 @@ static const struct kept {
     {IPPROTO_IPV6, IPV6_FREEBIND, BOOLEAN, 0, NONE},
     {IPPROTO_IPV6, IPV6_FLOWINFO_SEND, BOOLEAN, 0, NONE},
     {IPPROTO_IPV6, IPV6_RECVFRAGSIZE, BOOLEAN, 0, NONE},
+    {SOL_SOCKET, SO_INCOMING_NAPI_ID, READ_ONLY, 0, NONE},  // no NAPI instance takes the stack's packets
+    {SOL_SOCKET, SO_SELECT_ERR_QUEUE, BOOLEAN, 0, NONE},    // there is no error queue to report
+    {SOL_SOCKET, SO_NOFCS, BOOLEAN, 0, NONE},               // a packet socket's, kept by any
+    {IPPROTO_IP, IP_NODEFRAG, READ_ONLY, 0, NONE},
     // Those asking recvmsg for a datagram's control messages (datagram_cmsg.c), at fixed places.
     [KEPT_ARRIVAL + NS_ARRIVAL_PKTINFO] = {IPPROTO_IP, IP_PKTINFO, BOOLEAN, 0, NONE},
     [KEPT_ARRIVAL + NS_ARRIVAL_TTL] = {IPPROTO_IP, IP_RECVTTL, BOOLEAN, 0, NONE},
@@ -216,6 +222,7 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
         break;
     case MTU_DISCOVER: if (v < IP_PMTUDISC_DONT || v > IP_PMTUDISC_OMIT) { errno = EINVAL; return -1; } break;
     case ZERO_OR_ONE: if (v < 0 || v > 1) { errno = EINVAL; return -1; } break;
+    case READ_ONLY: errno = ENOPROTOOPT; return -1;
     case BEFORE_CONNECT:
         if (v < 0 || v > 1) { errno = EINVAL; return -1; }
         if (!(ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1)) { errno = EOPNOTSUPP; return -1; }
@@ -231,6 +238,8 @@ uint32_t ns_receive_lowat(const ns_sock *s) {
 }
 
 bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->kept[KEPT_ARRIVAL + which] != 0; }
+
+bool ns_inq_asked(const ns_sock *s) { return !s->datagram && s->kept[KEPT_INQ] != 0; }
 
 long ns_busy_poll_ns(const ns_sock *s) {
     int us = s->kept[KEPT_BUSY_POLL];

@@ -162,8 +162,8 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         }
     }
     if ((level == IPPROTO_IP && name == IP_MTU) || (level == IPPROTO_IPV6 && name == IPV6_MTU && s->family == AF_INET6)) {
-        // The path MTU of a connection (Linux: its route's); ENOTCONN without one.
-        if (s->datagram) return fail(ENOTCONN);
+        // The path MTU of a connection or a connected datagram socket (Linux:
+        // its route's); ENOTCONN without one.
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
         return f.pmtu ? put_int(value, len, (int)f.pmtu) : fail(ENOTCONN);

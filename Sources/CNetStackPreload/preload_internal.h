@@ -86,7 +86,7 @@ void ns_resolve(void);
 #define NS_MAX_ALIASES 16
 
 /// How many options kept_options.c keeps per socket.
-#define NS_KEPT_OPTIONS 50
+#define NS_KEPT_OPTIONS 55
 
 /// A setsockopt that succeeded, as given (kernel_handoff.c replays it).
 #define NS_SET_OPTIONS 24
@@ -214,6 +214,8 @@ enum ns_arrival_option {
 bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which);
 /// SO_BUSY_POLL in nanoseconds (at most a second): how long a blocking receive spins.
 long ns_busy_poll_ns(const ns_sock *s);
+/// Whether a stream socket's recvmsg gives TCP_INQ's control message.
+bool ns_inq_asked(const ns_sock *s);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
 /// getsockopt's TCP_INFO, Linux's struct from the stack's fields and the
@@ -449,6 +451,13 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
 /// IP_RECVTOS, IP_RECVORIGDSTADDR and IPv6's), into `msg_control`; sets
 /// `msg_controllen`, and MSG_CTRUNC if they did not fit (datagram_cmsg.c).
 void ns_put_arrival_cmsgs(const ns_sock *s, const ns_datagram *record, struct msghdr *msg);
+
+/// Appends one control message at `*used` bytes into `msg_control`; false
+/// (MSG_CTRUNC set) if it does not fit (datagram_cmsg.c).
+bool ns_put_cmsg(struct msghdr *msg, size_t *used, int level, int type, const void *data, size_t len);
+/// A stream socket's control message after a recvmsg: TCP_INQ's, if asked
+/// (stream_cmsg.c); sets `msg_controllen`.
+void ns_put_stream_cmsgs(ns_sock *s, struct msghdr *msg);
 
 /// SO_TIMESTAMP's and SO_TIMESTAMPNS's flags, as Linux's sock flags
 /// (SOCK_RCVTSTAMP, SOCK_RCVTSTAMPNS, SOCK_TSTAMP_NEW).

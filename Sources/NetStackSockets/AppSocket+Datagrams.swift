@@ -41,6 +41,7 @@ extension AppSocket {
         let any: IPAddress = if case .v4 = address.address { .v4(IPv4Address(0)) } else { .v6(.unspecified) }
         if local == nil || local!.address.isUnspecified { local = SocketAddress(address: source ?? any, port: u.port) }
         peer = address
+        region.publish(pathMTU: server.stack.pathMTU(towards: address.address))
         region.add(.connected)
         return ControlReply(result: 0, local: local, peer: peer)
     }
@@ -50,6 +51,7 @@ extension AppSocket {
     /// did not bind by number is given up (the next send takes another).
     func disconnectDatagram() -> ControlReply {
         peer = nil
+        region.publish(pathMTU: 0)
         guard let u = udp, let l = local else { return ControlReply(result: 0) }
         u.connect(to: nil)
         if !boundByApplication.port {

@@ -185,6 +185,14 @@ public final class SocketRegion {
         ns_tcp_publish(header, &f)
     }
 
+    /// Publishes a connected datagram socket's path MTU, which IP_MTU and
+    /// IPV6_MTU read (0: not connected, ENOTCONN), as of its connect.
+    public func publish(pathMTU: Int) {
+        var f = ns_tcp_fields()
+        f.pmtu = UInt32(clamping: pathMTU)
+        ns_tcp_publish(header, &f)
+    }
+
     /// Publishes the algorithm the socket's connection will use, before it
     /// has one: TCP_CONGESTION reads it from the start, as on Linux.
     public func publish(congestion: CongestionAlgorithm) {

@@ -666,7 +666,8 @@ for x in (t, u):
 # defaults and rules, read back
 NUMBERS.update({"SO_SNDBUFFORCE": 32, "SO_RCVBUFFORCE": 33, "SO_BINDTOIFINDEX": 62, "IP_MTU": 14,
                 "IPV6_MTU_DISCOVER": 23, "IPV6_MTU": 24, "IPV6_FLOWINFO_SEND": 33, "IPV6_DONTFRAG": 62,
-                "IPV6_AUTOFLOWLABEL": 70, "IPV6_RECVFRAGSIZE": 77, "IPV6_FREEBIND": 78})
+                "IPV6_AUTOFLOWLABEL": 70, "IPV6_RECVFRAGSIZE": 77, "IPV6_FREEBIND": 78, "SO_NOFCS": 43,
+                "SO_SELECT_ERR_QUEUE": 45, "SO_INCOMING_NAPI_ID": 56, "IP_NODEFRAG": 22, "TCP_INQ": 36})
 t, u = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 t6, u6 = socket.socket(socket.AF_INET6), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 SOL, IP, IP6 = socket.SOL_SOCKET, socket.IPPROTO_IP, socket.IPPROTO_IPV6
@@ -680,7 +681,10 @@ for x, level, name, values in ((t, SOL, socket.SO_DEBUG, (1, 0)), (u, SOL, socke
                                (u6, IP6, number("IPV6_MTU_DISCOVER"), (2, 9)),
                                (t6, IP6, number("IPV6_DONTFRAG"), (4,)), (u6, IP6, number("IPV6_AUTOFLOWLABEL"), (0,)),
                                (u6, IP6, number("IPV6_FREEBIND"), (3,)), (t6, IP6, number("IPV6_FLOWINFO_SEND"), (1,)),
-                               (u6, IP6, number("IPV6_RECVFRAGSIZE"), (1,))):
+                               (u6, IP6, number("IPV6_RECVFRAGSIZE"), (1,)),
+                               (u, SOL, number("SO_NOFCS"), (3,)), (t, SOL, number("SO_SELECT_ERR_QUEUE"), (1,)),
+                               (t, SOL, number("SO_INCOMING_NAPI_ID"), (1,)), (u, IP, number("IP_NODEFRAG"), (1,)),
+                               (t, socket.IPPROTO_TCP, number("TCP_INQ"), (1, 2, 0))):
     for v in values:
         out(f"set option {level}/{name} to {v}", err(lambda: (x.setsockopt(level, name, v), x.getsockopt(level, name))[1]))
 for x, name in ((t, "SO_RCVBUFFORCE"), (u, "SO_SNDBUFFORCE")):
@@ -700,6 +704,13 @@ out("and unbound", (t.setsockopt(SOL, socket.SO_BINDTODEVICE, b""), t.getsockopt
 out("SO_BINDTOIFINDEX", (u.setsockopt(SOL, number("SO_BINDTOIFINDEX"), socket.if_nametoindex(device)),
                          u.getsockopt(SOL, socket.SO_BINDTODEVICE, 16) == device.encode() + b"\0"))
 out("IP_MTU unconnected", [err(lambda: x.getsockopt(IP, number("IP_MTU"))) for x in (t, u)])
+m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+m.connect(ECHO)
+out("IP_MTU of a connected datagram socket: its route's", m.getsockopt(IP, number("IP_MTU")) >= 576)
+unspecified = (ctypes.c_ubyte * 16)()  # sa_family 0: AF_UNSPEC undoes the connect
+ctypes.CDLL(None, use_errno=True).connect(m.fileno(), unspecified, 16)
+out("and once it is disconnected", err(lambda: m.getsockopt(IP, number("IP_MTU"))))
+m.close()
 out("IPV6_MTU", [err(lambda: t6.getsockopt(IP6, number("IPV6_MTU"))),
                  err(lambda: u6.setsockopt(IP6, number("IPV6_MTU"), 1000)),
                  err(lambda: u6.setsockopt(IP6, number("IPV6_MTU"), 1400))])
@@ -1103,3 +1114,22 @@ fcntl.ioctl(q, 0x8901, struct.pack("i", os.getpid()))  # FIOSETOWN
 out("FIOSETOWN, then F_GETOWN and FIOGETOWN", (fcntl.fcntl(q, fcntl.F_GETOWN) == os.getpid(), ioctl_int(q, 0x8903) == os.getpid()))
 q.close()
 quiet.close()
+
+# TCP_INQ: each recvmsg says how many bytes are left to read, and 1 once
+# the peer's FIN came with nothing left, so the reader reads again.
+TCP_INQ = number("TCP_INQ")
+def left(x, n):
+    data, messages, _, _ = x.recvmsg(n, socket.CMSG_SPACE(4))
+    return data, [(level, kind, struct.unpack("i", value)[0]) for level, kind, value in messages]
+i = socket.create_connection(ECHO)
+i.setsockopt(socket.IPPROTO_TCP, TCP_INQ, 1)
+i.sendall(b"hello world")
+i.shutdown(socket.SHUT_WR)
+deadline = time.monotonic() + 5
+while ioctl_int(i, termios.FIONREAD) < 11 and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.3)  # the echo server's FIN after the echo
+out("TCP_INQ: recvmsg of 5, then the rest, then the end", (left(i, 5), left(i, 100), left(i, 100)))
+i.setsockopt(socket.IPPROTO_TCP, TCP_INQ, 0)
+out("TCP_INQ off: no control message", i.recvmsg(100, 64)[1])
+i.close()

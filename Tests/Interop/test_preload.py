@@ -2220,6 +2220,9 @@ import errno, fcntl, socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 ask = lambda r, name, value=b"": fcntl.ioctl(s, r, struct.pack("16s", name) + value.ljust(24, b"\0"))
 print(socket.inet_ntoa(ask(0x8915, b"tap0")[20:24]), ask(0x8927, b"tap0")[18:24].hex(":"))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(("10.0.0.1", 9))
+print("IP_MTU", u.getsockopt(socket.IPPROTO_IP, 14), "SIOCGIFMTU", struct.unpack_from("i", ask(0x8921, b"tap0"), 16)[0])
 for name, mtu in ((b"tap0", 1400), (b"lo", 65536)):
     try:
         ask(0x8922, name, struct.pack("i", mtu))
@@ -2232,7 +2235,8 @@ for name, mtu in ((b"tap0", 1400), (b"lo", 65536)):
 def test_interface_requests_give_the_stacks_addresses_and_leave_the_tap_alone(ns, api):
     """netdevice(7)'s requests on a stack socket: SIOCGIFADDR and SIOCGIFHWADDR
     of the stack's interface are the stack's address and the MAC the kernel's
-    ARP found for it, not the TAP's kernel side's; setting its MTU is refused
+    ARP found for it, not the TAP's kernel side's, and a datagram socket
+    connected across it has the link's MTU as IP_MTU; setting its MTU is refused
     (`netstack up` configures it) and leaves the TAP as it was, while another
     interface's goes to the kernel."""
     _, path = api
@@ -2243,7 +2247,8 @@ def test_interface_requests_give_the_stacks_addresses_and_leave_the_tap_alone(ns
                      text=True)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
-    assert out.splitlines() == [f"{STACK_IP} {neighbour}", "tap0 ENOTSUP", "lo set"]  # EOPNOTSUPP's name in Python
+    assert out.splitlines() == [f"{STACK_IP} {neighbour}", f"IP_MTU {tap_before} SIOCGIFMTU {tap_before}",
+                                "tap0 ENOTSUP", "lo set"]  # EOPNOTSUPP's name in Python
     assert ns.exec("ip", "-o", "link", "show", "tap0").stdout.split(" mtu ")[1].split()[0] == tap_before
 
 

@@ -30,6 +30,7 @@ public final class Stack {
     private let interfaceReport: () -> [(String, UInt64)]
     private let addresses6: () -> [IPv6Address]
     private let unicast: (IPAddress) -> Bool
+    private let mtuTowards: (IPAddress) -> Int
 
     public init<D: Device>(interface: Interface<D>, clock: any NetClock, executor: LoopExecutor = LoopExecutor()) {
         tcp = interface.tcp
@@ -43,10 +44,15 @@ public final class Stack {
         interfaceReport = { interface.counters.report }
         addresses6 = { interface.ipv6Addresses }
         unicast = { interface.isUnicast($0) }
+        mtuTowards = { interface.pathMTU(towards: $0) }
     }
 
     /// Whether `destination` names one host, not a broadcast or a multicast group.
     public func isUnicast(_ destination: IPAddress) -> Bool { unicast(destination) }
+
+    /// The largest IP packet towards `destination` now: the path MTU learned
+    /// (RFC 1191, RFC 8201), else the link's (or a router's advertised MTU for IPv6).
+    public func pathMTU(towards destination: IPAddress) -> Int { mtuTowards(destination) }
 
     /// The IPv6 addresses in use (link-local first), once DAD let them; empty without IPv6.
     public var ipv6Addresses: [IPv6Address] { addresses6() }

@@ -15,6 +15,7 @@ void ns_resolve(void) {
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);
     RESOLVE(poll); RESOLVE(select); RESOLVE(pselect); RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(epoll_pwait2); RESOLVE(ppoll);
     RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
+    RESOLVE(getifaddrs); RESOLVE(freeifaddrs);
 }
 
 __attribute__((constructor)) static void ns_init(void) {

@@ -22,6 +22,8 @@
 
 // MARK: libc's functions (dlsym(RTLD_NEXT)), resolved once
 
+struct ifaddrs;
+
 struct ns_libc {
     int (*socket)(int, int, int);
     int (*bind)(int, const struct sockaddr *, socklen_t);
@@ -74,6 +76,8 @@ struct ns_libc {
                        char *const[], char *const[]);
     int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                         char *const[], char *const[]);
+    int (*getifaddrs)(struct ifaddrs **);
+    void (*freeifaddrs)(struct ifaddrs *);
 };
 extern struct ns_libc ns_libc;
 /// Resolves `ns_libc` (idempotent, safe from any thread).

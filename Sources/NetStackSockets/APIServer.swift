@@ -50,15 +50,16 @@ public final class APIServer: @unchecked Sendable {
     /// Sockets reset because their application broke a shared ring (`AppSocket.ringBroke`).
     public private(set) var ringsBroken: UInt64 = 0
 
-    /// The stack's interface as the library reports it, with the kernel's
-    /// index for it (the TAP's; 0 when unknown).
-    let interface: InterfaceDescription
+    /// The kernel's index for the stack's interface (the TAP's; 0 when
+    /// unknown), which a socket's region tells with the rest of the
+    /// interface as it is then (`InterfaceDescription`).
+    let interfaceIndex: UInt32
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
     public init(stack: Stack, path: String, ringSize: Int = 2 << 20, interfaceIndex: UInt32 = 0) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
-        interface = InterfaceDescription(stack: stack, index: interfaceIndex)
+        self.interfaceIndex = interfaceIndex
         self.ringSize = ringSize
         Self.raiseDescriptorLimit()
         let executor = stack.executor
@@ -342,6 +343,7 @@ public final class APIServer: @unchecked Sendable {
     /// A region for `session`'s new socket: one of its closed sockets' if it
     /// kept one (`RegionPool`), else a new one.
     private func makeRegion(for session: AppSession) -> SocketRegion? {
+        let interface = InterfaceDescription(stack: stack, index: interfaceIndex)
         if let kept = session.regions.take(ringSize: ringSize) {
             regionsReused += 1
             return SocketRegion(kept, fresh: false, interface: interface)

@@ -15,18 +15,22 @@ public struct InterfaceDescription: Sendable, Equatable {
     /// The subnet's directed broadcast, if it has one (not a /31 or /32).
     public var broadcast: IPv4Address?
     public var macAddress: MACAddress
+    /// The IPv6 addresses in use, link-local first (at most `NS_INTERFACE_ADDRESSES6`).
+    public var subnets6: [IPv6CIDR]
 
     public init(index: UInt32 = 0, subnet: IPv4CIDR? = nil, broadcast: IPv4Address? = nil,
-                macAddress: MACAddress = .zero) {
+                macAddress: MACAddress = .zero, subnets6: [IPv6CIDR] = []) {
         self.index = index
         self.subnet = subnet
         self.broadcast = broadcast
         self.macAddress = macAddress
+        self.subnets6 = subnets6
     }
 
-    /// `stack`'s interface, which the kernel numbers `index`.
+    /// `stack`'s interface now, which the kernel numbers `index`.
     public init(stack: Stack, index: UInt32) {
-        self.init(index: index, subnet: stack.subnet, broadcast: stack.directedBroadcast, macAddress: stack.macAddress)
+        self.init(index: index, subnet: stack.subnet, broadcast: stack.directedBroadcast, macAddress: stack.macAddress,
+                  subnets6: stack.ipv6Subnets)
     }
 
     /// As the region's header holds it: addresses in network order.
@@ -42,6 +46,17 @@ public struct InterfaceDescription: Sendable, Equatable {
         i.broadcast = bytes(broadcast?.value ?? 0)
         let m = macAddress.bytes
         i.mac = (m.0, m.1, m.2, m.3, m.4, m.5)
+        let six = subnets6.prefix(Int(NS_INTERFACE_ADDRESSES6))
+        i.address6_count = UInt8(six.count)
+        withUnsafeMutableBytes(of: &i.address6) { table in
+            for (n, s) in six.enumerated() {
+                let networkOrder = (s.address.high.bigEndian, s.address.low.bigEndian)
+                withUnsafeBytes(of: networkOrder) { table[n * 16 ..< n * 16 + 16].copyBytes(from: $0) }
+            }
+        }
+        withUnsafeMutableBytes(of: &i.prefix6) { prefixes in
+            for (n, s) in six.enumerated() { prefixes[n] = UInt8(s.prefixLength) }
+        }
         return i
     }
 }

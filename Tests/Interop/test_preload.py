@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -2250,6 +2251,38 @@ def test_interface_requests_give_the_stacks_addresses_and_leave_the_tap_alone(ns
     assert out.splitlines() == [f"{STACK_IP} {neighbour}", f"IP_MTU {tap_before} SIOCGIFMTU {tap_before}",
                                 "tap0 ENOTSUP", "lo set"]  # EOPNOTSUPP's name in Python
     assert ns.exec("ip", "-o", "link", "show", "tap0").stdout.split(" mtu ")[1].split()[0] == tap_before
+
+
+def test_getifaddrs_lists_the_stacks_addresses_on_its_interface(ns, tmp_path):
+    """getifaddrs through the library: the TAP's entries carry the stack's
+    MAC, its IPv4 address with mask and broadcast, and its two IPv6
+    addresses in use (link-local and global) instead of the kernel side's;
+    the loopback's are the kernel's, as on the kernel."""
+    if not os.path.exists(LIBRARY):
+        pytest.skip(f"build the library first: {LIBRARY} is missing")
+    path = str(tmp_path / "api.sock")
+    Stack(ns, "--api", path, "--host6", "fd00::1/64", "--address6", "fd00::2/64")
+    script = os.path.join(HERE, "interfaces.py")
+    kernel = ns.exec("python3", script).stdout.splitlines()
+    ns.exec("ping", "-c", "1", "-W", "2", STACK_IP)
+    mac = ns.exec("ip", "neigh", "show", STACK_IP).stdout.split("lladdr ")[1].split()[0]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the stack's IPv6 addresses count once DAD let them
+        p = run_on_stack(ns, path, "python3", script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        stack = out.splitlines()
+        if any("fd00::2" in line for line in stack):
+            break
+        time.sleep(0.5)
+    tap = [line for line in stack if line.startswith("tap0 ")]
+    b = bytes.fromhex(mac.replace(":", ""))
+    eui = bytes([b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]])  # RFC 4291 2.5.1's modified EUI-64
+    local6 = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("fe80000000000000") + eui)
+    assert tap == [f"tap0 {mac} None ff:ff:ff:ff:ff:ff", f"tap0 {STACK_IP} 255.255.255.0 10.0.0.255",
+                   f"tap0 {local6} ffff:ffff:ffff:ffff:: None", "tap0 fd00::2 ffff:ffff:ffff:ffff:: None"], stack
+    assert [line for line in stack if line.startswith("lo ")] == [line for line in kernel if line.startswith("lo ")]
+    assert any(line.startswith(f"tap0 {HOST_IP} ") for line in kernel)
 
 
 def test_connections_handed_to_another_process_work_there(ns, api, tmp_path):

@@ -30,6 +30,18 @@ import Testing
         #expect(Self.bytes(seen.broadcast) == [10, 0, 0, 255])
         let m = seen.mac
         #expect([m.0, m.1, m.2, m.3, m.4, m.5] == [0x02, 0, 0x0a, 0, 0, 0x02])
+        #expect(seen.address6_count == 0)
+    }
+
+    @Test func itsIPv6AddressesComeLinkLocalFirstWithTheirPrefixes() throws {
+        let linkLocal = try #require(IPv6CIDR("fe80::aff:fe00:2/64")), global = try #require(IPv6CIDR("fd00::2/56"))
+        let interface = InterfaceDescription(index: 7, subnets6: [linkLocal, global])
+        let seen = Self.seen(by: try SocketRegion(ringSize: 4096, serial: 1, interface: interface))
+        #expect(seen.address6_count == 2)
+        let table = withUnsafeBytes(of: seen.address6) { Array($0) }
+        #expect(Array(table[0..<16]) == [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0xff, 0xfe, 0, 0, 0x02])
+        #expect(Array(table[16..<32]) == [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02])
+        #expect(seen.prefix6.0 == 64 && seen.prefix6.1 == 56)
     }
 
     @Test func aHostRouteHasAFullMaskAndNoBroadcast() throws {

@@ -373,20 +373,28 @@ typedef struct ns_tcp_fields {
     uint64_t bytes_received;
 } ns_tcp_fields;
 
+/// The IPv6 addresses an interface description holds: the stack has a
+/// link-local and at most one global address.
+#define NS_INTERFACE_ADDRESSES6 2
+
 /// The stack's interface as the library reports it: the kernel's index for
 /// it (the TAP's), IP_PKTINFO's ifindex and what SO_BINDTODEVICE takes; its
 /// IPv4 address, the one a reply to a broadcast goes from; its subnet's
 /// directed broadcast (zero: none), which a datagram goes to only with
-/// SO_BROADCAST, as the limited one; and, for netdevice(7)'s requests, its
-/// subnet mask and MAC address. Addresses in network order; all of them the
-/// stack's, not the TAP's kernel side's.
+/// SO_BROADCAST, as the limited one; and, for netdevice(7)'s requests and
+/// getifaddrs, its subnet mask, MAC address and IPv6 addresses in use with
+/// their prefix lengths (the link-local one first). Addresses in network
+/// order; all of them the stack's, not the TAP's kernel side's.
 typedef struct ns_interface {
     uint32_t index;
     uint8_t address[4];
     uint8_t broadcast[4];
     uint8_t netmask[4];
     uint8_t mac[6];
-    uint8_t reserved[2];
+    uint8_t address6_count;
+    uint8_t reserved;
+    uint8_t address6[NS_INTERFACE_ADDRESSES6][16];
+    uint8_t prefix6[NS_INTERFACE_ADDRESSES6];
 } ns_interface;
 
 /// The region's header; `tx` (app to stack) and `rx` (stack to app) data follow it.

@@ -228,8 +228,12 @@ extension Interface {
     public var ipv6Settled: Bool { !configuration.speaksIPv6 || own6.settled }
 
     /// The IPv6 addresses in use now: the link-local one and the global one, once DAD let them.
-    public var ipv6Addresses: [IPv6Address] {
+    public var ipv6Addresses: [IPv6Address] { ipv6Subnets.map(\.address) }
+
+    /// The same with their on-link prefixes (the link-local one's fe80::/64).
+    public var ipv6Subnets: [IPv6CIDR] {
         guard configuration.speaksIPv6 else { return [] }
-        return [own6.linkLocal, own6.global?.address].compactMap { $0 }
+        let linkLocal = own6.linkLocal.map { IPv6CIDR(address: $0, prefixLength: 64) }
+        return [linkLocal, own6.global].compactMap { $0 }
     }
 }

@@ -28,7 +28,7 @@ public final class Stack {
     /// then finds the turn's segments and ACKs already sent).
     public var afterSending: (() -> Void)?
     private let interfaceReport: () -> [(String, UInt64)]
-    private let addresses6: () -> [IPv6Address]
+    private let subnets6: () -> [IPv6CIDR]
     private let unicast: (IPAddress) -> Bool
     private let mtuTowards: (IPAddress) -> Int
 
@@ -42,7 +42,7 @@ public final class Stack {
         macAddress = interface.macAddress
         directedBroadcast = subnet.isDirectedBroadcast(subnet.directedBroadcast) ? subnet.directedBroadcast : nil
         interfaceReport = { interface.counters.report }
-        addresses6 = { interface.ipv6Addresses }
+        subnets6 = { interface.ipv6Subnets }
         unicast = { interface.isUnicast($0) }
         mtuTowards = { interface.pathMTU(towards: $0) }
     }
@@ -55,7 +55,9 @@ public final class Stack {
     public func pathMTU(towards destination: IPAddress) -> Int { mtuTowards(destination) }
 
     /// The IPv6 addresses in use (link-local first), once DAD let them; empty without IPv6.
-    public var ipv6Addresses: [IPv6Address] { addresses6() }
+    public var ipv6Addresses: [IPv6Address] { subnets6().map(\.address) }
+    /// The same with their on-link prefixes.
+    public var ipv6Subnets: [IPv6CIDR] { subnets6() }
 
     /// Every layer's counters as name/value pairs (`netstack up --stats`):
     /// link and IP, then TCP (with its table) and UDP.

@@ -408,6 +408,11 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(ioctl)(fd, request, arg);
     switch (request) {
+    case FIONREAD: case TIOCOUTQ: case SIOCOUTQNSD: case SIOCATMARK: case FIOSETOWN: case SIOCSPGRP:
+    case FIOGETOWN: case SIOCGPGRP: case FIONBIO:
+        if (!arg) return fail(EFAULT);  // as the kernel's put_user and get_user
+    }
+    switch (request) {
     case FIONREAD:
         if (s->listening) return fail(EINVAL);
         if (s->datagram) {  // as Linux's UDP: the next datagram's size
@@ -421,13 +426,14 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
         if (s->listening) return fail(EINVAL);
         *(int *)arg = (int)ns_ring_readable(&s->shm->tx);
         return 0;
-    case SIOCOUTQNSD:  // what waits in `tx` unsent (Linux: write_seq - snd_nxt); UDP has no such count
+    case SIOCOUTQNSD: {  // what waits in `tx` unsent (Linux: write_seq - snd_nxt); UDP has no such count
         if (s->datagram) return fail(ENOTTY);
         if (s->listening) return fail(EINVAL);
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
         *(int *)arg = (int)ns_unsent_bytes(s, &f);
         return 0;
+    }
     case SIOCATMARK:  // at the urgent mark: never, as no urgent data is taken (tcp_ioctl); UDP has no mark
         if (s->datagram) return fail(ENOTTY);
         *(int *)arg = 0;

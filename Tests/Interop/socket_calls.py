@@ -1133,3 +1133,10 @@ out("TCP_INQ: recvmsg of 5, then the rest, then the end", (left(i, 5), left(i, 1
 i.setsockopt(socket.IPPROTO_TCP, TCP_INQ, 0)
 out("TCP_INQ off: no control message", i.recvmsg(100, 64)[1])
 i.close()
+
+# An ioctl given no argument where one is read or written: EFAULT, not a crash.
+libc = ctypes.CDLL(None, use_errno=True)  # the library's ioctl, when preloaded
+n = socket.socket()
+out("ioctls with a null argument", [(libc.ioctl(n.fileno(), r, None), errno.errorcode.get(ctypes.get_errno()))
+                                    for r in (termios.FIONREAD, termios.TIOCOUTQ, SIOCOUTQNSD, SIOCATMARK, 0x5421, 0x8903)])
+n.close()

@@ -139,6 +139,17 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
 
 NS_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len) { return accept4(fd, sa, len, 0); }
 
+/// A connect that failed: its error (ECONNABORTED if SO_ERROR took it), and
+/// the socket unconnected again, as Linux's sock_error path: the next
+/// connect starts a new connection.
+static int connect_failed(ns_sock *s) {
+    int e = ns_take_error(s->shm);
+    s->connecting = false;
+    s->connect_told = false;
+    s->has_peer = false;
+    return fail(e ? e : ECONNABORTED);
+}
+
 NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(connect)(fd, sa, len);
@@ -174,10 +185,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
             s->connect_told = true;
             return 0;
         }
-        if (st & NS_STATE_ERROR) {
-            int e = ns_take_error(s->shm);
-            return fail(e ? e : ECONNABORTED);
-        }
+        if (st & NS_STATE_ERROR) return connect_failed(s);
         return fail(EALREADY);
     }
     ns_addr a;
@@ -202,10 +210,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
             s->connect_told = true;
             return 0;
         }
-        if (st & NS_STATE_ERROR) {
-            int e = ns_take_error(s->shm);
-            return fail(e ? e : ECONNABORTED);
-        }
+        if (st & NS_STATE_ERROR) return connect_failed(s);
         if (!cleared) {
             ns_clear_event(s);
             cleared = true;
@@ -240,6 +245,9 @@ NS_EXPORT int shutdown(int fd, int how) {
         ns_signal_event(s);
         return 0;
     }
+    ns_tcp_fields f;
+    ns_tcp_read(s->shm, &f);
+    if (f.state == TCP_TIME_WAIT || f.state == TCP_CLOSE) return fail(ENOTCONN);  // ended: Linux's TCP_CLOSE
     if (ns_state(s->shm) & NS_STATE_CONNECTED) {
         // Connected, so the stack's answer is 0: no round trip (a server
         // that shuts each connection down before closing it pays one

@@ -352,7 +352,19 @@ final class AppSocket {
     // MARK: Control calls
 
     func connect(to address: SocketAddress) -> ControlReply {
-        if let c = connection { return .failure(c.state == .synSent ? EALREADY : EISCONN) }
+        if let c = connection {
+            // A connect that failed (refused, timed out, unreachable) leaves
+            // the socket unconnected, as Linux's (__inet_stream_connect's
+            // sock_error, then tcp_disconnect): connecting again starts anew.
+            guard c.state == .closed, !region.state.contains(.connected) else {
+                return .failure(c.state == .synSent ? EALREADY : EISCONN)
+            }
+            c.removeCallbacks()
+            connection = nil
+            endOfInputSent = false
+            region.setError(0)
+            region.remove([.error, .writeClosed, .endOfInput])
+        }
         guard listener == nil else { return .failure(EISCONN) }
         var configuration = server.stack.tcp.defaultConfiguration
         options.configure(&configuration)

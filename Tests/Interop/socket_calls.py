@@ -1140,3 +1140,28 @@ n = socket.socket()
 out("ioctls with a null argument", [(libc.ioctl(n.fileno(), r, None), errno.errorcode.get(ctypes.get_errno()))
                                     for r in (termios.FIONREAD, termios.TIOCOUTQ, SIOCOUTQNSD, SIOCATMARK, 0x5421, 0x8903)])
 n.close()
+
+# A failed connect leaves the socket unconnected, as Linux's: connecting
+# again starts anew (a client that retries on the one socket until its
+# server is up), and a non-blocking one reports its failure once first.
+r = socket.socket()
+out("connect refused, again, then to the echo server",
+    (err(lambda: r.connect(CLOSED)), err(lambda: r.connect(CLOSED)), err(lambda: r.connect(ECHO))))
+r.sendall(b"again")
+out("and it echoes", r.recv(10))
+r.shutdown(socket.SHUT_WR)
+out("until its end", (r.recv(10), r.recv(10)))
+time.sleep(0.2)
+out("shutdown once both sides closed", err(lambda: r.shutdown(socket.SHUT_WR)))
+r.close()
+r = socket.socket()
+r.setblocking(False)
+out("non-blocking connect refused", err(lambda: r.connect(CLOSED)))
+time.sleep(0.3)
+out("then connect says it, then starts anew", (err(lambda: r.connect(CLOSED)), err(lambda: r.connect(CLOSED))))
+time.sleep(0.3)
+out("SO_ERROR takes the error, so connect says ECONNABORTED, then to the echo server",
+    (r.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), err(lambda: r.connect(CLOSED)), err(lambda: r.connect(ECHO))))
+time.sleep(0.3)
+out("connected", (err(lambda: r.connect(ECHO)), r.getpeername() == ECHO))
+r.close()

@@ -129,6 +129,7 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
         // A broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check).
         if (!broadcast) { errno = EACCES; return -1; }
     }
+    if (to.family == 4 && !ns_routes_ipv4(&s->shm->interface, to.bytes)) { errno = ENETUNREACH; return -1; }
     if (more) return ns_cork_start(s, &to, buf, len, fields);
     return ns_dgram_write(s, &to, buf, len, dontwait, fields);
 }

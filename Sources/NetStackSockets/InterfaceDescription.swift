@@ -14,23 +14,26 @@ public struct InterfaceDescription: Sendable, Equatable {
     public var subnet: IPv4CIDR?
     /// The subnet's directed broadcast, if it has one (not a /31 or /32).
     public var broadcast: IPv4Address?
+    /// Where packets off the subnet go; nil: they have no route.
+    public var gateway: IPv4Address?
     public var macAddress: MACAddress
     /// The IPv6 addresses in use, link-local first (at most `NS_INTERFACE_ADDRESSES6`).
     public var subnets6: [IPv6CIDR]
 
     public init(index: UInt32 = 0, subnet: IPv4CIDR? = nil, broadcast: IPv4Address? = nil,
-                macAddress: MACAddress = .zero, subnets6: [IPv6CIDR] = []) {
+                gateway: IPv4Address? = nil, macAddress: MACAddress = .zero, subnets6: [IPv6CIDR] = []) {
         self.index = index
         self.subnet = subnet
         self.broadcast = broadcast
+        self.gateway = gateway
         self.macAddress = macAddress
         self.subnets6 = subnets6
     }
 
     /// `stack`'s interface now, which the kernel numbers `index`.
     public init(stack: Stack, index: UInt32) {
-        self.init(index: index, subnet: stack.subnet, broadcast: stack.directedBroadcast, macAddress: stack.macAddress,
-                  subnets6: stack.ipv6Subnets)
+        self.init(index: index, subnet: stack.subnet, broadcast: stack.directedBroadcast, gateway: stack.gateway,
+                  macAddress: stack.macAddress, subnets6: stack.ipv6Subnets)
     }
 
     /// As the region's header holds it: addresses in network order.
@@ -44,6 +47,7 @@ public struct InterfaceDescription: Sendable, Equatable {
         i.address = bytes(subnet?.address.value ?? 0)
         i.netmask = bytes(subnet?.netmask ?? 0)
         i.broadcast = bytes(broadcast?.value ?? 0)
+        i.gateway = bytes(gateway?.value ?? 0)
         let m = macAddress.bytes
         i.mac = (m.0, m.1, m.2, m.3, m.4, m.5)
         let six = subnets6.prefix(Int(NS_INTERFACE_ADDRESSES6))

@@ -51,4 +51,18 @@ import Testing
         #expect(Self.bytes(seen.netmask) == [255, 255, 255, 255])
         #expect(Self.bytes(seen.broadcast) == [0, 0, 0, 0])
     }
+
+    /// What a datagram may be sent to (`ns_routes_ipv4`): ENETUNREACH for
+    /// the rest, as Linux's route lookup says it.
+    @Test func offTheSubnetOnlyAGatewayRoutes() throws {
+        let subnet = try #require(IPv4CIDR("10.0.0.2/24"))
+        let alone = InterfaceDescription(subnet: subnet).abi
+        var routed = InterfaceDescription(subnet: subnet, gateway: IPv4Address(10, 0, 0, 1)).abi
+        let onLink: [UInt8] = [10, 0, 0, 77], offLink: [UInt8] = [192, 168, 99, 1]
+        let multicast: [UInt8] = [239, 1, 1, 1], broadcast: [UInt8] = [255, 255, 255, 255]
+        var lone = alone
+        #expect(ns_routes_ipv4(&lone, onLink) && !ns_routes_ipv4(&lone, offLink))
+        #expect(ns_routes_ipv4(&lone, multicast) && ns_routes_ipv4(&lone, broadcast))
+        #expect(ns_routes_ipv4(&routed, offLink) && ns_routes_ipv4(&routed, onLink))
+    }
 }

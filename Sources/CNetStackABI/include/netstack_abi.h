@@ -381,7 +381,8 @@ typedef struct ns_tcp_fields {
 /// it (the TAP's), IP_PKTINFO's ifindex and what SO_BINDTODEVICE takes; its
 /// IPv4 address, the one a reply to a broadcast goes from; its subnet's
 /// directed broadcast (zero: none), which a datagram goes to only with
-/// SO_BROADCAST, as the limited one; and, for netdevice(7)'s requests and
+/// SO_BROADCAST, as the limited one; its gateway, without which a datagram
+/// off the subnet has no route (ENETUNREACH); and, for netdevice(7)'s requests and
 /// getifaddrs, its subnet mask, MAC address and IPv6 addresses in use with
 /// their prefix lengths (the link-local one first). Addresses in network
 /// order; all of them the stack's, not the TAP's kernel side's.
@@ -390,6 +391,7 @@ typedef struct ns_interface {
     uint8_t address[4];
     uint8_t broadcast[4];
     uint8_t netmask[4];
+    uint8_t gateway[4];  // zero: none, so nothing off the subnet has a route
     uint8_t mac[6];
     uint8_t address6_count;
     uint8_t reserved;
@@ -438,6 +440,18 @@ static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)re
 /// layout, which the stack also keeps for itself (it never trusts the header's).
 static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
 static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
+
+/// Whether the stack has a route to IPv4 `to` (network order): on its
+/// subnet, through its gateway, or a broadcast or multicast on its link.
+static inline bool ns_routes_ipv4(const ns_interface *i, const uint8_t to[4]) {
+    if (to[0] >= 224) return true;  // multicast and the limited broadcast go on the link
+    static const uint8_t none[4];
+    if (memcmp(i->gateway, none, 4) != 0) return true;
+    for (int n = 0; n < 4; n++) {
+        if ((to[n] & i->netmask[n]) != (i->address[n] & i->netmask[n])) return false;
+    }
+    return true;
+}
 
 /// Tells the application the stack's interface (`ns_interface`).
 static inline void ns_region_set_interface(void *region, ns_interface interface) {

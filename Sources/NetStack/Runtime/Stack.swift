@@ -20,6 +20,8 @@ public final class Stack {
     public let directedBroadcast: IPv4Address?
     /// Its interface's MAC address.
     public let macAddress: MACAddress
+    /// Where IPv4 packets off the subnet go; nil: they have no route.
+    public let gateway: IPv4Address?
     /// Eventfds of other processes' that the loop listens to (the socket API's doorbells).
     public let doorbells = Doorbells()
     /// Run by the loop once a turn, after the turn's frames went to the
@@ -40,6 +42,7 @@ public final class Stack {
         address = .v4(interface.address)
         subnet = interface.configuration.address
         macAddress = interface.macAddress
+        gateway = interface.configuration.gateway
         directedBroadcast = subnet.isDirectedBroadcast(subnet.directedBroadcast) ? subnet.directedBroadcast : nil
         interfaceReport = { interface.counters.report }
         subnets6 = { interface.ipv6Subnets }

@@ -100,6 +100,16 @@ static bool in_set(const entry *e, int epfd) { return e->epfd == epfd; }
 
 void ns_epoll_forget(int fd) { remove_entries(names_socket, fd, NULL); }
 
+/// The eventfd's registration lives as long as its file, and the stack
+/// holds that file too (the other end of the socket's wake-ups), so closing
+/// the descriptor would leave it in the kernel's set, reported under the
+/// library's tag until the stack lets go. Linux drops a closed file's
+/// registrations at once. Not for a socket another process holds: a forked
+/// child shares its parent's sets, and the parent's registration is its own.
+static void deregister(entry *e) { LIBC(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, e->fd, NULL); }
+
+void ns_epoll_forget_closed(int fd) { remove_entries(names_socket, fd, deregister); }
+
 void ns_epoll_forget_set(int epfd) { remove_entries(in_set, epfd, NULL); }
 
 /// The eventfd's registration went with its file; the kernel socket takes
@@ -234,23 +244,42 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
     }
 }
 
+/// A set with none of this process's stack sockets. It may still hold an
+/// eventfd under the library's tag (a socket another process holds, or one
+/// registered before an exec): such an event is never the application's
+/// (its data is not the application's), so it is dropped and the wait goes on.
+static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    long long deadline = -2;  // taken only if the first wait brought nothing but the library's
+    for (int wait = timeout;;) {
+        int r = mask ? LIBC(epoll_pwait)(epfd, ev, max, wait, mask) : LIBC(epoll_wait)(epfd, ev, max, wait);
+        if (r <= 0) return r;
+        int kept = kernel_only(ev, r);
+        if (kept > 0 || timeout == 0) return kept;
+        if (deadline == -2) deadline = ns_deadline_in_ms(timeout);
+        if (ns_deadline_passed(deadline)) return 0;
+        wait = ns_ms_left(deadline);
+    }
+}
+
 NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     ns_epoll_settle_inner(epfd);
-    if (registrations == 0 || max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    if (max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    if (registrations == 0) return wait_kernel(epfd, ev, max, timeout, NULL);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
     pthread_mutex_unlock(&lock);
-    if (!mixed) return LIBC(epoll_wait)(epfd, ev, max, timeout);
+    if (!mixed) return wait_kernel(epfd, ev, max, timeout, NULL);
     return wait_mixed(epfd, ev, max, timeout, NULL);
 }
 
 NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     ns_epoll_settle_inner(epfd);
-    if (registrations == 0 || max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    if (max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    if (registrations == 0) return wait_kernel(epfd, ev, max, timeout, mask);
     pthread_mutex_lock(&lock);
     bool mixed = set_has_stack_sockets(epfd);
     pthread_mutex_unlock(&lock);
-    if (!mixed) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    if (!mixed) return wait_kernel(epfd, ev, max, timeout, mask);
     return wait_mixed(epfd, ev, max, timeout, mask);
 }
 

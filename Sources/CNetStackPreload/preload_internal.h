@@ -489,6 +489,9 @@ int ns_timeout_ms(const struct timespec *ts);
 
 /// Drops `fd` from every epoll registry (it is closing).
 void ns_epoll_forget(int fd);
+/// The same for a socket's last descriptor, about to close: its eventfd
+/// leaves the kernel's sets too.
+void ns_epoll_forget_closed(int fd);
 /// `fd` is a kernel socket now (ns_hand_to_kernel): each epoll set that
 /// held it as a stack socket holds it as the kernel's, with the same events and data.
 void ns_epoll_hand_over(int fd);

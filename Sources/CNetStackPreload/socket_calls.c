@@ -298,8 +298,17 @@ NS_EXPORT int close(int fd) {
         ns_epoll_forget_nesting(fd);
         return LIBC(close)(fd);
     }
-    ns_epoll_forget(fd);
-    if (!ns_unalias(s, fd)) return LIBC(close)(fd);  // another descriptor still names the socket
+    if (!ns_unalias(s, fd)) {  // another descriptor still names the socket (and its eventfd's file)
+        ns_epoll_forget(fd);
+        return LIBC(close)(fd);
+    }
+    // A socket no other process holds (forked, passed or carried ones have
+    // no region serial) leaves the kernel's epoll sets with its descriptor.
+    if (s->region_serial != 0) {
+        ns_epoll_forget_closed(fd);
+    } else {
+        ns_epoll_forget(fd);
+    }
     linger_before_close(s);
     // The stack sends what is in `tx`, then a FIN (or a RST over unread input,
     // or at once with SO_LINGER's 0 seconds).

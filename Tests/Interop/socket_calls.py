@@ -1165,3 +1165,17 @@ out("SO_ERROR takes the error, so connect says ECONNABORTED, then to the echo se
 time.sleep(0.3)
 out("connected", (err(lambda: r.connect(ECHO)), r.getpeername() == ECHO))
 r.close()
+
+# A socket closed while in an epoll set leaves it at once, as Linux drops a
+# closed file's registrations: no event comes for its descriptor after.
+k = socket.create_connection(ECHO)
+kep = select.epoll()
+kep.register(k, select.EPOLLIN)
+k.send(b"x")
+deadline = time.monotonic() + 5
+while not kep.poll(0.1) and time.monotonic() < deadline:
+    pass
+out("epoll before the close", [events for _, events in kep.poll(0)])
+k.close()
+out("and after it", kep.poll(0))
+kep.close()

@@ -2266,7 +2266,25 @@ def test_getifaddrs_lists_the_stacks_addresses_on_its_interface(ns, tmp_path):
     if not os.path.exists(LIBRARY):
         pytest.skip(f"build the library first: {LIBRARY} is missing")
     path = str(tmp_path / "api.sock")
-    Stack(ns, "--api", path, "--host6", "fd00::1/64", "--address6", "fd00::2/64")
+    stack = Stack(ns, "--api", path, "--host6", "fd00::1/64", "--address6", "fd00::2/64")
+    try:
+        kernel, stack_lines, mac = interface_lists(ns, path)
+    finally:
+        stack.stop()
+    b = bytes.fromhex(mac.replace(":", ""))
+    eui = bytes([b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]])  # RFC 4291 2.5.1's modified EUI-64
+    local6 = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("fe80000000000000") + eui)
+    tap = [line for line in stack_lines if line.startswith("tap0 ")]
+    assert tap == [f"tap0 {mac} None ff:ff:ff:ff:ff:ff", f"tap0 {STACK_IP} 255.255.255.0 10.0.0.255",
+                   f"tap0 {local6} ffff:ffff:ffff:ffff:: None", "tap0 fd00::2 ffff:ffff:ffff:ffff:: None"], stack_lines
+    assert [line for line in stack_lines if line.startswith("lo ")] == [line for line in kernel if line.startswith("lo ")]
+    assert any(line.startswith(f"tap0 {HOST_IP} ") for line in kernel)
+
+
+def interface_lists(ns, path):
+    """interfaces.py's lines on the kernel and through the library (once the
+    stack's IPv6 addresses count, after DAD), and the stack's MAC as the
+    kernel's ARP found it."""
     script = os.path.join(HERE, "interfaces.py")
     kernel = ns.exec("python3", script).stdout.splitlines()
     ns.exec("ping", "-c", "1", "-W", "2", STACK_IP)
@@ -2280,14 +2298,7 @@ def test_getifaddrs_lists_the_stacks_addresses_on_its_interface(ns, tmp_path):
         if any("fd00::2" in line for line in stack):
             break
         time.sleep(0.5)
-    tap = [line for line in stack if line.startswith("tap0 ")]
-    b = bytes.fromhex(mac.replace(":", ""))
-    eui = bytes([b[0] ^ 2, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]])  # RFC 4291 2.5.1's modified EUI-64
-    local6 = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("fe80000000000000") + eui)
-    assert tap == [f"tap0 {mac} None ff:ff:ff:ff:ff:ff", f"tap0 {STACK_IP} 255.255.255.0 10.0.0.255",
-                   f"tap0 {local6} ffff:ffff:ffff:ffff:: None", "tap0 fd00::2 ffff:ffff:ffff:ffff:: None"], stack
-    assert [line for line in stack if line.startswith("lo ")] == [line for line in kernel if line.startswith("lo ")]
-    assert any(line.startswith(f"tap0 {HOST_IP} ") for line in kernel)
+    return kernel, stack, mac
 
 
 def test_connections_handed_to_another_process_work_there(ns, api, tmp_path):

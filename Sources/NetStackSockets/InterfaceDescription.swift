@@ -38,24 +38,22 @@ public struct InterfaceDescription: Sendable, Equatable {
 
     /// As the region's header holds it: addresses in network order.
     var abi: ns_interface {
-        func bytes(_ a: UInt32) -> (UInt8, UInt8, UInt8, UInt8) {
-            (UInt8(a >> 24), UInt8(truncatingIfNeeded: a >> 16), UInt8(truncatingIfNeeded: a >> 8),
-             UInt8(truncatingIfNeeded: a))
-        }
+        func v4(_ a: IPv4Address?) -> IPAddress { .v4(a ?? IPv4Address(0)) }
         var i = ns_interface()
         i.index = index
-        i.address = bytes(subnet?.address.value ?? 0)
-        i.netmask = bytes(subnet?.netmask ?? 0)
-        i.broadcast = bytes(broadcast?.value ?? 0)
-        i.gateway = bytes(gateway?.value ?? 0)
+        withUnsafeMutableBytes(of: &i.address) { v4(subnet?.address).storeNetworkOrder(into: $0) }
+        let netmask = subnet.map { IPv4Address($0.netmask) }
+        withUnsafeMutableBytes(of: &i.netmask) { v4(netmask).storeNetworkOrder(into: $0) }
+        withUnsafeMutableBytes(of: &i.broadcast) { v4(broadcast).storeNetworkOrder(into: $0) }
+        withUnsafeMutableBytes(of: &i.gateway) { v4(gateway).storeNetworkOrder(into: $0) }
         let m = macAddress.bytes
         i.mac = (m.0, m.1, m.2, m.3, m.4, m.5)
         let six = subnets6.prefix(Int(NS_INTERFACE_ADDRESSES6))
         i.address6_count = UInt8(six.count)
         withUnsafeMutableBytes(of: &i.address6) { table in
             for (n, s) in six.enumerated() {
-                let networkOrder = (s.address.high.bigEndian, s.address.low.bigEndian)
-                withUnsafeBytes(of: networkOrder) { table[n * 16 ..< n * 16 + 16].copyBytes(from: $0) }
+                let slot = UnsafeMutableRawBufferPointer(rebasing: table[n * 16 ..< n * 16 + 16])
+                IPAddress.v6(s.address).storeNetworkOrder(into: slot)
             }
         }
         withUnsafeMutableBytes(of: &i.prefix6) { prefixes in

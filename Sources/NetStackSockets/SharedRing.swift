@@ -153,9 +153,9 @@ extension SharedRing {
         header.length = UInt32(payload.count)
         header.port = peer.port
         if case .v4 = peer.address { header.family = 4 } else { header.family = 6 }
-        withUnsafeMutableBytes(of: &header.bytes) { Self.store(peer.address, into: $0) }
+        withUnsafeMutableBytes(of: &header.bytes) { peer.address.storeNetworkOrder(into: $0) }
         if let arrival {
-            withUnsafeMutableBytes(of: &header.local) { Self.store(arrival.destination, into: $0) }
+            withUnsafeMutableBytes(of: &header.local) { arrival.destination.storeNetworkOrder(into: $0) }
             header.traffic_class = arrival.trafficClass
             header.hop_limit = arrival.hopLimit
             header.arrival_ns = arrival.time.nanoseconds &+ wallClockOffset
@@ -164,17 +164,6 @@ extension SharedRing {
         let written = ns_sring_write_record(ring, data, size, &header, payload.baseAddress)
         if written < 0 { isBroken = true }
         return written > 0
-    }
-
-    /// An address in network order, as `ns_addr`'s bytes hold it.
-    private static func store(_ address: IPAddress, into b: UnsafeMutableRawBufferPointer) {
-        switch address {
-        case .v4(let a):
-            b.storeBytes(of: a.value.bigEndian, toByteOffset: 0, as: UInt32.self)
-        case .v6(let a):
-            b.storeBytes(of: a.high.bigEndian, toByteOffset: 0, as: UInt64.self)
-            b.storeBytes(of: a.low.bigEndian, toByteOffset: 8, as: UInt64.self)
-        }
     }
 
     /// A datagram the application sends: where to, and the IP header fields

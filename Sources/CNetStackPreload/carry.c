@@ -160,7 +160,7 @@ static bool hold_for_child(int connection, ns_sock *s, int32_t *token) {
     ns_reply reply;
     if (ns_exchange_on(connection, &req, &reply) != 0 || reply.result <= 0) return false;
     *token = reply.result;
-    s->region_serial = 0;  // two processes hold it: the stack gives its region to neither again
+    ns_mark_shared(s);
     return true;
 }
 

@@ -33,7 +33,7 @@ static void before_fork(void) {
     if (channel < 0 || ns_socket_count() == 0) return;
     // Both processes hold these now: the stack gives their regions to neither again.
     int cursor = 0;
-    for (ns_sock *s; (s = ns_next_socket(&cursor));) s->region_serial = 0;
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_mark_shared(s);
     ns_reply reply;
     int token = ns_simple_call(NULL, NS_OP_FORK_PREPARE, 0, 0, 0, NULL, &reply);
     if (token > 0) fork_token = token;

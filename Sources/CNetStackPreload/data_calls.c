@@ -120,10 +120,10 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
         errno = EMSGSIZE;
         return -1;
     }
-    static const uint8_t limited_broadcast[4] = {255, 255, 255, 255}, none[4];
+    static const uint8_t limited_broadcast[4] = {255, 255, 255, 255};
     const uint8_t *directed = s->shm->interface.broadcast;
     if (to.family == 4 && (memcmp(to.bytes, limited_broadcast, 4) == 0
-                           || (memcmp(directed, none, 4) != 0 && memcmp(to.bytes, directed, 4) == 0))) {
+                           || (!ns_ipv4_none(directed) && memcmp(to.bytes, directed, 4) == 0))) {
         int broadcast = 0;
         ns_kept_get(s, SOL_SOCKET, SO_BROADCAST, &broadcast);
         // A broadcast needs SO_BROADCAST (ip_route_output_flow's RTCF_BROADCAST check).

@@ -98,17 +98,16 @@ static void remove_entries(bool (*match)(const entry *, int), int key, void (*go
 static bool names_socket(const entry *e, int fd) { return e->fd == fd; }
 static bool in_set(const entry *e, int epfd) { return e->epfd == epfd; }
 
-void ns_epoll_forget(int fd) { remove_entries(names_socket, fd, NULL); }
-
 /// The eventfd's registration lives as long as its file, and the stack
 /// holds that file too (the other end of the socket's wake-ups), so closing
 /// the descriptor would leave it in the kernel's set, reported under the
 /// library's tag until the stack lets go. Linux drops a closed file's
-/// registrations at once. Not for a socket another process holds: a forked
-/// child shares its parent's sets, and the parent's registration is its own.
+/// registrations at once.
 static void deregister(entry *e) { LIBC(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, e->fd, NULL); }
 
-void ns_epoll_forget_closed(int fd) { remove_entries(names_socket, fd, deregister); }
+void ns_epoll_forget(int fd, bool leave_kernel_sets) {
+    remove_entries(names_socket, fd, leave_kernel_sets ? deregister : NULL);
+}
 
 void ns_epoll_forget_set(int epfd) { remove_entries(in_set, epfd, NULL); }
 

@@ -47,13 +47,6 @@ static struct sockaddr *copy_address(const struct sockaddr *from, struct sockadd
     return (struct sockaddr *)to;
 }
 
-static struct sockaddr *ipv4(const uint8_t address[4], struct sockaddr_storage *to) {
-    struct sockaddr_in *in = (struct sockaddr_in *)to;
-    *in = (struct sockaddr_in){.sin_family = AF_INET};
-    memcpy(&in->sin_addr, address, 4);
-    return (struct sockaddr *)to;
-}
-
 static struct sockaddr *ipv6(const uint8_t address[16], uint32_t scope, struct sockaddr_storage *to) {
     struct sockaddr_in6 *in = (struct sockaddr_in6 *)to;
     *in = (struct sockaddr_in6){.sin6_family = AF_INET6, .sin6_scope_id = scope};
@@ -79,10 +72,9 @@ static slot *take(slot *slots, int *used, const char *name, unsigned flags) {
 
 static void add_ipv4(slot *slots, int *used, const char *name, unsigned flags, const ns_interface *i) {
     slot *s = take(slots, used, name, flags);
-    s->entry.ifa_addr = ipv4(i->address, &s->address);
-    s->entry.ifa_netmask = ipv4(i->netmask, &s->netmask);
-    static const uint8_t none[4];
-    if (memcmp(i->broadcast, none, 4) != 0) s->entry.ifa_broadaddr = ipv4(i->broadcast, &s->broadcast);
+    s->entry.ifa_addr = ns_put_ipv4(&s->address, i->address);
+    s->entry.ifa_netmask = ns_put_ipv4(&s->netmask, i->netmask);
+    if (!ns_ipv4_none(i->broadcast)) s->entry.ifa_broadaddr = ns_put_ipv4(&s->broadcast, i->broadcast);
 }
 
 static void add_ipv6(slot *slots, int *used, const char *name, unsigned flags, const ns_interface *i) {

@@ -65,10 +65,11 @@ static int ask_kernel(const ns_sock *s, unsigned long request, void *arg) {
     return r;
 }
 
-static void put_address(struct sockaddr *sa, const uint8_t address[4]) {
+struct sockaddr *ns_put_ipv4(void *to, const uint8_t address[4]) {
     struct sockaddr_in in = {.sin_family = AF_INET};
     memcpy(&in.sin_addr, address, 4);
-    memcpy(sa, &in, sizeof in);
+    memcpy(to, &in, sizeof in);
+    return to;
 }
 
 /// SIOCGIFCONF: the kernel's list of interfaces with an IPv4 address, the
@@ -83,13 +84,13 @@ static int interface_list(const ns_sock *s, struct ifconf *conf, const char *nam
     bool listed = false;
     for (int i = 0; i < count; i++) {
         if (strncmp(entries[i].ifr_name, name, IFNAMSIZ) != 0) continue;
-        put_address(&entries[i].ifr_addr, s->shm->interface.address);
+        ns_put_ipv4(&entries[i].ifr_addr, s->shm->interface.address);
         listed = true;
     }
     if (!listed && count < 64) {
         memset(&entries[count], 0, sizeof entries[count]);
         strncpy(entries[count].ifr_name, name, IFNAMSIZ - 1);
-        put_address(&entries[count].ifr_addr, s->shm->interface.address);
+        ns_put_ipv4(&entries[count].ifr_addr, s->shm->interface.address);
         count++;
     }
     if (!conf->ifc_buf) {
@@ -129,13 +130,13 @@ int ns_interface_ioctl(const ns_sock *s, unsigned long request, void *arg) {
     if (s->family == AF_INET) {
         switch (request) {
         case SIOCGIFADDR: case SIOCGIFDSTADDR:  // not point-to-point: the address itself, as Linux's
-            put_address(&r->ifr_addr, s->shm->interface.address);
+            ns_put_ipv4(&r->ifr_addr, s->shm->interface.address);
             return 0;
         case SIOCGIFNETMASK:
-            put_address(&r->ifr_netmask, s->shm->interface.netmask);
+            ns_put_ipv4(&r->ifr_netmask, s->shm->interface.netmask);
             return 0;
         case SIOCGIFBRDADDR:
-            put_address(&r->ifr_broadaddr, s->shm->interface.broadcast);
+            ns_put_ipv4(&r->ifr_broadaddr, s->shm->interface.broadcast);
             return 0;
         }
     }

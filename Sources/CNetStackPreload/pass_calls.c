@@ -67,7 +67,7 @@ static void hold_for_receiver(int fd, void *context) {
         return;
     }
     h->token = token;
-    s->region_serial = 0;  // two processes hold it: the stack gives its region to neither again
+    ns_mark_shared(s);
     passed_state *state = (passed_state *)(s->region + NS_PASSED_STATE_OFFSET);
     state->sock = *s;
     state->size = sizeof(ns_sock);

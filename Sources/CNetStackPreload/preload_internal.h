@@ -109,7 +109,7 @@ typedef struct ns_sock {
     ns_socket_shm *shm; // the shared region
     uint8_t *region;
     size_t region_length;
-    uint32_t region_serial; // the stack's number for the region (0: not one to keep, ns_park_region)
+    uint32_t region_serial; // the stack's number for the region (0: not one to keep, ns_park_region; ns_is_shared)
     bool datagram;      // SOCK_DGRAM: records in the rings (ns_datagram), UDP on the stack
     bool nonblocking;
     bool listening;
@@ -169,6 +169,12 @@ typedef struct ns_sock {
     long long closed_at;
     struct ns_sock *next_closed;
 } ns_sock;
+
+/// Another process holds `s` too (after fork, or passed or carried to
+/// one): the stack then gives its region to neither again, so its serial is
+/// dropped, and that is what tells.
+static inline void ns_mark_shared(ns_sock *s) { s->region_serial = 0; }
+static inline bool ns_is_shared(const ns_sock *s) { return s->region_serial == 0; }
 
 /// The stack socket behind `fd`, or NULL for every other descriptor.
 ns_sock *ns_lookup(int fd);
@@ -475,6 +481,9 @@ int ns_timestamp_ioctl(const ns_sock *s, unsigned long request, void *arg);
 /// netdevice(7)'s requests, the stack's interface as the stack's
 /// (interface_ioctls.c): 0, -1 with errno, or 1 if `request` is not one.
 int ns_interface_ioctl(const ns_sock *s, unsigned long request, void *arg);
+/// Writes a sockaddr_in of IPv4 `address` (network order, port 0) at `to`
+/// (room for a sockaddr_in), and returns it (interface_ioctls.c).
+struct sockaddr *ns_put_ipv4(void *to, const uint8_t address[4]);
 /// The control message SO_TIMESTAMP or SO_TIMESTAMPNS asks for, for a
 /// datagram that arrived at `arrival_ns`: its type (0: none asked), its
 /// value into `value` (16 bytes) and its length into `len`.
@@ -487,11 +496,9 @@ int ns_timestamp_cmsg(const ns_sock *s, int64_t arrival_ns, void *value, size_t 
 int ns_timeout_ms(const struct timespec *ts);
 
 
-/// Drops `fd` from every epoll registry (it is closing).
-void ns_epoll_forget(int fd);
-/// The same for a socket's last descriptor, about to close: its eventfd
-/// leaves the kernel's sets too.
-void ns_epoll_forget_closed(int fd);
+/// Drops `fd` from every epoll registry (it is closing); with
+/// `leave_kernel_sets`, its eventfd leaves the kernel's sets too (epoll_calls.c).
+void ns_epoll_forget(int fd, bool leave_kernel_sets);
 /// `fd` is a kernel socket now (ns_hand_to_kernel): each epoll set that
 /// held it as a stack socket holds it as the kernel's, with the same events and data.
 void ns_epoll_hand_over(int fd);

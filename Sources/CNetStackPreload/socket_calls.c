@@ -298,17 +298,12 @@ NS_EXPORT int close(int fd) {
         ns_epoll_forget_nesting(fd);
         return LIBC(close)(fd);
     }
-    if (!ns_unalias(s, fd)) {  // another descriptor still names the socket (and its eventfd's file)
-        ns_epoll_forget(fd);
-        return LIBC(close)(fd);
-    }
-    // A socket no other process holds (forked, passed or carried ones have
-    // no region serial) leaves the kernel's epoll sets with its descriptor.
-    if (s->region_serial != 0) {
-        ns_epoll_forget_closed(fd);
-    } else {
-        ns_epoll_forget(fd);
-    }
+    // The last descriptor of a socket no other process holds takes its
+    // eventfd out of the kernel's epoll sets (a forked child shares its
+    // parent's sets, and a registration there may be the other's).
+    bool last = ns_unalias(s, fd);
+    ns_epoll_forget(fd, last && !ns_is_shared(s));
+    if (!last) return LIBC(close)(fd);  // another descriptor still names the socket
     linger_before_close(s);
     // The stack sends what is in `tx`, then a FIN (or a RST over unread input,
     // or at once with SO_LINGER's 0 seconds).

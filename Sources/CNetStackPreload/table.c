@@ -247,7 +247,7 @@ int ns_adopt_carried(const ns_sock *carried, int memfd, int doorbell) {
     s->cork_length = 0;
     s->region = region;
     s->shm = ns_region_header(region);
-    s->region_serial = 0;  // held by another process too: the stack will not give it again
+    ns_mark_shared(s);
     s->doorbell = doorbell;
     atomic_fetch_add(&live_sockets, 1);
     for (int i = 0; i < s->alias_count; i++) atomic_store_explicit(&table[s->aliases[i]], s, memory_order_release);

@@ -441,12 +441,14 @@ static inline ns_ring *ns_region_rx(void *region) { return &((ns_socket_shm *)re
 static inline uint32_t ns_region_tx_offset(void) { return NS_SHM_HEADER_SIZE; }
 static inline uint32_t ns_region_rx_offset(uint32_t ring_size) { return NS_SHM_HEADER_SIZE + ring_size; }
 
+/// Whether an IPv4 address of `ns_interface` is 0.0.0.0: none.
+static inline bool ns_ipv4_none(const uint8_t a[4]) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
+
 /// Whether the stack has a route to IPv4 `to` (network order): on its
 /// subnet, through its gateway, or a broadcast or multicast on its link.
 static inline bool ns_routes_ipv4(const ns_interface *i, const uint8_t to[4]) {
     if (to[0] >= 224) return true;  // multicast and the limited broadcast go on the link
-    static const uint8_t none[4];
-    if (memcmp(i->gateway, none, 4) != 0) return true;
+    if (!ns_ipv4_none(i->gateway)) return true;
     for (int n = 0; n < 4; n++) {
         if ((to[n] & i->netmask[n]) != (i->address[n] & i->netmask[n])) return false;
     }

@@ -183,6 +183,24 @@ void ns_post_close(uint32_t socket) {
     ns_post(&req);
 }
 
+void ns_close_and_wait(uint32_t socket) {
+    ns_request req = {.op = NS_OP_CLOSE, .socket = socket, .arg1 = NS_CLOSE_REPLY};
+    int saved = errno;
+    pthread_mutex_lock(&lock);
+    if (channel >= 0) {
+        ns_reply reply;
+        int fds[3], nfds;
+        if (exchange(channel, &req, &reply, fds, &nfds) == 0) {
+            for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
+        } else {  // the stack went: nothing is left to wait for
+            LIBC(close)(channel);
+            channel = -1;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    errno = saved;
+}
+
 int ns_simple_call(ns_sock *s, uint32_t op, int32_t arg0, int32_t arg1, int64_t value, const ns_addr *addr,
                    ns_reply *reply) {
     ns_request req = {.op = op, .socket = s ? s->id : 0, .arg0 = arg0, .arg1 = arg1, .value = value};

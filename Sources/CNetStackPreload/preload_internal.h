@@ -306,6 +306,10 @@ void ns_post(const ns_request *req);
 /// Tells the stack this process lets go of `socket` (no reply): it closes
 /// once no other process holds it.
 void ns_post_close(uint32_t socket);
+/// As `ns_post_close`, but returns once the stack has let go: a datagram
+/// socket's or a listener's close, whose port must be free (and its
+/// datagrams go to the port's other sockets) when close(2) returns.
+void ns_close_and_wait(uint32_t socket);
 
 /// Connects to the stack's API socket (close-on-exec): a session of its own. -1 with errno.
 int ns_api_connect(void);

@@ -306,8 +306,10 @@ NS_EXPORT int close(int fd) {
     if (!last) return LIBC(close)(fd);  // another descriptor still names the socket
     linger_before_close(s);
     // The stack sends what is in `tx`, then a FIN (or a RST over unread input,
-    // or at once with SO_LINGER's 0 seconds).
-    ns_post_close(s->id);
+    // or at once with SO_LINGER's 0 seconds). A connection's close is
+    // posted (a server closes one per request); one that frees a port waits.
+    if (s->datagram || s->listening) ns_close_and_wait(s->id);
+    else ns_post_close(s->id);
     ns_release(s);
     return LIBC(close)(fd);
 }

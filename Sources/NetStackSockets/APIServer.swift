@@ -315,6 +315,7 @@ public final class APIServer: @unchecked Sendable {
             if request.expectsReply { session.send(reply) }
         case .close:
             release(s, by: session)
+            if request.expectsReply { session.send(ControlReply(result: 0)) }
         case .setOption:
             session.send(setOption(s, level: request.arg0, name: request.arg1, value: request.value))
         case .region:

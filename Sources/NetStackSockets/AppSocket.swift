@@ -496,7 +496,12 @@ final class AppSocket {
     /// what the application wrote goes out, then a FIN.
     func applicationClosed() {
         closing = true
-        if isDatagram { return free() }
+        if isDatagram {
+            // Datagrams written before the close go out, as Linux's sendto
+            // has sent them when it returns.
+            pumpDatagramsOut()
+            return free()
+        }
         if let l = listener {
             stopListening(l)
             free()

@@ -84,12 +84,13 @@ public struct ControlRequest: Equatable, Sendable {
         self.address = address
     }
 
-    /// Whether the application waits for a reply: not to a close, nor to
-    /// a shutdown it posted (`NS_NO_REPLY`), whatever the outcome, or the
-    /// channel would hand its next call a stale answer.
+    /// Whether the application waits for a reply: not to a close it
+    /// posted (without `NS_CLOSE_REPLY`), nor to a shutdown it posted
+    /// (`NS_NO_REPLY`), whatever the outcome, or the channel would hand its
+    /// next call a stale answer.
     public var expectsReply: Bool {
         switch operation {
-        case .close: false
+        case .close: arg1 & Int32(NS_CLOSE_REPLY) != 0
         case .shutdown: arg1 & Int32(NS_NO_REPLY) == 0
         default: true
         }

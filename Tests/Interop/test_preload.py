@@ -2052,6 +2052,66 @@ def test_udp_sockets_sharing_a_port_as_iperf3s_server_does(ns, api):
     assert stack == kernel
 
 
+# A closed datagram socket's port goes to the socket beside it at once: the
+# kernel's peer echoes each datagram, and the newest socket on the port (b)
+# is closed just before each one the older (a) sends.
+ECHO_PEER = r"""
+import socket, sys
+p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+p.bind((sys.argv[1], 9751))
+p.settimeout(2)
+print("listening", flush=True)
+last = 0
+try:
+    while True:
+        data, sender = p.recvfrom(100)
+        if data.startswith(b"last words"):
+            last += 1
+        else:
+            p.sendto(data, sender)
+except socket.timeout:
+    pass
+print("last words heard:", last)
+"""
+
+CLOSE_BESIDE_APP = r"""
+import socket, sys
+def reusing():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", 9750))
+    return s
+a = reusing()
+a.settimeout(0.5)
+took = 0
+for i in range(300):
+    reusing().close()
+    a.sendto(b"%d" % i, (sys.argv[1], 9751))
+    try:
+        took += a.recv(100) == b"%d" % i
+    except socket.timeout:
+        pass
+print("the older socket took every reply:", took == 300, flush=True)
+for i in range(100):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"last words %d" % i, (sys.argv[1], 9751))
+    s.close()
+"""
+
+
+def test_a_closed_datagram_sockets_port_is_free_when_close_returns(ns, api):
+    """close(2) of a datagram socket returns once the stack let it go, as
+    Linux's: a socket sharing its port takes the next datagram for it, not
+    the closed one (a close posted without waiting could be overtaken by
+    the reply to the other socket's next datagram). And a datagram sent
+    just before a close still goes out."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, ECHO_PEER, ("python3", "-c", CLOSE_BESIDE_APP, HOST_IP),
+                                                 timeout=120)
+    assert kernel == ["the older socket took every reply: True", "last words heard: 100"], kernel
+    assert stack == kernel
+
+
 # recvmsg's control messages for a datagram (IP_PKTINFO, IP_RECVTTL,
 # IP_RECVTOS, IP_RECVORIGDSTADDR, and IPV6_RECVPKTINFO on an AF_INET6 socket
 # taking IPv4), decoded; the interface's index and the host's address vary

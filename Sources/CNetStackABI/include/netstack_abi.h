@@ -542,6 +542,12 @@ enum { NS_BIND_REUSE_ADDRESS = 1, NS_BIND_REUSE_PORT = 2, NS_BIND_IPV6_ONLY = 4 
 /// NS_OP_SHUTDOWN's arg1: the application knows the answer (its stream
 /// socket is connected: 0) and does not wait for one, so none is sent.
 enum { NS_NO_REPLY = 1 };
+/// NS_OP_CLOSE's arg1: answer once the socket is gone. A datagram socket's
+/// or a listener's close waits for it, so that when close(2) returns its
+/// port is free and another socket on it takes what comes next, as on
+/// Linux (a posted close could be overtaken by the application's next
+/// datagram, which rings a doorbell and not the channel).
+enum { NS_CLOSE_REPLY = 1 };
 
 enum ns_op {
     NS_OP_SOCKET = 1,   // arg0 = family (4 or 6), arg1 = NS_SOCKET_*: reply carries memfd, app eventfd, doorbell eventfd
@@ -550,7 +556,7 @@ enum ns_op {
     NS_OP_CONNECT = 4,  // addr; always answered at once (EINPROGRESS, or an error)
     NS_OP_ACCEPT = 5,   // reply as NS_OP_SOCKET's, or EAGAIN
     NS_OP_SHUTDOWN = 6, // arg0 = SHUT_RD/WR/RDWR, arg1 = NS_NO_REPLY or 0
-    NS_OP_CLOSE = 7,    // no reply
+    NS_OP_CLOSE = 7,    // arg1 = NS_CLOSE_REPLY (answered) or 0 (no reply)
     NS_OP_SETSOCKOPT = 8, // arg0 = level, arg1 = name, value
     NS_OP_FORK_PREPARE = 9, // the process is about to fork: result = a token its child claims
     NS_OP_FORK_CLAIM = 10,  // arg0 = the token: the parent's sockets become this session's too

@@ -320,6 +320,7 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
             uint32_t room = ns_send_room(s);
             ssize_t n = room == 0 ? 0 : fill(source, &s->shm->tx, s->region, want > room ? room : (uint32_t)want);
             pthread_mutex_unlock(&s->tx_lock);
+            if (room < want) ns_note_nospace(s);  // as tcp_sendmsg's wait_for_space
             if (room > 0) {
                 if (n < 0) return done > 0 ? (ssize_t)done : -1;
                 if (n == 0) return (ssize_t)done;  // the source has nothing more

@@ -3,11 +3,12 @@
 // application's data; the library keeps, per epoll set, the application's
 // events and data for each stack socket, and epoll_wait reports their
 // readiness from the regions, as poll does. Level-triggered, with
-// EPOLLONESHOT, or edge-triggered (EPOLLET): a stack socket is reported
-// again only when something new happened since its last report: bytes or a
-// datagram arrived (the tail of `rx` moved), room was made (the head of
-// `tx` moved), a connection came to a listener, or its state changed, as
-// Linux wakes an edge-triggered waiter on each arrival.
+// EPOLLONESHOT, or edge-triggered (EPOLLET). An edge-triggered entry is
+// reported as Linux's epoll reports one: when a wake-up that matches its
+// events came since its last report (bytes, a datagram or a connection
+// arrived, for EPOLLIN; room came back after a write found too little, for
+// EPOLLOUT; the socket's state changed, for any), and then with everything
+// that is ready, as ep_send_events polls the file again.
 #include "preload_internal.h"
 #include <errno.h>
 #include <pthread.h>
@@ -24,38 +25,47 @@ typedef struct entry {
     uint32_t events;
     epoll_data_t data;
     bool disabled;  // EPOLLONESHOT fired
-    // EPOLLET: what the region said at the last report of each direction.
-    bool reported_in, reported_out;
-    uint32_t rx_tail, tx_head, pending, state;
+    // EPOLLET: whether it was reported since its ADD or MOD, and what the
+    // region (and the socket's `nospace`) said at its last report.
+    bool reported;
+    uint32_t rx_tail, pending, state, nospace;
     struct entry *next;
 } entry;
 
-/// For an edge-triggered entry, the part of `ready` that is new since its
-/// last report (recorded now if `report`); everything for a level-triggered one.
-static short edges(entry *e, ns_sock *s, short ready, bool report) {
-    if (!(e->events & EPOLLET)) return ready;
-    uint32_t rx_tail = atomic_load(&s->shm->rx.tail);
-    uint32_t tx_head = atomic_load(&s->shm->tx.head);
-    uint32_t pending = ns_pending(s->shm), state = ns_state(s->shm);
-    bool changed = state != e->state;
-    short fresh = 0;
-    if ((ready & POLLIN) && (!e->reported_in || rx_tail != e->rx_tail || pending != e->pending || changed))
-        fresh |= POLLIN | (ready & (POLLRDHUP | POLLPRI));
-    if ((ready & POLLOUT) && (!e->reported_out || tx_head != e->tx_head || changed)) fresh |= POLLOUT;
-    if (changed) fresh |= ready & (POLLERR | POLLHUP);
-    if (!report) return fresh;
-    // A direction that is not ready any more has its next readiness as an edge.
-    if (!(ready & POLLIN)) e->reported_in = false;
-    if (!(ready & POLLOUT)) e->reported_out = false;
-    if (fresh & POLLIN) e->reported_in = true;
-    if (fresh & POLLOUT) e->reported_out = true;
-    if (fresh) {
+/// What poll says of `e`'s socket for `want`: for an edge-triggered
+/// entry, only if news came since its last report (recorded now if
+/// `report`), else nothing.
+static short edges(entry *e, ns_sock *s, short want, bool report) {
+    if (!(e->events & EPOLLET)) return ns_readiness(s, want);
+    // Read before the look, so what changes during it is news at the next
+    // (the look counts itself in `nospace` if it finds the socket unwritable).
+    uint32_t rx_tail = atomic_load(&s->shm->rx.tail), pending = ns_pending(s->shm), state = ns_state(s->shm);
+    uint32_t nospace = atomic_load_explicit(&s->nospace, memory_order_relaxed);
+    short ready = ns_readiness(s, want);
+    bool news = !e->reported || state != e->state;  // the first look after ADD or MOD; sk_state_change wakes all
+    if (e->events & EPOLLIN) news = news || rx_tail != e->rx_tail || pending != e->pending;  // sk_data_ready
+    if (e->events & EPOLLOUT) news = news || (nospace != e->nospace && (ready & POLLOUT));  // sk_stream_write_space
+    if (!news) return 0;
+    // A report takes the news, as a wake-up is spent once its file was
+    // polled, whether or not anything was ready by then.
+    if (report) {
+        e->reported = true;
         e->rx_tail = rx_tail;
-        e->tx_head = tx_head;
         e->pending = pending;
         e->state = state;
+        e->nospace = nospace;
     }
-    return fresh;
+    return ready;
+}
+
+/// The events to arm `e`'s socket for before a wait: an edge-triggered
+/// entry's EPOLLOUT only while room coming back would be news (the socket
+/// is not writable, or a write found too little room since the last
+/// report); otherwise every ACK would wake the wait for nothing.
+static short arming(const entry *e, ns_sock *s, short want) {
+    if (!(e->events & EPOLLET) || !(want & POLLOUT) || s->datagram || s->listening) return want;
+    if (atomic_load_explicit(&s->nospace, memory_order_relaxed) != e->nospace || !e->reported) return want;
+    return (ns_readiness(s, POLLOUT) & POLLOUT) ? (short)(want & ~POLLOUT) : want;
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -157,7 +167,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         (*found)->events = ev->events;
         (*found)->data = ev->data;
         (*found)->disabled = false;
-        (*found)->reported_in = (*found)->reported_out = false;  // as Linux: a MOD re-arms the edge
+        (*found)->reported = false;  // as Linux: a MOD re-arms the edge
     } else if (op == EPOLL_CTL_DEL) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
         LIBC(epoll_ctl)(epfd, op, fd, ev);
@@ -183,8 +193,8 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
-        if (arm) ns_arm(s, want);
-        short r = edges(e, s, ns_readiness(s, want), true);
+        if (arm) ns_arm(s, arming(e, s, want));
+        short r = edges(e, s, want, true);
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
         out[n].data = e->data;
@@ -208,10 +218,10 @@ void ns_epoll_settle(int epfd) {
             continue;
         }
         short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
-        short r = edges(e, s, ns_readiness(s, want), false);
+        short r = edges(e, s, want, false);
         if (!r) {
-            ns_arm(s, want);  // cleared, then looked at again: news meanwhile is not lost
-            r = edges(e, s, ns_readiness(s, want), false);
+            ns_arm(s, arming(e, s, want));  // cleared, then looked at again: news meanwhile is not lost
+            r = edges(e, s, want, false);
         }
         if (r) ns_signal_event(s);
     }

@@ -6,8 +6,10 @@
 // see the kernel's, not ENOPROTOOPT. Most are harmless to ignore; the stack
 // acts on those marked so (the cork, the MSS cap, the user timeout, the IP
 // header's hop limit and DS field), which setsockopt passes on as stored,
-// and the library itself on SO_RCVLOWAT (`ns_receive_lowat`) and
-// SO_BUSY_POLL (`ns_busy_poll_ns`: a blocking receive spins that long).
+// and the library itself on SO_RCVLOWAT (`ns_receive_lowat`),
+// SO_BUSY_POLL (`ns_busy_poll_ns`: a blocking receive spins that long) and
+// TCP_NOTSENT_LOWAT (`ns_notsent_lowat`: writes and POLLOUT wait for the
+// unsent bytes to drain).
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +51,8 @@ enum rule {
 };
 
 /// The entries the library reads on its own paths, at fixed places.
-enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_INQ = 7, KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
+enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_INQ = 7, KEPT_NOTSENT_LOWAT = 18,
+       KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
 
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
@@ -79,7 +82,7 @@ static const struct kept {
     {IPPROTO_TCP, TCP_SYNCNT, SYN_COUNT, 0, SYN_RETRIES},
     {IPPROTO_TCP, TCP_LINGER2, LINGER2, 0, FIN_TIMEOUT},
     {IPPROTO_TCP, TCP_FASTOPEN, NONNEGATIVE, 0, NONE},
-    {IPPROTO_TCP, TCP_NOTSENT_LOWAT, ANY, 0, NONE},
+    [KEPT_NOTSENT_LOWAT] = {IPPROTO_TCP, TCP_NOTSENT_LOWAT, ANY, 0, NONE},  // ns_notsent_lowat
     {IPPROTO_TCP, TCP_MAXSEG, MAXSEG, 0, NONE, true},
     {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, BEFORE_CONNECT, 0, NONE},  // connect then handshakes first, as without a cookie
     {IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, ZERO_OR_ONE, 0, NONE},
@@ -235,6 +238,10 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
 
 uint32_t ns_receive_lowat(const ns_sock *s) {
     return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
+}
+
+uint32_t ns_notsent_lowat(const ns_sock *s) {
+    return s->datagram ? 0 : (uint32_t)s->kept[KEPT_NOTSENT_LOWAT];  // as Linux's u32: -1 is no limit too
 }
 
 bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->kept[KEPT_ARRIVAL + which] != 0; }

@@ -166,6 +166,11 @@ typedef struct ns_sock {
     /// outlive the close until they have left (ns_release).
     _Atomic int waiting;
     _Atomic bool closed;
+    /// Counts the times a write found too little room, or a look found the
+    /// socket not writable: Linux's SOCK_NOSPACE, after which (and only
+    /// after which) room coming back wakes writers, so an edge-triggered
+    /// EPOLLOUT is news only past a change of this (epoll_calls.c).
+    _Atomic uint32_t nospace;
     long long closed_at;
     struct ns_sock *next_closed;
 } ns_sock;
@@ -194,6 +199,9 @@ int ns_kept_get(const ns_sock *s, int level, int name, int *value);
 /// SO_RCVLOWAT of a stream socket (1 unless set; a datagram socket's is 1):
 /// what makes it readable, and what a blocking receive waits for.
 uint32_t ns_receive_lowat(const ns_sock *s);
+/// TCP_NOTSENT_LOWAT of a stream socket: 0 when never set (the system's
+/// default, no limit).
+uint32_t ns_notsent_lowat(const ns_sock *s);
 /// sendto of a datagram socket, once the corked datagram (if any) had its
 /// say: writes one datagram of `len` bytes to `to` into `tx`, waiting for
 /// room unless `dontwait`. `len` or -1 with errno.
@@ -426,8 +434,17 @@ bool ns_spin_until_ready(ns_sock *s, short events);
 
 /// Room for a stream socket's writes in `tx`: the ring's, within SO_SNDBUF
 /// (getsockopt's doubled value), which bounds what `tx` holds, sent and
-/// acknowledged or not, as Linux's sk_sndbuf bounds the queued bytes.
+/// acknowledged or not, as Linux's sk_sndbuf bounds the queued bytes; with
+/// TCP_NOTSENT_LOWAT, none while that many bytes wait unsent.
 uint32_t ns_send_room(ns_sock *s);
+/// Whether a connected stream socket is writable for poll: Linux's
+/// sk_stream_is_writeable (a third of the send buffer free, and with
+/// TCP_NOTSENT_LOWAT fewer than half of it unsent).
+bool ns_stream_writable(ns_sock *s);
+/// A write found too little room: counts it (`nospace`) and asks the
+/// stack to signal the room coming back, which a thread asleep in epoll
+/// for EPOLLOUT waits for.
+void ns_note_nospace(ns_sock *s);
 /// What poll would say of `s` for `events` (POLLIN, POLLOUT, with POLLERR/POLLHUP always).
 short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.

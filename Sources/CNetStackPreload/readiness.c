@@ -12,15 +12,60 @@
 #include <stdlib.h>
 #include <time.h>
 
+/// What bounds `tx`'s bytes: SO_SNDBUF's doubled value, or the ring.
+static uint32_t send_buffer(ns_sock *s, uint32_t size) {
+    return s->send_buffer > 0 && (uint32_t)s->send_buffer < size ? (uint32_t)s->send_buffer : size;
+}
+
+/// Bytes written and not yet sent, as of the stack's last turn.
+static uint32_t unsent(ns_sock *s) {
+    ns_tcp_fields f;
+    ns_tcp_read(s->shm, &f);
+    return ns_unsent_bytes(s, &f);
+}
+
 uint32_t ns_send_room(ns_sock *s) {
     uint32_t size = s->shm->tx.size, room = ns_ring_writable(&s->shm->tx);
-    uint32_t limit = s->send_buffer > 0 ? (uint32_t)s->send_buffer : 0;
-    // No bound below the ring's, or indices this process broke (the write
-    // goes ahead, and the stack, which checks them, ends the socket).
-    if (limit >= size || room > size) return room;
-    uint32_t held = size - room;
+    // Indices this process broke: the write goes ahead, and the stack,
+    // which checks them, ends the socket.
+    if (room > size) return room;
+    uint32_t held = size - room, limit = send_buffer(s, size);
     if (held >= limit) return 0;
-    return limit - held < room ? limit - held : room;
+    if (limit - held < room) room = limit - held;
+    uint32_t lowat = ns_notsent_lowat(s);
+    if (lowat == 0) return room;
+    // As Linux's tcp_sendmsg, which looks before each new segment of up to
+    // 64 KiB whether fewer than TCP_NOTSENT_LOWAT bytes wait unsent.
+    uint32_t waiting = unsent(s);
+    if (waiting >= lowat) return 0;
+    uint64_t most = (uint64_t)(lowat - waiting) + 65536;
+    return most < room ? (uint32_t)most : room;
+}
+
+bool ns_stream_writable(ns_sock *s) {
+    uint32_t size = s->shm->tx.size, room = ns_ring_writable(&s->shm->tx);
+    if (room > size) return true;  // broken indices: as ns_send_room
+    uint32_t held = size - room, limit = send_buffer(s, size);
+    // sk_stream_wspace >= sk_stream_min_wspace: free >= queued / 2.
+    if (held > limit || 2 * (uint64_t)(limit - held) < held) return false;
+    uint32_t lowat = ns_notsent_lowat(s);
+    return lowat == 0 || 2 * (uint64_t)unsent(s) < lowat;  // tcp_stream_memory_free(sk, 1)
+}
+
+/// Asks the stack to signal once `tx` has the room at which a stream
+/// socket becomes writable again: queued bytes at most two thirds of the
+/// send buffer (the stack does not know SO_SNDBUF, so the library says).
+static void arm_write(ns_sock *s) {
+    if (!s->datagram) {
+        uint32_t size = s->shm->tx.size;
+        ns_set_write_wake_room(s->shm, size - (uint32_t)(2 * (uint64_t)send_buffer(s, size) / 3));
+    }
+    ns_flag_set(&s->shm->app_wants_write);
+}
+
+void ns_note_nospace(ns_sock *s) {
+    atomic_fetch_add_explicit(&s->nospace, 1, memory_order_relaxed);
+    arm_write(s);
 }
 
 short ns_readiness(ns_sock *s, short events) {
@@ -49,7 +94,12 @@ short ns_readiness(ns_sock *s, short events) {
     // Readable with SO_RCVLOWAT's bytes waiting (tcp_poll's tcp_stream_is_readable).
     if (ns_ring_readable(&s->shm->rx) >= ns_receive_lowat(s) || rx_shut) r |= POLLIN;
     if (rx_shut) r |= POLLRDHUP;
-    if (tx_shut || ((st & NS_STATE_CONNECTED) && ns_send_room(s) > 0)) r |= POLLOUT;
+    if (tx_shut) {
+        r |= POLLOUT;
+    } else if (st & NS_STATE_CONNECTED) {
+        if (ns_stream_writable(s)) r |= POLLOUT;
+        else atomic_fetch_add_explicit(&s->nospace, 1, memory_order_relaxed);  // as tcp_poll sets SOCK_NOSPACE
+    }
     if (st & NS_STATE_ERROR) {
         r |= POLLOUT;
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;
@@ -60,7 +110,7 @@ short ns_readiness(ns_sock *s, short events) {
 
 void ns_arm(ns_sock *s, short events) {
     if (events & POLLIN) ns_flag_set(&s->shm->app_wants_read);
-    if (events & POLLOUT) ns_flag_set(&s->shm->app_wants_write);
+    if (events & POLLOUT) arm_write(s);
     ns_clear_event(s);
 }
 

@@ -245,14 +245,7 @@ final class AppSocket {
         guard let c = connection, !finSent, !isBroken else { return }
         defer { if region.tx.isBroken { ringBroke() } }
         let acknowledged = Int(lentUpTo &- region.tx.head) - c.unacknowledgedBytes
-        if acknowledged > 0 {
-            region.tx.release(acknowledged)
-            // A writer waiting for room is woken once a quarter of `tx` is
-            // free, not on every ACK (Linux's sk_stream_write_space waits for
-            // a third): a bulk writer then sleeps and wakes per 512 KiB, not
-            // per ACK. Room only grows while it waits, so the wake comes.
-            if region.tx.writable >= region.ringSize / 4 && region.takeAppWantsWrite() { wakeApplication() }
-        }
+        if acknowledged > 0 { region.tx.release(acknowledged) }
         var refused = false
         while true {
             let lent = region.tx.lend(from: lentUpTo) { c.write(lending: $0, owner: region) }
@@ -271,6 +264,15 @@ final class AppSocket {
             if !region.tx.hasBytes(after: lentUpTo) { break }
         }
         region.publish(c.info, state: c.state)
+        // A writer waiting for room is woken once `tx` has what it asked
+        // for free (a third of its send buffer, as Linux's
+        // sk_stream_write_space), not on every ACK: a bulk writer sleeps and
+        // wakes per ~700 KiB. Room only grows while it waits, so the wake
+        // comes. After the sending and the publishing, so that a writer
+        // waiting for its unsent bytes to drain (TCP_NOTSENT_LOWAT) sees them sent.
+        if acknowledged > 0 && region.tx.writable >= region.writeWakeRoom && region.takeAppWantsWrite() {
+            wakeApplication()
+        }
         if finRequested && !region.tx.isBroken && !region.tx.hasBytes(after: lentUpTo) {
             finSent = true
             if closing {

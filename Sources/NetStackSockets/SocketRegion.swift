@@ -235,6 +235,9 @@ public final class SocketRegion {
     public func wantReceiveRoom() { ns_flag_set(ns_stack_wants_rx_room(header)) }
     /// Takes the app's request to hear of room in `tx` (true if it had asked).
     public func takeAppWantsWrite() -> Bool { ns_flag_take(ns_app_wants_write(header)) != 0 }
+    /// The free room in `tx` a stream socket's waiting writer asked for
+    /// (`write_wake_room`), within the ring: at least one byte.
+    public var writeWakeRoom: Int { min(max(Int(ns_write_wake_room(header)), 1), ringSize) }
 
     /// Takes the app's request to hear of new bytes in `rx` (true if it is waiting for them).
     public func takeAppWantsRead() -> Bool { ns_flag_take(ns_app_wants_read(header)) != 0 }
@@ -244,4 +247,9 @@ public final class SocketRegion {
     public func takeStackWantsTransmit() -> Bool { ns_flag_take(ns_stack_wants_tx(header)) != 0 }
     public func takeStackWantsReceiveRoom() -> Bool { ns_flag_take(ns_stack_wants_rx_room(header)) != 0 }
     public func appWantsWrite() { ns_flag_set(ns_app_wants_write(header)) }
+    /// As the library's writer before it waits: the room it asks for, then the flag.
+    public func appWantsWrite(room: UInt32) {
+        ns_set_write_wake_room(header, room)
+        appWantsWrite()
+    }
 }

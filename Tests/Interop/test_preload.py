@@ -1633,6 +1633,137 @@ def test_buffer_sizes_bound_what_waits(ns, api):
     assert stack == kernel[:4] + [bounded, "taken by a reader that reads nothing, within 512 KiB: False"], stack
 
 
+# A kernel peer the application steers: it accepts a data connection and a
+# control one, then on each command line ("send N", "drain SECONDS",
+# "close") acts on the data connection and answers "ok".
+STEERED_PEER = r"""
+import socket, sys, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a window that closes soon when nothing is read
+l.bind((sys.argv[1], 9740)); l.listen(2)
+print("listening", flush=True)
+data, _ = l.accept()
+control, _ = l.accept()
+for line in control.makefile("r"):
+    word, arg = (line.split() + [""])[:2]
+    if word == "send":
+        data.sendall(b"d" * int(arg))
+    elif word == "drain":  # everything that comes within the time
+        data.settimeout(0.05)
+        end = time.monotonic() + float(arg)
+        while time.monotonic() < end:
+            try:
+                if not data.recv(1 << 20):
+                    break
+            except socket.timeout:
+                pass
+    elif word == "close":
+        data.close()
+    control.sendall(b"ok\n")
+"""
+
+STEERED_APP_HEAD = r"""
+import select, socket, sys, time
+host = sys.argv[1]
+c = socket.create_connection((host, 9740))
+control = socket.create_connection((host, 9740))
+replies = control.makefile("r")
+def peer(command):
+    control.sendall(command.encode() + b"\n")
+    assert replies.readline().strip() == "ok"
+"""
+
+EDGE_APP = STEERED_APP_HEAD + r"""
+NAMES = ((select.EPOLLIN, "IN"), (select.EPOLLOUT, "OUT"), (select.EPOLLRDHUP, "RDHUP"), (select.EPOLLHUP, "HUP"))
+ep = select.epoll()
+def show(what, timeout=0.3):
+    print(what + ":", ["|".join(n for bit, n in NAMES if e & bit) for _, e in ep.poll(timeout)], flush=True)
+ep.register(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
+show("registered for IN, OUT, edge-triggered")
+show("looked again")
+peer("send 100"); time.sleep(0.2); show("100 bytes came")
+show("looked again")
+c.recv(10); show("read 10 of them")
+peer("send 50"); time.sleep(0.2); show("50 more came")
+c.recv(1000)
+c.send(b"x" * 1000); time.sleep(0.2); show("sent 1000, acknowledged")
+peer("drain 0.3"); show("the peer read them")
+c.setblocking(False)
+for _ in range(100000):
+    try:
+        c.send(b"y" * 65536)
+    except BlockingIOError:
+        print("wrote until EAGAIN", flush=True)
+        break
+show("full")
+peer("drain 1.5"); show("the peer read everything", 2)
+show("looked again")
+peer("send 10"); time.sleep(0.2); show("10 bytes came after")
+ep.modify(c, select.EPOLLOUT | select.EPOLLET)
+show("modified to OUT, edge-triggered")
+peer("send 10"); time.sleep(0.2); show("10 bytes came, OUT only")
+ep.modify(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
+show("modified back")
+c.recv(1000)
+peer("close"); time.sleep(0.2); show("the peer closed")
+"""
+
+
+def test_edge_triggered_epoll_reports_as_linuxs(ns, api):
+    """An edge-triggered registration is reported as Linux's epoll reports
+    it: each arrival brings EPOLLIN with everything else ready (EPOLLOUT
+    too), room after acknowledgements is news only after a write found too
+    little of it, and a registration for EPOLLOUT alone does not hear
+    arrivals. The kernel's application and the library's print the same."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, STEERED_PEER, ("python3", "-c", EDGE_APP, HOST_IP),
+                                                 timeout=60)
+    print("\n  " + "\n  ".join(kernel))
+    assert "100 bytes came: ['IN|OUT']" in kernel and "sent 1000, acknowledged: []" in kernel, kernel
+    assert "the peer read everything: ['OUT']" in kernel, kernel
+    assert stack == kernel
+
+
+LOWAT_APP = STEERED_APP_HEAD + r"""
+import fcntl, struct
+SIOCOUTQNSD, TCP_NOTSENT_LOWAT, LOWAT = 0x894B, 25, 65536
+def unsent():
+    return struct.unpack("i", fcntl.ioctl(c, SIOCOUTQNSD, b"\0" * 4))[0]
+c.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, LOWAT)
+print("TCP_NOTSENT_LOWAT reads", c.getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT))
+c.setblocking(False)
+for _ in range(10):  # until the peer's window is closed and what waits is unsent
+    for _ in range(1000):
+        try:
+            c.send(b"y" * 65536)
+        except BlockingIOError:
+            break
+    time.sleep(0.1)
+print("EAGAIN with at least that much unsent:", unsent() >= LOWAT, "| and under four times that:", unsent() < 4 * LOWAT)
+print("writable then:", bool(select.select([], [c], [], 0)[1]))
+peer("drain 1.5")
+print("writable once the peer read everything:", bool(select.select([], [c], [], 3)[1]))
+print("half of it or less unsent then:", 2 * unsent() < LOWAT)
+print("a write goes ahead:", c.send(b"z" * 1000) == 1000)
+"""
+
+
+def test_tcp_notsent_lowat_holds_writes_and_pollout_as_linuxs(ns, api):
+    """TCP_NOTSENT_LOWAT acts as on Linux: a writer whose peer reads
+    nothing stops (EAGAIN) once that many bytes wait unsent, not when the
+    send buffer is full, and is not writable for select until fewer than
+    half of them do."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, STEERED_PEER, ("python3", "-c", LOWAT_APP, HOST_IP),
+                                                 timeout=60)
+    print("\n  " + "\n  ".join(kernel))
+    assert kernel == ["TCP_NOTSENT_LOWAT reads 65536",
+                      "EAGAIN with at least that much unsent: True | and under four times that: True",
+                      "writable then: False", "writable once the peer read everything: True",
+                      "half of it or less unsent then: True", "a write goes ahead: True"], kernel
+    assert stack == kernel
+
+
 # A datagram burst: the kernel's peer answers each "go" with 100 datagrams of 1000 bytes.
 BURST_PEER = r"""
 import socket, sys

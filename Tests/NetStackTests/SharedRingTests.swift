@@ -120,6 +120,19 @@ import Testing
         #expect(region.takeAppWantsRead() && !region.takeAppWantsRead())
     }
 
+    /// The room a stream socket's waiting writer asks for, read from memory
+    /// the application writes, stays within the ring.
+    @Test func theRoomAWriterWaitsForIsKeptWithinTheRing() throws {
+        let region = try SocketRegion(ringSize: 4096)
+        region.appWantsWrite(room: 0)  // never said: any room
+        #expect(region.writeWakeRoom == 1)
+        region.appWantsWrite(room: 3000)
+        #expect(region.writeWakeRoom == 3000)
+        region.appWantsWrite(room: UInt32.max)  // more than there can be: all of it
+        #expect(region.writeWakeRoom == 4096)
+        #expect(region.takeAppWantsWrite() && !region.takeAppWantsWrite())
+    }
+
     @Test func stateAndErrorsReachTheApplication() throws {
         let region = try SocketRegion(ringSize: 4096)
         #expect(region.state.isEmpty)

@@ -411,6 +411,10 @@ typedef struct ns_socket_shm {
     _Atomic uint32_t app_wants_write;
     /// Set by the app before it waits for input: the stack signals the app's eventfd on new bytes.
     _Atomic uint32_t app_wants_read;
+    /// A stream socket's app, before it raises `app_wants_write`: the free
+    /// room in `tx` it waits for. Linux wakes a writer once a third of its
+    /// send buffer is free (sk_stream_write_space), not on every ACK.
+    _Atomic uint32_t write_wake_room;
     _Atomic uint32_t state;
     /// The errno for SO_ERROR and the calls after NS_STATE_ERROR (0: none).
     _Atomic int32_t error;
@@ -501,6 +505,8 @@ static inline _Atomic uint32_t *ns_stack_wants_tx(ns_socket_shm *s) { return &s-
 static inline _Atomic uint32_t *ns_stack_wants_rx_room(ns_socket_shm *s) { return &s->stack_wants_rx_room; }
 static inline _Atomic uint32_t *ns_app_wants_write(ns_socket_shm *s) { return &s->app_wants_write; }
 static inline _Atomic uint32_t *ns_app_wants_read(ns_socket_shm *s) { return &s->app_wants_read; }
+static inline uint32_t ns_write_wake_room(ns_socket_shm *s) { return atomic_load(&s->write_wake_room); }
+static inline void ns_set_write_wake_room(ns_socket_shm *s, uint32_t n) { atomic_store(&s->write_wake_room, n); }
 static inline void ns_state_add(ns_socket_shm *s, uint32_t bits) { atomic_fetch_or(&s->state, bits); }
 static inline void ns_state_remove(ns_socket_shm *s, uint32_t bits) { atomic_fetch_and(&s->state, ~bits); }
 static inline uint32_t ns_state(ns_socket_shm *s) { return atomic_load(&s->state); }

@@ -171,6 +171,9 @@ typedef struct ns_sock {
     /// after which) room coming back wakes writers, so an edge-triggered
     /// EPOLLOUT is news only past a change of this (epoll_calls.c).
     _Atomic uint32_t nospace;
+    /// Counts shutdown(2)s of the socket here, each news to every
+    /// edge-triggered entry, as Linux's inet_shutdown wakes all waiters.
+    _Atomic uint32_t shutdowns;
     long long closed_at;
     struct ns_sock *next_closed;
 } ns_sock;

@@ -222,6 +222,13 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     }
 }
 
+/// As Linux's inet_shutdown ends: every waiter wakes (sk_state_change),
+/// and an edge-triggered epoll entry has news (`shutdowns`).
+static void shut_here(ns_sock *s) {
+    atomic_fetch_add_explicit(&s->shutdowns, 1, memory_order_relaxed);
+    ns_signal_event(s);
+}
+
 NS_EXPORT int shutdown(int fd, int how) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(shutdown)(fd, how);
@@ -232,7 +239,7 @@ NS_EXPORT int shutdown(int fd, int how) {
         // returns 0) and sleepers wake, but only a connected socket says 0.
         if (how != SHUT_WR) s->read_shut = true;
         if (how != SHUT_RD) s->write_shut = true;
-        ns_signal_event(s);
+        shut_here(s);
         return s->has_peer ? 0 : fail(ENOTCONN);
     }
     if (s->listening) {
@@ -242,7 +249,7 @@ NS_EXPORT int shutdown(int fd, int how) {
         ns_reply reply;
         if (ns_simple_call(s, NS_OP_SHUTDOWN, how, 0, 0, NULL, &reply) < 0) return -1;
         s->listening = false;
-        ns_signal_event(s);
+        shut_here(s);
         return 0;
     }
     ns_tcp_fields f;
@@ -261,6 +268,7 @@ NS_EXPORT int shutdown(int fd, int how) {
     }
     if (how != SHUT_WR) s->read_shut = true;
     if (how != SHUT_RD) s->write_shut = true;
+    shut_here(s);
     return 0;
 }
 

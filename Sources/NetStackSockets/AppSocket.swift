@@ -435,6 +435,7 @@ final class AppSocket {
             return
         }
         waiting.append(c)
+        region.connectionArrived()
         publishPending()
         appEvent.signal()
     }
@@ -460,6 +461,7 @@ final class AppSocket {
         }
         guard let loopback else { return }
         loopback.becameReadable(index)
+        region.connectionArrived()
         publishPending()
         appEvent.signal()
     }

@@ -153,6 +153,8 @@ public final class SocketRegion {
 
     /// A listener's connections waiting for accept, for the application's readiness.
     public func setPending(_ n: Int) { ns_set_pending(header, UInt32(clamping: n)) }
+    /// A connection came to the listener (`arrivals`, news to an edge-triggered waiter).
+    public func connectionArrived() { ns_add_arrival(header) }
 
     /// Publishes the connection's state for the application's TCP_INFO,
     /// TCP_MAXSEG and TCP_CONGESTION (under the region's sequence lock).

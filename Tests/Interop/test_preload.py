@@ -1675,9 +1675,11 @@ def peer(command):
 
 EDGE_APP = STEERED_APP_HEAD + r"""
 NAMES = ((select.EPOLLIN, "IN"), (select.EPOLLOUT, "OUT"), (select.EPOLLRDHUP, "RDHUP"), (select.EPOLLHUP, "HUP"))
+NAMES += ((select.EPOLLERR, "ERR"),)
 ep = select.epoll()
-def show(what, timeout=0.3):
-    print(what + ":", ["|".join(n for bit, n in NAMES if e & bit) for _, e in ep.poll(timeout)], flush=True)
+def show(what, timeout=0.3, on=ep):
+    print(what + ":", sorted("|".join(n for bit, n in NAMES if e & bit) for _, e in on.poll(timeout)), flush=True)
+me = c.getsockname()[0]
 ep.register(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
 show("registered for IN, OUT, edge-triggered")
 show("looked again")
@@ -1705,7 +1707,39 @@ peer("send 10"); time.sleep(0.2); show("10 bytes came, OUT only")
 ep.modify(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
 show("modified back")
 c.recv(1000)
+ep.modify(c, select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP)
+peer("send 5"); time.sleep(0.2); show("one-shot, 5 bytes came")
+peer("send 5"); time.sleep(0.2); show("one-shot spent, 5 more came")
+ep.modify(c, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
+show("modified to edge-triggered again")
+c.shutdown(socket.SHUT_WR); time.sleep(0.2); show("shut for writing here")
+c.recv(1000)
 peer("close"); time.sleep(0.2); show("the peer closed")
+show("looked again")
+# A listener: each connection that comes is news, an accept is not.
+l = socket.socket()
+l.bind(("", 0))
+l.listen(8)
+l.setblocking(False)
+at = (me, l.getsockname()[1])
+listening = select.epoll()
+listening.register(l, select.EPOLLIN | select.EPOLLET)
+show("a listener registered", on=listening)
+first, second = socket.create_connection(at), socket.create_connection(at)
+time.sleep(0.2); show("two connections came", on=listening)
+show("looked again", on=listening)
+l.accept(); show("one accepted", on=listening)
+l.accept()
+third = socket.create_connection(at)
+time.sleep(0.2); show("a third came", on=listening)
+# A refused non-blocking connect.
+r = socket.socket()
+r.setblocking(False)
+r.connect_ex((host, 9741))
+refused = select.epoll()
+refused.register(r, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET | select.EPOLLRDHUP)
+time.sleep(0.2); show("a refused connect", on=refused)
+show("looked again", on=refused)
 """
 
 
@@ -1713,14 +1747,16 @@ def test_edge_triggered_epoll_reports_as_linuxs(ns, api):
     """An edge-triggered registration is reported as Linux's epoll reports
     it: each arrival brings EPOLLIN with everything else ready (EPOLLOUT
     too), room after acknowledgements is news only after a write found too
-    little of it, and a registration for EPOLLOUT alone does not hear
-    arrivals. The kernel's application and the library's print the same."""
+    little of it, a registration for EPOLLOUT alone does not hear
+    arrivals, a shutdown here is news to all, and a listener's accept is
+    not. The kernel's application and the library's print the same."""
     _, path = api
     kernel, stack = on_the_kernel_then_the_stack(ns, path, STEERED_PEER, ("python3", "-c", EDGE_APP, HOST_IP),
                                                  timeout=60)
     print("\n  " + "\n  ".join(kernel))
     assert "100 bytes came: ['IN|OUT']" in kernel and "sent 1000, acknowledged: []" in kernel, kernel
     assert "the peer read everything: ['OUT']" in kernel, kernel
+    assert "one accepted: []" in kernel and "a third came: ['IN']" in kernel, kernel
     assert stack == kernel
 
 

@@ -420,6 +420,10 @@ typedef struct ns_socket_shm {
     _Atomic int32_t error;
     /// A listener's connections waiting for accept (readable while > 0).
     _Atomic uint32_t pending;
+    /// A listener's connections queued so far (free-running): each is news
+    /// to an edge-triggered waiter, as Linux's listener wakes its waiters on
+    /// each, while `pending` also falls at an accept, which wakes none.
+    _Atomic uint32_t arrivals;
     /// The stack's interface. Set before sharing.
     ns_interface interface;
     /// A sequence lock over `tcp`: odd while the stack writes it.
@@ -515,6 +519,8 @@ static inline int32_t ns_take_error(ns_socket_shm *s) { return atomic_exchange(&
 static inline int32_t ns_peek_error(ns_socket_shm *s) { return atomic_load(&s->error); }
 static inline void ns_set_pending(ns_socket_shm *s, uint32_t n) { atomic_store(&s->pending, n); }
 static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
+static inline void ns_add_arrival(ns_socket_shm *s) { atomic_fetch_add(&s->arrivals, 1); }
+static inline uint32_t ns_arrivals(ns_socket_shm *s) { return atomic_load(&s->arrivals); }
 
 /// The stack publishes `f` (a sequence lock: the count is odd while it writes).
 static inline void ns_tcp_publish(ns_socket_shm *s, const ns_tcp_fields *f) {

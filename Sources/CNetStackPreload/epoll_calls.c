@@ -6,8 +6,9 @@
 // EPOLLONESHOT, or edge-triggered (EPOLLET). An edge-triggered entry is
 // reported as Linux's epoll reports one: when a wake-up that matches its
 // events came since its last report (bytes, a datagram or a connection
-// arrived, for EPOLLIN; room came back after a write found too little, for
-// EPOLLOUT; the socket's state changed, or a shutdown here, for any), and
+// arrived, for EPOLLIN; room came back after a write found too little, or
+// the stack took a datagram, for EPOLLOUT; the socket's state changed, or
+// a shutdown here, for any), and
 // then with everything that is ready, as ep_send_events polls the file again.
 #include "preload_internal.h"
 #include <errno.h>
@@ -28,7 +29,7 @@ typedef struct entry {
     // EPOLLET: whether it was reported since its ADD or MOD, and what the
     // region (and the socket's `nospace`) said at its last report.
     bool reported;
-    uint32_t rx_tail, arrivals, state, nospace, shutdowns;
+    uint32_t rx_tail, tx_head, arrivals, state, nospace, shutdowns;
     struct entry *next;
 } entry;
 
@@ -39,7 +40,8 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
     if (!(e->events & EPOLLET)) return ns_readiness(s, want);
     // Read before the look, so what changes during it is news at the next
     // (the look counts itself in `nospace` if it finds the socket unwritable).
-    uint32_t rx_tail = atomic_load(&s->shm->rx.tail), arrivals = ns_arrivals(s->shm), state = ns_state(s->shm);
+    uint32_t rx_tail = atomic_load(&s->shm->rx.tail), tx_head = atomic_load(&s->shm->tx.head);
+    uint32_t arrivals = ns_arrivals(s->shm), state = ns_state(s->shm);
     uint32_t nospace = atomic_load_explicit(&s->nospace, memory_order_relaxed);
     uint32_t shutdowns = atomic_load_explicit(&s->shutdowns, memory_order_relaxed);
     short ready = ns_readiness(s, want);
@@ -47,13 +49,17 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
     // news, or inet_shutdown's here).
     bool news = !e->reported || state != e->state || shutdowns != e->shutdowns;
     if (e->events & EPOLLIN) news = news || rx_tail != e->rx_tail || arrivals != e->arrivals;  // sk_data_ready
-    if (e->events & EPOLLOUT) news = news || (nospace != e->nospace && (ready & POLLOUT));  // sk_stream_write_space
+    // sk_stream_write_space; a datagram socket's sock_wfree wakes writers
+    // as each datagram leaves.
+    if (e->events & EPOLLOUT)
+        news = news || (s->datagram ? tx_head != e->tx_head : nospace != e->nospace && (ready & POLLOUT));
     if (!news) return 0;
     // A report takes the news, as a wake-up is spent once its file was
     // polled, whether or not anything was ready by then.
     if (report) {
         e->reported = true;
         e->rx_tail = rx_tail;
+        e->tx_head = tx_head;
         e->arrivals = arrivals;
         e->state = state;
         e->nospace = nospace;

@@ -2266,6 +2266,39 @@ for i in range(100):
 """
 
 
+DATAGRAM_EDGE_APP = r"""
+import select, socket, sys, time
+host = sys.argv[1]
+NAMES = ((select.EPOLLIN, "IN"), (select.EPOLLOUT, "OUT"), (select.EPOLLERR, "ERR"))
+ep = select.epoll()
+def show(what):
+    print(what + ":", sorted("|".join(n for b, n in NAMES if e & b) for _, e in ep.poll(0.3)), flush=True)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("", 0))
+ep.register(u, select.EPOLLIN | select.EPOLLOUT | select.EPOLLET)
+show("registered for IN, OUT, edge-triggered")
+show("looked again")
+u.sendto(b"x", (host, 9751)); time.sleep(0.2); show("sent one, its echo came")
+show("looked again")
+u.recv(100)
+u.sendto(b"y", (host, 9753)); time.sleep(0.2); show("sent one to a port no one has")
+ep.modify(u, select.EPOLLOUT | select.EPOLLET); show("modified to OUT, edge-triggered")
+u.sendto(b"z", (host, 9751)); time.sleep(0.2); show("sent one, its echo came, OUT only")
+"""
+
+
+def test_edge_triggered_epoll_on_a_datagram_socket_as_linuxs(ns, api):
+    """A datagram socket's edge-triggered entry hears each datagram leave
+    (EPOLLOUT, as Linux's sock_wfree wakes writers) and each arrive
+    (EPOLLIN with EPOLLOUT), as the kernel's."""
+    _, path = api
+    kernel, stack = on_the_kernel_then_the_stack(ns, path, ECHO_PEER, ("python3", "-c", DATAGRAM_EDGE_APP, HOST_IP),
+                                                 timeout=60)
+    print("\n  " + "\n  ".join(kernel))
+    assert "sent one to a port no one has: ['OUT']" in kernel, kernel
+    assert stack == kernel
+
+
 def test_a_closed_datagram_sockets_port_is_free_when_close_returns(ns, api):
     """close(2) of a datagram socket returns once the stack let it go, as
     Linux's: a socket sharing its port takes the next datagram for it, not

@@ -100,6 +100,7 @@ static int take_kernel_connection(const ns_sock *listener, const int *fds, int n
 NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
+    if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) return fail(EINVAL);  // Linux's __sys_accept4, before all else
     if (s->datagram) return fail(EOPNOTSUPP);
     if (!s->listening) return fail(EINVAL);
     long long deadline = s->nonblocking ? -1 : ns_deadline(&s->receive_timeout);
@@ -366,6 +367,11 @@ NS_EXPORT int dup(int fd) {
 /// closes whatever `to` named.
 static int dup_onto(int from, int to, int flags, bool three) {
     if (parent_table()) return three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
+    // What the kernel refuses leaves `to` open: look before closing it.
+    if (ns_lookup(to)) {
+        if (three && (flags & ~O_CLOEXEC)) return fail(EINVAL);
+        if (LIBC(fcntl)(from, F_GETFD) < 0) return -1;  // EBADF
+    }
     ns_sock *s = ns_lookup(from);
     if (!s) {
         if (ns_lookup(to)) close(to);

@@ -1179,3 +1179,32 @@ out("epoll before the close", [events for _, events in kep.poll(0)])
 k.close()
 out("and after it", kep.poll(0))
 kep.close()
+
+# What the kernel refuses before anything else: accept4's unknown flags
+# (even with nothing to accept, on a blocking listener), and a dup2 or dup3
+# onto a socket that fails leaves the socket open.
+l = socket.socket()
+l.bind(("", 0))
+l.listen(1)
+out("accept4 with an unknown flag", (libc.accept4(l.fileno(), None, None, 0x40000000), ctypes.get_errno()))
+l.close()
+t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t.bind(("", 0))
+out("dup2 of a closed descriptor onto a socket", err(lambda: os.dup2(999, t.fileno())))
+out("the socket is still there", err(lambda: t.getsockname()[1] > 0))
+out("dup3 with an unknown flag onto it", (libc.dup3(0, t.fileno(), 0x40), ctypes.get_errno()))
+out("the socket is still there", err(lambda: t.getsockname()[1] > 0))
+out("dup3 onto itself", (libc.dup3(t.fileno(), t.fileno(), 0), ctypes.get_errno()))
+out("dup2 onto itself", err(lambda: os.dup2(t.fileno(), t.fileno()) == t.fileno()))
+t.close()
+
+# MSG_TRUNC on a stream socket takes the bytes without copying them (their
+# count is what the call returns); with MSG_PEEK it leaves them.
+m = socket.create_connection(ECHO)
+m.sendall(b"hello world")
+time.sleep(0.2)
+out("recv 5 with MSG_TRUNC, then the rest", (len(m.recv(5, socket.MSG_TRUNC)), m.recv(100)))
+m.sendall(b"abc")
+time.sleep(0.2)
+out("MSG_PEEK|MSG_TRUNC, then the rest", (len(m.recv(2, socket.MSG_PEEK | socket.MSG_TRUNC)), m.recv(100)))
+m.close()

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -133,7 +134,8 @@ int ns_from_sockaddr(const struct sockaddr *sa, socklen_t len, ns_addr *out) {
         memcpy(out->bytes, &in->sin_addr, 4);
         return 0;
     }
-    if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    // An IPv6 address without its scope (RFC 2133's 24 bytes) is one too, as Linux takes it.
+    if (sa->sa_family == AF_INET6 && len >= offsetof(struct sockaddr_in6, sin6_scope_id)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         out->port = ntohs(in6->sin6_port);
         if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {

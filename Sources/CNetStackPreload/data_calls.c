@@ -107,8 +107,8 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
     if (ns_cork_take(s, buf, len, more, dontwait, &corked)) return corked;
     ns_addr to;
     if (sa) {
-        if (ns_from_sockaddr(sa, salen, &to) != 0) { errno = salen < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT; return -1; }
-        if (s->family == AF_INET && to.family == 6) { errno = EAFNOSUPPORT; return -1; }
+        int e = ns_check_address(s, sa, salen, NS_ADDRESS_DATAGRAM_SEND, &to);
+        if (e) { errno = e; return -1; }
         if (to.port == 0) { errno = EINVAL; return -1; }  // udp_sendmsg: no destination port
     } else if (s->has_peer) {
         to = s->peer;
@@ -395,7 +395,7 @@ NS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sock
     if (!s) return LIBC(recvfrom)(fd, buf, len, flags, sa, salen);
     if (s->datagram) return ns_dgram_recv(s, buf, len, flags, sa, salen, NULL, NULL);
     ssize_t n = stack_recv_to_target(s, buf, len, flags);
-    if (n >= 0 && sa && salen && s->has_peer) ns_to_sockaddr(&s->peer, s->family, sa, salen);
+    if (n >= 0 && sa && salen) *salen = 0;  // Linux's TCP names no sender: the length comes back 0
     return n;
 }
 

@@ -25,10 +25,27 @@ static int fail(int e) {
 }
 
 static int put_int(void *value, socklen_t *len, int v) {
-    if (!value || !len || *len < sizeof(int)) return fail(EINVAL);
-    memcpy(value, &v, sizeof v);
-    *len = sizeof v;
+    // As Linux's sock_getsockopt and do_tcp_getsockopt: cut to the length
+    // asked (even none), which the caller learns.
+    if (!len) return fail(EFAULT);
+    if ((int)*len < 0) return fail(EINVAL);
+    socklen_t n = *len < sizeof v ? *len : sizeof v;
+    if (n > 0 && !value) return fail(EFAULT);
+    memcpy(value, &v, n);
+    *len = n;
     return 0;
+}
+
+/// An IP option's integer: as put_int, but a length short of an int takes
+/// a value of 0-255 as one byte (do_ip_getsockopt's unsigned char).
+static int put_ip_int(void *value, socklen_t *len, int v) {
+    if (len && *len > 0 && *len < sizeof(int) && v >= 0 && v <= 255) {
+        if (!value) return fail(EFAULT);
+        *(unsigned char *)value = (unsigned char)v;
+        *len = 1;
+        return 0;
+    }
+    return put_int(value, len, v);
 }
 
 /// A structure's value, as Linux gives one: at most the length asked for,
@@ -172,7 +189,8 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
     if (s->datagram && level == SOL_SOCKET && ns_timestamp_get(s, name, &kept_value) == 0) {
         return put_int(value, len, kept_value);
     }
-    if (ns_kept_get(s, level, name, &kept_value) == 0) return put_int(value, len, kept_value);
+    if (ns_kept_get(s, level, name, &kept_value) == 0)
+        return level == IPPROTO_IP ? put_ip_int(value, len, kept_value) : put_int(value, len, kept_value);
     // Linux: an option it does not know at one of the socket's own levels is
     // ENOPROTOOPT; another protocol's level (TCP's on UDP, IPv6's on IPv4) is EOPNOTSUPP.
     bool own = level == SOL_SOCKET || level == IPPROTO_IP || (level == IPPROTO_IPV6 && s->family == AF_INET6)
@@ -214,7 +232,8 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
     }
     if (level == SOL_SOCKET && name == SO_LINGER) {
         struct linger l;
-        if (!value || len < sizeof l) return fail(EINVAL);
+        if (len < sizeof l) return fail(EINVAL);
+        if (!value) return fail(EFAULT);
         memcpy(&l, value, sizeof l);
         // As Linux: off keeps the time set before; on with 0 seconds makes close reset.
         if (tell_stack(s, level, name, l.l_onoff ? (l.l_linger < 0 ? 0 : l.l_linger) : -1) < 0) return -1;
@@ -227,14 +246,16 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
     if (timeout) {
         // Linux's sock_set_timeout: a malformed time is EDOM, a negative one gives up at once.
         struct timeval t;
-        if (!value || len < sizeof t) return fail(EINVAL);
+        if (len < sizeof t) return fail(EINVAL);
+        if (!value) return fail(EFAULT);
         memcpy(&t, value, sizeof t);
         if (t.tv_usec < 0 || t.tv_usec >= 1000000) return fail(EDOM);
         *timeout = t;
         return 0;
     }
     int v = 0;
-    if (!value || len < sizeof(int)) return fail(EINVAL);
+    if (len < sizeof(int)) return fail(EINVAL);  // sock_setsockopt: the length first, then the copy
+    if (!value) return fail(EFAULT);
     memcpy(&v, value, sizeof v);
     if (level == SOL_SOCKET) {
         switch (name) {

@@ -187,6 +187,14 @@ static inline bool ns_is_shared(const ns_sock *s) { return s->region_serial == 0
 /// The stack socket behind `fd`, or NULL for every other descriptor.
 ns_sock *ns_lookup(int fd);
 
+/// What an address is for: Linux checks each a little differently.
+enum ns_address_use { NS_ADDRESS_BIND, NS_ADDRESS_STREAM_CONNECT, NS_ADDRESS_DATAGRAM_CONNECT, NS_ADDRESS_DATAGRAM_SEND };
+/// The address a bind, connect or sendto of `s` names, checked as Linux
+/// checks it for the socket's family: 0 with `*a`, or an errno (EINVAL for
+/// one too short, EAFNOSUPPORT for another family, EFAULT for none). A
+/// datagram connect's AF_UNSPEC (a disconnect) is the caller's to see first.
+int ns_check_address(const ns_sock *s, const struct sockaddr *sa, socklen_t len, enum ns_address_use use, ns_addr *a);
+
 /// Binds an unbound socket to an ephemeral port, as Linux's autobind before
 /// a datagram socket's first send or a stream socket's listen.
 int ns_autobind(ns_sock *s);

@@ -36,6 +36,31 @@ NS_EXPORT int socket(int domain, int type, int protocol) {
     return ns_adopt(&reply, fds, nfds, domain, type);
 }
 
+int ns_check_address(const ns_sock *s, const struct sockaddr *sa, socklen_t len, enum ns_address_use use, ns_addr *a) {
+    if (len > sizeof(struct sockaddr_storage)) return EINVAL;  // move_addr_to_kernel
+    if (!sa) return len > 0 ? EFAULT : EINVAL;
+    bool datagram = use == NS_ADDRESS_DATAGRAM_CONNECT || use == NS_ADDRESS_DATAGRAM_SEND;
+    if (s->family == AF_INET) {  // inet_bind, tcp_v4_connect, ip4_datagram_connect, udp_sendmsg
+        if (len < sizeof(struct sockaddr_in)) return EINVAL;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        // AF_UNSPEC, taken as AF_INET: by bind with the wildcard address, by sendto with any.
+        bool unspec = in->sin_family == AF_UNSPEC
+            && (use == NS_ADDRESS_DATAGRAM_SEND || (use == NS_ADDRESS_BIND && in->sin_addr.s_addr == htonl(INADDR_ANY)));
+        if (unspec) {
+            *a = (ns_addr){.family = 4, .port = ntohs(in->sin_port)};
+            memcpy(a->bytes, &in->sin_addr, 4);
+            return 0;
+        }
+        if (in->sin_family != AF_INET) return EAFNOSUPPORT;
+    } else if (datagram && len >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+        // ip6_datagram_connect and udpv6_sendmsg take an IPv4 address on an IPv6 socket.
+    } else {  // inet6_bind, tcp_v6_connect: SIN6_LEN_RFC2133, a sockaddr_in6 without its scope
+        if (len < 24) return EINVAL;
+        if (sa->sa_family != AF_INET6) return EAFNOSUPPORT;
+    }
+    return ns_from_sockaddr(sa, len, a) == 0 ? 0 : EINVAL;
+}
+
 /// Binds `s` to `a` (port 0: one the stack chooses), with its SO_REUSEADDR, SO_REUSEPORT and IPV6_V6ONLY.
 static int stack_bind(ns_sock *s, const ns_addr *a) {
     ns_reply reply;
@@ -59,8 +84,8 @@ NS_EXPORT int bind(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(bind)(fd, sa, len);
     ns_addr a;
-    if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
-    if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    int e = ns_check_address(s, sa, len, NS_ADDRESS_BIND, &a);
+    if (e) return fail(e);
     if (!s->has_local) {  // a loopback address is the kernel's
         int kernel = ns_kernel_takes(s, sa, len, false);
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(bind)(fd, sa, len);
@@ -166,8 +191,8 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
             return 0;
         }
         ns_addr a;
-        if (ns_from_sockaddr(sa, len, &a) != 0) return fail(sa && len >= sizeof(sa_family_t) ? EAFNOSUPPORT : EINVAL);
-        if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+        int e = ns_check_address(s, sa, len, NS_ADDRESS_DATAGRAM_CONNECT, &a);
+        if (e) return fail(e);
         int kernel = ns_kernel_takes(s, sa, len, true);  // loopback: the kernel's
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(connect)(fd, sa, len);
         if (ns_simple_call(s, NS_OP_CONNECT, 0, 0, 0, &a, &reply) < 0) return -1;
@@ -190,8 +215,9 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
         return fail(EALREADY);
     }
     ns_addr a;
-    if (ns_from_sockaddr(sa, len, &a) != 0) return fail(EAFNOSUPPORT);
-    if (s->family == AF_INET && a.family == 6) return fail(EAFNOSUPPORT);
+    if (!sa || len < sizeof(sa_family_t)) return fail(len > 0 && !sa ? EFAULT : EINVAL);  // __inet_stream_connect
+    int e = ns_check_address(s, sa, len, NS_ADDRESS_STREAM_CONNECT, &a);
+    if (e) return fail(e);
     int kernel = ns_kernel_takes(s, sa, len, true);  // loopback: the kernel's
     if (kernel != 0) return kernel < 0 ? -1 : LIBC(connect)(fd, sa, len);
     ns_reply reply;

@@ -1208,3 +1208,46 @@ m.sendall(b"abc")
 time.sleep(0.2)
 out("MSG_PEEK|MSG_TRUNC, then the rest", (len(m.recv(2, socket.MSG_PEEK | socket.MSG_TRUNC)), m.recv(100)))
 m.close()
+
+# Addresses and option lengths, checked in Linux's order: a short address is
+# EINVAL before its family is looked at; IPv4's bind takes AF_UNSPEC with the
+# wildcard address as AF_INET; a NULL value or length is EFAULT; getsockopt
+# cuts an integer to the length asked, even none; a stream socket's
+# recvfrom names no sender.
+def c_call(f):
+    ctypes.set_errno(0)
+    r = f()
+    return r, (errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()) if r < 0 else 0)
+
+
+a = socket.socket()
+inet = struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", 0, socket.inet_aton("0.0.0.0"))
+out("bind with 8 bytes of a sockaddr_in", c_call(lambda: libc.bind(a.fileno(), inet, 8)))
+out("bind an AF_INET6 address to an AF_INET socket",
+    c_call(lambda: libc.bind(a.fileno(), struct.pack("=H", socket.AF_INET6) + b"\0" * 26, 28)))
+out("connect with 4 bytes of a sockaddr_in", c_call(lambda: libc.connect(a.fileno(), inet, 4)))
+out("bind AF_UNSPEC with the wildcard address",
+    (c_call(lambda: libc.bind(a.fileno(), b"\0" * 16, 16)), a.getsockname()[1] > 0))
+one = ctypes.c_int(1)
+value, length = ctypes.c_int(7), ctypes.c_uint(0)
+out("setsockopt with 2 bytes", c_call(lambda: libc.setsockopt(a.fileno(), socket.SOL_SOCKET, socket.SO_REUSEADDR,
+                                                             ctypes.byref(one), 2)))
+out("setsockopt with no value", c_call(lambda: libc.setsockopt(a.fileno(), socket.SOL_SOCKET, socket.SO_REUSEADDR,
+                                                              None, 4)))
+out("getsockopt with no length", c_call(lambda: libc.getsockopt(a.fileno(), socket.SOL_SOCKET, socket.SO_TYPE,
+                                                               ctypes.byref(value), None)))
+for asked in (0, 1, 2):
+    value.value, length.value = 0x7f7f7f7f, asked
+    r = c_call(lambda: libc.getsockopt(a.fileno(), socket.SOL_SOCKET, socket.SO_TYPE, ctypes.byref(value),
+                                       ctypes.byref(length)))
+    out(f"getsockopt SO_TYPE into {asked} bytes", (r, length.value, hex(value.value)))
+    value.value, length.value = 0x7f7f7f7f, asked
+    r = c_call(lambda: libc.getsockopt(a.fileno(), socket.IPPROTO_IP, socket.IP_TTL, ctypes.byref(value),
+                                       ctypes.byref(length)))
+    out(f"getsockopt IP_TTL into {asked} bytes", (r, length.value, hex(value.value)))
+a.close()
+a = socket.create_connection(ECHO)
+a.sendall(b"y")
+time.sleep(0.2)
+out("recvfrom on a stream socket", a.recvfrom(10))
+a.close()

@@ -36,29 +36,44 @@ NS_EXPORT int socket(int domain, int type, int protocol) {
     return ns_adopt(&reply, fds, nfds, domain, type);
 }
 
+/// An IPv4 socket's address (inet_bind, tcp_v4_connect, ip4_datagram_connect, udp_sendmsg).
+static int check_ipv4(const struct sockaddr *sa, socklen_t len, enum ns_address_use use, ns_addr *a) {
+    if (len < sizeof(struct sockaddr_in)) return EINVAL;
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    // AF_UNSPEC, taken as AF_INET: by bind with the wildcard address, by sendto with any.
+    bool unspec = in->sin_family == AF_UNSPEC
+        && (use == NS_ADDRESS_DATAGRAM_SEND || (use == NS_ADDRESS_BIND && in->sin_addr.s_addr == htonl(INADDR_ANY)));
+    if (unspec) {
+        *a = (ns_addr){.family = 4, .port = ntohs(in->sin_port)};
+        memcpy(a->bytes, &in->sin_addr, 4);
+        return 0;
+    }
+    if (in->sin_family != AF_INET) return EAFNOSUPPORT;
+    return ns_from_sockaddr(sa, len, a) == 0 ? 0 : EINVAL;
+}
+
+/// An IPv6 socket's address (inet6_bind, tcp_v6_connect, ip6_datagram_connect, udpv6_sendmsg).
+static int check_ipv6(const ns_sock *s, const struct sockaddr *sa, socklen_t len, enum ns_address_use use, ns_addr *a) {
+    int v6only = 0;
+    ns_kept_get(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only);
+    bool datagram = use == NS_ADDRESS_DATAGRAM_CONNECT || use == NS_ADDRESS_DATAGRAM_SEND;
+    if (datagram && len >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
+        // Datagrams take an IPv4 address on an IPv6 socket, not on an IPv6-only one.
+        if (v6only) return use == NS_ADDRESS_DATAGRAM_SEND ? ENETUNREACH : EAFNOSUPPORT;
+    } else {
+        if (len < 24) return EINVAL;  // SIN6_LEN_RFC2133: a sockaddr_in6 without its scope
+        if (sa->sa_family != AF_INET6) return EAFNOSUPPORT;
+    }
+    if (ns_from_sockaddr(sa, len, a) != 0) return EINVAL;
+    // A v4-mapped address on an IPv6-only socket: no route, nor a bind.
+    if (v6only && a->family == 4) return use == NS_ADDRESS_BIND ? EINVAL : ENETUNREACH;
+    return 0;
+}
+
 int ns_check_address(const ns_sock *s, const struct sockaddr *sa, socklen_t len, enum ns_address_use use, ns_addr *a) {
     if (len > sizeof(struct sockaddr_storage)) return EINVAL;  // move_addr_to_kernel
     if (!sa) return len > 0 ? EFAULT : EINVAL;
-    bool datagram = use == NS_ADDRESS_DATAGRAM_CONNECT || use == NS_ADDRESS_DATAGRAM_SEND;
-    if (s->family == AF_INET) {  // inet_bind, tcp_v4_connect, ip4_datagram_connect, udp_sendmsg
-        if (len < sizeof(struct sockaddr_in)) return EINVAL;
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        // AF_UNSPEC, taken as AF_INET: by bind with the wildcard address, by sendto with any.
-        bool unspec = in->sin_family == AF_UNSPEC
-            && (use == NS_ADDRESS_DATAGRAM_SEND || (use == NS_ADDRESS_BIND && in->sin_addr.s_addr == htonl(INADDR_ANY)));
-        if (unspec) {
-            *a = (ns_addr){.family = 4, .port = ntohs(in->sin_port)};
-            memcpy(a->bytes, &in->sin_addr, 4);
-            return 0;
-        }
-        if (in->sin_family != AF_INET) return EAFNOSUPPORT;
-    } else if (datagram && len >= sizeof(struct sockaddr_in) && sa->sa_family == AF_INET) {
-        // ip6_datagram_connect and udpv6_sendmsg take an IPv4 address on an IPv6 socket.
-    } else {  // inet6_bind, tcp_v6_connect: SIN6_LEN_RFC2133, a sockaddr_in6 without its scope
-        if (len < 24) return EINVAL;
-        if (sa->sa_family != AF_INET6) return EAFNOSUPPORT;
-    }
-    return ns_from_sockaddr(sa, len, a) == 0 ? 0 : EINVAL;
+    return s->family == AF_INET ? check_ipv4(sa, len, use, a) : check_ipv6(s, sa, len, use, a);
 }
 
 /// Binds `s` to `a` (port 0: one the stack chooses), with its SO_REUSEADDR, SO_REUSEPORT and IPV6_V6ONLY.

@@ -1251,3 +1251,25 @@ a.sendall(b"y")
 time.sleep(0.2)
 out("recvfrom on a stream socket", a.recvfrom(10))
 a.close()
+
+# An IPv6 socket and IPv4 addresses: datagrams take a sockaddr_in, a
+# stream's connect and any bind want a sockaddr_in6 (EINVAL), and an
+# IPv6-only socket has no route to a v4-mapped address (ENETUNREACH).
+inet_echo = struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", ECHO[1], socket.inet_aton(HOST))
+mapped = ("::ffff:" + HOST, ECHO[1])
+a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+out("IPv6 datagram sendto a sockaddr_in", c_call(lambda: libc.sendto(a.fileno(), b"v4", 2, 0, inet_echo, 16)))
+a.close()
+a = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+out("IPv6 stream connect to a sockaddr_in", c_call(lambda: libc.connect(a.fileno(), inet_echo, 16)))
+out("IPv6 bind of a sockaddr_in", c_call(lambda: libc.bind(a.fileno(), inet_echo, 16)))
+a.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+out("IPv6-only stream connect to a v4-mapped address", err(lambda: a.connect(mapped)))
+a.close()
+a = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+a.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+out("IPv6-only datagram sendto, connect to a v4-mapped address",
+    (err(lambda: a.sendto(b"x", mapped)), err(lambda: a.connect(mapped))))
+out("IPv6-only datagram sendto a sockaddr_in", c_call(lambda: libc.sendto(a.fileno(), b"v4", 2, 0, inet_echo, 16)))
+out("IPv6-only bind of a v4-mapped address", err(lambda: a.bind(("::ffff:0.0.0.0", 0))))
+a.close()

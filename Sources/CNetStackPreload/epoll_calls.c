@@ -48,10 +48,10 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
     // The first look after ADD or MOD; sk_state_change wakes all (the stack's
     // news, or inet_shutdown's here).
     bool news = !e->reported || state != e->state || shutdowns != e->shutdowns;
-    if (e->events & EPOLLIN) news = news || rx_tail != e->rx_tail || arrivals != e->arrivals;  // sk_data_ready
+    if (e->events & (EPOLLIN | EPOLLRDNORM)) news = news || rx_tail != e->rx_tail || arrivals != e->arrivals;  // sk_data_ready
     // sk_stream_write_space; a datagram socket's sock_wfree wakes writers
     // as each datagram leaves.
-    if (e->events & EPOLLOUT)
+    if (e->events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND))
         news = news || (s->datagram ? tx_head != e->tx_head : nospace != e->nospace && (ready & POLLOUT));
     if (!news) return 0;
     // A report takes the news, as a wake-up is spent once its file was
@@ -73,10 +73,14 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
 /// is not writable, or a write found too little room since the last
 /// report); otherwise every ACK would wake the wait for nothing.
 static short arming(const entry *e, ns_sock *s, short want) {
-    if (!(e->events & EPOLLET) || !(want & POLLOUT) || s->datagram || s->listening) return want;
+    const short out = POLLOUT | POLLWRNORM | POLLWRBAND;
+    if (!(e->events & EPOLLET) || !(want & out) || s->datagram || s->listening) return want;
     if (atomic_load_explicit(&s->nospace, memory_order_relaxed) != e->nospace || !e->reported) return want;
-    return (ns_readiness(s, POLLOUT) & POLLOUT) ? (short)(want & ~POLLOUT) : want;
+    return (ns_readiness(s, POLLOUT) & POLLOUT) ? (short)(want & ~out) : want;
 }
+
+/// The readiness events a stack socket's entry can report (EPOLLERR and EPOLLHUP come always).
+#define NS_EPOLL_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLWRNORM | EPOLLRDBAND | EPOLLWRBAND)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;
@@ -202,7 +206,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
         if (e->epfd != epfd || e->disabled) continue;
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
-        short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
+        short want = (short)(e->events & NS_EPOLL_EVENTS);
         if (arm) ns_arm(s, arming(e, s, want));
         short r = edges(e, s, want, true);
         if (!r) continue;
@@ -227,7 +231,7 @@ void ns_epoll_settle(int epfd) {
             ns_clear_event(s);
             continue;
         }
-        short want = (short)(e->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
+        short want = (short)(e->events & NS_EPOLL_EVENTS);
         short r = edges(e, s, want, false);
         if (!r) {
             ns_arm(s, arming(e, s, want));  // cleared, then looked at again: news meanwhile is not lost

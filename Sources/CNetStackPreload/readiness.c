@@ -68,22 +68,21 @@ void ns_note_nospace(ns_sock *s) {
     arm_write(s);
 }
 
-short ns_readiness(ns_sock *s, short events) {
+/// The full mask of a stack socket, as Linux's tcp_poll and datagram_poll
+/// compute it before poll masks it with the events asked.
+static short full_mask(ns_sock *s) {
     short r = 0;
     if (s->datagram) {
         // Readable with a datagram or an error waiting; writable with room for one of 2 KiB.
         if (!ns_ring_is_empty(&s->shm->rx)) r |= POLLIN;
-        if (ns_ring_writable(&s->shm->tx) >= sizeof(ns_datagram) + 2048) r |= POLLOUT;
+        if (ns_ring_writable(&s->shm->tx) >= sizeof(ns_datagram) + 2048) r |= POLLOUT | POLLWRBAND;
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;
         // Shut by shutdown(2) here, as Linux's datagram_poll.
         if (s->read_shut) r |= POLLIN | POLLRDHUP;
         if (s->read_shut && s->write_shut) r |= POLLHUP;
-        return r & (events | POLLERR | POLLHUP);
+        return r;
     }
-    if (s->listening) {
-        if (ns_pending(s->shm) > 0) r |= POLLIN;
-        return r & events;
-    }
+    if (s->listening) return ns_pending(s->shm) > 0 ? POLLIN : 0;  // inet_csk_listen_poll
     uint32_t st = ns_state(s->shm);
     if (!s->connecting && !(st & NS_STATE_CONNECTED)) return POLLOUT | POLLHUP;  // as Linux, a fresh socket
     // As Linux's tcp_poll: either direction shut, by the peer's FIN or the
@@ -105,12 +104,20 @@ short ns_readiness(ns_sock *s, short events) {
         if (ns_peek_error(s->shm) != 0) r |= POLLERR;
     }
     if (rx_shut && tx_shut) r |= POLLHUP;
-    return r & (events | POLLERR | POLLHUP);
+    return r;
+}
+
+short ns_readiness(ns_sock *s, short events) {
+    short r = full_mask(s);
+    // Linux's masks carry the normal-data bits with IN and OUT.
+    if (r & POLLIN) r |= POLLRDNORM;
+    if (r & POLLOUT) r |= POLLWRNORM;
+    return r & (events | (s->listening ? 0 : POLLERR | POLLHUP));
 }
 
 void ns_arm(ns_sock *s, short events) {
-    if (events & POLLIN) ns_flag_set(&s->shm->app_wants_read);
-    if (events & POLLOUT) arm_write(s);
+    if (events & (POLLIN | POLLRDNORM)) ns_flag_set(&s->shm->app_wants_read);
+    if (events & (POLLOUT | POLLWRNORM | POLLWRBAND)) arm_write(s);
     ns_clear_event(s);
 }
 

@@ -1273,3 +1273,29 @@ out("IPv6-only datagram sendto, connect to a v4-mapped address",
 out("IPv6-only datagram sendto a sockaddr_in", c_call(lambda: libc.sendto(a.fileno(), b"v4", 2, 0, inet_echo, 16)))
 out("IPv6-only bind of a v4-mapped address", err(lambda: a.bind(("::ffff:0.0.0.0", 0))))
 a.close()
+
+# poll's and epoll's normal-data bits come with IN and OUT (and a datagram
+# socket's OUT with WRBAND), as Linux's tcp_poll and datagram_poll set
+# them: a program that asks only for POLLRDNORM or POLLWRNORM hears them.
+a = socket.create_connection(ECHO)
+a.sendall(b"hi")
+time.sleep(0.2)
+for name in ("POLLRDNORM", "POLLWRNORM", "POLLWRBAND", "POLLPRI"):
+    p = select.poll()
+    p.register(a, getattr(select, name))
+    out(f"poll for {name} alone", [events for _, events in p.poll(100)])
+e = select.epoll()
+e.register(a, select.EPOLLRDNORM | select.EPOLLWRNORM)
+out("epoll for EPOLLRDNORM|EPOLLWRNORM", [events for _, events in e.poll(0.1)])
+e.close()
+a.close()
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+p = select.poll()
+p.register(a, select.POLLIN | select.POLLOUT | select.POLLWRNORM | select.POLLWRBAND | select.POLLRDNORM)
+out("a datagram socket's poll", [events for _, events in p.poll(100)])
+a.close()
+a = socket.socket()
+p = select.poll()
+p.register(a, select.POLLIN)
+out("a fresh stream socket polled for POLLIN", [events for _, events in p.poll(100)])
+a.close()

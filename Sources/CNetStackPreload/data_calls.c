@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef MSG_PROBE
+#define MSG_PROBE 0x10  // linux/socket.h's: the checks of a send, nothing sent (glibc does not name it)
+#endif
+
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
 /// again, so news that came meanwhile is not lost; the next time it waits
@@ -130,6 +134,7 @@ ssize_t ns_dgram_send_with(ns_sock *s, const void *buf, size_t len, int flags, c
         if (!broadcast) { errno = EACCES; return -1; }
     }
     if (to.family == 4 && !ns_routes_ipv4(&s->shm->interface, to.bytes)) { errno = ENETUNREACH; return -1; }
+    if (flags & MSG_PROBE) return (ssize_t)len;  // ip_append_data: the checks, and nothing sent
     if (more) return ns_cork_start(s, &to, buf, len, fields);
     return ns_dgram_write(s, &to, buf, len, dontwait, fields);
 }
@@ -405,10 +410,21 @@ NS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, i
     return recvfrom(fd, buf, len, flags, sa, salen);
 }
 
+/// MSG_FASTOPEN on a stream socket (tcp_sendmsg_fastopen): a connect to
+/// the address given, then the send, as Linux's TCP Fast Open without a
+/// cookie, where the data follows the handshake: EISCONN once connected,
+/// and a non-blocking socket says EINPROGRESS and sends nothing yet.
+static int fast_open(int fd, const struct sockaddr *sa, socklen_t salen) {
+    bool unspec = sa && salen >= sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC;
+    if (!(ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1) || unspec) { errno = EOPNOTSUPP; return -1; }
+    return connect(fd, sa, salen);
+}
+
 NS_EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(send)(fd, buf, len, flags);
     if (s->datagram) return ns_dgram_send(s, buf, len, flags, NULL, 0);
+    if ((flags & MSG_FASTOPEN) && fast_open(fd, NULL, 0) < 0) return -1;
     return stack_send(s, buf, len, flags);
 }
 
@@ -427,6 +443,7 @@ NS_EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const s
         if (kernel != 0) return kernel < 0 ? -1 : LIBC(sendto)(fd, buf, len, flags, sa, salen);
     }
     if (s->datagram) return ns_dgram_send(s, buf, len, flags, sa, salen);
+    if ((flags & MSG_FASTOPEN) && fast_open(fd, sa, salen) < 0) return -1;
     return stack_send(s, buf, len, flags);  // a stream socket ignores the address, as Linux's TCP
 }
 
@@ -486,6 +503,7 @@ NS_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
         if (ns_take_send_cmsgs(s, msg, &fields) < 0) return -1;
         return dgram_sendv(s, msg->msg_iov, msg->msg_iovlen, flags, msg->msg_name, msg->msg_namelen, &fields);
     }
+    if ((flags & MSG_FASTOPEN) && fast_open(fd, msg->msg_name, msg->msg_namelen) < 0) return -1;
     return stack_sendv(s, msg->msg_iov, msg->msg_iovlen, flags);  // TCP takes no control messages (tcp_sendmsg)
 }
 

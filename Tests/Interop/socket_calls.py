@@ -1299,3 +1299,37 @@ p = select.poll()
 p.register(a, select.POLLIN)
 out("a fresh stream socket polled for POLLIN", [events for _, events in p.poll(100)])
 a.close()
+
+# Send flags: TCP ignores what it does not use; MSG_FASTOPEN connects first
+# (as Fast Open without a cookie: EISCONN once connected, EINPROGRESS and
+# nothing sent on a non-blocking socket, EINVAL without an address); a
+# datagram's MSG_PROBE checks and sends nothing.
+a = socket.create_connection(ECHO)
+own = a.getsockname()[0]
+for name, flag in (("MSG_EOR", socket.MSG_EOR), ("MSG_CONFIRM", socket.MSG_CONFIRM), ("MSG_ZEROCOPY", 0x4000000),
+                   ("MSG_PROBE", 0x10), ("MSG_FASTOPEN", socket.MSG_FASTOPEN)):
+    out(f"stream send with {name}", err(lambda: a.send(b"f", flag)))
+time.sleep(0.2)
+out("echoed", a.recv(100))
+a.close()
+a = socket.socket()
+out("sendto with MSG_FASTOPEN, unconnected", err(lambda: a.sendto(b"tfo", socket.MSG_FASTOPEN, ECHO)))
+out("its echo", a.recv(10))
+a.close()
+a = socket.socket()
+a.setblocking(False)
+out("the same, non-blocking", err(lambda: a.sendto(b"tfo", socket.MSG_FASTOPEN, ECHO)))
+time.sleep(0.2)
+out("connected then, nothing echoed", (a.getpeername() == ECHO, err(lambda: a.recv(10))))
+a.close()
+a = socket.socket()
+out("send with MSG_FASTOPEN and no address", err(lambda: a.send(b"x", socket.MSG_FASTOPEN)))
+a.close()
+a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.bind((own, 0))
+a.settimeout(2)
+out("datagram sendto with MSG_PROBE, then without", (err(lambda: b.sendto(b"probe", 0x10, a.getsockname())),
+                                                      err(lambda: b.sendto(b"sent", a.getsockname()))))
+out("what came", a.recv(10))
+a.close()
+b.close()

@@ -240,6 +240,13 @@ uint32_t ns_receive_lowat(const ns_sock *s) {
     return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
 }
 
+void ns_kept_accepted(ns_sock *s) {
+    // SO_PRIORITY comes from the SYN (0 here), and a new connection acks quickly (not in pingpong mode).
+    int priority = find(s, SOL_SOCKET, SO_PRIORITY), quick = find(s, IPPROTO_TCP, TCP_QUICKACK);
+    if (priority >= 0) s->kept[priority] = 0;
+    if (quick >= 0) s->kept[quick] = 1;
+}
+
 uint32_t ns_notsent_lowat(const ns_sock *s) {
     return s->datagram ? 0 : (uint32_t)s->kept[KEPT_NOTSENT_LOWAT];  // as Linux's u32: -1 is no limit too
 }

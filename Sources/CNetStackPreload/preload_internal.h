@@ -210,6 +210,9 @@ int ns_kept_get(const ns_sock *s, int level, int name, int *value);
 /// SO_RCVLOWAT of a stream socket (1 unless set; a datagram socket's is 1):
 /// what makes it readable, and what a blocking receive waits for.
 uint32_t ns_receive_lowat(const ns_sock *s);
+/// An accepted socket's kept options, copied from its listener, made what
+/// Linux's child starts with anew (SO_PRIORITY, TCP_QUICKACK).
+void ns_kept_accepted(ns_sock *s);
 /// TCP_NOTSENT_LOWAT of a stream socket: 0 when never set (the system's
 /// default, no limit).
 uint32_t ns_notsent_lowat(const ns_sock *s);

@@ -137,6 +137,27 @@ static int take_kernel_connection(const ns_sock *listener, const int *fds, int n
     return k;
 }
 
+/// An accepted socket's options are its listener's, as Linux's sk_clone_lock
+/// copies the listening socket (the stack's connection has them already:
+/// `APIServer` gives it the listener's), but for what a child starts anew.
+static void inherit(ns_sock *child, const ns_sock *listener) {
+    child->reuse_address = listener->reuse_address;
+    child->reuse_port = listener->reuse_port;
+    child->keepalive = listener->keepalive;
+    child->no_delay = listener->no_delay;
+    child->receive_buffer = listener->receive_buffer;
+    child->send_buffer = listener->send_buffer;
+    child->keepalive_idle = listener->keepalive_idle;
+    child->keepalive_interval = listener->keepalive_interval;
+    child->keepalive_probes = listener->keepalive_probes;
+    child->linger = listener->linger;
+    child->bound_device = listener->bound_device;
+    child->receive_timeout = listener->receive_timeout;
+    child->send_timeout = listener->send_timeout;
+    memcpy(child->kept, listener->kept, sizeof listener->kept);
+    ns_kept_accepted(child);
+}
+
 NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(accept4)(fd, sa, len, flags);
@@ -155,10 +176,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
             int n = ns_adopt(&reply, fds, nfds, s->family, flags);
             if (n < 0) return -1;
             if (sa && len) ns_to_sockaddr(&reply.peer, s->family, sa, len);
-            ns_sock *accepted = ns_lookup(n);  // it inherits the listener's timeouts, as Linux's sk_clone
-            accepted->receive_timeout = s->receive_timeout;
-            accepted->send_timeout = s->send_timeout;
-            memcpy(accepted->kept, s->kept, sizeof s->kept);
+            inherit(ns_lookup(n), s);
             return n;
         }
         for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);

@@ -1333,3 +1333,28 @@ out("datagram sendto with MSG_PROBE, then without", (err(lambda: b.sendto(b"prob
 out("what came", a.recv(10))
 a.close()
 b.close()
+
+# An accepted socket has its listener's options, as Linux's child copies
+# the listening socket, but for what it starts anew (SO_PRIORITY from the
+# SYN, TCP_QUICKACK on); O_NONBLOCK is accept4's to say.
+inherited = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1), (socket.SOL_SOCKET, socket.SO_RCVBUF, 65536),
+             (socket.SOL_SOCKET, socket.SO_SNDBUF, 65536), (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1),
+             (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 77),
+             (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 11), (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5),
+             (socket.IPPROTO_IP, socket.IP_TTL, 33), (socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10),
+             (socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 5000), (socket.SOL_SOCKET, socket.SO_PRIORITY, 3),
+             (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)]
+l = socket.socket()
+for level, name, v in inherited:
+    l.setsockopt(level, name, v)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 7))
+l.bind(("", 0))
+l.listen(1)
+l.setblocking(False)
+a = socket.create_connection((own, l.getsockname()[1]))
+time.sleep(0.2)
+b, _ = l.accept()
+out("an accepted socket's options", [b.getsockopt(level, name) for level, name, _ in inherited]
+    + [struct.unpack("ii", b.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)), b.getblocking()])
+for x in (a, b, l):
+    x.close()

@@ -152,11 +152,13 @@ int ns_exchange_on(int fd, const ns_request *req, ns_reply *reply) {
     return r;
 }
 
-int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds) {
+/// `ns_call`, on the channel there is; a new one is opened only if `open`
+/// (a request about this session's sockets has no use for a new session).
+static int call(const ns_request *req, ns_reply *reply, int *fds, int *nfds, bool open) {
     pthread_mutex_lock(&lock);
     *nfds = 0;
-    if (channel < 0 && (channel = open_channel()) < 0) {
-        int e = errno;
+    if (channel < 0 && (!open || (channel = open_channel()) < 0)) {
+        int e = open ? errno : ENETDOWN;
         pthread_mutex_unlock(&lock);
         errno = e;
         return -1;
@@ -172,6 +174,8 @@ broken:
     return -1;
 }
 
+int ns_call(const ns_request *req, ns_reply *reply, int *fds, int *nfds) { return call(req, reply, fds, nfds, true); }
+
 void ns_post(const ns_request *req) {
     pthread_mutex_lock(&lock);
     if (channel >= 0) send_all(channel, req, sizeof *req);
@@ -185,19 +189,11 @@ void ns_post_close(uint32_t socket) {
 
 void ns_close_and_wait(uint32_t socket) {
     ns_request req = {.op = NS_OP_CLOSE, .socket = socket, .arg1 = NS_CLOSE_REPLY};
-    int saved = errno;
-    pthread_mutex_lock(&lock);
-    if (channel >= 0) {
-        ns_reply reply;
-        int fds[3], nfds;
-        if (exchange(channel, &req, &reply, fds, &nfds) == 0) {
-            for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
-        } else {  // the stack went: nothing is left to wait for
-            LIBC(close)(channel);
-            channel = -1;
-        }
-    }
-    pthread_mutex_unlock(&lock);
+    ns_reply reply;
+    int fds[3], nfds, saved = errno;
+    // Without a channel (or once it broke) the stack has nothing left to wait for.
+    if (call(&req, &reply, fds, &nfds, false) == 0)
+        for (int i = 0; i < nfds; i++) LIBC(close)(fds[i]);
     errno = saved;
 }
 

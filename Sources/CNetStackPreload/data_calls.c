@@ -41,7 +41,7 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
     if (flags & MSG_OOB) { errno = EINVAL; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
-    long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false;
     for (;;) {
         pthread_mutex_lock(&s->rx_lock);
@@ -148,7 +148,7 @@ ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t le
         h.hop_limit = fields->hop_limit;
         h.traffic_class = fields->traffic_class;
     }
-    long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->options.send_timeout);
     bool cleared = false;
     for (;;) {
         // A connected socket's ICMP error is its next call's, sending included (Linux's sock_error).
@@ -170,7 +170,7 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
                       int *msg_flags, ns_datagram *record) {
     if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }  // an empty error queue, as Linux's ip_recv_error
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
-    long long deadline = dontwait ? -1 : ns_deadline(&s->receive_timeout);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false;
     for (;;) {
         ns_datagram h;
@@ -299,7 +299,7 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
         errno = EPIPE;
         return -1;
     }
-    long long deadline = dontwait ? -1 : ns_deadline(&s->send_timeout);
+    long long deadline = dontwait ? -1 : ns_deadline(&s->options.send_timeout);
     size_t done = 0;
     bool cleared = false;
     for (;;) {
@@ -416,7 +416,7 @@ NS_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, i
 /// and a non-blocking socket says EINPROGRESS and sends nothing yet.
 static int fast_open(int fd, const struct sockaddr *sa, socklen_t salen) {
     bool unspec = sa && salen >= sizeof(sa_family_t) && sa->sa_family == AF_UNSPEC;
-    if (!(ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1) || unspec) { errno = EOPNOTSUPP; return -1; }
+    if (!ns_fast_open_client() || unspec) { errno = EOPNOTSUPP; return -1; }
     return connect(fd, sa, salen);
 }
 

@@ -133,7 +133,7 @@ static int find(const ns_sock *s, int level, int name) {
 }
 
 void ns_kept_init(ns_sock *s) {
-    for (int i = 0; i < NS_KEPT_OPTIONS; i++) s->kept[i] = kept[i].initial;
+    for (int i = 0; i < NS_KEPT_OPTIONS; i++) s->options.kept[i] = kept[i].initial;
 }
 
 /// Up to three integers of a /proc/sys file into `values`, which keep what they held for any it lacks.
@@ -153,6 +153,8 @@ int ns_sysctl_int(const char *path, int fallback) {
 
 /// Linux's secs_to_retrans: how many SYN-ACK retransmissions, from 1 s
 /// doubling up to 120 s, cover `seconds`; and back (retrans_to_secs).
+bool ns_fast_open_client(void) { return ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1; }
+
 static int seconds_to_retransmits(int seconds) {
     int n = 0;
     if (seconds > 0) {
@@ -181,7 +183,7 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     int i = find(s, level, name);
     if (i < 0) return 1;
     bool root = geteuid() == 0;
-    int *slot = &s->kept[i];
+    int *slot = &s->options.kept[i];
     switch (kept[i].rule) {
     case BOOLEAN: v = v != 0; break;
     case ADMIN_BOOLEAN:
@@ -228,7 +230,7 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     case READ_ONLY: errno = ENOPROTOOPT; return -1;
     case BEFORE_CONNECT:
         if (v < 0 || v > 1) { errno = EINVAL; return -1; }
-        if (!(ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1)) { errno = EOPNOTSUPP; return -1; }
+        if (!ns_fast_open_client()) { errno = EOPNOTSUPP; return -1; }
         if (s->listening || s->connecting || s->has_peer) { errno = EINVAL; return -1; }
         break;
     }
@@ -237,40 +239,40 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
 }
 
 uint32_t ns_receive_lowat(const ns_sock *s) {
-    return s->datagram ? 1 : (uint32_t)s->kept[KEPT_RCVLOWAT];
+    return s->datagram ? 1 : (uint32_t)s->options.kept[KEPT_RCVLOWAT];
 }
 
 void ns_kept_accepted(ns_sock *s) {
     // SO_PRIORITY comes from the SYN (0 here), and a new connection acks quickly (not in pingpong mode).
     int priority = find(s, SOL_SOCKET, SO_PRIORITY), quick = find(s, IPPROTO_TCP, TCP_QUICKACK);
-    if (priority >= 0) s->kept[priority] = 0;
-    if (quick >= 0) s->kept[quick] = 1;
+    if (priority >= 0) s->options.kept[priority] = 0;
+    if (quick >= 0) s->options.kept[quick] = 1;
 }
 
 uint32_t ns_notsent_lowat(const ns_sock *s) {
-    return s->datagram ? 0 : (uint32_t)s->kept[KEPT_NOTSENT_LOWAT];  // as Linux's u32: -1 is no limit too
+    return s->datagram ? 0 : (uint32_t)s->options.kept[KEPT_NOTSENT_LOWAT];  // as Linux's u32: -1 is no limit too
 }
 
-bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->kept[KEPT_ARRIVAL + which] != 0; }
+bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->options.kept[KEPT_ARRIVAL + which] != 0; }
 
-bool ns_inq_asked(const ns_sock *s) { return !s->datagram && s->kept[KEPT_INQ] != 0; }
+bool ns_inq_asked(const ns_sock *s) { return !s->datagram && s->options.kept[KEPT_INQ] != 0; }
 
 long ns_busy_poll_ns(const ns_sock *s) {
-    int us = s->kept[KEPT_BUSY_POLL];
+    int us = s->options.kept[KEPT_BUSY_POLL];
     return us > 0 ? (us < 1000000 ? us : 1000000) * 1000L : 0;
 }
 
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored) {
     int i = find(s, level, name);
     if (i < 0 || !kept[i].stack_acts) return false;
-    *stored = s->kept[i];
+    *stored = s->options.kept[i];
     return true;
 }
 
 int ns_kept_get(const ns_sock *s, int level, int name, int *value) {
     int i = find(s, level, name);
     if (i < 0) return 1;
-    int v = s->kept[i];
+    int v = s->options.kept[i];
     switch (kept[i].system) {
     case NONE: break;
     case DEFAULT_TTL: if (v < 0) v = ns_sysctl_int("/proc/sys/net/ipv4/ip_default_ttl", 64); break;

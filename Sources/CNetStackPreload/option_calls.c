@@ -62,8 +62,8 @@ static int put_bytes(void *value, socklen_t *len, const void *bytes, size_t size
 /// the _NEW ones are the same timeval where time_t has 64 bits), or NULL.
 static struct timeval *timeout_option(ns_sock *s, int name) {
     switch (name) {
-    case SO_RCVTIMEO_OLD: case SO_RCVTIMEO_NEW: return &s->receive_timeout;
-    case SO_SNDTIMEO_OLD: case SO_SNDTIMEO_NEW: return &s->send_timeout;
+    case SO_RCVTIMEO_OLD: case SO_RCVTIMEO_NEW: return &s->options.receive_timeout;
+    case SO_SNDTIMEO_OLD: case SO_SNDTIMEO_NEW: return &s->options.send_timeout;
     }
     return NULL;
 }
@@ -84,13 +84,13 @@ static int doubled_buffer(int v, const char *limit_path, int minimum) {
 /// to none, else the device's name with its NUL, given only to a buffer of IFNAMSIZ.
 static int get_bound_device(const ns_sock *s, void *value, socklen_t *len) {
     if (!len) return fail(EFAULT);
-    if (s->bound_device == 0) {
+    if (s->options.bound_device == 0) {
         *len = 0;
         return 0;
     }
     char name[IF_NAMESIZE] = {0};
     if (*len < IF_NAMESIZE) return fail(EINVAL);
-    if (!if_indextoname((unsigned)s->bound_device, name)) return fail(ENODEV);
+    if (!if_indextoname((unsigned)s->options.bound_device, name)) return fail(ENODEV);
     return put_bytes(value, len, name, strlen(name) + 1);
 }
 
@@ -100,8 +100,8 @@ static int get_bound_device(const ns_sock *s, void *value, socklen_t *len) {
 static int bind_to_device(ns_sock *s, int index) {
     if (index < 0) return fail(EINVAL);
     if (index != 0 && (uint32_t)index != s->shm->interface.index) return fail(ENODEV);
-    if (s->bound_device != 0 && geteuid() != 0) return fail(EPERM);
-    s->bound_device = index;
+    if (s->options.bound_device != 0 && geteuid() != 0) return fail(EPERM);
+    s->options.bound_device = index;
     return 0;
 }
 
@@ -134,12 +134,12 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         case SO_DOMAIN: return put_int(value, len, s->family);
         case SO_PROTOCOL: return put_int(value, len, s->datagram ? IPPROTO_UDP : IPPROTO_TCP);
         case SO_ACCEPTCONN: return put_int(value, len, s->listening);
-        case SO_REUSEADDR: return put_int(value, len, s->reuse_address);
-        case SO_REUSEPORT: return put_int(value, len, s->reuse_port);
-        case SO_KEEPALIVE: return put_int(value, len, s->keepalive);
-        case SO_RCVBUF: return put_int(value, len, s->receive_buffer);
-        case SO_SNDBUF: return put_int(value, len, s->send_buffer);
-        case SO_LINGER: return put_bytes(value, len, &s->linger, sizeof s->linger);  // cut to the length asked, as Linux
+        case SO_REUSEADDR: return put_int(value, len, s->options.reuse_address);
+        case SO_REUSEPORT: return put_int(value, len, s->options.reuse_port);
+        case SO_KEEPALIVE: return put_int(value, len, s->options.keepalive);
+        case SO_RCVBUF: return put_int(value, len, s->options.receive_buffer);
+        case SO_SNDBUF: return put_int(value, len, s->options.send_buffer);
+        case SO_LINGER: return put_bytes(value, len, &s->options.linger, sizeof s->options.linger);  // cut to the length asked, as Linux
         case SO_SNDLOWAT: return put_int(value, len, 1);  // fixed on Linux
         case SO_PASSCRED: return fail(EOPNOTSUPP);   // only UNIX and netlink sockets pass credentials
         case SO_PEERCRED: {                          // nobody's, as Linux answers for an inet socket
@@ -147,7 +147,7 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
             return put_bytes(value, len, &none, sizeof none);
         }
         case SO_BINDTODEVICE: return get_bound_device(s, value, len);
-        case SO_BINDTOIFINDEX: return put_int(value, len, s->bound_device);
+        case SO_BINDTOIFINDEX: return put_int(value, len, s->options.bound_device);
         }
     } else if (level == IPPROTO_UDP && s->datagram && name == UDP_CORK) {
         return put_int(value, len, s->udp_cork);
@@ -155,10 +155,10 @@ NS_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *le
         ns_tcp_fields f;
         ns_tcp_read(s->shm, &f);
         switch (name) {
-        case TCP_NODELAY: return put_int(value, len, s->no_delay);
-        case TCP_KEEPIDLE: return put_int(value, len, s->keepalive_idle);
-        case TCP_KEEPINTVL: return put_int(value, len, s->keepalive_interval);
-        case TCP_KEEPCNT: return put_int(value, len, s->keepalive_probes);
+        case TCP_NODELAY: return put_int(value, len, s->options.no_delay);
+        case TCP_KEEPIDLE: return put_int(value, len, s->options.keepalive_idle);
+        case TCP_KEEPINTVL: return put_int(value, len, s->options.keepalive_interval);
+        case TCP_KEEPCNT: return put_int(value, len, s->options.keepalive_probes);
         case TCP_MAXSEG: {
             // Before the connection knows its MSS: what was set, else Linux's TCP_MSS_DEFAULT.
             int asked = 0;
@@ -237,8 +237,8 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
         memcpy(&l, value, sizeof l);
         // As Linux: off keeps the time set before; on with 0 seconds makes close reset.
         if (tell_stack(s, level, name, l.l_onoff ? (l.l_linger < 0 ? 0 : l.l_linger) : -1) < 0) return -1;
-        s->linger.l_onoff = l.l_onoff != 0;
-        if (l.l_onoff) s->linger.l_linger = l.l_linger;
+        s->options.linger.l_onoff = l.l_onoff != 0;
+        if (l.l_onoff) s->options.linger.l_linger = l.l_linger;
         return 0;
     }
     if (level == SOL_SOCKET && name == SO_BINDTODEVICE) return bind_to_named_device(s, value, len);
@@ -259,17 +259,17 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
     memcpy(&v, value, sizeof v);
     if (level == SOL_SOCKET) {
         switch (name) {
-        case SO_REUSEADDR: s->reuse_address = v != 0; return 0;
-        case SO_REUSEPORT: s->reuse_port = v != 0; return 0;
+        case SO_REUSEADDR: s->options.reuse_address = v != 0; return 0;
+        case SO_REUSEPORT: s->options.reuse_port = v != 0; return 0;
         case SO_KEEPALIVE:
             if (tell_stack(s, level, name, v != 0) < 0) return -1;
-            s->keepalive = v != 0;
+            s->options.keepalive = v != 0;
             return 0;
         case SO_BINDTOIFINDEX: return bind_to_device(s, v);
         case SO_PASSCRED: return fail(EOPNOTSUPP);  // only UNIX and netlink sockets pass credentials
         case SO_SNDBUFFORCE:
             if (geteuid() != 0) return fail(EPERM);  // CAP_NET_ADMIN
-            s->send_buffer = doubled_buffer(v, NULL, 4608);
+            s->options.send_buffer = doubled_buffer(v, NULL, 4608);
             return 0;
         case SO_RCVBUFFORCE:
             if (geteuid() != 0) return fail(EPERM);  // CAP_NET_ADMIN
@@ -279,10 +279,10 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
             int doubled = doubled_buffer(v, name == SO_RCVBUF ? "/proc/sys/net/core/rmem_max" : NULL, 2304);
             ns_reply reply;
             if (ns_simple_call(s, NS_OP_SETSOCKOPT, level, SO_RCVBUF, doubled / 2, NULL, &reply) < 0) return -1;
-            s->receive_buffer = doubled;
+            s->options.receive_buffer = doubled;
             return 0;
         }
-        case SO_SNDBUF: s->send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
+        case SO_SNDBUF: s->options.send_buffer = doubled_buffer(v, "/proc/sys/net/core/wmem_max", 4608); return 0;  // ns_send_room
         }
     } else if (level == IPPROTO_IPV6 && name == IPV6_MTU && s->family == AF_INET6) {
         // The size to fragment at (0: the path's), at least IPv6's minimum
@@ -294,19 +294,19 @@ static int stack_setsockopt(ns_sock *s, int level, int name, const void *value, 
         switch (name) {
         case TCP_NODELAY:
             if (tell_stack(s, level, name, v != 0) < 0) return -1;
-            s->no_delay = v != 0;
+            s->options.no_delay = v != 0;
             return 0;
         // Linux's bounds: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL (32767 s), MAX_TCP_KEEPCNT (127).
         case TCP_KEEPIDLE:
         case TCP_KEEPINTVL:
             if (v < 1 || v > 32767) return fail(EINVAL);
             if (tell_stack(s, level, name, v) < 0) return -1;
-            *(name == TCP_KEEPIDLE ? &s->keepalive_idle : &s->keepalive_interval) = v;
+            *(name == TCP_KEEPIDLE ? &s->options.keepalive_idle : &s->options.keepalive_interval) = v;
             return 0;
         case TCP_KEEPCNT:
             if (v < 1 || v > 127) return fail(EINVAL);
             if (tell_stack(s, level, name, v) < 0) return -1;
-            s->keepalive_probes = v;
+            s->options.keepalive_probes = v;
             return 0;
         }
     }

@@ -101,6 +101,23 @@ typedef struct ns_set_option {
     uint8_t value[NS_SET_OPTION_BYTES];
 } ns_set_option;
 
+/// A socket's options as getsockopt reports them (option_calls.c,
+/// kept_options.c). An accepted socket starts with its listener's, as
+/// Linux's child copies the listening socket (`ns_kept_accepted` then
+/// starts anew what a child does not take).
+typedef struct ns_options {
+    int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
+    int keepalive_idle, keepalive_interval, keepalive_probes;
+    struct linger linger;
+    /// SO_BINDTODEVICE's or SO_BINDTOIFINDEX's device: 0, or the stack's interface.
+    int bound_device;
+    /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
+    /// give up at once, as Linux's zero jiffies): how long a blocking call waits.
+    struct timeval receive_timeout, send_timeout;
+    /// The options kept_options.c keeps, as stored (the stack acts on a few).
+    int kept[NS_KEPT_OPTIONS];
+} ns_options;
+
 typedef struct ns_sock {
     uint32_t id;        // the stack's
     int fd;             // what the application holds: an eventfd the stack signals
@@ -123,25 +140,15 @@ typedef struct ns_sock {
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;
     ns_addr local, peer;
-    // Options as getsockopt reports them (option_calls.c).
-    int reuse_address, reuse_port, keepalive, no_delay, receive_buffer, send_buffer;
-    int keepalive_idle, keepalive_interval, keepalive_probes;
-    struct linger linger;
-    /// SO_BINDTODEVICE's or SO_BINDTOIFINDEX's device: 0, or the stack's interface.
-    int bound_device;
+    ns_options options;
     /// A datagram socket's receive timestamps (NS_STAMP_*), and its last
     /// datagram's arrival on the wall clock for SIOCGSTAMP (0: none yet).
     uint8_t timestamps;
     _Atomic int64_t last_arrival_ns;
-    /// The options kept_options.c keeps, as stored (the stack acts on a few).
-    int kept[NS_KEPT_OPTIONS];
     /// Every option set (each one's last value), for a kernel socket that
     /// takes this one's place (ns_hand_to_kernel).
     ns_set_option set_options[NS_SET_OPTIONS];
     int set_option_count;
-    /// SO_RCVTIMEO and SO_SNDTIMEO as set (zero: none; a negative tv_sec:
-    /// give up at once, as Linux's zero jiffies): how long a blocking call waits.
-    struct timeval receive_timeout, send_timeout;
     /// Every descriptor of the socket (dup, dup2, dup3, F_DUPFD): the
     /// socket ends when the last is closed, as an open file description
     /// does. `fd` is always one of them (the library waits on it).
@@ -263,6 +270,9 @@ static inline uint32_t ns_unsent_bytes(ns_sock *s, const ns_tcp_fields *f) {
 }
 /// The integer in a /proc/sys file, or `fallback` if it cannot be read.
 int ns_sysctl_int(const char *path, int fallback);
+/// Whether the system lets clients use TCP Fast Open (net.ipv4.tcp_fastopen's
+/// first bit): TCP_FASTOPEN_CONNECT and MSG_FASTOPEN say EOPNOTSUPP without it.
+bool ns_fast_open_client(void);
 /// Descriptors at or above this are never stack sockets (the table's size).
 #define NS_MAX_FDS 65536
 /// Makes a socket from a reply and its descriptors (memfd, app eventfd, doorbell); returns its fd.

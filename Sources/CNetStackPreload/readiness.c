@@ -14,7 +14,7 @@
 
 /// What bounds `tx`'s bytes: SO_SNDBUF's doubled value, or the ring.
 static uint32_t send_buffer(ns_sock *s, uint32_t size) {
-    return s->send_buffer > 0 && (uint32_t)s->send_buffer < size ? (uint32_t)s->send_buffer : size;
+    return s->options.send_buffer > 0 && (uint32_t)s->options.send_buffer < size ? (uint32_t)s->options.send_buffer : size;
 }
 
 /// Bytes written and not yet sent, as of the stack's last turn.

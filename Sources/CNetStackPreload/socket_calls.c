@@ -81,7 +81,7 @@ static int stack_bind(ns_sock *s, const ns_addr *a) {
     ns_reply reply;
     int v6only = 0;
     ns_kept_get(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only);
-    int flags = (s->reuse_address ? NS_BIND_REUSE_ADDRESS : 0) | (s->reuse_port ? NS_BIND_REUSE_PORT : 0)
+    int flags = (s->options.reuse_address ? NS_BIND_REUSE_ADDRESS : 0) | (s->options.reuse_port ? NS_BIND_REUSE_PORT : 0)
         | (v6only ? NS_BIND_IPV6_ONLY : 0);
     if (ns_simple_call(s, NS_OP_BIND, flags, 0, 0, a, &reply) < 0) return -1;
     s->local = reply.local;
@@ -141,20 +141,7 @@ static int take_kernel_connection(const ns_sock *listener, const int *fds, int n
 /// copies the listening socket (the stack's connection has them already:
 /// `APIServer` gives it the listener's), but for what a child starts anew.
 static void inherit(ns_sock *child, const ns_sock *listener) {
-    child->reuse_address = listener->reuse_address;
-    child->reuse_port = listener->reuse_port;
-    child->keepalive = listener->keepalive;
-    child->no_delay = listener->no_delay;
-    child->receive_buffer = listener->receive_buffer;
-    child->send_buffer = listener->send_buffer;
-    child->keepalive_idle = listener->keepalive_idle;
-    child->keepalive_interval = listener->keepalive_interval;
-    child->keepalive_probes = listener->keepalive_probes;
-    child->linger = listener->linger;
-    child->bound_device = listener->bound_device;
-    child->receive_timeout = listener->receive_timeout;
-    child->send_timeout = listener->send_timeout;
-    memcpy(child->kept, listener->kept, sizeof listener->kept);
+    child->options = listener->options;
     ns_kept_accepted(child);
 }
 
@@ -164,7 +151,7 @@ NS_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags) {
     if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) return fail(EINVAL);  // Linux's __sys_accept4, before all else
     if (s->datagram) return fail(EOPNOTSUPP);
     if (!s->listening) return fail(EINVAL);
-    long long deadline = s->nonblocking ? -1 : ns_deadline(&s->receive_timeout);
+    long long deadline = s->nonblocking ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false;
     for (;;) {
         ns_request req = {.op = NS_OP_ACCEPT, .socket = s->id};
@@ -248,7 +235,6 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
         return fail(EALREADY);
     }
     ns_addr a;
-    if (!sa || len < sizeof(sa_family_t)) return fail(len > 0 && !sa ? EFAULT : EINVAL);  // __inet_stream_connect
     int e = ns_check_address(s, sa, len, NS_ADDRESS_STREAM_CONNECT, &a);
     if (e) return fail(e);
     int kernel = ns_kernel_takes(s, sa, len, true);  // loopback: the kernel's
@@ -262,7 +248,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     s->peer = reply.peer;
     s->has_peer = true;
     if (s->nonblocking) return fail(EINPROGRESS);
-    long long deadline = ns_deadline(&s->send_timeout);
+    long long deadline = ns_deadline(&s->options.send_timeout);
     bool cleared = false;
     for (;;) {
         uint32_t st = ns_state(s->shm);
@@ -344,11 +330,11 @@ static bool fin_acknowledged(ns_sock *s) {
 /// The FIN goes first (shutdown), so the wait watches the published state;
 /// a socket with unread input is reset at once instead, so it does not wait.
 static void linger_before_close(ns_sock *s) {
-    if (!s->linger.l_onoff || s->linger.l_linger <= 0 || s->nonblocking || s->datagram || s->listening) return;
+    if (!s->options.linger.l_onoff || s->options.linger.l_linger <= 0 || s->nonblocking || s->datagram || s->listening) return;
     if (!(ns_state(s->shm) & NS_STATE_CONNECTED) || !ns_ring_is_empty(&s->shm->rx)) return;
     ns_reply reply;
     if (ns_simple_call(s, NS_OP_SHUTDOWN, SHUT_WR, 0, 0, NULL, &reply) < 0) return;
-    long long deadline = ns_now_ms() + (long long)s->linger.l_linger * 1000;
+    long long deadline = ns_now_ms() + (long long)s->options.linger.l_linger * 1000;
     while (!fin_acknowledged(s) && ns_now_ms() < deadline) LIBC(poll)(NULL, 0, 10);  // no wake-up for it: look every 10 ms
 }
 

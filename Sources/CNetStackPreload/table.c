@@ -117,10 +117,10 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     s->region_serial = reply->region_serial;
     s->nonblocking = (flags & SOCK_NONBLOCK) != 0;
     s->datagram = (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_DGRAM;
-    s->receive_buffer = s->send_buffer = (int)reply->ring_size;
-    s->keepalive_idle = 7200;  // Linux's defaults (tcp_keepalive_time, _intvl, _probes)
-    s->keepalive_interval = 75;
-    s->keepalive_probes = 9;
+    s->options.receive_buffer = s->options.send_buffer = (int)reply->ring_size;
+    s->options.keepalive_idle = 7200;  // Linux's defaults (tcp_keepalive_time, _intvl, _probes)
+    s->options.keepalive_interval = 75;
+    s->options.keepalive_probes = 9;
     ns_kept_init(s);
     if (reply->local.family) { s->local = reply->local; s->has_local = true; }
     if (reply->peer.family) { s->peer = reply->peer; s->has_peer = true; }

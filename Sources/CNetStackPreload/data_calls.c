@@ -35,25 +35,31 @@ static int block_step(ns_sock *s, short events, bool *armed, long long deadline)
 }
 
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
-    // No error queue (IP_RECVERR's) and no urgent data ever waits here: Linux
-    // says EAGAIN for an empty error queue, EINVAL for MSG_OOB without urgent data.
+    // No error queue (IP_RECVERR's) ever waits here: Linux says EAGAIN for an empty one.
     if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }
-    if (flags & MSG_OOB) { errno = EINVAL; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
     long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false;
     for (;;) {
         pthread_mutex_lock(&s->rx_lock);
-        ssize_t n = drain(sink, &s->shm->rx, s->region);
+        // Urgent data (tcp_recvmsg): a read stops at the mark; at it, the
+        // urgent byte is passed over unless SO_OOBINLINE. Only the bytes
+        // counted before the mark was looked at are read.
+        ns_urgent_read plan = ns_urgent_plan(s, ns_ring_readable(&s->shm->rx));
+        uint32_t skip = peek ? plan.skip : 0, hole = peek ? 0 : plan.skip;
+        if (hole) ns_ring_consume(&s->shm->rx, hole);
+        ssize_t n = drain(sink, &s->shm->rx, s->region, skip, plan.take);
+        if (n > 0 || hole) ns_urgent_state(s);  // notes a mark read past
         pthread_mutex_unlock(&s->rx_lock);
         if (n < 0) return -1;
-        if (n > 0) {
+        if (n > 0 || hole) {
             if (!peek) {
-                atomic_fetch_add_explicit(&s->bytes_taken, (uint64_t)n, memory_order_relaxed);
+                atomic_fetch_add_explicit(&s->bytes_taken, (uint64_t)n + hole, memory_order_relaxed);
                 if (ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
             }
-            return n;
+            if (n > 0) return n;
+            continue;  // only urgent bytes were there
         }
         uint32_t st = ns_state(s->shm);
         if (st & NS_STATE_RX_EOF) {
@@ -77,9 +83,15 @@ struct buffer_sink {
     int peek;
 };
 
-static ssize_t drain_to_buffer(void *sink, ns_ring *rx, uint8_t *region) {
+static ssize_t drain_to_buffer(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
     struct buffer_sink *b = sink;
-    return ns_ring_read(rx, region, b->buf, b->len, b->peek);
+    uint32_t n = b->len < max ? b->len : max;
+    if (skip == 0) return ns_ring_read(rx, region, b->buf, n, b->peek);
+    uint32_t waiting = ns_ring_readable(rx);  // a peek past urgent bytes
+    if (waiting <= skip) return 0;
+    if (n > waiting - skip) n = waiting - skip;
+    ns_ring_copy_out(rx, region, skip, b->buf, n);
+    return n;
 }
 
 /// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
@@ -258,6 +270,7 @@ static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
 /// (at most `len`), unless the input ends, an error comes, the receive
 /// timeout passes or a signal interrupts; then it returns what it has.
 static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags) {
+    if (flags & MSG_OOB) return ns_stream_recv_urgent(s, &(struct iovec){buf, len}, 1, flags, NULL);
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     size_t lowat = ns_receive_lowat(s);
     size_t target = (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
@@ -267,12 +280,15 @@ static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags
         ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL);
         if (n <= 0) return got > 0 ? (ssize_t)got : n;
         got += (size_t)n;
+        if (ns_at_urgent_mark(s)) break;  // a read ends at the urgent mark, MSG_WAITALL's too
     }
     return (ssize_t)got;
 }
 
-/// Scatter into `iov`: only the first piece may wait; the rest take what is there.
-static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags) {
+/// Scatter into `iov`: only the first piece may wait; the rest take what
+/// is there. MSG_OOB's byte goes to the first piece with room.
+static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags) {
+    if (flags & MSG_OOB) return ns_stream_recv_urgent(s, iov, count, flags, msg_flags);
     ssize_t total = 0;
     for (size_t i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;
@@ -290,9 +306,6 @@ static void raise_sigpipe(int flags) {
 }
 
 ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source) {
-    // The stack sends no urgent data (RFC 9293 3.8.5's URG): refused, where
-    // sending the byte inline would put it into the peer's stream.
-    if (flags & MSG_OOB) { errno = EOPNOTSUPP; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     if (s->listening) {  // Linux's sk_stream_wait_connect: not connecting, so EPIPE
         raise_sigpipe(flags);
@@ -324,6 +337,9 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
             pthread_mutex_lock(&s->tx_lock);
             uint32_t room = ns_send_room(s);
             ssize_t n = room == 0 ? 0 : fill(source, &s->shm->tx, s->region, want > room ? room : (uint32_t)want);
+            // MSG_OOB: the last byte written so far is urgent (tcp_mark_urg
+            // at each tcp_push), marked before the doorbell below.
+            if (n > 0 && (flags & MSG_OOB)) ns_urgent_sent_up_to_tail(s);
             pthread_mutex_unlock(&s->tx_lock);
             if (room < want) ns_note_nospace(s);  // as tcp_sendmsg's wait_for_space
             if (room > 0) {
@@ -452,7 +468,7 @@ NS_EXPORT ssize_t readv(int fd, const struct iovec *iov, int count) {
     if (!s) return LIBC(readv)(fd, iov, count);
     if (count < 0) { errno = EINVAL; return -1; }
     if (s->datagram) return dgram_recvv(s, iov, (size_t)count, 0, NULL, NULL, NULL, NULL);
-    return stack_recvv(s, iov, (size_t)count, 0);
+    return stack_recvv(s, iov, (size_t)count, 0, NULL);
 }
 
 NS_EXPORT ssize_t writev(int fd, const struct iovec *iov, int count) {
@@ -480,10 +496,11 @@ NS_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
         }
         return n;
     }
-    ssize_t n = stack_recvv(s, msg->msg_iov, msg->msg_iovlen, flags);
+    int got_flags = 0;
+    ssize_t n = stack_recvv(s, msg->msg_iov, msg->msg_iovlen, flags, &got_flags);
     if (n >= 0) {
         msg->msg_namelen = 0;
-        msg->msg_flags = 0;
+        msg->msg_flags = got_flags;
         ns_put_stream_cmsgs(s, msg);  // TCP_INQ's, if asked; msg_controllen
     }
     return n;

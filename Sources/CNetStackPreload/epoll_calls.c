@@ -29,7 +29,7 @@ typedef struct entry {
     // EPOLLET: whether it was reported since its ADD or MOD, and what the
     // region (and the socket's `nospace`) said at its last report.
     bool reported;
-    uint32_t rx_tail, tx_head, arrivals, state, nospace, shutdowns;
+    uint32_t rx_tail, tx_head, arrivals, state, nospace, shutdowns, urgent;
     struct entry *next;
 } entry;
 
@@ -44,11 +44,14 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
     uint32_t arrivals = ns_arrivals(s->shm), state = ns_state(s->shm);
     uint32_t nospace = atomic_load_explicit(&s->nospace, memory_order_relaxed);
     uint32_t shutdowns = atomic_load_explicit(&s->shutdowns, memory_order_relaxed);
+    uint32_t urgent = ns_urgent_count(ns_urgent_mark(s->shm));
     short ready = ns_readiness(s, want);
     // The first look after ADD or MOD; sk_state_change wakes all (the stack's
     // news, or inet_shutdown's here).
     bool news = !e->reported || state != e->state || shutdowns != e->shutdowns;
-    if (e->events & (EPOLLIN | EPOLLRDNORM)) news = news || rx_tail != e->rx_tail || arrivals != e->arrivals;  // sk_data_ready
+    // sk_data_ready wakes readers and EPOLLPRI's waiters; an urgent pointer may come alone.
+    if (e->events & (EPOLLIN | EPOLLRDNORM | EPOLLPRI | EPOLLRDBAND))
+        news = news || rx_tail != e->rx_tail || arrivals != e->arrivals || urgent != e->urgent;
     // sk_stream_write_space; a datagram socket's sock_wfree wakes writers
     // as each datagram leaves.
     if (e->events & (EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND))
@@ -64,6 +67,7 @@ static short edges(entry *e, ns_sock *s, short want, bool report) {
         e->state = state;
         e->nospace = nospace;
         e->shutdowns = shutdowns;
+        e->urgent = urgent;
     }
     return ready;
 }

@@ -137,6 +137,8 @@ typedef struct ns_sock {
     /// for TCP_INFO's bytes received, whose published value is as of the
     /// stack's last turn and may not yet count bytes already read.
     _Atomic uint64_t bytes_taken;
+    /// The count of the peer's urgent mark this process read past (`ns_urgent_state`).
+    uint32_t urgent_passed;
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;
     ns_addr local, peer;
@@ -480,12 +482,48 @@ void ns_arm(ns_sock *s, short events);
 /// bytes unless the source ends first; errors, SIGPIPE and waiting as send.
 typedef ssize_t (*ns_fill)(void *source, ns_ring *tx, uint8_t *region, uint32_t max);
 ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *source);
-/// A stream socket's receive into any sink: `drain` takes bytes from `rx`
-/// and returns how many (0 with `rx` empty), or -1 with errno. Returns
+/// A stream socket's receive into any sink: `drain` takes bytes from `rx`,
+/// at most `max` after passing over the first `skip` (which only a peek
+/// asks for: the urgent byte it may not see), and returns how many (0 with
+/// `rx` empty), or -1 with errno. Returns
 /// what `drain` took once it took something, 0 at end of input, or -1 with
 /// errno (EAGAIN, ENOTCONN, the connection's error), waiting as recv.
-typedef ssize_t (*ns_drain)(void *sink, ns_ring *rx, uint8_t *region);
+typedef ssize_t (*ns_drain)(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max);
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink);
+
+/// The peer's urgent mark as this reader sees it (urgent_data.c), Linux's
+/// urg_data: none (`marked` false, also once read past), a mark whose byte
+/// has not come (TCP_URG_NOTYET), or one whose byte is in `rx`
+/// (`arrived`: TCP_URG_VALID), taken with MSG_OOB or not (TCP_URG_READ).
+typedef struct ns_urgent {
+    bool marked, arrived, taken;
+    bool hole;        // the reader sits at a replaced mark's byte (`urgent_hole`)
+    uint32_t count;   // the mark's count (`urgent_mark`'s high half)
+    uint32_t index;   // the urgent byte's index in `rx`
+    uint32_t before;  // bytes in `rx` before it
+} ns_urgent;
+ns_urgent ns_urgent_state(ns_sock *s);
+/// SO_OOBINLINE: the urgent byte stays in the stream for reads.
+bool ns_urgent_inline(const ns_sock *s);
+/// What a read from `rx`'s head does with the `waiting` bytes it counted
+/// (counted before the mark is looked at: the stack publishes a mark
+/// before its byte): passes over `skip` (the byte of a replaced mark it
+/// sits at, `hole`, then the mark's own byte if it sits at it, unless
+/// SO_OOBINLINE), then takes at most `take`, stopping at the mark.
+typedef struct ns_urgent_read {
+    uint32_t skip, take;
+    uint32_t hole;  // of `skip`, a replaced mark's byte
+    bool at_mark;   // after the hole: the next byte is the urgent one
+    bool oobinline;
+} ns_urgent_read;
+ns_urgent_read ns_urgent_plan(ns_sock *s, uint32_t waiting);
+/// Whether the next byte read is the urgent byte (SIOCATMARK).
+bool ns_at_urgent_mark(ns_sock *s);
+/// recv(2)'s MSG_OOB, as Linux's tcp_recv_urg: the urgent byte into the
+/// first non-empty piece of `iov`; MSG_OOB (and MSG_TRUNC for no room) in `msg_flags`.
+ssize_t ns_stream_recv_urgent(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags);
+/// A send with MSG_OOB wrote up to `tx`'s tail: the stack marks the last byte urgent.
+void ns_urgent_sent_up_to_tail(ns_sock *s);
 
 /// A datagram socket's send and receive (data_calls.c); `msg_flags` gets
 /// MSG_TRUNC for a cut datagram, `record` (if not NULL) the datagram's

@@ -90,8 +90,15 @@ static short full_mask(ns_sock *s) {
     // writable (so a writer learns of EPIPE); both, as a hang-up.
     bool rx_shut = (st & NS_STATE_RX_EOF) || s->read_shut;
     bool tx_shut = (st & NS_STATE_TX_CLOSED) || s->write_shut;
-    // Readable with SO_RCVLOWAT's bytes waiting (tcp_poll's tcp_stream_is_readable).
-    if (ns_ring_readable(&s->shm->rx) >= ns_receive_lowat(s) || rx_shut) r |= POLLIN;
+    // Readable with SO_RCVLOWAT's bytes waiting (tcp_poll's
+    // tcp_stream_is_readable), one more at an urgent byte a read passes
+    // over; POLLPRI while the urgent byte waits, not taken by MSG_OOB.
+    uint32_t waiting = ns_ring_readable(&s->shm->rx);
+    ns_urgent_read plan = ns_urgent_plan(s, waiting);
+    uint32_t target = ns_receive_lowat(s) + (plan.at_mark && !plan.oobinline ? 1 : 0);
+    if (waiting - plan.hole >= target || rx_shut) r |= POLLIN;
+    ns_urgent u = ns_urgent_state(s);
+    if (u.arrived && !u.taken) r |= POLLPRI;
     if (rx_shut) r |= POLLRDHUP;
     if (tx_shut) {
         r |= POLLOUT;
@@ -116,7 +123,7 @@ short ns_readiness(ns_sock *s, short events) {
 }
 
 void ns_arm(ns_sock *s, short events) {
-    if (events & (POLLIN | POLLRDNORM)) ns_flag_set(&s->shm->app_wants_read);
+    if (events & (POLLIN | POLLRDNORM | POLLPRI)) ns_flag_set(&s->shm->app_wants_read);
     if (events & (POLLOUT | POLLWRNORM | POLLWRBAND)) arm_write(s);
     ns_clear_event(s);
 }

@@ -493,7 +493,8 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
             *(int *)arg = ns_ring_next_record(&s->shm->rx, s->region, &h) ? (int)h.length : 0;
             return 0;
         }
-        *(int *)arg = (int)ns_ring_readable(&s->shm->rx);
+        uint32_t waiting = ns_ring_readable(&s->shm->rx);
+        *(int *)arg = (int)(waiting - ns_urgent_plan(s, waiting).hole);  // a byte passed over is not counted
         return 0;
     case TIOCOUTQ:  // SIOCOUTQ: what waits in `tx`, unsent or unacknowledged (Linux: write_seq - snd_una)
         if (s->listening) return fail(EINVAL);
@@ -507,9 +508,9 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
         *(int *)arg = (int)ns_unsent_bytes(s, &f);
         return 0;
     }
-    case SIOCATMARK:  // at the urgent mark: never, as no urgent data is taken (tcp_ioctl); UDP has no mark
+    case SIOCATMARK:  // whether the next byte read is the urgent byte (tcp_ioctl); UDP has no mark
         if (s->datagram) return fail(ENOTTY);
-        *(int *)arg = 0;
+        *(int *)arg = ns_at_urgent_mark(s);
         return 0;
     case FIOSETOWN:
     case SIOCSPGRP:  // who gets SIGIO and SIGURG: the descriptor's owner, as fcntl's F_SETOWN (sock_ioctl)

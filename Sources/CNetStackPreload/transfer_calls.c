@@ -161,13 +161,15 @@ struct pipe_sink {
     uint32_t max;
 };
 
-static ssize_t drain_to_pipe(void *sink, ns_ring *rx, uint8_t *region) {
+static ssize_t drain_to_pipe(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
+    (void)skip;  // never asked: a splice does not peek
     struct pipe_sink *p = sink;
     const uint8_t *a, *b;
     uint32_t na, nb;
     uint32_t n = ns_ring_peek(rx, region, &a, &na, &b, &nb);
     if (n == 0) return 0;
     if (n > p->max) n = p->max;
+    if (n > max) n = max;
     if (na > n) na = n;
     nb = n - na;
     struct iovec iov[2] = {{(void *)a, na}, {(void *)b, nb}};

@@ -81,6 +81,12 @@ final class AppSocket {
     /// The application closed it: it goes once `tx` is drained.
     private var closing = false
     private var endOfInputSent = false
+    /// Urgent data: `rx`'s index of the connection's first byte, and the
+    /// application's urgent sends taken.
+    private var rxOrigin: UInt32 = 0
+    /// The mark last published: its count and its byte's index in `rx`.
+    private var urgentMark: (count: UInt32, index: UInt32)?
+    private var urgentSendsTaken: UInt32 = 0
     private(set) var isFreed = false
     /// What waits for the end of the loop's turn (`turnEnded`), done once
     /// however many segments the turn brought.
@@ -143,6 +149,9 @@ final class AppSocket {
         c.onReadable = { [unowned self] _ in pumpReceive() }
         c.onWritable = { [unowned self] _ in pumpTransmit() }
         c.onStateChange = { [unowned self] c, _ in stateChanged(c) }
+        c.onUrgent = { [unowned self] c in publishUrgentMark(c) }
+        rxOrigin = region.rx.tail  // nothing of the connection's is in `rx` yet
+        publishUrgentMark(c)
         stateChanged(c)
         pumpReceive()
     }
@@ -263,6 +272,8 @@ final class AppSocket {
             region.wantTransmitDoorbell()
             if !region.tx.hasBytes(after: lentUpTo) { break }
         }
+        // After the flag went up: an urgent send marked after this look rings.
+        takeUrgentSend(c)
         region.publish(c.info, state: c.state)
         // A writer waiting for room is woken once `tx` has what it asked
         // for free (a third of its send buffer, as Linux's
@@ -282,6 +293,37 @@ final class AppSocket {
                 c.shutdownWrite()
             }
         }
+    }
+
+    /// The peer's urgent pointer moved: where its byte falls in `rx`, told
+    /// before the byte (or anything after it) is there, so a reader never
+    /// takes it for an ordinary one. A mark that came before the
+    /// application's socket did (`attach`) is told then.
+    /// A reader sitting at the mark replaced, whose byte came, is to pass
+    /// over that byte (Linux's tcp_check_urg moves it past): told first.
+    private func publishUrgentMark(_ c: TCPConnection) {
+        guard let mark = c.urgentMark, !isBroken else { return }
+        if let old = urgentMark, region.rx.head == old.index,
+           Int32(bitPattern: rxOrigin &+ c.receivedStreamIndex &- old.index) > 0 {
+            region.setUrgentHole(count: old.count, index: old.index)
+        }
+        let index = rxOrigin &+ mark.streamIndex
+        urgentMark = (mark.count, index)
+        region.setUrgentMark(count: mark.count, index: index)
+        if region.takeAppWantsRead() { wakeApplication() }
+    }
+
+    /// The application's latest urgent send (send(2)'s MSG_OOB): once `tx`
+    /// has lent the connection the bytes up to its mark, they are marked
+    /// urgent there. A mark not lent yet waits for a later pump; one the
+    /// connection does not hold (a lying application's) is ignored.
+    private func takeUrgentSend(_ c: TCPConnection) {
+        let sent = region.urgentSent
+        guard sent.count != urgentSendsTaken else { return }
+        let excluding = Int(Int32(bitPattern: lentUpTo &- sent.index))
+        guard excluding >= 0 else { return }
+        urgentSendsTaken = sent.count
+        c.markUrgent(excluding: excluding)
     }
 
     private func stateChanged(_ c: TCPConnection) {

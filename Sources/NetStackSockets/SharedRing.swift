@@ -88,6 +88,8 @@ public final class SharedRing {
 
     /// The consumer's index: bytes taken since the ring was made (wrapping).
     var head: UInt32 { ns_ring_head(ring) }
+    /// The producer's index: bytes put in since the ring was made (wrapping).
+    var tail: UInt32 { ns_ring_tail(ring) }
 
     /// Lends the bytes from the absolute index `from` (at or past `head`) to
     /// the producer's index to `take`, piece by piece (two when they wrap),

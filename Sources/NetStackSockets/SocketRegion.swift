@@ -156,6 +156,18 @@ public final class SocketRegion {
     /// A connection came to the listener (`arrivals`, news to an edge-triggered waiter).
     public func connectionArrived() { ns_add_arrival(header) }
 
+    /// The peer's urgent mark (`urgent_mark`): its byte's index in `rx`
+    /// and how many marks came, for the application's MSG_OOB, SIOCATMARK
+    /// and POLLPRI.
+    public func setUrgentMark(count: UInt32, index: UInt32) { ns_set_urgent_mark(header, ns_urgent_pack(count, index)) }
+    /// A replaced mark's byte the reader is to pass over (`urgent_hole`).
+    public func setUrgentHole(count: UInt32, index: UInt32) { ns_set_urgent_hole(header, ns_urgent_pack(count, index)) }
+    /// The application's last urgent send (`urgent_sent`): how many, and the `tx` index just past it.
+    public var urgentSent: (count: UInt32, index: UInt32) {
+        let mark = ns_urgent_sent(header)
+        return (ns_urgent_count(mark), ns_urgent_index(mark))
+    }
+
     /// Publishes the connection's state for the application's TCP_INFO,
     /// TCP_MAXSEG and TCP_CONGESTION (under the region's sequence lock).
     public func publish(_ info: TCPInfo, state: TCPState) {

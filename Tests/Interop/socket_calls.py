@@ -153,6 +153,55 @@ ioctl_int = lambda x, request: struct.unpack("i", fcntl.ioctl(x, request, bytes(
 out("SIOCOUTQNSD and SIOCATMARK once the echo came", (ioctl_int(s, SIOCOUTQNSD), ioctl_int(s, SIOCATMARK)))
 out("recv MSG_ERRQUEUE with none queued", err(lambda: s.recv(10, socket.MSG_ERRQUEUE)))
 out("recv MSG_OOB with no urgent data", err(lambda: s.recv(1, socket.MSG_OOB)))
+
+
+# Urgent data (RFC 9293 3.8.5) as Linux gives it to a reader: the kernel's
+# server at 9202 sends "abc", then "!" with MSG_OOB, then "def".
+def urgent_from_the_server(oobinline):
+    name = "urgent data" + (" with SO_OOBINLINE" if oobinline else "")
+    g = socket.create_connection((HOST, 9202), timeout=10)
+    g.settimeout(None)  # else Python polls for POLLIN before each recv
+    if oobinline:
+        g.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    g.send(b"r")
+    out(f"{name}: POLLPRI", [e & (select.POLLIN | select.POLLPRI) for _, e in wait(g, select.POLLPRI)])
+    time.sleep(0.2)  # and "def"
+    out(f"{name}: select's exceptfds", len(select.select([], [], [g], 5)[2]))
+    ep = select.epoll()
+    ep.register(g, select.EPOLLPRI | select.EPOLLET)
+    out(f"{name}: EPOLLPRI, edge-triggered", [e for _, e in ep.poll(5)])
+    out(f"{name}: again", [e for _, e in ep.poll(0.1)])
+    out(f"{name}: SIOCATMARK before it", ioctl_int(g, SIOCATMARK))
+    out(f"{name}: a read stops at the mark", g.recv(100))
+    out(f"{name}: SIOCATMARK at it", ioctl_int(g, SIOCATMARK))
+    out(f"{name}: MSG_OOB|MSG_PEEK", err(lambda: g.recv(1, socket.MSG_OOB | socket.MSG_PEEK)))
+    out(f"{name}: MSG_OOB", err(lambda: g.recv(1, socket.MSG_OOB)))
+    out(f"{name}: MSG_OOB again", err(lambda: g.recv(1, socket.MSG_OOB)))
+    out(f"{name}: poll after", [e for _, e in wait(g, select.POLLIN | select.POLLPRI)])
+    out(f"{name}: MSG_PEEK at the mark", g.recv(100, socket.MSG_PEEK))
+    out(f"{name}: the read at the mark", g.recv(100))
+    out(f"{name}: SIOCATMARK past it", ioctl_int(g, SIOCATMARK))
+    out(f"{name}: MSG_OOB past it", err(lambda: g.recv(1, socket.MSG_OOB)))
+    out(f"{name}: poll past it", [e for _, e in wait(g, select.POLLIN | select.POLLPRI, 100)])
+    ep.close()
+    g.send(b".")
+    g.close()
+
+
+urgent_from_the_server(False)
+urgent_from_the_server(True)
+# Sending it: "xy", then "pz" with MSG_OOB (its last byte is the urgent
+# one), then "w"; the server answers with what it read in line and out of band.
+g = socket.create_connection((HOST, 9202), timeout=10)
+g.send(b"s")
+g.send(b"xy")
+time.sleep(0.05)
+out("urgent data sent: send with MSG_OOB", g.send(b"pz", socket.MSG_OOB))
+time.sleep(0.05)
+g.send(b"w")
+out("urgent data sent: what the server read", g.recv(100))
+g.send(b".")
+g.close()
 out("SO_PEERCRED of an inet socket", struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
 out("send of nothing", s.send(b""))
 fcntl.ioctl(s, termios.FIONCLEX)

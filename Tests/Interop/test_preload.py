@@ -586,9 +586,12 @@ def test_kill_9_resets_its_connections_and_another_app_completes(ns, api, kernel
                 p.wait(10)
 
 
-# The kernel's echo server for socket_calls.py: echoes until end of file, then closes.
+# The kernel's echo server for socket_calls.py: echoes until end of file,
+# then closes. On 9202, urgent data: after "r" it sends "abc", "!" with
+# MSG_OOB, "def"; after "s" it reads until it has four bytes in line and
+# one out of band, and answers with both.
 ECHO_SERVER = r"""
-import socket, sys, threading
+import select, socket, sys, threading, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], 9200)); l.listen(8)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # and a UDP echo on the same port
@@ -598,6 +601,28 @@ def echo_datagrams():
         d, peer = u.recvfrom(65536)
         u.sendto(d, peer)
 threading.Thread(target=echo_datagrams, daemon=True).start()
+g = socket.socket(); g.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+g.bind((sys.argv[1], 9202)); g.listen(8)
+def urgent(c):
+    if c.recv(1) == b"r":
+        c.send(b"abc"); time.sleep(0.05)
+        c.send(b"!", socket.MSG_OOB); time.sleep(0.05)
+        c.send(b"def")
+    else:
+        inline, oob, deadline = b"", b"", time.time() + 10
+        while (len(inline) < 4 or not oob) and time.time() < deadline:
+            r, _, x = select.select([c], [], [c], 1)
+            if x and not oob:
+                try: oob = c.recv(1, socket.MSG_OOB)
+                except OSError: pass
+            if r: inline += c.recv(100)
+        c.sendall(inline + b"|" + oob)
+    c.recv(1)
+    c.close()
+def serve_urgent():
+    while True:
+        threading.Thread(target=urgent, args=(g.accept()[0],), daemon=True).start()
+threading.Thread(target=serve_urgent, daemon=True).start()
 print("listening", flush=True)
 def serve(c):
     while True:
@@ -2713,3 +2738,76 @@ def test_an_application_that_breaks_its_rings_loses_its_socket_and_the_stack_car
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+# Urgent data in a long stream, both ways (RFC 9293 3.8.5). Each side sends
+# 24 blocks of 200 kB, each followed by one urgent byte ("A", "B", ...) that
+# its reader takes out of band, as telnet's reader does at its mark
+# (SIOCATMARK, then MSG_OOB) before the sender goes on; then a last block and
+# the end. The stream spans the library's rings twice over, so every mark's
+# place in them counts.
+URGENT_STREAM = r"""
+import fcntl, hashlib, random, select, socket, struct, sys
+BLOCKS, SIZE = 24, 200_000
+def block(i): return random.Random(i).randbytes(SIZE)
+def send_marked(c):
+    for i in range(BLOCKS):
+        c.sendall(block(i))
+        c.send(bytes([65 + i]), socket.MSG_OOB)
+        assert c.recv(1) == b"k"
+    c.sendall(block(BLOCKS))
+    c.shutdown(socket.SHUT_WR)
+    assert c.recv(1) == b""
+def read_marked(c):
+    c.settimeout(None)  # else Python polls for POLLIN before recv, which at the mark never comes
+    h, oob, took = hashlib.sha256(), b"", False
+    p = select.poll()
+    p.register(c, select.POLLIN | select.POLLPRI)
+    while len(oob) < BLOCKS:
+        # At the mark until the next read passes over the byte taken.
+        if not took and struct.unpack("i", fcntl.ioctl(c, 0x8905, bytes(4)))[0]:  # SIOCATMARK
+            oob += c.recv(1, socket.MSG_OOB)
+            took = True
+            c.send(b"k")
+        elif p.poll(10000)[0][1] & select.POLLIN:
+            h.update(c.recv(1 << 20))
+            took = False
+    while d := c.recv(1 << 20):
+        h.update(d)
+    c.close()
+    return f"{h.hexdigest()} {oob.decode()}"
+"""
+
+URGENT_STREAM_SERVER = URGENT_STREAM + r"""
+l = socket.socket()
+l.bind((sys.argv[1], 9400))
+l.listen(2)
+print("listening", flush=True)
+print("server read", read_marked(l.accept()[0]), flush=True)
+c = l.accept()[0]
+send_marked(c)
+c.close()
+print("server sent", flush=True)
+"""
+
+URGENT_STREAM_CLIENT = URGENT_STREAM + r"""
+c = socket.create_connection((sys.argv[1], 9400), timeout=30)
+send_marked(c)
+c.close()
+print("client read", read_marked(socket.create_connection((sys.argv[1], 9400), timeout=30)), flush=True)
+"""
+
+
+def test_urgent_data_in_a_long_stream_both_ways_as_the_kernels(ns, api):
+    """Urgent bytes every 200 kB of a 5 MB stream, both ways: the reader
+    takes each out of band at its mark, the rest of the stream arrives
+    byte-exact, on the kernel's sockets and through the library alike."""
+    _, path = api
+    kernel, stack = outputs_on_both(ns, path, URGENT_STREAM_SERVER, URGENT_STREAM_CLIENT)
+    h = hashlib.sha256()
+    for i in range(25):
+        h.update(random.Random(i).randbytes(200_000))
+    marks = "".join(chr(65 + i) for i in range(24))
+    assert kernel == ["listening", f"server read {h.hexdigest()} {marks}", "server sent",
+                      f"client read {h.hexdigest()} {marks}"], kernel
+    assert stack == kernel

@@ -424,6 +424,22 @@ typedef struct ns_socket_shm {
     /// to an edge-triggered waiter, as Linux's listener wakes its waiters on
     /// each, while `pending` also falls at an accept, which wakes none.
     _Atomic uint32_t arrivals;
+    /// A stream socket's urgent mark (RFC 9293 3.8.5; RFC 6093): in the low
+    /// half, where in `rx` the peer's last urgent byte lies (a ring index,
+    /// which may be past the tail until the byte comes); in the high half,
+    /// how many marks the peer set (0: none yet). Written by the stack.
+    _Atomic uint64_t urgent_mark;
+    /// A replaced mark's byte that the reader sat at when the new mark
+    /// came (count and index, as `urgent_mark`): reads pass over it, as
+    /// Linux's tcp_check_urg moves such a reader past it. Written by the stack.
+    _Atomic uint64_t urgent_hole;
+    /// The count of the mark whose byte the application took with MSG_OOB
+    /// (Linux's TCP_URG_READ). Written by the application.
+    _Atomic uint32_t urgent_taken;
+    /// The application's urgent data sent (send(2)'s MSG_OOB): in the low
+    /// half, the `tx` index just past its last byte; in the high half, how
+    /// many such sends (0: none). Written by the application.
+    _Atomic uint64_t urgent_sent;
     /// The stack's interface. Set before sharing.
     ns_interface interface;
     /// A sequence lock over `tcp`: odd while the stack writes it.
@@ -520,6 +536,17 @@ static inline int32_t ns_peek_error(ns_socket_shm *s) { return atomic_load(&s->e
 static inline void ns_set_pending(ns_socket_shm *s, uint32_t n) { atomic_store(&s->pending, n); }
 static inline uint32_t ns_pending(ns_socket_shm *s) { return atomic_load(&s->pending); }
 static inline void ns_add_arrival(ns_socket_shm *s) { atomic_fetch_add(&s->arrivals, 1); }
+
+/// An urgent mark's parts (`urgent_mark`, `urgent_sent`): its count and its ring index.
+static inline uint64_t ns_urgent_pack(uint32_t count, uint32_t index) { return (uint64_t)count << 32 | index; }
+static inline uint32_t ns_urgent_count(uint64_t mark) { return (uint32_t)(mark >> 32); }
+static inline uint32_t ns_urgent_index(uint64_t mark) { return (uint32_t)mark; }
+static inline void ns_set_urgent_mark(ns_socket_shm *s, uint64_t mark) { atomic_store(&s->urgent_mark, mark); }
+static inline uint64_t ns_urgent_mark(ns_socket_shm *s) { return atomic_load(&s->urgent_mark); }
+static inline void ns_set_urgent_hole(ns_socket_shm *s, uint64_t mark) { atomic_store(&s->urgent_hole, mark); }
+static inline uint64_t ns_urgent_hole(ns_socket_shm *s) { return atomic_load(&s->urgent_hole); }
+static inline void ns_set_urgent_sent(ns_socket_shm *s, uint64_t mark) { atomic_store(&s->urgent_sent, mark); }
+static inline uint64_t ns_urgent_sent(ns_socket_shm *s) { return atomic_load(&s->urgent_sent); }
 static inline uint32_t ns_arrivals(ns_socket_shm *s) { return atomic_load(&s->arrivals); }
 
 /// The stack publishes `f` (a sequence lock: the count is odd while it writes).

@@ -228,7 +228,10 @@ extension TCPConnection {
             break
         }
 
-        // Seventh: the text (the sixth, URG, is not supported).
+        // Sixth: the urgent pointer (after a FIN, none is news: RFC 9293 says ignore it).
+        if flags.contains(.urg), state.acceptsText { receiveUrgentPointer(seg) }
+
+        // Seventh: the text.
         if !payload.isEmpty {
             if state.acceptsText {
                 receiveText(seq: seg.seq, payload, carriesFin: flags.contains(.fin), now: now)

@@ -132,6 +132,10 @@ public final class TCPConnection {
     public var onWritable: ((TCPConnection) -> Void)?
     /// The state changed (from the given state).
     public var onStateChange: ((TCPConnection, TCPState) -> Void)?
+    /// The peer's urgent pointer advanced (`urgentMark`), told at once,
+    /// before the segment's bytes are offered or buffered (RFC 9293 3.8.5:
+    /// the application learns of urgent data as soon as it can).
+    public var onUrgent: ((TCPConnection) -> Void)?
     /// Drops every application callback, and with them what they captured:
     /// how an application lets go of a connection whose callbacks hold an
     /// object that holds the connection back (a session, a stream), which
@@ -141,6 +145,7 @@ public final class TCPConnection {
         receiveHandler = nil
         onWritable = nil
         onStateChange = nil
+        onUrgent = nil
         onIdle = nil
     }
 

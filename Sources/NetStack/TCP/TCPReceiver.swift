@@ -19,6 +19,10 @@ struct TCPReceiver {
     var bytesCopied: UInt64 = 0
     /// The peer's FIN was received: no more data will come.
     var receivedFin = false
+    /// The peer's last urgent byte (RFC 9293 3.8.5), and how many times its
+    /// urgent pointer advanced (`TCPConnection+Urgent`).
+    var urgentByte: SequenceNumber?
+    var urgentMarks: UInt32 = 0
 
     // MARK: Acknowledgment
     /// An ACK must go out now (out-of-order data, a window update, a probe answer).

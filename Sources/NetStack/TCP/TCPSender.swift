@@ -65,6 +65,10 @@ struct TCPSender {
     var sendBufferSeq: SequenceNumber
     /// The application closed its sending side; a FIN follows the data.
     var finQueued = false
+    /// SND.UP (RFC 9293 3.8.5): one past the last urgent byte written. The
+    /// sender is in urgent mode while it lies past SND.UNA.
+    var sndUp: SequenceNumber?
+    var inUrgentMode: Bool { sndUp.map { $0 > sndUna } ?? false }
 
     // MARK: RTT and congestion
     var rtt: RTTEstimator
@@ -244,7 +248,9 @@ struct TCPSender {
         // The peer's window bounds the sequence space; congestion control the pipe.
         let usable = max(min(sndWnd - inFlight, congestionAllowance), 0)
         let perSegment = sendMSS - optionReserve
-        if offloadLimit > 0 {
+        // Urgent data goes in single segments, each with its own pointer
+        // (a device cutting one segment would copy the pointer unchanged).
+        if offloadLimit > 0 && !inUrgentMode {
             // TSO: whole segments as one, no more than a quarter of the
             // congestion window (so ACKs keep clocking, as Linux's
             // tcp_tso_autosize) and what the scoreboard has records for.
@@ -265,6 +271,8 @@ struct TCPSender {
                 // Nothing left but, perhaps, the FIN.
                 let finUnsent = finQueued && sndNxt == sendBufferSeq + sendBuffer.count
                 guard finUnsent else { return false }
+            } else if inUrgentMode {
+                // Urgent data is pushed: neither cork nor Nagle holds it (Linux's tcp_nagle_test).
             } else if corked && !finQueued {
                 guard corkExpired else {
                     if corkDeadline == nil { corkDeadline = now + Self.corkCeiling }
@@ -291,7 +299,7 @@ struct TCPSender {
         let offset = seq - sendBufferSeq
         let available = max(sendBuffer.count - offset, 0)
         let perSegment = sendMSS - optionReserve
-        let wanted = max(min(available, maxLength, offload ? maxLength : perSegment), 0)
+        let wanted = max(min(available, maxLength, offload && !inUrgentMode ? maxLength : perSegment), 0)
         // A segment ends where the buffer's run does (`SendBuffer.peek`).
         let (a, b) = wanted > 0 ? sendBuffer.peek(from: offset, count: wanted)
             : (UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))

@@ -200,12 +200,12 @@ final class TCPHarness {
     @discardableResult
     func receive(_ flags: TCPFlags = .ack, seq: SequenceNumber? = nil, ack: SequenceNumber? = nil,
                  window: UInt16? = nil, options: TCPOptions? = nil, rawOptions: TCPOptions? = nil,
-                 payload: [UInt8] = []) -> TCPInputResult {
+                 urgentPointer: UInt16 = 0, payload: [UInt8] = []) -> TCPInputResult {
         let segSeq = seq ?? peerNext
         let repr = TCPRepr(sourcePort: Self.remotePort, destinationPort: Self.localPort, seq: segSeq,
                            ack: flags.contains(.ack) ? (ack ?? stackNext) : nil, flags: flags,
-                           window: window ?? peerWindow, options: rawOptions ?? stamped(options, flags: flags),
-                           payloadLength: payload.count)
+                           window: window ?? peerWindow, urgentPointer: urgentPointer,
+                           options: rawOptions ?? stamped(options, flags: flags), payloadLength: payload.count)
         // The peer's SYN (re)starts its sequence space; otherwise only default-numbered segments move it.
         if seq == nil || (flags.contains(.syn) && segSeq == peerISS) { peerNext = segSeq + repr.segmentLength }
         let result = payload.withUnsafeBytes { p in connection.process(repr, payload: p, now: now) }

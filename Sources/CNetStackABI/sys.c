@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -61,6 +62,13 @@ long ns_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int
 }
 
 int ns_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int ns_send_sigurg(int fd) {
+    struct f_owner_ex owner;
+    if (fcntl(fd, F_GETOWN_EX, &owner) < 0 || owner.pid <= 0) return 0;
+    // A thread owner gets it as its process does: the stack is not in its thread group.
+    return kill(owner.type == F_OWNER_PGRP ? -owner.pid : owner.pid, SIGURG);
+}
 
 int ns_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 

@@ -149,7 +149,10 @@ final class AppSocket {
         c.onReadable = { [unowned self] _ in pumpReceive() }
         c.onWritable = { [unowned self] _ in pumpTransmit() }
         c.onStateChange = { [unowned self] c, _ in stateChanged(c) }
-        c.onUrgent = { [unowned self] c in publishUrgentMark(c) }
+        c.onUrgent = { [unowned self] c in
+            publishUrgentMark(c)
+            appEvent.sendUrgentSignal()  // sk_send_sigurg
+        }
         rxOrigin = region.rx.tail  // nothing of the connection's is in `rx` yet
         publishUrgentMark(c)
         stateChanged(c)

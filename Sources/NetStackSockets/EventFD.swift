@@ -27,6 +27,10 @@ struct EventFD {
         return id >= 0 ? id : nil
     }
 
+    /// SIGURG to the owner the application gave its copy of this eventfd
+    /// (its socket's descriptor: F_SETOWN, FIOSETOWN), if any.
+    func sendUrgentSignal() { _ = ns_send_sigurg(descriptor) }
+
     func close() { _ = Glibc.close(descriptor) }
 }
 

@@ -163,9 +163,16 @@ def urgent_from_the_server(oobinline):
     g.settimeout(None)  # else Python polls for POLLIN before each recv
     if oobinline:
         g.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    else:  # SIGURG to the socket's owner (sk_send_sigurg)
+        urged = []
+        signal.signal(signal.SIGURG, lambda *_: urged.append(1))
+        fcntl.fcntl(g, fcntl.F_SETOWN, os.getpid())
     g.send(b"r")
     out(f"{name}: POLLPRI", [e & (select.POLLIN | select.POLLPRI) for _, e in wait(g, select.POLLPRI)])
     time.sleep(0.2)  # and "def"
+    if not oobinline:
+        out(f"{name}: SIGURGs", len(urged))
+        signal.signal(signal.SIGURG, signal.SIG_DFL)
     out(f"{name}: select's exceptfds", len(select.select([], [], [g], 5)[2]))
     ep = select.epoll()
     ep.register(g, select.EPOLLPRI | select.EPOLLET)

@@ -23,6 +23,12 @@ long ns_peer_uid(int sock);
 /// A non-blocking, close-on-exec eventfd.
 int ns_eventfd(void);
 
+/// Sends SIGURG to the owner of the file `fd` names (F_SETOWN, which the
+/// application set on its copy of the same file), as Linux's
+/// sk_send_sigurg does when urgent data comes; nothing without an owner.
+/// Returns kill's result, or 0 when there is no owner.
+int ns_send_sigurg(int fd);
+
 /// `v` in decimal at `out`, NUL-terminated; returns where the NUL is. No
 /// stdio: a vfork child may call it.
 char *ns_put_decimal(char *out, long long v);

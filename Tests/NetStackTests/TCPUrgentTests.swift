@@ -128,14 +128,76 @@ import NetStackWire
     }
 
     @Test func thePointerSaturatesWhenUrgentDataLiesFartherThanItReaches() {
-        var repr = TCPRepr(sourcePort: 1, destinationPort: 2, seq: iss, ack: peerISS, flags: .ack, window: 100,
-                           payloadLength: 1000)
-        TCPConnection.point(&repr, at: iss + 70_000)
-        #expect(repr.flags.contains(.urg) && repr.urgentPointer == 0xFFFF)
-        var behind = repr
-        behind.flags.remove(.urg)
-        behind.urgentPointer = 0
-        TCPConnection.point(&behind, at: iss)
+        let plain = TCPRepr(sourcePort: 1, destinationPort: 2, seq: iss, ack: peerISS, flags: .ack, window: 100,
+                            payloadLength: 1000)
+        // New data: 0xFFFF points past everything sent.
+        var new = plain
+        TCPConnection.point(&new, at: iss + 70_000, sent: iss)
+        #expect(new.flags.contains(.urg) && new.urgentPointer == 0xFFFF)
+        // A resend with more than 64 KiB sent after it: 0xFFFF would name a byte
+        // the peer may hold as ordinary, so no URG (Linux's tcp_transmit_skb).
+        var resent = plain
+        TCPConnection.point(&resent, at: iss + 70_000, sent: iss + 66_000)
+        #expect(!resent.flags.contains(.urg) && resent.urgentPointer == 0)
+        var near = plain
+        TCPConnection.point(&near, at: iss + 2000, sent: iss + 66_000)
+        #expect(near.flags.contains(.urg) && near.urgentPointer == 2000)
+        var behind = plain
+        TCPConnection.point(&behind, at: iss, sent: iss)
         #expect(!behind.flags.contains(.urg) && behind.urgentPointer == 0)
+    }
+}
+
+/// Urgent data between two stacks through loss and reordering: the urgent
+/// pointer says only "urgent data up to here" (RFC 9293 3.8.5), so a
+/// receiver may see fewer marks than were set (a retransmission carries the
+/// latest), but each one it sees is one the sender set, they only advance,
+/// the last is the sender's last, and the stream around them is intact.
+@Suite struct TCPUrgentUnderFaultsTests {
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func marksSurviveLossAndReordering(seed: UInt64) throws {
+        let faults = FaultProfile(loss: 0.05, reorder: 0.05)
+        let pair = FaultyStackPair(aReceive: faults, aTransmit: faults, seed: seed)
+        let listener = try pair.b.tcp.listen(port: 7)
+        let client = try pair.a.tcp.connect(to: TCPStackPair.ipB, port: 7, now: pair.now)
+        var server: TCPConnection?
+        let chunk = 5_000, chunks = 60
+        let data = testBytes(chunk * chunks, seed: UInt8(seed))
+        var written = 0, received: [UInt8] = []
+        var setMarks: [UInt32] = [], seenMarks: [UInt32] = []
+        var scratch = [UInt8](repeating: 0, count: 65_536)
+        let done = pair.run(until: { received.count == data.count && seenMarks.last == setMarks.last }, app: {
+            var moved = false
+            if server == nil, let s = listener.accept() {
+                server = s
+                s.onUrgent = { c in seenMarks.append(c.urgentMark!.streamIndex) }
+            }
+            // A chunk at a time, its last byte urgent (MSG_OOB's mark), no
+            // more than the pointer's 64 KiB reach ahead of SND.UNA: farther,
+            // a segment's pointer saturates (0xFFFF) and names a byte no one marked.
+            if written < data.count, client.state == .established, client.unacknowledgedBytes + chunk < 60_000 {
+                let n = data[written..<(written + chunk)].withUnsafeBytes { client.write($0) }
+                if n == chunk {
+                    written += n
+                    client.markUrgent()
+                    setMarks.append(UInt32(written - 1))
+                    moved = true
+                } else if n > 0 {
+                    Issue.record("a partial chunk")
+                }
+            }
+            if let s = server, s.readableBytes > 0 {
+                let n = scratch.withUnsafeMutableBytes { s.read(into: $0) }
+                received += scratch[0..<n]
+                moved = true
+            }
+            return moved
+        })
+        #expect(done, "seed \(seed): \(received.count) of \(data.count) bytes, marks \(seenMarks.count)")
+        #expect(received == data, "seed \(seed): the stream keeps its urgent bytes in line")
+        #expect(!seenMarks.isEmpty && seenMarks.last == setMarks.last)
+        #expect(zip(seenMarks, seenMarks.dropFirst()).allSatisfy { $0 < $1 }, "marks only advance")
+        #expect(Set(seenMarks).isSubset(of: Set(setMarks)), "seed \(seed): \(seenMarks) not all set")
+        #expect(pair.a.tcp.counters.retransmissions > 0, "seed \(seed): the faults did not bite")
     }
 }

@@ -58,14 +58,15 @@ extension TCPConnection {
 
     /// Puts SND.UP `urgent` into `repr` if the segment lies before it, as
     /// Linux's tcp_transmit_skb: the offset from the segment's sequence
-    /// number, or 0xFFFF while it lies farther than the field reaches and
-    /// past the segment's own data.
-    static func point(_ repr: inout TCPRepr, at urgent: SequenceNumber) {
+    /// number; 0xFFFF while it lies farther than the field reaches, if that
+    /// points past everything sent (`sent`, SND.MAX), so never at a byte the
+    /// peer may already hold; else no URG (RFC 6093 4 on the 16-bit field).
+    static func point(_ repr: inout TCPRepr, at urgent: SequenceNumber, sent: SequenceNumber) {
         guard urgent > repr.seq else { return }
         let offset = urgent - repr.seq
         if offset <= 0xFFFF {
             repr.urgentPointer = UInt16(offset)
-        } else if repr.payloadLength < 0xFFFF {
+        } else if repr.seq + 0xFFFF > sent {
             repr.urgentPointer = 0xFFFF
         } else {
             return

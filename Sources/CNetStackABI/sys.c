@@ -63,11 +63,19 @@ long ns_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int
 
 int ns_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
-int ns_send_sigurg(int fd) {
+/// Sends `sig` to the owner of the file `fd` names; a thread owner gets it
+/// as its process does (the stack is not in its thread group).
+static int signal_owner(int fd, int sig) {
     struct f_owner_ex owner;
     if (fcntl(fd, F_GETOWN_EX, &owner) < 0 || owner.pid <= 0) return 0;
-    // A thread owner gets it as its process does: the stack is not in its thread group.
-    return kill(owner.type == F_OWNER_PGRP ? -owner.pid : owner.pid, SIGURG);
+    return kill(owner.type == F_OWNER_PGRP ? -owner.pid : owner.pid, sig);
+}
+
+int ns_send_sigurg(int fd) { return signal_owner(fd, SIGURG); }
+
+int ns_send_sigio(int fd) {
+    int sig = fcntl(fd, F_GETSIG);
+    return signal_owner(fd, sig > 0 ? sig : SIGIO);
 }
 
 int ns_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -137,8 +137,9 @@ typedef struct ns_sock {
     /// for TCP_INFO's bytes received, whose published value is as of the
     /// stack's last turn and may not yet count bytes already read.
     _Atomic uint64_t bytes_taken;
-    /// The count of the peer's urgent mark this process read past (`ns_urgent_state`).
-    uint32_t urgent_passed;
+    /// The count of the peer's urgent mark this process read past
+    /// (`ns_urgent_state`, which poll calls too, without the rx lock).
+    _Atomic uint32_t urgent_passed;
     bool write_shut;    // shutdown(SHUT_WR)
     bool has_local, has_peer;
     ns_addr local, peer;

@@ -436,10 +436,12 @@ NS_EXPORT int dup3(int from, int to, int flags) { return dup_onto(from, to, flag
 static int fcntl_stack(ns_sock *s, int fd, int cmd, void *arg) {
     switch (cmd) {
     case F_GETFL:
-        return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0);
+        return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0) | (ns_app_async(s->shm) ? O_ASYNC : 0);
     case F_SETFL:
         // The status flags belong to the socket, shared by its descriptors (dup), as an open file's.
+        // O_ASYNC: the stack signals the owner (F_SETOWN, kept on the socket's eventfd) on news.
         s->nonblocking = ((long)arg & O_NONBLOCK) != 0;
+        ns_set_app_async(s->shm, ((long)arg & O_ASYNC) != 0);
         return 0;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
@@ -482,7 +484,7 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     if (!s) return LIBC(ioctl)(fd, request, arg);
     switch (request) {
     case FIONREAD: case TIOCOUTQ: case SIOCOUTQNSD: case SIOCATMARK: case FIOSETOWN: case SIOCSPGRP:
-    case FIOGETOWN: case SIOCGPGRP: case FIONBIO:
+    case FIOGETOWN: case SIOCGPGRP: case FIONBIO: case FIOASYNC:
         if (!arg) return fail(EFAULT);  // as the kernel's put_user and get_user
     }
     switch (request) {
@@ -523,6 +525,9 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
     }
     case FIONBIO:
         s->nonblocking = *(int *)arg != 0;
+        return 0;
+    case FIOASYNC:  // O_ASYNC, as fcntl's F_SETFL sets it (ioctl_fioasync)
+        ns_set_app_async(s->shm, *(int *)arg != 0);
         return 0;
     case FIOCLEX:
     case FIONCLEX:  // the descriptor's own close-on-exec flag (Python's set_inheritable)

@@ -15,14 +15,14 @@ ns_urgent ns_urgent_state(ns_sock *s) {
     if (s->datagram || s->listening) return u;
     uint64_t mark = ns_urgent_mark(s->shm);
     uint32_t count = ns_urgent_count(mark);
-    if (count == 0 || count == s->urgent_passed) return u;
+    if (count == 0 || count == atomic_load_explicit(&s->urgent_passed, memory_order_relaxed)) return u;
     ns_ring *rx = &s->shm->rx;
     uint32_t head = ns_ring_head(rx), tail = ns_ring_tail(rx);
     u.index = ns_urgent_index(mark);
     u.before = u.index - head;
     // A mark read past is none (tcp_recvmsg clears urg_data past urg_seq).
     if ((int32_t)u.before < 0) {
-        s->urgent_passed = count;
+        atomic_store_explicit(&s->urgent_passed, count, memory_order_relaxed);
         return u;
     }
     u.count = count;

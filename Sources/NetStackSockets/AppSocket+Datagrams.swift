@@ -160,9 +160,13 @@ extension AppSocket {
             guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
                   let code = Self.errno(for: e.kind) else { continue }
             region.setError(code)
+            noteNews()
             appEvent.signal()
         }
-        if delivered && region.takeAppWantsRead() { wakeApplication() }
+        if delivered {
+            noteNews()
+            if region.takeAppWantsRead() { wakeApplication() }
+        }
     }
 
     /// Writes the datagram in `datagramScratch` into `rx`, its time on the

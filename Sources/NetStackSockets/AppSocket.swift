@@ -98,6 +98,8 @@ final class AppSocket {
         static let wake = TurnEndWork(rawValue: 1)
         /// Publish the connection's fields after bytes came in place (`deliver`).
         static let publish = TurnEndWork(rawValue: 2)
+        /// Signal the owner of a socket with O_ASYNC (`noteNews`).
+        static let ioSignal = TurnEndWork(rawValue: 4)
     }
     /// Waking the application, the loop takes the want-doorbell flag and
     /// looks at `tx` on its next turn instead (`Doorbells.lookAgain`): an
@@ -168,7 +170,10 @@ final class AppSocket {
     private func deliver(_ bytes: Span<UInt8>) -> Int {
         let n = options.receiveBuffer == nil ? region.rx.write(bytes)
             : region.rx.write(bytes.extracting(first: receiveRoom))
-        if n > 0 && region.takeAppWantsRead() { wakeApplication() }
+        if n > 0 {
+            noteNews()
+            if region.takeAppWantsRead() { wakeApplication() }
+        }
         if n < bytes.count && region.rx.isBroken { ringBroke() }
         atTurnEnd(.publish)  // TCP_INFO's fields (bytes received, RTT) as of this turn
         return n
@@ -187,6 +192,7 @@ final class AppSocket {
         turnEndWork = []
         guard !isFreed else { return }
         if work.contains(.publish), let c = connection { region.publish(c.info, state: c.state) }
+        if work.contains(.ioSignal) { appEvent.sendIOSignal() }
         guard work.contains(.wake) else { return }
         if looksPay && !isBroken && region.takeStackWantsTransmit() {
             lookPending = true
@@ -218,6 +224,15 @@ final class AppSocket {
         atTurnEnd(.wake)
     }
 
+    /// News a signal-driven application hears of (O_ASYNC): bytes or a
+    /// datagram in, a connection to accept, the connection's opening or
+    /// end, room for a writer that found none. Its owner gets SIGIO once
+    /// the turn ends, as Linux's sk_wake_async sends it (though also while
+    /// a reader is blocked, which Linux spares).
+    func noteNews() {
+        if region.wantsIOSignals { atTurnEnd(.ioSignal) }
+    }
+
     /// Moves bytes from the receive ring into `rx`; raises the want-room flag
     /// when `rx` is full (the app's read rings the doorbell), and tells the
     /// application of the end of input once everything before the FIN is in.
@@ -233,6 +248,7 @@ final class AppSocket {
             }
             if moved > 0 {
                 c.skip(moved)
+                noteNews()
                 if region.takeAppWantsRead() { wakeApplication() }
                 continue
             }
@@ -243,6 +259,7 @@ final class AppSocket {
         if !endOfInputSent && c.receivedFin && c.readableBytes == 0 {
             endOfInputSent = true
             region.add(.endOfInput)
+            noteNews()
             appEvent.signal()
         }
     }
@@ -285,6 +302,7 @@ final class AppSocket {
         // comes. After the sending and the publishing, so that a writer
         // waiting for its unsent bytes to drain (TCP_NOTSENT_LOWAT) sees them sent.
         if acknowledged > 0 && region.tx.writable >= region.writeWakeRoom && region.takeAppWantsWrite() {
+            noteNews()
             wakeApplication()
         }
         if finRequested && !region.tx.isBroken && !region.tx.hasBytes(after: lentUpTo) {
@@ -345,11 +363,13 @@ final class AppSocket {
                 endOfInputSent = true
                 region.add(.endOfInput)
             }
+            noteNews()
             appEvent.signal()
             if closing { free() }
         default:
             if !region.state.contains(.connected) {
                 region.add(.connected)
+                noteNews()
                 appEvent.signal()
                 pumpTransmit()
             }
@@ -482,6 +502,7 @@ final class AppSocket {
         waiting.append(c)
         region.connectionArrived()
         publishPending()
+        noteNews()
         appEvent.signal()
     }
 
@@ -508,6 +529,7 @@ final class AppSocket {
         loopback.becameReadable(index)
         region.connectionArrived()
         publishPending()
+        noteNews()
         appEvent.signal()
     }
 

@@ -31,6 +31,9 @@ struct EventFD {
     /// (its socket's descriptor: F_SETOWN, FIOSETOWN), if any.
     func sendUrgentSignal() { _ = ns_send_sigurg(descriptor) }
 
+    /// SIGIO (or F_SETSIG's signal) to that owner.
+    func sendIOSignal() { _ = ns_send_sigio(descriptor) }
+
     func close() { _ = Glibc.close(descriptor) }
 }
 

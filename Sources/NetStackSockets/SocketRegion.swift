@@ -162,6 +162,9 @@ public final class SocketRegion {
     public func setUrgentMark(count: UInt32, index: UInt32) { ns_set_urgent_mark(header, ns_urgent_pack(count, index)) }
     /// A replaced mark's byte the reader is to pass over (`urgent_hole`).
     public func setUrgentHole(count: UInt32, index: UInt32) { ns_set_urgent_hole(header, ns_urgent_pack(count, index)) }
+    /// The application set O_ASYNC on the socket (`app_async`): news signals its owner.
+    public var wantsIOSignals: Bool { ns_app_async(header) }
+
     /// The application's last urgent send (`urgent_sent`): how many, and the `tx` index just past it.
     public var urgentSent: (count: UInt32, index: UInt32) {
         let mark = ns_urgent_sent(header)

@@ -197,6 +197,42 @@ def urgent_from_the_server(oobinline):
 
 urgent_from_the_server(False)
 urgent_from_the_server(True)
+
+
+# Signal-driven I/O: with O_ASYNC and an owner, news on the socket (its
+# echo, a datagram) sends the owner SIGIO, as Linux's sk_wake_async; without
+# O_ASYNC, none.
+def signalled(sock, how, act):
+    got = []
+    signal.signal(signal.SIGIO, lambda *_: got.append(1))
+    fcntl.fcntl(sock, fcntl.F_SETOWN, os.getpid())
+    if how == "fcntl":
+        fcntl.fcntl(sock, fcntl.F_SETFL, fcntl.fcntl(sock, fcntl.F_GETFL) | os.O_ASYNC)
+    elif how == "FIOASYNC":
+        fcntl.ioctl(sock, termios.FIOASYNC, struct.pack("i", 1))
+    flags = fcntl.fcntl(sock, fcntl.F_GETFL) & (os.O_ASYNC | os.O_NONBLOCK | os.O_ACCMODE)
+    act()
+    time.sleep(0.2)
+    signal.signal(signal.SIGIO, signal.SIG_IGN)
+    return flags, len(got) > 0
+
+
+a = socket.create_connection(ECHO, timeout=5)
+out("O_ASYNC by fcntl on a stream socket: F_GETFL, SIGIO at the echo",
+    signalled(a, "fcntl", lambda: (a.send(b"ping"), a.recv(10))))
+fcntl.fcntl(a, fcntl.F_SETFL, fcntl.fcntl(a, fcntl.F_GETFL) & ~os.O_ASYNC)
+out("O_ASYNC off: F_GETFL, SIGIO at the echo", signalled(a, "none", lambda: (a.send(b"ping"), a.recv(10))))
+a.close()
+a = socket.create_connection(ECHO, timeout=5)
+out("FIOASYNC on a stream socket: F_GETFL, SIGIO at the echo",
+    signalled(a, "FIOASYNC", lambda: (a.send(b"ping"), a.recv(10))))
+a.close()
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.connect(ECHO)
+out("O_ASYNC on a datagram socket: F_GETFL, SIGIO at the echo",
+    signalled(d, "fcntl", lambda: (d.send(b"ping"), d.recv(10))))
+d.close()
+signal.signal(signal.SIGIO, signal.SIG_DFL)
 # Sending it: "xy", then "pz" with MSG_OOB (its last byte is the urgent
 # one), then "w"; the server answers with what it read in line and out of band.
 g = socket.create_connection((HOST, 9202), timeout=10)

@@ -440,6 +440,9 @@ typedef struct ns_socket_shm {
     /// half, the `tx` index just past its last byte; in the high half, how
     /// many such sends (0: none). Written by the application.
     _Atomic uint64_t urgent_sent;
+    /// The socket's O_ASYNC (fcntl's F_SETFL, FIOASYNC): the stack signals
+    /// its owner when news comes, as Linux's sk_wake_async. Written by the application.
+    _Atomic uint32_t app_async;
     /// The stack's interface. Set before sharing.
     ns_interface interface;
     /// A sequence lock over `tcp`: odd while the stack writes it.
@@ -547,6 +550,8 @@ static inline void ns_set_urgent_hole(ns_socket_shm *s, uint64_t mark) { atomic_
 static inline uint64_t ns_urgent_hole(ns_socket_shm *s) { return atomic_load(&s->urgent_hole); }
 static inline void ns_set_urgent_sent(ns_socket_shm *s, uint64_t mark) { atomic_store(&s->urgent_sent, mark); }
 static inline uint64_t ns_urgent_sent(ns_socket_shm *s) { return atomic_load(&s->urgent_sent); }
+static inline void ns_set_app_async(ns_socket_shm *s, bool on) { atomic_store(&s->app_async, on ? 1 : 0); }
+static inline bool ns_app_async(ns_socket_shm *s) { return atomic_load_explicit(&s->app_async, memory_order_relaxed) != 0; }
 static inline uint32_t ns_arrivals(ns_socket_shm *s) { return atomic_load(&s->arrivals); }
 
 /// The stack publishes `f` (a sequence lock: the count is odd while it writes).

@@ -29,6 +29,12 @@ int ns_eventfd(void);
 /// Returns kill's result, or 0 when there is no owner.
 int ns_send_sigurg(int fd);
 
+/// Sends the owner of the file `fd` names SIGIO, or the signal F_SETSIG
+/// chose, as Linux's kill_fasync for a socket with O_ASYNC (though as
+/// kill's, without the siginfo's POLL_* code and descriptor). Returns
+/// kill's result, or 0 when there is no owner.
+int ns_send_sigio(int fd);
+
 /// `v` in decimal at `out`, NUL-terminated; returns where the NUL is. No
 /// stdio: a vfork child may call it.
 char *ns_put_decimal(char *out, long long v);

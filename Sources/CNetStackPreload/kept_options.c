@@ -169,6 +169,13 @@ static int seconds_to_retransmits(int seconds) {
     return n;
 }
 
+/// The priority a TOS gives a socket (rt_tos2priority over ip_tos2prio):
+/// by its TOS bits, best effort, bulk, interactive or interactive bulk.
+static int tos_priority(int tos) {
+    static const uint8_t ip_tos2prio[16] = {0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4};
+    return ip_tos2prio[(tos & 0x1e) >> 1];
+}
+
 static int retransmits_to_seconds(int n) {
     if (n <= 0) return 0;
     int timeout = 1, period = 1;
@@ -211,7 +218,12 @@ int ns_kept_set(ns_sock *s, int level, int name, int v) {
     case SYN_COUNT: if (v < 1 || v > 127) { errno = EINVAL; return -1; } break;
     case LINGER2: v = v < 0 ? -1 : v > 120 ? 120 : v; break;
     case MAXSEG: if (v && (v < 88 || v > 32767)) { errno = EINVAL; return -1; } break;
-    case TOS: v = s->datagram ? (uint8_t)v : (uint8_t)((v & ~3) | (*slot & 3)); break;
+    case TOS: {
+        v = s->datagram ? (uint8_t)v : (uint8_t)((v & ~3) | (*slot & 3));
+        int priority = find(s, SOL_SOCKET, SO_PRIORITY);  // __ip_sock_set_tos: a new TOS sets it
+        if (v != *slot && priority >= 0) s->options.kept[priority] = tos_priority(v);
+        break;
+    }
     case HOPS: if (v != -1 && (v < 1 || v > 255)) { errno = EINVAL; return -1; } break;
     case HOPS_OR_ZERO: if (v < -1 || v > 255) { errno = EINVAL; return -1; } break;
     case MULTICAST_TTL:

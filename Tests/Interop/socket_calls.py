@@ -705,6 +705,16 @@ for level, names in ((socket.SOL_SOCKET, ("SO_BROADCAST", "SO_OOBINLINE", "SO_RC
 for name in ("TCP_CORK", "TCP_QUICKACK", "TCP_USER_TIMEOUT", "TCP_DEFER_ACCEPT", "TCP_SYNCNT", "TCP_LINGER2",
              "TCP_FASTOPEN", "TCP_NOTSENT_LOWAT", "TCP_THIN_LINEAR_TIMEOUTS", "TCP_FASTOPEN_CONNECT"):
     out(name, err(lambda: t.getsockopt(socket.IPPROTO_TCP, number(name))))
+# IP_TOS sets SO_PRIORITY from its TOS bits when it changes (__ip_sock_set_tos).
+for kind, x in (("stream", socket.socket()), ("datagram", socket.socket(socket.AF_INET, socket.SOCK_DGRAM))):
+    seen = []
+    for option, value in ((socket.IP_TOS, 0x10), (socket.IP_TOS, 0x10), (socket.IP_TOS, 0x08), (socket.IP_TOS, 0x0c),
+                          (socket.IP_TOS, 0xb8), (socket.IP_TOS, 0x03), (socket.IP_TOS, 0x04)):
+        x.setsockopt(socket.IPPROTO_IP, option, value)
+        seen.append((x.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), x.getsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY)))
+        x.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 3)  # kept while the TOS does not change
+    out(f"{kind} IP_TOS then SO_PRIORITY", seen)
+    x.close()
 out("IP_MTU_DISCOVER, IP_RECVERR", (t.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER),
                                     t.getsockopt(socket.IPPROTO_IP, IP_RECVERR)))
 out("TCP_NODELAY on a datagram socket", err(lambda: u.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))

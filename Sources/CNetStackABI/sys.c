@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -63,19 +64,42 @@ long ns_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int
 
 int ns_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
-/// Sends `sig` to the owner of the file `fd` names; a thread owner gets it
-/// as its process does (the stack is not in its thread group).
-static int signal_owner(int fd, int sig) {
-    struct f_owner_ex owner;
-    if (fcntl(fd, F_GETOWN_EX, &owner) < 0 || owner.pid <= 0) return 0;
-    return kill(owner.type == F_OWNER_PGRP ? -owner.pid : owner.pid, sig);
+bool ns_may_signal(uint32_t uid, int pid) {
+    if (uid == 0) return true;
+    char path[48] = "/proc/";
+    strcpy(ns_put_decimal(path + 6, pid), "/status");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char text[4096];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return false;
+    text[n] = 0;
+    char *line = strstr(text, "\nUid:");  // real, effective, saved, file system
+    unsigned long ids[3];
+    if (!line) return false;
+    char *at = line + 5;
+    for (int i = 0; i < 3; i++) {
+        ids[i] = strtoul(at, &at, 10);
+    }
+    return ids[0] == uid || ids[2] == uid;
 }
 
-int ns_send_sigurg(int fd) { return signal_owner(fd, SIGURG); }
+/// Sends `sig` to the owner of the file `fd` names, if user `uid` may: a
+/// thread owner gets it as its process does (the stack is not in its
+/// thread group), a process group only from root.
+static int signal_owner(int fd, int sig, uint32_t uid) {
+    struct f_owner_ex owner;
+    if (fcntl(fd, F_GETOWN_EX, &owner) < 0 || owner.pid <= 0) return 0;
+    if (owner.type == F_OWNER_PGRP) return uid == 0 ? kill(-owner.pid, sig) : 0;
+    return ns_may_signal(uid, owner.pid) ? kill(owner.pid, sig) : 0;
+}
 
-int ns_send_sigio(int fd) {
+int ns_send_sigurg(int fd, uint32_t uid) { return signal_owner(fd, SIGURG, uid); }
+
+int ns_send_sigio(int fd, uint32_t uid) {
     int sig = fcntl(fd, F_GETSIG);
-    return signal_owner(fd, sig > 0 ? sig : SIGIO);
+    return signal_owner(fd, sig > 0 ? sig : SIGIO, uid);
 }
 
 int ns_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -3,7 +3,7 @@ import Synchronization
 /// What the API thread hands the loop.
 enum APIEvent: Sendable {
     /// An application connected (its credentials checked); `descriptor` is its control socket.
-    case connected(client: UInt32, descriptor: Int32)
+    case connected(client: UInt32, descriptor: Int32, uid: UInt32)
     case request(client: UInt32, ControlRequest)
     /// Its control socket closed (exit, crash, kill -9): the loop resets its
     /// sockets and closes the descriptor.

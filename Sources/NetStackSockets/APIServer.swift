@@ -114,8 +114,8 @@ public final class APIServer: @unchecked Sendable {
         inbox.take(into: &batch)
         for event in batch {
             switch event {
-            case .connected(let client, let descriptor):
-                sessions[client] = AppSession(id: client, descriptor: descriptor)
+            case .connected(let client, let descriptor, let uid):
+                sessions[client] = AppSession(id: client, descriptor: descriptor, uid: uid)
                 applicationsConnected += 1
             case .request(let client, let request):
                 guard let session = sessions[client] else { continue }
@@ -330,8 +330,8 @@ public final class APIServer: @unchecked Sendable {
         let id = nextSocket
         nextSocket &+= 1
         guard let region = makeRegion(for: session),
-              let s = try? AppSocket(id: id, client: session.id, region: region, families: families,
-                                     datagram: datagram, server: self)
+              let s = try? AppSocket(id: id, client: session.id, uid: session.uid, region: region,
+                                     families: families, datagram: datagram, server: self)
         else { return nil }
         sockets[id] = s
         if !datagram { s.region.publish(congestion: stack.tcp.defaultConfiguration.congestionControl) }

@@ -165,7 +165,7 @@ final class APIThread: @unchecked Sendable {
             let id = nextClient
             nextClient &+= 1
             clients[id] = (fd, [])
-            post(.connected(client: id, descriptor: fd))
+            post(.connected(client: id, descriptor: fd, uid: UInt32(uid)))
             _ = ns_epoll_ctl(epoll, 1, fd, UInt32(NS_EPOLL_IN) | UInt32(NS_EPOLL_RDHUP), Tag.client.with(id))
         }
     }

@@ -8,15 +8,18 @@ import CNetStackABI
 final class AppSession {
     let id: UInt32
     let descriptor: Int32
+    /// Its user (SO_PEERCRED): root, or the API's owner.
+    let uid: UInt32
     var sockets: Set<UInt32> = []
     /// Its closed sockets' regions, for its next sockets.
     let regions = RegionPool()
     /// The encoded reply, reused.
     private var scratch = [UInt8](repeating: 0, count: ControlMessage.size)
 
-    init(id: UInt32, descriptor: Int32) {
+    init(id: UInt32, descriptor: Int32, uid: UInt32) {
         self.id = id
         self.descriptor = descriptor
+        self.uid = uid
     }
 
     /// Sends `reply`, with `descriptors` attached. A reply that does not go

@@ -27,6 +27,9 @@ final class AppSocket {
     }
     /// The session that made it, whose `RegionPool` its region goes back to.
     let creator: UInt32
+    /// The creator's user: the stack, which may run as root, signals an
+    /// owner (SIGURG, SIGIO) only where that user's own kill(2) could.
+    let creatorUID: UInt32
     /// Another process held it (a fork, exec or spawn, or SCM_RIGHTS): its
     /// region may still be mapped there, so it never goes back to a pool.
     private var wasShared = false
@@ -120,9 +123,10 @@ final class AppSocket {
     /// The application broke a ring: the socket is dead to the stack (`ringBroke`).
     private(set) var isBroken = false
 
-    init(id: UInt32, client: UInt32, region: SocketRegion, families: IPFamilies, datagram: Bool = false,
+    init(id: UInt32, client: UInt32, uid: UInt32, region: SocketRegion, families: IPFamilies, datagram: Bool = false,
          server: APIServer) throws(SocketAPIError) {
         self.id = id
+        creatorUID = uid
         self.families = families
         holders = [client]
         creator = client
@@ -153,7 +157,7 @@ final class AppSocket {
         c.onStateChange = { [unowned self] c, _ in stateChanged(c) }
         c.onUrgent = { [unowned self] c in
             publishUrgentMark(c)
-            appEvent.sendUrgentSignal()  // sk_send_sigurg
+            appEvent.sendUrgentSignal(as: creatorUID)  // sk_send_sigurg
         }
         rxOrigin = region.rx.tail  // nothing of the connection's is in `rx` yet
         publishUrgentMark(c)
@@ -192,7 +196,7 @@ final class AppSocket {
         turnEndWork = []
         guard !isFreed else { return }
         if work.contains(.publish), let c = connection { region.publish(c.info, state: c.state) }
-        if work.contains(.ioSignal) { appEvent.sendIOSignal() }
+        if work.contains(.ioSignal) { appEvent.sendIOSignal(as: creatorUID) }
         guard work.contains(.wake) else { return }
         if looksPay && !isBroken && region.takeStackWantsTransmit() {
             lookPending = true

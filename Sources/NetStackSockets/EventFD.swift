@@ -28,11 +28,12 @@ struct EventFD {
     }
 
     /// SIGURG to the owner the application gave its copy of this eventfd
-    /// (its socket's descriptor: F_SETOWN, FIOSETOWN), if any.
-    func sendUrgentSignal() { _ = ns_send_sigurg(descriptor) }
+    /// (its socket's descriptor: F_SETOWN, FIOSETOWN), if any, and if user
+    /// `uid` may signal it.
+    func sendUrgentSignal(as uid: UInt32) { _ = ns_send_sigurg(descriptor, uid) }
 
-    /// SIGIO (or F_SETSIG's signal) to that owner.
-    func sendIOSignal() { _ = ns_send_sigio(descriptor) }
+    /// SIGIO (or F_SETSIG's signal) to that owner, as `sendUrgentSignal`.
+    func sendIOSignal(as uid: UInt32) { _ = ns_send_sigio(descriptor, uid) }
 
     func close() { _ = Glibc.close(descriptor) }
 }

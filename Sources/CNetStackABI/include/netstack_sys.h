@@ -23,17 +23,24 @@ long ns_peer_uid(int sock);
 /// A non-blocking, close-on-exec eventfd.
 int ns_eventfd(void);
 
+/// Whether a process of user `uid` may signal process `pid`, by kill(2)'s
+/// rule: root may; another user only a process whose real or saved
+/// set-user-ID is its own (/proc/PID/status).
+bool ns_may_signal(uint32_t uid, int pid);
+
 /// Sends SIGURG to the owner of the file `fd` names (F_SETOWN, which the
 /// application set on its copy of the same file), as Linux's
-/// sk_send_sigurg does when urgent data comes; nothing without an owner.
-/// Returns kill's result, or 0 when there is no owner.
-int ns_send_sigurg(int fd);
+/// sk_send_sigurg does when urgent data comes, if user `uid` (the
+/// application's) may signal it: the stack may run as root, and the
+/// owner is any process the application names. A process group is
+/// signalled only for root. Returns kill's result, or 0 when none is sent.
+int ns_send_sigurg(int fd, uint32_t uid);
 
 /// Sends the owner of the file `fd` names SIGIO, or the signal F_SETSIG
 /// chose, as Linux's kill_fasync for a socket with O_ASYNC (though as
-/// kill's, without the siginfo's POLL_* code and descriptor). Returns
-/// kill's result, or 0 when there is no owner.
-int ns_send_sigio(int fd);
+/// kill's, without the siginfo's POLL_* code and descriptor), on the terms
+/// of `ns_send_sigurg`.
+int ns_send_sigio(int fd, uint32_t uid);
 
 /// `v` in decimal at `out`, NUL-terminated; returns where the NUL is. No
 /// stdio: a vfork child may call it.

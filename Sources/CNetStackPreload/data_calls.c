@@ -50,7 +50,6 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         uint32_t skip = peek ? plan.skip : 0, hole = peek ? 0 : plan.skip;
         if (hole) ns_ring_consume(&s->shm->rx, hole);
         ssize_t n = drain(sink, &s->shm->rx, s->region, skip, plan.take);
-        if (n > 0 || hole) ns_urgent_state(s);  // notes a mark read past
         pthread_mutex_unlock(&s->rx_lock);
         if (n < 0) return -1;
         if (n > 0 || hole) {

@@ -151,10 +151,10 @@ int ns_sysctl_int(const char *path, int fallback) {
     return v[0];
 }
 
-/// Linux's secs_to_retrans: how many SYN-ACK retransmissions, from 1 s
-/// doubling up to 120 s, cover `seconds`; and back (retrans_to_secs).
 bool ns_fast_open_client(void) { return ns_sysctl_int("/proc/sys/net/ipv4/tcp_fastopen", 1) & 1; }
 
+/// Linux's secs_to_retrans: how many SYN-ACK retransmissions, from 1 s
+/// doubling up to 120 s, cover `seconds`; and back (retrans_to_secs).
 static int seconds_to_retransmits(int seconds) {
     int n = 0;
     if (seconds > 0) {
@@ -169,13 +169,6 @@ static int seconds_to_retransmits(int seconds) {
     return n;
 }
 
-/// The priority a TOS gives a socket (rt_tos2priority over ip_tos2prio):
-/// by its TOS bits, best effort, bulk, interactive or interactive bulk.
-static int tos_priority(int tos) {
-    static const uint8_t ip_tos2prio[16] = {0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4};
-    return ip_tos2prio[(tos & 0x1e) >> 1];
-}
-
 static int retransmits_to_seconds(int n) {
     if (n <= 0) return 0;
     int timeout = 1, period = 1;
@@ -184,6 +177,13 @@ static int retransmits_to_seconds(int n) {
         period += timeout;
     }
     return period;
+}
+
+/// The priority a TOS gives a socket (rt_tos2priority over ip_tos2prio):
+/// by its TOS bits, best effort, bulk, interactive or interactive bulk.
+static int tos_priority(int tos) {
+    static const uint8_t ip_tos2prio[16] = {0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4};
+    return ip_tos2prio[(tos & 0x1e) >> 1];
 }
 
 int ns_kept_set(ns_sock *s, int level, int name, int v) {

@@ -516,6 +516,7 @@ typedef struct ns_urgent_read {
     uint32_t hole;  // of `skip`, a replaced mark's byte
     bool at_mark;   // after the hole: the next byte is the urgent one
     bool oobinline;
+    bool pending;   // the urgent byte came and MSG_OOB has not taken it (POLLPRI)
 } ns_urgent_read;
 ns_urgent_read ns_urgent_plan(ns_sock *s, uint32_t waiting);
 /// Whether the next byte read is the urgent byte (SIOCATMARK).

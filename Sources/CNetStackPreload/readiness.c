@@ -97,8 +97,7 @@ static short full_mask(ns_sock *s) {
     ns_urgent_read plan = ns_urgent_plan(s, waiting);
     uint32_t target = ns_receive_lowat(s) + (plan.at_mark && !plan.oobinline ? 1 : 0);
     if (waiting - plan.hole >= target || rx_shut) r |= POLLIN;
-    ns_urgent u = ns_urgent_state(s);
-    if (u.arrived && !u.taken) r |= POLLPRI;
+    if (plan.pending) r |= POLLPRI;
     if (rx_shut) r |= POLLRDHUP;
     if (tx_shut) {
         r |= POLLOUT;

@@ -40,6 +40,7 @@ ns_urgent_read ns_urgent_plan(ns_sock *s, uint32_t waiting) {
     ns_urgent_read r = {.take = waiting};
     ns_urgent u = ns_urgent_state(s);
     if (!u.marked) return r;
+    r.pending = u.arrived && !u.taken;
     r.oobinline = ns_urgent_inline(s);
     uint32_t before = u.before;
     if (u.hole && !r.oobinline && waiting > 0) {

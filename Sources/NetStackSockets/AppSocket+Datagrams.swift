@@ -160,8 +160,7 @@ extension AppSocket {
             guard let p = peer, e.destination.address == p.address, e.destination.port == p.port,
                   let code = Self.errno(for: e.kind) else { continue }
             region.setError(code)
-            noteNews()
-            appEvent.signal()
+            signalNews()
         }
         if delivered {
             noteNews()

@@ -84,10 +84,10 @@ final class AppSocket {
     /// The application closed it: it goes once `tx` is drained.
     private var closing = false
     private var endOfInputSent = false
-    /// Urgent data: `rx`'s index of the connection's first byte, and the
-    /// application's urgent sends taken.
+    /// Urgent data: `rx`'s index of the connection's first byte; the mark
+    /// last published (its count, its byte's index in `rx`); the count of
+    /// the application's urgent sends taken.
     private var rxOrigin: UInt32 = 0
-    /// The mark last published: its count and its byte's index in `rx`.
     private var urgentMark: (count: UInt32, index: UInt32)?
     private var urgentSendsTaken: UInt32 = 0
     private(set) var isFreed = false
@@ -237,6 +237,13 @@ final class AppSocket {
         if region.wantsIOSignals { atTurnEnd(.ioSignal) }
     }
 
+    /// News the application hears of at once (its eventfd), not only when
+    /// it said it waits: a state, an error, a connection to accept.
+    func signalNews() {
+        noteNews()
+        appEvent.signal()
+    }
+
     /// Moves bytes from the receive ring into `rx`; raises the want-room flag
     /// when `rx` is full (the app's read rings the doorbell), and tells the
     /// application of the end of input once everything before the FIN is in.
@@ -263,8 +270,7 @@ final class AppSocket {
         if !endOfInputSent && c.receivedFin && c.readableBytes == 0 {
             endOfInputSent = true
             region.add(.endOfInput)
-            noteNews()
-            appEvent.signal()
+            signalNews()
         }
     }
 
@@ -323,9 +329,9 @@ final class AppSocket {
     /// The peer's urgent pointer moved: where its byte falls in `rx`, told
     /// before the byte (or anything after it) is there, so a reader never
     /// takes it for an ordinary one. A mark that came before the
-    /// application's socket did (`attach`) is told then.
-    /// A reader sitting at the mark replaced, whose byte came, is to pass
-    /// over that byte (Linux's tcp_check_urg moves it past): told first.
+    /// application's socket did (`attach`) is told then. A reader sitting
+    /// at the mark replaced, whose byte came, is to pass over that byte
+    /// (Linux's tcp_check_urg moves it past): told first.
     private func publishUrgentMark(_ c: TCPConnection) {
         guard let mark = c.urgentMark, !isBroken else { return }
         if let old = urgentMark, region.rx.head == old.index,
@@ -367,14 +373,12 @@ final class AppSocket {
                 endOfInputSent = true
                 region.add(.endOfInput)
             }
-            noteNews()
-            appEvent.signal()
+            signalNews()
             if closing { free() }
         default:
             if !region.state.contains(.connected) {
                 region.add(.connected)
-                noteNews()
-                appEvent.signal()
+                signalNews()
                 pumpTransmit()
             }
         }
@@ -506,8 +510,7 @@ final class AppSocket {
         waiting.append(c)
         region.connectionArrived()
         publishPending()
-        noteNews()
-        appEvent.signal()
+        signalNews()
     }
 
     /// What the application's readiness and accept see waiting: the stack's
@@ -533,8 +536,7 @@ final class AppSocket {
         loopback.becameReadable(index)
         region.connectionArrived()
         publishPending()
-        noteNews()
-        appEvent.signal()
+        signalNews()
     }
 
     /// A connection from the kernel's loopback, for `accept` when the stack

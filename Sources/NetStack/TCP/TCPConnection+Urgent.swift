@@ -16,8 +16,6 @@ import NetStackWire
 extension TCPConnection {
     /// The sequence number of the peer's last urgent byte, if it ever sent one.
     public var urgentByte: SequenceNumber? { receiver.urgentByte }
-    /// How many times the peer's urgent pointer advanced: a new mark each.
-    public var urgentMarks: UInt32 { receiver.urgentMarks }
     /// Where RCV.NXT lies in the stream (bytes received in order, modulo 2^32).
     public var receivedStreamIndex: UInt32 { UInt32(truncatingIfNeeded: receiver.rcvNxt - (receiver.irs + 1)) }
     /// The peer's last urgent mark: how many came, and where its byte lies

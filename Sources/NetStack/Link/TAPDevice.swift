@@ -606,7 +606,14 @@ public final class TAPDevice: Device {
     /// Makes the ring, registers the pool and the provided-buffer ring, and picks
     /// the receive mode.
     private func setUpRing(entries: UInt32, receiveMode: ReceiveMode) throws(TAPError) {
-        let ret = io_uring_queue_init(entries, ring, 0)
+        // A completion another CPU brings (the kernel's ACK put on the TAP's
+        // queue, an application's doorbell) would interrupt the loop with an
+        // IPI to run its task work; cooperatively, it waits for the loop's
+        // next entry into the kernel, and TASKRUN_FLAG raises IORING_SQ_TASKRUN
+        // meanwhile, on which liburing's peek enters. Kernels before 5.19 refuse both.
+        let cooperative = UInt32(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
+        var ret = io_uring_queue_init(entries, ring, cooperative)
+        if ret == -EINVAL { ret = io_uring_queue_init(entries, ring, 0) }
         if ret < 0 { throw .systemCall(.ringSetup, Errno(rawValue: -ret)) }
         ringReady = true
 

@@ -15,6 +15,8 @@
 #define MSG_PROBE 0x10  // linux/socket.h's: the checks of a send, nothing sent (glibc does not name it)
 #endif
 
+static int block_step_for(ns_sock *s, short events, bool *armed, long long deadline, bool spin);
+
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
 /// again, so news that came meanwhile is not lost; the next time it waits
@@ -22,10 +24,17 @@
 /// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a
 /// signal, EBADF when another thread closed the socket.
 static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
+    return block_step_for(s, events, armed, deadline, true);
+}
+
+/// `block_step` for a caller that `ready` says may spin first: not a peek
+/// past every byte waiting (SO_PEEK_OFF), which waits for more, though a
+/// poll would say the socket is readable already.
+static int block_step_for(ns_sock *s, short events, bool *armed, long long deadline, bool spin) {
     if (atomic_load(&s->closed)) { errno = EBADF; return -1; }  // by another thread, while this one slept
     if (!*armed) {
         if (events & POLLIN) ns_yield_before_receive_wait();
-        if (ns_spin_until_ready(s, events)) return 0;
+        if (spin && ns_spin_until_ready(s, events)) return 0;
         ns_arm(s, events);
         *armed = true;
         return 0;
@@ -47,9 +56,21 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         // urgent byte is passed over unless SO_OOBINLINE. Only the bytes
         // counted before the mark was looked at are read.
         ns_urgent_read plan = ns_urgent_plan(s, ns_ring_readable(&s->shm->rx));
-        uint32_t skip = peek ? plan.skip : 0, hole = peek ? 0 : plan.skip;
+        uint32_t skip = peek ? plan.skip : 0, hole = peek ? 0 : plan.skip, take = plan.take;
+        // SO_PEEK_OFF: a peek starts that far in (tcp_recvmsg's peek_seq), and
+        // finding nothing past it waits for more, as for nothing at all.
+        int offset = peek ? ns_peek_offset(s) : 0;
+        bool past = offset > 0 && (uint32_t)offset >= take;
+        if (offset > 0) {
+            skip += past ? 0 : (uint32_t)offset;
+            take = past ? 0 : take - (uint32_t)offset;
+        }
         if (hole) ns_ring_consume(&s->shm->rx, hole);
-        ssize_t n = drain(sink, &s->shm->rx, s->region, skip, plan.take);
+        ssize_t n = past ? 0 : drain(sink, &s->shm->rx, s->region, skip, take);
+        if (n > 0) {
+            if (peek) ns_peek_offset_peeked(s, (size_t)n);
+            else ns_peek_offset_taken(s, (size_t)n);
+        }
         pthread_mutex_unlock(&s->rx_lock);
         if (n < 0) return -1;
         if (n > 0 || hole) {
@@ -62,7 +83,8 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         }
         uint32_t st = ns_state(s->shm);
         if (st & NS_STATE_RX_EOF) {
-            if (!ns_ring_is_empty(&s->shm->rx)) continue;  // bytes that came before the end
+            // Bytes that came before the end, unless a peek is past them all.
+            if (!ns_ring_is_empty(&s->shm->rx) && !past) continue;
             int e = (st & NS_STATE_ERROR) ? ns_take_error(s->shm) : 0;
             if (e && e != ECONNABORTED) { errno = e; return -1; }
             return 0;
@@ -71,7 +93,7 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         if (!s->connecting && !(st & NS_STATE_CONNECTED)) { errno = ENOTCONN; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
         // The stack signals new bytes only to a reader that said it waits.
-        if (block_step(s, POLLIN, &cleared, deadline) < 0) return -1;
+        if (block_step_for(s, POLLIN, &cleared, deadline, !past) < 0) return -1;
     }
 }
 
@@ -177,21 +199,57 @@ ssize_t ns_dgram_write(ns_sock *s, const ns_addr *to, const void *buf, size_t le
     }
 }
 
+/// A peek with SO_PEEK_OFF at `offset` (the rx lock held), as Linux's
+/// __skb_try_recv_from_queue: it passes over the datagrams that `offset`
+/// covers whole, and copies the next one's payload from where the rest of
+/// the offset falls in it. False if no datagram lies past the offset.
+static bool peek_at_offset(ns_sock *s, uint32_t offset, ns_datagram *h, void *buf, uint32_t limit, uint32_t *copied) {
+    ns_ring *rx = &s->shm->rx;
+    uint32_t waiting = ns_ring_readable(rx), at = 0;
+    for (;;) {
+        if (waiting - at < sizeof *h) return false;
+        ns_ring_copy_out(rx, s->region, at, h, sizeof *h);
+        if (h->length > waiting - at - (uint32_t)sizeof *h) return false;  // never published so: a broken ring
+        // A datagram of no bytes is passed over only past it (Linux's peeked flag aside).
+        if (offset >= h->length && offset > 0) {
+            offset -= h->length;
+            at += (uint32_t)sizeof *h + h->length;
+            continue;
+        }
+        uint32_t n = h->length - offset < limit ? h->length - offset : limit;
+        if (n) ns_ring_copy_out(rx, s->region, at + (uint32_t)sizeof *h + offset, buf, n);
+        *copied = n;
+        return true;
+    }
+}
+
 ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct sockaddr *sa, socklen_t *salen,
                       int *msg_flags, ns_datagram *record) {
     if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }  // an empty error queue, as Linux's ip_recv_error
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
+    bool peek = (flags & MSG_PEEK) != 0;
     long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false;
     for (;;) {
         ns_datagram h;
-        uint32_t n = 0;
+        uint32_t n = 0, limit = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
         pthread_mutex_lock(&s->rx_lock);
-        bool got = ns_ring_next_record(&s->shm->rx, s->region, &h);
-        if (got) {
-            n = ns_ring_record_payload(&s->shm->rx, s->region, &h, buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
-            if (!(flags & MSG_PEEK)) ns_ring_take_record(&s->shm->rx, &h);
+        int offset = peek ? ns_peek_offset(s) : -1;
+        bool got, past = false;
+        if (offset >= 0) {
+            got = peek_at_offset(s, (uint32_t)offset, &h, buf, limit, &n);
+            past = !got && !ns_ring_is_empty(&s->shm->rx);
+        } else {
+            got = ns_ring_next_record(&s->shm->rx, s->region, &h);
+            if (got) {
+                n = ns_ring_record_payload(&s->shm->rx, s->region, &h, buf, limit);
+                if (!peek) ns_ring_take_record(&s->shm->rx, &h);
+            }
         }
+        // What udp_recvmsg gives skb_consume_udp, which moves the offset.
+        uint32_t counted = !got ? 0 : (flags & MSG_TRUNC) ? h.length : n;
+        if (got && peek) ns_peek_offset_peeked(s, counted);
+        if (got && !peek) ns_peek_offset_taken(s, counted);
         pthread_mutex_unlock(&s->rx_lock);
         if (got) {
             atomic_store(&s->last_arrival_ns, h.arrival_ns);  // SIOCGSTAMP's
@@ -200,17 +258,18 @@ ssize_t ns_dgram_recv(ns_sock *s, void *buf, size_t len, int flags, struct socka
                 memcpy(from.bytes, h.bytes, sizeof from.bytes);
                 ns_to_sockaddr(&from, s->family, sa, salen);
             }
-            if (msg_flags) *msg_flags = n < h.length ? MSG_TRUNC : 0;
+            // Cut short of the datagram (from where a peek began in it, udp_recvmsg's ulen - off).
+            if (msg_flags) *msg_flags = n < h.length && n == limit ? MSG_TRUNC : 0;
             if (record) *record = h;
-            if (!(flags & MSG_PEEK) && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
+            if (!peek && ns_flag_take(&s->shm->stack_wants_rx_room)) ns_ring_doorbell(s);
             // MSG_TRUNC asks for the datagram's real length (Linux's UDP).
-            return (flags & MSG_TRUNC) ? (ssize_t)h.length : (ssize_t)n;
+            return (ssize_t)counted;
         }
         int e = ns_take_error(s->shm);
         if (e) { errno = e; return -1; }
         if (dontwait) { errno = EAGAIN; return -1; }
         if (s->read_shut && s->has_peer) return 0;  // shutdown(SHUT_RD) of a connected socket: nothing more
-        if (block_step(s, POLLIN, &cleared, deadline) < 0) return -1;
+        if (block_step_for(s, POLLIN, &cleared, deadline, !past) < 0) return -1;
     }
 }
 

@@ -7,9 +7,10 @@
 // acts on those marked so (the cork, the MSS cap, the user timeout, the IP
 // header's hop limit and DS field), which setsockopt passes on as stored,
 // and the library itself on SO_RCVLOWAT (`ns_receive_lowat`),
-// SO_BUSY_POLL (`ns_busy_poll_ns`: a blocking receive spins that long) and
+// SO_BUSY_POLL (`ns_busy_poll_ns`: a blocking receive spins that long),
 // TCP_NOTSENT_LOWAT (`ns_notsent_lowat`: writes and POLLOUT wait for the
-// unsent bytes to drain).
+// unsent bytes to drain) and SO_PEEK_OFF (`ns_peek_offset`: where a peek
+// starts, moved by each peek and read).
 #include "preload_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +53,7 @@ enum rule {
 
 /// The entries the library reads on its own paths, at fixed places.
 enum { KEPT_RCVLOWAT = 3, KEPT_BUSY_POLL = 6, KEPT_INQ = 7, KEPT_NOTSENT_LOWAT = 18,
-       KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS };
+       KEPT_ARRIVAL = NS_KEPT_OPTIONS - NS_ARRIVAL_OPTIONS, KEPT_PEEK_OFF = KEPT_ARRIVAL - 1 };
 
 /// What a stored -1 (or, for TCP_LINGER2, 0) reads as: a system setting.
 enum system_default { NONE, DEFAULT_TTL, DEFAULT_HOPS, FIN_TIMEOUT, SYN_RETRIES };
@@ -111,6 +112,8 @@ static const struct kept {
     {SOL_SOCKET, SO_SELECT_ERR_QUEUE, BOOLEAN, 0, NONE},    // there is no error queue to report
     {SOL_SOCKET, SO_NOFCS, BOOLEAN, 0, NONE},               // a packet socket's, kept by any
     {IPPROTO_IP, IP_NODEFRAG, READ_ONLY, 0, NONE},
+    // Any value, as sk_set_peek_off takes it; below 0, peeks start at the first byte.
+    [KEPT_PEEK_OFF] = {SOL_SOCKET, SO_PEEK_OFF, ANY, -1, NONE},
     // Those asking recvmsg for a datagram's control messages (datagram_cmsg.c), at fixed places.
     [KEPT_ARRIVAL + NS_ARRIVAL_PKTINFO] = {IPPROTO_IP, IP_PKTINFO, BOOLEAN, 0, NONE},
     [KEPT_ARRIVAL + NS_ARRIVAL_TTL] = {IPPROTO_IP, IP_RECVTTL, BOOLEAN, 0, NONE},
@@ -268,6 +271,18 @@ uint32_t ns_notsent_lowat(const ns_sock *s) {
 bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which) { return s->options.kept[KEPT_ARRIVAL + which] != 0; }
 
 bool ns_inq_asked(const ns_sock *s) { return !s->datagram && s->options.kept[KEPT_INQ] != 0; }
+
+int ns_peek_offset(const ns_sock *s) { return s->options.kept[KEPT_PEEK_OFF]; }
+
+void ns_peek_offset_peeked(ns_sock *s, size_t n) {
+    int *off = &s->options.kept[KEPT_PEEK_OFF];
+    if (*off >= 0) *off = n > (size_t)(INT_MAX - *off) ? INT_MAX : *off + (int)n;
+}
+
+void ns_peek_offset_taken(ns_sock *s, size_t n) {
+    int *off = &s->options.kept[KEPT_PEEK_OFF];
+    if (*off >= 0) *off = n >= (size_t)*off ? 0 : *off - (int)n;
+}
 
 long ns_busy_poll_ns(const ns_sock *s) {
     int us = s->options.kept[KEPT_BUSY_POLL];

@@ -90,7 +90,7 @@ void ns_resolve(void);
 #define NS_MAX_ALIASES 16
 
 /// How many options kept_options.c keeps per socket.
-#define NS_KEPT_OPTIONS 55
+#define NS_KEPT_OPTIONS 56
 
 /// A setsockopt that succeeded, as given (kernel_handoff.c replays it).
 #define NS_SET_OPTIONS 24
@@ -258,6 +258,14 @@ bool ns_arrival_asked(const ns_sock *s, enum ns_arrival_option which);
 long ns_busy_poll_ns(const ns_sock *s);
 /// Whether a stream socket's recvmsg gives TCP_INQ's control message.
 bool ns_inq_asked(const ns_sock *s);
+/// SO_PEEK_OFF (Linux's sk_peek_offset): how far past the first waiting
+/// byte a peek starts, or -1 (off, the default). A stream socket counts
+/// bytes; a datagram socket counts the datagrams' bytes it passes over whole.
+int ns_peek_offset(const ns_sock *s);
+/// After a peek that gave `n` bytes (sk_peek_offset_fwd), or a read that
+/// took them (sk_peek_offset_bwd, not below 0): the offset, if on, moves.
+void ns_peek_offset_peeked(ns_sock *s, size_t n);
+void ns_peek_offset_taken(ns_sock *s, size_t n);
 /// Whether the stack acts on kept option (level, name) too; its stored value into `*stored`.
 bool ns_kept_acts(const ns_sock *s, int level, int name, int *stored);
 /// getsockopt's TCP_INFO, Linux's struct from the stack's fields and the

@@ -1311,6 +1311,58 @@ time.sleep(0.2)
 out("MSG_PEEK|MSG_TRUNC, then the rest", (len(m.recv(2, socket.MSG_PEEK | socket.MSG_TRUNC)), m.recv(100)))
 m.close()
 
+# SO_PEEK_OFF (a stream socket's since Linux 6.10): a peek starts that far
+# in and moves it on, a read moves it back (not below 0), and a peek past
+# every byte waits for more. A datagram socket's offset passes over the
+# datagrams it covers whole; what a read takes moves it back, not the
+# datagram's length.
+SO_PEEK_OFF, PEEK = 42, socket.MSG_PEEK
+with socket.create_connection(ECHO) as p:
+    p.sendall(b"abcdefghijklmnop")
+    time.sleep(0.2)
+    offset = lambda: p.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+    out("SO_PEEK_OFF by default, set to -5", (offset(), err(lambda: p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, -5)),
+                                                offset(), p.recv(2, PEEK)))
+    p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+    out("two peeks from offset 0", (p.recv(3, PEEK), p.recv(3, PEEK), offset()))
+    out("a read of 2, then a peek", (p.recv(2), offset(), p.recv(2, PEEK), offset()))
+    out("a read of more than the offset", (p.recv(10), offset()))
+    p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 100)
+    out("a peek past every byte", err(lambda: p.recv(3, PEEK | socket.MSG_DONTWAIT)))
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 200000))
+    out("a blocking peek past every byte", err(lambda: p.recv(3, PEEK)))
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 5, 0))
+    p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 4)
+    threading.Timer(0.2, p.sendall, (b"qrstuv",)).start()
+    out("a blocking peek past every byte, then bytes come", (p.recv(4, PEEK), offset()))
+    p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, -1)
+    out("a peek with SO_PEEK_OFF off", (p.recv(3, PEEK), offset(), p.recv(100)))
+    p.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)
+    p.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+    out("a peek from offset 0 at the end", (p.recv(3, PEEK), offset()))
+with socket.socket() as l:
+    l.bind(("", 0))
+    l.listen(1)
+    out("SO_PEEK_OFF on a listener", (err(lambda: l.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 3)),
+                                      l.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)))
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as q:
+    q.connect(ECHO)
+    for d in (b"12345", b"6789", b"ABCDEFG"):
+        q.send(d)
+    time.sleep(0.2)
+    offset = lambda: q.getsockopt(socket.SOL_SOCKET, SO_PEEK_OFF)
+    out("datagram SO_PEEK_OFF by default", offset())
+    q.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 0)
+    out("datagram peeks from offset 0", (q.recv(3, PEEK), offset(), q.recv(3, PEEK), offset(), q.recv(10, PEEK), offset()))
+    out("a datagram read, then a peek", (q.recv(10), offset(), q.recv(10, PEEK), offset()))
+    out("a datagram peek past every one", err(lambda: q.recv(10, PEEK | socket.MSG_DONTWAIT)))
+    q.setsockopt(socket.SOL_SOCKET, SO_PEEK_OFF, 2)
+    out("recvmsg peeks of 1 and 2 from offset 2", (q.recvmsg(1, 0, PEEK)[:3], q.recvmsg(2, 0, PEEK)[:3], offset()))
+    # (Python's buffer grows to the length returned; past the 3 bytes asked it is not written.)
+    out("a peek of 3 with MSG_TRUNC", ((lambda d: (len(d), d[:3]))(q.recv(3, PEEK | socket.MSG_TRUNC)), offset()))
+    out("reads of 10 and 2", (q.recv(10), offset(), q.recv(2), offset()))
+
 # Addresses and option lengths, checked in Linux's order: a short address is
 # EINVAL before its family is looked at; IPv4's bind takes AF_UNSPEC with the
 # wildcard address as AF_INET; a NULL value or length is EFAULT; getsockopt

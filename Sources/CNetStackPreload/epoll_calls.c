@@ -202,6 +202,19 @@ done:
     return r;
 }
 
+/// Arms `s` for `events` (`ns_arm`) unless the flags they need are up
+/// already: the stack has not taken them, so it has signalled nothing
+/// since they went up but news it signals always (a state, an error), and
+/// the eventfd needs no clearing; a count it holds wakes the kernel's wait
+/// once, and `kernel_only` clears it. A set of 1000 idle sockets otherwise
+/// paid 1000 eventfd reads each time it waited.
+static void arm_lazily(ns_sock *s, short events) {
+    bool reading = events & (POLLIN | POLLRDNORM | POLLPRI), writing = events & (POLLOUT | POLLWRNORM | POLLWRBAND);
+    if ((reading || writing) && (!reading || atomic_load(&s->shm->app_wants_read))
+        && (!writing || atomic_load(&s->shm->app_wants_write))) return;
+    ns_arm(s, events);
+}
+
 /// Fills `out` with the ready stack sockets of `epfd` (up to `max`); arms them all first if `arm`.
 static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
     int n = 0;
@@ -211,7 +224,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         short want = (short)(e->events & NS_EPOLL_EVENTS);
-        if (arm) ns_arm(s, arming(e, s, want));
+        if (arm) arm_lazily(s, arming(e, s, want));
         short r = edges(e, s, want, true);
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
@@ -246,11 +259,20 @@ void ns_epoll_settle(int epfd) {
     pthread_mutex_unlock(&lock);
 }
 
-/// Keeps the kernel's events that are not the library's tags; returns how many.
-static int kernel_only(struct epoll_event *ev, int n) {
+/// Keeps the kernel's events that are not the library's tags; returns how
+/// many. With `clear` (a set of this process's stack sockets), a tag's
+/// socket has its eventfd cleared: its news is read from the region, and
+/// the count, left, would wake every wait.
+static int kernel_only(struct epoll_event *ev, int n, bool clear) {
     int kept = 0;
-    for (int i = 0; i < n; i++)
-        if ((ev[i].data.u64 & NS_TAG_MASK) != NS_TAG) ev[kept++] = ev[i];
+    for (int i = 0; i < n; i++) {
+        if ((ev[i].data.u64 & NS_TAG_MASK) != NS_TAG) {
+            ev[kept++] = ev[i];
+            continue;
+        }
+        ns_sock *s = clear ? ns_lookup((int)(ev[i].data.u64 & ~NS_TAG_MASK)) : NULL;
+        if (s) ns_clear_event(s);
+    }
     return kept;
 }
 
@@ -263,7 +285,7 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
         int r = mask ? LIBC(epoll_pwait)(epfd, ev + n, max - n, wait, mask)
                      : LIBC(epoll_wait)(epfd, ev + n, max - n, wait);
         if (r < 0) return n > 0 ? n : -1;
-        r = kernel_only(ev + n, r);
+        r = kernel_only(ev + n, r, true);
         if (n + r > 0) return n + r;
         if (ns_deadline_passed(deadline)) return 0;
         // Only "look again" from eventfds: back to the regions.
@@ -280,7 +302,7 @@ static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, c
     for (int wait = timeout;;) {
         int r = mask ? LIBC(epoll_pwait)(epfd, ev, max, wait, mask) : LIBC(epoll_wait)(epfd, ev, max, wait);
         if (r <= 0) return r;
-        int kept = kernel_only(ev, r);
+        int kept = kernel_only(ev, r, false);
         if (kept > 0 || timeout == 0) return kept;
         if (deadline == -2) deadline = ns_deadline_in_ms(timeout);
         if (ns_deadline_passed(deadline)) return 0;

@@ -91,6 +91,9 @@ static entry *entries;
 /// How many (set, stack socket) entries there are: at 0 epoll_wait skips
 /// the lookup. Every removal counts down (`remove_entries`, EPOLL_CTL_DEL).
 static int registrations;
+/// Counts the changes to `entries` (under `lock`): a wait's arming pass
+/// trusts the looks of the pass before it only if none came between.
+static unsigned changes;
 
 static entry **find(int epfd, int fd) {
     for (entry **e = &entries; *e; e = &(*e)->next)
@@ -119,6 +122,7 @@ static void remove_entries(bool (*match)(const entry *, int), int key, void (*go
         if (gone) gone(removed);
         free(removed);
         registrations--;
+        changes++;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -165,6 +169,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         return -1;
     }
     pthread_mutex_lock(&lock);
+    changes++;
     entry **found = find(epfd, fd);
     int r = 0;
     if (op == EPOLL_CTL_ADD) {
@@ -208,23 +213,31 @@ done:
 /// the eventfd needs no clearing; a count it holds wakes the kernel's wait
 /// once, and `kernel_only` clears it. A set of 1000 idle sockets otherwise
 /// paid 1000 eventfd reads each time it waited.
-static void arm_lazily(ns_sock *s, short events) {
+/// Whether it armed.
+static bool arm_lazily(ns_sock *s, short events) {
     bool reading = events & (POLLIN | POLLRDNORM | POLLPRI), writing = events & (POLLOUT | POLLWRNORM | POLLWRBAND);
     if ((reading || writing) && (!reading || atomic_load(&s->shm->app_wants_read))
-        && (!writing || atomic_load(&s->shm->app_wants_write))) return;
+        && (!writing || atomic_load(&s->shm->app_wants_write))) return false;
     ns_arm(s, events);
+    return true;
 }
 
-/// Fills `out` with the ready stack sockets of `epfd` (up to `max`); arms them all first if `arm`.
-static int stack_events(int epfd, struct epoll_event *out, int max, bool arm) {
+/// Fills `out` with the ready stack sockets of `epfd` (up to `max`). An
+/// arming pass (`looked`: the `changes` when a pass that found nothing
+/// began) arms them first, and looks again only at those it armed, unless
+/// the entries changed since: one whose flags were up would have had its
+/// news signalled, which wakes the kernel's wait.
+static int stack_events(int epfd, struct epoll_event *out, int max, const unsigned *looked, unsigned *began) {
     int n = 0;
     pthread_mutex_lock(&lock);
+    if (began) *began = changes;
+    bool trusted = looked && *looked == changes;
     for (entry *e = entries; e && n < max; e = e->next) {
         if (e->epfd != epfd || e->disabled) continue;
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         short want = (short)(e->events & NS_EPOLL_EVENTS);
-        if (arm) arm_lazily(s, arming(e, s, want));
+        if (looked && !arm_lazily(s, arming(e, s, want)) && trusted) continue;
         short r = edges(e, s, want, true);
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
@@ -279,8 +292,9 @@ static int kernel_only(struct epoll_event *ev, int n, bool clear) {
 static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     long long deadline = ns_deadline_in_ms(timeout);
     for (;;) {
-        int n = stack_events(epfd, ev, max, false);
-        if (n == 0) n = stack_events(epfd, ev, max, true);
+        unsigned looked;
+        int n = stack_events(epfd, ev, max, NULL, &looked);
+        if (n == 0) n = stack_events(epfd, ev, max, &looked, NULL);
         int wait = n > 0 ? 0 : ns_ms_left(deadline);
         int r = mask ? LIBC(epoll_pwait)(epfd, ev + n, max - n, wait, mask)
                      : LIBC(epoll_wait)(epfd, ev + n, max - n, wait);

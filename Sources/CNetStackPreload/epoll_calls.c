@@ -207,21 +207,6 @@ done:
     return r;
 }
 
-/// Arms `s` for `events` (`ns_arm`) unless the flags they need are up
-/// already: the stack has not taken them, so it has signalled nothing
-/// since they went up but news it signals always (a state, an error), and
-/// the eventfd needs no clearing; a count it holds wakes the kernel's wait
-/// once, and `kernel_only` clears it. A set of 1000 idle sockets otherwise
-/// paid 1000 eventfd reads each time it waited.
-/// Whether it armed.
-static bool arm_lazily(ns_sock *s, short events) {
-    bool reading = events & (POLLIN | POLLRDNORM | POLLPRI), writing = events & (POLLOUT | POLLWRNORM | POLLWRBAND);
-    if ((reading || writing) && (!reading || atomic_load(&s->shm->app_wants_read))
-        && (!writing || atomic_load(&s->shm->app_wants_write))) return false;
-    ns_arm(s, events);
-    return true;
-}
-
 /// Fills `out` with the ready stack sockets of `epfd` (up to `max`). An
 /// arming pass (`looked`: the `changes` when a pass that found nothing
 /// began) arms them first, and looks again only at those it armed, unless
@@ -237,7 +222,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max, const unsign
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         short want = (short)(e->events & NS_EPOLL_EVENTS);
-        if (looked && !arm_lazily(s, arming(e, s, want)) && trusted) continue;
+        if (looked && !ns_arm_lazily(s, arming(e, s, want)) && trusted) continue;
         short r = edges(e, s, want, true);
         if (!r) continue;
         out[n].events = (uint32_t)r & (e->events | EPOLLERR | EPOLLHUP);
@@ -275,7 +260,7 @@ void ns_epoll_settle(int epfd) {
 /// Keeps the kernel's events that are not the library's tags; returns how
 /// many. With `clear` (a set of this process's stack sockets), a tag's
 /// socket has its eventfd cleared: its news is read from the region, and
-/// the count, left, would wake every wait.
+/// the count, left, would wake every wait (`ns_arm_lazily` may not clear it).
 static int kernel_only(struct epoll_event *ev, int n, bool clear) {
     int kept = 0;
     for (int i = 0; i < n; i++) {

@@ -51,7 +51,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
         if (ready == 0) {
             for (nfds_t i = 0; i < n; i++) {
                 ns_sock *s = ns_lookup(fds[i].fd);
-                if (s) ns_arm(s, fds[i].events);
+                if (s) ns_arm_lazily(s, fds[i].events);
             }
             ready = stack_ready(fds, n);
         }
@@ -80,6 +80,9 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
             ns_sock *s = ns_lookup(fds[i].fd);
             if (s) {
                 if (!ready) fds[i].revents = ns_readiness(s, fds[i].events);
+                // A count that woke the wait for nothing the caller asked: gone,
+                // else the next wait, armed lazily, would wake on it again.
+                if (!ready && !fds[i].revents && (kernel[i].revents & POLLIN)) ns_clear_event(s);
             } else {
                 fds[i].revents = kernel[i].revents;
             }

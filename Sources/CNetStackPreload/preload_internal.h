@@ -484,6 +484,13 @@ void ns_note_nospace(ns_sock *s);
 short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.
 void ns_arm(ns_sock *s, short events);
+/// `ns_arm` unless the flags `events` need are up already: the stack has
+/// not taken them, so it has signalled nothing since they went up but news
+/// it signals always (a state, an error), and the eventfd needs no read. A
+/// count it does hold then wakes the kernel's wait once: the waiter clears
+/// it there. A poll or epoll set of 1000 idle sockets otherwise paid 1000
+/// eventfd reads each time it waited. Whether it armed.
+bool ns_arm_lazily(ns_sock *s, short events);
 
 /// A stream socket's send from any source (data_calls.c): `fill` moves up
 /// to `max` bytes into `tx` and returns how many, 0 when the source has no

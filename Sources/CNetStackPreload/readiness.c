@@ -127,6 +127,14 @@ void ns_arm(ns_sock *s, short events) {
     ns_clear_event(s);
 }
 
+bool ns_arm_lazily(ns_sock *s, short events) {
+    bool reading = events & (POLLIN | POLLRDNORM | POLLPRI), writing = events & (POLLOUT | POLLWRNORM | POLLWRBAND);
+    if ((reading || writing) && (!reading || atomic_load(&s->shm->app_wants_read))
+        && (!writing || atomic_load(&s->shm->app_wants_write))) return false;
+    ns_arm(s, events);
+    return true;
+}
+
 // The eventfd calls below leave errno as it was: their callers go on to
 // succeed (a wait that times out returns 0), and Linux's calls do not touch
 // errno on success (nc prints it after a poll that timed out).

@@ -15,21 +15,14 @@
 #define MSG_PROBE 0x10  // linux/socket.h's: the checks of a send, nothing sent (glibc does not name it)
 #endif
 
-static int block_step_for(ns_sock *s, short events, bool *armed, long long deadline, bool spin);
-
 /// One turn of a blocking call that found nothing to do: the first time it
 /// arms the socket (its flag up, its eventfd cleared) and the caller looks
 /// again, so news that came meanwhile is not lost; the next time it waits
 /// for the eventfd. -1 with errno when the call gives up: EAGAIN at
 /// `deadline` (the socket's SO_RCVTIMEO or SO_SNDTIMEO), EINTR for a
-/// signal, EBADF when another thread closed the socket.
-static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
-    return block_step_for(s, events, armed, deadline, true);
-}
-
-/// `block_step` for a caller that `ready` says may spin first: not a peek
-/// past every byte waiting (SO_PEEK_OFF), which waits for more, though a
-/// poll would say the socket is readable already.
+/// signal, EBADF when another thread closed the socket. It spins first
+/// unless `spin` is false: a peek past every waiting byte (SO_PEEK_OFF)
+/// waits for more, and a spin would end at once, the socket being readable.
 static int block_step_for(ns_sock *s, short events, bool *armed, long long deadline, bool spin) {
     if (atomic_load(&s->closed)) { errno = EBADF; return -1; }  // by another thread, while this one slept
     if (!*armed) {
@@ -41,6 +34,10 @@ static int block_step_for(ns_sock *s, short events, bool *armed, long long deadl
     }
     *armed = false;
     return ns_wait_event(s, deadline, NS_WAIT_RECHECK_MS);
+}
+
+static int block_step(ns_sock *s, short events, bool *armed, long long deadline) {
+    return block_step_for(s, events, armed, deadline, true);
 }
 
 ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {

@@ -340,10 +340,40 @@ static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags
     return (ssize_t)got;
 }
 
+/// A peek's destination spread over `iov`.
+struct iov_sink {
+    const struct iovec *iov;
+    size_t count;
+};
+
+static ssize_t peek_to_iov(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
+    struct iov_sink *v = sink;
+    uint32_t waiting = ns_ring_readable(rx);
+    if (waiting <= skip) return 0;
+    uint32_t left = waiting - skip < max ? waiting - skip : max, done = 0;
+    for (size_t i = 0; i < v->count && left > 0; i++) {
+        uint32_t k = v->iov[i].iov_len < left ? (uint32_t)v->iov[i].iov_len : left;
+        if (k) ns_ring_copy_out(rx, region, skip + done, v->iov[i].iov_base, k);
+        done += k;
+        left -= k;
+    }
+    return done;
+}
+
 /// Scatter into `iov`: only the first piece may wait; the rest take what
-/// is there. MSG_OOB's byte goes to the first piece with room.
+/// is there. MSG_OOB's byte goes to the first piece with room. A peek
+/// fills the pieces from one look, each after the one before (as
+/// tcp_recvmsg's peek_seq moves on), not each from the first byte.
 static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags) {
     if (flags & MSG_OOB) return ns_stream_recv_urgent(s, iov, count, flags, msg_flags);
+    if (flags & MSG_PEEK) {
+        if (s->listening) { errno = ENOTCONN; return -1; }
+        size_t space = 0;
+        for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
+        if (space == 0) return 0;
+        struct iov_sink v = {iov, count};
+        return ns_stream_recv(s, flags, peek_to_iov, &v);
+    }
     ssize_t total = 0;
     for (size_t i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;

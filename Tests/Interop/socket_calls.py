@@ -1317,6 +1317,14 @@ m.close()
 # datagrams it covers whole; what a read takes moves it back, not the
 # datagram's length.
 SO_PEEK_OFF, PEEK = 42, socket.MSG_PEEK
+# recvmsg's MSG_PEEK into several buffers fills each after the one before.
+with socket.create_connection(ECHO) as p:
+    p.sendall(b"abcdefghijkl")
+    time.sleep(0.2)
+    pieces = bytearray(4), bytearray(4), bytearray(0), bytearray(6)
+    out("recvmsg MSG_PEEK into four buffers", (p.recvmsg_into(pieces, 0, PEEK)[0], [bytes(x) for x in pieces]))
+    pieces = bytearray(3), bytearray(3)
+    out("then a read into two", (p.recvmsg_into(pieces)[0], [bytes(x) for x in pieces]))
 with socket.create_connection(ECHO) as p:
     p.sendall(b"abcdefghijklmnop")
     time.sleep(0.2)

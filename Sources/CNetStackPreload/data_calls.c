@@ -40,13 +40,13 @@ static int block_step(ns_sock *s, short events, bool *armed, long long deadline)
     return block_step_for(s, events, armed, deadline, true);
 }
 
-ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
+ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void *sink) {
     // No error queue (IP_RECVERR's) ever waits here: Linux says EAGAIN for an empty one.
     if (flags & MSG_ERRQUEUE) { errno = EAGAIN; return -1; }
     bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
     bool peek = (flags & MSG_PEEK) != 0;
     long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
-    bool cleared = false;
+    bool cleared = false, settled = false;
     for (;;) {
         pthread_mutex_lock(&s->rx_lock);
         // Urgent data (tcp_recvmsg): a read stops at the mark; at it, the
@@ -61,6 +61,20 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink) {
         if (offset > 0) {
             skip += past ? 0 : (uint32_t)offset;
             take = past ? 0 : take - (uint32_t)offset;
+        }
+        // A peek waits for its target too (tcp_recvmsg's peek_seq moves on
+        // while it waits): until `need` bytes are there to peek, the end
+        // comes, or the wait gives up; then it gives what is there.
+        if (peek && need > 1 && !settled && !past && take < need) {
+            pthread_mutex_unlock(&s->rx_lock);
+            uint32_t st = ns_state(s->shm);
+            if ((st & (NS_STATE_RX_EOF | NS_STATE_ERROR)) || s->read_shut || dontwait) {
+                settled = true;
+            } else if (block_step_for(s, POLLIN, &cleared, deadline, false) < 0) {
+                if (take == 0 || errno == EBADF) return -1;
+                settled = true;
+            }
+            continue;
         }
         if (hole) ns_ring_consume(&s->shm->rx, hole);
         ssize_t n = past ? 0 : drain(sink, &s->shm->rx, s->region, skip, take);
@@ -112,12 +126,13 @@ static ssize_t drain_to_buffer(void *sink, ns_ring *rx, uint8_t *region, uint32_
     return n;
 }
 
-/// Up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
-static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
+/// Up to `len` bytes into `buf` (a peek waits for `need` of them):
+/// > 0, 0 at end of input, or -1 with errno.
+static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags, size_t need) {
     if (s->listening) { errno = ENOTCONN; return -1; }
     if (len == 0) return 0;
     struct buffer_sink b = {buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, (flags & MSG_PEEK) != 0};
-    return ns_stream_recv(s, flags, drain_to_buffer, &b);
+    return ns_stream_recv(s, flags, need, drain_to_buffer, &b);
 }
 
 // MARK: Datagram sockets
@@ -320,19 +335,25 @@ static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
 
 // MARK: Stream sockets
 
-/// A blocking receive waits for its target (Linux's tcp_recvmsg with
+/// What a blocking receive of `len` waits for (Linux's tcp_recvmsg with
 /// sock_rcvlowat): all `len` bytes with MSG_WAITALL, else SO_RCVLOWAT's
-/// (at most `len`), unless the input ends, an error comes, the receive
-/// timeout passes or a signal interrupts; then it returns what it has.
+/// (at most `len`); one byte when it may not wait.
+static size_t receive_target(ns_sock *s, size_t len, int flags) {
+    if (s->nonblocking || (flags & MSG_DONTWAIT)) return 1;
+    size_t lowat = ns_receive_lowat(s);
+    return (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
+}
+
+/// A receive that waits for its target, unless the input ends, an error
+/// comes, the receive timeout passes or a signal interrupts; then it
+/// returns what it has. A peek waits so too, and looks once.
 static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags) {
     if (flags & MSG_OOB) return ns_stream_recv_urgent(s, &(struct iovec){buf, len}, 1, flags, NULL);
-    bool dontwait = s->nonblocking || (flags & MSG_DONTWAIT);
-    size_t lowat = ns_receive_lowat(s);
-    size_t target = (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
-    if (target <= 1 || (flags & MSG_PEEK) || dontwait) return stack_recv(s, buf, len, flags);
+    size_t target = receive_target(s, len, flags);
+    if (target <= 1 || (flags & MSG_PEEK)) return stack_recv(s, buf, len, flags, target);
     size_t got = 0;
     while (got < target) {
-        ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL);
+        ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL, 1);
         if (n <= 0) return got > 0 ? (ssize_t)got : n;
         got += (size_t)n;
         if (ns_at_urgent_mark(s)) break;  // a read ends at the urgent mark, MSG_WAITALL's too
@@ -372,7 +393,7 @@ static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
         for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
         if (space == 0) return 0;
         struct iov_sink v = {iov, count};
-        return ns_stream_recv(s, flags, peek_to_iov, &v);
+        return ns_stream_recv(s, flags, receive_target(s, space, flags), peek_to_iov, &v);
     }
     ssize_t total = 0;
     for (size_t i = 0; i < count; i++) {

@@ -503,9 +503,11 @@ ssize_t ns_stream_send(ns_sock *s, size_t len, int flags, ns_fill fill, void *so
 /// asks for: the urgent byte it may not see), and returns how many (0 with
 /// `rx` empty), or -1 with errno. Returns
 /// what `drain` took once it took something, 0 at end of input, or -1 with
-/// errno (EAGAIN, ENOTCONN, the connection's error), waiting as recv.
+/// errno (EAGAIN, ENOTCONN, the connection's error), waiting as recv. A
+/// peek (MSG_PEEK) waits for `need` bytes (its target: MSG_WAITALL's
+/// length, SO_RCVLOWAT's count), unless the end comes or the wait gives up.
 typedef ssize_t (*ns_drain)(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max);
-ssize_t ns_stream_recv(ns_sock *s, int flags, ns_drain drain, void *sink);
+ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void *sink);
 
 /// The peer's urgent mark as this reader sees it (urgent_data.c), Linux's
 /// urg_data: none (`marked` false, also once read past), a mark whose byte

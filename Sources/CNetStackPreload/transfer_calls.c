@@ -220,7 +220,7 @@ static ssize_t stack_splice(ns_sock *in, loff_t *off_in, ns_sock *out, loff_t *o
     ssize_t room = pipe_room(other, pipe_nonblocking);
     if (room < 0) return -1;
     struct pipe_sink p = {other, (size_t)room < len ? (uint32_t)room : (uint32_t)len};
-    return ns_stream_recv(in, 0, drain_to_pipe, &p);
+    return ns_stream_recv(in, 0, 1, drain_to_pipe, &p);
 }
 
 NS_EXPORT ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned int flags) {

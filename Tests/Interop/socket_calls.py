@@ -1325,6 +1325,21 @@ with socket.create_connection(ECHO) as p:
     out("recvmsg MSG_PEEK into four buffers", (p.recvmsg_into(pieces, 0, PEEK)[0], [bytes(x) for x in pieces]))
     pieces = bytearray(3), bytearray(3)
     out("then a read into two", (p.recvmsg_into(pieces)[0], [bytes(x) for x in pieces]))
+# A peek waits for its target as a read does: MSG_WAITALL's length, or
+# SO_RCVLOWAT's count; when the receive timeout passes, it gives what is there.
+with socket.create_connection(ECHO) as p:
+    p.sendall(b"abcd")
+    time.sleep(0.2)
+    threading.Timer(0.3, p.sendall, (b"efgh",)).start()
+    out("a peek with MSG_WAITALL for 8 with 4 there", p.recv(8, PEEK | socket.MSG_WAITALL))
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 12)
+    threading.Timer(0.3, p.sendall, (b"ijkl",)).start()
+    out("a peek with SO_RCVLOWAT 12 with 8 there", p.recv(100, PEEK))
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 200000))
+    out("a peek with MSG_WAITALL for 20 until the timeout", err(lambda: p.recv(20, PEEK | socket.MSG_WAITALL)))
+    pieces = bytearray(10), bytearray(10)
+    out("recvmsg's peek into two for 20 until the timeout",
+        err(lambda: (p.recvmsg_into(pieces, 0, PEEK | socket.MSG_WAITALL)[0], bytes(pieces[1]))))
 with socket.create_connection(ECHO) as p:
     p.sendall(b"abcdefghijklmnop")
     time.sleep(0.2)

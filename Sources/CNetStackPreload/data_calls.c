@@ -52,7 +52,8 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void 
         // Urgent data (tcp_recvmsg): a read stops at the mark; at it, the
         // urgent byte is passed over unless SO_OOBINLINE. Only the bytes
         // counted before the mark was looked at are read.
-        ns_urgent_read plan = ns_urgent_plan(s, ns_ring_readable(&s->shm->rx));
+        uint32_t readable = ns_ring_readable(&s->shm->rx);
+        ns_urgent_read plan = ns_urgent_plan(s, readable);
         uint32_t skip = peek ? plan.skip : 0, hole = peek ? 0 : plan.skip, take = plan.take;
         // SO_PEEK_OFF: a peek starts that far in (tcp_recvmsg's peek_seq), and
         // finding nothing past it waits for more, as for nothing at all.
@@ -64,8 +65,14 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void 
         }
         // A peek waits for its target too (tcp_recvmsg's peek_seq moves on
         // while it waits): until `need` bytes are there to peek, the end
-        // comes, or the wait gives up; then it gives what is there.
-        if (peek && need > 1 && !settled && !past && take < need) {
+        // comes, or the wait gives up; then it gives what is there. It stops
+        // at an urgent mark, as a read does, and waits for no more than
+        // half the receive buffer (SO_RCVBUF's value as set), which the
+        // stack fills at least that far.
+        size_t most = (size_t)s->options.receive_buffer / 2;
+        if (need > most) need = most > 0 ? most : 1;
+        bool marked = plan.skip <= readable && plan.take < readable - plan.skip;
+        if (peek && need > 1 && !settled && !past && !marked && take < need) {
             pthread_mutex_unlock(&s->rx_lock);
             uint32_t st = ns_state(s->shm);
             if ((st & (NS_STATE_RX_EOF | NS_STATE_ERROR)) || s->read_shut || dontwait) {

@@ -179,6 +179,7 @@ def urgent_from_the_server(oobinline):
     out(f"{name}: EPOLLPRI, edge-triggered", [e for _, e in ep.poll(5)])
     out(f"{name}: again", [e for _, e in ep.poll(0.1)])
     out(f"{name}: SIOCATMARK before it", ioctl_int(g, SIOCATMARK))
+    out(f"{name}: a peek for 100 with MSG_WAITALL stops at the mark", g.recv(100, socket.MSG_PEEK | socket.MSG_WAITALL))
     out(f"{name}: a read stops at the mark", g.recv(100))
     out(f"{name}: SIOCATMARK at it", ioctl_int(g, SIOCATMARK))
     out(f"{name}: MSG_OOB|MSG_PEEK", err(lambda: g.recv(1, socket.MSG_OOB | socket.MSG_PEEK)))

@@ -20,13 +20,12 @@ private struct HeaderFraming<Output: TCPSegmentOutput>: TCPSegmentSink {
     let mss: Int
     let now: Instant
     /// SND.UP and SND.MAX as the output pass began (`header` may not read `sender`).
-    let urgent: SequenceNumber?
-    let sent: SequenceNumber
+    let urgent: UrgentPointing?
 
     func emit(seq: SequenceNumber, flags: TCPFlags, _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
               segmentSize: Int, firstTransmission: Bool) {
         let repr = connection.header(seq: seq, flags: flags, payloadLength: a.count + b.count, mss: mss, now: now,
-                                     urgent: urgent, sent: sent)
+                                     urgent: urgent)
         // Copied from the send ring into the frame, unless the device reads it in place.
         let copied = output.send(repr, payload: a, b, segmentSize: segmentSize, inPlace: firstTransmission)
         if copied != 0 { connection.bytesCopiedSending &+= UInt64(copied) }
@@ -70,7 +69,7 @@ extension TCPConnection {
             // timestamps; SACK blocks riding on data take the most they may.
             sender.optionReserve = sackEnabled && receiver.hasSACKInformation ? (timestampsEnabled ? 28 : 36) : 0
             let framing = HeaderFraming(connection: self, output: output, mss: mss, now: now,
-                                        urgent: sender.inUrgentMode ? sender.sndUp : nil, sent: sender.sndMax)
+                                        urgent: sender.urgentPointing)
             if sender.transmit(now: now, mayProbe: mayProbe, events: &events, sink: framing) {
                 sent = true
             }
@@ -81,7 +80,7 @@ extension TCPConnection {
             // A window probe or keepalive: one old sequence number, which the
             // peer must answer with an ACK showing its window (RFC 9293 3.8.6.1, RFC 1122 4.2.3.6).
             output.send(header(seq: sender.sndUna - 1, flags: .ack, payloadLength: 0, mss: mss, now: now,
-                               urgent: sender.inUrgentMode ? sender.sndUp : nil, sent: sender.sndMax),
+                               urgent: sender.urgentPointing),
                         payload: empty, empty, segmentSize: 0, inPlace: false)
             sent = true
         }
@@ -96,10 +95,10 @@ extension TCPConnection {
     /// A header for a segment we send, with the options its kind carries, and
     /// the ACK and window filled in. `mss` is the sender's, for receiver SWS
     /// avoidance; this never touches `sender` (it runs inside the sender's
-    /// sink), so SND.UP comes as `urgent`, while the sender is in urgent
-    /// mode, with SND.MAX as `sent`.
+    /// sink), so SND.UP and SND.MAX come as `urgent`, while the sender is
+    /// in urgent mode.
     func header(seq: SequenceNumber, flags: TCPFlags, payloadLength: Int, mss: Int, now: Instant,
-                urgent: SequenceNumber? = nil, sent: SequenceNumber? = nil) -> TCPRepr {
+                urgent: UrgentPointing? = nil) -> TCPRepr {
         var options = TCPOptions()
         var window: UInt16
         if flags.contains(.syn) {
@@ -126,7 +125,7 @@ extension TCPConnection {
                            options: options, payloadLength: payloadLength)
         if flags.contains(.rst) && !state.isSynchronized && !flags.contains(.ack) { repr.ack = nil }
         if let urgent, !flags.contains(.syn), !flags.contains(.rst) {
-            Self.point(&repr, at: urgent, sent: sent ?? seq)
+            Self.point(&repr, at: urgent.up, sent: urgent.sent)
         }
         if flags.contains(.ack) { receiver.ackSent() }
         return repr

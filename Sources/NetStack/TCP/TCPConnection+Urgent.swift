@@ -13,6 +13,13 @@ import NetStackWire
 /// bytes stay in the stream in order: taking the byte out of band
 /// (MSG_OOB), or leaving it inline (SO_OOBINLINE), is the reader's choice,
 /// as in Linux's tcp_recvmsg.
+/// What a sent segment's urgent pointer is made from while the sender is in
+/// urgent mode (`TCPSender.urgentPointing`): SND.UP, and SND.MAX.
+struct UrgentPointing {
+    let up: SequenceNumber
+    let sent: SequenceNumber
+}
+
 extension TCPConnection {
     /// The sequence number of the peer's last urgent byte, if it ever sent one.
     public var urgentByte: SequenceNumber? { receiver.urgentByte }

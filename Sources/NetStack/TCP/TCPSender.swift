@@ -69,6 +69,13 @@ struct TCPSender {
     /// sender is in urgent mode while it lies past SND.UNA.
     var sndUp: SequenceNumber?
     var inUrgentMode: Bool { sndUp.map { $0 > sndUna } ?? false }
+    /// While in urgent mode, what a segment's urgent pointer is made from:
+    /// SND.UP, and SND.MAX, which bounds where the 16-bit field may saturate
+    /// (`TCPConnection.point`).
+    var urgentPointing: UrgentPointing? {
+        guard inUrgentMode, let sndUp else { return nil }
+        return UrgentPointing(up: sndUp, sent: sndMax)
+    }
 
     // MARK: RTT and congestion
     var rtt: RTTEstimator

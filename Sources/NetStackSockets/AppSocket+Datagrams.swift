@@ -162,10 +162,7 @@ extension AppSocket {
             region.setError(code)
             signalNews()
         }
-        if delivered {
-            noteNews()
-            if region.takeAppWantsRead() { wakeApplication() }
-        }
+        if delivered { inputArrived() }
     }
 
     /// Writes the datagram in `datagramScratch` into `rx`, its time on the

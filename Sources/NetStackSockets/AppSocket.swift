@@ -174,10 +174,7 @@ final class AppSocket {
     private func deliver(_ bytes: Span<UInt8>) -> Int {
         let n = options.receiveBuffer == nil ? region.rx.write(bytes)
             : region.rx.write(bytes.extracting(first: receiveRoom))
-        if n > 0 {
-            noteNews()
-            if region.takeAppWantsRead() { wakeApplication() }
-        }
+        if n > 0 { inputArrived() }
         if n < bytes.count && region.rx.isBroken { ringBroke() }
         atTurnEnd(.publish)  // TCP_INFO's fields (bytes received, RTT) as of this turn
         return n
@@ -237,6 +234,13 @@ final class AppSocket {
         if region.wantsIOSignals { atTurnEnd(.ioSignal) }
     }
 
+    /// Bytes or a datagram came into `rx`: news for O_ASYNC, and a wake for
+    /// a reader that said it waits.
+    func inputArrived() {
+        noteNews()
+        if region.takeAppWantsRead() { wakeApplication() }
+    }
+
     /// News the application hears of at once (its eventfd), not only when
     /// it said it waits: a state, an error, a connection to accept.
     func signalNews() {
@@ -259,8 +263,7 @@ final class AppSocket {
             }
             if moved > 0 {
                 c.skip(moved)
-                noteNews()
-                if region.takeAppWantsRead() { wakeApplication() }
+                inputArrived()
                 continue
             }
             region.wantReceiveRoom()

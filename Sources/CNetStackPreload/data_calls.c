@@ -47,6 +47,10 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void 
     bool peek = (flags & MSG_PEEK) != 0;
     long long deadline = dontwait ? -1 : ns_deadline(&s->options.receive_timeout);
     bool cleared = false, settled = false;
+    // A peek waits for no more than half the receive buffer (SO_RCVBUF's
+    // value as set), which the stack fills at least that far.
+    size_t most = (size_t)s->options.receive_buffer / 2;
+    if (need > most) need = most > 0 ? most : 1;
     for (;;) {
         pthread_mutex_lock(&s->rx_lock);
         // Urgent data (tcp_recvmsg): a read stops at the mark; at it, the
@@ -66,11 +70,7 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void 
         // A peek waits for its target too (tcp_recvmsg's peek_seq moves on
         // while it waits): until `need` bytes are there to peek, the end
         // comes, or the wait gives up; then it gives what is there. It stops
-        // at an urgent mark, as a read does, and waits for no more than
-        // half the receive buffer (SO_RCVBUF's value as set), which the
-        // stack fills at least that far.
-        size_t most = (size_t)s->options.receive_buffer / 2;
-        if (need > most) need = most > 0 ? most : 1;
+        // at an urgent mark, as a read does.
         bool marked = plan.skip <= readable && plan.take < readable - plan.skip;
         if (peek && need > 1 && !settled && !past && !marked && take < need) {
             pthread_mutex_unlock(&s->rx_lock);
@@ -115,31 +115,67 @@ ssize_t ns_stream_recv(ns_sock *s, int flags, size_t need, ns_drain drain, void 
     }
 }
 
-/// A receive's destination: a buffer, and whether the bytes stay.
+/// A read's destination: a buffer.
 struct buffer_sink {
     void *buf;
     uint32_t len;
-    int peek;
 };
 
-static ssize_t drain_to_buffer(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
+/// A read takes from `rx`'s head (a read never skips: only a peek does).
+static ssize_t take_into_buffer(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
+    (void)skip;
     struct buffer_sink *b = sink;
-    uint32_t n = b->len < max ? b->len : max;
-    if (skip == 0) return ns_ring_read(rx, region, b->buf, n, b->peek);
-    uint32_t waiting = ns_ring_readable(rx);  // a peek past urgent bytes
-    if (waiting <= skip) return 0;
-    if (n > waiting - skip) n = waiting - skip;
-    ns_ring_copy_out(rx, region, skip, b->buf, n);
-    return n;
+    return ns_ring_read(rx, region, b->buf, b->len < max ? b->len : max, 0);
 }
 
-/// Up to `len` bytes into `buf` (a peek waits for `need` of them):
-/// > 0, 0 at end of input, or -1 with errno.
-static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags, size_t need) {
+/// Reads up to `len` bytes into `buf`: > 0, 0 at end of input, or -1 with errno.
+static ssize_t stack_recv(ns_sock *s, void *buf, size_t len, int flags) {
     if (s->listening) { errno = ENOTCONN; return -1; }
     if (len == 0) return 0;
-    struct buffer_sink b = {buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, (flags & MSG_PEEK) != 0};
-    return ns_stream_recv(s, flags, need, drain_to_buffer, &b);
+    struct buffer_sink b = {buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len};
+    return ns_stream_recv(s, flags, 1, take_into_buffer, &b);
+}
+
+/// What a blocking receive of `len` waits for (Linux's tcp_recvmsg with
+/// sock_rcvlowat): all `len` bytes with MSG_WAITALL, else SO_RCVLOWAT's
+/// (at most `len`); one byte when it may not wait.
+static size_t receive_target(ns_sock *s, size_t len, int flags) {
+    if (s->nonblocking || (flags & MSG_DONTWAIT)) return 1;
+    size_t lowat = ns_receive_lowat(s);
+    return (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
+}
+
+/// A peek's destination: the pieces of `iov`.
+struct iov_sink {
+    const struct iovec *iov;
+    size_t count;
+};
+
+/// A peek copies from past `skip` (an urgent byte, SO_PEEK_OFF's offset),
+/// filling the pieces in order, and leaves the bytes in `rx`.
+static ssize_t peek_to_iov(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
+    struct iov_sink *v = sink;
+    uint32_t waiting = ns_ring_readable(rx);
+    if (waiting <= skip) return 0;
+    uint32_t left = waiting - skip < max ? waiting - skip : max, done = 0;
+    for (size_t i = 0; i < v->count && left > 0; i++) {
+        uint32_t k = v->iov[i].iov_len < left ? (uint32_t)v->iov[i].iov_len : left;
+        if (k) ns_ring_copy_out(rx, region, skip + done, v->iov[i].iov_base, k);
+        done += k;
+        left -= k;
+    }
+    return done;
+}
+
+/// MSG_PEEK into `iov`: after waiting for its target, one look fills the
+/// pieces, each after the one before (as tcp_recvmsg's peek_seq moves on).
+static ssize_t stack_peek(ns_sock *s, const struct iovec *iov, size_t count, int flags) {
+    if (s->listening) { errno = ENOTCONN; return -1; }
+    size_t space = 0;
+    for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
+    if (space == 0) return 0;
+    struct iov_sink v = {iov, count};
+    return ns_stream_recv(s, flags, receive_target(s, space, flags), peek_to_iov, &v);
 }
 
 // MARK: Datagram sockets
@@ -342,25 +378,17 @@ static ssize_t dgram_recvv(ns_sock *s, const struct iovec *iov, size_t count, in
 
 // MARK: Stream sockets
 
-/// What a blocking receive of `len` waits for (Linux's tcp_recvmsg with
-/// sock_rcvlowat): all `len` bytes with MSG_WAITALL, else SO_RCVLOWAT's
-/// (at most `len`); one byte when it may not wait.
-static size_t receive_target(ns_sock *s, size_t len, int flags) {
-    if (s->nonblocking || (flags & MSG_DONTWAIT)) return 1;
-    size_t lowat = ns_receive_lowat(s);
-    return (flags & MSG_WAITALL) ? len : lowat < len ? lowat : len;
-}
-
 /// A receive that waits for its target, unless the input ends, an error
 /// comes, the receive timeout passes or a signal interrupts; then it
 /// returns what it has. A peek waits so too, and looks once.
 static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags) {
     if (flags & MSG_OOB) return ns_stream_recv_urgent(s, &(struct iovec){buf, len}, 1, flags, NULL);
+    if (flags & MSG_PEEK) return stack_peek(s, &(struct iovec){buf, len}, 1, flags);
     size_t target = receive_target(s, len, flags);
-    if (target <= 1 || (flags & MSG_PEEK)) return stack_recv(s, buf, len, flags, target);
+    if (target <= 1) return stack_recv(s, buf, len, flags);
     size_t got = 0;
     while (got < target) {
-        ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL, 1);
+        ssize_t n = stack_recv(s, (uint8_t *)buf + got, len - got, flags & ~MSG_WAITALL);
         if (n <= 0) return got > 0 ? (ssize_t)got : n;
         got += (size_t)n;
         if (ns_at_urgent_mark(s)) break;  // a read ends at the urgent mark, MSG_WAITALL's too
@@ -368,40 +396,12 @@ static ssize_t stack_recv_to_target(ns_sock *s, void *buf, size_t len, int flags
     return (ssize_t)got;
 }
 
-/// A peek's destination spread over `iov`.
-struct iov_sink {
-    const struct iovec *iov;
-    size_t count;
-};
-
-static ssize_t peek_to_iov(void *sink, ns_ring *rx, uint8_t *region, uint32_t skip, uint32_t max) {
-    struct iov_sink *v = sink;
-    uint32_t waiting = ns_ring_readable(rx);
-    if (waiting <= skip) return 0;
-    uint32_t left = waiting - skip < max ? waiting - skip : max, done = 0;
-    for (size_t i = 0; i < v->count && left > 0; i++) {
-        uint32_t k = v->iov[i].iov_len < left ? (uint32_t)v->iov[i].iov_len : left;
-        if (k) ns_ring_copy_out(rx, region, skip + done, v->iov[i].iov_base, k);
-        done += k;
-        left -= k;
-    }
-    return done;
-}
-
 /// Scatter into `iov`: only the first piece may wait; the rest take what
-/// is there. MSG_OOB's byte goes to the first piece with room. A peek
-/// fills the pieces from one look, each after the one before (as
-/// tcp_recvmsg's peek_seq moves on), not each from the first byte.
+/// is there. MSG_OOB's byte goes to the first piece with room; a peek
+/// fills them all from one look (`stack_peek`).
 static ssize_t stack_recvv(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags) {
     if (flags & MSG_OOB) return ns_stream_recv_urgent(s, iov, count, flags, msg_flags);
-    if (flags & MSG_PEEK) {
-        if (s->listening) { errno = ENOTCONN; return -1; }
-        size_t space = 0;
-        for (size_t i = 0; i < count; i++) space += iov[i].iov_len;
-        if (space == 0) return 0;
-        struct iov_sink v = {iov, count};
-        return ns_stream_recv(s, flags, receive_target(s, space, flags), peek_to_iov, &v);
-    }
+    if (flags & MSG_PEEK) return stack_peek(s, iov, count, flags);
     ssize_t total = 0;
     for (size_t i = 0; i < count; i++) {
         if (iov[i].iov_len == 0) continue;

@@ -538,6 +538,9 @@ typedef struct ns_urgent_read {
 ns_urgent_read ns_urgent_plan(ns_sock *s, uint32_t waiting);
 /// Whether the next byte read is the urgent byte (SIOCATMARK).
 bool ns_at_urgent_mark(ns_sock *s);
+/// The bytes in `rx` reads will give (FIONREAD's, TCP_INQ's): an urgent
+/// byte a read passes over is not counted, as Linux's copied_seq is past it.
+uint32_t ns_stream_unread(ns_sock *s);
 /// recv(2)'s MSG_OOB, as Linux's tcp_recv_urg: the urgent byte into the
 /// first non-empty piece of `iov`; MSG_OOB (and MSG_TRUNC for no room) in `msg_flags`.
 ssize_t ns_stream_recv_urgent(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags);

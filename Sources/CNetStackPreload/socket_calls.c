@@ -495,8 +495,7 @@ NS_EXPORT int ioctl(int fd, unsigned long request, ...) {
             *(int *)arg = ns_ring_next_record(&s->shm->rx, s->region, &h) ? (int)h.length : 0;
             return 0;
         }
-        uint32_t waiting = ns_ring_readable(&s->shm->rx);
-        *(int *)arg = (int)(waiting - ns_urgent_plan(s, waiting).hole);  // a byte passed over is not counted
+        *(int *)arg = (int)ns_stream_unread(s);
         return 0;
     case TIOCOUTQ:  // SIOCOUTQ: what waits in `tx`, unsent or unacknowledged (Linux: write_seq - snd_una)
         if (s->listening) return fail(EINVAL);

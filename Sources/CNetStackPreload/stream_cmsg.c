@@ -11,9 +11,7 @@
 void ns_put_stream_cmsgs(ns_sock *s, struct msghdr *msg) {
     size_t used = 0;
     if (ns_inq_asked(s)) {
-        // An urgent byte a read will pass over is not counted (copied_seq is past it).
-        uint32_t waiting = ns_ring_readable(&s->shm->rx);
-        int left = (int)(waiting - ns_urgent_plan(s, waiting).hole) + ((ns_state(s->shm) & NS_STATE_RX_EOF) ? 1 : 0);
+        int left = (int)ns_stream_unread(s) + ((ns_state(s->shm) & NS_STATE_RX_EOF) ? 1 : 0);
         ns_put_cmsg(msg, &used, IPPROTO_TCP, TCP_CM_INQ, &left, sizeof left);
     }
     msg->msg_controllen = used;

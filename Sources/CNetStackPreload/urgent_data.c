@@ -67,6 +67,11 @@ bool ns_at_urgent_mark(ns_sock *s) {
     return ns_urgent_plan(s, ns_ring_readable(&s->shm->rx)).at_mark;
 }
 
+uint32_t ns_stream_unread(ns_sock *s) {
+    uint32_t waiting = ns_ring_readable(&s->shm->rx);
+    return waiting - ns_urgent_plan(s, waiting).hole;
+}
+
 ssize_t ns_stream_recv_urgent(ns_sock *s, const struct iovec *iov, size_t count, int flags, int *msg_flags) {
     if (s->listening) { errno = ENOTCONN; return -1; }
     pthread_mutex_lock(&s->rx_lock);

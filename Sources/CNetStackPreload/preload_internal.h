@@ -425,8 +425,12 @@ void ns_ring_doorbell(ns_sock *s);
 void ns_yield_before_receive_wait(void);
 /// Signals the socket's eventfd, as the stack does: "look again".
 void ns_signal_event(ns_sock *s);
-/// Takes the eventfd's count (it is non-blocking): the caller then looks at the rings again before it waits.
+/// Takes the eventfd's count (it is non-blocking): the caller then looks at
+/// the rings again before it waits. A count it took is news for the
+/// socket's epoll entries too, which it queues (ns_epoll_news).
 void ns_clear_event(ns_sock *s);
+/// Takes the eventfd's count, and nothing else; whether there was one.
+bool ns_take_event(ns_sock *s);
 /// When a blocking call given `timeout` (SO_RCVTIMEO or SO_SNDTIMEO) gives
 /// up, on the clock of ns_now_ns; -1 for never.
 long long ns_deadline(const struct timeval *timeout);
@@ -484,11 +488,15 @@ void ns_note_nospace(ns_sock *s);
 short ns_readiness(ns_sock *s, short events);
 /// Before a wait: asks the stack to signal room for writes if POLLOUT is wanted, and clears the eventfd.
 void ns_arm(ns_sock *s, short events);
+/// `ns_arm`'s flags alone, the eventfd left as it is.
+void ns_arm_flags(ns_sock *s, short events);
+/// Whether a flag that `events` need is down (taken by the stack when it signalled).
+bool ns_needs_arming(ns_sock *s, short events);
 /// `ns_arm` unless the flags `events` need are up already: the stack has
 /// not taken them, so it has signalled nothing since they went up but news
 /// it signals always (a state, an error), and the eventfd needs no read. A
 /// count it does hold then wakes the kernel's wait once: the waiter clears
-/// it there. A poll or epoll set of 1000 idle sockets otherwise paid 1000
+/// it there. A poll set of 1000 idle sockets otherwise paid 1000
 /// eventfd reads each time it waited. Whether it armed.
 bool ns_arm_lazily(ns_sock *s, short events);
 
@@ -601,6 +609,10 @@ int ns_timestamp_cmsg(const ns_sock *s, int64_t arrival_ns, void *value, size_t 
 int ns_timeout_ms(const struct timespec *ts);
 
 
+/// Something about `s` changed that its epoll entries may report (a count
+/// taken from its eventfd, listen, connect, an option): each is queued, to be
+/// looked at by its set's next wait (epoll_calls.c).
+void ns_epoll_news(ns_sock *s);
 /// Drops `fd` from every epoll registry (it is closing); with
 /// `leave_kernel_sets`, its eventfd leaves the kernel's sets too (epoll_calls.c).
 void ns_epoll_forget(int fd, bool leave_kernel_sets);

@@ -121,16 +121,24 @@ short ns_readiness(ns_sock *s, short events) {
     return r & (events | (s->listening ? 0 : POLLERR | POLLHUP));
 }
 
-void ns_arm(ns_sock *s, short events) {
+void ns_arm_flags(ns_sock *s, short events) {
     if (events & (POLLIN | POLLRDNORM | POLLPRI)) ns_flag_set(&s->shm->app_wants_read);
     if (events & (POLLOUT | POLLWRNORM | POLLWRBAND)) arm_write(s);
+}
+
+void ns_arm(ns_sock *s, short events) {
+    ns_arm_flags(s, events);
     ns_clear_event(s);
 }
 
-bool ns_arm_lazily(ns_sock *s, short events) {
+bool ns_needs_arming(ns_sock *s, short events) {
     bool reading = events & (POLLIN | POLLRDNORM | POLLPRI), writing = events & (POLLOUT | POLLWRNORM | POLLWRBAND);
-    if ((reading || writing) && (!reading || atomic_load(&s->shm->app_wants_read))
-        && (!writing || atomic_load(&s->shm->app_wants_write))) return false;
+    return !(reading || writing) || (reading && !atomic_load(&s->shm->app_wants_read))
+           || (writing && !atomic_load(&s->shm->app_wants_write));
+}
+
+bool ns_arm_lazily(ns_sock *s, short events) {
+    if (!ns_needs_arming(s, events)) return false;
     ns_arm(s, events);
     return true;
 }
@@ -138,11 +146,16 @@ bool ns_arm_lazily(ns_sock *s, short events) {
 // The eventfd calls below leave errno as it was: their callers go on to
 // succeed (a wait that times out returns 0), and Linux's calls do not touch
 // errno on success (nc prints it after a poll that timed out).
-void ns_clear_event(ns_sock *s) {
+bool ns_take_event(ns_sock *s) {
     uint64_t count;
     int saved = errno;
-    LIBC(read)(s->fd, &count, sizeof count);  // EAGAIN when nothing was signalled
+    bool taken = LIBC(read)(s->fd, &count, sizeof count) == sizeof count;  // EAGAIN when nothing was signalled
     errno = saved;
+    return taken;
+}
+
+void ns_clear_event(ns_sock *s) {
+    if (ns_take_event(s)) ns_epoll_news(s);
 }
 
 long long ns_deadline(const struct timeval *t) {

@@ -115,6 +115,7 @@ NS_EXPORT int listen(int fd, int backlog) {
     ns_reply reply;
     if (ns_simple_call(s, NS_OP_LISTEN, backlog, 0, 0, NULL, &reply) < 0) return -1;  // read as Linux does by the stack
     s->listening = true;
+    ns_epoll_news(s);  // what it polls as changed
     return 0;
 }
 
@@ -196,9 +197,21 @@ static int connect_failed(ns_sock *s) {
     return fail(e ? e : ECONNABORTED);
 }
 
+static int stack_connect(ns_sock *s, int fd, const struct sockaddr *sa, socklen_t len);
+
 NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     ns_sock *s = ns_lookup(fd);
     if (!s) return LIBC(connect)(fd, sa, len);
+    int r = stack_connect(s, fd, sa, len);
+    // What it polls as may have changed (a peer, connecting); the socket
+    // may be the kernel's now (loopback).
+    int saved = errno;
+    if ((s = ns_lookup(fd))) ns_epoll_news(s);
+    errno = saved;
+    return r;
+}
+
+static int stack_connect(ns_sock *s, int fd, const struct sockaddr *sa, socklen_t len) {
     if (s->datagram) {
         // The peer datagrams go to and come from; at once, and again at will.
         ns_reply reply;

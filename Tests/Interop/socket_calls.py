@@ -510,6 +510,60 @@ out("EPOLLEXCLUSIVE: sets woken by one connection", sum(xwoken))
 for o in xsets + [xl]:
     o.close()
 
+
+def connect_from_the_kernel(address, port, count=1):
+    """`count` connections to `port` from a child's kernel sockets, which close at once."""
+    subprocess.run([sys.executable, "-c", "import socket\n"
+                    f"for _ in range({count}): socket.create_connection(({address!r}, {port})).close()"],
+                   env={**os.environ, "LD_PRELOAD": ""}, check=True)
+
+
+# An epoll set sees what happened to a socket while something else looked
+# at it: a non-blocking accept that found nothing, and an option that
+# changes what the socket polls as (Linux's SO_RCVLOWAT wakes at once).
+el = socket.socket()
+el.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+el.bind(("0.0.0.0", 9312))
+el.listen(8)
+el.setblocking(False)
+eset = select.epoll()
+eset.register(el, select.EPOLLIN)
+out("an idle listener in epoll", eset.poll(0))
+connect_from_the_kernel(my_address, 9312)
+time.sleep(0.2)
+out("accept of the first", err(lambda: el.accept()[0].close()))
+out("accept of no more", err(lambda: el.accept()))
+connect_from_the_kernel(my_address, 9312)
+time.sleep(0.2)
+out("epoll after a second came", [(f == el.fileno(), e) for f, e in eset.poll(1.0)])
+out("accept of the second", err(lambda: el.accept()[0].close()))
+out("epoll after it was taken", eset.poll(0))
+eset.close()
+el.close()
+# (poll() for an urgent byte arms the socket and takes its eventfd's count,
+# which was epoll's news of the bytes)
+ep2 = socket.create_connection(ECHO)
+eset = select.epoll()
+eset.register(ep2, select.EPOLLIN)
+out("epoll of a quiet connection", eset.poll(0))
+ep2.sendall(b"abcd")
+time.sleep(0.2)  # the echo is back
+out("poll for an urgent byte with 4 bytes there", wait(ep2, select.POLLPRI, 0))
+out("epoll with them there", [(f == ep2.fileno(), e) for f, e in eset.poll(1.0)])
+eset.close()
+ep2.close()
+ew = socket.create_connection(ECHO)
+ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
+eset = select.epoll()
+eset.register(ew, select.EPOLLIN)
+ew.sendall(b"abcd")
+time.sleep(0.2)  # the echo is back
+out("epoll with 4 bytes there and SO_RCVLOWAT 10", eset.poll(0.3))
+ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 4)
+out("epoll once SO_RCVLOWAT is 4", [(f == ew.fileno(), e) for f, e in eset.poll(1.0)])
+eset.close()
+ew.close()
+
 # SO_RCVTIMEO and SO_SNDTIMEO: a blocking call gives up after the time set; a signal interrupts it
 def took(f, low, high):
     start = time.monotonic()

@@ -413,17 +413,41 @@ static int kernel_only(struct epoll_event *ev, int n, bool clear, bool *tags) {
     return kept;
 }
 
+/// The kernel's events for the set, `wait` ms at most, without the
+/// library's tags (their sockets queued). Tags that took the slots are
+/// looked past once more, each then cleared, so a kernel descriptor behind
+/// them is not left for a later wait.
+static int kernel_events(int epfd, struct epoll_event *ev, int max, int wait, const sigset_t *mask, bool *tags) {
+    int got = 0;
+    for (int round = 0; round < 4 && got < max; round++) {
+        int w = round == 0 ? wait : 0;
+        int r = mask ? LIBC(epoll_pwait)(epfd, ev + got, max - got, w, mask) : LIBC(epoll_wait)(epfd, ev + got, max - got, w);
+        if (r < 0) return got > 0 ? got : r;
+        bool tagged = false;
+        got += kernel_only(ev + got, r, true, &tagged);
+        if (!tagged) break;
+        if (tags) *tags = true;
+    }
+    return got;
+}
+
 static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     long long deadline = ns_deadline_in_ms(timeout);
+    static _Thread_local unsigned turns;
     for (;;) {
-        int n = stack_events(epfd, ev, max);
+        // Linux's ready list takes its files in turn, so the set's kernel
+        // descriptors (a pipe, a timerfd) get a slot even while more stack
+        // sockets are ready than `max`: one in each wait, or the first in
+        // every other wait where one event fits.
+        if (max == 1 && (turns++ & 1)) {
+            int r = kernel_events(epfd, ev, 1, 0, mask, NULL);
+            if (r != 0) return r;
+        }
+        int n = stack_events(epfd, ev, max > 1 ? max - 1 : 1);
         if (n == max) return n;
-        int wait = n > 0 ? 0 : ns_ms_left(deadline);
-        int r = mask ? LIBC(epoll_pwait)(epfd, ev + n, max - n, wait, mask)
-                     : LIBC(epoll_wait)(epfd, ev + n, max - n, wait);
-        if (r < 0) return n > 0 ? n : -1;
         bool tags = false;
-        r = kernel_only(ev + n, r, true, &tags);
+        int r = kernel_events(epfd, ev + n, max - n, n > 0 ? 0 : ns_ms_left(deadline), mask, &tags);
+        if (r < 0) return n > 0 ? n : -1;
         if (n + r > 0) return n + r;
         // The stack's news alone: look at what it queued, for what time is left.
         if (!tags) return 0;

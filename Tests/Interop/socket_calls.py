@@ -552,6 +552,22 @@ out("poll for an urgent byte with 4 bytes there", wait(ep2, select.POLLPRI, 0))
 out("epoll with them there", [(f == ep2.fileno(), e) for f, e in eset.poll(1.0)])
 eset.close()
 ep2.close()
+# More ready than maxevents: the ready take turns, a pipe among them too
+writable = [socket.create_connection(ECHO) for _ in range(3)]
+rp, wp = os.pipe()
+os.write(wp, b"x")
+eset = select.epoll()
+for c in writable:
+    eset.register(c, select.EPOLLOUT)
+eset.register(rp, select.EPOLLIN)
+seen = [f for _ in range(3) for f, _ in eset.poll(1.0, 2)]
+out("three waits of two events: the pipe seen", rp in seen)
+out("three waits of two events: sockets seen", len({f for f in seen if f != rp}))
+eset.close()
+for o in writable:
+    o.close()
+os.close(rp)
+os.close(wp)
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

@@ -247,6 +247,20 @@ static void register_kernel_socket(entry *e) {
 
 void ns_epoll_hand_over(int fd) { forget_descriptor(fd, register_kernel_socket); }
 
+/// A thread asleep in the set's wait hears of an entry added or modified
+/// with events for it, as ep_insert and ep_modify wake the set's waiters:
+/// its socket's eventfd is signalled (a connection accepted with its
+/// request already in, handed to a worker's set). A set no one waits on
+/// has it looked at by its next wait (queued).
+/// Threads in each set's wait, or about to be: counted (`wait_any`) before
+/// the wait looks whether the set holds stack sockets, so an entry added
+/// meanwhile is either seen by that look or signalled here.
+static _Atomic int waiters[NS_MAX_FDS];
+
+static void wake_waiters(entry *e, ns_sock *s) {
+    if (e->epfd < NS_MAX_FDS && atomic_load(&waiters[e->epfd]) > 0 && edges(e, s, (short)(e->events & NS_EPOLL_EVENTS), false)) ns_signal_event(s);
+}
+
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
     if (!s) {
@@ -286,6 +300,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         st->members = e;
         atomic_fetch_add(&registrations, 1);
         enqueue(e);  // looked at by the next wait, as ep_insert polls the file
+        wake_waiters(e, s);
     } else if (op == EPOLL_CTL_MOD) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
         if (found->events & EPOLLEXCLUSIVE) { errno = EINVAL; r = -1; goto done; }
@@ -294,6 +309,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
         found->disabled = false;
         found->reported = false;  // as Linux: a MOD re-arms the edge
         enqueue(found);           // and ep_modify polls the file
+        wake_waiters(found, s);
     } else if (op == EPOLL_CTL_DEL) {
         if (!found) { errno = ENOENT; r = -1; goto done; }
         LIBC(epoll_ctl)(epfd, op, fd, ev);
@@ -358,6 +374,7 @@ static int stack_events(int epfd, struct epoll_event *out, int max) {
     pthread_mutex_unlock(&lock);
     return n;
 }
+
 
 /// Each entry, queued or not: the set's kernel descriptor must read as
 /// ready exactly while one has events, so a count that announced nothing is
@@ -454,55 +471,72 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
     }
 }
 
+static bool has_stack_sockets(int epfd) {
+    if (atomic_load(&registrations) == 0) return false;
+    pthread_mutex_lock(&lock);
+    bool held = set_has_stack_sockets(epfd);
+    pthread_mutex_unlock(&lock);
+    return held;
+}
+
 /// A set with none of this process's stack sockets. It may still hold an
 /// eventfd under the library's tag (a socket another process holds, or one
 /// registered before an exec): such an event is never the application's
-/// (its data is not the application's), so it is dropped and the wait goes on.
+/// (its data is not the application's), so it is dropped and the wait goes
+/// on, unless a stack socket joined the set meanwhile: then -2.
 static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     long long deadline = -2;  // taken only if the first wait brought nothing but the library's
     for (int wait = timeout;;) {
         int r = mask ? LIBC(epoll_pwait)(epfd, ev, max, wait, mask) : LIBC(epoll_wait)(epfd, ev, max, wait);
         if (r <= 0) return r;
         int kept = kernel_only(ev, r, false, NULL);
-        if (kept > 0 || timeout == 0) return kept;
+        if (kept > 0) return kept;
+        if (has_stack_sockets(epfd)) return -2;
+        if (timeout == 0) return 0;
         if (deadline == -2) deadline = ns_deadline_in_ms(timeout);
         if (ns_deadline_passed(deadline)) return 0;
         wait = ns_ms_left(deadline);
     }
 }
 
+static int wait_any(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+    bool counted = epfd >= 0 && epfd < NS_MAX_FDS;
+    if (counted) atomic_fetch_add(&waiters[epfd], 1);
+    long long deadline = ns_deadline_in_ms(timeout);
+    int r;
+    do {
+        int left = ns_ms_left(deadline);
+        r = has_stack_sockets(epfd) ? wait_mixed(epfd, ev, max, left, mask) : wait_kernel(epfd, ev, max, left, mask);
+    } while (r == -2);
+    if (counted) atomic_fetch_sub(&waiters[epfd], 1);
+    return r;
+}
+
 NS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     ns_epoll_settle_inner(epfd);
     if (max <= 0) return LIBC(epoll_wait)(epfd, ev, max, timeout);
-    if (atomic_load(&registrations) == 0) return wait_kernel(epfd, ev, max, timeout, NULL);
-    pthread_mutex_lock(&lock);
-    bool mixed = set_has_stack_sockets(epfd);
-    pthread_mutex_unlock(&lock);
-    if (!mixed) return wait_kernel(epfd, ev, max, timeout, NULL);
-    return wait_mixed(epfd, ev, max, timeout, NULL);
+    return wait_any(epfd, ev, max, timeout, NULL);
 }
 
 NS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     ns_epoll_settle_inner(epfd);
     if (max <= 0) return LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
-    if (atomic_load(&registrations) == 0) return wait_kernel(epfd, ev, max, timeout, mask);
-    pthread_mutex_lock(&lock);
-    bool mixed = set_has_stack_sockets(epfd);
-    pthread_mutex_unlock(&lock);
-    if (!mixed) return wait_kernel(epfd, ev, max, timeout, mask);
-    return wait_mixed(epfd, ev, max, timeout, mask);
+    return wait_any(epfd, ev, max, timeout, mask);
 }
 
 NS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask) {
     ns_epoll_settle_inner(epfd);
-    bool mixed = false;
-    if (atomic_load(&registrations) > 0 && max > 0) {
-        pthread_mutex_lock(&lock);
-        mixed = set_has_stack_sockets(epfd);
-        pthread_mutex_unlock(&lock);
+    // A set of kernel descriptors alone waits with the nanoseconds asked
+    // (a tag, which a socket joining the set meanwhile signals, ends it early).
+    bool counted = max > 0 && epfd >= 0 && epfd < NS_MAX_FDS;
+    if (counted) atomic_fetch_add(&waiters[epfd], 1);
+    if ((max <= 0 || !has_stack_sockets(epfd)) && LIBC(epoll_pwait2)) {
+        int r = LIBC(epoll_pwait2)(epfd, ev, max, ts, mask);
+        if (counted) atomic_fetch_sub(&waiters[epfd], 1);
+        return r > 0 ? kernel_only(ev, r, false, NULL) : r;
     }
-    if (!mixed && LIBC(epoll_pwait2)) return LIBC(epoll_pwait2)(epfd, ev, max, ts, mask);
+    if (counted) atomic_fetch_sub(&waiters[epfd], 1);
     int timeout = ns_timeout_ms(ts);  // a set with stack sockets waits in whole milliseconds, rounded up
     if (timeout == -2) { errno = EINVAL; return -1; }
-    return mixed ? wait_mixed(epfd, ev, max, timeout, mask) : LIBC(epoll_pwait)(epfd, ev, max, timeout, mask);
+    return wait_any(epfd, ev, max, timeout, mask);
 }

@@ -568,6 +568,37 @@ for o in writable:
     o.close()
 os.close(rp)
 os.close(wp)
+# A thread asleep in epoll_wait on a set another thread adds a socket to
+# whose request came before (an acceptor handing connections to a worker's
+# set): the waiter wakes at once, as ep_insert wakes it. In a fresh process,
+# whose sockets are all new.
+HANDED = """
+import os, select, socket, sys, threading, time
+al = socket.socket()
+al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+al.bind((sys.argv[1], 9313))
+al.listen(8)
+rp, wp = os.pipe()
+eset = select.epoll()
+eset.register(rp, select.EPOLLIN)  # the worker's set: a pipe only, at first
+woke = []
+def epoll_worker():
+    start = time.monotonic()
+    for f, e in eset.poll(3.0):
+        woke.append((f != rp, e, time.monotonic() - start < 1.5))
+worker = threading.Thread(target=epoll_worker)
+worker.start()
+time.sleep(0.3)  # asleep
+requester = socket.create_connection((sys.argv[1], 9313))
+requester.sendall(b"GET")
+time.sleep(0.3)  # the request is in before the acceptor takes the connection
+handed, _ = al.accept()
+eset.register(handed, select.EPOLLIN)
+worker.join()
+print(woke, handed.recv(10))
+"""
+out("a worker asleep in epoll hears a connection added with its request in",
+    subprocess.run([sys.executable, "-c", HANDED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

@@ -247,18 +247,35 @@ static void register_kernel_socket(entry *e) {
 
 void ns_epoll_hand_over(int fd) { forget_descriptor(fd, register_kernel_socket); }
 
-/// A thread asleep in the set's wait hears of an entry added or modified
-/// with events for it, as ep_insert and ep_modify wake the set's waiters:
-/// its socket's eventfd is signalled (a connection accepted with its
-/// request already in, handed to a worker's set). A set no one waits on
-/// has it looked at by its next wait (queued).
 /// Threads in each set's wait, or about to be: counted (`wait_any`) before
 /// the wait looks whether the set holds stack sockets, so an entry added
-/// meanwhile is either seen by that look or signalled here.
+/// meanwhile is either seen by that look or signalled by `wake_waiters`.
 static _Atomic int waiters[NS_MAX_FDS];
 
+/// Asks the stack to signal `e`'s socket's next news for `want` (its flags
+/// up); whether any flag was down. One that was up has had nothing
+/// signalled since it went up but the news the stack always signals, which
+/// wakes the kernel's wait. The eventfd keeps any count it holds: that
+/// wakes the wait once, which takes it (`kernel_only`).
+static bool arm(const entry *e, ns_sock *s, short want) {
+    short events = arming(e, s, want);
+    if (!ns_needs_arming(s, events)) return false;
+    ns_arm_flags(s, events);
+    return true;
+}
+
+/// A thread asleep in the set's wait hears of an entry added or modified
+/// with events for it, and of the next news for one without, as ep_insert
+/// and ep_modify wake the set's waiters and hook the file's wait queue: one
+/// with events has its socket's eventfd signalled (a connection accepted
+/// with its request already in, handed to a worker's set); one without is
+/// armed, and looked at once more (an EPOLLONESHOT entry a worker thread
+/// re-arms while the loop sleeps). A set no one waits on has it looked at
+/// by its next wait (queued).
 static void wake_waiters(entry *e, ns_sock *s) {
-    if (e->epfd < NS_MAX_FDS && atomic_load(&waiters[e->epfd]) > 0 && edges(e, s, (short)(e->events & NS_EPOLL_EVENTS), false)) ns_signal_event(s);
+    if (e->epfd >= NS_MAX_FDS || atomic_load(&waiters[e->epfd]) == 0) return;
+    short want = (short)(e->events & NS_EPOLL_EVENTS);
+    if (edges(e, s, want, false) || (arm(e, s, want) && edges(e, s, want, false))) ns_signal_event(s);
 }
 
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
@@ -321,18 +338,6 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
 done:
     pthread_mutex_unlock(&lock);
     return r;
-}
-
-/// Asks the stack to signal `e`'s socket's next news for `want` (its flags
-/// up); whether any flag was down. One that was up has had nothing
-/// signalled since it went up but the news the stack always signals, which
-/// wakes the kernel's wait. The eventfd keeps any count it holds: that
-/// wakes the wait once, which takes it (`kernel_only`).
-static bool arm(const entry *e, ns_sock *s, short want) {
-    short events = arming(e, s, want);
-    if (!ns_needs_arming(s, events)) return false;
-    ns_arm_flags(s, events);
-    return true;
 }
 
 /// Fills `out` with the ready stack sockets among the queued entries of

@@ -599,6 +599,36 @@ print(woke, handed.recv(10))
 """
 out("a worker asleep in epoll hears a connection added with its request in",
     subprocess.run([sys.executable, "-c", HANDED, my_address], capture_output=True, text=True, check=True).stdout.strip())
+# An EPOLLONESHOT entry a worker thread re-arms (EPOLL_CTL_MOD) while the
+# loop sleeps in its wait: the next request wakes the loop
+REARMED = """
+import select, socket, sys, threading, time
+al = socket.socket()
+al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+al.bind((sys.argv[1], 9314))
+al.listen(8)
+requester = socket.create_connection((sys.argv[1], 9314))
+handed, _ = al.accept()
+eset = select.epoll()
+eset.register(handed, select.EPOLLIN | select.EPOLLONESHOT)
+requester.sendall(b"one")
+first = [e for _, e in eset.poll(2.0)]
+taken = []
+def worker():
+    time.sleep(0.3)  # the loop asleep in its next wait
+    taken.append(handed.recv(10))
+    eset.modify(handed, select.EPOLLIN | select.EPOLLONESHOT)
+    time.sleep(0.2)
+    requester.sendall(b"two")
+t = threading.Thread(target=worker)
+t.start()
+start = time.monotonic()
+second = [e for _, e in eset.poll(3.0)]
+t.join()
+print(first, taken, second, time.monotonic() - start < 1.5, handed.recv(10))
+"""
+out("a loop asleep in epoll hears the request after a worker re-armed its entry",
+    subprocess.run([sys.executable, "-c", REARMED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

@@ -43,7 +43,7 @@ typedef struct entry {
     uint32_t rx_tail, tx_head, arrivals, state, nospace, shutdowns, urgent;
     struct set *set;
     bool queued;                              // on its set's queue
-    struct entry *queue_next;                 // the queue's next
+    struct entry *queue_prev, *queue_next;    // its neighbours on the queue
     struct entry *fd_next;                    // its descriptor's next entry (another set's)
     struct entry *member_prev, *member_next;  // its set's entries
 } entry;
@@ -148,17 +148,25 @@ static void enqueue(entry *e) {
     e->queued = true;
     e->queue_next = NULL;
     set *st = e->set;
+    e->queue_prev = st->queue_tail;
     if (st->queue_tail) st->queue_tail->queue_next = e;
     else st->queue_head = e;
     st->queue_tail = e;
 }
 
+/// Takes `e` off its set's queue.
+static void unqueue(entry *e) {
+    set *st = e->set;
+    if (e->queue_prev) e->queue_prev->queue_next = e->queue_next;
+    else st->queue_head = e->queue_next;
+    if (e->queue_next) e->queue_next->queue_prev = e->queue_prev;
+    else st->queue_tail = e->queue_prev;
+    e->queued = false;
+}
+
 static entry *dequeue(set *st) {
     entry *e = st->queue_head;
-    if (!e) return NULL;
-    st->queue_head = e->queue_next;
-    if (!st->queue_head) st->queue_tail = NULL;
-    e->queued = false;
+    if (e) unqueue(e);
     return e;
 }
 
@@ -188,15 +196,7 @@ static void unlink_entry(entry *e) {
     if (e->member_prev) e->member_prev->member_next = e->member_next;
     else st->members = e->member_next;
     if (e->member_next) e->member_next->member_prev = e->member_prev;
-    if (e->queued) {
-        entry **q = &st->queue_head, *before = NULL;
-        while (*q != e) {
-            before = *q;
-            q = &(*q)->queue_next;
-        }
-        *q = e->queue_next;
-        if (st->queue_tail == e) st->queue_tail = before;
-    }
+    if (e->queued) unqueue(e);
     free(e);
     atomic_fetch_sub(&registrations, 1);
 }

@@ -278,6 +278,19 @@ static void wake_waiters(entry *e, ns_sock *s) {
     if (edges(e, s, want, false) || (arm(e, s, want) && edges(e, s, want, false))) ns_signal_event(s);
 }
 
+void ns_epoll_changed(ns_sock *s) {
+    if (atomic_load_explicit(&registrations, memory_order_relaxed) == 0) return;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < s->alias_count; i++) {
+        int fd = s->aliases[i];
+        for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next) {
+            enqueue(e);
+            if (!e->disabled) wake_waiters(e, s);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     ns_sock *s = ns_lookup(fd);
     if (!s) {

@@ -213,7 +213,7 @@ NS_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
     int r = stack_setsockopt(s, level, name, value, len);
     if (r == 0) {
         ns_remember_option(s, level, name, value, len);  // for a kernel socket in its place
-        ns_epoll_news(s);  // SO_RCVLOWAT, SO_SNDBUF, TCP_NOTSENT_LOWAT change what it polls as
+        ns_epoll_changed(s);  // SO_RCVLOWAT, SO_SNDBUF, TCP_NOTSENT_LOWAT change what it polls as
     }
     return r;
 }

@@ -609,10 +609,14 @@ int ns_timestamp_cmsg(const ns_sock *s, int64_t arrival_ns, void *value, size_t 
 int ns_timeout_ms(const struct timespec *ts);
 
 
-/// Something about `s` changed that its epoll entries may report (a count
-/// taken from its eventfd, listen, connect, an option): each is queued, to be
-/// looked at by its set's next wait (epoll_calls.c).
+/// A count was taken from `s`'s eventfd: each of its epoll entries is
+/// queued, to be looked at by its set's next wait (epoll_calls.c).
 void ns_epoll_news(ns_sock *s);
+/// Something here changed what `s` polls as (listen, connect, an option):
+/// its entries are queued, and a thread asleep in a set that holds it wakes
+/// if its entry has events now (or hears its next news), as Linux's
+/// sk_state_change and tcp_set_rcvlowat's data_ready wake the socket's waiters.
+void ns_epoll_changed(ns_sock *s);
 /// Drops `fd` from every epoll registry (it is closing); with
 /// `leave_kernel_sets`, its eventfd leaves the kernel's sets too (epoll_calls.c).
 void ns_epoll_forget(int fd, bool leave_kernel_sets);

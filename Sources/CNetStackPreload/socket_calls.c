@@ -115,7 +115,7 @@ NS_EXPORT int listen(int fd, int backlog) {
     ns_reply reply;
     if (ns_simple_call(s, NS_OP_LISTEN, backlog, 0, 0, NULL, &reply) < 0) return -1;  // read as Linux does by the stack
     s->listening = true;
-    ns_epoll_news(s);  // what it polls as changed
+    ns_epoll_changed(s);
     return 0;
 }
 
@@ -206,7 +206,7 @@ NS_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len) {
     // What it polls as may have changed (a peer, connecting); the socket
     // may be the kernel's now (loopback).
     int saved = errno;
-    if ((s = ns_lookup(fd))) ns_epoll_news(s);
+    if ((s = ns_lookup(fd))) ns_epoll_changed(s);
     errno = saved;
     return r;
 }

@@ -629,6 +629,34 @@ print(first, taken, second, time.monotonic() - start < 1.5, handed.recv(10))
 """
 out("a loop asleep in epoll hears the request after a worker re-armed its entry",
     subprocess.run([sys.executable, "-c", REARMED, my_address], capture_output=True, text=True, check=True).stdout.strip())
+# Another thread lowers SO_RCVLOWAT under bytes waiting while the loop
+# sleeps in epoll: the loop wakes (tcp_set_rcvlowat calls data_ready)
+LOWERED = """
+import select, socket, sys, threading, time
+al = socket.socket()
+al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+al.bind((sys.argv[1], 9315))
+al.listen(8)
+requester = socket.create_connection((sys.argv[1], 9315))
+handed, _ = al.accept()
+handed.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
+eset = select.epoll()
+eset.register(handed, select.EPOLLIN)
+requester.sendall(b"abcd")
+time.sleep(0.2)
+first = eset.poll(0.2)
+def lower():
+    time.sleep(0.3)  # the loop asleep in its wait
+    handed.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 4)
+t = threading.Thread(target=lower)
+t.start()
+start = time.monotonic()
+second = [e for _, e in eset.poll(3.0)]
+t.join()
+print(first, second, time.monotonic() - start < 1.5)
+"""
+out("a loop asleep in epoll wakes when another thread lowers SO_RCVLOWAT under the bytes waiting",
+    subprocess.run([sys.executable, "-c", LOWERED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

@@ -599,16 +599,22 @@ print(woke, handed.recv(10))
 """
 out("a worker asleep in epoll hears a connection added with its request in",
     subprocess.run([sys.executable, "-c", HANDED, my_address], capture_output=True, text=True, check=True).stdout.strip())
+# The start of the programs below: a connection to a listener of their
+# own, at the address given, both ends theirs
+CONNECTED_PAIR = """
+import select, socket, sys, threading, time
+def connected_pair(port):
+    al = socket.socket()
+    al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    al.bind((sys.argv[1], port))
+    al.listen(8)
+    requester = socket.create_connection((sys.argv[1], port))
+    return requester, al.accept()[0]
+"""
 # An EPOLLONESHOT entry a worker thread re-arms (EPOLL_CTL_MOD) while the
 # loop sleeps in its wait: the next request wakes the loop
-REARMED = """
-import select, socket, sys, threading, time
-al = socket.socket()
-al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-al.bind((sys.argv[1], 9314))
-al.listen(8)
-requester = socket.create_connection((sys.argv[1], 9314))
-handed, _ = al.accept()
+REARMED = CONNECTED_PAIR + """
+requester, handed = connected_pair(9314)
 eset = select.epoll()
 eset.register(handed, select.EPOLLIN | select.EPOLLONESHOT)
 requester.sendall(b"one")
@@ -631,14 +637,8 @@ out("a loop asleep in epoll hears the request after a worker re-armed its entry"
     subprocess.run([sys.executable, "-c", REARMED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 # Another thread lowers SO_RCVLOWAT under bytes waiting while the loop
 # sleeps in epoll: the loop wakes (tcp_set_rcvlowat calls data_ready)
-LOWERED = """
-import select, socket, sys, threading, time
-al = socket.socket()
-al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-al.bind((sys.argv[1], 9315))
-al.listen(8)
-requester = socket.create_connection((sys.argv[1], 9315))
-handed, _ = al.accept()
+LOWERED = CONNECTED_PAIR + """
+requester, handed = connected_pair(9315)
 handed.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()
 eset.register(handed, select.EPOLLIN)

@@ -137,11 +137,6 @@ static entry *find(int epfd, int fd) {
     return NULL;
 }
 
-static bool set_has_stack_sockets(int epfd) {
-    set *s = find_set(epfd, false);
-    return s && s->members;
-}
-
 /// Puts `e` at the end of its set's queue, if it is not on it already.
 static void enqueue(entry *e) {
     if (e->queued) return;
@@ -170,22 +165,32 @@ static entry *dequeue(set *st) {
     return e;
 }
 
-/// Every entry of every descriptor of `s`, in every set, but `except`: the
-/// socket's eventfd count was taken, and each of them may have been what it announced.
-static void queue_socket(ns_sock *s, const entry *except) {
+static void wake_waiters(entry *e, ns_sock *s);
+
+/// Queues every entry of every descriptor of `s`, in every set, but
+/// `except` (its eventfd count was taken, and each of them may have been
+/// what it announced), and with `wake` wakes their sets' waiters too.
+static void queue_socket(ns_sock *s, const entry *except, bool wake) {
     for (int i = 0; i < s->alias_count; i++) {
         int fd = s->aliases[i];
-        for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next)
-            if (e != except) enqueue(e);
+        for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next) {
+            if (e == except) continue;
+            enqueue(e);
+            if (wake) wake_waiters(e, s);
+        }
     }
 }
 
-void ns_epoll_news(ns_sock *s) {
+static void queue_socket_locked(ns_sock *s, bool wake) {
     if (atomic_load_explicit(&registrations, memory_order_relaxed) == 0) return;
     pthread_mutex_lock(&lock);
-    queue_socket(s, NULL);
+    queue_socket(s, NULL, wake);
     pthread_mutex_unlock(&lock);
 }
+
+void ns_epoll_news(ns_sock *s) { queue_socket_locked(s, false); }
+
+void ns_epoll_changed(ns_sock *s) { queue_socket_locked(s, true); }
 
 /// Unlinks `e` from its descriptor's entries, its set and its set's queue, and frees it.
 static void unlink_entry(entry *e) {
@@ -273,22 +278,9 @@ static bool arm(const entry *e, ns_sock *s, short want) {
 /// re-arms while the loop sleeps). A set no one waits on has it looked at
 /// by its next wait (queued).
 static void wake_waiters(entry *e, ns_sock *s) {
-    if (e->epfd >= NS_MAX_FDS || atomic_load(&waiters[e->epfd]) == 0) return;
+    if (e->disabled || e->epfd >= NS_MAX_FDS || atomic_load(&waiters[e->epfd]) == 0) return;
     short want = (short)(e->events & NS_EPOLL_EVENTS);
     if (edges(e, s, want, false) || (arm(e, s, want) && edges(e, s, want, false))) ns_signal_event(s);
-}
-
-void ns_epoll_changed(ns_sock *s) {
-    if (atomic_load_explicit(&registrations, memory_order_relaxed) == 0) return;
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < s->alias_count; i++) {
-        int fd = s->aliases[i];
-        for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next) {
-            enqueue(e);
-            if (!e->disabled) wake_waiters(e, s);
-        }
-    }
-    pthread_mutex_unlock(&lock);
 }
 
 NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
@@ -405,14 +397,14 @@ void ns_epoll_settle(int epfd) {
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         if (e->disabled) {  // EPOLLONESHOT fired: nothing until a MOD
-            if (ns_take_event(s)) queue_socket(s, e);
+            if (ns_take_event(s)) queue_socket(s, e, false);
             continue;
         }
         short want = (short)(e->events & NS_EPOLL_EVENTS);
         short r = edges(e, s, want, false);
         if (!r) {
             ns_arm_flags(s, arming(e, s, want));
-            if (ns_take_event(s)) queue_socket(s, e);  // taken, then looked at again: news meanwhile is not lost
+            if (ns_take_event(s)) queue_socket(s, e, false);  // taken, then looked at again: news meanwhile is not lost
             r = edges(e, s, want, false);
         }
         if (r) {
@@ -442,10 +434,15 @@ static int kernel_only(struct epoll_event *ev, int n, bool clear, bool *tags) {
         if (!locked) pthread_mutex_lock(&lock);
         locked = true;
         ns_take_event(s);
-        queue_socket(s, NULL);
+        queue_socket(s, NULL, false);
     }
     if (locked) pthread_mutex_unlock(&lock);
     return kept;
+}
+
+/// libc's epoll_wait, or epoll_pwait with a signal mask.
+static int libc_wait(int epfd, struct epoll_event *ev, int max, int wait, const sigset_t *mask) {
+    return mask ? LIBC(epoll_pwait)(epfd, ev, max, wait, mask) : LIBC(epoll_wait)(epfd, ev, max, wait);
 }
 
 /// The kernel's events for the set, `wait` ms at most, without the
@@ -455,8 +452,7 @@ static int kernel_only(struct epoll_event *ev, int n, bool clear, bool *tags) {
 static int kernel_events(int epfd, struct epoll_event *ev, int max, int wait, const sigset_t *mask, bool *tags) {
     int got = 0;
     for (int round = 0; round < 4 && got < max; round++) {
-        int w = round == 0 ? wait : 0;
-        int r = mask ? LIBC(epoll_pwait)(epfd, ev + got, max - got, w, mask) : LIBC(epoll_wait)(epfd, ev + got, max - got, w);
+        int r = libc_wait(epfd, ev + got, max - got, round == 0 ? wait : 0, mask);
         if (r < 0) return got > 0 ? got : r;
         bool tagged = false;
         got += kernel_only(ev + got, r, true, &tagged);
@@ -492,7 +488,8 @@ static int wait_mixed(int epfd, struct epoll_event *ev, int max, int timeout, co
 static bool has_stack_sockets(int epfd) {
     if (atomic_load(&registrations) == 0) return false;
     pthread_mutex_lock(&lock);
-    bool held = set_has_stack_sockets(epfd);
+    set *st = find_set(epfd, false);
+    bool held = st && st->members;
     pthread_mutex_unlock(&lock);
     return held;
 }
@@ -505,7 +502,7 @@ static bool has_stack_sockets(int epfd) {
 static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
     long long deadline = -2;  // taken only if the first wait brought nothing but the library's
     for (int wait = timeout;;) {
-        int r = mask ? LIBC(epoll_pwait)(epfd, ev, max, wait, mask) : LIBC(epoll_wait)(epfd, ev, max, wait);
+        int r = libc_wait(epfd, ev, max, wait, mask);
         if (r <= 0) return r;
         int kept = kernel_only(ev, r, false, NULL);
         if (kept > 0) return kept;
@@ -517,16 +514,20 @@ static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, c
     }
 }
 
+/// Counts a thread in or out of `epfd`'s waiters (`waiters`).
+static void count_waiter(int epfd, int delta) {
+    if (epfd >= 0 && epfd < NS_MAX_FDS) atomic_fetch_add(&waiters[epfd], delta);
+}
+
 static int wait_any(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
-    bool counted = epfd >= 0 && epfd < NS_MAX_FDS;
-    if (counted) atomic_fetch_add(&waiters[epfd], 1);
+    count_waiter(epfd, 1);
     long long deadline = ns_deadline_in_ms(timeout);
     int r;
     do {
         int left = ns_ms_left(deadline);
         r = has_stack_sockets(epfd) ? wait_mixed(epfd, ev, max, left, mask) : wait_kernel(epfd, ev, max, left, mask);
     } while (r == -2);
-    if (counted) atomic_fetch_sub(&waiters[epfd], 1);
+    count_waiter(epfd, -1);
     return r;
 }
 
@@ -546,14 +547,11 @@ NS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
     ns_epoll_settle_inner(epfd);
     // A set of kernel descriptors alone waits with the nanoseconds asked
     // (a tag, which a socket joining the set meanwhile signals, ends it early).
-    bool counted = max > 0 && epfd >= 0 && epfd < NS_MAX_FDS;
-    if (counted) atomic_fetch_add(&waiters[epfd], 1);
-    if ((max <= 0 || !has_stack_sockets(epfd)) && LIBC(epoll_pwait2)) {
-        int r = LIBC(epoll_pwait2)(epfd, ev, max, ts, mask);
-        if (counted) atomic_fetch_sub(&waiters[epfd], 1);
-        return r > 0 ? kernel_only(ev, r, false, NULL) : r;
-    }
-    if (counted) atomic_fetch_sub(&waiters[epfd], 1);
+    count_waiter(epfd, 1);
+    bool kernel = (max <= 0 || !has_stack_sockets(epfd)) && LIBC(epoll_pwait2);
+    int r = kernel ? LIBC(epoll_pwait2)(epfd, ev, max, ts, mask) : 0;
+    count_waiter(epfd, -1);
+    if (kernel) return r > 0 ? kernel_only(ev, r, false, NULL) : r;
     int timeout = ns_timeout_ms(ts);  // a set with stack sockets waits in whole milliseconds, rounded up
     if (timeout == -2) { errno = EINVAL; return -1; }
     return wait_any(epfd, ev, max, timeout, mask);

@@ -73,8 +73,35 @@ import Testing
         let region = try SocketRegion(ringSize: 8192)
         region.tx.write([1, 2, 3].span)
         #expect(region.rx.isEmpty && region.tx.readable == 3)
-        #expect(ns_region_length(8192) == 4096 + 2 * 8192)
+        #expect(ns_region_length(8192) == 4096 + 2048 + 2 * 8192)
         #expect(region.ringSize == 8192)
+    }
+
+    /// The data areas start half a page into a page (`NS_DATA_SKEW`), and the
+    /// application, writing through the header's layout, puts its bytes
+    /// where the stack reads them through its own.
+    @Test func theDataAreasStartHalfAPageInAndBothSidesAgree() throws {
+        let size = 8192
+        let region = try SocketRegion(ringSize: size)
+        #expect(ns_region_tx_offset() % 4096 == 2048 && ns_region_rx_offset(UInt32(size)) % 4096 == 2048)
+        #expect(Int(ns_region_rx_offset(UInt32(size))) + size == ns_region_length(UInt32(size)))
+        let length = ns_region_length(UInt32(size))
+        let base = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, region.descriptor, 0))
+        try #require(base != MAP_FAILED)
+        defer { munmap(base, length) }
+        let sent = (0..<6000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let region8 = base.assumingMemoryBound(to: UInt8.self)
+        for _ in 0..<2 {  // twice: the second write wraps
+            #expect(sent.withUnsafeBytes { ns_ring_write(ns_region_tx(base), region8, $0.baseAddress, 6000) } == 6000)
+            var got: [UInt8] = []
+            #expect(region.tx.read(appendingTo: &got) == 6000)
+            #expect(got == sent)
+        }
+        // And the other way: what the stack writes to `rx`, the application reads.
+        #expect(region.rx.write(sent.span) == 6000)
+        var back = [UInt8](repeating: 0, count: 6000)
+        #expect(back.withUnsafeMutableBytes { ns_ring_read(ns_region_rx(base), region8, $0.baseAddress, 6000, 0) } == 6000)
+        #expect(back == sent)
     }
 
     @Test func lentBytesKeepTheirRoomUntilReleased() throws {

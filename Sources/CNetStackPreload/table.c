@@ -95,13 +95,18 @@ int ns_adopt(const ns_reply *reply, const int *fds, int nfds, int family, int fl
     void *region = unpark_region(reply->region_serial, length);
     if (!region) region = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     LIBC(close)(memfd);
-    ns_sock *s = calloc(1, sizeof *s);
-    if (region == MAP_FAILED || !s || app >= NS_MAX_FDS) {
+    // A stack of another build may lay the region out otherwise
+    // (NS_DATA_SKEW): its rings would run past this mapping.
+    bool laid_out = region != MAP_FAILED && ns_region_tx(region)->offset == ns_region_tx_offset() &&
+                    ns_region_rx(region)->offset == ns_region_rx_offset(reply->ring_size) &&
+                    ns_region_tx(region)->size == reply->ring_size && ns_region_rx(region)->size == reply->ring_size;
+    ns_sock *s = laid_out ? calloc(1, sizeof *s) : NULL;
+    if (!laid_out || !s || app >= NS_MAX_FDS) {
         if (region != MAP_FAILED) munmap(region, length);
         free(s);
         LIBC(close)(app);
         LIBC(close)(doorbell);
-        errno = EMFILE;
+        errno = region != MAP_FAILED && !laid_out ? EPROTO : EMFILE;
         return -1;
     }
     // Received close-on-exec (MSG_CMSG_CLOEXEC); the application's own descriptor keeps what it asked.

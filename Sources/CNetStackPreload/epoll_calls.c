@@ -21,16 +21,26 @@
 // 1000 idle connections beside one busy one thus costs a wait nothing per
 // idle connection; looking at each one every time cut an echo server's
 // transactions to about half.
+//
+// A count taken outside the set's waits (a blocking call of another
+// thread, asleep on the same eventfd) queues the socket's entries, and a
+// thread asleep in the set's wait hears of it through the set's own
+// eventfd (`news`), as Linux's wake-up reaches every waiter of the file:
+// a writer thread blocked in send while the event loop waits for input
+// took the count that announced the input, and the loop slept on.
 #include "preload_internal.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 
 #define NS_TAG 0x4e53000000000000ull  // "NS" in the top bits
 #define NS_TAG_MASK 0xffff000000000000ull
+/// A set's `news` eventfd in the kernel's set: "NN" in the top bits.
+#define NS_NEWS_TAG 0x4e4e000000000000ull
 
 typedef struct entry {
     int epfd, fd;
@@ -107,6 +117,7 @@ static short arming(const entry *e, ns_sock *s, short want) {
 /// their eventfds, which wakes the kernel's wait on the set.
 typedef struct set {
     int epfd;
+    int news;  // an eventfd in the kernel's set under NS_NEWS_TAG, or -1
     entry *members;
     entry *queue_head, *queue_tail;
     struct set *next;
@@ -114,6 +125,10 @@ typedef struct set {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static set *sets;
+/// Threads in each set's wait, or about to be: counted (`wait_any`) before
+/// the wait looks whether the set holds stack sockets, so an entry added
+/// meanwhile is either seen by that look or signalled by `wake_waiters`.
+static _Atomic int waiters[NS_MAX_FDS];
 /// Each descriptor's entries, one per set that holds it (`fd_next`).
 static entry *by_fd[NS_MAX_FDS];
 /// How many (set, stack socket) entries there are: at 0 epoll_wait skips
@@ -126,9 +141,33 @@ static set *find_set(int epfd, bool create) {
     if (!create) return NULL;
     set *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    *s = (set){.epfd = epfd, .next = sets};
+    *s = (set){.epfd = epfd, .news = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .next = sets};
+    struct epoll_event kernel = {.events = EPOLLIN, .data.u64 = NS_NEWS_TAG};
+    if (s->news >= 0 && LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, s->news, &kernel) != 0) {
+        LIBC(close)(s->news);
+        s->news = -1;  // then a count another thread takes is heard of at the set's next wait
+    }
     sets = s;
     return s;
+}
+
+/// Wakes a thread asleep in `st`'s wait to look at its queue; whether one waits.
+static bool tell_waiters(const set *st) {
+    if (st->news < 0 || st->epfd >= NS_MAX_FDS || atomic_load(&waiters[st->epfd]) == 0) return false;
+    uint64_t one = 1;
+    int saved = errno;
+    LIBC(write)(st->news, &one, sizeof one);
+    errno = saved;
+    return true;
+}
+
+/// Empties `st`'s news eventfd, which a wait or a settle is about to answer.
+static void take_news(const set *st) {
+    if (st->news < 0) return;
+    uint64_t count;
+    int saved = errno;
+    (void)LIBC(read)(st->news, &count, sizeof count);
+    errno = saved;
 }
 
 static entry *find(int epfd, int fd) {
@@ -169,14 +208,25 @@ static void wake_waiters(entry *e, ns_sock *s);
 
 /// Queues every entry of every descriptor of `s`, in every set, but
 /// `except` (its eventfd count was taken, and each of them may have been
-/// what it announced), and with `wake` wakes their sets' waiters too.
-static void queue_socket(ns_sock *s, const entry *except, bool wake) {
+/// what it announced). With `wake`, their sets' waiters are woken as
+/// `wake_waiters` wakes them; else a set's waiters are told to look at
+/// its queue, but those of `quiet` (a wait of that set took the count, and
+/// looks at the queue next), and of the sets that hold the socket with
+/// EPOLLEXCLUSIVE only one, as the kernel wakes one of them (`quiet`'s, if any).
+static void queue_socket(ns_sock *s, const entry *except, bool wake, int quiet) {
+    bool exclusive_told = quiet >= 0;
     for (int i = 0; i < s->alias_count; i++) {
         int fd = s->aliases[i];
         for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next) {
             if (e == except) continue;
             enqueue(e);
-            if (wake) wake_waiters(e, s);
+            if (wake) {
+                wake_waiters(e, s);
+            } else if (!e->disabled && e->epfd != quiet) {
+                bool exclusive = e->events & EPOLLEXCLUSIVE;
+                if (exclusive && exclusive_told) continue;
+                if (tell_waiters(e->set) && exclusive) exclusive_told = true;
+            }
         }
     }
 }
@@ -184,7 +234,7 @@ static void queue_socket(ns_sock *s, const entry *except, bool wake) {
 static void queue_socket_locked(ns_sock *s, bool wake) {
     if (atomic_load_explicit(&registrations, memory_order_relaxed) == 0) return;
     pthread_mutex_lock(&lock);
-    queue_socket(s, NULL, wake);
+    queue_socket(s, NULL, wake, -1);
     pthread_mutex_unlock(&lock);
 }
 
@@ -227,16 +277,23 @@ static void forget_descriptor(int fd, void (*gone)(entry *)) {
 
 void ns_epoll_forget(int fd, bool leave_kernel_sets) { forget_descriptor(fd, leave_kernel_sets ? deregister : NULL); }
 
+/// `epfd` closes: its set goes, with its news eventfd. A set whose news
+/// eventfd it is (the application closing descriptors it did not open)
+/// forgets it, so nothing here writes to the number once reused.
 void ns_epoll_forget_set(int epfd) {
     if (atomic_load(&registrations) == 0 && !sets) return;
     pthread_mutex_lock(&lock);
-    for (set **at = &sets; *at; at = &(*at)->next) {
-        if ((*at)->epfd != epfd) continue;
-        set *gone = *at;
-        while (gone->members) unlink_entry(gone->members);
-        *at = gone->next;
-        free(gone);
-        break;
+    for (set **at = &sets; *at;) {
+        set *st = *at;
+        if (st->news == epfd) st->news = -1;
+        if (st->epfd != epfd) {
+            at = &st->next;
+            continue;
+        }
+        while (st->members) unlink_entry(st->members);
+        if (st->news >= 0) LIBC(close)(st->news);
+        *at = st->next;
+        free(st);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -252,10 +309,6 @@ static void register_kernel_socket(entry *e) {
 
 void ns_epoll_hand_over(int fd) { forget_descriptor(fd, register_kernel_socket); }
 
-/// Threads in each set's wait, or about to be: counted (`wait_any`) before
-/// the wait looks whether the set holds stack sockets, so an entry added
-/// meanwhile is either seen by that look or signalled by `wake_waiters`.
-static _Atomic int waiters[NS_MAX_FDS];
 
 /// Asks the stack to signal `e`'s socket's next news for `want` (its flags
 /// up); whether any flag was down. One that was up has had nothing
@@ -393,18 +446,19 @@ void ns_epoll_settle(int epfd) {
     if (atomic_load(&registrations) == 0) return;
     pthread_mutex_lock(&lock);
     set *st = find_set(epfd, false);
+    if (st) take_news(st);  // its queue is settled below
     for (entry *e = st ? st->members : NULL; e; e = e->member_next) {
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         if (e->disabled) {  // EPOLLONESHOT fired: nothing until a MOD
-            if (ns_take_event(s)) queue_socket(s, e, false);
+            if (ns_take_event(s)) queue_socket(s, e, false, epfd);
             continue;
         }
         short want = (short)(e->events & NS_EPOLL_EVENTS);
         short r = edges(e, s, want, false);
         if (!r) {
             ns_arm_flags(s, arming(e, s, want));
-            if (ns_take_event(s)) queue_socket(s, e, false);  // taken, then looked at again: news meanwhile is not lost
+            if (ns_take_event(s)) queue_socket(s, e, false, epfd);  // taken, then looked at again: news meanwhile is not lost
             r = edges(e, s, want, false);
         }
         if (r) {
@@ -419,12 +473,22 @@ void ns_epoll_settle(int epfd) {
 /// many. With `clear` (a set of this process's stack sockets), a tag's
 /// socket has its eventfd count taken, and its entries in every set are
 /// queued: the news is read from the region, and the count, left, would
-/// wake every wait. `tags` tells whether any came.
-static int kernel_only(struct epoll_event *ev, int n, bool clear, bool *tags) {
+/// wake every wait. The set's news eventfd is emptied. `tags` tells
+/// whether any came.
+static int kernel_only(int epfd, struct epoll_event *ev, int n, bool clear, bool *tags) {
     int kept = 0;
     bool locked = false;
     for (int i = 0; i < n; i++) {
-        if ((ev[i].data.u64 & NS_TAG_MASK) != NS_TAG) {
+        uint64_t tag = ev[i].data.u64 & NS_TAG_MASK;
+        if (tag == NS_NEWS_TAG) {
+            if (!locked) pthread_mutex_lock(&lock);
+            locked = true;
+            set *st = find_set(epfd, false);
+            if (st) take_news(st);
+            if (tags) *tags = true;
+            continue;
+        }
+        if (tag != NS_TAG) {
             ev[kept++] = ev[i];
             continue;
         }
@@ -434,7 +498,7 @@ static int kernel_only(struct epoll_event *ev, int n, bool clear, bool *tags) {
         if (!locked) pthread_mutex_lock(&lock);
         locked = true;
         ns_take_event(s);
-        queue_socket(s, NULL, false);
+        queue_socket(s, NULL, false, epfd);
     }
     if (locked) pthread_mutex_unlock(&lock);
     return kept;
@@ -455,7 +519,7 @@ static int kernel_events(int epfd, struct epoll_event *ev, int max, int wait, co
         int r = libc_wait(epfd, ev + got, max - got, round == 0 ? wait : 0, mask);
         if (r < 0) return got > 0 ? got : r;
         bool tagged = false;
-        got += kernel_only(ev + got, r, true, &tagged);
+        got += kernel_only(epfd, ev + got, r, true, &tagged);
         if (!tagged) break;
         if (tags) *tags = true;
     }
@@ -504,7 +568,7 @@ static int wait_kernel(int epfd, struct epoll_event *ev, int max, int timeout, c
     for (int wait = timeout;;) {
         int r = libc_wait(epfd, ev, max, wait, mask);
         if (r <= 0) return r;
-        int kept = kernel_only(ev, r, false, NULL);
+        int kept = kernel_only(epfd, ev, r, false, NULL);
         if (kept > 0) return kept;
         if (has_stack_sockets(epfd)) return -2;
         if (timeout == 0) return 0;
@@ -551,7 +615,7 @@ NS_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
     bool kernel = (max <= 0 || !has_stack_sockets(epfd)) && LIBC(epoll_pwait2);
     int r = kernel ? LIBC(epoll_pwait2)(epfd, ev, max, ts, mask) : 0;
     count_waiter(epfd, -1);
-    if (kernel) return r > 0 ? kernel_only(ev, r, false, NULL) : r;
+    if (kernel) return r > 0 ? kernel_only(epfd, ev, r, false, NULL) : r;
     int timeout = ns_timeout_ms(ts);  // a set with stack sockets waits in whole milliseconds, rounded up
     if (timeout == -2) { errno = EINVAL; return -1; }
     return wait_any(epfd, ev, max, timeout, mask);

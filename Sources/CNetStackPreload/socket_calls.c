@@ -433,14 +433,18 @@ static int dup_onto(int from, int to, int flags, bool three) {
     ns_sock *s = ns_lookup(from);
     if (!s) {
         if (ns_lookup(to)) close(to);
-        return three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
+        int r = three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
+        if (r >= 0 && from != to) ns_epoll_forget_set(to);  // the kernel closed what `to` named
+        return r;
     }
     if (from == to) {
         if (three) { errno = EINVAL; return -1; }
         return to;
     }
     if (ns_lookup(to)) close(to);
-    return alias_result(s, three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to));
+    int r = alias_result(s, three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to));
+    if (r >= 0) ns_epoll_forget_set(to);
+    return r;
 }
 
 NS_EXPORT int dup2(int from, int to) { return dup_onto(from, to, 0, false); }

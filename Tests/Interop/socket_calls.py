@@ -657,6 +657,33 @@ print(first, second, time.monotonic() - start < 1.5)
 """
 out("a loop asleep in epoll wakes when another thread lowers SO_RCVLOWAT under the bytes waiting",
     subprocess.run([sys.executable, "-c", LOWERED, my_address], capture_output=True, text=True, check=True).stdout.strip())
+# A writer thread blocked in send (its peer reads nothing) while the loop
+# waits in epoll for input on the same socket: each byte the peer sends
+# wakes the loop, though the writer wakes too (both sleep on the socket)
+DUPLEX = CONNECTED_PAIR + """
+requester, handed = connected_pair(9316)
+def writer():
+    try:
+        handed.sendall(b"w" * (64 << 20))
+    except OSError:
+        pass
+w = threading.Thread(target=writer)
+w.start()
+time.sleep(0.3)  # the writer asleep, the rings and windows full
+eset = select.epoll()
+eset.register(handed, select.EPOLLIN)
+heard = []
+for i in range(8):
+    threading.Timer(0.1, requester.sendall, (b"x",)).start()  # the loop asleep in its wait by then
+    heard.append([e for _, e in eset.poll(2.0)])
+    if heard[-1]:
+        handed.recv(1)
+requester.close()
+w.join()
+print(heard)
+"""
+out("a loop asleep in epoll hears each byte while another thread is blocked sending on the socket",
+    subprocess.run([sys.executable, "-c", DUPLEX, my_address], capture_output=True, text=True, check=True).stdout.strip())
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

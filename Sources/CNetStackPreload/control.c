@@ -53,6 +53,7 @@ static void after_fork_in_child(void) {
     int cursor = 0;
     for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_init_locks(s);
     ns_unpark_regions(true);  // the parent's: the stack gives them to the parent only
+    ns_poll_news_after_fork();
     if (fork_token <= 0) return;
     int token = fork_token;
     fork_token = 0;

@@ -231,6 +231,13 @@ static void queue_socket(ns_sock *s, const entry *except, bool wake, int quiet) 
     }
 }
 
+/// A wait or settle of `epfd` took `s`'s count (for `except`, if any):
+/// its other entries are queued and their sets told, and threads in poll too.
+static void took(ns_sock *s, const entry *except, int epfd) {
+    queue_socket(s, except, false, epfd);
+    ns_poll_tell();
+}
+
 static void queue_socket_locked(ns_sock *s, bool wake) {
     if (atomic_load_explicit(&registrations, memory_order_relaxed) == 0) return;
     pthread_mutex_lock(&lock);
@@ -451,14 +458,14 @@ void ns_epoll_settle(int epfd) {
         ns_sock *s = ns_lookup(e->fd);
         if (!s) continue;
         if (e->disabled) {  // EPOLLONESHOT fired: nothing until a MOD
-            if (ns_take_event(s)) queue_socket(s, e, false, epfd);
+            if (ns_take_event(s)) took(s, e, epfd);
             continue;
         }
         short want = (short)(e->events & NS_EPOLL_EVENTS);
         short r = edges(e, s, want, false);
         if (!r) {
             ns_arm_flags(s, arming(e, s, want));
-            if (ns_take_event(s)) queue_socket(s, e, false, epfd);  // taken, then looked at again: news meanwhile is not lost
+            if (ns_take_event(s)) took(s, e, epfd);  // taken, then looked at again: news meanwhile is not lost
             r = edges(e, s, want, false);
         }
         if (r) {
@@ -497,8 +504,8 @@ static int kernel_only(int epfd, struct epoll_event *ev, int n, bool clear, bool
         if (!s) continue;
         if (!locked) pthread_mutex_lock(&lock);
         locked = true;
-        ns_take_event(s);
-        queue_socket(s, NULL, false, epfd);
+        if (ns_take_event(s)) took(s, NULL, epfd);
+        else queue_socket(s, NULL, false, epfd);
     }
     if (locked) pthread_mutex_unlock(&lock);
     return kept;

@@ -5,7 +5,9 @@
 // is, each is armed (eventfd cleared, room asked for) and looked at again,
 // and then one kernel poll waits on everything, the stack sockets through
 // their eventfds, and the readiness of those signalled is read from their
-// regions again.
+// regions again. The kernel poll holds the thread's news eventfd too
+// (poll_news.c), signalled when another thread took a count from one of
+// those eventfds: then every socket is looked at again.
 #include "preload_internal.h"
 #include <errno.h>
 #include <limits.h>
@@ -49,11 +51,12 @@ static bool holds_stack_socket(struct pollfd *fds, nfds_t n) {
 NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     if (!holds_stack_socket(fds, n)) return LIBC(poll)(fds, n, timeout);
 
-    struct pollfd small[64];
-    struct pollfd *kernel = n <= 64 ? small : malloc(n * sizeof *kernel);
+    struct pollfd small[65];
+    struct pollfd *kernel = n < 65 ? small : malloc((n + 1) * sizeof *kernel);
     if (!kernel) { errno = ENOMEM; return -1; }
     long long deadline = ns_deadline_in_ms(timeout);
     int result = 0;
+    int news = ns_poll_news_begin();  // before the first look: a count taken after it is told
     for (;;) {
         int ready = stack_ready(fds, n);
         // The kernel's descriptors (and, when nothing is ready, the stack sockets' eventfds).
@@ -74,14 +77,17 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
             }
         }
         int wait = ready ? 0 : ns_ms_left(deadline);
-        int r = LIBC(poll)(kernel, n, wait);
+        kernel[n] = (struct pollfd){.fd = ready ? -1 : news, .events = POLLIN};
+        int r = LIBC(poll)(kernel, n + 1, wait);
         if (r < 0) { result = -1; break; }
+        bool told = kernel[n].revents & POLLIN;  // then each socket is looked at again
+        if (told) ns_poll_news_take();
         int total = 0;
         for (nfds_t i = 0; i < n; i++) {
             ns_sock *s = ns_lookup(fds[i].fd);
             if (s) {
                 // Armed, each: one with nothing signalled has nothing new.
-                if (!ready) fds[i].revents = (kernel[i].revents & POLLIN) ? ns_readiness(s, fds[i].events) : 0;
+                if (!ready) fds[i].revents = told || (kernel[i].revents & POLLIN) ? ns_readiness(s, fds[i].events) : 0;
                 // A count that woke the wait for nothing the caller asked: gone,
                 // else the next wait, armed lazily, would wake on it again.
                 if (!ready && !fds[i].revents && (kernel[i].revents & POLLIN)) ns_clear_event(s);
@@ -93,6 +99,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
         if (total > 0 || ns_deadline_passed(deadline)) { result = total; break; }
         // A wake-up with nothing for the caller (the eventfd said "look again"): wait on.
     }
+    ns_poll_news_end();
     if (kernel != small) free(kernel);
     return result;
 }

@@ -429,6 +429,18 @@ void ns_signal_event(ns_sock *s);
 /// the rings again before it waits. A count it took is news for the
 /// socket's epoll entries too, which it queues (ns_epoll_news).
 void ns_clear_event(ns_sock *s);
+
+/// The calling thread's news eventfd, registered for others' tells until
+/// `ns_poll_news_end`; -1 if it has none (then it polls as before).
+int ns_poll_news_begin(void);
+void ns_poll_news_end(void);
+/// Empties the calling thread's news eventfd (its poll saw it signalled).
+void ns_poll_news_take(void);
+/// A count was taken from a socket's eventfd: every other thread in poll
+/// looks at its sockets again (poll_news.c).
+void ns_poll_tell(void);
+/// In a forked child: the parent's threads' registrations are not its own.
+void ns_poll_news_after_fork(void);
 /// Takes the eventfd's count, and nothing else; whether there was one.
 bool ns_take_event(ns_sock *s);
 /// When a blocking call given `timeout` (SO_RCVTIMEO or SO_SNDTIMEO) gives

@@ -155,7 +155,9 @@ bool ns_take_event(ns_sock *s) {
 }
 
 void ns_clear_event(ns_sock *s) {
-    if (ns_take_event(s)) ns_epoll_news(s);
+    if (!ns_take_event(s)) return;
+    ns_epoll_news(s);
+    ns_poll_tell();
 }
 
 long long ns_deadline(const struct timeval *t) {

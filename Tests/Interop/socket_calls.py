@@ -658,32 +658,63 @@ print(first, second, time.monotonic() - start < 1.5)
 out("a loop asleep in epoll wakes when another thread lowers SO_RCVLOWAT under the bytes waiting",
     subprocess.run([sys.executable, "-c", LOWERED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 # A writer thread blocked in send (its peer reads nothing) while the loop
-# waits in epoll for input on the same socket: each byte the peer sends
-# wakes the loop, though the writer wakes too (both sleep on the socket)
-DUPLEX = CONNECTED_PAIR + """
-requester, handed = connected_pair(9316)
-def writer():
-    try:
-        handed.sendall(b"w" * (64 << 20))
-    except OSError:
-        pass
-w = threading.Thread(target=writer)
-w.start()
-time.sleep(0.3)  # the writer asleep, the rings and windows full
-eset = select.epoll()
-eset.register(handed, select.EPOLLIN)
-heard = []
+# waits in epoll, poll or select for input on the same socket: the byte
+# the peer sends wakes the loop, though the writer wakes too (both sleep on
+# the socket). Eight connections, each to a peer of the kernel's own (no
+# preload) that sends one byte after 0.3 s and reads nothing.
+DUPLEX_PEER = """
+import socket, sys, threading, time
+al = socket.socket()
+al.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+al.bind(("0.0.0.0", 0))
+al.listen(8)
+print(al.getsockname()[1], flush=True)
+held = []  # open until killed
+def serve(c):
+    held.append(c)
+    time.sleep(0.3)
+    c.sendall(b"x")
+while True:
+    threading.Thread(target=serve, args=(al.accept()[0],), daemon=True).start()
+"""
+DUPLEX = """
+import os, select, socket, subprocess, sys, threading
+kernel_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+peer = subprocess.Popen([sys.executable, "-c", sys.argv[3]], stdout=subprocess.PIPE, env=kernel_env, text=True)
+port = int(peer.stdout.readline())
+heard, writers = [], []
 for i in range(8):
-    threading.Timer(0.1, requester.sendall, (b"x",)).start()  # the loop asleep in its wait by then
-    heard.append([e for _, e in eset.poll(2.0)])
-    if heard[-1]:
-        handed.recv(1)
-requester.close()
-w.join()
+    c = socket.create_connection((sys.argv[1], port))
+    def writer(c=c):
+        try:
+            c.sendall(b"w" * (64 << 20))
+        except OSError:
+            pass
+    w = threading.Thread(target=writer)
+    w.start()
+    writers.append((w, c))
+    if sys.argv[2] == "epoll":
+        eset = select.epoll()
+        eset.register(c, select.EPOLLIN)
+        heard.append([e for _, e in eset.poll(2.0)])
+        eset.close()
+    elif sys.argv[2] == "poll":
+        pset = select.poll()
+        pset.register(c, select.POLLIN)
+        heard.append([e for _, e in pset.poll(2000)])
+    else:
+        heard.append([len(r) for r in select.select([c], [], [], 2.0)])
+peer.kill()  # its connections reset: the writers' sends fail
+peer.wait()
+for w, c in writers:
+    w.join()
+    c.close()
 print(heard)
 """
-out("a loop asleep in epoll hears each byte while another thread is blocked sending on the socket",
-    subprocess.run([sys.executable, "-c", DUPLEX, my_address], capture_output=True, text=True, check=True).stdout.strip())
+for way in ("epoll", "poll", "select"):
+    out(f"a loop asleep in {way} hears the byte while another thread is blocked sending on the socket",
+        subprocess.run([sys.executable, "-c", DUPLEX, HOST, way, DUPLEX_PEER],
+                       capture_output=True, text=True, check=True).stdout.strip())
 ew = socket.create_connection(ECHO)
 ew.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
 eset = select.epoll()

@@ -1,0 +1,104 @@
+// A thread asleep in poll (or select) hears of a count another thread took
+// from a socket's eventfd through an eventfd of its own (its `news`), which
+// its kernel poll holds beside the sockets'. Linux wakes every waiter of a
+// file; here the threads that wait on one socket wait on one eventfd, and
+// the first to take its count would leave the others asleep: a writer
+// thread blocked in send took the count that announced input while the
+// event loop slept in poll for it, and the loop slept on. Signalling the
+// socket's eventfd again would wake the very call that took it.
+//
+// Each thread that polls stack sockets registers its eventfd while it
+// does; a count taken elsewhere (`ns_poll_tell`) signals every other
+// registered thread's, which then looks at its sockets again. A thread
+// polling alone costs nothing more than the registration.
+#include "preload_internal.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+
+/// Threads polling at once that hear of others' counts; a thread past them
+/// polls as before, hearing only its sockets' own signals.
+#define NS_MAX_POLLERS 64
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int slots[NS_MAX_POLLERS];  // each polling thread's eventfd, or -1
+static _Atomic int pollers;        // how many slots are taken
+static pthread_key_t key;          // closes a thread's eventfd when it ends
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static _Thread_local int news = -1;
+static _Thread_local int slot = -1;
+
+static void thread_ended(void *value) {
+    pthread_mutex_lock(&lock);  // a tell writes under the lock: never to a number closed here
+    LIBC(close)((int)(intptr_t)value - 1);
+    pthread_mutex_unlock(&lock);
+}
+
+static void start(void) {
+    for (int i = 0; i < NS_MAX_POLLERS; i++) slots[i] = -1;
+    pthread_key_create(&key, thread_ended);
+}
+
+int ns_poll_news_begin(void) {
+    pthread_once(&once, start);
+    if (news < 0) {
+        news = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (news < 0) return -1;
+        pthread_setspecific(key, (void *)(intptr_t)(news + 1));
+    }
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < NS_MAX_POLLERS && slot < 0; i++) {
+        if (slots[i] >= 0) continue;
+        slots[i] = news;
+        slot = i;
+        atomic_fetch_add(&pollers, 1);
+    }
+    pthread_mutex_unlock(&lock);
+    return slot >= 0 ? news : -1;
+}
+
+void ns_poll_news_end(void) {
+    if (slot < 0) return;
+    pthread_mutex_lock(&lock);
+    slots[slot] = -1;
+    slot = -1;
+    atomic_fetch_sub(&pollers, 1);
+    pthread_mutex_unlock(&lock);
+}
+
+void ns_poll_news_take(void) {
+    uint64_t count;
+    int saved = errno;
+    if (news >= 0) (void)LIBC(read)(news, &count, sizeof count);
+    errno = saved;
+}
+
+void ns_poll_tell(void) {
+    if (atomic_load(&pollers) <= (slot >= 0 ? 1 : 0)) return;  // no other thread polls
+    uint64_t one = 1;
+    int saved = errno;
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < NS_MAX_POLLERS; i++) {
+        if (slots[i] >= 0 && i != slot) (void)LIBC(write)(slots[i], &one, sizeof one);
+    }
+    pthread_mutex_unlock(&lock);
+    errno = saved;
+}
+
+void ns_poll_news_after_fork(void) {
+    // The child has the forking thread alone, and the parent's eventfds,
+    // which are the parent's threads': its own poll makes its own.
+    pthread_mutex_init(&lock, NULL);
+    for (int i = 0; i < NS_MAX_POLLERS && atomic_load(&pollers) > 0; i++) {
+        if (slots[i] >= 0 && slots[i] != news) LIBC(close)(slots[i]);
+        slots[i] = -1;
+    }
+    atomic_store(&pollers, 0);
+    slot = -1;
+    if (news < 0) return;
+    LIBC(close)(news);
+    news = -1;
+    pthread_setspecific(key, NULL);
+}

@@ -51,7 +51,10 @@ static void after_fork_in_child(void) {
     channel = -1;
     pthread_mutex_init(&lock, NULL);
     int cursor = 0;
-    for (ns_sock *s; (s = ns_next_socket(&cursor));) ns_init_locks(s);
+    for (ns_sock *s; (s = ns_next_socket(&cursor));) {
+        ns_init_locks(s);
+        atomic_store(&s->polling, 0);  // the parent's threads'
+    }
     ns_unpark_regions(true);  // the parent's: the stack gives them to the parent only
     ns_poll_news_after_fork();
     if (fork_token <= 0) return;

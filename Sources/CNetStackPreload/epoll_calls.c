@@ -235,7 +235,7 @@ static void queue_socket(ns_sock *s, const entry *except, bool wake, int quiet) 
 /// its other entries are queued and their sets told, and threads in poll too.
 static void took(ns_sock *s, const entry *except, int epfd) {
     queue_socket(s, except, false, epfd);
-    ns_poll_tell();
+    ns_poll_tell(s);
 }
 
 static void queue_socket_locked(ns_sock *s, bool wake) {

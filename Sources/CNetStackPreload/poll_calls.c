@@ -48,6 +48,17 @@ static bool holds_stack_socket(struct pollfd *fds, nfds_t n) {
     return any;
 }
 
+/// Counts the calling thread in or out of each stack socket of `fds`
+/// (`polling`), found by number each time: a socket another thread closes
+/// meanwhile may be gone, and one opened at its number is never counted
+/// below 0.
+static void count_polling(struct pollfd *fds, nfds_t n, int delta) {
+    for (nfds_t i = 0; i < n; i++) {
+        ns_sock *s = ns_lookup(fds[i].fd);
+        if (s && atomic_fetch_add(&s->polling, delta) + delta < 0) atomic_store(&s->polling, 0);
+    }
+}
+
 NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     if (!holds_stack_socket(fds, n)) return LIBC(poll)(fds, n, timeout);
 
@@ -57,6 +68,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
     long long deadline = ns_deadline_in_ms(timeout);
     int result = 0;
     int news = ns_poll_news_begin();  // before the first look: a count taken after it is told
+    count_polling(fds, n, 1);
     for (;;) {
         int ready = stack_ready(fds, n);
         // The kernel's descriptors (and, when nothing is ready, the stack sockets' eventfds).
@@ -99,6 +111,7 @@ NS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
         if (total > 0 || ns_deadline_passed(deadline)) { result = total; break; }
         // A wake-up with nothing for the caller (the eventfd said "look again"): wait on.
     }
+    count_polling(fds, n, -1);
     ns_poll_news_end();
     if (kernel != small) free(kernel);
     return result;

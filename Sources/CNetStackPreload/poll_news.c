@@ -8,9 +8,11 @@
 // socket's eventfd again would wake the very call that took it.
 //
 // Each thread that polls stack sockets registers its eventfd while it
-// does; a count taken elsewhere (`ns_poll_tell`) signals every other
-// registered thread's, which then looks at its sockets again. A thread
-// polling alone costs nothing more than the registration.
+// does, and counts itself on each socket it polls (`polling`); a count
+// taken from a socket another thread polls (`ns_poll_tell`) signals every
+// other registered thread's, which then looks at its sockets again. A
+// socket polled by one thread alone (a thread per connection, each in
+// poll: Python's timeouts) tells no one.
 #include "preload_internal.h"
 #include <errno.h>
 #include <pthread.h>
@@ -75,8 +77,9 @@ void ns_poll_news_take(void) {
     errno = saved;
 }
 
-void ns_poll_tell(void) {
-    if (atomic_load(&pollers) <= (slot >= 0 ? 1 : 0)) return;  // no other thread polls
+void ns_poll_tell(ns_sock *s) {
+    // A thread in poll takes counts only of sockets it polls.
+    if (atomic_load(&s->polling) <= (slot >= 0 ? 1 : 0)) return;
     uint64_t one = 1;
     int saved = errno;
     pthread_mutex_lock(&lock);

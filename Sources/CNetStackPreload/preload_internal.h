@@ -175,6 +175,9 @@ typedef struct ns_sock {
     /// closed meanwhile by another thread: its memory and doorbell then
     /// outlive the close until they have left (ns_release).
     _Atomic int waiting;
+    /// Threads in poll or select with this socket among their descriptors:
+    /// a count another takes is told to them (ns_poll_tell).
+    _Atomic int polling;
     _Atomic bool closed;
     /// Counts the times a write found too little room, or a look found the
     /// socket not writable: Linux's SOCK_NOSPACE, after which (and only
@@ -436,9 +439,9 @@ int ns_poll_news_begin(void);
 void ns_poll_news_end(void);
 /// Empties the calling thread's news eventfd (its poll saw it signalled).
 void ns_poll_news_take(void);
-/// A count was taken from a socket's eventfd: every other thread in poll
-/// looks at its sockets again (poll_news.c).
-void ns_poll_tell(void);
+/// A count was taken from `s`'s eventfd: if another thread polls `s`,
+/// every other thread in poll looks at its sockets again (poll_news.c).
+void ns_poll_tell(ns_sock *s);
 /// In a forked child: the parent's threads' registrations are not its own.
 void ns_poll_news_after_fork(void);
 /// Takes the eventfd's count, and nothing else; whether there was one.

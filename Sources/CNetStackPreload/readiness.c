@@ -157,7 +157,7 @@ bool ns_take_event(ns_sock *s) {
 void ns_clear_event(ns_sock *s) {
     if (!ns_take_event(s)) return;
     ns_epoll_news(s);
-    ns_poll_tell();
+    ns_poll_tell(s);
 }
 
 long long ns_deadline(const struct timeval *t) {

@@ -24,24 +24,22 @@
 /// polls as before, hearing only its sockets' own signals.
 #define NS_MAX_POLLERS 64
 
+/// Held while a tell writes and while a thread's eventfd closes, so a tell
+/// never writes to a number closed (and perhaps reused) meanwhile.
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int slots[NS_MAX_POLLERS];  // each polling thread's eventfd, or -1
-static _Atomic int pollers;        // how many slots are taken
-static pthread_key_t key;          // closes a thread's eventfd when it ends
+static _Atomic int slots[NS_MAX_POLLERS];  // each polling thread's eventfd + 1, or 0
+static pthread_key_t key;                  // closes a thread's eventfd when it ends
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Thread_local int news = -1;
 static _Thread_local int slot = -1;
 
 static void thread_ended(void *value) {
-    pthread_mutex_lock(&lock);  // a tell writes under the lock: never to a number closed here
+    pthread_mutex_lock(&lock);
     LIBC(close)((int)(intptr_t)value - 1);
     pthread_mutex_unlock(&lock);
 }
 
-static void start(void) {
-    for (int i = 0; i < NS_MAX_POLLERS; i++) slots[i] = -1;
-    pthread_key_create(&key, thread_ended);
-}
+static void start(void) { pthread_key_create(&key, thread_ended); }
 
 int ns_poll_news_begin(void) {
     pthread_once(&once, start);
@@ -50,24 +48,17 @@ int ns_poll_news_begin(void) {
         if (news < 0) return -1;
         pthread_setspecific(key, (void *)(intptr_t)(news + 1));
     }
-    pthread_mutex_lock(&lock);
     for (int i = 0; i < NS_MAX_POLLERS && slot < 0; i++) {
-        if (slots[i] >= 0) continue;
-        slots[i] = news;
-        slot = i;
-        atomic_fetch_add(&pollers, 1);
+        int free = 0;
+        if (atomic_compare_exchange_strong(&slots[i], &free, news + 1)) slot = i;
     }
-    pthread_mutex_unlock(&lock);
     return slot >= 0 ? news : -1;
 }
 
 void ns_poll_news_end(void) {
     if (slot < 0) return;
-    pthread_mutex_lock(&lock);
-    slots[slot] = -1;
+    atomic_store(&slots[slot], 0);
     slot = -1;
-    atomic_fetch_sub(&pollers, 1);
-    pthread_mutex_unlock(&lock);
 }
 
 void ns_poll_news_take(void) {
@@ -84,7 +75,8 @@ void ns_poll_tell(ns_sock *s) {
     int saved = errno;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < NS_MAX_POLLERS; i++) {
-        if (slots[i] >= 0 && i != slot) (void)LIBC(write)(slots[i], &one, sizeof one);
+        int fd = atomic_load(&slots[i]) - 1;
+        if (fd >= 0 && i != slot) (void)LIBC(write)(fd, &one, sizeof one);
     }
     pthread_mutex_unlock(&lock);
     errno = saved;
@@ -94,11 +86,10 @@ void ns_poll_news_after_fork(void) {
     // The child has the forking thread alone, and the parent's eventfds,
     // which are the parent's threads': its own poll makes its own.
     pthread_mutex_init(&lock, NULL);
-    for (int i = 0; i < NS_MAX_POLLERS && atomic_load(&pollers) > 0; i++) {
-        if (slots[i] >= 0 && slots[i] != news) LIBC(close)(slots[i]);
-        slots[i] = -1;
+    for (int i = 0; i < NS_MAX_POLLERS; i++) {
+        int fd = atomic_exchange(&slots[i], 0) - 1;
+        if (fd >= 0 && fd != news) LIBC(close)(fd);
     }
-    atomic_store(&pollers, 0);
     slot = -1;
     if (news < 0) return;
     LIBC(close)(news);

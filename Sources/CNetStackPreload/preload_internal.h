@@ -468,9 +468,10 @@ int ns_wait_event(ns_sock *s, long long deadline, int cap_ms);
 /// The cap of a blocking call's every wait: it then looks at the region
 /// again. One thread's arm clears the eventfd that all of a socket's
 /// threads wait on, so with two threads blocked in one socket (a reader
-/// and a writer) a clear can, in a window of microseconds, take the signal
-/// meant for the other; the cap bounds what that costs, and an idle
-/// blocked thread wakes once a second for it.
+/// and a writer) a clear takes the signal meant for the other, which is
+/// told at once (ns_poll_tell) unless more than 64 threads wait; the cap
+/// bounds what that costs then, and an idle blocked thread wakes once a
+/// second for it.
 #define NS_WAIT_RECHECK_MS 1000
 /// After a wait saw EINTR: whether the call fails with it. A socket call
 /// with a timeout always does; one without is restarted if the handler has

@@ -187,13 +187,20 @@ int ns_wait_event(ns_sock *s, long long deadline, int cap_ms) {
         if (left == 0) { errno = EAGAIN; return -1; }
         if (timeout < 0 || left < timeout) timeout = left;
     }
-    struct pollfd p = {.fd = s->fd, .events = POLLIN};
     int saved = errno;
+    // The thread's news eventfd beside the socket's: another thread that
+    // takes a count of the socket's (a writer blocked beside this reader)
+    // tells it (ns_poll_tell), instead of leaving it to the recheck.
+    struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = ns_poll_news_begin(), .events = POLLIN}};
+    atomic_fetch_add(&s->polling, 1);
     // Counted before the look at `closed`, which ns_release sets before it
     // counts: a close either sees this thread or is seen by it.
     atomic_fetch_add(&s->waiting, 1);
-    bool interrupted = !atomic_load(&s->closed) && LIBC(poll)(&p, 1, timeout) < 0 && errno == EINTR;
+    bool interrupted = !atomic_load(&s->closed) && LIBC(poll)(p, 2, timeout) < 0 && errno == EINTR;
+    atomic_fetch_sub(&s->polling, 1);  // first: a close may free `s` once no one waits
     atomic_fetch_sub(&s->waiting, 1);
+    if (p[1].revents & POLLIN) ns_poll_news_take();
+    ns_poll_news_end();
     if (atomic_load(&s->closed)) { errno = EBADF; return -1; }
     if (interrupted && ns_signal_interrupts(deadline >= 0)) { errno = EINTR; return -1; }
     errno = saved;

@@ -658,9 +658,10 @@ print(first, second, time.monotonic() - start < 1.5)
 out("a loop asleep in epoll wakes when another thread lowers SO_RCVLOWAT under the bytes waiting",
     subprocess.run([sys.executable, "-c", LOWERED, my_address], capture_output=True, text=True, check=True).stdout.strip())
 # A writer thread blocked in send (its peer reads nothing) while the loop
-# waits in epoll, poll or select for input on the same socket: the byte
-# the peer sends wakes the loop, though the writer wakes too (both sleep on
-# the socket). Eight connections, each to a peer of the kernel's own (no
+# waits in epoll, poll or select for input on the same socket, or another
+# thread is blocked in recv on it: the byte the peer sends wakes the loop
+# or the reader at once, though the writer wakes too (both sleep on the
+# socket). Eight connections, each to a peer of the kernel's own (no
 # preload) that sends one byte after 0.3 s and reads nothing.
 DUPLEX_PEER = """
 import socket, sys, threading, time
@@ -678,7 +679,7 @@ while True:
     threading.Thread(target=serve, args=(al.accept()[0],), daemon=True).start()
 """
 DUPLEX = """
-import os, select, socket, subprocess, sys, threading
+import os, select, socket, subprocess, sys, threading, time
 kernel_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 peer = subprocess.Popen([sys.executable, "-c", sys.argv[3]], stdout=subprocess.PIPE, env=kernel_env, text=True)
 port = int(peer.stdout.readline())
@@ -702,6 +703,9 @@ for i in range(8):
         pset = select.poll()
         pset.register(c, select.POLLIN)
         heard.append([e for _, e in pset.poll(2000)])
+    elif sys.argv[2] == "recv":
+        start = time.monotonic()
+        heard.append((c.recv(1), time.monotonic() - start < 0.8))  # sent after 0.3 s
     else:
         heard.append([len(r) for r in select.select([c], [], [], 2.0)])
 peer.kill()  # its connections reset: the writers' sends fail
@@ -711,7 +715,7 @@ for w, c in writers:
     c.close()
 print(heard)
 """
-for way in ("epoll", "poll", "select"):
+for way in ("epoll", "poll", "select", "recv"):
     out(f"a loop asleep in {way} hears the byte while another thread is blocked sending on the socket",
         subprocess.run([sys.executable, "-c", DUPLEX, HOST, way, DUPLEX_PEER],
                        capture_output=True, text=True, check=True).stdout.strip())

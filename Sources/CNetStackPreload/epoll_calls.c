@@ -154,20 +154,13 @@ static set *find_set(int epfd, bool create) {
 /// Wakes a thread asleep in `st`'s wait to look at its queue; whether one waits.
 static bool tell_waiters(const set *st) {
     if (st->news < 0 || st->epfd >= NS_MAX_FDS || atomic_load(&waiters[st->epfd]) == 0) return false;
-    uint64_t one = 1;
-    int saved = errno;
-    LIBC(write)(st->news, &one, sizeof one);
-    errno = saved;
+    ns_eventfd_signal(st->news);
     return true;
 }
 
 /// Empties `st`'s news eventfd, which a wait or a settle is about to answer.
 static void take_news(const set *st) {
-    if (st->news < 0) return;
-    uint64_t count;
-    int saved = errno;
-    (void)LIBC(read)(st->news, &count, sizeof count);
-    errno = saved;
+    if (st->news >= 0) ns_eventfd_take(st->news);
 }
 
 static entry *find(int epfd, int fd) {

@@ -14,7 +14,6 @@
 // socket polled by one thread alone (a thread per connection, each in
 // poll: Python's timeouts) tells no one.
 #include "preload_internal.h"
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -62,24 +61,18 @@ void ns_poll_news_end(void) {
 }
 
 void ns_poll_news_take(void) {
-    uint64_t count;
-    int saved = errno;
-    if (news >= 0) (void)LIBC(read)(news, &count, sizeof count);
-    errno = saved;
+    if (news >= 0) ns_eventfd_take(news);
 }
 
 void ns_poll_tell(ns_sock *s) {
     // A thread in poll takes counts only of sockets it polls.
     if (atomic_load(&s->polling) <= (slot >= 0 ? 1 : 0)) return;
-    uint64_t one = 1;
-    int saved = errno;
     pthread_mutex_lock(&lock);
     for (int i = 0; i < NS_MAX_POLLERS; i++) {
         int fd = atomic_load(&slots[i]) - 1;
-        if (fd >= 0 && i != slot) (void)LIBC(write)(fd, &one, sizeof one);
+        if (fd >= 0 && i != slot) ns_eventfd_signal(fd);
     }
     pthread_mutex_unlock(&lock);
-    errno = saved;
 }
 
 void ns_poll_news_after_fork(void) {

@@ -426,6 +426,10 @@ void ns_ring_doorbell(ns_sock *s);
 /// wait for anything, would trade the loop's batching for switches (udp-pps's
 /// poll loop fell from 0.77x to 0.45x of the kernel when poll yielded too).
 void ns_yield_before_receive_wait(void);
+/// Adds 1 to eventfd `fd`, and takes its count (it is non-blocking):
+/// whether there was one. Both leave errno as it was.
+void ns_eventfd_signal(int fd);
+bool ns_eventfd_take(int fd);
 /// Signals the socket's eventfd, as the stack does: "look again".
 void ns_signal_event(ns_sock *s);
 /// Takes the eventfd's count (it is non-blocking): the caller then looks at

@@ -146,13 +146,22 @@ bool ns_arm_lazily(ns_sock *s, short events) {
 // The eventfd calls below leave errno as it was: their callers go on to
 // succeed (a wait that times out returns 0), and Linux's calls do not touch
 // errno on success (nc prints it after a poll that timed out).
-bool ns_take_event(ns_sock *s) {
+bool ns_eventfd_take(int fd) {
     uint64_t count;
     int saved = errno;
-    bool taken = LIBC(read)(s->fd, &count, sizeof count) == sizeof count;  // EAGAIN when nothing was signalled
+    bool taken = LIBC(read)(fd, &count, sizeof count) == sizeof count;  // EAGAIN when nothing was signalled
     errno = saved;
     return taken;
 }
+
+void ns_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    int saved = errno;
+    LIBC(write)(fd, &one, sizeof one);
+    errno = saved;
+}
+
+bool ns_take_event(ns_sock *s) { return ns_eventfd_take(s->fd); }
 
 void ns_clear_event(ns_sock *s) {
     if (!ns_take_event(s)) return;
@@ -217,21 +226,13 @@ bool ns_signal_interrupts(bool timed) {
     return false;
 }
 
-void ns_signal_event(ns_sock *s) {
-    uint64_t one = 1;
-    int saved = errno;
-    LIBC(write)(s->fd, &one, sizeof one);
-    errno = saved;
-}
+void ns_signal_event(ns_sock *s) { ns_eventfd_signal(s->fd); }
 
 /// Whether this thread rang a doorbell since its last blocking receive.
 static _Thread_local bool rang_since_wait;
 
 void ns_ring_doorbell(ns_sock *s) {
-    uint64_t one = 1;
-    int saved = errno;
-    LIBC(write)(s->doorbell, &one, sizeof one);
-    errno = saved;
+    ns_eventfd_signal(s->doorbell);
     rang_since_wait = true;
 }
 

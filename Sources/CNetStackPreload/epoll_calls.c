@@ -43,7 +43,7 @@
 #define NS_NEWS_TAG 0x4e4e000000000000ull
 
 typedef struct entry {
-    int epfd, fd;
+    int fd;
     uint32_t events;
     epoll_data_t data;
     bool disabled;  // EPOLLONESHOT fired
@@ -51,7 +51,7 @@ typedef struct entry {
     // region (and the socket's `nospace`) said at its last report.
     bool reported;
     uint32_t rx_tail, tx_head, arrivals, state, nospace, shutdowns, urgent;
-    struct set *set;
+    struct set *set;                          // its set (`set->epfd`)
     bool queued;                              // on its set's queue
     struct entry *queue_prev, *queue_next;    // its neighbours on the queue
     struct entry *fd_next;                    // its descriptor's next entry (another set's)
@@ -151,9 +151,12 @@ static set *find_set(int epfd, bool create) {
     return s;
 }
 
+/// Whether a thread is in `st`'s wait, or about to be (`waiters`).
+static bool waited_on(const set *st) { return st->epfd < NS_MAX_FDS && atomic_load(&waiters[st->epfd]) > 0; }
+
 /// Wakes a thread asleep in `st`'s wait to look at its queue; whether one waits.
 static bool tell_waiters(const set *st) {
-    if (st->news < 0 || st->epfd >= NS_MAX_FDS || atomic_load(&waiters[st->epfd]) == 0) return false;
+    if (st->news < 0 || !waited_on(st)) return false;
     ns_eventfd_signal(st->news);
     return true;
 }
@@ -165,7 +168,7 @@ static void take_news(const set *st) {
 
 static entry *find(int epfd, int fd) {
     for (entry *e = fd >= 0 && fd < NS_MAX_FDS ? by_fd[fd] : NULL; e; e = e->fd_next)
-        if (e->epfd == epfd) return e;
+        if (e->set->epfd == epfd) return e;
     return NULL;
 }
 
@@ -215,7 +218,7 @@ static void queue_socket(ns_sock *s, const entry *except, bool wake, int quiet) 
             enqueue(e);
             if (wake) {
                 wake_waiters(e, s);
-            } else if (!e->disabled && e->epfd != quiet) {
+            } else if (!e->disabled && e->set->epfd != quiet) {
                 bool exclusive = e->events & EPOLLEXCLUSIVE;
                 if (exclusive && exclusive_told) continue;
                 if (tell_waiters(e->set) && exclusive) exclusive_told = true;
@@ -261,7 +264,7 @@ static void unlink_entry(entry *e) {
 /// the descriptor would leave it in the kernel's set, reported under the
 /// library's tag until the stack lets go. Linux drops a closed file's
 /// registrations at once.
-static void deregister(entry *e) { LIBC(epoll_ctl)(e->epfd, EPOLL_CTL_DEL, e->fd, NULL); }
+static void deregister(entry *e) { LIBC(epoll_ctl)(e->set->epfd, EPOLL_CTL_DEL, e->fd, NULL); }
 
 /// Removes every entry of `fd`, after `gone` (if any) has seen each.
 static void forget_descriptor(int fd, void (*gone)(entry *)) {
@@ -304,7 +307,7 @@ void ns_epoll_forget_set(int epfd) {
 static void register_kernel_socket(entry *e) {
     struct epoll_event ev = {.events = e->disabled ? (e->events & (EPOLLONESHOT | EPOLLET)) : e->events,
                              .data = e->data};
-    LIBC(epoll_ctl)(e->epfd, EPOLL_CTL_ADD, e->fd, &ev);
+    LIBC(epoll_ctl)(e->set->epfd, EPOLL_CTL_ADD, e->fd, &ev);
 }
 
 void ns_epoll_hand_over(int fd) { forget_descriptor(fd, register_kernel_socket); }
@@ -331,7 +334,7 @@ static bool arm(const entry *e, ns_sock *s, short want) {
 /// re-arms while the loop sleeps). A set no one waits on has it looked at
 /// by its next wait (queued).
 static void wake_waiters(entry *e, ns_sock *s) {
-    if (e->disabled || e->epfd >= NS_MAX_FDS || atomic_load(&waiters[e->epfd]) == 0) return;
+    if (e->disabled || !waited_on(e->set)) return;
     short want = (short)(e->events & NS_EPOLL_EVENTS);
     if (edges(e, s, want, false) || (arm(e, s, want) && edges(e, s, want, false))) ns_signal_event(s);
 }
@@ -368,7 +371,7 @@ NS_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
             free(e);
             goto done;
         }
-        *e = (entry){.epfd = epfd, .fd = fd, .events = ev->events, .data = ev->data, .set = st,
+        *e = (entry){.fd = fd, .events = ev->events, .data = ev->data, .set = st,
                      .fd_next = by_fd[fd], .member_next = st->members};
         by_fd[fd] = e;
         if (st->members) st->members->member_prev = e;

@@ -22,6 +22,12 @@ public final class APIServer: @unchecked Sendable {
     public let path: String
     /// Each ring's size, per socket and direction.
     public let ringSize: Int
+    /// Linux's largest automatic send buffer (`tcp_wmem`'s maximum). A bulk
+    /// writer that shares the loop's CPU fills `tx` while the loop waits, and
+    /// the loop then sends it all: the ring is the turn. 2 MiB paid twice the
+    /// turns' switches and wake-ups, 8 MiB ran slower again (measured in
+    /// ARCHITECTURE.md, "Copies").
+    public static let defaultRingSize = 4 << 20
     private let inbox = APIInbox()
     private var thread: APIThread!
     private var batch: [APIEvent] = []
@@ -56,7 +62,7 @@ public final class APIServer: @unchecked Sendable {
     let interfaceIndex: UInt32
 
     /// Listens at `path`; serving starts with `start()`. Call on the loop's thread.
-    public init(stack: Stack, path: String, ringSize: Int = 2 << 20, interfaceIndex: UInt32 = 0) throws(SocketAPIError) {
+    public init(stack: Stack, path: String, ringSize: Int = defaultRingSize, interfaceIndex: UInt32 = 0) throws(SocketAPIError) {
         self.stack = stack
         self.path = path
         self.interfaceIndex = interfaceIndex

@@ -1,7 +1,7 @@
 /// A size on the command line, as iperf3 writes one: a number with an
 /// optional K, M or G (powers of 1024, either case). nil if malformed or
 /// too large for an Int. `netstack iperf -l/-w` and `netstack up
-/// --memory-limit` take it.
+/// --memory-limit` and `--api-rings` take it.
 enum ByteSize {
     static func parse(_ text: String) -> Int? {
         guard let last = text.last else { return nil }

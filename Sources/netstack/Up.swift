@@ -72,6 +72,10 @@ struct Up: ParsableCommand {
                                valueName: "PATH"))
     var api: String?
 
+    @Option(help: ArgumentHelp("With --api: each application socket's send and receive rings, a power of two from 128K to 64M (default 4M). A bulk sender's application fills its ring while the stack waits, then the stack sends it: larger rings mean fewer such turns, smaller ones data still in cache.",
+                               valueName: "SIZE"))
+    var apiRings: String?
+
     @Option(help: ArgumentHelp("Write every frame in and out to this pcap file.", valueName: "FILE"))
     var pcap: String?
 
@@ -95,6 +99,7 @@ struct Up: ParsableCommand {
         var logLevel: Logger.Level
         var faults: FaultOptions.Settings?
         var grace: Duration
+        var apiRingSize: Int
     }
 
     func validate() throws {
@@ -143,12 +148,19 @@ struct Up: ParsableCommand {
             }
             tcp.msl = .nanoseconds(Int64(msl * 1e9))
         }
+        var apiRingSize = APIServer.defaultRingSize
+        if let apiRings {
+            guard let bytes = ByteSize.parse(apiRings), (128 << 10...64 << 20).contains(bytes), bytes & (bytes - 1) == 0 else {
+                throw ValidationError("--api-rings '\(apiRings)': expected a power of two from 128K to 64M, such as 1M or 4M")
+            }
+            apiRingSize = bytes
+        }
         let level = try LinkOptions.logLevel(logLevel)
         guard (0...1_000_000).contains(busyPoll) else {
             throw ValidationError("--busy-poll \(busyPoll): expected 0 to 1000000 microseconds")
         }
         return Settings(link: linkSettings, services: services, options: options, tcp: tcp, logLevel: level,
-                        faults: try faults.settings(), grace: try shutdown.grace())
+                        faults: try faults.settings(), grace: try shutdown.grace(), apiRingSize: apiRingSize)
     }
 
     func run() throws {
@@ -177,7 +189,7 @@ struct Up: ParsableCommand {
         var apiServer: APIServer?
         if let api {
             do {
-                apiServer = try APIServer(stack: stack, path: api, interfaceIndex: if_nametoindex(tap.name))
+                apiServer = try APIServer(stack: stack, path: api, ringSize: s.apiRingSize, interfaceIndex: if_nametoindex(tap.name))
             } catch {
                 Console.error("netstack: --api \(api): \(error)")
                 throw ExitCode(1)

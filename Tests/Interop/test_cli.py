@@ -32,6 +32,9 @@ def up(*args, ns=None):
     (["--memory-limit", "64X"], "--memory-limit '64X': expected a size of at least 1M"),
     (["--memory-limit", "512K"], "--memory-limit '512K': expected a size of at least 1M"),
     (["--memory-limit", "-1M"], "--memory-limit '-1M': expected a size of at least 1M"),
+    (["--api-rings", "3M"], "--api-rings '3M': expected a power of two from 128K to 64M"),
+    (["--api-rings", "64K"], "--api-rings '64K': expected a power of two from 128K to 64M"),
+    (["--api-rings", "128M"], "--api-rings '128M': expected a power of two from 128K to 64M"),
 ])
 def test_bad_values_exit_2_with_the_reason(args, message):
     if not os.access(NETSTACK, os.X_OK):

@@ -49,9 +49,9 @@ def wait_listening(ns, port, timeout=10):
     return False
 
 
-@pytest.fixture
-def kernel_http(ns, tmp_path):
-    """The kernel's python3 -m http.server on 10.0.0.1:8000 serving a 16 MiB file."""
+def start_kernel_http(ns, tmp_path):
+    """The kernel's python3 -m http.server on 10.0.0.1:8000 (the TAP's side:
+    a stack must be up) serving a 16 MiB file; returns (process, file's bytes)."""
     docroot = tmp_path / "served"
     docroot.mkdir()
     data = os.urandom(SIZE)
@@ -59,6 +59,13 @@ def kernel_http(ns, tmp_path):
     p = ns.popen("python3", "-m", "http.server", "8000", "--bind", HOST_IP, "--directory", str(docroot),
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_listening(ns, 8000)
+    return p, data
+
+
+@pytest.fixture
+def kernel_http(ns, tmp_path):
+    """start_kernel_http's file, its server stopped afterwards."""
+    p, data = start_kernel_http(ns, tmp_path)
     yield data
     p.kill()
     p.wait(10)
@@ -1645,8 +1652,8 @@ def test_buffer_sizes_bound_what_waits(ns, api):
     before connect bounds what the peer can push into it unread (the
     stack's receive buffer and window, and what waits in `rx`); a writer's
     SO_SNDBUF bounds what it can queue when the peer reads nothing. The
-    stack's own sizes are a 256 KiB buffer and a 2 MiB ring, which take
-    over 2 MiB: the second connection, left at the stack's sizes, says so."""
+    stack's own sizes are a 256 KiB buffer and a 4 MiB ring, which take
+    over 4 MiB: the second connection, left at the stack's sizes, says so."""
     _, path = api
     kernel, stack = on_the_kernel_then_the_stack(ns, path, BUFFER_PEER, ("python3", "-c", BUFFER_APP, HOST_IP),
                                                  timeout=60)
@@ -1656,6 +1663,42 @@ def test_buffer_sizes_bound_what_waits(ns, api):
                       "SO_SNDBUF 65536 reads back 131072 and bounds what a writer queues, within 512 KiB: True",
                       bounded, bounded], kernel
     assert stack == kernel[:4] + [bounded, "taken by a reader that reads nothing, within 512 KiB: False"], stack
+
+
+RING_SIZES = r"""
+import socket
+s = socket.socket()
+print("SO_SNDBUF", s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+      "SO_RCVBUF", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), flush=True)
+"""
+
+
+def test_api_rings_sets_each_sockets_rings(ns, tmp_path):
+    """`netstack up --api-rings SIZE` makes each application socket's rings
+    that size: a socket's buffers read back as it before any setsockopt,
+    and 16 MiB from the kernel arrive byte-exact through rings of the
+    smallest size (128 KiB), the receive ring turning 128 times. Without
+    it they are 4 MiB."""
+    sizes = {}
+    for rings in ("128K", None):
+        path = str(tmp_path / f"api-{rings}.sock")
+        stack = Stack(ns, "--api", path, *(("--api-rings", rings) if rings else ()))
+        try:
+            p = run_on_stack(ns, path, "python3", "-c", RING_SIZES, stdout=subprocess.PIPE, text=True)
+            sizes[rings] = p.communicate(timeout=30)[0].strip()
+            if rings:
+                server, data = start_kernel_http(ns, tmp_path)
+                try:
+                    out = tmp_path / "out"
+                    p = run_on_stack(ns, path, "curl", "-s", "-o", str(out), f"http://{HOST_IP}:8000/file")
+                    assert p.wait(60) == 0
+                    assert sha(out.read_bytes()) == sha(data)
+                finally:
+                    server.kill()
+                    server.wait(10)
+        finally:
+            stack.stop()
+    assert sizes == {"128K": "SO_SNDBUF 131072 SO_RCVBUF 131072", None: "SO_SNDBUF 4194304 SO_RCVBUF 4194304"}, sizes
 
 
 # A kernel peer the application steers: it accepts a data connection and a

@@ -2940,6 +2940,10 @@ async def main():
             await w.drain()  # past the high-water mark: waits for EPOLLOUT (add_writer)
             echoed += len(d)
         w.close()
+        # Until what the transport still buffers (up to its 64 KiB high-water
+        # mark past the last drain) is with the kernel: the process exits
+        # once the last connection is served, and asyncio's buffers go with it.
+        await w.wait_closed()
         served += 1
         if served == {count}:
             done.set()

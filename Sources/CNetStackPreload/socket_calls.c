@@ -431,19 +431,14 @@ static int dup_onto(int from, int to, int flags, bool three) {
         if (LIBC(fcntl)(from, F_GETFD) < 0) return -1;  // EBADF
     }
     ns_sock *s = ns_lookup(from);
-    if (!s) {
-        if (ns_lookup(to)) close(to);
-        int r = three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
-        if (r >= 0 && from != to) ns_epoll_forget_set(to);  // the kernel closed what `to` named
-        return r;
-    }
-    if (from == to) {
+    if (s && from == to) {
         if (three) { errno = EINVAL; return -1; }
         return to;
     }
     if (ns_lookup(to)) close(to);
-    int r = alias_result(s, three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to));
-    if (r >= 0) ns_epoll_forget_set(to);
+    int r = three ? LIBC(dup3)(from, to, flags) : LIBC(dup2)(from, to);
+    if (s) r = alias_result(s, r);
+    if (r >= 0 && from != to) ns_epoll_forget_set(to);  // the kernel closed what `to` named
     return r;
 }
 
